@@ -1,0 +1,1 @@
+//! x402 wire protocol, merchant layer and buyer client (issue 4).
