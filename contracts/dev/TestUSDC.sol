@@ -25,6 +25,10 @@ contract TestUSDC is ERC20, Ownable {
     bytes32 public constant CANCEL_AUTHORIZATION_TYPEHASH =
         0x158b0a9edf7a828aad02f63cd515c68ef2f50ba807396f6d12842833a1597429;
 
+    /// @dev secp256k1n / 2: the largest s EIP-2 allows.
+    uint256 private constant _SECP256K1_HALF_ORDER =
+        0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
+
     string private _name;
     string private _symbol;
     bytes32 private immutable _nameHash;
@@ -232,9 +236,7 @@ contract TestUSDC is ERC20, Ownable {
         if (block.timestamp >= validBefore) revert AuthorizationExpired(block.timestamp, validBefore);
         _requireUnused(from, nonce);
         bytes32 digest = _digest(keccak256(abi.encode(typehash, from, to, value, validAfter, validBefore, nonce)));
-        if (!SignatureCheckerLib.isValidSignatureNow(from, digest, signature)) {
-            revert InvalidAuthorizationSignature(from);
-        }
+        if (!_isValidSignature(from, digest, signature)) revert InvalidAuthorizationSignature(from);
         _authorizationStates[from][nonce] = true;
         emit AuthorizationUsed(from, nonce);
         _transfer(from, to, value);
@@ -243,11 +245,31 @@ contract TestUSDC is ERC20, Ownable {
     function _cancelAuthorization(address authorizer, bytes32 nonce, bytes memory signature) private {
         _requireUnused(authorizer, nonce);
         bytes32 digest = _digest(keccak256(abi.encode(CANCEL_AUTHORIZATION_TYPEHASH, authorizer, nonce)));
-        if (!SignatureCheckerLib.isValidSignatureNow(authorizer, digest, signature)) {
-            revert InvalidAuthorizationSignature(authorizer);
-        }
+        if (!_isValidSignature(authorizer, digest, signature)) revert InvalidAuthorizationSignature(authorizer);
         _authorizationStates[authorizer][nonce] = true;
         emit AuthorizationCanceled(authorizer, nonce);
+    }
+
+    /// @dev As strict as FiatToken v2.2's SignatureChecker: a contract signer is asked through
+    ///      ERC-1271; an EOA signature must be exactly 65 bytes (r, s, v) with v in {27, 28} and a
+    ///      low s (EIP-2), so nothing this token accepts would be refused by real USDC.
+    function _isValidSignature(address signer, bytes32 digest, bytes memory signature) private view returns (bool) {
+        if (signer.code.length != 0) {
+            return SignatureCheckerLib.isValidERC1271SignatureNow(signer, digest, signature);
+        }
+        if (signature.length != 65) return false;
+        bytes32 r;
+        bytes32 s;
+        uint8 v;
+        /// @solidity memory-safe-assembly
+        assembly {
+            r := mload(add(signature, 0x20))
+            s := mload(add(signature, 0x40))
+            v := byte(0, mload(add(signature, 0x60)))
+        }
+        if (uint256(s) > _SECP256K1_HALF_ORDER || (v != 27 && v != 28)) return false;
+        address recovered = ecrecover(digest, v, r, s);
+        return recovered != address(0) && recovered == signer;
     }
 
     function _requireUnused(address authorizer, bytes32 nonce) private view {

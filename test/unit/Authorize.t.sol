@@ -1,0 +1,431 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {Vm} from "forge-std/Vm.sol";
+
+import {UnitTestBase} from "./helpers/UnitTestBase.sol";
+import {UnitMisdeliveringCollector} from "./helpers/UnitCollectors.sol";
+import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
+import {TokenCollector} from "../../contracts/collectors/TokenCollector.sol";
+import {TestUSDC} from "../../contracts/dev/TestUSDC.sol";
+
+contract AuthorizeTest is UnitTestBase {
+    /*//////////////////////////////////////////////////////////////
+                                SUCCESS
+    //////////////////////////////////////////////////////////////*/
+
+    function test_authorize_holdsAmountInOperatorTokenStore() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        bytes32 h = _authorize(info, 60e6);
+
+        _assertState(h, true, 60e6, 0);
+        assertEq(usdc.balanceOf(_store()), 60e6, "store");
+        assertEq(usdc.balanceOf(payer), 40e6, "payer keeps maxAmount - amount");
+        assertEq(usdc.balanceOf(address(erc3009Collector)), 0, "collector keeps nothing");
+        assertEq(usdc.balanceOf(address(escrow)), 0, "escrow keeps nothing");
+        assertEq(usdc.balanceOf(receiver), 0, "receiver");
+    }
+
+    function test_authorize_fullMaxAmount() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        bytes32 h = _authorize(info, MAX_AMOUNT);
+        _assertState(h, true, MAX_AMOUNT, 0);
+        assertEq(usdc.balanceOf(_store()), MAX_AMOUNT);
+        assertEq(usdc.balanceOf(payer), 0);
+    }
+
+    function test_authorize_emitsPaymentAuthorized() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        usdc.mint(payer, info.maxAmount);
+        bytes memory sig = _signERC3009(info, PAYER_PK);
+        bytes32 h = _specHash(info);
+
+        vm.expectEmit(true, true, true, true, address(escrow));
+        emit AuthCaptureEscrow.PaymentAuthorized(h, info, 60e6, address(erc3009Collector));
+        vm.prank(operator);
+        escrow.authorize(info, 60e6, address(erc3009Collector), sig);
+    }
+
+    function test_authorize_doesNotDeployTokenStore() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        vm.recordLogs();
+        _authorize(info, 60e6);
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        assertEq(_countLogs(logs, address(escrow), AuthCaptureEscrow.TokenStoreCreated.selector), 0);
+        assertEq(_store().code.length, 0, "no funds left the store, so no clone yet");
+        assertEq(usdc.balanceOf(_store()), 60e6, "funds sit at the counterfactual address");
+    }
+
+    function test_authorize_withPreApprovalCollector() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        _preApprove(info, MAX_AMOUNT);
+        vm.prank(operator);
+        escrow.authorize(info, 30e6, address(preApprovalCollector), "");
+
+        _assertState(escrow.getHash(info), true, 30e6, 0);
+        assertEq(usdc.balanceOf(_store()), 30e6);
+        assertEq(usdc.balanceOf(payer), 70e6, "pre-approval pulls exactly amount");
+    }
+
+    function test_authorize_succeeds_when_oneSecondBeforePreApprovalExpiry() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        usdc.mint(payer, info.maxAmount);
+        bytes memory sig = _signERC3009(info, PAYER_PK);
+        vm.warp(info.preApprovalExpiry - 1);
+        vm.prank(operator);
+        escrow.authorize(info, 1e6, address(erc3009Collector), sig);
+        _assertState(escrow.getHash(info), true, 1e6, 0);
+    }
+
+    function test_authorize_succeeds_when_allExpiriesEqual() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        info.authorizationExpiry = info.preApprovalExpiry;
+        info.refundExpiry = info.preApprovalExpiry;
+        bytes32 h = _authorize(info, 1e6);
+        _assertState(h, true, 1e6, 0);
+    }
+
+    function test_authorize_succeeds_when_maxFeeBpsIs10000AndMinEqualsMax() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        info.minFeeBps = 10_000;
+        info.maxFeeBps = 10_000;
+        bytes32 h = _authorize(info, 1e6);
+        _assertState(h, true, 1e6, 0);
+    }
+
+    function test_authorize_succeeds_when_amountIsUint120Max() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _paymentInfo(payer, type(uint120).max);
+        _preApprove(info, type(uint120).max);
+        vm.prank(operator);
+        escrow.authorize(info, type(uint120).max, address(preApprovalCollector), "");
+        _assertState(escrow.getHash(info), true, type(uint120).max, 0);
+    }
+
+    function test_authorize_separatePaymentsShareTheOperatorStore() public {
+        AuthCaptureEscrow.PaymentInfo memory a = _defaultInfo();
+        AuthCaptureEscrow.PaymentInfo memory b = _defaultInfo();
+        b.salt = 1;
+        bytes32 ha = _authorize(a, 10e6);
+        bytes32 hb = _authorize(b, 20e6);
+        assertTrue(ha != hb);
+        _assertState(ha, true, 10e6, 0);
+        _assertState(hb, true, 20e6, 0);
+        assertEq(usdc.balanceOf(_store()), 30e6);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                REVERTS
+    //////////////////////////////////////////////////////////////*/
+
+    function test_authorize_reverts_InvalidSender_when_callerIsPayer() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        vm.prank(payer);
+        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidSender.selector, payer, operator));
+        escrow.authorize(info, 1e6, address(erc3009Collector), "");
+    }
+
+    function test_authorize_reverts_InvalidSender_when_callerIsStranger() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidSender.selector, stranger, operator));
+        escrow.authorize(info, 1e6, address(erc3009Collector), "");
+    }
+
+    function test_authorize_reverts_ZeroAmount_when_amountIsZero() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        vm.prank(operator);
+        vm.expectRevert(AuthCaptureEscrow.ZeroAmount.selector);
+        escrow.authorize(info, 0, address(erc3009Collector), "");
+    }
+
+    function test_authorize_reverts_AmountOverflow_when_amountAboveUint120() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        uint256 amount = uint256(type(uint120).max) + 1;
+        vm.prank(operator);
+        vm.expectRevert(
+            abi.encodeWithSelector(AuthCaptureEscrow.AmountOverflow.selector, amount, uint256(type(uint120).max))
+        );
+        escrow.authorize(info, amount, address(erc3009Collector), "");
+    }
+
+    function test_authorize_reverts_ExceedsMaxAmount_when_amountAboveMaxAmount() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        vm.prank(operator);
+        vm.expectRevert(
+            abi.encodeWithSelector(AuthCaptureEscrow.ExceedsMaxAmount.selector, uint256(MAX_AMOUNT) + 1, MAX_AMOUNT)
+        );
+        escrow.authorize(info, uint256(MAX_AMOUNT) + 1, address(erc3009Collector), "");
+    }
+
+    function test_authorize_reverts_AfterPreApprovalExpiry_when_atPreApprovalExpiry() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        usdc.mint(payer, info.maxAmount);
+        bytes memory sig = _signERC3009(info, PAYER_PK);
+        vm.warp(info.preApprovalExpiry);
+        vm.prank(operator);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                AuthCaptureEscrow.AfterPreApprovalExpiry.selector, info.preApprovalExpiry, info.preApprovalExpiry
+            )
+        );
+        escrow.authorize(info, 1e6, address(erc3009Collector), sig);
+    }
+
+    function test_authorize_reverts_AfterPreApprovalExpiry_when_afterPreApprovalExpiry() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        vm.warp(info.preApprovalExpiry + 5);
+        vm.prank(operator);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                AuthCaptureEscrow.AfterPreApprovalExpiry.selector, info.preApprovalExpiry + 5, info.preApprovalExpiry
+            )
+        );
+        escrow.authorize(info, 1e6, address(erc3009Collector), "");
+    }
+
+    function test_authorize_reverts_InvalidExpiries_when_preApprovalAfterAuthorization() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        info.authorizationExpiry = info.preApprovalExpiry - 1;
+        vm.prank(operator);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                AuthCaptureEscrow.InvalidExpiries.selector,
+                info.preApprovalExpiry,
+                info.authorizationExpiry,
+                info.refundExpiry
+            )
+        );
+        escrow.authorize(info, 1e6, address(erc3009Collector), "");
+    }
+
+    function test_authorize_reverts_InvalidExpiries_when_authorizationAfterRefund() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        info.refundExpiry = info.authorizationExpiry - 1;
+        vm.prank(operator);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                AuthCaptureEscrow.InvalidExpiries.selector,
+                info.preApprovalExpiry,
+                info.authorizationExpiry,
+                info.refundExpiry
+            )
+        );
+        escrow.authorize(info, 1e6, address(erc3009Collector), "");
+    }
+
+    function test_authorize_reverts_FeeBpsOverflow_when_maxFeeBpsAbove10000() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        info.maxFeeBps = 10_001;
+        vm.prank(operator);
+        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.FeeBpsOverflow.selector, uint16(10_001)));
+        escrow.authorize(info, 1e6, address(erc3009Collector), "");
+    }
+
+    function test_authorize_reverts_InvalidFeeBpsRange_when_minAboveMax() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        info.minFeeBps = 101;
+        info.maxFeeBps = 100;
+        vm.prank(operator);
+        vm.expectRevert(
+            abi.encodeWithSelector(AuthCaptureEscrow.InvalidFeeBpsRange.selector, uint16(101), uint16(100))
+        );
+        escrow.authorize(info, 1e6, address(erc3009Collector), "");
+    }
+
+    function test_authorize_reverts_PaymentAlreadyCollected_when_authorizedTwice() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        bytes32 h = _authorize(info, 10e6);
+        bytes memory sig = _signERC3009(info, PAYER_PK);
+        vm.prank(operator);
+        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.PaymentAlreadyCollected.selector, h));
+        escrow.authorize(info, 10e6, address(erc3009Collector), sig);
+    }
+
+    function test_authorize_reverts_PaymentAlreadyCollected_when_alreadyCharged() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        bytes32 h = _charge(info, 10e6, 0, feeReceiver);
+        vm.prank(operator);
+        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.PaymentAlreadyCollected.selector, h));
+        escrow.authorize(info, 10e6, address(erc3009Collector), "");
+    }
+
+    function test_authorize_reverts_PaymentAlreadyCollected_when_voidedBefore() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        bytes32 h = _authorize(info, 10e6);
+        vm.prank(operator);
+        escrow.void(info);
+        _assertState(h, true, 0, 0);
+
+        vm.prank(operator);
+        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.PaymentAlreadyCollected.selector, h));
+        escrow.authorize(info, 10e6, address(erc3009Collector), "");
+    }
+
+    function test_authorize_reverts_InvalidCollectorForOperation_when_refundCollector() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        _fundRefunds(10e6);
+        vm.prank(operator);
+        vm.expectRevert(AuthCaptureEscrow.InvalidCollectorForOperation.selector);
+        escrow.authorize(info, 10e6, address(refundCollector), "");
+    }
+
+    function test_authorize_reverts_TokenCollectionFailed_when_collectorUnderDelivers() public {
+        _assertMisdeliveryReverts(-1);
+    }
+
+    function test_authorize_reverts_TokenCollectionFailed_when_collectorOverDelivers() public {
+        _assertMisdeliveryReverts(1);
+    }
+
+    function test_authorize_reverts_TokenCollectionFailed_when_collectorDeliversNothing() public {
+        _assertMisdeliveryReverts(-10e6);
+    }
+
+    function test_authorize_succeeds_when_customCollectorDeliversExactly() public {
+        UnitMisdeliveringCollector c = new UnitMisdeliveringCollector(address(escrow), TokenCollector.CollectorType.Payment);
+        usdc.mint(address(c), 10e6);
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        vm.prank(operator);
+        escrow.authorize(info, 10e6, address(c), "");
+        _assertState(escrow.getHash(info), true, 10e6, 0);
+    }
+
+    function test_authorize_reverts_InvalidAuthorizationSignature_when_signedByAnotherKey() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        usdc.mint(payer, info.maxAmount);
+        bytes memory sig = _signERC3009(info, OPERATOR_PK);
+        vm.prank(operator);
+        vm.expectRevert(abi.encodeWithSelector(TestUSDC.InvalidAuthorizationSignature.selector, payer));
+        escrow.authorize(info, 10e6, address(erc3009Collector), sig);
+    }
+
+    function test_authorize_revertLeavesNoState() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        usdc.mint(payer, info.maxAmount);
+        bytes memory badSig = _signERC3009(info, OPERATOR_PK);
+        vm.prank(operator);
+        vm.expectRevert();
+        escrow.authorize(info, 10e6, address(erc3009Collector), badSig);
+        _assertState(escrow.getHash(info), false, 0, 0);
+
+        // The payment is still usable with a good signature.
+        bytes memory sig = _signERC3009(info, PAYER_PK);
+        vm.prank(operator);
+        escrow.authorize(info, 10e6, address(erc3009Collector), sig);
+        _assertState(escrow.getHash(info), true, 10e6, 0);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                             ORDER OF CHECKS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev Every condition fails at first; each step fixes the condition that fired and expects
+    ///      the next one in the spec's order.
+    function test_authorize_checkOrder_cascade() public {
+        uint48 t = uint48(block.timestamp);
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        info.maxAmount = 10;
+        info.preApprovalExpiry = t; // expired
+        info.authorizationExpiry = t - 1; // pre > auth
+        info.maxFeeBps = 10_001; // overflow
+        info.minFeeBps = 10_002; // min > max
+        uint256 overflow = uint256(type(uint120).max) + 1;
+
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidSender.selector, stranger, operator));
+        escrow.authorize(info, 0, address(refundCollector), "");
+
+        vm.prank(operator);
+        vm.expectRevert(AuthCaptureEscrow.ZeroAmount.selector);
+        escrow.authorize(info, 0, address(refundCollector), "");
+
+        vm.prank(operator);
+        vm.expectRevert(
+            abi.encodeWithSelector(AuthCaptureEscrow.AmountOverflow.selector, overflow, uint256(type(uint120).max))
+        );
+        escrow.authorize(info, overflow, address(refundCollector), "");
+
+        vm.prank(operator);
+        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.ExceedsMaxAmount.selector, 11, 10));
+        escrow.authorize(info, 11, address(refundCollector), "");
+
+        vm.prank(operator);
+        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.AfterPreApprovalExpiry.selector, t, t));
+        escrow.authorize(info, 10, address(refundCollector), "");
+
+        info.preApprovalExpiry = t + 10;
+        vm.prank(operator);
+        vm.expectRevert(
+            abi.encodeWithSelector(AuthCaptureEscrow.InvalidExpiries.selector, t + 10, t - 1, info.refundExpiry)
+        );
+        escrow.authorize(info, 10, address(refundCollector), "");
+
+        info.authorizationExpiry = t + 20;
+        info.refundExpiry = t + 15; // auth > refund still invalid
+        vm.prank(operator);
+        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidExpiries.selector, t + 10, t + 20, t + 15));
+        escrow.authorize(info, 10, address(refundCollector), "");
+
+        info.refundExpiry = t + 30;
+        vm.prank(operator);
+        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.FeeBpsOverflow.selector, uint16(10_001)));
+        escrow.authorize(info, 10, address(refundCollector), "");
+
+        info.maxFeeBps = 10_000;
+        vm.prank(operator);
+        vm.expectRevert(
+            abi.encodeWithSelector(AuthCaptureEscrow.InvalidFeeBpsRange.selector, uint16(10_002), uint16(10_000))
+        );
+        escrow.authorize(info, 10, address(refundCollector), "");
+
+        info.minFeeBps = 0;
+        vm.prank(operator);
+        vm.expectRevert(AuthCaptureEscrow.InvalidCollectorForOperation.selector);
+        escrow.authorize(info, 10, address(refundCollector), "");
+    }
+
+    function test_authorize_reverts_AfterPreApprovalExpiry_beforePaymentAlreadyCollected() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        _authorize(info, 10e6);
+        vm.warp(info.preApprovalExpiry);
+        vm.prank(operator);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                AuthCaptureEscrow.AfterPreApprovalExpiry.selector, info.preApprovalExpiry, info.preApprovalExpiry
+            )
+        );
+        escrow.authorize(info, 10e6, address(erc3009Collector), "");
+    }
+
+    function test_authorize_reverts_ExceedsMaxAmount_beforePaymentAlreadyCollected() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        _authorize(info, 10e6);
+        vm.prank(operator);
+        vm.expectRevert(
+            abi.encodeWithSelector(AuthCaptureEscrow.ExceedsMaxAmount.selector, uint256(MAX_AMOUNT) + 1, MAX_AMOUNT)
+        );
+        escrow.authorize(info, uint256(MAX_AMOUNT) + 1, address(erc3009Collector), "");
+    }
+
+    function test_authorize_reverts_PaymentAlreadyCollected_beforeInvalidCollectorForOperation() public {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        bytes32 h = _authorize(info, 10e6);
+        vm.prank(operator);
+        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.PaymentAlreadyCollected.selector, h));
+        escrow.authorize(info, 10e6, address(refundCollector), "");
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                HELPERS
+    //////////////////////////////////////////////////////////////*/
+
+    function _assertMisdeliveryReverts(int256 delta) internal {
+        UnitMisdeliveringCollector c = new UnitMisdeliveringCollector(address(escrow), TokenCollector.CollectorType.Payment);
+        c.setDelta(delta);
+        usdc.mint(address(c), 20e6);
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        vm.prank(operator);
+        vm.expectRevert(AuthCaptureEscrow.TokenCollectionFailed.selector);
+        escrow.authorize(info, 10e6, address(c), "");
+    }
+}
