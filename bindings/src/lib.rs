@@ -1,0 +1,27 @@
+//! Rust bindings for the x402-escrow contracts.
+//!
+//! * [`contracts`]: typed `sol!` bindings (`#[sol(rpc)]`) with the deploy-profile bytecode of
+//!   `AuthCaptureEscrow`, `TokenStore`, the collectors, `TestUSDC` and `Multicall3`.
+//! * [`hash`]: the escrow's payment hashes computed off chain.
+//! * [`eip3009`]: ERC-3009 authorizations: build, sign (as the x402 client does) and verify.
+//! * [`deploy`]: deterministic CREATE2 deployment and `deployments/<chainId>.json` files.
+//!
+//! The contracts are compiled by `build.rs` with the pinned toolchain (`tools/toolchain`,
+//! `FOUNDRY_PROFILE=deploy`), so the bytecode here is the bytecode that gets deployed.
+
+#![warn(missing_docs)]
+
+pub mod contracts;
+pub mod deploy;
+pub mod eip3009;
+pub mod hash;
+
+pub use contracts::{
+    AuthCaptureEscrow, ERC3009PaymentCollector, Multicall3, OperatorRefundCollector, PaymentInfo,
+    PaymentState, PreApprovalPaymentCollector, TestUSDC, TokenStore,
+};
+pub use deploy::{Deployment, Deployments, TokenInfo, deploy_all, predict_addresses};
+pub use eip3009::{
+    Authorization, Eip3009Error, ReceiveWithAuthorization, TransferWithAuthorization, token_domain,
+};
+pub use hash::{payer_agnostic_hash, payment_info_hash};
