@@ -1,1 +1,36 @@
-//! x402 wire protocol, merchant layer and buyer client (issue 4).
+//! x402 wire protocol for x402-escrow: refundable payments over HTTP 402.
+//!
+//! - [`wire`]: x402 v1 and v2 types and their base64-JSON header codecs ([`wire::codec`]),
+//!   strict decoding with a typed [`DecodeError`]; the `payment-identifier` extension.
+//! - [`network`]: EVM networks by CAIP-2 id and by v1 name.
+//! - [`amount`]: decimal-string amounts ([`Amount`]), price parsing.
+//! - [`schemes::auth_capture`]: the refundable scheme (buyer: build and sign; operator: derive
+//!   the escrow's PaymentInfo and check consistency). [`schemes::exact`]: plain ERC-3009.
+//! - [`escrows`]: known AuthCaptureEscrow deployments and their collectors.
+//! - [`facilitator`]: `/verify`, `/settle`, `/supported` types.
+
+#![warn(missing_docs)]
+
+pub mod amount;
+pub mod error;
+pub mod escrows;
+pub mod facilitator;
+pub mod json;
+pub mod network;
+pub mod primitives;
+pub mod schemes;
+pub mod signing;
+pub mod wire;
+
+pub use amount::Amount;
+pub use error::DecodeError;
+pub use escrows::{EscrowDeployment, EscrowRegistry};
+pub use network::Network;
+pub use x402_escrow_bindings::{PaymentInfo, payer_agnostic_hash, payment_info_hash};
+
+use alloy::primitives::B256;
+
+/// 32 bytes from the operating system's CSPRNG (via `rand`), for salts and ERC-3009 nonces.
+pub fn random_b256() -> B256 {
+    B256::from(rand::random::<[u8; 32]>())
+}

@@ -1,0 +1,214 @@
+//! Known AuthCaptureEscrow deployments and their token collectors.
+//!
+//! The client picks the escrow from `extra.authCaptureEscrow` (absent: the registry's default,
+//! the canonical v1.1 deployment as the official client does); the ERC-3009 nonce commits to
+//! that escrow and `authorization.to` is its ERC-3009 collector.
+
+use alloy::primitives::{Address, address};
+
+/// Canonical v1.0 AuthCaptureEscrow (Base, Base Sepolia; CREATE2).
+pub const ESCROW_V1_0: Address = address!("0xBdEA0D1bcC5966192B070Fdf62aB4EF5b4420cff");
+/// ERC3009PaymentCollector of the canonical v1.0 deployment.
+pub const ERC3009_COLLECTOR_V1_0: Address = address!("0x0E3dF9510de65469C4518D7843919c0b8C7A7757");
+/// OperatorRefundCollector of the canonical v1.0 deployment.
+pub const REFUND_COLLECTOR_V1_0: Address = address!("0x934907bffd0901b6A21e398B9C53A4A38F02fa5d");
+/// Canonical v1.1 AuthCaptureEscrow, as the official `@x402/evm` 2.27 client knows it (its
+/// default when `extra.authCaptureEscrow` is absent).
+pub const ESCROW_V1_1: Address = address!("0xf96815976523E00e65Be8f34cA5e64b4f41EB19c");
+/// ERC3009PaymentCollector of the canonical v1.1 deployment.
+pub const ERC3009_COLLECTOR_V1_1: Address = address!("0x8612dfdc421f80336cd14E8EF9cb1E765dB5ab88");
+
+/// How an escrow's `capture` and `charge` take the fee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FeeArgument {
+    /// `uint16 feeBps` (the v1.0 interface, which ours implements).
+    Bps,
+    /// `uint256 feeAmount` in atomic units (v1.1).
+    Amount,
+}
+
+/// One escrow deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EscrowDeployment {
+    /// A short label for logs (`"canonical v1.0"`, `"local"`).
+    pub label: String,
+    /// The AuthCaptureEscrow.
+    pub escrow: Address,
+    /// Its ERC3009PaymentCollector (`authorization.to`).
+    pub erc3009_collector: Address,
+    /// Its OperatorRefundCollector, when known.
+    pub refund_collector: Option<Address>,
+    /// How its `capture` / `charge` take the fee.
+    pub fee_argument: FeeArgument,
+}
+
+impl EscrowDeployment {
+    /// A deployment with the v1.0 interface (ours): fee in basis points.
+    pub fn v1_0_interface(
+        label: impl Into<String>,
+        escrow: Address,
+        erc3009_collector: Address,
+        refund_collector: Option<Address>,
+    ) -> Self {
+        Self {
+            label: label.into(),
+            escrow,
+            erc3009_collector,
+            refund_collector,
+            fee_argument: FeeArgument::Bps,
+        }
+    }
+
+    /// The canonical v1.0 deployment.
+    pub fn canonical_v1_0() -> Self {
+        Self::v1_0_interface(
+            "canonical v1.0",
+            ESCROW_V1_0,
+            ERC3009_COLLECTOR_V1_0,
+            Some(REFUND_COLLECTOR_V1_0),
+        )
+    }
+
+    /// The canonical v1.1 deployment.
+    pub fn canonical_v1_1() -> Self {
+        Self {
+            label: "canonical v1.1".to_owned(),
+            escrow: ESCROW_V1_1,
+            erc3009_collector: ERC3009_COLLECTOR_V1_1,
+            refund_collector: None,
+            fee_argument: FeeArgument::Amount,
+        }
+    }
+}
+
+impl From<&x402_escrow_bindings::Deployment> for EscrowDeployment {
+    /// Our own deployment (v1.0 interface) from its `deployments/<chainId>.json` record.
+    fn from(deployment: &x402_escrow_bindings::Deployment) -> Self {
+        Self::v1_0_interface(
+            format!("x402-escrow (chain {})", deployment.chain_id),
+            deployment.auth_capture_escrow,
+            deployment.erc3009_payment_collector,
+            Some(deployment.operator_refund_collector),
+        )
+    }
+}
+
+/// `extra.authCaptureEscrow` names an escrow the registry does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("escrow {0} is not a known AuthCaptureEscrow deployment")]
+pub struct UnknownEscrow(pub Address);
+
+/// The escrow deployments a client will sign for and an operator will accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EscrowRegistry {
+    deployments: Vec<EscrowDeployment>,
+    default_escrow: Address,
+}
+
+impl Default for EscrowRegistry {
+    fn default() -> Self {
+        Self::canonical()
+    }
+}
+
+impl EscrowRegistry {
+    /// The canonical v1.0 and v1.1 deployments, v1.1 the default (as the official client).
+    pub fn canonical() -> Self {
+        Self {
+            deployments: vec![
+                EscrowDeployment::canonical_v1_0(),
+                EscrowDeployment::canonical_v1_1(),
+            ],
+            default_escrow: ESCROW_V1_1,
+        }
+    }
+
+    /// A registry holding only `deployment`, which is also the default (a private deployment,
+    /// e.g. on anvil, that should not accept canonical escrows).
+    pub fn only(deployment: EscrowDeployment) -> Self {
+        let default_escrow = deployment.escrow;
+        Self {
+            deployments: vec![deployment],
+            default_escrow,
+        }
+    }
+
+    /// Adds (or replaces, by escrow address) a deployment.
+    pub fn register(&mut self, deployment: EscrowDeployment) -> &mut Self {
+        self.deployments.retain(|d| d.escrow != deployment.escrow);
+        self.deployments.push(deployment);
+        self
+    }
+
+    /// Adds a deployment and makes it the default for requirements without
+    /// `extra.authCaptureEscrow`.
+    pub fn register_default(&mut self, deployment: EscrowDeployment) -> &mut Self {
+        self.default_escrow = deployment.escrow;
+        self.register(deployment)
+    }
+
+    /// The deployment of `escrow`.
+    pub fn get(&self, escrow: Address) -> Option<&EscrowDeployment> {
+        self.deployments.iter().find(|d| d.escrow == escrow)
+    }
+
+    /// The default deployment (used when `extra.authCaptureEscrow` is absent).
+    pub fn default_deployment(&self) -> Option<&EscrowDeployment> {
+        self.get(self.default_escrow)
+    }
+
+    /// Resolves `extra.authCaptureEscrow`: the named deployment, or the default when absent.
+    pub fn resolve(&self, escrow: Option<Address>) -> Result<&EscrowDeployment, UnknownEscrow> {
+        let escrow = escrow.unwrap_or(self.default_escrow);
+        self.get(escrow).ok_or(UnknownEscrow(escrow))
+    }
+
+    /// All deployments.
+    pub fn deployments(&self) -> &[EscrowDeployment] {
+        &self.deployments
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve() {
+        let mut registry = EscrowRegistry::canonical();
+        assert_eq!(
+            registry.resolve(None).map(|d| d.erc3009_collector),
+            Ok(ERC3009_COLLECTOR_V1_1)
+        );
+        assert_eq!(
+            registry
+                .resolve(Some(ESCROW_V1_0))
+                .map(|d| d.erc3009_collector),
+            Ok(ERC3009_COLLECTOR_V1_0)
+        );
+        let local = Address::repeat_byte(7);
+        assert_eq!(registry.resolve(Some(local)), Err(UnknownEscrow(local)));
+        registry.register(EscrowDeployment::v1_0_interface(
+            "local",
+            local,
+            Address::repeat_byte(8),
+            None,
+        ));
+        assert_eq!(
+            registry.resolve(Some(local)).map(|d| d.erc3009_collector),
+            Ok(Address::repeat_byte(8))
+        );
+        assert_eq!(registry.resolve(None).map(|d| d.escrow), Ok(ESCROW_V1_1));
+        registry.register_default(EscrowDeployment::v1_0_interface(
+            "local",
+            local,
+            Address::repeat_byte(9),
+            None,
+        ));
+        assert_eq!(
+            registry.resolve(None).map(|d| d.erc3009_collector),
+            Ok(Address::repeat_byte(9))
+        );
+        assert_eq!(registry.deployments().len(), 3);
+    }
+}

@@ -1,0 +1,303 @@
+//! Operator side: reconstruct the PaymentInfo from requirements + payload and check that the
+//! payload is consistent with it (before any on-chain simulation).
+
+use alloy::primitives::aliases::{U48, U120};
+use alloy::primitives::ruint::UintTryFrom;
+use alloy::primitives::{Address, B256, U256};
+
+use super::bound_salt;
+use super::error::AuthCaptureError;
+use super::payment_info::payment_info_to_json;
+use super::types::{
+    AssetTransferMethod, AuthCaptureExtra, AuthCapturePayload, PaymentFlow, PaymentInfoJson,
+};
+use crate::PaymentInfo;
+use crate::amount::{Amount, UINT48_MAX};
+use crate::escrows::{EscrowDeployment, EscrowRegistry};
+use crate::schemes::AUTH_CAPTURE;
+use crate::signing::{self, TokenDomain};
+use crate::wire::{PaymentPayload, PaymentRequirements, SchemePayload};
+use x402_escrow_bindings::hash::{payer_agnostic_hash, payment_info_hash};
+
+/// An authorization must stay valid at least this many seconds after `now` (the public
+/// specification's 6-second floor for clock skew and inclusion).
+pub const MIN_VALIDITY_SECONDS: u64 = 6;
+
+/// The payment an operator reconstructed from requirements + payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DerivedPayment {
+    /// The escrow's PaymentInfo (payer = `authorization.from`).
+    pub payment_info: PaymentInfo,
+    /// The payer.
+    pub payer: Address,
+    /// Chain id of the network.
+    pub chain_id: u64,
+    /// The escrow deployment (escrow, ERC-3009 collector, refund collector, fee argument).
+    pub deployment: EscrowDeployment,
+    /// `getHash` with payer zeroed (= the ERC-3009 nonce).
+    pub payer_agnostic_hash: B256,
+    /// `getHash` (the escrow's `paymentState` key).
+    pub payment_info_hash: B256,
+    /// `authorize` (escrow) or `charge` (authorization).
+    pub flow: PaymentFlow,
+    /// The client's salt nonce when the salt is bound (store it with the payment).
+    pub salt_nonce: Option<B256>,
+}
+
+impl DerivedPayment {
+    /// The PaymentInfo in its JSON form (for storage and lifecycle payloads).
+    pub fn payment_info_json(&self) -> PaymentInfoJson {
+        payment_info_to_json(&self.payment_info)
+    }
+}
+
+pub(super) fn typed_extra(
+    requirements: &PaymentRequirements,
+) -> Result<&AuthCaptureExtra, AuthCaptureError> {
+    if requirements.scheme != AUTH_CAPTURE {
+        return Err(AuthCaptureError::WrongScheme(requirements.scheme.clone()));
+    }
+    requirements
+        .auth_capture_extra()
+        .ok_or(AuthCaptureError::MissingExtra)
+}
+
+pub(super) fn checked_amount(
+    requirements: &PaymentRequirements,
+) -> Result<Amount, AuthCaptureError> {
+    requirements
+        .amount
+        .check_uint120()
+        .map_err(|_| AuthCaptureError::AmountTooLarge(requirements.amount))
+}
+
+/// The PaymentInfo per the specification: operator = captureAuthorizer, receiver = payTo,
+/// token = asset, maxAmount = amount, authorizationExpiry = captureDeadline, refundExpiry =
+/// refundDeadline, fee bounds, feeReceiver = feeRecipient.
+pub(super) fn build_payment_info(
+    requirements: &PaymentRequirements,
+    extra: &AuthCaptureExtra,
+    payer: Address,
+    pre_approval_expiry: u64,
+    salt: B256,
+) -> Result<PaymentInfo, AuthCaptureError> {
+    let amount = checked_amount(requirements)?;
+    let u48 = |value: u64, field: &'static str| {
+        U48::uint_try_from(value).map_err(|_| AuthCaptureError::TimestampOutOfRange {
+            field,
+            value: Amount::from(value),
+        })
+    };
+    Ok(PaymentInfo {
+        operator: extra.capture_authorizer,
+        payer,
+        receiver: requirements.pay_to,
+        token: requirements.asset,
+        maxAmount: U120::uint_try_from(amount.get())
+            .map_err(|_| AuthCaptureError::AmountTooLarge(amount))?,
+        preApprovalExpiry: u48(pre_approval_expiry, "preApprovalExpiry")?,
+        authorizationExpiry: u48(extra.capture_deadline, "captureDeadline")?,
+        refundExpiry: u48(extra.refund_deadline, "refundDeadline")?,
+        minFeeBps: extra.min_fee_bps,
+        maxFeeBps: extra.max_fee_bps,
+        feeReceiver: extra.fee_recipient,
+        salt: U256::from_be_bytes(salt.0),
+    })
+}
+
+/// Reconstructs the PaymentInfo from the requirements and an ERC-3009 collect payload
+/// (payer = `authorization.from`, preApprovalExpiry = `validBefore`, salt = `payload.salt`)
+/// and checks, in order: scheme and extra, transfer method, known escrow, value == amount,
+/// to == the escrow's collector, validAfter == 0, validBefore fits uint48, the salt binding
+/// (`saltNonce` present exactly when bound, and opening to `salt`), and nonce == the
+/// payer-agnostic hash. Signature and time window are separate ([`check_signature`],
+/// [`check_timing`]).
+pub fn derive_payment_info(
+    requirements: &PaymentRequirements,
+    payload: &AuthCapturePayload,
+    registry: &EscrowRegistry,
+) -> Result<DerivedPayment, AuthCaptureError> {
+    let extra = typed_extra(requirements)?;
+    if extra.transfer_method() != AssetTransferMethod::Eip3009 {
+        return Err(AuthCaptureError::UnsupportedTransferMethod);
+    }
+    let deployment = registry
+        .resolve(extra.auth_capture_escrow)
+        .map_err(|e| AuthCaptureError::UnknownEscrow(e.0))?;
+    let amount = checked_amount(requirements)?;
+    let auth = &payload.authorization;
+    if auth.value != amount {
+        return Err(AuthCaptureError::AmountMismatch {
+            expected: amount,
+            found: auth.value,
+        });
+    }
+    if auth.to != deployment.erc3009_collector {
+        return Err(AuthCaptureError::CollectorMismatch {
+            expected: deployment.erc3009_collector,
+            found: auth.to,
+        });
+    }
+    if auth.valid_after != Amount::ZERO {
+        return Err(AuthCaptureError::ValidAfterNotZero(auth.valid_after));
+    }
+    let pre_approval_expiry = auth
+        .valid_before
+        .to_u64()
+        .filter(|t| *t <= UINT48_MAX)
+        .ok_or(AuthCaptureError::TimestampOutOfRange {
+            field: "validBefore",
+            value: auth.valid_before,
+        })?;
+    match (extra.is_salt_bound(), payload.salt_nonce) {
+        (true, None) => return Err(AuthCaptureError::SaltNonceMissing),
+        (false, Some(_)) => return Err(AuthCaptureError::SaltNonceUnexpected),
+        (true, Some(salt_nonce)) => {
+            let expected = bound_salt(
+                extra.receiver_authorizer_or_zero(),
+                extra.policy_or_zero(),
+                salt_nonce,
+            );
+            if expected != payload.salt {
+                return Err(AuthCaptureError::SaltBindingMismatch {
+                    expected,
+                    found: payload.salt,
+                });
+            }
+        }
+        (false, None) => {}
+    }
+    let payment_info = build_payment_info(
+        requirements,
+        extra,
+        auth.from,
+        pre_approval_expiry,
+        payload.salt,
+    )?;
+    let chain_id = requirements.network.chain_id();
+    let agnostic = payer_agnostic_hash(&payment_info, chain_id, deployment.escrow);
+    if auth.nonce != agnostic {
+        return Err(AuthCaptureError::NonceMismatch {
+            expected: agnostic,
+            found: auth.nonce,
+        });
+    }
+    Ok(DerivedPayment {
+        payment_info_hash: payment_info_hash(&payment_info, chain_id, deployment.escrow),
+        payment_info,
+        payer: auth.from,
+        chain_id,
+        deployment: deployment.clone(),
+        payer_agnostic_hash: agnostic,
+        flow: extra.flow(),
+        salt_nonce: payload.salt_nonce,
+    })
+}
+
+/// [`derive_payment_info`] for a whole v2 PaymentPayload: first checks that `accepted` is the
+/// server's `requirements` (network, i.e. chain id, first), and that the payload is an
+/// ERC-3009 collect payload.
+pub fn derive_from_payment_payload(
+    requirements: &PaymentRequirements,
+    payment: &PaymentPayload,
+    registry: &EscrowRegistry,
+) -> Result<DerivedPayment, AuthCaptureError> {
+    if payment.accepted.network != requirements.network {
+        return Err(AuthCaptureError::NetworkMismatch {
+            expected: requirements.network,
+            found: payment.accepted.network,
+        });
+    }
+    requirements.check_matches(&payment.accepted)?;
+    let payload = match &payment.payload {
+        SchemePayload::AuthCapture(payload) => payload,
+        SchemePayload::AuthCaptureLifecycle(_) => {
+            return Err(AuthCaptureError::PayloadFormat(
+                "a lifecycle payload is not a client payment",
+            ));
+        }
+        SchemePayload::Exact(_) | SchemePayload::Other(_) => {
+            return Err(AuthCaptureError::PayloadFormat(
+                "expected authorization, signature and salt",
+            ));
+        }
+    };
+    derive_payment_info(requirements, payload, registry)
+}
+
+/// What [`check_signature`] could establish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureCheck {
+    /// A 65-byte ECDSA signature recovering to the payer.
+    Ecdsa,
+    /// A longer signature (ERC-1271 or EIP-6492 smart wallet): only the on-chain simulation of
+    /// `authorize` / `charge` can check it.
+    NeedsOnChainCheck,
+}
+
+/// Checks the payer's ERC-3009 `ReceiveWithAuthorization` signature (token domain from
+/// `extra.name`/`extra.version`, the chain and the asset).
+pub fn check_signature(
+    requirements: &PaymentRequirements,
+    payload: &AuthCapturePayload,
+) -> Result<SignatureCheck, AuthCaptureError> {
+    let extra = typed_extra(requirements)?;
+    if payload.signature.len() != 65 {
+        return Ok(SignatureCheck::NeedsOnChainCheck);
+    }
+    let domain = TokenDomain {
+        name: extra.name.clone(),
+        version: extra.version.clone(),
+        chain_id: requirements.network.chain_id(),
+        token: requirements.asset,
+    };
+    let recovered = signing::recover_receive(&domain, &payload.authorization, &payload.signature)?;
+    if recovered != payload.authorization.from {
+        return Err(AuthCaptureError::SignerMismatch {
+            from: payload.authorization.from,
+            recovered,
+        });
+    }
+    Ok(SignatureCheck::Ecdsa)
+}
+
+/// Checks the time window at `now` (Unix seconds): `validBefore > now + 6`,
+/// `captureDeadline > now + 6`, `validBefore <= captureDeadline <= refundDeadline`, and
+/// `validBefore <= now + maxTimeoutSeconds` (a client may not sign a longer window than
+/// offered).
+pub fn check_timing(
+    requirements: &PaymentRequirements,
+    derived: &DerivedPayment,
+    now: u64,
+) -> Result<(), AuthCaptureError> {
+    let valid_before = derived.payment_info.preApprovalExpiry.to::<u64>();
+    let capture_deadline = derived.payment_info.authorizationExpiry.to::<u64>();
+    let refund_deadline = derived.payment_info.refundExpiry.to::<u64>();
+    let floor = now.saturating_add(MIN_VALIDITY_SECONDS);
+    if valid_before <= floor {
+        return Err(AuthCaptureError::AuthorizationExpired { valid_before, now });
+    }
+    if capture_deadline <= floor {
+        return Err(AuthCaptureError::CaptureDeadlineExpired {
+            capture_deadline,
+            now,
+        });
+    }
+    if valid_before > capture_deadline {
+        return Err(AuthCaptureError::DeadlineOrdering(format!(
+            "validBefore {valid_before} is after captureDeadline {capture_deadline}"
+        )));
+    }
+    if capture_deadline > refund_deadline {
+        return Err(AuthCaptureError::DeadlineOrdering(format!(
+            "captureDeadline {capture_deadline} is after refundDeadline {refund_deadline}"
+        )));
+    }
+    let limit = now.saturating_add(requirements.max_timeout_seconds);
+    if valid_before > limit {
+        return Err(AuthCaptureError::DeadlineOrdering(format!(
+            "validBefore {valid_before} exceeds now + maxTimeoutSeconds ({limit})"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! ERC-3009 digests, signing and ECDSA recovery for the wire's authorizations: a thin adapter
+//! from [`Eip3009Authorization`] to the typed data of `x402_escrow_bindings::eip3009`.
+
+use alloy::primitives::{Address, B256, Bytes};
+use alloy::signers::SignerSync;
+use alloy::sol_types::Eip712Domain;
+use x402_escrow_bindings::eip3009::{
+    Authorization, Eip3009Error, ReceiveWithAuthorization, TransferWithAuthorization, token_domain,
+};
+
+use crate::schemes::Eip3009Authorization;
+
+/// A token's EIP-712 domain: `{name, version}` from `extra`, the chain id from `network`,
+/// `verifyingContract` = the asset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenDomain {
+    /// EIP-712 name (`extra.name`).
+    pub name: String,
+    /// EIP-712 version (`extra.version`).
+    pub version: String,
+    /// Chain id.
+    pub chain_id: u64,
+    /// The token (verifying contract).
+    pub token: Address,
+}
+
+impl TokenDomain {
+    /// The alloy EIP-712 domain.
+    pub fn eip712(&self) -> Eip712Domain {
+        token_domain(&self.name, &self.version, self.chain_id, self.token)
+    }
+}
+
+/// Why signing or recovery failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SigningError {
+    /// The signer failed.
+    #[error("signer failed: {0}")]
+    Signer(String),
+    /// The signature is not a 65-byte ECDSA signature.
+    #[error("signature is {0} bytes long, not a 65-byte ECDSA signature")]
+    NotEcdsa(usize),
+    /// Recovery failed (v not 27/28, high s, r not on the curve).
+    #[error("invalid ECDSA signature: {0}")]
+    Recovery(String),
+}
+
+impl From<Eip3009Error> for SigningError {
+    fn from(error: Eip3009Error) -> Self {
+        match error {
+            Eip3009Error::Signer(e) => Self::Signer(e.to_string()),
+            Eip3009Error::InvalidLength(n) => Self::NotEcdsa(n),
+            other => Self::Recovery(other.to_string()),
+        }
+    }
+}
+
+/// The `ReceiveWithAuthorization` typed data of a wire authorization.
+pub fn receive_with_authorization(auth: &Eip3009Authorization) -> ReceiveWithAuthorization {
+    ReceiveWithAuthorization {
+        from: auth.from,
+        to: auth.to,
+        value: auth.value.get(),
+        validAfter: auth.valid_after.get(),
+        validBefore: auth.valid_before.get(),
+        nonce: auth.nonce,
+    }
+}
+
+/// The `TransferWithAuthorization` typed data of a wire authorization.
+pub fn transfer_with_authorization(auth: &Eip3009Authorization) -> TransferWithAuthorization {
+    TransferWithAuthorization {
+        from: auth.from,
+        to: auth.to,
+        value: auth.value.get(),
+        validAfter: auth.valid_after.get(),
+        validBefore: auth.valid_before.get(),
+        nonce: auth.nonce,
+    }
+}
+
+/// EIP-712 digest of a `ReceiveWithAuthorization` (auth-capture) in the token's domain.
+pub fn receive_with_authorization_hash(token: &TokenDomain, auth: &Eip3009Authorization) -> B256 {
+    receive_with_authorization(auth).signing_hash(&token.eip712())
+}
+
+/// EIP-712 digest of a `TransferWithAuthorization` (exact) in the token's domain.
+pub fn transfer_with_authorization_hash(token: &TokenDomain, auth: &Eip3009Authorization) -> B256 {
+    transfer_with_authorization(auth).signing_hash(&token.eip712())
+}
+
+/// Signs a digest; returns the 65-byte `r ‖ s ‖ v` signature (v = 27 or 28) the wire carries.
+pub fn sign_hash<S: SignerSync + ?Sized>(signer: &S, hash: &B256) -> Result<Bytes, SigningError> {
+    let signature = signer
+        .sign_hash_sync(hash)
+        .map_err(|e| SigningError::Signer(e.to_string()))?;
+    Ok(Bytes::copy_from_slice(&signature.as_bytes()))
+}
+
+/// Recovers the payer of an auth-capture authorization (`ReceiveWithAuthorization`).
+pub fn recover_receive(
+    token: &TokenDomain,
+    auth: &Eip3009Authorization,
+    signature: &[u8],
+) -> Result<Address, SigningError> {
+    Ok(receive_with_authorization(auth).recover_signer(&token.eip712(), signature)?)
+}
+
+/// Recovers the payer of an exact authorization (`TransferWithAuthorization`).
+pub fn recover_transfer(
+    token: &TokenDomain,
+    auth: &Eip3009Authorization,
+    signature: &[u8],
+) -> Result<Address, SigningError> {
+    Ok(transfer_with_authorization(auth).recover_signer(&token.eip712(), signature)?)
+}
