@@ -1,0 +1,3 @@
+//! Subcommands of the `x402-escrow` binary.
+
+pub mod demo;
