@@ -1,0 +1,284 @@
+//! Indexed chain events (`chain_events`) and the indexer's progress (`indexer_cursors`).
+//!
+//! An event is identified by `(chain_id, block_hash, log_index)`: storing it twice is a no-op, so
+//! the indexer may re-read any range. When a reorg replaces blocks, the events of the dropped
+//! blocks are marked `removed` (never deleted: what the engine did because of them stays
+//! explainable) and the replacement blocks' events arrive with their new block hashes.
+
+use alloy::primitives::{Address, B256};
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use super::codec::{self, get_i64, get_opt_i64, get_str, get_u64, get_uuid};
+use super::{Result, Store, StoreError, StoreTx, in_tx};
+
+/// An escrow event to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewChainEvent {
+    /// The chain.
+    pub chain_id: u64,
+    /// The emitting contract.
+    pub address: Address,
+    /// Block number.
+    pub block_number: u64,
+    /// Block hash.
+    pub block_hash: B256,
+    /// Index of the log in the block.
+    pub log_index: u64,
+    /// The transaction that emitted it.
+    pub tx_hash: B256,
+    /// Event name (`PaymentAuthorized`, `PaymentCaptured`, …).
+    pub event_name: String,
+    /// The payment it concerns (the indexed `paymentInfoHash`), if any.
+    pub payment_hash: Option<B256>,
+    /// Its amount, if it has one.
+    pub amount: Option<u128>,
+    /// The decoded event as JSON.
+    pub data: serde_json::Value,
+}
+
+/// A stored chain event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainEvent {
+    /// Id (UUIDv7).
+    pub id: Uuid,
+    /// The chain.
+    pub chain_id: u64,
+    /// The emitting contract.
+    pub address: Address,
+    /// Block number.
+    pub block_number: u64,
+    /// Block hash.
+    pub block_hash: B256,
+    /// Log index.
+    pub log_index: u64,
+    /// Emitting transaction.
+    pub tx_hash: B256,
+    /// Event name.
+    pub event_name: String,
+    /// Payment hash, if any.
+    pub payment_hash: Option<B256>,
+    /// Amount, if any.
+    pub amount: Option<u128>,
+    /// Decoded event.
+    pub data: serde_json::Value,
+    /// A reorg dropped its block.
+    pub removed: bool,
+    /// When the engine reconciled it (unix ms).
+    pub processed_at: Option<i64>,
+    /// When it was stored (unix ms).
+    pub created_at: i64,
+}
+
+/// How far the indexer has read for one contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexerCursor {
+    /// The chain.
+    pub chain_id: u64,
+    /// The contract followed.
+    pub address: Address,
+    /// The first block not yet read.
+    pub next_block: u64,
+    /// Hash of block `next_block - 1` when it was read (a different hash now means a reorg).
+    pub last_block_hash: Option<B256>,
+    /// Last change (unix ms).
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, chain_id, address, block_number, block_hash, log_index, tx_hash, event_name, \
+    payment_hash, amount, data, removed, processed_at, created_at";
+
+fn from_row(row: &AnyRow) -> Result<ChainEvent> {
+    Ok(ChainEvent {
+        id: get_uuid(row, "id")?,
+        chain_id: get_u64(row, "chain_id")?,
+        address: codec::get_addr(row, "address")?,
+        block_number: get_u64(row, "block_number")?,
+        block_hash: codec::get_b256(row, "block_hash")?,
+        log_index: get_u64(row, "log_index")?,
+        tx_hash: codec::get_b256(row, "tx_hash")?,
+        event_name: get_str(row, "event_name")?,
+        payment_hash: codec::get_opt_b256(row, "payment_hash")?,
+        amount: codec::get_opt_u128(row, "amount")?,
+        data: codec::get_json(row, "data")?,
+        removed: codec::get_bool(row, "removed")?,
+        processed_at: get_opt_i64(row, "processed_at")?,
+        created_at: get_i64(row, "created_at")?,
+    })
+}
+
+impl StoreTx {
+    /// Notes that the engine reconciled an event, in the caller's transaction (with the payment
+    /// transition it caused, so a crash cannot apply an event twice or skip it).
+    pub async fn mark_event_processed(&mut self, id: Uuid) -> Result<()> {
+        let now = self.now_ms();
+        let done = sqlx::query("UPDATE chain_events SET processed_at = $2 WHERE id = $1")
+            .bind(codec::uuid(&id))
+            .bind(now)
+            .execute(self.conn())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                entity: "chain event",
+                key: id.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Stores an event. Returns it when it is new (or was marked removed and its block is back),
+    /// `None` when it was already stored and live: re-reading a range is harmless.
+    pub async fn insert_chain_event(&self, new: &NewChainEvent) -> Result<Option<ChainEvent>> {
+        let now = self.now_ms();
+        let data = serde_json::to_string(&new.data).map_err(|e| StoreError::Decode {
+            column: "data",
+            message: e.to_string(),
+        })?;
+        // ON CONFLICT … DO UPDATE … WHERE removed = 1 revives an event whose block came back
+        // (and then RETURNING yields it); a live duplicate updates nothing and returns no row.
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO chain_events (id, chain_id, address, block_number, block_hash, log_index, tx_hash, \
+                 event_name, payment_hash, amount, data, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (chain_id, block_hash, log_index) DO UPDATE \
+                 SET removed = 0, processed_at = NULL WHERE chain_events.removed = 1 \
+             RETURNING {COLUMNS}"
+        )))
+        .bind(codec::uuid(&Uuid::now_v7()))
+        .bind(codec::int(new.chain_id))
+        .bind(codec::addr(&new.address))
+        .bind(codec::int(new.block_number))
+        .bind(codec::b256(&new.block_hash))
+        .bind(codec::int(new.log_index))
+        .bind(codec::b256(&new.tx_hash))
+        .bind(new.event_name.clone())
+        .bind(new.payment_hash.as_ref().map(codec::b256))
+        .bind(new.amount.map(|a| a.to_string()))
+        .bind(data)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Reorg: marks every live event of `address` at or above `from_block` as removed and returns
+    /// them (the engine re-checks the payments they touched against `paymentState`).
+    pub async fn mark_events_removed_from(
+        &self,
+        chain_id: u64,
+        address: Address,
+        from_block: u64,
+    ) -> Result<Vec<ChainEvent>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE chain_events SET removed = 1 \
+             WHERE chain_id = $1 AND address = $2 AND block_number >= $3 AND removed = 0 \
+             RETURNING {COLUMNS}"
+        )))
+        .bind(codec::int(chain_id))
+        .bind(codec::addr(&address))
+        .bind(codec::int(from_block))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut events = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        events.sort_by_key(|e| (e.block_number, e.log_index));
+        if !events.is_empty() {
+            tracing::warn!(
+                chain_id,
+                from_block,
+                removed = events.len(),
+                "reorg: chain events marked removed"
+            );
+        }
+        Ok(events)
+    }
+
+    /// Marks the live events of one block hash removed (when a specific block is known to be gone).
+    pub async fn mark_block_removed(&self, chain_id: u64, block_hash: B256) -> Result<u64> {
+        let done = sqlx::query("UPDATE chain_events SET removed = 1 WHERE chain_id = $1 AND block_hash = $2 AND removed = 0")
+            .bind(codec::int(chain_id))
+            .bind(codec::b256(&block_hash))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Live events the engine has not reconciled yet, in chain order.
+    pub async fn unprocessed_events(&self, chain_id: u64, limit: u32) -> Result<Vec<ChainEvent>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM chain_events \
+             WHERE chain_id = $1 AND removed = 0 AND processed_at IS NULL \
+             ORDER BY block_number, log_index LIMIT $2"
+        )))
+        .bind(codec::int(chain_id))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Notes that the engine reconciled an event (see [`StoreTx::mark_event_processed`]).
+    pub async fn mark_event_processed(&self, id: Uuid) -> Result<()> {
+        in_tx!(self, |tx| tx.mark_event_processed(id).await?)
+    }
+
+    /// Every stored event of a payment (removed ones included), in chain order.
+    pub async fn events_for_payment(&self, payment_hash: B256) -> Result<Vec<ChainEvent>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM chain_events WHERE payment_hash = $1 ORDER BY block_number, log_index, id"
+        )))
+        .bind(codec::b256(&payment_hash))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// The indexer's cursor for a contract, if it has started.
+    pub async fn cursor(&self, chain_id: u64, address: Address) -> Result<Option<IndexerCursor>> {
+        let row = sqlx::query(
+            "SELECT chain_id, address, next_block, last_block_hash, updated_at FROM indexer_cursors \
+             WHERE chain_id = $1 AND address = $2",
+        )
+        .bind(codec::int(chain_id))
+        .bind(codec::addr(&address))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(IndexerCursor {
+                chain_id: get_u64(&row, "chain_id")?,
+                address: codec::get_addr(&row, "address")?,
+                next_block: get_u64(&row, "next_block")?,
+                last_block_hash: codec::get_opt_b256(&row, "last_block_hash")?,
+                updated_at: get_i64(&row, "updated_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Sets the cursor (creating it if needed). Moving it back is allowed: that is how the
+    /// indexer re-reads from a safe depth after a reorg.
+    pub async fn set_cursor(
+        &self,
+        chain_id: u64,
+        address: Address,
+        next_block: u64,
+        last_block_hash: Option<B256>,
+    ) -> Result<()> {
+        let now = self.now_ms();
+        sqlx::query(
+            "INSERT INTO indexer_cursors (chain_id, address, next_block, last_block_hash, updated_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (chain_id, address) DO UPDATE SET next_block = excluded.next_block, \
+                 last_block_hash = excluded.last_block_hash, updated_at = excluded.updated_at",
+        )
+        .bind(codec::int(chain_id))
+        .bind(codec::addr(&address))
+        .bind(codec::int(next_block))
+        .bind(last_block_hash.as_ref().map(codec::b256))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

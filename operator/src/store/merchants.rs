@@ -1,0 +1,217 @@
+//! Merchants: API key (stored as its SHA-256), receivers, webhook endpoint, capture deadline.
+
+use alloy::primitives::Address;
+use sha2::{Digest, Sha256};
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use super::codec::{self, get_i64, get_opt_i64, get_opt_str, get_str, get_uuid};
+use super::{Result, Store, StoreError, StoreTx, in_tx};
+use crate::config::Secret;
+
+/// What it takes to create a merchant.
+#[derive(Debug, Clone)]
+pub struct NewMerchant {
+    /// A display name.
+    pub name: String,
+    /// Addresses this merchant may be paid to (`PaymentInfo.receiver`).
+    pub receivers: Vec<Address>,
+    /// Where webhooks go (none: events are recorded but not delivered).
+    pub webhook_url: Option<String>,
+    /// The Standard Webhooks signing secret (`whsec_…`).
+    pub webhook_secret: Option<Secret>,
+    /// Uncaptured holds are voided this long after authorization (must fall before
+    /// `authorizationExpiry`; the engine takes the earlier of the two).
+    pub capture_deadline_secs: i64,
+}
+
+/// A merchant as stored. The API key itself is never stored, only its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merchant {
+    /// Id (UUIDv7).
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// SHA-256 hex of the API key.
+    pub api_key_hash: String,
+    /// Allowed receivers.
+    pub receivers: Vec<Address>,
+    /// Webhook endpoint.
+    pub webhook_url: Option<String>,
+    /// Webhook signing secret.
+    pub webhook_secret: Option<Secret>,
+    /// Set (unix ms) when the endpoint answered 410 Gone; deliveries stop.
+    pub webhook_disabled_at: Option<i64>,
+    /// Auto-void delay.
+    pub capture_deadline_secs: i64,
+    /// Creation time (unix ms).
+    pub created_at: i64,
+}
+
+/// SHA-256 hex of an API key: what `merchants.api_key_hash` holds.
+pub fn hash_api_key(api_key: &str) -> String {
+    hex::encode(Sha256::digest(api_key.as_bytes()))
+}
+
+/// A fresh API key: `x402_sk_` + 32 random bytes in hex.
+pub fn generate_api_key() -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!("x402_sk_{}", hex::encode(bytes))
+}
+
+const COLUMNS: &str = "id, name, api_key_hash, receivers, webhook_url, webhook_secret, \
+                       webhook_disabled_at, capture_deadline_secs, created_at";
+
+fn from_row(row: &AnyRow) -> Result<Merchant> {
+    let receivers: Vec<String> =
+        serde_json::from_str(&get_str(row, "receivers")?).map_err(|e| StoreError::Decode {
+            column: "receivers",
+            message: e.to_string(),
+        })?;
+    Ok(Merchant {
+        id: get_uuid(row, "id")?,
+        name: get_str(row, "name")?,
+        api_key_hash: get_str(row, "api_key_hash")?,
+        receivers: receivers
+            .iter()
+            .map(|r| codec::parse("receivers", r))
+            .collect::<Result<_>>()?,
+        webhook_url: get_opt_str(row, "webhook_url")?,
+        webhook_secret: get_opt_str(row, "webhook_secret")?.map(Secret::new),
+        webhook_disabled_at: get_opt_i64(row, "webhook_disabled_at")?,
+        capture_deadline_secs: get_i64(row, "capture_deadline_secs")?,
+        created_at: get_i64(row, "created_at")?,
+    })
+}
+
+pub(super) async fn insert(
+    conn: &mut AnyConnection,
+    now: i64,
+    new: &NewMerchant,
+    api_key: &str,
+) -> Result<Merchant> {
+    let receivers: Vec<String> = new.receivers.iter().map(codec::addr).collect();
+    let receivers = serde_json::to_string(&receivers).map_err(|e| StoreError::Decode {
+        column: "receivers",
+        message: e.to_string(),
+    })?;
+    let id = Uuid::now_v7();
+    let row = sqlx::query(
+        "INSERT INTO merchants (id, name, api_key_hash, receivers, webhook_url, webhook_secret, \
+                                capture_deadline_secs, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         RETURNING id, name, api_key_hash, receivers, webhook_url, webhook_secret, \
+                   webhook_disabled_at, capture_deadline_secs, created_at",
+    )
+    .bind(codec::uuid(&id))
+    .bind(&new.name)
+    .bind(hash_api_key(api_key))
+    .bind(receivers)
+    .bind(new.webhook_url.clone())
+    .bind(new.webhook_secret.as_ref().map(|s| s.expose().to_owned()))
+    .bind(new.capture_deadline_secs)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| codec::conflict_or(e, "merchant", "api key already in use"))?;
+    from_row(&row)
+}
+
+pub(super) async fn get(conn: &mut AnyConnection, id: Uuid) -> Result<Merchant> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM merchants WHERE id = $1"
+    )))
+    .bind(codec::uuid(&id))
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(row) => from_row(&row),
+        None => Err(StoreError::NotFound {
+            entity: "merchant",
+            key: id.to_string(),
+        }),
+    }
+}
+
+impl StoreTx {
+    /// Creates a merchant whose API key is `api_key` (only its hash is stored).
+    pub async fn create_merchant_with_key(
+        &mut self,
+        new: &NewMerchant,
+        api_key: &str,
+    ) -> Result<Merchant> {
+        let now = self.now_ms();
+        insert(self.conn(), now, new, api_key).await
+    }
+}
+
+impl Store {
+    /// Creates a merchant with a fresh API key; returns the merchant and the key (shown once).
+    pub async fn create_merchant(&self, new: &NewMerchant) -> Result<(Merchant, Secret)> {
+        let key = generate_api_key();
+        let merchant = self.create_merchant_with_key(new, &key).await?;
+        Ok((merchant, Secret::new(key)))
+    }
+
+    /// Creates a merchant whose API key is `api_key` (only its hash is stored).
+    pub async fn create_merchant_with_key(
+        &self,
+        new: &NewMerchant,
+        api_key: &str,
+    ) -> Result<Merchant> {
+        in_tx!(self, |tx| tx.create_merchant_with_key(new, api_key).await?)
+    }
+
+    /// The merchant with this id ([`StoreError::NotFound`] otherwise).
+    pub async fn get_merchant(&self, id: Uuid) -> Result<Merchant> {
+        get(&mut *self.conn().await?, id).await
+    }
+
+    /// The merchant whose API key this is, if any. The key is hashed and the hash looked up by
+    /// equality, so no stored secret is ever compared byte by byte.
+    pub async fn merchant_by_api_key(&self, api_key: &str) -> Result<Option<Merchant>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM merchants WHERE api_key_hash = $1"
+        )))
+        .bind(hash_api_key(api_key))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Every merchant, oldest first.
+    pub async fn list_merchants(&self) -> Result<Vec<Merchant>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM merchants ORDER BY id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Sets (or clears) the webhook endpoint and secret, and re-enables deliveries.
+    pub async fn set_merchant_webhook(
+        &self,
+        id: Uuid,
+        url: Option<String>,
+        secret: Option<Secret>,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE merchants SET webhook_url = $2, webhook_secret = $3, webhook_disabled_at = NULL \
+             WHERE id = $1",
+        )
+        .bind(codec::uuid(&id))
+        .bind(url)
+        .bind(secret.map(|s| s.expose().to_owned()))
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                entity: "merchant",
+                key: id.to_string(),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,458 @@
+//! Persistence: one [`Store`] over `sqlx::Any`, for SQLite (the default, a file or memory) and
+//! PostgreSQL (several operator instances sharing one database).
+//!
+//! # Conventions
+//!
+//! * One query text serves both databases (`$1` placeholders, `RETURNING`, `ON CONFLICT`);
+//!   where they truly differ (`FOR UPDATE SKIP LOCKED`), [`Backend`] picks the statement.
+//! * Portable column types only: `BIGINT` (times are unix **milliseconds**, except the
+//!   `PaymentInfo` expiries, which keep the chain's unix seconds), `TEXT` for addresses and hashes
+//!   (lower-case `0x` hex), decimal `TEXT` for token amounts and other uint256 numbers, `TEXT` JSON.
+//!   Ids are UUIDv7 text generated here, so they sort by creation time.
+//! * Every write that must be atomic with another runs in one [`StoreTx`]. On SQLite a write
+//!   transaction starts with `BEGIN IMMEDIATE`: it takes the write lock up front (waiting up to
+//!   the busy timeout) instead of failing when a read-then-write transaction has to upgrade.
+//! * A payment's status changes only through [`StoreTx::transition_payment`], which applies
+//!   [`crate::lifecycle::PaymentStatus::apply`] and writes with `WHERE version = $expected`.
+//!
+//! Every `Store` method that writes more than one row opens its own transaction; the same
+//! operations on a [`StoreTx`] let a caller combine them (e.g. mark a transaction final *and*
+//! transition its payment *and* enqueue the webhook, all or nothing).
+
+mod chain;
+mod codec;
+mod events;
+mod idempotency;
+mod merchants;
+mod payments;
+mod webhooks;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::AnyConnection;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{Any, AnyPool, Transaction};
+use uuid::Uuid;
+
+use crate::lifecycle::IllegalTransition;
+
+pub use chain::{
+    ChainTx, Lease, MinedReceipt, NewChainTx, NewTxAttempt, Signer, TxAttempt, TxKind, TxStatus,
+};
+pub use events::{ChainEvent, IndexerCursor, NewChainEvent};
+pub use idempotency::{IdempotencyBegin, request_fingerprint};
+pub use merchants::{Merchant, NewMerchant, generate_api_key, hash_api_key};
+pub use payments::{
+    NewPayment, Payment, PaymentFilter, PaymentInfoRecord, Transition, TransitionExtras,
+};
+pub use webhooks::{
+    ClaimedDelivery, DeliveryOutcome, DeliveryStatus, NewWebhookEvent, WebhookDelivery,
+    WebhookEvent,
+};
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite (bundled): a file, or `sqlite::memory:`.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a connection URL names (`sqlite:…`, `postgres://…`, `postgresql://…`).
+    pub fn from_url(url: &str) -> Result<Backend, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::UnsupportedUrl(redact_url(url)))
+        }
+    }
+}
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No row with that key.
+    #[error("{entity} not found: {key}")]
+    NotFound {
+        /// The kind of row (`payment`, `merchant`, …).
+        entity: &'static str,
+        /// The key looked up.
+        key: String,
+    },
+    /// A uniqueness rule refused the write (e.g. a payment hash that already exists).
+    #[error("{entity} conflict: {detail}")]
+    Conflict {
+        /// The kind of row.
+        entity: &'static str,
+        /// What collided.
+        detail: String,
+    },
+    /// Optimistic concurrency: the row changed since it was read.
+    #[error("payment {id} changed concurrently (expected version {expected}, found {actual:?})")]
+    VersionMismatch {
+        /// The payment.
+        id: Uuid,
+        /// The version the caller read.
+        expected: i64,
+        /// The version now stored, if the row still exists.
+        actual: Option<i64>,
+    },
+    /// The lifecycle refused the event.
+    #[error(transparent)]
+    IllegalTransition(#[from] IllegalTransition),
+    /// A chain transaction is not in a status the requested change may start from.
+    #[error("chain tx {id} is {status}, cannot {action}")]
+    TxState {
+        /// The chain transaction.
+        id: Uuid,
+        /// Its current status.
+        status: TxStatus,
+        /// What was attempted.
+        action: &'static str,
+    },
+    /// The caller does not hold the signer's lease (never had it, or it expired and another
+    /// instance may have taken over).
+    #[error("lease on signer {signer} (chain {chain_id}) not held by {owner}")]
+    LeaseNotHeld {
+        /// The chain.
+        chain_id: u64,
+        /// The signer address (`0x…`).
+        signer: String,
+        /// Who asked.
+        owner: String,
+    },
+    /// A worker's claim on a row expired and someone else took it.
+    #[error("{entity} {id} is no longer claimed by {owner}")]
+    ClaimLost {
+        /// The kind of row.
+        entity: &'static str,
+        /// The row.
+        id: Uuid,
+        /// The worker that lost it.
+        owner: String,
+    },
+    /// A stored value could not be decoded (a bug or a hand-edited database).
+    #[error("cannot decode column {column}: {message}")]
+    Decode {
+        /// The column.
+        column: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+    /// The URL names no supported database.
+    #[error("unsupported database url {0} (use sqlite:… or postgres://…)")]
+    UnsupportedUrl(String),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// Whether retrying the whole operation (after re-reading) may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::VersionMismatch { .. })
+    }
+}
+
+/// Shorthand for store results.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The time source (unix milliseconds). Injectable so tests can move time.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The wall clock in unix milliseconds.
+pub fn system_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Connection settings beyond the URL.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Pool size (PostgreSQL and SQLite files; an in-memory SQLite database always uses one
+    /// connection, since each connection would otherwise see its own empty database).
+    pub max_connections: u32,
+    /// How long to wait for a connection from the pool.
+    pub acquire_timeout: Duration,
+    /// SQLite: how long a writer waits for the write lock before failing with "busy".
+    pub sqlite_busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(30),
+            sqlite_busy_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The operator's database. Cheap to clone (a pool handle).
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connects with default [`StoreOptions`]. URLs: `sqlite://path?mode=rwc`,
+    /// `sqlite::memory:`, `postgres://user@host:port/db`.
+    pub async fn connect(url: &str) -> Result<Store> {
+        Store::connect_with(url, &StoreOptions::default()).await
+    }
+
+    /// Connects with explicit options. Does not run migrations (see [`Store::migrate`]).
+    pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let in_memory = backend == Backend::Sqlite && is_sqlite_memory(url);
+        let mut pool_options = AnyPoolOptions::new().acquire_timeout(options.acquire_timeout);
+        if in_memory {
+            // One connection that never closes: the database lives as long as it does.
+            pool_options = pool_options
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        } else {
+            pool_options = pool_options.max_connections(options.max_connections.max(1));
+        }
+        if backend == Backend::Sqlite {
+            let busy_ms =
+                i64::try_from(options.sqlite_busy_timeout.as_millis()).unwrap_or(i64::MAX);
+            pool_options = pool_options.after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    // PRAGMA takes no bind parameters; the value is a number we formatted.
+                    let pragma = format!("PRAGMA busy_timeout = {busy_ms}");
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(pragma))
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool_options.connect(url).await?;
+        if backend == Backend::Sqlite && !in_memory {
+            // WAL lets readers run while one writer writes; the setting is stored in the file.
+            sqlx::raw_sql("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
+        }
+        tracing::debug!(?backend, url = %redact_url(url), "store connected");
+        Ok(Store {
+            pool,
+            backend,
+            clock: Arc::new(system_now_ms),
+        })
+    }
+
+    /// Replaces the clock (tests move time with it).
+    pub fn with_clock(mut self, clock: Clock) -> Store {
+        self.clock = clock;
+        self
+    }
+
+    /// The current time according to the store's clock (unix ms).
+    pub fn now_ms(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The underlying pool (for health checks and ad-hoc queries).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Runs the embedded migrations for this backend. Idempotent; safe to run from several
+    /// instances at once (sqlx takes a database lock on PostgreSQL).
+    pub async fn migrate(&self) -> Result<()> {
+        match self.backend {
+            Backend::Sqlite => {
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&self.pool)
+                    .await?
+            }
+            Backend::Postgres => {
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that the database answers (`/readyz`).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite). Dropping the [`StoreTx`]
+    /// without [`StoreTx::commit`] rolls everything back.
+    pub async fn begin(&self) -> Result<StoreTx> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(StoreTx {
+            tx,
+            backend: self.backend,
+            clock: self.clock.clone(),
+        })
+    }
+
+    /// A pooled connection for reads.
+    async fn conn(&self) -> Result<sqlx::pool::PoolConnection<Any>> {
+        Ok(self.pool.acquire().await?)
+    }
+}
+
+/// One database transaction with the store's write operations. Commit with
+/// [`StoreTx::commit`]. On error call [`StoreTx::rollback`]: dropping also rolls back, but only
+/// when the connection is next used, and until then PostgreSQL keeps the transaction's row locks.
+pub struct StoreTx {
+    tx: Transaction<'static, Any>,
+    backend: Backend,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for StoreTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreTx")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoreTx {
+    /// Commits every write made through this transaction.
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// Rolls back explicitly (dropping does the same).
+    pub async fn rollback(self) -> Result<()> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+
+    /// The current time according to the store's clock (unix ms).
+    pub fn now_ms(&self) -> i64 {
+        (self.clock)()
+    }
+
+    fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+}
+
+/// Runs `$body` inside a fresh [`StoreTx`] bound to `$tx`; commits on success and rolls back
+/// explicitly on error. (`?` and `return` inside `$body` leave only the body.) The explicit
+/// rollback matters on PostgreSQL: a dropped transaction is rolled back only when its connection
+/// is next used, and until then it keeps its row locks, which `SKIP LOCKED` claimers would skip.
+macro_rules! in_tx {
+    ($self:ident, |$tx:ident| $body:expr) => {{
+        let mut $tx = $self.begin().await?;
+        #[allow(clippy::redundant_closure_call)]
+        let out: $crate::store::Result<_> = async { Ok($body) }.await;
+        match out {
+            Ok(value) => {
+                $tx.commit().await?;
+                Ok(value)
+            }
+            Err(e) => {
+                if let Err(rollback) = $tx.rollback().await {
+                    tracing::warn!(error = %rollback, "rollback failed");
+                }
+                Err(e)
+            }
+        }
+    }};
+}
+pub(crate) use in_tx;
+
+fn is_sqlite_memory(url: &str) -> bool {
+    url == "sqlite::memory:" || url.contains(":memory:") || url.contains("mode=memory")
+}
+
+/// The URL without its password (for logs and errors).
+pub fn redact_url(url: &str) -> String {
+    // scheme://user:password@host → scheme://user:[redacted]@host
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((userinfo, host)) = rest.split_once('@')
+        && let Some((user, _password)) = userinfo.split_once(':')
+    {
+        return format!("{scheme}://{user}:[redacted]@{host}");
+    }
+    url.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_from_url() {
+        assert_eq!(
+            Backend::from_url("sqlite::memory:").unwrap(),
+            Backend::Sqlite
+        );
+        assert_eq!(
+            Backend::from_url("sqlite://x.db?mode=rwc").unwrap(),
+            Backend::Sqlite
+        );
+        assert_eq!(
+            Backend::from_url("postgres://u@h/db").unwrap(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            Backend::from_url("postgresql://u@h/db").unwrap(),
+            Backend::Postgres
+        );
+        assert!(Backend::from_url("mysql://u:p@h/db").is_err());
+        match Backend::from_url("mysql://u:secret@h/db") {
+            Err(StoreError::UnsupportedUrl(u)) => assert!(!u.contains("secret")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/db"),
+            "postgres://u:[redacted]@h:5432/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
+    }
+}

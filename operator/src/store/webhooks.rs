@@ -1,0 +1,462 @@
+//! Merchant webhooks: the events (`webhook_events`, one per announcement, id = the Standard
+//! Webhooks `webhook-id`) and their delivery state (`webhook_deliveries`, one per event: attempts,
+//! next attempt time and the worker's lease on it).
+//!
+//! An event and its first delivery are written in the same transaction as the payment transition
+//! that causes them ([`super::TransitionExtras::webhook`]), so an announced change is never lost
+//! and a lost change is never announced.
+
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use super::chain::text_enum;
+use super::codec::{self, get_i64, get_opt_i64, get_opt_str, get_str, get_uuid};
+use super::{Backend, Result, Store, StoreError, StoreTx, in_tx};
+
+/// A webhook event to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewWebhookEvent {
+    /// The event id (`webhook-id`); [`NewWebhookEvent::new`] makes a UUIDv7 so the payload can
+    /// carry it.
+    pub id: Uuid,
+    /// `payment.authorized`, `payment.captured`, …
+    pub event_type: String,
+    /// The JSON body.
+    pub payload: serde_json::Value,
+}
+
+impl NewWebhookEvent {
+    /// An event with a fresh id.
+    pub fn new(event_type: impl Into<String>, payload: serde_json::Value) -> NewWebhookEvent {
+        NewWebhookEvent {
+            id: Uuid::now_v7(),
+            event_type: event_type.into(),
+            payload,
+        }
+    }
+}
+
+/// A stored webhook event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEvent {
+    /// The `webhook-id`.
+    pub id: Uuid,
+    /// The merchant it goes to.
+    pub merchant_id: Uuid,
+    /// The payment it is about.
+    pub payment_id: Option<Uuid>,
+    /// Its type.
+    pub event_type: String,
+    /// The JSON body.
+    pub payload: serde_json::Value,
+    /// Creation time (unix ms).
+    pub created_at: i64,
+}
+
+/// Delivery state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting for (another) attempt.
+    Pending,
+    /// A 2xx came back.
+    Delivered,
+    /// Retries exhausted.
+    Failed,
+    /// The endpoint answered 410 Gone (the merchant's webhook is disabled).
+    Disabled,
+}
+
+text_enum!(DeliveryStatus, "delivery status", {
+    Pending => "pending", Delivered => "delivered", Failed => "failed", Disabled => "disabled",
+});
+
+/// A delivery row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    /// Id (UUIDv7).
+    pub id: Uuid,
+    /// The event delivered.
+    pub event_id: Uuid,
+    /// The merchant.
+    pub merchant_id: Uuid,
+    /// State.
+    pub status: DeliveryStatus,
+    /// Attempts started so far (counted when claimed, so a crash mid-attempt still counts).
+    pub attempts: i64,
+    /// When the next attempt is due (unix ms).
+    pub next_attempt_at: i64,
+    /// The worker holding it.
+    pub locked_by: Option<String>,
+    /// Until when (unix ms); after that another worker may claim it.
+    pub locked_until: Option<i64>,
+    /// HTTP status of the last attempt.
+    pub response_status: Option<u16>,
+    /// Error of the last attempt.
+    pub last_error: Option<String>,
+    /// Creation time (unix ms).
+    pub created_at: i64,
+    /// Last change (unix ms).
+    pub updated_at: i64,
+    /// When it was delivered (unix ms).
+    pub delivered_at: Option<i64>,
+}
+
+/// A claimed delivery together with its event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedDelivery {
+    /// The delivery (now locked by the claimer).
+    pub delivery: WebhookDelivery,
+    /// What to send.
+    pub event: WebhookEvent,
+}
+
+/// The result of one attempt, for [`Store::record_delivery`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// A 2xx: done.
+    Delivered {
+        /// The status received.
+        response_status: u16,
+    },
+    /// Failed; try again at `next_attempt_at` (the worker computes backoff and jitter).
+    Retry {
+        /// The status received, if any.
+        response_status: Option<u16>,
+        /// What went wrong.
+        error: String,
+        /// When to try again (unix ms).
+        next_attempt_at: i64,
+    },
+    /// Failed and out of retries.
+    GiveUp {
+        /// The status received, if any.
+        response_status: Option<u16>,
+        /// What went wrong.
+        error: String,
+    },
+    /// 410 Gone: stop, and disable the merchant's endpoint (in the same transaction).
+    Gone,
+}
+
+const EVENT_COLUMNS: &str = "id, merchant_id, payment_id, event_type, payload, created_at";
+const DELIVERY_COLUMNS: &str = "id, event_id, merchant_id, status, attempts, next_attempt_at, locked_by, \
+    locked_until, response_status, last_error, created_at, updated_at, delivered_at";
+
+fn event_from_row(row: &AnyRow) -> Result<WebhookEvent> {
+    Ok(WebhookEvent {
+        id: get_uuid(row, "id")?,
+        merchant_id: get_uuid(row, "merchant_id")?,
+        payment_id: codec::get_opt_uuid(row, "payment_id")?,
+        event_type: get_str(row, "event_type")?,
+        payload: codec::get_json(row, "payload")?,
+        created_at: get_i64(row, "created_at")?,
+    })
+}
+
+fn delivery_from_row(row: &AnyRow) -> Result<WebhookDelivery> {
+    let response_status = get_opt_i64(row, "response_status")?
+        .map(|s| {
+            u16::try_from(s).map_err(|e| StoreError::Decode {
+                column: "response_status",
+                message: e.to_string(),
+            })
+        })
+        .transpose()?;
+    Ok(WebhookDelivery {
+        id: get_uuid(row, "id")?,
+        event_id: get_uuid(row, "event_id")?,
+        merchant_id: get_uuid(row, "merchant_id")?,
+        status: codec::get_parsed(row, "status")?,
+        attempts: get_i64(row, "attempts")?,
+        next_attempt_at: get_i64(row, "next_attempt_at")?,
+        locked_by: get_opt_str(row, "locked_by")?,
+        locked_until: get_opt_i64(row, "locked_until")?,
+        response_status,
+        last_error: get_opt_str(row, "last_error")?,
+        created_at: get_i64(row, "created_at")?,
+        updated_at: get_i64(row, "updated_at")?,
+        delivered_at: get_opt_i64(row, "delivered_at")?,
+    })
+}
+
+/// Writes an event and its first delivery (due now).
+pub(super) async fn insert(
+    conn: &mut AnyConnection,
+    now: i64,
+    merchant_id: Uuid,
+    payment_id: Option<Uuid>,
+    new: &NewWebhookEvent,
+) -> Result<WebhookEvent> {
+    let payload = serde_json::to_string(&new.payload).map_err(|e| StoreError::Decode {
+        column: "payload",
+        message: e.to_string(),
+    })?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO webhook_events (id, merchant_id, payment_id, event_type, payload, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {EVENT_COLUMNS}"
+    )))
+    .bind(codec::uuid(&new.id))
+    .bind(codec::uuid(&merchant_id))
+    .bind(payment_id.as_ref().map(codec::uuid))
+    .bind(new.event_type.clone())
+    .bind(payload)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| codec::conflict_or(e, "webhook event", format!("id {} already exists", new.id)))?;
+    let event = event_from_row(&row)?;
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (id, event_id, merchant_id, status, attempts, next_attempt_at, \
+             created_at, updated_at) VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4)",
+    )
+    .bind(codec::uuid(&Uuid::now_v7()))
+    .bind(codec::uuid(&event.id))
+    .bind(codec::uuid(&merchant_id))
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(event)
+}
+
+pub(super) async fn for_payment(
+    conn: &mut AnyConnection,
+    payment_id: Uuid,
+) -> Result<Vec<WebhookEvent>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {EVENT_COLUMNS} FROM webhook_events WHERE payment_id = $1 ORDER BY id"
+    )))
+    .bind(codec::uuid(&payment_id))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(event_from_row).collect()
+}
+
+async fn get_event(conn: &mut AnyConnection, id: Uuid) -> Result<WebhookEvent> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {EVENT_COLUMNS} FROM webhook_events WHERE id = $1"
+    )))
+    .bind(codec::uuid(&id))
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(row) => event_from_row(&row),
+        None => Err(StoreError::NotFound {
+            entity: "webhook event",
+            key: id.to_string(),
+        }),
+    }
+}
+
+impl StoreTx {
+    /// Writes a webhook event and its first delivery (not tied to a payment transition).
+    pub async fn enqueue_webhook(
+        &mut self,
+        merchant_id: Uuid,
+        payment_id: Option<Uuid>,
+        event: &NewWebhookEvent,
+    ) -> Result<WebhookEvent> {
+        let now = self.now_ms();
+        insert(self.conn(), now, merchant_id, payment_id, event).await
+    }
+
+    /// Claims up to `limit` due deliveries for `worker` for `lock_ms`: pending, due, and not
+    /// locked by a live claim. Counts the attempt. Two workers never get the same row
+    /// (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: one writer at a time).
+    pub async fn claim_due_deliveries(
+        &mut self,
+        worker: &str,
+        limit: u32,
+        lock_ms: i64,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        let now = self.now_ms();
+        let sql = match self.backend {
+            Backend::Postgres => {
+                "UPDATE webhook_deliveries \
+                 SET locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3 \
+                 WHERE id IN ( \
+                     SELECT id FROM webhook_deliveries \
+                     WHERE status = 'pending' AND next_attempt_at <= $3 \
+                       AND (locked_until IS NULL OR locked_until <= $3) \
+                     ORDER BY next_attempt_at, id LIMIT $4 \
+                     FOR UPDATE SKIP LOCKED) \
+                 RETURNING id, event_id, merchant_id, status, attempts, next_attempt_at, locked_by, \
+                     locked_until, response_status, last_error, created_at, updated_at, delivered_at"
+            }
+            Backend::Sqlite => {
+                "UPDATE webhook_deliveries \
+                 SET locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3 \
+                 WHERE id IN ( \
+                     SELECT id FROM webhook_deliveries \
+                     WHERE status = 'pending' AND next_attempt_at <= $3 \
+                       AND (locked_until IS NULL OR locked_until <= $3) \
+                     ORDER BY next_attempt_at, id LIMIT $4) \
+                 RETURNING id, event_id, merchant_id, status, attempts, next_attempt_at, locked_by, \
+                     locked_until, response_status, last_error, created_at, updated_at, delivered_at"
+            }
+        };
+        let rows = sqlx::query(sql)
+            .bind(worker)
+            .bind(now.saturating_add(lock_ms))
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(self.conn())
+            .await?;
+        let mut deliveries = rows
+            .iter()
+            .map(delivery_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        // RETURNING order is unspecified.
+        deliveries.sort_by_key(|d| (d.next_attempt_at, d.id));
+        let mut claimed = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            let event = get_event(self.conn(), delivery.event_id).await?;
+            claimed.push(ClaimedDelivery { delivery, event });
+        }
+        Ok(claimed)
+    }
+}
+
+impl Store {
+    /// Writes a webhook event and its first delivery in its own transaction.
+    pub async fn enqueue_webhook(
+        &self,
+        merchant_id: Uuid,
+        payment_id: Option<Uuid>,
+        event: &NewWebhookEvent,
+    ) -> Result<WebhookEvent> {
+        in_tx!(self, |tx| tx
+            .enqueue_webhook(merchant_id, payment_id, event)
+            .await?)
+    }
+
+    /// See [`StoreTx::claim_due_deliveries`].
+    pub async fn claim_due_deliveries(
+        &self,
+        worker: &str,
+        limit: u32,
+        lock_ms: i64,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        in_tx!(self, |tx| tx
+            .claim_due_deliveries(worker, limit, lock_ms)
+            .await?)
+    }
+
+    /// Records the result of an attempt by `worker`, which must still hold the claim
+    /// ([`StoreError::ClaimLost`] otherwise: its lock expired and another worker took the row).
+    /// [`DeliveryOutcome::Gone`] also disables the merchant's webhook, in the same transaction.
+    pub async fn record_delivery(
+        &self,
+        delivery_id: Uuid,
+        worker: &str,
+        outcome: &DeliveryOutcome,
+    ) -> Result<WebhookDelivery> {
+        let now = self.now_ms();
+        let (status, response_status, error, next_attempt_at, delivered_at) = match outcome {
+            DeliveryOutcome::Delivered { response_status } => (
+                DeliveryStatus::Delivered,
+                Some(*response_status),
+                None,
+                None,
+                Some(now),
+            ),
+            DeliveryOutcome::Retry {
+                response_status,
+                error,
+                next_attempt_at,
+            } => (
+                DeliveryStatus::Pending,
+                *response_status,
+                Some(error.clone()),
+                Some(*next_attempt_at),
+                None,
+            ),
+            DeliveryOutcome::GiveUp {
+                response_status,
+                error,
+            } => (
+                DeliveryStatus::Failed,
+                *response_status,
+                Some(error.clone()),
+                None,
+                None,
+            ),
+            DeliveryOutcome::Gone => (
+                DeliveryStatus::Disabled,
+                Some(410),
+                Some("410 Gone".to_owned()),
+                None,
+                None,
+            ),
+        };
+        in_tx!(self, |tx| {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE webhook_deliveries SET status = $3, response_status = $4, last_error = $5, \
+                     next_attempt_at = COALESCE($6, next_attempt_at), delivered_at = $7, \
+                     locked_by = NULL, locked_until = NULL, updated_at = $8 \
+                 WHERE id = $1 AND locked_by = $2 AND status = 'pending' \
+                 RETURNING {DELIVERY_COLUMNS}"
+            )))
+            .bind(codec::uuid(&delivery_id))
+            .bind(worker)
+            .bind(status.as_str())
+            .bind(response_status.map(i64::from))
+            .bind(error)
+            .bind(next_attempt_at)
+            .bind(delivered_at)
+            .bind(now)
+            .fetch_optional(tx.conn())
+            .await?;
+            let Some(row) = row else {
+                return Err(StoreError::ClaimLost {
+                    entity: "webhook delivery",
+                    id: delivery_id,
+                    owner: worker.to_owned(),
+                });
+            };
+            let delivery = delivery_from_row(&row)?;
+            if status == DeliveryStatus::Disabled {
+                sqlx::query("UPDATE merchants SET webhook_disabled_at = $2 WHERE id = $1 AND webhook_disabled_at IS NULL")
+                    .bind(codec::uuid(&delivery.merchant_id))
+                    .bind(now)
+                    .execute(tx.conn())
+                    .await?;
+                tracing::warn!(merchant_id = %delivery.merchant_id, "webhook endpoint answered 410: disabled");
+            }
+            delivery
+        })
+    }
+
+    /// The delivery row of an event.
+    pub async fn delivery_for_event(&self, event_id: Uuid) -> Result<WebhookDelivery> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE event_id = $1"
+        )))
+        .bind(codec::uuid(&event_id))
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => delivery_from_row(&row),
+            None => Err(StoreError::NotFound {
+                entity: "webhook delivery",
+                key: event_id.to_string(),
+            }),
+        }
+    }
+
+    /// The webhook event with this id.
+    pub async fn get_webhook_event(&self, id: Uuid) -> Result<WebhookEvent> {
+        get_event(&mut *self.conn().await?, id).await
+    }
+
+    /// How many deliveries are pending (metrics).
+    pub async fn pending_delivery_count(&self) -> Result<i64> {
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE status = 'pending'")
+                .fetch_one(&self.pool)
+                .await?;
+        get_i64(&row, "n")
+    }
+}
