@@ -8,10 +8,14 @@
 //!   the escrow's PaymentInfo and check consistency). [`schemes::exact`]: plain ERC-3009.
 //! - [`escrows`]: known AuthCaptureEscrow deployments and their collectors.
 //! - [`facilitator`]: `/verify`, `/settle`, `/supported` types.
+//! - [`webhooks`]: Standard Webhooks signing (operator) and verification (merchants), and the
+//!   event payload.
+//! - [`buyer`]: the paying client, its spend policy and persistent spend ledger.
 
 #![warn(missing_docs)]
 
 pub mod amount;
+pub mod buyer;
 pub mod error;
 pub mod escrows;
 pub mod facilitator;
@@ -20,9 +24,11 @@ pub mod network;
 pub mod primitives;
 pub mod schemes;
 pub mod signing;
+pub mod webhooks;
 pub mod wire;
 
 pub use amount::Amount;
+pub use buyer::{BuyerClient, BuyerError, SpendLedger, SpendPolicy};
 pub use error::DecodeError;
 pub use escrows::{EscrowDeployment, EscrowRegistry};
 pub use network::Network;
