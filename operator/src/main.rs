@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "x402-escrow", version, about)]
 struct Cli {
+    #[command(flatten)]
+    config: cli::admin::ConfigArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -16,6 +18,14 @@ struct Cli {
 enum Command {
     /// Start a local anvil, deploy the contracts and walk payments through their whole lifecycle.
     Demo(cli::demo::DemoArgs),
+    /// Create or update the database schema.
+    Migrate,
+    /// Manage merchants.
+    #[command(subcommand)]
+    Merchant(cli::admin::MerchantCommand),
+    /// Inspect payments.
+    #[command(subcommand)]
+    Payments(cli::admin::PaymentsCommand),
 }
 
 #[tokio::main]
@@ -28,7 +38,11 @@ async fn main() -> eyre::Result<()> {
         .with_writer(std::io::stderr)
         .init();
 
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    match cli.command {
         Command::Demo(args) => cli::demo::run(args).await,
+        Command::Migrate => cli::admin::migrate(&cli.config).await,
+        Command::Merchant(command) => cli::admin::merchant(&cli.config, command).await,
+        Command::Payments(command) => cli::admin::payments(&cli.config, command).await,
     }
 }

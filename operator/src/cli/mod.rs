@@ -1,3 +1,4 @@
 //! Subcommands of the `x402-escrow` binary.
 
+pub mod admin;
 pub mod demo;
