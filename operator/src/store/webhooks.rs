@@ -451,6 +451,19 @@ impl Store {
         get_event(&mut *self.conn().await?, id).await
     }
 
+    /// The `next_attempt_at` (unix ms) of the oldest pending delivery that is due now, if any:
+    /// `now - it` is how far the webhook workers lag behind (metrics).
+    pub async fn oldest_due_delivery_at(&self) -> Result<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT MIN(next_attempt_at) AS t FROM webhook_deliveries \
+             WHERE status = 'pending' AND next_attempt_at <= $1",
+        )
+        .bind(self.now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        get_opt_i64(&row, "t")
+    }
+
     /// How many deliveries are pending (metrics).
     pub async fn pending_delivery_count(&self) -> Result<i64> {
         let row =
