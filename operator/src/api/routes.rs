@@ -1,0 +1,258 @@
+//! Handlers of the merchant endpoints and of the operational ones (`/healthz`, `/readyz`,
+//! `/metrics`).
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::ApiState;
+use super::auth::CurrentMerchant;
+use super::errors::{ApiBody, ApiError, ApiPath, ApiQuery, json, service_json};
+use crate::lifecycle::PaymentStatus;
+use crate::service::{
+    AuthorizeRequest, CaptureRequest, PaymentService, PaymentView, RefundRequest,
+};
+
+/// Longest `wait` accepted on authorize, in seconds. Kept below the idempotency in-flight lock
+/// ([`super::idempotency::MIN_IN_FLIGHT_LOCK`]) so a retry cannot take over the key of a request
+/// that is still legitimately waiting.
+pub const MAX_WAIT_SECS: u64 = 50;
+
+/// Every route the router serves, as `(method, path template)`; the OpenAPI file documents each.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/v1/payments/authorize"),
+    ("post", "/v1/payments/{id}/capture"),
+    ("post", "/v1/payments/{id}/void"),
+    ("post", "/v1/payments/{id}/refund"),
+    ("get", "/v1/payments/{id}"),
+    ("get", "/v1/payments"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+];
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim();
+            mime.eq_ignore_ascii_case("application/json")
+                || (mime.len() > 5
+                    && mime[..mime.len() - 5].contains('/')
+                    && mime.to_ascii_lowercase().ends_with("+json"))
+        })
+}
+
+/// Parses a JSON body. `empty_ok`: an empty body (with or without a content type) reads as `{}`.
+fn parse_json<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+    empty_ok: bool,
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) && empty_ok {
+        return serde_json::from_slice(b"{}")
+            .map_err(|e| ApiError::invalid_request(format!("invalid JSON body: {e}")));
+    }
+    if !is_json(headers) {
+        return Err(ApiError::invalid_request(
+            "expected Content-Type: application/json",
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid_request(format!("invalid JSON body: {e}")))
+}
+
+/// Query of `POST /v1/payments/authorize`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeQuery {
+    /// Seconds to wait for the hold to be on chain (overrides the body's `wait`).
+    pub wait: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct WaitField {
+    #[serde(default)]
+    wait: Option<u64>,
+}
+
+/// `POST /v1/payments/authorize` → `201` Payment (`authorized`, or any settled status) or `202`
+/// Payment (`authorizing` / `charging`: the wait ran out).
+pub async fn authorize<S: PaymentService>(
+    State(state): State<ApiState<S>>,
+    CurrentMerchant(merchant): CurrentMerchant,
+    headers: HeaderMap,
+    ApiQuery(query): ApiQuery<AuthorizeQuery>,
+    ApiBody(body): ApiBody,
+) -> Response {
+    let mut request: AuthorizeRequest = match parse_json(&headers, &body, false) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let body_wait = serde_json::from_slice::<WaitField>(&body)
+        .ok()
+        .and_then(|w| w.wait);
+    let wait = query.wait.or(body_wait);
+    if let Some(w) = wait {
+        if w > MAX_WAIT_SECS {
+            return ApiError::invalid_request(format!(
+                "wait must be at most {MAX_WAIT_SECS} seconds"
+            ))
+            .into_response();
+        }
+        request.wait = Some(Duration::from_secs(w));
+    }
+    let key = super::idempotency::parse_key(&headers).ok();
+    match state
+        .service
+        .authorize(&merchant, request, key.as_deref())
+        .await
+    {
+        Ok(view) => {
+            let status = match view.status {
+                PaymentStatus::Authorizing | PaymentStatus::Charging => StatusCode::ACCEPTED,
+                _ => StatusCode::CREATED,
+            };
+            json(status, &view)
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// `POST /v1/payments/{id}/capture` `{amount?}` → Payment.
+pub async fn capture<S: PaymentService>(
+    State(state): State<ApiState<S>>,
+    CurrentMerchant(merchant): CurrentMerchant,
+    ApiPath(id): ApiPath<Uuid>,
+    headers: HeaderMap,
+    ApiBody(body): ApiBody,
+) -> Response {
+    let request: CaptureRequest = match parse_json(&headers, &body, true) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    service_json(
+        StatusCode::OK,
+        state.service.capture(&merchant, id, request).await,
+    )
+}
+
+/// Body of `POST /v1/payments/{id}/void`: empty or `{}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoidRequest {}
+
+/// `POST /v1/payments/{id}/void` → Payment.
+pub async fn void<S: PaymentService>(
+    State(state): State<ApiState<S>>,
+    CurrentMerchant(merchant): CurrentMerchant,
+    ApiPath(id): ApiPath<Uuid>,
+    headers: HeaderMap,
+    ApiBody(body): ApiBody,
+) -> Response {
+    if let Err(e) = parse_json::<VoidRequest>(&headers, &body, true) {
+        return e.into_response();
+    }
+    service_json(StatusCode::OK, state.service.void(&merchant, id).await)
+}
+
+/// `POST /v1/payments/{id}/refund` `{amount}` → Payment.
+pub async fn refund<S: PaymentService>(
+    State(state): State<ApiState<S>>,
+    CurrentMerchant(merchant): CurrentMerchant,
+    ApiPath(id): ApiPath<Uuid>,
+    headers: HeaderMap,
+    ApiBody(body): ApiBody,
+) -> Response {
+    let request: RefundRequest = match parse_json(&headers, &body, false) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    service_json(
+        StatusCode::OK,
+        state.service.refund(&merchant, id, request).await,
+    )
+}
+
+/// `GET /v1/payments/{id}` → Payment.
+pub async fn get_payment<S: PaymentService>(
+    State(state): State<ApiState<S>>,
+    CurrentMerchant(merchant): CurrentMerchant,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Response {
+    service_json(StatusCode::OK, state.service.get(&merchant, id).await)
+}
+
+/// Query of `GET /v1/payments`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// The merchant's request id (required).
+    pub request_id: Option<String>,
+}
+
+/// `GET /v1/payments?request_id=…` → `{payments: [...]}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PaymentList {
+    /// Newest first.
+    pub payments: Vec<PaymentView>,
+}
+
+/// `GET /v1/payments?request_id=…` → `{payments: [...]}`, newest first.
+pub async fn list_payments<S: PaymentService>(
+    State(state): State<ApiState<S>>,
+    CurrentMerchant(merchant): CurrentMerchant,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Response {
+    let Some(request_id) = query.request_id.filter(|r| !r.is_empty()) else {
+        return ApiError::invalid_request("query parameter request_id is required").into_response();
+    };
+    if request_id.len() > 255 {
+        return ApiError::invalid_request("request_id is longer than 255 characters")
+            .into_response();
+    }
+    service_json(
+        StatusCode::OK,
+        state
+            .service
+            .by_request_id(&merchant, &request_id)
+            .await
+            .map(|payments| PaymentList { payments }),
+    )
+}
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> Response {
+    json(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: `200` when every readiness check passes, `503` otherwise; the body lists each
+/// check as `"ok"` or its error.
+pub async fn readyz<S: PaymentService>(State(state): State<ApiState<S>>) -> Response {
+    let report = state.readiness.check().await;
+    let status = if report.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json(status, &report)
+}
+
+/// `GET /metrics`: refreshes the store-backed gauges, then renders every metric.
+pub async fn metrics<S: PaymentService>(State(state): State<ApiState<S>>) -> Response {
+    if let Err(e) = state
+        .metrics
+        .refresh(&state.store, state.tx_queue_signer)
+        .await
+    {
+        tracing::warn!(error = %e, "metrics refresh failed; serving the last values");
+    }
+    state.metrics.response()
+}

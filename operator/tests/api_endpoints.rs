@@ -1,0 +1,789 @@
+#![cfg(feature = "wip-api")]
+//! The HTTP API over a fake payment service and a real (SQLite) store: every endpoint, auth,
+//! merchant isolation, hostile requests, /healthz, /readyz, /metrics.
+
+mod api_support;
+
+use api_support::*;
+use axum::http::StatusCode;
+use serde_json::json;
+use x402_escrow_operator::api::Readiness;
+
+async fn app() -> (App, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = sqlite_store(&dir).await;
+    (app_with(store, FakeService::default(), |_| {}).await, dir)
+}
+
+#[tokio::test]
+async fn authorize_capture_refund_void_get_list() {
+    let (app, _dir) = app().await;
+    // authorize → 201 with the payment shape, amounts as decimal strings
+    let reply = Call::post("/v1/payments/authorize")
+        .key(KEY_A)
+        .idem("a1")
+        .json(&authorize_body("1000000000000000000000", "req-1"))
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    let p = reply.json();
+    for field in [
+        "id",
+        "merchantId",
+        "requestId",
+        "paymentHash",
+        "status",
+        "flow",
+        "chainId",
+        "escrow",
+        "paymentInfo",
+        "amounts",
+        "transactions",
+        "createdAt",
+        "updatedAt",
+    ] {
+        assert!(p.get(field).is_some(), "missing {field} in {p}");
+    }
+    assert_eq!(p["status"], "authorized");
+    assert_eq!(p["merchantId"], app.merchant_a.id.to_string());
+    assert_eq!(p["amounts"]["authorized"], "1000000000000000000000");
+    assert_eq!(p["amounts"]["captured"], "0");
+    let id = p["id"].as_str().expect("id").to_owned();
+
+    // partial capture
+    let reply = Call::post(format!("/v1/payments/{id}/capture"))
+        .key(KEY_A)
+        .idem("c1")
+        .json(&json!({"amount": "400000000000000000000"}))
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
+    let p = reply.json();
+    assert_eq!(p["status"], "partially_captured");
+    assert_eq!(p["amounts"]["captured"], "400000000000000000000");
+    assert_eq!(p["amounts"]["capturable"], "600000000000000000000");
+
+    // capture the rest with an empty body
+    let reply = Call::post(format!("/v1/payments/{id}/capture"))
+        .key(KEY_A)
+        .idem("c2")
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
+    assert_eq!(reply.json()["status"], "captured");
+
+    // over-capture → service error code and status
+    let reply = Call::post(format!("/v1/payments/{id}/capture"))
+        .key(KEY_A)
+        .idem("c3")
+        .json(&json!({"amount": "1"}))
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.code(), "exceeds_capturable");
+
+    // refund
+    let reply = Call::post(format!("/v1/payments/{id}/refund"))
+        .key(KEY_A)
+        .idem("r1")
+        .json(&json!({"amount": "100"}))
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["status"], "partially_refunded");
+    assert_eq!(reply.json()["amounts"]["refunded"], "100");
+
+    // refund without amount → 400 invalid_request
+    let reply = Call::post(format!("/v1/payments/{id}/refund"))
+        .key(KEY_A)
+        .idem("r2")
+        .json(&json!({}))
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.code(), "invalid_request");
+
+    // void of a captured payment → 409 invalid_state
+    let reply = Call::post(format!("/v1/payments/{id}/void"))
+        .key(KEY_A)
+        .idem("v1")
+        .json(&json!({}))
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    assert_eq!(reply.code(), "invalid_state");
+
+    // void of a fresh one → 200 voided
+    let other = authorize(&app, KEY_A, "a2", "5", "req-2").await;
+    let reply = Call::post(format!("/v1/payments/{other}/void"))
+        .key(KEY_A)
+        .idem("v2")
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["status"], "voided");
+
+    // get
+    let reply = Call::get(format!("/v1/payments/{id}"))
+        .key(KEY_A)
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["id"], id);
+    assert_eq!(
+        reply.json()["amounts"]["refundable"],
+        "999999999999999999900"
+    );
+
+    // list by request id
+    let reply = Call::get("/v1/payments?request_id=req-1")
+        .key(KEY_A)
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let list = reply.json();
+    assert_eq!(list["payments"].as_array().map(Vec::len), Some(1));
+    assert_eq!(list["payments"][0]["id"], id);
+    let reply = Call::get("/v1/payments?request_id=nope")
+        .key(KEY_A)
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.json(), json!({"payments": []}));
+    let reply = Call::get("/v1/payments").key(KEY_A).send(&app.router).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.code(), "invalid_request");
+}
+
+#[tokio::test]
+async fn authorize_pending_is_202_and_service_errors_keep_their_status() {
+    let (app, _dir) = app().await;
+    let reply = Call::post("/v1/payments/authorize")
+        .key(KEY_A)
+        .idem("p")
+        .json(&authorize_body("10", "pending"))
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    assert_eq!(reply.json()["status"], "authorizing");
+
+    let reply = Call::post("/v1/payments/authorize")
+        .key(KEY_A)
+        .idem("f")
+        .json(&authorize_body("10", "fail"))
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::PAYMENT_REQUIRED);
+    assert_eq!(reply.code(), "insufficient_funds");
+    assert_eq!(reply.json()["error"]["message"], "payer balance 5 < 1000");
+
+    let reply = Call::post("/v1/payments/authorize?wait=51")
+        .key(KEY_A)
+        .idem("w")
+        .json(&authorize_body("10", "x"))
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.code(), "invalid_request");
+}
+
+#[tokio::test]
+async fn authorize_wait_and_idempotency_key_reach_the_service() {
+    use std::time::Duration;
+    let (app, _dir) = app().await;
+    let last = || {
+        app.service
+            .last_authorize
+            .lock()
+            .expect("lock")
+            .clone()
+            .expect("called")
+    };
+    let mut body = authorize_body("10", "r");
+    let _ = Call::post("/v1/payments/authorize")
+        .key(KEY_A)
+        .idem("w0")
+        .json(&body)
+        .send(&app.router)
+        .await;
+    assert_eq!(last(), (None, Some("w0".to_owned())));
+    let _ = Call::post("/v1/payments/authorize?wait=5")
+        .key(KEY_A)
+        .idem("w1")
+        .json(&body)
+        .send(&app.router)
+        .await;
+    assert_eq!(last().0, Some(Duration::from_secs(5)));
+    body["wait"] = json!(7);
+    let _ = Call::post("/v1/payments/authorize")
+        .key(KEY_A)
+        .idem("w2")
+        .json(&body)
+        .send(&app.router)
+        .await;
+    assert_eq!(last().0, Some(Duration::from_secs(7)));
+    let _ = Call::post("/v1/payments/authorize?wait=3")
+        .key(KEY_A)
+        .idem("w3")
+        .json(&body)
+        .send(&app.router)
+        .await;
+    assert_eq!(last().0, Some(Duration::from_secs(3)), "the query wins");
+    let reply = Call::post("/v1/payments/authorize?wait=soon")
+        .key(KEY_A)
+        .idem("w4")
+        .json(&body)
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.code(), "invalid_request");
+}
+
+#[tokio::test]
+async fn auth_missing_wrong_and_right_key() {
+    let (app, _dir) = app().await;
+    let id = authorize(&app, KEY_A, "k", "10", "r").await;
+    let path = format!("/v1/payments/{id}");
+
+    let reply = Call::get(&path).send(&app.router).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.code(), "unauthorized");
+    assert_eq!(reply.header("www-authenticate"), Some("Bearer"));
+
+    let reply = Call::get(&path)
+        .key("x402_sk_wrong")
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.code(), "unauthorized");
+
+    let reply = Call::get(&path)
+        .header("authorization", KEY_A)
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "no scheme");
+
+    let reply = Call::get(&path)
+        .header("authorization", &format!("Basic {KEY_A}"))
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "wrong scheme");
+
+    let reply = Call::get(&path)
+        .header("authorization", &format!("bearer {KEY_A}"))
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "scheme is case-insensitive");
+
+    // POST without auth: 401 before the idempotency check, and nothing runs
+    let calls = app.service.calls();
+    let reply = Call::post("/v1/payments/authorize")
+        .idem("k2")
+        .json(&authorize_body("10", "r"))
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.service.calls(), calls);
+}
+
+#[tokio::test]
+async fn merchant_isolation() {
+    let (app, _dir) = app().await;
+    let id = authorize(&app, KEY_A, "k", "10", "shared-req").await;
+
+    let reply = Call::get(format!("/v1/payments/{id}"))
+        .key(KEY_B)
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.code(), "not_found");
+
+    for action in ["capture", "void"] {
+        let reply = Call::post(format!("/v1/payments/{id}/{action}"))
+            .key(KEY_B)
+            .idem(action)
+            .json(&json!({}))
+            .send(&app.router)
+            .await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{action}");
+        assert_eq!(reply.code(), "not_found");
+    }
+    let reply = Call::post(format!("/v1/payments/{id}/refund"))
+        .key(KEY_B)
+        .idem("refund")
+        .json(&json!({"amount": "1"}))
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+
+    let reply = Call::get("/v1/payments?request_id=shared-req")
+        .key(KEY_B)
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.json(), json!({"payments": []}));
+
+    // A's payment is untouched.
+    let reply = Call::get(format!("/v1/payments/{id}"))
+        .key(KEY_A)
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.json()["status"], "authorized");
+}
+
+#[tokio::test]
+async fn hostile_requests_get_specific_json_errors() {
+    let (app, _dir) = app().await;
+    let id = authorize(&app, KEY_A, "k", "10", "r").await;
+
+    // not JSON
+    let reply = Call::post("/v1/payments/authorize")
+        .key(KEY_A)
+        .idem("h1")
+        .header("content-type", "application/json")
+        .raw("{not json")
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.code(), "invalid_request");
+
+    // JSON but no content type
+    let reply = Call::post("/v1/payments/authorize")
+        .key(KEY_A)
+        .idem("h2")
+        .raw(serde_json::to_vec(&authorize_body("1", "r")).expect("json"))
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.code(), "invalid_request");
+
+    // missing fields
+    let reply = Call::post("/v1/payments/authorize")
+        .key(KEY_A)
+        .idem("h3")
+        .json(&json!({"requestId": "x"}))
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(
+        reply.json()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("paymentPayload")
+    );
+
+    // huge body
+    let huge = format!("{{\"amount\":\"{}\"}}", "1".repeat(200 * 1024));
+    let reply = Call::post(format!("/v1/payments/{id}/refund"))
+        .key(KEY_A)
+        .idem("h4")
+        .header("content-type", "application/json")
+        .raw(huge)
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(reply.code(), "payload_too_large");
+
+    // bad uuid in the path
+    let reply = Call::get("/v1/payments/not-a-uuid")
+        .key(KEY_A)
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.code(), "invalid_request");
+    let reply = Call::post("/v1/payments/123/capture")
+        .key(KEY_A)
+        .idem("h5")
+        .json(&json!({}))
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.code(), "invalid_request");
+
+    // amounts: negative, fractional, exponent, number instead of string, too big, empty
+    for (n, amount) in [
+        json!("-1"),
+        json!("1.5"),
+        json!("1e3"),
+        json!(100),
+        json!("1".repeat(40)),
+        json!(""),
+        json!(" 1"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let reply = Call::post(format!("/v1/payments/{id}/capture"))
+            .key(KEY_A)
+            .idem(&format!("amt{n}"))
+            .json(&json!({"amount": amount}))
+            .send(&app.router)
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "amount {amount}");
+        assert_eq!(reply.code(), "invalid_request", "amount {amount}");
+    }
+
+    // unknown field on void
+    let reply = Call::post(format!("/v1/payments/{id}/void"))
+        .key(KEY_A)
+        .idem("h6")
+        .json(&json!({"force": true}))
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+
+    // unknown path and wrong method: JSON too
+    let reply = Call::get("/v2/nothing").send(&app.router).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.code(), "not_found");
+    let reply = Call::new(axum::http::Method::DELETE, format!("/v1/payments/{id}"))
+        .key(KEY_A)
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(reply.code(), "method_not_allowed");
+
+    // the payment was never changed by any of the above
+    let reply = Call::get(format!("/v1/payments/{id}"))
+        .key(KEY_A)
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.json()["status"], "authorized");
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_generated() {
+    let (app, _dir) = app().await;
+    let reply = Call::get("/healthz")
+        .header("x-request-id", "abc-123")
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.header("x-request-id"), Some("abc-123"));
+    let reply = Call::get("/healthz").send(&app.router).await;
+    let generated = reply.header("x-request-id").expect("generated id");
+    assert!(uuid::Uuid::parse_str(generated).is_ok());
+    let reply = Call::get("/healthz")
+        .header("x-request-id", &"x".repeat(500))
+        .send(&app.router)
+        .await;
+    assert_ne!(reply.header("x-request-id"), Some("x".repeat(500).as_str()));
+}
+
+#[tokio::test]
+async fn healthz_and_readyz() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = sqlite_store(&dir).await;
+    let app = app_with(store.clone(), FakeService::default(), |state| {
+        state.readiness = Readiness::new()
+            .with_database(store.clone())
+            .with_check("rpc", || async { Ok(()) })
+            .with_check("signer_lease", || async { Ok(()) });
+    })
+    .await;
+    let reply = Call::get("/healthz").send(&app.router).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["status"], "ok");
+    let reply = Call::get("/readyz").send(&app.router).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["status"], "ready");
+    assert_eq!(reply.json()["checks"]["database"], "ok");
+
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    let store2 = sqlite_store(&dir2).await;
+    let failing = app_with(store2.clone(), FakeService::default(), |state| {
+        state.readiness = Readiness::new()
+            .with_timeout(std::time::Duration::from_millis(200))
+            .with_database(store2.clone())
+            .with_check("rpc", || async { Err("connection refused".to_owned()) })
+            .with_check("signer_lease", || async {
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                Ok(())
+            });
+    })
+    .await;
+    let reply = Call::get("/readyz").send(&failing.router).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    let v = reply.json();
+    assert_eq!(v["status"], "not_ready");
+    assert_eq!(v["checks"]["database"], "ok");
+    assert_eq!(v["checks"]["rpc"], "error: connection refused");
+    assert!(
+        v["checks"]["signer_lease"]
+            .as_str()
+            .unwrap_or("")
+            .contains("timed out")
+    );
+
+    // the database going away fails readiness too
+    store2.close().await;
+    let reply = Call::get("/readyz").send(&failing.router).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_ne!(reply.json()["checks"]["database"], "ok");
+}
+
+#[tokio::test]
+async fn readyz_signer_lease_check() {
+    use alloy::primitives::Address;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = sqlite_store(&dir).await;
+    let signer = Address::repeat_byte(0x5E);
+    let app = app_with(store.clone(), FakeService::default(), |state| {
+        state.readiness = Readiness::new().with_signer_lease(store.clone(), 31337, signer);
+    })
+    .await;
+    let reply = Call::get("/readyz").send(&app.router).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unknown signer"
+    );
+    store.upsert_signer(31337, signer, 0).await.expect("signer");
+    let reply = Call::get("/readyz").send(&app.router).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "no lease");
+    assert!(
+        reply.json()["checks"]["signer_lease"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no instance")
+    );
+    store
+        .acquire_lease(31337, signer, "other-instance", 30_000)
+        .await
+        .expect("lease")
+        .expect("acquired");
+    let reply = Call::get("/readyz").send(&app.router).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
+}
+
+/// Checks the exposition line by line: comments, `name{labels} value`, `# EOF` last.
+fn parse_exposition(text: &str) -> Vec<(String, String, f64)> {
+    let mut samples = vec![];
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.last(),
+        Some(&"# EOF"),
+        "exposition must end with # EOF"
+    );
+    for line in &lines {
+        if line.starts_with('#') {
+            let mut parts = line.splitn(4, ' ');
+            let _hash = parts.next();
+            let kind = parts.next().unwrap_or("");
+            assert!(
+                ["HELP", "TYPE", "UNIT", "EOF"].contains(&kind),
+                "bad comment line {line}"
+            );
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad sample {line}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line}"));
+        let (name, labels) = match series.split_once('{') {
+            Some((n, rest)) => {
+                assert!(rest.ends_with('}'), "bad labels in {line}");
+                (n.to_owned(), rest.trim_end_matches('}').to_owned())
+            }
+            None => (series.to_owned(), String::new()),
+        };
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name {name}"
+        );
+        samples.push((name, labels, value));
+    }
+    samples
+}
+
+#[tokio::test]
+async fn metrics_exposition() {
+    let (app, _dir) = app().await;
+    // a payment in the store, so the gauge has something to count
+    let merchant = app.merchant_a.id;
+    let stored_status = sqlx_insert_payment(&app.store, merchant).await;
+    let _ = authorize(&app, KEY_A, "m1", "10", "r").await;
+    let _ = Call::get("/v1/payments/not-a-uuid")
+        .key(KEY_A)
+        .send(&app.router)
+        .await;
+
+    let reply = Call::get("/metrics").send(&app.router).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(
+        reply
+            .header("content-type")
+            .unwrap_or("")
+            .starts_with("application/openmetrics-text")
+    );
+    let text = String::from_utf8(reply.body.to_vec()).expect("utf8");
+    let samples = parse_exposition(&text);
+    for name in [
+        "x402_tx_latency_seconds",
+        "x402_tx_confirmations",
+        "x402_gas_used_total",
+        "x402_payments",
+        "x402_webhook_queue_depth",
+        "x402_tx_queue_depth",
+        "x402_http_requests_total",
+        "x402_http_request_duration_seconds",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {}", name.trim_end_matches("_total"))),
+            "no TYPE for {name}:\n{text}"
+        );
+    }
+    let find = |name: &str, labels: &str| {
+        samples
+            .iter()
+            .find(|(n, l, _)| n == name && l.contains(labels))
+            .map(|(_, _, v)| *v)
+    };
+    assert_eq!(
+        find("x402_payments", &format!("status=\"{stored_status}\"")),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(find("x402_payments", "status=\"voided\""), Some(0.0));
+    let total: f64 = samples
+        .iter()
+        .filter(|(n, _, _)| n == "x402_payments")
+        .map(|(_, _, v)| v)
+        .sum();
+    assert_eq!(total, 1.0);
+    assert_eq!(find("x402_webhook_queue_depth", ""), Some(0.0));
+    assert_eq!(
+        find(
+            "x402_http_requests_total",
+            "route=\"/v1/payments/authorize\",status=\"201\""
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        find(
+            "x402_http_requests_total",
+            "route=\"/v1/payments/{id}\",status=\"400\""
+        ),
+        Some(1.0)
+    );
+    assert!(
+        find(
+            "x402_http_request_duration_seconds_count",
+            "route=\"/v1/payments/authorize\""
+        )
+        .is_some()
+    );
+
+    // the handle others use
+    let metrics = x402_escrow_operator::api::Metrics::new();
+    metrics.observe_tx_latency("capture", std::time::Duration::from_secs(3));
+    metrics.observe_tx_confirmations("capture", 2);
+    metrics.add_gas_used("capture", 51_000);
+    metrics.add_gas_used("capture", 1_000);
+    let text = metrics.render();
+    let samples = parse_exposition(&text);
+    let find = |name: &str| {
+        samples
+            .iter()
+            .find(|(n, l, _)| n == name && l.contains("kind=\"capture\""))
+            .map(|(_, _, v)| *v)
+    };
+    assert_eq!(find("x402_gas_used_total"), Some(52_000.0), "{text}");
+    assert_eq!(find("x402_tx_latency_seconds_count"), Some(1.0));
+    assert_eq!(find("x402_tx_confirmations_sum"), Some(2.0));
+}
+
+/// Inserts one `authorized` payment row for `merchant` straight through the store.
+async fn sqlx_insert_payment(
+    store: &x402_escrow_operator::store::Store,
+    merchant: uuid::Uuid,
+) -> &'static str {
+    use alloy::primitives::{Address, B256, U256};
+    use x402_escrow_operator::store::{NewPayment, PaymentInfoRecord};
+    let new = NewPayment {
+        merchant_id: merchant,
+        payment_hash: B256::repeat_byte(7),
+        chain_id: 31337,
+        escrow: Address::repeat_byte(0xE5),
+        info: PaymentInfoRecord {
+            operator: Address::repeat_byte(0x0B),
+            payer: Address::repeat_byte(1),
+            receiver: Address::repeat_byte(0xAA),
+            token: Address::repeat_byte(0x70),
+            max_amount: 1000,
+            pre_approval_expiry: 1,
+            authorization_expiry: 2,
+            refund_expiry: 3,
+            min_fee_bps: 0,
+            max_fee_bps: 0,
+            fee_receiver: Address::ZERO,
+            salt: U256::from(1),
+        },
+        amount: 1000,
+        flow: x402_escrow_operator::lifecycle::Flow::Authorize,
+        request_id: None,
+        idempotency_key: None,
+        capture_deadline_at: None,
+    };
+    let (payment, _) = store
+        .insert_payment(&new, None)
+        .await
+        .expect("insert payment");
+    payment.status.as_str()
+}
+
+#[test]
+fn openapi_parses_and_documents_every_route() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml"))
+        .expect("openapi.yaml");
+    let doc: serde_json::Value = serde_norway::from_str(&text).expect("openapi.yaml is YAML");
+    assert!(
+        doc["openapi"].as_str().unwrap_or("").starts_with("3.1"),
+        "OpenAPI 3.1"
+    );
+    for (method, path) in x402_escrow_operator::api::routes::ROUTES {
+        assert!(
+            doc["paths"][*path][*method].is_object(),
+            "openapi.yaml does not document {method} {path}"
+        );
+    }
+    // every stable error code is listed
+    let codes = serde_json::to_string(&doc["components"]["schemas"]["ErrorCode"]).expect("json");
+    for code in [
+        "invalid_request",
+        "unauthorized",
+        "not_found",
+        "idempotency_key_missing",
+        "idempotency_key_reused",
+        "idempotency_key_in_flight",
+        "payment_busy",
+        "invalid_state",
+        "invalid_payload",
+        "invalid_signature",
+        "wrong_chain",
+        "wrong_escrow",
+        "wrong_operator",
+        "unsupported_asset",
+        "payee_not_allowed",
+        "invalid_amount",
+        "expired",
+        "invalid_fee",
+        "insufficient_funds",
+        "authorization_used",
+        "simulation_failed",
+        "exceeds_capturable",
+        "exceeds_refundable",
+        "refund_float_insufficient",
+        "chain_unavailable",
+        "internal",
+        "payload_too_large",
+        "method_not_allowed",
+    ] {
+        assert!(
+            codes.contains(&format!("\"{code}\"")),
+            "ErrorCode schema lacks {code}"
+        );
+    }
+}
