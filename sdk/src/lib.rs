@@ -11,6 +11,7 @@
 //! - [`webhooks`]: Standard Webhooks signing (operator) and verification (merchants), and the
 //!   event payload.
 //! - [`buyer`]: the paying client, its spend policy and persistent spend ledger.
+//! - [`merchant`]: the tower/axum payment layer and the operator REST client.
 
 #![warn(missing_docs)]
 
@@ -20,6 +21,7 @@ pub mod error;
 pub mod escrows;
 pub mod facilitator;
 pub mod json;
+pub mod merchant;
 pub mod network;
 pub mod primitives;
 pub mod schemes;

@@ -1,0 +1,205 @@
+//! Merchant configuration: what is accepted (network, asset, receiver, escrow terms) and what
+//! each route costs.
+
+use std::time::Duration;
+
+use alloy::primitives::Address;
+
+use crate::amount::{Amount, AmountError};
+use crate::escrows::EscrowRegistry;
+use crate::network::Network;
+
+/// The token payments are made in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetConfig {
+    /// Token contract.
+    pub address: Address,
+    /// EIP-712 domain name (e.g. `"USDC"` on Base Sepolia, `"USD Coin"` on Base).
+    pub name: String,
+    /// EIP-712 domain version (e.g. `"2"`).
+    pub version: String,
+    /// Token decimals (6 for USDC), used to convert `"$0.01"` prices.
+    pub decimals: u8,
+}
+
+impl AssetConfig {
+    /// A token with its EIP-712 domain and decimals.
+    pub fn new(
+        address: Address,
+        name: impl Into<String>,
+        version: impl Into<String>,
+        decimals: u8,
+    ) -> Self {
+        Self {
+            address,
+            name: name.into(),
+            version: version.into(),
+            decimals,
+        }
+    }
+}
+
+/// When the capture of a successful request runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CaptureMode {
+    /// Capture before answering (the receipt says `captured`).
+    #[default]
+    Sync,
+    /// Answer first, capture in a background task with retries (the receipt says `authorized`).
+    Queued,
+}
+
+/// Settings shared by every paid route of a merchant.
+#[derive(Debug, Clone)]
+pub struct PaymentsConfig {
+    /// Network payments are made on.
+    pub network: Network,
+    /// The token.
+    pub asset: AssetConfig,
+    /// The merchant's receiver (`payTo`).
+    pub pay_to: Address,
+    /// The operator's signer (`extra.captureAuthorizer`).
+    pub capture_authorizer: Address,
+    /// The escrow (`extra.authCaptureEscrow`; `None`: the registry's default).
+    pub escrow: Option<Address>,
+    /// Escrow deployments known to this merchant (used to match v1 payments).
+    pub registry: EscrowRegistry,
+    /// Seconds from the challenge to `captureDeadline` (authorization expiry).
+    pub capture_deadline_secs: u64,
+    /// Seconds from the challenge to `refundDeadline`.
+    pub refund_deadline_secs: u64,
+    /// `extra.feeRecipient`.
+    pub fee_recipient: Address,
+    /// `extra.minFeeBps`.
+    pub min_fee_bps: u16,
+    /// `extra.maxFeeBps`.
+    pub max_fee_bps: u16,
+    /// `maxTimeoutSeconds` of every requirement.
+    pub max_timeout_seconds: u64,
+    /// Also offer the (non-refundable) `exact` scheme.
+    pub offer_exact: bool,
+    /// Sync or queued capture.
+    pub capture_mode: CaptureMode,
+    /// Longest the handler may run before the payment is voided and 504 answered.
+    pub handler_timeout: Duration,
+    /// Seconds the operator may wait for the hold (`None`: its default).
+    pub authorize_wait_secs: Option<u64>,
+    /// Advertise the `payment-identifier` extension as required.
+    pub payment_identifier_required: bool,
+    /// Public base URL (`https://api.example.com`) for `resource.url`; `None`: from `Host`.
+    pub public_base_url: Option<String>,
+}
+
+impl PaymentsConfig {
+    /// Settings with defaults: capture deadline 1 h, refund deadline 7 days, no fee
+    /// (`feeRecipient` = zero, 0–0 bps), `maxTimeoutSeconds` 300, sync capture, 30 s handler
+    /// timeout, canonical escrow registry.
+    pub fn new(
+        network: Network,
+        asset: AssetConfig,
+        pay_to: Address,
+        capture_authorizer: Address,
+    ) -> Self {
+        Self {
+            network,
+            asset,
+            pay_to,
+            capture_authorizer,
+            escrow: None,
+            registry: EscrowRegistry::canonical(),
+            capture_deadline_secs: 3600,
+            refund_deadline_secs: 7 * 86_400,
+            fee_recipient: Address::ZERO,
+            min_fee_bps: 0,
+            max_fee_bps: 0,
+            max_timeout_seconds: 300,
+            offer_exact: false,
+            capture_mode: CaptureMode::Sync,
+            handler_timeout: Duration::from_secs(30),
+            authorize_wait_secs: None,
+            payment_identifier_required: false,
+            public_base_url: None,
+        }
+    }
+}
+
+/// A price: atomic token units or a decimal/dollar string converted with the asset's decimals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Price {
+    /// Atomic units.
+    Atomic(Amount),
+    /// `"$0.01"` or `"0.01"` in whole tokens.
+    Decimal(String),
+}
+
+impl Price {
+    /// `"0.01"` / `"$0.01"` (USD stablecoins: dollars).
+    pub fn usd(price: impl Into<String>) -> Self {
+        Self::Decimal(price.into())
+    }
+
+    /// Atomic units.
+    pub fn atomic(units: u128) -> Self {
+        Self::Atomic(Amount::from(units))
+    }
+
+    /// The amount in atomic units for a token with `decimals`.
+    pub fn resolve(&self, decimals: u8) -> Result<Amount, AmountError> {
+        match self {
+            Self::Atomic(amount) => Ok(*amount),
+            Self::Decimal(text) => Amount::from_price(text, decimals),
+        }
+    }
+}
+
+impl From<&str> for Price {
+    fn from(text: &str) -> Self {
+        Self::Decimal(text.to_owned())
+    }
+}
+
+/// What one route costs and how it is described.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRoute {
+    /// The price.
+    pub price: Price,
+    /// `resource.description`.
+    pub description: Option<String>,
+    /// `resource.mimeType`.
+    pub mime_type: Option<String>,
+}
+
+impl PaymentRoute {
+    /// A route costing `price`.
+    pub fn new(price: impl Into<Price>) -> Self {
+        Self {
+            price: price.into(),
+            description: None,
+            mime_type: None,
+        }
+    }
+
+    /// Sets the description.
+    pub fn description(mut self, text: impl Into<String>) -> Self {
+        self.description = Some(text.into());
+        self
+    }
+
+    /// Sets the MIME type.
+    pub fn mime_type(mut self, mime: impl Into<String>) -> Self {
+        self.mime_type = Some(mime.into());
+        self
+    }
+}
+
+impl From<Price> for PaymentRoute {
+    fn from(price: Price) -> Self {
+        Self::new(price)
+    }
+}
+
+impl From<&str> for PaymentRoute {
+    fn from(price: &str) -> Self {
+        Self::new(price)
+    }
+}

@@ -1,0 +1,34 @@
+//! Merchant side: a tower [`Layer`](tower::Layer) for axum that charges for routes with
+//! refundable x402 `auth-capture` payments through the x402-escrow operator.
+//!
+//! - Unpaid request → `402` with the v2 `PAYMENT-REQUIRED` header and a v1-compatible JSON body.
+//! - Paid request (`PAYMENT-SIGNATURE` or v1 `X-PAYMENT`) → strict decoding (bad header → 400),
+//!   matched against the route's requirements → the operator authorizes (places the hold) → the
+//!   handler runs with [`RequestId`] and [`PaymentContext`] in its extensions → 2xx: capture
+//!   (sync or queued, [`CaptureMode`]); non-2xx, error, timeout, panic or client disconnect:
+//!   void. The response carries `PAYMENT-RESPONSE` (`X-PAYMENT-RESPONSE` for v1) with the
+//!   `x402-escrow` receipt extension, and `X-Request-Id`.
+//! - [`OperatorClient`]: the operator's REST API with idempotency keys and retries.
+//!
+//! ```ignore
+//! let operator = OperatorClient::new("http://127.0.0.1:8402", api_key);
+//! let config = PaymentsConfig::new(network, AssetConfig::new(usdc, "USDC", "2", 6), pay_to, operator_signer);
+//! let payments = X402Layer::new(operator, config);
+//! let app = Router::new()
+//!     .route("/weather", get(weather).layer(payments.paid(PaymentRoute::new("$0.01").description("Weather"))));
+//! ```
+
+mod challenge;
+mod config;
+mod context;
+mod flow;
+mod layer;
+pub mod operator;
+mod read;
+mod settle;
+
+pub use challenge::EPOCH_SECS;
+pub use config::{AssetConfig, CaptureMode, PaymentRoute, PaymentsConfig, Price};
+pub use context::{PaymentContext, RequestId, X_REQUEST_ID};
+pub use layer::{PAYMENT_IDENTIFIER_REQUIRED, RouteSpecError, X402Layer, X402Service};
+pub use operator::{AuthorizeCall, OperatorClient, OperatorError, OperatorPayment, OperatorRetry};

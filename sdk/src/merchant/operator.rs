@@ -1,0 +1,431 @@
+//! A client of the operator's REST API (`/v1/payments/…`), as a merchant uses it.
+//!
+//! Every POST carries an `Idempotency-Key` (a structured-field string) derived deterministically
+//! from what the call is about and the action, so a retry after a lost response replays the
+//! operator's first answer instead of acting twice. Transient failures (connection errors, 5xx,
+//! `409 idempotency_key_in_flight`) are retried with bounded exponential backoff; other 4xx never.
+
+use std::time::Duration;
+
+use alloy::primitives::{Address, B256};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::amount::Amount;
+use crate::wire::codec::IDEMPOTENCY_KEY;
+use crate::wire::{PaymentPayload, PaymentRequirements};
+
+/// The operator's code for "same key, first request still running" (retried).
+pub const IDEMPOTENCY_KEY_IN_FLIGHT: &str = "idempotency_key_in_flight";
+/// The operator's code for "same key, different request".
+pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
+
+/// Why an operator call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    /// The operator answered with an error (after any retries); `code` is its stable code
+    /// (`invalid_signature`, `insufficient_funds`, …).
+    #[error("operator refused ({status}): {code}: {message}")]
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// Stable machine-readable code.
+        code: String,
+        /// Human-readable detail.
+        message: String,
+    },
+    /// The operator could not be reached or the connection failed (after retries).
+    #[error("operator unreachable: {0}")]
+    Transport(String),
+    /// The operator's answer was not the expected JSON.
+    #[error("cannot decode the operator's answer: {0}")]
+    Decode(String),
+}
+
+impl OperatorError {
+    /// The operator's stable code, when it answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Rejected { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Whether a retry may succeed (transport errors, 5xx, idempotency key in flight).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Transport(_) => true,
+            Self::Rejected { status, code, .. } => {
+                *status >= 500 || (*status == 409 && code == IDEMPOTENCY_KEY_IN_FLIGHT)
+            }
+            Self::Decode(_) => false,
+        }
+    }
+}
+
+/// Amounts of a payment (token units).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperatorAmounts {
+    /// Held at authorization (or charged).
+    pub authorized: Amount,
+    /// Sent to the merchant.
+    pub captured: Amount,
+    /// Returned after capture.
+    pub refunded: Amount,
+    /// Still capturable.
+    pub capturable: Amount,
+    /// Still refundable.
+    pub refundable: Amount,
+}
+
+/// One chain transaction of a payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperatorTransaction {
+    /// `authorize`, `charge`, `capture`, `void`, `refund`, ….
+    pub kind: String,
+    /// The transaction hash once broadcast.
+    #[serde(default)]
+    pub hash: Option<B256>,
+    /// Outbox status (`queued` … `final`, `reverted`, `abandoned`).
+    pub status: String,
+    /// The block it was mined in.
+    #[serde(default)]
+    pub block_number: Option<u64>,
+}
+
+/// A failure recorded on a payment, or the body of an error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorErrorBody {
+    /// Stable code.
+    pub code: String,
+    /// Detail.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// A payment as the operator shows it (unknown fields are ignored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperatorPayment {
+    /// The operator's payment id.
+    pub id: String,
+    /// The escrow's payment hash.
+    pub payment_hash: B256,
+    /// Lifecycle status (`authorizing`, `authorized`, `captured`, `voided`, …).
+    pub status: String,
+    /// Amounts.
+    pub amounts: OperatorAmounts,
+    /// Chain transactions, oldest first.
+    #[serde(default)]
+    pub transactions: Vec<OperatorTransaction>,
+    /// The merchant's request id.
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// The last failure.
+    #[serde(default)]
+    pub last_error: Option<OperatorErrorBody>,
+}
+
+impl OperatorPayment {
+    /// The hash of the newest transaction of `kind` that has one.
+    pub fn tx_hash(&self, kind: &str) -> Option<B256> {
+        self.transactions
+            .iter()
+            .rev()
+            .filter(|t| t.kind == kind)
+            .find_map(|t| t.hash)
+    }
+
+    /// Whether the hold is not confirmed on chain yet.
+    pub fn is_authorizing(&self) -> bool {
+        self.status == "authorizing"
+    }
+}
+
+/// `POST /v1/payments/authorize`.
+#[derive(Debug, Clone)]
+pub struct AuthorizeCall {
+    /// The buyer's payment (v2 shape).
+    pub payment_payload: PaymentPayload,
+    /// The requirements it answers.
+    pub payment_requirements: PaymentRequirements,
+    /// The merchant's request id.
+    pub request_id: Option<String>,
+    /// What the idempotency key is derived from (the payment-identifier id, else the request id).
+    pub idempotency_scope: String,
+    /// Seconds the operator may wait for the hold to be on chain (`None`: its default).
+    pub wait_seconds: Option<u64>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AuthorizeBody<'a> {
+    payment_payload: &'a PaymentPayload,
+    payment_requirements: &'a PaymentRequirements,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct AmountBody {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amount: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    error: OperatorErrorBody,
+}
+
+/// Bounded exponential backoff for transient failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OperatorRetry {
+    /// Total attempts (1 = no retry).
+    pub attempts: u32,
+    /// Delay before the first retry; doubled each time.
+    pub base_delay: Duration,
+    /// Largest delay.
+    pub max_delay: Duration,
+}
+
+impl Default for OperatorRetry {
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The idempotency key of `action` on `scope`: `"x402m-<action>-<hex>"` quoted as a
+/// structured-field string, where `<hex>` is a SHA-256 prefix of the scope (so any scope text
+/// yields a valid key).
+pub fn idempotency_key(action: &str, scope: &str) -> String {
+    let digest = Sha256::digest(scope.as_bytes());
+    let mut hex = String::with_capacity(40);
+    for b in &digest[..20] {
+        hex.push_str(&format!("{b:02x}"));
+    }
+    format!("\"x402m-{action}-{hex}\"")
+}
+
+/// A client of the operator's merchant API (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct OperatorClient {
+    http: reqwest::Client,
+    base_url: String,
+    api_key: String,
+    retry: OperatorRetry,
+}
+
+impl OperatorClient {
+    /// A client for the operator at `base_url` (e.g. `http://127.0.0.1:8402`) with the
+    /// merchant's API key.
+    pub fn new(base_url: impl Into<String>, api_key: impl Into<String>) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap_or_default();
+        Self::with_http(http, base_url, api_key)
+    }
+
+    /// The same with a caller-built reqwest client.
+    pub fn with_http(
+        http: reqwest::Client,
+        base_url: impl Into<String>,
+        api_key: impl Into<String>,
+    ) -> Self {
+        Self {
+            http,
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            api_key: api_key.into(),
+            retry: OperatorRetry::default(),
+        }
+    }
+
+    /// Replaces the retry policy.
+    pub fn with_retry(mut self, retry: OperatorRetry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The operator's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Verifies the payment and places the hold (`POST /v1/payments/authorize`).
+    pub async fn authorize(&self, call: &AuthorizeCall) -> Result<OperatorPayment, OperatorError> {
+        let body = AuthorizeBody {
+            payment_payload: &call.payment_payload,
+            payment_requirements: &call.payment_requirements,
+            request_id: call.request_id.as_deref(),
+        };
+        let body = serde_json::to_vec(&body).map_err(|e| OperatorError::Decode(e.to_string()))?;
+        let mut path = "/v1/payments/authorize".to_owned();
+        if let Some(wait) = call.wait_seconds {
+            path.push_str(&format!("?wait={wait}"));
+        }
+        let key = idempotency_key("authorize", &call.idempotency_scope);
+        self.post(&path, body, &key).await
+    }
+
+    /// Captures `amount` (all that is capturable when `None`).
+    pub async fn capture(
+        &self,
+        payment_id: &str,
+        amount: Option<Amount>,
+    ) -> Result<OperatorPayment, OperatorError> {
+        let body = AmountBody {
+            amount: amount.map(|a| a.to_string()),
+        };
+        self.action(payment_id, "capture", &body).await
+    }
+
+    /// Releases the hold to the payer.
+    pub async fn void(&self, payment_id: &str) -> Result<OperatorPayment, OperatorError> {
+        self.action(payment_id, "void", &AmountBody { amount: None })
+            .await
+    }
+
+    /// Refunds `amount` of a captured payment. The key covers the amount, so refunding the
+    /// same amount twice needs distinct calls of [`refund_with_key`](Self::refund_with_key).
+    pub async fn refund(
+        &self,
+        payment_id: &str,
+        amount: Amount,
+    ) -> Result<OperatorPayment, OperatorError> {
+        self.refund_with_key(payment_id, amount, &format!("{payment_id}/{amount}"))
+            .await
+    }
+
+    /// Refunds with a caller-chosen idempotency scope.
+    pub async fn refund_with_key(
+        &self,
+        payment_id: &str,
+        amount: Amount,
+        scope: &str,
+    ) -> Result<OperatorPayment, OperatorError> {
+        let body = serde_json::to_vec(&AmountBody {
+            amount: Some(amount.to_string()),
+        })
+        .map_err(|e| OperatorError::Decode(e.to_string()))?;
+        let key = idempotency_key("refund", scope);
+        self.post(&payment_path(payment_id, "refund"), body, &key)
+            .await
+    }
+
+    /// One payment (`GET /v1/payments/{id}`).
+    pub async fn get(&self, payment_id: &str) -> Result<OperatorPayment, OperatorError> {
+        let url = format!("{}{}", self.base_url, payment_path(payment_id, ""));
+        self.with_retries(|| self.http.get(&url).bearer_auth(&self.api_key))
+            .await
+    }
+
+    async fn action(
+        &self,
+        payment_id: &str,
+        action: &str,
+        body: &AmountBody,
+    ) -> Result<OperatorPayment, OperatorError> {
+        let body = serde_json::to_vec(body).map_err(|e| OperatorError::Decode(e.to_string()))?;
+        let key = idempotency_key(action, payment_id);
+        self.post(&payment_path(payment_id, action), body, &key)
+            .await
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        key: &str,
+    ) -> Result<OperatorPayment, OperatorError> {
+        let url = format!("{}{}", self.base_url, path);
+        self.with_retries(|| {
+            self.http
+                .post(&url)
+                .bearer_auth(&self.api_key)
+                .header(IDEMPOTENCY_KEY, key)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone())
+        })
+        .await
+    }
+
+    async fn with_retries(
+        &self,
+        request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<OperatorPayment, OperatorError> {
+        let mut delay = self.retry.base_delay;
+        let attempts = self.retry.attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            match send_once(request()).await {
+                Err(error) if error.is_transient() && attempt < attempts => {
+                    tracing::debug!(%error, attempt, "retrying operator call");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(self.retry.max_delay);
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+}
+
+fn payment_path(payment_id: &str, action: &str) -> String {
+    // Payment ids are UUIDs; anything else is percent-encoded byte-wise to stay in the path.
+    let mut id = String::with_capacity(payment_id.len());
+    for b in payment_id.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            id.push(char::from(b));
+        } else {
+            id.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if action.is_empty() {
+        format!("/v1/payments/{id}")
+    } else {
+        format!("/v1/payments/{id}/{action}")
+    }
+}
+
+async fn send_once(request: reqwest::RequestBuilder) -> Result<OperatorPayment, OperatorError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| OperatorError::Transport(e.to_string()))?;
+    let status = response.status();
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| OperatorError::Transport(e.to_string()))?;
+    if status.is_success() {
+        return serde_json::from_slice(&bytes).map_err(|e| OperatorError::Decode(e.to_string()));
+    }
+    let (code, message) = match serde_json::from_slice::<ErrorEnvelope>(&bytes) {
+        Ok(envelope) => (envelope.error.code, envelope.error.message),
+        Err(_) => (
+            format!("http_{}", status.as_u16()),
+            String::from_utf8_lossy(&bytes[..bytes.len().min(256)]).into_owned(),
+        ),
+    };
+    Err(OperatorError::Rejected {
+        status: status.as_u16(),
+        code,
+        message,
+    })
+}
+
+/// The payer of a payment payload (ERC-3009 `from`), when the scheme carries one.
+pub(crate) fn payer_of(payload: &PaymentPayload) -> Option<Address> {
+    use crate::wire::SchemePayload;
+    match &payload.payload {
+        SchemePayload::AuthCapture(p) => Some(p.authorization.from),
+        SchemePayload::Exact(p) => Some(p.authorization.from),
+        _ => None,
+    }
+}
