@@ -1,0 +1,405 @@
+//! Verification of an x402 `auth-capture` payment before any gas is spent.
+//!
+//! [`Verifier::verify`] runs the checks in a fixed order, cheapest and most specific first, and
+//! stops at the first failure with a typed [`VerifyError`] whose [`VerifyError::code`] is the
+//! stable API [`ErrorCode`]:
+//!
+//! 1. requirements ↔ payload consistency (SDK `derive_from_payment_payload`): payload format,
+//!    `accepted` = requirements, value = amount, nonce = payer-agnostic hash, known escrow;
+//! 2. chain id = ours; escrow and ERC-3009 collector = a registered deployment;
+//! 3. `captureAuthorizer` (`PaymentInfo.operator`) = our signer;
+//! 4. token = a configured asset; `payTo` = one of the merchant's receivers;
+//! 5. amount > 0 and ≤ `maxAmount` (uint120);
+//! 6. expiries: the SDK time window, `preApprovalExpiry` ahead by the safety margin, and
+//!    `authorizationExpiry` later than now + the merchant's capture deadline + margin;
+//! 7. fees: `maxFeeBps ≤ 10000`, `min ≤ max`, our fee inside `[min, max]`, fee receiver zero
+//!    or ours;
+//! 8. the payer's ECDSA signature (smart-wallet signatures are left to the simulation);
+//! 9. on chain: ERC-3009 nonce unused (`authorizationState`), payer balance ≥ `maxAmount`,
+//!    and finally an `eth_call` of `escrow.authorize(…)` from our signer.
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::providers::{DynProvider, Provider};
+use alloy::sol_types::SolInterface;
+use x402_escrow_bindings::contracts::auth_capture_escrow::AuthCaptureEscrow::AuthCaptureEscrowErrors;
+use x402_escrow_bindings::{AuthCaptureEscrow, PaymentInfo, TestUSDC};
+use x402_escrow_sdk::escrows::EscrowRegistry;
+use x402_escrow_sdk::schemes::auth_capture::{
+    AuthCaptureError, DerivedPayment, SignatureCheck, check_signature, check_timing,
+    derive_from_payment_payload,
+};
+use x402_escrow_sdk::wire::{PaymentPayload, PaymentRequirements, SchemePayload};
+
+use crate::lifecycle::Amount;
+use crate::service::{ErrorCode, ServiceError};
+use crate::store::Merchant;
+
+/// The escrow's fee ceiling (100 %).
+pub const MAX_FEE_BPS: u16 = 10_000;
+
+/// What the verifier accepts.
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    /// Our chain.
+    pub chain_id: u64,
+    /// Our signer: the only `captureAuthorizer` we accept.
+    pub operator: Address,
+    /// Escrow deployments we operate (ours, and the canonical one if configured).
+    pub registry: EscrowRegistry,
+    /// Tokens we accept.
+    pub assets: Vec<Address>,
+    /// Our fee in basis points (must fall in the payment's `[minFeeBps, maxFeeBps]`).
+    pub fee_bps: u16,
+    /// Our fee receiver (a payment's non-zero `feeReceiver` must be this one).
+    pub fee_receiver: Address,
+    /// Safety margin in seconds on every expiry (time to get the transaction mined).
+    pub expiry_margin_secs: u64,
+    /// Capture deadline for merchants that configured none (seconds).
+    pub default_capture_deadline_secs: u64,
+}
+
+/// A payment that passed every check: what the engine stores and sends.
+#[derive(Debug, Clone)]
+pub struct VerifiedPayment {
+    /// The reconstructed payment (PaymentInfo, hashes, deployment, flow).
+    pub derived: DerivedPayment,
+    /// The amount to authorize (= `maxAmount` in x402 auth-capture).
+    pub amount: Amount,
+    /// The payer's signature (the collector data of `authorize`).
+    pub signature: Bytes,
+    /// The merchant's capture window in seconds (the auto-void comes this long after the hold;
+    /// it was checked to end before `authorizationExpiry` minus the safety margin).
+    pub capture_deadline_secs: u64,
+}
+
+/// Why a payment was refused. [`VerifyError::code`] gives the API code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// The payload does not answer the requirements.
+    #[error("invalid payload: {0}")]
+    InvalidPayload(String),
+    /// Another chain than ours.
+    #[error("payment is for chain {found}, this operator runs chain {expected}")]
+    WrongChain {
+        /// Ours.
+        expected: u64,
+        /// The payment's.
+        found: u64,
+    },
+    /// Escrow or collector not ours.
+    #[error("wrong escrow: {0}")]
+    WrongEscrow(String),
+    /// `captureAuthorizer` is not our signer.
+    #[error("captureAuthorizer {found} is not this operator ({expected})")]
+    WrongOperator {
+        /// Our signer.
+        expected: Address,
+        /// The payment's operator.
+        found: Address,
+    },
+    /// Token not configured.
+    #[error("asset {0} is not accepted")]
+    UnsupportedAsset(Address),
+    /// `payTo` not one of the merchant's receivers.
+    #[error("payTo {0} is not one of the merchant's receivers")]
+    PayeeNotAllowed(Address),
+    /// Zero or too large.
+    #[error("invalid amount: {0}")]
+    InvalidAmount(String),
+    /// An expiry passed or is too close.
+    #[error("expired: {0}")]
+    Expired(String),
+    /// Fee range or receiver unacceptable.
+    #[error("invalid fee: {0}")]
+    InvalidFee(String),
+    /// The signature does not recover to the payer.
+    #[error("invalid signature: {0}")]
+    InvalidSignature(String),
+    /// The ERC-3009 nonce was used or cancelled.
+    #[error("the payer's authorization {0} was already used or cancelled")]
+    AuthorizationUsed(B256),
+    /// Payer balance below `maxAmount`.
+    #[error("payer balance {balance} is below {required}")]
+    InsufficientFunds {
+        /// The balance.
+        balance: U256,
+        /// What the collector pulls.
+        required: U256,
+    },
+    /// `eth_call` of `authorize` reverted.
+    #[error("simulation of authorize reverted: {0}")]
+    SimulationFailed(String),
+    /// The RPC could not be reached.
+    #[error("chain unavailable: {0}")]
+    ChainUnavailable(String),
+}
+
+impl VerifyError {
+    /// The stable API code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            VerifyError::InvalidPayload(_) => ErrorCode::InvalidPayload,
+            VerifyError::WrongChain { .. } => ErrorCode::WrongChain,
+            VerifyError::WrongEscrow(_) => ErrorCode::WrongEscrow,
+            VerifyError::WrongOperator { .. } => ErrorCode::WrongOperator,
+            VerifyError::UnsupportedAsset(_) => ErrorCode::UnsupportedAsset,
+            VerifyError::PayeeNotAllowed(_) => ErrorCode::PayeeNotAllowed,
+            VerifyError::InvalidAmount(_) => ErrorCode::InvalidAmount,
+            VerifyError::Expired(_) => ErrorCode::Expired,
+            VerifyError::InvalidFee(_) => ErrorCode::InvalidFee,
+            VerifyError::InvalidSignature(_) => ErrorCode::InvalidSignature,
+            VerifyError::AuthorizationUsed(_) => ErrorCode::AuthorizationUsed,
+            VerifyError::InsufficientFunds { .. } => ErrorCode::InsufficientFunds,
+            VerifyError::SimulationFailed(_) => ErrorCode::SimulationFailed,
+            VerifyError::ChainUnavailable(_) => ErrorCode::ChainUnavailable,
+        }
+    }
+}
+
+impl From<VerifyError> for ServiceError {
+    fn from(e: VerifyError) -> Self {
+        ServiceError::new(e.code(), e.to_string())
+    }
+}
+
+fn from_sdk(e: AuthCaptureError) -> VerifyError {
+    match e {
+        AuthCaptureError::NetworkMismatch { .. } => VerifyError::InvalidPayload(e.to_string()),
+        AuthCaptureError::UnknownEscrow(_) | AuthCaptureError::CollectorMismatch { .. } => {
+            VerifyError::WrongEscrow(e.to_string())
+        }
+        AuthCaptureError::AmountTooLarge(_) => VerifyError::InvalidAmount(e.to_string()),
+        AuthCaptureError::AuthorizationExpired { .. }
+        | AuthCaptureError::CaptureDeadlineExpired { .. }
+        | AuthCaptureError::DeadlineOrdering(_) => VerifyError::Expired(e.to_string()),
+        AuthCaptureError::SignerMismatch { .. } | AuthCaptureError::Signature(_) => {
+            VerifyError::InvalidSignature(e.to_string())
+        }
+        other => VerifyError::InvalidPayload(other.to_string()),
+    }
+}
+
+/// The name of the escrow custom error in revert data, if it is one (`"PaymentAlreadyCollected"`).
+pub fn decode_escrow_error(data: &[u8]) -> Option<String> {
+    let decoded = AuthCaptureEscrowErrors::abi_decode(data).ok()?;
+    let text = format!("{decoded:?}");
+    Some(
+        text.split(['(', ' ', '{'])
+            .next()
+            .unwrap_or(&text)
+            .to_owned(),
+    )
+}
+
+/// Best-effort decoding of an `eth_call` / contract error into a short reason (custom error
+/// name, revert string, or the transport error text).
+pub fn describe_call_error(err: &alloy::contract::Error) -> String {
+    if let Some(data) = err.as_revert_data() {
+        if let Some(name) = decode_escrow_error(&data) {
+            return name;
+        }
+        if let Some(reason) = alloy::sol_types::decode_revert_reason(&data) {
+            return reason;
+        }
+        return format!("revert 0x{}", hex::encode(&data));
+    }
+    err.to_string()
+}
+
+/// Whether an error is a transport failure rather than a revert.
+fn is_transport(err: &alloy::contract::Error) -> bool {
+    err.as_revert_data().is_none()
+        && matches!(err, alloy::contract::Error::TransportError(e) if !e.is_error_resp())
+}
+
+/// Checks x402 payments against our configuration and the chain.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    provider: DynProvider,
+    config: VerifierConfig,
+}
+
+impl Verifier {
+    /// A verifier reading the chain through `provider`.
+    pub fn new(provider: DynProvider, config: VerifierConfig) -> Self {
+        Verifier { provider, config }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &VerifierConfig {
+        &self.config
+    }
+
+    /// The latest block's timestamp (chain time, unix seconds).
+    pub async fn chain_now(&self) -> Result<u64, VerifyError> {
+        let block = self
+            .provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await
+            .map_err(|e| VerifyError::ChainUnavailable(e.to_string()))?
+            .ok_or_else(|| VerifyError::ChainUnavailable("no latest block".into()))?;
+        Ok(block.header.timestamp)
+    }
+
+    /// Runs every check (see the module docs) for `merchant` at chain time `now` (unix seconds).
+    pub async fn verify(
+        &self,
+        merchant: &Merchant,
+        requirements: &PaymentRequirements,
+        payment: &PaymentPayload,
+        now: u64,
+    ) -> Result<VerifiedPayment, VerifyError> {
+        let cfg = &self.config;
+        // Chain first: a payment for another network is not ours whatever else it says.
+        let found = requirements.network.chain_id();
+        if found != cfg.chain_id {
+            return Err(VerifyError::WrongChain {
+                expected: cfg.chain_id,
+                found,
+            });
+        }
+        let derived =
+            derive_from_payment_payload(requirements, payment, &cfg.registry).map_err(from_sdk)?;
+        if derived.chain_id != cfg.chain_id {
+            return Err(VerifyError::WrongChain {
+                expected: cfg.chain_id,
+                found: derived.chain_id,
+            });
+        }
+        let SchemePayload::AuthCapture(payload) = &payment.payload else {
+            return Err(VerifyError::InvalidPayload(
+                "not an auth-capture payload".into(),
+            ));
+        };
+        if derived.flow != x402_escrow_sdk::schemes::auth_capture::PaymentFlow::Escrow {
+            return Err(VerifyError::InvalidPayload(
+                "only the escrow (authorize) flow is supported".into(),
+            ));
+        }
+        let info: &PaymentInfo = &derived.payment_info;
+        if info.operator != cfg.operator {
+            return Err(VerifyError::WrongOperator {
+                expected: cfg.operator,
+                found: info.operator,
+            });
+        }
+        if !cfg.assets.contains(&info.token) {
+            return Err(VerifyError::UnsupportedAsset(info.token));
+        }
+        if !merchant.receivers.contains(&info.receiver) {
+            return Err(VerifyError::PayeeNotAllowed(info.receiver));
+        }
+        let max_amount: u128 = info.maxAmount.to::<u128>();
+        let amount = max_amount;
+        if amount == 0 {
+            return Err(VerifyError::InvalidAmount("amount is zero".into()));
+        }
+
+        // Expiries.
+        check_timing(requirements, &derived, now).map_err(from_sdk)?;
+        let pre = info.preApprovalExpiry.to::<u64>();
+        let auth = info.authorizationExpiry.to::<u64>();
+        let refund = info.refundExpiry.to::<u64>();
+        if pre <= now.saturating_add(cfg.expiry_margin_secs) {
+            return Err(VerifyError::Expired(format!(
+                "preApprovalExpiry {pre} is within {}s of now {now}",
+                cfg.expiry_margin_secs
+            )));
+        }
+        if !(pre <= auth && auth <= refund) {
+            return Err(VerifyError::Expired(format!(
+                "expiries out of order: {pre} / {auth} / {refund}"
+            )));
+        }
+        let deadline_secs = u64::try_from(merchant.capture_deadline_secs)
+            .ok()
+            .filter(|s| *s > 0)
+            .unwrap_or(cfg.default_capture_deadline_secs);
+        let capture_deadline = now.saturating_add(deadline_secs);
+        if auth <= capture_deadline.saturating_add(cfg.expiry_margin_secs) {
+            return Err(VerifyError::Expired(format!(
+                "authorizationExpiry {auth} leaves less than the capture deadline ({deadline_secs}s) \
+                 plus margin ({}s)",
+                cfg.expiry_margin_secs
+            )));
+        }
+
+        // Fees.
+        if info.maxFeeBps > MAX_FEE_BPS {
+            return Err(VerifyError::InvalidFee(format!(
+                "maxFeeBps {} > 10000",
+                info.maxFeeBps
+            )));
+        }
+        if info.minFeeBps > info.maxFeeBps {
+            return Err(VerifyError::InvalidFee(format!(
+                "minFeeBps {} > maxFeeBps {}",
+                info.minFeeBps, info.maxFeeBps
+            )));
+        }
+        if cfg.fee_bps < info.minFeeBps || cfg.fee_bps > info.maxFeeBps {
+            return Err(VerifyError::InvalidFee(format!(
+                "our fee {} bps is outside [{}, {}]",
+                cfg.fee_bps, info.minFeeBps, info.maxFeeBps
+            )));
+        }
+        if info.feeReceiver != Address::ZERO && info.feeReceiver != cfg.fee_receiver {
+            return Err(VerifyError::InvalidFee(format!(
+                "feeRecipient {} is not ours",
+                info.feeReceiver
+            )));
+        }
+        if info.feeReceiver == Address::ZERO && cfg.fee_bps > 0 && cfg.fee_receiver == Address::ZERO
+        {
+            return Err(VerifyError::InvalidFee("no fee receiver configured".into()));
+        }
+
+        // Signature (EOA); smart wallets are checked by the simulation.
+        match check_signature(requirements, payload).map_err(from_sdk)? {
+            SignatureCheck::Ecdsa | SignatureCheck::NeedsOnChainCheck => {}
+        }
+
+        // On chain.
+        let token = TestUSDC::new(info.token, self.provider.clone());
+        let used = token
+            .authorizationState(derived.payer, derived.payer_agnostic_hash)
+            .call()
+            .await
+            .map_err(|e| VerifyError::ChainUnavailable(e.to_string()))?;
+        if used {
+            return Err(VerifyError::AuthorizationUsed(derived.payer_agnostic_hash));
+        }
+        let balance = token
+            .balanceOf(derived.payer)
+            .call()
+            .await
+            .map_err(|e| VerifyError::ChainUnavailable(e.to_string()))?;
+        let required = U256::from(max_amount);
+        if balance < required {
+            return Err(VerifyError::InsufficientFunds { balance, required });
+        }
+        let escrow = AuthCaptureEscrow::new(derived.deployment.escrow, self.provider.clone());
+        let simulation = escrow
+            .authorize(
+                info.clone(),
+                U256::from(amount),
+                derived.deployment.erc3009_collector,
+                payload.signature.clone(),
+            )
+            .from(cfg.operator)
+            .call()
+            .await;
+        if let Err(e) = simulation {
+            if is_transport(&e) {
+                return Err(VerifyError::ChainUnavailable(e.to_string()));
+            }
+            return Err(VerifyError::SimulationFailed(describe_call_error(&e)));
+        }
+        Ok(VerifiedPayment {
+            derived,
+            amount,
+            signature: payload.signature.clone(),
+            capture_deadline_secs: deadline_secs,
+        })
+    }
+}
