@@ -28,6 +28,8 @@
 //! | `X402_MAX_FEE_PER_GAS_WEI` | `relayer.max_fee_per_gas_wei` |
 //! | `X402_IDEMPOTENCY_RETENTION_HOURS` | `idempotency.retention_hours` |
 //! | `X402_AUTO_VOID` | `auto_void.enabled` (`true` / `false`) |
+//! | `X402_FEE_BPS` | `fees.bps` |
+//! | `X402_FEE_RECEIVER` | `fees.receiver` |
 //!
 //! Secrets ([`Secret`]) print as `[redacted]` in `Debug` and `Display`.
 
@@ -118,6 +120,8 @@ pub struct Config {
     pub idempotency: IdempotencyConfig,
     /// Automatic voids of uncaptured holds.
     pub auto_void: AutoVoidConfig,
+    /// The operator's fee on captures.
+    pub fees: FeeConfig,
 }
 
 impl Default for Config {
@@ -132,6 +136,7 @@ impl Default for Config {
             webhooks: WebhookConfig::default(),
             idempotency: IdempotencyConfig::default(),
             auto_void: AutoVoidConfig::default(),
+            fees: FeeConfig::default(),
         }
     }
 }
@@ -287,6 +292,18 @@ impl SignerConfig {
             (None, _) => Ok(None),
         }
     }
+}
+
+/// `[fees]`: what the operator charges on each capture or charge.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeeConfig {
+    /// The fee in basis points, clamped into each payment's `[minFeeBps, maxFeeBps]`.
+    pub bps: u16,
+    /// Where fees go when a payment leaves `feeReceiver` open (default: the signer's address).
+    pub receiver: Option<Address>,
+    /// Also accept payments made to the canonical v1.0 AuthCaptureEscrow on this chain.
+    pub accept_canonical_escrow: bool,
 }
 
 /// `[relayer]`.
@@ -488,6 +505,12 @@ impl Config {
         if let Some(v) = var("X402_IDEMPOTENCY_RETENTION_HOURS") {
             self.idempotency.retention_hours = parse_env("X402_IDEMPOTENCY_RETENTION_HOURS", &v)?;
         }
+        if let Some(v) = var("X402_FEE_BPS") {
+            self.fees.bps = parse_env("X402_FEE_BPS", &v)?;
+        }
+        if let Some(v) = var("X402_FEE_RECEIVER") {
+            self.fees.receiver = Some(parse_env("X402_FEE_RECEIVER", &v)?);
+        }
         if let Some(v) = var("X402_AUTO_VOID") {
             self.auto_void.enabled = parse_env("X402_AUTO_VOID", &v)?;
         }
@@ -497,6 +520,9 @@ impl Config {
     /// Checks ranges and combinations.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if self.fees.bps > 10_000 {
+            return invalid("fees.bps must be at most 10000");
+        }
         if self.idempotency.retention_hours < 24 {
             return invalid("idempotency.retention_hours must be at least 24");
         }

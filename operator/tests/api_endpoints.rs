@@ -1,4 +1,3 @@
-#![cfg(feature = "wip-api")]
 //! The HTTP API over a fake payment service and a real (SQLite) store: every endpoint, auth,
 //! merchant isolation, hostile requests, /healthz, /readyz, /metrics.
 

@@ -1,4 +1,3 @@
-#![cfg(feature = "wip-api")]
 //! `Idempotency-Key` through the HTTP API, on SQLite and on PostgreSQL (fresh database per test,
 //! see `store_support`): replay byte for byte (errors included), 422 on a different body, 409
 //! while in flight, 400 when missing or malformed, keys scoped per merchant, expiry, 5xx not

@@ -1,4 +1,3 @@
-#![cfg(feature = "wip-api")]
 //! The router on a real socket through `api::serve`: graceful shutdown lets an in-flight request
 //! finish.
 

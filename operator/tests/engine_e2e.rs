@@ -1,4 +1,3 @@
-#![cfg(feature = "wip-engine")]
 //! End-to-end tests of the lifecycle engine against a local anvil deployment.
 //!
 //! The relayer is not used: a minimal test-only sender (below) claims queued `chain_txs` rows,
@@ -498,6 +497,17 @@ async fn authorize_capture_partial_then_rest(ctx: Ctx) {
         events[0].payload["data"]["requestId"],
         json!(view.request_id)
     );
+    // Every payload is the SDK's published shape, so merchants' `verify_event` accepts it.
+    for event in &events {
+        let body: x402_escrow_sdk::webhooks::WebhookEvent =
+            serde_json::from_value(event.payload.clone()).expect("SDK-shaped webhook body");
+        assert_eq!(body.id, event.id.to_string());
+        assert_eq!(Some(body.data.request_id.clone()), view.request_id);
+        assert_eq!(body.data.payment_hash, view.payment_hash);
+    }
+    let captured: x402_escrow_sdk::webhooks::WebhookEvent =
+        serde_json::from_value(events[2].payload.clone()).unwrap();
+    assert!(captured.data.amount.is_some(), "a capture event says how much it moved");
     assert_eq!(view.transactions.len(), 3);
     assert!(
         view.transactions

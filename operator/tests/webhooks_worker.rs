@@ -1,4 +1,3 @@
-#![cfg(feature = "wip-webhooks")]
 //! The webhook delivery worker against a local receiver (axum on 127.0.0.1) that verifies every
 //! request with the SDK's `verify_event` and records what it got. Every test runs on a fresh
 //! SQLite file and on a fresh PostgreSQL database (tests/store_support).
@@ -194,7 +193,9 @@ async fn enqueue(store: &Store, merchant: Uuid, n: u64) -> Uuid {
             request_id: format!("req-{n}"),
             payment_hash: Default::default(),
             status: "captured".into(),
+            amount: None,
             amounts: Default::default(),
+            error_code: None,
             transaction_hash: None,
             idempotency_key: None,
         },

@@ -559,6 +559,12 @@ pub struct PaymentAmounts {
     pub captured: Amount,
     /// Refunded so far (back to the payer).
     pub refunded: Amount,
+    /// Still capturable (held and neither captured nor released).
+    #[serde(default)]
+    pub capturable: Amount,
+    /// Still refundable (captured and not yet refunded).
+    #[serde(default)]
+    pub refundable: Amount,
 }
 
 /// The payment an event is about.
@@ -575,8 +581,14 @@ pub struct PaymentEventData {
     /// (`authorized`, `captured`, `partially_refunded`, `refunded`, `voided`, `reclaimed`,
     /// `expired`, `failed`, …).
     pub status: String,
+    /// The amount this event moved (captured, voided, refunded, …), when it moved one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Amount>,
     /// Amounts after the event.
     pub amounts: PaymentAmounts,
+    /// Why the payment failed (`payment.failed`): a stable code or the escrow's error name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
     /// The transaction that caused the event, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transaction_hash: Option<B256>,

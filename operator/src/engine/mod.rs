@@ -350,7 +350,14 @@ impl Engine {
             info: to_record(info),
             amount: verified.amount,
             flow: Flow::Authorize,
-            request_id: request.request_id.clone(),
+            // Every payment carries a request id (webhooks and logs echo it): the merchant's, or
+            // one made here when the caller sent none.
+            request_id: Some(
+                request
+                    .request_id
+                    .clone()
+                    .unwrap_or_else(|| format!("req_{}", Uuid::now_v7().simple())),
+            ),
             idempotency_key: idempotency_key.map(str::to_owned),
             capture_deadline_at: Some(deadline_ms),
         };
@@ -1263,6 +1270,9 @@ fn webhook_for(
     payment: &Payment,
     tx: Option<&ChainTx>,
 ) -> Option<NewWebhookEvent> {
+    use x402_escrow_sdk::Amount as Units;
+    use x402_escrow_sdk::webhooks::{PaymentAmounts, PaymentEventData, WebhookEventType};
+
     let event_type = event.webhook_type()?;
     let mut amounts = payment.amounts;
     let status = payment.status.apply(event, &mut amounts).ok()?;
@@ -1272,32 +1282,34 @@ fn webhook_for(
         | PaymentEvent::CaptureConfirmed { amount }
         | PaymentEvent::VoidConfirmed { amount }
         | PaymentEvent::RefundConfirmed { amount }
-        | PaymentEvent::ReclaimObserved { amount } => Some(amount.to_string()),
+        | PaymentEvent::ReclaimObserved { amount } => Some(*amount),
         _ => None,
     };
-    let mut hook = NewWebhookEvent::new(event_type, serde_json::Value::Null);
-    hook.payload = json!({
-        "id": hook.id,
-        "type": event_type,
-        "data": {
-            "paymentId": payment.id,
-            "merchantId": payment.merchant_id,
-            "requestId": payment.request_id,
-            "paymentHash": payment.payment_hash,
-            "status": status,
-            "amount": amount,
-            "errorCode": event.error_code(),
-            "amounts": {
-                "authorized": amounts.authorized.to_string(),
-                "captured": amounts.captured.to_string(),
-                "refunded": amounts.refunded.to_string(),
-                "capturable": amounts.capturable().to_string(),
-                "refundable": amounts.refundable().to_string(),
-            },
-            "transactionHash": tx.and_then(|t| t.mined_tx_hash),
-        }
-    });
-    Some(hook)
+    let data = PaymentEventData {
+        payment_id: payment.id.to_string(),
+        request_id: payment.request_id.clone().unwrap_or_default(),
+        payment_hash: payment.payment_hash,
+        status: status.as_str().to_owned(),
+        amount: amount.map(Units::from),
+        amounts: PaymentAmounts {
+            authorized: Units::from(amounts.authorized),
+            captured: Units::from(amounts.captured),
+            refunded: Units::from(amounts.refunded),
+            capturable: Units::from(amounts.capturable()),
+            refundable: Units::from(amounts.refundable()),
+        },
+        error_code: event.error_code().map(str::to_owned),
+        transaction_hash: tx.and_then(|t| t.mined_tx_hash),
+        idempotency_key: payment.idempotency_key.clone(),
+    };
+    let now_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default(),
+    )
+    .unwrap_or(i64::MAX);
+    crate::webhooks::new_webhook_event(WebhookEventType::from(event_type), now_ms, data).ok()
 }
 
 impl PaymentService for Engine {

@@ -537,6 +537,50 @@ impl StoreTx {
         insert_with(self.conn(), now, Uuid::now_v7(), &fill, Some(nonce)).await
     }
 
+    /// A `reserved` transaction refused before it was ever signed or sent (its gas estimate
+    /// reverted): recorded as `reverted` (`succeeded` = 0, `revert_reason` = `reason`, no
+    /// receipt) and its nonce moved to `fill`, a [`TxKind::NonceFill`] written as `reserved`, in
+    /// this one transaction. The rejected row keeps no nonce (it never used one on chain), so the
+    /// per-signer nonce stays gap-free. Returns `(rejected, fill)`. (Added for the relayer.)
+    pub async fn reject_with_nonce_fill(
+        &mut self,
+        original_id: Uuid,
+        reason: &str,
+        fill: &NewChainTx,
+    ) -> Result<(ChainTx, ChainTx)> {
+        let original = get(self.conn(), original_id).await?;
+        let (TxStatus::Reserved, Some(nonce)) = (original.status, original.nonce) else {
+            return Err(StoreError::TxState {
+                id: original_id,
+                status: original.status,
+                action: "reject before sending",
+            });
+        };
+        let now = self.now_ms();
+        let rejected = guarded(
+            self.conn(),
+            original_id,
+            "reject before sending",
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE chain_txs SET status = 'reverted', succeeded = 0, revert_reason = $2, nonce = NULL, \
+                     updated_at = $3 \
+                 WHERE id = $1 AND status = 'reserved' RETURNING {TX_COLUMNS}"
+            )))
+            .bind(codec::uuid(&original_id))
+            .bind(reason)
+            .bind(now),
+        )
+        .await?;
+        let fill = NewChainTx {
+            kind: TxKind::NonceFill,
+            chain_id: original.chain_id,
+            signer: original.signer,
+            ..fill.clone()
+        };
+        let fill = insert_with(self.conn(), now, Uuid::now_v7(), &fill, Some(nonce)).await?;
+        Ok((rejected, fill))
+    }
+
     /// Stores a signed attempt (`reserved` → `signed`; later attempts keep the status) and counts it.
     pub async fn record_attempt(
         &mut self,
@@ -717,6 +761,87 @@ impl Store {
         in_tx!(self, |tx| tx
             .replace_with_nonce_fill(original_id, fill)
             .await?)
+    }
+
+    /// See [`StoreTx::reject_with_nonce_fill`].
+    pub async fn reject_with_nonce_fill(
+        &self,
+        original_id: Uuid,
+        reason: &str,
+        fill: &NewChainTx,
+    ) -> Result<(ChainTx, ChainTx)> {
+        in_tx!(self, |tx| tx
+            .reject_with_nonce_fill(original_id, reason, fill)
+            .await?)
+    }
+
+    /// The signer's settled transactions (`final`, `reverted`, `abandoned`) that a payment still
+    /// points at (`payments.pending_tx_id`): outcomes the engine may not have handled yet (the
+    /// relayer re-announces them when it takes the lease). (Added for the relayer.)
+    pub async fn settled_txs_awaiting_engine(
+        &self,
+        chain_id: u64,
+        signer: Address,
+    ) -> Result<Vec<ChainTx>> {
+        let columns = TX_COLUMNS
+            .split(", ")
+            .map(|c| format!("t.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {columns} FROM chain_txs t JOIN payments p ON p.pending_tx_id = t.id \
+             WHERE t.chain_id = $1 AND t.signer = $2 AND t.status IN ('final', 'reverted', 'abandoned') \
+             ORDER BY t.id"
+        )))
+        .bind(codec::int(chain_id))
+        .bind(codec::addr(&signer))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(tx_from_row).collect()
+    }
+
+    /// Nonces from `from_nonce` up that were reserved, then abandoned, and that no live row
+    /// holds: gaps that stall every later nonce until filled ([`Store::fill_nonce`]). (Added for
+    /// the relayer.)
+    pub async fn abandoned_nonce_gaps(
+        &self,
+        chain_id: u64,
+        signer: Address,
+        from_nonce: u64,
+    ) -> Result<Vec<u64>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT a.nonce AS nonce FROM chain_txs a \
+             WHERE a.chain_id = $1 AND a.signer = $2 AND a.status = 'abandoned' \
+               AND a.nonce IS NOT NULL AND a.nonce >= $3 \
+               AND NOT EXISTS (SELECT 1 FROM chain_txs l WHERE l.chain_id = a.chain_id AND l.signer = a.signer \
+                               AND l.nonce = a.nonce AND l.status <> 'abandoned') \
+             ORDER BY a.nonce",
+        )
+        .bind(codec::int(chain_id))
+        .bind(codec::addr(&signer))
+        .bind(codec::int(from_nonce))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| get_u64(r, "nonce")).collect()
+    }
+
+    /// Writes `fill` as a `reserved` [`TxKind::NonceFill`] holding `nonce` (a gap left by an
+    /// abandoned row). A live row already holding the nonce makes it a `Conflict`. (Added for the
+    /// relayer.)
+    pub async fn fill_nonce(&self, fill: &NewChainTx, nonce: u64) -> Result<ChainTx> {
+        let now = self.now_ms();
+        let fill = NewChainTx {
+            kind: TxKind::NonceFill,
+            ..fill.clone()
+        };
+        in_tx!(self, |tx| insert_with(
+            tx.conn(),
+            now,
+            Uuid::now_v7(),
+            &fill,
+            Some(nonce)
+        )
+        .await?)
     }
 
     /// See [`StoreTx::record_attempt`].

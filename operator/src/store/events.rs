@@ -282,3 +282,279 @@ impl Store {
         Ok(())
     }
 }
+
+/// One entry of the indexer's window of recent block hashes (`indexer_blocks`, migration 0003).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexedBlock {
+    /// Block number.
+    pub number: u64,
+    /// Its hash when the indexer read it.
+    pub hash: B256,
+}
+
+/// Where the indexer's cursor is expected to be (compare-and-set guard: an indexer writes its
+/// progress only if nobody moved the cursor since it read it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CursorPosition {
+    /// The first block not yet read.
+    pub next_block: u64,
+    /// Hash of `next_block - 1` (`None` at the start or after a blind rewind).
+    pub last_block_hash: Option<B256>,
+}
+
+/// A range the indexer read, to record atomically ([`Store::advance_indexer`]).
+#[derive(Debug, Clone, Copy)]
+pub struct IndexerAdvance<'a> {
+    /// The chain.
+    pub chain_id: u64,
+    /// The contract followed.
+    pub address: Address,
+    /// The cursor the range was read from.
+    pub expected: CursorPosition,
+    /// The cursor after the range.
+    pub next: CursorPosition,
+    /// The events of the range.
+    pub events: &'a [NewChainEvent],
+    /// Block hashes to remember.
+    pub blocks: &'a [IndexedBlock],
+    /// How many remembered blocks to keep (the newest).
+    pub keep: u32,
+}
+
+/// Moves the cursor from `expected` to `next` (or creates it, when absent). False when the
+/// cursor is elsewhere: another indexer instance moved it.
+async fn move_cursor(
+    tx: &mut StoreTx,
+    chain_id: u64,
+    address: Address,
+    expected: CursorPosition,
+    next: CursorPosition,
+) -> Result<bool> {
+    let now = tx.now_ms();
+    let updated = sqlx::query(
+        "UPDATE indexer_cursors SET next_block = $3, last_block_hash = $4, updated_at = $5 \
+         WHERE chain_id = $1 AND address = $2 AND next_block = $6 \
+           AND (last_block_hash = $7 OR ($7 IS NULL AND last_block_hash IS NULL))",
+    )
+    .bind(codec::int(chain_id))
+    .bind(codec::addr(&address))
+    .bind(codec::int(next.next_block))
+    .bind(next.last_block_hash.as_ref().map(codec::b256))
+    .bind(now)
+    .bind(codec::int(expected.next_block))
+    .bind(expected.last_block_hash.as_ref().map(codec::b256))
+    .execute(tx.conn())
+    .await?;
+    if updated.rows_affected() == 1 {
+        return Ok(true);
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO indexer_cursors (chain_id, address, next_block, last_block_hash, updated_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (chain_id, address) DO NOTHING",
+    )
+    .bind(codec::int(chain_id))
+    .bind(codec::addr(&address))
+    .bind(codec::int(next.next_block))
+    .bind(next.last_block_hash.as_ref().map(codec::b256))
+    .bind(now)
+    .execute(tx.conn())
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+impl Store {
+    /// The indexer's newest remembered block hashes for a contract, highest block first.
+    pub async fn recent_indexed_blocks(
+        &self,
+        chain_id: u64,
+        address: Address,
+        limit: u32,
+    ) -> Result<Vec<IndexedBlock>> {
+        let rows = sqlx::query(
+            "SELECT block_number, block_hash FROM indexer_blocks \
+             WHERE chain_id = $1 AND address = $2 ORDER BY block_number DESC LIMIT $3",
+        )
+        .bind(codec::int(chain_id))
+        .bind(codec::addr(&address))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(IndexedBlock {
+                    number: get_u64(row, "block_number")?,
+                    hash: codec::get_b256(row, "block_hash")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Records a range the indexer read, in one transaction: moves the cursor from
+    /// `expected` to `next` (compare-and-set), stores the events (idempotent, like
+    /// [`Store::insert_chain_event`]), remembers the block hashes and keeps only the newest
+    /// `keep`. Returns the events stored for the first time (or revived), in chain order; `None`
+    /// (and nothing written) when the cursor was not at `expected`.
+    pub async fn advance_indexer(
+        &self,
+        advance: IndexerAdvance<'_>,
+    ) -> Result<Option<Vec<ChainEvent>>> {
+        let IndexerAdvance {
+            chain_id,
+            address,
+            expected,
+            next,
+            events,
+            blocks,
+            keep,
+        } = advance;
+        let mut tx = self.begin().await?;
+        let out = async {
+            if !move_cursor(&mut tx, chain_id, address, expected, next).await? {
+                return Ok(None);
+            }
+            let now = tx.now_ms();
+            let mut stored = Vec::new();
+            for new in events {
+                let data = serde_json::to_string(&new.data).map_err(|e| StoreError::Decode {
+                    column: "data",
+                    message: e.to_string(),
+                })?;
+                // Same statement as `insert_chain_event`, inside this transaction.
+                let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO chain_events (id, chain_id, address, block_number, block_hash, log_index, tx_hash, \
+                         event_name, payment_hash, amount, data, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                     ON CONFLICT (chain_id, block_hash, log_index) DO UPDATE \
+                         SET removed = 0, processed_at = NULL WHERE chain_events.removed = 1 \
+                     RETURNING {COLUMNS}"
+                )))
+                .bind(codec::uuid(&Uuid::now_v7()))
+                .bind(codec::int(new.chain_id))
+                .bind(codec::addr(&new.address))
+                .bind(codec::int(new.block_number))
+                .bind(codec::b256(&new.block_hash))
+                .bind(codec::int(new.log_index))
+                .bind(codec::b256(&new.tx_hash))
+                .bind(new.event_name.clone())
+                .bind(new.payment_hash.as_ref().map(codec::b256))
+                .bind(new.amount.map(|a| a.to_string()))
+                .bind(data)
+                .bind(now)
+                .fetch_optional(tx.conn())
+                .await?;
+                if let Some(row) = row {
+                    stored.push(from_row(&row)?);
+                }
+            }
+            for block in blocks {
+                sqlx::query(
+                    "INSERT INTO indexer_blocks (chain_id, address, block_number, block_hash) \
+                     VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (chain_id, address, block_number) DO UPDATE SET block_hash = excluded.block_hash",
+                )
+                .bind(codec::int(chain_id))
+                .bind(codec::addr(&address))
+                .bind(codec::int(block.number))
+                .bind(codec::b256(&block.hash))
+                .execute(tx.conn())
+                .await?;
+            }
+            // The `keep`-th newest block number; everything below it is forgotten.
+            let floor = sqlx::query(
+                "SELECT block_number FROM indexer_blocks WHERE chain_id = $1 AND address = $2 \
+                 ORDER BY block_number DESC LIMIT 1 OFFSET $3",
+            )
+            .bind(codec::int(chain_id))
+            .bind(codec::addr(&address))
+            .bind(i64::from(keep.max(1)) - 1)
+            .fetch_optional(tx.conn())
+            .await?;
+            if let Some(row) = floor {
+                sqlx::query(
+                    "DELETE FROM indexer_blocks WHERE chain_id = $1 AND address = $2 AND block_number < $3",
+                )
+                .bind(codec::int(chain_id))
+                .bind(codec::addr(&address))
+                .bind(get_i64(&row, "block_number")?)
+                .execute(tx.conn())
+                .await?;
+            }
+            stored.sort_by_key(|e| (e.block_number, e.log_index));
+            Ok(Some(stored))
+        }
+        .await;
+        finish(tx, out).await
+    }
+
+    /// Reorg rewind, in one transaction: moves the cursor from `expected` back to `from_block`
+    /// with `ancestor_hash` (the hash of `from_block - 1` on the canonical chain, `None` when
+    /// unknown), marks every live event of `address` at or above `from_block` removed and
+    /// forgets the remembered block hashes from `from_block` on. Returns the removed events in
+    /// chain order; `None` (nothing written) when the cursor was not at `expected`.
+    pub async fn rewind_indexer(
+        &self,
+        chain_id: u64,
+        address: Address,
+        expected: CursorPosition,
+        from_block: u64,
+        ancestor_hash: Option<B256>,
+    ) -> Result<Option<Vec<ChainEvent>>> {
+        let mut tx = self.begin().await?;
+        let next = CursorPosition {
+            next_block: from_block,
+            last_block_hash: ancestor_hash,
+        };
+        let out = async {
+            if !move_cursor(&mut tx, chain_id, address, expected, next).await? {
+                return Ok(None);
+            }
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE chain_events SET removed = 1 \
+                 WHERE chain_id = $1 AND address = $2 AND block_number >= $3 AND removed = 0 \
+                 RETURNING {COLUMNS}"
+            )))
+            .bind(codec::int(chain_id))
+            .bind(codec::addr(&address))
+            .bind(codec::int(from_block))
+            .fetch_all(tx.conn())
+            .await?;
+            let mut events = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+            sqlx::query(
+                "DELETE FROM indexer_blocks WHERE chain_id = $1 AND address = $2 AND block_number >= $3",
+            )
+            .bind(codec::int(chain_id))
+            .bind(codec::addr(&address))
+            .bind(codec::int(from_block))
+            .execute(tx.conn())
+            .await?;
+            events.sort_by_key(|e| (e.block_number, e.log_index));
+            if !events.is_empty() {
+                tracing::warn!(
+                    chain_id,
+                    from_block,
+                    removed = events.len(),
+                    "reorg: chain events marked removed"
+                );
+            }
+            Ok(Some(events))
+        }
+        .await;
+        finish(tx, out).await
+    }
+}
+
+/// Commits on `Ok(Some(_))`, rolls back otherwise (a lost compare-and-set writes nothing).
+async fn finish<T>(tx: StoreTx, out: Result<Option<T>>) -> Result<Option<T>> {
+    match out {
+        Ok(Some(value)) => {
+            tx.commit().await?;
+            Ok(Some(value))
+        }
+        other => {
+            if let Err(e) = tx.rollback().await {
+                tracing::warn!(error = %e, "rollback failed");
+            }
+            other
+        }
+    }
+}

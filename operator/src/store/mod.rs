@@ -40,7 +40,9 @@ use crate::lifecycle::IllegalTransition;
 pub use chain::{
     ChainTx, Lease, MinedReceipt, NewChainTx, NewTxAttempt, Signer, TxAttempt, TxKind, TxStatus,
 };
-pub use events::{ChainEvent, IndexerCursor, NewChainEvent};
+pub use events::{
+    ChainEvent, CursorPosition, IndexedBlock, IndexerAdvance, IndexerCursor, NewChainEvent,
+};
 pub use idempotency::{IdempotencyBegin, request_fingerprint};
 pub use merchants::{Merchant, NewMerchant, generate_api_key, hash_api_key};
 pub use payments::{

@@ -1,0 +1,234 @@
+//! Signing, storing and broadcasting attempts.
+
+use alloy::consensus::{SignableTransaction, Transaction, TxEip1559, TxEnvelope};
+use alloy::eips::eip2718::{Decodable2718, Encodable2718};
+use alloy::network::{TransactionBuilder, TxSignerSync};
+use alloy::primitives::{Bytes, TxKind as CallKind, U256};
+use alloy::providers::Provider;
+use alloy::rpc::json_rpc::RpcError;
+use alloy::rpc::types::TransactionRequest;
+use alloy::transports::TransportError;
+
+use super::fees::{self, Fees};
+use super::revert::revert_reason_of;
+use super::{CrashPoint, Relayer, RelayerError, RelayerMetrics};
+use crate::store::{ChainTx, NewChainTx, NewTxAttempt, TxAttempt, TxKind};
+
+/// Node answers that mean the transaction may well be in the pool or mined already.
+const MAYBE_SENT: &[&str] = &[
+    "nonce too low",
+    "already known",
+    "known transaction",
+    "replacement transaction underpriced",
+    "same hash was already imported",
+    "already imported",
+    "transaction already exists",
+    "timeout",
+    "timed out",
+];
+
+/// How the node answered a raw transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum SendResult {
+    /// Accepted into the pool.
+    Accepted,
+    /// Maybe sent: look receipts up before anything else.
+    MaybeSent(String),
+    /// Refused (not sent); retried later, replaced when stale.
+    Rejected(String),
+}
+
+fn classify(err: &TransportError) -> SendResult {
+    match err {
+        RpcError::ErrorResp(payload) => {
+            let msg = payload.message.to_lowercase();
+            if MAYBE_SENT.iter().any(|s| msg.contains(s)) {
+                SendResult::MaybeSent(payload.message.to_string())
+            } else {
+                SendResult::Rejected(payload.message.to_string())
+            }
+        }
+        // Transport failures and unreadable answers: the node may have taken it.
+        other => SendResult::MaybeSent(other.to_string()),
+    }
+}
+
+/// The gas limit signed into stored raw bytes.
+pub(super) fn gas_limit_of(raw: &Bytes) -> Result<u64, RelayerError> {
+    let env = TxEnvelope::decode_2718(&mut raw.as_ref())
+        .map_err(|e| RelayerError::Corrupt(format!("stored raw transaction: {e}")))?;
+    Ok(env.gas_limit())
+}
+
+impl Relayer {
+    /// The call a row makes, as a request from the signer (for estimates and replays).
+    pub(super) fn call_request(&self, tx: &ChainTx) -> TransactionRequest {
+        TransactionRequest::default()
+            .with_from(self.address())
+            .with_to(tx.to)
+            .with_input(tx.calldata.clone())
+            .with_value(tx.value)
+    }
+
+    /// Signs one attempt of `tx` at `nonce`.
+    pub(super) fn sign_attempt(
+        &self,
+        tx: &ChainTx,
+        nonce: u64,
+        gas_limit: u64,
+        fees: Fees,
+    ) -> Result<NewTxAttempt, RelayerError> {
+        let mut unsigned = TxEip1559 {
+            chain_id: self.opts.chain_id,
+            nonce,
+            gas_limit,
+            max_fee_per_gas: fees.max_fee_per_gas,
+            max_priority_fee_per_gas: fees.max_priority_fee_per_gas,
+            to: CallKind::Call(tx.to),
+            value: tx.value,
+            access_list: Default::default(),
+            input: tx.calldata.clone(),
+        };
+        let signature = self.signer.sign_transaction_sync(&mut unsigned)?;
+        let signed = unsigned.into_signed(signature);
+        let tx_hash = *signed.hash();
+        let raw: Bytes = TxEnvelope::from(signed).encoded_2718().into();
+        RelayerMetrics::inc(&self.metrics.signed);
+        Ok(NewTxAttempt {
+            tx_hash,
+            raw_tx: raw,
+            max_fee_per_gas: fees.max_fee_per_gas,
+            max_priority_fee_per_gas: fees.max_priority_fee_per_gas,
+        })
+    }
+
+    /// `reserved` → `signed`: gas limit (fixed, or estimate + margin), fees, sign, store. A
+    /// reverting estimate records the row as `reverted` (decoded error, never sent) and gives
+    /// its nonce to a fill; then `None`.
+    pub(super) async fn sign_reserved(
+        &mut self,
+        tx: &ChainTx,
+    ) -> Result<Option<TxAttempt>, RelayerError> {
+        let nonce = tx
+            .nonce
+            .ok_or_else(|| RelayerError::Corrupt(format!("reserved tx {} has no nonce", tx.id)))?;
+        let gas_limit = match tx.gas_limit {
+            Some(limit) => limit,
+            None => match self.provider.estimate_gas(self.call_request(tx)).await {
+                Ok(gas) => fees::with_margin(gas, self.opts.gas_limit_margin_percent),
+                Err(e) => match revert_reason_of(&e) {
+                    Some(reason) => {
+                        tracing::warn!(%reason, "gas estimate reverted: not sending");
+                        self.reject(tx, &reason).await?;
+                        return Ok(None);
+                    }
+                    None => return Err(e.into()),
+                },
+            },
+        };
+        let fees = fees::suggest(&self.provider, self.opts.max_fee_per_gas).await?;
+        let attempt = self.sign_attempt(tx, nonce, gas_limit, fees)?;
+        self.check_lease().await?;
+        let stored = self.store.record_attempt(tx.id, &attempt).await?;
+        tracing::info!(tx_hash = %stored.tx_hash, gas_limit, max_fee = fees.max_fee_per_gas, tip = fees.max_priority_fee_per_gas, "signed");
+        self.crash_point(CrashPoint::AfterRecordAttempt)?;
+        Ok(Some(stored))
+    }
+
+    /// The zero-value self-transfer that takes over a nonce.
+    pub(super) fn nonce_fill_for(&self, nonce: u64, replaces: Option<uuid::Uuid>) -> NewChainTx {
+        NewChainTx {
+            chain_id: self.opts.chain_id,
+            signer: self.address(),
+            kind: TxKind::NonceFill,
+            payment_id: None,
+            request: serde_json::json!({ "nonce": nonce, "replaces": replaces }),
+            to: self.address(),
+            calldata: Bytes::new(),
+            value: U256::ZERO,
+            gas_limit: Some(21_000),
+        }
+    }
+
+    async fn reject(&mut self, tx: &ChainTx, reason: &str) -> Result<(), RelayerError> {
+        let fill = self.nonce_fill_for(tx.nonce.unwrap_or_default(), Some(tx.id));
+        self.check_lease().await?;
+        let (rejected, fill) = self
+            .store
+            .reject_with_nonce_fill(tx.id, reason, &fill)
+            .await?;
+        RelayerMetrics::inc(&self.metrics.nonce_fills);
+        tracing::info!(fill = %fill.id, nonce = ?fill.nonce, "nonce handed to a fill");
+        self.announce(&rejected);
+        Ok(())
+    }
+
+    /// Hands stored bytes to the node and records what happened. Maybe-sent answers look up
+    /// receipts of every hash of the nonce before anything else.
+    pub(super) async fn send_attempt(
+        &mut self,
+        tx: &ChainTx,
+        attempt: &TxAttempt,
+    ) -> Result<(), RelayerError> {
+        self.check_lease().await?;
+        RelayerMetrics::inc(&self.metrics.broadcasts);
+        let result = match self.provider.send_raw_transaction(&attempt.raw_tx).await {
+            Ok(_) => SendResult::Accepted,
+            Err(e) => classify(&e),
+        };
+        match result {
+            SendResult::Accepted => {
+                self.store.mark_broadcast(tx.id, attempt.tx_hash).await?;
+                tracing::info!(tx_hash = %attempt.tx_hash, "broadcast");
+                self.crash_point(CrashPoint::AfterBroadcast)?;
+            }
+            SendResult::MaybeSent(msg) => {
+                tracing::info!(tx_hash = %attempt.tx_hash, answer = %msg, "maybe sent: checking receipts");
+                let attempts = self.store.attempts_for(tx.id).await?;
+                if let Some(receipt) = self.find_receipt(&attempts).await? {
+                    self.record_receipt(tx, &receipt).await?;
+                } else {
+                    self.store.mark_broadcast(tx.id, attempt.tx_hash).await?;
+                }
+            }
+            SendResult::Rejected(msg) => {
+                tracing::warn!(tx_hash = %attempt.tx_hash, answer = %msg, "node refused the transaction; will retry or replace");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::rpc::json_rpc::ErrorPayload;
+
+    use super::*;
+
+    fn resp(msg: &str) -> TransportError {
+        RpcError::ErrorResp(ErrorPayload {
+            code: -32000,
+            message: msg.to_owned().into(),
+            data: None,
+        })
+    }
+
+    #[test]
+    fn maybe_sent_answers_are_not_failures() {
+        for m in [
+            "nonce too low",
+            "already known",
+            "replacement transaction underpriced",
+            "Transaction with the same hash was already imported.",
+        ] {
+            assert!(
+                matches!(classify(&resp(m)), SendResult::MaybeSent(_)),
+                "{m}"
+            );
+        }
+        assert!(matches!(
+            classify(&resp("insufficient funds for gas * price + value")),
+            SendResult::Rejected(_)
+        ));
+    }
+}
