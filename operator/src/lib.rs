@@ -12,3 +12,4 @@ pub mod webhooks;
 pub mod engine;
 pub mod verify;
 pub mod api;
+pub mod runtime;

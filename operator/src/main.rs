@@ -18,6 +18,14 @@ struct Cli {
 enum Command {
     /// Start a local anvil, deploy the contracts and walk payments through their whole lifecycle.
     Demo(cli::demo::DemoArgs),
+    /// Run the operator: HTTP API, engine, relayer, indexer and webhook delivery.
+    Serve,
+    /// Compare the database with the escrow on chain and report every difference.
+    Reconcile {
+        /// Check at most this many payments (newest first).
+        #[arg(long, default_value_t = 10_000)]
+        limit: u32,
+    },
     /// Create or update the database schema.
     Migrate,
     /// Manage merchants.
@@ -41,6 +49,8 @@ async fn main() -> eyre::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(args) => cli::demo::run(args).await,
+        Command::Serve => cli::serve::serve(&cli.config).await,
+        Command::Reconcile { limit } => cli::serve::reconcile(&cli.config, limit).await,
         Command::Migrate => cli::admin::migrate(&cli.config).await,
         Command::Merchant(command) => cli::admin::merchant(&cli.config, command).await,
         Command::Payments(command) => cli::admin::payments(&cli.config, command).await,

@@ -1,0 +1,394 @@
+//! One running operator, assembled from a [`Config`]: the store, the signer, the engine, the
+//! relayer, the indexer, the webhook worker and the HTTP API, each in its own task, all stopped
+//! by one shutdown signal. `x402-escrow serve`, the demo and the end-to-end tests start it the
+//! same way.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::primitives::Address;
+use alloy::providers::{DynProvider, Provider};
+use alloy::signers::local::PrivateKeySigner;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use x402_escrow_bindings::{Deployment, Deployments};
+
+use crate::api::{self, ApiState, Readiness};
+use crate::config::{Config, SignerSource};
+use crate::engine::{self, Engine, FeePolicy};
+use crate::indexer::{Indexer, IndexerConfig};
+use crate::relayer::{self, Relayer};
+use crate::store::Store;
+use crate::verify::Verifier;
+use crate::webhooks::{WebhookWorker, WebhookWorkerConfig};
+
+/// Why the operator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The configuration is incomplete or inconsistent.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The signing key could not be loaded.
+    #[error("signer: {0}")]
+    Signer(String),
+    /// The deployments file could not be read or has no entry for the chain.
+    #[error("deployment: {0}")]
+    Deployment(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The chain RPC failed or is another chain.
+    #[error("chain: {0}")]
+    Chain(String),
+    /// A component refused its configuration.
+    #[error("{component}: {message}")]
+    Component {
+        /// Which component.
+        component: &'static str,
+        /// Its error.
+        message: String,
+    },
+    /// The HTTP listener could not be bound.
+    #[error("listen on {address}: {source}")]
+    Listen {
+        /// The configured address.
+        address: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Loads the signing key named by the configuration.
+pub fn load_signer(config: &Config) -> Result<PrivateKeySigner, RuntimeError> {
+    match config
+        .signer
+        .source()
+        .map_err(|e| RuntimeError::Signer(e.to_string()))?
+    {
+        Some(SignerSource::PrivateKey(key)) => key
+            .expose()
+            .trim()
+            .parse::<PrivateKeySigner>()
+            .map_err(|e| {
+                RuntimeError::Signer(format!("X402_SIGNER_KEY is not a private key: {e}"))
+            }),
+        Some(SignerSource::Keystore { path, password }) => {
+            PrivateKeySigner::decrypt_keystore(&path, password.expose()).map_err(|e| {
+                RuntimeError::Signer(format!("cannot decrypt keystore {}: {e}", path.display()))
+            })
+        }
+        None => Err(RuntimeError::Signer(
+            "no signing key: set X402_SIGNER_KEY or signer.keystore".into(),
+        )),
+    }
+}
+
+/// The contracts for the configured chain: the deployments file (a single `<chainId>.json` or a
+/// directory of them), else the canonical deployments built into the bindings.
+pub fn load_deployment(config: &Config) -> Result<Deployment, RuntimeError> {
+    let chain_id = config.chain.chain_id;
+    let from_dir = |dir: &Path| {
+        Deployments::load_dir(dir)
+            .map_err(|e| RuntimeError::Deployment(e.to_string()))?
+            .get(chain_id)
+            .cloned()
+            .ok_or_else(|| {
+                RuntimeError::Deployment(format!(
+                    "{} has no deployment for chain {chain_id}",
+                    dir.display()
+                ))
+            })
+    };
+    let deployment = match &config.chain.deployments {
+        Some(path) if path.is_dir() => from_dir(path)?,
+        Some(path) => {
+            Deployment::load(path).map_err(|e| RuntimeError::Deployment(e.to_string()))?
+        }
+        None => Deployments::canonical()
+            .map_err(|e| RuntimeError::Deployment(e.to_string()))?
+            .get(chain_id)
+            .cloned()
+            .ok_or_else(|| {
+                RuntimeError::Deployment(format!(
+                    "no deployment for chain {chain_id}: set chain.deployments (X402_DEPLOYMENTS)"
+                ))
+            })?,
+    };
+    if deployment.chain_id != chain_id {
+        return Err(RuntimeError::Deployment(format!(
+            "the deployment is for chain {}, the configuration says {chain_id}",
+            deployment.chain_id
+        )));
+    }
+    Ok(deployment)
+}
+
+/// A started operator. Dropping it does not stop it: call [`RunningOperator::shutdown`].
+pub struct RunningOperator {
+    /// Where the HTTP API listens.
+    pub address: SocketAddr,
+    /// The signer's address (the `captureAuthorizer` merchants must name).
+    pub signer: Address,
+    /// The contracts in use.
+    pub deployment: Deployment,
+    /// The engine (also reachable over HTTP).
+    pub engine: Engine,
+    /// The store.
+    pub store: Store,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+impl RunningOperator {
+    /// Signals every task to stop and waits for them (requests in flight finish first).
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for (name, task) in self.tasks {
+            if let Err(e) = task.await {
+                tracing::error!(task = name, error = %e, "operator task ended abnormally");
+            }
+        }
+    }
+
+    /// Stops every task at once without waiting (what a crash looks like to the database and
+    /// the chain; used by the crash tests).
+    pub fn abort(self) {
+        for (_, task) in self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// A future that resolves once `rx` sees `true` (or its sender is gone).
+fn stopped(mut rx: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        while !*rx.borrow_and_update() {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// What every command that talks to the chain needs: the key, the contracts, the store, a
+/// provider checked to be on the configured chain, and an engine over them.
+pub struct Core {
+    /// The gas key.
+    pub signer: PrivateKeySigner,
+    /// The contracts.
+    pub deployment: Deployment,
+    /// The store, migrated.
+    pub store: Store,
+    /// A provider without fillers (reads, `eth_call`).
+    pub provider: DynProvider,
+    /// The engine (its relayer wake-up is `relayer_notify`).
+    pub engine: Engine,
+    /// The wake-up the engine sends after writing to the outbox.
+    pub relayer_notify: Arc<Notify>,
+}
+
+/// Loads key and contracts, opens and migrates the store, checks the chain id, builds the engine.
+pub async fn open(config: &Config) -> Result<Core, RuntimeError> {
+    config
+        .validate()
+        .map_err(|e| RuntimeError::Config(e.to_string()))?;
+    let signer = load_signer(config)?;
+    let deployment = load_deployment(config)?;
+
+    let store = Store::connect(&config.database.url).await?;
+    store.migrate().await?;
+
+    let url = config
+        .chain
+        .rpc_url
+        .parse()
+        .map_err(|e| RuntimeError::Config(format!("chain.rpc_url: {e}")))?;
+    let provider: DynProvider = relayer::http_provider(url);
+    let node_chain = provider
+        .get_chain_id()
+        .await
+        .map_err(|e| RuntimeError::Chain(format!("{}: {e}", config.chain.rpc_url)))?;
+    if node_chain != config.chain.chain_id {
+        return Err(RuntimeError::Chain(format!(
+            "the node at {} is chain {node_chain}, the configuration says {}",
+            config.chain.rpc_url, config.chain.chain_id
+        )));
+    }
+
+    let fees = FeePolicy {
+        fee_bps: config.fees.bps,
+        fee_receiver: config.fees.receiver.unwrap_or(signer.address()),
+    };
+    let (verifier_config, engine_config) = engine::configs(
+        config,
+        &deployment,
+        signer.address(),
+        fees,
+        config.fees.accept_canonical_escrow,
+    );
+    let relayer_notify = Arc::new(Notify::new());
+    let engine = Engine::new(
+        store.clone(),
+        provider.clone(),
+        Verifier::new(provider.clone(), verifier_config),
+        engine_config,
+        relayer_notify.clone(),
+    );
+    Ok(Core {
+        signer,
+        deployment,
+        store,
+        provider,
+        engine,
+        relayer_notify,
+    })
+}
+
+/// Opens the store, checks the chain, and starts every component. The API listens on
+/// `config.listen` (`127.0.0.1:0` picks a free port; see [`RunningOperator::address`]).
+pub async fn start(config: Config) -> Result<RunningOperator, RuntimeError> {
+    let Core {
+        signer,
+        deployment,
+        store,
+        provider,
+        engine,
+        relayer_notify,
+    } = open(&config).await?;
+    let instance = config.instance_id();
+
+    let relayer = Relayer::from_config(store.clone(), &config, signer.clone(), instance.clone())
+        .map_err(|e| RuntimeError::Component {
+            component: "relayer",
+            message: e.to_string(),
+        })?
+        .with_notify(relayer_notify);
+    let relayer_handle = relayer.handle();
+    let escrow = config
+        .chain
+        .contracts
+        .escrow
+        .unwrap_or(deployment.auth_capture_escrow);
+    let indexer = Indexer::new(
+        store.clone(),
+        provider.clone(),
+        IndexerConfig::from_chain_config(&config.chain, escrow),
+    );
+    let webhooks = WebhookWorker::new(
+        store.clone(),
+        WebhookWorkerConfig::from_config(&config.webhooks),
+        format!("{instance}-webhooks"),
+    )
+    .map_err(|e| RuntimeError::Component {
+        component: "webhooks",
+        message: e.to_string(),
+    })?
+    .with_notifier(Arc::new(Notify::new()));
+
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|source| RuntimeError::Listen {
+            address: config.listen.clone(),
+            source,
+        })?;
+    let address = listener
+        .local_addr()
+        .map_err(|source| RuntimeError::Listen {
+            address: config.listen.clone(),
+            source,
+        })?;
+
+    let mut state = ApiState::new(Arc::new(engine.clone()), store.clone()).with_config(&config);
+    let rpc = provider.clone();
+    state.readiness = Readiness::new()
+        .with_database(store.clone())
+        .with_check("rpc", move || {
+            let rpc = rpc.clone();
+            async move {
+                rpc.get_block_number()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        })
+        .with_signer_lease(store.clone(), config.chain.chain_id, signer.address());
+    state.tx_queue_signer = Some((config.chain.chain_id, signer.address()));
+
+    let (shutdown, rx) = watch::channel(false);
+    let sweep = Duration::from_secs(config.auto_void.sweep_interval_secs.max(1));
+    let mut tasks: Vec<(&'static str, JoinHandle<()>)> = Vec::new();
+
+    tasks.push(("relayer", tokio::spawn(relayer.run(stopped(rx.clone())))));
+    // Every settled chain transaction goes to the engine (at least once; the engine's handler is
+    // idempotent, and its own sweep re-scans anything missed while lagging).
+    let mut outcomes = relayer_handle.subscribe();
+    let outcome_engine = engine.clone();
+    let mut outcome_stop = rx.clone();
+    tasks.push((
+        "outcomes",
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = outcome_stop.changed() => return,
+                    next = outcomes.recv() => match next {
+                        Ok(outcome) => {
+                            if let Err(e) = outcome_engine.on_tx_outcome(outcome.chain_tx_id).await {
+                                tracing::warn!(chain_tx = %outcome.chain_tx_id, error = %e, "applying a transaction outcome failed; the sweep will retry");
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                            tracing::warn!(missed, "outcome stream lagged; re-scanning");
+                            if let Err(e) = outcome_engine.process_outcomes().await {
+                                tracing::warn!(error = %e, "re-scanning outcomes failed; the sweep will retry");
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                }
+            }
+        }),
+    ));
+    let engine_loop = engine.clone();
+    let engine_stop = rx.clone();
+    tasks.push((
+        "engine",
+        tokio::spawn(async move { engine_loop.run(sweep, engine_stop).await }),
+    ));
+    let indexer_stop = rx.clone();
+    tasks.push((
+        "indexer",
+        tokio::spawn(async move { indexer.run(indexer_stop).await }),
+    ));
+    tasks.push(("webhooks", tokio::spawn(webhooks.run(stopped(rx.clone())))));
+    tasks.push((
+        "idempotency",
+        tokio::spawn(api::idempotency::expire_task(
+            store.clone(),
+            Duration::from_secs(3600),
+            stopped(rx.clone()),
+        )),
+    ));
+    let app = api::router(state);
+    let api_stop = stopped(rx.clone());
+    tasks.push((
+        "api",
+        tokio::spawn(async move {
+            if let Err(e) = api::serve(listener, app, api_stop).await {
+                tracing::error!(error = %e, "the HTTP API stopped");
+            }
+        }),
+    ));
+
+    tracing::info!(%address, signer = %signer.address(), escrow = %escrow, chain = config.chain.chain_id, "operator started");
+    Ok(RunningOperator {
+        address,
+        signer: signer.address(),
+        deployment,
+        engine,
+        store,
+        shutdown,
+        tasks,
+    })
+}
