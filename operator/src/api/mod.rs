@@ -14,6 +14,8 @@
 
 pub mod auth;
 pub mod errors;
+#[cfg(feature = "wip-facilitator")]
+pub mod facilitator;
 pub mod idempotency;
 pub mod metrics;
 pub mod routes;

@@ -3,3 +3,5 @@
 pub mod admin;
 pub mod demo;
 pub mod serve;
+#[cfg(feature = "wip-cli4")]
+pub mod x402;
