@@ -131,36 +131,7 @@ impl Store {
     /// Stores an event. Returns it when it is new (or was marked removed and its block is back),
     /// `None` when it was already stored and live: re-reading a range is harmless.
     pub async fn insert_chain_event(&self, new: &NewChainEvent) -> Result<Option<ChainEvent>> {
-        let now = self.now_ms();
-        let data = serde_json::to_string(&new.data).map_err(|e| StoreError::Decode {
-            column: "data",
-            message: e.to_string(),
-        })?;
-        // ON CONFLICT … DO UPDATE … WHERE removed = 1 revives an event whose block came back
-        // (and then RETURNING yields it); a live duplicate updates nothing and returns no row.
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO chain_events (id, chain_id, address, block_number, block_hash, log_index, tx_hash, \
-                 event_name, payment_hash, amount, data, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-             ON CONFLICT (chain_id, block_hash, log_index) DO UPDATE \
-                 SET removed = 0, processed_at = NULL WHERE chain_events.removed = 1 \
-             RETURNING {COLUMNS}"
-        )))
-        .bind(codec::uuid(&Uuid::now_v7()))
-        .bind(codec::int(new.chain_id))
-        .bind(codec::addr(&new.address))
-        .bind(codec::int(new.block_number))
-        .bind(codec::b256(&new.block_hash))
-        .bind(codec::int(new.log_index))
-        .bind(codec::b256(&new.tx_hash))
-        .bind(new.event_name.clone())
-        .bind(new.payment_hash.as_ref().map(codec::b256))
-        .bind(new.amount.map(|a| a.to_string()))
-        .bind(data)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(from_row).transpose()
+        insert_event(&self.pool, new, self.now_ms()).await
     }
 
     /// Reorg: marks every live event of `address` at or above `from_block` as removed and returns
@@ -415,35 +386,8 @@ impl Store {
             let now = tx.now_ms();
             let mut stored = Vec::new();
             for new in events {
-                let data = serde_json::to_string(&new.data).map_err(|e| StoreError::Decode {
-                    column: "data",
-                    message: e.to_string(),
-                })?;
-                // Same statement as `insert_chain_event`, inside this transaction.
-                let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO chain_events (id, chain_id, address, block_number, block_hash, log_index, tx_hash, \
-                         event_name, payment_hash, amount, data, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-                     ON CONFLICT (chain_id, block_hash, log_index) DO UPDATE \
-                         SET removed = 0, processed_at = NULL WHERE chain_events.removed = 1 \
-                     RETURNING {COLUMNS}"
-                )))
-                .bind(codec::uuid(&Uuid::now_v7()))
-                .bind(codec::int(new.chain_id))
-                .bind(codec::addr(&new.address))
-                .bind(codec::int(new.block_number))
-                .bind(codec::b256(&new.block_hash))
-                .bind(codec::int(new.log_index))
-                .bind(codec::b256(&new.tx_hash))
-                .bind(new.event_name.clone())
-                .bind(new.payment_hash.as_ref().map(codec::b256))
-                .bind(new.amount.map(|a| a.to_string()))
-                .bind(data)
-                .bind(now)
-                .fetch_optional(tx.conn())
-                .await?;
-                if let Some(row) = row {
-                    stored.push(from_row(&row)?);
+                if let Some(event) = insert_event(tx.conn(), new, now).await? {
+                    stored.push(event);
                 }
             }
             for block in blocks {
@@ -557,4 +501,42 @@ async fn finish<T>(tx: StoreTx, out: Result<Option<T>>) -> Result<Option<T>> {
             other
         }
     }
+}
+
+/// Stores one event through any executor (the pool, or a transaction's connection). Returns it
+/// when it is new (or was marked removed and its block is back), `None` when it was already
+/// stored and live.
+async fn insert_event<'c, E>(executor: E, new: &NewChainEvent, now: i64) -> Result<Option<ChainEvent>>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let data = serde_json::to_string(&new.data).map_err(|e| StoreError::Decode {
+        column: "data",
+        message: e.to_string(),
+    })?;
+    // ON CONFLICT … DO UPDATE … WHERE removed = 1 revives an event whose block came back
+    // (and then RETURNING yields it); a live duplicate updates nothing and returns no row.
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO chain_events (id, chain_id, address, block_number, block_hash, log_index, tx_hash, \
+             event_name, payment_hash, amount, data, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         ON CONFLICT (chain_id, block_hash, log_index) DO UPDATE \
+             SET removed = 0, processed_at = NULL WHERE chain_events.removed = 1 \
+         RETURNING {COLUMNS}"
+    )))
+    .bind(codec::uuid(&Uuid::now_v7()))
+    .bind(codec::int(new.chain_id))
+    .bind(codec::addr(&new.address))
+    .bind(codec::int(new.block_number))
+    .bind(codec::b256(&new.block_hash))
+    .bind(codec::int(new.log_index))
+    .bind(codec::b256(&new.tx_hash))
+    .bind(new.event_name.clone())
+    .bind(new.payment_hash.as_ref().map(codec::b256))
+    .bind(new.amount.map(|a| a.to_string()))
+    .bind(data)
+    .bind(now)
+    .fetch_optional(executor)
+    .await?;
+    row.as_ref().map(from_row).transpose()
 }
