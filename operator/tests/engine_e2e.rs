@@ -60,6 +60,9 @@ struct Env {
     engine: Engine,
     wake: Arc<Notify>,
     sending: Arc<AtomicBool>,
+    /// Held by the test sender while it works through the queue: pausing takes it, so no batch
+    /// that started before the pause can still send afterwards.
+    sender_gate: Arc<tokio::sync::Mutex<()>>,
     sender: tokio::task::JoinHandle<()>,
 }
 
@@ -144,6 +147,7 @@ impl Env {
             wake.clone(),
         );
         let sending = Arc::new(AtomicBool::new(true));
+        let sender_gate = Arc::new(tokio::sync::Mutex::new(()));
         let sender = tokio::spawn(sender_loop(
             store.clone(),
             provider.clone(),
@@ -151,6 +155,7 @@ impl Env {
             deployment.chain_id,
             wake.clone(),
             sending.clone(),
+            sender_gate.clone(),
         ));
         Env {
             _anvil: anvil,
@@ -168,8 +173,15 @@ impl Env {
             engine,
             wake,
             sending,
+            sender_gate,
             sender,
         }
+    }
+
+    /// Stops the test sender and waits until a batch it may have started is done.
+    async fn pause_sender(&self) {
+        self.sending.store(false, Ordering::SeqCst);
+        drop(self.sender_gate.lock().await);
     }
 
     fn token(&self) -> Address {
@@ -344,12 +356,14 @@ async fn sender_loop(
     chain_id: u64,
     wake: Arc<Notify>,
     sending: Arc<AtomicBool>,
+    gate: Arc<tokio::sync::Mutex<()>>,
 ) {
     loop {
         tokio::select! {
             _ = wake.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
+        let _working = gate.lock().await;
         if !sending.load(Ordering::SeqCst) {
             continue;
         }
@@ -845,7 +859,7 @@ async fn verification_rejections_write_nothing(ctx: Ctx) {
             &registry,
         )
         .unwrap();
-        env.sending.store(false, Ordering::SeqCst);
+        env.pause_sender().await;
         let op = wallet_provider(&env.url, &env.operator);
         AuthCaptureEscrow::new(env.deployment.auth_capture_escrow, op)
             .authorize(
@@ -918,7 +932,7 @@ async fn illegal_actions(ctx: Ctx) {
         assert_eq!(err.code, ErrorCode::NotFound);
     }
     // A second request while one is in flight.
-    env.sending.store(false, Ordering::SeqCst);
+    env.pause_sender().await;
     let engine = make_engine(
         &env.store,
         &env.provider,
@@ -949,7 +963,7 @@ async fn illegal_actions(ctx: Ctx) {
 async fn reverted_capture_records_decoded_error(ctx: Ctx) {
     let env = Env::new(ctx, false, Duration::from_millis(200)).await;
     let view = env.authorize(AMOUNT).await;
-    env.sending.store(false, Ordering::SeqCst);
+    env.pause_sender().await;
     let v = env
         .engine
         .capture(&env.merchant, view.id, CaptureRequest::default())
@@ -1065,7 +1079,7 @@ async fn outcomes_applied_exactly_once_after_restart(ctx: Ctx) {
         )
         .await;
     req.wait = Some(Duration::ZERO);
-    env.sending.store(false, Ordering::SeqCst);
+    env.pause_sender().await;
     let view = env
         .engine
         .authorize(&env.merchant, req, None)
@@ -1120,7 +1134,7 @@ async fn outcomes_applied_exactly_once_after_restart(ctx: Ctx) {
 
 async fn abandoned_outcomes_reconciled_from_chain(ctx: Ctx) {
     let env = Env::new(ctx, false, Duration::from_millis(200)).await;
-    env.sending.store(false, Ordering::SeqCst);
+    env.pause_sender().await;
     let registry = env.registry();
     // 1. The authorize got mined under a hash the relayer lost track of: the chain says held.
     let mut req = env
@@ -1208,7 +1222,7 @@ async fn abandoned_outcomes_reconciled_from_chain(ctx: Ctx) {
     // 2. A capture mined outside the outbox's knowledge is reconciled as captured.
     env.sending.store(true, Ordering::SeqCst);
     let view = env.authorize(AMOUNT).await;
-    env.sending.store(false, Ordering::SeqCst);
+    env.pause_sender().await;
     let v = env
         .engine
         .capture(
@@ -1251,7 +1265,7 @@ async fn abandoned_outcomes_reconciled_from_chain(ctx: Ctx) {
             .unwrap()
             .is_empty()
     );
-    env.sending.store(false, Ordering::SeqCst);
+    env.pause_sender().await;
 
     // 3. Abandoned and never mined: the chain holds nothing, the payment failed.
     let mut req = env
