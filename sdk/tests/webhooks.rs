@@ -366,7 +366,14 @@ fn event_json_shape() {
                 "requestId": "req_42",
                 "paymentHash": format!("{}", B256::repeat_byte(0xab)),
                 "status": "captured",
-                "amounts": {"authorized": "1000000", "captured": "1000000", "refunded": "0"},
+                "amount": "1000000",
+                "amounts": {
+                    "authorized": "1000000",
+                    "captured": "1000000",
+                    "refunded": "0",
+                    "capturable": "0",
+                    "refundable": "1000000"
+                },
                 "transactionHash": format!("{}", B256::repeat_byte(0x11)),
             }
         })
