@@ -370,7 +370,14 @@ pub async fn start(config: Config) -> Result<RunningOperator, RuntimeError> {
             stopped(rx.clone()),
         )),
     ));
-    let app = api::router(state);
+    // The x402 facilitator endpoints (/supported, /verify, /settle) sit beside the REST API, outside
+    // its Idempotency-Key layer: x402 middleware retries with the payment-identifier extension.
+    let facilitator = api::facilitator::routes::<Engine>(
+        store.clone(),
+        api::facilitator::FacilitatorSettings::default(),
+    )
+    .with_state(state.clone());
+    let app = api::router(state).merge(facilitator);
     let api_stop = stopped(rx.clone());
     tasks.push((
         "api",

@@ -14,7 +14,6 @@
 
 pub mod auth;
 pub mod errors;
-#[cfg(feature = "wip-facilitator")]
 pub mod facilitator;
 pub mod idempotency;
 pub mod metrics;

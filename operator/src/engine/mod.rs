@@ -25,6 +25,7 @@
 //! Outcomes are idempotent: an outcome is applied only while `payments.pending_tx_id` still
 //! names that transaction, and the transition clears it in the same SQL transaction.
 
+pub mod facilitator;
 mod waiter;
 
 use std::sync::Arc;

@@ -1,0 +1,240 @@
+#![cfg(feature = "wip-cli4")]
+//! `x402-escrow gateway`: a paying reverse proxy in front of an upstream test server, with a
+//! real operator on anvil and the SDK's BuyerClient.
+
+#[allow(dead_code)]
+#[path = "../src/cli/x402/mod.rs"]
+mod x402;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::routing::{get, post};
+use x402::demo::{Stack, USDC};
+use x402::gateway::{self, RouteParseError, parse_route, parse_routes};
+
+#[test]
+fn routes_parse_strictly() {
+    let route = parse_route("GET /weather=$0.01", 6).expect("valid");
+    assert_eq!(route.spec(), "GET /weather");
+    assert_eq!(route.amount.to_string(), "10000");
+    assert_eq!(
+        parse_route(" POST /v1/x = 2 ", 6)
+            .expect("valid")
+            .amount
+            .to_string(),
+        "2000000"
+    );
+
+    let shape = |s: &str| matches!(parse_route(s, 6), Err(RouteParseError::Shape(_)));
+    assert!(shape("GET /weather"));
+    assert!(shape("/weather=$0.01"));
+    assert!(matches!(
+        parse_route("get /weather=$0.01", 6),
+        Err(RouteParseError::Method { .. })
+    ));
+    assert!(matches!(
+        parse_route("FETCH /w=$0.01", 6),
+        Err(RouteParseError::Method { .. })
+    ));
+    assert!(matches!(
+        parse_route("GET weather=$0.01", 6),
+        Err(RouteParseError::Path { .. })
+    ));
+    assert!(matches!(
+        parse_route("GET /w?x=1=$0.01", 6),
+        Err(RouteParseError::Path { .. })
+    ));
+    assert!(matches!(
+        parse_route("GET /a b=$0.01", 6),
+        Err(RouteParseError::Path { .. })
+    ));
+    for bad in [
+        "GET /w=",
+        "GET /w=$",
+        "GET /w=abc",
+        "GET /w=-1",
+        "GET /w=$0",
+        "GET /w=0.0000001",
+    ] {
+        assert!(
+            matches!(parse_route(bad, 6), Err(RouteParseError::Price { .. })),
+            "{bad}: {:?}",
+            parse_route(bad, 6)
+        );
+    }
+    let dup = parse_routes(&["GET /a=$1".into(), "GET /a=$2".into()], 6);
+    assert_eq!(dup, Err(RouteParseError::Duplicate("GET /a".into())));
+    let err = parse_route("GET /w=abc", 6).unwrap_err().to_string();
+    assert!(
+        err.contains("\"GET /w=abc\"") && err.contains("price"),
+        "{err}"
+    );
+}
+
+#[derive(Default)]
+struct Seen {
+    requests: Vec<(String, HeaderMap)>,
+}
+
+fn upstream(seen: Arc<Mutex<Seen>>) -> Router {
+    let record = move |name: &'static str| {
+        let seen = seen.clone();
+        move |uri: Uri, headers: HeaderMap| {
+            let seen = seen.clone();
+            async move {
+                seen.lock()
+                    .unwrap()
+                    .requests
+                    .push((format!("{name} {uri}"), headers));
+            }
+        }
+    };
+    let ok = record("ok");
+    let fail = record("fail");
+    let free = record("free");
+    Router::new()
+        .route(
+            "/ok",
+            get(move |uri: Uri, headers: HeaderMap| async move {
+                ok(uri, headers).await;
+                ([("x-upstream", "yes")], "hello from upstream")
+            }),
+        )
+        .route(
+            "/fail",
+            get(move |uri: Uri, headers: HeaderMap| async move {
+                fail(uri, headers).await;
+                (StatusCode::INTERNAL_SERVER_ERROR, "upstream broke")
+            }),
+        )
+        .route(
+            "/free",
+            post(
+                move |uri: Uri, headers: HeaderMap, body: String| async move {
+                    free(uri.clone(), headers).await;
+                    format!("free {} {body}", uri.query().unwrap_or(""))
+                },
+            ),
+        )
+}
+
+async fn serve(app: Router) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    (url, x402::demo::serve_app(listener, app))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_captures_on_2xx_voids_otherwise_and_passes_free_routes() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("x402_escrow_operator::engine=info")
+        .with_test_writer()
+        .try_init();
+    let stack = Stack::start(None, None).await.expect("stack");
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let (upstream_url, _stop_upstream) = serve(upstream(seen.clone())).await;
+
+    let routes = parse_routes(&["GET /ok=$0.01".into(), "GET /fail=$0.02".into()], 6).unwrap();
+    let layer = gateway::layer(stack.operator_client(), stack.payments_config(), &routes).unwrap();
+    let app = gateway::router(&upstream_url, layer, Duration::from_secs(10)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway_url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(gateway::serve(listener, app, async {
+        let _ = stop_rx.await;
+    }));
+
+    let buyer = stack
+        .buyer(stack.policy(USDC), &stack.dir().join("ledger.json"))
+        .unwrap();
+
+    // Unpaid: 402 from the gateway, the upstream never sees it.
+    let unpaid = reqwest::get(format!("{gateway_url}/ok")).await.unwrap();
+    assert_eq!(unpaid.status(), 402);
+    assert!(seen.lock().unwrap().requests.is_empty());
+
+    // 200 upstream → captured.
+    let before = stack.balances().await.unwrap();
+    let paid = buyer
+        .get(format!("{gateway_url}/ok?city=lisbon"))
+        .await
+        .expect("paid");
+    assert_eq!(paid.response.status(), 200);
+    assert_eq!(paid.response.headers()["x-upstream"], "yes");
+    let outcome = paid.payment.clone().expect("a payment");
+    assert_eq!(paid.response.text().await.unwrap(), "hello from upstream");
+    let id = outcome
+        .merchant_payment_id
+        .clone()
+        .expect("operator payment id");
+    let payment = stack.wait_for(&id, "captured").await.expect("captured");
+    assert_eq!(payment.amounts.captured.to_string(), "10000");
+    let after = stack.balances().await.unwrap();
+    assert_eq!(
+        before.payer - after.payer,
+        alloy::primitives::U256::from(10_000u64)
+    );
+    assert_eq!(
+        after.merchant - before.merchant,
+        alloy::primitives::U256::from(9_900u64)
+    );
+    {
+        let seen = seen.lock().unwrap();
+        let (what, headers) = seen.requests.last().unwrap();
+        assert_eq!(what, "ok /ok?city=lisbon");
+        assert!(headers.get("payment-signature").is_none() && headers.get("x-payment").is_none());
+        assert!(headers.get("x-request-id").is_some());
+    }
+
+    // 500 upstream → voided, the payer is whole.
+    let before = stack.balances().await.unwrap();
+    let failed = buyer
+        .get(format!("{gateway_url}/fail"))
+        .await
+        .expect("sent");
+    assert_eq!(failed.response.status(), 500);
+    let outcome = failed.payment.clone().expect("a payment");
+    assert!(
+        outcome.void_expected || outcome.status.name() == "voided",
+        "{outcome:?}"
+    );
+    let id = outcome
+        .merchant_payment_id
+        .clone()
+        .expect("operator payment id");
+    let payment = stack.wait_for(&id, "voided").await.expect("voided");
+    assert_eq!(payment.amounts.captured.to_string(), "0");
+    let after = stack.balances().await.unwrap();
+    assert_eq!(after.payer, before.payer);
+    assert_eq!(after.merchant, before.merchant);
+    assert_eq!(after.escrow, before.escrow);
+
+    // Unlisted route: forwarded as is (method, query, body), free.
+    let free = reqwest::Client::new()
+        .post(format!("{gateway_url}/free?a=1&b=2"))
+        .header("x-custom", "kept")
+        .body("payload")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(free.status(), 200);
+    assert!(free.headers().get("payment-response").is_none());
+    assert_eq!(free.text().await.unwrap(), "free a=1&b=2 payload");
+    assert_eq!(
+        seen.lock().unwrap().requests.last().unwrap().1["x-custom"],
+        "kept"
+    );
+    let unchanged = stack.balances().await.unwrap();
+    assert_eq!(unchanged, after);
+
+    // Unknown path: the upstream's 404 comes back, nothing charged.
+    let missing = reqwest::get(format!("{gateway_url}/nope")).await.unwrap();
+    assert_eq!(missing.status(), 404);
+
+    let _ = stop_tx.send(());
+    served.await.unwrap().unwrap();
+    stack.shutdown().await;
+}

@@ -1,0 +1,786 @@
+//! The x402 facilitator API (`/supported`, `/verify`, `/settle`) against a full operator
+//! (`runtime::start`: relayer, engine, indexer) on anvil. The runtime does not mount the
+//! facilitator routes yet, so each test serves them itself over the running engine.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::eips::BlockNumberOrTag;
+use alloy::network::EthereumWallet;
+use alloy::node_bindings::{Anvil, AnvilInstance};
+use alloy::primitives::{Address, U256};
+use alloy::providers::ext::AnvilApi;
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use axum::Router;
+use serde_json::{Value, json};
+use x402_escrow_bindings::deploy::DEFAULT_SALT;
+use x402_escrow_bindings::{AuthCaptureEscrow, Deployment, TestUSDC, deploy_all};
+use x402_escrow_operator::api::ApiState;
+use x402_escrow_operator::api::facilitator::{self, FacilitatorSettings};
+use x402_escrow_operator::config::{Config, Secret};
+use x402_escrow_operator::engine::Engine;
+use x402_escrow_operator::runtime::{self, RunningOperator};
+use x402_escrow_operator::store::NewMerchant;
+use x402_escrow_sdk::facilitator::{VerifyRequest, reasons};
+use x402_escrow_sdk::schemes::auth_capture::{self, LifecycleOperation, LifecyclePayload};
+use x402_escrow_sdk::schemes::exact;
+use x402_escrow_sdk::wire::extensions::set_payment_id;
+use x402_escrow_sdk::wire::{
+    PaymentPayload, PaymentPayloadV1, PaymentRequirements, PaymentRequirementsV1, ResourceInfo,
+    SchemePayload,
+};
+use x402_escrow_sdk::{EscrowDeployment, EscrowRegistry, random_b256};
+
+const USDC: u64 = 1_000_000;
+
+struct Env {
+    anvil: AnvilInstance,
+    _dir: tempfile::TempDir,
+    provider: DynProvider,
+    deployment: Deployment,
+    operator: Option<RunningOperator>,
+    signer: Address,
+    payer: PrivateKeySigner,
+    poor_payer: PrivateKeySigner,
+    receiver: Address,
+    fee_receiver: Address,
+    api_key: String,
+    base: String,
+    http: reqwest::Client,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.server.abort();
+        if let Some(op) = self.operator.take() {
+            op.abort();
+        }
+    }
+}
+
+fn wallet_provider(url: &str, signer: &PrivateKeySigner) -> DynProvider {
+    ProviderBuilder::new()
+        .wallet(EthereumWallet::from(signer.clone()))
+        .connect_http(url.parse().expect("url"))
+        .erased()
+}
+
+impl Env {
+    async fn new(settle_wait: Duration) -> Env {
+        let anvil = Anvil::at(x402_escrow_bindings::contracts::anvil_path())
+            .try_spawn()
+            .expect("anvil");
+        let url = anvil.endpoint();
+        let key = |i: usize| PrivateKeySigner::from(anvil.keys()[i].clone());
+        let deployer = key(0);
+        let operator_key = key(1);
+        let payer = key(2);
+        let receiver = anvil.addresses()[3];
+        let fee_receiver = anvil.addresses()[4];
+        let poor_payer = key(5);
+        let deployer_provider = wallet_provider(&url, &deployer);
+        let deployment = deploy_all(&deployer_provider, deployer.address(), DEFAULT_SALT, true)
+            .await
+            .expect("deploy");
+        let token = TestUSDC::new(
+            deployment.token.as_ref().expect("token").address,
+            deployer_provider.clone(),
+        );
+        for (who, amount) in [
+            (payer.address(), 100 * USDC),
+            (operator_key.address(), 50 * USDC),
+        ] {
+            token
+                .mint(who, U256::from(amount))
+                .send()
+                .await
+                .unwrap()
+                .get_receipt()
+                .await
+                .unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let deployment_path = dir.path().join("deployment.json");
+        deployment.save(&deployment_path).unwrap();
+        let mut config = Config {
+            listen: "127.0.0.1:0".into(),
+            ..Config::default()
+        };
+        config.database.url = format!("sqlite://{}/operator.db?mode=rwc", dir.path().display());
+        config.chain.rpc_url = url.clone();
+        config.chain.chain_id = deployment.chain_id;
+        config.chain.deployments = Some(deployment_path);
+        config.chain.poll_interval_ms = 100;
+        config.chain.confirmations = 1;
+        config.signer.private_key = Some(Secret::new(format!(
+            "0x{}",
+            hex::encode(anvil.keys()[1].to_bytes())
+        )));
+        config.fees.bps = 100;
+        config.fees.receiver = Some(fee_receiver);
+        config.webhooks.enabled = false;
+        config.auto_void.expiry_margin_secs = 60;
+        let op = runtime::start(config).await.expect("operator");
+        let (_, api_key) = op
+            .store
+            .create_merchant(&NewMerchant {
+                name: "shop".into(),
+                receivers: vec![receiver],
+                webhook_url: None,
+                webhook_secret: None,
+                capture_deadline_secs: 3600,
+            })
+            .await
+            .unwrap();
+        let state = ApiState::new(Arc::new(op.engine.clone()), op.store.clone());
+        let app: Router = Router::new()
+            .merge(facilitator::routes::<Engine>(
+                op.store.clone(),
+                FacilitatorSettings::new(settle_wait),
+            ))
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        let provider = ProviderBuilder::new()
+            .connect_http(url.parse().unwrap())
+            .erased();
+        Env {
+            anvil,
+            _dir: dir,
+            provider,
+            deployment,
+            signer: op.signer,
+            operator: Some(op),
+            payer,
+            poor_payer,
+            receiver,
+            fee_receiver,
+            api_key: api_key.expose().to_owned(),
+            base,
+            http: reqwest::Client::new(),
+            server,
+        }
+    }
+
+    fn token(&self) -> Address {
+        self.deployment.token.as_ref().unwrap().address
+    }
+
+    fn network(&self) -> String {
+        format!("eip155:{}", self.deployment.chain_id)
+    }
+
+    fn registry(&self) -> EscrowRegistry {
+        EscrowRegistry::only(EscrowDeployment::from(&self.deployment))
+    }
+
+    async fn now(&self) -> u64 {
+        self.provider
+            .get_block_by_number(BlockNumberOrTag::Latest)
+            .await
+            .unwrap()
+            .unwrap()
+            .header
+            .timestamp
+    }
+
+    async fn balance(&self, who: Address) -> U256 {
+        TestUSDC::new(self.token(), self.provider.clone())
+            .balanceOf(who)
+            .call()
+            .await
+            .unwrap()
+    }
+
+    async fn requirements(&self, amount: u64) -> Value {
+        let now = self.now().await;
+        let token = self.deployment.token.as_ref().unwrap();
+        json!({
+            "scheme": "auth-capture",
+            "network": self.network(),
+            "amount": amount.to_string(),
+            "asset": token.address,
+            "payTo": self.receiver,
+            "maxTimeoutSeconds": 300,
+            "extra": {
+                "name": token.name,
+                "version": token.version,
+                "captureAuthorizer": self.signer,
+                "captureDeadline": now + 7200,
+                "refundDeadline": now + 30 * 86400,
+                "feeRecipient": self.fee_receiver,
+                "minFeeBps": 0,
+                "maxFeeBps": 500,
+                "authCaptureEscrow": self.deployment.auth_capture_escrow,
+            }
+        })
+    }
+
+    async fn exact_requirements(&self, amount: u64) -> Value {
+        let token = self.deployment.token.as_ref().unwrap();
+        json!({
+            "scheme": "exact",
+            "network": self.network(),
+            "amount": amount.to_string(),
+            "asset": token.address,
+            "payTo": self.receiver,
+            "maxTimeoutSeconds": 300,
+            "extra": {"name": token.name, "version": token.version},
+        })
+    }
+
+    /// A signed auth-capture payment by `payer` for `requirements`.
+    async fn pay(&self, requirements: &Value, payer: &PrivateKeySigner) -> VerifyRequest {
+        let requirements: PaymentRequirements =
+            serde_json::from_value(requirements.clone()).expect("requirements");
+        let now = self.now().await;
+        let payload =
+            auth_capture::build_payload(&requirements, payer, now, random_b256(), &self.registry())
+                .expect("payload");
+        VerifyRequest::new(
+            PaymentPayload::new(requirements.clone(), payload),
+            requirements,
+        )
+    }
+
+    async fn pay_exact(&self, requirements: &Value, payer: &PrivateKeySigner) -> VerifyRequest {
+        let requirements: PaymentRequirements =
+            serde_json::from_value(requirements.clone()).expect("requirements");
+        let now = self.now().await;
+        let payload =
+            exact::build_payload(&requirements, payer, now, random_b256()).expect("payload");
+        VerifyRequest::new(
+            PaymentPayload::new(requirements.clone(), payload),
+            requirements,
+        )
+    }
+
+    /// A lifecycle settle body for the payment `original` authorized.
+    fn lifecycle(
+        &self,
+        original: &VerifyRequest,
+        op: LifecycleOperation,
+        amount: Option<u64>,
+    ) -> VerifyRequest {
+        let derived = auth_capture::derive_from_payment_payload(
+            &original.payment_requirements,
+            &original.payment_payload,
+            &self.registry(),
+        )
+        .unwrap();
+        let mut payload = LifecyclePayload::new(op, derived.payment_info_json());
+        payload.amount = amount.map(x402_escrow_sdk::Amount::from);
+        let requirements = original.payment_requirements.clone();
+        VerifyRequest::new(
+            PaymentPayload::new(requirements.clone(), payload),
+            requirements,
+        )
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.api_key);
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn verify(&self, req: &VerifyRequest) -> Value {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/verify",
+                Some(&serde_json::to_value(req).unwrap()),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    async fn settle(&self, req: &VerifyRequest) -> Value {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/settle",
+                Some(&serde_json::to_value(req).unwrap()),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    async fn chain_state(&self, req: &VerifyRequest) -> (u128, u128) {
+        let derived = auth_capture::derive_from_payment_payload(
+            &req.payment_requirements,
+            &req.payment_payload,
+            &self.registry(),
+        )
+        .unwrap();
+        let s = AuthCaptureEscrow::new(self.deployment.auth_capture_escrow, self.provider.clone())
+            .paymentState(derived.payment_info_hash)
+            .call()
+            .await
+            .unwrap();
+        (
+            s.capturableAmount.to::<u128>(),
+            s.refundableAmount.to::<u128>(),
+        )
+    }
+}
+
+fn set_expected_capturable(req: &mut VerifyRequest, amount: u64) {
+    if let SchemePayload::AuthCaptureLifecycle(p) = &mut req.payment_payload.payload {
+        p.expected_capturable_amount = Some(x402_escrow_sdk::Amount::from(amount));
+    }
+}
+
+fn assert_success(body: &Value) -> String {
+    assert_eq!(body["success"], true, "{body}");
+    let tx = body["transaction"].as_str().unwrap().to_owned();
+    assert!(tx.starts_with("0x") && tx.len() == 66, "{body}");
+    tx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supported_shape_and_auth() {
+    let env = Env::new(Duration::from_secs(20)).await;
+    let resp = env
+        .http
+        .get(format!("{}/supported", env.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let (status, body) = env.call(reqwest::Method::GET, "/supported", None).await;
+    assert_eq!(status, 200, "{body}");
+    let kinds = body["kinds"].as_array().unwrap();
+    let has = |v: u64, scheme: &str, network: &str| {
+        kinds
+            .iter()
+            .any(|k| k["x402Version"] == v && k["scheme"] == scheme && k["network"] == network)
+    };
+    assert!(has(2, "auth-capture", &env.network()), "{body}");
+    assert!(has(2, "exact", &env.network()), "{body}");
+    // v1 entries under the chain's v1 name (anvil: "anvil").
+    let v1 = x402_escrow_sdk::Network::eip155(env.deployment.chain_id)
+        .v1_name()
+        .expect("anvil has a v1 name");
+    assert!(has(1, "auth-capture", v1), "{body}");
+    assert!(has(1, "exact", v1), "{body}");
+    assert_eq!(kinds.len(), 4, "{body}");
+    let ac = kinds
+        .iter()
+        .find(|k| k["scheme"] == "auth-capture")
+        .unwrap();
+    assert_eq!(
+        ac["extra"]["captureAuthorizer"]
+            .as_str()
+            .unwrap()
+            .to_lowercase(),
+        env.signer.to_string().to_lowercase()
+    );
+    assert_eq!(body["extensions"], json!(["payment-identifier"]));
+    let signers = body["signers"]["eip155:*"].as_array().unwrap();
+    assert_eq!(signers.len(), 1);
+    assert_eq!(
+        signers[0].as_str().unwrap().to_lowercase(),
+        env.signer.to_string().to_lowercase()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_valid_and_invalid_reasons() {
+    let env = Env::new(Duration::from_secs(20)).await;
+    let requirements = env.requirements(5 * USDC).await;
+
+    // Valid, and nothing was written or spent.
+    let ok = env.pay(&requirements, &env.payer).await;
+    let body = env.verify(&ok).await;
+    assert_eq!(body["isValid"], true, "{body}");
+    assert_eq!(
+        body["payer"].as_str().unwrap().to_lowercase(),
+        env.payer.address().to_string().to_lowercase()
+    );
+    assert!(env.chain_state(&ok).await == (0, 0));
+
+    let invalid = |body: &Value, reason: &str| {
+        assert_eq!(body["isValid"], false, "{body}");
+        assert_eq!(body["invalidReason"], reason, "{body}");
+        assert!(body["invalidMessage"].is_string(), "{body}");
+    };
+
+    // Another network.
+    let mut other = requirements.clone();
+    other["network"] = json!("eip155:8453");
+    let req = env.pay(&other, &env.payer).await;
+    invalid(&env.verify(&req).await, reasons::INVALID_NETWORK);
+
+    // captureAuthorizer is not our signer.
+    let mut wrong_op = requirements.clone();
+    wrong_op["extra"]["captureAuthorizer"] = json!(env.fee_receiver);
+    let req = env.pay(&wrong_op, &env.payer).await;
+    invalid(
+        &env.verify(&req).await,
+        reasons::AUTH_CAPTURE_OPERATOR_MISMATCH,
+    );
+
+    // Tampered signature (signed by someone else, claimed by the payer).
+    let mut forged = env.pay(&requirements, &env.poor_payer).await;
+    if let SchemePayload::AuthCapture(p) = &mut forged.payment_payload.payload {
+        let honest = env.pay(&requirements, &env.payer).await;
+        let h = honest.payment_payload.payload.as_auth_capture().unwrap();
+        p.authorization = h.authorization.clone();
+    }
+    let body = env.verify(&forged).await;
+    assert_eq!(body["isValid"], false, "{body}");
+    let reason = body["invalidReason"].as_str().unwrap();
+    assert!(
+        reason == reasons::AUTH_CAPTURE_SIGNATURE || reason == reasons::AUTH_CAPTURE_NONCE_MISMATCH,
+        "{body}"
+    );
+
+    // A payer without funds.
+    let req = env.pay(&requirements, &env.poor_payer).await;
+    invalid(&env.verify(&req).await, reasons::INSUFFICIENT_FUNDS);
+
+    // payTo that is not the merchant's receiver.
+    let mut stranger = requirements.clone();
+    stranger["payTo"] = json!(env.anvil.addresses()[7]);
+    let req = env.pay(&stranger, &env.payer).await;
+    invalid(
+        &env.verify(&req).await,
+        reasons::INVALID_PAYMENT_REQUIREMENTS,
+    );
+
+    // Accepted ≠ requirements.
+    let mut mismatch = env.pay(&requirements, &env.payer).await;
+    mismatch.payment_requirements.amount = x402_escrow_sdk::Amount::from(6 * USDC as u128);
+    let body = env.verify(&mismatch).await;
+    assert_eq!(body["isValid"], false, "{body}");
+
+    // Unknown scheme.
+    let mut unknown = serde_json::to_value(&ok).unwrap();
+    unknown["paymentRequirements"]["scheme"] = json!("upto");
+    unknown["paymentPayload"]["accepted"]["scheme"] = json!("upto");
+    let (status, body) = env
+        .call(reqwest::Method::POST, "/verify", Some(&unknown))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    invalid(&body, reasons::UNSUPPORTED_SCHEME);
+
+    // Malformed body: 400.
+    let (status, _) = env
+        .call(
+            reqwest::Method::POST,
+            "/verify",
+            Some(&json!({"x402Version": 2})),
+        )
+        .await;
+    assert_eq!(status, 400);
+
+    // Exact: valid, then a wrong amount.
+    let exact_req = env.exact_requirements(USDC).await;
+    let req = env.pay_exact(&exact_req, &env.payer).await;
+    let body = env.verify(&req).await;
+    assert_eq!(body["isValid"], true, "{body}");
+    let req = env.pay_exact(&exact_req, &env.poor_payer).await;
+    invalid(&env.verify(&req).await, reasons::INSUFFICIENT_FUNDS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settle_authorize_is_idempotent_then_lifecycle() {
+    let env = Env::new(Duration::from_secs(20)).await;
+    let requirements = env.requirements(10 * USDC).await;
+    let req = env.pay(&requirements, &env.payer).await;
+
+    let first = env.settle(&req).await;
+    let tx = assert_success(&first);
+    assert_eq!(first["network"], env.network());
+    assert_eq!(first["amount"], (10 * USDC).to_string());
+    assert_eq!(env.chain_state(&req).await, (10 * USDC as u128, 0));
+
+    // The same body again: the original success, not "authorization used".
+    let again = env.settle(&req).await;
+    assert_eq!(assert_success(&again), tx, "{again}");
+
+    // Capture 6 through payload.type = capture.
+    let before = env.balance(env.receiver).await;
+    let capture = env.lifecycle(&req, LifecycleOperation::Capture, Some(6 * USDC));
+    let body = env.settle(&capture).await;
+    let capture_tx = assert_success(&body);
+    assert_ne!(capture_tx, tx);
+    assert_eq!(
+        env.chain_state(&req).await,
+        (4 * USDC as u128, 6 * USDC as u128)
+    );
+    assert!(env.balance(env.receiver).await > before);
+
+    // The same capture again, carrying expectedCapturableAmount as it was before: answered with
+    // the original capture, nothing moves.
+    let mut guarded = env.lifecycle(&req, LifecycleOperation::Capture, Some(USDC));
+    set_expected_capturable(&mut guarded, 4 * USDC);
+    let body = env.settle(&guarded).await;
+    let guarded_tx = assert_success(&body);
+    assert_eq!(
+        env.chain_state(&req).await,
+        (3 * USDC as u128, 7 * USDC as u128)
+    );
+    let body = env.settle(&guarded).await;
+    assert_eq!(assert_success(&body), guarded_tx, "{body}");
+    assert_eq!(
+        env.chain_state(&req).await,
+        (3 * USDC as u128, 7 * USDC as u128)
+    );
+
+    // A capture asking for another fee than the operator's is refused before any gas.
+    let mut wrong_fee = env.lifecycle(&req, LifecycleOperation::Capture, Some(USDC));
+    if let SchemePayload::AuthCaptureLifecycle(p) = &mut wrong_fee.payment_payload.payload {
+        p.fee_bps = Some(250);
+    }
+    let body = env.settle(&wrong_fee).await;
+    assert_eq!(body["success"], false, "{body}");
+    assert_eq!(body["errorReason"], reasons::AUTH_CAPTURE_EXTRA, "{body}");
+
+    // Void the rest; a retried void answers with the same transaction.
+    let void = env.lifecycle(&req, LifecycleOperation::Void, None);
+    let body = env.settle(&void).await;
+    let void_tx = assert_success(&body);
+    assert_eq!(env.chain_state(&req).await, (0, 7 * USDC as u128));
+    let body = env.settle(&void).await;
+    assert_eq!(assert_success(&body), void_tx);
+
+    // Refund 2.
+    let payer_before = env.balance(env.payer.address()).await;
+    let refund = env.lifecycle(&req, LifecycleOperation::Refund, Some(2 * USDC));
+    let body = env.settle(&refund).await;
+    assert_success(&body);
+    assert_eq!(
+        env.balance(env.payer.address()).await,
+        payer_before + U256::from(2 * USDC)
+    );
+    assert_eq!(env.chain_state(&req).await, (0, 5 * USDC as u128));
+
+    // Capturing a voided payment is a failure with a reason and no transaction.
+    let body = env.settle(&capture).await;
+    assert_eq!(body["success"], false, "{body}");
+    assert_eq!(body["transaction"], "", "{body}");
+    assert!(body["errorReason"].is_string(), "{body}");
+
+    // A lifecycle payload for a payment we never saw.
+    let stranger = env.pay(&requirements, &env.payer).await;
+    let body = env
+        .settle(&env.lifecycle(&stranger, LifecycleOperation::Void, None))
+        .await;
+    assert_eq!(body["success"], false, "{body}");
+    assert_eq!(body["errorReason"], reasons::INVALID_PAYLOAD, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settle_pending_when_receipt_unknown() {
+    let env = Env::new(Duration::from_secs(3)).await;
+    let requirements = env.requirements(3 * USDC).await;
+    let req = env.pay(&requirements, &env.payer).await;
+    env.provider.anvil_set_auto_mine(false).await.unwrap();
+
+    let body = env.settle(&req).await;
+    assert_eq!(body["success"], false, "{body}");
+    assert_eq!(body["errorReason"], reasons::SETTLEMENT_PENDING, "{body}");
+    let pending_tx = body["transaction"].as_str().unwrap().to_owned();
+    assert_eq!(
+        pending_tx.len(),
+        66,
+        "a pending settlement names its transaction: {body}"
+    );
+
+    // The same for an exact transfer.
+    let exact_req = env
+        .pay_exact(&env.exact_requirements(USDC).await, &env.payer)
+        .await;
+    let body = env.settle(&exact_req).await;
+    assert_eq!(body["errorReason"], reasons::SETTLEMENT_PENDING, "{body}");
+    let exact_tx = body["transaction"].as_str().unwrap().to_owned();
+    assert_eq!(exact_tx.len(), 66, "{body}");
+
+    env.provider.anvil_mine(Some(1), None).await.unwrap();
+    env.provider.anvil_set_auto_mine(true).await.unwrap();
+    let mut last = Value::Null;
+    for _ in 0..20 {
+        last = env.settle(&exact_req).await;
+        if last["success"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(assert_success(&last), exact_tx, "{last}");
+    // Retry until the relayer has seen the receipt: the same transaction, now a success.
+    let mut last = Value::Null;
+    for _ in 0..20 {
+        last = env.settle(&req).await;
+        if last["success"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(assert_success(&last), pending_tx, "{last}");
+    assert_eq!(env.chain_state(&req).await, (3 * USDC as u128, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exact_settle_moves_tokens_once() {
+    let env = Env::new(Duration::from_secs(20)).await;
+    let requirements = env.exact_requirements(2 * USDC).await;
+    let req = env.pay_exact(&requirements, &env.payer).await;
+    let payer_before = env.balance(env.payer.address()).await;
+    let receiver_before = env.balance(env.receiver).await;
+
+    let body = env.settle(&req).await;
+    let tx = assert_success(&body);
+    assert_eq!(body["amount"], (2 * USDC).to_string());
+    assert_eq!(
+        env.balance(env.payer.address()).await,
+        payer_before - U256::from(2 * USDC)
+    );
+    assert_eq!(
+        env.balance(env.receiver).await,
+        receiver_before + U256::from(2 * USDC)
+    );
+
+    // Retried: the same success, no second transfer.
+    let body = env.settle(&req).await;
+    assert_eq!(assert_success(&body), tx);
+    assert_eq!(
+        env.balance(env.receiver).await,
+        receiver_before + U256::from(2 * USDC)
+    );
+
+    // Verifying the spent authorization now fails.
+    let body = env.verify(&req).await;
+    assert_eq!(body["isValid"], false, "{body}");
+
+    // An authorization someone else already submitted (another instance, or before a restart):
+    // /settle finds the transfer on chain and answers with its success, without sending again.
+    let req = env.pay_exact(&requirements, &env.payer).await;
+    let p = req.payment_payload.payload.as_exact().unwrap().clone();
+    let outsider = wallet_provider(
+        &env.anvil.endpoint(),
+        &PrivateKeySigner::from(env.anvil.keys()[8].clone()),
+    );
+    let receipt = TestUSDC::new(env.token(), outsider)
+        .transferWithAuthorization_0(
+            p.authorization.from,
+            p.authorization.to,
+            p.authorization.value.get(),
+            p.authorization.valid_after.get(),
+            p.authorization.valid_before.get(),
+            p.authorization.nonce,
+            p.signature.clone(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(receipt.status());
+    let received = env.balance(env.receiver).await;
+    let body = env.settle(&req).await;
+    assert_eq!(
+        assert_success(&body),
+        receipt.transaction_hash.to_string(),
+        "{body}"
+    );
+    assert_eq!(env.balance(env.receiver).await, received);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_identifier_replay_and_conflict() {
+    let env = Env::new(Duration::from_secs(20)).await;
+    let requirements = env.requirements(USDC).await;
+    let id = "pay_0123456789abcdef";
+    let with_id = |mut req: VerifyRequest| {
+        let mut map = serde_json::Map::new();
+        set_payment_id(&mut map, None, id);
+        req.payment_payload.extensions = Some(map);
+        req
+    };
+    let req = with_id(env.pay(&requirements, &env.payer).await);
+    let first = env.settle(&req).await;
+    let tx = assert_success(&first);
+    let again = env.settle(&req).await;
+    assert_eq!(again, first);
+    assert_eq!(assert_success(&again), tx);
+
+    // Same id, another payload (a re-signed payment): 409, nothing sent.
+    let other = with_id(env.pay(&requirements, &env.payer).await);
+    let (status, body) = env
+        .call(
+            reqwest::Method::POST,
+            "/settle",
+            Some(&serde_json::to_value(&other).unwrap()),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "payment_identifier_conflict");
+    assert_eq!(env.chain_state(&other).await, (0, 0));
+
+    // A malformed id is refused.
+    let mut bad = env.pay(&requirements, &env.payer).await;
+    let mut map = serde_json::Map::new();
+    set_payment_id(&mut map, None, "short");
+    bad.payment_payload.extensions = Some(map);
+    let (status, _) = env
+        .call(
+            reqwest::Method::POST,
+            "/settle",
+            Some(&serde_json::to_value(&bad).unwrap()),
+        )
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_bodies_verify_and_settle() {
+    let env = Env::new(Duration::from_secs(20)).await;
+    let requirements = env.requirements(USDC).await;
+    let req = env.pay(&requirements, &env.payer).await;
+    let resource = ResourceInfo::new("https://shop.example/item");
+    let v1_requirements = PaymentRequirementsV1::from_v2(&req.payment_requirements, &resource);
+    let v1_payload = PaymentPayloadV1::new(&v1_requirements, req.payment_payload.payload.clone());
+    let body = json!({
+        "x402Version": 1,
+        "paymentPayload": v1_payload,
+        "paymentRequirements": v1_requirements,
+    });
+    let (status, verified) = env
+        .call(reqwest::Method::POST, "/verify", Some(&body))
+        .await;
+    assert_eq!(status, 200, "{verified}");
+    assert_eq!(verified["isValid"], true, "{verified}");
+    let (status, settled) = env
+        .call(reqwest::Method::POST, "/settle", Some(&body))
+        .await;
+    assert_eq!(status, 200, "{settled}");
+    assert_success(&settled);
+    // v1 responses name the network by its v1 name.
+    assert_eq!(settled["network"], "anvil", "{settled}");
+    assert_eq!(env.chain_state(&req).await, (USDC as u128, 0));
+}

@@ -1,0 +1,378 @@
+//! The operator is killed (`RunningOperator::abort`: every task stops at once) at different
+//! moments and restarted from the same database against the same anvil. After the restart
+//! settles, every payment is in one stable state that agrees with the chain, nothing was sent
+//! twice (balances exact), and the signer's nonces have no gaps.
+//!
+//! (a) right after authorize requests were accepted (`?wait=0`: the outbox row may or may not
+//!     have been signed or broadcast — "between database write and broadcast");
+//! (b) after broadcast, before the receipt (anvil automine off; mined after the crash);
+//! (c) while captures of several payments are in flight.
+
+mod operator_support;
+
+use std::time::{Duration, Instant};
+
+use alloy::primitives::B256;
+use alloy::providers::ext::AnvilApi;
+use operator_support::*;
+use serde_json::{Value, json};
+use x402_escrow_operator::store::Backend;
+
+const T: Duration = Duration::from_secs(40);
+const AMOUNT: u64 = 2 * USDC;
+
+both_backends!(
+    crash_after_accept,
+    crash_before_receipt,
+    crash_captures_in_flight
+);
+
+fn fee(x: u128) -> u128 {
+    x * FEE_BPS as u128 / 10_000
+}
+
+/// Sends `n` authorize requests with `?wait=0` concurrently; returns (id, hash, request id, body).
+async fn authorize_quick(
+    chain: &Chain,
+    api: &Api,
+    signer: alloy::primitives::Address,
+    tag: &str,
+    n: usize,
+) -> Vec<(String, B256, String, Value)> {
+    let mut bodies = Vec::new();
+    for i in 0..n {
+        let req = chain.requirements(AMOUNT, signer, chain.receiver).await;
+        let rid = format!("{tag}-{i}");
+        bodies.push((
+            rid.clone(),
+            chain.authorize_body(req, &chain.payer, &rid).await,
+        ));
+    }
+    let mut tasks = Vec::new();
+    for (rid, body) in bodies {
+        let api = api.clone();
+        tasks.push(tokio::spawn(async move {
+            let (status, p) = api
+                .post(
+                    "/v1/payments/authorize?wait=0",
+                    &body,
+                    &format!("idem-{rid}"),
+                )
+                .await;
+            assert!(status == 202 || status == 201, "{status} {p}");
+            let id = p["id"].as_str().unwrap().to_owned();
+            let hash: B256 = p["paymentHash"].as_str().unwrap().parse().unwrap();
+            (id, hash, rid, body)
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.expect("authorize task"));
+    }
+    out
+}
+
+/// After a restart: every payment authorized exactly once, in the database and on chain.
+async fn check_authorized(chain: &Chain, api: &Api, payments: &[(String, B256, String, Value)]) {
+    for (id, hash, rid, _) in payments {
+        let p = api.wait_status(id, &["authorized", "failed"], T).await;
+        assert_eq!(p["status"], "authorized", "{p}");
+        assert_eq!(p["requestId"], rid.as_str());
+        assert_eq!(chain.state(*hash).await, (true, AMOUNT as u128, 0), "{p}");
+        let authorizes = p["transactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["kind"] == "authorize" && t["status"] == "final")
+            .count();
+        assert_eq!(authorizes, 1, "{p}");
+    }
+}
+
+async fn crash_after_accept(backend: Backend) {
+    with_db(backend, |url| async move {
+        let chain = Chain::start().await;
+        let store = test_store(&url).await;
+        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let cfg = config(&url, &chain);
+        let payer0 = chain.balance(chain.payer.address()).await;
+
+        let op = start(&cfg).await;
+        let signer = op.signer;
+        let payments = authorize_quick(&chain, &Api::new(&op, &key), signer, "a", 6).await;
+        op.abort();
+
+        let op = start(&cfg).await;
+        let api = Api::new(&op, &key);
+        // A client retrying with the same key after the crash gets the same payment.
+        let (rid, body) = (&payments[0].2, &payments[0].3);
+        let (status, p) = api
+            .post(
+                "/v1/payments/authorize?wait=0",
+                body,
+                &format!("idem-{rid}"),
+            )
+            .await;
+        assert!(
+            status == 201 || status == 202 || status == 409,
+            "{status} {p}"
+        );
+        if status != 409 {
+            assert_eq!(p["id"].as_str(), Some(payments[0].0.as_str()), "{p}");
+        }
+        check_authorized(&chain, &api, &payments).await;
+        settle(&store, T).await;
+        assert_eq!(count(&store, "payments").await, 6);
+        assert_eq!(
+            chain.balance(chain.payer.address()).await,
+            payer0 - 6 * AMOUNT as u128
+        );
+        assert_nonces(&store, &chain).await;
+        assert_reconciled(&op).await;
+        op.shutdown().await;
+        store.close().await;
+    })
+    .await
+}
+
+async fn crash_before_receipt(backend: Backend) {
+    with_db(backend, |url| async move {
+        let chain = Chain::start().await;
+        let store = test_store(&url).await;
+        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let cfg = config(&url, &chain);
+        let payer0 = chain.balance(chain.payer.address()).await;
+
+        let op = start(&cfg).await;
+        let signer = op.signer;
+        chain
+            .plain
+            .anvil_set_auto_mine(false)
+            .await
+            .expect("automine off");
+        let payments = authorize_quick(&chain, &Api::new(&op, &key), signer, "b", 6).await;
+        // Wait until the relayer has broadcast (some of) them; none can be mined yet.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let txs = tx_statuses(&store).await;
+            let broadcast = txs.get("broadcast").copied().unwrap_or(0);
+            if broadcast == 6 || (broadcast > 0 && Instant::now() > deadline) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline + Duration::from_secs(10),
+                "{txs:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            count(&store, "chain_txs WHERE status IN ('mined', 'final')").await,
+            0
+        );
+        op.abort();
+        // The pending transactions are mined while the operator is down.
+        chain.plain.anvil_mine(Some(1), None).await.expect("mine");
+        chain
+            .plain
+            .anvil_set_auto_mine(true)
+            .await
+            .expect("automine on");
+
+        let op = start(&cfg).await;
+        let api = Api::new(&op, &key);
+        check_authorized(&chain, &api, &payments).await;
+        settle(&store, T).await;
+        assert_eq!(
+            chain.balance(chain.payer.address()).await,
+            payer0 - 6 * AMOUNT as u128
+        );
+        assert_nonces(&store, &chain).await;
+        assert_reconciled(&op).await;
+        op.shutdown().await;
+        store.close().await;
+    })
+    .await
+}
+
+async fn crash_captures_in_flight(backend: Backend) {
+    with_db(backend, |url| async move {
+        let chain = Chain::start().await;
+        let store = test_store(&url).await;
+        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let cfg = config(&url, &chain);
+        let recv0 = chain.balance(chain.receiver).await;
+        let fee0 = chain.balance(chain.fee_receiver).await;
+
+        let op = start(&cfg).await;
+        let signer = op.signer;
+        let api = Api::new(&op, &key);
+        let n = 8;
+        let payments = authorize_quick(&chain, &api, signer, "c", n).await;
+        for (id, ..) in &payments {
+            api.wait_status(id, &["authorized"], T).await;
+        }
+        // Captures of every payment at once; the operator dies while they are in flight.
+        let mut tasks = Vec::new();
+        for (id, ..) in &payments {
+            let api = api.clone();
+            let id = id.clone();
+            tasks.push(tokio::spawn(async move {
+                api.try_post(
+                    &format!("/v1/payments/{id}/capture"),
+                    &json!({}),
+                    &format!("cap-{id}"),
+                )
+                .await
+                .ok()
+            }));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while count(&store, "chain_txs WHERE kind = 'capture'").await < 3
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        op.abort();
+        // (Their HTTP handlers are not stopped by `abort()`: see the note in the report.)
+        for t in tasks {
+            t.abort();
+        }
+
+        let op = start(&cfg).await;
+        let api = Api::new(&op, &key);
+        settle(&store, T).await;
+        // Captures whose request never made it are asked for again (a new key: the old one may
+        // still be locked as in flight).
+        for (id, ..) in &payments {
+            let p = api.payment(id).await;
+            match p["status"].as_str().unwrap() {
+                "captured" => {}
+                "authorized" => {
+                    let (status, c) = api
+                        .post(
+                            &format!("/v1/payments/{id}/capture"),
+                            &json!({}),
+                            &format!("recap-{id}"),
+                        )
+                        .await;
+                    assert_eq!(status, 200, "{c}");
+                }
+                other => panic!("unexpected status {other} after restart: {p}"),
+            }
+        }
+        settle(&store, T).await;
+        for (id, hash, ..) in &payments {
+            let p = api.payment(id).await;
+            assert_eq!(p["status"], "captured", "{p}");
+            assert_eq!(amount(&p, "captured"), AMOUNT as u128, "{p}");
+            assert_eq!(chain.state(*hash).await, (true, 0, AMOUNT as u128), "{p}");
+            let captures = p["transactions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|t| t["kind"] == "capture" && t["status"] == "final")
+                .count();
+            assert_eq!(captures, 1, "captured twice? {p}");
+        }
+        let total = n as u128 * AMOUNT as u128;
+        assert_eq!(
+            chain.balance(chain.receiver).await,
+            recv0 + total - n as u128 * fee(AMOUNT as u128)
+        );
+        assert_eq!(
+            chain.balance(chain.fee_receiver).await,
+            fee0 + n as u128 * fee(AMOUNT as u128)
+        );
+        assert_nonces(&store, &chain).await;
+        assert_reconciled(&op).await;
+        op.shutdown().await;
+        store.close().await;
+    })
+    .await
+}
+
+/// `abort()` is the crash model of this suite, so nothing of the aborted operator may keep
+/// serving: a request on a connection opened before the crash must fail, not be answered by the
+/// "dead" operator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_stops_the_api() {
+    with_db(Backend::Sqlite, |url| async move {
+        let chain = Chain::start().await;
+        let store = test_store(&url).await;
+        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let op = start(&config(&url, &chain)).await;
+        let api = Api::new(&op, &key);
+        let (status, _) = api.get("/v1/payments?request_id=x").await;
+        assert_eq!(status, 200);
+        op.abort();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Same client: reuses its kept-alive connection to the aborted operator.
+        let after = api
+            .http
+            .get(format!("{}/v1/payments?request_id=x", api.base))
+            .bearer_auth(&api.key)
+            .send()
+            .await;
+        assert!(
+            after.is_err(),
+            "the aborted operator still answered: {:?}",
+            after.map(|r| r.status())
+        );
+        store.close().await;
+    })
+    .await
+}
+
+/// A request in flight when the operator is aborted must die with it (a crash ends every
+/// handler); it must not be answered later by the aborted operator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: RunningOperator::abort() does not end HTTP requests in flight: axum's per-connection \
+            tasks and the idempotency middleware's detached handler task (api/idempotency.rs \
+            tokio::spawn) are not owned by the aborted tasks, so the 'crashed' operator keeps \
+            running the capture handler (waiting up to 30 s, then answering and completing the key)"]
+async fn abort_ends_requests_in_flight() {
+    with_db(Backend::Sqlite, |url| async move {
+        let chain = Chain::start().await;
+        let store = test_store(&url).await;
+        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let op = start(&config(&url, &chain)).await;
+        let api = Api::new(&op, &key);
+        let req = chain.requirements(AMOUNT, op.signer, chain.receiver).await;
+        let body = chain.authorize_body(req, &chain.payer, "inflight").await;
+        let (status, p) = api.post("/v1/payments/authorize", &body, "inflight-auth").await;
+        assert_eq!(status, 201, "{p}");
+        let id = p["id"].as_str().unwrap().to_owned();
+
+        chain.plain.anvil_set_auto_mine(false).await.expect("automine off");
+        let capture = {
+            let api = api.clone();
+            let id = id.clone();
+            tokio::spawn(async move {
+                api.try_post(&format!("/v1/payments/{id}/capture"), &json!({}), "inflight-cap")
+                    .await
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while count(&store, "chain_txs WHERE kind = 'capture' AND status = 'broadcast'").await == 0 {
+            assert!(Instant::now() < deadline, "capture not broadcast");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        op.abort();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        chain.plain.anvil_set_auto_mine(true).await.expect("automine on");
+        chain.plain.anvil_mine(Some(3), None).await.expect("mine");
+        let answered = tokio::time::timeout(Duration::from_secs(5), capture).await;
+        match answered {
+            Ok(Ok(Err(_))) => {} // the connection died with the operator
+            Ok(Ok(Ok((status, body)))) => {
+                panic!("the aborted operator answered the capture: {status} {body}")
+            }
+            Ok(Err(e)) => panic!("client task: {e}"),
+            Err(_) => panic!(
+                "the capture request is still open 5 s after abort(): its handler outlived the crash"
+            ),
+        }
+        store.close().await;
+    })
+    .await
+}

@@ -1,0 +1,685 @@
+//! Helpers shared by the `operator_*` suites: a fresh anvil with the contracts deployed and the
+//! deployments file written, a fresh database (SQLite temp file or PostgreSQL database), the
+//! operator's `Config` for them, an HTTP client for the merchant API, buyer payloads built with
+//! the SDK, a webhook receiver verifying with the SDK, and bounded polling.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use alloy::eips::BlockNumberOrTag;
+use alloy::network::EthereumWallet;
+use alloy::node_bindings::{Anvil, AnvilInstance};
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use serde_json::{Value, json};
+use sqlx::Connection;
+use uuid::Uuid;
+use x402_escrow_bindings::deploy::DEFAULT_SALT;
+use x402_escrow_bindings::{AuthCaptureEscrow, Deployment, TestUSDC, deploy_all};
+use x402_escrow_operator::config::{Config, Secret};
+use x402_escrow_operator::lifecycle::PaymentStatus;
+use x402_escrow_operator::runtime::{self, RunningOperator};
+use x402_escrow_operator::store::{Backend, Merchant, NewMerchant, PaymentFilter, Store};
+use x402_escrow_sdk::schemes::auth_capture;
+use x402_escrow_sdk::webhooks::{self as sdk_hooks, WebhookEvent, WebhookSecret};
+use x402_escrow_sdk::wire::{PaymentPayload, PaymentRequirements};
+use x402_escrow_sdk::{EscrowDeployment, EscrowRegistry, random_b256};
+
+pub const USDC: u64 = 1_000_000;
+pub const FEE_BPS: u64 = 100;
+
+// ---- database ------------------------------------------------------------------------------
+
+fn postgres_base() -> String {
+    std::env::var("X402_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+fn with_database(base: &str, db: &str) -> String {
+    let (head, query) = match base.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (base, None),
+    };
+    let scheme_end = head.find("://").map(|i| i + 3).unwrap_or(0);
+    let path_start = head[scheme_end..]
+        .find('/')
+        .map(|i| i + scheme_end)
+        .unwrap_or(head.len());
+    let mut url = format!("{}/{}", &head[..path_start], db);
+    if let Some(q) = query {
+        url.push('?');
+        url.push_str(q);
+    }
+    url
+}
+
+async fn admin_exec(sql: String) {
+    let base = postgres_base();
+    let mut conn = sqlx::AnyConnection::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {base} is required: {e}"));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+        .expect("admin statement");
+    conn.close().await.ok();
+}
+
+/// Runs `body` with the URL of a fresh database of `backend`, then removes the database (also
+/// when the body panics; the panic is re-raised afterwards).
+pub async fn with_db<F, Fut>(backend: Backend, body: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pg_name = format!("x402_op_{}", Uuid::new_v4().simple());
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite://{}/operator.db?mode=rwc", dir.path().display()),
+        Backend::Postgres => {
+            admin_exec(format!("CREATE DATABASE {pg_name}")).await;
+            with_database(&postgres_base(), &pg_name)
+        }
+    };
+    let outcome = tokio::spawn(body(url)).await;
+    if backend == Backend::Postgres {
+        admin_exec(format!("DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)")).await;
+    }
+    drop(dir);
+    if let Err(e) = outcome {
+        if e.is_panic() {
+            std::panic::resume_unwind(e.into_panic());
+        }
+        panic!("test task failed: {e}");
+    }
+}
+
+/// Declares each listed `async fn(Backend)` as `sqlite::<name>` and `postgres::<name>`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(x402_escrow_operator::store::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(x402_escrow_operator::store::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+/// A test-side store on the operator's database (migrated, wall clock).
+pub async fn test_store(url: &str) -> Store {
+    let store = Store::connect(url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    store
+}
+
+// ---- chain ---------------------------------------------------------------------------------
+
+/// A fresh anvil with every contract deployed by key 0 and the deployments file written.
+/// Key 1 is the operator's signer, key 2 the buyer; address 3 the merchant's receiver, 4 the fee
+/// receiver, 6 another merchant's receiver.
+pub struct Chain {
+    pub anvil: AnvilInstance,
+    pub url: String,
+    pub admin: DynProvider,
+    pub plain: DynProvider,
+    pub deployment: Deployment,
+    pub deployments_file: PathBuf,
+    _dir: tempfile::TempDir,
+    pub operator: PrivateKeySigner,
+    pub payer: PrivateKeySigner,
+    pub receiver: Address,
+    pub fee_receiver: Address,
+    pub other_receiver: Address,
+}
+
+impl Chain {
+    pub async fn start() -> Chain {
+        let anvil = Anvil::at(x402_escrow_bindings::contracts::anvil_path())
+            .try_spawn()
+            .expect("spawn anvil");
+        let url = anvil.endpoint();
+        let key = |i: usize| PrivateKeySigner::from(anvil.keys()[i].clone());
+        let deployer = key(0);
+        let admin = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(deployer.clone()))
+            .connect_http(url.parse().expect("url"))
+            .erased();
+        let deployment = deploy_all(&admin, deployer.address(), DEFAULT_SALT, true)
+            .await
+            .expect("deploy");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let deployments_file = dir.path().join(format!("{}.json", deployment.chain_id));
+        deployment.save(&deployments_file).expect("save deployment");
+        let plain = ProviderBuilder::new()
+            .connect_http(url.parse().expect("url"))
+            .erased();
+        let chain = Chain {
+            receiver: anvil.addresses()[3],
+            fee_receiver: anvil.addresses()[4],
+            other_receiver: anvil.addresses()[6],
+            operator: key(1),
+            payer: key(2),
+            anvil,
+            url,
+            admin,
+            plain,
+            deployment,
+            deployments_file,
+            _dir: dir,
+        };
+        chain.mint(chain.payer.address(), 10_000 * USDC).await;
+        chain
+    }
+
+    pub fn token(&self) -> Address {
+        self.deployment.token.as_ref().expect("test token").address
+    }
+
+    pub fn escrow(&self) -> Address {
+        self.deployment.auth_capture_escrow
+    }
+
+    pub async fn mint(&self, to: Address, amount: u64) {
+        TestUSDC::new(self.token(), self.admin.clone())
+            .mint(to, U256::from(amount))
+            .send()
+            .await
+            .expect("mint")
+            .get_receipt()
+            .await
+            .expect("mint receipt");
+    }
+
+    pub async fn balance(&self, who: Address) -> u128 {
+        TestUSDC::new(self.token(), self.plain.clone())
+            .balanceOf(who)
+            .call()
+            .await
+            .expect("balanceOf")
+            .to::<u128>()
+    }
+
+    /// `paymentState(hash)`: (hasCollectedPayment, capturable, refundable).
+    pub async fn state(&self, hash: B256) -> (bool, u128, u128) {
+        let s = AuthCaptureEscrow::new(self.escrow(), self.plain.clone())
+            .paymentState(hash)
+            .call()
+            .await
+            .expect("paymentState");
+        (
+            s.hasCollectedPayment,
+            s.capturableAmount.to::<u128>(),
+            s.refundableAmount.to::<u128>(),
+        )
+    }
+
+    /// The signer's on-chain nonce (latest block).
+    pub async fn nonce(&self, who: Address) -> u64 {
+        self.plain.get_transaction_count(who).await.expect("nonce")
+    }
+
+    pub async fn now(&self) -> u64 {
+        self.plain
+            .get_block_by_number(BlockNumberOrTag::Latest)
+            .await
+            .expect("block")
+            .expect("latest block")
+            .header
+            .timestamp
+    }
+
+    /// The merchant's requirements for `amount` to `pay_to`, naming `authorizer` as the
+    /// `captureAuthorizer` (JSON, so tests can alter them).
+    pub async fn requirements(&self, amount: u64, authorizer: Address, pay_to: Address) -> Value {
+        let now = self.now().await;
+        let token = self.deployment.token.as_ref().expect("token");
+        json!({
+            "scheme": "auth-capture",
+            "network": format!("eip155:{}", self.deployment.chain_id),
+            "amount": amount.to_string(),
+            "asset": token.address,
+            "payTo": pay_to,
+            "maxTimeoutSeconds": 900,
+            "extra": {
+                "name": token.name,
+                "version": token.version,
+                "captureAuthorizer": authorizer,
+                "captureDeadline": now + 7200,
+                "refundDeadline": now + 30 * 86400,
+                "feeRecipient": self.fee_receiver,
+                "minFeeBps": 0,
+                "maxFeeBps": 500,
+                "authCaptureEscrow": self.escrow(),
+            }
+        })
+    }
+
+    /// The body of `POST /v1/payments/authorize`: the buyer's payload built with the SDK for
+    /// `requirements`, signed by `payer`.
+    pub async fn authorize_body(
+        &self,
+        requirements: Value,
+        payer: &PrivateKeySigner,
+        request_id: &str,
+    ) -> Value {
+        let requirements: PaymentRequirements =
+            serde_json::from_value(requirements).expect("requirements");
+        let registry = EscrowRegistry::only(EscrowDeployment::from(&self.deployment));
+        let now = self.now().await;
+        let payload =
+            auth_capture::build_payload(&requirements, payer, now, random_b256(), &registry)
+                .expect("buyer payload");
+        json!({
+            "paymentPayload": PaymentPayload::new(requirements.clone(), payload),
+            "paymentRequirements": requirements,
+            "requestId": request_id,
+        })
+    }
+}
+
+// ---- operator ------------------------------------------------------------------------------
+
+/// The operator's configuration for `db_url` and `chain`, with short intervals.
+pub fn config(db_url: &str, chain: &Chain) -> Config {
+    let mut c = Config::default();
+    c.listen = "127.0.0.1:0".into();
+    c.database.url = db_url.to_owned();
+    c.chain.rpc_url = chain.url.clone();
+    c.chain.chain_id = chain.deployment.chain_id;
+    c.chain.deployments = Some(chain.deployments_file.clone());
+    c.chain.confirmations = 1;
+    c.chain.poll_interval_ms = 100;
+    c.chain.start_block = 0;
+    c.signer.private_key = Some(Secret::new(alloy::hex::encode(chain.operator.to_bytes())));
+    c.relayer.lease_ttl_secs = 3;
+    c.relayer.bump_after_secs = 5;
+    c.webhooks.poll_interval_ms = 100;
+    c.webhooks.retry_schedule_secs = vec![1];
+    c.auto_void.sweep_interval_secs = 1;
+    c.fees.bps = FEE_BPS as u16;
+    c.fees.receiver = Some(chain.fee_receiver);
+    c
+}
+
+pub async fn start(config: &Config) -> RunningOperator {
+    runtime::start(config.clone())
+        .await
+        .expect("start operator")
+}
+
+/// A merchant paid to `receiver`, its API key, with webhooks to `hooks` (if any).
+pub async fn merchant(
+    store: &Store,
+    name: &str,
+    receiver: Address,
+    hooks: Option<&Hooks>,
+) -> (Merchant, String) {
+    let (m, key) = store
+        .create_merchant(&NewMerchant {
+            name: name.to_owned(),
+            receivers: vec![receiver],
+            webhook_url: hooks.map(|h| h.url.clone()),
+            webhook_secret: hooks.map(|h| Secret::new(h.secret.expose_secret())),
+            capture_deadline_secs: 3600,
+        })
+        .await
+        .expect("create merchant");
+    (m, key.expose().to_owned())
+}
+
+// ---- HTTP client ---------------------------------------------------------------------------
+
+/// The merchant API of one operator instance, as one merchant.
+#[derive(Clone)]
+pub struct Api {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub key: String,
+}
+
+impl Api {
+    pub fn new(op: &RunningOperator, key: &str) -> Api {
+        Api::at(op.address, key)
+    }
+
+    pub fn at(address: std::net::SocketAddr, key: &str) -> Api {
+        Api {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("client"),
+            base: format!("http://{address}"),
+            key: key.to_owned(),
+        }
+    }
+
+    async fn decode(resp: reqwest::Response) -> (u16, Value) {
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.expect("body");
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        (status, value)
+    }
+
+    /// POST with the Bearer key and an `Idempotency-Key`; `Err` when the connection fails.
+    pub async fn try_post(
+        &self,
+        path: &str,
+        body: &Value,
+        idem: &str,
+    ) -> Result<(u16, Value), reqwest::Error> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .header("Idempotency-Key", idem)
+            .header("Content-Type", "application/json")
+            .body(serde_json::to_vec(body).expect("json"))
+            .send()
+            .await?;
+        Ok(Api::decode(resp).await)
+    }
+
+    pub async fn post(&self, path: &str, body: &Value, idem: &str) -> (u16, Value) {
+        self.try_post(path, body, idem)
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        Api::decode(resp).await
+    }
+
+    /// `GET /v1/payments/{id}` (must be 200).
+    pub async fn payment(&self, id: &str) -> Value {
+        let (status, body) = self.get(&format!("/v1/payments/{id}")).await;
+        assert_eq!(status, 200, "GET payment {id}: {body}");
+        body
+    }
+
+    /// Polls `GET /v1/payments/{id}` until its status is one of `want` (bounded).
+    pub async fn wait_status(&self, id: &str, want: &[&str], timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let p = self.payment(id).await;
+            if want.contains(&p["status"].as_str().unwrap_or_default()) {
+                return p;
+            }
+            if Instant::now() > deadline {
+                panic!("payment {id} not in {want:?} after {timeout:?}: {p}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// An amount field of a payment view.
+pub fn amount(view: &Value, field: &str) -> u128 {
+    view["amounts"][field]
+        .as_str()
+        .unwrap_or_else(|| panic!("amounts.{field} in {view}"))
+        .parse()
+        .expect("amount")
+}
+
+pub fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<none>")
+}
+
+// ---- settling and invariants ---------------------------------------------------------------
+
+pub fn in_flight(status: PaymentStatus) -> bool {
+    matches!(
+        status,
+        PaymentStatus::Authorizing
+            | PaymentStatus::Charging
+            | PaymentStatus::Capturing
+            | PaymentStatus::Voiding
+            | PaymentStatus::Refunding
+    )
+}
+
+/// `chain_txs` rows by status.
+pub async fn tx_statuses(store: &Store) -> HashMap<String, i64> {
+    use sqlx::Row;
+    let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM chain_txs GROUP BY status")
+        .fetch_all(store.pool())
+        .await
+        .expect("tx statuses");
+    rows.into_iter()
+        .map(|r| {
+            (
+                r.try_get::<String, _>("status").expect("status"),
+                r.try_get::<i64, _>("n").expect("n"),
+            )
+        })
+        .collect()
+}
+
+/// Rows of `table` (a literal from the test).
+pub async fn count(store: &Store, sql_where: &str) -> i64 {
+    use sqlx::Row;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) AS n FROM {sql_where}"
+    )))
+    .fetch_one(store.pool())
+    .await
+    .expect("count");
+    row.try_get::<i64, _>("n").expect("n")
+}
+
+/// Waits (bounded) until no payment is in flight and every chain transaction is settled
+/// (`final`, `reverted` or `abandoned`).
+pub async fn settle(store: &Store, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let payments = store
+            .list_payments(&PaymentFilter {
+                limit: Some(1000),
+                ..Default::default()
+            })
+            .await
+            .expect("list payments");
+        let busy: Vec<_> = payments
+            .iter()
+            .filter(|p| in_flight(p.status))
+            .map(|p| (p.id, p.status))
+            .collect();
+        let txs = tx_statuses(store).await;
+        let open: i64 = txs
+            .iter()
+            .filter(|(s, _)| !matches!(s.as_str(), "final" | "reverted" | "abandoned"))
+            .map(|(_, n)| *n)
+            .sum();
+        if busy.is_empty() && open == 0 {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("not settled after {timeout:?}: payments in flight {busy:?}, txs {txs:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+/// No nonce gaps and nothing sent outside the outbox: the signer's on-chain nonce equals the
+/// number of outbox rows that consumed a nonce on chain (`final` + `reverted`, fills included).
+pub async fn assert_nonces(store: &Store, chain: &Chain) {
+    let txs = tx_statuses(store).await;
+    let used = txs.get("final").copied().unwrap_or(0) + txs.get("reverted").copied().unwrap_or(0);
+    let on_chain = chain.nonce(chain.operator.address()).await;
+    assert_eq!(
+        on_chain, used as u64,
+        "on-chain nonce {on_chain} vs final+reverted outbox rows {used} ({txs:?})"
+    );
+}
+
+/// `reconcile_all` finds no difference between the database and the chain.
+pub async fn assert_reconciled(op: &RunningOperator) {
+    let diffs = op.engine.reconcile_all(1000).await.expect("reconcile");
+    assert!(diffs.is_empty(), "reconcile differences: {diffs:#?}");
+}
+
+// ---- webhook receiver ----------------------------------------------------------------------
+
+/// A local webhook endpoint that verifies every delivery with the SDK and keeps the verified
+/// events deduplicated by id.
+#[derive(Clone)]
+pub struct Hooks {
+    pub url: String,
+    pub secret: WebhookSecret,
+    state: Arc<HookState>,
+}
+
+struct HookState {
+    secret: WebhookSecret,
+    events: Mutex<HashMap<String, WebhookEvent>>,
+    deliveries: Mutex<u64>,
+    rejected: Mutex<Vec<String>>,
+}
+
+async fn receive(
+    State(state): State<Arc<HookState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    *state.deliveries.lock().unwrap() += 1;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    match sdk_hooks::verify_event(
+        std::slice::from_ref(&state.secret),
+        &headers,
+        &body,
+        now,
+        sdk_hooks::DEFAULT_TOLERANCE,
+    ) {
+        Ok((_, event)) => {
+            state
+                .events
+                .lock()
+                .unwrap()
+                .entry(event.id.clone())
+                .or_insert(event);
+            StatusCode::NO_CONTENT
+        }
+        Err(e) => {
+            state.rejected.lock().unwrap().push(e.to_string());
+            StatusCode::BAD_REQUEST
+        }
+    }
+}
+
+impl Hooks {
+    pub async fn start() -> Hooks {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+        let secret = WebhookSecret::generate();
+        let state = Arc::new(HookState {
+            secret: secret.clone(),
+            events: Mutex::new(HashMap::new()),
+            deliveries: Mutex::new(0),
+            rejected: Mutex::new(Vec::new()),
+        });
+        let app = Router::new()
+            .route("/hooks", post(receive))
+            .with_state(state.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Hooks { url, secret, state }
+    }
+
+    /// Verified events (deduplicated by id).
+    pub fn events(&self) -> Vec<WebhookEvent> {
+        self.state
+            .events
+            .lock()
+            .unwrap()
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn rejected(&self) -> Vec<String> {
+        self.state.rejected.lock().unwrap().clone()
+    }
+
+    /// Types of the verified events of one payment, sorted by creation time.
+    pub fn types_for(&self, payment_id: &str) -> Vec<String> {
+        let mut evs: Vec<_> = self
+            .events()
+            .into_iter()
+            .filter(|e| e.data.payment_id == payment_id)
+            .collect();
+        evs.sort_by_key(|e| e.created_at);
+        evs.into_iter()
+            .map(|e| e.event_type.as_str().to_owned())
+            .collect()
+    }
+
+    /// Waits (bounded) until `payment_id` has at least `want` events of each listed type.
+    pub async fn wait_for(&self, payment_id: &str, want: &[&str], timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = self.types_for(payment_id);
+            let mut remaining = got.clone();
+            let all = want.iter().all(|w| {
+                if let Some(i) = remaining.iter().position(|g| g == w) {
+                    remaining.remove(i);
+                    true
+                } else {
+                    false
+                }
+            });
+            if all {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "webhooks for {payment_id}: want {want:?}, got {got:?} (rejected: {:?})",
+                    self.rejected()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
