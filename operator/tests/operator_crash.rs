@@ -23,8 +23,10 @@ const AMOUNT: u64 = 2 * USDC;
 
 both_backends!(
     crash_after_accept,
+    crash_written_never_sent,
     crash_before_receipt,
-    crash_captures_in_flight
+    crash_captures_in_flight,
+    crash_refunds_in_flight
 );
 
 fn fee(x: u128) -> u128 {
@@ -372,6 +374,166 @@ async fn abort_ends_requests_in_flight() {
                 "the capture request is still open 5 s after abort(): its handler outlived the crash"
             ),
         }
+        store.close().await;
+    })
+    .await
+}
+
+/// The crash falls between the database write and any broadcast, for certain: a lease held by a
+/// dead "ghost" instance keeps the relayer from sending until it runs out, so every authorize is
+/// still `queued` when the operator dies. The restarted operator sends each exactly once.
+async fn crash_written_never_sent(backend: Backend) {
+    with_db(backend, |url| async move {
+        let chain = Chain::start().await;
+        let store = test_store(&url).await;
+        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let cfg = config(&url, &chain);
+        let signer = chain.operator.address();
+        store
+            .upsert_signer(chain.deployment.chain_id, signer, 0)
+            .await
+            .expect("signer row");
+        store
+            .acquire_lease(chain.deployment.chain_id, signer, "ghost", 4_000)
+            .await
+            .expect("ghost lease")
+            .expect("ghost holds the lease");
+        let payer0 = chain.balance(chain.payer.address()).await;
+
+        let op = start(&cfg).await;
+        let payments = authorize_quick(&chain, &Api::new(&op, &key), signer, "w", 4).await;
+        assert_eq!(
+            count(&store, "chain_txs WHERE status = 'queued'").await,
+            4,
+            "{:?}",
+            tx_statuses(&store).await
+        );
+        op.abort();
+        assert_eq!(
+            chain.nonce(signer).await,
+            0,
+            "nothing was sent before the crash"
+        );
+
+        let op = start(&cfg).await;
+        let api = Api::new(&op, &key);
+        check_authorized(&chain, &api, &payments).await;
+        settle(&store, T).await;
+        assert_eq!(
+            chain.balance(chain.payer.address()).await,
+            payer0 - 4 * AMOUNT as u128
+        );
+        assert_nonces(&store, &chain).await;
+        assert_reconciled(&op).await;
+        op.shutdown().await;
+        store.close().await;
+    })
+    .await
+}
+
+/// The operator dies while refunds (and the refund collector's `approve` queued before them) of
+/// several payments are in flight. After the restart each refund happened exactly once: the
+/// payer got back exactly what was refunded and the operator's float paid exactly that.
+async fn crash_refunds_in_flight(backend: Backend) {
+    with_db(backend, |url| async move {
+        let chain = Chain::start().await;
+        let store = test_store(&url).await;
+        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let cfg = config(&url, &chain);
+        let payer0 = chain.balance(chain.payer.address()).await;
+
+        let op = start(&cfg).await;
+        let signer = op.signer;
+        chain.mint(signer, 20 * USDC).await;
+        let float0 = chain.balance(signer).await;
+        let api = Api::new(&op, &key);
+        let n = 4;
+        let payments = authorize_quick(&chain, &api, signer, "r", n).await;
+        for (id, ..) in &payments {
+            api.wait_status(id, &["authorized"], T).await;
+            let (status, c) = api
+                .post(
+                    &format!("/v1/payments/{id}/capture"),
+                    &json!({}),
+                    &format!("cap-{id}"),
+                )
+                .await;
+            assert_eq!(status, 200, "{c}");
+            assert_eq!(c["status"], "captured", "{c}");
+        }
+        let part = (AMOUNT / 2).to_string();
+        let mut tasks = Vec::new();
+        for (id, ..) in &payments {
+            let api = api.clone();
+            let id = id.clone();
+            let body = json!({ "amount": part });
+            tasks.push(tokio::spawn(async move {
+                api.try_post(
+                    &format!("/v1/payments/{id}/refund"),
+                    &body,
+                    &format!("ref-{id}"),
+                )
+                .await
+                .ok()
+            }));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while count(
+            &store,
+            "chain_txs WHERE kind = 'refund' AND payment_id IS NOT NULL",
+        )
+        .await
+            < 2
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        op.abort();
+        for t in tasks {
+            t.abort();
+        }
+
+        let op = start(&cfg).await;
+        let api = Api::new(&op, &key);
+        settle(&store, T).await;
+        for (id, ..) in &payments {
+            let p = api.payment(id).await;
+            match p["status"].as_str().unwrap() {
+                "partially_refunded" => {}
+                "captured" => {
+                    let (status, r) = api
+                        .post(
+                            &format!("/v1/payments/{id}/refund"),
+                            &json!({ "amount": part }),
+                            &format!("reref-{id}"),
+                        )
+                        .await;
+                    assert_eq!(status, 200, "{r}");
+                }
+                other => panic!("unexpected status {other} after restart: {p}"),
+            }
+        }
+        settle(&store, T).await;
+        let half = (AMOUNT / 2) as u128;
+        for (id, hash, ..) in &payments {
+            let p = api.payment(id).await;
+            assert_eq!(p["status"], "partially_refunded", "{p}");
+            assert_eq!(amount(&p, "refunded"), half, "{p}");
+            assert_eq!(
+                chain.state(*hash).await,
+                (true, 0, AMOUNT as u128 - half),
+                "{p}"
+            );
+        }
+        let n = n as u128;
+        assert_eq!(
+            chain.balance(chain.payer.address()).await,
+            payer0 - n * AMOUNT as u128 + n * half
+        );
+        assert_eq!(chain.balance(signer).await, float0 - n * half);
+        assert_nonces(&store, &chain).await;
+        assert_reconciled(&op).await;
+        op.shutdown().await;
         store.close().await;
     })
     .await

@@ -306,8 +306,10 @@ impl Chain {
 
 /// The operator's configuration for `db_url` and `chain`, with short intervals.
 pub fn config(db_url: &str, chain: &Chain) -> Config {
-    let mut c = Config::default();
-    c.listen = "127.0.0.1:0".into();
+    let mut c = Config {
+        listen: "127.0.0.1:0".into(),
+        ..Config::default()
+    };
     c.database.url = db_url.to_owned();
     c.chain.rpc_url = chain.url.clone();
     c.chain.chain_id = chain.deployment.chain_id;
@@ -492,11 +494,11 @@ pub async fn tx_statuses(store: &Store) -> HashMap<String, i64> {
         .collect()
 }
 
-/// Rows of `table` (a literal from the test).
-pub async fn count(store: &Store, sql_where: &str) -> i64 {
+/// `SELECT COUNT(*) FROM <from>` (`from`: a table and optional `WHERE`, a literal from the test).
+pub async fn count(store: &Store, from: &str) -> i64 {
     use sqlx::Row;
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) AS n FROM {sql_where}"
+        "SELECT COUNT(*) AS n FROM {from}"
     )))
     .fetch_one(store.pool())
     .await
