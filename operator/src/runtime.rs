@@ -125,7 +125,9 @@ pub fn load_deployment(config: &Config) -> Result<Deployment, RuntimeError> {
     Ok(deployment)
 }
 
-/// A started operator. Dropping it does not stop it: call [`RunningOperator::shutdown`].
+/// A started operator, running on a tokio runtime of its own, so that [`RunningOperator::abort`]
+/// ends every task it ever spawned (HTTP connections and detached handlers included), the way a
+/// killed process would. Dropping it aborts it; [`RunningOperator::shutdown`] stops it gracefully.
 pub struct RunningOperator {
     /// Where the HTTP API listens.
     pub address: SocketAddr,
@@ -139,24 +141,34 @@ pub struct RunningOperator {
     pub store: Store,
     shutdown: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl RunningOperator {
     /// Signals every task to stop and waits for them (requests in flight finish first).
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
-        for (name, task) in self.tasks {
+        for (name, task) in std::mem::take(&mut self.tasks) {
             if let Err(e) = task.await {
                 tracing::error!(task = name, error = %e, "operator task ended abnormally");
             }
         }
+        // Drop shuts the (now idle) runtime down.
     }
 
-    /// Stops every task at once without waiting (what a crash looks like to the database and
-    /// the chain; used by the crash tests).
+    /// Kills the operator at once, mid-flight: every task on its runtime stops at its next
+    /// await point and nothing more reaches the database or the chain. What a crash looks like
+    /// to the rest of the world (used by the crash tests).
     pub fn abort(self) {
-        for (_, task) in self.tasks {
-            task.abort();
+        drop(self);
+    }
+}
+
+impl Drop for RunningOperator {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            // Safe inside an async context, unlike dropping the runtime: it does not wait.
+            runtime.shutdown_background();
         }
     }
 }
@@ -397,5 +409,6 @@ pub async fn start(config: Config) -> Result<RunningOperator, RuntimeError> {
         store,
         shutdown,
         tasks,
+        runtime: None,
     })
 }

@@ -328,10 +328,10 @@ async fn abort_stops_the_api() {
 /// A request in flight when the operator is aborted must die with it (a crash ends every
 /// handler); it must not be answered later by the aborted operator.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: RunningOperator::abort() does not end HTTP requests in flight: axum's per-connection \
-            tasks and the idempotency middleware's detached handler task (api/idempotency.rs \
-            tokio::spawn) are not owned by the aborted tasks, so the 'crashed' operator keeps \
-            running the capture handler (waiting up to 30 s, then answering and completing the key)"]
+#[ignore = "known gap: after abort() (which now shuts the operator's own tokio runtime down) the \
+            listener refuses new connections, but an HTTP connection already in flight stays open \
+            and is not answered; the test's 5 s timeout fires. A real process crash closes it. \
+            Recovery from what the database says is covered by the other crash tests."]
 async fn abort_ends_requests_in_flight() {
     with_db(Backend::Sqlite, |url| async move {
         let chain = Chain::start().await;
