@@ -408,7 +408,8 @@ impl Default for AutoVoidConfig {
         AutoVoidConfig {
             enabled: true,
             default_capture_deadline_secs: 7 * 24 * 3600,
-            expiry_margin_secs: 300,
+            // Below the SDK's default maxTimeoutSeconds (300), so default requirements are payable.
+            expiry_margin_secs: 60,
             sweep_interval_secs: 10,
         }
     }

@@ -16,21 +16,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start a local anvil, deploy the contracts and walk payments through their whole lifecycle.
-    #[cfg(not(feature = "wip-cli4"))]
-    Demo(cli::demo::DemoArgs),
     /// The whole stack on one machine: anvil, contracts, operator, a merchant behind the x402
     /// layer and a buyer with a spend policy (captured, voided, refunded, refused).
-    #[cfg(feature = "wip-cli4")]
     Demo(cli::x402::demo::DemoArgs),
     /// Issue 2's scripted escrow lifecycle through the bindings (the earlier demo).
-    #[cfg(feature = "wip-cli4")]
     LifecycleDemo(cli::demo::DemoArgs),
     /// A paying reverse proxy: refundable x402 in front of any HTTP API.
-    #[cfg(feature = "wip-cli4")]
     Gateway(cli::x402::gateway::GatewayArgs),
     /// Request a URL, paying its x402 challenge under a spend policy.
-    #[cfg(feature = "wip-cli4")]
     Pay(cli::x402::pay::PayArgs),
     /// Run the operator: HTTP API, engine, relayer, indexer and webhook delivery.
     Serve,
@@ -62,15 +55,9 @@ async fn main() -> eyre::Result<()> {
 
     let cli = Cli::parse();
     match cli.command {
-        #[cfg(not(feature = "wip-cli4"))]
-        Command::Demo(args) => cli::demo::run(args).await,
-        #[cfg(feature = "wip-cli4")]
         Command::Demo(args) => cli::x402::demo::main(args).await,
-        #[cfg(feature = "wip-cli4")]
         Command::LifecycleDemo(args) => cli::demo::run(args).await,
-        #[cfg(feature = "wip-cli4")]
         Command::Gateway(args) => cli::x402::gateway::run(args).await,
-        #[cfg(feature = "wip-cli4")]
         Command::Pay(args) => cli::x402::pay::run(args).await,
         Command::Serve => cli::serve::serve(&cli.config).await,
         Command::Reconcile { limit } => cli::serve::reconcile(&cli.config, limit).await,

@@ -1,4 +1,3 @@
-#![cfg(feature = "wip-cli4")]
 //! `x402-escrow demo` in-process: the four outcomes of issue 4's main command.
 
 #[allow(dead_code)]

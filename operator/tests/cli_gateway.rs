@@ -1,4 +1,3 @@
-#![cfg(feature = "wip-cli4")]
 //! `x402-escrow gateway`: a paying reverse proxy in front of an upstream test server, with a
 //! real operator on anvil and the SDK's BuyerClient.
 

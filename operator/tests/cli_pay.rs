@@ -1,4 +1,3 @@
-#![cfg(feature = "wip-cli4")]
 //! `x402-escrow pay`: a successful payment to the demo merchant and a policy refusal, both
 //! in-process (`pay::pay`) and through the built binary (exit status and output).
 

@@ -228,10 +228,14 @@ fn every_tampering_has_its_error() {
         auth_capture::check_timing(&req, &derived, NOW + 55),
         Err(AuthCaptureError::AuthorizationExpired { .. })
     ));
+    // Signed for 60 s while 30 s were offered: within the clock-skew tolerance when the
+    // verifier's clock reads NOW, refused once the excess is beyond it.
     let mut short_timeout = req.clone();
     short_timeout.max_timeout_seconds = 30;
+    assert!(auth_capture::check_timing(&short_timeout, &derived, NOW).is_ok());
+    let beyond = NOW - (auth_capture::CLOCK_SKEW_TOLERANCE_SECONDS - 30) - 1;
     assert!(matches!(
-        auth_capture::check_timing(&short_timeout, &derived, NOW),
+        auth_capture::check_timing(&short_timeout, &derived, beyond),
         Err(AuthCaptureError::DeadlineOrdering(_))
     ));
 }

@@ -3,5 +3,4 @@
 pub mod admin;
 pub mod demo;
 pub mod serve;
-#[cfg(feature = "wip-cli4")]
 pub mod x402;

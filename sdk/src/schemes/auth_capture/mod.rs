@@ -23,7 +23,8 @@ pub use types::{
     LifecyclePayload, MAX_FEE_BPS, PaymentFlow, PaymentInfoJson,
 };
 pub use verify::{
-    DerivedPayment, MIN_VALIDITY_SECONDS, SignatureCheck, check_signature, check_timing,
+    CLOCK_SKEW_TOLERANCE_SECONDS, DerivedPayment, MIN_VALIDITY_SECONDS, SignatureCheck,
+    check_signature, check_timing,
     derive_from_payment_payload, derive_payment_info,
 };
 

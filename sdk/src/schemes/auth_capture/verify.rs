@@ -261,10 +261,14 @@ pub fn check_signature(
     Ok(SignatureCheck::Ecdsa)
 }
 
+/// How far a buyer's clock may run ahead of the verifier's when checking that it did not sign a
+/// longer window than `maxTimeoutSeconds` offered.
+pub const CLOCK_SKEW_TOLERANCE_SECONDS: u64 = 60;
+
 /// Checks the time window at `now` (Unix seconds): `validBefore > now + 6`,
 /// `captureDeadline > now + 6`, `validBefore <= captureDeadline <= refundDeadline`, and
-/// `validBefore <= now + maxTimeoutSeconds` (a client may not sign a longer window than
-/// offered).
+/// `validBefore <= now + maxTimeoutSeconds + CLOCK_SKEW_TOLERANCE_SECONDS` (a client may not
+/// sign a longer window than offered, allowing for clock skew).
 pub fn check_timing(
     requirements: &PaymentRequirements,
     derived: &DerivedPayment,
@@ -293,7 +297,11 @@ pub fn check_timing(
             "captureDeadline {capture_deadline} is after refundDeadline {refund_deadline}"
         )));
     }
-    let limit = now.saturating_add(requirements.max_timeout_seconds);
+    // The buyer signs with its own clock, which may run ahead of the one `now` comes from (a
+    // chain's latest block lags the wall clock): allow that much skew, no more.
+    let limit = now
+        .saturating_add(requirements.max_timeout_seconds)
+        .saturating_add(CLOCK_SKEW_TOLERANCE_SECONDS);
     if valid_before > limit {
         return Err(AuthCaptureError::DeadlineOrdering(format!(
             "validBefore {valid_before} exceeds now + maxTimeoutSeconds ({limit})"
