@@ -9,6 +9,7 @@
 //! (c) while captures of several payments are in flight.
 
 mod operator_support;
+mod store_support;
 
 use std::time::{Duration, Instant};
 

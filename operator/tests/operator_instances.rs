@@ -5,6 +5,7 @@
 //! takes the lease over and finishes the queued work.
 
 mod operator_support;
+mod store_support;
 
 use std::time::{Duration, Instant};
 

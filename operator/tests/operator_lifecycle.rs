@@ -4,6 +4,7 @@
 //! with the SDK, and the database agrees with the chain at the end. SQLite and PostgreSQL.
 
 mod operator_support;
+mod store_support;
 
 use std::time::Duration;
 

@@ -3,6 +3,7 @@
 //! stores no payment; a merchant cannot see or move another merchant's payment.
 
 mod operator_support;
+mod store_support;
 
 use alloy::signers::local::PrivateKeySigner;
 use operator_support::*;

@@ -2,6 +2,7 @@
 //! final): the relayer re-broadcasts it, and the payment ends authorized, final, exactly once.
 
 mod operator_support;
+mod store_support;
 
 use std::time::{Duration, Instant};
 

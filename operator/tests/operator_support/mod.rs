@@ -5,7 +5,6 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,14 +21,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::{Value, json};
-use sqlx::Connection;
-use uuid::Uuid;
 use x402_escrow_bindings::deploy::DEFAULT_SALT;
 use x402_escrow_bindings::{AuthCaptureEscrow, Deployment, TestUSDC, deploy_all};
 use x402_escrow_operator::config::{Config, Secret};
 use x402_escrow_operator::lifecycle::PaymentStatus;
 use x402_escrow_operator::runtime::{self, RunningOperator};
-use x402_escrow_operator::store::{Backend, Merchant, NewMerchant, PaymentFilter, Store};
+use x402_escrow_operator::store::{Merchant, NewMerchant, PaymentFilter, Store};
 use x402_escrow_sdk::schemes::auth_capture;
 use x402_escrow_sdk::webhooks::{self as sdk_hooks, WebhookEvent, WebhookSecret};
 use x402_escrow_sdk::wire::{PaymentPayload, PaymentRequirements};
@@ -40,72 +37,9 @@ pub const FEE_BPS: u64 = 100;
 
 // ---- database ------------------------------------------------------------------------------
 
-fn postgres_base() -> String {
-    std::env::var("X402_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-fn with_database(base: &str, db: &str) -> String {
-    let (head, query) = match base.split_once('?') {
-        Some((h, q)) => (h, Some(q)),
-        None => (base, None),
-    };
-    let scheme_end = head.find("://").map(|i| i + 3).unwrap_or(0);
-    let path_start = head[scheme_end..]
-        .find('/')
-        .map(|i| i + scheme_end)
-        .unwrap_or(head.len());
-    let mut url = format!("{}/{}", &head[..path_start], db);
-    if let Some(q) = query {
-        url.push('?');
-        url.push_str(q);
-    }
-    url
-}
-
-async fn admin_exec(sql: String) {
-    let base = postgres_base();
-    let mut conn = sqlx::AnyConnection::connect(&base)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {base} is required: {e}"));
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(&mut conn)
-        .await
-        .expect("admin statement");
-    conn.close().await.ok();
-}
-
 /// Runs `body` with the URL of a fresh database of `backend`, then removes the database (also
-/// when the body panics; the panic is re-raised afterwards).
-pub async fn with_db<F, Fut>(backend: Backend, body: F)
-where
-    F: FnOnce(String) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    sqlx::any::install_default_drivers();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let pg_name = format!("x402_op_{}", Uuid::new_v4().simple());
-    let url = match backend {
-        Backend::Sqlite => format!("sqlite://{}/operator.db?mode=rwc", dir.path().display()),
-        Backend::Postgres => {
-            admin_exec(format!("CREATE DATABASE {pg_name}")).await;
-            with_database(&postgres_base(), &pg_name)
-        }
-    };
-    let outcome = tokio::spawn(body(url)).await;
-    if backend == Backend::Postgres {
-        admin_exec(format!("DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)")).await;
-    }
-    drop(dir);
-    if let Err(e) = outcome {
-        if e.is_panic() {
-            std::panic::resume_unwind(e.into_panic());
-        }
-        panic!("test task failed: {e}");
-    }
-}
+/// when the body panics): the store suites' harness.
+pub use crate::store_support::with_db;
 
 /// Declares each listed `async fn(Backend)` as `sqlite::<name>` and `postgres::<name>`.
 #[macro_export]

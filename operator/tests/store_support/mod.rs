@@ -93,11 +93,12 @@ async fn admin_exec(sql: String) {
     conn.close().await.ok();
 }
 
-/// Runs `body` against a fresh database of `backend`, then removes the database. A panic in the
-/// body is re-raised after cleanup.
-pub async fn run<F, Fut>(backend: Backend, body: F)
+/// Runs `body` with the URL of a fresh database of `backend` (a temp SQLite file, or a new
+/// PostgreSQL database), then removes the database. A panic in the body is re-raised after
+/// cleanup. The store suites and the full-operator suites share it.
+pub async fn with_db<F, Fut>(backend: Backend, body: F)
 where
-    F: FnOnce(Ctx) -> Fut,
+    F: FnOnce(String) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     sqlx::any::install_default_drivers();
@@ -110,23 +111,8 @@ where
             with_database(&postgres_base(), &pg_name)
         }
     };
-    let clock = TestClock(Arc::new(AtomicI64::new(T0)));
-    let c = clock.clone();
-    let store = Store::connect(&url)
-        .await
-        .expect("connect")
-        .with_clock(Arc::new(move || c.now()));
-    assert_eq!(store.backend(), backend);
-    store.migrate().await.expect("migrate");
-    let ctx = Ctx {
-        store: store.clone(),
-        clock,
-        backend,
-        url,
-    };
     // Run the body as its own task so a panic comes back as a JoinError and cleanup still runs.
-    let outcome = tokio::spawn(body(ctx)).await;
-    store.close().await;
+    let outcome = tokio::spawn(body(url)).await;
     if backend == Backend::Postgres {
         admin_exec(format!("DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)")).await;
     }
@@ -137,6 +123,39 @@ where
         }
         panic!("test task failed: {e}");
     }
+}
+
+/// Runs `body` against a migrated store on a fresh database of `backend` with a test clock.
+pub async fn run<F, Fut>(backend: Backend, body: F)
+where
+    F: FnOnce(Ctx) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    with_db(backend, move |url| async move {
+        let clock = TestClock(Arc::new(AtomicI64::new(T0)));
+        let c = clock.clone();
+        let store = Store::connect(&url)
+            .await
+            .expect("connect")
+            .with_clock(Arc::new(move || c.now()));
+        assert_eq!(store.backend(), backend);
+        store.migrate().await.expect("migrate");
+        let ctx = Ctx {
+            store: store.clone(),
+            clock,
+            backend,
+            url,
+        };
+        let outcome = tokio::spawn(body(ctx)).await;
+        store.close().await;
+        if let Err(e) = outcome {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+            panic!("test task failed: {e}");
+        }
+    })
+    .await
 }
 
 /// Declares each listed `async fn(Ctx)` as two tests: `sqlite::<name>` and `postgres::<name>`.
