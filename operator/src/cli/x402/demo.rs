@@ -608,6 +608,39 @@ fn fee(amount: u64) -> u64 {
     amount * u64::from(FEE_BPS) / 10_000
 }
 
+/// Pays `path` on the merchant as scenario `n`, checks the HTTP status, and returns the
+/// response with the operator's payment id.
+async fn pay_expecting(
+    buyer: &BuyerClient,
+    merchant_url: &str,
+    report: &ScenarioReport,
+    n: u8,
+    path: &str,
+    http: u16,
+) -> Result<(Paid, String)> {
+    let paid = pay(buyer, &format!("{merchant_url}{path}"), &report.request_id)
+        .await?
+        .map_err(|e| eyre!("scenario {n} ({path}): the buyer failed: {e}"))?;
+    ensure!(
+        paid.status == http,
+        "scenario {n} ({path}): HTTP {} instead of {http}",
+        paid.status
+    );
+    let id = operator_id(&paid, &format!("scenario {n}"))?;
+    Ok((paid, id))
+}
+
+/// What the buyer's own ledger says about a payment.
+fn ledger_status(buyer: &BuyerClient, paid: &Paid) -> Result<Option<String>> {
+    Ok(Some(
+        buyer
+            .ledger()
+            .get(&paid.payment.payment_id)?
+            .map(|r| r.status.name().to_owned())
+            .unwrap_or_default(),
+    ))
+}
+
 /// Runs the four scenarios on `stack`; fails on the first unexpected outcome.
 pub async fn scenarios(stack: &Stack, merchant_url: &str) -> Result<Vec<ScenarioReport>> {
     let ledger = stack.dir().join("buyer-ledger.json");
@@ -623,24 +656,10 @@ pub async fn scenarios(stack: &Stack, merchant_url: &str) -> Result<Vec<Scenario
         "demo-1-weather",
         before,
     );
-    let paid = pay(&thrifty, &format!("{merchant_url}/weather"), &s.request_id)
-        .await?
-        .map_err(|e| eyre!("scenario 1 (/weather): the buyer failed: {e}"))?;
-    ensure!(
-        paid.status == 200,
-        "scenario 1 (/weather): HTTP {} instead of 200",
-        paid.status
-    );
-    let id = operator_id(&paid, "scenario 1")?;
+    let (paid, id) = pay_expecting(&thrifty, merchant_url, &s, 1, "/weather", 200).await?;
     let payment = stack.wait_for(&id, "captured").await?;
     fill(&mut s, &paid, &payment);
-    s.ledger_status = Some(
-        thrifty
-            .ledger()
-            .get(&paid.payment.payment_id)?
-            .map(|r| r.status.name().to_owned())
-            .unwrap_or_default(),
-    );
+    s.ledger_status = ledger_status(&thrifty, &paid)?;
     s.after = stack.balances().await?;
     s.outcome = Outcome::Captured;
     let price = s.price;
@@ -666,24 +685,10 @@ pub async fn scenarios(stack: &Stack, merchant_url: &str) -> Result<Vec<Scenario
         "demo-2-flaky",
         before,
     );
-    let paid = pay(&thrifty, &format!("{merchant_url}/flaky"), &s.request_id)
-        .await?
-        .map_err(|e| eyre!("scenario 2 (/flaky): the buyer failed: {e}"))?;
-    ensure!(
-        paid.status == 500,
-        "scenario 2 (/flaky): HTTP {} instead of 500",
-        paid.status
-    );
-    let id = operator_id(&paid, "scenario 2")?;
+    let (paid, id) = pay_expecting(&thrifty, merchant_url, &s, 2, "/flaky", 500).await?;
     let payment = stack.wait_for(&id, "voided").await?;
     fill(&mut s, &paid, &payment);
-    s.ledger_status = Some(
-        thrifty
-            .ledger()
-            .get(&paid.payment.payment_id)?
-            .map(|r| r.status.name().to_owned())
-            .unwrap_or_default(),
-    );
+    s.ledger_status = ledger_status(&thrifty, &paid)?;
     s.after = stack.balances().await?;
     s.outcome = Outcome::Voided;
     ensure!(
@@ -702,15 +707,7 @@ pub async fn scenarios(stack: &Stack, merchant_url: &str) -> Result<Vec<Scenario
         "demo-3-report",
         before,
     );
-    let paid = pay(&generous, &format!("{merchant_url}/report"), &s.request_id)
-        .await?
-        .map_err(|e| eyre!("scenario 3 (/report): the buyer failed: {e}"))?;
-    ensure!(
-        paid.status == 200,
-        "scenario 3 (/report): HTTP {} instead of 200",
-        paid.status
-    );
-    let id = operator_id(&paid, "scenario 3")?;
+    let (paid, id) = pay_expecting(&generous, merchant_url, &s, 3, "/report", 200).await?;
     stack.wait_for(&id, "captured").await?;
     let price = amount_u64(paid.payment.amount);
     let half = price / 2;
@@ -726,13 +723,7 @@ pub async fn scenarios(stack: &Stack, merchant_url: &str) -> Result<Vec<Scenario
         Amount::from(half),
         x402_escrow_sdk::buyer::unix_now(),
     );
-    s.ledger_status = Some(
-        generous
-            .ledger()
-            .get(&paid.payment.payment_id)?
-            .map(|r| r.status.name().to_owned())
-            .unwrap_or_default(),
-    );
+    s.ledger_status = ledger_status(&generous, &paid)?;
     s.after = stack.balances().await?;
     s.outcome = Outcome::Refunded { refunded: half };
     ensure!(
