@@ -191,6 +191,31 @@ pub struct ChainConfig {
     pub start_block: u64,
     /// How far back the indexer re-reads after it notices a reorg.
     pub reorg_depth: u64,
+    /// The escrow event indexer.
+    pub indexer: IndexerSettings,
+}
+
+/// `[chain.indexer]`: how the escrow event indexer reads the chain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndexerSettings {
+    /// Read only blocks at least `chain.confirmations` deep (`true`), or up to the head with
+    /// reorg detection (`false`, the default: lowest latency).
+    pub safe: bool,
+    /// The most blocks one `eth_getLogs` request covers (RPC providers cap this).
+    pub max_range: u64,
+    /// How many recent block hashes are kept for reorg detection.
+    pub window: u32,
+}
+
+impl Default for IndexerSettings {
+    fn default() -> Self {
+        IndexerSettings {
+            safe: false,
+            max_range: 1_000,
+            window: 64,
+        }
+    }
 }
 
 impl Default for ChainConfig {
@@ -204,6 +229,7 @@ impl Default for ChainConfig {
             poll_interval_ms: 1000,
             start_block: 0,
             reorg_depth: 64,
+            indexer: IndexerSettings::default(),
         }
     }
 }
@@ -521,6 +547,11 @@ impl Config {
     /// Checks ranges and combinations.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if self.chain.indexer.max_range == 0 || self.chain.indexer.window < 2 {
+            return invalid(
+                "chain.indexer.max_range must be positive and chain.indexer.window at least 2",
+            );
+        }
         if self.fees.bps > 10_000 {
             return invalid("fees.bps must be at most 10000");
         }
@@ -821,5 +852,39 @@ mod tests {
         assert_eq!(format!("{s}"), "[redacted]");
         assert_eq!(format!("{s:?}"), "[redacted]");
         assert_eq!(s.expose(), "x");
+    }
+
+    #[test]
+    fn indexer_section_sets_the_read_mode_range_and_window() {
+        use crate::indexer::{IndexerConfig, ReadMode};
+        let escrow = Address::repeat_byte(0x11);
+
+        let defaults = Config::default();
+        let c = IndexerConfig::from_chain_config(&defaults.chain, escrow);
+        assert_eq!(c.mode, ReadMode::Latest);
+        assert_eq!((c.max_range, c.window), (1_000, 64));
+
+        let config = Config::from_toml_str(
+            r#"
+            [chain]
+            confirmations = 4
+            [chain.indexer]
+            safe = true
+            max_range = 500
+            window = 16
+            "#,
+        )
+        .expect("parses");
+        let c = IndexerConfig::from_chain_config(&config.chain, escrow);
+        assert_eq!(c.mode, ReadMode::Safe { confirmations: 4 });
+        assert_eq!((c.max_range, c.window), (500, 16));
+
+        let mut bad = Config::default();
+        bad.chain.indexer.max_range = 0;
+        assert!(bad.validate().is_err());
+        let mut bad = Config::default();
+        bad.chain.indexer.window = 1;
+        assert!(bad.validate().is_err());
+        assert!(Config::from_toml_str("[chain.indexer]\nsafe = true\nunknown = 1").is_err());
     }
 }

@@ -93,16 +93,23 @@ pub struct IndexerConfig {
 
 impl IndexerConfig {
     /// Settings for `escrow` from the `[chain]` section: start block, poll interval, reorg
-    /// depth; reads to the head ([`ReadMode::Latest`]). `chain.confirmations` is the relayer's
-    /// receipt depth; use [`ReadMode::Safe`] to make the indexer wait for it too.
+    /// depth, and `[chain.indexer]`: read mode (to the head, or only `chain.confirmations` deep
+    /// with `safe = true`), request range and hash window.
     pub fn from_chain_config(chain: &ChainConfig, escrow: Address) -> IndexerConfig {
+        let mode = if chain.indexer.safe {
+            ReadMode::Safe {
+                confirmations: chain.confirmations,
+            }
+        } else {
+            ReadMode::Latest
+        };
         IndexerConfig {
             chain_id: chain.chain_id,
             escrow,
             start_block: chain.start_block,
-            mode: ReadMode::Latest,
-            max_range: 1_000,
-            window: 64,
+            mode,
+            max_range: chain.indexer.max_range.max(1),
+            window: chain.indexer.window.max(2),
             reorg_depth: chain.reorg_depth.max(1),
             poll_interval: Duration::from_millis(chain.poll_interval_ms.max(1)),
             max_backoff: Duration::from_secs(30),
