@@ -248,6 +248,36 @@ fn ok_json(value: Value) -> Response {
     (StatusCode::OK, Json(value)).into_response()
 }
 
+/// Runs one facilitator call under the `payment-identifier` extension: the same id with the
+/// same body replays the cached answer, the same id with another body is 409, and otherwise
+/// `run` answers (its JSON and whether that answer is definitive), which is cached if so.
+async fn with_payment_identifier<F>(
+    settings: &FacilitatorSettings,
+    merchant: Uuid,
+    call: &'static str,
+    parsed: &Parsed,
+    run: F,
+) -> Response
+where
+    F: Future<Output = (Value, bool)>,
+{
+    let key = parsed.payment_id.clone().map(|id| (merchant, call, id));
+    if let Some(key) = &key {
+        match lookup(settings, key, parsed.fingerprint) {
+            Lookup::Hit(v) => return ok_json(v),
+            Lookup::Conflict => return conflict(&key.2),
+            Lookup::Miss => {}
+        }
+    }
+    let (value, definitive) = run.await;
+    if let Some(key) = key
+        && definitive
+    {
+        remember(settings, key, parsed.fingerprint, value.clone());
+    }
+    ok_json(value)
+}
+
 async fn verify<S: PaymentService + Facilitator>(
     State(state): State<ApiState<S>>,
     Extension(settings): Extension<FacilitatorSettings>,
@@ -258,25 +288,12 @@ async fn verify<S: PaymentService + Facilitator>(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let key = parsed
-        .payment_id
-        .clone()
-        .map(|id| (merchant.id, "verify", id));
-    if let Some(key) = &key {
-        match lookup(&settings, key, parsed.fingerprint) {
-            Lookup::Hit(v) => return ok_json(v),
-            Lookup::Conflict => return conflict(&key.2),
-            Lookup::Miss => {}
-        }
-    }
-    let response = state.service.verify(&merchant, &parsed.request).await;
-    let value = serde_json::to_value(&response).unwrap_or(Value::Null);
-    if let Some(key) = key
-        && cacheable(response.invalid_reason.as_deref())
-    {
-        remember(&settings, key, parsed.fingerprint, value.clone());
-    }
-    ok_json(value)
+    with_payment_identifier(&settings, merchant.id, "verify", &parsed, async {
+        let response = state.service.verify(&merchant, &parsed.request).await;
+        let value = serde_json::to_value(&response).unwrap_or(Value::Null);
+        (value, cacheable(response.invalid_reason.as_deref()))
+    })
+    .await
 }
 
 async fn settle<S: PaymentService + Facilitator>(
@@ -289,32 +306,19 @@ async fn settle<S: PaymentService + Facilitator>(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let key = parsed
-        .payment_id
-        .clone()
-        .map(|id| (merchant.id, "settle", id));
-    if let Some(key) = &key {
-        match lookup(&settings, key, parsed.fingerprint) {
-            Lookup::Hit(v) => return ok_json(v),
-            Lookup::Conflict => return conflict(&key.2),
-            Lookup::Miss => {}
-        }
-    }
-    let response = state
-        .service
-        .settle(&merchant, &parsed.request, settings.settle_wait)
-        .await;
-    let value = if parsed.v1 {
-        response.to_v1_json()
-    } else {
-        serde_json::to_value(&response).unwrap_or(Value::Null)
-    };
-    if let Some(key) = key
-        && cacheable(response.error_reason.as_deref())
-    {
-        remember(&settings, key, parsed.fingerprint, value.clone());
-    }
-    ok_json(value)
+    with_payment_identifier(&settings, merchant.id, "settle", &parsed, async {
+        let response = state
+            .service
+            .settle(&merchant, &parsed.request, settings.settle_wait)
+            .await;
+        let value = if parsed.v1 {
+            response.to_v1_json()
+        } else {
+            serde_json::to_value(&response).unwrap_or(Value::Null)
+        };
+        (value, cacheable(response.error_reason.as_deref()))
+    })
+    .await
 }
 
 #[cfg(test)]
