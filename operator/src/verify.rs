@@ -16,7 +16,14 @@
 //!    or ours;
 //! 8. the payer's ECDSA signature (smart-wallet signatures are left to the simulation);
 //! 9. on chain: ERC-3009 nonce unused (`authorizationState`), payer balance ≥ `maxAmount`,
-//!    and finally an `eth_call` of `escrow.authorize(…)` from our signer.
+//!    and finally an `eth_call` of `escrow.authorize(…)` (flow `escrow`) or `escrow.charge(…)`
+//!    (flow `authorization`) from our signer.
+//!
+//! Both x402 `paymentFlow`s are accepted. `escrow` (the default) places a hold the merchant
+//! captures or voids later, so `authorizationExpiry` must leave room for the merchant's capture
+//! deadline. `authorization` charges at once (authorize + capture in one `charge`, the payment is
+//! `captured` and refundable until `refundExpiry`): nothing waits for a capture, so the capture
+//! deadline check is replaced by a check that the refund window is still open.
 
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider};
@@ -25,12 +32,12 @@ use x402_escrow_bindings::contracts::auth_capture_escrow::AuthCaptureEscrow::Aut
 use x402_escrow_bindings::{AuthCaptureEscrow, PaymentInfo, TestUSDC};
 use x402_escrow_sdk::escrows::EscrowRegistry;
 use x402_escrow_sdk::schemes::auth_capture::{
-    AuthCaptureError, DerivedPayment, SignatureCheck, check_signature, check_timing,
+    AuthCaptureError, DerivedPayment, PaymentFlow, SignatureCheck, check_signature, check_timing,
     derive_from_payment_payload,
 };
 use x402_escrow_sdk::wire::{PaymentPayload, PaymentRequirements, SchemePayload};
 
-use crate::lifecycle::Amount;
+use crate::lifecycle::{Amount, Flow};
 use crate::service::{ErrorCode, ServiceError};
 use crate::store::Merchant;
 
@@ -68,8 +75,16 @@ pub struct VerifiedPayment {
     /// The payer's signature (the collector data of `authorize`).
     pub signature: Bytes,
     /// The merchant's capture window in seconds (the auto-void comes this long after the hold;
-    /// it was checked to end before `authorizationExpiry` minus the safety margin).
+    /// it was checked to end before `authorizationExpiry` minus the safety margin). Meaningless
+    /// for a charge (nothing to capture).
     pub capture_deadline_secs: u64,
+    /// How the payment settles: `Authorize` (x402 flow `escrow`) or `Charge` (flow
+    /// `authorization`).
+    pub flow: Flow,
+    /// The fee a charge takes (our `fee_bps`, checked to lie in the payment's range).
+    pub fee_bps: u16,
+    /// Where a charge sends the fee (the payment's `feeReceiver`, else ours).
+    pub fee_receiver: Address,
 }
 
 /// Why a payment was refused. [`VerifyError::code`] gives the API code.
@@ -126,8 +141,8 @@ pub enum VerifyError {
         /// What the collector pulls.
         required: U256,
     },
-    /// `eth_call` of `authorize` reverted.
-    #[error("simulation of authorize reverted: {0}")]
+    /// `eth_call` of `authorize` (or `charge`) reverted.
+    #[error("simulation reverted: {0}")]
     SimulationFailed(String),
     /// The RPC could not be reached.
     #[error("chain unavailable: {0}")]
@@ -271,11 +286,10 @@ impl Verifier {
                 "not an auth-capture payload".into(),
             ));
         };
-        if derived.flow != x402_escrow_sdk::schemes::auth_capture::PaymentFlow::Escrow {
-            return Err(VerifyError::InvalidPayload(
-                "only the escrow (authorize) flow is supported".into(),
-            ));
-        }
+        let flow = match derived.flow {
+            PaymentFlow::Escrow => Flow::Authorize,
+            PaymentFlow::Authorization => Flow::Charge,
+        };
         let info: &PaymentInfo = &derived.payment_info;
         if info.operator != cfg.operator {
             return Err(VerifyError::WrongOperator {
@@ -316,7 +330,15 @@ impl Verifier {
             .filter(|s| *s > 0)
             .unwrap_or(cfg.default_capture_deadline_secs);
         let capture_deadline = now.saturating_add(deadline_secs);
-        if auth <= capture_deadline.saturating_add(cfg.expiry_margin_secs) {
+        if flow == Flow::Charge {
+            // Captured at once: what must stay open is the refund window.
+            if refund <= now.saturating_add(cfg.expiry_margin_secs) {
+                return Err(VerifyError::Expired(format!(
+                    "refundExpiry {refund} is within {}s of now {now}",
+                    cfg.expiry_margin_secs
+                )));
+            }
+        } else if auth <= capture_deadline.saturating_add(cfg.expiry_margin_secs) {
             return Err(VerifyError::Expired(format!(
                 "authorizationExpiry {auth} leaves less than the capture deadline ({deadline_secs}s) \
                  plus margin ({}s)",
@@ -379,16 +401,38 @@ impl Verifier {
             return Err(VerifyError::InsufficientFunds { balance, required });
         }
         let escrow = AuthCaptureEscrow::new(derived.deployment.escrow, self.provider.clone());
-        let simulation = escrow
-            .authorize(
-                info.clone(),
-                U256::from(amount),
-                derived.deployment.erc3009_collector,
-                payload.signature.clone(),
-            )
-            .from(cfg.operator)
-            .call()
-            .await;
+        let fee_bps = cfg.fee_bps;
+        let fee_receiver = if info.feeReceiver != Address::ZERO {
+            info.feeReceiver
+        } else {
+            cfg.fee_receiver
+        };
+        let simulation = match flow {
+            Flow::Authorize => escrow
+                .authorize(
+                    info.clone(),
+                    U256::from(amount),
+                    derived.deployment.erc3009_collector,
+                    payload.signature.clone(),
+                )
+                .from(cfg.operator)
+                .call()
+                .await
+                .map(|_| ()),
+            Flow::Charge => escrow
+                .charge(
+                    info.clone(),
+                    U256::from(amount),
+                    derived.deployment.erc3009_collector,
+                    payload.signature.clone(),
+                    fee_bps,
+                    fee_receiver,
+                )
+                .from(cfg.operator)
+                .call()
+                .await
+                .map(|_| ()),
+        };
         if let Err(e) = simulation {
             if is_transport(&e) {
                 return Err(VerifyError::ChainUnavailable(e.to_string()));
@@ -400,6 +444,9 @@ impl Verifier {
             amount,
             signature: payload.signature.clone(),
             capture_deadline_secs: deadline_secs,
+            flow,
+            fee_bps,
+            fee_receiver,
         })
     }
 }

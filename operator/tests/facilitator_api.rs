@@ -784,3 +784,65 @@ async fn v1_bodies_verify_and_settle() {
     assert_eq!(settled["network"], "anvil", "{settled}");
     assert_eq!(env.chain_state(&req).await, (USDC as u128, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settle_authorization_flow_charges_then_refunds() {
+    let env = Env::new(Duration::from_secs(20)).await;
+    let amount = 10 * USDC;
+    let mut requirements = env.requirements(amount).await;
+    requirements["extra"]["paymentFlow"] = json!("authorization");
+    let req = env.pay(&requirements, &env.payer).await;
+    let payer0 = env.balance(env.payer.address()).await;
+    let receiver0 = env.balance(env.receiver).await;
+    let fee0 = env.balance(env.fee_receiver).await;
+    // The operator charges 1% (fees.bps = 100).
+    let fee = U256::from(amount / 100);
+
+    let body = env.verify(&req).await;
+    assert_eq!(body["isValid"], true, "{body}");
+
+    // Settle = charge: captured at once, the merchant is paid.
+    let first = env.settle(&req).await;
+    let tx = assert_success(&first);
+    assert_eq!(first["amount"], amount.to_string());
+    assert_eq!(env.chain_state(&req).await, (0, amount as u128));
+    assert_eq!(
+        env.balance(env.payer.address()).await,
+        payer0 - U256::from(amount)
+    );
+    assert_eq!(
+        env.balance(env.receiver).await,
+        receiver0 + U256::from(amount) - fee
+    );
+    assert_eq!(env.balance(env.fee_receiver).await, fee0 + fee);
+    // Retried: the same charge.
+    assert_eq!(assert_success(&env.settle(&req).await), tx);
+
+    // Capture and void of a charged payment are refused with a reason, before any gas.
+    for op in [LifecycleOperation::Capture, LifecycleOperation::Void] {
+        let amount = (op == LifecycleOperation::Capture).then_some(USDC);
+        let body = env.settle(&env.lifecycle(&req, op, amount)).await;
+        assert_eq!(body["success"], false, "{body}");
+        assert_eq!(body["errorReason"], "payment_charged", "{body}");
+        assert_eq!(body["transaction"], "", "{body}");
+    }
+    assert_eq!(env.chain_state(&req).await, (0, amount as u128));
+
+    // Refund 4, then the remaining 6: the payer has everything back (from the operator's float).
+    let refund = env.lifecycle(&req, LifecycleOperation::Refund, Some(4 * USDC));
+    assert_success(&env.settle(&refund).await);
+    assert_eq!(env.chain_state(&req).await, (0, 6 * USDC as u128));
+    assert_eq!(
+        env.balance(env.payer.address()).await,
+        payer0 - U256::from(6 * USDC)
+    );
+    let rest = env.lifecycle(&req, LifecycleOperation::Refund, Some(6 * USDC));
+    assert_success(&env.settle(&rest).await);
+    assert_eq!(env.chain_state(&req).await, (0, 0));
+    assert_eq!(env.balance(env.payer.address()).await, payer0);
+    // More than is refundable: refused.
+    let body = env
+        .settle(&env.lifecycle(&req, LifecycleOperation::Refund, Some(1)))
+        .await;
+    assert_eq!(body["success"], false, "{body}");
+}

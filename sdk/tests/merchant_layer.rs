@@ -25,7 +25,7 @@ use x402_escrow_sdk::escrows::ESCROW_V1_0;
 use x402_escrow_sdk::merchant::PAYMENT_IDENTIFIER_REQUIRED;
 use x402_escrow_sdk::merchant::{
     AssetConfig, CaptureMode, EPOCH_SECS, OperatorClient, OperatorRetry, PaymentContext,
-    PaymentRoute, PaymentsConfig, Price, RequestId, X402Layer,
+    PaymentFlow, PaymentRoute, PaymentsConfig, Price, RequestId, X402Layer,
 };
 use x402_escrow_sdk::schemes::auth_capture;
 use x402_escrow_sdk::wire::codec;
@@ -41,6 +41,9 @@ const OPERATOR: Address = address!("0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC")
 const AUTH_TX: B256 = B256::repeat_byte(0xa1);
 const CAPTURE_TX: B256 = B256::repeat_byte(0xc2);
 const VOID_TX: B256 = B256::repeat_byte(0xd3);
+const CHARGE_TX: B256 = B256::repeat_byte(0xe4);
+const REFUND_TX: B256 = B256::repeat_byte(0xf5);
+const TRANSFER_TX: B256 = B256::repeat_byte(0x3e);
 const PAYMENT_HASH: B256 = B256::repeat_byte(0x44);
 
 // ---------------------------------------------------------------- fake operator
@@ -95,6 +98,23 @@ fn payment_json(id: &str, status: &str, txs: &[(&str, B256)], request_id: Option
         "lastError": null,
         "createdAt": 1, "updatedAt": 2
     })
+}
+
+/// A charged payment (x402 flow `authorization`): `captured` at once, or `refunded` in full.
+fn charge_json(id: &str, refunded: bool, request_id: Option<&str>) -> Value {
+    let mut txs = vec![("charge", CHARGE_TX)];
+    if refunded {
+        txs.push(("refund", REFUND_TX));
+    }
+    let status = if refunded { "refunded" } else { "captured" };
+    let mut payment = payment_json(id, "captured", &txs, request_id);
+    payment["status"] = json!(status);
+    payment["flow"] = json!("charge");
+    if refunded {
+        payment["amounts"]["refunded"] = json!("10000");
+        payment["amounts"]["refundable"] = json!("0");
+    }
+    payment
 }
 
 type Fake = Arc<FakeOperator>;
@@ -170,6 +190,10 @@ async fn op_authorize(
     let n = fake.next_id.fetch_add(1, Ordering::SeqCst);
     let id = format!("00000000-0000-4000-8000-{n:012}");
     let request_id = body["requestId"].as_str().map(str::to_owned);
+    if body["paymentRequirements"]["extra"]["paymentFlow"] == "authorization" {
+        let answer = charge_json(&id, false, request_id.as_deref());
+        return remember(&fake, key, body, 201, answer);
+    }
     if fake.authorizing_first.load(Ordering::SeqCst) {
         let answer = payment_json(
             &id,
@@ -228,6 +252,58 @@ async fn op_void(
     remember(&fake, key, body, 200, answer)
 }
 
+async fn op_refund(
+    State(fake): State<Fake>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let key = match begin(&fake, "refund", &headers, &body) {
+        Ok(key) => key,
+        Err(response) => return response,
+    };
+    assert_eq!(body["amount"], "10000", "the whole charge is refunded");
+    remember(&fake, key, body, 200, charge_json(&id, true, None))
+}
+
+/// `POST /verify`: valid unless the fake refuses payments.
+async fn op_verify(
+    State(fake): State<Fake>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+    assert_eq!(auth, Some("Bearer test-key"));
+    assert_eq!(body["paymentRequirements"]["scheme"], "exact");
+    fake.executed
+        .lock()
+        .expect("lock")
+        .push("verify".to_owned());
+    let payer = body["paymentPayload"]["payload"]["authorization"]["from"].clone();
+    if let Some(code) = fake.reject.lock().expect("lock").clone() {
+        return Json(json!({"isValid": false, "invalidReason": code, "payer": payer}))
+            .into_response();
+    }
+    Json(json!({"isValid": true, "payer": payer})).into_response()
+}
+
+/// `POST /settle`: the transfer succeeded.
+async fn op_settle(State(fake): State<Fake>, Json(body): Json<Value>) -> Response {
+    assert_eq!(body["paymentRequirements"]["scheme"], "exact");
+    fake.executed
+        .lock()
+        .expect("lock")
+        .push("settle".to_owned());
+    Json(json!({
+        "success": true,
+        "payer": body["paymentPayload"]["payload"]["authorization"]["from"],
+        "transaction": TRANSFER_TX,
+        "network": body["paymentRequirements"]["network"],
+        "amount": body["paymentRequirements"]["amount"],
+    }))
+    .into_response()
+}
+
 async fn op_get(State(fake): State<Fake>, Path(id): Path<String>) -> Response {
     fake.gets.fetch_add(1, Ordering::SeqCst);
     Json(payment_json(
@@ -256,6 +332,9 @@ async fn start_operator() -> (Fake, String) {
         .route("/v1/payments/authorize", post(op_authorize))
         .route("/v1/payments/{id}/capture", post(op_capture))
         .route("/v1/payments/{id}/void", post(op_void))
+        .route("/v1/payments/{id}/refund", post(op_refund))
+        .route("/verify", post(op_verify))
+        .route("/settle", post(op_settle))
         .route("/v1/payments/{id}", get(op_get))
         .with_state(fake.clone());
     let url = serve(app).await;
@@ -927,4 +1006,130 @@ async fn a_required_payment_identifier_must_be_sent() {
     )
     .await;
     assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn authorization_flow_charges_and_keeps_the_charge_on_success() {
+    let env = start(|c| c.payment_flow = PaymentFlow::Authorization).await;
+    let url = format!("{}/ok", env.url);
+    let offered = challenge(&url).await;
+    let extra = offered.accepts[0].auth_capture_extra().expect("extra");
+    assert_eq!(extra.flow(), PaymentFlow::Authorization);
+    let header = signed_payment(&url, None).await;
+    let response = pay(&url, &header).await;
+    assert_eq!(response.status(), 200);
+    let (settle, info) = receipt(&response);
+    assert!(settle.success);
+    assert_eq!(settle.transaction, Some(CHARGE_TX));
+    assert_eq!(info.status.as_deref(), Some("captured"));
+    assert_eq!(info.refunded_amount, None);
+    // Charged before the handler ran: nothing to capture afterwards.
+    assert_eq!(env.fake.executed(), vec!["authorize"]);
+    assert_eq!(env.handled.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn authorization_flow_refunds_the_whole_charge_when_the_handler_fails() {
+    let env = start(|c| c.payment_flow = PaymentFlow::Authorization).await;
+    for path in ["/fail", "/panic"] {
+        let url = format!("{}{path}", env.url);
+        let header = signed_payment(&url, None).await;
+        let response = reqwest::Client::new()
+            .get(&url)
+            .header(codec::PAYMENT_SIGNATURE, header)
+            .header("x-request-id", format!("req-charge{path}"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 500, "{path}");
+        let (settle, info) = receipt(&response);
+        assert!(settle.success, "{path}");
+        assert_eq!(settle.transaction, Some(REFUND_TX), "{path}");
+        assert_eq!(info.status.as_deref(), Some("refunded"), "{path}");
+        assert_eq!(
+            info.refunded_amount.map(|a| a.to_string()).as_deref(),
+            Some("10000")
+        );
+    }
+    assert_eq!(
+        env.fake.executed(),
+        vec!["authorize", "refund", "authorize", "refund"]
+    );
+    // Never a void or a capture.
+    assert!(
+        env.fake
+            .calls()
+            .iter()
+            .all(|(a, _)| a != "void" && a != "capture")
+    );
+}
+
+#[tokio::test]
+async fn a_route_can_choose_its_own_flow() {
+    let env = start(|_| {}).await;
+    let config = config();
+    let route = PaymentRoute::new("$0.01").flow(PaymentFlow::Authorization);
+    assert_eq!(route.effective_flow(&config), PaymentFlow::Authorization);
+    assert_eq!(
+        PaymentRoute::new("$0.01").effective_flow(&config),
+        PaymentFlow::Escrow
+    );
+    // The default route of this env stays on the escrow flow (no paymentFlow key at all).
+    let offered = challenge(&format!("{}/ok", env.url)).await;
+    let extra = offered.accepts[0].auth_capture_extra().expect("extra");
+    assert_eq!(extra.payment_flow, None);
+}
+
+/// A signed `exact` payment for the `exact` option of `url`'s challenge.
+async fn signed_exact_payment(url: &str) -> String {
+    let challenge = challenge(url).await;
+    let requirements = challenge
+        .accepts
+        .iter()
+        .find(|r| r.scheme == "exact")
+        .expect("exact offered")
+        .clone();
+    let payload =
+        x402_escrow_sdk::schemes::exact::build_payload(&requirements, &key(), now(), random_b256())
+            .expect("sign");
+    let payment = PaymentPayload::answering(&challenge, requirements, payload, None);
+    codec::encode_payment_signature(&payment).expect("encode")
+}
+
+#[tokio::test]
+async fn exact_is_verified_then_settled_only_after_success() {
+    let env = start(|c| c.offer_exact = true).await;
+    // Success: verify, handler, settle; the receipt carries the transfer.
+    let url = format!("{}/ok", env.url);
+    let response = pay(&url, &signed_exact_payment(&url).await).await;
+    assert_eq!(response.status(), 200);
+    let (settle, _) = receipt(&response);
+    assert!(settle.success);
+    assert_eq!(settle.transaction, Some(TRANSFER_TX));
+    assert_eq!(env.fake.executed(), vec!["verify", "settle"]);
+    assert_eq!(env.handled.load(Ordering::SeqCst), 1);
+
+    // Failure: verified, the handler fails, nothing is settled and no receipt is sent.
+    let url = format!("{}/fail", env.url);
+    let response = pay(&url, &signed_exact_payment(&url).await).await;
+    assert_eq!(response.status(), 500);
+    assert!(response.headers().get(codec::PAYMENT_RESPONSE).is_none());
+    assert_eq!(env.fake.executed(), vec!["verify", "settle", "verify"]);
+
+    // Refused by the operator: 402 with the reason; the handler never runs.
+    *env.fake.reject.lock().expect("lock") = Some("insufficient_funds".to_owned());
+    let url = format!("{}/ok", env.url);
+    let response = pay(&url, &signed_exact_payment(&url).await).await;
+    assert_eq!(response.status(), 402);
+    let header = response
+        .headers()
+        .get(codec::PAYMENT_REQUIRED)
+        .expect("challenge")
+        .as_bytes()
+        .to_vec();
+    let challenge = codec::decode_payment_required(header).expect("decodes");
+    assert_eq!(challenge.error.as_deref(), Some("insufficient_funds"));
+    assert_eq!(env.handled.load(Ordering::SeqCst), 2);
+    // No escrow call at all.
+    assert!(env.fake.calls().is_empty());
 }

@@ -9,15 +9,15 @@
 //! `payment-identifier` (`paymentPayload.extensions["payment-identifier"].info.id`): per merchant
 //! and endpoint, the same id with the same payload answers the cached result; the same id with a
 //! different payload is refused with 409. Pending settlements are not cached (a retry looks
-//! again). The cache is in-process ([`FacilitatorSettings::cache`]).
+//! again). Answers are stored in the `idempotency_keys` table under a reserved key namespace
+//! ([`payment_identifier_key`]), so they survive restarts and are shared by instances on one
+//! database.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Extension, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -33,8 +33,9 @@ use x402_escrow_sdk::wire::extensions::validate_payment_id;
 use super::ApiState;
 use super::auth::{self, CurrentMerchant};
 use super::errors::{ApiError, json_response};
+use super::idempotency::REPLAYED_HEADER;
 use crate::service::PaymentService;
-use crate::store::{Merchant, Store};
+use crate::store::{IdempotencyBegin, Merchant, Store};
 
 /// What a facilitator backend offers (implemented by the engine).
 pub trait Facilitator: Send + Sync + 'static {
@@ -76,18 +77,6 @@ impl Facilitator for crate::engine::Engine {
     }
 }
 
-/// A cached answer for a `payment-identifier`: the payload fingerprint, and the response once
-/// it is final.
-#[derive(Debug, Clone)]
-struct Cached {
-    fingerprint: [u8; 32],
-    response: Option<Value>,
-    at: Instant,
-}
-
-/// Cache key: (merchant, endpoint, payment id).
-type CacheKey = (Uuid, &'static str, String);
-
 /// Settings of the facilitator routes (an `Extension` layer on them).
 #[derive(Debug, Clone)]
 pub struct FacilitatorSettings {
@@ -95,18 +84,21 @@ pub struct FacilitatorSettings {
     pub settle_wait: Duration,
     /// How long a `payment-identifier` is remembered.
     pub retention: Duration,
-    /// `payment-identifier` results, in process.
-    cache: Arc<Mutex<HashMap<CacheKey, Cached>>>,
 }
 
 impl FacilitatorSettings {
-    /// Settings with the given settle wait.
+    /// Settings with the given settle wait (and a 24 h retention).
     pub fn new(settle_wait: Duration) -> FacilitatorSettings {
         FacilitatorSettings {
             settle_wait,
             retention: Duration::from_secs(24 * 3600),
-            cache: Arc::default(),
         }
+    }
+
+    /// How long a call may stay in flight before a retry takes its identifier over: the settle
+    /// wait plus a margin (a process that died mid-call leaves its record behind).
+    fn in_flight_lock(&self) -> Duration {
+        self.settle_wait + Duration::from_secs(30)
     }
 }
 
@@ -172,52 +164,15 @@ fn parse(body: &[u8]) -> Result<Parsed, ApiError> {
     })
 }
 
-enum Lookup {
-    Hit(Value),
-    Conflict,
-    Miss,
+/// The `idempotency_keys` key of a `payment-identifier` id on one endpoint. The namespace is
+/// reserved: its tabs cannot occur in an `Idempotency-Key` of the REST API (visible ASCII and
+/// spaces only), so the two never collide within a merchant.
+pub fn payment_identifier_key(call: &str, id: &str) -> String {
+    format!("x402\tpayment-identifier\t{call}\t{id}")
 }
 
-fn lookup(settings: &FacilitatorSettings, key: &CacheKey, fingerprint: [u8; 32]) -> Lookup {
-    let mut cache = settings.cache.lock().unwrap_or_else(|p| p.into_inner());
-    match cache.get(key) {
-        Some(c) if c.fingerprint != fingerprint => Lookup::Conflict,
-        Some(Cached {
-            response: Some(r), ..
-        }) => Lookup::Hit(r.clone()),
-        Some(_) => Lookup::Miss,
-        None => {
-            prune(&mut cache, settings.retention);
-            cache.insert(
-                key.clone(),
-                Cached {
-                    fingerprint,
-                    response: None,
-                    at: Instant::now(),
-                },
-            );
-            Lookup::Miss
-        }
-    }
-}
-
-fn remember(settings: &FacilitatorSettings, key: CacheKey, fingerprint: [u8; 32], response: Value) {
-    let mut cache = settings.cache.lock().unwrap_or_else(|p| p.into_inner());
-    cache.insert(
-        key,
-        Cached {
-            fingerprint,
-            response: Some(response),
-            at: Instant::now(),
-        },
-    );
-}
-
-/// Forgets ids older than `retention` (checked once the cache has some size).
-fn prune(cache: &mut HashMap<CacheKey, Cached>, retention: Duration) {
-    if cache.len() >= 1024 {
-        cache.retain(|_, c| c.at.elapsed() < retention);
-    }
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Whether an answer is final enough to replay: not pending, not an unexpected (transient)
@@ -248,10 +203,15 @@ fn ok_json(value: Value) -> Response {
     (StatusCode::OK, Json(value)).into_response()
 }
 
-/// Runs one facilitator call under the `payment-identifier` extension: the same id with the
-/// same body replays the cached answer, the same id with another body is 409, and otherwise
-/// `run` answers (its JSON and whether that answer is definitive), which is cached if so.
+/// Runs one facilitator call under the `payment-identifier` extension, persisted in the
+/// `idempotency_keys` table (so a retry after a restart, or on another instance, still gets the
+/// original answer): the same id with the same payload replays the stored answer (with
+/// `Idempotent-Replayed: true`), the same id with another payload is 409, and otherwise `run`
+/// answers (its JSON and whether that answer is definitive), which is stored if so. A transient
+/// answer releases the id so that a retry runs again; a retry while the first call is still
+/// running runs too (the engine's actions are idempotent per payment and per authorization).
 async fn with_payment_identifier<F>(
+    store: &Store,
     settings: &FacilitatorSettings,
     merchant: Uuid,
     call: &'static str,
@@ -261,19 +221,58 @@ async fn with_payment_identifier<F>(
 where
     F: Future<Output = (Value, bool)>,
 {
-    let key = parsed.payment_id.clone().map(|id| (merchant, call, id));
-    if let Some(key) = &key {
-        match lookup(settings, key, parsed.fingerprint) {
-            Lookup::Hit(v) => return ok_json(v),
-            Lookup::Conflict => return conflict(&key.2),
-            Lookup::Miss => {}
+    let Some(id) = parsed.payment_id.as_deref() else {
+        return ok_json(run.await.0);
+    };
+    let key = payment_identifier_key(call, id);
+    let fingerprint = hex::encode(parsed.fingerprint);
+    let begun = store
+        .idempotency_begin(
+            merchant,
+            &key,
+            &fingerprint,
+            ms(settings.retention),
+            ms(settings.in_flight_lock()),
+        )
+        .await;
+    let owned = match begun {
+        Ok(IdempotencyBegin::Completed { response_body, .. }) => {
+            match serde_json::from_str::<Value>(&response_body) {
+                Ok(value) => {
+                    let mut response = ok_json(value);
+                    response
+                        .headers_mut()
+                        .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+                    return response;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "stored payment-identifier answer is not JSON");
+                    return ApiError::internal().into_response();
+                }
+            }
         }
-    }
+        Ok(IdempotencyBegin::Mismatch) => return conflict(id),
+        Ok(IdempotencyBegin::InFlight) => false,
+        Ok(IdempotencyBegin::Started) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "payment-identifier lookup failed");
+            return ApiError::internal().into_response();
+        }
+    };
     let (value, definitive) = run.await;
-    if let Some(key) = key
-        && definitive
-    {
-        remember(settings, key, parsed.fingerprint, value.clone());
+    if owned {
+        let outcome = if definitive {
+            let body = serde_json::to_string(&value).unwrap_or_default();
+            store
+                .idempotency_complete(merchant, &key, 200, &body)
+                .await
+                .map(|_| ())
+        } else {
+            store.idempotency_release(merchant, &key).await.map(|_| ())
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(error = %e, "storing the payment-identifier answer failed");
+        }
     }
     ok_json(value)
 }
@@ -288,11 +287,18 @@ async fn verify<S: PaymentService + Facilitator>(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    with_payment_identifier(&settings, merchant.id, "verify", &parsed, async {
-        let response = state.service.verify(&merchant, &parsed.request).await;
-        let value = serde_json::to_value(&response).unwrap_or(Value::Null);
-        (value, cacheable(response.invalid_reason.as_deref()))
-    })
+    with_payment_identifier(
+        &state.store,
+        &settings,
+        merchant.id,
+        "verify",
+        &parsed,
+        async {
+            let response = state.service.verify(&merchant, &parsed.request).await;
+            let value = serde_json::to_value(&response).unwrap_or(Value::Null);
+            (value, cacheable(response.invalid_reason.as_deref()))
+        },
+    )
     .await
 }
 
@@ -306,18 +312,25 @@ async fn settle<S: PaymentService + Facilitator>(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    with_payment_identifier(&settings, merchant.id, "settle", &parsed, async {
-        let response = state
-            .service
-            .settle(&merchant, &parsed.request, settings.settle_wait)
-            .await;
-        let value = if parsed.v1 {
-            response.to_v1_json()
-        } else {
-            serde_json::to_value(&response).unwrap_or(Value::Null)
-        };
-        (value, cacheable(response.error_reason.as_deref()))
-    })
+    with_payment_identifier(
+        &state.store,
+        &settings,
+        merchant.id,
+        "settle",
+        &parsed,
+        async {
+            let response = state
+                .service
+                .settle(&merchant, &parsed.request, settings.settle_wait)
+                .await;
+            let value = if parsed.v1 {
+                response.to_v1_json()
+            } else {
+                serde_json::to_value(&response).unwrap_or(Value::Null)
+            };
+            (value, cacheable(response.error_reason.as_deref()))
+        },
+    )
     .await
 }
 
@@ -326,19 +339,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn payment_identifier_cache() {
-        let settings = FacilitatorSettings::default();
-        let key: CacheKey = (Uuid::nil(), "settle", "pay_0123456789abcdef".into());
-        assert!(matches!(lookup(&settings, &key, [1; 32]), Lookup::Miss));
-        // In flight (no answer yet): same payload runs again, another payload conflicts.
-        assert!(matches!(lookup(&settings, &key, [1; 32]), Lookup::Miss));
-        assert!(matches!(lookup(&settings, &key, [2; 32]), Lookup::Conflict));
-        remember(&settings, key.clone(), [1; 32], json!({"success": true}));
-        assert!(matches!(lookup(&settings, &key, [1; 32]), Lookup::Hit(v) if v["success"] == true));
-        assert!(matches!(lookup(&settings, &key, [2; 32]), Lookup::Conflict));
-        // Another merchant or endpoint is another key.
-        let other: CacheKey = (Uuid::max(), "settle", key.2.clone());
-        assert!(matches!(lookup(&settings, &other, [2; 32]), Lookup::Miss));
+    fn payment_identifier_keys_cannot_collide_with_rest_keys() {
+        let key = payment_identifier_key("settle", "pay_0123456789abcdef");
+        assert!(key.contains('\t'));
+        assert_ne!(
+            key,
+            payment_identifier_key("verify", "pay_0123456789abcdef")
+        );
+        // The REST API refuses any key with a tab, quoted or bare.
+        for header in [format!("\"{key}\""), key.clone()] {
+            let mut headers = axum::http::HeaderMap::new();
+            if let Ok(value) = HeaderValue::from_str(&header) {
+                headers.insert(super::super::idempotency::HEADER, value);
+                assert!(super::super::idempotency::parse_key(&headers).is_err());
+            }
+        }
     }
 
     #[test]

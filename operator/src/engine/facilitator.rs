@@ -3,9 +3,11 @@
 //!
 //! - `auth-capture` client payloads are verified by the engine's [`Verifier`] (no gas, no state)
 //!   and settled through [`Engine::authorize`] (which looks the payment up by its hash first, so a
-//!   retried `/settle` answers with the original success);
+//!   retried `/settle` answers with the original success): `authorize` for `paymentFlow`
+//!   `escrow` (the default), `charge` for `paymentFlow` `authorization`;
 //! - `auth-capture` lifecycle payloads (`payload.type` = capture | void | refund) find the payment
-//!   by its PaymentInfo hash and run the engine's capture / void / refund;
+//!   by its PaymentInfo hash and run the engine's capture / void / refund; a charged payment
+//!   accepts only refunds (capture and void answer `payment_charged`);
 //! - `exact` payloads (ERC-3009 `transferWithAuthorization`) are checked with the SDK, the payer's
 //!   balance, `authorizationState` and an `eth_call`, then sent through the outbox (the relayer
 //!   sends them). A retried `/settle` answers from the outbox row this process wrote, or else from
@@ -39,14 +41,13 @@ use x402_escrow_sdk::facilitator::{
 };
 use x402_escrow_sdk::network::Network;
 use x402_escrow_sdk::schemes::auth_capture::{
-    LifecycleOperation, LifecyclePayload, PaymentFlow, derive_from_payment_payload,
-    payment_info_from_json,
+    LifecycleOperation, LifecyclePayload, derive_from_payment_payload, payment_info_from_json,
 };
 use x402_escrow_sdk::schemes::exact::{self, ExactPayload};
 use x402_escrow_sdk::wire::extensions::PAYMENT_IDENTIFIER;
 
 use super::Engine;
-use crate::lifecycle::PaymentStatus;
+use crate::lifecycle::{Flow, PaymentStatus};
 use crate::service::{
     AuthorizeRequest, CaptureRequest, ErrorCode, PaymentService, PaymentView, RefundRequest,
     ServiceError,
@@ -65,8 +66,9 @@ pub const REASON_AUTHORIZATION_USED: &str = "authorization_used";
 /// authorization (about a day on a 1-second chain; an authorization lives for minutes).
 pub const EXACT_LOOKBACK_BLOCKS: u64 = 100_000;
 
-/// Reason for a `paymentFlow` this operator does not settle.
-pub const REASON_FLOW_UNSUPPORTED: &str = "unsupported_payment_flow";
+/// Reason for a capture or void of a charged payment (flow `authorization`): it was captured by
+/// its charge, only a refund applies.
+pub const REASON_CHARGED_PAYMENT: &str = "payment_charged";
 
 /// The x402 reason of a verifier refusal. Where the x402 list has no equivalent the operator's
 /// stable code is used (`authorization_used`, `simulation_failed`, …).
@@ -149,7 +151,7 @@ impl Engine {
             "feeRecipient": checksum(&cfg.fee_receiver),
             "feeBps": cfg.fee_bps,
             "authCaptureEscrows": escrows.iter().map(checksum).collect::<Vec<_>>(),
-            "paymentFlows": ["escrow"],
+            "paymentFlows": ["escrow", "authorization"],
             "assets": self.inner.verifier.config().assets.iter().map(checksum).collect::<Vec<_>>(),
         });
         let mut kinds = Vec::new();
@@ -392,17 +394,6 @@ impl Engine {
             .payload
             .as_auth_capture()
             .map(|p| p.authorization.from);
-        if requirements
-            .auth_capture_extra()
-            .is_some_and(|e| e.flow() == PaymentFlow::Authorization)
-        {
-            return SettleResponse::failure(
-                REASON_FLOW_UNSUPPORTED,
-                "paymentFlow \"authorization\" (charge) is not offered by this operator; use the escrow flow",
-                network,
-                payer,
-            );
-        }
         let authorize = AuthorizeRequest {
             payment_payload: request.payment_payload.clone(),
             payment_requirements: requirements.clone(),
@@ -421,7 +412,12 @@ impl Engine {
             }
         };
         let payer = to_payment_payer(&view).or(payer);
-        let tx = latest_tx(&view, "authorize");
+        // Flow `escrow` settles as `authorize`, flow `authorization` as `charge`.
+        let kind = match view.flow {
+            Flow::Authorize => TxKind::Authorize,
+            Flow::Charge => TxKind::Charge,
+        };
+        let tx = latest_tx(&view, kind.as_str());
         match view.status {
             PaymentStatus::Failed => SettleResponse::failure(
                 view.last_error
@@ -431,11 +427,11 @@ impl Engine {
                 view.last_error
                     .as_ref()
                     .map(|e| e.message.clone())
-                    .unwrap_or_else(|| "authorize failed".to_owned()),
+                    .unwrap_or_else(|| format!("{kind} failed")),
                 network,
                 payer,
             ),
-            PaymentStatus::Authorizing => {
+            PaymentStatus::Authorizing | PaymentStatus::Charging => {
                 // Queued but not broadcast yet: give the relayer a moment to produce a hash, so
                 // the client gets a transaction to follow.
                 let mut tx = tx;
@@ -445,7 +441,7 @@ impl Engine {
                     }
                     tokio::time::sleep(Duration::from_millis(300)).await;
                     if let Ok(rows) = self.store().txs_for_payment(view.id).await
-                        && let Some(row) = rows.iter().rev().find(|t| t.kind == TxKind::Authorize)
+                        && let Some(row) = rows.iter().rev().find(|t| t.kind == kind)
                     {
                         tx = self.tx_hash(row.id).await;
                     }
@@ -465,7 +461,7 @@ impl Engine {
                 }
                 None => SettleResponse::failure(
                     reasons::UNEXPECTED_SETTLE_ERROR,
-                    "authorized without a recorded transaction",
+                    format!("{} without a recorded {kind} transaction", view.status),
                     network,
                     payer,
                 ),
@@ -552,6 +548,27 @@ impl Engine {
         let fail = |reason: &str, message: String| {
             SettleResponse::failure(reason, message, network, payer)
         };
+        // A charged payment (flow `authorization`) was captured by its charge: there is no hold
+        // to capture from or to void, only a refund.
+        if payment.flow == Flow::Charge
+            && matches!(
+                lifecycle.operation,
+                LifecycleOperation::Capture | LifecycleOperation::Void
+            )
+        {
+            let op = match lifecycle.operation {
+                LifecycleOperation::Capture => "capture",
+                _ => "void",
+            };
+            return fail(
+                REASON_CHARGED_PAYMENT,
+                format!(
+                    "cannot {op} a charged payment (paymentFlow \"authorization\" captured it at \
+                     once; it is {}): refund it instead",
+                    payment.status
+                ),
+            );
+        }
         if lifecycle.operation == LifecycleOperation::Capture
             && let Err(message) = self.check_capture_fee(lifecycle, &info)
         {

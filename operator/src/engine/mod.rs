@@ -12,6 +12,8 @@
 //! | merchant submits an x402 payment | [`Engine::authorize`] | insert `authorizing` | `authorize` tx |
 //! | authorize mined | [`Engine::on_tx_outcome`] | `AuthorizeConfirmed` | `payment.authorized` |
 //! | authorize reverted | [`Engine::on_tx_outcome`] | `AuthorizeFailed{code}` | `payment.failed` |
+//! | merchant submits an x402 payment of flow `authorization` | [`Engine::authorize`] | insert `charging` | `charge` tx |
+//! | charge mined / reverted | [`Engine::on_tx_outcome`] | `ChargeConfirmed` / `ChargeFailed{code}` | `payment.captured` / `payment.failed` |
 //! | merchant captures | [`Engine::capture`] | `CaptureRequested` | `capture` tx |
 //! | capture mined / reverted | [`Engine::on_tx_outcome`] | `CaptureConfirmed` / `CaptureFailed` | `payment.captured` |
 //! | merchant voids, or capture deadline | [`Engine::void`], [`Engine::tick`] | `VoidRequested` | `void` tx |
@@ -339,10 +341,15 @@ impl Engine {
             })?;
         let derived = &verified.derived;
         let info = &derived.payment_info;
-        let deadline_ms = self
-            .store()
-            .now_ms()
-            .saturating_add(secs_to_ms(verified.capture_deadline_secs));
+        // A charge is captured at once: no capture deadline, so no auto-void.
+        let capture_deadline_at = match verified.flow {
+            Flow::Authorize => Some(
+                self.store()
+                    .now_ms()
+                    .saturating_add(secs_to_ms(verified.capture_deadline_secs)),
+            ),
+            Flow::Charge => None,
+        };
         let new = NewPayment {
             merchant_id: merchant.id,
             payment_hash: derived.payment_info_hash,
@@ -350,7 +357,7 @@ impl Engine {
             escrow: derived.deployment.escrow,
             info: to_record(info),
             amount: verified.amount,
-            flow: Flow::Authorize,
+            flow: verified.flow,
             // Every payment carries a request id (webhooks and logs echo it): the merchant's, or
             // one made here when the caller sent none.
             request_id: Some(
@@ -360,27 +367,58 @@ impl Engine {
                     .unwrap_or_else(|| format!("req_{}", Uuid::now_v7().simple())),
             ),
             idempotency_key: idempotency_key.map(str::to_owned),
-            capture_deadline_at: Some(deadline_ms),
+            capture_deadline_at,
         };
-        let call = Escrow::authorizeCall {
-            paymentInfo: info.clone(),
-            amount: U256::from(verified.amount),
-            tokenCollector: derived.deployment.erc3009_collector,
-            collectorData: verified.signature.clone(),
+        let (kind, calldata, request_json) = match verified.flow {
+            Flow::Authorize => {
+                let call = Escrow::authorizeCall {
+                    paymentInfo: info.clone(),
+                    amount: U256::from(verified.amount),
+                    tokenCollector: derived.deployment.erc3009_collector,
+                    collectorData: verified.signature.clone(),
+                };
+                (
+                    TxKind::Authorize,
+                    call.abi_encode(),
+                    json!({
+                        "call": "authorize",
+                        "paymentHash": derived.payment_info_hash,
+                        "amount": verified.amount.to_string(),
+                        "tokenCollector": derived.deployment.erc3009_collector,
+                    }),
+                )
+            }
+            Flow::Charge => {
+                let call = Escrow::chargeCall {
+                    paymentInfo: info.clone(),
+                    amount: U256::from(verified.amount),
+                    tokenCollector: derived.deployment.erc3009_collector,
+                    collectorData: verified.signature.clone(),
+                    feeBps: verified.fee_bps,
+                    feeReceiver: verified.fee_receiver,
+                };
+                (
+                    TxKind::Charge,
+                    call.abi_encode(),
+                    json!({
+                        "call": "charge",
+                        "paymentHash": derived.payment_info_hash,
+                        "amount": verified.amount.to_string(),
+                        "tokenCollector": derived.deployment.erc3009_collector,
+                        "feeBps": verified.fee_bps,
+                        "feeReceiver": verified.fee_receiver,
+                    }),
+                )
+            }
         };
         let outbox = NewChainTx {
             chain_id: cfg.chain_id,
             signer: cfg.signer,
-            kind: TxKind::Authorize,
+            kind,
             payment_id: None,
-            request: json!({
-                "call": "authorize",
-                "paymentHash": derived.payment_info_hash,
-                "amount": verified.amount.to_string(),
-                "tokenCollector": derived.deployment.erc3009_collector,
-            }),
+            request: request_json,
             to: derived.deployment.escrow,
-            calldata: Bytes::from(call.abi_encode()),
+            calldata: Bytes::from(calldata),
             value: U256::ZERO,
             gas_limit: None,
         };
@@ -401,7 +439,7 @@ impl Engine {
             Err(e) => return Err(store_error(e)),
         };
         tracing::Span::current().record("payment_id", tracing::field::display(payment.id));
-        tracing::info!(amount = %verified.amount, "authorize queued");
+        tracing::info!(amount = %verified.amount, flow = %verified.flow, "authorize queued");
         self.inner.relayer.notify_one();
         let payment = self.wait(payment.id, request.wait).await?;
         self.view(&payment).await

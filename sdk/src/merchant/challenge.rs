@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use super::config::{PaymentRoute, PaymentsConfig};
 use crate::DecodeError;
 use crate::amount::AmountError;
-use crate::schemes::auth_capture::{self, AuthCaptureExtra};
+use crate::schemes::auth_capture::{self, AuthCaptureExtra, PaymentFlow};
 use crate::schemes::exact::ExactExtra;
 use crate::schemes::{AUTH_CAPTURE, EXACT};
 use crate::wire::codec::{self, CACHE_CONTROL_402, PAYMENT_REQUIRED};
@@ -44,7 +44,11 @@ pub(crate) fn offers(
         auth_capture_escrow: config.escrow,
         receiver_authorizer: None,
         policy: None,
-        payment_flow: None,
+        // Absent means `escrow`; the key is written only for the `authorization` flow.
+        payment_flow: match route.effective_flow(config) {
+            PaymentFlow::Escrow => None,
+            PaymentFlow::Authorization => Some(PaymentFlow::Authorization),
+        },
         capture_mode: None,
         asset_transfer_method: None,
         other: Map::new(),

@@ -8,6 +8,7 @@ use alloy::primitives::Address;
 use crate::amount::{Amount, AmountError};
 use crate::escrows::EscrowRegistry;
 use crate::network::Network;
+use crate::schemes::auth_capture::PaymentFlow;
 
 /// The token payments are made in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +77,13 @@ pub struct PaymentsConfig {
     pub max_fee_bps: u16,
     /// `maxTimeoutSeconds` of every requirement.
     pub max_timeout_seconds: u64,
-    /// Also offer the (non-refundable) `exact` scheme.
+    /// The `auth-capture` payment flow routes offer unless they say otherwise
+    /// ([`PaymentRoute::flow`]): [`PaymentFlow::Escrow`] (hold, then capture on success or void on
+    /// failure; the default) or [`PaymentFlow::Authorization`] (charge at once, refund the whole
+    /// amount on failure).
+    pub payment_flow: PaymentFlow,
+    /// Also offer the (non-refundable) `exact` scheme. An `exact` payment is verified before the
+    /// handler runs and settled (`transferWithAuthorization`) only when it succeeds.
     pub offer_exact: bool,
     /// Sync or queued capture.
     pub capture_mode: CaptureMode,
@@ -113,6 +120,7 @@ impl PaymentsConfig {
             min_fee_bps: 0,
             max_fee_bps: 0,
             max_timeout_seconds: 300,
+            payment_flow: PaymentFlow::Escrow,
             offer_exact: false,
             capture_mode: CaptureMode::Sync,
             handler_timeout: Duration::from_secs(30),
@@ -167,6 +175,8 @@ pub struct PaymentRoute {
     pub description: Option<String>,
     /// `resource.mimeType`.
     pub mime_type: Option<String>,
+    /// The `auth-capture` payment flow of this route (`None`: [`PaymentsConfig::payment_flow`]).
+    pub flow: Option<PaymentFlow>,
 }
 
 impl PaymentRoute {
@@ -176,6 +186,7 @@ impl PaymentRoute {
             price: price.into(),
             description: None,
             mime_type: None,
+            flow: None,
         }
     }
 
@@ -189,6 +200,18 @@ impl PaymentRoute {
     pub fn mime_type(mut self, mime: impl Into<String>) -> Self {
         self.mime_type = Some(mime.into());
         self
+    }
+
+    /// Sets the `auth-capture` payment flow of this route (overrides
+    /// [`PaymentsConfig::payment_flow`]).
+    pub fn flow(mut self, flow: PaymentFlow) -> Self {
+        self.flow = Some(flow);
+        self
+    }
+
+    /// The flow this route offers under `config`.
+    pub fn effective_flow(&self, config: &PaymentsConfig) -> PaymentFlow {
+        self.flow.unwrap_or(config.payment_flow)
     }
 }
 

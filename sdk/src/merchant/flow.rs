@@ -1,5 +1,12 @@
 //! A paid request: authorize through the operator, run the handler (timeout, panic, drop
-//! guard), capture or void, attach the receipt.
+//! guard), settle, attach the receipt. What "authorize" and "settle" mean depends on what was
+//! paid:
+//!
+//! | payment | before the handler | handler succeeds (2xx) | handler fails |
+//! |---|---|---|---|
+//! | `auth-capture`, flow `escrow` | authorize (hold) | capture | void |
+//! | `auth-capture`, flow `authorization` | charge (captured at once) | nothing more | refund the whole amount |
+//! | `exact` | verify (no gas) | settle (`transferWithAuthorization`) | nothing was moved |
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -14,11 +21,14 @@ use super::config::{CaptureMode, PaymentRoute, PaymentsConfig};
 use super::context::{PaymentContext, RequestId};
 use super::layer::Shared;
 use super::operator::{AuthorizeCall, OperatorClient, OperatorPayment, payer_of};
+use super::read::Paid;
 use super::read::{Read, authorize_failed, challenge_response, read_payment};
-use super::settle::{self, Finish, ReceiptFacts, VoidGuard};
+use super::settle::{self, Finish, ReceiptFacts, Release, VoidGuard};
 use crate::buyer::unix_now;
-use crate::facilitator::SettleResponse;
+use crate::facilitator::{SettleResponse, VerifyRequest};
 use crate::schemes::EXACT;
+use crate::schemes::auth_capture::PaymentFlow;
+use crate::wire::ResourceInfo;
 
 /// How the handler ended.
 pub(crate) enum Outcome<E> {
@@ -46,8 +56,24 @@ where
         Read::Answer(response) => return Ok(response),
         Read::Payment(paid) => *paid,
     };
+    if paid.requirements.scheme == EXACT {
+        return paid_exact(
+            &shared, &route, inner, request, request_id, paid, &resource, now,
+        )
+        .await;
+    }
     let payer = payer_of(&paid.payload);
     let amount = paid.requirements.amount;
+    // Flow `authorization`: the operator charges; the way back is a refund of the whole amount.
+    let charge = paid
+        .requirements
+        .auth_capture_extra()
+        .is_some_and(|e| e.flow() == PaymentFlow::Authorization);
+    let release = if charge {
+        Release::Refund(amount)
+    } else {
+        Release::Void
+    };
     let scope = match paid.payload.payment_id() {
         Some(id) => format!("payment-identifier:{id}"),
         None => format!("request-id:{request_id}"),
@@ -61,7 +87,7 @@ where
     };
     let operator = shared.operator.clone();
     let task = tokio::spawn(async move { operator.authorize(&call).await });
-    let mut guard = VoidGuard::authorizing(shared.operator.clone(), task);
+    let mut guard = VoidGuard::authorizing(shared.operator.clone(), task, release);
     let mut payment = match guard.authorized().await {
         Ok(payment) => payment,
         Err(error) => {
@@ -86,7 +112,8 @@ where
             "settlement_pending",
             "the hold is not confirmed yet; retry the same payment",
         );
-        if let (Some(tx), Some(payer)) = (payment.tx_hash("authorize"), payer) {
+        let kind = if charge { "charge" } else { "authorize" };
+        if let (Some(tx), Some(payer)) = (payment.tx_hash(kind), payer) {
             settle::attach_receipt(
                 &mut response,
                 &SettleResponse::pending(tx, network, payer),
@@ -96,12 +123,16 @@ where
         return Ok(response);
     }
     // A replayed authorization of an already captured payment runs the handler again; the
-    // capture then replays too.
-    let usable = matches!(
-        payment.status.as_str(),
-        "authorized" | "captured" | "partially_captured"
-    );
-    if !usable && paid.requirements.scheme != EXACT {
+    // capture then replays too. A charge is usable while it is captured (a refunded one is not).
+    let usable = if charge {
+        payment.status == "captured"
+    } else {
+        matches!(
+            payment.status.as_str(),
+            "authorized" | "captured" | "partially_captured"
+        )
+    };
+    if !usable {
         guard.disarm();
         let code = payment
             .last_error
@@ -141,9 +172,15 @@ where
         })
     };
     let success = matches!(&outcome, Outcome::Response(r) if r.status().is_success());
-    let receipt = if paid.requirements.scheme == EXACT {
-        // `exact` settled at once: nothing to capture or void.
+    let receipt = if charge && success {
+        // Charged before the handler ran: nothing to capture.
         facts(&payment, &payment.status, "charge")
+    } else if charge {
+        // The flow's failure path: the whole amount goes back.
+        match settle::finish(&shared.operator, &payment.id, release.finish()).await {
+            Ok(refunded) => facts(&refunded, &refunded.status, "refund"),
+            Err(_) => facts(&payment, &payment.status, "charge"),
+        }
     } else if success && config.capture_mode == CaptureMode::Queued {
         settle::queue_capture(&shared.operator, &payment.id);
         facts(&payment, "authorized", "authorize")
@@ -162,20 +199,141 @@ where
             Err(_) => facts(&payment, &payment.status, "authorize"),
         }
     };
-    let mut response = match outcome {
-        Outcome::Response(response) => response,
-        Outcome::Error(error) => return Err(error),
-        Outcome::Panic => challenge::error_response(
+    let given_back = if charge { "refunded" } else { "voided" };
+    let mut response = match failure_response(outcome, given_back) {
+        Ok(response) => response,
+        Err(error) => return Err(error),
+    };
+    settle::attach_receipt(&mut response, &receipt, paid.v1);
+    Ok(response)
+}
+
+/// The handler's response, or the error answer for a panic or a timeout (`given_back`: what
+/// happened to the payment, for the message).
+fn failure_response<E>(outcome: Outcome<E>, given_back: &str) -> Result<Response<Body>, E> {
+    match outcome {
+        Outcome::Response(response) => Ok(response),
+        Outcome::Error(error) => Err(error),
+        Outcome::Panic => Ok(challenge::error_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             "handler_panicked",
-            "the handler failed; the payment was voided",
-        ),
-        Outcome::Timeout => challenge::error_response(
+            &format!("the handler failed; the payment was {given_back}"),
+        )),
+        Outcome::Timeout => Ok(challenge::error_response(
             StatusCode::GATEWAY_TIMEOUT,
             "handler_timeout",
-            "the handler timed out; the payment was voided",
-        ),
+            &format!("the handler timed out; the payment was {given_back}"),
+        )),
+    }
+}
+
+/// An `exact` payment (a plain ERC-3009 transfer, not refundable): the operator verifies it (no
+/// gas), the handler runs, and only a 2xx settles it (`POST /settle`, the operator's
+/// `transferWithAuthorization` through its outbox). A failed handler costs the buyer nothing. A
+/// settlement that fails withholds the response (402 with the reason); one whose receipt is not
+/// known yet (`settlement_pending`) delivers it with the pending receipt and its transaction
+/// hash, since the transfer is on its way.
+#[allow(clippy::too_many_arguments)]
+async fn paid_exact<S>(
+    shared: &Shared,
+    route: &PaymentRoute,
+    mut inner: S,
+    mut request: Request<Body>,
+    request_id: RequestId,
+    paid: Paid,
+    resource: &ResourceInfo,
+    now: u64,
+) -> Result<Response<Body>, S::Error>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    let config = &shared.config;
+    let network = paid.requirements.network;
+    let payer = payer_of(&paid.payload);
+    let amount = paid.requirements.amount;
+    let Some(exact) = paid.payload.payload.as_exact() else {
+        return Ok(challenge_response(
+            config,
+            route,
+            resource,
+            now,
+            Some("invalid_payload".to_owned()),
+        ));
     };
+    let nonce = exact.authorization.nonce;
+    let call = VerifyRequest::new(paid.payload.clone(), paid.requirements.clone());
+    match shared.operator.verify(&call).await {
+        Ok(verdict) if verdict.is_valid => {}
+        Ok(verdict) => {
+            let reason = verdict
+                .invalid_reason
+                .unwrap_or_else(|| "invalid_payload".to_owned());
+            tracing::info!(%reason, "exact payment refused");
+            return Ok(challenge_response(
+                config,
+                route,
+                resource,
+                now,
+                Some(reason),
+            ));
+        }
+        Err(error) => return Ok(authorize_failed(config, route, resource, now, &error)),
+    }
+    let span = tracing::Span::current();
+    span.record("payment_hash", tracing::field::display(nonce));
+    request.extensions_mut().insert(request_id.clone());
+    request.extensions_mut().insert(PaymentContext {
+        // No escrow payment: the ERC-3009 nonce names the transfer.
+        payment_id: nonce.to_string(),
+        payment_hash: nonce,
+        amount,
+        payer,
+        scheme: paid.requirements.scheme.clone(),
+        network,
+        request_id,
+    });
+    let outcome = run_handler(&mut inner, request, config.handler_timeout).await;
+    let success = matches!(&outcome, Outcome::Response(r) if r.status().is_success());
+    if !success {
+        // Nothing was transferred, so there is nothing to give back and no receipt.
+        return failure_response(outcome, "not settled");
+    }
+    // Settled in a task of its own: a dropped response cannot cancel it half way.
+    let operator = shared.operator.clone();
+    let settled = match tokio::spawn(async move { operator.settle(&call).await }).await {
+        Ok(result) => result,
+        Err(join) => Err(super::operator::OperatorError::Transport(format!(
+            "settle task failed: {join}"
+        ))),
+    };
+    let receipt = match settled {
+        Ok(receipt) if receipt.success || receipt.is_pending() => receipt,
+        Ok(receipt) => {
+            let reason = receipt
+                .error_reason
+                .clone()
+                .unwrap_or_else(|| "settle_failed".to_owned());
+            tracing::warn!(%reason, message = ?receipt.error_message, "exact settlement failed");
+            return Ok(challenge_response(
+                config,
+                route,
+                resource,
+                now,
+                Some(reason),
+            ));
+        }
+        Err(error) => {
+            tracing::error!(%error, "exact settlement outcome unknown");
+            return Ok(challenge::error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "settlement_unknown",
+                "the payment could not be settled now; retry the same payment",
+            ));
+        }
+    };
+    tracing::info!(%amount, transaction = ?receipt.transaction, pending = receipt.is_pending(), "exact payment settled");
+    let mut response = failure_response(outcome, "settled")?;
     settle::attach_receipt(&mut response, &receipt, paid.v1);
     Ok(response)
 }

@@ -8,6 +8,11 @@
 //!   (sync or queued, [`CaptureMode`]); non-2xx, error, timeout, panic or client disconnect:
 //!   void. The response carries `PAYMENT-RESPONSE` (`X-PAYMENT-RESPONSE` for v1) with the
 //!   `x402-escrow` receipt extension, and `X-Request-Id`.
+//! - Payment flow `authorization` ([`PaymentsConfig::payment_flow`], [`PaymentRoute::flow`]): the
+//!   operator charges before the handler runs (the payment is `captured` at once); a 2xx leaves
+//!   it so, anything else refunds the whole amount (receipt status `refunded`).
+//! - `exact` ([`PaymentsConfig::offer_exact`]): verified by the operator's `/verify` before the
+//!   handler, settled through its `/settle` only after a 2xx (a failed handler costs nothing).
 //! - [`OperatorClient`]: the operator's REST API with idempotency keys and retries.
 //!
 //! ```ignore
@@ -32,3 +37,5 @@ pub use config::{AssetConfig, CaptureMode, PaymentRoute, PaymentsConfig, Price};
 pub use context::{PaymentContext, RequestId, X_REQUEST_ID};
 pub use layer::{PAYMENT_IDENTIFIER_REQUIRED, RouteSpecError, X402Layer, X402Service};
 pub use operator::{AuthorizeCall, OperatorClient, OperatorError, OperatorPayment, OperatorRetry};
+
+pub use crate::schemes::auth_capture::PaymentFlow;

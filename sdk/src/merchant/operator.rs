@@ -1,4 +1,6 @@
-//! A client of the operator's REST API (`/v1/payments/…`), as a merchant uses it.
+//! A client of the operator's REST API (`/v1/payments/…`), as a merchant uses it, and of its
+//! x402 facilitator endpoints (`/verify`, `/settle`), which the layer uses for the `exact` scheme
+//! (a plain transfer, not an escrow payment, so it has no place in the payments API).
 //!
 //! Every POST carries an `Idempotency-Key` (a structured-field string) derived deterministically
 //! from what the call is about and the action, so a retry after a lost response replays the
@@ -8,10 +10,12 @@
 use std::time::Duration;
 
 use alloy::primitives::{Address, B256};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::amount::Amount;
+use crate::facilitator::{SettleResponse, VerifyRequest, VerifyResponse};
 use crate::wire::codec::IDEMPOTENCY_KEY;
 use crate::wire::{PaymentPayload, PaymentRequirements};
 
@@ -113,8 +117,12 @@ pub struct OperatorPayment {
     pub id: String,
     /// The escrow's payment hash.
     pub payment_hash: B256,
-    /// Lifecycle status (`authorizing`, `authorized`, `captured`, `voided`, …).
+    /// Lifecycle status (`authorizing`, `charging`, `authorized`, `captured`, `voided`, …).
     pub status: String,
+    /// `authorize` (x402 flow `escrow`: a hold) or `charge` (flow `authorization`: captured at
+    /// once). Absent from older operators (read as `authorize`).
+    #[serde(default)]
+    pub flow: Option<String>,
     /// Amounts.
     pub amounts: OperatorAmounts,
     /// Chain transactions, oldest first.
@@ -138,9 +146,15 @@ impl OperatorPayment {
             .find_map(|t| t.hash)
     }
 
-    /// Whether the hold is not confirmed on chain yet.
+    /// Whether the hold (or the charge) is not confirmed on chain yet.
     pub fn is_authorizing(&self) -> bool {
-        self.status == "authorizing"
+        matches!(self.status.as_str(), "authorizing" | "charging")
+    }
+
+    /// Whether the payment was charged (x402 flow `authorization`): captured at once, so the
+    /// way back is a refund, not a void.
+    pub fn is_charge(&self) -> bool {
+        self.flow.as_deref() == Some("charge")
     }
 }
 
@@ -318,6 +332,36 @@ impl OperatorClient {
             .await
     }
 
+    /// Checks a payment without spending gas (`POST /verify`, the x402 facilitator API).
+    pub async fn verify(&self, request: &VerifyRequest) -> Result<VerifyResponse, OperatorError> {
+        self.facilitator("/verify", request).await
+    }
+
+    /// Settles a payment (`POST /settle`, the x402 facilitator API); for `exact` this is the
+    /// `transferWithAuthorization`. Retrying the same body is safe: the operator answers a
+    /// settled authorization with its original transaction. `settlement_pending` comes back as
+    /// an answer (with the transaction hash), not as an error.
+    pub async fn settle(&self, request: &VerifyRequest) -> Result<SettleResponse, OperatorError> {
+        self.facilitator("/settle", request).await
+    }
+
+    async fn facilitator<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        request: &VerifyRequest,
+    ) -> Result<T, OperatorError> {
+        let body = serde_json::to_vec(request).map_err(|e| OperatorError::Decode(e.to_string()))?;
+        let url = format!("{}{}", self.base_url, path);
+        self.with_retries(|| {
+            self.http
+                .post(&url)
+                .bearer_auth(&self.api_key)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone())
+        })
+        .await
+    }
+
     /// One payment (`GET /v1/payments/{id}`).
     pub async fn get(&self, payment_id: &str) -> Result<OperatorPayment, OperatorError> {
         let url = format!("{}{}", self.base_url, payment_path(payment_id, ""));
@@ -355,10 +399,10 @@ impl OperatorClient {
         .await
     }
 
-    async fn with_retries(
+    async fn with_retries<T: DeserializeOwned>(
         &self,
         request: impl Fn() -> reqwest::RequestBuilder,
-    ) -> Result<OperatorPayment, OperatorError> {
+    ) -> Result<T, OperatorError> {
         let mut delay = self.retry.base_delay;
         let attempts = self.retry.attempts.max(1);
         let mut attempt = 1;
@@ -393,7 +437,9 @@ fn payment_path(payment_id: &str, action: &str) -> String {
     }
 }
 
-async fn send_once(request: reqwest::RequestBuilder) -> Result<OperatorPayment, OperatorError> {
+async fn send_once<T: DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+) -> Result<T, OperatorError> {
     let response = request
         .send()
         .await

@@ -1,5 +1,6 @@
-//! After the handler: capture or void (in spawned tasks, so a dropped response cannot cancel
-//! them), the drop guard that voids when the client goes away, and the receipt.
+//! After the handler: capture, void or refund (in spawned tasks, so a dropped response cannot
+//! cancel them), the drop guard that gives the money back when the client goes away (a void of a
+//! hold, a refund of a charge), and the receipt.
 
 use std::time::Duration;
 
@@ -25,19 +26,45 @@ enum GuardState {
     Done,
 }
 
-/// Voids the payment if the request future is dropped before the outcome is decided (client
-/// disconnect): while authorizing, the void waits for the authorization to finish.
+/// How the money goes back to the buyer when the request fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Release {
+    /// Void the hold (x402 flow `escrow`).
+    Void,
+    /// Refund this amount of the charge (x402 flow `authorization`: the whole amount).
+    Refund(Amount),
+}
+
+impl Release {
+    /// The lifecycle call that does it.
+    pub(crate) fn finish(self) -> Finish {
+        match self {
+            Self::Void => Finish::Void,
+            Self::Refund(amount) => Finish::Refund(amount),
+        }
+    }
+}
+
+/// Gives the money back (void or refund, [`Release`]) if the request future is dropped before the
+/// outcome is decided (client disconnect): while authorizing, it waits for the authorization to
+/// finish.
 pub(crate) struct VoidGuard {
     operator: OperatorClient,
     state: GuardState,
+    release: Release,
 }
 
 impl VoidGuard {
-    /// A guard over an authorization in flight.
-    pub(crate) fn authorizing(operator: OperatorClient, task: AuthorizeTask) -> Self {
+    /// A guard over an authorization (or charge) in flight.
+    pub(crate) fn authorizing(
+        operator: OperatorClient,
+        task: AuthorizeTask,
+        release: Release,
+    ) -> Self {
         Self {
             operator,
             state: GuardState::Authorizing(task),
+            release,
         }
     }
 
@@ -71,20 +98,24 @@ impl Drop for VoidGuard {
     fn drop(&mut self) {
         let state = std::mem::replace(&mut self.state, GuardState::Done);
         let operator = self.operator.clone();
+        let finish = self.release.finish();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         match state {
             GuardState::Done => {}
             GuardState::Held(id) => {
-                tracing::warn!(payment_id = %id, "request dropped before completion; voiding");
-                runtime.spawn(async move { log_void(operator.void(&id).await, &id) });
+                tracing::warn!(payment_id = %id, action = finish.kind(), "request dropped before completion; giving the money back");
+                runtime.spawn(async move { log_release(finish.call(&operator, &id).await, &id) });
             }
             GuardState::Authorizing(task) => {
-                tracing::warn!("request dropped while authorizing; voiding once authorized");
+                tracing::warn!(
+                    action = finish.kind(),
+                    "request dropped while authorizing; giving the money back once authorized"
+                );
                 runtime.spawn(async move {
                     if let Ok(Ok(payment)) = task.await {
-                        log_void(operator.void(&payment.id).await, &payment.id);
+                        log_release(finish.call(&operator, &payment.id).await, &payment.id);
                     }
                 });
             }
@@ -92,10 +123,10 @@ impl Drop for VoidGuard {
     }
 }
 
-fn log_void(result: Result<OperatorPayment, OperatorError>, id: &str) {
+fn log_release(result: Result<OperatorPayment, OperatorError>, id: &str) {
     match result {
-        Ok(p) => tracing::info!(payment_id = %id, status = %p.status, "voided"),
-        Err(error) => tracing::error!(payment_id = %id, %error, "void failed"),
+        Ok(p) => tracing::info!(payment_id = %id, status = %p.status, "money given back"),
+        Err(error) => tracing::error!(payment_id = %id, %error, "void / refund failed"),
     }
 }
 
@@ -104,13 +135,29 @@ fn log_void(result: Result<OperatorPayment, OperatorError>, id: &str) {
 pub(crate) enum Finish {
     Capture,
     Void,
+    /// Refund this amount (of a charged payment).
+    Refund(Amount),
 }
 
 impl Finish {
-    fn kind(self) -> &'static str {
+    /// The action's name (also the transaction kind it produces).
+    pub(crate) fn kind(self) -> &'static str {
         match self {
             Self::Capture => "capture",
             Self::Void => "void",
+            Self::Refund(_) => "refund",
+        }
+    }
+
+    async fn call(
+        self,
+        operator: &OperatorClient,
+        id: &str,
+    ) -> Result<OperatorPayment, OperatorError> {
+        match self {
+            Self::Capture => operator.capture(id, None).await,
+            Self::Void => operator.void(id).await,
+            Self::Refund(amount) => operator.refund(id, amount).await,
         }
     }
 }
@@ -123,12 +170,7 @@ pub(crate) async fn finish(
 ) -> Result<OperatorPayment, OperatorError> {
     let operator = operator.clone();
     let id = payment_id.to_owned();
-    let task = tokio::spawn(async move {
-        match action {
-            Finish::Capture => operator.capture(&id, None).await,
-            Finish::Void => operator.void(&id).await,
-        }
-    });
+    let task = tokio::spawn(async move { action.call(&operator, &id).await });
     let result = match task.await {
         Ok(result) => result,
         Err(join) => Err(OperatorError::Transport(format!(
