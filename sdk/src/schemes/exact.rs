@@ -124,11 +124,13 @@ pub enum ExactError {
         now: u64,
     },
     /// `validBefore` is later than `now + maxTimeoutSeconds` allows.
-    #[error("authorization validBefore {valid_before} exceeds now + maxTimeoutSeconds ({limit})")]
+    #[error(
+        "authorization validBefore {valid_before} exceeds now + maxTimeoutSeconds + clock skew ({limit})"
+    )]
     ValidityTooLong {
         /// `validBefore`.
         valid_before: Amount,
-        /// `now + maxTimeoutSeconds`.
+        /// `now + maxTimeoutSeconds + CLOCK_SKEW_TOLERANCE_SECONDS`.
         limit: u64,
     },
     /// Signing or signature recovery failed.
@@ -273,7 +275,11 @@ pub fn verify_payload(
             now,
         });
     }
-    let limit = now.saturating_add(requirements.max_timeout_seconds);
+    // The buyer signs with its own clock, which may run ahead of the one `now` comes from (a
+    // chain's latest block lags the wall clock): allow the same skew as `auth-capture`, no more.
+    let limit = now
+        .saturating_add(requirements.max_timeout_seconds)
+        .saturating_add(crate::schemes::auth_capture::CLOCK_SKEW_TOLERANCE_SECONDS);
     if auth.valid_before.get() > U256::from(limit) {
         return Err(ExactError::ValidityTooLong {
             valid_before: auth.valid_before,
