@@ -331,7 +331,8 @@ impl Verifier {
             .unwrap_or(cfg.default_capture_deadline_secs);
         let capture_deadline = now.saturating_add(deadline_secs);
         if flow == Flow::Charge {
-            // Captured at once: what must stay open is the refund window.
+            // Captured at once: what must stay open is the refund window (already implied by
+            // the ordering above and the preApprovalExpiry margin; stated for the reader).
             if refund <= now.saturating_add(cfg.expiry_margin_secs) {
                 return Err(VerifyError::Expired(format!(
                     "refundExpiry {refund} is within {}s of now {now}",

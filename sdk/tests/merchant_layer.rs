@@ -65,6 +65,8 @@ struct FakeOperator {
     /// `GET /v1/payments/{id}` calls.
     gets: AtomicUsize,
     next_id: AtomicUsize,
+    /// `exact` nonces settled (`/verify` then says `authorization_used`).
+    settled: Mutex<Vec<String>>,
 }
 
 impl FakeOperator {
@@ -280,6 +282,12 @@ async fn op_verify(
         .expect("lock")
         .push("verify".to_owned());
     let payer = body["paymentPayload"]["payload"]["authorization"]["from"].clone();
+    let nonce = body["paymentPayload"]["payload"]["authorization"]["nonce"].to_string();
+    if fake.settled.lock().expect("lock").contains(&nonce) {
+        let answer =
+            json!({"isValid": false, "invalidReason": "authorization_used", "payer": payer});
+        return Json(answer).into_response();
+    }
     if let Some(code) = fake.reject.lock().expect("lock").clone() {
         return Json(json!({"isValid": false, "invalidReason": code, "payer": payer}))
             .into_response();
@@ -294,6 +302,8 @@ async fn op_settle(State(fake): State<Fake>, Json(body): Json<Value>) -> Respons
         .lock()
         .expect("lock")
         .push("settle".to_owned());
+    let nonce = body["paymentPayload"]["payload"]["authorization"]["nonce"].to_string();
+    fake.settled.lock().expect("lock").push(nonce);
     Json(json!({
         "success": true,
         "payer": body["paymentPayload"]["payload"]["authorization"]["from"],
@@ -1101,7 +1111,8 @@ async fn exact_is_verified_then_settled_only_after_success() {
     let env = start(|c| c.offer_exact = true).await;
     // Success: verify, handler, settle; the receipt carries the transfer.
     let url = format!("{}/ok", env.url);
-    let response = pay(&url, &signed_exact_payment(&url).await).await;
+    let header = signed_exact_payment(&url).await;
+    let response = pay(&url, &header).await;
     assert_eq!(response.status(), 200);
     let (settle, _) = receipt(&response);
     assert!(settle.success);
@@ -1109,12 +1120,28 @@ async fn exact_is_verified_then_settled_only_after_success() {
     assert_eq!(env.fake.executed(), vec!["verify", "settle"]);
     assert_eq!(env.handled.load(Ordering::SeqCst), 1);
 
+    // The same payment again (its response was lost): the operator's /verify says the
+    // authorization is used, its /settle answers with the original transfer, and the buyer is
+    // served with that receipt.
+    let response = pay(&url, &header).await;
+    assert_eq!(response.status(), 200);
+    let (again, _) = receipt(&response);
+    assert!(again.success);
+    assert_eq!(again.transaction, Some(TRANSFER_TX));
+    assert_eq!(
+        env.fake.executed(),
+        vec!["verify", "settle", "verify", "settle"]
+    );
+
     // Failure: verified, the handler fails, nothing is settled and no receipt is sent.
     let url = format!("{}/fail", env.url);
     let response = pay(&url, &signed_exact_payment(&url).await).await;
     assert_eq!(response.status(), 500);
     assert!(response.headers().get(codec::PAYMENT_RESPONSE).is_none());
-    assert_eq!(env.fake.executed(), vec!["verify", "settle", "verify"]);
+    assert_eq!(
+        env.fake.executed(),
+        vec!["verify", "settle", "verify", "settle", "verify"]
+    );
 
     // Refused by the operator: 402 with the reason; the handler never runs.
     *env.fake.reject.lock().expect("lock") = Some("insufficient_funds".to_owned());
@@ -1129,7 +1156,7 @@ async fn exact_is_verified_then_settled_only_after_success() {
         .to_vec();
     let challenge = codec::decode_payment_required(header).expect("decodes");
     assert_eq!(challenge.error.as_deref(), Some("insufficient_funds"));
-    assert_eq!(env.handled.load(Ordering::SeqCst), 2);
+    assert_eq!(env.handled.load(Ordering::SeqCst), 3);
     // No escrow call at all.
     assert!(env.fake.calls().is_empty());
 }

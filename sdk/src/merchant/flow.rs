@@ -30,6 +30,9 @@ use crate::schemes::EXACT;
 use crate::schemes::auth_capture::PaymentFlow;
 use crate::wire::ResourceInfo;
 
+/// The operator's reason for an ERC-3009 authorization already used or cancelled.
+const AUTHORIZATION_USED: &str = "authorization_used";
+
 /// How the handler ended.
 pub(crate) enum Outcome<E> {
     Response(Response<Body>),
@@ -232,7 +235,8 @@ fn failure_response<E>(outcome: Outcome<E>, given_back: &str) -> Result<Response
 /// `transferWithAuthorization` through its outbox). A failed handler costs the buyer nothing. A
 /// settlement that fails withholds the response (402 with the reason); one whose receipt is not
 /// known yet (`settlement_pending`) delivers it with the pending receipt and its transaction
-/// hash, since the transfer is on its way.
+/// hash, since the transfer is on its way. A retry of a payment that was settled already (its
+/// response was lost) is served again with the original receipt.
 #[allow(clippy::too_many_arguments)]
 async fn paid_exact<S>(
     shared: &Shared,
@@ -263,8 +267,27 @@ where
     };
     let nonce = exact.authorization.nonce;
     let call = VerifyRequest::new(paid.payload.clone(), paid.requirements.clone());
+    // Set when this very payment was settled before (a retry whose first response was lost).
+    let mut settled_before = None;
     match shared.operator.verify(&call).await {
         Ok(verdict) if verdict.is_valid => {}
+        Ok(verdict) if verdict.invalid_reason.as_deref() == Some(AUTHORIZATION_USED) => {
+            // The buyer retries the same signed payment, never a second one: if the operator
+            // settled this very authorization, it answers `/settle` with that transfer, and the
+            // buyer gets what it paid for.
+            match shared.operator.settle(&call).await {
+                Ok(receipt) if receipt.success => settled_before = Some(receipt),
+                _ => {
+                    return Ok(challenge_response(
+                        config,
+                        route,
+                        resource,
+                        now,
+                        Some(AUTHORIZATION_USED.to_owned()),
+                    ));
+                }
+            }
+        }
         Ok(verdict) => {
             let reason = verdict
                 .invalid_reason
@@ -294,6 +317,12 @@ where
         request_id,
     });
     let outcome = run_handler(&mut inner, request, config.handler_timeout).await;
+    if let Some(receipt) = settled_before {
+        // Paid already, whatever the handler does now.
+        let mut response = failure_response(outcome, "settled before")?;
+        settle::attach_receipt(&mut response, &receipt, paid.v1);
+        return Ok(response);
+    }
     let success = matches!(&outcome, Outcome::Response(r) if r.status().is_success());
     if !success {
         // Nothing was transferred, so there is nothing to give back and no receipt.
