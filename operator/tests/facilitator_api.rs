@@ -398,6 +398,11 @@ async fn supported_shape_and_auth() {
             .to_lowercase(),
         env.signer.to_string().to_lowercase()
     );
+    assert_eq!(
+        ac["extra"]["paymentFlows"],
+        json!(["escrow", "authorization"]),
+        "{body}"
+    );
     assert_eq!(body["extensions"], json!(["payment-identifier"]));
     let signers = body["signers"]["eip155:*"].as_array().unwrap();
     assert_eq!(signers.len(), 1);

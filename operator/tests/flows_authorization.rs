@@ -48,8 +48,9 @@ async fn charge_requirements(chain: &Chain, amount: u64, operator: Address) -> V
 async fn charge_then_refund_in_two_parts() {
     with_db(Backend::Sqlite, |url| async move {
         let chain = Chain::start().await;
+        let hooks = Hooks::start().await;
         let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (_m, key) = merchant(&store, "shop", chain.receiver, Some(&hooks)).await;
         let op = start(&config(&url, &chain)).await;
         let api = Api::new(&op, &key);
         // The refund float.
@@ -152,6 +153,21 @@ async fn charge_then_refund_in_two_parts() {
             )
             .await;
         assert_eq!(status, 409, "{e}");
+
+        // The merchant heard of the charge as a capture, then of both refunds.
+        hooks
+            .wait_for(
+                &id,
+                &["payment.captured", "payment.refunded", "payment.refunded"],
+                T,
+            )
+            .await;
+        assert!(
+            !hooks
+                .types_for(&id)
+                .iter()
+                .any(|t| t == "payment.authorized")
+        );
 
         settle(&op.store, T).await;
         assert_nonces(&op.store, &chain).await;

@@ -1,6 +1,7 @@
 //! The merchant layer against a fake operator (an axum server on 127.0.0.1:0 implementing
-//! `/v1/payments/authorize`, `/{id}/capture`, `/{id}/void` with idempotency-key replay), paid by
-//! the SDK's BuyerClient or by hand-built payloads.
+//! `/v1/payments/authorize` (a hold, or a charge for the `authorization` flow), `/{id}/capture`,
+//! `/{id}/void`, `/{id}/refund` with idempotency-key replay, and the facilitator's `/verify` and
+//! `/settle` for `exact`), paid by the SDK's BuyerClient or by hand-built payloads.
 
 #![allow(clippy::result_large_err)]
 
