@@ -6,7 +6,7 @@
 //! * one bad member (its authorization expired before the batch was sent) makes the batch fail
 //!   as a whole; every member is then re-sent alone: the others are captured, the bad one fails
 //!   with its own error code;
-//! * a crash right after the merge (before the batch is claimed) and one after the batch was
+//! * a crash right after the batch row was claimed (merged, nonce reserved) and one after it was
 //!   signed (before broadcast) are recovered from the database; nothing is captured twice;
 //! * `max_size = 1` sends every capture on its own, as without batching.
 //!
@@ -379,8 +379,8 @@ async fn crash_at(backend: Backend, point: CrashPoint) {
             count(&store, "payments WHERE status = 'capturing'").await,
             3
         );
-        let batch_status = if point == CrashPoint::AfterBatch {
-            "queued"
+        let batch_status = if point == CrashPoint::AfterClaim {
+            "reserved"
         } else {
             "signed"
         };
@@ -435,7 +435,9 @@ async fn crash_at(backend: Backend, point: CrashPoint) {
 }
 
 async fn crash_after_merge(backend: Backend) {
-    crash_at(backend, CrashPoint::AfterBatch).await
+    // The first row claimed after the authorizations is the batch: the crash leaves it merged,
+    // its nonce reserved, nothing signed.
+    crash_at(backend, CrashPoint::AfterClaim).await
 }
 
 async fn crash_after_signing_batch(backend: Backend) {

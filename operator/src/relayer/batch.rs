@@ -22,7 +22,7 @@ use alloy::sol_types::SolCall;
 use serde_json::json;
 use x402_escrow_bindings::contracts::auth_capture_escrow::AuthCaptureEscrow as Escrow;
 
-use super::{CrashPoint, Relayer, RelayerError};
+use super::{Relayer, RelayerError};
 use crate::config::Config;
 use crate::store::{ChainTx, NewChainTx, TxKind};
 
@@ -193,7 +193,6 @@ impl Relayer {
                 match self.store.merge_batch(&batch, &ids).await {
                     Ok(row) => {
                         tracing::info!(chain_tx = %row.id, kind = %row.kind, members = ids.len(), "batched");
-                        self.crash_point(CrashPoint::AfterBatch)?;
                     }
                     // Someone acted on a member meanwhile: the next pass looks again.
                     Err(e) => tracing::warn!(error = %e, kind, "merging a batch failed"),

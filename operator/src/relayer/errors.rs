@@ -14,8 +14,6 @@ pub enum CrashPoint {
     AfterRecordAttempt,
     /// After the node accepted the bytes and `mark_broadcast` ran, before any receipt.
     AfterBroadcast,
-    /// After queued captures / voids were merged into a batch row, before it is claimed.
-    AfterBatch,
 }
 
 /// Everything that can stop a relayer pass.
