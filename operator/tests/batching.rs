@@ -1,8 +1,9 @@
 //! Batching of captures and voids (`[batch]`): the whole operator against anvil, on SQLite and
 //! PostgreSQL.
 //!
-//! * captures ready together go out as one `captureBatch` transaction, voids as one `voidBatch`;
-//!   every payment settles exactly once and balances are exact;
+//! * captures ready together go out as one `captureBatch` transaction, voids (asked for by the
+//!   merchant, or the auto-void sweep's at the capture deadline) as one `voidBatch`; every payment
+//!   settles exactly once and balances are exact;
 //! * one bad member (its authorization expired before the batch was sent) makes the batch fail
 //!   as a whole; every member is then re-sent alone: the others are captured, the bad one fails
 //!   with its own error code;
@@ -27,13 +28,14 @@ use x402_escrow_operator::config::Config;
 use x402_escrow_operator::relayer::{CrashPoint, Relayer};
 use x402_escrow_operator::runtime;
 use x402_escrow_operator::service::{CaptureRequest, PaymentService};
-use x402_escrow_operator::store::{Backend, Store};
+use x402_escrow_operator::store::{Backend, NewMerchant, Store};
 
 const T: Duration = Duration::from_secs(40);
 const AMOUNT: u64 = 3 * USDC;
 
 both_backends!(
     captures_and_voids_batched,
+    auto_voids_batched,
     bad_member_fails_alone,
     crash_after_merge,
     max_size_one_sends_singly
@@ -219,6 +221,54 @@ async fn captures_and_voids_batched(backend: Backend) {
             chain.balance(chain.fee_receiver).await,
             fee0 + 4 * fee(AMOUNT as u128)
         );
+        assert_nonces(&store, &chain).await;
+        assert_reconciled(&op).await;
+        op.shutdown().await;
+        store.close().await;
+    })
+    .await
+}
+
+async fn auto_voids_batched(backend: Backend) {
+    with_db(backend, |url| async move {
+        let chain = Chain::start().await;
+        let store = test_store(&url).await;
+        // Holds of this merchant are voided one second after they are authorized.
+        let (_m, key) = store
+            .create_merchant(&NewMerchant {
+                name: "hasty".into(),
+                receivers: vec![chain.receiver],
+                webhook_url: None,
+                webhook_secret: None,
+                capture_deadline_secs: 1,
+            })
+            .await
+            .expect("merchant");
+        let key = key.expose().to_owned();
+        let op = start(&batching_config(&url, &chain, 4)).await;
+        let api = Api::new(&op, &key);
+        let payer0 = chain.balance(chain.payer.address()).await;
+
+        let payments = authorize_n(&chain, &api, op.signer, "auto", &[None; 4]).await;
+        for (id, hash) in &payments {
+            let p = api.wait_status(id, &["voided"], T).await;
+            assert_eq!(txs(&p, "void_batch", "final").len(), 1, "{p}");
+            assert_eq!(chain.state(*hash).await, (true, 0, 0));
+        }
+        settle(&store, T).await;
+        assert_eq!(
+            count(&store, "chain_txs WHERE kind = 'void_batch'").await,
+            1
+        );
+        assert_eq!(
+            count(
+                &store,
+                "chain_txs WHERE kind = 'void' AND status <> 'abandoned'"
+            )
+            .await,
+            0
+        );
+        assert_eq!(chain.balance(chain.payer.address()).await, payer0);
         assert_nonces(&store, &chain).await;
         assert_reconciled(&op).await;
         op.shutdown().await;
