@@ -4,9 +4,10 @@
 //! * captures ready together go out as one `captureBatch` transaction, voids (asked for by the
 //!   merchant, or the auto-void sweep's at the capture deadline) as one `voidBatch`; every payment
 //!   settles exactly once and balances are exact;
-//! * one bad member (its authorization expired before the batch was sent) makes the batch fail
-//!   as a whole; every member is then re-sent alone: the others are captured, the bad one fails
-//!   with its own error code;
+//! * one bad member (its authorization expired): found when the batch is formed, it is sent
+//!   alone and fails with its own error code while the others go out together; found only when
+//!   the batch reverts on chain, every member is re-sent alone: the others are captured, the bad
+//!   one fails with its own error code;
 //! * a crash right after the batch row was claimed (merged, nonce reserved) and one after it was
 //!   signed (before broadcast) are recovered from the database; nothing is captured twice;
 //! * `max_size = 1` sends every capture on its own, as without batching.
@@ -37,6 +38,7 @@ both_backends!(
     captures_and_voids_batched,
     auto_voids_batched,
     bad_member_fails_alone,
+    batch_reverted_on_chain,
     crash_after_merge,
     max_size_one_sends_singly
 );
@@ -277,6 +279,58 @@ async fn auto_voids_batched(backend: Backend) {
     .await
 }
 
+/// Four payments whose captures will be batched; payment 1's authorization expires 4000 s from
+/// now (just over the merchant's capture deadline plus margin, the least the operator accepts),
+/// the others' in two hours.
+async fn four_with_one_short(
+    chain: &Chain,
+    api: &Api,
+    signer: alloy::primitives::Address,
+    tag: &str,
+) -> Vec<(String, B256)> {
+    let now = chain.now().await;
+    authorize_n(
+        chain,
+        api,
+        signer,
+        tag,
+        &[None, Some(now + 4000), None, None],
+    )
+    .await
+}
+
+/// Payment 1 failed alone with its own error; the three others are captured exactly once.
+async fn check_one_bad(
+    chain: &Chain,
+    api: &Api,
+    payments: &[(String, B256)],
+    recv0: u128,
+    good_kind: &str,
+) {
+    for (i, (id, hash)) in payments.iter().enumerate() {
+        let p = api.payment(id).await;
+        if i == 1 {
+            assert!(
+                p["status"] == "authorized" || p["status"] == "expired",
+                "the bad member is not captured: {p}"
+            );
+            assert_eq!(p["lastError"]["code"], "AfterAuthorizationExpiry", "{p}");
+            assert_eq!(amount(&p, "captured"), 0);
+            assert_eq!(chain.state(*hash).await, (true, AMOUNT as u128, 0));
+        } else {
+            assert_eq!(p["status"], "captured", "{p}");
+            assert_eq!(txs(&p, good_kind, "final").len(), 1, "{p}");
+            assert_eq!(chain.state(*hash).await, (true, 0, AMOUNT as u128));
+        }
+    }
+    assert_eq!(
+        chain.balance(chain.receiver).await,
+        recv0 + 3 * (AMOUNT as u128 - fee(AMOUNT as u128))
+    );
+}
+
+/// The batch would revert when it is formed: the relayer's simulation finds the bad member,
+/// sends it alone (it fails with its own error) and batches the three others.
 async fn bad_member_fails_alone(backend: Backend) {
     with_db(backend, |url| async move {
         let chain = Chain::start().await;
@@ -285,18 +339,7 @@ async fn bad_member_fails_alone(backend: Backend) {
         let op = start(&batching_config(&url, &chain, 4)).await;
         let api = Api::new(&op, &key);
         let recv0 = chain.balance(chain.receiver).await;
-
-        // Payment 1's authorization expires 4000 s from now (just over the merchant's capture
-        // deadline plus margin, the least the operator accepts), the others' in two hours.
-        let now = chain.now().await;
-        let payments = authorize_n(
-            &chain,
-            &api,
-            op.signer,
-            "bad",
-            &[None, Some(now + 4000), None, None],
-        )
-        .await;
+        let payments = four_with_one_short(&chain, &api, op.signer, "bad").await;
         let ids: Vec<String> = payments.iter().map(|p| p.0.clone()).collect();
 
         // Three captures queued (1 among them, still valid): the batch is not full yet.
@@ -334,35 +377,75 @@ async fn bad_member_fails_alone(backend: Backend) {
         }
         settle(&store, T).await;
 
-        // The batch failed as a whole (its gas estimate reverted: never sent).
+        // One batch of the three good ones; the bad one alone, refused at its gas estimate.
         assert_eq!(
             count(
                 &store,
-                "chain_txs WHERE kind = 'capture_batch' AND status = 'reverted'"
+                "chain_txs WHERE kind = 'capture_batch' AND status = 'final'"
             )
             .await,
             1
         );
-        for (i, (id, hash)) in payments.iter().enumerate() {
-            let p = api.payment(id).await;
-            if i == 1 {
-                assert!(
-                    p["status"] == "authorized" || p["status"] == "expired",
-                    "the bad member is not captured: {p}"
-                );
-                assert_eq!(p["lastError"]["code"], "AfterAuthorizationExpiry", "{p}");
-                assert_eq!(amount(&p, "captured"), 0);
-                assert_eq!(chain.state(*hash).await, (true, AMOUNT as u128, 0));
-            } else {
-                assert_eq!(p["status"], "captured", "{p}");
-                assert_eq!(txs(&p, "capture", "final").len(), 1, "re-sent alone: {p}");
-                assert_eq!(chain.state(*hash).await, (true, 0, AMOUNT as u128));
-            }
-        }
         assert_eq!(
-            chain.balance(chain.receiver).await,
-            recv0 + 3 * (AMOUNT as u128 - fee(AMOUNT as u128))
+            count(&store, "chain_txs WHERE kind = 'capture_batch'").await,
+            1
         );
+        assert_eq!(count(&store, "chain_tx_members").await, 3);
+        assert_eq!(
+            count(
+                &store,
+                "chain_txs WHERE kind = 'capture' AND status = 'reverted'"
+            )
+            .await,
+            1
+        );
+        check_one_bad(&chain, &api, &payments, recv0, "capture_batch").await;
+        op.shutdown().await;
+        store.close().await;
+    })
+    .await
+}
+
+/// The batch passes every check when it is sent but reverts on chain (payment 1 expires before
+/// the block): the engine re-sends every member alone; the bad one fails with its own error.
+async fn batch_reverted_on_chain(backend: Backend) {
+    with_db(backend, |url| async move {
+        let chain = Chain::start().await;
+        let store = test_store(&url).await;
+        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let op = start(&batching_config(&url, &chain, 4)).await;
+        let api = Api::new(&op, &key);
+        let recv0 = chain.balance(chain.receiver).await;
+        let payments = four_with_one_short(&chain, &api, op.signer, "onchain").await;
+        let ids: Vec<String> = payments.iter().map(|p| p.0.clone()).collect();
+
+        chain.plain.anvil_set_auto_mine(false).await.expect("automine off");
+        let captures = {
+            let api = api.clone();
+            let ids = ids.clone();
+            tokio::spawn(async move { act_all(&api, &ids, "capture").await })
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while count(&store, "chain_txs WHERE kind = 'capture_batch' AND status = 'broadcast'").await == 0 {
+            assert!(Instant::now() < deadline, "batch not broadcast");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The block that includes the batch comes after payment 1's authorization expiry.
+        chain.plain.anvil_increase_time(4100).await.expect("increase time");
+        chain.plain.anvil_mine(Some(1), None).await.expect("mine");
+        chain.plain.anvil_set_auto_mine(true).await.expect("automine on");
+        for (status, p) in captures.await.expect("captures") {
+            assert_eq!(status, 200, "{p}");
+        }
+        settle(&store, T).await;
+
+        // The batch was mined and reverted; its members went out again one by one.
+        assert_eq!(
+            count(&store, "chain_txs WHERE kind = 'capture_batch' AND status = 'reverted' AND mined_tx_hash IS NOT NULL").await,
+            1
+        );
+        assert_eq!(count(&store, "chain_tx_members WHERE fallback_tx_id IS NOT NULL").await, 4);
+        check_one_bad(&chain, &api, &payments, recv0, "capture").await;
         op.shutdown().await;
         store.close().await;
     })

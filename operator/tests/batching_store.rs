@@ -1,7 +1,7 @@
 //! The store side of batching (`chain_tx_members`, migration 0005), on SQLite and PostgreSQL:
 //! merging queued single rows into a batch row is all or nothing, moves the payments' pending
-//! action, holds young single rows back from the claim step, and a failed batch's members are
-//! re-sent once each and never batched again.
+//! action, holds young single rows back from the claim step (a row left out of a batch is claimed
+//! by id), and a failed batch's members are re-sent once each and never batched again.
 
 mod store_support;
 
@@ -213,4 +213,34 @@ async fn merge_is_all_or_nothing(ctx: Ctx) {
     assert_eq!(s.get_tx(b.1).await.unwrap().status, TxStatus::Queued);
     assert_eq!(s.get_payment(b.0).await.unwrap().pending_tx_id, Some(b.1));
     assert_eq!(s.get_tx(a.1).await.unwrap().status, TxStatus::Reserved);
+    // A member left out of a batch is claimed by id at once, though young enough to be held.
+    let now = ctx.clock.now();
+    assert!(
+        s.claim_next_tx_holding(CHAIN, signer(), "op", now - 1)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let alone = s
+        .claim_tx(CHAIN, signer(), "op", b.1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (alone.id, alone.status, alone.nonce),
+        (b.1, TxStatus::Reserved, Some(1))
+    );
+    assert!(
+        s.claim_tx(CHAIN, signer(), "op", b.1)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Fenced by the lease like every claim.
+    let c = capturing(&ctx, m, 3).await;
+    assert!(matches!(
+        s.claim_tx(CHAIN, signer(), "intruder", c.1).await,
+        Err(StoreError::LeaseNotHeld { .. })
+    ));
+    assert_eq!(s.get_tx(c.1).await.unwrap().status, TxStatus::Queued);
 }

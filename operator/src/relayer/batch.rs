@@ -9,6 +9,13 @@
 //! simply claimed as it is. The batch row is then claimed, signed and sent like any other row; its
 //! outcome is fanned out to the members by the engine.
 //!
+//! Before merging, the batch call is simulated (`eth_call` from the signer). The escrow's batch
+//! calls are all or nothing, so when the simulation reverts, each member's own call is
+//! simulated and the members that would revert are left out: they are claimed at once as single
+//! rows (and fail alone, with their own decoded error, at the relayer's gas estimate), while the
+//! others still go out together. A batch that reverts anyway (the chain moved between simulation
+//! and inclusion) is handled by the engine, which re-sends its members one by one.
+//!
 //! Only the signer's lease holder batches (this runs inside its pass), so merging never races a
 //! claim of this instance; a row claimed by anyone else makes the merge fail and roll back.
 //!
@@ -17,11 +24,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use alloy::network::TransactionBuilder;
 use alloy::primitives::{Address, Bytes, U256};
+use alloy::providers::Provider;
+use alloy::rpc::types::TransactionRequest;
 use alloy::sol_types::SolCall;
 use serde_json::json;
 use x402_escrow_bindings::contracts::auth_capture_escrow::AuthCaptureEscrow as Escrow;
 
+use super::revert::revert_reason_of;
 use super::{Relayer, RelayerError};
 use crate::config::Config;
 use crate::store::{ChainTx, NewChainTx, TxKind};
@@ -141,7 +152,57 @@ pub(super) fn batch_row(chain_id: u64, signer: Address, rows: &[ChainTx]) -> Opt
     })
 }
 
+/// What a simulated call says.
+enum Simulated {
+    /// It would succeed.
+    Ok,
+    /// It would revert (the decoded reason).
+    Reverts(String),
+    /// The node did not answer; assume it would succeed (the gas estimate checks again).
+    Unknown,
+}
+
 impl Relayer {
+    /// `eth_call` of `calldata` to `to` from the signer.
+    async fn simulate(&self, to: Address, calldata: &Bytes) -> Simulated {
+        let request = TransactionRequest::default()
+            .with_from(self.address())
+            .with_to(to)
+            .with_input(calldata.clone());
+        match self.provider.call(request).await {
+            Ok(_) => Simulated::Ok,
+            Err(e) => match revert_reason_of(&e) {
+                Some(reason) => Simulated::Reverts(reason),
+                None => {
+                    tracing::debug!(error = %e, "batch simulation failed");
+                    Simulated::Unknown
+                }
+            },
+        }
+    }
+
+    /// Splits `rows` (one would-be batch) into those that can go together and those whose own
+    /// call would revert. Only when the whole batch's simulation reverts are members simulated
+    /// one by one.
+    async fn viable(&self, rows: &[ChainTx], batch: &NewChainTx) -> (Vec<ChainTx>, Vec<ChainTx>) {
+        let Simulated::Reverts(reason) = self.simulate(batch.to, &batch.calldata).await else {
+            return (rows.to_vec(), Vec::new());
+        };
+        tracing::info!(%reason, members = rows.len(), "batch would revert: checking its members one by one");
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        for row in rows {
+            match self.simulate(row.to, &row.calldata).await {
+                Simulated::Reverts(reason) => {
+                    tracing::info!(chain_tx = %row.id, payment = ?row.payment_id, %reason, "left out of the batch: sent alone");
+                    bad.push(row.clone());
+                }
+                Simulated::Ok | Simulated::Unknown => good.push(row.clone()),
+            }
+        }
+        (good, bad)
+    }
+
     /// Batching from now on (see the module docs); [`BatchOptions::DISABLED`] by default.
     pub fn with_batching(mut self, batch: BatchOptions) -> Relayer {
         self.batch = batch;
@@ -188,7 +249,30 @@ impl Relayer {
                     tracing::warn!(kind, %escrow, "queued rows that do not decode as single calls: sent one by one");
                     continue;
                 };
-                let ids: Vec<_> = chunk.iter().map(|r| r.id).collect();
+                let (good, bad) = self.viable(chunk, &batch).await;
+                // Members that would revert go out alone now (they fail with their own error).
+                for row in bad {
+                    self.check_lease().await?;
+                    if let Some(row) = self
+                        .store
+                        .claim_tx(self.opts.chain_id, self.address(), &self.owner, row.id)
+                        .await?
+                    {
+                        tracing::info!(chain_tx = %row.id, nonce = ?row.nonce, kind = %row.kind, "claimed (left out of a batch)");
+                        self.drive_row(row).await?;
+                    }
+                }
+                let batch = if good.len() == chunk.len() {
+                    batch
+                } else if good.len() >= 2 {
+                    match batch_row(self.opts.chain_id, self.address(), &good) {
+                        Some(b) => b,
+                        None => continue,
+                    }
+                } else {
+                    continue;
+                };
+                let ids: Vec<_> = good.iter().map(|r| r.id).collect();
                 self.check_lease().await?;
                 match self.store.merge_batch(&batch, &ids).await {
                     Ok(row) => {

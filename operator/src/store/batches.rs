@@ -191,7 +191,21 @@ impl StoreTx {
         owner: &str,
         hold_after: i64,
     ) -> Result<Option<ChainTx>> {
-        self.claim_next_tx_where(chain_id, signer, owner, hold_after)
+        self.claim_next_tx_where(chain_id, signer, owner, hold_after, None)
+            .await
+    }
+
+    /// Claims the queued row `id` (reserving the signer's next nonce, fenced by the lease, as
+    /// [`StoreTx::claim_next_tx`]) even if it would be held back for batching; `None` when it is
+    /// not queued (any more).
+    pub async fn claim_tx(
+        &mut self,
+        chain_id: u64,
+        signer: Address,
+        owner: &str,
+        id: Uuid,
+    ) -> Result<Option<ChainTx>> {
+        self.claim_next_tx_where(chain_id, signer, owner, i64::MAX, Some(id))
             .await
     }
 }
@@ -200,6 +214,17 @@ impl Store {
     /// See [`StoreTx::merge_batch`].
     pub async fn merge_batch(&self, batch: &NewChainTx, members: &[Uuid]) -> Result<ChainTx> {
         in_tx!(self, |tx| tx.merge_batch(batch, members).await?)
+    }
+
+    /// See [`StoreTx::claim_tx`].
+    pub async fn claim_tx(
+        &self,
+        chain_id: u64,
+        signer: Address,
+        owner: &str,
+        id: Uuid,
+    ) -> Result<Option<ChainTx>> {
+        in_tx!(self, |tx| tx.claim_tx(chain_id, signer, owner, id).await?)
     }
 
     /// See [`StoreTx::claim_next_tx_holding`].

@@ -481,38 +481,49 @@ impl StoreTx {
         signer: Address,
         owner: &str,
     ) -> Result<Option<ChainTx>> {
-        self.claim_next_tx_where(chain_id, signer, owner, i64::MAX)
+        self.claim_next_tx_where(chain_id, signer, owner, i64::MAX, None)
             .await
     }
 
     /// [`StoreTx::claim_next_tx`], holding back single capture / void rows of a payment created
-    /// after `hold_after` (batching; `i64::MAX` holds nothing back).
+    /// after `hold_after` (batching; `i64::MAX` holds nothing back); with `only`, just that row
+    /// (if queued), held or not.
     pub(super) async fn claim_next_tx_where(
         &mut self,
         chain_id: u64,
         signer: Address,
         owner: &str,
         hold_after: i64,
+        only: Option<Uuid>,
     ) -> Result<Option<ChainTx>> {
         let now = self.now_ms();
         // Rows waiting for company in a batch: young single captures / voids of a payment that
         // are not the fallback of a failed batch.
         const HELD: &str = "NOT (kind IN ('capture', 'void') AND payment_id IS NOT NULL AND created_at > $3 \
              AND NOT EXISTS (SELECT 1 FROM chain_tx_members m WHERE m.fallback_tx_id = chain_txs.id))";
+        let (hold_after, held) = match only {
+            // `$3` is i64::MAX here: every row qualifies.
+            Some(_) => (i64::MAX, "id = $4 AND created_at <= $3"),
+            None => (hold_after, HELD),
+        };
         let pick = match self.backend {
             Backend::Postgres => format!(
                 "SELECT id FROM chain_txs WHERE chain_id = $1 AND signer = $2 AND status = 'queued' \
-                 AND {HELD} ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+                 AND {held} ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
             ),
             Backend::Sqlite => format!(
                 "SELECT id FROM chain_txs WHERE chain_id = $1 AND signer = $2 AND status = 'queued' \
-                 AND {HELD} ORDER BY created_at, id LIMIT 1"
+                 AND {held} ORDER BY created_at, id LIMIT 1"
             ),
         };
-        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(pick))
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(pick))
             .bind(codec::int(chain_id))
             .bind(codec::addr(&signer))
-            .bind(hold_after)
+            .bind(hold_after);
+        if let Some(id) = &only {
+            query = query.bind(codec::uuid(id));
+        }
+        let Some(row) = query
             .fetch_optional(self.conn())
             .await?
         else {
