@@ -135,7 +135,8 @@ async fn captures_and_voids_batched(backend: Backend) {
     with_db(backend, |url| async move {
         let chain = Chain::start().await;
         let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let hooks = Hooks::start().await;
+        let (_m, key) = merchant(&store, "shop", chain.receiver, Some(&hooks)).await;
         // Eight holds: four are captured together (a full batch of 4), four voided together.
         let op = start(&batching_config(&url, &chain, 4)).await;
         let api = Api::new(&op, &key);
@@ -203,6 +204,22 @@ async fn captures_and_voids_batched(backend: Backend) {
                 .iter()
                 .all(|h| h == &batch_hashes[0] && h.is_string())
         );
+        // Each member's webhook names the batch transaction.
+        for (id, _) in to_capture {
+            hooks
+                .wait_for(id, &["payment.authorized", "payment.captured"], T)
+                .await;
+            let captured: Vec<_> = hooks
+                .events()
+                .into_iter()
+                .filter(|e| &e.data.payment_id == id && e.event_type.as_str() == "payment.captured")
+                .collect();
+            assert_eq!(captured.len(), 1);
+            assert_eq!(
+                captured[0].data.transaction_hash.map(|h| json!(h)),
+                Some(batch_hashes[0].clone())
+            );
+        }
         for (id, hash) in to_void {
             let p = api.payment(id).await;
             assert_eq!(p["status"], "voided", "{p}");
