@@ -249,9 +249,13 @@ impl Relayer {
                     tracing::warn!(kind, %escrow, "queued rows that do not decode as single calls: sent one by one");
                     continue;
                 };
-                let (good, bad) = self.viable(chunk, &batch).await;
+                let (good, mut alone) = self.viable(chunk, &batch).await;
+                if good.len() == 1 {
+                    // Its group is due; no company left: it goes now too.
+                    alone.extend(good.iter().cloned());
+                }
                 // Members that would revert go out alone now (they fail with their own error).
-                for row in bad {
+                for row in alone {
                     self.check_lease().await?;
                     if let Some(row) = self
                         .store
