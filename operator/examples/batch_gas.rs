@@ -12,7 +12,11 @@
 //! one hold is left uncaptured throughout, so no measured transaction empties the TokenStore
 //! (which would earn a 4,800 gas storage refund).
 //! Every payment is distinct (own salt), with the same payer, receiver and fee receiver (one
-//! merchant). Prints a Markdown table.
+//! merchant). Prints Markdown tables.
+//!
+//! Then the operator itself (`runtime::start`, SQLite): 50 payments authorized through its
+//! engine, captured by 50 concurrent requests, once with `[batch] max_size = 1` (no batching)
+//! and once with the defaults; the table gives what its outbox sent (`chain_txs.gas_used`).
 
 use alloy::network::EthereumWallet;
 use alloy::node_bindings::Anvil;
@@ -27,6 +31,11 @@ use x402_escrow_bindings::eip3009::Authorization;
 use x402_escrow_bindings::{
     AuthCaptureEscrow, Deployment, PaymentInfo, ReceiveWithAuthorization, TestUSDC, deploy_all,
 };
+use x402_escrow_operator::config::{Config, Secret};
+use x402_escrow_operator::lifecycle::PaymentStatus;
+use x402_escrow_operator::runtime;
+use x402_escrow_operator::service::{AuthorizeRequest, CaptureRequest, PaymentService};
+use x402_escrow_operator::store::NewMerchant;
 
 const USDC: u64 = 1_000_000;
 const AMOUNT: u64 = USDC;
@@ -236,7 +245,7 @@ async fn main() -> Result<()> {
     let mut bench = Bench {
         deployment,
         operator_address: operator_key.address(),
-        operator: wallet(operator_key),
+        operator: wallet(operator_key.clone()),
         payer,
         receiver: anvil.addresses()[3],
         fee_receiver: anvil.addresses()[4],
@@ -303,5 +312,152 @@ async fn main() -> Result<()> {
     );
     print_table("capture", &captures);
     print_table("void", &voids);
+
+    // The operator itself: OPERATOR_CAPTURES holds authorized through it, then captured by that
+    // many concurrent requests; what its outbox sent, by `[batch]` setting.
+    let endpoint = anvil.endpoint();
+    let dir = tempfile::tempdir()?;
+    let deployments = dir
+        .path()
+        .join(format!("{}.json", bench.deployment.chain_id));
+    bench.deployment.save(&deployments)?;
+    println!(
+        "| operator, {OPERATOR_CAPTURES} concurrent captures | transactions | total gasUsed | gas per capture |"
+    );
+    println!("|---|---:|---:|---:|");
+    for (max_size, max_wait_ms) in [(1, 0), (50, 25)] {
+        let mut config = Config {
+            listen: "127.0.0.1:0".into(),
+            ..Config::default()
+        };
+        config.database.url = format!(
+            "sqlite://{}/op-{max_size}.db?mode=rwc",
+            dir.path().display()
+        );
+        config.chain.rpc_url = endpoint.clone();
+        config.chain.chain_id = bench.deployment.chain_id;
+        config.chain.deployments = Some(deployments.clone());
+        config.chain.poll_interval_ms = 100;
+        config.signer.private_key = Some(Secret::new(alloy::hex::encode(operator_key.to_bytes())));
+        config.fees.bps = FEE_BPS;
+        config.fees.receiver = Some(bench.fee_receiver);
+        config.webhooks.enabled = false;
+        config.batch.max_size = max_size;
+        config.batch.max_wait_ms = max_wait_ms;
+        let (txs, gas) = operator_run(&bench, config).await?;
+        println!(
+            "| `[batch]` max_size = {max_size}, max_wait_ms = {max_wait_ms} | {txs} | {gas} | {} |",
+            gas / OPERATOR_CAPTURES as u64
+        );
+    }
     Ok(())
+}
+
+/// Captures through a running operator (see `main`).
+const OPERATOR_CAPTURES: usize = 50;
+
+/// Starts an operator with `config`, authorizes `OPERATOR_CAPTURES` payments through its engine,
+/// captures them all at once, and returns how many capture transactions it sent and their gas.
+async fn operator_run(bench: &Bench, config: Config) -> Result<(usize, u64)> {
+    use sqlx::Row;
+    use x402_escrow_sdk::wire::{PaymentPayload, PaymentRequirements};
+    use x402_escrow_sdk::{EscrowDeployment, EscrowRegistry, random_b256};
+
+    let op = runtime::start(config).await?;
+    let (merchant, _key) = op
+        .store
+        .create_merchant(&NewMerchant {
+            name: "bench".into(),
+            receivers: vec![bench.receiver],
+            webhook_url: None,
+            webhook_secret: None,
+            capture_deadline_secs: 3600,
+        })
+        .await?;
+    let token = bench
+        .deployment
+        .token
+        .clone()
+        .ok_or_else(|| eyre!("no token"))?;
+    let registry = EscrowRegistry::only(EscrowDeployment::from(&bench.deployment));
+    let now = bench
+        .operator
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await?
+        .ok_or_else(|| eyre!("no block"))?
+        .header
+        .timestamp;
+    let mut tasks = Vec::new();
+    for i in 0..OPERATOR_CAPTURES {
+        let requirements: PaymentRequirements = serde_json::from_value(serde_json::json!({
+            "scheme": "auth-capture",
+            "network": format!("eip155:{}", bench.deployment.chain_id),
+            "amount": AMOUNT.to_string(),
+            "asset": token.address,
+            "payTo": bench.receiver,
+            "maxTimeoutSeconds": 900,
+            "extra": {
+                "name": token.name,
+                "version": token.version,
+                "captureAuthorizer": op.signer,
+                "captureDeadline": now + 7200,
+                "refundDeadline": now + 30 * 86400,
+                "feeRecipient": bench.fee_receiver,
+                "minFeeBps": 0,
+                "maxFeeBps": 500,
+                "authCaptureEscrow": bench.deployment.auth_capture_escrow,
+            }
+        }))?;
+        let payload = x402_escrow_sdk::schemes::auth_capture::build_payload(
+            &requirements,
+            &bench.payer,
+            now,
+            random_b256(),
+            &registry,
+        )?;
+        let request = AuthorizeRequest {
+            payment_payload: PaymentPayload::new(requirements.clone(), payload),
+            payment_requirements: requirements,
+            request_id: Some(format!("bench-{i}")),
+            wait: None,
+        };
+        let engine = op.engine.clone();
+        let merchant = merchant.clone();
+        tasks.push(tokio::spawn(async move {
+            engine.authorize(&merchant, request, None).await
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        let view = t.await?.map_err(|e| eyre!("authorize: {e}"))?;
+        ensure!(
+            view.status == PaymentStatus::Authorized,
+            "authorize: {view:?}"
+        );
+        ids.push(view.id);
+    }
+    let mut tasks = Vec::new();
+    for id in ids {
+        let engine = op.engine.clone();
+        let merchant = merchant.clone();
+        tasks.push(tokio::spawn(async move {
+            engine
+                .capture(&merchant, id, CaptureRequest { amount: None })
+                .await
+        }));
+    }
+    for t in tasks {
+        let view = t.await?.map_err(|e| eyre!("capture: {e}"))?;
+        ensure!(view.status == PaymentStatus::Captured, "capture: {view:?}");
+    }
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n, SUM(gas_used) AS gas FROM chain_txs \
+         WHERE kind IN ('capture', 'capture_batch') AND status = 'final'",
+    )
+    .fetch_one(op.store.pool())
+    .await?;
+    let n: i64 = row.try_get("n")?;
+    let gas: i64 = row.try_get("gas")?;
+    op.shutdown().await;
+    Ok((usize::try_from(n)?, u64::try_from(gas)?))
 }
