@@ -90,7 +90,17 @@ impl Engine {
                 )
                 .await;
             match result {
-                Ok(t) => last = Some(t.payment.status),
+                Ok(t) => {
+                    tracing::info!(
+                        payment_id = %l.payment.id,
+                        payment_hash = %l.payment.payment_hash,
+                        request_id = l.payment.request_id.as_deref().unwrap_or(""),
+                        status = %t.payment.status,
+                        event = event.name(),
+                        "batch member outcome applied"
+                    );
+                    last = Some(t.payment.status);
+                }
                 // Checked before any write: the other members still settle. (A single row's
                 // outcome that the lifecycle refuses is an error the same way.)
                 Err(StoreError::IllegalTransition(e)) => {
@@ -138,6 +148,12 @@ impl Engine {
                 value: l.source.value,
                 gas_limit: None,
             };
+            tracing::info!(
+                payment_id = %l.payment.id,
+                payment_hash = %l.payment.payment_hash,
+                request_id = l.payment.request_id.as_deref().unwrap_or(""),
+                "re-sending a batch member alone"
+            );
             if let Err(e) = stx
                 .resend_member(tx.id, l.member.position, l.payment.id, &single)
                 .await
