@@ -30,6 +30,8 @@
 //! | `X402_AUTO_VOID` | `auto_void.enabled` (`true` / `false`) |
 //! | `X402_FEE_BPS` | `fees.bps` |
 //! | `X402_FEE_RECEIVER` | `fees.receiver` |
+//! | `X402_BATCH_MAX_SIZE` | `batch.max_size` |
+//! | `X402_BATCH_MAX_WAIT_MS` | `batch.max_wait_ms` |
 //!
 //! Secrets ([`Secret`]) print as `[redacted]` in `Debug` and `Display`.
 
@@ -122,6 +124,8 @@ pub struct Config {
     pub auto_void: AutoVoidConfig,
     /// The operator's fee on captures.
     pub fees: FeeConfig,
+    /// Batching of captures and voids.
+    pub batch: BatchConfig,
 }
 
 impl Default for Config {
@@ -137,6 +141,7 @@ impl Default for Config {
             idempotency: IdempotencyConfig::default(),
             auto_void: AutoVoidConfig::default(),
             fees: FeeConfig::default(),
+            batch: BatchConfig::default(),
         }
     }
 }
@@ -414,6 +419,28 @@ impl Default for IdempotencyConfig {
     }
 }
 
+/// `[batch]`: the relayer groups queued captures (and voids) of the same escrow into one
+/// `captureBatch` (`voidBatch`) transaction when several are ready together.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// The most payments in one batch transaction; 1 disables batching (every capture and void
+    /// is its own transaction, sent at once).
+    pub max_size: usize,
+    /// How long a ready capture or void may wait for company before it is sent (alone, or with
+    /// whatever joined it). A batch that reaches `max_size` goes at once.
+    pub max_wait_ms: u64,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_size: 50,
+            max_wait_ms: 25,
+        }
+    }
+}
+
 /// `[auto_void]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -538,6 +565,12 @@ impl Config {
         if let Some(v) = var("X402_FEE_RECEIVER") {
             self.fees.receiver = Some(parse_env("X402_FEE_RECEIVER", &v)?);
         }
+        if let Some(v) = var("X402_BATCH_MAX_SIZE") {
+            self.batch.max_size = parse_env("X402_BATCH_MAX_SIZE", &v)?;
+        }
+        if let Some(v) = var("X402_BATCH_MAX_WAIT_MS") {
+            self.batch.max_wait_ms = parse_env("X402_BATCH_MAX_WAIT_MS", &v)?;
+        }
         if let Some(v) = var("X402_AUTO_VOID") {
             self.auto_void.enabled = parse_env("X402_AUTO_VOID", &v)?;
         }
@@ -574,6 +607,12 @@ impl Config {
         }
         if self.webhooks.max_attempts == 0 {
             return invalid("webhooks.max_attempts must be at least 1");
+        }
+        if self.batch.max_size == 0 || self.batch.max_size > 200 {
+            return invalid("batch.max_size must be between 1 (no batching) and 200");
+        }
+        if self.batch.max_wait_ms > 60_000 {
+            return invalid("batch.max_wait_ms must be at most 60000");
         }
         if self.auto_void.default_capture_deadline_secs == 0 {
             return invalid("auto_void.default_capture_deadline_secs must be positive");
@@ -674,6 +713,10 @@ mod tests {
         default_capture_deadline_secs = 3600
         expiry_margin_secs = 60
         sweep_interval_secs = 5
+
+        [batch]
+        max_size = 10
+        max_wait_ms = 40
     "#;
 
     #[test]
@@ -725,6 +768,7 @@ mod tests {
         assert!(!c.webhooks.enabled);
         assert_eq!(c.idempotency.retention_hours, 48);
         assert!(!c.auto_void.enabled);
+        assert_eq!((c.batch.max_size, c.batch.max_wait_ms), (10, 40));
         assert_eq!(
             c.signer.source().unwrap(),
             Some(SignerSource::Keystore {
@@ -757,6 +801,8 @@ mod tests {
                 ("X402_IDEMPOTENCY_RETENTION_HOURS", "72"),
                 ("X402_AUTO_VOID", "true"),
                 ("X402_POLL_INTERVAL_MS", ""),
+                ("X402_BATCH_MAX_SIZE", "1"),
+                ("X402_BATCH_MAX_WAIT_MS", "5"),
             ])
             .get(k)
             .cloned()
@@ -784,6 +830,7 @@ mod tests {
         assert!(c.chain.contracts.refund_collector.is_some());
         assert_eq!(c.idempotency.retention_hours, 72);
         assert!(c.auto_void.enabled);
+        assert_eq!((c.batch.max_size, c.batch.max_wait_ms), (1, 5));
         // The environment key wins over the file's keystore, and is trimmed.
         match c.signer.source().unwrap() {
             Some(SignerSource::PrivateKey(k)) => {
@@ -832,6 +879,9 @@ mod tests {
         named.validate().unwrap();
         assert!(bad("[database]\nurl = \"mysql://x\"").contains("database.url"));
         assert!(bad("[signer]\nkeystore = \"/k.json\"").contains("X402_KEYSTORE_PASSWORD"));
+        assert!(bad("[batch]\nmax_size = 0").contains("batch.max_size"));
+        assert!(bad("[batch]\nmax_size = 500").contains("batch.max_size"));
+        assert!(bad("[batch]\nmax_wait_ms = 600000").contains("batch.max_wait_ms"));
     }
 
     #[test]

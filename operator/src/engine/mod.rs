@@ -27,6 +27,7 @@
 //! Outcomes are idempotent: an outcome is applied only while `payments.pending_tx_id` still
 //! names that transaction, and the transition clears it in the same SQL transaction.
 
+mod batch;
 pub mod facilitator;
 mod waiter;
 
@@ -206,6 +207,15 @@ pub enum OutcomeApplied {
     Applied(PaymentStatus),
     /// Nothing to do: not terminal yet, no payment, or the payment no longer points at it.
     Ignored,
+    /// A batch transaction's outcome reached its members: `settled` moved on (confirmed, or
+    /// judged by `paymentState` when abandoned), `resent` went out again on their own (the batch
+    /// reverted as a whole).
+    Batch {
+        /// Members whose payment moved to its next status.
+        settled: usize,
+        /// Members re-sent as single transactions.
+        resent: usize,
+    },
 }
 
 /// One disagreement between the database and `paymentState`.
@@ -852,12 +862,15 @@ impl Engine {
 
     async fn apply_outcome(&self, chain_tx_id: Uuid) -> Result<OutcomeApplied, EngineError> {
         let tx = self.store().get_tx(chain_tx_id).await?;
-        let Some(payment_id) = tx.payment_id else {
-            return Ok(OutcomeApplied::Ignored);
-        };
         if !tx.status.is_terminal() {
             return Ok(OutcomeApplied::Ignored);
         }
+        if matches!(tx.kind, TxKind::CaptureBatch | TxKind::VoidBatch) {
+            return self.apply_batch_outcome(&tx).await;
+        }
+        let Some(payment_id) = tx.payment_id else {
+            return Ok(OutcomeApplied::Ignored);
+        };
         let payment = self.store().get_payment(payment_id).await?;
         let span = tracing::Span::current();
         span.record("payment_id", tracing::field::display(payment.id));
@@ -933,10 +946,12 @@ impl Engine {
                 continue;
             };
             let tx = self.store().get_tx(tx_id).await?;
-            if tx.status.is_terminal()
-                && let OutcomeApplied::Applied(_) = self.on_tx_outcome(tx_id).await?
-            {
-                applied += 1;
+            if tx.status.is_terminal() {
+                match self.on_tx_outcome(tx_id).await? {
+                    OutcomeApplied::Applied(_) => applied += 1,
+                    OutcomeApplied::Batch { settled, resent } => applied += settled + resent,
+                    OutcomeApplied::Ignored => {}
+                }
             }
         }
         Ok(applied)

@@ -18,8 +18,9 @@
 //! the nonce are looked up first.
 //!
 //! The engine enqueues rows, calls [`RelayerHandle::wake`], and reacts to
-//! [`RelayerHandle::subscribe`] outcomes (or a [`TxObserver`]); the relayer never touches
-//! payments. Wiring, in `serve`:
+//! [`RelayerHandle::subscribe`] outcomes (or a [`TxObserver`]); the relayer never changes a
+//! payment's status. (Batching, `batch.rs`, moves the `pending_tx_id` of payments whose single
+//! capture / void rows it merges into a batch row, in the same SQL transaction.) Wiring, in `serve`:
 //!
 //! ```ignore
 //! let relayer = Relayer::from_config(store.clone(), &config, signer, instance_id)?;
@@ -35,6 +36,7 @@
 //! A lagging subscriber (`RecvError::Lagged`) should re-scan: the relayer also re-announces, when
 //! it takes the lease, every settled row a payment still points at.
 
+mod batch;
 mod errors;
 mod fees;
 mod handle;
@@ -54,6 +56,7 @@ use alloy::signers::local::PrivateKeySigner;
 use tokio::sync::{Notify, broadcast, watch};
 use tracing::Instrument;
 
+pub use batch::BatchOptions;
 pub use errors::{CrashPoint, RelayerError};
 pub use fees::Fees;
 pub use handle::{
@@ -91,6 +94,9 @@ pub struct Relayer {
     crash_at: Option<CrashPoint>,
     crashed: bool,
     chain_checked: bool,
+    batch: BatchOptions,
+    /// When the next group of held single rows falls due for batching (store clock, unix ms).
+    batch_due: Option<i64>,
 }
 
 impl Relayer {
@@ -122,6 +128,8 @@ impl Relayer {
             crash_at: None,
             crashed: false,
             chain_checked: false,
+            batch: BatchOptions::DISABLED,
+            batch_due: None,
         }
     }
 
@@ -144,8 +152,8 @@ impl Relayer {
     }
 
     /// A relayer from the operator configuration: provider without fillers on
-    /// `chain.rpc_url`, options from `[chain]` and `[relayer]`, lease owner `owner` (the
-    /// instance id).
+    /// `chain.rpc_url`, options from `[chain]` and `[relayer]`, batching from `[batch]`, lease
+    /// owner `owner` (the instance id).
     pub fn from_config(
         store: Store,
         config: &Config,
@@ -163,7 +171,8 @@ impl Relayer {
             signer,
             owner,
             RelayerOptions::from_config(config),
-        ))
+        )
+        .with_batching(BatchOptions::from_config(config)))
     }
 
     /// Test hook: stop dead (as if killed) the first time `point` is reached.
@@ -201,7 +210,14 @@ impl Relayer {
                     Ok(report) => {
                         backoff = self.opts.poll_interval.max(Duration::from_millis(100));
                         if report.lease_held {
-                            self.opts.poll_interval
+                            // Come back when held rows fall due for batching.
+                            let due = self.batch_due.map(|at| {
+                                let ms = at.saturating_sub(self.store.now_ms()).max(1);
+                                Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+                            });
+                            due.map_or(self.opts.poll_interval, |d| {
+                                d.min(self.opts.poll_interval)
+                            })
                         } else {
                             // Not ours: look again well within a lease length.
                             self.opts.poll_interval.min(self.opts.lease_ttl / 4)
@@ -326,12 +342,14 @@ impl Relayer {
                 self.drive_row(row).await?;
             }
         }
-        // New work.
+        // New work: first merge due groups of single captures / voids into batches; younger
+        // ones stay queued, waiting for company.
+        let hold_after = self.batch_queued().await?;
         for _ in 0..self.opts.max_claims_per_tick {
             self.check_lease().await?;
             let Some(row) = self
                 .store
-                .claim_next_tx(self.opts.chain_id, self.address(), &self.owner)
+                .claim_next_tx_holding(self.opts.chain_id, self.address(), &self.owner, hold_after)
                 .await?
             else {
                 break;

@@ -265,11 +265,11 @@ pub struct Lease {
     pub expires_at: i64,
 }
 
-const TX_COLUMNS: &str = "id, chain_id, signer, kind, payment_id, request, to_address, calldata, value, \
+pub(super) const TX_COLUMNS: &str = "id, chain_id, signer, kind, payment_id, request, to_address, calldata, value, \
     gas_limit, nonce, status, succeeded, revert_reason, mined_tx_hash, block_number, block_hash, gas_used, \
     effective_gas_price, attempts, created_at, updated_at";
 
-fn tx_from_row(row: &AnyRow) -> Result<ChainTx> {
+pub(super) fn tx_from_row(row: &AnyRow) -> Result<ChainTx> {
     Ok(ChainTx {
         id: get_uuid(row, "id")?,
         chain_id: get_u64(row, "chain_id")?,
@@ -393,12 +393,18 @@ pub(super) async fn get(conn: &mut AnyConnection, id: Uuid) -> Result<ChainTx> {
     }
 }
 
+/// A payment's transactions: its own rows (except single rows merged into a batch) and the
+/// batch rows that carry it, oldest first.
 pub(super) async fn for_payment(
     conn: &mut AnyConnection,
     payment_id: Uuid,
 ) -> Result<Vec<ChainTx>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {TX_COLUMNS} FROM chain_txs WHERE payment_id = $1 ORDER BY id"
+        "SELECT {TX_COLUMNS} FROM chain_txs \
+         WHERE (payment_id = $1 \
+                AND NOT EXISTS (SELECT 1 FROM chain_tx_members m WHERE m.source_tx_id = chain_txs.id)) \
+            OR id IN (SELECT m.batch_tx_id FROM chain_tx_members m WHERE m.payment_id = $1) \
+         ORDER BY id"
     )))
     .bind(codec::uuid(&payment_id))
     .fetch_all(&mut *conn)
@@ -475,20 +481,49 @@ impl StoreTx {
         signer: Address,
         owner: &str,
     ) -> Result<Option<ChainTx>> {
+        self.claim_next_tx_where(chain_id, signer, owner, i64::MAX, None)
+            .await
+    }
+
+    /// [`StoreTx::claim_next_tx`], holding back single capture / void rows of a payment created
+    /// after `hold_after` (batching; `i64::MAX` holds nothing back); with `only`, just that row
+    /// (if queued), held or not.
+    pub(super) async fn claim_next_tx_where(
+        &mut self,
+        chain_id: u64,
+        signer: Address,
+        owner: &str,
+        hold_after: i64,
+        only: Option<Uuid>,
+    ) -> Result<Option<ChainTx>> {
         let now = self.now_ms();
-        let pick = match self.backend {
-            Backend::Postgres => {
-                "SELECT id FROM chain_txs WHERE chain_id = $1 AND signer = $2 AND status = 'queued' \
-                 ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
-            }
-            Backend::Sqlite => {
-                "SELECT id FROM chain_txs WHERE chain_id = $1 AND signer = $2 AND status = 'queued' \
-                 ORDER BY created_at, id LIMIT 1"
-            }
+        // Rows waiting for company in a batch: young single captures / voids of a payment that
+        // are not the fallback of a failed batch.
+        const HELD: &str = "NOT (kind IN ('capture', 'void') AND payment_id IS NOT NULL AND created_at > $3 \
+             AND NOT EXISTS (SELECT 1 FROM chain_tx_members m WHERE m.fallback_tx_id = chain_txs.id))";
+        let (hold_after, held) = match only {
+            // `$3` is i64::MAX here: every row qualifies.
+            Some(_) => (i64::MAX, "id = $4 AND created_at <= $3"),
+            None => (hold_after, HELD),
         };
-        let Some(row) = sqlx::query(pick)
+        let pick = match self.backend {
+            Backend::Postgres => format!(
+                "SELECT id FROM chain_txs WHERE chain_id = $1 AND signer = $2 AND status = 'queued' \
+                 AND {held} ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+            ),
+            Backend::Sqlite => format!(
+                "SELECT id FROM chain_txs WHERE chain_id = $1 AND signer = $2 AND status = 'queued' \
+                 AND {held} ORDER BY created_at, id LIMIT 1"
+            ),
+        };
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(pick))
             .bind(codec::int(chain_id))
             .bind(codec::addr(&signer))
+            .bind(hold_after);
+        if let Some(id) = &only {
+            query = query.bind(codec::uuid(id));
+        }
+        let Some(row) = query
             .fetch_optional(self.conn())
             .await?
         else {

@@ -19,6 +19,7 @@
 //! operations on a [`StoreTx`] let a caller combine them (e.g. mark a transaction final *and*
 //! transition its payment *and* enqueue the webhook, all or nothing).
 
+mod batches;
 mod chain;
 mod codec;
 mod events;
@@ -37,6 +38,7 @@ use uuid::Uuid;
 
 use crate::lifecycle::IllegalTransition;
 
+pub use batches::BatchMember;
 pub use chain::{
     ChainTx, Lease, MinedReceipt, NewChainTx, NewTxAttempt, Signer, TxAttempt, TxKind, TxStatus,
 };

@@ -1,0 +1,182 @@
+//! Outcomes of batch transactions (`capture_batch`, `void_batch`), fanned out to their members.
+//!
+//! A batch row carries several payments (`chain_tx_members`); each member payment points at it
+//! (`pending_tx_id`) until its outcome is applied. The outcome of the batch is applied to every
+//! member still pointing at it, in one SQL transaction:
+//!
+//! * `final`: each member's `*Confirmed` event (the amount its own single row asked for) and
+//!   webhook, exactly as for a single transaction;
+//! * `reverted` (mined with a failed receipt, or refused by the gas estimate): the escrow's batch
+//!   calls are all or nothing, so nothing happened on chain; every member is re-sent on its own
+//!   (same calldata as its single row; never batched again), so one bad member, say an expired
+//!   authorization, fails alone with its own error code while the others go through;
+//! * `abandoned`: each member judged by `paymentState`, as a single abandoned row is.
+//!
+//! Idempotent: only members whose payment still points at the batch are touched, and each
+//! transition or re-send moves the pointer in the same SQL transaction.
+
+use serde_json::json;
+
+use super::{
+    Engine, EngineError, OutcomeApplied, confirmed, from_chain_state, revert_code, webhook_for,
+};
+use crate::store::{
+    BatchMember, ChainTx, NewChainTx, Payment, StoreError, TransitionExtras, TxStatus,
+};
+
+/// A member whose payment still waits for the batch, with its single row.
+struct Live {
+    member: BatchMember,
+    payment: Payment,
+    source: ChainTx,
+}
+
+impl Engine {
+    /// Applies a settled batch row's outcome to its members (see the module docs).
+    pub(super) async fn apply_batch_outcome(
+        &self,
+        tx: &ChainTx,
+    ) -> Result<OutcomeApplied, EngineError> {
+        let mut live = Vec::new();
+        for member in self.store().batch_members(tx.id).await? {
+            let payment = self.store().get_payment(member.payment_id).await?;
+            if payment.pending_tx_id != Some(tx.id) {
+                continue;
+            }
+            let source = self.store().get_tx(member.source_tx_id).await?;
+            live.push(Live {
+                member,
+                payment,
+                source,
+            });
+        }
+        if live.is_empty() {
+            tracing::debug!("stale batch outcome (no member waits for it)");
+            return Ok(OutcomeApplied::Ignored);
+        }
+        let succeeded = tx.status == TxStatus::Final && tx.succeeded != Some(false);
+        let reverted = matches!(tx.status, TxStatus::Final | TxStatus::Reverted) && !succeeded;
+        if reverted {
+            return self.resend_members(tx, &live).await;
+        }
+        // Events first (abandoned rows need `paymentState` reads), then one SQL transaction.
+        let mut events = Vec::with_capacity(live.len());
+        for l in &live {
+            let (event, message) = if succeeded {
+                (confirmed(&l.source, &l.payment), None)
+            } else {
+                let state = self.chain_state(&l.payment).await?;
+                let event = from_chain_state(&l.source, &l.payment, &state);
+                let msg = event
+                    .error_code()
+                    .map(|_| format!("{} abandoned; chain state {state:?}", tx.kind));
+                (event, msg)
+            };
+            events.push((event, message));
+        }
+        let mut stx = self.store().begin().await?;
+        let mut last = None;
+        for (l, (event, message)) in live.iter().zip(&events) {
+            let result = stx
+                .transition_payment(
+                    l.payment.id,
+                    l.payment.version,
+                    event,
+                    TransitionExtras {
+                        outbox: None,
+                        webhook: webhook_for(event, &l.payment, Some(tx)),
+                        error_message: message.clone(),
+                    },
+                )
+                .await;
+            match result {
+                Ok(t) => {
+                    tracing::info!(
+                        payment_id = %l.payment.id,
+                        payment_hash = %l.payment.payment_hash,
+                        request_id = l.payment.request_id.as_deref().unwrap_or(""),
+                        status = %t.payment.status,
+                        event = event.name(),
+                        "batch member outcome applied"
+                    );
+                    last = Some(t.payment.status);
+                }
+                // Checked before any write: the other members still settle. (A single row's
+                // outcome that the lifecycle refuses is an error the same way.)
+                Err(StoreError::IllegalTransition(e)) => {
+                    tracing::error!(payment_id = %l.payment.id, error = %e, "batch member outcome refused");
+                }
+                Err(e) => {
+                    stx.rollback().await?;
+                    return Err(e.into());
+                }
+            }
+        }
+        stx.commit().await?;
+        for l in &live {
+            self.inner.waiters.wake(l.payment.id);
+        }
+        tracing::info!(members = live.len(), status = %tx.status, last = ?last, "batch outcome applied");
+        Ok(OutcomeApplied::Batch {
+            settled: live.len(),
+            resent: 0,
+        })
+    }
+
+    /// A failed batch: every live member goes out again on its own, in one SQL transaction.
+    async fn resend_members(
+        &self,
+        tx: &ChainTx,
+        live: &[Live],
+    ) -> Result<OutcomeApplied, EngineError> {
+        let code = revert_code(tx.revert_reason.as_deref());
+        tracing::warn!(%code, members = live.len(), kind = %tx.kind, "batch reverted: re-sending its members one by one");
+        let mut stx = self.store().begin().await?;
+        for l in live {
+            let mut request = l.source.request.clone();
+            if let Some(obj) = request.as_object_mut() {
+                obj.insert("fallbackOf".into(), json!(tx.id));
+            }
+            let single = NewChainTx {
+                chain_id: l.source.chain_id,
+                signer: l.source.signer,
+                kind: l.source.kind,
+                payment_id: Some(l.payment.id),
+                request,
+                to: l.source.to,
+                calldata: l.source.calldata.clone(),
+                value: l.source.value,
+                gas_limit: None,
+            };
+            tracing::info!(
+                payment_id = %l.payment.id,
+                payment_hash = %l.payment.payment_hash,
+                request_id = l.payment.request_id.as_deref().unwrap_or(""),
+                "re-sending a batch member alone"
+            );
+            if let Err(e) = stx
+                .resend_member(tx.id, l.member.position, l.payment.id, &single)
+                .await
+            {
+                stx.rollback().await?;
+                return Err(match e {
+                    // Raced with another applier: retried (and then found stale).
+                    StoreError::Conflict { .. } => {
+                        EngineError::Store(StoreError::VersionMismatch {
+                            id: l.payment.id,
+                            expected: l.payment.version,
+                            actual: None,
+                        })
+                    }
+                    other => other.into(),
+                });
+            }
+        }
+        stx.commit().await?;
+        self.inner.relayer.notify_one();
+        Ok(OutcomeApplied::Batch {
+            settled: 0,
+            resent: live.len(),
+        })
+    }
+}

@@ -1,0 +1,289 @@
+//! Batched captures and voids (`chain_tx_members`, migration 0005).
+//!
+//! A capture or void is first written as its own `capture` / `void` row, with the payment's
+//! transition (the durable intent). While such rows are still `queued`, the relayer may merge
+//! several of them into one `capture_batch` / `void_batch` row ([`StoreTx::merge_batch`]): in one
+//! SQL transaction the batch row is written, every member row becomes `abandoned` (it never held
+//! a nonce, so it can never be sent), each payment's `pending_tx_id` moves to the batch row, and
+//! the members are listed here. A crash before that commit leaves the single rows untouched; a
+//! crash after it leaves a queued batch row the relayer sends like any other.
+//!
+//! When a batch fails as a whole (all or nothing on chain), the engine re-sends each member on
+//! its own ([`StoreTx::resend_member`]); such a fallback row is never batched again, so one bad
+//! member cannot hold the others back twice.
+
+use alloy::primitives::Address;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use super::chain::{self, ChainTx, NewChainTx, TX_COLUMNS, tx_from_row};
+use super::codec::{self, get_i64, get_uuid};
+use super::{Result, Store, StoreError, StoreTx, in_tx};
+
+/// One payment carried by a batch row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchMember {
+    /// The `capture_batch` / `void_batch` row.
+    pub batch_tx_id: Uuid,
+    /// Index in the batch call's array.
+    pub position: u64,
+    /// The payment.
+    pub payment_id: Uuid,
+    /// The single `capture` / `void` row merged into the batch (its request and calldata are the
+    /// member's).
+    pub source_tx_id: Uuid,
+    /// The single row re-sent after the batch failed, if any.
+    pub fallback_tx_id: Option<Uuid>,
+}
+
+fn member_from_row(row: &AnyRow) -> Result<BatchMember> {
+    let position = get_i64(row, "position")?;
+    Ok(BatchMember {
+        batch_tx_id: get_uuid(row, "batch_tx_id")?,
+        position: u64::try_from(position).map_err(|e| StoreError::Decode {
+            column: "position",
+            message: e.to_string(),
+        })?,
+        payment_id: get_uuid(row, "payment_id")?,
+        source_tx_id: get_uuid(row, "source_tx_id")?,
+        fallback_tx_id: codec::get_opt_uuid(row, "fallback_tx_id")?,
+    })
+}
+
+const MEMBER_COLUMNS: &str = "batch_tx_id, position, payment_id, source_tx_id, fallback_tx_id";
+
+/// `chain_txs` columns qualified with the alias `t`.
+fn qualified(alias: &str) -> String {
+    TX_COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Moves a payment's pending action from `from` to `to` (no status change; the version moves so
+/// a transition decided on the old pointer cannot overwrite it). Fails with
+/// [`StoreError::VersionMismatch`] when the payment no longer points at `from`.
+async fn repoint(tx: &mut StoreTx, payment_id: Uuid, from: Uuid, to: Uuid) -> Result<()> {
+    let now = tx.now_ms();
+    let done = sqlx::query(
+        "UPDATE payments SET pending_tx_id = $3, version = version + 1, updated_at = $4 \
+         WHERE id = $1 AND pending_tx_id = $2",
+    )
+    .bind(codec::uuid(&payment_id))
+    .bind(codec::uuid(&from))
+    .bind(codec::uuid(&to))
+    .bind(now)
+    .execute(tx.conn())
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::VersionMismatch {
+            id: payment_id,
+            expected: -1,
+            actual: None,
+        });
+    }
+    Ok(())
+}
+
+impl StoreTx {
+    /// Merges the queued single rows `members` (in this order) into one new queued row `batch`
+    /// (its `payment_id` is ignored): members become `abandoned` ("merged into batch …"), their
+    /// payments' `pending_tx_id` moves to the batch, and `chain_tx_members` lists them. Every
+    /// member must still be `queued` and its payment's pending action
+    /// ([`StoreError::TxState`] / [`StoreError::VersionMismatch`] otherwise: roll back).
+    pub async fn merge_batch(&mut self, batch: &NewChainTx, members: &[Uuid]) -> Result<ChainTx> {
+        let now = self.now_ms();
+        let batch_id = Uuid::now_v7();
+        let batch = NewChainTx {
+            payment_id: None,
+            ..batch.clone()
+        };
+        let row = chain::insert(self.conn(), now, batch_id, &batch).await?;
+        let reason = format!("merged into {} {batch_id}", batch.kind);
+        for (position, member) in members.iter().enumerate() {
+            let merged = sqlx::query(
+                "UPDATE chain_txs SET status = 'abandoned', revert_reason = $2, updated_at = $3 \
+                 WHERE id = $1 AND status = 'queued' AND nonce IS NULL RETURNING payment_id",
+            )
+            .bind(codec::uuid(member))
+            .bind(&reason)
+            .bind(now)
+            .fetch_optional(self.conn())
+            .await?;
+            let payment_id = match merged {
+                Some(r) => codec::get_opt_uuid(&r, "payment_id")?,
+                None => {
+                    let current = chain::get(self.conn(), *member).await?;
+                    return Err(StoreError::TxState {
+                        id: *member,
+                        status: current.status,
+                        action: "merge into a batch",
+                    });
+                }
+            };
+            let Some(payment_id) = payment_id else {
+                return Err(StoreError::Conflict {
+                    entity: "chain tx",
+                    detail: format!("{member} has no payment to batch"),
+                });
+            };
+            repoint(self, payment_id, *member, batch_id).await?;
+            sqlx::query(
+                "INSERT INTO chain_tx_members (batch_tx_id, position, payment_id, source_tx_id) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(codec::uuid(&batch_id))
+            .bind(i64::try_from(position).unwrap_or(i64::MAX))
+            .bind(codec::uuid(&payment_id))
+            .bind(codec::uuid(member))
+            .execute(self.conn())
+            .await?;
+        }
+        tracing::debug!(batch = %batch_id, kind = %batch.kind, members = members.len(), "rows merged into a batch");
+        Ok(row)
+    }
+
+    /// Re-sends member `position` of the failed batch `batch_tx_id` on its own: writes `single`
+    /// (queued, for `payment_id`), records it as the member's fallback (never batched again) and
+    /// moves the payment's `pending_tx_id` from the batch to it
+    /// ([`StoreError::VersionMismatch`] when the payment no longer waits for the batch).
+    pub async fn resend_member(
+        &mut self,
+        batch_tx_id: Uuid,
+        position: u64,
+        payment_id: Uuid,
+        single: &NewChainTx,
+    ) -> Result<ChainTx> {
+        let now = self.now_ms();
+        let id = Uuid::now_v7();
+        let single = NewChainTx {
+            payment_id: Some(payment_id),
+            ..single.clone()
+        };
+        let row = chain::insert(self.conn(), now, id, &single).await?;
+        let done = sqlx::query(
+            "UPDATE chain_tx_members SET fallback_tx_id = $3 \
+             WHERE batch_tx_id = $1 AND position = $2 AND fallback_tx_id IS NULL",
+        )
+        .bind(codec::uuid(&batch_tx_id))
+        .bind(i64::try_from(position).unwrap_or(i64::MAX))
+        .bind(codec::uuid(&id))
+        .execute(self.conn())
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Conflict {
+                entity: "batch member",
+                detail: format!("member {position} of {batch_tx_id} was already re-sent"),
+            });
+        }
+        repoint(self, payment_id, batch_tx_id, id).await?;
+        Ok(row)
+    }
+
+    /// See [`StoreTx::claim_next_tx`]; additionally, single `capture` / `void` rows of a payment
+    /// created after `hold_after` (unix ms) are not taken yet (they wait for company in a batch),
+    /// unless they are the fallback of a failed batch.
+    pub async fn claim_next_tx_holding(
+        &mut self,
+        chain_id: u64,
+        signer: Address,
+        owner: &str,
+        hold_after: i64,
+    ) -> Result<Option<ChainTx>> {
+        self.claim_next_tx_where(chain_id, signer, owner, hold_after, None)
+            .await
+    }
+
+    /// Claims the queued row `id` (reserving the signer's next nonce, fenced by the lease, as
+    /// [`StoreTx::claim_next_tx`]) even if it would be held back for batching; `None` when it is
+    /// not queued (any more).
+    pub async fn claim_tx(
+        &mut self,
+        chain_id: u64,
+        signer: Address,
+        owner: &str,
+        id: Uuid,
+    ) -> Result<Option<ChainTx>> {
+        self.claim_next_tx_where(chain_id, signer, owner, i64::MAX, Some(id))
+            .await
+    }
+}
+
+impl Store {
+    /// See [`StoreTx::merge_batch`].
+    pub async fn merge_batch(&self, batch: &NewChainTx, members: &[Uuid]) -> Result<ChainTx> {
+        in_tx!(self, |tx| tx.merge_batch(batch, members).await?)
+    }
+
+    /// See [`StoreTx::claim_tx`].
+    pub async fn claim_tx(
+        &self,
+        chain_id: u64,
+        signer: Address,
+        owner: &str,
+        id: Uuid,
+    ) -> Result<Option<ChainTx>> {
+        in_tx!(self, |tx| tx.claim_tx(chain_id, signer, owner, id).await?)
+    }
+
+    /// See [`StoreTx::claim_next_tx_holding`].
+    pub async fn claim_next_tx_holding(
+        &self,
+        chain_id: u64,
+        signer: Address,
+        owner: &str,
+        hold_after: i64,
+    ) -> Result<Option<ChainTx>> {
+        in_tx!(self, |tx| tx
+            .claim_next_tx_holding(chain_id, signer, owner, hold_after)
+            .await?)
+    }
+
+    /// The signer's queued single `capture` and `void` rows that may join a batch: each is its
+    /// payment's pending action and not the fallback of a failed batch. Oldest first, at most
+    /// `limit`.
+    pub async fn batch_candidates(
+        &self,
+        chain_id: u64,
+        signer: Address,
+        limit: u32,
+    ) -> Result<Vec<ChainTx>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM chain_txs t JOIN payments p ON p.id = t.payment_id AND p.pending_tx_id = t.id \
+             WHERE t.chain_id = $1 AND t.signer = $2 AND t.status = 'queued' AND t.nonce IS NULL \
+               AND t.kind IN ('capture', 'void') \
+               AND NOT EXISTS (SELECT 1 FROM chain_tx_members m WHERE m.fallback_tx_id = t.id) \
+             ORDER BY t.created_at, t.id LIMIT $3",
+            qualified("t")
+        )))
+        .bind(codec::int(chain_id))
+        .bind(codec::addr(&signer))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(tx_from_row).collect()
+    }
+
+    /// The members of batch row `batch_tx_id`, by position (empty for any other row).
+    pub async fn batch_members(&self, batch_tx_id: Uuid) -> Result<Vec<BatchMember>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {MEMBER_COLUMNS} FROM chain_tx_members WHERE batch_tx_id = $1 ORDER BY position"
+        )))
+        .bind(codec::uuid(&batch_tx_id))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(member_from_row).collect()
+    }
+
+    /// Every batch membership of a payment, oldest batch first.
+    pub async fn batch_memberships(&self, payment_id: Uuid) -> Result<Vec<BatchMember>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {MEMBER_COLUMNS} FROM chain_tx_members WHERE payment_id = $1 ORDER BY batch_tx_id"
+        )))
+        .bind(codec::uuid(&payment_id))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(member_from_row).collect()
+    }
+}
