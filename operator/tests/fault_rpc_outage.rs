@@ -154,6 +154,13 @@ async fn chain_endpoint_gone_for_ten_seconds() {
             tx_statuses(&store).await
         );
         assert_eq!(paid.len(), n);
+        // Backing off, not spinning: every component together (relayer, indexer, engine sweeps,
+        // the readiness probe, the clients' own retries) stays far below what a loop without
+        // backoff would make (thousands per second on loopback).
+        assert!(
+            (refused as f64) < 40.0 * outage.as_secs_f64(),
+            "{refused} connection attempts in the {outage:?} outage"
+        );
         assert!(
             client.stats.server_errors.load(Ordering::Relaxed)
                 + client.stats.connection_errors.load(Ordering::Relaxed)

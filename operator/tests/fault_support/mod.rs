@@ -779,6 +779,16 @@ pub async fn escrow_events(chain: &Chain) -> HashMap<B256, BTreeMap<&'static str
     out
 }
 
+/// How many logs the escrow emitted on the canonical chain (all kinds).
+pub async fn escrow_log_count(chain: &Chain) -> usize {
+    chain
+        .plain
+        .get_logs(&Filter::new().address(chain.escrow()).from_block(0))
+        .await
+        .expect("escrow logs")
+        .len()
+}
+
 /// Every payment ended as its order asked, exactly once, in the database and on chain:
 /// one payment row per order, each captured or voided; `paymentState` agrees; one authorize
 /// event per payment and exactly one capture (captured) or void (voided) event, nothing else;
