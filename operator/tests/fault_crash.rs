@@ -35,14 +35,26 @@ use x402_escrow_operator::store::Backend;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_five_times_under_load() {
-    crash_run("fault_crash", knob("X402_FAULT_N", 1000), knob("X402_FAULT_KILLS", 5), 0xC0FFEE).await
+    crash_run(
+        "fault_crash",
+        knob("X402_FAULT_N", 1000),
+        knob("X402_FAULT_KILLS", 5),
+        0xC0FFEE,
+    )
+    .await
 }
 
 /// Longer: 3,000 paid requests, 10 SIGKILLs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "soak (several minutes): cargo test -p x402-escrow-operator --test fault_crash -- --ignored"]
 async fn soak_sigkill_1000_paid_requests() {
-    crash_run("fault_crash_soak", knob("X402_FAULT_N", 3000), knob("X402_FAULT_KILLS", 10), 0x5EED).await
+    crash_run(
+        "fault_crash_soak",
+        knob("X402_FAULT_N", 3000),
+        knob("X402_FAULT_KILLS", 10),
+        0x5EED,
+    )
+    .await
 }
 
 async fn crash_run(test: &'static str, n: usize, kills: usize, default_seed: u64) {
@@ -52,7 +64,7 @@ async fn crash_run(test: &'static str, n: usize, kills: usize, default_seed: u64
         let mut rng = StdRng::seed_from_u64(seed);
         let chain = Chain::start().await;
         let setup = OperatorSetup::new(test, &url, &chain, &chain.url, |_| {});
-        let (key, _) = setup.add_merchant("shop", chain.receiver, None);
+        let (key, _) = setup.add_merchant("shop", chain.receiver, None).await;
         let store = test_store(&url).await;
         let signer = chain.operator.address();
         let orders = orders(&chain, signer, "crash", n, &mut rng, 0.8).await;

@@ -75,7 +75,7 @@ async fn reorg_depth_three_under_load() {
         let setup = OperatorSetup::new(test, &url, &chain, &chain.url, |t| {
             set(t, "chain", "confirmations", toml::Value::Integer(DEPTH as i64 + 1));
         });
-        let (key, _) = setup.add_merchant("shop", chain.receiver, None);
+        let (key, _) = setup.add_merchant("shop", chain.receiver, None).await;
         let store = test_store(&url).await;
         let orders = orders(&chain, chain.operator.address(), "reorg", n, &mut rng, 0.7).await;
         let before = balances(&chain).await;

@@ -171,7 +171,7 @@ async fn webhook_run(test: &'static str, down_secs: u64, schedule: Vec<u64>, n: 
             set(t, "webhooks", "lock_secs", toml::Value::Integer(10));
         });
         let hook_url = format!("{}/hooks", proxy.url());
-        let (key, secret) = setup.add_merchant("shop", chain.receiver, Some(&hook_url));
+        let (key, secret) = setup.add_merchant("shop", chain.receiver, Some(&hook_url)).await;
         let secret = WebhookSecret::parse(&secret.expect("webhook key printed")).expect("secret");
         *receiver.secret.lock().unwrap() = Some(secret);
         let store = test_store(&url).await;

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, B256};
@@ -158,26 +158,32 @@ receiver = "{fee_receiver}"
         cmd
     }
 
-    /// Runs an admin command (`migrate`, `merchant add …`, `reconcile`) to completion.
-    pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        self.command().args(args).output().expect("run x402-escrow")
+    /// Runs an admin command (`migrate`, `merchant add …`, `reconcile`) to completion, without
+    /// blocking the test's runtime (its proxies and receivers keep serving meanwhile).
+    pub async fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = tokio::process::Command::from(self.command());
+        cmd.args(args)
+            .kill_on_drop(true)
+            .output()
+            .await
+            .expect("run x402-escrow")
     }
 
     /// `x402-escrow migrate`, then `merchant add`: (API key, webhook secret if a URL was given).
-    pub fn add_merchant(
+    pub async fn add_merchant(
         &self,
         name: &str,
         receiver: Address,
         webhook_url: Option<&str>,
     ) -> (String, Option<String>) {
-        let out = self.cli(&["migrate"]);
+        let out = self.cli(&["migrate"]).await;
         assert!(out.status.success(), "migrate: {out:?}");
         let receiver = receiver.to_string();
         let mut args = vec!["merchant", "add", "--name", name, "--receiver", &receiver];
         if let Some(url) = webhook_url {
             args.extend(["--webhook-url", url]);
         }
-        let out = self.cli(&args);
+        let out = self.cli(&args).await;
         assert!(out.status.success(), "merchant add: {out:?}");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let field = |label: &str| {
@@ -191,8 +197,8 @@ receiver = "{fee_receiver}"
     }
 
     /// `x402-escrow reconcile`: must exit 0 and say the database equals the chain.
-    pub fn assert_reconcile_clean(&self) {
-        let out = self.cli(&["reconcile"]);
+    pub async fn assert_reconcile_clean(&self) {
+        let out = self.cli(&["reconcile"]).await;
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success() && stdout.contains("no differences"),
@@ -314,17 +320,31 @@ impl Drop for OperatorProcess {
 
 // ---- a switchable TCP proxy ----------------------------------------------------------------
 
-/// A TCP proxy from a local port to `upstream`. [`Proxy::set_down`] makes the endpoint vanish:
-/// every open connection is cut and new ones are reset as soon as they are accepted (the
-/// listener stays bound, so the port cannot be taken by anyone else meanwhile).
+/// How the proxy treats traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyMode {
+    /// Forward both ways.
+    Up,
+    /// The endpoint is gone: open connections are cut, new ones reset as soon as accepted (the
+    /// listener stays bound, so nobody else can take the port meanwhile).
+    Refuse,
+    /// A black hole: every open connection goes silent and new ones are accepted but never
+    /// answered. Connections caught in it stay silent for good, even after the proxy is up
+    /// again (the peer or a middlebox lost their state without telling anyone); only new
+    /// connections are forwarded.
+    Blackhole,
+}
+
+/// A TCP proxy from a local port to `upstream` whose [`ProxyMode`] the test switches.
 #[derive(Clone)]
 pub struct Proxy {
     pub addr: SocketAddr,
-    down: Arc<AtomicBool>,
-    generation: Arc<AtomicU64>,
-    /// Connections accepted while up / refused while down.
+    mode: Arc<tokio::sync::watch::Sender<ProxyMode>>,
+    /// Connections accepted while up / refused while down / swallowed by the black hole.
     pub accepted: Arc<AtomicU64>,
     pub refused: Arc<AtomicU64>,
+    pub swallowed: Arc<AtomicU64>,
+    held: Arc<Mutex<Vec<TcpStream>>>,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
     task: Arc<JoinHandle<()>>,
 }
@@ -333,35 +353,66 @@ impl Proxy {
     pub async fn start(upstream: SocketAddr) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("addr");
-        let down = Arc::new(AtomicBool::new(false));
+        let (mode, _) = tokio::sync::watch::channel(ProxyMode::Up);
+        let mode = Arc::new(mode);
         let accepted = Arc::new(AtomicU64::new(0));
         let refused = Arc::new(AtomicU64::new(0));
-        let generation = Arc::new(AtomicU64::new(0));
+        let swallowed = Arc::new(AtomicU64::new(0));
+        let held: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
         let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::new(Mutex::new(Vec::new()));
         let task = {
-            let (down, accepted, refused, conns) =
-                (down.clone(), accepted.clone(), refused.clone(), conns.clone());
+            let (mode, accepted, refused, swallowed, held, conns) = (
+                mode.clone(),
+                accepted.clone(),
+                refused.clone(),
+                swallowed.clone(),
+                held.clone(),
+                conns.clone(),
+            );
             tokio::spawn(async move {
                 loop {
                     let Ok((inbound, _)) = listener.accept().await else {
                         continue;
                     };
-                    if down.load(Ordering::SeqCst) {
-                        refused.fetch_add(1, Ordering::Relaxed);
-                        // Reset at once (linger 0 → RST), like a dead host's port.
-                        #[allow(deprecated)] // zero linger: an RST, no blocking
-                        let _ = inbound.set_linger(Some(Duration::ZERO));
-                        drop(inbound);
-                        continue;
+                    let now = *mode.borrow();
+                    match now {
+                        ProxyMode::Refuse => {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                            // Reset at once (linger 0 → RST), like a dead host's port.
+                            #[allow(deprecated)] // zero linger: an RST, no blocking
+                            let _ = inbound.set_linger(Some(Duration::ZERO));
+                            drop(inbound);
+                            continue;
+                        }
+                        ProxyMode::Blackhole => {
+                            swallowed.fetch_add(1, Ordering::Relaxed);
+                            held.lock().await.push(inbound);
+                            continue;
+                        }
+                        ProxyMode::Up => {}
                     }
                     accepted.fetch_add(1, Ordering::Relaxed);
+                    let mut rx = mode.subscribe();
+                    let held = held.clone();
                     let handle = tokio::spawn(async move {
-                        let Ok(mut outbound) = TcpStream::connect(upstream).await else {
-                            return;
+                        let mut outbound = match TcpStream::connect(upstream).await {
+                            Ok(s) => s,
+                            Err(e) => {
+                                eprintln!("proxy {upstream}: cannot connect upstream: {e}");
+                                return;
+                            }
                         };
                         let mut inbound = inbound;
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                        let _ = inbound.shutdown().await;
+                        let silenced = tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => false,
+                            _ = rx.wait_for(|m| *m == ProxyMode::Blackhole) => true,
+                        };
+                        if silenced {
+                            // Keep the client's socket open and never answer on it.
+                            held.lock().await.push(inbound);
+                        } else {
+                            let _ = inbound.shutdown().await;
+                        }
                     });
                     let mut all = conns.lock().await;
                     all.retain(|h| !h.is_finished());
@@ -371,10 +422,11 @@ impl Proxy {
         };
         Proxy {
             addr,
-            down,
-            generation,
+            mode,
             accepted,
             refused,
+            swallowed,
+            held,
             conns,
             task: Arc::new(task),
         }
@@ -384,15 +436,29 @@ impl Proxy {
         format!("http://{}", self.addr)
     }
 
-    /// Down: cut every open connection and reset new ones. Up: proxy again.
-    pub async fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
-        if down {
-            self.generation.fetch_add(1, Ordering::SeqCst);
+    /// Switches the mode (see [`ProxyMode`]).
+    pub async fn set_mode(&self, mode: ProxyMode) {
+        self.mode.send_replace(mode);
+        if mode == ProxyMode::Refuse {
             for h in self.conns.lock().await.drain(..) {
                 h.abort();
             }
         }
+    }
+
+    /// `Refuse` (true) or `Up` (false).
+    pub async fn set_down(&self, down: bool) {
+        self.set_mode(if down {
+            ProxyMode::Refuse
+        } else {
+            ProxyMode::Up
+        })
+        .await;
+    }
+
+    /// Connections held silent by the black hole.
+    pub async fn held(&self) -> usize {
+        self.held.lock().await.len()
     }
 }
 
@@ -500,7 +566,13 @@ pub struct Client {
     pub patience: Duration,
 }
 
-const IN_FLIGHT: &[&str] = &["authorizing", "charging", "capturing", "voiding", "refunding"];
+const IN_FLIGHT: &[&str] = &[
+    "authorizing",
+    "charging",
+    "capturing",
+    "voiding",
+    "refunding",
+];
 
 impl Client {
     pub fn new(addr: SocketAddr, key: &str, patience: Duration) -> Client {
@@ -879,7 +951,7 @@ pub async fn assert_ledger(
         "fee receiver balance"
     );
     crate::operator_support::assert_nonces(store, chain).await;
-    setup.assert_reconcile_clean();
+    setup.assert_reconcile_clean().await;
 }
 
 /// Sets `[section] key = value` in a config table.
