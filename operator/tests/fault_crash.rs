@@ -47,7 +47,7 @@ async fn sigkill_five_times_under_load() {
 /// Longer: 3,000 paid requests, 10 SIGKILLs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "soak (several minutes): cargo test -p x402-escrow-operator --test fault_crash -- --ignored"]
-async fn soak_sigkill_1000_paid_requests() {
+async fn soak_sigkill_3000_paid_requests() {
     crash_run(
         "fault_crash_soak",
         knob("X402_FAULT_N", 3000),

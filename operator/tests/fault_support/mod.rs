@@ -486,8 +486,6 @@ pub struct ClientStats {
     pub key_switches: AtomicU64,
     /// `409 payment_busy` answers.
     pub busy: AtomicU64,
-    /// Answers that were replays of a stored response.
-    pub replays: AtomicU64,
     /// Actions found already done by an earlier attempt (`invalid_state` after a lost answer).
     pub found_done: AtomicU64,
 }
@@ -501,7 +499,6 @@ impl ClientStats {
             ("key_in_flight", g(&self.key_in_flight)),
             ("key_switches", g(&self.key_switches)),
             ("busy", g(&self.busy)),
-            ("replays", g(&self.replays)),
             ("found_done", g(&self.found_done)),
         ])
     }
