@@ -51,13 +51,19 @@ pub fn seed(test: &str, default: u64) -> u64 {
     s
 }
 
-/// A free local port (bound and released; the operator binds it again on every restart).
+/// A free local port for the operator, which binds it again on every restart. Picked below
+/// Linux's ephemeral range (32768–60999), so that while the operator is down no outgoing
+/// connection of this or another process can be given the same port.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    use rand::Rng;
+    let mut rng = rand::rng();
+    for _ in 0..200 {
+        let port = rng.random_range(20_000..32_000u16);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000..32000");
 }
 
 // ---- the operator process ------------------------------------------------------------------
