@@ -196,6 +196,9 @@ pub struct ChainConfig {
     pub start_block: u64,
     /// How far back the indexer re-reads after it notices a reorg.
     pub reorg_depth: u64,
+    /// How long one JSON-RPC request may take before it is abandoned (and retried by whoever
+    /// sent it). Without a limit a request on a connection that went silent never returns.
+    pub rpc_timeout_secs: u64,
     /// The escrow event indexer.
     pub indexer: IndexerSettings,
 }
@@ -234,8 +237,16 @@ impl Default for ChainConfig {
             poll_interval_ms: 1000,
             start_block: 0,
             reorg_depth: 64,
+            rpc_timeout_secs: 30,
             indexer: IndexerSettings::default(),
         }
+    }
+}
+
+impl ChainConfig {
+    /// `rpc_timeout_secs` as a duration.
+    pub fn rpc_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.rpc_timeout_secs)
     }
 }
 
@@ -601,6 +612,9 @@ impl Config {
         }
         if self.database.max_connections == 0 {
             return invalid("database.max_connections must be at least 1");
+        }
+        if self.chain.rpc_timeout_secs == 0 {
+            return invalid("chain.rpc_timeout_secs must be positive");
         }
         if self.chain.poll_interval_ms == 0 || self.webhooks.poll_interval_ms == 0 {
             return invalid("poll intervals must be positive");

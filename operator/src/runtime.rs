@@ -217,7 +217,8 @@ pub async fn open(config: &Config) -> Result<Core, RuntimeError> {
         .rpc_url
         .parse()
         .map_err(|e| RuntimeError::Config(format!("chain.rpc_url: {e}")))?;
-    let provider: DynProvider = relayer::http_provider(url);
+    let provider: DynProvider =
+        relayer::http_provider_with_timeout(url, config.chain.rpc_timeout());
     let node_chain = provider
         .get_chain_id()
         .await

@@ -68,12 +68,42 @@ pub use revert::decode_revert;
 use crate::config::Config;
 use crate::store::{ChainTx, Lease, Store, TxStatus};
 
+/// How long one JSON-RPC request may take when the configuration says nothing
+/// (`chain.rpc_timeout_secs`).
+pub const DEFAULT_RPC_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A provider without alloy's recommended fillers (no cached nonce manager, no gas filler):
-/// the relayer sets nonce, gas and fees itself and sends raw signed bytes.
+/// the relayer sets nonce, gas and fees itself and sends raw signed bytes. Each request gives up
+/// after [`DEFAULT_RPC_TIMEOUT`] (see [`http_provider_with_timeout`]).
 pub fn http_provider(url: alloy::transports::http::reqwest::Url) -> DynProvider {
-    ProviderBuilder::<_, _, Ethereum>::default()
-        .connect_http(url)
-        .erased()
+    http_provider_with_timeout(url, DEFAULT_RPC_TIMEOUT)
+}
+
+/// [`http_provider`] whose requests give up after `timeout`. Without one, a request on a
+/// connection that went silent (a network partition, a load balancer or NAT that dropped its
+/// state) waits forever, and with it the relayer pass or the indexer that sent it: the signer
+/// lease runs out and nothing is sent again until the process restarts.
+pub fn http_provider_with_timeout(
+    url: alloy::transports::http::reqwest::Url,
+    timeout: Duration,
+) -> DynProvider {
+    use alloy::transports::http::reqwest;
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .build();
+    let builder = ProviderBuilder::<_, _, Ethereum>::default();
+    match client {
+        Ok(client) => builder
+            .connect_client(alloy::rpc::client::RpcClient::new_http_with_client(
+                client, url,
+            ))
+            .erased(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build an HTTP client with a timeout; RPC requests will not time out");
+            builder.connect_http(url).erased()
+        }
+    }
 }
 
 /// Drives one signer key on one chain (see the module docs).
@@ -167,7 +197,7 @@ impl Relayer {
             .map_err(|e| RelayerError::Config(format!("chain.rpc_url: {e}")))?;
         Ok(Relayer::new(
             store,
-            http_provider(url),
+            http_provider_with_timeout(url, config.chain.rpc_timeout()),
             signer,
             owner,
             RelayerOptions::from_config(config),

@@ -132,10 +132,15 @@ impl Relayer {
             )));
         };
         // Nonce first, then receipts: a receipt of ours mined at or before the block the nonce
-        // was read at is then seen by the receipt lookups.
+        // was read at is then seen by the receipt lookups. The nonce is read one block below
+        // the `confirmations`-deep one: a node may expose a new block's state (our nonce used)
+        // a moment before that block's receipts (anvil does: its state write and its block and
+        // receipt write are two steps, and a nonce read "at the head" sees the new state), and
+        // reading the nonce at the head then abandoned transactions that were in fact mined
+        // (`fault_crash::soak_sigkill_3000_paid_requests`: 5 of 6,000).
         let head = self.provider.get_block_number().await?;
         let depth = self.opts.confirmations.max(1);
-        let confirmed_block = head.saturating_sub(depth - 1);
+        let confirmed_block = head.saturating_sub(depth);
         let confirmed_nonce = self
             .provider
             .get_transaction_count(self.address())
