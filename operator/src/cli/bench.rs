@@ -76,6 +76,16 @@ pub enum BenchCaptureMode {
     Queued,
 }
 
+/// `database.sqlite_synchronous` for the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchSynchronous {
+    /// fsync every commit.
+    Full,
+    /// Sync the WAL at checkpoints.
+    Normal,
+}
+
 /// Options of `x402-escrow bench`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
@@ -104,6 +114,9 @@ pub struct BenchArgs {
     /// The operator's database pool size (`database.max_connections`).
     #[arg(long, default_value_t = 5)]
     pub db_connections: u32,
+    /// The operator's `database.sqlite_synchronous`: `full` (fsync every commit) or `normal`.
+    #[arg(long, value_enum, default_value_t = BenchSynchronous::Full)]
+    pub sqlite_synchronous: BenchSynchronous,
     /// Afterwards, send this many `authorize` and as many `capture` transactions straight to
     /// anvil (no operator) to measure the node's own ceiling for them; 0 = skip.
     #[arg(long, default_value_t = 0)]
@@ -211,6 +224,8 @@ pub struct BenchReport {
     pub capture_mode: BenchCaptureMode,
     /// Operator poll interval, ms.
     pub poll_interval_ms: u64,
+    /// The operator's SQLite `synchronous` setting.
+    pub sqlite_synchronous: BenchSynchronous,
     /// Seconds spent seeding the database.
     pub seed_secs: f64,
     /// Free requests answered 200.
@@ -980,6 +995,7 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
 [database]
 url = "{db_url}"
 max_connections = {db_connections}
+{synchronous}
 [chain]
 rpc_url = "{rpc}"
 chain_id = {chain_id}
@@ -993,6 +1009,11 @@ receiver = "{fee_receiver}"
 expiry_margin_secs = 60
 "#,
         db_connections = args.db_connections,
+        // Only written when not the default, so the command also drives older operators.
+        synchronous = match args.sqlite_synchronous {
+            BenchSynchronous::Full => "",
+            BenchSynchronous::Normal => "sqlite_synchronous = \"normal\"",
+        },
         rpc = anvil.endpoint(),
         chain_id = deployment.chain_id,
         deployments = deployments.display(),
@@ -1157,6 +1178,7 @@ expiry_margin_secs = 60
         seed_payments: args.seed_payments,
         capture_mode: args.capture_mode,
         poll_interval_ms: args.poll_interval_ms,
+        sqlite_synchronous: args.sqlite_synchronous,
         seed_secs,
         baseline_ok: baseline.ok,
         baseline_rps: baseline.ok as f64 / baseline.elapsed.as_secs_f64().max(1e-9),
@@ -1222,8 +1244,8 @@ impl BenchReport {
             format!("{} s blocks", self.block_time)
         };
         line(format!(
-            "x402-escrow bench — {} buyers, {mode}, capture {:?}, {} seeded payments, poll {} ms",
-            self.buyers, self.capture_mode, self.seed_payments, self.poll_interval_ms
+            "x402-escrow bench — {} buyers, {mode}, capture {:?}, {} seeded payments, poll {} ms, sqlite synchronous {:?}",
+            self.buyers, self.capture_mode, self.seed_payments, self.poll_interval_ms, self.sqlite_synchronous
         ));
         line(format!(
             "started {} on {} CPUs, load {} → {}",
