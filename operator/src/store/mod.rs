@@ -233,6 +233,19 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     clock: Clock,
+    /// SQLite: the in-process queue of writers (see [`Store::begin`]).
+    writer: Option<WriterGate>,
+}
+
+/// SQLite admits one writer at a time. Writers of this process queue here, in order, instead
+/// of racing for the file lock: a loser of that race sleeps in SQLite's busy handler (1, 2, 5,
+/// 10 … 100 ms steps) even when the lock frees a few microseconds later, which under load
+/// turns into long latency tails and idle time. Waiting is bounded by the busy timeout, like
+/// SQLite's own wait.
+#[derive(Clone)]
+struct WriterGate {
+    permits: Arc<tokio::sync::Semaphore>,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Store {
@@ -295,6 +308,10 @@ impl Store {
             pool,
             backend,
             clock: Arc::new(system_now_ms),
+            writer: (backend == Backend::Sqlite).then(|| WriterGate {
+                permits: Arc::new(tokio::sync::Semaphore::new(1)),
+                timeout: options.sqlite_busy_timeout,
+            }),
         })
     }
 
@@ -351,6 +368,15 @@ impl Store {
     /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite). Dropping the [`StoreTx`]
     /// without [`StoreTx::commit`] rolls everything back.
     pub async fn begin(&self) -> Result<StoreTx> {
+        let permit = match &self.writer {
+            Some(gate) => Some(
+                tokio::time::timeout(gate.timeout, gate.permits.clone().acquire_owned())
+                    .await
+                    .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))?
+                    .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?,
+            ),
+            None => None,
+        };
         let tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
@@ -359,6 +385,7 @@ impl Store {
             tx,
             backend: self.backend,
             clock: self.clock.clone(),
+            _writer: permit,
         })
     }
 
@@ -375,6 +402,8 @@ pub struct StoreTx {
     tx: Transaction<'static, Any>,
     backend: Backend,
     clock: Clock,
+    /// SQLite: this process's write turn, given back when the transaction ends.
+    _writer: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl std::fmt::Debug for StoreTx {
