@@ -909,9 +909,14 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
 
     // Chain: automine while deploying and funding, then the requested block time.
     let anvil_bin = args.anvil.clone().unwrap_or_else(anvil_path);
-    let anvil = Anvil::at(&anvil_bin)
+    let mut anvil = Anvil::at(&anvil_bin)
+        .keep_stdout()
         .try_spawn()
         .wrap_err_with(|| format!("could not start anvil at {}", anvil_bin.display()))?;
+    // Anvil logs every request to stdout; drain it so a closed pipe never stops (or crashes) it.
+    if let Some(mut stdout) = anvil.child_mut().stdout.take() {
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    }
     let (deployer, deployer_provider) = dev_wallet(&anvil, 0)?;
     let (operator_key, _) = dev_wallet(&anvil, 1)?;
     let merchant = dev_wallet(&anvil, 3)?.0.address();
@@ -1151,6 +1156,8 @@ expiry_margin_secs = 60
     } else {
         None
     };
+    // The wallet provider's block poller stops with it, before the node goes away.
+    drop(deployer_provider);
     drop(anvil);
 
     let mut baseline_lat = baseline.latencies;
