@@ -1252,7 +1252,11 @@ impl BenchReport {
         };
         line(format!(
             "x402-escrow bench — {} buyers, {mode}, capture {:?}, {} seeded payments, poll {} ms, sqlite synchronous {:?}",
-            self.buyers, self.capture_mode, self.seed_payments, self.poll_interval_ms, self.sqlite_synchronous
+            self.buyers,
+            self.capture_mode,
+            self.seed_payments,
+            self.poll_interval_ms,
+            self.sqlite_synchronous
         ));
         line(format!(
             "started {} on {} CPUs, load {} → {}",
