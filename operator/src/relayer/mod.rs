@@ -110,11 +110,6 @@ pub(crate) struct PassView {
     head: Option<u64>,
     confirmed_nonce: Option<u64>,
     blocks: std::collections::HashMap<u64, Option<alloy::primitives::B256>>,
-    /// Receipts of the round's attempts, fetched concurrently up front (`None`: not mined).
-    receipts: std::collections::HashMap<
-        alloy::primitives::B256,
-        Option<alloy::rpc::types::TransactionReceipt>,
-    >,
 }
 
 impl Relayer {
@@ -353,12 +348,10 @@ impl Relayer {
                 break;
             }
             self.view = PassView::default();
-            self.prefetch_receipts(&fresh).await?;
             for row in fresh {
                 self.drive_row(row).await?;
             }
         }
-        self.view = PassView::default();
         // New work.
         for _ in 0..self.opts.max_claims_per_tick {
             self.check_lease().await?;

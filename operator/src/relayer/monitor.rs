@@ -14,9 +14,6 @@ use super::sender::gas_limit_of;
 use super::{Relayer, RelayerError, RelayerMetrics};
 use crate::store::{ChainTx, MinedReceipt, StoreError, TxAttempt, TxStatus};
 
-/// Receipt lookups in flight at once when a monitoring round starts.
-const PREFETCH_CONCURRENCY: usize = 32;
-
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -45,15 +42,10 @@ impl Relayer {
         attempts: &[TxAttempt],
     ) -> Result<Option<TransactionReceipt>, RelayerError> {
         for attempt in attempts.iter().rev() {
-            let receipt = match self.view.receipts.get(&attempt.tx_hash) {
-                Some(prefetched) => prefetched.clone(),
-                None => {
-                    self.provider
-                        .get_transaction_receipt(attempt.tx_hash)
-                        .await?
-                }
-            };
-            if let Some(receipt) = receipt
+            if let Some(receipt) = self
+                .provider
+                .get_transaction_receipt(attempt.tx_hash)
+                .await?
                 && receipt.block_hash.is_some()
                 && receipt.block_number.is_some()
             {
@@ -242,10 +234,7 @@ impl Relayer {
                 row.id
             )));
         };
-        let receipt = match self.view.receipts.get(&hash) {
-            Some(prefetched) => prefetched.clone(),
-            None => self.provider.get_transaction_receipt(hash).await?,
-        };
+        let receipt = self.provider.get_transaction_receipt(hash).await?;
         match receipt {
             Some(r) if r.block_hash.is_some() && r.block_hash != Some(block_hash) => {
                 tracing::info!("re-mined in another block");
@@ -297,52 +286,6 @@ impl Relayer {
                 Ok(())
             }
         }
-    }
-
-    /// Starts a monitoring round over `rows`: reads the confirmed nonce (before any receipt,
-    /// see [`Self::confirmed_nonce`]), then the receipts of every attempt of the pending rows and
-    /// of every mined row, concurrently (up to [`PREFETCH_CONCURRENCY`] at a time), so the round
-    /// costs one round trip of receipts instead of one or two per row.
-    pub(super) async fn prefetch_receipts(&mut self, rows: &[ChainTx]) -> Result<(), RelayerError> {
-        let mut hashes = Vec::new();
-        for row in rows {
-            match row.status {
-                TxStatus::Signed | TxStatus::Broadcast => {
-                    hashes.extend(
-                        self.store
-                            .attempts_for(row.id)
-                            .await?
-                            .iter()
-                            .map(|a| a.tx_hash),
-                    );
-                }
-                TxStatus::Mined => hashes.extend(row.mined_tx_hash),
-                _ => {}
-            }
-        }
-        if hashes.len() < 2 {
-            return Ok(());
-        }
-        if rows
-            .iter()
-            .any(|r| matches!(r.status, TxStatus::Signed | TxStatus::Broadcast))
-        {
-            self.confirmed_nonce().await?;
-        }
-        for chunk in hashes.chunks(PREFETCH_CONCURRENCY) {
-            let mut lookups = tokio::task::JoinSet::new();
-            for hash in chunk {
-                let (provider, hash) = (self.provider.clone(), *hash);
-                lookups.spawn(async move { (hash, provider.get_transaction_receipt(hash).await) });
-            }
-            while let Some(done) = lookups.join_next().await {
-                let (hash, receipt) = done.map_err(|e| {
-                    RelayerError::Corrupt(format!("receipt lookup task failed: {e}"))
-                })?;
-                self.view.receipts.insert(hash, receipt?);
-            }
-        }
-        Ok(())
     }
 
     /// The head, read once per monitoring round.
