@@ -155,6 +155,9 @@ pub struct DatabaseConfig {
     pub url: String,
     /// Pool size.
     pub max_connections: u32,
+    /// SQLite files: `"full"` (default; every commit fsynced) or `"normal"` (WAL synced at
+    /// checkpoints: survives process crashes, may lose the last commits on power failure).
+    pub sqlite_synchronous: crate::store::SqliteSynchronous,
 }
 
 impl Default for DatabaseConfig {
@@ -162,6 +165,7 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             url: "sqlite://x402-escrow.db?mode=rwc".into(),
             max_connections: 10,
+            sqlite_synchronous: crate::store::SqliteSynchronous::Full,
         }
     }
 }
@@ -171,6 +175,7 @@ impl fmt::Debug for DatabaseConfig {
         f.debug_struct("DatabaseConfig")
             .field("url", &crate::store::redact_url(&self.url))
             .field("max_connections", &self.max_connections)
+            .field("sqlite_synchronous", &self.sqlite_synchronous)
             .finish()
     }
 }

@@ -19,6 +19,9 @@ enum Command {
     /// The whole stack on one machine: anvil, contracts, operator, a merchant behind the x402
     /// layer and a buyer with a spend policy (captured, voided, refunded, refused).
     Demo(cli::x402::demo::DemoArgs),
+    /// Load driver: N concurrent buyers through the merchant layer and the operator (a child
+    /// process) on anvil; paid requests/s, added latency, operator CPU and RSS, gas per operation.
+    Bench(cli::bench::BenchArgs),
     /// Issue 2's scripted escrow lifecycle through the bindings (the earlier demo).
     LifecycleDemo(cli::demo::DemoArgs),
     /// A paying reverse proxy: refundable x402 in front of any HTTP API.
@@ -56,6 +59,7 @@ async fn main() -> eyre::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(args) => cli::x402::demo::main(args).await,
+        Command::Bench(args) => cli::bench::main(args).await,
         Command::LifecycleDemo(args) => cli::demo::run(args).await,
         Command::Gateway(args) => cli::x402::gateway::run(args).await,
         Command::Pay(args) => cli::x402::pay::run(args).await,

@@ -20,7 +20,7 @@ use crate::config::{Config, SignerSource};
 use crate::engine::{self, Engine, FeePolicy};
 use crate::indexer::{Indexer, IndexerConfig};
 use crate::relayer::{self, Relayer};
-use crate::store::Store;
+use crate::store::{Store, StoreOptions};
 use crate::verify::Verifier;
 use crate::webhooks::{WebhookWorker, WebhookWorkerConfig};
 
@@ -209,7 +209,15 @@ pub async fn open(config: &Config) -> Result<Core, RuntimeError> {
     let signer = load_signer(config)?;
     let deployment = load_deployment(config)?;
 
-    let store = Store::connect(&config.database.url).await?;
+    let store = Store::connect_with(
+        &config.database.url,
+        &StoreOptions {
+            max_connections: config.database.max_connections,
+            sqlite_synchronous: config.database.sqlite_synchronous,
+            ..StoreOptions::default()
+        },
+    )
+    .await?;
     store.migrate().await?;
 
     let url = config

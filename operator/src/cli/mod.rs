@@ -1,6 +1,7 @@
 //! Subcommands of the `x402-escrow` binary.
 
 pub mod admin;
+pub mod bench;
 pub mod demo;
 pub mod serve;
 pub mod x402;

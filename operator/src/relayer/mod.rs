@@ -127,6 +127,25 @@ pub struct Relayer {
     batch: BatchOptions,
     /// When the next group of held single rows falls due for batching (store clock, unix ms).
     batch_due: Option<i64>,
+    /// The last fee suggestion and when it was fetched (see [`FEE_CACHE_TTL`]).
+    fee_cache: Option<(std::time::Instant, Fees)>,
+    /// Chain reads shared by every row of one monitoring round (see [`PassView`]).
+    view: PassView,
+}
+
+/// How long a fee suggestion is reused for new transactions: one `eth_feeHistory` round trip
+/// per second instead of one per transaction. Well within what `2 × base fee + tip` absorbs
+/// (six blocks of maximal base-fee growth); replacements always ask afresh.
+pub const FEE_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Reads one monitoring round shares across its rows: the head, the signer's nonce at the
+/// confirmed block (read once, before any receipt of the round, which keeps "nonce first, then
+/// receipts") and canonical block hashes by number.
+#[derive(Debug, Default)]
+pub(crate) struct PassView {
+    head: Option<u64>,
+    confirmed_nonce: Option<u64>,
+    blocks: std::collections::HashMap<u64, Option<alloy::primitives::B256>>,
 }
 
 impl Relayer {
@@ -160,6 +179,8 @@ impl Relayer {
             chain_checked: false,
             batch: BatchOptions::DISABLED,
             batch_due: None,
+            fee_cache: None,
+            view: PassView::default(),
         }
     }
 
@@ -239,7 +260,11 @@ impl Relayer {
                 let wait = match self.tick().await {
                     Ok(report) => {
                         backoff = self.opts.poll_interval.max(Duration::from_millis(100));
-                        if report.lease_held {
+                        if report.lease_held && report.claimed > 0 {
+                            // Just broadcast: look for the receipts at once (an automining
+                            // node has them already) instead of a poll interval later.
+                            Duration::ZERO
+                        } else if report.lease_held {
                             // Come back when held rows fall due for batching.
                             let due = self.batch_due.map(|at| {
                                 let ms = at.saturating_sub(self.store.now_ms()).max(1);
@@ -368,6 +393,7 @@ impl Relayer {
             if fresh.is_empty() {
                 break;
             }
+            self.view = PassView::default();
             for row in fresh {
                 self.drive_row(row).await?;
             }

@@ -133,19 +133,8 @@ impl Relayer {
         };
         // Nonce first, then receipts: a receipt of ours mined at or before the block the nonce
         // was read at is then seen by the receipt lookups. The nonce is read one block below
-        // the `confirmations`-deep one: a node may expose a new block's state (our nonce used)
-        // a moment before that block's receipts (anvil does: its state write and its block and
-        // receipt write are two steps, and a nonce read "at the head" sees the new state), and
-        // reading the nonce at the head then abandoned transactions that were in fact mined
-        // (`fault_crash::soak_sigkill_3000_paid_requests`: 5 of 6,000).
-        let head = self.provider.get_block_number().await?;
-        let depth = self.opts.confirmations.max(1);
-        let confirmed_block = head.saturating_sub(depth);
-        let confirmed_nonce = self
-            .provider
-            .get_transaction_count(self.address())
-            .block_id(BlockId::number(confirmed_block))
-            .await?;
+        // the `confirmations`-deep one (see `confirmed_nonce`).
+        let confirmed_nonce = self.confirmed_nonce().await?;
         if let Some(receipt) = self.find_receipt(&attempts).await? {
             let mined = self.record_receipt(&row, &receipt).await?;
             return self.watch_mined(mined).await;
@@ -254,16 +243,17 @@ impl Relayer {
                 Ok(())
             }
             Some(r) if r.block_hash.is_some() => {
-                let head = self.provider.get_block_number().await?;
                 let depth = self.opts.confirmations.max(1);
+                let mut head = self.head().await?;
                 if head.saturating_add(1) < block_number.saturating_add(depth) {
-                    return Ok(());
+                    // The round's head may predate this receipt: read it again before waiting.
+                    head = self.provider.get_block_number().await?;
+                    self.view.head = Some(head);
+                    if head.saturating_add(1) < block_number.saturating_add(depth) {
+                        return Ok(());
+                    }
                 }
-                let block = self
-                    .provider
-                    .get_block_by_number(BlockNumberOrTag::Number(block_number))
-                    .await?;
-                if block.map(|b| b.header.hash) != Some(block_hash) {
+                if self.canonical_hash(block_number).await? != Some(block_hash) {
                     tracing::info!("receipt block not canonical yet; waiting");
                     return Ok(());
                 }
@@ -297,6 +287,56 @@ impl Relayer {
                 Ok(())
             }
         }
+    }
+
+    /// The head, read once per monitoring round.
+    async fn head(&mut self) -> Result<u64, RelayerError> {
+        if let Some(head) = self.view.head {
+            return Ok(head);
+        }
+        let head = self.provider.get_block_number().await?;
+        self.view.head = Some(head);
+        Ok(head)
+    }
+
+    /// The signer's nonce at the confirmed block (head − confirmations + 1), read once per
+    /// monitoring round and before any of the round's receipt lookups.
+    async fn confirmed_nonce(&mut self) -> Result<u64, RelayerError> {
+        if let Some(nonce) = self.view.confirmed_nonce {
+            return Ok(nonce);
+        }
+        // One block below the `confirmations`-deep one: a node may expose a new block's state
+        // (our nonce used) a moment before that block's receipts (anvil does: its state write
+        // and its block and receipt write are two steps, and a nonce read "at the head" sees the
+        // new state), and reading the nonce at the head then abandoned transactions that were
+        // in fact mined (`fault_crash::soak_sigkill_3000_paid_requests`: 5 of 6,000).
+        let head = self.head().await?;
+        let depth = self.opts.confirmations.max(1);
+        let confirmed_block = head.saturating_sub(depth);
+        let nonce = self
+            .provider
+            .get_transaction_count(self.address())
+            .block_id(BlockId::number(confirmed_block))
+            .await?;
+        self.view.confirmed_nonce = Some(nonce);
+        Ok(nonce)
+    }
+
+    /// The canonical hash of block `number`, read once per monitoring round.
+    async fn canonical_hash(
+        &mut self,
+        number: u64,
+    ) -> Result<Option<alloy::primitives::B256>, RelayerError> {
+        if let Some(hash) = self.view.blocks.get(&number) {
+            return Ok(*hash);
+        }
+        let hash = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Number(number))
+            .await?
+            .map(|b| b.header.hash);
+        self.view.blocks.insert(number, hash);
+        Ok(hash)
     }
 
     /// Fills nonces that were reserved and abandoned without a replacement (they would stall

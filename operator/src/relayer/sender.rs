@@ -126,13 +126,25 @@ impl Relayer {
                 },
             },
         };
-        let fees = fees::suggest(&self.provider, self.opts.max_fee_per_gas).await?;
+        let fees = self.suggested_fees().await?;
         let attempt = self.sign_attempt(tx, nonce, gas_limit, fees)?;
         self.check_lease().await?;
         let stored = self.store.record_attempt(tx.id, &attempt).await?;
         tracing::info!(tx_hash = %stored.tx_hash, gas_limit, max_fee = fees.max_fee_per_gas, tip = fees.max_priority_fee_per_gas, "signed");
         self.crash_point(CrashPoint::AfterRecordAttempt)?;
         Ok(Some(stored))
+    }
+
+    /// The node's fee suggestion for a new transaction, reused for [`super::FEE_CACHE_TTL`].
+    async fn suggested_fees(&mut self) -> Result<Fees, RelayerError> {
+        if let Some((at, fees)) = self.fee_cache
+            && at.elapsed() < super::FEE_CACHE_TTL
+        {
+            return Ok(fees);
+        }
+        let fees = fees::suggest(&self.provider, self.opts.max_fee_per_gas).await?;
+        self.fee_cache = Some((std::time::Instant::now(), fees));
+        Ok(fees)
     }
 
     /// The zero-value self-transfer that takes over a nonce.
