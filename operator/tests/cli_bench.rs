@@ -44,12 +44,37 @@ fn bench_runs_two_buyers_five_requests_and_captures_all() {
             .find(|t| t["kind"] == k)
             .unwrap_or_else(|| panic!("no {k} transactions: {report:#}"))
     };
-    for k in ["authorize", "capture"] {
-        let t = kind(k);
-        assert_eq!(t["final_count"], 10, "{k}: {t}");
-        assert_eq!(t["reverted"], 0, "{k}: {t}");
-        let gas = t["gas_mean"].as_f64().unwrap_or(0.0);
-        assert!(gas > 21_000.0 && gas < 500_000.0, "{k} gas {gas}");
+    let authorize = kind("authorize");
+    assert_eq!(authorize["final_count"], 10, "authorize: {authorize}");
+    assert_eq!(authorize["reverted"], 0, "authorize: {authorize}");
+    assert_eq!(authorize["other"], 0, "authorize: {authorize}");
+    let gas = authorize["gas_per_operation"].as_f64().unwrap_or(0.0);
+    assert!(gas > 21_000.0 && gas < 500_000.0, "authorize gas {gas}");
+    // Captures go out singly or merged into capture batches (`[batch]`): either way, ten
+    // capture operations final, nothing reverted or left behind, and every merged single row
+    // accounted for by a batch member.
+    let ops = |k: &str| {
+        txs.iter()
+            .find(|t| t["kind"] == k)
+            .map(|t| {
+                assert_eq!(t["reverted"], 0, "{k}: {t}");
+                assert_eq!(t["other"], 0, "{k}: {t}");
+                (
+                    t["operations"].as_i64().unwrap_or(-1),
+                    t["merged"].as_i64().unwrap_or(-1),
+                )
+            })
+            .unwrap_or((0, 0))
+    };
+    let (single, merged) = ops("capture");
+    let (batched, _) = ops("capture_batch");
+    assert_eq!(single + batched, 10, "capture operations: {report:#}");
+    assert_eq!(merged, batched, "merged singles = batch members: {report:#}");
+    for k in ["capture", "capture_batch"] {
+        if let Some(t) = txs.iter().find(|t| t["kind"] == k && t["operations"].as_i64() > Some(0)) {
+            let gas = t["gas_per_operation"].as_f64().unwrap_or(0.0);
+            assert!(gas > 10_000.0 && gas < 500_000.0, "{k} gas per capture {gas}");
+        }
     }
     let ceiling = &report["anvil_ceiling"];
     assert_eq!(ceiling["count"], 4);

@@ -412,7 +412,7 @@ async fn hostile_requests(backend: Backend) {
                 "same signed payment from another merchant",
                 authorize,
                 &p1_body,
-                err(409, "invalid_state"),
+                err(409, "authorization_used"),
             )
             .key(&key_b),
         );

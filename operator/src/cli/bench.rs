@@ -182,10 +182,16 @@ pub struct TxKindReport {
     pub final_count: i64,
     /// Reverted rows.
     pub reverted: i64,
-    /// Other rows (still in flight or abandoned).
+    /// Other rows (still in flight, or abandoned without being merged into a batch).
     pub other: i64,
+    /// Single rows merged into a `capture_batch` / `void_batch` row (sent as part of it).
+    pub merged: i64,
+    /// Payment operations the final rows carried: one per single row, one per member of a batch.
+    pub operations: i64,
     /// Mean gas used of the final rows.
     pub gas_mean: f64,
+    /// Gas used of the final rows per payment operation (a batch's gas shared by its members).
+    pub gas_per_operation: f64,
     /// Mean time from outbox row to final, ms.
     pub queued_to_final_ms: f64,
 }
@@ -710,32 +716,54 @@ async fn captured_count(store: &Store, merchant: uuid::Uuid) -> Result<u64> {
 }
 
 async fn tx_kinds(store: &Store) -> Result<Vec<TxKindReport>> {
+    // Single rows merged into a batch are `abandoned` by design: counted apart, not as "other".
     let rows = sqlx::query(
-        "SELECT kind, status, COUNT(*) AS n, \
+        "SELECT kind, status, \
+         CAST(CASE WHEN id IN (SELECT source_tx_id FROM chain_tx_members) THEN 1 ELSE 0 END AS BIGINT) AS merged, \
+         COUNT(*) AS n, \
          CAST(COALESCE(SUM(gas_used), 0) AS BIGINT) AS gas, \
          CAST(COALESCE(SUM(updated_at - created_at), 0) AS BIGINT) AS ms \
-         FROM chain_txs GROUP BY kind, status ORDER BY kind, status",
+         FROM chain_txs GROUP BY kind, status, merged ORDER BY kind, status",
     )
     .fetch_all(store.pool())
     .await?;
+    // Members carried by final batch rows, per kind.
+    let members = sqlx::query(
+        "SELECT t.kind AS kind, COUNT(*) AS n FROM chain_txs t \
+         JOIN chain_tx_members m ON m.batch_tx_id = t.id \
+         WHERE t.status = 'final' GROUP BY t.kind",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    let mut carried: BTreeMap<String, i64> = BTreeMap::new();
+    for row in members {
+        carried.insert(row.try_get("kind")?, row.try_get("n")?);
+    }
     let mut by_kind: BTreeMap<String, TxKindReport> = BTreeMap::new();
+    let mut gas_by_kind: BTreeMap<String, i64> = BTreeMap::new();
     for row in rows {
         let kind: String = row.try_get("kind")?;
         let status: String = row.try_get("status")?;
+        let merged: i64 = row.try_get("merged")?;
         let n: i64 = row.try_get("n")?;
         let gas: i64 = row.try_get("gas")?;
         let ms: i64 = row.try_get("ms")?;
         let entry = by_kind.entry(kind.clone()).or_insert(TxKindReport {
-            kind,
+            kind: kind.clone(),
             final_count: 0,
             reverted: 0,
             other: 0,
+            merged: 0,
+            operations: 0,
             gas_mean: 0.0,
+            gas_per_operation: 0.0,
             queued_to_final_ms: 0.0,
         });
         match status.as_str() {
+            _ if merged == 1 => entry.merged += n,
             "final" => {
                 entry.final_count = n;
+                gas_by_kind.insert(kind.clone(), gas);
                 if n > 0 {
                     entry.gas_mean = gas as f64 / n as f64;
                     entry.queued_to_final_ms = ms as f64 / n as f64;
@@ -743,6 +771,16 @@ async fn tx_kinds(store: &Store) -> Result<Vec<TxKindReport>> {
             }
             "reverted" => entry.reverted += n,
             _ => entry.other += n,
+        }
+    }
+    for entry in by_kind.values_mut() {
+        entry.operations = carried
+            .get(&entry.kind)
+            .copied()
+            .unwrap_or(entry.final_count);
+        let gas = gas_by_kind.get(&entry.kind).copied().unwrap_or(0);
+        if entry.operations > 0 {
+            entry.gas_per_operation = gas as f64 / entry.operations as f64;
         }
     }
     Ok(by_kind.into_values().collect())
@@ -1309,13 +1347,21 @@ impl BenchReport {
         line(format!("statuses         {statuses}"));
         line(String::new());
         line(format!(
-            "{:<12} {:>8} {:>9} {:>7} {:>10} {:>16}",
-            "tx kind", "final", "reverted", "other", "gas/op", "queued→final ms"
+            "{:<14} {:>7} {:>9} {:>7} {:>7} {:>6} {:>9} {:>9} {:>16}",
+            "tx kind", "final", "reverted", "other", "merged", "ops", "gas/tx", "gas/op", "queued→final ms"
         ));
         for t in &self.transactions {
             line(format!(
-                "{:<12} {:>8} {:>9} {:>7} {:>10.0} {:>16.1}",
-                t.kind, t.final_count, t.reverted, t.other, t.gas_mean, t.queued_to_final_ms
+                "{:<14} {:>7} {:>9} {:>7} {:>7} {:>6} {:>9.0} {:>9.0} {:>16.1}",
+                t.kind,
+                t.final_count,
+                t.reverted,
+                t.other,
+                t.merged,
+                t.operations,
+                t.gas_mean,
+                t.gas_per_operation,
+                t.queued_to_final_ms
             ));
         }
         if let Some(c) = &self.anvil_ceiling {

@@ -327,9 +327,11 @@ impl Engine {
                 .map_err(store_error)?
             {
                 if existing.merchant_id != merchant.id {
+                    // Another merchant holds this signed payment: its ERC-3009 authorization is
+                    // spent (or about to be), and nothing of that payment is shown here.
                     return Err(ServiceError::new(
-                        ErrorCode::InvalidState,
-                        "payment already submitted",
+                        ErrorCode::AuthorizationUsed,
+                        "this signed payment was already submitted",
                     ));
                 }
                 let payment = self.wait(existing.id, request.wait).await?;
