@@ -2,14 +2,14 @@
 //!
 //! See `operator/DESIGN.md` for how the modules fit together.
 
-pub mod config;
-pub mod lifecycle;
-pub mod store;
-pub mod service;
-pub mod relayer;
-pub mod indexer;
-pub mod webhooks;
-pub mod engine;
-pub mod verify;
 pub mod api;
+pub mod config;
+pub mod engine;
+pub mod indexer;
+pub mod lifecycle;
+pub mod relayer;
 pub mod runtime;
+pub mod service;
+pub mod store;
+pub mod verify;
+pub mod webhooks;

@@ -278,7 +278,10 @@ pub struct ServiceError {
 impl ServiceError {
     /// A new error.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -335,7 +338,9 @@ pub trait PaymentService: Send + Sync + 'static {
 /// Builds the view of a stored payment and its transactions.
 pub fn payment_view(payment: &Payment, transactions: Vec<TransactionView>) -> PaymentView {
     let amounts = &payment.amounts;
-    let capturable = amounts.authorized.saturating_sub(amounts.captured + amounts.released);
+    let capturable = amounts
+        .authorized
+        .saturating_sub(amounts.captured + amounts.released);
     PaymentView {
         id: payment.id,
         merchant_id: payment.merchant_id,
@@ -421,9 +426,12 @@ pub mod decimal {
     /// Parses a decimal token amount.
     pub fn parse(text: &str) -> Result<Amount, String> {
         if text.is_empty() || text.len() > 39 || !text.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("amount must be a decimal string of digits, got {text:?}"));
+            return Err(format!(
+                "amount must be a decimal string of digits, got {text:?}"
+            ));
         }
-        text.parse::<Amount>().map_err(|e| format!("amount {text:?}: {e}"))
+        text.parse::<Amount>()
+            .map_err(|e| format!("amount {text:?}: {e}"))
     }
 }
 

@@ -69,11 +69,20 @@ fn bench_runs_two_buyers_five_requests_and_captures_all() {
     let (single, merged) = ops("capture");
     let (batched, _) = ops("capture_batch");
     assert_eq!(single + batched, 10, "capture operations: {report:#}");
-    assert_eq!(merged, batched, "merged singles = batch members: {report:#}");
+    assert_eq!(
+        merged, batched,
+        "merged singles = batch members: {report:#}"
+    );
     for k in ["capture", "capture_batch"] {
-        if let Some(t) = txs.iter().find(|t| t["kind"] == k && t["operations"].as_i64() > Some(0)) {
+        if let Some(t) = txs
+            .iter()
+            .find(|t| t["kind"] == k && t["operations"].as_i64() > Some(0))
+        {
             let gas = t["gas_per_operation"].as_f64().unwrap_or(0.0);
-            assert!(gas > 10_000.0 && gas < 500_000.0, "{k} gas per capture {gas}");
+            assert!(
+                gas > 10_000.0 && gas < 500_000.0,
+                "{k} gas per capture {gas}"
+            );
         }
     }
     let ceiling = &report["anvil_ceiling"];

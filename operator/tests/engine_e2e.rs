@@ -521,7 +521,10 @@ async fn authorize_capture_partial_then_rest(ctx: Ctx) {
     }
     let captured: x402_escrow_sdk::webhooks::WebhookEvent =
         serde_json::from_value(events[2].payload.clone()).unwrap();
-    assert!(captured.data.amount.is_some(), "a capture event says how much it moved");
+    assert!(
+        captured.data.amount.is_some(),
+        "a capture event says how much it moved"
+    );
     assert_eq!(view.transactions.len(), 3);
     assert!(
         view.transactions

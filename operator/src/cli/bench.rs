@@ -1348,7 +1348,15 @@ impl BenchReport {
         line(String::new());
         line(format!(
             "{:<14} {:>7} {:>9} {:>7} {:>7} {:>6} {:>9} {:>9} {:>16}",
-            "tx kind", "final", "reverted", "other", "merged", "ops", "gas/tx", "gas/op", "queued→final ms"
+            "tx kind",
+            "final",
+            "reverted",
+            "other",
+            "merged",
+            "ops",
+            "gas/tx",
+            "gas/op",
+            "queued→final ms"
         ));
         for t in &self.transactions {
             line(format!(

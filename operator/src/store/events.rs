@@ -506,7 +506,11 @@ async fn finish<T>(tx: StoreTx, out: Result<Option<T>>) -> Result<Option<T>> {
 /// Stores one event through any executor (the pool, or a transaction's connection). Returns it
 /// when it is new (or was marked removed and its block is back), `None` when it was already
 /// stored and live.
-async fn insert_event<'c, E>(executor: E, new: &NewChainEvent, now: i64) -> Result<Option<ChainEvent>>
+async fn insert_event<'c, E>(
+    executor: E,
+    new: &NewChainEvent,
+    now: i64,
+) -> Result<Option<ChainEvent>>
 where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
 {

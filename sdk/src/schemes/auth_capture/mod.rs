@@ -24,8 +24,7 @@ pub use types::{
 };
 pub use verify::{
     CLOCK_SKEW_TOLERANCE_SECONDS, DerivedPayment, MIN_VALIDITY_SECONDS, SignatureCheck,
-    check_signature, check_timing,
-    derive_from_payment_payload, derive_payment_info,
+    check_signature, check_timing, derive_from_payment_payload, derive_payment_info,
 };
 
 /// The EIP-712-style domain tag of the salt binding.
