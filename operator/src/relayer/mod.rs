@@ -401,28 +401,47 @@ impl Relayer {
         // New work: first merge due groups of single captures / voids into batches; younger
         // ones stay queued, waiting for company.
         let hold_after = self.batch_queued().await?;
-        for _ in 0..self.opts.max_claims_per_tick {
-            self.check_lease().await?;
-            let Some(row) = self
-                .store
-                .claim_next_tx_holding(self.opts.chain_id, self.address(), &self.owner, hold_after)
-                .await?
-            else {
-                break;
-            };
+        // Up to `max_claims_per_tick` rows claimed in one write, then sent as a group (see
+        // `send_new`).
+        self.check_lease().await?;
+        let claimed = self
+            .store
+            .claim_next_txs_holding(
+                self.opts.chain_id,
+                self.address(),
+                &self.owner,
+                hold_after,
+                self.opts.max_claims_per_tick,
+            )
+            .await?;
+        for row in &claimed {
             RelayerMetrics::inc(&self.metrics.claimed);
             report.claimed += 1;
             tracing::info!(chain_tx = %row.id, payment = ?row.payment_id, nonce = ?row.nonce, kind = %row.kind, "claimed");
-            self.crash_point(CrashPoint::AfterClaim)?;
-            self.drive_row(row).await?;
         }
-        // Fills written while sending new rows.
-        let rows = self
-            .store
-            .txs_in_flight(self.opts.chain_id, self.address())
-            .await?;
-        for row in rows.iter().filter(|r| r.status == TxStatus::Reserved) {
-            self.drive_row(row.clone()).await?;
+        if !claimed.is_empty() {
+            self.crash_point(CrashPoint::AfterClaim)?;
+            self.send_new(&claimed).await?;
+        }
+        // Fills written while sending new rows, and rows of the group left `reserved` (their
+        // estimate must wait for earlier rows, see `send_new`); driving them may write more
+        // fills, so loop until nothing new is reserved.
+        let mut driven = std::collections::HashSet::new();
+        loop {
+            let rows = self
+                .store
+                .txs_in_flight(self.opts.chain_id, self.address())
+                .await?;
+            let fresh: Vec<ChainTx> = rows
+                .into_iter()
+                .filter(|r| r.status == TxStatus::Reserved && driven.insert(r.id))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            for row in fresh {
+                self.drive_row(row).await?;
+            }
         }
         report.in_flight = self
             .store

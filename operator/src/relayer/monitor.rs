@@ -25,7 +25,7 @@ impl Relayer {
             TxStatus::Reserved => {
                 self.check_lease().await?;
                 if let Some(attempt) = self.sign_reserved(&row).await? {
-                    let row = self.store.get_tx(row.id).await?;
+                    // `send_attempt` uses only the row's id (the row is `signed` now).
                     self.send_attempt(&row, &attempt).await?;
                 }
                 Ok(())
@@ -55,12 +55,12 @@ impl Relayer {
         Ok(None)
     }
 
-    /// Records a receipt (`mined`), with the decoded revert reason when it failed.
-    pub(super) async fn record_receipt(
-        &mut self,
+    /// What a receipt stores, with the decoded revert reason when it failed.
+    async fn mined_receipt(
+        &self,
         tx: &ChainTx,
         receipt: &TransactionReceipt,
-    ) -> Result<ChainTx, RelayerError> {
+    ) -> Result<MinedReceipt, RelayerError> {
         let (Some(block_number), Some(block_hash)) = (receipt.block_number, receipt.block_hash)
         else {
             return Err(RelayerError::Corrupt("receipt without a block".into()));
@@ -71,24 +71,74 @@ impl Relayer {
         } else {
             Some(self.revert_reason_at(tx, receipt, block_number).await?)
         };
-        let mined = self
-            .store
-            .mark_mined(
-                tx.id,
-                &MinedReceipt {
-                    tx_hash: receipt.transaction_hash,
-                    block_number,
-                    block_hash,
-                    gas_used: receipt.gas_used,
-                    effective_gas_price: receipt.effective_gas_price,
-                    succeeded,
-                    revert_reason,
-                },
-            )
-            .await?;
+        Ok(MinedReceipt {
+            tx_hash: receipt.transaction_hash,
+            block_number,
+            block_hash,
+            gas_used: receipt.gas_used,
+            effective_gas_price: receipt.effective_gas_price,
+            succeeded,
+            revert_reason,
+        })
+    }
+
+    /// Records a receipt (`mined`), with the decoded revert reason when it failed.
+    pub(super) async fn record_receipt(
+        &mut self,
+        tx: &ChainTx,
+        receipt: &TransactionReceipt,
+    ) -> Result<ChainTx, RelayerError> {
+        let mined_receipt = self.mined_receipt(tx, receipt).await?;
+        let mined = self.store.mark_mined(tx.id, &mined_receipt).await?;
         RelayerMetrics::inc(&self.metrics.mined);
-        tracing::info!(tx_hash = %receipt.transaction_hash, block_number, succeeded, reason = ?mined.revert_reason, "mined");
+        tracing::info!(tx_hash = %receipt.transaction_hash, block_number = mined_receipt.block_number, succeeded = mined_receipt.succeeded, reason = ?mined.revert_reason, "mined");
         Ok(mined)
+    }
+
+    /// At one confirmation a receipt is deep enough the moment it is found (its block is the
+    /// head or below, and the lookup just read it from the canonical chain): `mined` and
+    /// `final` / `reverted` in one write, without reading the receipt, the head and the block
+    /// hash again as [`Relayer::watch_mined`] would.
+    async fn settle_found(
+        &mut self,
+        tx: &ChainTx,
+        receipt: &TransactionReceipt,
+    ) -> Result<(), RelayerError> {
+        let mined_receipt = self.mined_receipt(tx, receipt).await?;
+        let settled = self.store.mark_mined_final(tx.id, &mined_receipt).await?;
+        RelayerMetrics::inc(&self.metrics.mined);
+        tracing::info!(tx_hash = %receipt.transaction_hash, block_number = mined_receipt.block_number, succeeded = mined_receipt.succeeded, reason = ?settled.revert_reason, "mined");
+        self.report_settled(&settled, 1).await?;
+        self.announce(&settled);
+        Ok(())
+    }
+
+    /// Feeds the metrics sink, if any, for a row that just settled at `confirmations`.
+    async fn report_settled(
+        &self,
+        settled: &ChainTx,
+        confirmations: u64,
+    ) -> Result<(), RelayerError> {
+        if let Some(sink) = &self.sink {
+            let first = self
+                .store
+                .attempts_for(settled.id)
+                .await?
+                .first()
+                .map(|a| a.created_at);
+            let latency = self
+                .store
+                .now_ms()
+                .saturating_sub(first.unwrap_or(settled.created_at));
+            sink.tx_settled(
+                settled.kind,
+                settled.status,
+                Duration::from_millis(u64::try_from(latency).unwrap_or(0)),
+                confirmations,
+                settled.gas_used,
+            );
+        }
+        Ok(())
     }
 
     /// Replays the call at the mined block to get the revert data, and decodes it.
@@ -136,6 +186,9 @@ impl Relayer {
         // the `confirmations`-deep one (see `confirmed_nonce`).
         let confirmed_nonce = self.confirmed_nonce().await?;
         if let Some(receipt) = self.find_receipt(&attempts).await? {
+            if self.opts.confirmations <= 1 {
+                return self.settle_found(&row, &receipt).await;
+            }
             let mined = self.record_receipt(&row, &receipt).await?;
             return self.watch_mined(mined).await;
         }
@@ -258,25 +311,11 @@ impl Relayer {
                     return Ok(());
                 }
                 let settled = self.store.mark_final(row.id).await?;
-                if let Some(sink) = &self.sink {
-                    let first = self
-                        .store
-                        .attempts_for(row.id)
-                        .await?
-                        .first()
-                        .map(|a| a.created_at);
-                    let latency = self
-                        .store
-                        .now_ms()
-                        .saturating_sub(first.unwrap_or(row.created_at));
-                    sink.tx_settled(
-                        settled.kind,
-                        settled.status,
-                        Duration::from_millis(u64::try_from(latency).unwrap_or(0)),
-                        head.saturating_add(1).saturating_sub(block_number),
-                        settled.gas_used,
-                    );
-                }
+                self.report_settled(
+                    &settled,
+                    head.saturating_add(1).saturating_sub(block_number),
+                )
+                .await?;
                 self.announce(&settled);
                 Ok(())
             }

@@ -194,20 +194,163 @@ impl Relayer {
                 tracing::info!(tx_hash = %attempt.tx_hash, "broadcast");
                 self.crash_point(CrashPoint::AfterBroadcast)?;
             }
-            SendResult::MaybeSent(msg) => {
-                tracing::info!(tx_hash = %attempt.tx_hash, answer = %msg, "maybe sent: checking receipts");
-                let attempts = self.store.attempts_for(tx.id).await?;
-                if let Some(receipt) = self.find_receipt(&attempts).await? {
-                    self.record_receipt(tx, &receipt).await?;
-                } else {
-                    self.store.mark_broadcast(tx.id, attempt.tx_hash).await?;
-                }
-            }
+            SendResult::MaybeSent(msg) => self.maybe_sent(tx, attempt, &msg).await?,
             SendResult::Rejected(msg) => {
                 tracing::warn!(tx_hash = %attempt.tx_hash, answer = %msg, "node refused the transaction; will retry or replace");
             }
         }
         Ok(())
+    }
+
+    /// A "maybe sent" answer: receipts of every hash of the nonce first, else `broadcast`.
+    async fn maybe_sent(
+        &mut self,
+        tx: &ChainTx,
+        attempt: &TxAttempt,
+        msg: &str,
+    ) -> Result<(), RelayerError> {
+        tracing::info!(chain_tx = %tx.id, tx_hash = %attempt.tx_hash, answer = %msg, "maybe sent: checking receipts");
+        let attempts = self.store.attempts_for(tx.id).await?;
+        if let Some(receipt) = self.find_receipt(&attempts).await? {
+            self.record_receipt(tx, &receipt).await?;
+        } else {
+            self.store.mark_broadcast(tx.id, attempt.tx_hash).await?;
+        }
+        Ok(())
+    }
+
+    /// The new-work path for a group of rows just claimed together (consecutive nonces, in
+    /// nonce order): their gas estimates run concurrently, all are signed, all attempts are
+    /// stored in one write (before any is broadcast), then they are handed to the node in nonce
+    /// order without waiting for one another, and the accepted ones are recorded as broadcast
+    /// in one write. Per row the steps (and crash points) come in the same order as one at a
+    /// time. A reverting estimate rejects its row (its nonce goes to a fill, sent later in the
+    /// pass) only when no earlier row of the group is being sent (the estimate saw the state
+    /// the row will run on); otherwise that row and the later ones stay `reserved` and are
+    /// estimated again one at a time later in the pass (they may depend on the earlier ones).
+    /// An estimate that failed otherwise leaves that row and the later ones `reserved` for the
+    /// next pass, and the pass reports the error after sending the earlier ones.
+    pub(super) async fn send_new(&mut self, rows: &[ChainTx]) -> Result<(), RelayerError> {
+        let mut estimates = self.estimate_all(rows).await?;
+        let mut signed: Vec<(ChainTx, NewTxAttempt, u64)> = Vec::with_capacity(rows.len());
+        let mut failure: Option<TransportError> = None;
+        let mut fees: Option<Fees> = None;
+        for (row, estimate) in rows.iter().zip(estimates.iter_mut()) {
+            let nonce = row.nonce.ok_or_else(|| {
+                RelayerError::Corrupt(format!("reserved tx {} has no nonce", row.id))
+            })?;
+            let gas_limit = match (row.gas_limit, estimate.take()) {
+                (Some(limit), _) => limit,
+                (None, Some(Ok(gas))) => fees::with_margin(gas, self.opts.gas_limit_margin_percent),
+                (None, Some(Err(e))) => match revert_reason_of(&e) {
+                    // Estimated before the group's earlier rows were mined: it may depend on
+                    // them. This row and the later ones stay `reserved`, and the pass's
+                    // `reserved` step estimates them again one by one once those are sent.
+                    Some(_) if !signed.is_empty() => break,
+                    Some(reason) => {
+                        tracing::warn!(chain_tx = %row.id, %reason, "gas estimate reverted: not sending");
+                        self.reject(row, &reason).await?;
+                        continue;
+                    }
+                    None => {
+                        failure = Some(e);
+                        break;
+                    }
+                },
+                (None, None) => {
+                    return Err(RelayerError::Corrupt(format!(
+                        "no gas estimate for tx {}",
+                        row.id
+                    )));
+                }
+            };
+            let fees = match fees {
+                Some(fees) => fees,
+                None => {
+                    let suggested = self.suggested_fees().await?;
+                    fees = Some(suggested);
+                    suggested
+                }
+            };
+            let attempt = self.sign_attempt(row, nonce, gas_limit, fees)?;
+            signed.push((row.clone(), attempt, gas_limit));
+        }
+        if !signed.is_empty() {
+            self.check_lease().await?;
+            let new: Vec<(uuid::Uuid, NewTxAttempt)> = signed
+                .iter()
+                .map(|(row, a, _)| (row.id, a.clone()))
+                .collect();
+            let stored = self.store.record_attempts(&new).await?;
+            for ((row, _, gas_limit), attempt) in signed.iter().zip(&stored) {
+                tracing::info!(chain_tx = %row.id, payment = ?row.payment_id, nonce = ?row.nonce, tx_hash = %attempt.tx_hash, gas_limit, max_fee = attempt.max_fee_per_gas, tip = attempt.max_priority_fee_per_gas, "signed");
+            }
+            self.crash_point(CrashPoint::AfterRecordAttempt)?;
+            let mut accepted = Vec::with_capacity(stored.len());
+            let mut maybe = Vec::new();
+            for ((row, _, _), attempt) in signed.iter().zip(&stored) {
+                self.check_lease().await?;
+                RelayerMetrics::inc(&self.metrics.broadcasts);
+                let result = match self.provider.send_raw_transaction(&attempt.raw_tx).await {
+                    Ok(_) => SendResult::Accepted,
+                    Err(e) => classify(&e),
+                };
+                match result {
+                    SendResult::Accepted => accepted.push((row.id, attempt.tx_hash)),
+                    SendResult::MaybeSent(msg) => maybe.push((row, attempt, msg)),
+                    SendResult::Rejected(msg) => {
+                        tracing::warn!(chain_tx = %row.id, tx_hash = %attempt.tx_hash, answer = %msg, "node refused the transaction; will retry or replace");
+                    }
+                }
+            }
+            if !accepted.is_empty() {
+                self.store.mark_broadcasts(&accepted).await?;
+                for (id, tx_hash) in &accepted {
+                    tracing::info!(chain_tx = %id, %tx_hash, "broadcast");
+                }
+                self.crash_point(CrashPoint::AfterBroadcast)?;
+            }
+            for (row, attempt, msg) in maybe {
+                self.maybe_sent(row, attempt, &msg).await?;
+            }
+        }
+        match failure {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// `eth_estimateGas` for every row without a fixed gas limit, concurrently; `None` for the
+    /// others.
+    async fn estimate_all(
+        &self,
+        rows: &[ChainTx],
+    ) -> Result<Vec<Option<Result<u64, TransportError>>>, RelayerError> {
+        let mut out: Vec<Option<Result<u64, TransportError>>> = rows.iter().map(|_| None).collect();
+        let mut set = tokio::task::JoinSet::new();
+        for (i, row) in rows.iter().enumerate() {
+            if row.gas_limit.is_none() {
+                let provider = self.provider.clone();
+                let request = self.call_request(row);
+                set.spawn(async move { (i, provider.estimate_gas(request).await) });
+            }
+        }
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok((i, result)) => {
+                    if let Some(slot) = out.get_mut(i) {
+                        *slot = Some(result);
+                    }
+                }
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => {
+                    return Err(RelayerError::Corrupt(format!(
+                        "gas estimate task ended early: {e}"
+                    )));
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -227,6 +227,31 @@ impl Store {
         in_tx!(self, |tx| tx.claim_tx(chain_id, signer, owner, id).await?)
     }
 
+    /// Up to `limit` rows of [`StoreTx::claim_next_tx_holding`] in one transaction (one write
+    /// for a group of new rows; their nonces are consecutive), oldest first.
+    pub async fn claim_next_txs_holding(
+        &self,
+        chain_id: u64,
+        signer: Address,
+        owner: &str,
+        hold_after: i64,
+        limit: usize,
+    ) -> Result<Vec<ChainTx>> {
+        in_tx!(self, |tx| {
+            let mut rows = Vec::new();
+            while rows.len() < limit {
+                match tx
+                    .claim_next_tx_holding(chain_id, signer, owner, hold_after)
+                    .await?
+                {
+                    Some(row) => rows.push(row),
+                    None => break,
+                }
+            }
+            rows
+        })
+    }
+
     /// See [`StoreTx::claim_next_tx_holding`].
     pub async fn claim_next_tx_holding(
         &self,

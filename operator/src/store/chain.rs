@@ -523,10 +523,7 @@ impl StoreTx {
         if let Some(id) = &only {
             query = query.bind(codec::uuid(id));
         }
-        let Some(row) = query
-            .fetch_optional(self.conn())
-            .await?
-        else {
+        let Some(row) = query.fetch_optional(self.conn()).await? else {
             return Ok(None);
         };
         let id = get_uuid(&row, "id")?;
@@ -888,6 +885,31 @@ impl Store {
         in_tx!(self, |tx| tx.record_attempt(chain_tx_id, attempt).await?)
     }
 
+    /// [`StoreTx::record_attempt`] for several rows in one transaction (in the given order).
+    pub async fn record_attempts(
+        &self,
+        attempts: &[(Uuid, NewTxAttempt)],
+    ) -> Result<Vec<TxAttempt>> {
+        in_tx!(self, |tx| {
+            let mut stored = Vec::with_capacity(attempts.len());
+            for (chain_tx_id, attempt) in attempts {
+                stored.push(tx.record_attempt(*chain_tx_id, attempt).await?);
+            }
+            stored
+        })
+    }
+
+    /// [`StoreTx::mark_broadcast`] for several rows in one transaction (in the given order).
+    pub async fn mark_broadcasts(&self, sent: &[(Uuid, B256)]) -> Result<Vec<ChainTx>> {
+        in_tx!(self, |tx| {
+            let mut rows = Vec::with_capacity(sent.len());
+            for (chain_tx_id, tx_hash) in sent {
+                rows.push(tx.mark_broadcast(*chain_tx_id, *tx_hash).await?);
+            }
+            rows
+        })
+    }
+
     /// See [`StoreTx::mark_broadcast`].
     pub async fn mark_broadcast(&self, chain_tx_id: Uuid, tx_hash: B256) -> Result<ChainTx> {
         in_tx!(self, |tx| tx.mark_broadcast(chain_tx_id, tx_hash).await?)
@@ -896,6 +918,19 @@ impl Store {
     /// See [`StoreTx::mark_mined`].
     pub async fn mark_mined(&self, chain_tx_id: Uuid, receipt: &MinedReceipt) -> Result<ChainTx> {
         in_tx!(self, |tx| tx.mark_mined(chain_tx_id, receipt).await?)
+    }
+
+    /// [`StoreTx::mark_mined`] then [`StoreTx::mark_final`] in one transaction: a receipt that
+    /// is already deep enough when it is found (one confirmation) settles with one write.
+    pub async fn mark_mined_final(
+        &self,
+        chain_tx_id: Uuid,
+        receipt: &MinedReceipt,
+    ) -> Result<ChainTx> {
+        in_tx!(self, |tx| {
+            tx.mark_mined(chain_tx_id, receipt).await?;
+            tx.mark_final(chain_tx_id).await?
+        })
     }
 
     /// See [`StoreTx::mark_unmined`].
