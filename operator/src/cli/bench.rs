@@ -27,12 +27,12 @@ use std::time::{Duration, Instant};
 
 use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy::eips::eip2718::Encodable2718;
-use alloy::network::{EthereumWallet, TxSignerSync};
+use alloy::network::TxSignerSync;
 use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::aliases::{U48, U120};
 use alloy::primitives::{Address, Bytes, TxKind, U256, keccak256};
 use alloy::providers::ext::AnvilApi;
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::{DynProvider, Provider};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
 use axum::Router;
@@ -430,19 +430,6 @@ impl Drop for Scratch {
 
 // ------------------------------------------------------------------------------- the chain
 
-fn dev_wallet(anvil: &AnvilInstance, index: usize) -> Result<(PrivateKeySigner, DynProvider)> {
-    let key = anvil
-        .keys()
-        .get(index)
-        .ok_or_else(|| eyre!("anvil has no dev key {index}"))?;
-    let signer = PrivateKeySigner::from(key.clone());
-    let provider = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(signer.clone()))
-        .connect_http(anvil.endpoint_url())
-        .erased();
-    Ok((signer, provider))
-}
-
 /// Buyer `i`'s key: deterministic, so runs are reproducible.
 fn buyer_key(i: usize) -> Result<PrivateKeySigner> {
     PrivateKeySigner::from_bytes(&keccak256(format!("x402-escrow bench buyer {i}")))
@@ -798,7 +785,7 @@ async fn anvil_ceiling(
     payer: &PrivateKeySigner,
     count: u64,
 ) -> Result<CeilingReport> {
-    let (operator, provider) = dev_wallet(anvil, 5)?;
+    let (operator, provider) = super::dev_wallet(anvil, 5)?;
     let chain_id = deployment.chain_id;
     let escrow = deployment.auth_capture_escrow;
     let collector = deployment.erc3009_payment_collector;
@@ -955,10 +942,10 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
     if let Some(mut stdout) = anvil.child_mut().stdout.take() {
         std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     }
-    let (deployer, deployer_provider) = dev_wallet(&anvil, 0)?;
-    let (operator_key, _) = dev_wallet(&anvil, 1)?;
-    let merchant = dev_wallet(&anvil, 3)?.0.address();
-    let fee_receiver = dev_wallet(&anvil, 4)?.0.address();
+    let (deployer, deployer_provider) = super::dev_wallet(&anvil, 0)?;
+    let (operator_key, _) = super::dev_wallet(&anvil, 1)?;
+    let merchant = super::dev_wallet(&anvil, 3)?.0.address();
+    let fee_receiver = super::dev_wallet(&anvil, 4)?.0.address();
     let deployment = deploy_all(&deployer_provider, deployer.address(), DEFAULT_SALT, true)
         .await
         .wrap_err("deploying the contracts")?;

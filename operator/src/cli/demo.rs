@@ -11,12 +11,11 @@
 //! Every step prints its transaction hash and everyone's balance afterwards.
 
 use alloy::eips::BlockNumberOrTag;
-use alloy::network::EthereumWallet;
 use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::aliases::{U48, U120};
 use alloy::primitives::{Address, B256, TxHash, U256};
 use alloy::providers::ext::AnvilApi;
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::{DynProvider, Provider};
 use alloy::signers::local::PrivateKeySigner;
 use clap::Args;
 use eyre::{Context, Result, ensure, eyre};
@@ -50,15 +49,7 @@ struct Actor {
 
 impl Actor {
     fn new(anvil: &AnvilInstance, index: usize, name: &'static str) -> Result<Self> {
-        let key = anvil
-            .keys()
-            .get(index)
-            .ok_or_else(|| eyre!("anvil has no dev key {index}"))?;
-        let signer = PrivateKeySigner::from(key.clone());
-        let provider = ProviderBuilder::new()
-            .wallet(EthereumWallet::from(signer.clone()))
-            .connect_http(anvil.endpoint_url())
-            .erased();
+        let (signer, provider) = super::dev_wallet(anvil, index)?;
         Ok(Self {
             name,
             signer,

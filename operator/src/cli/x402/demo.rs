@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use alloy::network::EthereumWallet;
 use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::ext::AnvilApi;
@@ -117,19 +116,6 @@ impl Balances {
     }
 }
 
-fn wallet(anvil: &AnvilInstance, index: usize) -> Result<(PrivateKeySigner, DynProvider)> {
-    let key = anvil
-        .keys()
-        .get(index)
-        .ok_or_else(|| eyre!("anvil has no dev key {index}"))?;
-    let signer = PrivateKeySigner::from(key.clone());
-    let provider = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(signer.clone()))
-        .connect_http(anvil.endpoint_url())
-        .erased();
-    Ok((signer, provider))
-}
-
 impl Stack {
     /// Starts anvil, deploys, funds the payer (10 USDC) and the operator's refund float
     /// (5 USDC), starts the operator on a fresh SQLite file and creates a merchant.
@@ -140,11 +126,11 @@ impl Stack {
         let anvil = Anvil::at(&anvil_bin)
             .try_spawn()
             .wrap_err_with(|| format!("could not start anvil at {}", anvil_bin.display()))?;
-        let (deployer, deployer_provider) = wallet(&anvil, 0)?;
-        let (operator_key, _) = wallet(&anvil, 1)?;
-        let (payer, _) = wallet(&anvil, 2)?;
-        let merchant = wallet(&anvil, 3)?.0.address();
-        let fee_receiver = wallet(&anvil, 4)?.0.address();
+        let (deployer, deployer_provider) = crate::cli::dev_wallet(&anvil, 0)?;
+        let (operator_key, _) = crate::cli::dev_wallet(&anvil, 1)?;
+        let (payer, _) = crate::cli::dev_wallet(&anvil, 2)?;
+        let merchant = crate::cli::dev_wallet(&anvil, 3)?.0.address();
+        let fee_receiver = crate::cli::dev_wallet(&anvil, 4)?.0.address();
 
         let deployment = deploy_all(&deployer_provider, deployer.address(), DEFAULT_SALT, true)
             .await
