@@ -785,7 +785,7 @@ async fn anvil_ceiling(
     payer: &PrivateKeySigner,
     count: u64,
 ) -> Result<CeilingReport> {
-    let (operator, provider) = super::dev_wallet(anvil, 5)?;
+    let (operator, provider) = super::x402::dev_wallet(anvil, 5)?;
     let chain_id = deployment.chain_id;
     let escrow = deployment.auth_capture_escrow;
     let collector = deployment.erc3009_payment_collector;
@@ -942,10 +942,10 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
     if let Some(mut stdout) = anvil.child_mut().stdout.take() {
         std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     }
-    let (deployer, deployer_provider) = super::dev_wallet(&anvil, 0)?;
-    let (operator_key, _) = super::dev_wallet(&anvil, 1)?;
-    let merchant = super::dev_wallet(&anvil, 3)?.0.address();
-    let fee_receiver = super::dev_wallet(&anvil, 4)?.0.address();
+    let (deployer, deployer_provider) = super::x402::dev_wallet(&anvil, 0)?;
+    let (operator_key, _) = super::x402::dev_wallet(&anvil, 1)?;
+    let merchant = super::x402::dev_wallet(&anvil, 3)?.0.address();
+    let fee_receiver = super::x402::dev_wallet(&anvil, 4)?.0.address();
     let deployment = deploy_all(&deployer_provider, deployer.address(), DEFAULT_SALT, true)
         .await
         .wrap_err("deploying the contracts")?;

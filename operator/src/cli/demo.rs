@@ -49,7 +49,7 @@ struct Actor {
 
 impl Actor {
     fn new(anvil: &AnvilInstance, index: usize, name: &'static str) -> Result<Self> {
-        let (signer, provider) = super::dev_wallet(anvil, index)?;
+        let (signer, provider) = super::x402::dev_wallet(anvil, index)?;
         Ok(Self {
             name,
             signer,

@@ -126,11 +126,11 @@ impl Stack {
         let anvil = Anvil::at(&anvil_bin)
             .try_spawn()
             .wrap_err_with(|| format!("could not start anvil at {}", anvil_bin.display()))?;
-        let (deployer, deployer_provider) = crate::cli::dev_wallet(&anvil, 0)?;
-        let (operator_key, _) = crate::cli::dev_wallet(&anvil, 1)?;
-        let (payer, _) = crate::cli::dev_wallet(&anvil, 2)?;
-        let merchant = crate::cli::dev_wallet(&anvil, 3)?.0.address();
-        let fee_receiver = crate::cli::dev_wallet(&anvil, 4)?.0.address();
+        let (deployer, deployer_provider) = super::dev_wallet(&anvil, 0)?;
+        let (operator_key, _) = super::dev_wallet(&anvil, 1)?;
+        let (payer, _) = super::dev_wallet(&anvil, 2)?;
+        let merchant = super::dev_wallet(&anvil, 3)?.0.address();
+        let fee_receiver = super::dev_wallet(&anvil, 4)?.0.address();
 
         let deployment = deploy_all(&deployer_provider, deployer.address(), DEFAULT_SALT, true)
             .await

@@ -24,3 +24,24 @@ pub fn format_units(amount: U256, decimals: u8) -> String {
     }
     format!("{whole}.{frac}")
 }
+
+/// Anvil's dev key `index` and a provider that signs with it (the local demos and the bench).
+pub fn dev_wallet(
+    anvil: &alloy::node_bindings::AnvilInstance,
+    index: usize,
+) -> eyre::Result<(
+    alloy::signers::local::PrivateKeySigner,
+    alloy::providers::DynProvider,
+)> {
+    use alloy::providers::Provider;
+    let key = anvil
+        .keys()
+        .get(index)
+        .ok_or_else(|| eyre::eyre!("anvil has no dev key {index}"))?;
+    let signer = alloy::signers::local::PrivateKeySigner::from(key.clone());
+    let provider = alloy::providers::ProviderBuilder::new()
+        .wallet(alloy::network::EthereumWallet::from(signer.clone()))
+        .connect_http(anvil.endpoint_url())
+        .erased();
+    Ok((signer, provider))
+}
