@@ -194,6 +194,37 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order (the published list: openapi, tests and the fuzz
+    /// harness read it from here).
+    pub const ALL: [ErrorCode; 26] = [
+        Self::InvalidRequest,
+        Self::Unauthorized,
+        Self::NotFound,
+        Self::IdempotencyKeyMissing,
+        Self::IdempotencyKeyReused,
+        Self::IdempotencyKeyInFlight,
+        Self::PaymentBusy,
+        Self::InvalidState,
+        Self::InvalidPayload,
+        Self::InvalidSignature,
+        Self::WrongChain,
+        Self::WrongEscrow,
+        Self::WrongOperator,
+        Self::UnsupportedAsset,
+        Self::PayeeNotAllowed,
+        Self::InvalidAmount,
+        Self::Expired,
+        Self::InvalidFee,
+        Self::InsufficientFunds,
+        Self::AuthorizationUsed,
+        Self::SimulationFailed,
+        Self::ExceedsCapturable,
+        Self::ExceedsRefundable,
+        Self::RefundFloatInsufficient,
+        Self::ChainUnavailable,
+        Self::Internal,
+    ];
+
     /// The stable string code.
     pub fn as_str(self) -> &'static str {
         match self {
