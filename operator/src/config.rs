@@ -648,7 +648,8 @@ impl Config {
         }
         crate::store::Backend::from_url(&self.database.url)
             .map_err(|e| ConfigError::Invalid(format!("database.url: {e}")))?;
-        self.signer.source()?;
+        // The signer is not checked here: only commands that sign need it, and they ask
+        // `SignerConfig::source` (a keystore without its password is an error there).
         Ok(())
     }
 
@@ -897,7 +898,12 @@ mod tests {
         let named = Config::from_toml_str("listen = \"localhost:8402\"").unwrap();
         named.validate().unwrap();
         assert!(bad("[database]\nurl = \"mysql://x\"").contains("database.url"));
-        assert!(bad("[signer]\nkeystore = \"/k.json\"").contains("X402_KEYSTORE_PASSWORD"));
+        // A keystore without its password does not stop commands that do not sign; the
+        // signer source names the missing variable.
+        let keystore = Config::from_toml_str("[signer]\nkeystore = \"/k.json\"").unwrap();
+        keystore.validate().unwrap();
+        let err = keystore.signer.source().unwrap_err().to_string();
+        assert!(err.contains("X402_KEYSTORE_PASSWORD"), "{err}");
         assert!(bad("[batch]\nmax_size = 0").contains("batch.max_size"));
         assert!(bad("[batch]\nmax_size = 500").contains("batch.max_size"));
         assert!(bad("[batch]\nmax_wait_ms = 600000").contains("batch.max_wait_ms"));

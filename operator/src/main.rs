@@ -28,6 +28,12 @@ enum Command {
     Gateway(cli::x402::gateway::GatewayArgs),
     /// Request a URL, paying its x402 challenge under a spend policy.
     Pay(cli::x402::pay::PayArgs),
+    /// Deploy the contracts (CREATE2, the bindings' bytecode) and write
+    /// deployments/<chainId>.json as script/Deploy.s.sol does. Key from X402_DEPLOYER_KEY or
+    /// --keystore.
+    Deploy(cli::deploy::DeployArgs),
+    /// A tiny HTTP API to put behind the gateway: GET /report, GET /health.
+    SampleApi(cli::sample_api::SampleApiArgs),
     /// Run the operator: HTTP API, engine, relayer, indexer and webhook delivery.
     Serve,
     /// Compare the database with the escrow on chain and report every difference.
@@ -63,6 +69,8 @@ async fn main() -> eyre::Result<()> {
         Command::LifecycleDemo(args) => cli::demo::run(args).await,
         Command::Gateway(args) => cli::x402::gateway::run(args).await,
         Command::Pay(args) => cli::x402::pay::run(args).await,
+        Command::Deploy(args) => cli::deploy::run(args).await,
+        Command::SampleApi(args) => cli::sample_api::run(args).await,
         Command::Serve => cli::serve::serve(&cli.config).await,
         Command::Reconcile { limit } => cli::serve::reconcile(&cli.config, limit).await,
         Command::Migrate => cli::admin::migrate(&cli.config).await,

@@ -34,6 +34,7 @@ fn args(stack: &Stack, url: String) -> PayArgs {
         ledger: stack.dir().join("ledger.json"),
         escrow: Some(stack.deployment.auth_capture_escrow),
         collector: Some(stack.deployment.erc3009_payment_collector),
+        deployment: None,
         max_body: 4096,
     }
 }

@@ -1,5 +1,6 @@
 //! Administrative subcommands that need only the configuration and the database:
-//! `migrate`, `merchant add|list`, `payments list|show`.
+//! `migrate`, `merchant add|list`, `payments list|show`. None of them signs, so none needs a
+//! signing key.
 
 use std::path::PathBuf;
 
@@ -67,6 +68,10 @@ pub struct MerchantAdd {
     /// Uncaptured holds are voided this many seconds after authorization.
     #[arg(long, default_value_t = 3600)]
     pub capture_deadline_secs: i64,
+    /// Print only the API key on stdout (the other details go to stderr), for
+    /// `export X402_API_KEY=$(x402-escrow merchant add … --print-api-key)`.
+    #[arg(long)]
+    pub print_api_key: bool,
 }
 
 /// `x402-escrow payments …`
@@ -107,12 +112,15 @@ pub async fn migrate(config: &ConfigArgs) -> Result<()> {
 
 /// `x402-escrow merchant …`
 pub async fn merchant(config: &ConfigArgs, command: MerchantCommand) -> Result<()> {
+    if let MerchantCommand::Add(add) = &command
+        && add.capture_deadline_secs <= 0
+    {
+        // Refused before the database is opened (or created).
+        bail!("--capture-deadline-secs must be positive");
+    }
     let store = config.store().await?;
     match command {
         MerchantCommand::Add(add) => {
-            if add.capture_deadline_secs <= 0 {
-                bail!("--capture-deadline-secs must be positive");
-            }
             let secret = add
                 .webhook_url
                 .as_ref()
@@ -125,6 +133,19 @@ pub async fn merchant(config: &ConfigArgs, command: MerchantCommand) -> Result<(
                 capture_deadline_secs: add.capture_deadline_secs,
             };
             let (merchant, api_key) = store.create_merchant(&new).await?;
+            if add.print_api_key {
+                // stdout carries the key alone; what else is shown once goes to stderr.
+                println!("{}", api_key.expose());
+                eprintln!("merchant     {}", merchant.id);
+                eprintln!("name         {}", merchant.name);
+                if let Some(secret) = secret {
+                    eprintln!(
+                        "webhook key  {}   (shown once; verify webhook signatures with it)",
+                        secret.expose_secret()
+                    );
+                }
+                return Ok(());
+            }
             println!("merchant     {}", merchant.id);
             println!("name         {}", merchant.name);
             println!(

@@ -3,5 +3,7 @@
 pub mod admin;
 pub mod bench;
 pub mod demo;
+pub mod deploy;
+pub mod sample_api;
 pub mod serve;
 pub mod x402;

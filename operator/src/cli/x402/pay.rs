@@ -2,12 +2,13 @@
 //! the spend policy (checked before signing, persisted in the ledger), prints the status, the
 //! body (or its size) and the payment outcome. A policy refusal names the rule and fails.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use alloy::primitives::Address;
 use alloy::signers::local::PrivateKeySigner;
 use clap::Args;
-use eyre::{Context, Result, eyre};
+use eyre::{Context, Result, bail, eyre};
+use x402_escrow_bindings::Deployment;
 use x402_escrow_sdk::buyer::{BuyerClient, BuyerError, PaymentOutcome, SpendLedger, SpendPolicy};
 use x402_escrow_sdk::escrows::{EscrowDeployment, EscrowRegistry};
 
@@ -40,6 +41,10 @@ pub struct PayArgs {
     /// Its ERC3009PaymentCollector.
     #[arg(long, requires = "escrow")]
     pub collector: Option<Address>,
+    /// Accept the escrow and ERC-3009 collector of this deployment record (e.g.
+    /// deployments/31337.json, written by `x402-escrow deploy`), instead of --escrow/--collector.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["escrow", "collector"])]
+    pub deployment: Option<PathBuf>,
     /// Print at most this many bytes of the body (larger bodies: their size only).
     #[arg(long, default_value_t = 4096)]
     pub max_body: usize,
@@ -56,15 +61,36 @@ pub struct PayReport {
     pub payment: Option<PaymentOutcome>,
 }
 
-/// The escrow registry for `--escrow/--collector` (the canonical one otherwise).
-pub fn registry(args: &PayArgs) -> EscrowRegistry {
+/// The escrow registry: the canonical deployments, plus the one named by `--deployment` (its
+/// `authCaptureEscrow` and `erc3009PaymentCollector`) or by `--escrow/--collector`, which
+/// becomes the default.
+pub fn registry(args: &PayArgs) -> Result<EscrowRegistry> {
     let mut registry = EscrowRegistry::canonical();
-    if let (Some(escrow), Some(collector)) = (args.escrow, args.collector) {
+    if let Some(path) = &args.deployment {
+        let deployment = Deployment::load(path).map_err(|e| eyre!("--deployment: {e}"))?;
+        registry.register_default(EscrowDeployment::from(&deployment));
+    } else if let (Some(escrow), Some(collector)) = (args.escrow, args.collector) {
         registry.register_default(EscrowDeployment::v1_0_interface(
             "local", escrow, collector, None,
         ));
     }
-    registry
+    Ok(registry)
+}
+
+/// Reads the spend policy; a missing file is an error that says how to write one.
+fn read_policy(path: &Path) -> Result<SpendPolicy> {
+    if !path.exists() {
+        bail!(
+            "no spend policy at {path}: the buyer pays only what a policy allows. Start from the \
+             example (caps of $1 per payment and $10 per day, any network, payee and host):\n  \
+             cp operator/policy.example.toml {path}\nthen edit its [[assets]] for your chain, or \
+             point --policy at another file",
+            path = path.display()
+        );
+    }
+    let text = std::fs::read_to_string(path)
+        .wrap_err_with(|| format!("reading the spend policy {}", path.display()))?;
+    SpendPolicy::from_toml(&text).map_err(|e| eyre!("spend policy {}: {e}", path.display()))
 }
 
 /// Loads the policy and ledger and makes the request with `signer`. Policy refusals come back
@@ -73,14 +99,12 @@ pub async fn pay(
     args: &PayArgs,
     signer: PrivateKeySigner,
 ) -> Result<Result<PayReport, BuyerError>> {
-    let text = std::fs::read_to_string(&args.policy)
-        .wrap_err_with(|| format!("reading the spend policy {}", args.policy.display()))?;
-    let policy = SpendPolicy::from_toml(&text)
-        .map_err(|e| eyre!("spend policy {}: {e}", args.policy.display()))?;
+    let policy = read_policy(&args.policy)?;
+    let registry = registry(args)?;
     let ledger = SpendLedger::open(&args.ledger)
         .map_err(|e| eyre!("spend ledger {}: {e}", args.ledger.display()))?;
-    let client = BuyerClient::new(reqwest::Client::new(), signer, policy, ledger)
-        .with_registry(registry(args));
+    let client =
+        BuyerClient::new(reqwest::Client::new(), signer, policy, ledger).with_registry(registry);
     let method = reqwest::Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())
         .map_err(|_| eyre!("--method {:?} is not an HTTP method", args.method))?;
     let mut builder = client.http().request(method, &args.url);
