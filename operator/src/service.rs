@@ -304,6 +304,9 @@ pub struct ServiceError {
     pub code: ErrorCode,
     /// What exactly went wrong.
     pub message: String,
+    /// The x402 reason of a refused payment (`invalid_auth_capture_evm_capture_deadline_expired`,
+    /// …), where one names the refusal more precisely than `code`.
+    pub reason: Option<&'static str>,
 }
 
 impl ServiceError {
@@ -312,7 +315,14 @@ impl ServiceError {
         Self {
             code,
             message: message.into(),
+            reason: None,
         }
+    }
+
+    /// The same error naming its x402 reason.
+    pub fn with_reason(mut self, reason: &'static str) -> Self {
+        self.reason = Some(reason);
+        self
     }
 }
 
@@ -357,6 +367,9 @@ pub trait PaymentService: Send + Sync + 'static {
         merchant: &Merchant,
         payment_id: Uuid,
     ) -> impl Future<Output = Result<PaymentView, ServiceError>> + Send;
+
+    /// What the operator accepts from `merchant` (`GET /v1/merchant`).
+    fn terms(&self, merchant: &Merchant) -> x402_escrow_sdk::merchant::MerchantTerms;
 
     /// The merchant's payments for one HTTP request id, newest first.
     fn by_request_id(

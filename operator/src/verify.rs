@@ -37,9 +37,14 @@ use x402_escrow_sdk::schemes::auth_capture::{
 };
 use x402_escrow_sdk::wire::{PaymentPayload, PaymentRequirements, SchemePayload};
 
+use x402_escrow_sdk::facilitator::reasons;
+
 use crate::lifecycle::{Amount, Flow};
 use crate::service::{ErrorCode, ServiceError};
 use crate::store::Merchant;
+
+/// Our reason for a charge whose refund window closes too soon (x402 names none).
+pub const REASON_REFUND_DEADLINE_EXPIRED: &str = "refund_deadline_expired";
 
 /// The escrow's fee ceiling (100 %).
 pub const MAX_FEE_BPS: u16 = 10_000;
@@ -63,6 +68,17 @@ pub struct VerifierConfig {
     pub expiry_margin_secs: u64,
     /// Capture deadline for merchants that configured none (seconds).
     pub default_capture_deadline_secs: u64,
+}
+
+impl VerifierConfig {
+    /// How long `merchant` has to capture a hold (seconds): its own capture deadline, else the
+    /// operator's default.
+    pub fn capture_deadline_secs(&self, merchant: &Merchant) -> u64 {
+        u64::try_from(merchant.capture_deadline_secs)
+            .ok()
+            .filter(|s| *s > 0)
+            .unwrap_or(self.default_capture_deadline_secs)
+    }
 }
 
 /// A payment that passed every check: what the engine stores and sends.
@@ -121,9 +137,15 @@ pub enum VerifyError {
     /// Zero or too large.
     #[error("invalid amount: {0}")]
     InvalidAmount(String),
-    /// An expiry passed or is too close.
-    #[error("expired: {0}")]
-    Expired(String),
+    /// An expiry passed or is too close. `reason` is the x402 reason naming which deadline
+    /// (`invalid_auth_capture_evm_capture_deadline_expired`, …); `detail` says by how much.
+    #[error("{detail}")]
+    Expired {
+        /// The x402 reason.
+        reason: &'static str,
+        /// Which deadline, its value, the time it was checked at and the shortfall.
+        detail: String,
+    },
     /// Fee range or receiver unacceptable.
     #[error("invalid fee: {0}")]
     InvalidFee(String),
@@ -160,7 +182,7 @@ impl VerifyError {
             VerifyError::UnsupportedAsset(_) => ErrorCode::UnsupportedAsset,
             VerifyError::PayeeNotAllowed(_) => ErrorCode::PayeeNotAllowed,
             VerifyError::InvalidAmount(_) => ErrorCode::InvalidAmount,
-            VerifyError::Expired(_) => ErrorCode::Expired,
+            VerifyError::Expired { .. } => ErrorCode::Expired,
             VerifyError::InvalidFee(_) => ErrorCode::InvalidFee,
             VerifyError::InvalidSignature(_) => ErrorCode::InvalidSignature,
             VerifyError::AuthorizationUsed(_) => ErrorCode::AuthorizationUsed,
@@ -171,9 +193,34 @@ impl VerifyError {
     }
 }
 
+impl VerifyError {
+    /// The x402 reason of this refusal (`invalid_auth_capture_evm_*`); where the x402 list has
+    /// no equivalent, the operator's own stable code (`authorization_used`,
+    /// `simulation_failed`, …).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::InvalidPayload(_) => reasons::INVALID_PAYLOAD,
+            Self::WrongChain { .. } => reasons::INVALID_NETWORK,
+            Self::WrongEscrow(_) => reasons::AUTH_CAPTURE_EXTRA,
+            Self::WrongOperator { .. } => reasons::AUTH_CAPTURE_OPERATOR_MISMATCH,
+            Self::UnsupportedAsset(_) | Self::PayeeNotAllowed(_) => {
+                reasons::INVALID_PAYMENT_REQUIREMENTS
+            }
+            Self::InvalidAmount(_) => reasons::AUTH_CAPTURE_AMOUNT_MISMATCH,
+            Self::Expired { reason, .. } => reason,
+            Self::InvalidFee(_) => reasons::AUTH_CAPTURE_EXTRA,
+            Self::InvalidSignature(_) => reasons::AUTH_CAPTURE_SIGNATURE,
+            Self::InsufficientFunds { .. } => reasons::INSUFFICIENT_FUNDS,
+            Self::AuthorizationUsed(_) => ErrorCode::AuthorizationUsed.as_str(),
+            Self::SimulationFailed(_) => ErrorCode::SimulationFailed.as_str(),
+            Self::ChainUnavailable(_) => reasons::UNEXPECTED_VERIFY_ERROR,
+        }
+    }
+}
+
 impl From<VerifyError> for ServiceError {
     fn from(e: VerifyError) -> Self {
-        ServiceError::new(e.code(), e.to_string())
+        ServiceError::new(e.code(), e.to_string()).with_reason(e.reason())
     }
 }
 
@@ -186,7 +233,10 @@ fn from_sdk(e: AuthCaptureError) -> VerifyError {
         AuthCaptureError::AmountTooLarge(_) => VerifyError::InvalidAmount(e.to_string()),
         AuthCaptureError::AuthorizationExpired { .. }
         | AuthCaptureError::CaptureDeadlineExpired { .. }
-        | AuthCaptureError::DeadlineOrdering(_) => VerifyError::Expired(e.to_string()),
+        | AuthCaptureError::DeadlineOrdering(_) => VerifyError::Expired {
+            reason: e.reason(),
+            detail: e.to_string(),
+        },
         AuthCaptureError::SignerMismatch { .. } | AuthCaptureError::Signature(_) => {
             VerifyError::InvalidSignature(e.to_string())
         }
@@ -245,7 +295,18 @@ impl Verifier {
         &self.config
     }
 
-    /// The latest block's timestamp (chain time, unix seconds).
+    /// The time a payment is judged at: the later of the wall clock and the latest block's
+    /// timestamp (unix seconds). See `DESIGN.md`, "Clocks": a chain whose latest block is old
+    /// (an idle dev chain, a node that fell behind) must not make a fresh payment look as if it
+    /// was signed for too long, and a chain running ahead of the wall clock is what the escrow
+    /// will enforce the expiries against. The next block is never earlier than either, so the
+    /// later one is the conservative choice for every "still valid when mined" check.
+    pub async fn acceptance_now(&self) -> Result<u64, VerifyError> {
+        Ok(self.chain_now().await?.max(wall_clock_secs()))
+    }
+
+    /// The latest block's timestamp (chain time, unix seconds): what the escrow's own expiry
+    /// checks compared against when that block was made.
     pub async fn chain_now(&self) -> Result<u64, VerifyError> {
         let block = self
             .provider
@@ -256,7 +317,8 @@ impl Verifier {
         Ok(block.header.timestamp)
     }
 
-    /// Runs every check (see the module docs) for `merchant` at chain time `now` (unix seconds).
+    /// Runs every check (see the module docs) for `merchant` at time `now` (unix seconds; the
+    /// engine passes [`Verifier::acceptance_now`]).
     pub async fn verify(
         &self,
         merchant: &Merchant,
@@ -314,37 +376,56 @@ impl Verifier {
         let pre = info.preApprovalExpiry.to::<u64>();
         let auth = info.authorizationExpiry.to::<u64>();
         let refund = info.refundExpiry.to::<u64>();
-        if pre <= now.saturating_add(cfg.expiry_margin_secs) {
-            return Err(VerifyError::Expired(format!(
-                "preApprovalExpiry {pre} is within {}s of now {now}",
-                cfg.expiry_margin_secs
-            )));
+        let margin = cfg.expiry_margin_secs;
+        if pre <= now.saturating_add(margin) {
+            return Err(VerifyError::Expired {
+                reason: reasons::AUTH_CAPTURE_AUTHORIZATION_EXPIRED,
+                detail: format!(
+                    "validBefore (preApprovalExpiry) {pre} is {} s short of now ({now}) + the \
+                     operator's auto_void.expiry_margin_secs ({margin} s) needed to get the hold mined",
+                    shortfall(pre, now.saturating_add(margin)),
+                ),
+            });
         }
         if !(pre <= auth && auth <= refund) {
-            return Err(VerifyError::Expired(format!(
-                "expiries out of order: {pre} / {auth} / {refund}"
-            )));
+            return Err(VerifyError::Expired {
+                reason: reasons::AUTH_CAPTURE_DEADLINE_ORDERING,
+                detail: format!(
+                    "expiries out of order: validBefore {pre}, captureDeadline {auth}, \
+                     refundDeadline {refund} (each must be at most the next)"
+                ),
+            });
         }
-        let deadline_secs = u64::try_from(merchant.capture_deadline_secs)
-            .ok()
-            .filter(|s| *s > 0)
-            .unwrap_or(cfg.default_capture_deadline_secs);
-        let capture_deadline = now.saturating_add(deadline_secs);
+        let deadline_secs = cfg.capture_deadline_secs(merchant);
         if flow == Flow::Charge {
             // Captured at once: what must stay open is the refund window (already implied by
             // the ordering above and the preApprovalExpiry margin; stated for the reader).
-            if refund <= now.saturating_add(cfg.expiry_margin_secs) {
-                return Err(VerifyError::Expired(format!(
-                    "refundExpiry {refund} is within {}s of now {now}",
-                    cfg.expiry_margin_secs
-                )));
+            if refund <= now.saturating_add(margin) {
+                return Err(VerifyError::Expired {
+                    reason: REASON_REFUND_DEADLINE_EXPIRED,
+                    detail: format!(
+                        "refundDeadline {refund} is {} s short of now ({now}) + \
+                         auto_void.expiry_margin_secs ({margin} s)",
+                        shortfall(refund, now.saturating_add(margin)),
+                    ),
+                });
             }
-        } else if auth <= capture_deadline.saturating_add(cfg.expiry_margin_secs) {
-            return Err(VerifyError::Expired(format!(
-                "authorizationExpiry {auth} leaves less than the capture deadline ({deadline_secs}s) \
-                 plus margin ({}s)",
-                cfg.expiry_margin_secs
-            )));
+        } else {
+            // The hold must outlive the merchant's capture window (the auto-void comes that long
+            // after the hold) plus the margin to get the capture or void mined.
+            let needed = required_capture_deadline(now, deadline_secs, margin);
+            if auth <= needed {
+                return Err(VerifyError::Expired {
+                    reason: reasons::AUTH_CAPTURE_CAPTURE_DEADLINE_EXPIRED,
+                    detail: format!(
+                        "captureDeadline (authorizationExpiry) {auth} is {} s short of the capture \
+                         window: now ({now}) + the merchant's capture_deadline_secs \
+                         ({deadline_secs} s) + the operator's auto_void.expiry_margin_secs \
+                         ({margin} s) = {needed}",
+                        shortfall(auth, needed),
+                    ),
+                });
+            }
         }
 
         // Fees.
@@ -450,4 +531,25 @@ impl Verifier {
             fee_receiver,
         })
     }
+}
+
+/// The earliest `authorizationExpiry` an `escrow`-flow hold placed at `now` may have: it must
+/// come after the merchant's capture window and the margin to get the capture or void mined
+/// (strictly after: a hold expiring exactly then is refused).
+pub fn required_capture_deadline(now: u64, capture_deadline_secs: u64, margin_secs: u64) -> u64 {
+    now.saturating_add(capture_deadline_secs)
+        .saturating_add(margin_secs)
+}
+
+/// The wall clock in unix seconds.
+pub fn wall_clock_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// How many seconds `value` falls short of being strictly after `needed` (at least 1).
+fn shortfall(value: u64, needed: u64) -> u64 {
+    needed.saturating_sub(value).saturating_add(1)
 }

@@ -342,6 +342,7 @@ fn make_engine(
             auto_void: true,
             refund_allowance: U256::from(1_000 * USDC),
             poll_interval: Duration::from_millis(100),
+            assets: Vec::new(),
         },
         wake,
     )

@@ -33,6 +33,9 @@ alloy::sol! {
 enum Expect {
     /// An API error: HTTP status and `error.code`.
     Error(u16, &'static str),
+    /// An API error that explains itself: HTTP status, `error.code`, the x402 `error.reason`,
+    /// and a phrase of `error.message` (with its numbers).
+    Explained(u16, &'static str, &'static str, &'static str),
     /// A facilitator answer (HTTP 200): `isValid` / `success` false with this reason.
     Refused(&'static str),
     /// The payment that already exists for this payload (an idempotent replay), unchanged.
@@ -379,7 +382,12 @@ async fn hostile_requests(backend: Backend) {
             "expired authorization",
             authorize,
             &body,
-            err(400, "expired"),
+            Expect::Explained(
+                400,
+                "expired",
+                "invalid_auth_capture_evm_authorization_expired",
+                "authorization expires at",
+            ),
         ));
         let mut r = good().await;
         r["maxTimeoutSeconds"] = json!(300);
@@ -389,7 +397,12 @@ async fn hostile_requests(backend: Backend) {
             "capture deadline inside the merchant's capture window",
             authorize,
             &body,
-            err(400, "expired"),
+            Expect::Explained(
+                400,
+                "expired",
+                "invalid_auth_capture_evm_capture_deadline_expired",
+                "s short of the capture window: now (",
+            ),
         ));
 
         // Replays.
@@ -817,6 +830,16 @@ async fn hostile_requests(backend: Backend) {
                         row.name
                     );
                     assert!(body["error"]["message"].is_string(), "{}: {body}", row.name);
+                }
+                Expect::Explained(want_status, want_code, want_reason, phrase) => {
+                    assert_eq!(
+                        (status, error_code(&body), body["error"]["reason"].as_str()),
+                        (*want_status, *want_code, Some(*want_reason)),
+                        "{}: {body}",
+                        row.name
+                    );
+                    let message = body["error"]["message"].as_str().unwrap_or_default();
+                    assert!(message.contains(phrase), "{}: {body}", row.name);
                 }
                 Expect::Refused(reason) => {
                     assert_eq!(status, 200, "{}: {body}", row.name);

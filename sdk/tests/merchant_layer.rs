@@ -187,7 +187,16 @@ async fn op_authorize(
     assert!(body["paymentRequirements"]["extra"]["captureAuthorizer"].is_string());
     let rejected = fake.reject.lock().expect("lock").clone();
     if let Some(code) = rejected {
-        let answer = json!({"error": {"code": code, "message": "refused by the fake"}});
+        // As the operator does: an expiry refusal names its x402 reason and its numbers.
+        let answer = if code == "expired" {
+            json!({"error": {
+                "code": code,
+                "message": "captureDeadline (authorizationExpiry) 1796410140 is 35 s short of the capture window",
+                "reason": "invalid_auth_capture_evm_capture_deadline_expired",
+            }})
+        } else {
+            json!({"error": {"code": code, "message": "refused by the fake"}})
+        };
         return remember(&fake, key, body, 400, answer);
     }
     let n = fake.next_id.fetch_add(1, Ordering::SeqCst);
@@ -700,12 +709,39 @@ async fn operator_rejection_is_a_402_with_its_code() {
         .get(codec::PAYMENT_REQUIRED)
         .expect("header");
     let challenge = codec::decode_payment_required(header.as_bytes()).expect("decodes");
-    assert_eq!(challenge.error.as_deref(), Some("invalid_signature"));
+    assert_eq!(
+        challenge.error.as_deref(),
+        Some("invalid_signature: refused by the fake")
+    );
     let body = response.bytes().await.expect("body");
     let v1 = codec::decode_payment_required_v1_body(&body).expect("v1");
-    assert_eq!(v1.error.as_deref(), Some("invalid_signature"));
+    assert_eq!(
+        v1.error.as_deref(),
+        Some("invalid_signature: refused by the fake")
+    );
     assert_eq!(env.handled.load(Ordering::SeqCst), 0);
     assert_eq!(env.fake.executed(), vec!["authorize"]);
+}
+
+#[tokio::test]
+async fn operator_refusal_names_its_x402_reason_and_numbers() {
+    let env = start(|_| {}).await;
+    *env.fake.reject.lock().expect("lock") = Some("expired".to_owned());
+    let url = format!("{}/ok", env.url);
+    let response = pay(&url, &signed_payment(&url, None).await).await;
+    assert_eq!(response.status(), 402);
+    let header = response
+        .headers()
+        .get(codec::PAYMENT_REQUIRED)
+        .expect("header");
+    let challenge = codec::decode_payment_required(header.as_bytes()).expect("decodes");
+    let expected = "invalid_auth_capture_evm_capture_deadline_expired: captureDeadline \
+                    (authorizationExpiry) 1796410140 is 35 s short of the capture window";
+    assert_eq!(challenge.error.as_deref(), Some(expected));
+    let body = response.bytes().await.expect("body");
+    let v1 = codec::decode_payment_required_v1_body(&body).expect("v1");
+    assert_eq!(v1.error.as_deref(), Some(expected));
+    assert_eq!(env.handled.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! JSON errors: every failure the API answers is `{"error": {"code": "…", "message": "…"}}`
-//! with a stable code. Service errors keep their [`ErrorCode`] and its HTTP status; the HTTP
+//! with a stable code (and, for a refused payment, `"reason"`: the x402 reason). Service errors keep their [`ErrorCode`] and its HTTP status; the HTTP
 //! layer adds two codes of its own ([`PAYLOAD_TOO_LARGE`], [`METHOD_NOT_ALLOWED`]) for failures
 //! that never reach the service.
 
@@ -28,6 +28,9 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human-readable detail.
     pub message: String,
+    /// The x402 reason of a refused payment, when it names the refusal more precisely than
+    /// `code` (sent as `reason`).
+    pub reason: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -39,6 +42,8 @@ struct Envelope<'a> {
 struct Body<'a> {
     code: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
 }
 
 impl ApiError {
@@ -49,6 +54,7 @@ impl ApiError {
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             code: code.as_str(),
             message: message.into(),
+            reason: None,
         }
     }
 
@@ -73,6 +79,7 @@ impl ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
             code: PAYLOAD_TOO_LARGE,
             message: format!("request body exceeds {limit} bytes"),
+            reason: None,
         }
     }
 
@@ -82,6 +89,7 @@ impl ApiError {
             status: StatusCode::METHOD_NOT_ALLOWED,
             code: METHOD_NOT_ALLOWED,
             message: "method not allowed on this path".to_owned(),
+            reason: None,
         }
     }
 
@@ -91,6 +99,7 @@ impl ApiError {
             error: Body {
                 code: self.code,
                 message: &self.message,
+                reason: self.reason,
             },
         };
         // Serializing two strings cannot fail; fall back to a fixed body all the same.
@@ -102,7 +111,10 @@ impl ApiError {
 
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> ApiError {
-        ApiError::new(e.code, e.message)
+        ApiError {
+            reason: e.reason,
+            ..ApiError::new(e.code, e.message)
+        }
     }
 }
 

@@ -190,6 +190,14 @@ pub async fn get_payment<S: PaymentService>(
     service_json(StatusCode::OK, state.service.get(&merchant, id).await)
 }
 
+/// `GET /v1/merchant` → what the operator accepts from the calling merchant.
+pub async fn get_merchant<S: PaymentService>(
+    State(state): State<ApiState<S>>,
+    CurrentMerchant(merchant): CurrentMerchant,
+) -> Response {
+    json(StatusCode::OK, &state.service.terms(&merchant))
+}
+
 /// Query of `GET /v1/payments`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -41,7 +41,8 @@ use x402_escrow_sdk::facilitator::{
 };
 use x402_escrow_sdk::network::Network;
 use x402_escrow_sdk::schemes::auth_capture::{
-    LifecycleOperation, LifecyclePayload, derive_from_payment_payload, payment_info_from_json,
+    CLOCK_SKEW_TOLERANCE_SECONDS, LifecycleOperation, LifecyclePayload,
+    derive_from_payment_payload, payment_info_from_json,
 };
 use x402_escrow_sdk::schemes::exact::{self, ExactPayload};
 use x402_escrow_sdk::wire::extensions::PAYMENT_IDENTIFIER;
@@ -70,26 +71,9 @@ pub const EXACT_LOOKBACK_BLOCKS: u64 = 100_000;
 /// its charge, only a refund applies.
 pub const REASON_CHARGED_PAYMENT: &str = "payment_charged";
 
-/// The x402 reason of a verifier refusal. Where the x402 list has no equivalent the operator's
-/// stable code is used (`authorization_used`, `simulation_failed`, …).
+/// The x402 reason of a verifier refusal ([`VerifyError::reason`]).
 pub fn verify_error_reason(e: &VerifyError) -> &'static str {
-    match e {
-        VerifyError::InvalidPayload(_) => reasons::INVALID_PAYLOAD,
-        VerifyError::WrongChain { .. } => reasons::INVALID_NETWORK,
-        VerifyError::WrongEscrow(_) => reasons::AUTH_CAPTURE_EXTRA,
-        VerifyError::WrongOperator { .. } => reasons::AUTH_CAPTURE_OPERATOR_MISMATCH,
-        VerifyError::UnsupportedAsset(_) | VerifyError::PayeeNotAllowed(_) => {
-            reasons::INVALID_PAYMENT_REQUIREMENTS
-        }
-        VerifyError::InvalidAmount(_) => reasons::AUTH_CAPTURE_AMOUNT_MISMATCH,
-        VerifyError::Expired(_) => reasons::AUTH_CAPTURE_AUTHORIZATION_EXPIRED,
-        VerifyError::InvalidFee(_) => reasons::AUTH_CAPTURE_EXTRA,
-        VerifyError::InvalidSignature(_) => reasons::AUTH_CAPTURE_SIGNATURE,
-        VerifyError::InsufficientFunds { .. } => reasons::INSUFFICIENT_FUNDS,
-        VerifyError::AuthorizationUsed(_) => REASON_AUTHORIZATION_USED,
-        VerifyError::SimulationFailed(_) => "simulation_failed",
-        VerifyError::ChainUnavailable(_) => reasons::UNEXPECTED_VERIFY_ERROR,
-    }
+    e.reason()
 }
 
 /// The x402 reason of an engine refusal during `/settle`.
@@ -152,6 +136,11 @@ impl Engine {
             "feeBps": cfg.fee_bps,
             "authCaptureEscrows": escrows.iter().map(checksum).collect::<Vec<_>>(),
             "paymentFlows": ["escrow", "authorization"],
+            // The time windows payments are judged by (DESIGN.md, "Clocks"); a merchant's own
+            // capture deadline comes with its terms (`GET /v1/merchant`).
+            "captureDeadlineSeconds": self.inner.verifier.config().default_capture_deadline_secs,
+            "expiryMarginSeconds": cfg.expiry_margin_secs,
+            "clockSkewSeconds": CLOCK_SKEW_TOLERANCE_SECONDS,
             "assets": self.inner.verifier.config().assets.iter().map(checksum).collect::<Vec<_>>(),
         });
         let mut kinds = Vec::new();
@@ -219,7 +208,7 @@ impl Engine {
                     Err(e) => return VerifyResponse::invalid(e.reason(), e.to_string(), None),
                 };
                 let payer = derived.payment_info.payer;
-                let now = match self.inner.verifier.chain_now().await {
+                let now = match self.inner.verifier.acceptance_now().await {
                     Ok(now) => now,
                     Err(e) => {
                         return VerifyResponse::invalid(
@@ -297,7 +286,7 @@ impl Engine {
         let now = self
             .inner
             .verifier
-            .chain_now()
+            .acceptance_now()
             .await
             .map_err(|e| fail(reasons::UNEXPECTED_VERIFY_ERROR, e.to_string()))?;
         exact::verify_payload(requirements, payload, now)

@@ -45,6 +45,10 @@ use x402_escrow_bindings::contracts::auth_capture_escrow::AuthCaptureEscrow as E
 use x402_escrow_bindings::contracts::test_usdc::TestUSDC as Erc20;
 use x402_escrow_bindings::{AuthCaptureEscrow, TestUSDC};
 
+use x402_escrow_sdk::Network;
+use x402_escrow_sdk::merchant::{MerchantTerms, TermsAsset, TermsEscrow};
+use x402_escrow_sdk::schemes::auth_capture::CLOCK_SKEW_TOLERANCE_SECONDS;
+
 use crate::lifecycle::{Amount, Flow, IllegalReason, PaymentEvent, PaymentStatus};
 use crate::service::{
     AuthorizeRequest, CaptureRequest, ErrorCode, PaymentService, PaymentView, RefundRequest,
@@ -88,6 +92,9 @@ pub struct EngineConfig {
     /// How often a waiter re-reads the row when no in-process notification comes (another
     /// instance may be applying the outcome).
     pub poll_interval: Duration,
+    /// The accepted tokens with their EIP-712 domains, as merchants are told
+    /// ([`Engine::merchant_terms`]).
+    pub assets: Vec<TermsAsset>,
 }
 
 /// The fee this operator charges (not part of `config::Config` yet).
@@ -133,6 +140,16 @@ pub fn configs(
         registry.register(EscrowDeployment::canonical_v1_0());
     }
     let assets = deployment.token.iter().map(|t| t.address).collect();
+    let asset_terms = deployment
+        .token
+        .iter()
+        .map(|t| TermsAsset {
+            address: t.address,
+            name: t.name.clone(),
+            version: t.version.clone(),
+            decimals: t.decimals,
+        })
+        .collect();
     let verifier = crate::verify::VerifierConfig {
         chain_id: config.chain.chain_id,
         operator: signer,
@@ -154,6 +171,7 @@ pub fn configs(
         auto_void: config.auto_void.enabled,
         refund_allowance: U256::from(1_000_000_000_000u64),
         poll_interval: Duration::from_millis(500),
+        assets: asset_terms,
     };
     (verifier, engine)
 }
@@ -338,7 +356,7 @@ impl Engine {
                 return self.view(&payment).await;
             }
         }
-        let now = verifier.chain_now().await?;
+        let now = verifier.acceptance_now().await?;
         let verified = verifier
             .verify(
                 merchant,
@@ -486,8 +504,9 @@ impl Engine {
         Ok(())
     }
 
-    async fn chain_now(&self) -> Result<u64, ServiceError> {
-        Ok(self.inner.verifier.chain_now().await?)
+    /// The time capture and refund requests are judged at ([`Verifier::acceptance_now`]).
+    async fn acceptance_now(&self) -> Result<u64, ServiceError> {
+        Ok(self.inner.verifier.acceptance_now().await?)
     }
 
     async fn do_capture(
@@ -522,7 +541,7 @@ impl Engine {
                 format!("{amount} exceeds the capturable {capturable}"),
             ));
         }
-        let now = self.chain_now().await?;
+        let now = self.acceptance_now().await?;
         if now.saturating_add(cfg.expiry_margin_secs) >= payment.info.authorization_expiry {
             return Err(ServiceError::new(
                 ErrorCode::Expired,
@@ -624,7 +643,7 @@ impl Engine {
                 format!("{amount} exceeds the refundable {refundable}"),
             ));
         }
-        let now = self.chain_now().await?;
+        let now = self.acceptance_now().await?;
         if now.saturating_add(cfg.expiry_margin_secs) >= payment.info.refund_expiry {
             return Err(ServiceError::new(
                 ErrorCode::Expired,
@@ -1368,6 +1387,39 @@ fn webhook_for(
     crate::webhooks::new_webhook_event(WebhookEventType::from(event_type), now_ms, data).ok()
 }
 
+impl Engine {
+    /// What this operator accepts from `merchant` (`GET /v1/merchant`): the settings a merchant
+    /// layer derives its offers from, so that both sides agree by construction.
+    pub fn merchant_terms(&self, merchant: &Merchant) -> MerchantTerms {
+        let cfg = &self.inner.config;
+        let verifier = self.inner.verifier.config();
+        MerchantTerms {
+            merchant_id: merchant.id.to_string(),
+            name: merchant.name.clone(),
+            network: Network::eip155(cfg.chain_id),
+            receivers: merchant.receivers.clone(),
+            capture_authorizer: cfg.signer,
+            fee_recipient: cfg.fee_receiver,
+            fee_bps: cfg.fee_bps,
+            capture_deadline_seconds: verifier.capture_deadline_secs(merchant),
+            expiry_margin_seconds: verifier.expiry_margin_secs,
+            clock_skew_seconds: CLOCK_SKEW_TOLERANCE_SECONDS,
+            escrows: verifier
+                .registry
+                .deployments()
+                .iter()
+                .map(|d| TermsEscrow {
+                    label: d.label.clone(),
+                    escrow: d.escrow,
+                    erc3009_collector: d.erc3009_collector,
+                    refund_collector: d.refund_collector,
+                })
+                .collect(),
+            assets: cfg.assets.clone(),
+        }
+    }
+}
+
 impl PaymentService for Engine {
     async fn authorize(
         &self,
@@ -1421,6 +1473,10 @@ impl PaymentService for Engine {
     ) -> Result<PaymentView, ServiceError> {
         let payment = self.owned(merchant, payment_id).await?;
         self.view(&payment).await
+    }
+
+    fn terms(&self, merchant: &Merchant) -> MerchantTerms {
+        self.merchant_terms(merchant)
     }
 
     async fn by_request_id(

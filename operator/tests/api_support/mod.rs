@@ -227,6 +227,24 @@ impl PaymentService for FakeService {
         self.mine(merchant, id).await
     }
 
+    fn terms(&self, merchant: &Merchant) -> x402_escrow_sdk::merchant::MerchantTerms {
+        // Fixed terms: the API tests check the route's auth and shape, not the engine's values.
+        x402_escrow_sdk::merchant::MerchantTerms {
+            merchant_id: merchant.id.to_string(),
+            name: merchant.name.clone(),
+            network: x402_escrow_sdk::Network::eip155(31337),
+            receivers: merchant.receivers.clone(),
+            capture_authorizer: alloy::primitives::Address::repeat_byte(0x0a),
+            fee_recipient: alloy::primitives::Address::repeat_byte(0x0a),
+            fee_bps: 100,
+            capture_deadline_seconds: 3600,
+            expiry_margin_seconds: 60,
+            clock_skew_seconds: 60,
+            escrows: Vec::new(),
+            assets: Vec::new(),
+        }
+    }
+
     async fn by_request_id(
         &self,
         merchant: &Merchant,

@@ -98,9 +98,12 @@ pub struct PaymentsConfig {
 }
 
 impl PaymentsConfig {
-    /// Settings with defaults: capture deadline 1 h, refund deadline 7 days, no fee
-    /// (`feeRecipient` = zero, 0–0 bps), `maxTimeoutSeconds` 300, sync capture, 30 s handler
-    /// timeout, canonical escrow registry.
+    /// Settings with defaults that agree with the operator's: a `captureDeadline` that leaves
+    /// the operator's default capture window (1 h) and expiry margin (60 s) after the longest a
+    /// buyer may take to pay ([`capture_deadline_offer_secs`](super::capture_deadline_offer_secs)),
+    /// refund deadline 7 days, no fee (`feeRecipient` = zero, 0–0 bps: set them to what the
+    /// operator charges, or build with [`PaymentsConfig::from_terms`]), `maxTimeoutSeconds` 300,
+    /// sync capture, 30 s handler timeout, canonical escrow registry.
     pub fn new(
         network: Network,
         asset: AssetConfig,
@@ -114,12 +117,16 @@ impl PaymentsConfig {
             capture_authorizer,
             escrow: None,
             registry: EscrowRegistry::canonical(),
-            capture_deadline_secs: 3600,
+            capture_deadline_secs: super::terms::capture_deadline_offer_secs(
+                super::terms::DEFAULT_CAPTURE_DEADLINE_SECS,
+                super::terms::DEFAULT_EXPIRY_MARGIN_SECS,
+                super::terms::DEFAULT_MAX_TIMEOUT_SECS,
+            ),
             refund_deadline_secs: 7 * 86_400,
             fee_recipient: Address::ZERO,
             min_fee_bps: 0,
             max_fee_bps: 0,
-            max_timeout_seconds: 300,
+            max_timeout_seconds: super::terms::DEFAULT_MAX_TIMEOUT_SECS,
             payment_flow: PaymentFlow::Escrow,
             offer_exact: false,
             capture_mode: CaptureMode::Sync,

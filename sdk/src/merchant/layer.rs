@@ -111,6 +111,11 @@ impl X402Layer {
     pub fn config(&self) -> &PaymentsConfig {
         &self.shared.config
     }
+
+    /// The operator client.
+    pub fn operator(&self) -> &OperatorClient {
+        &self.shared.operator
+    }
 }
 
 impl<S> Layer<S> for X402Layer {

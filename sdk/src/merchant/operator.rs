@@ -37,6 +37,8 @@ pub enum OperatorError {
         code: String,
         /// Human-readable detail.
         message: String,
+        /// The x402 reason of a refused payment (`invalid_auth_capture_evm_*`), when given.
+        reason: Option<String>,
     },
     /// The operator could not be reached or the connection failed (after retries).
     #[error("operator unreachable: {0}")]
@@ -107,6 +109,10 @@ pub struct OperatorErrorBody {
     /// Detail.
     #[serde(default)]
     pub message: String,
+    /// The x402 reason of a refused payment (`invalid_auth_capture_evm_*`), when the operator
+    /// names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A payment as the operator shows it (unknown fields are ignored).
@@ -362,7 +368,17 @@ impl OperatorClient {
         .await
     }
 
-    /// One payment (`GET /v1/payments/{id}`).
+    /// What the operator accepts from this merchant (`GET /v1/merchant`): network, assets,
+    /// escrows, signer, fee, the merchant's receivers and capture deadline, the operator's
+    /// expiry margin. [`PaymentsConfig::from_terms`](super::PaymentsConfig::from_terms) turns it
+    /// into a layer configuration.
+    pub async fn terms(&self) -> Result<super::terms::MerchantTerms, OperatorError> {
+        let url = format!("{}/v1/merchant", self.base_url);
+        self.with_retries(|| self.http.get(&url).bearer_auth(&self.api_key))
+            .await
+    }
+
+    /// One payment.
     pub async fn get(&self, payment_id: &str) -> Result<OperatorPayment, OperatorError> {
         let url = format!("{}{}", self.base_url, payment_path(payment_id, ""));
         self.with_retries(|| self.http.get(&url).bearer_auth(&self.api_key))
@@ -452,17 +468,23 @@ async fn send_once<T: DeserializeOwned>(
     if status.is_success() {
         return serde_json::from_slice(&bytes).map_err(|e| OperatorError::Decode(e.to_string()));
     }
-    let (code, message) = match serde_json::from_slice::<ErrorEnvelope>(&bytes) {
-        Ok(envelope) => (envelope.error.code, envelope.error.message),
+    let (code, message, reason) = match serde_json::from_slice::<ErrorEnvelope>(&bytes) {
+        Ok(envelope) => (
+            envelope.error.code,
+            envelope.error.message,
+            envelope.error.reason,
+        ),
         Err(_) => (
             format!("http_{}", status.as_u16()),
             String::from_utf8_lossy(&bytes[..bytes.len().min(256)]).into_owned(),
+            None,
         ),
     };
     Err(OperatorError::Rejected {
         status: status.as_u16(),
         code,
         message,
+        reason,
     })
 }
 

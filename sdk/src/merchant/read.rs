@@ -82,6 +82,18 @@ pub(crate) fn challenge_response(
     }
 }
 
+/// The 402 `error` of a refused payment: the x402 reason (or the operator's code), then the
+/// operator's explanation with its numbers, e.g. `invalid_auth_capture_evm_capture_deadline_expired:
+/// captureDeadline (authorizationExpiry) 1796410140 is 35 s short of the capture window: …`.
+/// Clients that want only the reason take what comes before the first `": "`.
+pub(crate) fn refusal(reason: &str, message: &str) -> String {
+    if message.is_empty() {
+        reason.to_owned()
+    } else {
+        format!("{reason}: {message}")
+    }
+}
+
 pub(crate) fn misconfigured(error: &MatchError) -> Response<Body> {
     tracing::error!(%error, "paid route misconfigured");
     challenge::error_response(
@@ -123,9 +135,16 @@ pub(crate) fn authorize_failed(
             status,
             code,
             message,
+            reason,
         } if *status < 500 => {
-            tracing::info!(%code, %message, "operator refused the payment");
-            challenge_response(config, route, resource, now, Some(code.clone()))
+            tracing::info!(%code, ?reason, %message, "operator refused the payment");
+            challenge_response(
+                config,
+                route,
+                resource,
+                now,
+                Some(refusal(reason.as_deref().unwrap_or(code), message)),
+            )
         }
         other => {
             tracing::error!(error = %other, "operator unavailable");

@@ -15,12 +15,12 @@ use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use clap::Args;
 use eyre::{Context, Result, bail};
+use x402_escrow_sdk::Amount;
 use x402_escrow_sdk::escrows::{EscrowDeployment, EscrowRegistry};
 use x402_escrow_sdk::merchant::{
-    AssetConfig, OperatorClient, PaymentRoute, PaymentsConfig, Price, RequestId, X_REQUEST_ID,
-    X402Layer,
+    AssetConfig, MerchantTerms, OperatorClient, PaymentFlow, PaymentRoute, PaymentsConfig, Price,
+    RequestId, X_REQUEST_ID, X402Layer,
 };
-use x402_escrow_sdk::{Amount, Network};
 
 /// Options of `x402-escrow gateway`.
 #[derive(Debug, Clone, Args)]
@@ -33,49 +33,63 @@ pub struct GatewayArgs {
     /// Repeat for more routes; other requests pass through free.
     #[arg(long = "route", required = true)]
     pub routes: Vec<String>,
-    /// The operator's HTTP API.
+    /// The operator's HTTP API. Everything not given below (network, token, escrow,
+    /// `captureAuthorizer`, fee, time windows, `payTo`) is read from it (`GET /v1/merchant`), so
+    /// what the gateway offers is what the operator accepts.
     #[arg(long, env = "X402_OPERATOR_URL")]
     pub operator: String,
     /// The merchant's operator API key.
     #[arg(long, env = "X402_API_KEY", hide_env_values = true)]
     pub api_key: String,
-    /// Network, CAIP-2 (`eip155:8453`) or v1 name (`base`).
+    /// The x402 `auth-capture` payment flow: `escrow` (hold, capture on a 2xx, void otherwise)
+    /// or `authorization` (charge before forwarding, refund the whole amount unless 2xx).
+    #[arg(long, value_enum, default_value_t = FlowArg::Escrow)]
+    pub flow: FlowArg,
+    /// Also offer the (non-refundable) `exact` scheme: verified before forwarding, settled only
+    /// after a 2xx.
     #[arg(long)]
-    pub network: String,
-    /// The token address.
+    pub offer_exact: bool,
+    /// How long to wait for the operator at start-up (seconds).
+    #[arg(long, default_value_t = 30)]
+    pub operator_wait_secs: u64,
+    /// Override: network, CAIP-2 (`eip155:8453`) or v1 name (`base`); must be the operator's.
     #[arg(long)]
-    pub asset: Address,
-    /// The token's EIP-712 name (`USDC`).
-    #[arg(long, default_value = "USDC")]
-    pub asset_name: String,
-    /// The token's EIP-712 version (`2`).
-    #[arg(long, default_value = "2")]
-    pub asset_version: String,
-    /// The token's decimals.
-    #[arg(long, default_value_t = 6)]
-    pub decimals: u8,
-    /// The merchant's receiver.
+    pub network: Option<String>,
+    /// Override: the token address (one the operator accepts).
     #[arg(long)]
-    pub pay_to: Address,
-    /// The operator's signer (`captureAuthorizer`).
+    pub asset: Option<Address>,
+    /// Override: the token's EIP-712 name (`USDC`).
     #[arg(long)]
-    pub capture_authorizer: Address,
-    /// The AuthCaptureEscrow (default: the canonical one).
+    pub asset_name: Option<String>,
+    /// Override: the token's EIP-712 version (`2`).
+    #[arg(long)]
+    pub asset_version: Option<String>,
+    /// Override: the token's decimals.
+    #[arg(long)]
+    pub decimals: Option<u8>,
+    /// Override: the merchant's receiver (default: its first registered receiver).
+    #[arg(long)]
+    pub pay_to: Option<Address>,
+    /// Override: the operator's signer (`captureAuthorizer`).
+    #[arg(long)]
+    pub capture_authorizer: Option<Address>,
+    /// Override: the AuthCaptureEscrow (default: the operator's first).
     #[arg(long)]
     pub escrow: Option<Address>,
-    /// The escrow's ERC3009PaymentCollector (needed with a non-canonical `--escrow`).
+    /// Override: the escrow's ERC3009PaymentCollector (with `--escrow`, when the operator does
+    /// not list it).
     #[arg(long, requires = "escrow")]
     pub collector: Option<Address>,
-    /// `extra.feeRecipient` (default: any, the operator's).
+    /// Override: `extra.feeRecipient` (default: the operator's).
     #[arg(long)]
     pub fee_recipient: Option<Address>,
-    /// `extra.maxFeeBps`.
-    #[arg(long, default_value_t = 100)]
-    pub max_fee_bps: u16,
-    /// `maxTimeoutSeconds` of the requirements (the buyer's signature lives this long; it must
-    /// exceed the operator's `auto_void.expiry_margin_secs`, 300 by default).
-    #[arg(long, default_value_t = 600)]
-    pub max_timeout_secs: u64,
+    /// Override: `extra.maxFeeBps` (default: the operator's fee).
+    #[arg(long)]
+    pub max_fee_bps: Option<u16>,
+    /// Override: `maxTimeoutSeconds` of the requirements (the buyer's signature lives this
+    /// long; it must exceed the operator's `auto_void.expiry_margin_secs`).
+    #[arg(long)]
+    pub max_timeout_secs: Option<u64>,
     /// How long the upstream may take before the payment is voided (seconds).
     #[arg(long, default_value_t = 30)]
     pub timeout_secs: u64,
@@ -342,51 +356,125 @@ pub async fn serve(
         .await
 }
 
-/// The payment settings of the command line.
-pub fn payments_config(args: &GatewayArgs) -> Result<PaymentsConfig> {
-    let network: Network = args
-        .network
-        .parse()
-        .map_err(|e| eyre::eyre!("--network {:?}: {e}", args.network))?;
-    let mut config = PaymentsConfig::new(
-        network,
-        AssetConfig::new(
-            args.asset,
-            args.asset_name.clone(),
-            args.asset_version.clone(),
-            args.decimals,
-        ),
-        args.pay_to,
-        args.capture_authorizer,
-    );
+/// `--flow`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FlowArg {
+    /// Hold, then capture on success or void on failure.
+    Escrow,
+    /// Charge at once, refund the whole amount on failure.
+    Authorization,
+}
+
+impl From<FlowArg> for PaymentFlow {
+    fn from(flow: FlowArg) -> Self {
+        match flow {
+            FlowArg::Escrow => PaymentFlow::Escrow,
+            FlowArg::Authorization => PaymentFlow::Authorization,
+        }
+    }
+}
+
+/// The payment settings: what the operator accepts from this merchant (`terms`), with the
+/// command line's overrides, checked against the terms (a disagreement names both settings).
+pub fn payments_config(args: &GatewayArgs, terms: &MerchantTerms) -> Result<PaymentsConfig> {
+    let mut config = PaymentsConfig::from_terms(terms)?;
+    if let Some(network) = &args.network {
+        config.network = network
+            .parse()
+            .map_err(|e| eyre::eyre!("--network {network:?}: {e}"))?;
+    }
+    if let Some(asset) = args.asset {
+        match terms.assets.iter().find(|a| a.address == asset) {
+            Some(known) => {
+                config.asset = AssetConfig::new(
+                    known.address,
+                    known.name.clone(),
+                    known.version.clone(),
+                    known.decimals,
+                )
+            }
+            None => config.asset.address = asset,
+        }
+    }
+    if let Some(name) = &args.asset_name {
+        config.asset.name = name.clone();
+    }
+    if let Some(version) = &args.asset_version {
+        config.asset.version = version.clone();
+    }
+    if let Some(decimals) = args.decimals {
+        config.asset.decimals = decimals;
+    }
+    if let Some(pay_to) = args.pay_to {
+        config.pay_to = pay_to;
+    }
+    if let Some(authorizer) = args.capture_authorizer {
+        config.capture_authorizer = authorizer;
+    }
     if let Some(escrow) = args.escrow {
         config.escrow = Some(escrow);
         if let Some(collector) = args.collector {
             config.registry = EscrowRegistry::only(EscrowDeployment::v1_0_interface(
                 "local", escrow, collector, None,
             ));
-        } else if EscrowRegistry::canonical().get(escrow).is_none() {
-            bail!("--escrow {escrow} is not a canonical deployment: give its --collector too");
+        } else if config.registry.get(escrow).is_none() {
+            bail!(
+                "--escrow {escrow} is not one the operator drives: give its --collector too \
+                 (the operator will still refuse it unless it drives it)"
+            );
         }
     }
     if let Some(fee_recipient) = args.fee_recipient {
         config.fee_recipient = fee_recipient;
     }
-    config.max_fee_bps = args.max_fee_bps;
-    config.max_timeout_seconds = args.max_timeout_secs;
+    if let Some(max_fee_bps) = args.max_fee_bps {
+        config.max_fee_bps = max_fee_bps;
+        config.min_fee_bps = config.min_fee_bps.min(max_fee_bps);
+    }
+    if let Some(max_timeout) = args.max_timeout_secs {
+        config.max_timeout_seconds = max_timeout;
+        // The captureDeadline offered must cover the longer signing window too.
+        config.capture_deadline_secs = terms.capture_deadline_offer_secs(max_timeout);
+        config.refund_deadline_secs = config
+            .refund_deadline_secs
+            .max(config.capture_deadline_secs);
+    }
+    config.payment_flow = args.flow.into();
+    config.offer_exact = args.offer_exact;
     config.handler_timeout = Duration::from_secs(args.timeout_secs.max(1));
+    config
+        .check_terms(terms)
+        .wrap_err("the gateway's settings disagree with the operator's (fix the flag named)")?;
     Ok(config)
+}
+
+/// Reads the merchant's terms, waiting up to `wait` for an operator that is still starting.
+pub async fn fetch_terms(operator: &OperatorClient, wait: Duration) -> Result<MerchantTerms> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match operator.terms().await {
+            Ok(terms) => return Ok(terms),
+            Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
+                tracing::info!(error = %e, "waiting for the operator");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => {
+                return Err(eyre::eyre!(e)).wrap_err(
+                    "reading what the operator accepts from this merchant (GET /v1/merchant); \
+                     check --operator and X402_API_KEY",
+                );
+            }
+        }
+    }
 }
 
 /// Runs `x402-escrow gateway` until Ctrl-C.
 pub async fn run(args: GatewayArgs) -> Result<()> {
-    let routes = parse_routes(&args.routes, args.decimals)?;
-    let config = payments_config(&args)?;
-    let payments = layer(
-        OperatorClient::new(args.operator.clone(), args.api_key.clone()),
-        config,
-        &routes,
-    )?;
+    let operator = OperatorClient::new(args.operator.clone(), args.api_key.clone());
+    let terms = fetch_terms(&operator, Duration::from_secs(args.operator_wait_secs)).await?;
+    let config = payments_config(&args, &terms)?;
+    let routes = parse_routes(&args.routes, config.asset.decimals)?;
+    let payments = layer(operator, config.clone(), &routes)?;
     let app = router(
         &args.upstream,
         payments,
@@ -397,6 +485,24 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
         .wrap_err_with(|| format!("listen on {}", args.listen))?;
     let address: SocketAddr = listener.local_addr()?;
     println!("gateway      http://{address} → {}", args.upstream);
+    println!(
+        "  merchant   {} ({}), paid to {} in {} on {}",
+        terms.name, terms.merchant_id, config.pay_to, config.asset.address, config.network
+    );
+    println!(
+        "  terms      flow {}, exact {}, captureDeadline now + {} s, fee {} bps",
+        match config.payment_flow {
+            PaymentFlow::Escrow => "escrow",
+            PaymentFlow::Authorization => "authorization",
+        },
+        if config.offer_exact {
+            "offered"
+        } else {
+            "not offered"
+        },
+        config.capture_deadline_secs,
+        terms.fee_bps
+    );
     for route in &routes {
         println!(
             "  paid       {} = {} ({} units)",
