@@ -477,8 +477,9 @@ impl Default for AutoVoidConfig {
         AutoVoidConfig {
             enabled: true,
             default_capture_deadline_secs: 7 * 24 * 3600,
-            // Below the SDK's default maxTimeoutSeconds (300), so default requirements are payable.
-            expiry_margin_secs: 60,
+            // The value merchant layers assume by default (the SDK's constant, one source), and
+            // below their default maxTimeoutSeconds (300), so default requirements are payable.
+            expiry_margin_secs: x402_escrow_sdk::merchant::DEFAULT_EXPIRY_MARGIN_SECS,
             sweep_interval_secs: 10,
         }
     }
