@@ -357,6 +357,36 @@ fn the_deployer_key_comes_only_from_the_environment_or_a_keystore() {
     ]));
     assert!(stderr(&output).contains("X402_DEPLOYER_KEY is not a private key"));
     assert!(!stderr(&output).contains("not-a-key-secret"));
+
+    // An encrypted keystore (made by the pinned cast) deploys like the key it holds.
+    let anvil = Anvil::at(anvil_path()).try_spawn().unwrap();
+    let made = Command::new(anvil_path().with_file_name("cast"))
+        .args([
+            "wallet",
+            "import",
+            "deployer",
+            "--private-key",
+            &key(&anvil, 1),
+        ])
+        .arg("--keystore-dir")
+        .arg(dir.path())
+        .args(["--unsafe-password", "correct horse"])
+        .output()
+        .unwrap();
+    ok(made);
+    let record = dir.path().join("record.json");
+    let deployed = ok(run(bin()
+        .env("X402_KEYSTORE_PASSWORD", "correct horse")
+        .args(["deploy", "--rpc-url", &anvil.endpoint(), "--keystore"])
+        .arg(dir.path().join("deployer"))
+        .arg("--out")
+        .arg(&record)));
+    assert!(stdout(&deployed).contains(&anvil.addresses()[1].to_string()));
+    assert_eq!(
+        Deployment::load(&record).unwrap(),
+        predict_addresses(DEFAULT_SALT, anvil.addresses()[1], true, true)
+            .to_deployment(ANVIL_CHAIN_ID)
+    );
 }
 
 /// A config for the Stack's database, chain and record, with no signer.
