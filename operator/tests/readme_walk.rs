@@ -199,11 +199,24 @@ impl Role {
         }
     }
 
-    fn name(&self) -> String {
+    /// A short label for logs: `export NAME`, `pay /path`, or the subcommand.
+    fn label(&self, text: &str) -> String {
         match self {
             Role::Export(name) => format!("export {name}"),
             Role::Pay { path } => format!("pay {path}"),
-            other => format!("{other:?}").to_lowercase(),
+            Role::Anvil => "anvil".into(),
+            Role::PaymentsList => "payments list".into(),
+            _ => {
+                let mut words = text
+                    .strip_prefix(CARGO_RUN)
+                    .unwrap_or(text)
+                    .split_whitespace();
+                let mut first = words.next().unwrap_or("");
+                if first == "-c" {
+                    first = words.nth(1).unwrap_or("");
+                }
+                first.to_owned()
+            }
         }
     }
 }
@@ -337,7 +350,9 @@ impl Runner {
     fn must_run(&mut self, line: &Line, role: &Role) -> String {
         let script = self.script(line, role);
         let env = operator_env(&line.text, &self.walk.ports);
-        let out = self.walk.run(&role.name(), &script, &env, COMMAND_TIMEOUT);
+        let out = self
+            .walk
+            .run(&role.label(&line.text), &script, &env, COMMAND_TIMEOUT);
         assert!(
             out.status.success(),
             "README line {}: `{}` failed ({}):\n{}\n{}",
@@ -356,7 +371,7 @@ impl Runner {
         if line.background {
             let script = self.script(line, &role);
             let env = operator_env(&line.text, &ports);
-            let n = self.walk.spawn(&role.name(), &script, &env);
+            let n = self.walk.spawn(&role.label(&line.text), &script, &env);
             match role {
                 Role::Anvil => self
                     .walk
@@ -395,7 +410,10 @@ impl Runner {
         match &role {
             Role::Export(name) => {
                 let script = format!("{}\nprintf '%s' \"${{{name}}}\"", self.script(line, &role));
-                let out = self.walk.run(&role.name(), &script, &[], COMMAND_TIMEOUT);
+                let env = operator_env(&line.text, &self.walk.ports);
+                let out = self
+                    .walk
+                    .run(&role.label(&line.text), &script, &env, COMMAND_TIMEOUT);
                 assert!(
                     out.status.success() && !out.stdout.is_empty(),
                     "README line {}: `{}` left {name} empty ({}):\n{}",
@@ -478,6 +496,7 @@ impl Runner {
         let stdout = self.must_run(line, role);
         let (http, payment, void_note) = pay_output(&stdout);
         let context = format!("README line {} ({}):\n{stdout}", line.line, line.text);
+        println!("{context}");
         if path == "/missing" {
             assert_eq!(http, Some(404), "{context}");
             assert!(
@@ -506,6 +525,7 @@ impl Runner {
                 count_status(&list, "voided"),
             );
             if (c, v) == (self.captured, self.voided) {
+                println!("{list}");
                 return;
             }
             assert!(

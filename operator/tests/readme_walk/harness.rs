@@ -247,7 +247,7 @@ impl Walk {
     /// The HTTP status of `GET url`, `None` when nothing answers.
     pub fn http_status(&self, url: &str) -> Option<u16> {
         self.rt
-            .block_on(self.http.get(url).send())
+            .block_on(async { self.http.get(url).send().await })
             .ok()
             .map(|r| r.status().as_u16())
     }
@@ -292,7 +292,7 @@ impl Walk {
                 .elapsed
                 .map(|d| format!("{:.2}s", d.as_secs_f64()))
                 .unwrap_or_default();
-            text.push_str(&format!("  {:<14} {:<22} {took}\n", p.name, status));
+            text.push_str(&format!("  {:<24} {:<22} {took}\n", p.name, status));
         }
         text
     }
