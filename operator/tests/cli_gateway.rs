@@ -237,3 +237,163 @@ async fn gateway_captures_on_2xx_voids_otherwise_and_passes_free_routes() {
     served.await.unwrap().unwrap();
     stack.shutdown().await;
 }
+
+/// `x402-escrow gateway`'s command line, for building its settings as the binary does.
+#[derive(clap::Parser)]
+struct GatewayCli {
+    #[command(flatten)]
+    args: gateway::GatewayArgs,
+}
+
+fn gateway_args(stack: &Stack, upstream: &str, extra: &[&str]) -> gateway::GatewayArgs {
+    use clap::Parser as _;
+    let operator = stack.operator_client();
+    let mut argv = vec![
+        "gateway".to_owned(),
+        "--operator".to_owned(),
+        operator.base_url().to_owned(),
+        "--api-key".to_owned(),
+        stack.api_key.clone(),
+        "--upstream".to_owned(),
+        upstream.to_owned(),
+        "--route".to_owned(),
+        "GET /ok=$0.01".to_owned(),
+        "--route".to_owned(),
+        "GET /fail=$0.02".to_owned(),
+    ];
+    argv.extend(extra.iter().map(|s| (*s).to_owned()));
+    GatewayCli::try_parse_from(argv).expect("arguments").args
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_reads_the_operators_terms_and_offers_each_flow() {
+    let stack = Stack::start(None, None).await.expect("stack");
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let (upstream_url, _stop_upstream) = serve(upstream(seen.clone())).await;
+    let terms = gateway::fetch_terms(&stack.operator_client(), Duration::from_secs(5))
+        .await
+        .expect("terms");
+    assert_eq!(terms.receivers, vec![stack.merchant]);
+    assert_eq!(terms.capture_authorizer, stack.operator.signer);
+
+    // Nothing but the operator, the key, the upstream and the routes: everything else comes from
+    // the operator's terms.
+    let config = gateway::payments_config(&gateway_args(&stack, &upstream_url, &[]), &terms)
+        .expect("agrees");
+    assert_eq!(config.pay_to, stack.merchant);
+    assert_eq!(config.asset.address, stack.token.address);
+    assert_eq!(config.escrow, Some(stack.deployment.auth_capture_escrow));
+    assert_eq!(
+        config.payment_flow,
+        x402_escrow_sdk::merchant::PaymentFlow::Escrow
+    );
+    assert!(!config.offer_exact);
+
+    // A flag the operator would refuse at payment time is refused now, naming both settings.
+    let error = gateway::payments_config(
+        &gateway_args(&stack, &upstream_url, &["--max-fee-bps", "0"]),
+        &terms,
+    )
+    .expect_err("fee outside the range");
+    let text = format!("{error:#}");
+    assert!(text.contains("fees.bps (100)"), "{text}");
+    assert!(
+        text.contains("PaymentsConfig::min_fee_bps..max_fee_bps"),
+        "{text}"
+    );
+    let stranger = "0x000000000000000000000000000000000000dEaD";
+    let error = gateway::payments_config(
+        &gateway_args(&stack, &upstream_url, &["--pay-to", stranger]),
+        &terms,
+    )
+    .expect_err("not a receiver");
+    assert!(
+        format!("{error:#}").contains("PaymentsConfig::pay_to"),
+        "{error:#}"
+    );
+
+    // --flow authorization: charged before forwarding; a 2xx keeps it, a 500 refunds it all.
+    let config = gateway::payments_config(
+        &gateway_args(
+            &stack,
+            &upstream_url,
+            &["--flow", "authorization", "--offer-exact"],
+        ),
+        &terms,
+    )
+    .expect("agrees");
+    assert_eq!(
+        config.payment_flow,
+        x402_escrow_sdk::merchant::PaymentFlow::Authorization
+    );
+    assert!(config.offer_exact);
+    let routes = parse_routes(&["GET /ok=$0.01".into(), "GET /fail=$0.02".into()], 6).unwrap();
+    let layer = gateway::layer(stack.operator_client(), config, &routes).unwrap();
+    let app = gateway::router(&upstream_url, layer, Duration::from_secs(10)).unwrap();
+    let (gateway_url, stop) = serve(app).await;
+
+    let unpaid = reqwest::get(format!("{gateway_url}/ok")).await.unwrap();
+    assert_eq!(unpaid.status(), 402);
+    let header = unpaid.headers()["payment-required"].as_bytes().to_vec();
+    let challenge =
+        x402_escrow_sdk::wire::codec::decode_payment_required(header).expect("challenge");
+    let schemes: Vec<&str> = challenge
+        .accepts
+        .iter()
+        .map(|a| a.scheme.as_str())
+        .collect();
+    assert_eq!(schemes, vec!["auth-capture", "exact"]);
+    let extra = challenge.accepts[0].auth_capture_extra().expect("extra");
+    assert_eq!(
+        extra.flow(),
+        x402_escrow_sdk::merchant::PaymentFlow::Authorization
+    );
+
+    let buyer = stack
+        .buyer(stack.policy(USDC), &stack.dir().join("ledger.json"))
+        .unwrap();
+    let before = stack.balances().await.unwrap();
+    let paid = buyer.get(format!("{gateway_url}/ok")).await.expect("paid");
+    assert_eq!(paid.response.status(), 200);
+    let id = paid
+        .payment
+        .clone()
+        .and_then(|p| p.merchant_payment_id)
+        .expect("operator payment id");
+    let payment = stack.wait_for(&id, "captured").await.expect("charged");
+    assert_eq!(payment.amounts.captured.to_string(), "10000");
+    let after = stack.balances().await.unwrap();
+    assert_eq!(
+        before.payer - after.payer,
+        alloy::primitives::U256::from(10_000u64)
+    );
+    assert_eq!(after.escrow, before.escrow, "a charge holds nothing");
+
+    let before = stack.balances().await.unwrap();
+    let failed = buyer
+        .get(format!("{gateway_url}/fail"))
+        .await
+        .expect("sent");
+    assert_eq!(failed.response.status(), 500);
+    let id = failed
+        .payment
+        .clone()
+        .and_then(|p| p.merchant_payment_id)
+        .expect("operator payment id");
+    let payment = stack.wait_for(&id, "refunded").await.expect("refunded");
+    assert_eq!(payment.amounts.refunded.to_string(), "20000");
+    let after = stack.balances().await.unwrap();
+    assert_eq!(after.payer, before.payer, "the whole amount came back");
+    // Today's refunds are funded by the operator's float (the merchant keeps the charge).
+    assert_eq!(
+        after.merchant - before.merchant,
+        alloy::primitives::U256::from(19_800u64)
+    );
+    assert_eq!(
+        before.operator_float - after.operator_float,
+        alloy::primitives::U256::from(20_000u64)
+    );
+
+    let _ = stop.send(());
+    stack.shutdown().await;
+}
