@@ -13,11 +13,12 @@
 //!   files, killed at the end (also on panic); the walk then waits until it answers: anvil's
 //!   JSON-RPC, the operator's `GET /healthz`, any HTTP answer from `sample-api` and `gateway`;
 //! - any other line must exit 0 (within 3 minutes); its stdout is checked: `pay` of a path the
-//!   gateway's upstream serves prints `status 200` and a taken payment, and the buyer's balance
-//!   drops by the route's price; `pay` of `/missing` prints `status 404`, and the buyer's balance
-//!   comes back to what it was before that payment (the void); `payments list` shows as many
-//!   `captured` and `voided` payments as were made (the same line is re-run for up to a minute
-//!   while the relayer finishes); `reconcile` exits 0.
+//!   gateway's upstream serves prints `status 200` and a taken payment, the buyer's balance
+//!   drops by the route's price and the merchant's receiver gets the price less the operator's
+//!   fee (`fees.bps` of the `-c` file); `pay` of `/missing` prints `status 404`, and the buyer's
+//!   balance comes back to what it was before that payment (the void), the receiver's does not
+//!   move; `payments list` shows as many `captured` and `voided` payments as were made (the same
+//!   line is re-run for up to 90 s while the relayer finishes); `reconcile` exits 0.
 //!
 //! The rewrites of the command text, and nothing else:
 //! 1. `cargo run --release --` → the binary under test (`CARGO_BIN_EXE_x402-escrow`);
@@ -340,6 +341,16 @@ struct Runner {
     prices: Vec<(String, u128)>,
     captured: usize,
     voided: usize,
+    /// The merchant's receiver (`merchant add --receiver`) and the operator's fee (`fees.bps` of
+    /// the `-c` file): a capture pays the receiver the price less the fee.
+    merchant: Option<(Address, u128)>,
+}
+
+/// The word after `flag` in `text`.
+fn flag_value<'a>(text: &'a str, flag: &str) -> Option<&'a str> {
+    let mut words = text.split_whitespace();
+    words.find(|w| *w == flag)?;
+    words.next().map(|w| w.trim_end_matches(')'))
 }
 
 impl Runner {
@@ -367,6 +378,18 @@ impl Runner {
 
     fn step(&mut self, line: &Line) {
         let role = Role::of(&line.text);
+        if line.text.contains(" merchant add ") {
+            let receiver: Address = flag_value(&line.text, "--receiver")
+                .and_then(|r| r.parse().ok())
+                .expect("merchant add --receiver ADDRESS");
+            let file = flag_value(&line.text, "-c").expect("merchant add with -c FILE");
+            let config: toml::Table = std::fs::read_to_string(self.walk.path(file))
+                .unwrap()
+                .parse()
+                .unwrap();
+            let bps = config["fees"]["bps"].as_integer().expect("fees.bps") as u128;
+            self.merchant = Some((receiver, bps));
+        }
         let ports = self.walk.ports;
         if line.background {
             let script = self.script(line, &role);
@@ -468,18 +491,17 @@ impl Runner {
             .to::<u128>()
     }
 
-    /// Polls the buyer's balance until it is `want`.
-    fn wait_balance(&self, want: u128, what: &str) {
-        let buyer = self.buyer();
+    /// Polls `who`'s balance until it is `want`.
+    fn wait_balance(&self, who: Address, want: u128, what: &str) {
         let start = Instant::now();
         loop {
-            let now = self.balance(buyer);
+            let now = self.balance(who);
             if now == want {
                 return;
             }
             assert!(
                 start.elapsed() < SETTLE_TIMEOUT,
-                "{what}: the buyer's balance is {now}, expected {want}"
+                "{what}: the balance of {who} is {now}, expected {want}"
             );
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -492,7 +514,10 @@ impl Runner {
             .find(|(p, _)| p == path)
             .map(|(_, price)| *price)
             .unwrap_or_else(|| panic!("README line {}: {path} is not a gateway route", line.line));
-        let before = self.balance(self.buyer());
+        let buyer = self.buyer();
+        let (receiver, bps) = self.merchant.expect("merchant add comes before pay");
+        let before = self.balance(buyer);
+        let receiver_before = self.balance(receiver);
         let stdout = self.must_run(line, role);
         let (http, payment, void_note) = pay_output(&stdout);
         let context = format!("README line {} ({}):\n{stdout}", line.line, line.text);
@@ -503,7 +528,8 @@ impl Runner {
                 payment.as_deref() == Some("voided") || void_note,
                 "the payment is not voided: {context}"
             );
-            self.wait_balance(before, "after the void, money back");
+            self.wait_balance(buyer, before, "the buyer, after the void: money back");
+            self.wait_balance(receiver, receiver_before, "the receiver, after the void");
             self.voided += 1;
         } else {
             assert_eq!(http, Some(200), "{context}");
@@ -511,7 +537,13 @@ impl Runner {
                 matches!(payment.as_deref(), Some("paid" | "captured")),
                 "no taken payment: {context}"
             );
-            self.wait_balance(before - price, "after the captured payment");
+            self.wait_balance(buyer, before - price, "the buyer, after the capture");
+            let net = price - price * bps / 10_000;
+            self.wait_balance(
+                receiver,
+                receiver_before + net,
+                &format!("the receiver, after the capture (price less {bps} bps)"),
+            );
             self.captured += 1;
         }
     }
@@ -723,6 +755,7 @@ fn readme_walk_runs_with_default_settings() {
         prices: Vec::new(),
         captured: 0,
         voided: 0,
+        merchant: None,
     };
     println!(
         "README walk in {}, ports {:?}",
