@@ -8,6 +8,7 @@ use alloy::primitives::Address;
 use clap::{Args, Subcommand};
 use eyre::{Context, Result, bail};
 use uuid::Uuid;
+use x402_escrow_sdk::merchant::DEFAULT_CAPTURE_DEADLINE_SECS;
 use x402_escrow_operator::config::{Config, Secret};
 use x402_escrow_operator::lifecycle::PaymentStatus;
 use x402_escrow_operator::service::{TransactionView, payment_view};
@@ -66,7 +67,10 @@ pub struct MerchantAdd {
     #[arg(long)]
     pub webhook_url: Option<String>,
     /// Uncaptured holds are voided this many seconds after authorization.
-    #[arg(long, default_value_t = 3600)]
+    /// The default is the one merchant layers assume
+    /// (`x402_escrow_sdk::merchant::DEFAULT_CAPTURE_DEADLINE_SECS`); layers built from the
+    /// operator's terms follow whatever is set here.
+    #[arg(long, default_value_t = DEFAULT_CAPTURE_DEADLINE_SECS as i64)]
     pub capture_deadline_secs: i64,
     /// Print only the API key on stdout (the other details go to stderr), for
     /// `export X402_API_KEY=$(x402-escrow merchant add … --print-api-key)`.
