@@ -225,6 +225,10 @@ impl PaymentService for FuzzService {
         self.mine(merchant, id)
     }
 
+    fn terms(&self, merchant: &Merchant) -> x402_escrow_sdk::merchant::MerchantTerms {
+        self.verifier.config().merchant_terms(merchant, Vec::new())
+    }
+
     async fn by_request_id(
         &self,
         merchant: &Merchant,

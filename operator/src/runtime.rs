@@ -207,6 +207,37 @@ pub async fn open(config: &Config) -> Result<Core, RuntimeError> {
         .validate()
         .map_err(|e| RuntimeError::Config(e.to_string()))?;
     let signer = load_signer(config)?;
+    let reader = open_reader(config, signer.address()).await?;
+    Ok(Core {
+        signer,
+        deployment: reader.deployment,
+        store: reader.store,
+        provider: reader.provider,
+        engine: reader.engine,
+        relayer_notify: reader.relayer_notify,
+    })
+}
+
+/// An engine that only reads, for commands that never sign (`reconcile`): the store and a
+/// provider checked to be on the configured chain, without a signing key. Its operator address
+/// is the zero address: only verification and sending consult it, and a reader does neither.
+pub async fn open_read_only(config: &Config) -> Result<Engine, RuntimeError> {
+    config
+        .validate()
+        .map_err(|e| RuntimeError::Config(e.to_string()))?;
+    Ok(open_reader(config, Address::ZERO).await?.engine)
+}
+
+/// What [`open`] and [`open_read_only`] share: everything but the key.
+struct Reader {
+    deployment: Deployment,
+    store: Store,
+    provider: DynProvider,
+    engine: Engine,
+    relayer_notify: Arc<Notify>,
+}
+
+async fn open_reader(config: &Config, operator: Address) -> Result<Reader, RuntimeError> {
     let deployment = load_deployment(config)?;
 
     let store = Store::connect_with(
@@ -240,12 +271,12 @@ pub async fn open(config: &Config) -> Result<Core, RuntimeError> {
 
     let fees = FeePolicy {
         fee_bps: config.fees.bps,
-        fee_receiver: config.fees.receiver.unwrap_or(signer.address()),
+        fee_receiver: config.fees.receiver.unwrap_or(operator),
     };
     let (verifier_config, engine_config) = engine::configs(
         config,
         &deployment,
-        signer.address(),
+        operator,
         fees,
         config.fees.accept_canonical_escrow,
     );
@@ -257,8 +288,7 @@ pub async fn open(config: &Config) -> Result<Core, RuntimeError> {
         engine_config,
         relayer_notify.clone(),
     );
-    Ok(Core {
-        signer,
+    Ok(Reader {
         deployment,
         store,
         provider,
@@ -399,7 +429,7 @@ pub async fn start(config: Config) -> Result<RunningOperator, RuntimeError> {
         ..api::facilitator::FacilitatorSettings::default()
     };
     let facilitator = api::facilitator::routes::<Engine>(store.clone(), facilitator_settings)
-    .with_state(state.clone());
+        .with_state(state.clone());
     let app = api::router(state).merge(facilitator);
     let api_stop = stopped(rx.clone());
     tasks.push((

@@ -37,7 +37,10 @@ use x402_escrow_sdk::schemes::auth_capture::{
 };
 use x402_escrow_sdk::wire::{PaymentPayload, PaymentRequirements, SchemePayload};
 
+use x402_escrow_sdk::Network;
 use x402_escrow_sdk::facilitator::reasons;
+use x402_escrow_sdk::merchant::{MerchantTerms, TermsAsset, TermsEscrow};
+use x402_escrow_sdk::schemes::auth_capture::CLOCK_SKEW_TOLERANCE_SECONDS;
 
 use crate::lifecycle::{Amount, Flow};
 use crate::service::{ErrorCode, ServiceError};
@@ -78,6 +81,36 @@ impl VerifierConfig {
             .ok()
             .filter(|s| *s > 0)
             .unwrap_or(self.default_capture_deadline_secs)
+    }
+
+    /// What this verifier accepts from `merchant`, as merchants are told (`GET /v1/merchant`):
+    /// the settings a merchant layer derives its offers from, so that both sides agree by
+    /// construction. `assets` are the accepted tokens with their EIP-712 domains.
+    pub fn merchant_terms(&self, merchant: &Merchant, assets: Vec<TermsAsset>) -> MerchantTerms {
+        MerchantTerms {
+            merchant_id: merchant.id.to_string(),
+            name: merchant.name.clone(),
+            network: Network::eip155(self.chain_id),
+            receivers: merchant.receivers.clone(),
+            capture_authorizer: self.operator,
+            fee_recipient: self.fee_receiver,
+            fee_bps: self.fee_bps,
+            capture_deadline_seconds: self.capture_deadline_secs(merchant),
+            expiry_margin_seconds: self.expiry_margin_secs,
+            clock_skew_seconds: CLOCK_SKEW_TOLERANCE_SECONDS,
+            escrows: self
+                .registry
+                .deployments()
+                .iter()
+                .map(|d| TermsEscrow {
+                    label: d.label.clone(),
+                    escrow: d.escrow,
+                    erc3009_collector: d.erc3009_collector,
+                    refund_collector: d.refund_collector,
+                })
+                .collect(),
+            assets,
+        }
     }
 }
 

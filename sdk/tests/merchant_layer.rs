@@ -703,21 +703,10 @@ async fn operator_rejection_is_a_402_with_its_code() {
     *env.fake.reject.lock().expect("lock") = Some("invalid_signature".to_owned());
     let url = format!("{}/ok", env.url);
     let response = pay(&url, &signed_payment(&url, None).await).await;
-    assert_eq!(response.status(), 402);
-    let header = response
-        .headers()
-        .get(codec::PAYMENT_REQUIRED)
-        .expect("header");
-    let challenge = codec::decode_payment_required(header.as_bytes()).expect("decodes");
+    let expected = "invalid_signature: refused by the fake";
     assert_eq!(
-        challenge.error.as_deref(),
-        Some("invalid_signature: refused by the fake")
-    );
-    let body = response.bytes().await.expect("body");
-    let v1 = codec::decode_payment_required_v1_body(&body).expect("v1");
-    assert_eq!(
-        v1.error.as_deref(),
-        Some("invalid_signature: refused by the fake")
+        refusal_errors(response).await,
+        (expected.into(), expected.into())
     );
     assert_eq!(env.handled.load(Ordering::SeqCst), 0);
     assert_eq!(env.fake.executed(), vec!["authorize"]);
@@ -729,19 +718,31 @@ async fn operator_refusal_names_its_x402_reason_and_numbers() {
     *env.fake.reject.lock().expect("lock") = Some("expired".to_owned());
     let url = format!("{}/ok", env.url);
     let response = pay(&url, &signed_payment(&url, None).await).await;
+    let expected = "invalid_auth_capture_evm_capture_deadline_expired: captureDeadline \
+                    (authorizationExpiry) 1796410140 is 35 s short of the capture window";
+    assert_eq!(
+        refusal_errors(response).await,
+        (expected.into(), expected.into())
+    );
+    assert_eq!(env.handled.load(Ordering::SeqCst), 0);
+}
+
+/// The `error` of a 402: from the v2 `PAYMENT-REQUIRED` header and from the v1 body.
+async fn refusal_errors(response: reqwest::Response) -> (String, String) {
     assert_eq!(response.status(), 402);
     let header = response
         .headers()
         .get(codec::PAYMENT_REQUIRED)
-        .expect("header");
-    let challenge = codec::decode_payment_required(header.as_bytes()).expect("decodes");
-    let expected = "invalid_auth_capture_evm_capture_deadline_expired: captureDeadline \
-                    (authorizationExpiry) 1796410140 is 35 s short of the capture window";
-    assert_eq!(challenge.error.as_deref(), Some(expected));
+        .expect("header")
+        .as_bytes()
+        .to_vec();
+    let challenge = codec::decode_payment_required(header).expect("decodes");
     let body = response.bytes().await.expect("body");
     let v1 = codec::decode_payment_required_v1_body(&body).expect("v1");
-    assert_eq!(v1.error.as_deref(), Some(expected));
-    assert_eq!(env.handled.load(Ordering::SeqCst), 0);
+    (
+        challenge.error.expect("v2 error"),
+        v1.error.expect("v1 error"),
+    )
 }
 
 #[tokio::test]

@@ -45,9 +45,7 @@ use x402_escrow_bindings::contracts::auth_capture_escrow::AuthCaptureEscrow as E
 use x402_escrow_bindings::contracts::test_usdc::TestUSDC as Erc20;
 use x402_escrow_bindings::{AuthCaptureEscrow, TestUSDC};
 
-use x402_escrow_sdk::Network;
-use x402_escrow_sdk::merchant::{MerchantTerms, TermsAsset, TermsEscrow};
-use x402_escrow_sdk::schemes::auth_capture::CLOCK_SKEW_TOLERANCE_SECONDS;
+use x402_escrow_sdk::merchant::{MerchantTerms, TermsAsset};
 
 use crate::lifecycle::{Amount, Flow, IllegalReason, PaymentEvent, PaymentStatus};
 use crate::service::{
@@ -1388,35 +1386,14 @@ fn webhook_for(
 }
 
 impl Engine {
-    /// What this operator accepts from `merchant` (`GET /v1/merchant`): the settings a merchant
-    /// layer derives its offers from, so that both sides agree by construction.
+    /// What this operator accepts from `merchant` (`GET /v1/merchant`):
+    /// [`VerifierConfig::merchant_terms`](crate::verify::VerifierConfig::merchant_terms) with
+    /// the accepted tokens' EIP-712 domains.
     pub fn merchant_terms(&self, merchant: &Merchant) -> MerchantTerms {
-        let cfg = &self.inner.config;
-        let verifier = self.inner.verifier.config();
-        MerchantTerms {
-            merchant_id: merchant.id.to_string(),
-            name: merchant.name.clone(),
-            network: Network::eip155(cfg.chain_id),
-            receivers: merchant.receivers.clone(),
-            capture_authorizer: cfg.signer,
-            fee_recipient: cfg.fee_receiver,
-            fee_bps: cfg.fee_bps,
-            capture_deadline_seconds: verifier.capture_deadline_secs(merchant),
-            expiry_margin_seconds: verifier.expiry_margin_secs,
-            clock_skew_seconds: CLOCK_SKEW_TOLERANCE_SECONDS,
-            escrows: verifier
-                .registry
-                .deployments()
-                .iter()
-                .map(|d| TermsEscrow {
-                    label: d.label.clone(),
-                    escrow: d.escrow,
-                    erc3009_collector: d.erc3009_collector,
-                    refund_collector: d.refund_collector,
-                })
-                .collect(),
-            assets: cfg.assets.clone(),
-        }
+        self.inner
+            .verifier
+            .config()
+            .merchant_terms(merchant, self.inner.config.assets.clone())
     }
 }
 
