@@ -1,4 +1,20 @@
-//! Compiles the Solidity contracts with the deploy settings and generates their alloy bindings.
+//! Generates the alloy bindings of the Solidity contracts, compiled with the deploy settings,
+//! from a fresh forge build when the pinned toolchain is at hand and otherwise from the artifact
+//! snapshot committed under `bindings/artifacts/`, so that a crate user needs neither Node nor
+//! forge.
+//!
+//! # Where the artifacts come from: `X402_BINDINGS_FROM`
+//!
+//! * `forge`: always compile (installing the pinned toolchain if needed); an error if that fails.
+//! * `snapshot`: never run the toolchain; use `bindings/artifacts/<Contract>.json`.
+//! * unset or `auto` (the default): `forge` when the crate is built inside its own repository
+//!   checkout (the workspace root holds `tools/toolchain` and `package-lock.json`, and is not a
+//!   cargo dependency checkout, which cargo marks with `.cargo-ok`) and the toolchain is
+//!   installed there (`target/toolchain/bin/forge`) or can be (`npm` on `PATH`); otherwise
+//!   `snapshot`. A developer of this repository therefore builds exactly as before; a merchant who
+//!   depends on the SDK, or a checkout without Node, builds from the snapshot.
+//!
+//! # Forge mode
 //!
 //! 1. `tools/toolchain` (no arguments) installs the pinned toolchain if needed and prints its bin
 //!    directory, exported to the crate as `X402_TOOLCHAIN_BIN` (tests find `anvil` there).
@@ -6,61 +22,54 @@
 //!    100,000 runs: the bytecode we deploy) into `target/forge-bindings` (cache
 //!    `target/forge-bindings-cache`), so it never races other engineers' forge runs. Only
 //!    `contracts/` is compiled: tests and scripts are not part of the bindings.
-//! 3. `$OUT_DIR/contracts.rs` gets one `sol!` invocation per contract, each in its own module
-//!    (every artifact that mentions `AuthCaptureEscrow.PaymentInfo` declares that struct, so they
-//!    cannot share a namespace), reading the Foundry artifact JSON (ABI + bytecode).
+//! 3. Each artifact the bindings need is reduced to ABI + `bytecode` + `deployedBytecode` (see
+//!    `build/artifacts.rs`) into `$OUT_DIR/artifacts/`, the same form as the snapshot, so both
+//!    modes generate the same code.
+//!
+//! # Snapshot mode
+//!
+//! The reduced artifacts are read from `bindings/artifacts/`. `X402_TOOLCHAIN_BIN` is still set,
+//! to `target/toolchain/bin` of the workspace root, where `tools/toolchain` installs `anvil`.
+//!
+//! # Both modes
+//!
+//! `$OUT_DIR/contracts.rs` gets one `sol!` invocation per contract, each in its own module (every
+//! artifact that mentions `AuthCaptureEscrow.PaymentInfo` declares that struct, so they cannot
+//! share a namespace).
+//!
+//! # The snapshot stays honest
+//!
+//! The test `committed_artifacts_match_a_fresh_forge_build` (`tests/artifact_snapshot.rs`, part
+//! of `tools/test`) compiles the contracts with forge and fails when `bindings/artifacts/`
+//! differs from the fresh build. After changing a contract, refresh the snapshot with
+//!
+//! ```sh
+//! X402_BINDINGS_REFRESH=1 cargo test -p x402-escrow-bindings --test artifact_snapshot
+//! ```
+
+#[path = "build/artifacts.rs"]
+mod artifacts;
 
 use std::env;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-/// (Solidity file, contract name, Rust module name, one-line description).
-const CONTRACTS: &[(&str, &str, &str, &str)] = &[
-    (
-        "AuthCaptureEscrow.sol",
-        "AuthCaptureEscrow",
-        "auth_capture_escrow",
-        "The escrow: authorize, capture, void, reclaim, refund, charge.",
-    ),
-    (
-        "TokenStore.sol",
-        "TokenStore",
-        "token_store",
-        "The per-operator vault (implementation; operators get minimal-proxy clones).",
-    ),
-    (
-        "ERC3009PaymentCollector.sol",
-        "ERC3009PaymentCollector",
-        "erc3009_payment_collector",
-        "Payment collector that spends the payer's ERC-3009 `ReceiveWithAuthorization` signature.",
-    ),
-    (
-        "PreApprovalPaymentCollector.sol",
-        "PreApprovalPaymentCollector",
-        "pre_approval_payment_collector",
-        "Payment collector for payers who approved the collector and pre-approved the payment on chain.",
-    ),
-    (
-        "OperatorRefundCollector.sol",
-        "OperatorRefundCollector",
-        "operator_refund_collector",
-        "Refund collector that pulls refunds from the operator's own allowance.",
-    ),
-    (
-        "TestUSDC.sol",
-        "TestUSDC",
-        "test_usdc",
-        "USDC-like ERC-3009 / EIP-2612 test token for development chains.",
-    ),
-    (
-        "Multicall3.sol",
-        "Multicall3",
-        "multicall3",
-        "The `tryAggregate` subset of Multicall3 for development chains without the public singleton.",
-    ),
-];
+use artifacts::{
+    CONTRACTS, FORGE_OUT, SNAPSHOT_DIR, describe, forge_artifact, forge_build, reduce_file,
+    run_command, snapshot_artifact,
+};
+
+/// The variable that chooses where the artifacts come from.
+const FROM_VAR: &str = "X402_BINDINGS_FROM";
+
+/// Where the artifacts come from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Forge,
+    Snapshot,
+}
 
 fn main() {
     if let Err(message) = run() {
@@ -78,27 +87,37 @@ fn run() -> Result<(), String> {
         .to_path_buf();
     let out_dir = PathBuf::from(env_var("OUT_DIR")?);
 
-    for path in [
-        "contracts",
-        "foundry.toml",
-        "package-lock.json",
-        "tools/solc",
-        "tools/toolchain",
-    ] {
-        println!("cargo:rerun-if-changed={}", root.join(path).display());
-    }
     println!("cargo:rerun-if-changed=build.rs");
-
-    let toolchain = root.join("tools/toolchain");
-    let bin_dir = toolchain_bin_dir(&root, &toolchain)?;
-    println!("cargo:rustc-env=X402_TOOLCHAIN_BIN={}", bin_dir.display());
+    println!("cargo:rerun-if-changed=build/artifacts.rs");
+    println!("cargo:rerun-if-env-changed={FROM_VAR}");
     println!("cargo:rustc-env=X402_WORKSPACE_ROOT={}", root.display());
 
-    let forge_out = root.join("target/forge-bindings");
-    let forge_cache = root.join("target/forge-bindings-cache");
-    forge_build(&root, &toolchain, &forge_out, &forge_cache)?;
+    let artifact_dir = match source(&root)? {
+        Source::Forge => {
+            for path in [
+                "contracts",
+                "foundry.toml",
+                "package-lock.json",
+                "tools/solc",
+                "tools/toolchain",
+            ] {
+                println!("cargo:rerun-if-changed={}", root.join(path).display());
+            }
+            let bin_dir = toolchain_bin_dir(&root)?;
+            println!("cargo:rustc-env=X402_TOOLCHAIN_BIN={}", bin_dir.display());
+            forge_build(&root)?;
+            reduce_forge_artifacts(&root.join(FORGE_OUT), &out_dir.join("artifacts"))?
+        }
+        Source::Snapshot => {
+            let snapshot = manifest_dir.join(SNAPSHOT_DIR);
+            println!("cargo:rerun-if-changed={}", snapshot.display());
+            let bin_dir = root.join("target/toolchain/bin");
+            println!("cargo:rustc-env=X402_TOOLCHAIN_BIN={}", bin_dir.display());
+            snapshot
+        }
+    };
 
-    let generated = generate_bindings(&forge_out)?;
+    let generated = generate_bindings(&artifact_dir)?;
     let dest = out_dir.join("contracts.rs");
     fs::write(&dest, generated).map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
     Ok(())
@@ -108,9 +127,60 @@ fn env_var(name: &str) -> Result<String, String> {
     env::var(name).map_err(|_| format!("cargo did not set {name}"))
 }
 
+/// Forge or snapshot, from `X402_BINDINGS_FROM` and what the machine has (see the module docs).
+fn source(root: &Path) -> Result<Source, String> {
+    match env::var(FROM_VAR).as_deref() {
+        Ok("forge") => return Ok(Source::Forge),
+        Ok("snapshot") => return Ok(Source::Snapshot),
+        Ok("auto") | Ok("") | Err(env::VarError::NotPresent) => {}
+        Ok(other) => {
+            return Err(format!(
+                "{FROM_VAR}={other:?}: expected `forge`, `snapshot` or `auto` (the default)"
+            ));
+        }
+        Err(env::VarError::NotUnicode(_)) => return Err(format!("{FROM_VAR} is not UTF-8")),
+    }
+    let own_checkout = root.join("tools/toolchain").is_file()
+        && root.join("package-lock.json").is_file()
+        && !root.join(".cargo-ok").exists();
+    if !own_checkout {
+        return Ok(Source::Snapshot);
+    }
+    // `exists` follows the symlink into node_modules: a removed node_modules is "not installed".
+    if root.join("target/toolchain/bin/forge").exists() {
+        return Ok(Source::Forge);
+    }
+    // The toolchain would have to be installed: that takes npm. Decide again when PATH changes.
+    println!("cargo:rerun-if-env-changed=PATH");
+    Ok(if on_path("npm") {
+        Source::Forge
+    } else {
+        Source::Snapshot
+    })
+}
+
+/// Whether an executable file `name` is in a directory of `PATH`.
+fn on_path(name: &str) -> bool {
+    env::var_os("PATH").is_some_and(|path| {
+        env::split_paths(&path).any(|dir| {
+            fs::metadata(dir.join(name)).is_ok_and(|meta| {
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt as _;
+                    meta.is_file() && meta.permissions().mode() & 0o111 != 0
+                }
+                #[cfg(not(unix))]
+                {
+                    meta.is_file()
+                }
+            })
+        })
+    })
+}
+
 /// Runs `tools/toolchain` with no arguments: installs (if needed) and prints the bin directory.
-fn toolchain_bin_dir(root: &Path, toolchain: &Path) -> Result<PathBuf, String> {
-    let mut command = Command::new(toolchain);
+fn toolchain_bin_dir(root: &Path) -> Result<PathBuf, String> {
+    let mut command = Command::new(root.join("tools/toolchain"));
     command.current_dir(root);
     let output = run_command(&mut command, "tools/toolchain")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -135,69 +205,36 @@ fn toolchain_bin_dir(root: &Path, toolchain: &Path) -> Result<PathBuf, String> {
     Ok(bin_dir)
 }
 
-/// `FOUNDRY_PROFILE=deploy forge build contracts` into our own out and cache directories.
-fn forge_build(root: &Path, toolchain: &Path, out: &Path, cache: &Path) -> Result<(), String> {
-    // Two cargo invocations with different target directories may run this script at once;
-    // serialise on a lock file when util-linux `flock` is available (it is wherever
-    // tools/toolchain itself works, which uses it to serialise installs).
-    let lock = root.join("target/.forge-bindings.lock");
-    let mut command = if Command::new("flock").arg("--version").output().is_ok() {
-        let mut c = Command::new("flock");
-        c.arg(&lock).arg(toolchain);
-        c
-    } else {
-        Command::new(toolchain)
-    };
-    command
-        .current_dir(root)
-        .args(["forge", "build", "contracts"])
-        // Only the variables we mean: a developer's FOUNDRY_PROFILE must not leak in.
-        .env("FOUNDRY_PROFILE", "deploy")
-        .env("FOUNDRY_OUT", out)
-        .env("FOUNDRY_CACHE_PATH", cache)
-        .env_remove("FOUNDRY_SRC")
-        .env_remove("FOUNDRY_VIA_IR")
-        .env_remove("FOUNDRY_OPTIMIZER")
-        .env_remove("FOUNDRY_OPTIMIZER_RUNS")
-        .env_remove("FOUNDRY_EVM_VERSION")
-        .env("FOUNDRY_DISABLE_NIGHTLY_WARNING", "1");
-    run_command(
-        &mut command,
-        "FOUNDRY_PROFILE=deploy tools/toolchain forge build contracts",
-    )
-    .map(drop)
-}
-
-fn run_command(command: &mut Command, what: &str) -> Result<Output, String> {
-    let output = command
-        .output()
-        .map_err(|e| format!("could not run {what}: {e}"))?;
-    if output.status.success() {
-        Ok(output)
-    } else {
-        Err(format!(
-            "{what} failed ({})\n{}",
-            output.status,
-            describe(&output)
-        ))
-    }
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "--- stdout ---\n{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&output.stdout).trim_end(),
-        String::from_utf8_lossy(&output.stderr).trim_end()
-    )
-}
-
-fn generate_bindings(forge_out: &Path) -> Result<String, String> {
-    let mut code = String::from("// @generated by x402-escrow-bindings/build.rs. Do not edit.\n\n");
-    for (file, name, module, description) in CONTRACTS {
-        let artifact = forge_out.join(file).join(format!("{name}.json"));
+/// Reduces the forge artifacts of [`CONTRACTS`] into `dest` (the snapshot's form); returns `dest`.
+fn reduce_forge_artifacts(forge_out: &Path, dest: &Path) -> Result<PathBuf, String> {
+    fs::create_dir_all(dest).map_err(|e| format!("cannot create {}: {e}", dest.display()))?;
+    for (file, name, _, _) in CONTRACTS {
+        let artifact = forge_artifact(forge_out, file, name);
         if !artifact.is_file() {
             return Err(format!(
                 "forge succeeded but the artifact {} is missing (was the contract renamed?)",
+                artifact.display()
+            ));
+        }
+        let reduced = reduce_file(&artifact)?;
+        let path = snapshot_artifact(dest, name);
+        // Rewrite only on change: rustc tracks the file (`include_bytes!`).
+        if fs::read_to_string(&path).ok().as_deref() != Some(reduced.as_str()) {
+            fs::write(&path, reduced)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+    }
+    Ok(dest.to_path_buf())
+}
+
+fn generate_bindings(artifact_dir: &Path) -> Result<String, String> {
+    let mut code = String::from("// @generated by x402-escrow-bindings/build.rs. Do not edit.\n\n");
+    for (file, name, module, description) in CONTRACTS {
+        let artifact = snapshot_artifact(artifact_dir, name);
+        if !artifact.is_file() {
+            return Err(format!(
+                "the artifact {} is missing (was the contract renamed? refresh the snapshot: \
+                 X402_BINDINGS_REFRESH=1 cargo test -p x402-escrow-bindings --test artifact_snapshot)",
                 artifact.display()
             ));
         }

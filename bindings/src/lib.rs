@@ -7,7 +7,10 @@
 //! * [`deploy`]: deterministic CREATE2 deployment and `deployments/<chainId>.json` files.
 //!
 //! The contracts are compiled by `build.rs` with the pinned toolchain (`tools/toolchain`,
-//! `FOUNDRY_PROFILE=deploy`), so the bytecode here is the bytecode that gets deployed.
+//! `FOUNDRY_PROFILE=deploy`), so the bytecode here is the bytecode that gets deployed. Without
+//! the toolchain (no Node, or this crate used as a dependency) `build.rs` reads the same
+//! artifacts from the snapshot committed under `bindings/artifacts/`, which a test keeps equal to
+//! a fresh forge build; `X402_BINDINGS_FROM=forge|snapshot` forces either (see `build.rs`).
 
 #![warn(missing_docs)]
 
