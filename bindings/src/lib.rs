@@ -2,6 +2,8 @@
 //!
 //! * [`contracts`]: typed `sol!` bindings (`#[sol(rpc)]`) with the deploy-profile bytecode of
 //!   `AuthCaptureEscrow`, `TokenStore`, the collectors, `TestUSDC` and `Multicall3`.
+//! * [`interfaces`]: the token interfaces production code speaks to, [`IERC20`] and
+//!   [`IERC3009`] (`TestUSDC` is for development chains).
 //! * [`hash`]: the escrow's payment hashes computed off chain.
 //! * [`eip3009`]: ERC-3009 authorizations: build, sign (as the x402 client does) and verify.
 //! * [`deploy`]: deterministic CREATE2 deployment and `deployments/<chainId>.json` files.
@@ -18,6 +20,7 @@ pub mod contracts;
 pub mod deploy;
 pub mod eip3009;
 pub mod hash;
+pub mod interfaces;
 
 pub use contracts::{
     AuthCaptureEscrow, ERC3009PaymentCollector, Multicall3, OperatorRefundCollector, PaymentInfo,
@@ -28,3 +31,4 @@ pub use eip3009::{
     Authorization, Eip3009Error, ReceiveWithAuthorization, TransferWithAuthorization, token_domain,
 };
 pub use hash::{payer_agnostic_hash, payment_info_hash};
+pub use interfaces::{IERC20, IERC3009};

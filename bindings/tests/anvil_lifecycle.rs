@@ -1,6 +1,7 @@
 //! Against a real anvil (the pinned toolchain's): deterministic deployment, off-chain hashes vs
 //! `getHash`, our ERC-3009 signatures accepted by the token, and a full payment lifecycle driven
-//! through the bindings with every balance and payment state asserted after each step.
+//! through the bindings with every balance and payment state asserted after each step; and the
+//! token interfaces `IERC20` / `IERC3009` against the deployed `TestUSDC`.
 
 use alloy::network::EthereumWallet;
 use alloy::node_bindings::{Anvil, AnvilInstance};
@@ -8,6 +9,7 @@ use alloy::primitives::aliases::{U48, U120};
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::ext::AnvilApi;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
 use eyre::{Result, ensure, eyre};
 use x402_escrow_bindings::AuthCaptureEscrow::AuthCaptureEscrowErrors;
@@ -15,8 +17,8 @@ use x402_escrow_bindings::contracts::anvil_path;
 use x402_escrow_bindings::deploy::{ANVIL_CHAIN_ID, DEFAULT_SALT};
 use x402_escrow_bindings::eip3009::{Authorization, verify_payment_signature};
 use x402_escrow_bindings::{
-    AuthCaptureEscrow, Deployment, PaymentInfo, ReceiveWithAuthorization, TestUSDC,
-    TransferWithAuthorization, deploy_all, payer_agnostic_hash, payment_info_hash,
+    AuthCaptureEscrow, Deployment, IERC20, IERC3009, PaymentInfo, ReceiveWithAuthorization,
+    TestUSDC, TransferWithAuthorization, deploy_all, payer_agnostic_hash, payment_info_hash,
     predict_addresses,
 };
 
@@ -586,5 +588,290 @@ async fn deploy_all_without_dev_requires_the_public_multicall3() -> Result<()> {
             .await?,
         0
     );
+    Ok(())
+}
+
+/// `IERC20` and `IERC3009` name the same functions and events as `TestUSDC`'s ABI, overload
+/// numbers included: a call site can switch from one to the other by its type alone.
+#[test]
+fn token_interfaces_match_the_test_token_abi() {
+    use alloy::sol_types::{SolCall, SolEvent};
+
+    macro_rules! same_selectors {
+        ($interface:ident: $($call:ident),* $(,)?) => {$(
+            assert_eq!(
+                $interface::$call::SELECTOR,
+                TestUSDC::$call::SELECTOR,
+                concat!(stringify!($interface), "::", stringify!($call))
+            );
+        )*};
+    }
+    same_selectors!(IERC20:
+        nameCall, symbolCall, decimalsCall, totalSupplyCall, balanceOfCall, allowanceCall,
+        approveCall, transferCall, transferFromCall,
+    );
+    same_selectors!(IERC3009:
+        authorizationStateCall,
+        transferWithAuthorization_0Call, transferWithAuthorization_1Call,
+        receiveWithAuthorization_0Call, receiveWithAuthorization_1Call,
+        cancelAuthorization_0Call, cancelAuthorization_1Call,
+    );
+    assert_eq!(
+        IERC20::Transfer::SIGNATURE_HASH,
+        TestUSDC::Transfer::SIGNATURE_HASH
+    );
+    assert_eq!(
+        IERC20::Approval::SIGNATURE_HASH,
+        TestUSDC::Approval::SIGNATURE_HASH
+    );
+    assert_eq!(
+        IERC3009::AuthorizationUsed::SIGNATURE_HASH,
+        TestUSDC::AuthorizationUsed::SIGNATURE_HASH
+    );
+    assert_eq!(
+        IERC3009::AuthorizationCanceled::SIGNATURE_HASH,
+        TestUSDC::AuthorizationCanceled::SIGNATURE_HASH
+    );
+}
+
+alloy::sol! {
+    /// ERC-3009's cancellation, as the token's EIP-712 type (no helper in the crate signs it).
+    struct CancelAuthorization {
+        address authorizer;
+        bytes32 nonce;
+    }
+}
+
+/// A 65-byte `r ‖ s ‖ v` signature split into the `v, r, s` arguments.
+fn split_signature(signature: &Bytes) -> Result<(u8, B256, B256)> {
+    ensure!(
+        signature.len() == 65,
+        "signature of {} bytes",
+        signature.len()
+    );
+    Ok((
+        signature[64],
+        B256::from_slice(&signature[..32]),
+        B256::from_slice(&signature[32..64]),
+    ))
+}
+
+/// The ERC-3009 function that spends an authorization.
+#[derive(Clone, Copy, Debug)]
+enum Spend {
+    Transfer,
+    Receive,
+}
+
+/// Submits `auth` (signed for `spend`'s EIP-712 type) through `spend`'s function, in the
+/// `bytes signature` form or, with `split`, the `v, r, s` form; the receipt of the mined call.
+async fn submit_authorization(
+    token: &IERC3009::IERC3009Instance<DynProvider>,
+    spend: Spend,
+    split: bool,
+    auth: &TransferWithAuthorization,
+    signature: &Bytes,
+) -> Result<TransactionReceipt> {
+    let (f, t, x, a, b, n) = (
+        auth.from,
+        auth.to,
+        auth.value,
+        auth.validAfter,
+        auth.validBefore,
+        auth.nonce,
+    );
+    let sig = signature.clone();
+    let (v, r, s) = split_signature(signature)?;
+    let pending = match (spend, split) {
+        (Spend::Transfer, false) => {
+            let call = token.transferWithAuthorization_0(f, t, x, a, b, n, sig);
+            call.send().await?
+        }
+        (Spend::Transfer, true) => {
+            let call = token.transferWithAuthorization_1(f, t, x, a, b, n, v, r, s);
+            call.send().await?
+        }
+        (Spend::Receive, false) => {
+            let call = token.receiveWithAuthorization_0(f, t, x, a, b, n, sig);
+            call.send().await?
+        }
+        (Spend::Receive, true) => {
+            let call = token.receiveWithAuthorization_1(f, t, x, a, b, n, v, r, s);
+            call.send().await?
+        }
+    };
+    Ok(pending.get_receipt().await?)
+}
+
+/// Every ERC-20 and ERC-3009 function of the interfaces, against `TestUSDC` on anvil, with the
+/// balances, allowances, authorization states and events each one leaves behind.
+#[tokio::test]
+async fn token_interfaces_drive_the_test_token() -> Result<()> {
+    use alloy::signers::SignerSync;
+    use alloy::sol_types::SolStruct;
+
+    let anvil = spawn_anvil()?;
+    let deployer = Actor::new(&anvil, 0);
+    let spender = Actor::new(&anvil, 1);
+    let payer = Actor::new(&anvil, 2);
+    let payee = Actor::new(&anvil, 3);
+    let deployment = deploy_all(&deployer.provider, deployer.address(), DEFAULT_SALT, true).await?;
+    let token_info = deployment
+        .token
+        .clone()
+        .ok_or_else(|| eyre!("dev deployment has a token"))?;
+    let domain = token_info.domain(deployment.chain_id);
+    // Minting is TestUSDC's own; everything after it goes through the interfaces.
+    TestUSDC::new(token_info.address, &deployer.provider)
+        .mint(payer.address(), U256::from(10_000u64))
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+
+    // --- ERC-20 ---------------------------------------------------------------------------------
+    let erc20 = |actor: &Actor| IERC20::new(token_info.address, actor.provider.clone());
+    let balance = |a: Address| {
+        let token = erc20(&deployer);
+        async move { Ok::<U256, eyre::Report>(token.balanceOf(a).call().await?) }
+    };
+    let allowance = || {
+        let token = erc20(&deployer);
+        let (owner, spender) = (payer.address(), spender.address());
+        async move { Ok::<U256, eyre::Report>(token.allowance(owner, spender).call().await?) }
+    };
+    let token = erc20(&deployer);
+    assert_eq!(token.name().call().await?, token_info.name);
+    assert_eq!(token.symbol().call().await?, token_info.symbol);
+    assert_eq!(token.decimals().call().await?, token_info.decimals);
+    assert_eq!(token.totalSupply().call().await?, U256::from(10_000u64));
+    assert_eq!(balance(payer.address()).await?, U256::from(10_000u64));
+
+    let receipt = erc20(&payer)
+        .approve(spender.address(), U256::from(500u64))
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    let approval = receipt
+        .decoded_log::<IERC20::Approval>()
+        .ok_or_else(|| eyre!("no Approval event"))?;
+    assert_eq!(
+        (approval.owner, approval.spender, approval.value),
+        (payer.address(), spender.address(), U256::from(500u64))
+    );
+    assert_eq!(allowance().await?, U256::from(500u64));
+    let receipt = erc20(&spender)
+        .transferFrom(payer.address(), payee.address(), U256::from(200u64))
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    let transfer = receipt
+        .decoded_log::<IERC20::Transfer>()
+        .ok_or_else(|| eyre!("no Transfer event"))?;
+    assert_eq!(
+        (transfer.from, transfer.to, transfer.value),
+        (payer.address(), payee.address(), U256::from(200u64))
+    );
+    assert_eq!(allowance().await?, U256::from(300u64));
+    erc20(&payer)
+        .transfer(payee.address(), U256::from(100u64))
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    assert_eq!(balance(payer.address()).await?, U256::from(9_700u64));
+    assert_eq!(balance(payee.address()).await?, U256::from(300u64));
+
+    // --- ERC-3009 -------------------------------------------------------------------------------
+    let erc3009 = |actor: &Actor| IERC3009::new(token_info.address, actor.provider.clone());
+    let now = latest_timestamp(&deployer.provider).await?;
+    let authorization = |value: u64, nonce: u8| TransferWithAuthorization {
+        from: payer.address(),
+        to: payee.address(),
+        value: U256::from(value),
+        validAfter: U256::ZERO,
+        validBefore: U256::from(now + 3600),
+        nonce: B256::repeat_byte(nonce),
+    };
+    let used = |nonce: B256| {
+        let token = erc3009(&deployer);
+        let from = payer.address();
+        async move { Ok::<bool, eyre::Report>(token.authorizationState(from, nonce).call().await?) }
+    };
+
+    // Both functions in both forms: transfers submitted by a third party, receives by the payee.
+    let forms = [
+        (Spend::Transfer, false, 1_000),
+        (Spend::Transfer, true, 2_000),
+        (Spend::Receive, false, 3_000),
+        (Spend::Receive, true, 1_500),
+    ];
+    for (nonce, (spend, split, value)) in (1u8..).zip(forms) {
+        let a = authorization(value, nonce);
+        assert!(!used(a.nonce).await?);
+        let (signature, submitter) = match spend {
+            Spend::Transfer => (a.sign(&payer.signer, &domain)?, &spender),
+            Spend::Receive => {
+                let receive = ReceiveWithAuthorization {
+                    from: a.from,
+                    to: a.to,
+                    value: a.value,
+                    validAfter: a.validAfter,
+                    validBefore: a.validBefore,
+                    nonce: a.nonce,
+                };
+                (receive.sign(&payer.signer, &domain)?, &payee)
+            }
+        };
+        let receipt =
+            submit_authorization(&erc3009(submitter), spend, split, &a, &signature).await?;
+        ensure!(receipt.status(), "{spend:?} (split {split}) reverted");
+        let event = receipt
+            .decoded_log::<IERC3009::AuthorizationUsed>()
+            .ok_or_else(|| eyre!("no AuthorizationUsed event ({spend:?}, split {split})"))?;
+        assert_eq!((event.authorizer, event.nonce), (payer.address(), a.nonce));
+        assert!(used(a.nonce).await?);
+    }
+    assert_eq!(balance(payer.address()).await?, U256::from(2_200u64));
+    assert_eq!(balance(payee.address()).await?, U256::from(7_800u64));
+
+    // cancelAuthorization: `v, r, s` (_0) and `bytes signature` (_1); a cancelled nonce is spent.
+    for (nonce, split) in [(0x05, false), (0x06, true)] {
+        let nonce = B256::repeat_byte(nonce);
+        let cancel = CancelAuthorization {
+            authorizer: payer.address(),
+            nonce,
+        };
+        let signature = payer
+            .signer
+            .sign_hash_sync(&cancel.eip712_signing_hash(&domain))?;
+        let signature = Bytes::copy_from_slice(&signature.as_bytes());
+        let (v, r, s) = split_signature(&signature)?;
+        let token = erc3009(&spender);
+        let pending = if split {
+            let call = token.cancelAuthorization_0(payer.address(), nonce, v, r, s);
+            call.send().await?
+        } else {
+            let call = token.cancelAuthorization_1(payer.address(), nonce, signature);
+            call.send().await?
+        };
+        let receipt = pending.get_receipt().await?;
+        let event = receipt
+            .decoded_log::<IERC3009::AuthorizationCanceled>()
+            .ok_or_else(|| eyre!("no AuthorizationCanceled event"))?;
+        assert_eq!((event.authorizer, event.nonce), (payer.address(), nonce));
+        assert!(used(nonce).await?);
+    }
+    let a = authorization(100, 0x05);
+    let signature = a.sign(&payer.signer, &domain)?;
+    let refused =
+        submit_authorization(&erc3009(&spender), Spend::Transfer, false, &a, &signature).await;
+    ensure!(
+        refused.is_err(),
+        "a cancelled authorization must not transfer"
+    );
+    assert_eq!(balance(payer.address()).await?, U256::from(2_200u64));
     Ok(())
 }
