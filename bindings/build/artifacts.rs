@@ -145,7 +145,8 @@ pub fn reduce_file(path: &Path) -> Result<String, String> {
 }
 
 /// A full Foundry artifact reduced to its ABI and the `object` of `bytecode` and
-/// `deployedBytecode` (pretty JSON, newline-terminated), refusing unlinked library references.
+/// `deployedBytecode` (pretty JSON with sorted keys, newline-terminated), refusing unlinked
+/// library references.
 pub fn reduce(artifact: &str) -> Result<String, String> {
     let full: serde_json::Value =
         serde_json::from_str(artifact).map_err(|e| format!("not JSON: {e}"))?;
@@ -170,7 +171,23 @@ pub fn reduce(artifact: &str) -> Result<String, String> {
         "bytecode": object("bytecode")?,
         "deployedBytecode": object("deployedBytecode")?,
     });
-    let mut text = serde_json::to_string_pretty(&reduced).map_err(|e| e.to_string())?;
+    let mut text = serde_json::to_string_pretty(&sorted(reduced)).map_err(|e| e.to_string())?;
     text.push('\n');
     Ok(text)
+}
+
+/// `value` with every object's keys in sorted order, whatever map serde_json was built with
+/// (its `preserve_order` feature keeps insertion order), so the reduced text is canonical.
+fn sorted(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.into_iter().collect();
+            entries.sort_by(|(a, _), (b, _)| a.cmp(b));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(sorted).collect())
+        }
+        other => other,
+    }
 }
