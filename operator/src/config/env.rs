@@ -1,6 +1,5 @@
 //! The `X402_*` environment overrides (the table is in the module docs of `config`).
 
-use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -85,10 +84,10 @@ impl Config {
 
 fn parse_env<T: FromStr>(var: &'static str, value: &str) -> Result<T, ConfigError>
 where
-    T::Err: fmt::Display,
+    T::Err: std::error::Error + Send + Sync + 'static,
 {
     value.trim().parse::<T>().map_err(|e| ConfigError::Env {
         var,
-        message: e.to_string(),
+        source: Box::new(e),
     })
 }

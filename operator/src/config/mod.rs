@@ -114,16 +114,20 @@ pub enum ConfigError {
     #[error("invalid config: {0}")]
     Toml(#[from] toml::de::Error),
     /// An environment variable has a value of the wrong form.
-    #[error("invalid value for {var}: {message}")]
+    #[error("invalid value for {var}: {source}")]
     Env {
         /// The variable.
         var: &'static str,
-        /// What was wrong (the value is not repeated: it may be a secret).
-        message: String,
+        /// The parse error (the value is not repeated: it may be a secret).
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// A value is out of its allowed range.
+    /// A value is out of its allowed range. The text names the field and its range: a
+    /// message of ours, not a wrapped error.
     #[error("invalid config: {0}")]
     Invalid(String),
+    /// `database.url` names no supported database.
+    #[error("invalid config: database.url: {0}")]
+    DatabaseUrl(#[source] crate::store::StoreError),
 }
 
 /// The whole configuration.

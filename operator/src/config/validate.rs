@@ -56,8 +56,7 @@ impl Config {
                 self.listen
             )));
         }
-        crate::store::Backend::from_url(&self.database.url)
-            .map_err(|e| ConfigError::Invalid(format!("database.url: {e}")))?;
+        crate::store::Backend::from_url(&self.database.url).map_err(ConfigError::DatabaseUrl)?;
         // The signer is not checked here: only commands that sign need it, and they ask
         // `SignerConfig::source` (a keystore without its password is an error there).
         Ok(())
