@@ -137,11 +137,11 @@ pub struct VerifiedPayment {
 }
 
 /// Why a payment was refused. [`VerifyError::code`] gives the API code.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     /// The payload does not answer the requirements.
     #[error("invalid payload: {0}")]
-    InvalidPayload(String),
+    InvalidPayload(#[source] VerifyCause),
     /// Another chain than ours.
     #[error("payment is for chain {found}, this operator runs chain {expected}")]
     WrongChain {
@@ -152,7 +152,7 @@ pub enum VerifyError {
     },
     /// Escrow or collector not ours.
     #[error("wrong escrow: {0}")]
-    WrongEscrow(String),
+    WrongEscrow(#[source] AuthCaptureError),
     /// `captureAuthorizer` is not our signer.
     #[error("captureAuthorizer {found} is not this operator ({expected})")]
     WrongOperator {
@@ -169,22 +169,24 @@ pub enum VerifyError {
     PayeeNotAllowed(Address),
     /// Zero or too large.
     #[error("invalid amount: {0}")]
-    InvalidAmount(String),
+    InvalidAmount(#[source] VerifyCause),
     /// An expiry passed or is too close. `reason` is the x402 reason naming which deadline
     /// (`invalid_auth_capture_evm_capture_deadline_expired`, …); `detail` says by how much.
     #[error("{detail}")]
     Expired {
         /// The x402 reason.
         reason: &'static str,
-        /// Which deadline, its value, the time it was checked at and the shortfall.
-        detail: String,
+        /// Which deadline, its value, the time it was checked at and the shortfall (the SDK's
+        /// error when its time window refused the payment).
+        #[source]
+        detail: VerifyCause,
     },
     /// Fee range or receiver unacceptable.
     #[error("invalid fee: {0}")]
     InvalidFee(String),
     /// The signature does not recover to the payer.
     #[error("invalid signature: {0}")]
-    InvalidSignature(String),
+    InvalidSignature(#[source] AuthCaptureError),
     /// The ERC-3009 nonce was used or cancelled.
     #[error("the payer's authorization {0} was already used or cancelled")]
     AuthorizationUsed(B256),
@@ -197,11 +199,120 @@ pub enum VerifyError {
         required: U256,
     },
     /// `eth_call` of `authorize` (or `charge`) reverted.
-    #[error("simulation reverted: {0}")]
-    SimulationFailed(String),
+    #[error("simulation reverted: {revert}")]
+    SimulationFailed {
+        /// The revert decoded ([`describe_call_error`]): the escrow's custom error name, the
+        /// revert string, or the raw revert data.
+        revert: String,
+        /// The contract error itself.
+        #[source]
+        source: Box<alloy::contract::Error>,
+    },
     /// The RPC could not be reached.
     #[error("chain unavailable: {0}")]
-    ChainUnavailable(String),
+    ChainUnavailable(#[source] VerifyCause),
+}
+
+/// What a [`VerifyError`] carries besides its kind: the verifier's own message, or the error
+/// it comes from. `Display` and `source` are the wrapped error's own (transparent), so the
+/// refusal's text is the same either way and the cause chain keeps the original error.
+#[derive(Debug)]
+pub enum VerifyCause {
+    /// A message of the verifier's own (no underlying error).
+    Message(String),
+    /// The SDK's consistency or time-window check refused the payment.
+    Sdk(AuthCaptureError),
+    /// A JSON-RPC request to the node failed.
+    Rpc(Box<alloy::transports::TransportError>),
+    /// A contract read (`eth_call`) failed.
+    Call(Box<alloy::contract::Error>),
+}
+
+impl std::fmt::Display for VerifyCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VerifyCause::Message(m) => f.write_str(m),
+            VerifyCause::Sdk(e) => e.fmt(f),
+            VerifyCause::Rpc(e) => e.fmt(f),
+            VerifyCause::Call(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for VerifyCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            VerifyCause::Message(_) => None,
+            VerifyCause::Sdk(e) => e.source(),
+            VerifyCause::Rpc(e) => e.source(),
+            VerifyCause::Call(e) => e.source(),
+        }
+    }
+}
+
+impl From<String> for VerifyCause {
+    fn from(message: String) -> Self {
+        VerifyCause::Message(message)
+    }
+}
+
+impl From<&str> for VerifyCause {
+    fn from(message: &str) -> Self {
+        VerifyCause::Message(message.to_owned())
+    }
+}
+
+impl From<AuthCaptureError> for VerifyCause {
+    fn from(e: AuthCaptureError) -> Self {
+        VerifyCause::Sdk(e)
+    }
+}
+
+impl From<alloy::transports::TransportError> for VerifyCause {
+    fn from(e: alloy::transports::TransportError) -> Self {
+        VerifyCause::Rpc(Box::new(e))
+    }
+}
+
+impl From<alloy::contract::Error> for VerifyCause {
+    fn from(e: alloy::contract::Error) -> Self {
+        VerifyCause::Call(Box::new(e))
+    }
+}
+
+impl VerifyError {
+    /// [`VerifyError::InvalidPayload`] with a message of the verifier's own.
+    pub fn invalid_payload(message: impl Into<String>) -> VerifyError {
+        VerifyError::InvalidPayload(VerifyCause::Message(message.into()))
+    }
+
+    /// [`VerifyError::InvalidAmount`] with a message of the verifier's own.
+    pub fn invalid_amount(message: impl Into<String>) -> VerifyError {
+        VerifyError::InvalidAmount(VerifyCause::Message(message.into()))
+    }
+
+    /// [`VerifyError::Expired`] for the x402 `reason`, with a message saying by how much.
+    pub fn expired(reason: &'static str, detail: impl Into<String>) -> VerifyError {
+        VerifyError::Expired {
+            reason,
+            detail: VerifyCause::Message(detail.into()),
+        }
+    }
+
+    /// [`VerifyError::ChainUnavailable`] from a failed RPC request or contract read (or a
+    /// message: what the node failed to answer).
+    pub fn chain_unavailable(cause: impl Into<VerifyCause>) -> VerifyError {
+        VerifyError::ChainUnavailable(cause.into())
+    }
+
+    /// [`VerifyError::SimulationFailed`] from the reverted `eth_call`, its reason decoded by
+    /// [`describe_call_error`].
+    pub fn simulation_failed(error: alloy::contract::Error) -> VerifyError {
+        VerifyError::SimulationFailed {
+            revert: describe_call_error(&error),
+            source: Box::new(error),
+        }
+    }
 }
 
 impl VerifyError {
@@ -220,7 +331,7 @@ impl VerifyError {
             VerifyError::InvalidSignature(_) => ErrorCode::InvalidSignature,
             VerifyError::AuthorizationUsed(_) => ErrorCode::AuthorizationUsed,
             VerifyError::InsufficientFunds { .. } => ErrorCode::InsufficientFunds,
-            VerifyError::SimulationFailed(_) => ErrorCode::SimulationFailed,
+            VerifyError::SimulationFailed { .. } => ErrorCode::SimulationFailed,
             VerifyError::ChainUnavailable(_) => ErrorCode::ChainUnavailable,
         }
     }
@@ -245,7 +356,7 @@ impl VerifyError {
             Self::InvalidSignature(_) => reasons::AUTH_CAPTURE_SIGNATURE,
             Self::InsufficientFunds { .. } => reasons::INSUFFICIENT_FUNDS,
             Self::AuthorizationUsed(_) => ErrorCode::AuthorizationUsed.as_str(),
-            Self::SimulationFailed(_) => ErrorCode::SimulationFailed.as_str(),
+            Self::SimulationFailed { .. } => ErrorCode::SimulationFailed.as_str(),
             Self::ChainUnavailable(_) => reasons::UNEXPECTED_VERIFY_ERROR,
         }
     }
@@ -259,21 +370,21 @@ impl From<VerifyError> for ServiceError {
 
 fn from_sdk(e: AuthCaptureError) -> VerifyError {
     match e {
-        AuthCaptureError::NetworkMismatch { .. } => VerifyError::InvalidPayload(e.to_string()),
+        AuthCaptureError::NetworkMismatch { .. } => VerifyError::InvalidPayload(e.into()),
         AuthCaptureError::UnknownEscrow(_) | AuthCaptureError::CollectorMismatch { .. } => {
-            VerifyError::WrongEscrow(e.to_string())
+            VerifyError::WrongEscrow(e)
         }
-        AuthCaptureError::AmountTooLarge(_) => VerifyError::InvalidAmount(e.to_string()),
+        AuthCaptureError::AmountTooLarge(_) => VerifyError::InvalidAmount(e.into()),
         AuthCaptureError::AuthorizationExpired { .. }
         | AuthCaptureError::CaptureDeadlineExpired { .. }
         | AuthCaptureError::DeadlineOrdering(_) => VerifyError::Expired {
             reason: e.reason(),
-            detail: e.to_string(),
+            detail: e.into(),
         },
         AuthCaptureError::SignerMismatch { .. } | AuthCaptureError::Signature(_) => {
-            VerifyError::InvalidSignature(e.to_string())
+            VerifyError::InvalidSignature(e)
         }
-        other => VerifyError::InvalidPayload(other.to_string()),
+        other => VerifyError::InvalidPayload(other.into()),
     }
 }
 
@@ -345,7 +456,7 @@ impl Verifier {
             .provider
             .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
             .await
-            .map_err(|e| VerifyError::ChainUnavailable(e.to_string()))?
+            .map_err(VerifyError::chain_unavailable)?
             .ok_or_else(|| VerifyError::ChainUnavailable("no latest block".into()))?;
         Ok(block.header.timestamp)
     }
@@ -417,7 +528,8 @@ impl Verifier {
                     "validBefore (preApprovalExpiry) {pre} is {} s short of now ({now}) + the \
                      operator's auto_void.expiry_margin_secs ({margin} s) needed to get the hold mined",
                     shortfall(pre, now.saturating_add(margin)),
-                ),
+                )
+                .into(),
             });
         }
         if !(pre <= auth && auth <= refund) {
@@ -426,7 +538,8 @@ impl Verifier {
                 detail: format!(
                     "expiries out of order: validBefore {pre}, captureDeadline {auth}, \
                      refundDeadline {refund} (each must be at most the next)"
-                ),
+                )
+                .into(),
             });
         }
         let deadline_secs = cfg.capture_deadline_secs(merchant);
@@ -440,7 +553,8 @@ impl Verifier {
                         "refundDeadline {refund} is {} s short of now ({now}) + \
                          auto_void.expiry_margin_secs ({margin} s)",
                         shortfall(refund, now.saturating_add(margin)),
-                    ),
+                    )
+                    .into(),
                 });
             }
         } else {
@@ -456,7 +570,8 @@ impl Verifier {
                          ({deadline_secs} s) + the operator's auto_void.expiry_margin_secs \
                          ({margin} s) = {needed}",
                         shortfall(auth, needed),
-                    ),
+                    )
+                    .into(),
                 });
             }
         }
@@ -502,7 +617,7 @@ impl Verifier {
             .authorizationState(derived.payer, derived.payer_agnostic_hash)
             .call()
             .await
-            .map_err(|e| VerifyError::ChainUnavailable(e.to_string()))?;
+            .map_err(VerifyError::chain_unavailable)?;
         if used {
             return Err(VerifyError::AuthorizationUsed(derived.payer_agnostic_hash));
         }
@@ -510,7 +625,7 @@ impl Verifier {
             .balanceOf(derived.payer)
             .call()
             .await
-            .map_err(|e| VerifyError::ChainUnavailable(e.to_string()))?;
+            .map_err(VerifyError::chain_unavailable)?;
         let required = U256::from(max_amount);
         if balance < required {
             return Err(VerifyError::InsufficientFunds { balance, required });
@@ -550,9 +665,9 @@ impl Verifier {
         };
         if let Err(e) = simulation {
             if is_transport(&e) {
-                return Err(VerifyError::ChainUnavailable(e.to_string()));
+                return Err(VerifyError::chain_unavailable(e));
             }
-            return Err(VerifyError::SimulationFailed(describe_call_error(&e)));
+            return Err(VerifyError::simulation_failed(e));
         }
         Ok(VerifiedPayment {
             derived,

@@ -4,6 +4,9 @@ use alloy::primitives::Address;
 
 use crate::store::StoreError;
 
+/// The error of parsing `chain.rpc_url` (`url::ParseError`, through reqwest's `Url`).
+pub type RpcUrlError = <alloy::transports::http::reqwest::Url as std::str::FromStr>::Err;
+
 /// Where a test may make the relayer "crash" (stop dead, as if the process was killed).
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,12 +45,19 @@ pub enum RelayerError {
         /// What the node reports.
         node: u64,
     },
-    /// The configuration cannot be used (e.g. an unparsable RPC URL).
-    #[error("relayer configuration: {0}")]
-    Config(String),
-    /// Stored data the relayer cannot use (e.g. undecodable raw transaction bytes).
+    /// The configuration cannot be used: `chain.rpc_url` is not a URL.
+    #[error("relayer configuration: chain.rpc_url: {0}")]
+    Config(#[source] RpcUrlError),
+    /// Stored data the relayer cannot use (a row missing what its status implies). The text
+    /// names the row and what is missing: there is no underlying error.
     #[error("corrupt relayer state: {0}")]
     Corrupt(String),
+    /// Stored raw transaction bytes that do not decode.
+    #[error("corrupt relayer state: stored raw transaction: {0}")]
+    CorruptRawTx(#[source] alloy::eips::eip2718::Eip2718Error),
+    /// A gas estimate task was cancelled before it answered.
+    #[error("corrupt relayer state: gas estimate task ended early: {0}")]
+    EstimateTask(#[source] tokio::task::JoinError),
     /// A test-only crash point was reached; the relayer stops processing.
     #[doc(hidden)]
     #[error("injected crash at {0:?}")]

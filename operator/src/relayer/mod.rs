@@ -57,7 +57,7 @@ use tokio::sync::{Notify, broadcast, watch};
 use tracing::Instrument;
 
 pub use batch::BatchOptions;
-pub use errors::{CrashPoint, RelayerError};
+pub use errors::{CrashPoint, RelayerError, RpcUrlError};
 pub use fees::Fees;
 pub use handle::{
     RelayerHandle, RelayerHealth, RelayerMetrics, RelayerMetricsSink, RelayerOptions, TickReport,
@@ -211,11 +211,7 @@ impl Relayer {
         signer: PrivateKeySigner,
         owner: impl Into<String>,
     ) -> Result<Relayer, RelayerError> {
-        let url = config
-            .chain
-            .rpc_url
-            .parse()
-            .map_err(|e| RelayerError::Config(format!("chain.rpc_url: {e}")))?;
+        let url = config.chain.rpc_url.parse().map_err(RelayerError::Config)?;
         Ok(Relayer::new(
             store,
             http_provider_with_timeout(url, config.chain.rpc_timeout()),

@@ -55,8 +55,7 @@ fn classify(err: &TransportError) -> SendResult {
 
 /// The gas limit signed into stored raw bytes.
 pub(super) fn gas_limit_of(raw: &Bytes) -> Result<u64, RelayerError> {
-    let env = TxEnvelope::decode_2718(&mut raw.as_ref())
-        .map_err(|e| RelayerError::Corrupt(format!("stored raw transaction: {e}")))?;
+    let env = TxEnvelope::decode_2718(&mut raw.as_ref()).map_err(RelayerError::CorruptRawTx)?;
     Ok(env.gas_limit())
 }
 
@@ -344,9 +343,7 @@ impl Relayer {
                 }
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                 Err(e) => {
-                    return Err(RelayerError::Corrupt(format!(
-                        "gas estimate task ended early: {e}"
-                    )));
+                    return Err(RelayerError::EstimateTask(e));
                 }
             }
         }

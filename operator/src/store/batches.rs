@@ -292,21 +292,22 @@ impl Store {
 
     /// The members of batch row `batch_tx_id`, by position (empty for any other row).
     pub async fn batch_members(&self, batch_tx_id: Uuid) -> Result<Vec<BatchMember>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {MEMBER_COLUMNS} FROM chain_tx_members WHERE batch_tx_id = $1 ORDER BY position"
-        )))
-        .bind(codec::uuid(&batch_tx_id))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(member_from_row).collect()
+        self.members_where("batch_tx_id = $1 ORDER BY position", batch_tx_id)
+            .await
     }
 
     /// Every batch membership of a payment, oldest batch first.
     pub async fn batch_memberships(&self, payment_id: Uuid) -> Result<Vec<BatchMember>> {
+        self.members_where("payment_id = $1 ORDER BY batch_tx_id", payment_id)
+            .await
+    }
+
+    /// The `chain_tx_members` rows matching `condition` (which binds `id` as `$1`, and orders).
+    async fn members_where(&self, condition: &'static str, id: Uuid) -> Result<Vec<BatchMember>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {MEMBER_COLUMNS} FROM chain_tx_members WHERE payment_id = $1 ORDER BY batch_tx_id"
+            "SELECT {MEMBER_COLUMNS} FROM chain_tx_members WHERE {condition}"
         )))
-        .bind(codec::uuid(&payment_id))
+        .bind(codec::uuid(&id))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(member_from_row).collect()

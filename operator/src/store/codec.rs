@@ -4,8 +4,8 @@
 use std::str::FromStr;
 
 use alloy::primitives::{Address, B256, Bytes, U256};
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use sqlx::any::{AnyQueryResult, AnyRow};
+use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 
 use super::{Result, StoreError};
@@ -163,6 +163,58 @@ pub(crate) fn conflict_or(
     } else {
         StoreError::Database(e)
     }
+}
+
+/// `row` decoded by `decode`, or [`StoreError::NotFound`] naming `entity` and `key` when the
+/// lookup found nothing.
+pub(crate) fn found<T>(
+    row: Option<AnyRow>,
+    entity: &'static str,
+    key: impl ToString,
+    decode: impl FnOnce(&AnyRow) -> Result<T>,
+) -> Result<T> {
+    match row {
+        Some(row) => decode(&row),
+        None => Err(StoreError::NotFound {
+            entity,
+            key: key.to_string(),
+        }),
+    }
+}
+
+/// The row of `table` whose `id` is `id` (`SELECT {columns} FROM {table} WHERE id = $1`),
+/// decoded by `decode`; [`StoreError::NotFound`] naming `entity` when there is none.
+pub(crate) async fn get_by_id<T>(
+    conn: &mut AnyConnection,
+    table: &'static str,
+    columns: &'static str,
+    entity: &'static str,
+    id: Uuid,
+    decode: impl FnOnce(&AnyRow) -> Result<T>,
+) -> Result<T> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {columns} FROM {table} WHERE id = $1"
+    )))
+    .bind(uuid(&id))
+    .fetch_optional(&mut *conn)
+    .await?;
+    found(row, entity, id, decode)
+}
+
+/// `Ok(())` when the statement changed a row, else [`StoreError::NotFound`] naming `entity` and
+/// `key` (an `UPDATE … WHERE <key>` that matched nothing).
+pub(crate) fn affected(
+    done: &AnyQueryResult,
+    entity: &'static str,
+    key: impl ToString,
+) -> Result<()> {
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound {
+            entity,
+            key: key.to_string(),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -117,13 +117,7 @@ impl StoreTx {
             .bind(now)
             .execute(self.conn())
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                entity: "chain event",
-                key: id.to_string(),
-            });
-        }
-        Ok(())
+        codec::affected(&done, "chain event", id)
     }
 }
 

@@ -61,13 +61,7 @@ async fn complete(
     .bind(response_body)
     .execute(&mut *conn)
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound {
-            entity: "in-flight idempotency key",
-            key: key.to_owned(),
-        });
-    }
-    Ok(())
+    codec::affected(&done, "in-flight idempotency key", key)
 }
 
 impl StoreTx {

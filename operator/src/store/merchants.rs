@@ -119,19 +119,7 @@ pub(super) async fn insert(
 }
 
 pub(super) async fn get(conn: &mut AnyConnection, id: Uuid) -> Result<Merchant> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM merchants WHERE id = $1"
-    )))
-    .bind(codec::uuid(&id))
-    .fetch_optional(&mut *conn)
-    .await?;
-    match row {
-        Some(row) => from_row(&row),
-        None => Err(StoreError::NotFound {
-            entity: "merchant",
-            key: id.to_string(),
-        }),
-    }
+    codec::get_by_id(conn, "merchants", COLUMNS, "merchant", id, from_row).await
 }
 
 impl StoreTx {
@@ -206,12 +194,6 @@ impl Store {
         .bind(secret.map(|s| s.expose().to_owned()))
         .execute(&self.pool)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                entity: "merchant",
-                key: id.to_string(),
-            });
-        }
-        Ok(())
+        codec::affected(&done, "merchant", id)
     }
 }

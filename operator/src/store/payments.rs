@@ -260,19 +260,7 @@ async fn insert(
 }
 
 pub(super) async fn get(conn: &mut AnyConnection, id: Uuid) -> Result<Payment> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM payments WHERE id = $1"
-    )))
-    .bind(codec::uuid(&id))
-    .fetch_optional(&mut *conn)
-    .await?;
-    match row {
-        Some(row) => from_row(&row),
-        None => Err(StoreError::NotFound {
-            entity: "payment",
-            key: id.to_string(),
-        }),
-    }
+    codec::get_by_id(conn, "payments", COLUMNS, "payment", id, from_row).await
 }
 
 impl StoreTx {

@@ -235,19 +235,15 @@ pub(super) async fn for_payment(
 }
 
 async fn get_event(conn: &mut AnyConnection, id: Uuid) -> Result<WebhookEvent> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {EVENT_COLUMNS} FROM webhook_events WHERE id = $1"
-    )))
-    .bind(codec::uuid(&id))
-    .fetch_optional(&mut *conn)
-    .await?;
-    match row {
-        Some(row) => event_from_row(&row),
-        None => Err(StoreError::NotFound {
-            entity: "webhook event",
-            key: id.to_string(),
-        }),
-    }
+    codec::get_by_id(
+        conn,
+        "webhook_events",
+        EVENT_COLUMNS,
+        "webhook event",
+        id,
+        event_from_row,
+    )
+    .await
 }
 
 impl StoreTx {
@@ -272,30 +268,28 @@ impl StoreTx {
         lock_ms: i64,
     ) -> Result<Vec<ClaimedDelivery>> {
         let now = self.now_ms();
+        // One statement for both databases but for the row locking PostgreSQL needs.
+        macro_rules! claim_sql {
+            ($locking:literal) => {
+                concat!(
+                    "UPDATE webhook_deliveries \
+                     SET locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3 \
+                     WHERE id IN ( \
+                         SELECT id FROM webhook_deliveries \
+                         WHERE status = 'pending' AND next_attempt_at <= $3 \
+                           AND (locked_until IS NULL OR locked_until <= $3) \
+                         ORDER BY next_attempt_at, id LIMIT $4",
+                    $locking,
+                    ") \
+                     RETURNING id, event_id, merchant_id, status, attempts, next_attempt_at, \
+                         locked_by, locked_until, response_status, last_error, created_at, \
+                         updated_at, delivered_at"
+                )
+            };
+        }
         let sql = match self.backend {
-            Backend::Postgres => {
-                "UPDATE webhook_deliveries \
-                 SET locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3 \
-                 WHERE id IN ( \
-                     SELECT id FROM webhook_deliveries \
-                     WHERE status = 'pending' AND next_attempt_at <= $3 \
-                       AND (locked_until IS NULL OR locked_until <= $3) \
-                     ORDER BY next_attempt_at, id LIMIT $4 \
-                     FOR UPDATE SKIP LOCKED) \
-                 RETURNING id, event_id, merchant_id, status, attempts, next_attempt_at, locked_by, \
-                     locked_until, response_status, last_error, created_at, updated_at, delivered_at"
-            }
-            Backend::Sqlite => {
-                "UPDATE webhook_deliveries \
-                 SET locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3 \
-                 WHERE id IN ( \
-                     SELECT id FROM webhook_deliveries \
-                     WHERE status = 'pending' AND next_attempt_at <= $3 \
-                       AND (locked_until IS NULL OR locked_until <= $3) \
-                     ORDER BY next_attempt_at, id LIMIT $4) \
-                 RETURNING id, event_id, merchant_id, status, attempts, next_attempt_at, locked_by, \
-                     locked_until, response_status, last_error, created_at, updated_at, delivered_at"
-            }
+            Backend::Postgres => claim_sql!(" FOR UPDATE SKIP LOCKED"),
+            Backend::Sqlite => claim_sql!(""),
         };
         let rows = sqlx::query(sql)
             .bind(worker)
@@ -437,13 +431,7 @@ impl Store {
         .bind(codec::uuid(&event_id))
         .fetch_optional(&self.pool)
         .await?;
-        match row {
-            Some(row) => delivery_from_row(&row),
-            None => Err(StoreError::NotFound {
-                entity: "webhook delivery",
-                key: event_id.to_string(),
-            }),
-        }
+        codec::found(row, "webhook delivery", event_id, delivery_from_row)
     }
 
     /// The webhook event with this id.

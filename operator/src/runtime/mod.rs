@@ -24,64 +24,23 @@ use crate::store::{Store, StoreOptions};
 use crate::verify::Verifier;
 use crate::webhooks::{WebhookWorker, WebhookWorkerConfig};
 
-/// Why the operator could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum RuntimeError {
-    /// The configuration is incomplete or inconsistent.
-    #[error("configuration: {0}")]
-    Config(String),
-    /// The signing key could not be loaded.
-    #[error("signer: {0}")]
-    Signer(String),
-    /// The deployments file could not be read or has no entry for the chain.
-    #[error("deployment: {0}")]
-    Deployment(String),
-    /// The database failed.
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-    /// The chain RPC failed or is another chain.
-    #[error("chain: {0}")]
-    Chain(String),
-    /// A component refused its configuration.
-    #[error("{component}: {message}")]
-    Component {
-        /// Which component.
-        component: &'static str,
-        /// Its error.
-        message: String,
-    },
-    /// The HTTP listener could not be bound.
-    #[error("listen on {address}: {source}")]
-    Listen {
-        /// The configured address.
-        address: String,
-        /// The OS error.
-        source: std::io::Error,
-    },
-}
+mod error;
+
+pub use error::{ChainError, DeploymentError, RpcUrlError, RuntimeError, SignerError};
 
 /// Loads the signing key named by the configuration.
 pub fn load_signer(config: &Config) -> Result<PrivateKeySigner, RuntimeError> {
-    match config
-        .signer
-        .source()
-        .map_err(|e| RuntimeError::Signer(e.to_string()))?
-    {
+    match config.signer.source().map_err(SignerError::Config)? {
         Some(SignerSource::PrivateKey(key)) => key
             .expose()
             .trim()
             .parse::<PrivateKeySigner>()
-            .map_err(|e| {
-                RuntimeError::Signer(format!("X402_SIGNER_KEY is not a private key: {e}"))
-            }),
+            .map_err(|e| SignerError::NotAKey(e).into()),
         Some(SignerSource::Keystore { path, password }) => {
-            PrivateKeySigner::decrypt_keystore(&path, password.expose()).map_err(|e| {
-                RuntimeError::Signer(format!("cannot decrypt keystore {}: {e}", path.display()))
-            })
+            PrivateKeySigner::decrypt_keystore(&path, password.expose())
+                .map_err(|source| SignerError::Keystore { path, source }.into())
         }
-        None => Err(RuntimeError::Signer(
-            "no signing key: set X402_SIGNER_KEY or signer.keystore".into(),
-        )),
+        None => Err(SignerError::Missing.into()),
     }
 }
 
@@ -91,36 +50,29 @@ pub fn load_deployment(config: &Config) -> Result<Deployment, RuntimeError> {
     let chain_id = config.chain.chain_id;
     let from_dir = |dir: &Path| {
         Deployments::load_dir(dir)
-            .map_err(|e| RuntimeError::Deployment(e.to_string()))?
+            .map_err(DeploymentError::Load)?
             .get(chain_id)
             .cloned()
-            .ok_or_else(|| {
-                RuntimeError::Deployment(format!(
-                    "{} has no deployment for chain {chain_id}",
-                    dir.display()
-                ))
+            .ok_or_else(|| DeploymentError::NotInDir {
+                dir: dir.to_owned(),
+                chain_id,
             })
     };
     let deployment = match &config.chain.deployments {
         Some(path) if path.is_dir() => from_dir(path)?,
-        Some(path) => {
-            Deployment::load(path).map_err(|e| RuntimeError::Deployment(e.to_string()))?
-        }
+        Some(path) => Deployment::load(path).map_err(DeploymentError::Load)?,
         None => Deployments::canonical()
-            .map_err(|e| RuntimeError::Deployment(e.to_string()))?
+            .map_err(DeploymentError::Load)?
             .get(chain_id)
             .cloned()
-            .ok_or_else(|| {
-                RuntimeError::Deployment(format!(
-                    "no deployment for chain {chain_id}: set chain.deployments (X402_DEPLOYMENTS)"
-                ))
-            })?,
+            .ok_or(DeploymentError::NoCanonical { chain_id })?,
     };
     if deployment.chain_id != chain_id {
-        return Err(RuntimeError::Deployment(format!(
-            "the deployment is for chain {}, the configuration says {chain_id}",
-            deployment.chain_id
-        )));
+        return Err(DeploymentError::WrongChain {
+            deployment: deployment.chain_id,
+            configured: chain_id,
+        }
+        .into());
     }
     Ok(deployment)
 }
@@ -203,9 +155,7 @@ pub struct Core {
 
 /// Loads key and contracts, opens and migrates the store, checks the chain id, builds the engine.
 pub async fn open(config: &Config) -> Result<Core, RuntimeError> {
-    config
-        .validate()
-        .map_err(|e| RuntimeError::Config(e.to_string()))?;
+    config.validate().map_err(RuntimeError::Config)?;
     let signer = load_signer(config)?;
     let reader = open_reader(config, signer.address()).await?;
     Ok(Core {
@@ -222,9 +172,7 @@ pub async fn open(config: &Config) -> Result<Core, RuntimeError> {
 /// provider checked to be on the configured chain, without a signing key. Its operator address
 /// is the zero address: only verification and sending consult it, and a reader does neither.
 pub async fn open_read_only(config: &Config) -> Result<Engine, RuntimeError> {
-    config
-        .validate()
-        .map_err(|e| RuntimeError::Config(e.to_string()))?;
+    config.validate().map_err(RuntimeError::Config)?;
     Ok(open_reader(config, Address::ZERO).await?.engine)
 }
 
@@ -251,22 +199,23 @@ async fn open_reader(config: &Config, operator: Address) -> Result<Reader, Runti
     .await?;
     store.migrate().await?;
 
-    let url = config
-        .chain
-        .rpc_url
-        .parse()
-        .map_err(|e| RuntimeError::Config(format!("chain.rpc_url: {e}")))?;
+    let url = config.chain.rpc_url.parse().map_err(RuntimeError::RpcUrl)?;
     let provider: DynProvider =
         relayer::http_provider_with_timeout(url, config.chain.rpc_timeout());
     let node_chain = provider
         .get_chain_id()
         .await
-        .map_err(|e| RuntimeError::Chain(format!("{}: {e}", config.chain.rpc_url)))?;
+        .map_err(|source| ChainError::Unreachable {
+            url: config.chain.rpc_url.clone(),
+            source,
+        })?;
     if node_chain != config.chain.chain_id {
-        return Err(RuntimeError::Chain(format!(
-            "the node at {} is chain {node_chain}, the configuration says {}",
-            config.chain.rpc_url, config.chain.chain_id
-        )));
+        return Err(ChainError::WrongChain {
+            url: config.chain.rpc_url.clone(),
+            node: node_chain,
+            configured: config.chain.chain_id,
+        }
+        .into());
     }
 
     let fees = FeePolicy {
@@ -311,10 +260,7 @@ pub async fn start(config: Config) -> Result<RunningOperator, RuntimeError> {
     let instance = config.instance_id();
 
     let relayer = Relayer::from_config(store.clone(), &config, signer.clone(), instance.clone())
-        .map_err(|e| RuntimeError::Component {
-            component: "relayer",
-            message: e.to_string(),
-        })?
+        .map_err(|e| RuntimeError::component("relayer", e))?
         .with_notify(relayer_notify);
     let relayer_handle = relayer.handle();
     let escrow = config
@@ -332,10 +278,7 @@ pub async fn start(config: Config) -> Result<RunningOperator, RuntimeError> {
         WebhookWorkerConfig::from_config(&config.webhooks),
         format!("{instance}-webhooks"),
     )
-    .map_err(|e| RuntimeError::Component {
-        component: "webhooks",
-        message: e.to_string(),
-    })?
+    .map_err(|e| RuntimeError::component("webhooks", e))?
     .with_notifier(Arc::new(Notify::new()));
 
     let listener = tokio::net::TcpListener::bind(&config.listen)

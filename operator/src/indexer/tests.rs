@@ -1,0 +1,109 @@
+//! Tests of event encoding and effects.
+
+use super::*;
+use alloy::primitives::aliases::{U48, U120};
+use alloy::primitives::{Address, U256};
+use x402_escrow_bindings::PaymentInfo;
+
+fn info() -> PaymentInfo {
+    PaymentInfo {
+        operator: Address::repeat_byte(1),
+        payer: Address::repeat_byte(2),
+        receiver: Address::repeat_byte(3),
+        token: Address::repeat_byte(4),
+        maxAmount: U120::from(1_000_000u64),
+        preApprovalExpiry: U48::from(100u64),
+        authorizationExpiry: U48::from(200u64),
+        refundExpiry: U48::from(300u64),
+        minFeeBps: 10,
+        maxFeeBps: 100,
+        feeReceiver: Address::repeat_byte(5),
+        salt: U256::from(0xabcdefu64),
+    }
+}
+
+#[test]
+fn json_round_trips_every_kind() {
+    let h = B256::repeat_byte(9);
+    let events = [
+        EscrowEvent::Authorized {
+            payment_hash: h,
+            payment_info: info(),
+            amount: 5,
+            token_collector: Address::repeat_byte(6),
+        },
+        EscrowEvent::Charged {
+            payment_hash: h,
+            payment_info: info(),
+            amount: u128::from(u64::MAX) * 1000,
+            token_collector: Address::repeat_byte(6),
+            fee_bps: 50,
+            fee_receiver: Address::repeat_byte(7),
+        },
+        EscrowEvent::Captured {
+            payment_hash: h,
+            amount: 3,
+            fee_bps: 100,
+            fee_receiver: Address::repeat_byte(7),
+        },
+        EscrowEvent::Voided {
+            payment_hash: h,
+            amount: 2,
+        },
+        EscrowEvent::Reclaimed {
+            payment_hash: h,
+            amount: 2,
+        },
+        EscrowEvent::Refunded {
+            payment_hash: h,
+            amount: 1,
+            token_collector: Address::repeat_byte(8),
+        },
+        EscrowEvent::TokenStoreCreated {
+            operator: Address::repeat_byte(1),
+            token_store: Address::repeat_byte(2),
+        },
+    ];
+    for e in events {
+        assert_eq!(EscrowEvent::from_json(&e.to_json()).unwrap(), e);
+    }
+    assert!(EscrowEvent::from_json(&serde_json::json!({"event": "Nope"})).is_err());
+    assert!(EscrowEvent::from_json(&serde_json::json!({"event": "PaymentVoided"})).is_err());
+}
+
+#[test]
+fn effects() {
+    use crate::lifecycle::PaymentEvent;
+    let h = B256::repeat_byte(1);
+    assert_eq!(
+        event_effect(&EscrowEvent::Reclaimed {
+            payment_hash: h,
+            amount: 7
+        }),
+        EventEffect::Payment {
+            payment_hash: h,
+            event: PaymentEvent::ReclaimObserved { amount: 7 },
+            origin: Origin::Payer
+        }
+    );
+    assert_eq!(
+        event_effect(&EscrowEvent::Captured {
+            payment_hash: h,
+            amount: 4,
+            fee_bps: 0,
+            fee_receiver: Address::ZERO
+        }),
+        EventEffect::Payment {
+            payment_hash: h,
+            event: PaymentEvent::CaptureConfirmed { amount: 4 },
+            origin: Origin::Operator
+        }
+    );
+    assert_eq!(
+        event_effect(&EscrowEvent::TokenStoreCreated {
+            operator: Address::repeat_byte(1),
+            token_store: Address::ZERO
+        }),
+        EventEffect::None
+    );
+}
