@@ -3,13 +3,18 @@
 //! A caller waiting for a payment registers (getting a [`WaitGuard`]), and the engine wakes
 //! every waiter of a payment after applying something to it. Waiters also re-read the row on a
 //! timer, so a notification that never comes (another instance applied the outcome) only costs
-//! latency.
+//! latency. [`Engine::wait_settled`] is that wait: the one way a caller waits for a payment.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use uuid::Uuid;
+
+use super::{Engine, EngineError};
+use crate::service::ServiceError;
+use crate::store::Payment;
 
 /// Payment id → (its notification, how many waiters hold it).
 type Registry = Arc<Mutex<HashMap<Uuid, (Arc<Notify>, usize)>>>;
@@ -75,6 +80,48 @@ impl Drop for WaitGuard {
             if entry.1 == 0 {
                 map.remove(&self.id);
             }
+        }
+    }
+}
+
+impl Engine {
+    pub(super) async fn wait(
+        &self,
+        id: Uuid,
+        wait: Option<Duration>,
+    ) -> Result<Payment, ServiceError> {
+        let wait = wait.unwrap_or(self.inner.config.default_wait);
+        Ok(self.wait_settled(id, wait).await?)
+    }
+
+    /// Waits up to `wait` for the payment to leave its in-flight status: woken in-process when
+    /// this engine applies an outcome, re-reading the row every `poll_interval` otherwise, and
+    /// applying the outcome itself when it finds the pending transaction settled (so it does not
+    /// depend on who observed it). Returns the payment as it is then.
+    pub async fn wait_settled(&self, id: Uuid, wait: Duration) -> Result<Payment, EngineError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let guard = self.inner.waiters.register(id);
+        loop {
+            let notified = guard.notify().notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let payment = self.store().get_payment(id).await?;
+            if !payment.status.is_in_flight() {
+                return Ok(payment);
+            }
+            if let Some(tx_id) = payment.pending_tx_id {
+                let tx = self.store().get_tx(tx_id).await?;
+                if tx.status.is_terminal() {
+                    self.on_tx_outcome(tx_id).await?;
+                    continue;
+                }
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(payment);
+            }
+            let step = (deadline - now).min(self.inner.config.poll_interval);
+            let _ = tokio::time::timeout(step, notified).await;
         }
     }
 }
