@@ -25,11 +25,13 @@ impl Engine {
         let verifier = &self.inner.verifier;
         // A retry of a payment we already hold answers with that payment (the chain would
         // refuse the second authorize anyway: the ERC-3009 nonce is spent).
-        if let Ok(derived) = x402_escrow_sdk::schemes::auth_capture::derive_from_payment_payload(
+        // Derived once: the retry lookup uses it, then the verifier checks it.
+        let derived = x402_escrow_sdk::schemes::auth_capture::derive_from_payment_payload(
             &request.payment_requirements,
             &request.payment_payload,
             &verifier.config().registry,
-        ) {
+        );
+        if let Ok(derived) = &derived {
             tracing::Span::current().record(
                 "payment_hash",
                 tracing::field::display(derived.payment_info_hash),
@@ -58,6 +60,7 @@ impl Engine {
                 merchant,
                 &request.payment_requirements,
                 &request.payment_payload,
+                derived,
                 now,
             )
             .await

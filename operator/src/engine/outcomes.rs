@@ -37,6 +37,8 @@ impl Engine {
         if !tx.status.is_terminal() {
             return Ok(OutcomeApplied::Ignored);
         }
+        // Whoever waits on the row itself (an `exact` transfer's `/settle`) learns it settled.
+        self.inner.waiters.wake(tx.id);
         if matches!(tx.kind, TxKind::CaptureBatch | TxKind::VoidBatch) {
             return self.apply_batch_outcome(&tx).await;
         }
@@ -70,10 +72,15 @@ impl Engine {
                 let state = self.chain_state(&payment).await?;
                 let event = from_chain_state(&tx, &payment, &state);
                 let msg = event
-                    .error_code()
+                    .as_ref()
+                    .and_then(PaymentEvent::error_code)
                     .map(|_| format!("{} abandoned; chain state {state:?}", tx.kind));
                 (event, msg)
             }
+        };
+        let Some(event) = event else {
+            tracing::debug!(kind = %tx.kind, "this kind carries no payment outcome");
+            return Ok(OutcomeApplied::Ignored);
         };
         let webhook = webhook_for(&event, &payment, Some(&tx));
         let transition = self
@@ -215,10 +222,11 @@ pub(super) fn requested_amount(tx: &ChainTx) -> Option<Amount> {
     tx.request.get("amount")?.as_str()?.parse().ok()
 }
 
-/// The `*Confirmed` event of a successful transaction.
-pub(super) fn confirmed(tx: &ChainTx, payment: &Payment) -> PaymentEvent {
+/// The `*Confirmed` event of a successful transaction; `None` for kinds that carry no payment
+/// outcome (`transfer`, `approve`: rows without a payment).
+pub(super) fn confirmed(tx: &ChainTx, payment: &Payment) -> Option<PaymentEvent> {
     let amount = requested_amount(tx);
-    match tx.kind {
+    Some(match tx.kind {
         TxKind::Authorize => PaymentEvent::AuthorizeConfirmed {
             amount: amount.unwrap_or(payment.amount),
         },
@@ -237,18 +245,20 @@ pub(super) fn confirmed(tx: &ChainTx, payment: &Payment) -> PaymentEvent {
         TxKind::NonceFill => PaymentEvent::AuthorizeFailed {
             code: "nonce_fill".into(),
         },
-    }
+        TxKind::Transfer | TxKind::Approve => return None,
+    })
 }
 
-/// The `*Failed` event of a transaction kind.
-pub(super) fn failed(kind: TxKind, code: String) -> PaymentEvent {
-    match kind {
+/// The `*Failed` event of a transaction kind; `None` for kinds that carry no payment outcome.
+pub(super) fn failed(kind: TxKind, code: String) -> Option<PaymentEvent> {
+    Some(match kind {
         TxKind::Authorize | TxKind::NonceFill => PaymentEvent::AuthorizeFailed { code },
         TxKind::Charge => PaymentEvent::ChargeFailed { code },
         TxKind::Capture | TxKind::CaptureBatch => PaymentEvent::CaptureFailed { code },
         TxKind::Void | TxKind::VoidBatch => PaymentEvent::VoidFailed { code },
         TxKind::Refund => PaymentEvent::RefundFailed { code },
-    }
+        TxKind::Transfer | TxKind::Approve => return None,
+    })
 }
 
 /// A stable code from the relayer's revert reason: the escrow custom error name when the reason
@@ -276,20 +286,21 @@ pub fn revert_code(reason: Option<&str>) -> String {
     }
 }
 
-/// What an abandoned transaction did, judged by `paymentState` (the ground truth).
+/// What an abandoned transaction did, judged by `paymentState` (the ground truth); `None` for
+/// kinds that carry no payment outcome.
 pub(super) fn from_chain_state(
     tx: &ChainTx,
     payment: &Payment,
     chain: &ChainState,
-) -> PaymentEvent {
+) -> Option<PaymentEvent> {
     let a = &payment.amounts;
     let abandoned = || "abandoned".to_owned();
-    match tx.kind {
+    Some(match tx.kind {
         TxKind::Authorize | TxKind::Charge | TxKind::NonceFill => {
             if chain.has_collected && chain.capturable + chain.refundable > 0 {
-                confirmed(tx, payment)
+                return confirmed(tx, payment);
             } else {
-                failed(tx.kind, abandoned())
+                return failed(tx.kind, abandoned());
             }
         }
         TxKind::Capture | TxKind::CaptureBatch => match requested_amount(tx) {
@@ -311,7 +322,8 @@ pub(super) fn from_chain_state(
             }
             _ => PaymentEvent::RefundFailed { code: abandoned() },
         },
-    }
+        TxKind::Transfer | TxKind::Approve => return None,
+    })
 }
 
 /// The merchant webhook an event announces, with the request id and the payment's state.

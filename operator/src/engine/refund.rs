@@ -90,9 +90,8 @@ impl Engine {
             before.push(NewChainTx {
                 chain_id: cfg.chain_id,
                 signer: cfg.signer,
-                // Stopgap: the outbox has no `approve` kind yet (needs migration 0005); the row
-                // has no payment, so no payment outcome is derived from it.
-                kind: TxKind::Refund,
+                // No payment: no payment outcome is derived from it.
+                kind: TxKind::Approve,
                 payment_id: None,
                 request: json!({"call": "approve", "token": payment.info.token, "spender": cfg.refund_collector, "amount": approve_to.to_string()}),
                 to: payment.info.token,

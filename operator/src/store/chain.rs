@@ -39,6 +39,11 @@ pub enum TxKind {
     VoidBatch,
     /// A zero-value self-transfer that fills a nonce that can never be used otherwise.
     NonceFill,
+    /// An ERC-3009 `transferWithAuthorization` of an `exact` payment (no payment row; found again
+    /// by its intent key, see [`Store::enqueue_keyed_tx`]).
+    Transfer,
+    /// An ERC-20 `approve` (the refund float's allowance to the refund collector; no payment row).
+    Approve,
 }
 
 /// Where a chain transaction is in the pipeline (see the module docs).
@@ -92,7 +97,7 @@ pub(crate) use text_enum;
 text_enum!(TxKind, "tx kind", {
     Authorize => "authorize", Charge => "charge", Capture => "capture", Void => "void",
     Refund => "refund", CaptureBatch => "capture_batch", VoidBatch => "void_batch",
-    NonceFill => "nonce_fill",
+    NonceFill => "nonce_fill", Transfer => "transfer", Approve => "approve",
 });
 
 text_enum!(TxStatus, "tx status", {
@@ -325,13 +330,15 @@ fn signer_from_row(row: &AnyRow) -> Result<Signer> {
     })
 }
 
-/// Inserts a queued outbox row (or a reserved one when `nonce` is given: nonce fills).
+/// Inserts a queued outbox row (or a reserved one when `nonce` is given: nonce fills), with its
+/// intent key when it has one.
 async fn insert_with(
     conn: &mut AnyConnection,
     now: i64,
     id: Uuid,
     new: &NewChainTx,
     nonce: Option<u64>,
+    intent_key: Option<&str>,
 ) -> Result<ChainTx> {
     let status = if nonce.is_some() {
         TxStatus::Reserved
@@ -344,8 +351,8 @@ async fn insert_with(
     })?;
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO chain_txs (id, chain_id, signer, kind, payment_id, request, to_address, calldata, value, \
-             gas_limit, nonce, status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) \
+             gas_limit, nonce, status, created_at, updated_at, intent_key) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14) \
          RETURNING {TX_COLUMNS}"
     )))
     .bind(codec::uuid(&id))
@@ -361,9 +368,13 @@ async fn insert_with(
     .bind(nonce.map(codec::int))
     .bind(status.as_str())
     .bind(now)
+    .bind(intent_key)
     .fetch_one(&mut *conn)
     .await
-    .map_err(|e| codec::conflict_or(e, "chain tx", format!("nonce {nonce:?} of {:#x} already taken", new.signer)))?;
+    .map_err(|e| match intent_key {
+        Some(key) => codec::conflict_or(e, "chain tx", format!("intent {key} already queued")),
+        None => codec::conflict_or(e, "chain tx", format!("nonce {nonce:?} of {:#x} already taken", new.signer)),
+    })?;
     tx_from_row(&row)
 }
 
@@ -374,7 +385,7 @@ pub(super) async fn insert(
     id: Uuid,
     new: &NewChainTx,
 ) -> Result<ChainTx> {
-    insert_with(conn, now, id, new, None).await
+    insert_with(conn, now, id, new, None, None).await
 }
 
 pub(super) async fn get(conn: &mut AnyConnection, id: Uuid) -> Result<ChainTx> {
@@ -566,7 +577,7 @@ impl StoreTx {
             signer: original.signer,
             ..fill.clone()
         };
-        insert_with(self.conn(), now, Uuid::now_v7(), &fill, Some(nonce)).await
+        insert_with(self.conn(), now, Uuid::now_v7(), &fill, Some(nonce), None).await
     }
 
     /// A `reserved` transaction refused before it was ever signed or sent (its gas estimate
@@ -609,7 +620,7 @@ impl StoreTx {
             signer: original.signer,
             ..fill.clone()
         };
-        let fill = insert_with(self.conn(), now, Uuid::now_v7(), &fill, Some(nonce)).await?;
+        let fill = insert_with(self.conn(), now, Uuid::now_v7(), &fill, Some(nonce), None).await?;
         Ok((rejected, fill))
     }
 
@@ -871,9 +882,55 @@ impl Store {
             now,
             Uuid::now_v7(),
             &fill,
-            Some(nonce)
+            Some(nonce),
+            None
         )
         .await?)
+    }
+
+    /// The outbox row written for `intent_key` ([`Store::enqueue_keyed_tx`]), if any.
+    pub async fn tx_by_intent_key(&self, intent_key: &str) -> Result<Option<ChainTx>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {TX_COLUMNS} FROM chain_txs WHERE intent_key = $1"
+        )))
+        .bind(intent_key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(tx_from_row).transpose()
+    }
+
+    /// Writes a queued outbox row that stands for `intent_key` (a row without a payment, such as
+    /// an `exact` transfer: what it stands for is unique), or finds the row already written for
+    /// it (by this process before a restart, or by another instance racing it). Returns the row
+    /// and whether it was written now.
+    pub async fn enqueue_keyed_tx(
+        &self,
+        intent_key: &str,
+        new: &NewChainTx,
+    ) -> Result<(ChainTx, bool)> {
+        if let Some(existing) = self.tx_by_intent_key(intent_key).await? {
+            return Ok((existing, false));
+        }
+        let now = self.now_ms();
+        let written: Result<ChainTx> = in_tx!(self, |tx| insert_with(
+            tx.conn(),
+            now,
+            Uuid::now_v7(),
+            new,
+            None,
+            Some(intent_key)
+        )
+        .await?);
+        match written {
+            Ok(row) => Ok((row, true)),
+            Err(conflict @ StoreError::Conflict { .. }) => {
+                match self.tx_by_intent_key(intent_key).await? {
+                    Some(existing) => Ok((existing, false)),
+                    None => Err(conflict),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// See [`StoreTx::record_attempt`].

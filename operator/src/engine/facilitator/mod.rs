@@ -60,6 +60,12 @@ pub const REASON_AUTHORIZATION_USED: &str = "authorization_used";
 /// authorization (about a day on a 1-second chain; an authorization lives for minutes).
 pub const EXACT_LOOKBACK_BLOCKS: u64 = 100_000;
 
+/// How long `/settle` of an `auth-capture` payment still in flight waits for its transaction's
+/// hash after the engine's wait (so the client gets a transaction to follow).
+const BROADCAST_GRACE: Duration = Duration::from_secs(3);
+/// How often that wait re-reads the payment's transactions.
+const BROADCAST_POLL: Duration = Duration::from_millis(300);
+
 /// Reason for a capture or void of a charged payment (flow `authorization`): it was captured by
 /// its charge, only a refund applies.
 pub const REASON_CHARGED_PAYMENT: &str = "payment_charged";
@@ -188,18 +194,10 @@ impl Engine {
             PaymentStatus::Authorizing | PaymentStatus::Charging => {
                 // Queued but not broadcast yet: give the relayer a moment to produce a hash, so
                 // the client gets a transaction to follow.
-                let mut tx = tx;
-                for _ in 0..10 {
-                    if tx.is_some() {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                    if let Ok(rows) = self.store().txs_for_payment(view.id).await
-                        && let Some(row) = rows.iter().rev().find(|t| t.kind == kind)
-                    {
-                        tx = self.tx_hash(row.id).await;
-                    }
-                }
+                let tx = match tx {
+                    Some(hash) => Some(hash),
+                    None => self.broadcast_hash(view.id, kind).await,
+                };
                 pending(tx, network, payer)
             }
             _ => match tx {
@@ -220,6 +218,28 @@ impl Engine {
                     payer,
                 ),
             },
+        }
+    }
+
+    /// The hash of a payment's latest `kind` transaction once the relayer broadcasts it,
+    /// waited for up to [`BROADCAST_GRACE`] with [`Engine::wait_for`] (woken when the payment
+    /// settles, re-read every [`BROADCAST_POLL`] otherwise).
+    async fn broadcast_hash(&self, payment_id: Uuid, kind: TxKind) -> Option<B256> {
+        let deadline = tokio::time::Instant::now() + BROADCAST_GRACE;
+        let found = self
+            .wait_for(payment_id, deadline, BROADCAST_POLL, || async move {
+                let Ok(rows) = self.store().txs_for_payment(payment_id).await else {
+                    return Ok::<_, std::convert::Infallible>(None);
+                };
+                Ok(match rows.iter().rev().find(|t| t.kind == kind) {
+                    Some(row) => self.tx_hash(row.id).await,
+                    None => None,
+                })
+            })
+            .await;
+        match found {
+            Ok(hash) => hash,
+            Err(never) => match never {},
         }
     }
 

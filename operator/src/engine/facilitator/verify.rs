@@ -64,7 +64,7 @@ impl Engine {
                 match self
                     .inner
                     .verifier
-                    .verify(merchant, requirements, payload, now)
+                    .verify(merchant, requirements, payload, Ok(derived), now)
                     .await
                 {
                     Ok(_) => VerifyResponse::valid(payer),
