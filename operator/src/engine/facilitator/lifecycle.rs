@@ -14,10 +14,20 @@ use x402_escrow_sdk::schemes::auth_capture::{
 use super::*;
 use crate::engine::Engine;
 use crate::lifecycle::Flow;
-use crate::service::{CaptureRequest, PaymentService, RefundRequest};
-use crate::store::{Merchant, TxKind, TxStatus};
+use crate::service::{CaptureRequest, PaymentService, PaymentView, RefundRequest, ServiceError};
+use crate::store::{Merchant, Payment, TxKind, TxStatus};
+use x402_escrow_sdk::network::Network;
+
+/// The answer `/settle` gives instead of going on (a refusal, or the answer to a retry).
+type Answer = SettleResponse;
 
 impl Engine {
+    /// `POST /settle` of a lifecycle payload, step by step: read the payload
+    /// ([`Engine::lifecycle_payment`], [`lifecycle_amount`]), refuse what cannot apply
+    /// ([`refuse_charged`], [`Engine::check_capture_fee`]), let a previous action in flight
+    /// settle ([`Engine::settle_in_flight`]), answer a retry of a done action
+    /// ([`Engine::answer_retry`]), else run it ([`Engine::run_lifecycle`]) and answer from its
+    /// transaction ([`lifecycle_answer`]).
     pub(super) async fn settle_lifecycle(
         &self,
         merchant: &Merchant,
@@ -38,7 +48,50 @@ impl Engine {
             }
         };
         let payer = Some(info.payer);
-        // The escrow named by the requirements, else every escrow we operate.
+        let fail = |reason: &str, message: String| {
+            SettleResponse::failure(reason, message, network, payer)
+        };
+        let steps = async {
+            let payment = self.lifecycle_payment(merchant, request, &info).await?;
+            let amount =
+                lifecycle_amount(lifecycle).map_err(|m| fail(reasons::INVALID_PAYLOAD, m))?;
+            refuse_charged(&payment, lifecycle.operation)
+                .map_err(|m| fail(REASON_CHARGED_PAYMENT, m))?;
+            if lifecycle.operation == LifecycleOperation::Capture {
+                self.check_capture_fee(lifecycle, &info)
+                    .map_err(|m| fail(reasons::AUTH_CAPTURE_EXTRA, m))?;
+            }
+            let payment = self.settle_in_flight(payment, wait, network, payer).await?;
+            self.answer_retry(&payment, lifecycle, amount, network, info.payer)
+                .await?;
+            let (kind, result) = self
+                .run_lifecycle(merchant, &payment, lifecycle.operation, amount)
+                .await;
+            let view = result.map_err(|e| fail(&service_error_reason(&e), e.message.clone()))?;
+            Ok::<_, Answer>(lifecycle_answer(
+                &view,
+                kind,
+                lifecycle.operation,
+                amount,
+                network,
+                info.payer,
+            ))
+        };
+        match steps.await {
+            Ok(answer) | Err(answer) => answer,
+        }
+    }
+
+    /// The payment this `paymentInfo` names (its hash on the escrow the requirements name, else
+    /// on each escrow we operate), if it is `merchant`'s.
+    async fn lifecycle_payment(
+        &self,
+        merchant: &Merchant,
+        request: &VerifyRequest,
+        info: &x402_escrow_sdk::PaymentInfo,
+    ) -> Result<Payment, Answer> {
+        let network = request.payment_requirements.network;
+        let payer = Some(info.payer);
         let mut escrows: Vec<Address> = request
             .payment_requirements
             .auth_capture_extra()
@@ -56,8 +109,7 @@ impl Engine {
         );
         let mut found = None;
         for escrow in escrows {
-            let hash =
-                x402_escrow_sdk::payment_info_hash(&info, self.inner.config.chain_id, escrow);
+            let hash = x402_escrow_sdk::payment_info_hash(info, self.inner.config.chain_id, escrow);
             match self.store().payment_by_hash(hash).await {
                 Ok(Some(p)) => {
                     found = Some(p);
@@ -65,82 +117,71 @@ impl Engine {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    return SettleResponse::failure(
+                    return Err(SettleResponse::failure(
                         reasons::UNEXPECTED_SETTLE_ERROR,
                         e.to_string(),
                         network,
                         payer,
-                    );
+                    ));
                 }
             }
         }
-        let Some(payment) = found.filter(|p| p.merchant_id == merchant.id) else {
-            return SettleResponse::failure(
-                reasons::INVALID_PAYLOAD,
-                "no payment of this merchant has this paymentInfo",
-                network,
-                payer,
-            );
-        };
-        let amount = match lifecycle.amount.map(to_u128) {
-            Some(None) => {
-                return SettleResponse::failure(
+        found
+            .filter(|p| p.merchant_id == merchant.id)
+            .ok_or_else(|| {
+                SettleResponse::failure(
                     reasons::INVALID_PAYLOAD,
-                    "amount does not fit the escrow's uint120",
+                    "no payment of this merchant has this paymentInfo",
                     network,
                     payer,
-                );
-            }
-            Some(Some(a)) => Some(a),
-            None => None,
-        };
-        let fail = |reason: &str, message: String| {
-            SettleResponse::failure(reason, message, network, payer)
-        };
-        // A charged payment (flow `authorization`) was captured by its charge: there is no hold
-        // to capture from or to void, only a refund.
-        if payment.flow == Flow::Charge
-            && matches!(
-                lifecycle.operation,
-                LifecycleOperation::Capture | LifecycleOperation::Void
+                )
+            })
+    }
+
+    /// A retry while the previous action is still in flight waits for it (bounded by `wait`);
+    /// still in flight then: `settlement_pending` with its transaction.
+    async fn settle_in_flight(
+        &self,
+        payment: Payment,
+        wait: Duration,
+        network: Network,
+        payer: Option<Address>,
+    ) -> Result<Payment, Answer> {
+        if !payment.status.is_in_flight() {
+            return Ok(payment);
+        }
+        let payment = self.wait_settled(payment.id, wait).await.map_err(|e| {
+            SettleResponse::failure(
+                reasons::UNEXPECTED_SETTLE_ERROR,
+                e.to_string(),
+                network,
+                payer,
             )
-        {
-            let op = match lifecycle.operation {
-                LifecycleOperation::Capture => "capture",
-                _ => "void",
-            };
-            return fail(
-                REASON_CHARGED_PAYMENT,
-                format!(
-                    "cannot {op} a charged payment (paymentFlow \"authorization\" captured it at \
-                     once; it is {}): refund it instead",
-                    payment.status
-                ),
-            );
-        }
-        if lifecycle.operation == LifecycleOperation::Capture
-            && let Err(message) = self.check_capture_fee(lifecycle, &info)
-        {
-            return fail(reasons::AUTH_CAPTURE_EXTRA, message);
-        }
-        // A retry while the previous action is still in flight: wait for it (bounded).
-        let mut payment = payment;
+        })?;
         if payment.status.is_in_flight() {
-            match self.wait_settled(payment.id, wait).await {
-                Ok(p) => payment = p,
-                Err(e) => return fail(reasons::UNEXPECTED_SETTLE_ERROR, e.to_string()),
-            }
-            if payment.status.is_in_flight() {
-                let hash = match payment.pending_tx_id {
-                    Some(id) => self.tx_hash(id).await,
-                    None => None,
-                };
-                return pending(hash, network, payer);
-            }
+            let hash = match payment.pending_tx_id {
+                Some(id) => self.tx_hash(id).await,
+                None => None,
+            };
+            return Err(pending(hash, network, payer));
         }
-        // `expectedCapturableAmount` / `expectedRefundableAmount` make capture and refund
-        // single-use: a retry after success finds the amount already moved and answers with
-        // the transaction that moved it.
+        Ok(payment)
+    }
+
+    /// `expectedCapturableAmount` / `expectedRefundableAmount` make capture and refund
+    /// single-use: a retry after success finds the amount already moved and is answered with
+    /// the transaction that moved it (`Err`); a mismatch otherwise is refused.
+    async fn answer_retry(
+        &self,
+        payment: &Payment,
+        lifecycle: &LifecyclePayload,
+        amount: Option<u128>,
+        network: Network,
+        payer: Address,
+    ) -> Result<(), Answer> {
+        let fail = |message: String| {
+            SettleResponse::failure(reasons::INVALID_PAYLOAD, message, network, Some(payer))
+        };
         let expected = match lifecycle.operation {
             LifecycleOperation::Capture => lifecycle.expected_capturable_amount.map(|e| {
                 (
@@ -158,34 +199,47 @@ impl Engine {
             }),
             LifecycleOperation::Void => None,
         };
-        if let (Some((expected, current, kinds)), Some(amount)) = (expected, amount) {
-            let Some(expected) = to_u128(expected) else {
-                return fail(
-                    reasons::INVALID_PAYLOAD,
-                    "expected amount out of range".into(),
-                );
-            };
-            if current != expected {
-                if current == expected.saturating_sub(amount)
-                    && let Some(hash) = self.previous_final(payment.id, &kinds, amount).await
-                {
-                    return SettleResponse::success(hash, network, info.payer, Some(units(amount)));
-                }
-                return fail(
-                    reasons::INVALID_PAYLOAD,
-                    format!("the payment's amount is {current}, the payload expects {expected}"),
-                );
-            }
+        let (Some((expected, current, kinds)), Some(amount)) = (expected, amount) else {
+            return Ok(());
+        };
+        let Some(expected) = to_u128(expected) else {
+            return Err(fail("expected amount out of range".into()));
+        };
+        if current == expected {
+            return Ok(());
         }
-        let (kind, result) = match lifecycle.operation {
+        if current == expected.saturating_sub(amount)
+            && let Some(hash) = self.previous_final(payment.id, &kinds, amount).await
+        {
+            return Err(SettleResponse::success(
+                hash,
+                network,
+                payer,
+                Some(units(amount)),
+            ));
+        }
+        Err(fail(format!(
+            "the payment's amount is {current}, the payload expects {expected}"
+        )))
+    }
+
+    /// Runs the engine's capture / void / refund; the transaction kind to answer from, and the
+    /// engine's answer. A retried void (nothing held any more, a final void on record) answers
+    /// with the payment as it is (its original void).
+    async fn run_lifecycle(
+        &self,
+        merchant: &Merchant,
+        payment: &Payment,
+        operation: LifecycleOperation,
+        amount: Option<u128>,
+    ) -> (&'static str, Result<PaymentView, ServiceError>) {
+        match operation {
             LifecycleOperation::Capture => (
                 "capture",
                 PaymentService::capture(self, merchant, payment.id, CaptureRequest { amount })
                     .await,
             ),
             LifecycleOperation::Void => {
-                // A retried void (nothing held any more, a void on record) answers with the
-                // original void.
                 let voided_before = payment.amounts.capturable() == 0
                     && self
                         .store()
@@ -221,50 +275,6 @@ impl Engine {
                 )
                 .await,
             ),
-        };
-        let view = match result {
-            Ok(v) => v,
-            Err(e) => {
-                return SettleResponse::failure(
-                    service_error_reason(&e),
-                    e.message.clone(),
-                    network,
-                    payer,
-                );
-            }
-        };
-        let Some(last) = view.transactions.iter().rev().find(|t| t.kind == kind) else {
-            return SettleResponse::failure(
-                reasons::UNEXPECTED_SETTLE_ERROR,
-                format!("no {kind} transaction recorded"),
-                network,
-                payer,
-            );
-        };
-        if view.status.is_in_flight() {
-            return pending(last.hash, network, payer);
-        }
-        match (last.status.as_str(), last.hash) {
-            ("reverted" | "abandoned", _) => SettleResponse::failure(
-                view.last_error
-                    .as_ref()
-                    .map(|e| e.code.clone())
-                    .unwrap_or_else(|| format!("{kind}_failed")),
-                view.last_error
-                    .as_ref()
-                    .map(|e| e.message.clone())
-                    .unwrap_or_else(|| format!("{kind} {}", last.status)),
-                network,
-                payer,
-            ),
-            (_, Some(hash)) => {
-                let settled = match lifecycle.operation {
-                    LifecycleOperation::Void => None,
-                    _ => amount.map(units),
-                };
-                SettleResponse::success(hash, network, info.payer, settled)
-            }
-            (_, None) => pending(None, network, payer),
         }
     }
 
@@ -324,5 +334,78 @@ impl Engine {
                     && crate::engine::requested_amount(t) == Some(amount)
             })
             .and_then(|t| t.mined_tx_hash)
+    }
+}
+
+/// The payload's `amount`, when given (it must fit the escrow's uint120).
+fn lifecycle_amount(lifecycle: &LifecyclePayload) -> Result<Option<u128>, String> {
+    match lifecycle.amount.map(to_u128) {
+        Some(None) => Err("amount does not fit the escrow's uint120".into()),
+        Some(Some(a)) => Ok(Some(a)),
+        None => Ok(None),
+    }
+}
+
+/// A charged payment (flow `authorization`) was captured by its charge: there is no hold to
+/// capture from or to void, only a refund.
+fn refuse_charged(payment: &Payment, operation: LifecycleOperation) -> Result<(), String> {
+    let op = match operation {
+        LifecycleOperation::Capture => "capture",
+        LifecycleOperation::Void => "void",
+        LifecycleOperation::Refund => return Ok(()),
+    };
+    if payment.flow != Flow::Charge {
+        return Ok(());
+    }
+    Err(format!(
+        "cannot {op} a charged payment (paymentFlow \"authorization\" captured it at \
+         once; it is {}): refund it instead",
+        payment.status
+    ))
+}
+
+/// The answer from the engine's view after the action: `settlement_pending` while in flight,
+/// failure when its transaction reverted or was abandoned, success with its hash otherwise.
+fn lifecycle_answer(
+    view: &PaymentView,
+    kind: &str,
+    operation: LifecycleOperation,
+    amount: Option<u128>,
+    network: Network,
+    payer: Address,
+) -> SettleResponse {
+    let payer_opt = Some(payer);
+    let Some(last) = view.transactions.iter().rev().find(|t| t.kind == kind) else {
+        return SettleResponse::failure(
+            reasons::UNEXPECTED_SETTLE_ERROR,
+            format!("no {kind} transaction recorded"),
+            network,
+            payer_opt,
+        );
+    };
+    if view.status.is_in_flight() {
+        return pending(last.hash, network, payer_opt);
+    }
+    match (last.status.as_str(), last.hash) {
+        ("reverted" | "abandoned", _) => SettleResponse::failure(
+            view.last_error
+                .as_ref()
+                .map(|e| e.code.clone())
+                .unwrap_or_else(|| format!("{kind}_failed")),
+            view.last_error
+                .as_ref()
+                .map(|e| e.message.clone())
+                .unwrap_or_else(|| format!("{kind} {}", last.status)),
+            network,
+            payer_opt,
+        ),
+        (_, Some(hash)) => {
+            let settled = match operation {
+                LifecycleOperation::Void => None,
+                _ => amount.map(units),
+            };
+            SettleResponse::success(hash, network, payer, settled)
+        }
+        (_, None) => pending(None, network, payer_opt),
     }
 }
