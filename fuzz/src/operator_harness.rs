@@ -138,12 +138,18 @@ impl FuzzService {
         merchant: &Merchant,
         request: &VerifyRequest,
     ) -> Result<(), VerifyError> {
+        let derived = auth_capture::derive_from_payment_payload(
+            &request.payment_requirements,
+            &request.payment_payload,
+            &self.verifier.config().registry,
+        );
         let outcome = self
             .verifier
             .verify(
                 merchant,
                 &request.payment_requirements,
                 &request.payment_payload,
+                derived,
                 NOW,
             )
             .await

@@ -33,7 +33,6 @@ use x402_escrow_bindings::{AuthCaptureEscrow, PaymentInfo, TestUSDC};
 use x402_escrow_sdk::escrows::EscrowRegistry;
 use x402_escrow_sdk::schemes::auth_capture::{
     AuthCaptureError, DerivedPayment, PaymentFlow, SignatureCheck, check_signature, check_timing,
-    derive_from_payment_payload,
 };
 use x402_escrow_sdk::wire::{PaymentPayload, PaymentRequirements, SchemePayload};
 
@@ -462,12 +461,15 @@ impl Verifier {
     }
 
     /// Runs every check (see the module docs) for `merchant` at time `now` (unix seconds; the
-    /// engine passes [`Verifier::acceptance_now`]).
+    /// engine passes [`Verifier::acceptance_now`]). `derived` is what the caller got from
+    /// `derive_from_payment_payload(requirements, payment, registry)` with this verifier's
+    /// registry (derived once per request; its error is reported in check order).
     pub async fn verify(
         &self,
         merchant: &Merchant,
         requirements: &PaymentRequirements,
         payment: &PaymentPayload,
+        derived: Result<DerivedPayment, AuthCaptureError>,
         now: u64,
     ) -> Result<VerifiedPayment, VerifyError> {
         let cfg = &self.config;
@@ -479,8 +481,7 @@ impl Verifier {
                 found,
             });
         }
-        let derived =
-            derive_from_payment_payload(requirements, payment, &cfg.registry).map_err(from_sdk)?;
+        let derived = derived.map_err(from_sdk)?;
         if derived.chain_id != cfg.chain_id {
             return Err(VerifyError::WrongChain {
                 expected: cfg.chain_id,

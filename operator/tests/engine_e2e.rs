@@ -628,7 +628,24 @@ async fn capture_then_refund_with_float(ctx: Ctx) {
         env.chain_state(view.payment_hash).await,
         (u128::from(4 * USDC), u128::from(4 * USDC))
     );
-    // The approve went out first, then the refund; a second refund needs no new approve.
+    // The approve went out first (kind `approve`, no payment), then the refund; a second refund
+    // needs no new approve.
+    assert_eq!(
+        count(
+            &env.store,
+            "chain_txs WHERE kind = 'approve' AND payment_id IS NULL"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &env.store,
+            "chain_txs WHERE kind = 'refund' AND payment_id IS NULL"
+        )
+        .await,
+        0
+    );
     let rows_before = count(&env.store, "chain_txs").await;
     let view = env
         .engine

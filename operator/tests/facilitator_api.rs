@@ -49,6 +49,8 @@ struct Env {
     base: String,
     http: reqwest::Client,
     server: tokio::task::JoinHandle<()>,
+    config: Config,
+    settle_wait: Duration,
 }
 
 impl Drop for Env {
@@ -58,6 +60,26 @@ impl Drop for Env {
             op.abort();
         }
     }
+}
+
+/// Serves the facilitator routes over `op`'s engine; the base URL and the server task.
+async fn serve(
+    op: &RunningOperator,
+    settle_wait: Duration,
+) -> (String, tokio::task::JoinHandle<()>) {
+    let state = ApiState::new(Arc::new(op.engine.clone()), op.store.clone());
+    let app: Router = Router::new()
+        .merge(facilitator::routes::<Engine>(
+            op.store.clone(),
+            FacilitatorSettings::new(settle_wait),
+        ))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (base, server)
 }
 
 fn wallet_provider(url: &str, signer: &PrivateKeySigner) -> DynProvider {
@@ -122,7 +144,7 @@ impl Env {
         config.fees.receiver = Some(fee_receiver);
         config.webhooks.enabled = false;
         config.auto_void.expiry_margin_secs = 60;
-        let op = runtime::start(config).await.expect("operator");
+        let op = runtime::start(config.clone()).await.expect("operator");
         let (_, api_key) = op
             .store
             .create_merchant(&NewMerchant {
@@ -134,18 +156,7 @@ impl Env {
             })
             .await
             .unwrap();
-        let state = ApiState::new(Arc::new(op.engine.clone()), op.store.clone());
-        let app: Router = Router::new()
-            .merge(facilitator::routes::<Engine>(
-                op.store.clone(),
-                FacilitatorSettings::new(settle_wait),
-            ))
-            .with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        let (base, server) = serve(&op, settle_wait).await;
         let provider = ProviderBuilder::new()
             .connect_http(url.parse().unwrap())
             .erased();
@@ -164,7 +175,33 @@ impl Env {
             base,
             http: reqwest::Client::new(),
             server,
+            config,
+            settle_wait,
         }
+    }
+
+    /// Stops the operator (as a deploy would) and starts a new one on the same database and
+    /// chain: nothing of the old process's memory survives.
+    async fn restart(&mut self) {
+        self.server.abort();
+        if let Some(op) = self.operator.take() {
+            op.shutdown().await;
+        }
+        let op = runtime::start(self.config.clone()).await.expect("operator");
+        let (base, server) = serve(&op, self.settle_wait).await;
+        self.base = base;
+        self.server = server;
+        self.operator = Some(op);
+    }
+
+    /// How many outbox rows of `kind` the database holds.
+    async fn tx_count(&self, kind: &str) -> i64 {
+        let store = &self.operator.as_ref().unwrap().store;
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM chain_txs WHERE kind = $1")
+            .bind(kind)
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
     }
 
     fn token(&self) -> Address {
@@ -672,6 +709,9 @@ async fn exact_settle_moves_tokens_once() {
     // Retried: the same success, no second transfer.
     let body = env.settle(&req).await;
     assert_eq!(assert_success(&body), tx);
+    // Filed under the kind that says what it is, once.
+    assert_eq!(env.tx_count("transfer").await, 1);
+    assert_eq!(env.tx_count("charge").await, 0);
     assert_eq!(
         env.balance(env.receiver).await,
         receiver_before + U256::from(2 * USDC)
@@ -714,6 +754,50 @@ async fn exact_settle_moves_tokens_once() {
         "{body}"
     );
     assert_eq!(env.balance(env.receiver).await, received);
+}
+
+/// A retried `/settle` of an `exact` authorization answers from the transfer's outbox row (kind
+/// `transfer`, found by its intent key), also after the operator restarted while the transfer
+/// was still unmined: no second row, one transfer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exact_settle_retried_after_restart_answers_from_outbox() {
+    let mut env = Env::new(Duration::from_secs(2)).await;
+    let req = env
+        .pay_exact(&env.exact_requirements(USDC).await, &env.payer)
+        .await;
+    let receiver_before = env.balance(env.receiver).await;
+    env.provider.anvil_set_auto_mine(false).await.unwrap();
+
+    let body = env.settle(&req).await;
+    assert_eq!(body["errorReason"], reasons::SETTLEMENT_PENDING, "{body}");
+    let pending_tx = body["transaction"].as_str().unwrap().to_owned();
+    assert_eq!(pending_tx.len(), 66, "{body}");
+    assert_eq!(env.tx_count("transfer").await, 1);
+    assert_eq!(env.tx_count("charge").await, 0);
+
+    env.restart().await;
+    // Not mined yet, so the nonce looks unused on chain: only the outbox row tells.
+    let body = env.settle(&req).await;
+    assert_eq!(body["errorReason"], reasons::SETTLEMENT_PENDING, "{body}");
+    assert_eq!(body["transaction"], pending_tx.as_str(), "{body}");
+    assert_eq!(env.tx_count("transfer").await, 1);
+
+    env.provider.anvil_mine(Some(1), None).await.unwrap();
+    env.provider.anvil_set_auto_mine(true).await.unwrap();
+    let mut last = Value::Null;
+    for _ in 0..60 {
+        last = env.settle(&req).await;
+        if last["success"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(assert_success(&last), pending_tx, "{last}");
+    assert_eq!(env.tx_count("transfer").await, 1);
+    assert_eq!(
+        env.balance(env.receiver).await,
+        receiver_before + U256::from(USDC)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,6 +22,7 @@ store_tests!(
     signer_nonce_never_moves_back,
     chain_events_idempotent_and_reorgs,
     indexer_cursor,
+    keyed_rows_and_the_kinds_without_payment,
 );
 
 const CHAIN: u64 = 31337;
@@ -665,4 +666,58 @@ async fn indexer_cursor(ctx: Ctx) {
     let c = s.cursor(CHAIN, addr(0xE5)).await.unwrap().unwrap();
     assert_eq!((c.next_block, c.last_block_hash), (90, None));
     assert!(s.cursor(1, addr(0xE5)).await.unwrap().is_none());
+}
+
+/// `transfer` and `approve` rows round-trip; a keyed row is written once and found again by its
+/// intent key (a retried `/settle` of the same `exact` authorization, on any instance).
+async fn keyed_rows_and_the_kinds_without_payment(ctx: Ctx) {
+    let s = &ctx.store;
+    let approve = s.enqueue_tx(&new_tx(TxKind::Approve)).await.unwrap();
+    assert_eq!(s.get_tx(approve.id).await.unwrap().kind, TxKind::Approve);
+    assert!(s.tx_by_intent_key("transfer:a").await.unwrap().is_none());
+    let (first, written) = s
+        .enqueue_keyed_tx("transfer:a", &new_tx(TxKind::Transfer))
+        .await
+        .unwrap();
+    assert!(written);
+    assert_eq!(first.kind, TxKind::Transfer);
+    assert_eq!(first.status, TxStatus::Queued);
+    let (again, written) = s
+        .enqueue_keyed_tx("transfer:a", &new_tx(TxKind::Transfer))
+        .await
+        .unwrap();
+    assert!(!written);
+    assert_eq!(again.id, first.id);
+    assert_eq!(
+        s.tx_by_intent_key("transfer:a")
+            .await
+            .unwrap()
+            .map(|t| t.id),
+        Some(first.id)
+    );
+    let (other, written) = s
+        .enqueue_keyed_tx("transfer:b", &new_tx(TxKind::Transfer))
+        .await
+        .unwrap();
+    assert!(written);
+    assert_ne!(other.id, first.id);
+    // Racing writers of one key: one row.
+    let racers: Vec<_> = (0..4)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.enqueue_keyed_tx("transfer:c", &new_tx(TxKind::Transfer))
+                    .await
+                    .unwrap()
+                    .0
+                    .id
+            })
+        })
+        .collect();
+    let mut ids = HashSet::new();
+    for racer in racers {
+        ids.insert(racer.await.unwrap());
+    }
+    assert_eq!(ids.len(), 1);
+    assert_eq!(count(s, "chain_txs WHERE kind = 'transfer'").await, 3);
 }

@@ -20,6 +20,7 @@ use serde_json::json;
 use super::{
     Engine, EngineError, OutcomeApplied, confirmed, from_chain_state, revert_code, webhook_for,
 };
+use crate::lifecycle::PaymentEvent;
 use crate::store::{
     BatchMember, ChainTx, NewChainTx, Payment, StoreError, TransitionExtras, TxStatus,
 };
@@ -68,7 +69,8 @@ impl Engine {
                 let state = self.chain_state(&l.payment).await?;
                 let event = from_chain_state(&l.source, &l.payment, &state);
                 let msg = event
-                    .error_code()
+                    .as_ref()
+                    .and_then(PaymentEvent::error_code)
                     .map(|_| format!("{} abandoned; chain state {state:?}", tx.kind));
                 (event, msg)
             };
@@ -77,6 +79,8 @@ impl Engine {
         let mut stx = self.store().begin().await?;
         let mut last = None;
         for (l, (event, message)) in live.iter().zip(&events) {
+            // Members are single `capture` / `void` rows, which always carry an outcome.
+            let Some(event) = event else { continue };
             let result = stx
                 .transition_payment(
                     l.payment.id,

@@ -1,15 +1,22 @@
-//! In-process outcome notifications keyed by payment id.
+//! Waiting for a payment or an outbox row: in-process notifications keyed by payment id (or
+//! outbox row id), with a fallback poll of the row.
 //!
 //! A caller waiting for a payment registers (getting a [`WaitGuard`]), and the engine wakes
-//! every waiter of a payment after applying something to it. Waiters also re-read the row on a
-//! timer, so a notification that never comes (another instance applied the outcome) only costs
-//! latency.
+//! every waiter of a payment after applying something to it (and every waiter of an outbox row
+//! once the row has settled). Waiters also re-read the row on a timer, so a notification that
+//! never comes (another instance applied the outcome) only costs latency. [`Engine::wait_for`]
+//! is that wait, the one mechanism every caller in the engine (and its facilitator) waits with.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use uuid::Uuid;
+
+use super::{Engine, EngineError};
+use crate::service::ServiceError;
+use crate::store::Payment;
 
 /// Payment id → (its notification, how many waiters hold it).
 type Registry = Arc<Mutex<HashMap<Uuid, (Arc<Notify>, usize)>>>;
@@ -75,6 +82,84 @@ impl Drop for WaitGuard {
             if entry.1 == 0 {
                 map.remove(&self.id);
             }
+        }
+    }
+}
+
+impl Engine {
+    /// [`Engine::wait_settled`] for a request: `wait`, else the configured default.
+    pub(super) async fn wait(
+        &self,
+        id: Uuid,
+        wait: Option<Duration>,
+    ) -> Result<Payment, ServiceError> {
+        let wait = wait.unwrap_or(self.inner.config.default_wait);
+        Ok(self.wait_settled(id, wait).await?)
+    }
+
+    /// Waits up to `wait` for the payment to leave its in-flight status (through
+    /// [`Engine::wait_for`]), applying the outcome itself when it finds the pending transaction
+    /// settled (so it does not depend on who observed it). Returns the payment as it is then.
+    pub async fn wait_settled(&self, id: Uuid, wait: Duration) -> Result<Payment, EngineError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let settled = self
+            .wait_for(
+                id,
+                deadline,
+                self.inner.config.poll_interval,
+                || async move {
+                    loop {
+                        let payment = self.store().get_payment(id).await?;
+                        if !payment.status.is_in_flight() {
+                            return Ok::<_, EngineError>(Some(payment));
+                        }
+                        if let Some(tx_id) = payment.pending_tx_id
+                            && self.store().get_tx(tx_id).await?.status.is_terminal()
+                        {
+                            self.on_tx_outcome(tx_id).await?;
+                            continue;
+                        }
+                        return Ok(None);
+                    }
+                },
+            )
+            .await?;
+        match settled {
+            Some(payment) => Ok(payment),
+            None => Ok(self.store().get_payment(id).await?),
+        }
+    }
+
+    /// The one way the engine waits for something to happen to a payment or an outbox row
+    /// (`key`: the payment's id or the row's id). `check` reads the row and answers `Some` once
+    /// it is there; it runs at once, again whenever this process wakes `key` (the push path: an
+    /// outcome applied to the payment, the row settled, see [`Waiters::wake`]), and every `poll`
+    /// otherwise (the fallback: another instance may have observed it), until `deadline`.
+    /// `None` when the deadline came first.
+    pub(super) async fn wait_for<T, E, F, Fut>(
+        &self,
+        key: Uuid,
+        deadline: tokio::time::Instant,
+        poll: Duration,
+        mut check: F,
+    ) -> Result<Option<T>, E>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        let guard = self.inner.waiters.register(key);
+        loop {
+            let notified = guard.notify().notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(found) = check().await? {
+                return Ok(Some(found));
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let _ = tokio::time::timeout((deadline - now).min(poll), notified).await;
         }
     }
 }

@@ -1,0 +1,122 @@
+//! Capture and void: the merchant's requests that move a hold (checked against the payment and
+//! the authorization expiry, then written as a transition with its outbox row).
+
+use alloy::primitives::{Address, U256};
+use alloy::sol_types::SolCall;
+use serde_json::json;
+use uuid::Uuid;
+use x402_escrow_bindings::contracts::auth_capture_escrow::AuthCaptureEscrow as Escrow;
+
+use super::Engine;
+use crate::lifecycle::{PaymentEvent, PaymentStatus};
+use crate::service::{CaptureRequest, ErrorCode, PaymentView, ServiceError, to_payment_info};
+use crate::store::{Merchant, NewChainTx, Payment, TxKind};
+
+impl Engine {
+    pub(super) async fn do_capture(
+        &self,
+        merchant: &Merchant,
+        id: Uuid,
+        request: CaptureRequest,
+    ) -> Result<PaymentView, ServiceError> {
+        let cfg = &self.inner.config;
+        let payment = self.owned(merchant, id).await?;
+        Self::not_busy(&payment)?;
+        if !matches!(
+            payment.status,
+            PaymentStatus::Authorized | PaymentStatus::PartiallyCaptured
+        ) {
+            return Err(ServiceError::new(
+                ErrorCode::InvalidState,
+                format!("cannot capture a payment that is {}", payment.status),
+            ));
+        }
+        let capturable = payment.amounts.capturable();
+        let amount = request.amount.unwrap_or(capturable);
+        if amount == 0 {
+            return Err(ServiceError::new(
+                ErrorCode::InvalidAmount,
+                "amount must be positive",
+            ));
+        }
+        if amount > capturable {
+            return Err(ServiceError::new(
+                ErrorCode::ExceedsCapturable,
+                format!("{amount} exceeds the capturable {capturable}"),
+            ));
+        }
+        let now = self.acceptance_now().await?;
+        if now.saturating_add(cfg.expiry_margin_secs) >= payment.info.authorization_expiry {
+            return Err(ServiceError::new(
+                ErrorCode::Expired,
+                "the authorization expires too soon to capture",
+            ));
+        }
+        let info = to_payment_info(&payment.info);
+        let fee_bps = cfg
+            .fee_bps
+            .clamp(info.minFeeBps, info.maxFeeBps.max(info.minFeeBps));
+        let fee_receiver = if info.feeReceiver != Address::ZERO {
+            info.feeReceiver
+        } else {
+            cfg.fee_receiver
+        };
+        let call = Escrow::captureCall {
+            paymentInfo: info,
+            amount: U256::from(amount),
+            feeBps: fee_bps,
+            feeReceiver: fee_receiver,
+        };
+        let outbox = self.outbox(
+            &payment,
+            TxKind::Capture,
+            call.abi_encode(),
+            json!({"call": "capture", "amount": amount.to_string(), "feeBps": fee_bps, "feeReceiver": fee_receiver}),
+        );
+        self.request(
+            payment,
+            PaymentEvent::CaptureRequested { amount },
+            vec![],
+            outbox,
+        )
+        .await
+    }
+
+    pub(super) async fn do_void(
+        &self,
+        merchant: &Merchant,
+        id: Uuid,
+    ) -> Result<PaymentView, ServiceError> {
+        let payment = self.owned(merchant, id).await?;
+        Self::not_busy(&payment)?;
+        let (payment, outbox) = self.void_outbox(payment)?;
+        self.request(payment, PaymentEvent::VoidRequested, vec![], outbox)
+            .await
+    }
+
+    pub(super) fn void_outbox(
+        &self,
+        payment: Payment,
+    ) -> Result<(Payment, NewChainTx), ServiceError> {
+        let allowed = matches!(
+            payment.status,
+            PaymentStatus::Authorized | PaymentStatus::PartiallyCaptured | PaymentStatus::Expired
+        );
+        if !allowed || payment.amounts.held() == 0 {
+            return Err(ServiceError::new(
+                ErrorCode::InvalidState,
+                format!("nothing to void in a payment that is {}", payment.status),
+            ));
+        }
+        let call = Escrow::voidCall {
+            paymentInfo: to_payment_info(&payment.info),
+        };
+        let outbox = self.outbox(
+            &payment,
+            TxKind::Void,
+            call.abi_encode(),
+            json!({"call": "void"}),
+        );
+        Ok((payment, outbox))
+    }
+}

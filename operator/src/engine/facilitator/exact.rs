@@ -1,0 +1,234 @@
+//! `POST /settle` of `exact` payloads: the ERC-3009 transfer is sent through the outbox as a
+//! `transfer` row; a retried settle of the same authorization answers from that row.
+
+use std::time::Duration;
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::sol_types::SolCall;
+use serde_json::json;
+use x402_escrow_bindings::contracts::test_usdc::TestUSDC as Erc20;
+use x402_escrow_sdk::facilitator::{SettleResponse, VerifyRequest, reasons};
+use x402_escrow_sdk::schemes::exact::ExactPayload;
+
+use super::*;
+use crate::engine::Engine;
+use crate::store::{ChainTx, Merchant, NewChainTx, TxKind, TxStatus};
+
+/// How often a `/settle` of an `exact` transfer re-reads its outbox row at most (the row can be
+/// mined before it is final, and only the row tells).
+const EXACT_POLL: Duration = Duration::from_millis(200);
+
+/// The intent key of an `exact` transfer's outbox row: one ERC-3009 authorization (chain,
+/// token, payer, nonce) is sent once, and a retried `/settle` finds its row by this key.
+pub fn exact_intent_key(chain_id: u64, token: Address, from: Address, nonce: B256) -> String {
+    format!("transfer:{chain_id}:{token:#x}:{from:#x}:{nonce}")
+}
+
+impl Engine {
+    /// `POST /settle` of an `exact` payload: the outbox row of this authorization when there is
+    /// one (a retry, also after a restart or from another instance), else the checks and a new
+    /// `transfer` row; then waits (bounded by `wait`) for the row to be mined.
+    pub(super) async fn settle_exact(
+        &self,
+        merchant: &Merchant,
+        request: &VerifyRequest,
+        wait: Duration,
+    ) -> SettleResponse {
+        let requirements = &request.payment_requirements;
+        let network = requirements.network;
+        let Some(payload) = request.payment_payload.payload.as_exact() else {
+            return SettleResponse::failure(
+                reasons::INVALID_PAYLOAD,
+                "not an exact ERC-3009 payload",
+                network,
+                None,
+            );
+        };
+        let auth = &payload.authorization;
+        let payer = auth.from;
+        let unexpected = |e: crate::store::StoreError| {
+            SettleResponse::failure(
+                reasons::UNEXPECTED_SETTLE_ERROR,
+                e.to_string(),
+                network,
+                Some(payer),
+            )
+        };
+        let key = exact_intent_key(
+            self.inner.config.chain_id,
+            requirements.asset,
+            auth.from,
+            auth.nonce,
+        );
+        let tx_id = match self.store().tx_by_intent_key(&key).await {
+            Ok(Some(tx)) => tx.id,
+            Ok(None) => match self.send_exact(merchant, request, payload, &key).await {
+                Ok(id) => id,
+                Err(answer) => return answer,
+            },
+            Err(e) => return unexpected(e),
+        };
+        self.inner.relayer.notify_one();
+        let deadline = tokio::time::Instant::now() + wait;
+        let poll = self.inner.config.poll_interval.min(EXACT_POLL);
+        let answer = self
+            .wait_for(tx_id, deadline, poll, || async move {
+                let tx = self.store().get_tx(tx_id).await.map_err(unexpected)?;
+                Ok(self.exact_answer(&tx, network, payload).await)
+            })
+            .await;
+        match answer {
+            Ok(Some(answer)) | Err(answer) => answer,
+            Ok(None) => pending(self.tx_hash(tx_id).await, network, Some(payer)),
+        }
+    }
+
+    /// Checks an `exact` payload and writes its `transfer` row under `key` (or finds the row a
+    /// concurrent settle of the same authorization wrote). `Err` is the answer to give instead.
+    async fn send_exact(
+        &self,
+        merchant: &Merchant,
+        request: &VerifyRequest,
+        payload: &ExactPayload,
+        key: &str,
+    ) -> Result<uuid::Uuid, SettleResponse> {
+        let requirements = &request.payment_requirements;
+        let network = requirements.network;
+        let auth = &payload.authorization;
+        if let Err((reason, message, payer)) = self.verify_exact(merchant, request).await {
+            // Used already: if the chain shows this very transfer (sent before the outbox kept
+            // intent keys, or by someone else), answer with its success.
+            if reason == REASON_AUTHORIZATION_USED
+                && let Some(hash) = self.exact_on_chain(requirements.asset, payload).await
+            {
+                return Err(SettleResponse::success(
+                    hash,
+                    network,
+                    auth.from,
+                    Some(auth.value),
+                ));
+            }
+            return Err(SettleResponse::failure(reason, message, network, payer));
+        }
+        let cfg = &self.inner.config;
+        let row = NewChainTx {
+            chain_id: cfg.chain_id,
+            signer: cfg.signer,
+            kind: TxKind::Transfer,
+            payment_id: None,
+            request: json!({
+                "call": "transferWithAuthorization",
+                "scheme": "exact",
+                "merchantId": merchant.id,
+                "token": requirements.asset,
+                "from": auth.from,
+                "to": auth.to,
+                "amount": auth.value.to_string(),
+                "nonce": auth.nonce,
+            }),
+            to: requirements.asset,
+            calldata: Bytes::from(transfer_call(payload).abi_encode()),
+            value: U256::ZERO,
+            gas_limit: None,
+        };
+        match self.store().enqueue_keyed_tx(key, &row).await {
+            Ok((tx, _)) => Ok(tx.id),
+            Err(e) => Err(SettleResponse::failure(
+                reasons::UNEXPECTED_SETTLE_ERROR,
+                e.to_string(),
+                network,
+                Some(auth.from),
+            )),
+        }
+    }
+
+    /// The answer an `exact` transfer's row gives now: success once mined with a successful
+    /// receipt, failure once reverted, `settlement_pending` once abandoned; `None` while in
+    /// flight.
+    async fn exact_answer(
+        &self,
+        tx: &ChainTx,
+        network: x402_escrow_sdk::network::Network,
+        payload: &ExactPayload,
+    ) -> Option<SettleResponse> {
+        let auth = &payload.authorization;
+        let payer = auth.from;
+        match tx.status {
+            TxStatus::Final if tx.succeeded != Some(false) => tx
+                .mined_tx_hash
+                .map(|hash| SettleResponse::success(hash, network, payer, Some(auth.value))),
+            TxStatus::Final | TxStatus::Reverted => Some(SettleResponse::failure(
+                "transaction_reverted",
+                format!(
+                    "transferWithAuthorization reverted: {}",
+                    crate::engine::revert_code(tx.revert_reason.as_deref())
+                ),
+                network,
+                Some(payer),
+            )),
+            // Mined but not final yet: the receipt is known and succeeded.
+            _ if tx.mined_tx_hash.is_some() && tx.succeeded == Some(true) => tx
+                .mined_tx_hash
+                .map(|hash| SettleResponse::success(hash, network, payer, Some(auth.value))),
+            _ if tx.status.is_terminal() => {
+                Some(pending(self.tx_hash(tx.id).await, network, Some(payer)))
+            }
+            _ => None,
+        }
+    }
+
+    /// The transaction that used an `exact` authorization, found on chain: its
+    /// `AuthorizationUsed(from, nonce)` log (in the last [`EXACT_LOOKBACK_BLOCKS`]) in a
+    /// successful transaction that also moved `value` from `from` to `to`.
+    async fn exact_on_chain(&self, token: Address, payload: &ExactPayload) -> Option<B256> {
+        use alloy::providers::Provider;
+        use alloy::rpc::types::Filter;
+        use alloy::sol_types::SolEvent;
+        let auth = &payload.authorization;
+        let provider = &self.inner.provider;
+        let latest = provider.get_block_number().await.ok()?;
+        let filter = Filter::new()
+            .address(token)
+            .event_signature(Erc20::AuthorizationUsed::SIGNATURE_HASH)
+            .topic1(auth.from.into_word())
+            .topic2(auth.nonce)
+            .from_block(latest.saturating_sub(EXACT_LOOKBACK_BLOCKS))
+            .to_block(latest);
+        let logs = provider.get_logs(&filter).await.ok()?;
+        for log in logs {
+            let Some(hash) = log.transaction_hash else {
+                continue;
+            };
+            let Ok(Some(receipt)) = provider.get_transaction_receipt(hash).await else {
+                continue;
+            };
+            if !receipt.status() {
+                continue;
+            }
+            let moved = receipt.inner.logs().iter().any(|l| {
+                l.address() == token
+                    && Erc20::Transfer::decode_log(&l.inner).is_ok_and(|t| {
+                        t.from == auth.from && t.to == auth.to && t.amount == auth.value.get()
+                    })
+            });
+            if moved {
+                return Some(hash);
+            }
+        }
+        None
+    }
+}
+
+/// The token call of an `exact` payload.
+pub(super) fn transfer_call(payload: &ExactPayload) -> Erc20::transferWithAuthorization_0Call {
+    let auth = &payload.authorization;
+    Erc20::transferWithAuthorization_0Call {
+        from: auth.from,
+        to: auth.to,
+        value: auth.value.get(),
+        validAfter: auth.valid_after.get(),
+        validBefore: auth.valid_before.get(),
+        nonce: auth.nonce,
+        signature: payload.signature.clone(),
+    }
+}

@@ -1,0 +1,71 @@
+//! `GET /supported`: the schemes, networks, extension and signer this facilitator serves.
+
+use std::collections::BTreeMap;
+
+use alloy::primitives::Address;
+use serde_json::json;
+use x402_escrow_sdk::facilitator::{SupportedKind, SupportedResponse};
+use x402_escrow_sdk::network::Network;
+use x402_escrow_sdk::schemes::auth_capture::CLOCK_SKEW_TOLERANCE_SECONDS;
+use x402_escrow_sdk::wire::extensions::PAYMENT_IDENTIFIER;
+
+use super::*;
+use crate::engine::Engine;
+
+impl Engine {
+    /// `GET /supported`: auth-capture and exact on our chain (v2, plus v1 where the chain has a
+    /// v1 name), the `payment-identifier` extension, our signer.
+    pub fn facilitator_supported(&self) -> SupportedResponse {
+        let cfg = &self.inner.config;
+        let network = Network::eip155(cfg.chain_id);
+        let escrows: Vec<Address> = self
+            .inner
+            .verifier
+            .config()
+            .registry
+            .deployments()
+            .iter()
+            .map(|d| d.escrow)
+            .collect();
+        let checksum = |a: &Address| a.to_checksum(None);
+        let extra = json!({
+            "captureAuthorizer": checksum(&cfg.signer),
+            "feeRecipient": checksum(&cfg.fee_receiver),
+            "feeBps": cfg.fee_bps,
+            "authCaptureEscrows": escrows.iter().map(checksum).collect::<Vec<_>>(),
+            "paymentFlows": ["escrow", "authorization"],
+            // The time windows payments are judged by (DESIGN.md, "Clocks"); a merchant's own
+            // capture deadline comes with its terms (`GET /v1/merchant`).
+            "captureDeadlineSeconds": self.inner.verifier.config().default_capture_deadline_secs,
+            "expiryMarginSeconds": cfg.expiry_margin_secs,
+            "clockSkewSeconds": CLOCK_SKEW_TOLERANCE_SECONDS,
+            "assets": self.inner.verifier.config().assets.iter().map(checksum).collect::<Vec<_>>(),
+        });
+        let mut kinds = Vec::new();
+        let mut names = vec![(2u8, network.caip2())];
+        if let Some(v1) = network.v1_name() {
+            names.push((1, v1.to_owned()));
+        }
+        for (version, name) in names {
+            kinds.push(SupportedKind {
+                x402_version: version,
+                scheme: AUTH_CAPTURE.to_owned(),
+                network: name.clone(),
+                extra: Some(extra.clone()),
+            });
+            kinds.push(SupportedKind {
+                x402_version: version,
+                scheme: EXACT.to_owned(),
+                network: name,
+                extra: None,
+            });
+        }
+        let mut signers = BTreeMap::new();
+        signers.insert("eip155:*".to_owned(), vec![cfg.signer]);
+        SupportedResponse {
+            kinds,
+            extensions: vec![PAYMENT_IDENTIFIER.to_owned()],
+            signers,
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! `POST /verify` (no gas, no state): `auth-capture` through the engine's verifier, `exact`
+//! through the SDK and the chain (nonce, balance, simulation).
+
+use alloy::primitives::{Address, Bytes};
+use alloy::sol_types::SolCall;
+use x402_escrow_bindings::TestUSDC;
+use x402_escrow_sdk::facilitator::{VerifyRequest, VerifyResponse, reasons};
+use x402_escrow_sdk::schemes::auth_capture::derive_from_payment_payload;
+use x402_escrow_sdk::schemes::exact::{self};
+
+use super::exact::transfer_call;
+use super::*;
+use crate::engine::Engine;
+use crate::store::Merchant;
+
+impl Engine {
+    /// `POST /verify`: no gas, no state.
+    pub async fn facilitator_verify(
+        &self,
+        merchant: &Merchant,
+        request: &VerifyRequest,
+    ) -> VerifyResponse {
+        let requirements = &request.payment_requirements;
+        let payload = &request.payment_payload;
+        if requirements.network.chain_id() != self.inner.config.chain_id {
+            return VerifyResponse::invalid(
+                reasons::INVALID_NETWORK,
+                format!(
+                    "network {} is not served here (eip155:{})",
+                    requirements.network.caip2(),
+                    self.inner.config.chain_id
+                ),
+                None,
+            );
+        }
+        match requirements.scheme.as_str() {
+            AUTH_CAPTURE => {
+                if payload.payload.as_lifecycle().is_some() {
+                    return VerifyResponse::invalid(
+                        reasons::AUTH_CAPTURE_PAYLOAD_TYPE,
+                        "lifecycle payloads (capture, void, refund) are settled, not verified",
+                        None,
+                    );
+                }
+                let derived = match derive_from_payment_payload(
+                    requirements,
+                    payload,
+                    &self.inner.verifier.config().registry,
+                ) {
+                    Ok(d) => d,
+                    Err(e) => return VerifyResponse::invalid(e.reason(), e.to_string(), None),
+                };
+                let payer = derived.payment_info.payer;
+                let now = match self.inner.verifier.acceptance_now().await {
+                    Ok(now) => now,
+                    Err(e) => {
+                        return VerifyResponse::invalid(
+                            verify_error_reason(&e),
+                            e.to_string(),
+                            Some(payer),
+                        );
+                    }
+                };
+                match self
+                    .inner
+                    .verifier
+                    .verify(merchant, requirements, payload, Ok(derived), now)
+                    .await
+                {
+                    Ok(_) => VerifyResponse::valid(payer),
+                    Err(e) => {
+                        VerifyResponse::invalid(verify_error_reason(&e), e.to_string(), Some(payer))
+                    }
+                }
+            }
+            EXACT => match self.verify_exact(merchant, request).await {
+                Ok(payer) => VerifyResponse::valid(payer),
+                Err((reason, message, payer)) => VerifyResponse::invalid(reason, message, payer),
+            },
+            other => VerifyResponse::invalid(
+                reasons::UNSUPPORTED_SCHEME,
+                format!("scheme {other:?} is not supported (auth-capture, exact)"),
+                None,
+            ),
+        }
+    }
+
+    /// The `exact` checks: requirements echo, asset, payee, SDK `verify_payload`, nonce unused,
+    /// balance, and an `eth_call` of `transferWithAuthorization` from our signer.
+    pub(super) async fn verify_exact(
+        &self,
+        merchant: &Merchant,
+        request: &VerifyRequest,
+    ) -> Result<Address, (String, String, Option<Address>)> {
+        let requirements = &request.payment_requirements;
+        let Some(payload) = request.payment_payload.payload.as_exact() else {
+            return Err((
+                reasons::INVALID_PAYLOAD.into(),
+                "not an exact ERC-3009 payload".into(),
+                None,
+            ));
+        };
+        let payer = payload.authorization.from;
+        let fail = |r: &str, m: String| (r.to_owned(), m, Some(payer));
+        if let Err(e) = request.payment_payload.accepted.check_matches(requirements) {
+            return Err(fail(reasons::REQUIREMENTS_MISMATCH, e.to_string()));
+        }
+        if !self
+            .inner
+            .verifier
+            .config()
+            .assets
+            .contains(&requirements.asset)
+        {
+            return Err(fail(
+                reasons::INVALID_PAYMENT_REQUIREMENTS,
+                format!("asset {} is not accepted", requirements.asset),
+            ));
+        }
+        if !merchant.receivers.contains(&requirements.pay_to) {
+            return Err(fail(
+                reasons::INVALID_PAYMENT_REQUIREMENTS,
+                format!(
+                    "payTo {} is not one of the merchant's receivers",
+                    requirements.pay_to
+                ),
+            ));
+        }
+        let now = self
+            .inner
+            .verifier
+            .acceptance_now()
+            .await
+            .map_err(|e| fail(reasons::UNEXPECTED_VERIFY_ERROR, e.to_string()))?;
+        exact::verify_payload(requirements, payload, now)
+            .map_err(|e| fail(e.reason(), e.to_string()))?;
+        let token = TestUSDC::new(requirements.asset, self.inner.provider.clone());
+        let auth = &payload.authorization;
+        let used = token
+            .authorizationState(auth.from, auth.nonce)
+            .call()
+            .await
+            .map_err(|e| fail(reasons::UNEXPECTED_VERIFY_ERROR, e.to_string()))?;
+        if used {
+            return Err(fail(
+                REASON_AUTHORIZATION_USED,
+                format!("authorization {} was already used or cancelled", auth.nonce),
+            ));
+        }
+        let balance = token
+            .balanceOf(auth.from)
+            .call()
+            .await
+            .map_err(|e| fail(reasons::UNEXPECTED_VERIFY_ERROR, e.to_string()))?;
+        if balance < auth.value.get() {
+            return Err(fail(
+                reasons::INSUFFICIENT_FUNDS,
+                format!("payer balance {balance} is below {}", auth.value),
+            ));
+        }
+        let call = transfer_call(payload);
+        let sim = alloy::providers::Provider::call(
+            &self.inner.provider,
+            alloy::rpc::types::TransactionRequest::default()
+                .from(self.inner.config.signer)
+                .to(requirements.asset)
+                .input(Bytes::from(call.abi_encode()).into()),
+        )
+        .await;
+        if let Err(e) = sim {
+            return Err(fail(
+                reasons::INVALID_PAYLOAD,
+                format!("simulation of transferWithAuthorization failed: {e}"),
+            ));
+        }
+        Ok(payer)
+    }
+}

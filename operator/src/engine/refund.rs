@@ -1,0 +1,140 @@
+//! Refund: checked against the payment and the refund window, funded by the operator's float
+//! through the refund collector (an `approve` row goes first when the allowance runs low).
+
+use alloy::primitives::{Bytes, U256};
+use alloy::sol_types::SolCall;
+use serde_json::json;
+use uuid::Uuid;
+use x402_escrow_bindings::TestUSDC;
+use x402_escrow_bindings::contracts::auth_capture_escrow::AuthCaptureEscrow as Escrow;
+use x402_escrow_bindings::contracts::test_usdc::TestUSDC as Erc20;
+
+use super::{Engine, EngineError, requested_amount};
+use crate::lifecycle::{Amount, PaymentEvent, PaymentStatus};
+use crate::service::{ErrorCode, PaymentView, RefundRequest, ServiceError, to_payment_info};
+use crate::store::{Merchant, NewChainTx, TxKind};
+
+impl Engine {
+    pub(super) async fn do_refund(
+        &self,
+        merchant: &Merchant,
+        id: Uuid,
+        request: RefundRequest,
+    ) -> Result<PaymentView, ServiceError> {
+        let cfg = &self.inner.config;
+        let payment = self.owned(merchant, id).await?;
+        Self::not_busy(&payment)?;
+        let amount = request.amount;
+        if !matches!(
+            payment.status,
+            PaymentStatus::PartiallyCaptured
+                | PaymentStatus::Captured
+                | PaymentStatus::PartiallyRefunded
+        ) {
+            return Err(ServiceError::new(
+                ErrorCode::InvalidState,
+                format!("cannot refund a payment that is {}", payment.status),
+            ));
+        }
+        if amount == 0 {
+            return Err(ServiceError::new(
+                ErrorCode::InvalidAmount,
+                "amount must be positive",
+            ));
+        }
+        let refundable = payment.amounts.refundable();
+        if amount > refundable {
+            return Err(ServiceError::new(
+                ErrorCode::ExceedsRefundable,
+                format!("{amount} exceeds the refundable {refundable}"),
+            ));
+        }
+        let now = self.acceptance_now().await?;
+        if now.saturating_add(cfg.expiry_margin_secs) >= payment.info.refund_expiry {
+            return Err(ServiceError::new(
+                ErrorCode::Expired,
+                "the refund window has closed",
+            ));
+        }
+        // The float: the refund collector pulls `amount` from our signer.
+        let token = TestUSDC::new(payment.info.token, self.inner.provider.clone());
+        let balance = token
+            .balanceOf(cfg.signer)
+            .call()
+            .await
+            .map_err(|e| ServiceError::new(ErrorCode::ChainUnavailable, e.to_string()))?;
+        // Refunds already queued draw on the same balance and allowance.
+        let queued = U256::from(self.refunds_in_flight().await.map_err(ServiceError::from)?);
+        let needed = U256::from(amount);
+        if balance < needed + queued {
+            return Err(ServiceError::new(
+                ErrorCode::RefundFloatInsufficient,
+                format!(
+                    "operator balance {balance} cannot fund a refund of {amount} (plus {queued} queued)"
+                ),
+            ));
+        }
+        let allowance = token
+            .allowance(cfg.signer, cfg.refund_collector)
+            .call()
+            .await
+            .map_err(|e| ServiceError::new(ErrorCode::ChainUnavailable, e.to_string()))?;
+        let mut before = Vec::new();
+        if allowance < needed + queued {
+            // Queued first, so it gets the lower nonce and is mined before the refund.
+            let approve_to = cfg.refund_allowance.max(needed + queued);
+            let call = Erc20::approveCall {
+                spender: cfg.refund_collector,
+                amount: approve_to,
+            };
+            before.push(NewChainTx {
+                chain_id: cfg.chain_id,
+                signer: cfg.signer,
+                // No payment: no payment outcome is derived from it.
+                kind: TxKind::Approve,
+                payment_id: None,
+                request: json!({"call": "approve", "token": payment.info.token, "spender": cfg.refund_collector, "amount": approve_to.to_string()}),
+                to: payment.info.token,
+                calldata: Bytes::from(call.abi_encode()),
+                value: U256::ZERO,
+                gas_limit: None,
+            });
+        }
+        let call = Escrow::refundCall {
+            paymentInfo: to_payment_info(&payment.info),
+            amount: needed,
+            tokenCollector: cfg.refund_collector,
+            collectorData: Bytes::new(),
+        };
+        let outbox = self.outbox(
+            &payment,
+            TxKind::Refund,
+            call.abi_encode(),
+            json!({"call": "refund", "amount": amount.to_string(), "tokenCollector": cfg.refund_collector}),
+        );
+        self.request(
+            payment,
+            PaymentEvent::RefundRequested { amount },
+            before,
+            outbox,
+        )
+        .await
+    }
+
+    /// What the refunds in flight (queued or sent, not yet settled) will pull from the float.
+    async fn refunds_in_flight(&self) -> Result<Amount, EngineError> {
+        let mut total: Amount = 0;
+        for p in self.store().payments_in_flight(1000).await? {
+            if p.status != PaymentStatus::Refunding {
+                continue;
+            }
+            if let Some(tx_id) = p.pending_tx_id {
+                let tx = self.store().get_tx(tx_id).await?;
+                if !tx.status.is_terminal() {
+                    total = total.saturating_add(requested_amount(&tx).unwrap_or(0));
+                }
+            }
+        }
+        Ok(total)
+    }
+}

@@ -1,0 +1,262 @@
+//! Signed attempts (`tx_attempts`) and the status moves after signing: broadcast, mined,
+//! unmined (reorg), final, abandoned.
+
+use alloy::primitives::B256;
+use uuid::Uuid;
+
+use super::super::codec::{self};
+use super::super::{Result, Store, StoreError, StoreTx, in_tx};
+use super::outbox::guarded;
+use super::*;
+
+impl StoreTx {
+    /// Stores a signed attempt (`reserved` → `signed`; later attempts keep the status) and counts it.
+    pub async fn record_attempt(
+        &mut self,
+        chain_tx_id: Uuid,
+        attempt: &NewTxAttempt,
+    ) -> Result<TxAttempt> {
+        let now = self.now_ms();
+        guarded(
+            self.conn(),
+            chain_tx_id,
+            "record an attempt",
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE chain_txs SET attempts = attempts + 1, updated_at = $2, \
+                     status = CASE status WHEN 'reserved' THEN 'signed' ELSE status END \
+                 WHERE id = $1 AND status IN ('reserved', 'signed', 'broadcast') RETURNING {TX_COLUMNS}"
+            )))
+            .bind(codec::uuid(&chain_tx_id))
+            .bind(now),
+        )
+        .await?;
+        let id = Uuid::now_v7();
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO tx_attempts (id, chain_tx_id, tx_hash, raw_tx, max_fee_per_gas, max_priority_fee_per_gas, \
+                 created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {ATTEMPT_COLUMNS}"
+        )))
+        .bind(codec::uuid(&id))
+        .bind(codec::uuid(&chain_tx_id))
+        .bind(codec::b256(&attempt.tx_hash))
+        .bind(codec::bytes(&attempt.raw_tx))
+        .bind(attempt.max_fee_per_gas.to_string())
+        .bind(attempt.max_priority_fee_per_gas.to_string())
+        .bind(now)
+        .fetch_one(self.conn())
+        .await
+        .map_err(|e| codec::conflict_or(e, "tx attempt", format!("hash {:#x} already recorded", attempt.tx_hash)))?;
+        attempt_from_row(&row)
+    }
+
+    /// Notes that `tx_hash` was handed to the node (`signed` → `broadcast`; idempotent).
+    pub async fn mark_broadcast(&mut self, chain_tx_id: Uuid, tx_hash: B256) -> Result<ChainTx> {
+        let now = self.now_ms();
+        let updated = sqlx::query(
+            "UPDATE tx_attempts SET broadcast_at = $3 WHERE chain_tx_id = $1 AND tx_hash = $2",
+        )
+        .bind(codec::uuid(&chain_tx_id))
+        .bind(codec::b256(&tx_hash))
+        .bind(now)
+        .execute(self.conn())
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                entity: "tx attempt",
+                key: format!("{tx_hash:#x}"),
+            });
+        }
+        guarded(
+            self.conn(),
+            chain_tx_id,
+            "mark broadcast",
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE chain_txs SET status = 'broadcast', updated_at = $2 \
+                 WHERE id = $1 AND status IN ('signed', 'broadcast') RETURNING {TX_COLUMNS}"
+            )))
+            .bind(codec::uuid(&chain_tx_id))
+            .bind(now),
+        )
+        .await
+    }
+
+    /// Records a receipt (`signed` / `broadcast` / `mined` → `mined`). A transaction found mined
+    /// after a crash before `mark_broadcast` goes straight from `signed`.
+    pub async fn mark_mined(
+        &mut self,
+        chain_tx_id: Uuid,
+        receipt: &MinedReceipt,
+    ) -> Result<ChainTx> {
+        let now = self.now_ms();
+        guarded(
+            self.conn(),
+            chain_tx_id,
+            "mark mined",
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE chain_txs SET status = 'mined', mined_tx_hash = $2, block_number = $3, block_hash = $4, \
+                     gas_used = $5, effective_gas_price = $6, succeeded = $7, revert_reason = $8, updated_at = $9 \
+                 WHERE id = $1 AND status IN ('signed', 'broadcast', 'mined') RETURNING {TX_COLUMNS}"
+            )))
+            .bind(codec::uuid(&chain_tx_id))
+            .bind(codec::b256(&receipt.tx_hash))
+            .bind(codec::int(receipt.block_number))
+            .bind(codec::b256(&receipt.block_hash))
+            .bind(codec::int(receipt.gas_used))
+            .bind(receipt.effective_gas_price.to_string())
+            .bind(i64::from(receipt.succeeded))
+            .bind(receipt.revert_reason.clone())
+            .bind(now),
+        )
+        .await
+    }
+
+    /// A reorg dropped the block it was mined in: back to `broadcast`, receipt fields cleared.
+    pub async fn mark_unmined(&mut self, chain_tx_id: Uuid) -> Result<ChainTx> {
+        let now = self.now_ms();
+        guarded(
+            self.conn(),
+            chain_tx_id,
+            "mark unmined",
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE chain_txs SET status = 'broadcast', mined_tx_hash = NULL, block_number = NULL, \
+                     block_hash = NULL, gas_used = NULL, effective_gas_price = NULL, succeeded = NULL, \
+                     revert_reason = NULL, updated_at = $2 \
+                 WHERE id = $1 AND status = 'mined' RETURNING {TX_COLUMNS}"
+            )))
+            .bind(codec::uuid(&chain_tx_id))
+            .bind(now),
+        )
+        .await
+    }
+
+    /// Deep enough: `mined` → `final` (successful receipt) or `reverted` (failed receipt).
+    pub async fn mark_final(&mut self, chain_tx_id: Uuid) -> Result<ChainTx> {
+        let now = self.now_ms();
+        guarded(
+            self.conn(),
+            chain_tx_id,
+            "mark final",
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE chain_txs SET status = CASE succeeded WHEN 1 THEN 'final' ELSE 'reverted' END, \
+                     updated_at = $2 \
+                 WHERE id = $1 AND status = 'mined' RETURNING {TX_COLUMNS}"
+            )))
+            .bind(codec::uuid(&chain_tx_id))
+            .bind(now),
+        )
+        .await
+    }
+
+    /// Gives up on a transaction that was never mined (`reason` goes to `revert_reason`).
+    pub async fn mark_abandoned(&mut self, chain_tx_id: Uuid, reason: &str) -> Result<ChainTx> {
+        let now = self.now_ms();
+        guarded(
+            self.conn(),
+            chain_tx_id,
+            "abandon",
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE chain_txs SET status = 'abandoned', revert_reason = $2, updated_at = $3 \
+                 WHERE id = $1 AND status IN ('queued', 'reserved', 'signed', 'broadcast') RETURNING {TX_COLUMNS}"
+            )))
+            .bind(codec::uuid(&chain_tx_id))
+            .bind(reason)
+            .bind(now),
+        )
+        .await
+    }
+}
+
+impl Store {
+    /// See [`StoreTx::record_attempt`].
+    pub async fn record_attempt(
+        &self,
+        chain_tx_id: Uuid,
+        attempt: &NewTxAttempt,
+    ) -> Result<TxAttempt> {
+        in_tx!(self, |tx| tx.record_attempt(chain_tx_id, attempt).await?)
+    }
+
+    /// [`StoreTx::record_attempt`] for several rows in one transaction (in the given order).
+    pub async fn record_attempts(
+        &self,
+        attempts: &[(Uuid, NewTxAttempt)],
+    ) -> Result<Vec<TxAttempt>> {
+        in_tx!(self, |tx| {
+            let mut stored = Vec::with_capacity(attempts.len());
+            for (chain_tx_id, attempt) in attempts {
+                stored.push(tx.record_attempt(*chain_tx_id, attempt).await?);
+            }
+            stored
+        })
+    }
+
+    /// [`StoreTx::mark_broadcast`] for several rows in one transaction (in the given order).
+    pub async fn mark_broadcasts(&self, sent: &[(Uuid, B256)]) -> Result<Vec<ChainTx>> {
+        in_tx!(self, |tx| {
+            let mut rows = Vec::with_capacity(sent.len());
+            for (chain_tx_id, tx_hash) in sent {
+                rows.push(tx.mark_broadcast(*chain_tx_id, *tx_hash).await?);
+            }
+            rows
+        })
+    }
+
+    /// See [`StoreTx::mark_broadcast`].
+    pub async fn mark_broadcast(&self, chain_tx_id: Uuid, tx_hash: B256) -> Result<ChainTx> {
+        in_tx!(self, |tx| tx.mark_broadcast(chain_tx_id, tx_hash).await?)
+    }
+
+    /// See [`StoreTx::mark_mined`].
+    pub async fn mark_mined(&self, chain_tx_id: Uuid, receipt: &MinedReceipt) -> Result<ChainTx> {
+        in_tx!(self, |tx| tx.mark_mined(chain_tx_id, receipt).await?)
+    }
+
+    /// [`StoreTx::mark_mined`] then [`StoreTx::mark_final`] in one transaction: a receipt that
+    /// is already deep enough when it is found (one confirmation) settles with one write.
+    pub async fn mark_mined_final(
+        &self,
+        chain_tx_id: Uuid,
+        receipt: &MinedReceipt,
+    ) -> Result<ChainTx> {
+        in_tx!(self, |tx| {
+            tx.mark_mined(chain_tx_id, receipt).await?;
+            tx.mark_final(chain_tx_id).await?
+        })
+    }
+
+    /// See [`StoreTx::mark_unmined`].
+    pub async fn mark_unmined(&self, chain_tx_id: Uuid) -> Result<ChainTx> {
+        in_tx!(self, |tx| tx.mark_unmined(chain_tx_id).await?)
+    }
+
+    /// See [`StoreTx::mark_final`].
+    pub async fn mark_final(&self, chain_tx_id: Uuid) -> Result<ChainTx> {
+        in_tx!(self, |tx| tx.mark_final(chain_tx_id).await?)
+    }
+
+    /// See [`StoreTx::mark_abandoned`].
+    pub async fn mark_abandoned(&self, chain_tx_id: Uuid, reason: &str) -> Result<ChainTx> {
+        in_tx!(self, |tx| tx.mark_abandoned(chain_tx_id, reason).await?)
+    }
+
+    /// Every attempt of a chain transaction, oldest first (all hashes to look receipts up for).
+    pub async fn attempts_for(&self, chain_tx_id: Uuid) -> Result<Vec<TxAttempt>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM tx_attempts WHERE chain_tx_id = $1 ORDER BY created_at, id"
+        )))
+        .bind(codec::uuid(&chain_tx_id))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(attempt_from_row).collect()
+    }
+
+    /// The attempt with this hash, if any.
+    pub async fn attempt_by_hash(&self, tx_hash: B256) -> Result<Option<TxAttempt>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM tx_attempts WHERE tx_hash = $1"
+        )))
+        .bind(codec::b256(&tx_hash))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(attempt_from_row).transpose()
+    }
+}

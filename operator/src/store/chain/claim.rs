@@ -1,0 +1,266 @@
+//! Claiming: the next queued row takes the signer's next nonce (fenced by the lease), and the
+//! nonce fills that keep a signer's nonces gap-free.
+
+use alloy::primitives::Address;
+use sqlx::AnyConnection;
+use uuid::Uuid;
+
+use super::super::codec::{self, get_u64, get_uuid};
+use super::super::{Backend, Result, Store, StoreError, StoreTx, in_tx};
+use super::outbox::{guarded, insert_with};
+use super::*;
+
+/// Reserves the signer's next nonce, fenced by its lease: the update matches only while `owner`
+/// holds an unexpired lease, so an instance whose lease ran out cannot hand out nonces.
+async fn reserve_nonce(
+    conn: &mut AnyConnection,
+    now: i64,
+    chain_id: u64,
+    signer: Address,
+    owner: &str,
+) -> Result<u64> {
+    let row = sqlx::query(
+        "UPDATE signers SET next_nonce = next_nonce + 1, updated_at = $4 \
+         WHERE chain_id = $1 AND address = $2 AND lease_owner = $3 AND lease_expires_at > $4 \
+         RETURNING next_nonce - 1 AS nonce",
+    )
+    .bind(codec::int(chain_id))
+    .bind(codec::addr(&signer))
+    .bind(owner)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(row) => get_u64(&row, "nonce"),
+        None => Err(StoreError::LeaseNotHeld {
+            chain_id,
+            signer: codec::addr(&signer),
+            owner: owner.to_owned(),
+        }),
+    }
+}
+
+impl StoreTx {
+    /// Takes the signer's oldest queued transaction and reserves the signer's next nonce for it,
+    /// in this one transaction (`queued` → `reserved`). `owner` must hold the signer's lease
+    /// ([`StoreError::LeaseNotHeld`] otherwise). Two concurrent claimers never get the same row
+    /// (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: one writer at a time) and always get
+    /// distinct nonces. `None` when nothing is queued.
+    pub async fn claim_next_tx(
+        &mut self,
+        chain_id: u64,
+        signer: Address,
+        owner: &str,
+    ) -> Result<Option<ChainTx>> {
+        self.claim_next_tx_where(chain_id, signer, owner, i64::MAX, None)
+            .await
+    }
+
+    /// [`StoreTx::claim_next_tx`], holding back single capture / void rows of a payment created
+    /// after `hold_after` (batching; `i64::MAX` holds nothing back); with `only`, just that row
+    /// (if queued), held or not.
+    pub(in crate::store) async fn claim_next_tx_where(
+        &mut self,
+        chain_id: u64,
+        signer: Address,
+        owner: &str,
+        hold_after: i64,
+        only: Option<Uuid>,
+    ) -> Result<Option<ChainTx>> {
+        let now = self.now_ms();
+        // Rows waiting for company in a batch: young single captures / voids of a payment that
+        // are not the fallback of a failed batch.
+        const HELD: &str = "NOT (kind IN ('capture', 'void') AND payment_id IS NOT NULL AND created_at > $3 \
+             AND NOT EXISTS (SELECT 1 FROM chain_tx_members m WHERE m.fallback_tx_id = chain_txs.id))";
+        let (hold_after, held) = match only {
+            // `$3` is i64::MAX here: every row qualifies.
+            Some(_) => (i64::MAX, "id = $4 AND created_at <= $3"),
+            None => (hold_after, HELD),
+        };
+        let pick = match self.backend {
+            Backend::Postgres => format!(
+                "SELECT id FROM chain_txs WHERE chain_id = $1 AND signer = $2 AND status = 'queued' \
+                 AND {held} ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+            ),
+            Backend::Sqlite => format!(
+                "SELECT id FROM chain_txs WHERE chain_id = $1 AND signer = $2 AND status = 'queued' \
+                 AND {held} ORDER BY created_at, id LIMIT 1"
+            ),
+        };
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(pick))
+            .bind(codec::int(chain_id))
+            .bind(codec::addr(&signer))
+            .bind(hold_after);
+        if let Some(id) = &only {
+            query = query.bind(codec::uuid(id));
+        }
+        let Some(row) = query.fetch_optional(self.conn()).await? else {
+            return Ok(None);
+        };
+        let id = get_uuid(&row, "id")?;
+        let nonce = reserve_nonce(self.conn(), now, chain_id, signer, owner).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE chain_txs SET nonce = $2, status = 'reserved', updated_at = $3 \
+             WHERE id = $1 AND status = 'queued' RETURNING {TX_COLUMNS}"
+        )))
+        .bind(codec::uuid(&id))
+        .bind(codec::int(nonce))
+        .bind(now)
+        .fetch_one(self.conn())
+        .await?;
+        let tx = tx_from_row(&row)?;
+        tracing::debug!(chain_tx = %id, nonce, signer = %signer, "nonce reserved");
+        Ok(Some(tx))
+    }
+
+    /// Abandons `original_id` (a reserved nonce that can never be sent as is) and gives its nonce
+    /// to `fill`, a [`TxKind::NonceFill`] transaction written as `reserved`.
+    pub async fn replace_with_nonce_fill(
+        &mut self,
+        original_id: Uuid,
+        fill: &NewChainTx,
+    ) -> Result<ChainTx> {
+        let original = self
+            .mark_abandoned(original_id, "replaced by a nonce fill")
+            .await?;
+        let Some(nonce) = original.nonce else {
+            return Err(StoreError::TxState {
+                id: original_id,
+                status: TxStatus::Queued,
+                action: "fill nonce",
+            });
+        };
+        let now = self.now_ms();
+        let fill = NewChainTx {
+            kind: TxKind::NonceFill,
+            chain_id: original.chain_id,
+            signer: original.signer,
+            ..fill.clone()
+        };
+        insert_with(self.conn(), now, Uuid::now_v7(), &fill, Some(nonce), None).await
+    }
+
+    /// A `reserved` transaction refused before it was ever signed or sent (its gas estimate
+    /// reverted): recorded as `reverted` (`succeeded` = 0, `revert_reason` = `reason`, no
+    /// receipt) and its nonce moved to `fill`, a [`TxKind::NonceFill`] written as `reserved`, in
+    /// this one transaction. The rejected row keeps no nonce (it never used one on chain), so the
+    /// per-signer nonce stays gap-free. Returns `(rejected, fill)`. (Added for the relayer.)
+    pub async fn reject_with_nonce_fill(
+        &mut self,
+        original_id: Uuid,
+        reason: &str,
+        fill: &NewChainTx,
+    ) -> Result<(ChainTx, ChainTx)> {
+        let original = get(self.conn(), original_id).await?;
+        let (TxStatus::Reserved, Some(nonce)) = (original.status, original.nonce) else {
+            return Err(StoreError::TxState {
+                id: original_id,
+                status: original.status,
+                action: "reject before sending",
+            });
+        };
+        let now = self.now_ms();
+        let rejected = guarded(
+            self.conn(),
+            original_id,
+            "reject before sending",
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE chain_txs SET status = 'reverted', succeeded = 0, revert_reason = $2, nonce = NULL, \
+                     updated_at = $3 \
+                 WHERE id = $1 AND status = 'reserved' RETURNING {TX_COLUMNS}"
+            )))
+            .bind(codec::uuid(&original_id))
+            .bind(reason)
+            .bind(now),
+        )
+        .await?;
+        let fill = NewChainTx {
+            kind: TxKind::NonceFill,
+            chain_id: original.chain_id,
+            signer: original.signer,
+            ..fill.clone()
+        };
+        let fill = insert_with(self.conn(), now, Uuid::now_v7(), &fill, Some(nonce), None).await?;
+        Ok((rejected, fill))
+    }
+}
+
+impl Store {
+    /// See [`StoreTx::claim_next_tx`].
+    pub async fn claim_next_tx(
+        &self,
+        chain_id: u64,
+        signer: Address,
+        owner: &str,
+    ) -> Result<Option<ChainTx>> {
+        in_tx!(self, |tx| tx.claim_next_tx(chain_id, signer, owner).await?)
+    }
+
+    /// See [`StoreTx::replace_with_nonce_fill`].
+    pub async fn replace_with_nonce_fill(
+        &self,
+        original_id: Uuid,
+        fill: &NewChainTx,
+    ) -> Result<ChainTx> {
+        in_tx!(self, |tx| tx
+            .replace_with_nonce_fill(original_id, fill)
+            .await?)
+    }
+
+    /// See [`StoreTx::reject_with_nonce_fill`].
+    pub async fn reject_with_nonce_fill(
+        &self,
+        original_id: Uuid,
+        reason: &str,
+        fill: &NewChainTx,
+    ) -> Result<(ChainTx, ChainTx)> {
+        in_tx!(self, |tx| tx
+            .reject_with_nonce_fill(original_id, reason, fill)
+            .await?)
+    }
+
+    /// Nonces from `from_nonce` up that were reserved, then abandoned, and that no live row
+    /// holds: gaps that stall every later nonce until filled ([`Store::fill_nonce`]). (Added for
+    /// the relayer.)
+    pub async fn abandoned_nonce_gaps(
+        &self,
+        chain_id: u64,
+        signer: Address,
+        from_nonce: u64,
+    ) -> Result<Vec<u64>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT a.nonce AS nonce FROM chain_txs a \
+             WHERE a.chain_id = $1 AND a.signer = $2 AND a.status = 'abandoned' \
+               AND a.nonce IS NOT NULL AND a.nonce >= $3 \
+               AND NOT EXISTS (SELECT 1 FROM chain_txs l WHERE l.chain_id = a.chain_id AND l.signer = a.signer \
+                               AND l.nonce = a.nonce AND l.status <> 'abandoned') \
+             ORDER BY a.nonce",
+        )
+        .bind(codec::int(chain_id))
+        .bind(codec::addr(&signer))
+        .bind(codec::int(from_nonce))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| get_u64(r, "nonce")).collect()
+    }
+
+    /// Writes `fill` as a `reserved` [`TxKind::NonceFill`] holding `nonce` (a gap left by an
+    /// abandoned row). A live row already holding the nonce makes it a `Conflict`. (Added for the
+    /// relayer.)
+    pub async fn fill_nonce(&self, fill: &NewChainTx, nonce: u64) -> Result<ChainTx> {
+        let now = self.now_ms();
+        let fill = NewChainTx {
+            kind: TxKind::NonceFill,
+            ..fill.clone()
+        };
+        in_tx!(self, |tx| insert_with(
+            tx.conn(),
+            now,
+            Uuid::now_v7(),
+            &fill,
+            Some(nonce),
+            None
+        )
+        .await?)
+    }
+}

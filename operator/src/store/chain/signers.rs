@@ -1,0 +1,140 @@
+//! The signers whose nonces the database owns (`signers`) and the lease that says which
+//! instance drives a key.
+
+use alloy::primitives::Address;
+
+use super::super::codec::{self, get_i64};
+use super::super::{Result, Store, StoreError};
+use super::*;
+
+impl Store {
+    /// Creates the signer row if missing, and raises `next_nonce` to at least `chain_nonce` (the
+    /// chain's pending nonce: transactions sent by this key from elsewhere move it forward; it
+    /// never moves back).
+    pub async fn upsert_signer(
+        &self,
+        chain_id: u64,
+        address: Address,
+        chain_nonce: u64,
+    ) -> Result<Signer> {
+        let now = self.now_ms();
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO signers (chain_id, address, next_nonce, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (chain_id, address) DO UPDATE SET \
+                 next_nonce = CASE WHEN signers.next_nonce < excluded.next_nonce \
+                                   THEN excluded.next_nonce ELSE signers.next_nonce END, \
+                 updated_at = excluded.updated_at \
+             RETURNING {SIGNER_COLUMNS}"
+        )))
+        .bind(codec::int(chain_id))
+        .bind(codec::addr(&address))
+        .bind(codec::int(chain_nonce))
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        signer_from_row(&row)
+    }
+
+    /// The signer row, if any.
+    pub async fn get_signer(&self, chain_id: u64, address: Address) -> Result<Option<Signer>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SIGNER_COLUMNS} FROM signers WHERE chain_id = $1 AND address = $2"
+        )))
+        .bind(codec::int(chain_id))
+        .bind(codec::addr(&address))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(signer_from_row).transpose()
+    }
+
+    /// Takes (or renews) the signer's lease for `ttl_ms` if it is free, expired, or already
+    /// `owner`'s. `None` when another instance holds a live lease. The signer row must exist
+    /// ([`Store::upsert_signer`]).
+    pub async fn acquire_lease(
+        &self,
+        chain_id: u64,
+        signer: Address,
+        owner: &str,
+        ttl_ms: i64,
+    ) -> Result<Option<Lease>> {
+        let now = self.now_ms();
+        // One statement: PostgreSQL re-evaluates the WHERE clause on the latest row version after
+        // waiting for a concurrent updater, so two contenders can never both match.
+        let row = sqlx::query(
+            "UPDATE signers SET lease_owner = $3, lease_expires_at = $5, updated_at = $4 \
+             WHERE chain_id = $1 AND address = $2 \
+               AND (lease_owner IS NULL OR lease_owner = $3 OR lease_expires_at IS NULL OR lease_expires_at <= $4) \
+             RETURNING lease_expires_at",
+        )
+        .bind(codec::int(chain_id))
+        .bind(codec::addr(&signer))
+        .bind(owner)
+        .bind(now)
+        .bind(now.saturating_add(ttl_ms))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let expires_at = get_i64(&row, "lease_expires_at")?;
+        tracing::debug!(chain_id, signer = %signer, owner, expires_at, "signer lease held");
+        Ok(Some(Lease {
+            chain_id,
+            signer,
+            owner: owner.to_owned(),
+            expires_at,
+        }))
+    }
+
+    /// Extends a lease `owner` still holds. Fails with [`StoreError::LeaseNotHeld`] once it has
+    /// expired (even if nobody took it): the holder must stop and re-acquire, re-reading state.
+    pub async fn renew_lease(
+        &self,
+        chain_id: u64,
+        signer: Address,
+        owner: &str,
+        ttl_ms: i64,
+    ) -> Result<Lease> {
+        let now = self.now_ms();
+        let row = sqlx::query(
+            "UPDATE signers SET lease_expires_at = $5, updated_at = $4 \
+             WHERE chain_id = $1 AND address = $2 AND lease_owner = $3 AND lease_expires_at > $4 \
+             RETURNING lease_expires_at",
+        )
+        .bind(codec::int(chain_id))
+        .bind(codec::addr(&signer))
+        .bind(owner)
+        .bind(now)
+        .bind(now.saturating_add(ttl_ms))
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => Ok(Lease {
+                chain_id,
+                signer,
+                owner: owner.to_owned(),
+                expires_at: get_i64(&row, "lease_expires_at")?,
+            }),
+            None => Err(StoreError::LeaseNotHeld {
+                chain_id,
+                signer: codec::addr(&signer),
+                owner: owner.to_owned(),
+            }),
+        }
+    }
+
+    /// Gives the lease up (on shutdown) so another instance can take over at once. `false` when
+    /// `owner` did not hold it.
+    pub async fn release_lease(&self, chain_id: u64, signer: Address, owner: &str) -> Result<bool> {
+        let now = self.now_ms();
+        let done = sqlx::query(
+            "UPDATE signers SET lease_owner = NULL, lease_expires_at = NULL, updated_at = $4 \
+             WHERE chain_id = $1 AND address = $2 AND lease_owner = $3",
+        )
+        .bind(codec::int(chain_id))
+        .bind(codec::addr(&signer))
+        .bind(owner)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
