@@ -12,6 +12,7 @@
 //!   event payload.
 //! - [`buyer`]: the paying client, its spend policy and persistent spend ledger.
 //! - [`merchant`]: the tower/axum payment layer and the operator REST client.
+//! - [`types`]: the operator's REST API types (`x402-escrow-types`), shared with the operator.
 
 #![warn(missing_docs)]
 
@@ -28,6 +29,8 @@ pub mod schemes;
 pub mod signing;
 pub mod webhooks;
 pub mod wire;
+
+pub use x402_escrow_types as types;
 
 pub use amount::Amount;
 pub use buyer::{BuyerClient, BuyerError, SpendLedger, SpendPolicy};

@@ -1,0 +1,34 @@
+//! The types of the x402-escrow operator's merchant API, defined once: the operator serializes
+//! them and the merchant client (`x402-escrow-sdk`) deserializes the same definitions.
+//!
+//! - [`lifecycle`]: [`PaymentStatus`] (the wire enum, `snake_case`) with the transition table
+//!   that moves it ([`PaymentStatus::apply`]), [`Flow`], [`PaymentEvent`], the amount
+//!   bookkeeping ([`Amounts`]) and the token [`Amount`].
+//! - [`api`]: request bodies, [`PaymentView`] and its parts, [`PaymentList`], the error envelope
+//!   and [`ErrorCode`] (every code the API answers with, in one list: [`ErrorCode::ALL`]).
+//! - [`terms`]: [`MerchantTerms`] (`GET /v1/merchant`) and the time windows derived from it.
+//! - [`request_id`]: [`RequestId`].
+//!
+//! Two amount types remain in the project, on purpose: [`Amount`] here is a `u128` (escrow
+//! amounts are `uint120`; the operator computes with it and its API reads `^[0-9]{1,39}$`),
+//! while the SDK's `x402_escrow_sdk::Amount` is the x402 protocol's `uint256` with canonical
+//! decimal spelling (no leading zeros), which the x402 wire requires and the operator's API does
+//! not: making one the other would change what either side accepts.
+
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod lifecycle;
+pub mod request_id;
+pub mod terms;
+
+pub use api::{
+    AmountsView, AuthorizeRequest, CaptureRequest, ErrorBody, ErrorCode, ErrorEnvelope, ErrorView,
+    PaymentList, PaymentView, RefundRequest, TransactionView, VoidRequest,
+};
+pub use lifecycle::{
+    ALL_STATUSES, Amount, AmountError, Amounts, Flow, IllegalReason, IllegalTransition,
+    ParseEnumError, PaymentEvent, PaymentStatus,
+};
+pub use request_id::{RequestId, X_REQUEST_ID};
+pub use terms::{MerchantTerms, TermsAsset, TermsEscrow};
