@@ -29,10 +29,10 @@ use crate::facilitator::{SettleResponse, VerifyRequest};
 use crate::schemes::EXACT;
 use crate::schemes::auth_capture::PaymentFlow;
 use crate::wire::ResourceInfo;
-use x402_escrow_types::PaymentStatus;
+use x402_escrow_types::{ErrorCode, PaymentStatus};
 
 /// The operator's reason for an ERC-3009 authorization already used or cancelled.
-const AUTHORIZATION_USED: &str = "authorization_used";
+const AUTHORIZATION_USED: &str = ErrorCode::AuthorizationUsed.as_str();
 
 /// How the handler ended.
 pub(crate) enum Outcome<E> {
@@ -264,7 +264,7 @@ where
             route,
             resource,
             now,
-            Some("invalid_payload".to_owned()),
+            Some(ErrorCode::InvalidPayload.as_str().to_owned()),
         ));
     };
     let nonce = exact.authorization.nonce;
