@@ -16,21 +16,17 @@
 
 #![warn(missing_docs)]
 
-pub mod amount;
 pub mod buyer;
-pub mod error;
 pub mod escrows;
 pub mod facilitator;
-pub mod json;
 pub mod merchant;
-pub mod network;
-pub mod primitives;
 pub mod schemes;
 pub mod signing;
 pub mod webhooks;
 pub mod wire;
 
 pub use x402_escrow_types as types;
+pub use x402_escrow_types::{amount, error, json, network, primitives};
 
 pub use amount::Amount;
 pub use buyer::{BuyerClient, BuyerError, SpendLedger, SpendPolicy};

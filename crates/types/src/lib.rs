@@ -7,20 +7,30 @@
 //! - [`api`]: request bodies, [`PaymentView`] and its parts, [`PaymentList`], the error envelope
 //!   and [`ErrorCode`] (every code the API answers with, in one list: [`ErrorCode::ALL`]).
 //! - [`terms`]: [`MerchantTerms`] (`GET /v1/merchant`) and the time windows derived from it.
-//! - [`request_id`]: [`RequestId`].
+//! - [`request_id`]: the id of an HTTP request ([`RequestId`]).
+//! - x402 building blocks (re-exported by the SDK at its old paths): [`amount`] (the protocol's
+//!   decimal-string `uint256`), [`network`] (CAIP-2 and v1 names), [`primitives`] (addresses,
+//!   hex), [`json`] (strict decoding) and their [`DecodeError`].
 //!
-//! Two amount types remain in the project, on purpose: [`Amount`] here is a `u128` (escrow
+//! Two amount types remain, on purpose: [`Amount`] (the API's, [`lifecycle::Amount`]) is a `u128` (escrow
 //! amounts are `uint120`; the operator computes with it and its API reads `^[0-9]{1,39}$`),
-//! while the SDK's `x402_escrow_sdk::Amount` is the x402 protocol's `uint256` with canonical
+//! while [`amount::Amount`] (the SDK's `x402_escrow_sdk::Amount`) is the x402 protocol's `uint256` with canonical
 //! decimal spelling (no leading zeros), which the x402 wire requires and the operator's API does
 //! not: making one the other would change what either side accepts.
 
 #![warn(missing_docs)]
 
+pub mod amount;
 pub mod api;
+pub mod error;
+pub mod json;
 pub mod lifecycle;
+pub mod network;
+pub mod primitives;
 pub mod request_id;
 pub mod terms;
+
+pub use error::DecodeError;
 
 pub use api::{
     AmountsView, AuthorizeRequest, CaptureRequest, ErrorBody, ErrorCode, ErrorEnvelope, ErrorView,

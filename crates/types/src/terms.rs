@@ -4,6 +4,8 @@
 use alloy_primitives::Address;
 use serde::{Deserialize, Serialize};
 
+use crate::network::Network;
+
 /// How long a merchant has to capture a hold unless it chose otherwise (seconds): the default of
 /// `merchant add --capture-deadline-secs`.
 pub const DEFAULT_CAPTURE_DEADLINE_SECS: u64 = 3600;
@@ -64,18 +66,15 @@ pub struct TermsAsset {
 }
 
 /// `GET /v1/merchant`: what the operator accepts from the calling merchant.
-///
-/// `N` is the network type: the SDK's CAIP-2 `Network` (`x402_escrow_sdk::merchant::MerchantTerms`
-/// fixes it), a parameter so that this crate does not carry the x402 network codec.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MerchantTerms<N> {
+pub struct MerchantTerms {
     /// The merchant's id.
     pub merchant_id: String,
     /// Its display name.
     pub name: String,
     /// The network (CAIP-2).
-    pub network: N,
+    pub network: Network,
     /// Addresses this merchant may be paid to (`payTo`); the first is the default.
     pub receivers: Vec<Address>,
     /// The operator's signer: the only `captureAuthorizer` it accepts.
@@ -96,7 +95,7 @@ pub struct MerchantTerms<N> {
     pub assets: Vec<TermsAsset>,
 }
 
-impl<N> MerchantTerms<N> {
+impl MerchantTerms {
     /// The `captureDeadline` offset a layer with `max_timeout_secs` must offer.
     pub fn capture_deadline_offer_secs(&self, max_timeout_secs: u64) -> u64 {
         capture_deadline_offer_secs(

@@ -14,16 +14,14 @@ use super::config::{AssetConfig, PaymentsConfig};
 use super::layer::X402Layer;
 use super::operator::{OperatorClient, OperatorError};
 use crate::escrows::{EscrowDeployment, EscrowRegistry};
-use crate::network::Network;
 
 pub use x402_escrow_types::terms::{
     DEFAULT_CAPTURE_DEADLINE_SECS, DEFAULT_EXPIRY_MARGIN_SECS, DEFAULT_MAX_TIMEOUT_SECS,
     TermsAsset, TermsEscrow, capture_deadline_offer_secs,
 };
 
-/// `GET /v1/merchant`: what the operator accepts from the calling merchant (the API type of
-/// `x402-escrow-types`, with the SDK's CAIP-2 [`Network`]).
-pub type MerchantTerms = x402_escrow_types::MerchantTerms<Network>;
+/// `GET /v1/merchant`: what the operator accepts from the calling merchant.
+pub use x402_escrow_types::MerchantTerms;
 
 /// What the SDK derives from [`MerchantTerms`] (an extension trait: the type is defined in
 /// `x402-escrow-types`, which does not know the SDK's escrow registry).
