@@ -6,7 +6,6 @@
 use std::future::Future;
 
 use uuid::Uuid;
-use x402_escrow_sdk::wire::{PaymentPayload, PaymentRequirements};
 
 use alloy::primitives::U256;
 use alloy::primitives::aliases::{U48, U120};
@@ -15,14 +14,11 @@ use x402_escrow_sdk::schemes::auth_capture::payment_info_to_json;
 
 pub use x402_escrow_types::api::{decimal, opt_decimal};
 pub use x402_escrow_types::{
-    AmountsView, CaptureRequest, ErrorCode, ErrorView, PaymentView, RefundRequest, TransactionView,
+    AmountsView, AuthorizeRequest, CaptureRequest, ErrorCode, ErrorView, PaymentView,
+    RefundRequest, TransactionView,
 };
 
 use crate::store::{Merchant, Payment, PaymentInfoRecord};
-
-/// `POST /v1/payments/authorize` with the SDK's x402 payload and requirements.
-pub type AuthorizeRequest =
-    x402_escrow_types::AuthorizeRequest<PaymentPayload, PaymentRequirements>;
 
 /// A refused or failed request: a stable code and a message for humans.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -18,15 +18,13 @@
 
 pub mod buyer;
 pub mod escrows;
-pub mod facilitator;
 pub mod merchant;
 pub mod schemes;
 pub mod signing;
 pub mod webhooks;
-pub mod wire;
 
 pub use x402_escrow_types as types;
-pub use x402_escrow_types::{amount, error, json, network, primitives};
+pub use x402_escrow_types::{amount, error, facilitator, json, network, primitives, wire};
 
 pub use amount::Amount;
 pub use buyer::{BuyerClient, BuyerError, SpendLedger, SpendPolicy};

@@ -13,15 +13,15 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::lifecycle::{Amount, Flow, PaymentStatus};
+use crate::wire::{PaymentPayload, PaymentRequirements};
 
 /// `POST /v1/payments/authorize`: an x402 payment and the requirements it answers.
 ///
-/// The x402 payload (`P`) and requirements (`R`) are type parameters so that this crate does not
-/// carry the x402 codec: the operator and the merchant client fix them to the SDK's
-/// `PaymentPayload` and `PaymentRequirements` (the client sends references to them).
+/// The payload and requirements are the x402 types ([`PaymentPayload`], [`PaymentRequirements`])
+/// by default; the merchant client sends references to them (`AuthorizeRequest<&_, &_>`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AuthorizeRequest<P, R> {
+pub struct AuthorizeRequest<P = PaymentPayload, R = PaymentRequirements> {
     /// The buyer's x402 payment (v2 shape; v1 is converted before it gets here).
     pub payment_payload: P,
     /// The requirements the merchant issued and the payment answers.

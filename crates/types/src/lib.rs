@@ -10,7 +10,9 @@
 //! - [`request_id`]: the id of an HTTP request ([`RequestId`]).
 //! - x402 building blocks (re-exported by the SDK at its old paths): [`amount`] (the protocol's
 //!   decimal-string `uint256`), [`network`] (CAIP-2 and v1 names), [`primitives`] (addresses,
-//!   hex), [`json`] (strict decoding) and their [`DecodeError`].
+//!   hex), [`json`] (strict decoding) and their [`DecodeError`]; the x402 v1/v2 messages and
+//!   their header codecs ([`wire`]), the schemes' payloads and extras ([`schemes`]) and the
+//!   facilitator's `/verify`, `/settle`, `/supported` bodies ([`facilitator`]).
 //!
 //! Two amount types remain, on purpose: [`Amount`] (the API's, [`lifecycle::Amount`]) is a `u128` (escrow
 //! amounts are `uint120`; the operator computes with it and its API reads `^[0-9]{1,39}$`),
@@ -23,12 +25,15 @@
 pub mod amount;
 pub mod api;
 pub mod error;
+pub mod facilitator;
 pub mod json;
 pub mod lifecycle;
 pub mod network;
 pub mod primitives;
 pub mod request_id;
+pub mod schemes;
 pub mod terms;
+pub mod wire;
 
 pub use error::DecodeError;
 
