@@ -700,6 +700,14 @@ async fn sqlx_insert_payment(
     store: &x402_escrow_operator::store::Store,
     merchant: uuid::Uuid,
 ) -> &'static str {
+    insert_payment_row(store, merchant).await.status.as_str()
+}
+
+/// Inserts one payment row for `merchant` straight through the store and returns it.
+async fn insert_payment_row(
+    store: &x402_escrow_operator::store::Store,
+    merchant: uuid::Uuid,
+) -> x402_escrow_operator::store::Payment {
     use alloy::primitives::{Address, B256, U256};
     use x402_escrow_operator::store::{NewPayment, PaymentInfoRecord};
     let new = NewPayment {
@@ -731,7 +739,7 @@ async fn sqlx_insert_payment(
         .insert_payment(&new, None)
         .await
         .expect("insert payment");
-    payment.status.as_str()
+    payment
 }
 
 #[test]
@@ -758,4 +766,300 @@ fn openapi_parses_and_documents_every_route() {
             "ErrorCode schema lacks {code}"
         );
     }
+}
+
+/// The JSON a value serializes to.
+fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).expect("serializable")
+}
+
+/// Resolves a local `$ref` (`#/components/schemas/Payment`).
+fn resolve<'a>(doc: &'a serde_json::Value, schema: &'a serde_json::Value) -> &'a serde_json::Value {
+    match schema["$ref"].as_str() {
+        Some(reference) => {
+            let pointer = reference.trim_start_matches('#');
+            resolve(
+                doc,
+                doc.pointer(pointer).unwrap_or(&serde_json::Value::Null),
+            )
+        }
+        None => schema,
+    }
+}
+
+/// Whether `value` has JSON type `name` (`integer` also accepts nothing fractional).
+fn has_type(value: &serde_json::Value, name: &str) -> bool {
+    match name {
+        "null" => value.is_null(),
+        "string" => value.is_string(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        "array" => value.is_array(),
+        "object" => value.is_object(),
+        _ => false,
+    }
+}
+
+/// The ways `value` (emitted by the code at `path`) breaks `schema`: a missing required field,
+/// a property the schema does not declare, a wrong type, a value outside an enum. Empty when
+/// it conforms.
+fn schema_violations(
+    doc: &serde_json::Value,
+    schema: &serde_json::Value,
+    value: &serde_json::Value,
+    path: &str,
+) -> Vec<String> {
+    let schema = resolve(doc, schema);
+    if let Some(options) = schema["oneOf"].as_array() {
+        let fits = options
+            .iter()
+            .any(|option| schema_violations(doc, option, value, path).is_empty());
+        return if fits {
+            Vec::new()
+        } else {
+            vec![format!("{path}: {value} matches no oneOf alternative")]
+        };
+    }
+    let mut out = Vec::new();
+    match &schema["type"] {
+        serde_json::Value::String(name) if !has_type(value, name) => {
+            out.push(format!("{path}: {value} is not of type {name}"));
+            return out;
+        }
+        serde_json::Value::Array(names)
+            if !names
+                .iter()
+                .any(|n| n.as_str().is_some_and(|n| has_type(value, n))) =>
+        {
+            out.push(format!("{path}: {value} is not of the types {names:?}"));
+            return out;
+        }
+        _ => {}
+    }
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(value)
+    {
+        out.push(format!("{path}: {value} is not in the enum"));
+    }
+    if let (Some(properties), Some(object)) = (schema["properties"].as_object(), value.as_object())
+    {
+        for required in schema["required"].as_array().into_iter().flatten() {
+            let name = required.as_str().unwrap_or_default();
+            if !object.contains_key(name) {
+                out.push(format!("{path}: required field {name} is missing"));
+            }
+        }
+        for (name, field) in object {
+            match properties.get(name) {
+                Some(field_schema) => out.extend(schema_violations(
+                    doc,
+                    field_schema,
+                    field,
+                    &format!("{path}.{name}"),
+                )),
+                None if schema.get("additionalProperties").is_some() => {}
+                None => out.push(format!("{path}: {name} is not in the schema")),
+            }
+        }
+    }
+    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
+        for (i, item) in array.iter().enumerate() {
+            out.extend(schema_violations(doc, items, item, &format!("{path}[{i}]")));
+        }
+    }
+    out
+}
+
+/// Checks `value` against the component schema `name`, with every violation in the message.
+fn assert_conforms(doc: &serde_json::Value, name: &str, value: &serde_json::Value) {
+    let schema = &doc["components"]["schemas"][name];
+    assert!(schema.is_object(), "openapi.yaml has no schema {name}");
+    let violations = schema_violations(doc, schema, value, name);
+    assert!(
+        violations.is_empty(),
+        "{name} as the code writes it does not match openapi.yaml:\n  {}\n{value:#}",
+        violations.join("\n  ")
+    );
+}
+
+/// The document's enum of schema `name`, as strings.
+fn schema_enum(doc: &serde_json::Value, name: &str) -> Vec<String> {
+    doc["components"]["schemas"][name]["enum"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// openapi.yaml against the code: the JSON the real types write (a payment built by the
+/// operator's own `payment_view` from a stored row, with and without its optional parts; the
+/// payment list; the merchant terms; every error envelope; the request bodies) has every field
+/// the schema requires and no property the schema lacks, and the status, flow and error-code
+/// enums list exactly what the code can write.
+#[tokio::test]
+async fn openapi_schemas_match_what_the_code_writes() {
+    use alloy::primitives::{Address, B256};
+    use x402_escrow_operator::api::errors::ApiError;
+    use x402_escrow_operator::lifecycle::{ALL_STATUSES, Flow};
+    use x402_escrow_operator::service::{
+        CaptureRequest, RefundRequest, TransactionView, payment_view,
+    };
+    use x402_escrow_sdk::Network;
+    use x402_escrow_sdk::merchant::{MerchantTerms, TermsAsset, TermsEscrow};
+    use x402_escrow_types::{ErrorEnvelope, PaymentList};
+
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml"))
+        .expect("openapi.yaml");
+    let doc: serde_json::Value = serde_norway::from_str(&text).expect("openapi.yaml is YAML");
+
+    // A payment as the operator builds it: fresh (nulls everywhere optional) and full.
+    let (app, _dir) = app().await;
+    let stored = insert_payment_row(&app.store, app.merchant_a.id).await;
+    let fresh = payment_view(&stored, Vec::new());
+    assert_conforms(&doc, "Payment", &to_json(&fresh));
+    let mut full_row = stored.clone();
+    full_row.request_id = Some("req-1".into());
+    full_row.capture_deadline_at = Some(1_700_000_000_000);
+    full_row.last_error_code = Some("capture_failed".into());
+    full_row.last_error_message = Some("reverted".into());
+    full_row.flow = Flow::Charge;
+    let full = payment_view(
+        &full_row,
+        vec![
+            TransactionView {
+                kind: "authorize".into(),
+                hash: Some(B256::repeat_byte(1)),
+                status: "final".into(),
+                block_number: Some(7),
+            },
+            TransactionView {
+                kind: "capture".into(),
+                hash: None,
+                status: "queued".into(),
+                block_number: None,
+            },
+        ],
+    );
+    let full_json = to_json(&full);
+    assert_conforms(&doc, "Payment", &full_json);
+    let payment_schema = &doc["components"]["schemas"]["Payment"];
+    // The checker itself is not vacuous: a missing required field, an undeclared property, a
+    // status outside the enum and a wrong type are each caught.
+    let mut broken = full_json.clone();
+    if let Some(object) = broken.as_object_mut() {
+        object.remove("paymentHash");
+        object.insert("surprise".into(), serde_json::json!(1));
+        object.insert("status".into(), serde_json::json!("paid"));
+        object.insert("chainId".into(), serde_json::json!("84532"));
+    }
+    assert_eq!(
+        schema_violations(&doc, payment_schema, &broken, "Payment").len(),
+        4,
+        "{broken}"
+    );
+    let documented: Vec<&String> = payment_schema["properties"]
+        .as_object()
+        .map(|p| p.keys().collect())
+        .unwrap_or_default();
+    for name in documented {
+        assert!(
+            full_json.get(name).is_some(),
+            "openapi.yaml documents Payment.{name}, which the code never writes"
+        );
+    }
+
+    // GET /v1/payments: its inline schema.
+    let list = to_json(&PaymentList {
+        payments: vec![fresh, full],
+    });
+    let list_schema = &doc["paths"]["/v1/payments"]["get"]["responses"]["200"]["content"]["application/json"]
+        ["schema"];
+    let violations = schema_violations(&doc, list_schema, &list, "PaymentList");
+    assert!(violations.is_empty(), "{violations:?}");
+
+    // Statuses and flows: the enums are exactly the code's.
+    let mut statuses: Vec<String> = ALL_STATUSES.iter().map(|s| s.as_str().to_owned()).collect();
+    let mut listed = schema_enum(&doc, "PaymentStatus");
+    statuses.sort();
+    listed.sort();
+    assert_eq!(listed, statuses, "PaymentStatus enum");
+    let flows = payment_schema["properties"]["flow"]["enum"].clone();
+    assert_eq!(
+        flows,
+        serde_json::json!([Flow::Authorize.as_str(), Flow::Charge.as_str()])
+    );
+
+    // Error envelopes: every code, with and without an x402 reason; the enum is exactly
+    // ErrorCode::ALL.
+    for code in ErrorCode::ALL {
+        let body: serde_json::Value =
+            serde_json::from_slice(&ApiError::new(code, "detail").body()).expect("error json");
+        assert_conforms(&doc, "Error", &body);
+        assert_conforms(&doc, "Error", &to_json(&ErrorEnvelope::new(code, "detail")));
+    }
+    let with_reason = ApiError {
+        reason: Some("invalid_auth_capture_evm_capture_deadline_expired"),
+        ..ApiError::new(ErrorCode::Expired, "too late")
+    };
+    let body: serde_json::Value = serde_json::from_slice(&with_reason.body()).expect("json");
+    assert_conforms(&doc, "Error", &body);
+    let mut codes: Vec<String> = ErrorCode::ALL
+        .iter()
+        .map(|c| c.as_str().to_owned())
+        .collect();
+    let mut listed = schema_enum(&doc, "ErrorCode");
+    codes.sort();
+    listed.sort();
+    assert_eq!(listed, codes, "ErrorCode enum");
+
+    // GET /v1/merchant.
+    let terms = MerchantTerms {
+        merchant_id: uuid::Uuid::nil().to_string(),
+        name: "shop".into(),
+        network: Network::eip155(84532),
+        receivers: vec![Address::repeat_byte(0xAA)],
+        capture_authorizer: Address::repeat_byte(0x0B),
+        fee_recipient: Address::repeat_byte(0xFE),
+        fee_bps: 100,
+        capture_deadline_seconds: 3600,
+        expiry_margin_seconds: 60,
+        clock_skew_seconds: 5,
+        escrows: vec![TermsEscrow {
+            label: "local".into(),
+            escrow: Address::repeat_byte(0xE5),
+            erc3009_collector: Address::repeat_byte(0xC0),
+            refund_collector: Some(Address::repeat_byte(0xC1)),
+        }],
+        assets: vec![TermsAsset {
+            address: Address::repeat_byte(0x70),
+            name: "USDC".into(),
+            version: "2".into(),
+            decimals: 6,
+        }],
+    };
+    assert_conforms(&doc, "MerchantTerms", &to_json(&terms));
+
+    // Request bodies as the merchant client writes them.
+    for body in [
+        to_json(&CaptureRequest::default()),
+        to_json(&CaptureRequest {
+            amount: Some(2_500),
+        }),
+    ] {
+        assert_conforms(&doc, "CaptureRequest", &body);
+    }
+    assert_conforms(
+        &doc,
+        "RefundRequest",
+        &to_json(&RefundRequest { amount: 1_000 }),
+    );
+    let authorize = x402_escrow_types::AuthorizeRequest {
+        payment_payload: serde_json::json!({"x402Version": 2}),
+        payment_requirements: serde_json::json!({"scheme": "auth-capture"}),
+        request_id: Some("req-1".into()),
+        wait: None,
+    };
+    assert_conforms(&doc, "AuthorizeRequest", &to_json(&authorize));
 }

@@ -12,22 +12,19 @@
 //!   event payload.
 //! - [`buyer`]: the paying client, its spend policy and persistent spend ledger.
 //! - [`merchant`]: the tower/axum payment layer and the operator REST client.
+//! - [`types`]: the operator's REST API types (`x402-escrow-types`), shared with the operator.
 
 #![warn(missing_docs)]
 
-pub mod amount;
 pub mod buyer;
-pub mod error;
 pub mod escrows;
-pub mod facilitator;
-pub mod json;
 pub mod merchant;
-pub mod network;
-pub mod primitives;
 pub mod schemes;
 pub mod signing;
 pub mod webhooks;
-pub mod wire;
+
+pub use x402_escrow_types as types;
+pub use x402_escrow_types::{amount, error, facilitator, json, network, primitives, wire};
 
 pub use amount::Amount;
 pub use buyer::{BuyerClient, BuyerError, SpendLedger, SpendPolicy};

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use x402_escrow_sdk::Amount;
 use x402_escrow_sdk::merchant::operator::idempotency_key;
-use x402_escrow_sdk::merchant::{OperatorClient, OperatorError, OperatorRetry};
+use x402_escrow_sdk::merchant::{OperatorClient, OperatorError, OperatorRetry, PaymentStatus};
 
 /// (method, path and query, idempotency key, authorization, body).
 type Seen = (String, String, Option<String>, Option<String>, String);
@@ -25,6 +25,9 @@ struct Script {
     /// (method, path and query, idempotency key, authorization, body).
     seen: Mutex<Vec<Seen>>,
 }
+
+/// The id of the scripted operator's payment (the operator's ids are UUIDs).
+const PAYMENT_ID: &str = "0190c2a4-5b6e-7f00-8a1b-2c3d4e5f6a7b";
 
 fn payment(id: &str, status: &str) -> Value {
     json!({
@@ -62,7 +65,8 @@ async fn answer(
         String::from_utf8_lossy(&body).into_owned(),
     ));
     let next = script.answers.lock().expect("lock").pop_front();
-    let (status, body) = next.unwrap_or_else(|| (200, payment("p-1", "authorized").to_string()));
+    let (status, body) =
+        next.unwrap_or_else(|| (200, payment(PAYMENT_ID, "authorized").to_string()));
     (
         StatusCode::from_u16(status).expect("status"),
         [("content-type", "application/json")],
@@ -107,8 +111,9 @@ async fn capture_retries_5xx_with_the_same_key_and_decodes_the_payment() {
     ])
     .await;
     let payment = client.capture("p-1", None).await.expect("captured");
-    assert_eq!(payment.id, "p-1");
-    assert_eq!(payment.amounts.authorized, Amount::from(10_000u128));
+    assert_eq!(payment.id.to_string(), PAYMENT_ID);
+    assert_eq!(payment.status, PaymentStatus::Authorized);
+    assert_eq!(payment.amounts.authorized, 10_000u128);
     assert_eq!(payment.transactions[0].block_number, Some(12));
     assert!(payment.tx_hash("authorize").is_some());
     let seen = script.seen.lock().expect("lock").clone();

@@ -10,13 +10,15 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use x402_escrow_types::{ErrorBody, ErrorEnvelope};
+
 use crate::service::{ErrorCode, ServiceError};
 use crate::store::StoreError;
 
 /// Code of a request body over the limit (413).
-pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+pub const PAYLOAD_TOO_LARGE: &str = ErrorCode::PayloadTooLarge.as_str();
 /// Code of a known path asked with another method (405).
-pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+pub const METHOD_NOT_ALLOWED: &str = ErrorCode::MethodNotAllowed.as_str();
 
 /// An error response: HTTP status, stable code, message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,19 +33,6 @@ pub struct ApiError {
     /// The x402 reason of a refused payment, when it names the refusal more precisely than
     /// `code` (sent as `reason`).
     pub reason: Option<&'static str>,
-}
-
-#[derive(Serialize)]
-struct Envelope<'a> {
-    error: Body<'a>,
-}
-
-#[derive(Serialize)]
-struct Body<'a> {
-    code: &'a str,
-    message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
 }
 
 impl ApiError {
@@ -75,31 +64,27 @@ impl ApiError {
 
     /// `413 payload_too_large`.
     pub fn payload_too_large(limit: usize) -> ApiError {
-        ApiError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: PAYLOAD_TOO_LARGE,
-            message: format!("request body exceeds {limit} bytes"),
-            reason: None,
-        }
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("request body exceeds {limit} bytes"),
+        )
     }
 
     /// `405 method_not_allowed`.
     pub fn method_not_allowed() -> ApiError {
-        ApiError {
-            status: StatusCode::METHOD_NOT_ALLOWED,
-            code: METHOD_NOT_ALLOWED,
-            message: "method not allowed on this path".to_owned(),
-            reason: None,
-        }
+        ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            "method not allowed on this path",
+        )
     }
 
     /// The JSON body bytes of this error.
     pub fn body(&self) -> Vec<u8> {
-        let envelope = Envelope {
-            error: Body {
-                code: self.code,
-                message: &self.message,
-                reason: self.reason,
+        let envelope = ErrorEnvelope {
+            error: ErrorBody {
+                code: self.code.to_owned(),
+                message: self.message.clone(),
+                reason: self.reason.map(str::to_owned),
             },
         };
         // Serializing two strings cannot fail; fall back to a fixed body all the same.

@@ -22,19 +22,20 @@ use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use x402_escrow_sdk::facilitator::{
     FacilitatorRequest, SettleResponse, SupportedResponse, VerifyRequest, VerifyResponse, reasons,
 };
 use x402_escrow_sdk::wire::extensions::validate_payment_id;
+use x402_escrow_types::ErrorEnvelope;
 
 use super::ApiState;
 use super::auth::{self, CurrentMerchant};
 use super::errors::{ApiError, json_response};
 use super::idempotency::REPLAYED_HEADER;
-use crate::service::PaymentService;
+use crate::service::{ErrorCode, PaymentService};
 use crate::store::{IdempotencyBegin, Merchant, Store};
 
 /// What a facilitator backend offers (implemented by the engine).
@@ -189,10 +190,10 @@ fn cacheable(reason: Option<&str>) -> bool {
 }
 
 fn conflict(id: &str) -> Response {
-    let body = json!({"error": {
-        "code": "payment_identifier_conflict",
-        "message": format!("payment-identifier {id:?} was already used with a different payload"),
-    }});
+    let body = ErrorEnvelope::new(
+        ErrorCode::PaymentIdentifierConflict,
+        format!("payment-identifier {id:?} was already used with a different payload"),
+    );
     json_response(
         StatusCode::CONFLICT,
         serde_json::to_vec(&body).unwrap_or_default(),

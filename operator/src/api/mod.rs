@@ -268,13 +268,10 @@ pub async fn shutdown_signal() {
 }
 
 /// The request id of a request (also in the response's `X-Request-Id`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(pub String);
+pub use x402_escrow_types::RequestId;
 
 fn sane_request_id(v: &HeaderValue) -> Option<String> {
-    let s = v.to_str().ok()?;
-    (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
-        .then(|| s.to_owned())
+    RequestId::parse(v.to_str().ok()?).map(|id| id.0)
 }
 
 /// Middleware: request id, tracing span, echo header.

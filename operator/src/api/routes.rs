@@ -6,17 +6,15 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::ApiState;
 use super::auth::CurrentMerchant;
 use super::errors::{ApiBody, ApiError, ApiPath, ApiQuery, json, service_json};
 use crate::lifecycle::PaymentStatus;
-use crate::service::{
-    AuthorizeRequest, CaptureRequest, PaymentService, PaymentView, RefundRequest,
-};
+use crate::service::{AuthorizeRequest, CaptureRequest, PaymentService, RefundRequest};
 
 /// Longest `wait` accepted on authorize, in seconds. Kept below the idempotency in-flight lock
 /// ([`super::idempotency::MIN_IN_FLIGHT_LOCK`]) so a retry cannot take over the key of a request
@@ -144,10 +142,7 @@ pub async fn capture<S: PaymentService>(
     )
 }
 
-/// Body of `POST /v1/payments/{id}/void`: empty or `{}`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VoidRequest {}
+pub use x402_escrow_types::VoidRequest;
 
 /// `POST /v1/payments/{id}/void` → Payment.
 pub async fn void<S: PaymentService>(
@@ -206,12 +201,7 @@ pub struct ListQuery {
     pub request_id: Option<String>,
 }
 
-/// `GET /v1/payments?request_id=…` → `{payments: [...]}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PaymentList {
-    /// Newest first.
-    pub payments: Vec<PaymentView>,
-}
+pub use x402_escrow_types::PaymentList;
 
 /// `GET /v1/payments?request_id=…` → `{payments: [...]}`, newest first.
 pub async fn list_payments<S: PaymentService>(

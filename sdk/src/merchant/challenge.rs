@@ -22,8 +22,8 @@ use crate::wire::{
     PaymentRequirements, PaymentRequirementsV1, ResourceInfo,
 };
 
-/// Granularity of challenge times, in seconds.
-pub const EPOCH_SECS: u64 = 60;
+/// Granularity of challenge times, in seconds (defined with the terms it enters).
+pub use x402_escrow_types::terms::EPOCH_SECS;
 
 /// The requirements of one route at one challenge epoch.
 pub(crate) fn offers(

@@ -29,9 +29,10 @@ use crate::facilitator::{SettleResponse, VerifyRequest};
 use crate::schemes::EXACT;
 use crate::schemes::auth_capture::PaymentFlow;
 use crate::wire::ResourceInfo;
+use x402_escrow_types::{ErrorCode, PaymentStatus};
 
 /// The operator's reason for an ERC-3009 authorization already used or cancelled.
-const AUTHORIZATION_USED: &str = "authorization_used";
+const AUTHORIZATION_USED: &str = ErrorCode::AuthorizationUsed.as_str();
 
 /// How the handler ended.
 pub(crate) enum Outcome<E> {
@@ -101,7 +102,7 @@ where
         payment = wait_authorized(&shared.operator, payment, config).await;
     }
     let span = tracing::Span::current();
-    span.record("payment_id", payment.id.as_str());
+    span.record("payment_id", tracing::field::display(payment.id));
     span.record(
         "payment_hash",
         tracing::field::display(payment.payment_hash),
@@ -128,11 +129,11 @@ where
     // A replayed authorization of an already captured payment runs the handler again; the
     // capture then replays too. A charge is usable while it is captured (a refunded one is not).
     let usable = if charge {
-        payment.status == "captured"
+        payment.status == PaymentStatus::Captured
     } else {
         matches!(
-            payment.status.as_str(),
-            "authorized" | "captured" | "partially_captured"
+            payment.status,
+            PaymentStatus::Authorized | PaymentStatus::Captured | PaymentStatus::PartiallyCaptured
         )
     };
     if !usable {
@@ -151,9 +152,10 @@ where
         ));
     }
     tracing::info!(%amount, "payment authorized");
+    let payment_id = payment.id.to_string();
     request.extensions_mut().insert(request_id.clone());
     request.extensions_mut().insert(PaymentContext {
-        payment_id: payment.id.clone(),
+        payment_id: payment_id.clone(),
         payment_hash: payment.payment_hash,
         amount,
         payer,
@@ -164,7 +166,7 @@ where
 
     let outcome = run_handler(&mut inner, request, config.handler_timeout).await;
     guard.disarm();
-    let facts = |payment: &OperatorPayment, status: &str, tx_kind: &str| {
+    let facts = |payment: &OperatorPayment, status: PaymentStatus, tx_kind: &str| {
         settle::receipt(&ReceiptFacts {
             payment,
             status,
@@ -177,29 +179,29 @@ where
     let success = matches!(&outcome, Outcome::Response(r) if r.status().is_success());
     let receipt = if charge && success {
         // Charged before the handler ran: nothing to capture.
-        facts(&payment, &payment.status, "charge")
+        facts(&payment, payment.status, "charge")
     } else if charge {
         // The flow's failure path: the whole amount goes back.
-        match settle::finish(&shared.operator, &payment.id, release.finish()).await {
-            Ok(refunded) => facts(&refunded, &refunded.status, "refund"),
-            Err(_) => facts(&payment, &payment.status, "charge"),
+        match settle::finish(&shared.operator, &payment_id, release.finish()).await {
+            Ok(refunded) => facts(&refunded, refunded.status, "refund"),
+            Err(_) => facts(&payment, payment.status, "charge"),
         }
     } else if success && config.capture_mode == CaptureMode::Queued {
-        settle::queue_capture(&shared.operator, &payment.id);
-        facts(&payment, "authorized", "authorize")
+        settle::queue_capture(&shared.operator, &payment_id);
+        facts(&payment, PaymentStatus::Authorized, "authorize")
     } else if success {
-        match settle::finish(&shared.operator, &payment.id, Finish::Capture).await {
-            Ok(captured) => facts(&captured, &captured.status, "capture"),
+        match settle::finish(&shared.operator, &payment_id, Finish::Capture).await {
+            Ok(captured) => facts(&captured, captured.status, "capture"),
             Err(_) => {
                 // The hold stands; capture later in the background.
-                settle::queue_capture(&shared.operator, &payment.id);
-                facts(&payment, "authorized", "authorize")
+                settle::queue_capture(&shared.operator, &payment_id);
+                facts(&payment, PaymentStatus::Authorized, "authorize")
             }
         }
     } else {
-        match settle::finish(&shared.operator, &payment.id, Finish::Void).await {
-            Ok(voided) => facts(&voided, &voided.status, "void"),
-            Err(_) => facts(&payment, &payment.status, "authorize"),
+        match settle::finish(&shared.operator, &payment_id, Finish::Void).await {
+            Ok(voided) => facts(&voided, voided.status, "void"),
+            Err(_) => facts(&payment, payment.status, "authorize"),
         }
     };
     let given_back = if charge { "refunded" } else { "voided" };
@@ -262,7 +264,7 @@ where
             route,
             resource,
             now,
-            Some("invalid_payload".to_owned()),
+            Some(ErrorCode::InvalidPayload.as_str().to_owned()),
         ));
     };
     let nonce = exact.authorization.nonce;
@@ -406,7 +408,7 @@ pub(crate) async fn wait_authorized(
     let deadline = tokio::time::Instant::now() + wait;
     while payment.is_authorizing() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        match operator.get(&payment.id).await {
+        match operator.get(&payment.id.to_string()).await {
             Ok(latest) => payment = latest,
             Err(error) => tracing::warn!(%error, "polling an authorizing payment"),
         }

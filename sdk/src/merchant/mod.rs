@@ -40,7 +40,12 @@ pub use layer::{PAYMENT_IDENTIFIER_REQUIRED, RouteSpecError, X402Layer, X402Serv
 pub use operator::{AuthorizeCall, OperatorClient, OperatorError, OperatorPayment, OperatorRetry};
 pub use terms::{
     DEFAULT_CAPTURE_DEADLINE_SECS, DEFAULT_EXPIRY_MARGIN_SECS, DEFAULT_MAX_TIMEOUT_SECS,
-    MerchantTerms, TermsAsset, TermsError, TermsEscrow, capture_deadline_offer_secs,
+    MerchantTerms, MerchantTermsExt, TermsAsset, TermsError, TermsEscrow,
+    capture_deadline_offer_secs,
+};
+/// The operator's REST API types (one definition, shared with the operator).
+pub use x402_escrow_types::{
+    AmountsView, ErrorBody, ErrorCode, ErrorView, Flow, PaymentStatus, PaymentView, TransactionView,
 };
 
 pub use crate::schemes::auth_capture::PaymentFlow;

@@ -9,10 +9,13 @@
 
 use std::time::Duration;
 
-use alloy::primitives::{Address, B256};
+use alloy::primitives::Address;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use x402_escrow_types::{
+    AuthorizeRequest, CaptureRequest, ErrorCode, ErrorEnvelope, PaymentView, RefundRequest,
+    VoidRequest,
+};
 
 use crate::amount::Amount;
 use crate::facilitator::{SettleResponse, VerifyRequest, VerifyResponse};
@@ -20,9 +23,9 @@ use crate::wire::codec::IDEMPOTENCY_KEY;
 use crate::wire::{PaymentPayload, PaymentRequirements};
 
 /// The operator's code for "same key, first request still running" (retried).
-pub const IDEMPOTENCY_KEY_IN_FLIGHT: &str = "idempotency_key_in_flight";
+pub const IDEMPOTENCY_KEY_IN_FLIGHT: &str = ErrorCode::IdempotencyKeyInFlight.as_str();
 /// The operator's code for "same key, different request".
-pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
+pub const IDEMPOTENCY_KEY_REUSED: &str = ErrorCode::IdempotencyKeyReused.as_str();
 
 /// Why an operator call failed.
 #[derive(Debug, thiserror::Error)]
@@ -69,100 +72,9 @@ impl OperatorError {
     }
 }
 
-/// Amounts of a payment (token units).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OperatorAmounts {
-    /// Held at authorization (or charged).
-    pub authorized: Amount,
-    /// Sent to the merchant.
-    pub captured: Amount,
-    /// Returned after capture.
-    pub refunded: Amount,
-    /// Still capturable.
-    pub capturable: Amount,
-    /// Still refundable.
-    pub refundable: Amount,
-}
-
-/// One chain transaction of a payment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OperatorTransaction {
-    /// `authorize`, `charge`, `capture`, `void`, `refund`, ….
-    pub kind: String,
-    /// The transaction hash once broadcast.
-    #[serde(default)]
-    pub hash: Option<B256>,
-    /// Outbox status (`queued` … `final`, `reverted`, `abandoned`).
-    pub status: String,
-    /// The block it was mined in.
-    #[serde(default)]
-    pub block_number: Option<u64>,
-}
-
-/// A failure recorded on a payment, or the body of an error answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OperatorErrorBody {
-    /// Stable code.
-    pub code: String,
-    /// Detail.
-    #[serde(default)]
-    pub message: String,
-    /// The x402 reason of a refused payment (`invalid_auth_capture_evm_*`), when the operator
-    /// names one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-/// A payment as the operator shows it (unknown fields are ignored).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OperatorPayment {
-    /// The operator's payment id.
-    pub id: String,
-    /// The escrow's payment hash.
-    pub payment_hash: B256,
-    /// Lifecycle status (`authorizing`, `charging`, `authorized`, `captured`, `voided`, …).
-    pub status: String,
-    /// `authorize` (x402 flow `escrow`: a hold) or `charge` (flow `authorization`: captured at
-    /// once). Absent from older operators (read as `authorize`).
-    #[serde(default)]
-    pub flow: Option<String>,
-    /// Amounts.
-    pub amounts: OperatorAmounts,
-    /// Chain transactions, oldest first.
-    #[serde(default)]
-    pub transactions: Vec<OperatorTransaction>,
-    /// The merchant's request id.
-    #[serde(default)]
-    pub request_id: Option<String>,
-    /// The last failure.
-    #[serde(default)]
-    pub last_error: Option<OperatorErrorBody>,
-}
-
-impl OperatorPayment {
-    /// The hash of the newest transaction of `kind` that has one.
-    pub fn tx_hash(&self, kind: &str) -> Option<B256> {
-        self.transactions
-            .iter()
-            .rev()
-            .filter(|t| t.kind == kind)
-            .find_map(|t| t.hash)
-    }
-
-    /// Whether the hold (or the charge) is not confirmed on chain yet.
-    pub fn is_authorizing(&self) -> bool {
-        matches!(self.status.as_str(), "authorizing" | "charging")
-    }
-
-    /// Whether the payment was charged (x402 flow `authorization`): captured at once, so the
-    /// way back is a refund, not a void.
-    pub fn is_charge(&self) -> bool {
-        self.flow.as_deref() == Some("charge")
-    }
-}
+/// A payment as the operator shows it: the API's [`PaymentView`] (unknown fields are ignored;
+/// fields an older operator did not send take their defaults).
+pub type OperatorPayment = PaymentView;
 
 /// `POST /v1/payments/authorize`.
 #[derive(Debug, Clone)]
@@ -177,26 +89,6 @@ pub struct AuthorizeCall {
     pub idempotency_scope: String,
     /// Seconds the operator may wait for the hold to be on chain (`None`: its default).
     pub wait_seconds: Option<u64>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct AuthorizeBody<'a> {
-    payment_payload: &'a PaymentPayload,
-    payment_requirements: &'a PaymentRequirements,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    request_id: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct AmountBody {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    amount: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ErrorEnvelope {
-    error: OperatorErrorBody,
 }
 
 /// Bounded exponential backoff for transient failures.
@@ -279,10 +171,11 @@ impl OperatorClient {
 
     /// Verifies the payment and places the hold (`POST /v1/payments/authorize`).
     pub async fn authorize(&self, call: &AuthorizeCall) -> Result<OperatorPayment, OperatorError> {
-        let body = AuthorizeBody {
+        let body = AuthorizeRequest {
             payment_payload: &call.payment_payload,
             payment_requirements: &call.payment_requirements,
-            request_id: call.request_id.as_deref(),
+            request_id: call.request_id.clone(),
+            wait: None,
         };
         let body = serde_json::to_vec(&body).map_err(|e| OperatorError::Decode(e.to_string()))?;
         let mut path = "/v1/payments/authorize".to_owned();
@@ -299,15 +192,15 @@ impl OperatorClient {
         payment_id: &str,
         amount: Option<Amount>,
     ) -> Result<OperatorPayment, OperatorError> {
-        let body = AmountBody {
-            amount: amount.map(|a| a.to_string()),
+        let body = CaptureRequest {
+            amount: amount.map(api_amount).transpose()?,
         };
         self.action(payment_id, "capture", &body).await
     }
 
     /// Releases the hold to the payer.
     pub async fn void(&self, payment_id: &str) -> Result<OperatorPayment, OperatorError> {
-        self.action(payment_id, "void", &AmountBody { amount: None })
+        self.action(payment_id, "void", &VoidRequest::default())
             .await
     }
 
@@ -329,8 +222,8 @@ impl OperatorClient {
         amount: Amount,
         scope: &str,
     ) -> Result<OperatorPayment, OperatorError> {
-        let body = serde_json::to_vec(&AmountBody {
-            amount: Some(amount.to_string()),
+        let body = serde_json::to_vec(&RefundRequest {
+            amount: api_amount(amount)?,
         })
         .map_err(|e| OperatorError::Decode(e.to_string()))?;
         let key = idempotency_key("refund", scope);
@@ -389,7 +282,7 @@ impl OperatorClient {
         &self,
         payment_id: &str,
         action: &str,
-        body: &AmountBody,
+        body: &impl serde::Serialize,
     ) -> Result<OperatorPayment, OperatorError> {
         let body = serde_json::to_vec(body).map_err(|e| OperatorError::Decode(e.to_string()))?;
         let key = idempotency_key(action, payment_id);
@@ -434,6 +327,19 @@ impl OperatorClient {
             }
         }
     }
+}
+
+/// The API's amount (`u128`: escrow amounts are `uint120`) of an x402 amount. A larger one is
+/// refused as the operator would refuse it (`400 invalid_request`), without a round trip.
+fn api_amount(amount: Amount) -> Result<x402_escrow_types::Amount, OperatorError> {
+    x402_escrow_types::api::decimal::parse(&amount.to_string()).map_err(|message| {
+        OperatorError::Rejected {
+            status: ErrorCode::InvalidRequest.http_status(),
+            code: ErrorCode::InvalidRequest.as_str().to_owned(),
+            message,
+            reason: None,
+        }
+    })
 }
 
 fn payment_path(payment_id: &str, action: &str) -> String {

@@ -16,6 +16,7 @@ use crate::buyer::receipt::RECEIPT_EXTENSION;
 use crate::facilitator::SettleResponse;
 use crate::network::Network;
 use crate::wire::codec::{self, PAYMENT_RESPONSE, X_PAYMENT_RESPONSE};
+use x402_escrow_types::PaymentStatus;
 
 /// The operator call that places the hold, in its own task.
 pub(crate) type AuthorizeTask = JoinHandle<Result<OperatorPayment, OperatorError>>;
@@ -82,7 +83,7 @@ impl VoidGuard {
             ))),
         };
         self.state = match &result {
-            Ok(payment) => GuardState::Held(payment.id.clone()),
+            Ok(payment) => GuardState::Held(payment.id.to_string()),
             Err(_) => GuardState::Done,
         };
         result
@@ -115,7 +116,8 @@ impl Drop for VoidGuard {
                 );
                 runtime.spawn(async move {
                     if let Ok(Ok(payment)) = task.await {
-                        log_release(finish.call(&operator, &payment.id).await, &payment.id);
+                        let id = payment.id.to_string();
+                        log_release(finish.call(&operator, &id).await, &id);
                     }
                 });
             }
@@ -214,7 +216,7 @@ pub(crate) fn queue_capture(operator: &OperatorClient, payment_id: &str) {
 /// What the receipt reports.
 pub(crate) struct ReceiptFacts<'a> {
     pub payment: &'a OperatorPayment,
-    pub status: &'a str,
+    pub status: PaymentStatus,
     pub tx_kind: &'a str,
     pub network: Network,
     pub payer: Option<Address>,
@@ -231,9 +233,9 @@ pub(crate) fn receipt(facts: &ReceiptFacts<'_>) -> SettleResponse {
     let mut info = json!({
         "paymentId": p.id,
         "paymentHash": p.payment_hash,
-        "status": facts.status,
+        "status": facts.status.as_str(),
     });
-    if p.amounts.refunded != Amount::ZERO
+    if p.amounts.refunded != 0
         && let Some(object) = info.as_object_mut()
     {
         object.insert(

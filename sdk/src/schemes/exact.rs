@@ -1,14 +1,10 @@
 //! The `exact` scheme on EVM with ERC-3009: the client signs `TransferWithAuthorization` for
 //! exactly `amount` to `payTo`; settlement calls the token's `transferWithAuthorization`.
 
-use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::primitives::{Address, B256, U256};
 use alloy::signers::{Signer, SignerSync};
-use serde::Serialize;
-use serde_json::{Map, Value};
 
-use crate::DecodeError;
 use crate::amount::Amount;
-use crate::json::{self, FromJson, Obj};
 use crate::schemes::{EXACT, Eip3009Authorization};
 use crate::signing::{self, SigningError, TokenDomain};
 use crate::wire::{Extra, PaymentRequirements};
@@ -17,64 +13,7 @@ use crate::wire::{Extra, PaymentRequirements};
 /// for at least this many seconds after `now` (the public specification's 6-second floor).
 pub const MIN_VALIDITY_SECONDS: u64 = 6;
 
-/// The `extra` object of `exact` requirements: the token's EIP-712 domain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ExactExtra {
-    /// EIP-712 domain name of the token (required to sign ERC-3009).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// EIP-712 domain version of the token (required to sign ERC-3009).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    /// Keys this crate does not interpret (for example `assetTransferMethod`), kept verbatim.
-    #[serde(flatten)]
-    pub other: Map<String, Value>,
-}
-
-impl ExactExtra {
-    /// An extra with the token's domain name and version.
-    pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
-        Self {
-            name: Some(name.into()),
-            version: Some(version.into()),
-            other: Map::new(),
-        }
-    }
-}
-
-impl FromJson for ExactExtra {
-    fn from_json(value: &Value, path: &str) -> Result<Self, DecodeError> {
-        let o = Obj::new(value, path)?;
-        Ok(Self {
-            name: o.opt_str("name")?,
-            version: o.opt_str("version")?,
-            other: o.rest(&["name", "version"]),
-        })
-    }
-}
-
-json::deserialize_via_from_json!(ExactExtra);
-
-/// The client's `exact` payload (ERC-3009 `TransferWithAuthorization`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ExactPayload {
-    /// The authorization (to = `payTo`).
-    pub authorization: Eip3009Authorization,
-    /// EIP-712 signature by `authorization.from`.
-    pub signature: Bytes,
-}
-
-impl FromJson for ExactPayload {
-    fn from_json(value: &Value, path: &str) -> Result<Self, DecodeError> {
-        let o = Obj::new(value, path)?;
-        Ok(Self {
-            authorization: o.req_t("authorization")?,
-            signature: o.req("signature", json::signature)?,
-        })
-    }
-}
-
-json::deserialize_via_from_json!(ExactPayload);
+pub use x402_escrow_types::schemes::exact::{ExactExtra, ExactPayload};
 
 /// Why an `exact` payment could not be built or does not match its requirements.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -336,7 +336,7 @@ impl Stack {
                 .transactions
                 .iter()
                 .all(|t| matches!(t.status.as_str(), "final" | "reverted" | "abandoned"));
-            if payment.status == status && settled {
+            if payment.status.as_str() == status && settled {
                 return Ok(payment);
             }
             if Instant::now() > deadline {
@@ -571,11 +571,11 @@ fn scenario(title: &str, path: &str, request_id: &str, before: Balances) -> Scen
 fn fill(report: &mut ScenarioReport, paid: &Paid, payment: &OperatorPayment) {
     report.http_status = Some(paid.status);
     report.price = amount_u64(paid.payment.amount);
-    report.payment_id = Some(payment.id.clone());
+    report.payment_id = Some(payment.id.to_string());
     report.payment_hash = Some(payment.payment_hash);
-    report.status = Some(payment.status.clone());
-    report.captured = amount_u64(payment.amounts.captured);
-    report.refunded = amount_u64(payment.amounts.refunded);
+    report.status = Some(payment.status.to_string());
+    report.captured = amount_u64(Amount::from(payment.amounts.captured));
+    report.refunded = amount_u64(Amount::from(payment.amounts.refunded));
     report.transactions = payment
         .transactions
         .iter()

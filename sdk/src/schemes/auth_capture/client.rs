@@ -5,7 +5,6 @@ use alloy::signers::{Signer, SignerSync};
 
 use super::bound_salt;
 use super::error::AuthCaptureError;
-use super::types::{AssetTransferMethod, AuthCapturePayload};
 use super::verify::{build_payment_info, checked_amount, typed_extra};
 use crate::PaymentInfo;
 use crate::amount::{Amount, UINT48_MAX};
@@ -14,6 +13,7 @@ use crate::schemes::Eip3009Authorization;
 use crate::signing::{self, TokenDomain};
 use crate::wire::PaymentRequirements;
 use x402_escrow_bindings::hash::payer_agnostic_hash;
+use x402_escrow_types::schemes::auth_capture::{AssetTransferMethod, AuthCapturePayload};
 
 /// Everything about a payment except the payer's signature: for signers that sign
 /// asynchronously (sign [`signing_hash`](Self::signing_hash), then call

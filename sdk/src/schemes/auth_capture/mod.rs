@@ -9,7 +9,6 @@
 mod client;
 mod error;
 mod payment_info;
-mod types;
 mod verify;
 
 use alloy::primitives::{Address, B256, U256, keccak256};
@@ -18,13 +17,13 @@ use alloy::sol_types::SolValue;
 pub use client::{PreparedAuthorization, build_payload, prepare};
 pub use error::AuthCaptureError;
 pub use payment_info::{PaymentInfoError, payment_info_from_json, payment_info_to_json};
-pub use types::{
-    AssetTransferMethod, AuthCaptureExtra, AuthCapturePayload, CaptureMode, LifecycleOperation,
-    LifecyclePayload, MAX_FEE_BPS, PaymentFlow, PaymentInfoJson,
-};
 pub use verify::{
     CLOCK_SKEW_TOLERANCE_SECONDS, DerivedPayment, MIN_VALIDITY_SECONDS, SignatureCheck,
     check_signature, check_timing, derive_from_payment_payload, derive_payment_info,
+};
+pub use x402_escrow_types::schemes::auth_capture::{
+    AssetTransferMethod, AuthCaptureExtra, AuthCapturePayload, CaptureMode, LifecycleOperation,
+    LifecyclePayload, MAX_FEE_BPS, PaymentFlow, PaymentInfoJson,
 };
 
 /// The EIP-712-style domain tag of the salt binding.

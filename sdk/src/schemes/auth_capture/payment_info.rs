@@ -4,9 +4,9 @@ use alloy::primitives::aliases::{U48, U120};
 use alloy::primitives::ruint::UintTryFrom;
 use alloy::primitives::{B256, U256};
 
-use super::types::PaymentInfoJson;
 use crate::PaymentInfo;
 use crate::amount::Amount;
+use x402_escrow_types::schemes::auth_capture::PaymentInfoJson;
 
 /// A JSON PaymentInfo value that does not fit the escrow's field types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -8,9 +8,6 @@ use alloy::primitives::{Address, B256, U256};
 use super::bound_salt;
 use super::error::AuthCaptureError;
 use super::payment_info::payment_info_to_json;
-use super::types::{
-    AssetTransferMethod, AuthCaptureExtra, AuthCapturePayload, PaymentFlow, PaymentInfoJson,
-};
 use crate::PaymentInfo;
 use crate::amount::{Amount, UINT48_MAX};
 use crate::escrows::{EscrowDeployment, EscrowRegistry};
@@ -18,6 +15,9 @@ use crate::schemes::AUTH_CAPTURE;
 use crate::signing::{self, TokenDomain};
 use crate::wire::{PaymentPayload, PaymentRequirements, SchemePayload};
 use x402_escrow_bindings::hash::{payer_agnostic_hash, payment_info_hash};
+use x402_escrow_types::schemes::auth_capture::{
+    AssetTransferMethod, AuthCaptureExtra, AuthCapturePayload, PaymentFlow, PaymentInfoJson,
+};
 
 /// An authorization must stay valid at least this many seconds after `now` (the public
 /// specification's 6-second floor for clock skew and inclusion).

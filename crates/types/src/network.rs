@@ -164,21 +164,21 @@ impl Network {
     }
 
     /// Decodes a v2 `network` field (CAIP-2).
-    pub(crate) fn from_json_v2(value: &Value, path: &str) -> Result<Self, DecodeError> {
+    pub fn from_json_v2(value: &Value, path: &str) -> Result<Self, DecodeError> {
         let s = json::string(value, path)?;
         Self::parse_caip2(s).map_err(|e| invalid(path, s, e))
     }
 
     /// Decodes a v1 `network` field: a known v1 name, or (our leniency for chains without a
     /// name) a CAIP-2 `eip155` identifier.
-    pub(crate) fn from_json_v1(value: &Value, path: &str) -> Result<Self, DecodeError> {
+    pub fn from_json_v1(value: &Value, path: &str) -> Result<Self, DecodeError> {
         let s = json::string(value, path)?;
         Self::parse_any(s).map_err(|e| invalid(path, s, e))
     }
 
     /// Whether a raw `network` value names a network outside what we can pay on (a valid CAIP-2
     /// id of another namespace, or an unknown v1 name); such `accepts` entries are skipped.
-    pub(crate) fn is_foreign(value: &Value, v1: bool) -> bool {
+    pub fn is_foreign(value: &Value, v1: bool) -> bool {
         match value.as_str() {
             Some(s) if v1 => matches!(
                 Self::parse_any(s),
@@ -232,10 +232,7 @@ impl FromJson for Network {
 json::deserialize_via_from_json!(Network);
 
 /// Serialises a [`Network`] with its v1 spelling (for `#[serde(serialize_with)]`).
-pub(crate) fn serialize_v1<S: Serializer>(
-    network: &Network,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
+pub fn serialize_v1<S: Serializer>(network: &Network, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&network.v1_string())
 }
 

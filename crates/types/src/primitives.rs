@@ -1,7 +1,7 @@
 //! Strict parsers for the hex-encoded primitives of the wire format: addresses, 32-byte words
 //! (nonces, salts, transaction hashes) and byte strings (signatures).
 
-use alloy::primitives::{Address, B256, Bytes};
+use alloy_primitives::{Address, B256, Bytes};
 
 /// Largest byte string accepted for a signature field (an EIP-6492 envelope carries a factory
 /// call, so it can be much longer than 65 bytes; the header size limit bounds it anyway).
@@ -138,7 +138,7 @@ pub fn parse_bytes(s: &str, max: usize) -> Result<Bytes, HexError> {
 pub mod serde_checksum {
     use std::collections::BTreeMap;
 
-    use alloy::primitives::Address;
+    use alloy_primitives::Address;
     use serde::Serializer;
     use serde::ser::{SerializeMap, SerializeSeq};
 

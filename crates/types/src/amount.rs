@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use alloy::primitives::U256;
+use alloy_primitives::U256;
 use serde::{Serialize, Serializer};
 
 /// Most decimal digits a `uint256` can have (2^256 - 1 has 78).

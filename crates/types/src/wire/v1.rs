@@ -1,7 +1,7 @@
 //! x402 v1 objects: the 402 body `{x402Version: 1, error?, accepts}`, v1 requirements
 //! (`maxAmountRequired`, `resource` URL, network names) and the `X-PAYMENT` payload.
 
-use alloy::primitives::Address;
+use alloy_primitives::Address;
 use serde::Serialize;
 use serde_json::Value;
 

@@ -1,7 +1,7 @@
 //! Wire types of the `auth-capture` scheme: the requirements' `extra`, the client's collect
 //! payload, and the lifecycle payloads (`capture`, `void`, `refund`) with their `paymentInfo`.
 
-use alloy::primitives::{Address, B256, Bytes};
+use alloy_primitives::{Address, B256, Bytes};
 use serde::Serialize;
 use serde_json::{Map, Value};
 

@@ -1,6 +1,6 @@
 //! x402 v2 objects: `PaymentRequired`, `PaymentRequirements`, `PaymentPayload`, `ResourceInfo`.
 
-use alloy::primitives::Address;
+use alloy_primitives::Address;
 use serde::Serialize;
 use serde_json::{Map, Value};
 

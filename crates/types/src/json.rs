@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use alloy::primitives::{Address, B256, Bytes};
+use alloy_primitives::{Address, B256, Bytes};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
@@ -21,7 +21,10 @@ pub trait FromJson: Sized {
     fn from_json(value: &Value, path: &str) -> Result<Self, DecodeError>;
 }
 
-/// Implements `serde::Deserialize` for a [`FromJson`] type (via `serde_json::Value`).
+/// Implements `serde::Deserialize` for a [`FromJson`] type (via `serde_json::Value`). The
+/// crate using it needs `serde` and `serde_json` as dependencies.
+#[doc(hidden)]
+#[macro_export]
 macro_rules! deserialize_via_from_json {
     ($ty:ty) => {
         impl<'de> serde::Deserialize<'de> for $ty {
@@ -33,7 +36,7 @@ macro_rules! deserialize_via_from_json {
         }
     };
 }
-pub(crate) use deserialize_via_from_json;
+pub use crate::deserialize_via_from_json;
 
 /// Parses JSON text into a value, rejecting duplicate object keys (which different parsers
 /// resolve differently) and trailing data. `what` names the input in errors.

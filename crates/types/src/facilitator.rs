@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use alloy::primitives::{Address, B256};
+use alloy_primitives::{Address, B256};
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
