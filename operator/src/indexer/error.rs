@@ -39,7 +39,7 @@ pub enum IndexerError {
 
 impl IndexerError {
     /// True for failures worth retrying as they are (RPC or database hiccups); false for
-    /// configuration or data problems that need a human (still retried by [`Indexer::run`],
+    /// configuration or data problems that need a human (still retried by [`Indexer::run`](super::Indexer::run),
     /// at the longest backoff).
     pub fn is_transient(&self) -> bool {
         match self {

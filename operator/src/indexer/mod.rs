@@ -41,8 +41,10 @@
 //! - `pass`: one pass's plan (chain check, cursor, target, range);
 //! - `reorg`: step 2, the reorg check and rewind;
 //! - `read`: steps 3 and 4, reading a range and storing its events;
-//! - `event`: decoding escrow logs and mapping them to payment effects.
+//! - `event`: decoding escrow logs ([`EscrowEvent`]) and their stored JSON form;
+//! - `effect`: what each event means for a payment ([`event_effect`]).
 
+mod effect;
 mod error;
 mod event;
 mod outcome;
@@ -69,10 +71,9 @@ use crate::store::{
     ChainEvent, CursorPosition, IndexedBlock, IndexerAdvance, NewChainEvent, Store,
 };
 
+pub use effect::{EventEffect, Origin, event_effect, stored_event_effect};
 pub use error::IndexerError;
-pub use event::{
-    EscrowEvent, EventDecodeError, EventEffect, Origin, event_effect, stored_event_effect,
-};
+pub use event::{EscrowEvent, EventDecodeError};
 pub use outcome::{IndexerUpdate, Reorg, TickOutcome};
 pub use settings::{IndexerConfig, ReadMode};
 pub use state::{OnChainPaymentState, read_payment_state, read_payment_states};

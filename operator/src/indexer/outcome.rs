@@ -17,7 +17,7 @@ pub struct Reorg {
     pub removed: Vec<ChainEvent>,
 }
 
-/// What one [`Indexer::tick`] did.
+/// What one [`Indexer::tick`](super::Indexer::tick) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TickOutcome {
     /// The reorg undone at the start of the pass, if any.

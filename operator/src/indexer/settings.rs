@@ -19,7 +19,7 @@ pub enum ReadMode {
     },
 }
 
-/// Settings of one [`Indexer`].
+/// Settings of one [`Indexer`](super::Indexer).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexerConfig {
     /// The chain (checked against the RPC's `eth_chainId` on the first pass).

@@ -10,7 +10,7 @@ use std::time::Duration;
 /// lost on the way back means the same event arrives again (same `webhook-id`, new timestamp
 /// and signature). Process an id once:
 ///
-/// 1. [`verify`] first (never record unverified ids);
+/// 1. [`verify`](super::verify()) first (never record unverified ids);
 /// 2. [`first_seen`](Self::first_seen): `false` → answer 2xx and do nothing;
 /// 3. process; if processing fails, [`forget`](Self::forget) the id and answer non-2xx so that
 ///    the retry is processed.
