@@ -3,11 +3,10 @@
 //! (flow `authorization`) outbox row in one SQL transaction, and the caller waits for the outcome.
 
 use alloy::primitives::{Bytes, U256};
-use alloy::sol_types::SolCall;
 use serde_json::json;
 use uuid::Uuid;
-use x402_escrow_bindings::contracts::auth_capture_escrow::AuthCaptureEscrow as Escrow;
 
+use super::calldata;
 use super::{Engine, secs_to_ms, store_error};
 use crate::lifecycle::Flow;
 use crate::service::{AuthorizeRequest, ErrorCode, PaymentView, ServiceError, to_record};
@@ -99,46 +98,39 @@ impl Engine {
             capture_deadline_at,
         };
         let (kind, calldata, request_json) = match verified.flow {
-            Flow::Authorize => {
-                let call = Escrow::authorizeCall {
-                    paymentInfo: info.clone(),
-                    amount: U256::from(verified.amount),
-                    tokenCollector: derived.deployment.erc3009_collector,
-                    collectorData: verified.signature.clone(),
-                };
-                (
-                    TxKind::Authorize,
-                    call.abi_encode(),
-                    json!({
-                        "call": "authorize",
-                        "paymentHash": derived.payment_info_hash,
-                        "amount": verified.amount.to_string(),
-                        "tokenCollector": derived.deployment.erc3009_collector,
-                    }),
-                )
-            }
-            Flow::Charge => {
-                let call = Escrow::chargeCall {
-                    paymentInfo: info.clone(),
-                    amount: U256::from(verified.amount),
-                    tokenCollector: derived.deployment.erc3009_collector,
-                    collectorData: verified.signature.clone(),
-                    feeBps: verified.fee_bps,
-                    feeReceiver: verified.fee_receiver,
-                };
-                (
-                    TxKind::Charge,
-                    call.abi_encode(),
-                    json!({
-                        "call": "charge",
-                        "paymentHash": derived.payment_info_hash,
-                        "amount": verified.amount.to_string(),
-                        "tokenCollector": derived.deployment.erc3009_collector,
-                        "feeBps": verified.fee_bps,
-                        "feeReceiver": verified.fee_receiver,
-                    }),
-                )
-            }
+            Flow::Authorize => (
+                TxKind::Authorize,
+                calldata::authorize(
+                    info,
+                    verified.amount,
+                    derived.deployment.erc3009_collector,
+                    verified.signature.clone(),
+                ),
+                json!({
+                    "call": "authorize",
+                    "paymentHash": derived.payment_info_hash,
+                    "amount": verified.amount.to_string(),
+                    "tokenCollector": derived.deployment.erc3009_collector,
+                }),
+            ),
+            Flow::Charge => (
+                TxKind::Charge,
+                calldata::charge(
+                    info,
+                    verified.amount,
+                    derived.deployment.erc3009_collector,
+                    verified.signature.clone(),
+                    (verified.fee_bps, verified.fee_receiver),
+                ),
+                json!({
+                    "call": "charge",
+                    "paymentHash": derived.payment_info_hash,
+                    "amount": verified.amount.to_string(),
+                    "tokenCollector": derived.deployment.erc3009_collector,
+                    "feeBps": verified.fee_bps,
+                    "feeReceiver": verified.fee_receiver,
+                }),
+            ),
         };
         let outbox = NewChainTx {
             chain_id: cfg.chain_id,

@@ -1,13 +1,11 @@
 //! Capture and void: the merchant's requests that move a hold (checked against the payment and
 //! the authorization expiry, then written as a transition with its outbox row).
 
-use alloy::primitives::{Address, U256};
-use alloy::sol_types::SolCall;
 use serde_json::json;
 use uuid::Uuid;
-use x402_escrow_bindings::contracts::auth_capture_escrow::AuthCaptureEscrow as Escrow;
 
 use super::Engine;
+use super::calldata;
 use crate::lifecycle::{PaymentEvent, PaymentStatus};
 use crate::service::{CaptureRequest, ErrorCode, PaymentView, ServiceError, to_payment_info};
 use crate::store::{Merchant, NewChainTx, Payment, TxKind};
@@ -53,24 +51,11 @@ impl Engine {
             ));
         }
         let info = to_payment_info(&payment.info);
-        let fee_bps = cfg
-            .fee_bps
-            .clamp(info.minFeeBps, info.maxFeeBps.max(info.minFeeBps));
-        let fee_receiver = if info.feeReceiver != Address::ZERO {
-            info.feeReceiver
-        } else {
-            cfg.fee_receiver
-        };
-        let call = Escrow::captureCall {
-            paymentInfo: info,
-            amount: U256::from(amount),
-            feeBps: fee_bps,
-            feeReceiver: fee_receiver,
-        };
+        let (fee_bps, fee_receiver) = calldata::capture_fee(cfg, &info);
         let outbox = self.outbox(
             &payment,
             TxKind::Capture,
-            call.abi_encode(),
+            calldata::capture(info, amount, (fee_bps, fee_receiver)),
             json!({"call": "capture", "amount": amount.to_string(), "feeBps": fee_bps, "feeReceiver": fee_receiver}),
         );
         self.request(
@@ -108,13 +93,10 @@ impl Engine {
                 format!("nothing to void in a payment that is {}", payment.status),
             ));
         }
-        let call = Escrow::voidCall {
-            paymentInfo: to_payment_info(&payment.info),
-        };
         let outbox = self.outbox(
             &payment,
             TxKind::Void,
-            call.abi_encode(),
+            calldata::void(to_payment_info(&payment.info)),
             json!({"call": "void"}),
         );
         Ok((payment, outbox))

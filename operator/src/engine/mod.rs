@@ -19,6 +19,7 @@
 //! | `sweeper.rs` | the timers: auto-void and expiry |
 //! | `reconcile.rs` | the database compared with `paymentState` |
 //! | `views.rs` | the payment view and the merchant's terms |
+//! | `calldata.rs` | every contract call written to the outbox, and a capture's fee |
 //! | `setup.rs` | the engine's and the verifier's configuration from the operator's |
 //! | `facilitator/` | the x402 facilitator (`/supported`, `/verify`, `/settle`) over the engine |
 //!
@@ -46,6 +47,7 @@
 
 mod authorize;
 mod batch;
+mod calldata;
 mod capture;
 pub mod facilitator;
 mod outcomes;

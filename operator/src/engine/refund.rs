@@ -2,13 +2,11 @@
 //! through the refund collector (an `approve` row goes first when the allowance runs low).
 
 use alloy::primitives::{Bytes, U256};
-use alloy::sol_types::SolCall;
 use serde_json::json;
 use uuid::Uuid;
 use x402_escrow_bindings::TestUSDC;
-use x402_escrow_bindings::contracts::auth_capture_escrow::AuthCaptureEscrow as Escrow;
-use x402_escrow_bindings::contracts::test_usdc::TestUSDC as Erc20;
 
+use super::calldata;
 use super::{Engine, EngineError, requested_amount};
 use crate::lifecycle::{Amount, PaymentEvent, PaymentStatus};
 use crate::service::{ErrorCode, PaymentView, RefundRequest, ServiceError, to_payment_info};
@@ -83,10 +81,6 @@ impl Engine {
         if allowance < needed + queued {
             // Queued first, so it gets the lower nonce and is mined before the refund.
             let approve_to = cfg.refund_allowance.max(needed + queued);
-            let call = Erc20::approveCall {
-                spender: cfg.refund_collector,
-                amount: approve_to,
-            };
             before.push(NewChainTx {
                 chain_id: cfg.chain_id,
                 signer: cfg.signer,
@@ -95,21 +89,19 @@ impl Engine {
                 payment_id: None,
                 request: json!({"call": "approve", "token": payment.info.token, "spender": cfg.refund_collector, "amount": approve_to.to_string()}),
                 to: payment.info.token,
-                calldata: Bytes::from(call.abi_encode()),
+                calldata: Bytes::from(calldata::approve(cfg.refund_collector, approve_to)),
                 value: U256::ZERO,
                 gas_limit: None,
             });
         }
-        let call = Escrow::refundCall {
-            paymentInfo: to_payment_info(&payment.info),
-            amount: needed,
-            tokenCollector: cfg.refund_collector,
-            collectorData: Bytes::new(),
-        };
         let outbox = self.outbox(
             &payment,
             TxKind::Refund,
-            call.abi_encode(),
+            calldata::refund(
+                to_payment_info(&payment.info),
+                needed,
+                cfg.refund_collector,
+            ),
             json!({"call": "refund", "amount": amount.to_string(), "tokenCollector": cfg.refund_collector}),
         );
         self.request(

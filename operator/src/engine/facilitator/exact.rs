@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use alloy::primitives::{Address, B256, Bytes, U256};
-use alloy::sol_types::SolCall;
 use serde_json::json;
 use x402_escrow_bindings::contracts::test_usdc::TestUSDC as Erc20;
 use x402_escrow_sdk::facilitator::{SettleResponse, VerifyRequest, reasons};
@@ -127,7 +126,9 @@ impl Engine {
                 "nonce": auth.nonce,
             }),
             to: requirements.asset,
-            calldata: Bytes::from(transfer_call(payload).abi_encode()),
+            calldata: Bytes::from(crate::engine::calldata::transfer_with_authorization(
+                payload,
+            )),
             value: U256::ZERO,
             gas_limit: None,
         };
@@ -216,19 +217,5 @@ impl Engine {
             }
         }
         None
-    }
-}
-
-/// The token call of an `exact` payload.
-pub(super) fn transfer_call(payload: &ExactPayload) -> Erc20::transferWithAuthorization_0Call {
-    let auth = &payload.authorization;
-    Erc20::transferWithAuthorization_0Call {
-        from: auth.from,
-        to: auth.to,
-        value: auth.value.get(),
-        validAfter: auth.valid_after.get(),
-        validBefore: auth.valid_before.get(),
-        nonce: auth.nonce,
-        signature: payload.signature.clone(),
     }
 }

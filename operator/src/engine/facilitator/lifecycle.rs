@@ -292,9 +292,7 @@ impl Engine {
                 "feeAmount is for v1.1 escrows; this operator's escrow takes feeBps".into(),
             );
         }
-        let fee_bps = cfg
-            .fee_bps
-            .clamp(info.minFeeBps, info.maxFeeBps.max(info.minFeeBps));
+        let (fee_bps, receiver) = crate::engine::calldata::capture_fee(cfg, info);
         if let Some(bps) = lifecycle.fee_bps
             && bps != fee_bps
         {
@@ -302,11 +300,6 @@ impl Engine {
                 "feeBps {bps}: this operator captures with {fee_bps}"
             ));
         }
-        let receiver = if info.feeReceiver != Address::ZERO {
-            info.feeReceiver
-        } else {
-            cfg.fee_receiver
-        };
         if let Some(r) = lifecycle.fee_receiver
             && r != receiver
         {

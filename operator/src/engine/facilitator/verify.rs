@@ -2,13 +2,11 @@
 //! through the SDK and the chain (nonce, balance, simulation).
 
 use alloy::primitives::{Address, Bytes};
-use alloy::sol_types::SolCall;
 use x402_escrow_bindings::TestUSDC;
 use x402_escrow_sdk::facilitator::{VerifyRequest, VerifyResponse, reasons};
 use x402_escrow_sdk::schemes::auth_capture::derive_from_payment_payload;
 use x402_escrow_sdk::schemes::exact::{self};
 
-use super::exact::transfer_call;
 use super::*;
 use crate::engine::Engine;
 use crate::store::Merchant;
@@ -158,13 +156,17 @@ impl Engine {
                 format!("payer balance {balance} is below {}", auth.value),
             ));
         }
-        let call = transfer_call(payload);
         let sim = alloy::providers::Provider::call(
             &self.inner.provider,
             alloy::rpc::types::TransactionRequest::default()
                 .from(self.inner.config.signer)
                 .to(requirements.asset)
-                .input(Bytes::from(call.abi_encode()).into()),
+                .input(
+                    Bytes::from(crate::engine::calldata::transfer_with_authorization(
+                        payload,
+                    ))
+                    .into(),
+                ),
         )
         .await;
         if let Err(e) = sim {
