@@ -1,5 +1,6 @@
-//! The types of the x402-escrow operator's merchant API, defined once: the operator serializes
-//! them and the merchant client (`x402-escrow-sdk`) deserializes the same definitions.
+//! The types of the x402-escrow operator's merchant API and of the x402 protocol it carries,
+//! defined once: the operator serializes them and the merchant client (`x402-escrow-sdk`)
+//! deserializes the same definitions. Data and codecs only: no HTTP client, no signing, no chain.
 //!
 //! - [`lifecycle`]: [`PaymentStatus`] (the wire enum, `snake_case`) with the transition table
 //!   that moves it ([`PaymentStatus::apply`]), [`Flow`], [`PaymentEvent`], the amount
@@ -14,11 +15,13 @@
 //!   their header codecs ([`wire`]), the schemes' payloads and extras ([`schemes`]) and the
 //!   facilitator's `/verify`, `/settle`, `/supported` bodies ([`facilitator`]).
 //!
-//! Two amount types remain, on purpose: [`Amount`] (the API's, [`lifecycle::Amount`]) is a `u128` (escrow
-//! amounts are `uint120`; the operator computes with it and its API reads `^[0-9]{1,39}$`),
-//! while [`amount::Amount`] (the SDK's `x402_escrow_sdk::Amount`) is the x402 protocol's `uint256` with canonical
-//! decimal spelling (no leading zeros), which the x402 wire requires and the operator's API does
-//! not: making one the other would change what either side accepts.
+//! Two amount types remain, on purpose: [`Amount`] (the API's, [`lifecycle::Amount`]) is a
+//! `u128` (escrow amounts are `uint120`; the operator computes with it and its API reads
+//! `^[0-9]{1,39}$`), while [`amount::Amount`] (the SDK's `x402_escrow_sdk::Amount`) is the x402
+//! protocol's `uint256` with canonical decimal spelling (no leading zeros), which the x402 wire
+//! requires and the operator's API does not: making one the other would change what either
+//! side accepts. Likewise the root's [`AmountError`] is the lifecycle's bookkeeping error, and
+//! [`amount::AmountError`] the x402 decimal-string one.
 
 #![warn(missing_docs)]
 
