@@ -22,8 +22,6 @@ enum Command {
     /// Load driver: N concurrent buyers through the merchant layer and the operator (a child
     /// process) on anvil; paid requests/s, added latency, operator CPU and RSS, gas per operation.
     Bench(cli::bench::BenchArgs),
-    /// Issue 2's scripted escrow lifecycle through the bindings (the earlier demo).
-    LifecycleDemo(cli::demo::DemoArgs),
     /// A paying reverse proxy: refundable x402 in front of any HTTP API.
     Gateway(cli::x402::gateway::GatewayArgs),
     /// Request a URL, paying its x402 challenge under a spend policy.
@@ -66,7 +64,6 @@ async fn main() -> eyre::Result<()> {
     match cli.command {
         Command::Demo(args) => cli::x402::demo::main(args).await,
         Command::Bench(args) => cli::bench::main(args).await,
-        Command::LifecycleDemo(args) => cli::demo::run(args).await,
         Command::Gateway(args) => cli::x402::gateway::run(args).await,
         Command::Pay(args) => cli::x402::pay::run(args).await,
         Command::Deploy(args) => cli::deploy::run(args).await,
