@@ -23,7 +23,7 @@ enum Command {
     /// process) on anvil; paid requests/s, added latency, operator CPU and RSS, gas per operation.
     Bench(cli::bench::BenchArgs),
     /// A paying reverse proxy: refundable x402 in front of any HTTP API.
-    Gateway(cli::x402::gateway::GatewayArgs),
+    Gateway(x402_escrow_gateway::GatewayArgs),
     /// Request a URL, paying its x402 challenge under a spend policy.
     Pay(cli::x402::pay::PayArgs),
     /// Deploy the contracts (CREATE2, the bindings' bytecode) and write
@@ -64,7 +64,7 @@ async fn main() -> eyre::Result<()> {
     match cli.command {
         Command::Demo(args) => cli::x402::demo::main(args).await,
         Command::Bench(args) => cli::bench::main(args).await,
-        Command::Gateway(args) => cli::x402::gateway::run(args).await,
+        Command::Gateway(args) => Ok(x402_escrow_gateway::run(args).await?),
         Command::Pay(args) => cli::x402::pay::run(args).await,
         Command::Deploy(args) => cli::deploy::run(args).await,
         Command::SampleApi(args) => cli::sample_api::run(args).await,

@@ -399,7 +399,7 @@ fn read_only_config(stack: &Stack, record: &Path, signer_section: &str) -> PathB
         format!(
             "[database]\nurl = \"sqlite://{db}?mode=rwc\"\n\n[chain]\nrpc_url = \"{rpc}\"\nchain_id = {chain}\ndeployments = \"{record}\"\n{signer_section}",
             db = stack.dir().join("operator.db").display(),
-            rpc = stack.anvil.endpoint(),
+            rpc = stack.chain.anvil.endpoint(),
             chain = stack.deployment.chain_id,
             record = record.display(),
         ),

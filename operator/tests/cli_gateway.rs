@@ -12,7 +12,7 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::{get, post};
 use x402::demo::{Stack, USDC};
-use x402::gateway::{self, RouteParseError, parse_route, parse_routes};
+use x402_escrow_gateway::{self as gateway, RouteParseError, parse_route, parse_routes};
 
 #[test]
 fn routes_parse_strictly() {
@@ -295,7 +295,7 @@ async fn gateway_reads_the_operators_terms_and_offers_each_flow() {
         &terms,
     )
     .expect_err("fee outside the range");
-    let text = format!("{error:#}");
+    let text = format!("{:#}", eyre::Report::new(error));
     assert!(text.contains("fees.bps (100)"), "{text}");
     assert!(
         text.contains("PaymentsConfig::min_fee_bps..max_fee_bps"),
@@ -307,10 +307,8 @@ async fn gateway_reads_the_operators_terms_and_offers_each_flow() {
         &terms,
     )
     .expect_err("not a receiver");
-    assert!(
-        format!("{error:#}").contains("PaymentsConfig::pay_to"),
-        "{error:#}"
-    );
+    let text = format!("{:#}", eyre::Report::new(error));
+    assert!(text.contains("PaymentsConfig::pay_to"), "{text}");
 
     // --flow authorization: charged before forwarding; a 2xx keeps it, a 500 refunds it all.
     let config = gateway::payments_config(

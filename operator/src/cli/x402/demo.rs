@@ -17,19 +17,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::{Address, B256, U256};
-use alloy::providers::ext::AnvilApi;
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use clap::Args;
 use eyre::{Context, Result, bail, ensure, eyre};
-use x402_escrow_bindings::contracts::anvil_path;
-use x402_escrow_bindings::deploy::DEFAULT_SALT;
-use x402_escrow_bindings::{AuthCaptureEscrow, Deployment, TestUSDC, TokenInfo, deploy_all};
+use x402_escrow_bindings::{AuthCaptureEscrow, Deployment, TestUSDC, TokenInfo};
 use x402_escrow_operator::config::{Config, Secret};
 use x402_escrow_operator::runtime::{self, RunningOperator};
 use x402_escrow_operator::store::NewMerchant;
@@ -41,6 +36,7 @@ use x402_escrow_sdk::merchant::{
     AssetConfig, OperatorClient, OperatorPayment, PaymentRoute, PaymentsConfig, X402Layer,
 };
 use x402_escrow_sdk::{Amount, Network};
+use x402_escrow_testkit::{Chain, spawn_anvil};
 
 use super::format_units;
 
@@ -65,8 +61,8 @@ pub struct DemoArgs {
 /// A local chain with the contracts deployed and an operator running on it (shared by the demo
 /// and the tests of the gateway and `pay`).
 pub struct Stack {
-    /// The node (killed on drop).
-    pub anvil: AnvilInstance,
+    /// The node with the contracts (the testkit's; anvil is killed on drop).
+    pub chain: Chain,
     /// The contracts.
     pub deployment: Deployment,
     /// The test token.
@@ -83,7 +79,6 @@ pub struct Stack {
     pub fee_receiver: Address,
     /// The operator's token store in the escrow (where holds sit).
     pub token_store: Address,
-    provider: DynProvider,
     dir: PathBuf,
 }
 
@@ -122,49 +117,23 @@ impl Stack {
     ///
     /// With `webhook_url`, the merchant gets that endpoint and a fresh signing secret.
     pub async fn start(anvil: Option<PathBuf>, webhook_url: Option<String>) -> Result<Stack> {
-        let anvil_bin = anvil.unwrap_or_else(anvil_path);
-        let anvil = Anvil::at(&anvil_bin)
-            .try_spawn()
-            .wrap_err_with(|| format!("could not start anvil at {}", anvil_bin.display()))?;
-        let (deployer, deployer_provider) = super::dev_wallet(&anvil, 0)?;
-        let (operator_key, _) = super::dev_wallet(&anvil, 1)?;
-        let (payer, _) = super::dev_wallet(&anvil, 2)?;
-        let merchant = super::dev_wallet(&anvil, 3)?.0.address();
-        let fee_receiver = super::dev_wallet(&anvil, 4)?.0.address();
-
-        let deployment = deploy_all(&deployer_provider, deployer.address(), DEFAULT_SALT, true)
-            .await
-            .wrap_err("deploying the contracts")?;
-        let token = deployment
-            .token
-            .clone()
-            .ok_or_else(|| eyre!("a development deployment has a test token"))?;
-        let usdc = TestUSDC::new(token.address, deployer_provider.clone());
-        for (to, amount) in [
-            (payer.address(), 10 * USDC),
-            (operator_key.address(), 5 * USDC),
-        ] {
-            usdc.mint(to, U256::from(amount))
-                .send()
-                .await
-                .wrap_err("minting test USDC")?
-                .get_receipt()
-                .await
-                .wrap_err("minting test USDC")?;
-        }
+        let chain = Chain::deploy_on(spawn_anvil(anvil.as_deref(), &[], false)?).await?;
+        let operator_key = chain.key(1)?;
+        let payer = chain.key(2)?;
+        let merchant = chain.address(3)?;
+        let fee_receiver = chain.address(4)?;
+        let deployment = chain.deployment.clone();
+        let token = chain.token_info()?.clone();
+        chain.mint(payer.address(), U256::from(10 * USDC)).await?;
+        chain
+            .mint(operator_key.address(), U256::from(5 * USDC))
+            .await?;
 
         // The operator checks the buyer's `validBefore` (wall clock + maxTimeoutSeconds) against
         // the latest block's timestamp + maxTimeoutSeconds with no tolerance, and an automining
         // anvil's latest block lags the wall clock while idle. Running the chain's clock a little
         // ahead keeps fresh signatures acceptable for the life of the demo.
-        deployer_provider
-            .anvil_increase_time(CHAIN_CLOCK_LEAD_SECS)
-            .await
-            .wrap_err("advancing anvil's clock")?;
-        deployer_provider
-            .evm_mine(None)
-            .await
-            .wrap_err("mining a block")?;
+        chain.advance_clock(CHAIN_CLOCK_LEAD_SECS).await?;
 
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -172,10 +141,7 @@ impl Stack {
             .unwrap_or_default();
         let dir = std::env::temp_dir().join(format!("x402-demo-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).wrap_err_with(|| format!("creating {}", dir.display()))?;
-        let deployments = dir.join(format!("{}.json", deployment.chain_id));
-        deployment
-            .save(&deployments)
-            .wrap_err("writing the deployment file")?;
+        let deployments = chain.save_deployment(&dir)?;
 
         let mut config = Config {
             listen: "127.0.0.1:0".into(),
@@ -183,8 +149,8 @@ impl Stack {
         };
         config.database.url = format!("sqlite://{}?mode=rwc", dir.join("operator.db").display());
         config.database.max_connections = 5;
-        config.chain.rpc_url = anvil.endpoint();
-        config.chain.chain_id = anvil.chain_id();
+        config.chain.rpc_url = chain.url.clone();
+        config.chain.chain_id = chain.anvil.chain_id();
         config.chain.deployments = Some(deployments);
         config.chain.confirmations = 1;
         config.chain.poll_interval_ms = 100;
@@ -214,16 +180,13 @@ impl Stack {
             })
             .await
             .map_err(|e| eyre!("creating the merchant: {e}"))?;
-        let provider = ProviderBuilder::new()
-            .connect_http(anvil.endpoint_url())
-            .erased();
-        let token_store = AuthCaptureEscrow::new(deployment.auth_capture_escrow, &provider)
+        let token_store = AuthCaptureEscrow::new(deployment.auth_capture_escrow, &chain.plain)
             .getTokenStore(operator.signer)
             .call()
             .await
             .wrap_err("reading the operator's token store")?;
         Ok(Stack {
-            anvil,
+            chain,
             deployment,
             token,
             operator,
@@ -232,7 +195,6 @@ impl Stack {
             merchant,
             fee_receiver,
             token_store,
-            provider,
             dir,
         })
     }
@@ -303,7 +265,7 @@ impl Stack {
 
     /// Everyone's balance now.
     pub async fn balances(&self) -> Result<Balances> {
-        let token = TestUSDC::new(self.token.address, &self.provider);
+        let token = TestUSDC::new(self.token.address, &self.chain.plain);
         let of = |who: Address| {
             let token = token.clone();
             async move {
@@ -353,7 +315,7 @@ impl Stack {
     /// Stops the operator and anvil and removes the scratch directory.
     pub async fn shutdown(self) {
         self.operator.shutdown().await;
-        drop(self.anvil);
+        drop(self.chain);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -1,11 +1,11 @@
-//! Issue 4's commands: the paying reverse proxy (`gateway`), the paying client (`pay`) and the
-//! end-to-end `demo` (operator + merchant behind the x402 layer + buyer with a spend policy).
+//! Issue 4's commands: the paying client (`pay`) and the end-to-end `demo` (operator + merchant
+//! behind the x402 layer + buyer with a spend policy). The paying reverse proxy (`gateway`) is
+//! the `x402-escrow-gateway` crate.
 //!
 //! Only `x402_escrow_operator::…` paths and `super::…` are used here, so the integration tests
 //! can include this directory with `#[path]` (the CLI lives in the binary crate).
 
 pub mod demo;
-pub mod gateway;
 pub mod pay;
 
 use alloy::primitives::U256;
@@ -23,25 +23,4 @@ pub fn format_units(amount: U256, decimals: u8) -> String {
         frac.pop();
     }
     format!("{whole}.{frac}")
-}
-
-/// Anvil's dev key `index` and a provider that signs with it (the local demos and the bench).
-pub fn dev_wallet(
-    anvil: &alloy::node_bindings::AnvilInstance,
-    index: usize,
-) -> eyre::Result<(
-    alloy::signers::local::PrivateKeySigner,
-    alloy::providers::DynProvider,
-)> {
-    use alloy::providers::Provider;
-    let key = anvil
-        .keys()
-        .get(index)
-        .ok_or_else(|| eyre::eyre!("anvil has no dev key {index}"))?;
-    let signer = alloy::signers::local::PrivateKeySigner::from(key.clone());
-    let provider = alloy::providers::ProviderBuilder::new()
-        .wallet(alloy::network::EthereumWallet::from(signer.clone()))
-        .connect_http(anvil.endpoint_url())
-        .erased();
-    Ok((signer, provider))
 }
