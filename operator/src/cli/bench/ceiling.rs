@@ -16,7 +16,7 @@ use x402_escrow_bindings::{AuthCaptureEscrow, Deployment, PaymentInfo};
 
 use super::report::CeilingReport;
 use super::*;
-use crate::cli::x402::demo::FEE_BPS;
+use x402_escrow_demo::FEE_BPS;
 use x402_escrow_testkit::Chain;
 
 // ------------------------------------------------------------------------- anvil ceiling

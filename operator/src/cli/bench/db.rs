@@ -10,7 +10,7 @@ use x402_escrow_operator::store::{NewPayment, PaymentInfoRecord, Store, Transiti
 
 use super::report::TxKindReport;
 use super::*;
-use crate::cli::x402::demo::FEE_BPS;
+use x402_escrow_demo::FEE_BPS;
 
 // ------------------------------------------------------------------------------- seeding
 

@@ -29,7 +29,7 @@ use eyre::{Result, bail, ensure};
 use serde::Serialize;
 use std::path::PathBuf;
 
-use super::x402::demo::USDC;
+use x402_escrow_demo::USDC;
 
 use report::BenchReport;
 use run::run;

@@ -22,7 +22,7 @@ use super::db::{captured_count, seed, statuses, tx_kinds};
 use super::load::{Budget, Buyer, buyer_key, free_request, paid_request, run_phase};
 use super::report::{Percentiles, chrono_now, load_average};
 use super::*;
-use crate::cli::x402::demo::{CHAIN_CLOCK_LEAD_SECS, FEE_BPS, USDC, serve_app};
+use x402_escrow_demo::{CHAIN_CLOCK_LEAD_SECS, FEE_BPS, USDC, serve_app};
 use x402_escrow_testkit::{Chain, OperatorCommand, free_port, spawn_anvil};
 
 /// A scratch directory removed on drop (unless kept).
