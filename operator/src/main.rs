@@ -21,7 +21,7 @@ enum Command {
     Demo(x402_escrow_demo::DemoArgs),
     /// Load driver: N concurrent buyers through the merchant layer and the operator (a child
     /// process) on anvil; paid requests/s, added latency, operator CPU and RSS, gas per operation.
-    Bench(cli::bench::BenchArgs),
+    Bench(x402_escrow_bench::BenchArgs),
     /// A paying reverse proxy: refundable x402 in front of any HTTP API.
     Gateway(x402_escrow_gateway::GatewayArgs),
     /// Request a URL, paying its x402 challenge under a spend policy.

@@ -1,8 +1,9 @@
 //! `x402-escrow demo` (issue 4): the whole refundable-x402 stack on one machine.
 //!
-//! Starts the pinned anvil, deploys the contracts, starts the operator (the `x402-escrow`
-//! binary given, as a child process) on SQLite with a merchant in its store, a small demo merchant (axum) behind the
-//! SDK's [`X402Layer`], and a buyer ([`BuyerClient`]) with a spend policy that:
+//! Starts the pinned anvil, deploys the contracts, starts the operator (the `x402-escrow` binary
+//! given, as a child process) on SQLite with a merchant in its store, a small demo merchant (axum)
+//! behind the SDK's [`X402Layer`](x402_escrow_sdk::merchant::X402Layer), and a buyer
+//! ([`BuyerClient`](x402_escrow_sdk::BuyerClient)) with a spend policy that:
 //!
 //! 1. pays $0.01 for `GET /weather` → the handler succeeds → captured;
 //! 2. pays $0.01 for `GET /flaky` → the handler answers 500 → voided, the payer's balance is back;

@@ -3,9 +3,10 @@
 //! Listed routes (`--route "GET /path=$0.01"`) are charged through the SDK's
 //! [`X402Layer`](x402_escrow_sdk::merchant::X402Layer); the request is forwarded to the upstream
 //! and its response streamed back; the layer captures when the upstream answers 2xx and voids
-//! otherwise (an unreachable upstream answers 502, so it voids too). Unlisted routes pass through free. What the gateway offers (network, token,
-//! escrow, fee, time windows, `payTo`) is read from the operator's terms ([`fetch_terms`]);
-//! [`GatewayArgs`] overrides are checked against them ([`payments_config`]).
+//! otherwise (an unreachable upstream answers 502, so it voids too). Unlisted routes pass
+//! through free. What the gateway offers (network, token, escrow, fee, time windows, `payTo`) is
+//! read from the operator's terms ([`fetch_terms`]); [`GatewayArgs`] overrides are checked
+//! against them ([`payments_config`]).
 #![warn(missing_docs)]
 
 mod args;

@@ -1,6 +1,7 @@
-//! `x402-escrow pay URL`: one request through the SDK's [`BuyerClient`] — answers a 402 under
-//! the spend policy (checked before signing, persisted in the ledger), prints the status, the
-//! body (or its size) and the payment outcome. A policy refusal names the rule and fails.
+//! `x402-escrow pay URL`: one request through the SDK's
+//! [`BuyerClient`](x402_escrow_sdk::BuyerClient) — answers a 402 under the spend policy (checked
+//! before signing, persisted in the ledger), prints the status, the body (or its size) and the
+//! payment outcome. A policy refusal names the rule and fails.
 #![warn(missing_docs)]
 
 use std::path::{Path, PathBuf};

@@ -1,23 +1,114 @@
-//! The operator database: the seed written through the store, and the results read back.
+//! The bench's [`BenchDatabase`] over the operator's store: the database prepared (migrated, the
+//! bench merchant, the seed written through the store) and the results read back.
+//!
+//! The reads are SQL of their own: the store has no per-merchant status count
+//! (`count_payments_by_status` is global) nor per-kind transaction totals.
 
 use std::collections::BTreeMap;
 
-use alloy::primitives::{Address, U256, keccak256};
-use eyre::Result;
-use sqlx::Row;
-use x402_escrow_operator::lifecycle::{Flow, PaymentEvent};
-use x402_escrow_operator::store::{NewPayment, PaymentInfoRecord, Store, TransitionExtras};
+use std::time::Instant;
 
-use super::report::TxKindReport;
-use super::*;
+use alloy::primitives::{Address, U256, keccak256};
+use eyre::{Context, Result};
+use sqlx::Row;
+use x402_escrow_bench::{BenchDatabase, BenchMerchant, BoxError, PRICE, Seed, TxKindReport};
 use x402_escrow_demo::FEE_BPS;
+use x402_escrow_operator::lifecycle::{Flow, PaymentEvent};
+use x402_escrow_operator::store::{
+    NewMerchant, NewPayment, PaymentInfoRecord, Store, TransitionExtras,
+};
+
+/// The operator's store, once prepared.
+#[derive(Default)]
+pub(super) struct StoreDatabase {
+    store: Option<Store>,
+}
+
+impl StoreDatabase {
+    fn store(&self) -> Result<&Store, BoxError> {
+        self.store
+            .as_ref()
+            .ok_or_else(|| "the bench database is not prepared".into())
+    }
+}
+
+fn merchant_id(id: &str) -> Result<uuid::Uuid, BoxError> {
+    Ok(id.parse::<uuid::Uuid>()?)
+}
+
+impl BenchDatabase for StoreDatabase {
+    async fn prepare(
+        &mut self,
+        url: &str,
+        receiver: Address,
+        plan: Seed,
+    ) -> Result<BenchMerchant, BoxError> {
+        let store = Store::connect(url).await?;
+        store.migrate().await?;
+        let (bench_merchant, api_key) = store
+            .create_merchant(&NewMerchant {
+                name: "bench shop".into(),
+                receivers: vec![receiver],
+                webhook_url: None,
+                webhook_secret: None,
+                capture_deadline_secs: 900,
+            })
+            .await?;
+        let seed_started = Instant::now();
+        if plan.count > 0 {
+            let (seed_merchant, _) = store
+                .create_merchant(&NewMerchant {
+                    name: "seeded history".into(),
+                    receivers: vec![Address::repeat_byte(0x22)],
+                    webhook_url: None,
+                    webhook_secret: None,
+                    capture_deadline_secs: 900,
+                })
+                .await?;
+            seed(
+                &store,
+                seed_merchant.id,
+                plan.chain_id,
+                plan.escrow,
+                plan.count,
+            )
+            .await
+            .wrap_err("seeding payments")?;
+        }
+        let seed_secs = seed_started.elapsed().as_secs_f64();
+        self.store = Some(store);
+        Ok(BenchMerchant {
+            id: bench_merchant.id.to_string(),
+            api_key: api_key.expose().to_owned(),
+            seed_secs,
+        })
+    }
+
+    async fn captured_count(&self, merchant: &str) -> Result<u64, BoxError> {
+        Ok(captured_count(self.store()?, merchant_id(merchant)?).await?)
+    }
+
+    async fn statuses(&self, merchant: &str) -> Result<BTreeMap<String, i64>, BoxError> {
+        Ok(statuses(self.store()?, merchant_id(merchant)?).await?)
+    }
+
+    async fn transactions(&self) -> Result<Vec<TxKindReport>, BoxError> {
+        Ok(tx_kinds(self.store()?).await?)
+    }
+
+    async fn close(&self) {
+        if let Some(store) = &self.store {
+            store.close().await;
+        }
+    }
+}
 
 // ------------------------------------------------------------------------------- seeding
 
 /// Writes `count` settled (`charge` → `captured`) payments for `merchant` straight through the
 /// store, 1000 per SQL transaction. They have no outbox rows, so the operator never acts on
 /// them; they only make the database big.
-pub(super) async fn seed(
+async fn seed(
     store: &Store,
     merchant: uuid::Uuid,
     chain_id: u64,
@@ -76,7 +167,7 @@ pub(super) async fn seed(
 
 // ------------------------------------------------------------------------ reading results
 
-pub(super) async fn statuses(store: &Store, merchant: uuid::Uuid) -> Result<BTreeMap<String, i64>> {
+async fn statuses(store: &Store, merchant: uuid::Uuid) -> Result<BTreeMap<String, i64>> {
     let rows = sqlx::query(
         "SELECT status, COUNT(*) AS n FROM payments WHERE merchant_id = $1 GROUP BY status",
     )
@@ -94,7 +185,7 @@ pub(super) async fn statuses(store: &Store, merchant: uuid::Uuid) -> Result<BTre
 }
 
 /// Bench payments with a final capture (and nothing of theirs still in flight).
-pub(super) async fn captured_count(store: &Store, merchant: uuid::Uuid) -> Result<u64> {
+async fn captured_count(store: &Store, merchant: uuid::Uuid) -> Result<u64> {
     let row = sqlx::query(
         "SELECT COUNT(*) AS n FROM payments WHERE merchant_id = $1 AND status = 'captured' AND pending_tx_id IS NULL",
     )
@@ -104,7 +195,7 @@ pub(super) async fn captured_count(store: &Store, merchant: uuid::Uuid) -> Resul
     Ok(u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0))
 }
 
-pub(super) async fn tx_kinds(store: &Store) -> Result<Vec<TxKindReport>> {
+async fn tx_kinds(store: &Store) -> Result<Vec<TxKindReport>> {
     // Single rows merged into a batch are `abandoned` by design: counted apart, not as "other".
     let rows = sqlx::query(
         "SELECT kind, status, \

@@ -1,6 +1,6 @@
 //! The whole run: chain, database, operator child process, merchant, phases, report.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -8,8 +8,6 @@ use alloy::primitives::{Address, U256};
 use alloy::providers::ext::AnvilApi;
 use axum::Router;
 use axum::routing::get;
-use eyre::{Context, Result, ensure, eyre};
-use x402_escrow_operator::store::{NewMerchant, Store};
 use x402_escrow_sdk::buyer::{AssetLimits, SpendPolicy};
 use x402_escrow_sdk::escrows::{EscrowDeployment, EscrowRegistry};
 use x402_escrow_sdk::merchant::{
@@ -17,16 +15,18 @@ use x402_escrow_sdk::merchant::{
 };
 use x402_escrow_sdk::{Amount, Network};
 
-use super::ceiling::anvil_ceiling;
-use super::db::{captured_count, seed, statuses, tx_kinds};
-use super::load::{Budget, Buyer, buyer_key, free_request, paid_request, run_phase};
-use super::report::{Percentiles, chrono_now, load_average};
-use super::*;
+use crate::ceiling::anvil_ceiling;
+use crate::load::{Budget, Buyer, buyer_key, free_request, paid_request, run_phase};
+use crate::report::{Percentiles, chrono_now, load_average};
+use crate::{
+    BenchArgs, BenchCaptureMode, BenchDatabase, BenchError, BenchReport, BenchSynchronous, PRICE,
+    Result, Seed, Step, check,
+};
 use x402_escrow_demo::{CHAIN_CLOCK_LEAD_SECS, FEE_BPS, USDC, serve_app};
 use x402_escrow_testkit::{Chain, OperatorCommand, free_port, spawn_anvil};
 
 /// A scratch directory removed on drop (unless kept).
-pub(super) struct Scratch {
+pub(crate) struct Scratch {
     path: PathBuf,
     keep: bool,
 }
@@ -44,8 +44,15 @@ impl Drop for Scratch {
 // ---------------------------------------------------------------------------------- run
 
 /// Runs the whole benchmark (see the module docs).
-pub async fn run(args: BenchArgs) -> Result<BenchReport> {
-    ensure!(args.buyers > 0, "--buyers must be at least 1");
+///
+/// `operator_exe` is the `x402-escrow` binary (the operator runs as its child process); `db`
+/// prepares and reads the operator's database.
+pub async fn run<D: BenchDatabase>(
+    operator_exe: &Path,
+    args: BenchArgs,
+    mut db: D,
+) -> Result<BenchReport> {
+    check!(args.buyers > 0, "--buyers must be at least 1");
     let started_at = chrono_now();
     let load_before = load_average();
     let budget_requests = args.requests.unwrap_or(1000);
@@ -57,23 +64,19 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
         path: std::env::temp_dir().join(format!("x402-bench-{}-{nanos}", std::process::id())),
         keep: args.keep_dir,
     };
-    std::fs::create_dir_all(&scratch.path)
-        .wrap_err_with(|| format!("creating {}", scratch.path.display()))?;
+    std::fs::create_dir_all(&scratch.path).step(format!("creating {}", scratch.path.display()))?;
     let dir = scratch.path.clone();
 
     // Chain: automine while deploying and funding, then the requested block time. Anvil logs
     // every request to stdout; the testkit drains it so a closed pipe never stops (or crashes) it.
-    let chain = Chain::deploy_on(spawn_anvil(args.anvil.as_deref(), &[], true)?)
-        .await
-        .wrap_err("deploying the contracts")?;
+    let chain = Chain::deploy_on(spawn_anvil(args.anvil.as_deref(), &[], true)?).await?;
     let deployment = chain.deployment.clone();
     let operator_key = chain.key(1)?;
     let merchant = chain.address(3)?;
     let fee_receiver = chain.address(4)?;
-    let token = deployment
-        .token
-        .clone()
-        .ok_or_else(|| eyre!("a development deployment has a test token"))?;
+    let token = deployment.token.clone().ok_or_else(|| {
+        BenchError::Unexpected("a development deployment has a test token".into())
+    })?;
     let buyer_keys = (0..args.buyers)
         .map(buyer_key)
         .collect::<Result<Vec<_>>>()?;
@@ -91,48 +94,31 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
             .admin
             .anvil_set_interval_mining(args.block_time)
             .await
-            .wrap_err("switching anvil to interval mining")?;
+            .step("switching anvil to interval mining")?;
     }
 
     // The operator's database: migrated, a merchant, the seed.
     let db_path = dir.join("operator.db");
     let db_url = format!("sqlite://{}?mode=rwc", db_path.display());
-    let store = Store::connect(&db_url).await?;
-    store.migrate().await?;
-    let (bench_merchant, api_key) = store
-        .create_merchant(&NewMerchant {
-            name: "bench shop".into(),
-            receivers: vec![merchant],
-            webhook_url: None,
-            webhook_secret: None,
-            capture_deadline_secs: 900,
-        })
-        .await?;
-    let seed_started = Instant::now();
-    if args.seed_payments > 0 {
-        let (seed_merchant, _) = store
-            .create_merchant(&NewMerchant {
-                name: "seeded history".into(),
-                receivers: vec![Address::repeat_byte(0x22)],
-                webhook_url: None,
-                webhook_secret: None,
-                capture_deadline_secs: 900,
-            })
-            .await?;
-        seed(
-            &store,
-            seed_merchant.id,
-            deployment.chain_id,
-            deployment.auth_capture_escrow,
-            args.seed_payments,
+    let bench_merchant = db
+        .prepare(
+            &db_url,
+            merchant,
+            Seed {
+                count: args.seed_payments,
+                chain_id: deployment.chain_id,
+                escrow: deployment.auth_capture_escrow,
+            },
         )
         .await
-        .wrap_err("seeding payments")?;
-    }
-    let seed_secs = seed_started.elapsed().as_secs_f64();
+        .step("preparing the operator's database")?;
+    let api_key = bench_merchant.api_key.clone();
+    let seed_secs = bench_merchant.seed_secs;
 
     let deployments = dir.join(format!("{}.json", deployment.chain_id));
-    deployment.save(&deployments)?;
+    deployment
+        .save(&deployments)
+        .step("writing the deployments file")?;
     let config_path = dir.join("operator.toml");
     let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?));
     let config = format!(
@@ -164,14 +150,14 @@ expiry_margin_secs = 60
         deployments = deployments.display(),
         poll = args.poll_interval_ms,
     );
-    std::fs::write(&config_path, config)?;
-    let exe = std::env::current_exe().wrap_err("locating this executable")?;
-    let mut command = OperatorCommand::new(exe, &config_path, listen, dir.join("operator.log"))
-        .env("X402_SIGNER_KEY", hex::encode(operator_key.to_bytes()))
-        .env(
-            "RUST_LOG",
-            std::env::var("X402_BENCH_OPERATOR_LOG").unwrap_or_else(|_| "warn".into()),
-        );
+    std::fs::write(&config_path, config).step("writing the operator's config")?;
+    let mut command =
+        OperatorCommand::new(operator_exe, &config_path, listen, dir.join("operator.log"))
+            .env("X402_SIGNER_KEY", hex::encode(operator_key.to_bytes()))
+            .env(
+                "RUST_LOG",
+                std::env::var("X402_BENCH_OPERATOR_LOG").unwrap_or_else(|_| "warn".into()),
+            );
     command.inherit_x402_env = true;
     let mut operator = command.start(Duration::from_secs(60)).await?;
     let operator_idle_rss_mib = operator.memory_mib()?.1;
@@ -198,7 +184,7 @@ expiry_margin_secs = 60
         BenchCaptureMode::Queued => CaptureMode::Queued,
     };
     let layer = X402Layer::new(
-        OperatorClient::new(operator.url(), api_key.expose().to_owned()),
+        OperatorClient::new(operator.url(), api_key.clone()),
         payments_config,
     );
     async fn handler() -> axum::Json<serde_json::Value> {
@@ -208,8 +194,13 @@ expiry_margin_secs = 60
         "/paid",
         get(handler).layer(layer.paid(PaymentRoute::new("$0.01").description("Benchmark"))),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let merchant_url = format!("http://{}", listener.local_addr()?);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .step("binding the merchant")?;
+    let merchant_url = format!(
+        "http://{}",
+        listener.local_addr().step("binding the merchant")?
+    );
     let stop_merchant = serve_app(listener, app);
 
     let budget = |now: Instant| match args.duration {
@@ -267,21 +258,29 @@ expiry_margin_secs = 60
 
     // Settlement: every answered payment captured, its capture final.
     let deadline = Instant::now() + Duration::from_secs(120 + 4 * args.block_time * 10);
-    let mut captured = captured_count(&store, bench_merchant.id).await?;
+    let captured_count = || async {
+        db.captured_count(&bench_merchant.id)
+            .await
+            .step("counting captured payments")
+    };
+    let mut captured = captured_count().await?;
     while captured < paid.ok && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        captured = captured_count(&store, bench_merchant.id).await?;
+        captured = captured_count().await?;
     }
     let settled = paid_started.elapsed();
     let cpu_after = operator.cpu_secs()?;
     let (peak_rss, rss) = operator.memory_mib()?;
-    let statuses = statuses(&store, bench_merchant.id).await?;
-    let transactions = tx_kinds(&store).await?;
+    let statuses = db
+        .statuses(&bench_merchant.id)
+        .await
+        .step("reading the payment statuses")?;
+    let transactions = db.transactions().await.step("reading the transactions")?;
 
     let _ = stop_merchant.send(());
     // SIGTERM (graceful shutdown), SIGKILL after 10 s.
     let _ = operator.terminate(Duration::from_secs(10)).await;
-    store.close().await;
+    db.close().await;
 
     let anvil_ceiling = if args.anvil_ceiling > 0 {
         Some(
@@ -293,7 +292,7 @@ expiry_margin_secs = 60
                 args.anvil_ceiling,
             )
             .await
-            .wrap_err("measuring anvil's ceiling")?,
+            .step("measuring anvil's ceiling")?,
         )
     } else {
         None

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::*;
+use crate::{BenchCaptureMode, BenchSynchronous};
 
 // ------------------------------------------------------------------------------ the report
 
@@ -27,7 +27,7 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    pub(super) fn of(samples: &mut [Duration]) -> Percentiles {
+    pub(crate) fn of(samples: &mut [Duration]) -> Percentiles {
         if samples.is_empty() {
             return Percentiles::default();
         }
@@ -153,14 +153,14 @@ pub struct BenchReport {
     pub anvil_ceiling: Option<CeilingReport>,
 }
 
-pub(super) fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
 }
 
 /// The current UTC time, RFC 3339 (seconds).
-pub(super) fn chrono_now() -> String {
+pub(crate) fn chrono_now() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -7,37 +7,37 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::keccak256;
 use alloy::signers::local::PrivateKeySigner;
-use eyre::{Context, Result, eyre};
+
 use x402_escrow_sdk::buyer::{BuyerClient, SpendLedger, SpendPolicy};
 use x402_escrow_sdk::escrows::EscrowRegistry;
 
-use super::*;
+use crate::{BenchError, LEDGER_ROTATE, Result, Step};
 
 /// Buyer `i`'s key: deterministic, so runs are reproducible.
-pub(super) fn buyer_key(i: usize) -> Result<PrivateKeySigner> {
+pub(crate) fn buyer_key(i: usize) -> Result<PrivateKeySigner> {
     PrivateKeySigner::from_bytes(&keccak256(format!("x402-escrow bench buyer {i}")))
-        .map_err(|e| eyre!("buyer key: {e}"))
+        .step("buyer key")
 }
 
 // ----------------------------------------------------------------------------- load phases
 
 /// What the buyers do: the same total work split over `buyers` tasks.
 #[derive(Clone, Copy)]
-pub(super) enum Budget {
+pub(crate) enum Budget {
     Requests(u64),
     Until(Instant),
 }
 
-pub(super) struct PhaseResult {
-    pub(super) ok: u64,
-    pub(super) failed: u64,
-    pub(super) failures: Vec<String>,
-    pub(super) latencies: Vec<Duration>,
-    pub(super) elapsed: Duration,
+pub(crate) struct PhaseResult {
+    pub(crate) ok: u64,
+    pub(crate) failed: u64,
+    pub(crate) failures: Vec<String>,
+    pub(crate) latencies: Vec<Duration>,
+    pub(crate) elapsed: Duration,
 }
 
 /// Runs `one(buyer, n)` from `buyers` tasks until the budget is spent.
-pub(super) async fn run_phase<F, Fut>(buyers: usize, budget: Budget, one: F) -> Result<PhaseResult>
+pub(crate) async fn run_phase<F, Fut>(buyers: usize, budget: Budget, one: F) -> Result<PhaseResult>
 where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = std::result::Result<(), String>> + Send,
@@ -82,7 +82,7 @@ where
         elapsed: Duration::ZERO,
     };
     for task in tasks {
-        let (lat, failed, failures) = task.await.wrap_err("a buyer task panicked")?;
+        let (lat, failed, failures) = task.await.step("a buyer task panicked")?;
         result.ok += lat.len() as u64;
         result.latencies.extend(lat);
         result.failed += failed;
@@ -97,14 +97,14 @@ where
 }
 
 /// One buyer: its key, policy and a ledger it replaces every [`LEDGER_ROTATE`] payments.
-pub(super) struct Buyer {
-    pub(super) signer: PrivateKeySigner,
-    pub(super) policy: SpendPolicy,
-    pub(super) registry: EscrowRegistry,
-    pub(super) http: reqwest::Client,
-    pub(super) dir: PathBuf,
-    pub(super) index: usize,
-    pub(super) state: tokio::sync::Mutex<(u64, Option<BuyerClient>)>,
+pub(crate) struct Buyer {
+    pub(crate) signer: PrivateKeySigner,
+    pub(crate) policy: SpendPolicy,
+    pub(crate) registry: EscrowRegistry,
+    pub(crate) http: reqwest::Client,
+    pub(crate) dir: PathBuf,
+    pub(crate) index: usize,
+    pub(crate) state: tokio::sync::Mutex<(u64, Option<BuyerClient>)>,
 }
 
 impl Buyer {
@@ -117,7 +117,7 @@ impl Buyer {
                 self.index,
                 *used / LEDGER_ROTATE
             ));
-            let ledger = SpendLedger::open(&path).map_err(|e| eyre!("spend ledger: {e}"))?;
+            let ledger = SpendLedger::open(&path).step("spend ledger")?;
             *client = Some(
                 BuyerClient::new(
                     self.http.clone(),
@@ -129,11 +129,13 @@ impl Buyer {
             );
         }
         *used += 1;
-        client.clone().ok_or_else(|| eyre!("no buyer client"))
+        client
+            .clone()
+            .ok_or_else(|| BenchError::Unexpected("no buyer client".into()))
     }
 }
 
-pub(super) async fn paid_request(
+pub(crate) async fn paid_request(
     buyer: &Buyer,
     url: &str,
     request_id: String,
@@ -160,7 +162,7 @@ pub(super) async fn paid_request(
     Ok(())
 }
 
-pub(super) async fn free_request(
+pub(crate) async fn free_request(
     http: &reqwest::Client,
     url: &str,
 ) -> std::result::Result<(), String> {

@@ -10,12 +10,10 @@ use alloy::primitives::{Address, Bytes, TxKind, U256, keccak256};
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
-use eyre::{Result, ensure, eyre};
 use x402_escrow_bindings::eip3009::{Authorization, ReceiveWithAuthorization};
 use x402_escrow_bindings::{AuthCaptureEscrow, Deployment, PaymentInfo};
 
-use super::report::CeilingReport;
-use super::*;
+use crate::{BenchError, CeilingReport, PRICE, Result, Step, check};
 use x402_escrow_demo::FEE_BPS;
 use x402_escrow_testkit::Chain;
 
@@ -24,7 +22,7 @@ use x402_escrow_testkit::Chain;
 /// Signs `count` authorize calls (then as many captures) with consecutive nonces from a dev
 /// key of its own, sends each phase as fast as the node takes them and times until the last
 /// receipt: what anvil alone sustains for the operator's transactions.
-pub(super) async fn anvil_ceiling(
+pub(crate) async fn anvil_ceiling(
     chain: &Chain,
     deployment: &Deployment,
     token_domain: &alloy::sol_types::Eip712Domain,
@@ -37,11 +35,15 @@ pub(super) async fn anvil_ceiling(
     let collector = deployment.erc3009_payment_collector;
     let now = provider
         .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
-        .await?
-        .ok_or_else(|| eyre!("no latest block"))?
+        .await
+        .step("reading the latest block")?
+        .ok_or_else(|| BenchError::Unexpected("no latest block".into()))?
         .header
         .timestamp;
-    let base_fee = provider.get_gas_price().await?;
+    let base_fee = provider
+        .get_gas_price()
+        .await
+        .step("reading the gas price")?;
     let mut infos = Vec::new();
     let mut authorize = Vec::new();
     for i in 0..count {
@@ -53,7 +55,7 @@ pub(super) async fn anvil_ceiling(
                 .token
                 .as_ref()
                 .map(|t| t.address)
-                .ok_or_else(|| eyre!("no test token"))?,
+                .ok_or_else(|| BenchError::Unexpected("no test token".into()))?,
             maxAmount: U120::from(PRICE),
             preApprovalExpiry: U48::from(now + 3600),
             authorizationExpiry: U48::from(now + 7200),
@@ -64,7 +66,8 @@ pub(super) async fn anvil_ceiling(
             salt: U256::from(i) + U256::from(1u64 << 40),
         };
         let signature = ReceiveWithAuthorization::for_payment(&info, collector, chain_id, escrow)
-            .sign(payer, token_domain)?;
+            .sign(payer, token_domain)
+            .step("signing an authorization")?;
         authorize.push(
             AuthCaptureEscrow::authorizeCall {
                 paymentInfo: info.clone(),
@@ -88,7 +91,10 @@ pub(super) async fn anvil_ceiling(
             .abi_encode()
         })
         .collect();
-    let mut nonce = provider.get_transaction_count(operator.address()).await?;
+    let mut nonce = provider
+        .get_transaction_count(operator.address())
+        .await
+        .step("reading the nonce")?;
     let mut rate = |calls: &[Vec<u8>], gas: u64| -> Result<Vec<Bytes>> {
         calls
             .iter()
@@ -105,7 +111,9 @@ pub(super) async fn anvil_ceiling(
                     input: Bytes::from(input.clone()),
                 };
                 nonce += 1;
-                let signature = operator.sign_transaction_sync(&mut tx)?;
+                let signature = operator
+                    .sign_transaction_sync(&mut tx)
+                    .step("signing a transaction")?;
                 Ok(TxEnvelope::from(tx.into_signed(signature))
                     .encoded_2718()
                     .into())
@@ -129,22 +137,30 @@ pub(super) async fn anvil_ceiling(
                 if in_flight.len() >= 8
                     && let Some(sent) = in_flight.pop_front()
                 {
-                    sent.await??;
+                    sent.await
+                        .step("sending a transaction")?
+                        .step("sending a transaction")?;
                 }
             }
             for sent in in_flight {
-                sent.await??;
+                sent.await
+                    .step("sending a transaction")?
+                    .step("sending a transaction")?;
             }
             let deadline = Instant::now() + Duration::from_secs(300);
             loop {
-                if let Some(receipt) = provider.get_transaction_receipt(last).await? {
-                    ensure!(receipt.status(), "a ceiling transaction reverted");
+                if let Some(receipt) = provider
+                    .get_transaction_receipt(last)
+                    .await
+                    .step("reading a receipt")?
+                {
+                    check!(receipt.status(), "a ceiling transaction reverted");
                     break;
                 }
-                ensure!(Instant::now() < deadline, "ceiling transactions not mined");
+                check!(Instant::now() < deadline, "ceiling transactions not mined");
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            Ok::<_, eyre::Report>(started.elapsed())
+            Ok::<_, BenchError>(started.elapsed())
         }
     };
     let a = send_all(raw_authorize).await?;
