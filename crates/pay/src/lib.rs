@@ -16,12 +16,12 @@ use x402_escrow_sdk::escrows::{EscrowDeployment, EscrowRegistry};
 /// A boxed error source.
 type Source = Box<dyn std::error::Error + Send + Sync>;
 
-/// Why `pay` could not make its request.
+/// Why `pay` could not make its request (large sources boxed).
 #[derive(Debug, thiserror::Error)]
 pub enum PayError {
     /// `--deployment` could not be read.
     #[error("--deployment")]
-    Deployment(#[source] x402_escrow_bindings::deploy::DeploymentsError),
+    Deployment(#[source] Box<x402_escrow_bindings::deploy::DeploymentsError>),
     /// No spend policy file.
     #[error(
         "no spend policy at {path}: the buyer pays only what a policy allows. Start from the \
@@ -95,7 +95,7 @@ pub enum PayError {
     },
     /// The buyer failed.
     #[error(transparent)]
-    Buyer(BuyerError),
+    Buyer(Box<BuyerError>),
 }
 
 /// Options of `x402-escrow pay`.
@@ -153,7 +153,7 @@ pub struct PayReport {
 pub fn registry(args: &PayArgs) -> Result<EscrowRegistry, PayError> {
     let mut registry = EscrowRegistry::canonical();
     if let Some(path) = &args.deployment {
-        let deployment = Deployment::load(path).map_err(PayError::Deployment)?;
+        let deployment = Deployment::load(path).map_err(|e| PayError::Deployment(Box::new(e)))?;
         registry.register_default(EscrowDeployment::from(&deployment));
     } else if let (Some(escrow), Some(collector)) = (args.escrow, args.collector) {
         registry.register_default(EscrowDeployment::v1_0_interface(
@@ -288,6 +288,6 @@ pub async fn run(args: PayArgs) -> Result<(), PayError> {
             rule: violation.rule().to_owned(),
             violation: violation.to_string(),
         }),
-        Err(e) => Err(PayError::Buyer(e)),
+        Err(e) => Err(PayError::Buyer(Box::new(e))),
     }
 }

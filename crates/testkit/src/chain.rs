@@ -28,9 +28,10 @@ pub fn spawn_anvil(
     if drain_stdout {
         builder = builder.keep_stdout();
     }
-    let mut instance = builder
-        .try_spawn()
-        .map_err(|source| Error::Anvil { path, source })?;
+    let mut instance = builder.try_spawn().map_err(|source| Error::Anvil {
+        path,
+        source: Box::new(source),
+    })?;
     if drain_stdout && let Some(mut stdout) = instance.child_mut().stdout.take() {
         std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     }
@@ -71,7 +72,7 @@ impl Chain {
         let (deployer, admin) = dev_wallet(&anvil, 0)?;
         let deployment = deploy_all(&admin, deployer.address(), DEFAULT_SALT, true)
             .await
-            .map_err(Error::Deploy)?;
+            .map_err(|e| Error::Deploy(Box::new(e)))?;
         let plain = ProviderBuilder::new()
             .connect_http(anvil.endpoint_url())
             .erased();
@@ -137,14 +138,14 @@ impl Chain {
             pending.push(usdc.mint(*who, amount).send().await.map_err(|source| {
                 Error::Contract {
                     what: "minting test USDC",
-                    source,
+                    source: Box::new(source),
                 }
             })?);
         }
         for p in pending {
             p.get_receipt().await.map_err(|source| Error::Receipt {
                 what: "minting test USDC",
-                source,
+                source: Box::new(source),
             })?;
         }
         Ok(())
@@ -158,7 +159,7 @@ impl Chain {
             .await
             .map_err(|source| Error::Contract {
                 what: "reading a test-USDC balance",
-                source,
+                source: Box::new(source),
             })
     }
 
@@ -170,7 +171,7 @@ impl Chain {
             .await
             .map_err(|source| Error::Rpc {
                 what: "reading the latest block",
-                source,
+                source: Box::new(source),
             })?;
         block
             .map(|b| b.header.timestamp)
@@ -184,7 +185,7 @@ impl Chain {
             .await
             .map_err(|source| Error::Rpc {
                 what: "advancing anvil's clock",
-                source,
+                source: Box::new(source),
             })?;
         self.mine(1).await
     }
@@ -196,7 +197,7 @@ impl Chain {
             .await
             .map_err(|source| Error::Rpc {
                 what: "mining",
-                source,
+                source: Box::new(source),
             })
     }
 
@@ -204,7 +205,9 @@ impl Chain {
     /// and returns its path.
     pub fn save_deployment(&self, dir: &Path) -> Result<PathBuf> {
         let path = dir.join(format!("{}.json", self.deployment.chain_id));
-        self.deployment.save(&path).map_err(Error::SaveDeployment)?;
+        self.deployment
+            .save(&path)
+            .map_err(|e| Error::SaveDeployment(Box::new(e)))?;
         Ok(path)
     }
 }

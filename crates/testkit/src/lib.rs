@@ -19,7 +19,8 @@ pub use chain::{Chain, spawn_anvil};
 pub use process::{OperatorCommand, OperatorProcess, free_port};
 pub use proxy::{Proxy, ProxyMode};
 
-/// What can go wrong while setting up local scaffolding.
+/// What can go wrong while setting up local scaffolding (large sources boxed, so every
+/// `Result` stays small).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The anvil binary could not be started.
@@ -29,17 +30,17 @@ pub enum Error {
         path: std::path::PathBuf,
         /// Why.
         #[source]
-        source: alloy::node_bindings::NodeError,
+        source: Box<alloy::node_bindings::NodeError>,
     },
     /// Anvil has fewer dev keys than asked for.
     #[error("anvil has no dev key {0}")]
     NoDevKey(usize),
     /// Deploying the contracts failed.
     #[error("deploying the contracts")]
-    Deploy(#[source] x402_escrow_bindings::deploy::DeployError),
+    Deploy(#[source] Box<x402_escrow_bindings::deploy::DeployError>),
     /// Writing the deployments file failed.
     #[error("writing the deployments file")]
-    SaveDeployment(#[source] x402_escrow_bindings::deploy::DeploymentsError),
+    SaveDeployment(#[source] Box<x402_escrow_bindings::deploy::DeploymentsError>),
     /// A development deployment without its test token.
     #[error("a development deployment has a test token")]
     NoTestToken,
@@ -50,7 +51,7 @@ pub enum Error {
         what: &'static str,
         /// Why.
         #[source]
-        source: alloy::contract::Error,
+        source: Box<alloy::contract::Error>,
     },
     /// Waiting for a transaction's receipt failed.
     #[error("{what}")]
@@ -59,7 +60,7 @@ pub enum Error {
         what: &'static str,
         /// Why.
         #[source]
-        source: alloy::providers::PendingTransactionError,
+        source: Box<alloy::providers::PendingTransactionError>,
     },
     /// A JSON-RPC request failed.
     #[error("{what}")]
@@ -68,7 +69,7 @@ pub enum Error {
         what: &'static str,
         /// Why.
         #[source]
-        source: alloy::transports::TransportError,
+        source: Box<alloy::transports::TransportError>,
     },
     /// A file or process operation failed.
     #[error("{what}")]
