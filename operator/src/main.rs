@@ -18,16 +18,14 @@ struct Cli {
 enum Command {
     /// The whole stack on one machine: anvil, contracts, operator, a merchant behind the x402
     /// layer and a buyer with a spend policy (captured, voided, refunded, refused).
-    Demo(cli::x402::demo::DemoArgs),
+    Demo(x402_escrow_demo::DemoArgs),
     /// Load driver: N concurrent buyers through the merchant layer and the operator (a child
     /// process) on anvil; paid requests/s, added latency, operator CPU and RSS, gas per operation.
-    Bench(cli::bench::BenchArgs),
-    /// Issue 2's scripted escrow lifecycle through the bindings (the earlier demo).
-    LifecycleDemo(cli::demo::DemoArgs),
+    Bench(x402_escrow_bench::BenchArgs),
     /// A paying reverse proxy: refundable x402 in front of any HTTP API.
-    Gateway(cli::x402::gateway::GatewayArgs),
+    Gateway(x402_escrow_gateway::GatewayArgs),
     /// Request a URL, paying its x402 challenge under a spend policy.
-    Pay(cli::x402::pay::PayArgs),
+    Pay(x402_escrow_pay::PayArgs),
     /// Deploy the contracts (CREATE2, the bindings' bytecode) and write
     /// deployments/<chainId>.json as script/Deploy.s.sol does. Key from X402_DEPLOYER_KEY or
     /// --keystore.
@@ -64,11 +62,10 @@ async fn main() -> eyre::Result<()> {
 
     let cli = Cli::parse();
     match cli.command {
-        Command::Demo(args) => cli::x402::demo::main(args).await,
+        Command::Demo(args) => cli::x402::demo(args).await,
         Command::Bench(args) => cli::bench::main(args).await,
-        Command::LifecycleDemo(args) => cli::demo::run(args).await,
-        Command::Gateway(args) => cli::x402::gateway::run(args).await,
-        Command::Pay(args) => cli::x402::pay::run(args).await,
+        Command::Gateway(args) => Ok(x402_escrow_gateway::run(args).await?),
+        Command::Pay(args) => Ok(x402_escrow_pay::run(args).await?),
         Command::Deploy(args) => cli::deploy::run(args).await,
         Command::SampleApi(args) => cli::sample_api::run(args).await,
         Command::Serve => cli::serve::serve(&cli.config).await,

@@ -1,15 +1,16 @@
 //! `x402-escrow demo` in-process: the four outcomes of issue 4's main command.
 
-#[allow(dead_code)]
-#[path = "../src/cli/x402/mod.rs"]
-mod x402;
+const BIN: &str = env!("CARGO_BIN_EXE_x402-escrow");
 
+#[allow(dead_code)]
 use alloy::primitives::U256;
-use x402::demo::{self, DemoArgs, Outcome, USDC};
+use x402_escrow_demo::{self as demo, DemoArgs, Outcome, USDC};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_shows_captured_voided_refunded_and_refused() {
-    let report = demo::run(DemoArgs::default()).await.expect("the demo runs");
+    let report = demo::run(BIN.as_ref(), DemoArgs::default())
+        .await
+        .expect("the demo runs");
     let text = report.render();
     println!("{text}");
     assert_eq!(report.scenarios.len(), 4);

@@ -5,9 +5,6 @@
 //! signing key, `serve`'s error without one, `merchant add --print-api-key`, and `sample-api`.
 
 #[allow(dead_code)]
-#[path = "../src/cli/x402/mod.rs"]
-mod x402;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -19,12 +16,12 @@ use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::{Address, U256};
 use alloy::providers::ext::AnvilApi;
 use alloy::providers::{Provider, ProviderBuilder};
-use x402::demo::{Stack, merchant_app, serve_app};
-use x402::pay::{PayArgs, pay, registry};
 use x402_escrow_bindings::contracts::{WORKSPACE_ROOT, anvil_path};
 use x402_escrow_bindings::deploy::{ANVIL_CHAIN_ID, DEFAULT_SALT, MULTICALL3};
 use x402_escrow_bindings::{Deployment, Multicall3, TestUSDC, predict_addresses};
+use x402_escrow_demo::{Stack, merchant_app, serve_app};
 use x402_escrow_operator::store::Store;
+use x402_escrow_pay::{PayArgs, pay, registry};
 use x402_escrow_sdk::buyer::{PaymentStatus, SpendPolicy};
 use x402_escrow_sdk::merchant::X402Layer;
 
@@ -399,7 +396,7 @@ fn read_only_config(stack: &Stack, record: &Path, signer_section: &str) -> PathB
         format!(
             "[database]\nurl = \"sqlite://{db}?mode=rwc\"\n\n[chain]\nrpc_url = \"{rpc}\"\nchain_id = {chain}\ndeployments = \"{record}\"\n{signer_section}",
             db = stack.dir().join("operator.db").display(),
-            rpc = stack.anvil.endpoint(),
+            rpc = stack.chain.anvil.endpoint(),
             chain = stack.deployment.chain_id,
             record = record.display(),
         ),
@@ -410,7 +407,7 @@ fn read_only_config(stack: &Stack, record: &Path, signer_section: &str) -> PathB
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pay_with_a_deployment_record_then_read_only_commands_need_no_key() {
-    let stack = Stack::start(None, None).await.expect("stack");
+    let stack = Stack::start(BIN.as_ref(), None, None).await.expect("stack");
     let payments = X402Layer::new(stack.operator_client(), stack.payments_config());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let merchant = format!("http://{}", listener.local_addr().unwrap());

@@ -1,18 +1,17 @@
 //! `x402-escrow gateway`: a paying reverse proxy in front of an upstream test server, with a
 //! real operator on anvil and the SDK's BuyerClient.
 
-#[allow(dead_code)]
-#[path = "../src/cli/x402/mod.rs"]
-mod x402;
+const BIN: &str = env!("CARGO_BIN_EXE_x402-escrow");
 
+#[allow(dead_code)]
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::{get, post};
-use x402::demo::{Stack, USDC};
-use x402::gateway::{self, RouteParseError, parse_route, parse_routes};
+use x402_escrow_demo::{Stack, USDC};
+use x402_escrow_gateway::{self as gateway, RouteParseError, parse_route, parse_routes};
 
 #[test]
 fn routes_parse_strictly() {
@@ -123,7 +122,7 @@ fn upstream(seen: Arc<Mutex<Seen>>) -> Router {
 async fn serve(app: Router) -> (String, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    (url, x402::demo::serve_app(listener, app))
+    (url, x402_escrow_demo::serve_app(listener, app))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,7 +131,7 @@ async fn gateway_captures_on_2xx_voids_otherwise_and_passes_free_routes() {
         .with_env_filter("x402_escrow_operator::engine=info")
         .with_test_writer()
         .try_init();
-    let stack = Stack::start(None, None).await.expect("stack");
+    let stack = Stack::start(BIN.as_ref(), None, None).await.expect("stack");
     let seen = Arc::new(Mutex::new(Seen::default()));
     let (upstream_url, _stop_upstream) = serve(upstream(seen.clone())).await;
 
@@ -267,14 +266,14 @@ fn gateway_args(stack: &Stack, upstream: &str, extra: &[&str]) -> gateway::Gatew
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_reads_the_operators_terms_and_offers_each_flow() {
-    let stack = Stack::start(None, None).await.expect("stack");
+    let stack = Stack::start(BIN.as_ref(), None, None).await.expect("stack");
     let seen = Arc::new(Mutex::new(Seen::default()));
     let (upstream_url, _stop_upstream) = serve(upstream(seen.clone())).await;
     let terms = gateway::fetch_terms(&stack.operator_client(), Duration::from_secs(5))
         .await
         .expect("terms");
     assert_eq!(terms.receivers, vec![stack.merchant]);
-    assert_eq!(terms.capture_authorizer, stack.operator.signer);
+    assert_eq!(terms.capture_authorizer, stack.operator_signer);
 
     // Nothing but the operator, the key, the upstream and the routes: everything else comes from
     // the operator's terms.
@@ -295,7 +294,7 @@ async fn gateway_reads_the_operators_terms_and_offers_each_flow() {
         &terms,
     )
     .expect_err("fee outside the range");
-    let text = format!("{error:#}");
+    let text = format!("{:#}", eyre::Report::new(error));
     assert!(text.contains("fees.bps (100)"), "{text}");
     assert!(
         text.contains("PaymentsConfig::min_fee_bps..max_fee_bps"),
@@ -307,10 +306,8 @@ async fn gateway_reads_the_operators_terms_and_offers_each_flow() {
         &terms,
     )
     .expect_err("not a receiver");
-    assert!(
-        format!("{error:#}").contains("PaymentsConfig::pay_to"),
-        "{error:#}"
-    );
+    let text = format!("{:#}", eyre::Report::new(error));
+    assert!(text.contains("PaymentsConfig::pay_to"), "{text}");
 
     // --flow authorization: charged before forwarding; a 2xx keeps it, a 500 refunds it all.
     let config = gateway::payments_config(

@@ -1,16 +1,15 @@
 //! `x402-escrow pay`: a successful payment to the demo merchant and a policy refusal, both
 //! in-process (`pay::pay`) and through the built binary (exit status and output).
 
-#[allow(dead_code)]
-#[path = "../src/cli/x402/mod.rs"]
-mod x402;
+const BIN: &str = env!("CARGO_BIN_EXE_x402-escrow");
 
+#[allow(dead_code)]
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
-use x402::demo::{Stack, merchant_app, serve_app};
-use x402::pay::{PayArgs, pay};
+use x402_escrow_demo::{Stack, merchant_app, serve_app};
+use x402_escrow_pay::{PayArgs, pay};
 use x402_escrow_sdk::buyer::{BuyerError, PaymentStatus};
 use x402_escrow_sdk::merchant::X402Layer;
 
@@ -56,7 +55,7 @@ fn cli_args(args: &PayArgs) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pay_succeeds_and_policy_refusals_fail_naming_the_rule() {
-    let stack = Stack::start(None, None).await.expect("stack");
+    let stack = Stack::start(BIN.as_ref(), None, None).await.expect("stack");
     let payments = X402Layer::new(stack.operator_client(), stack.payments_config());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let merchant = format!("http://{}", listener.local_addr().unwrap());

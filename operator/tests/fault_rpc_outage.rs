@@ -70,7 +70,7 @@ async fn outage_run(test: &'static str, mode: ProxyMode) {
         let upstream: SocketAddr = format!("127.0.0.1:{}", chain.anvil.port())
             .parse()
             .expect("anvil addr");
-        let proxy = Proxy::start(upstream).await;
+        let proxy = Proxy::start(upstream).await.expect("start proxy");
         // A short RPC timeout, so calls caught in a black hole give up soon after it ends.
         let setup = OperatorSetup::new(test, &url, &chain, &proxy.url(), |t| {
             set(t, "chain", "rpc_timeout_secs", toml::Value::Integer(5));

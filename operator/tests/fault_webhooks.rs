@@ -160,7 +160,7 @@ async fn webhook_run(test: &'static str, down_secs: u64, schedule: Vec<u64>, n: 
         let mut rng = StdRng::seed_from_u64(seed);
         let chain = Chain::start().await;
         let (receiver_addr, receiver) = start_receiver().await;
-        let proxy = Proxy::start(receiver_addr).await;
+        let proxy = Proxy::start(receiver_addr).await.expect("start proxy");
         proxy.set_down(true).await;
         let max_attempts = 1000i64;
         let setup = OperatorSetup::new(test, &url, &chain, &chain.url, |t| {

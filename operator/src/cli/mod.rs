@@ -2,7 +2,6 @@
 
 pub mod admin;
 pub mod bench;
-pub mod demo;
 pub mod deploy;
 pub mod sample_api;
 pub mod serve;

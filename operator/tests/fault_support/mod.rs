@@ -14,7 +14,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -24,12 +23,9 @@ use alloy::providers::Provider;
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Mutex;
-use tokio::task::JoinHandle;
 use x402_escrow_bindings::AuthCaptureEscrow;
 use x402_escrow_operator::store::Store;
+use x402_escrow_testkit::OperatorCommand;
 
 use crate::operator_support::{Api, Chain, FEE_BPS, count, tx_statuses};
 
@@ -51,19 +47,10 @@ pub fn seed(test: &str, default: u64) -> u64 {
     s
 }
 
-/// A free local port for the operator, which binds it again on every restart. Picked below
-/// Linux's ephemeral range (32768–60999), so that while the operator is down no outgoing
-/// connection of this or another process can be given the same port.
+/// A free local port for the operator, which binds it again on every restart (below Linux's
+/// ephemeral range: see [`x402_escrow_testkit::free_port`]).
 pub fn free_port() -> u16 {
-    use rand::Rng;
-    let mut rng = rand::rng();
-    for _ in 0..200 {
-        let port = rng.random_range(20_000..32_000u16);
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port in 20000..32000");
+    x402_escrow_testkit::free_port().expect("free port")
 }
 
 // ---- the operator process ------------------------------------------------------------------
@@ -151,28 +138,17 @@ receiver = "{fee_receiver}"
         }
     }
 
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("-c").arg(&self.config_path);
-        // Nothing of the test's own environment leaks into the operator's configuration.
-        for (k, _) in std::env::vars() {
-            if k.starts_with("X402_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+    /// How the testkit runs this operator (the binary under test on the config file).
+    fn operator(&self) -> OperatorCommand {
+        let mut cmd = OperatorCommand::new(BIN, &self.config_path, self.addr, &self.log_path);
+        cmd.env = self.env.clone();
         cmd
     }
 
     /// Runs an admin command (`migrate`, `merchant add …`, `reconcile`) to completion, without
     /// blocking the test's runtime (its proxies and receivers keep serving meanwhile).
     pub async fn cli(&self, args: &[&str]) -> std::process::Output {
-        let mut cmd = tokio::process::Command::from(self.command());
-        cmd.args(args)
-            .kill_on_drop(true)
-            .output()
-            .await
-            .expect("run x402-escrow")
+        self.operator().run(args).await.expect("run x402-escrow")
     }
 
     /// `x402-escrow migrate`, then `merchant add`: (API key, webhook secret if a URL was given).
@@ -216,23 +192,7 @@ receiver = "{fee_receiver}"
 
     /// Spawns `x402-escrow serve` (output appended to the log file).
     pub fn spawn(&self) -> OperatorProcess {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log_path)
-            .expect("log file");
-        let child = self
-            .command()
-            .arg("serve")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn x402-escrow serve");
-        OperatorProcess {
-            child: Some(child),
-            addr: self.addr,
-        }
+        OperatorProcess(self.operator().spawn().expect("spawn x402-escrow serve"))
     }
 
     /// Spawns the operator and waits (bounded) until `/healthz` answers.
@@ -245,236 +205,55 @@ receiver = "{fee_receiver}"
 
     /// The last `n` lines of the operator's output.
     pub fn log_tail(&self, n: usize) -> String {
-        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
+        self.operator().log_tail(n)
     }
 }
 
-/// One running `x402-escrow serve`. Dropping it kills it.
-pub struct OperatorProcess {
-    child: Option<Child>,
-    pub addr: SocketAddr,
+/// One running `x402-escrow serve` (the testkit's process, whose errors are the test's panics).
+/// Dropping it kills it.
+pub struct OperatorProcess(x402_escrow_testkit::OperatorProcess);
+
+impl std::ops::Deref for OperatorProcess {
+    type Target = x402_escrow_testkit::OperatorProcess;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for OperatorProcess {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl OperatorProcess {
-    /// Waits until `/healthz` answers 200; panics if the process exits or the time runs out.
-    pub async fn wait_healthy(&mut self, timeout: Duration, log: &Path) {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .expect("client");
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.exited() {
-                let text = std::fs::read_to_string(log).unwrap_or_default();
-                panic!("the operator exited ({status}) while starting:\n{text}");
-            }
-            if let Ok(r) = http
-                .get(format!("http://{}/healthz", self.addr))
-                .send()
-                .await
-                && r.status().as_u16() == 200
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "operator not healthy");
-            tokio::time::sleep(Duration::from_millis(50)).await;
+    /// Waits until `/healthz` answers 200; panics (with the log) if the process exits or the
+    /// time runs out.
+    pub async fn wait_healthy(&mut self, timeout: Duration, _log: &Path) {
+        if let Err(e) = self.0.wait_healthy(timeout).await {
+            panic!("{e}");
         }
     }
 
-    /// `Some(exit status)` once the process has ended.
-    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.as_mut()?.try_wait().ok().flatten()
-    }
-
-    /// SIGKILL (no shutdown handling runs) and reap.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// SIGTERM (graceful shutdown) and wait for the exit, bounded; SIGKILL if it takes too long.
+    /// SIGTERM (graceful shutdown) and wait for the exit, bounded; SIGKILL (and a panic) if it
+    /// takes longer than 20 s.
     pub async fn terminate(&mut self) -> Option<std::process::ExitStatus> {
-        let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the operator did not stop within 20 s of SIGTERM");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        match self.0.terminate(Duration::from_secs(20)).await {
+            Ok(status) => status,
+            Err(e) => panic!("{e}"),
         }
     }
 }
 
-impl Drop for OperatorProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+// ---- a switchable TCP proxy: the testkit's -------------------------------------------------
 
-// ---- a switchable TCP proxy ----------------------------------------------------------------
+#[allow(unused_imports)] // not every fault suite switches modes
+pub use x402_escrow_testkit::ProxyMode;
 
-/// How the proxy treats traffic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProxyMode {
-    /// Forward both ways.
-    Up,
-    /// The endpoint is gone: open connections are cut, new ones reset as soon as accepted (the
-    /// listener stays bound, so nobody else can take the port meanwhile).
-    Refuse,
-    /// A black hole: every open connection goes silent and new ones are accepted but never
-    /// answered. Connections caught in it stay silent for good, even after the proxy is up
-    /// again (the peer or a middlebox lost their state without telling anyone); only new
-    /// connections are forwarded.
-    Blackhole,
-}
-
-/// A TCP proxy from a local port to `upstream` whose [`ProxyMode`] the test switches.
-#[derive(Clone)]
-pub struct Proxy {
-    pub addr: SocketAddr,
-    mode: Arc<tokio::sync::watch::Sender<ProxyMode>>,
-    /// Connections accepted while up / refused while down / swallowed by the black hole.
-    pub accepted: Arc<AtomicU64>,
-    pub refused: Arc<AtomicU64>,
-    pub swallowed: Arc<AtomicU64>,
-    held: Arc<Mutex<Vec<TcpStream>>>,
-    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    task: Arc<JoinHandle<()>>,
-}
-
-impl Proxy {
-    pub async fn start(upstream: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let addr = listener.local_addr().expect("addr");
-        let (mode, _) = tokio::sync::watch::channel(ProxyMode::Up);
-        let mode = Arc::new(mode);
-        let accepted = Arc::new(AtomicU64::new(0));
-        let refused = Arc::new(AtomicU64::new(0));
-        let swallowed = Arc::new(AtomicU64::new(0));
-        let held: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
-        let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::new(Mutex::new(Vec::new()));
-        let task = {
-            let (mode, accepted, refused, swallowed, held, conns) = (
-                mode.clone(),
-                accepted.clone(),
-                refused.clone(),
-                swallowed.clone(),
-                held.clone(),
-                conns.clone(),
-            );
-            tokio::spawn(async move {
-                loop {
-                    let Ok((inbound, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let now = *mode.borrow();
-                    match now {
-                        ProxyMode::Refuse => {
-                            refused.fetch_add(1, Ordering::Relaxed);
-                            // Reset at once (linger 0 → RST), like a dead host's port.
-                            #[allow(deprecated)] // zero linger: an RST, no blocking
-                            let _ = inbound.set_linger(Some(Duration::ZERO));
-                            drop(inbound);
-                            continue;
-                        }
-                        ProxyMode::Blackhole => {
-                            swallowed.fetch_add(1, Ordering::Relaxed);
-                            held.lock().await.push(inbound);
-                            continue;
-                        }
-                        ProxyMode::Up => {}
-                    }
-                    accepted.fetch_add(1, Ordering::Relaxed);
-                    let mut rx = mode.subscribe();
-                    let held = held.clone();
-                    let handle = tokio::spawn(async move {
-                        let mut outbound = match TcpStream::connect(upstream).await {
-                            Ok(s) => s,
-                            Err(e) => {
-                                eprintln!("proxy {upstream}: cannot connect upstream: {e}");
-                                return;
-                            }
-                        };
-                        let mut inbound = inbound;
-                        let silenced = tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => false,
-                            _ = rx.wait_for(|m| *m == ProxyMode::Blackhole) => true,
-                        };
-                        if silenced {
-                            // Keep the client's socket open and never answer on it.
-                            held.lock().await.push(inbound);
-                        } else {
-                            let _ = inbound.shutdown().await;
-                        }
-                    });
-                    let mut all = conns.lock().await;
-                    all.retain(|h| !h.is_finished());
-                    all.push(handle);
-                }
-            })
-        };
-        Proxy {
-            addr,
-            mode,
-            accepted,
-            refused,
-            swallowed,
-            held,
-            conns,
-            task: Arc::new(task),
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Switches the mode (see [`ProxyMode`]).
-    pub async fn set_mode(&self, mode: ProxyMode) {
-        self.mode.send_replace(mode);
-        if mode == ProxyMode::Refuse {
-            for h in self.conns.lock().await.drain(..) {
-                h.abort();
-            }
-        }
-    }
-
-    /// `Refuse` (true) or `Up` (false).
-    pub async fn set_down(&self, down: bool) {
-        self.set_mode(if down {
-            ProxyMode::Refuse
-        } else {
-            ProxyMode::Up
-        })
-        .await;
-    }
-
-    /// Connections held silent by the black hole.
-    pub async fn held(&self) -> usize {
-        self.held.lock().await.len()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        if Arc::strong_count(&self.task) == 1 {
-            self.task.abort();
-        }
-    }
-}
+/// The testkit's [`x402_escrow_testkit::Proxy`] (a TCP proxy whose [`ProxyMode`] the test
+/// switches).
+pub type Proxy = x402_escrow_testkit::Proxy;
 
 // ---- a careful merchant client -------------------------------------------------------------
 

@@ -9,11 +9,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use alloy::eips::BlockNumberOrTag;
-use alloy::network::EthereumWallet;
-use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::{Address, B256, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use axum::Router;
 use axum::body::Bytes;
@@ -21,8 +18,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::{Value, json};
-use x402_escrow_bindings::deploy::DEFAULT_SALT;
-use x402_escrow_bindings::{AuthCaptureEscrow, Deployment, TestUSDC, deploy_all};
+use x402_escrow_bindings::AuthCaptureEscrow;
 use x402_escrow_operator::config::{Config, Secret};
 use x402_escrow_operator::lifecycle::PaymentStatus;
 use x402_escrow_operator::runtime::{self, RunningOperator};
@@ -73,15 +69,12 @@ pub async fn test_store(url: &str) -> Store {
 
 // ---- chain ---------------------------------------------------------------------------------
 
-/// A fresh anvil with every contract deployed by key 0 and the deployments file written.
-/// Key 1 is the operator's signer, key 2 the buyer; address 3 the merchant's receiver, 4 the fee
-/// receiver, 6 another merchant's receiver.
+/// A fresh anvil with every contract deployed by key 0 and the deployments file written (the
+/// testkit's [`x402_escrow_testkit::Chain`], which it derefs to: `anvil`, `url`, `admin`,
+/// `plain`, `deployment`). Key 1 is the operator's signer, key 2 the buyer; address 3 the
+/// merchant's receiver, 4 the fee receiver, 6 another merchant's receiver.
 pub struct Chain {
-    pub anvil: AnvilInstance,
-    pub url: String,
-    pub admin: DynProvider,
-    pub plain: DynProvider,
-    pub deployment: Deployment,
+    kit: x402_escrow_testkit::Chain,
     pub deployments_file: PathBuf,
     _dir: tempfile::TempDir,
     pub operator: PrivateKeySigner,
@@ -91,38 +84,27 @@ pub struct Chain {
     pub other_receiver: Address,
 }
 
+impl std::ops::Deref for Chain {
+    type Target = x402_escrow_testkit::Chain;
+
+    fn deref(&self) -> &Self::Target {
+        &self.kit
+    }
+}
+
 impl Chain {
     pub async fn start() -> Chain {
-        let anvil = Anvil::at(x402_escrow_bindings::contracts::anvil_path())
-            .try_spawn()
-            .expect("spawn anvil");
-        let url = anvil.endpoint();
-        let key = |i: usize| PrivateKeySigner::from(anvil.keys()[i].clone());
-        let deployer = key(0);
-        let admin = ProviderBuilder::new()
-            .wallet(EthereumWallet::from(deployer.clone()))
-            .connect_http(url.parse().expect("url"))
-            .erased();
-        let deployment = deploy_all(&admin, deployer.address(), DEFAULT_SALT, true)
-            .await
-            .expect("deploy");
+        let kit = x402_escrow_testkit::Chain::start().await.expect("chain");
         let dir = tempfile::tempdir().expect("tempdir");
-        let deployments_file = dir.path().join(format!("{}.json", deployment.chain_id));
-        deployment.save(&deployments_file).expect("save deployment");
-        let plain = ProviderBuilder::new()
-            .connect_http(url.parse().expect("url"))
-            .erased();
+        let deployments_file = kit.save_deployment(dir.path()).expect("save deployment");
+        let address = |i: usize| kit.address(i).expect("dev address");
         let chain = Chain {
-            receiver: anvil.addresses()[3],
-            fee_receiver: anvil.addresses()[4],
-            other_receiver: anvil.addresses()[6],
-            operator: key(1),
-            payer: key(2),
-            anvil,
-            url,
-            admin,
-            plain,
-            deployment,
+            receiver: address(3),
+            fee_receiver: address(4),
+            other_receiver: address(6),
+            operator: kit.key(1).expect("key 1"),
+            payer: kit.key(2).expect("key 2"),
+            kit,
             deployments_file,
             _dir: dir,
         };
@@ -131,31 +113,15 @@ impl Chain {
     }
 
     pub fn token(&self) -> Address {
-        self.deployment.token.as_ref().expect("test token").address
-    }
-
-    pub fn escrow(&self) -> Address {
-        self.deployment.auth_capture_escrow
+        self.kit.token().expect("test token")
     }
 
     pub async fn mint(&self, to: Address, amount: u64) {
-        TestUSDC::new(self.token(), self.admin.clone())
-            .mint(to, U256::from(amount))
-            .send()
-            .await
-            .expect("mint")
-            .get_receipt()
-            .await
-            .expect("mint receipt");
+        self.kit.mint(to, U256::from(amount)).await.expect("mint");
     }
 
     pub async fn balance(&self, who: Address) -> u128 {
-        TestUSDC::new(self.token(), self.plain.clone())
-            .balanceOf(who)
-            .call()
-            .await
-            .expect("balanceOf")
-            .to::<u128>()
+        self.kit.balance(who).await.expect("balanceOf").to::<u128>()
     }
 
     /// `paymentState(hash)`: (hasCollectedPayment, capturable, refundable).
@@ -178,13 +144,7 @@ impl Chain {
     }
 
     pub async fn now(&self) -> u64 {
-        self.plain
-            .get_block_by_number(BlockNumberOrTag::Latest)
-            .await
-            .expect("block")
-            .expect("latest block")
-            .header
-            .timestamp
+        self.kit.now().await.expect("latest block")
     }
 
     /// The merchant's requirements for `amount` to `pay_to`, naming `authorizer` as the

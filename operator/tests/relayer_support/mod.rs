@@ -5,53 +5,42 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use alloy::network::EthereumWallet;
-use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::aliases::{U48, U120};
 use alloy::primitives::{Address, B256, Bytes, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::{DynProvider, Provider};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
 use uuid::Uuid;
-use x402_escrow_bindings::contracts::anvil_path;
-use x402_escrow_bindings::deploy::DEFAULT_SALT;
-use x402_escrow_bindings::{AuthCaptureEscrow, Deployment, PaymentInfo, TestUSDC, deploy_all};
+use x402_escrow_bindings::{AuthCaptureEscrow, PaymentInfo, TestUSDC};
 use x402_escrow_operator::relayer::{Relayer, RelayerOptions, http_provider};
 use x402_escrow_operator::store::{ChainTx, NewChainTx, Store, TxKind, TxStatus};
 
 pub const CHAIN: u64 = 31337;
 
-/// A fresh anvil with every contract deployed (by key 0); the relayer signs with key 1.
+/// A fresh anvil with every contract deployed (by key 0; the testkit's
+/// [`x402_escrow_testkit::Chain`], which it derefs to: `anvil`, `admin`, `deployment`); the
+/// relayer signs with key 1.
 pub struct Chain {
-    pub anvil: AnvilInstance,
-    /// Key 0's provider (with a wallet), for deploying and test-side actions.
-    pub admin: DynProvider,
+    kit: x402_escrow_testkit::Chain,
     /// A provider without fillers (what the relayer uses; also for anvil_* calls).
     pub plain: DynProvider,
     pub key: PrivateKeySigner,
-    pub deployment: Deployment,
+}
+
+impl std::ops::Deref for Chain {
+    type Target = x402_escrow_testkit::Chain;
+
+    fn deref(&self) -> &Self::Target {
+        &self.kit
+    }
 }
 
 impl Chain {
     pub async fn start() -> Chain {
-        let anvil = Anvil::at(anvil_path()).try_spawn().expect("spawn anvil");
-        let deployer: PrivateKeySigner = anvil.keys()[0].clone().into();
-        let admin = ProviderBuilder::new()
-            .wallet(EthereumWallet::from(deployer.clone()))
-            .connect_http(anvil.endpoint_url())
-            .erased();
-        let deployment = deploy_all(&admin, deployer.address(), DEFAULT_SALT, true)
-            .await
-            .expect("deploy");
-        let plain = http_provider(anvil.endpoint_url());
-        let key: PrivateKeySigner = anvil.keys()[1].clone().into();
-        Chain {
-            anvil,
-            admin,
-            plain,
-            key,
-            deployment,
-        }
+        let kit = x402_escrow_testkit::Chain::start().await.expect("chain");
+        let plain = http_provider(kit.anvil.endpoint_url());
+        let key = kit.key(1).expect("key 1");
+        Chain { kit, plain, key }
     }
 
     pub fn address(&self) -> Address {
@@ -59,7 +48,7 @@ impl Chain {
     }
 
     pub fn token(&self) -> Address {
-        self.deployment.token.as_ref().expect("test token").address
+        self.kit.token().expect("test token")
     }
 
     /// `TestUSDC.approve(spender(i), i)`: always succeeds; plumbing for the pipeline.

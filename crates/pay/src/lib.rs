@@ -1,16 +1,102 @@
-//! `x402-escrow pay URL`: one request through the SDK's [`BuyerClient`] — answers a 402 under
-//! the spend policy (checked before signing, persisted in the ledger), prints the status, the
-//! body (or its size) and the payment outcome. A policy refusal names the rule and fails.
+//! `x402-escrow pay URL`: one request through the SDK's
+//! [`BuyerClient`](x402_escrow_sdk::BuyerClient) — answers a 402 under the spend policy (checked
+//! before signing, persisted in the ledger), prints the status, the body (or its size) and the
+//! payment outcome. A policy refusal names the rule and fails.
+#![warn(missing_docs)]
 
 use std::path::{Path, PathBuf};
 
 use alloy::primitives::Address;
 use alloy::signers::local::PrivateKeySigner;
 use clap::Args;
-use eyre::{Context, Result, bail, eyre};
 use x402_escrow_bindings::Deployment;
 use x402_escrow_sdk::buyer::{BuyerClient, BuyerError, PaymentOutcome, SpendLedger, SpendPolicy};
 use x402_escrow_sdk::escrows::{EscrowDeployment, EscrowRegistry};
+
+/// A boxed error source.
+type Source = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why `pay` could not make its request (large sources boxed).
+#[derive(Debug, thiserror::Error)]
+pub enum PayError {
+    /// `--deployment` could not be read.
+    #[error("--deployment")]
+    Deployment(#[source] Box<x402_escrow_bindings::deploy::DeploymentsError>),
+    /// No spend policy file.
+    #[error(
+        "no spend policy at {path}: the buyer pays only what a policy allows. Start from the \
+         example (caps of $1 per payment and $10 per day, any network, payee and host):\n  \
+         cp operator/policy.example.toml {path}\nthen edit its [[assets]] for your chain, or \
+         point --policy at another file",
+        path = .0.display()
+    )]
+    NoPolicy(PathBuf),
+    /// The spend policy file could not be read.
+    #[error("reading the spend policy {}", path.display())]
+    ReadPolicy {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The spend policy does not parse.
+    #[error("spend policy {}", path.display())]
+    Policy {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Source,
+    },
+    /// The spend ledger could not be opened.
+    #[error("spend ledger {}", path.display())]
+    Ledger {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Source,
+    },
+    /// `--method` is not an HTTP method.
+    #[error("--method {0:?} is not an HTTP method")]
+    Method(String),
+    /// A `--header` is not `Name: value`.
+    #[error("--header {0:?} is not \"Name: value\"")]
+    Header(String),
+    /// The request could not be built.
+    #[error("building the request to {url}")]
+    Request {
+        /// The URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The key variable is not set.
+    #[error("set {0} to the buyer's private key")]
+    NoKey(String),
+    /// The key variable holds no private key.
+    #[error("{env} is not a private key")]
+    Key {
+        /// The variable.
+        env: String,
+        /// Why.
+        #[source]
+        source: Source,
+    },
+    /// The spend policy refused the payment (nothing was signed).
+    #[error("refused by the spend policy (rule `{rule}`): {violation}; nothing was signed")]
+    Refused {
+        /// The rule.
+        rule: String,
+        /// The refusal.
+        violation: String,
+    },
+    /// The buyer failed.
+    #[error(transparent)]
+    Buyer(Box<BuyerError>),
+}
 
 /// Options of `x402-escrow pay`.
 #[derive(Debug, Clone, Args)]
@@ -64,10 +150,10 @@ pub struct PayReport {
 /// The escrow registry: the canonical deployments, plus the one named by `--deployment` (its
 /// `authCaptureEscrow` and `erc3009PaymentCollector`) or by `--escrow/--collector`, which
 /// becomes the default.
-pub fn registry(args: &PayArgs) -> Result<EscrowRegistry> {
+pub fn registry(args: &PayArgs) -> Result<EscrowRegistry, PayError> {
     let mut registry = EscrowRegistry::canonical();
     if let Some(path) = &args.deployment {
-        let deployment = Deployment::load(path).map_err(|e| eyre!("--deployment: {e}"))?;
+        let deployment = Deployment::load(path).map_err(|e| PayError::Deployment(Box::new(e)))?;
         registry.register_default(EscrowDeployment::from(&deployment));
     } else if let (Some(escrow), Some(collector)) = (args.escrow, args.collector) {
         registry.register_default(EscrowDeployment::v1_0_interface(
@@ -78,19 +164,18 @@ pub fn registry(args: &PayArgs) -> Result<EscrowRegistry> {
 }
 
 /// Reads the spend policy; a missing file is an error that says how to write one.
-fn read_policy(path: &Path) -> Result<SpendPolicy> {
+fn read_policy(path: &Path) -> Result<SpendPolicy, PayError> {
     if !path.exists() {
-        bail!(
-            "no spend policy at {path}: the buyer pays only what a policy allows. Start from the \
-             example (caps of $1 per payment and $10 per day, any network, payee and host):\n  \
-             cp operator/policy.example.toml {path}\nthen edit its [[assets]] for your chain, or \
-             point --policy at another file",
-            path = path.display()
-        );
+        return Err(PayError::NoPolicy(path.to_path_buf()));
     }
-    let text = std::fs::read_to_string(path)
-        .wrap_err_with(|| format!("reading the spend policy {}", path.display()))?;
-    SpendPolicy::from_toml(&text).map_err(|e| eyre!("spend policy {}: {e}", path.display()))
+    let text = std::fs::read_to_string(path).map_err(|source| PayError::ReadPolicy {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    SpendPolicy::from_toml(&text).map_err(|e| PayError::Policy {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    })
 }
 
 /// Loads the policy and ledger and makes the request with `signer`. Policy refusals come back
@@ -98,28 +183,31 @@ fn read_policy(path: &Path) -> Result<SpendPolicy> {
 pub async fn pay(
     args: &PayArgs,
     signer: PrivateKeySigner,
-) -> Result<Result<PayReport, BuyerError>> {
+) -> Result<Result<PayReport, BuyerError>, PayError> {
     let policy = read_policy(&args.policy)?;
     let registry = registry(args)?;
-    let ledger = SpendLedger::open(&args.ledger)
-        .map_err(|e| eyre!("spend ledger {}: {e}", args.ledger.display()))?;
+    let ledger = SpendLedger::open(&args.ledger).map_err(|e| PayError::Ledger {
+        path: args.ledger.clone(),
+        source: Box::new(e),
+    })?;
     let client =
         BuyerClient::new(reqwest::Client::new(), signer, policy, ledger).with_registry(registry);
     let method = reqwest::Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())
-        .map_err(|_| eyre!("--method {:?} is not an HTTP method", args.method))?;
+        .map_err(|_| PayError::Method(args.method.clone()))?;
     let mut builder = client.http().request(method, &args.url);
     for header in &args.headers {
         let (name, value) = header
             .split_once(':')
-            .ok_or_else(|| eyre!("--header {header:?} is not \"Name: value\""))?;
+            .ok_or_else(|| PayError::Header(header.clone()))?;
         builder = builder.header(name.trim(), value.trim());
     }
     if let Some(data) = &args.data {
         builder = builder.body(data.clone());
     }
-    let request = builder
-        .build()
-        .wrap_err_with(|| format!("building the request to {}", args.url))?;
+    let request = builder.build().map_err(|source| PayError::Request {
+        url: args.url.clone(),
+        source,
+    })?;
     let paid = match client.send(request).await {
         Ok(paid) => paid,
         Err(e) => return Ok(Err(e)),
@@ -170,13 +258,12 @@ pub fn describe_payment(payment: &PaymentOutcome) -> Vec<String> {
 }
 
 /// Runs `x402-escrow pay`.
-pub async fn run(args: PayArgs) -> Result<()> {
-    let key = std::env::var(&args.key_env)
-        .map_err(|_| eyre!("set {} to the buyer's private key", args.key_env))?;
-    let signer: PrivateKeySigner = key
-        .trim()
-        .parse()
-        .map_err(|e| eyre!("{} is not a private key: {e}", args.key_env))?;
+pub async fn run(args: PayArgs) -> Result<(), PayError> {
+    let key = std::env::var(&args.key_env).map_err(|_| PayError::NoKey(args.key_env.clone()))?;
+    let signer: PrivateKeySigner = key.trim().parse().map_err(|e| PayError::Key {
+        env: args.key_env.clone(),
+        source: Box::new(e),
+    })?;
     match pay(&args, signer).await? {
         Ok(report) => {
             println!("status       {}", report.status);
@@ -197,10 +284,10 @@ pub async fn run(args: PayArgs) -> Result<()> {
             }
             Ok(())
         }
-        Err(BuyerError::Policy(violation)) => Err(eyre!(
-            "refused by the spend policy (rule `{}`): {violation}; nothing was signed",
-            violation.rule()
-        )),
-        Err(e) => Err(eyre!("{e}")),
+        Err(BuyerError::Policy(violation)) => Err(PayError::Refused {
+            rule: violation.rule().to_owned(),
+            violation: violation.to_string(),
+        }),
+        Err(e) => Err(PayError::Buyer(Box::new(e))),
     }
 }

@@ -1,0 +1,211 @@
+//! `x402-escrow bench` (issue 5, "Benchmarks"): a load driver for the whole paid path.
+//!
+//! Starts the pinned anvil (automine, or interval mining with `--block-time`), deploys the
+//! contracts, prepares an operator database (a merchant, optionally `--seed-payments` settled
+//! payments written straight through the store), runs the operator as a **child process**
+//! (`x402-escrow serve` of the binary given, so its CPU time and peak RSS can be read from
+//! `/proc/<pid>`), serves a merchant behind the SDK's
+//! [`X402Layer`](x402_escrow_sdk::merchant::X402Layer) in this process, and drives `--buyers`
+//! concurrent [`BuyerClient`](x402_escrow_sdk::BuyerClient)s against it:
+//!
+//! 1. a baseline: the same handler on a free route, same concurrency, same request count;
+//! 2. the paid run: `402 → sign → authorize (on chain) → handler → capture`;
+//! 3. settlement: waits until every paid request's payment is `captured` with its capture final;
+//! 4. optionally (`--anvil-ceiling N`) anvil's own ceiling for the same transactions: N `authorize`
+//!    and N `capture` calls signed locally with consecutive nonces and sent without any operator in
+//!    between.
+//!
+//! It reports paid requests per second, p50/p95/p99 latency of both routes and their difference
+//! (the latency the payment path adds), the operator's CPU and peak RSS (`VmHWM`), and gas per
+//! operation from the stored receipts. Every child process is killed on exit, error or Ctrl-C.
+//!
+//! The operator's database is reached through [`BenchDatabase`], which the binary implements
+//! over the operator's store (this crate does not depend on the operator library, which the
+//! binary itself is part of).
+#![warn(missing_docs)]
+
+mod ceiling;
+mod load;
+mod report;
+mod run;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+
+use alloy::primitives::Address;
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use x402_escrow_demo::USDC;
+
+pub use report::{BenchReport, CeilingReport, Percentiles, TxKindReport};
+pub use run::run;
+
+/// The price of one paid request ($0.01), atomic units.
+pub const PRICE: u64 = USDC / 100;
+/// A fresh spend ledger every this many payments per buyer: the ledger is one JSON file
+/// rewritten on every change, so a long run would otherwise measure the buyer's file I/O.
+const LEDGER_ROTATE: u64 = 200;
+
+/// When the merchant layer captures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchCaptureMode {
+    /// Request the capture before answering (the layer's default).
+    Sync,
+    /// Answer first, capture in the background.
+    Queued,
+}
+
+/// `database.sqlite_synchronous` for the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchSynchronous {
+    /// fsync every commit.
+    Full,
+    /// Sync the WAL at checkpoints.
+    Normal,
+}
+
+/// Options of `x402-escrow bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Concurrent buyers (each its own key, spend policy and ledger).
+    #[arg(long, default_value_t = 16)]
+    pub buyers: usize,
+    /// Paid requests in total (default 1000 unless --duration is given).
+    #[arg(long, conflicts_with = "duration")]
+    pub requests: Option<u64>,
+    /// Run the paid phase (and the baseline) for this many seconds instead.
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Anvil block time in seconds; 0 = automine (a block per transaction).
+    #[arg(long, default_value_t = 0)]
+    pub block_time: u64,
+    /// Store this many settled (captured) payments in the operator's database before the run,
+    /// directly through the store (for RSS and query cost with a big database).
+    #[arg(long, default_value_t = 0)]
+    pub seed_payments: u64,
+    /// When the merchant layer captures.
+    #[arg(long, value_enum, default_value_t = BenchCaptureMode::Sync)]
+    pub capture_mode: BenchCaptureMode,
+    /// The operator's chain poll interval (`chain.poll_interval_ms`).
+    #[arg(long, default_value_t = 100)]
+    pub poll_interval_ms: u64,
+    /// The operator's database pool size (`database.max_connections`).
+    #[arg(long, default_value_t = 5)]
+    pub db_connections: u32,
+    /// The operator's `database.sqlite_synchronous`: `full` (fsync every commit) or `normal`.
+    #[arg(long, value_enum, default_value_t = BenchSynchronous::Full)]
+    pub sqlite_synchronous: BenchSynchronous,
+    /// Afterwards, send this many `authorize` and as many `capture` transactions straight to
+    /// anvil (no operator) to measure the node's own ceiling for them; 0 = skip.
+    #[arg(long, default_value_t = 0)]
+    pub anvil_ceiling: u64,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep the scratch directory (database, operator log) instead of deleting it.
+    #[arg(long)]
+    pub keep_dir: bool,
+    /// Use this anvil binary instead of the pinned toolchain's.
+    #[arg(long, env = "X402_ANVIL")]
+    pub anvil: Option<PathBuf>,
+}
+
+/// A boxed error source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The seed history asked for (`--seed-payments`).
+#[derive(Debug, Clone, Copy)]
+pub struct Seed {
+    /// How many settled payments to write (0 = none).
+    pub count: u64,
+    /// Their chain.
+    pub chain_id: u64,
+    /// Their escrow.
+    pub escrow: Address,
+}
+
+/// The merchant the buyers pay.
+#[derive(Debug, Clone)]
+pub struct BenchMerchant {
+    /// Its id in the operator's database.
+    pub id: String,
+    /// Its operator API key.
+    pub api_key: String,
+    /// Seconds spent creating the seed merchant and writing the seed.
+    pub seed_secs: f64,
+}
+
+/// The operator's database as the bench uses it: prepared before the operator starts, read
+/// while and after it runs.
+pub trait BenchDatabase {
+    /// Opens and migrates the database at `url`, creates the bench merchant paid to
+    /// `receiver` (capture deadline 900 s) and, with `seed.count > 0`, another merchant with
+    /// that many settled payments (no outbox rows: the operator never acts on them).
+    fn prepare(
+        &mut self,
+        url: &str,
+        receiver: Address,
+        seed: Seed,
+    ) -> impl Future<Output = Result<BenchMerchant, BoxError>> + Send;
+    /// The merchant's payments captured with nothing of theirs still in flight.
+    fn captured_count(&self, merchant: &str) -> impl Future<Output = Result<u64, BoxError>> + Send;
+    /// The merchant's payments per status.
+    fn statuses(
+        &self,
+        merchant: &str,
+    ) -> impl Future<Output = Result<BTreeMap<String, i64>, BoxError>> + Send;
+    /// Every transaction kind's totals from the outbox.
+    fn transactions(&self) -> impl Future<Output = Result<Vec<TxKindReport>, BoxError>> + Send;
+    /// Closes the database.
+    fn close(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// Why the bench could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Setting up the chain or the operator process failed.
+    #[error(transparent)]
+    Testkit(#[from] x402_escrow_testkit::Error),
+    /// A step failed.
+    #[error("{what}")]
+    Step {
+        /// What was being done.
+        what: String,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
+    /// Something did not go as the bench expects.
+    #[error("{0}")]
+    Unexpected(String),
+}
+
+/// `Result` with [`BenchError`].
+pub type Result<T, E = BenchError> = std::result::Result<T, E>;
+
+/// Names the step an error comes from.
+trait Step<T> {
+    fn step(self, what: impl Into<String>) -> Result<T>;
+}
+
+impl<T, E: Into<BoxError>> Step<T> for std::result::Result<T, E> {
+    fn step(self, what: impl Into<String>) -> Result<T> {
+        self.map_err(|e| BenchError::Step {
+            what: what.into(),
+            source: e.into(),
+        })
+    }
+}
+
+/// `ensure!` for [`BenchError::Unexpected`].
+macro_rules! check {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(BenchError::Unexpected(format!($($fmt)+)));
+        }
+    };
+}
+pub(crate) use check;

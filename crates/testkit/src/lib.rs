@@ -1,0 +1,89 @@
+//! Local scaffolding shared by the operator's tests, the bench and the demo:
+//!
+//! - [`Chain`]: the pinned anvil with every contract deployed through the bindings, its dev
+//!   wallets and providers, and test-USDC minting;
+//! - [`Proxy`]: a TCP proxy whose [`ProxyMode`] a test switches (an RPC endpoint or a webhook
+//!   receiver that goes away, or goes silent);
+//! - [`OperatorCommand`] / [`OperatorProcess`]: the `x402-escrow` binary as a child process on a
+//!   config file (started, health-checked, stopped with SIGTERM, killed with SIGKILL, restarted
+//!   from the same command), with its CPU time and memory read from `/proc`.
+//!
+//! Nothing here depends on the operator's library, so the operator binary itself can use it.
+#![warn(missing_docs)]
+
+mod chain;
+mod process;
+mod proxy;
+
+pub use chain::{Chain, spawn_anvil};
+pub use process::{OperatorCommand, OperatorProcess, free_port};
+pub use proxy::{Proxy, ProxyMode};
+
+/// What can go wrong while setting up local scaffolding (large sources boxed, so every
+/// `Result` stays small).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The anvil binary could not be started.
+    #[error("could not start anvil at {path}")]
+    Anvil {
+        /// The binary.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: Box<alloy::node_bindings::NodeError>,
+    },
+    /// Anvil has fewer dev keys than asked for.
+    #[error("anvil has no dev key {0}")]
+    NoDevKey(usize),
+    /// Deploying the contracts failed.
+    #[error("deploying the contracts")]
+    Deploy(#[source] Box<x402_escrow_bindings::deploy::DeployError>),
+    /// Writing the deployments file failed.
+    #[error("writing the deployments file")]
+    SaveDeployment(#[source] Box<x402_escrow_bindings::deploy::DeploymentsError>),
+    /// A development deployment without its test token.
+    #[error("a development deployment has a test token")]
+    NoTestToken,
+    /// A contract call or transaction failed.
+    #[error("{what}")]
+    Contract {
+        /// What was being done.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: Box<alloy::contract::Error>,
+    },
+    /// Waiting for a transaction's receipt failed.
+    #[error("{what}")]
+    Receipt {
+        /// What was being done.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: Box<alloy::providers::PendingTransactionError>,
+    },
+    /// A JSON-RPC request failed.
+    #[error("{what}")]
+    Rpc {
+        /// What was being done.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: Box<alloy::transports::TransportError>,
+    },
+    /// A file or process operation failed.
+    #[error("{what}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The operator process stopped or did not become healthy.
+    #[error("{0}")]
+    Operator(String),
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,267 @@
+//! The bench's [`BenchDatabase`] over the operator's store: the database prepared (migrated, the
+//! bench merchant, the seed written through the store) and the results read back.
+//!
+//! The reads are SQL of their own: the store has no per-merchant status count
+//! (`count_payments_by_status` is global) nor per-kind transaction totals.
+
+use std::collections::BTreeMap;
+
+use std::time::Instant;
+
+use alloy::primitives::{Address, U256, keccak256};
+use eyre::{Context, Result};
+use sqlx::Row;
+use x402_escrow_bench::{BenchDatabase, BenchMerchant, BoxError, PRICE, Seed, TxKindReport};
+use x402_escrow_demo::FEE_BPS;
+use x402_escrow_operator::lifecycle::{Flow, PaymentEvent};
+use x402_escrow_operator::store::{
+    NewMerchant, NewPayment, PaymentInfoRecord, Store, TransitionExtras,
+};
+
+/// The operator's store, once prepared.
+#[derive(Default)]
+pub(super) struct StoreDatabase {
+    store: Option<Store>,
+}
+
+impl StoreDatabase {
+    fn store(&self) -> Result<&Store, BoxError> {
+        self.store
+            .as_ref()
+            .ok_or_else(|| "the bench database is not prepared".into())
+    }
+}
+
+fn merchant_id(id: &str) -> Result<uuid::Uuid, BoxError> {
+    Ok(id.parse::<uuid::Uuid>()?)
+}
+
+impl BenchDatabase for StoreDatabase {
+    async fn prepare(
+        &mut self,
+        url: &str,
+        receiver: Address,
+        plan: Seed,
+    ) -> Result<BenchMerchant, BoxError> {
+        let store = Store::connect(url).await?;
+        store.migrate().await?;
+        let (bench_merchant, api_key) = store
+            .create_merchant(&NewMerchant {
+                name: "bench shop".into(),
+                receivers: vec![receiver],
+                webhook_url: None,
+                webhook_secret: None,
+                capture_deadline_secs: 900,
+            })
+            .await?;
+        let seed_started = Instant::now();
+        if plan.count > 0 {
+            let (seed_merchant, _) = store
+                .create_merchant(&NewMerchant {
+                    name: "seeded history".into(),
+                    receivers: vec![Address::repeat_byte(0x22)],
+                    webhook_url: None,
+                    webhook_secret: None,
+                    capture_deadline_secs: 900,
+                })
+                .await?;
+            seed(
+                &store,
+                seed_merchant.id,
+                plan.chain_id,
+                plan.escrow,
+                plan.count,
+            )
+            .await
+            .wrap_err("seeding payments")?;
+        }
+        let seed_secs = seed_started.elapsed().as_secs_f64();
+        self.store = Some(store);
+        Ok(BenchMerchant {
+            id: bench_merchant.id.to_string(),
+            api_key: api_key.expose().to_owned(),
+            seed_secs,
+        })
+    }
+
+    async fn captured_count(&self, merchant: &str) -> Result<u64, BoxError> {
+        Ok(captured_count(self.store()?, merchant_id(merchant)?).await?)
+    }
+
+    async fn statuses(&self, merchant: &str) -> Result<BTreeMap<String, i64>, BoxError> {
+        Ok(statuses(self.store()?, merchant_id(merchant)?).await?)
+    }
+
+    async fn transactions(&self) -> Result<Vec<TxKindReport>, BoxError> {
+        Ok(tx_kinds(self.store()?).await?)
+    }
+
+    async fn close(&self) {
+        if let Some(store) = &self.store {
+            store.close().await;
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------- seeding
+
+/// Writes `count` settled (`charge` → `captured`) payments for `merchant` straight through the
+/// store, 1000 per SQL transaction. They have no outbox rows, so the operator never acts on
+/// them; they only make the database big.
+async fn seed(
+    store: &Store,
+    merchant: uuid::Uuid,
+    chain_id: u64,
+    escrow: Address,
+    count: u64,
+) -> Result<()> {
+    let payer = Address::repeat_byte(0x11);
+    let receiver = Address::repeat_byte(0x22);
+    let token = Address::repeat_byte(0x33);
+    let mut done = 0u64;
+    while done < count {
+        let mut tx = store.begin().await?;
+        let end = (done + 1000).min(count);
+        for i in done..end {
+            let new = NewPayment {
+                merchant_id: merchant,
+                payment_hash: keccak256(format!("x402-escrow bench seed {i}")),
+                chain_id,
+                escrow,
+                info: PaymentInfoRecord {
+                    operator: Address::repeat_byte(0x44),
+                    payer,
+                    receiver,
+                    token,
+                    max_amount: u128::from(PRICE),
+                    pre_approval_expiry: 2_000_000_000,
+                    authorization_expiry: 2_000_000_000,
+                    refund_expiry: 2_000_000_000,
+                    min_fee_bps: 0,
+                    max_fee_bps: FEE_BPS,
+                    fee_receiver: Address::ZERO,
+                    salt: U256::from(i),
+                },
+                amount: u128::from(PRICE),
+                flow: Flow::Charge,
+                request_id: Some(format!("seed-{i}")),
+                idempotency_key: Some(format!("seed-{i}")),
+                capture_deadline_at: None,
+            };
+            let (payment, _) = tx.insert_payment(&new, None).await?;
+            tx.transition_payment(
+                payment.id,
+                payment.version,
+                &PaymentEvent::ChargeConfirmed {
+                    amount: u128::from(PRICE),
+                },
+                TransitionExtras::default(),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        done = end;
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------ reading results
+
+async fn statuses(store: &Store, merchant: uuid::Uuid) -> Result<BTreeMap<String, i64>> {
+    let rows = sqlx::query(
+        "SELECT status, COUNT(*) AS n FROM payments WHERE merchant_id = $1 GROUP BY status",
+    )
+    .bind(merchant.to_string())
+    .fetch_all(store.pool())
+    .await?;
+    let mut out = BTreeMap::new();
+    for row in rows {
+        out.insert(
+            row.try_get::<String, _>("status")?,
+            row.try_get::<i64, _>("n")?,
+        );
+    }
+    Ok(out)
+}
+
+/// Bench payments with a final capture (and nothing of theirs still in flight).
+async fn captured_count(store: &Store, merchant: uuid::Uuid) -> Result<u64> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM payments WHERE merchant_id = $1 AND status = 'captured' AND pending_tx_id IS NULL",
+    )
+    .bind(merchant.to_string())
+    .fetch_one(store.pool())
+    .await?;
+    Ok(u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0))
+}
+
+async fn tx_kinds(store: &Store) -> Result<Vec<TxKindReport>> {
+    // Single rows merged into a batch are `abandoned` by design: counted apart, not as "other".
+    let rows = sqlx::query(
+        "SELECT kind, status, \
+         CAST(CASE WHEN id IN (SELECT source_tx_id FROM chain_tx_members) THEN 1 ELSE 0 END AS BIGINT) AS merged, \
+         COUNT(*) AS n, \
+         CAST(COALESCE(SUM(gas_used), 0) AS BIGINT) AS gas, \
+         CAST(COALESCE(SUM(updated_at - created_at), 0) AS BIGINT) AS ms \
+         FROM chain_txs GROUP BY kind, status, merged ORDER BY kind, status",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    // Members carried by final batch rows, per kind.
+    let members = sqlx::query(
+        "SELECT t.kind AS kind, COUNT(*) AS n FROM chain_txs t \
+         JOIN chain_tx_members m ON m.batch_tx_id = t.id \
+         WHERE t.status = 'final' GROUP BY t.kind",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    let mut carried: BTreeMap<String, i64> = BTreeMap::new();
+    for row in members {
+        carried.insert(row.try_get("kind")?, row.try_get("n")?);
+    }
+    let mut by_kind: BTreeMap<String, TxKindReport> = BTreeMap::new();
+    let mut gas_by_kind: BTreeMap<String, i64> = BTreeMap::new();
+    for row in rows {
+        let kind: String = row.try_get("kind")?;
+        let status: String = row.try_get("status")?;
+        let merged: i64 = row.try_get("merged")?;
+        let n: i64 = row.try_get("n")?;
+        let gas: i64 = row.try_get("gas")?;
+        let ms: i64 = row.try_get("ms")?;
+        let entry = by_kind.entry(kind.clone()).or_insert(TxKindReport {
+            kind: kind.clone(),
+            final_count: 0,
+            reverted: 0,
+            other: 0,
+            merged: 0,
+            operations: 0,
+            gas_mean: 0.0,
+            gas_per_operation: 0.0,
+            queued_to_final_ms: 0.0,
+        });
+        match status.as_str() {
+            _ if merged == 1 => entry.merged += n,
+            "final" => {
+                entry.final_count = n;
+                gas_by_kind.insert(kind.clone(), gas);
+                if n > 0 {
+                    entry.gas_mean = gas as f64 / n as f64;
+                    entry.queued_to_final_ms = ms as f64 / n as f64;
+                }
+            }
+            "reverted" => entry.reverted += n,
+            _ => entry.other += n,
+        }
+    }
+    for entry in by_kind.values_mut() {
+        entry.operations = carried
+            .get(&entry.kind)
+            .copied()
+            .unwrap_or(entry.final_count);
+        let gas = gas_by_kind.get(&entry.kind).copied().unwrap_or(0);
+        if entry.operations > 0 {
+            entry.gas_per_operation = gas as f64 / entry.operations as f64;
+        }
+    }
+    Ok(by_kind.into_values().collect())
+}
