@@ -162,11 +162,11 @@ fn scenario(title: &str, path: &str, request_id: &str, before: Balances) -> Scen
 fn fill(report: &mut ScenarioReport, paid: &Paid, payment: &OperatorPayment) {
     report.http_status = Some(paid.status);
     report.price = amount_u64(paid.payment.amount);
-    report.payment_id = Some(payment.id.clone());
+    report.payment_id = Some(payment.id.to_string());
     report.payment_hash = Some(payment.payment_hash);
-    report.status = Some(payment.status.clone());
-    report.captured = amount_u64(payment.amounts.captured);
-    report.refunded = amount_u64(payment.amounts.refunded);
+    report.status = Some(payment.status.to_string());
+    report.captured = amount_u64(Amount::from(payment.amounts.captured));
+    report.refunded = amount_u64(Amount::from(payment.amounts.refunded));
     report.transactions = payment
         .transactions
         .iter()

@@ -302,7 +302,7 @@ expiry_margin_secs = 60
                 .transactions
                 .iter()
                 .all(|t| matches!(t.status.as_str(), "final" | "reverted" | "abandoned"));
-            if payment.status == status && settled {
+            if payment.status.as_str() == status && settled {
                 return Ok(payment);
             }
             if Instant::now() > deadline {
