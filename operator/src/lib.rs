@@ -1,6 +1,9 @@
 //! The x402-escrow operator (issue 3): a durable payment lifecycle engine.
 //!
-//! See `operator/DESIGN.md` for how the modules fit together.
+//! See `operator/DESIGN.md` for how the modules fit together, and `ARCHITECTURE.md` at the
+//! root for the crates around it.
+
+#![warn(missing_docs)]
 
 pub mod api;
 pub mod config;

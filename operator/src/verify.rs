@@ -29,7 +29,7 @@ use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::sol_types::SolInterface;
 use x402_escrow_bindings::contracts::auth_capture_escrow::AuthCaptureEscrow::AuthCaptureEscrowErrors;
-use x402_escrow_bindings::{AuthCaptureEscrow, PaymentInfo, TestUSDC};
+use x402_escrow_bindings::{AuthCaptureEscrow, IERC20, IERC3009, PaymentInfo};
 use x402_escrow_sdk::escrows::EscrowRegistry;
 use x402_escrow_sdk::schemes::auth_capture::{
     AuthCaptureError, DerivedPayment, PaymentFlow, SignatureCheck, check_signature, check_timing,
@@ -367,8 +367,7 @@ impl Verifier {
         }
 
         // On chain.
-        let token = TestUSDC::new(info.token, self.provider.clone());
-        let used = token
+        let used = IERC3009::new(info.token, self.provider.clone())
             .authorizationState(derived.payer, derived.payer_agnostic_hash)
             .call()
             .await
@@ -376,7 +375,7 @@ impl Verifier {
         if used {
             return Err(VerifyError::AuthorizationUsed(derived.payer_agnostic_hash));
         }
-        let balance = token
+        let balance = IERC20::new(info.token, self.provider.clone())
             .balanceOf(derived.payer)
             .call()
             .await

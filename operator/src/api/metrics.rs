@@ -52,7 +52,7 @@ fn confirmations_histogram() -> Histogram {
     Histogram::new([1.0, 2.0, 3.0, 6.0, 12.0, 24.0, 64.0])
 }
 
-const TX_KINDS: [TxKind; 8] = [
+const TX_KINDS: [TxKind; 10] = [
     TxKind::Authorize,
     TxKind::Charge,
     TxKind::Capture,
@@ -61,6 +61,8 @@ const TX_KINDS: [TxKind; 8] = [
     TxKind::CaptureBatch,
     TxKind::VoidBatch,
     TxKind::NonceFill,
+    TxKind::Transfer,
+    TxKind::Approve,
 ];
 
 /// The operator's metrics. Cloning shares the same series.

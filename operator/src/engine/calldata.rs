@@ -6,7 +6,7 @@ use alloy::primitives::{Address, Bytes, U256};
 use alloy::sol_types::SolCall;
 use x402_escrow_bindings::PaymentInfo;
 use x402_escrow_bindings::contracts::auth_capture_escrow::AuthCaptureEscrow as Escrow;
-use x402_escrow_bindings::contracts::test_usdc::TestUSDC as Erc20;
+use x402_escrow_bindings::{IERC20, IERC3009};
 use x402_escrow_sdk::schemes::exact::ExactPayload;
 
 use super::EngineConfig;
@@ -80,14 +80,18 @@ pub(super) fn refund(info: PaymentInfo, amount: U256, token_collector: Address) 
 
 /// The token's `approve(spender, amount)`.
 pub(super) fn approve(spender: Address, amount: U256) -> Vec<u8> {
-    Erc20::approveCall { spender, amount }.abi_encode()
+    IERC20::approveCall {
+        spender,
+        value: amount,
+    }
+    .abi_encode()
 }
 
 /// The token's ERC-3009 `transferWithAuthorization(from, to, value, validAfter, validBefore,
 /// nonce, signature)` of an `exact` payload.
 pub(super) fn transfer_with_authorization(payload: &ExactPayload) -> Vec<u8> {
     let auth = &payload.authorization;
-    Erc20::transferWithAuthorization_0Call {
+    IERC3009::transferWithAuthorization_0Call {
         from: auth.from,
         to: auth.to,
         value: auth.value.get(),

@@ -4,7 +4,7 @@
 use alloy::primitives::{Bytes, U256};
 use serde_json::json;
 use uuid::Uuid;
-use x402_escrow_bindings::TestUSDC;
+use x402_escrow_bindings::IERC20;
 
 use super::calldata;
 use super::{Engine, EngineError, requested_amount};
@@ -55,7 +55,7 @@ impl Engine {
             ));
         }
         // The float: the refund collector pulls `amount` from our signer.
-        let token = TestUSDC::new(payment.info.token, self.inner.provider.clone());
+        let token = IERC20::new(payment.info.token, self.inner.provider.clone());
         let balance = token
             .balanceOf(cfg.signer)
             .call()

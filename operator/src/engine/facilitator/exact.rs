@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use alloy::primitives::{Address, B256, Bytes, U256};
 use serde_json::json;
-use x402_escrow_bindings::contracts::test_usdc::TestUSDC as Erc20;
+use x402_escrow_bindings::{IERC20, IERC3009};
 use x402_escrow_sdk::facilitator::{SettleResponse, VerifyRequest, reasons};
 use x402_escrow_sdk::schemes::exact::ExactPayload;
 
@@ -190,7 +190,7 @@ impl Engine {
         let latest = provider.get_block_number().await.ok()?;
         let filter = Filter::new()
             .address(token)
-            .event_signature(Erc20::AuthorizationUsed::SIGNATURE_HASH)
+            .event_signature(IERC3009::AuthorizationUsed::SIGNATURE_HASH)
             .topic1(auth.from.into_word())
             .topic2(auth.nonce)
             .from_block(latest.saturating_sub(EXACT_LOOKBACK_BLOCKS))
@@ -208,8 +208,8 @@ impl Engine {
             }
             let moved = receipt.inner.logs().iter().any(|l| {
                 l.address() == token
-                    && Erc20::Transfer::decode_log(&l.inner).is_ok_and(|t| {
-                        t.from == auth.from && t.to == auth.to && t.amount == auth.value.get()
+                    && IERC20::Transfer::decode_log(&l.inner).is_ok_and(|t| {
+                        t.from == auth.from && t.to == auth.to && t.value == auth.value.get()
                     })
             });
             if moved {

@@ -2,7 +2,7 @@
 //! through the SDK and the chain (nonce, balance, simulation).
 
 use alloy::primitives::{Address, Bytes};
-use x402_escrow_bindings::TestUSDC;
+use x402_escrow_bindings::{IERC20, IERC3009};
 use x402_escrow_sdk::facilitator::{VerifyRequest, VerifyResponse, reasons};
 use x402_escrow_sdk::schemes::auth_capture::derive_from_payment_payload;
 use x402_escrow_sdk::schemes::exact::{self};
@@ -132,9 +132,8 @@ impl Engine {
             .map_err(|e| fail(reasons::UNEXPECTED_VERIFY_ERROR, e.to_string()))?;
         exact::verify_payload(requirements, payload, now)
             .map_err(|e| fail(e.reason(), e.to_string()))?;
-        let token = TestUSDC::new(requirements.asset, self.inner.provider.clone());
         let auth = &payload.authorization;
-        let used = token
+        let used = IERC3009::new(requirements.asset, self.inner.provider.clone())
             .authorizationState(auth.from, auth.nonce)
             .call()
             .await
@@ -145,7 +144,7 @@ impl Engine {
                 format!("authorization {} was already used or cancelled", auth.nonce),
             ));
         }
-        let balance = token
+        let balance = IERC20::new(requirements.asset, self.inner.provider.clone())
             .balanceOf(auth.from)
             .call()
             .await
