@@ -37,6 +37,7 @@ use x402_escrow_sdk::schemes::auth_capture::{
 use x402_escrow_sdk::wire::{PaymentPayload, PaymentRequirements, SchemePayload};
 
 use x402_escrow_sdk::Network;
+use x402_escrow_sdk::buyer::unix_now;
 use x402_escrow_sdk::facilitator::reasons;
 use x402_escrow_sdk::merchant::{MerchantTerms, TermsAsset, TermsEscrow};
 use x402_escrow_sdk::schemes::auth_capture::CLOCK_SKEW_TOLERANCE_SECONDS;
@@ -199,7 +200,7 @@ impl Verifier {
     /// will enforce the expiries against. The next block is never earlier than either, so the
     /// later one is the conservative choice for every "still valid when mined" check.
     pub async fn acceptance_now(&self) -> Result<u64, VerifyError> {
-        Ok(self.chain_now().await?.max(wall_clock_secs()))
+        Ok(self.chain_now().await?.max(unix_now()))
     }
 
     /// The latest block's timestamp (chain time, unix seconds): what the escrow's own expiry
@@ -441,14 +442,6 @@ impl Verifier {
 pub fn required_capture_deadline(now: u64, capture_deadline_secs: u64, margin_secs: u64) -> u64 {
     now.saturating_add(capture_deadline_secs)
         .saturating_add(margin_secs)
-}
-
-/// The wall clock in unix seconds.
-pub fn wall_clock_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// How many seconds `value` falls short of being strictly after `needed` (at least 1).

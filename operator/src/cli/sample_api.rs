@@ -10,7 +10,7 @@
 //! Every request is logged as one line on stdout: method, path, status, duration.
 
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::extract::Request;
 use axum::http::StatusCode;
@@ -21,6 +21,7 @@ use axum::{Json, Router};
 use clap::Args;
 use eyre::{Context, Result};
 use serde_json::{Value, json};
+use x402_escrow_sdk::buyer::unix_now;
 
 /// Options of `x402-escrow sample-api`.
 #[derive(Debug, Clone, Args)]
@@ -28,14 +29,6 @@ pub struct SampleApiArgs {
     /// Where to listen (`host:port`; port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:9000")]
     pub listen: SocketAddr,
-}
-
-/// The current unix time in seconds.
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// `GET /report`: a small made-up report.

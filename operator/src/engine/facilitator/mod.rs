@@ -47,7 +47,6 @@ use crate::engine::Engine;
 use crate::lifecycle::{Flow, PaymentStatus};
 use crate::service::{AuthorizeRequest, ErrorCode, PaymentService, PaymentView, ServiceError};
 use crate::store::{Merchant, TxKind};
-use crate::verify::VerifyError;
 
 /// The `auth-capture` scheme name.
 pub const AUTH_CAPTURE: &str = "auth-capture";
@@ -69,11 +68,6 @@ const BROADCAST_POLL: Duration = Duration::from_millis(300);
 /// Reason for a capture or void of a charged payment (flow `authorization`): it was captured by
 /// its charge, only a refund applies.
 pub const REASON_CHARGED_PAYMENT: &str = "payment_charged";
-
-/// The x402 reason of a verifier refusal ([`VerifyError::reason`]).
-pub fn verify_error_reason(e: &VerifyError) -> &'static str {
-    e.reason()
-}
 
 /// The x402 reason of an engine refusal during `/settle`.
 pub fn service_error_reason(e: &ServiceError) -> String {

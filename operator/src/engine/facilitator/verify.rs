@@ -52,11 +52,7 @@ impl Engine {
                 let now = match self.inner.verifier.acceptance_now().await {
                     Ok(now) => now,
                     Err(e) => {
-                        return VerifyResponse::invalid(
-                            verify_error_reason(&e),
-                            e.to_string(),
-                            Some(payer),
-                        );
+                        return VerifyResponse::invalid(e.reason(), e.to_string(), Some(payer));
                     }
                 };
                 match self
@@ -66,9 +62,7 @@ impl Engine {
                     .await
                 {
                     Ok(_) => VerifyResponse::valid(payer),
-                    Err(e) => {
-                        VerifyResponse::invalid(verify_error_reason(&e), e.to_string(), Some(payer))
-                    }
+                    Err(e) => VerifyResponse::invalid(e.reason(), e.to_string(), Some(payer)),
                 }
             }
             EXACT => match self.verify_exact(merchant, request).await {
