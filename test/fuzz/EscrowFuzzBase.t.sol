@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {EscrowTestBase} from "../base/EscrowTestBase.sol";
+import {EscrowHelpers} from "../base/EscrowHelpers.sol";
 import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
 
 /// @notice Helpers shared by the fuzz suites: explicit PaymentInfo construction, an ERC-3009
 ///         authorize for any payment, and executable models of the spec's check order, so a fuzz
 ///         test can compute the one error (or success) a given input must produce.
-abstract contract EscrowFuzzBase is EscrowTestBase {
+abstract contract EscrowFuzzBase is EscrowHelpers {
     uint16 internal constant MAX_BPS = 10_000;
     uint256 internal constant UINT120_MAX = type(uint120).max;
 
@@ -70,25 +70,9 @@ abstract contract EscrowFuzzBase is EscrowTestBase {
         return amount * feeBps / MAX_BPS;
     }
 
-    /// @dev The operator's TokenStore.
-    function _store() internal view returns (address) {
-        return escrow.getTokenStore(operator);
-    }
-
     /// @dev Expects the next call to revert with exactly `reason` (selector and arguments).
     function _expectRevertWith(bytes memory reason) internal {
         vm.expectRevert(reason);
-    }
-
-    /// @dev Asserts the escrow's state of a payment.
-    function _assertState(bytes32 paymentInfoHash, bool collected, uint256 capturable, uint256 refundable)
-        internal
-        view
-    {
-        (bool c, uint120 cap, uint120 ref) = escrow.paymentState(paymentInfoHash);
-        assertEq(c, collected, "hasCollectedPayment");
-        assertEq(cap, capturable, "capturableAmount");
-        assertEq(ref, refundable, "refundableAmount");
     }
 
     /*//////////////////////////////////////////////////////////////

@@ -7,17 +7,12 @@ import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
 import {TokenStore} from "../../contracts/TokenStore.sol";
 import {TokenCollector} from "../../contracts/collectors/TokenCollector.sol";
 
-/// @title MisdeliveringCollector
-/// @notice A collector of either type that pays the TokenStore out of its own pre-funded balance,
-///         delivering `amount + surplus - shortfall` instead of exactly `amount`. With both set to
-///         zero it is an honest collector; otherwise the escrow must revert `TokenCollectionFailed`.
-contract MisdeliveringCollector is TokenCollector {
+/// @title MockCollector
+/// @notice Base of the test collectors: reports the type it was deployed with and hands each
+///         collection to `_deliver`, so a mock only writes how it moves (or fails to move) tokens.
+abstract contract MockCollector is TokenCollector {
     /// @notice The type this collector reports.
     CollectorType public immutable reportedType;
-    /// @notice Units delivered on top of the requested amount.
-    uint256 public surplus;
-    /// @notice Units held back from the requested amount.
-    uint256 public shortfall;
 
     /// @param authCaptureEscrow_ The escrow this collector serves.
     /// @param reportedType_ The `collectorType()` it reports.
@@ -25,26 +20,56 @@ contract MisdeliveringCollector is TokenCollector {
         reportedType = reportedType_;
     }
 
-    /// @notice Sets how far off each delivery is.
-    /// @param surplus_ Units added to each delivery.
-    /// @param shortfall_ Units removed from each delivery (capped at the amount).
-    function setDelivery(uint256 surplus_, uint256 shortfall_) external {
-        surplus = surplus_;
-        shortfall = shortfall_;
-    }
-
     /// @inheritdoc TokenCollector
     function collectorType() external view override returns (CollectorType) {
         return reportedType;
     }
 
-    /// @dev Sends the (mis)calculated amount from this contract's own balance.
+    /// @dev Collector data is ignored by every mock.
     function _collectTokens(
         AuthCaptureEscrow.PaymentInfo calldata paymentInfo,
         address tokenStore,
         uint256 amount,
         bytes calldata
     ) internal override {
+        _deliver(paymentInfo, tokenStore, amount);
+    }
+
+    /// @dev What the mock does when the escrow asks it for `amount` into `tokenStore`.
+    function _deliver(AuthCaptureEscrow.PaymentInfo calldata paymentInfo, address tokenStore, uint256 amount)
+        internal
+        virtual;
+}
+
+/// @title MisdeliveringCollector
+/// @notice A collector of either type that pays the TokenStore out of its own pre-funded balance,
+///         delivering `amount + surplus - shortfall` instead of exactly `amount`. With both set to
+///         zero it is an honest collector; otherwise the escrow must revert `TokenCollectionFailed`.
+contract MisdeliveringCollector is MockCollector {
+    /// @notice Units delivered on top of the requested amount.
+    uint256 public surplus;
+    /// @notice Units held back from the requested amount.
+    uint256 public shortfall;
+
+    /// @param authCaptureEscrow_ The escrow this collector serves.
+    /// @param reportedType_ The `collectorType()` it reports.
+    constructor(address authCaptureEscrow_, CollectorType reportedType_)
+        MockCollector(authCaptureEscrow_, reportedType_)
+    {}
+
+    /// @notice Sets how far off each delivery is.
+    /// @param surplus_ Units added to each delivery.
+    /// @param shortfall_ Units removed from each delivery (capped at the amount).
+    function setDelivery(uint256 surplus_, uint256 shortfall_) public {
+        surplus = surplus_;
+        shortfall = shortfall_;
+    }
+
+    /// @dev Sends the (mis)calculated amount from this contract's own balance.
+    function _deliver(AuthCaptureEscrow.PaymentInfo calldata paymentInfo, address tokenStore, uint256 amount)
+        internal
+        override
+    {
         uint256 delivered = amount + surplus;
         delivered = shortfall >= delivered ? 0 : delivered - shortfall;
         if (delivered != 0) SafeTransferLib.safeTransfer(paymentInfo.token, tokenStore, delivered);
@@ -55,14 +80,14 @@ contract MisdeliveringCollector is TokenCollector {
 /// @notice A Payment collector that, when asked to collect, instead tries to pay itself out of a
 ///         TokenStore by calling it directly. The store must refuse (`OnlyAuthCaptureEscrow`):
 ///         only the escrow may move store funds, even in the middle of an escrow operation.
-contract StoreRaidingCollector is TokenCollector {
+contract StoreRaidingCollector is MockCollector {
     /// @notice The store to raid (zero: the store of the payment being collected).
     address public targetStore;
     /// @notice Whether to use `sendTokensWithFee` (true) or `sendTokens` (false).
     bool public useSendWithFee;
 
     /// @param authCaptureEscrow_ The escrow this collector serves.
-    constructor(address authCaptureEscrow_) TokenCollector(authCaptureEscrow_) {}
+    constructor(address authCaptureEscrow_) MockCollector(authCaptureEscrow_, CollectorType.Payment) {}
 
     /// @notice Chooses the store to raid and the function used.
     /// @param targetStore_ The store (zero: the one the escrow hands over).
@@ -72,18 +97,11 @@ contract StoreRaidingCollector is TokenCollector {
         useSendWithFee = useSendWithFee_;
     }
 
-    /// @inheritdoc TokenCollector
-    function collectorType() external pure override returns (CollectorType) {
-        return CollectorType.Payment;
-    }
-
     /// @dev Calls the store directly; its revert bubbles up through the escrow.
-    function _collectTokens(
-        AuthCaptureEscrow.PaymentInfo calldata paymentInfo,
-        address tokenStore,
-        uint256 amount,
-        bytes calldata
-    ) internal override {
+    function _deliver(AuthCaptureEscrow.PaymentInfo calldata paymentInfo, address tokenStore, uint256 amount)
+        internal
+        override
+    {
         address store = targetStore == address(0) ? tokenStore : targetStore;
         if (useSendWithFee) {
             TokenStore(store).sendTokensWithFee(paymentInfo.token, address(this), amount, address(this), amount);
@@ -102,17 +120,15 @@ interface ICollectHook {
 /// @title ReentrantCollector
 /// @notice A collector of either type that delivers exactly the requested amount from its own
 ///         balance and then calls a hook (a `ReentrantActor`) that re-enters the escrow.
-contract ReentrantCollector is TokenCollector {
-    /// @notice The type this collector reports.
-    CollectorType public immutable reportedType;
+contract ReentrantCollector is MockCollector {
     /// @notice The contract called after delivery (zero: none).
     address public hook;
 
     /// @param authCaptureEscrow_ The escrow this collector serves.
     /// @param reportedType_ The `collectorType()` it reports.
-    constructor(address authCaptureEscrow_, CollectorType reportedType_) TokenCollector(authCaptureEscrow_) {
-        reportedType = reportedType_;
-    }
+    constructor(address authCaptureEscrow_, CollectorType reportedType_)
+        MockCollector(authCaptureEscrow_, reportedType_)
+    {}
 
     /// @notice Sets the hook target.
     /// @param hook_ The contract to call after delivering, or zero.
@@ -120,18 +136,11 @@ contract ReentrantCollector is TokenCollector {
         hook = hook_;
     }
 
-    /// @inheritdoc TokenCollector
-    function collectorType() external view override returns (CollectorType) {
-        return reportedType;
-    }
-
     /// @dev Delivers honestly, then hands control to the hook (its revert bubbles).
-    function _collectTokens(
-        AuthCaptureEscrow.PaymentInfo calldata paymentInfo,
-        address tokenStore,
-        uint256 amount,
-        bytes calldata
-    ) internal override {
+    function _deliver(AuthCaptureEscrow.PaymentInfo calldata paymentInfo, address tokenStore, uint256 amount)
+        internal
+        override
+    {
         SafeTransferLib.safeTransfer(paymentInfo.token, tokenStore, amount);
         if (hook != address(0)) ICollectHook(hook).onCollect();
     }
@@ -141,22 +150,15 @@ contract ReentrantCollector is TokenCollector {
 /// @notice The simplest honest Payment collector: `transferFrom(payer -> tokenStore, amount)` on the
 ///         payer's plain ERC-20 allowance, with no pre-approval bookkeeping. Lets tests use tokens
 ///         without ERC-3009 (the escrow only ever sees the collector).
-contract MockPayerPullCollector is TokenCollector {
+contract MockPayerPullCollector is MockCollector {
     /// @param authCaptureEscrow_ The escrow this collector serves.
-    constructor(address authCaptureEscrow_) TokenCollector(authCaptureEscrow_) {}
-
-    /// @inheritdoc TokenCollector
-    function collectorType() external pure override returns (CollectorType) {
-        return CollectorType.Payment;
-    }
+    constructor(address authCaptureEscrow_) MockCollector(authCaptureEscrow_, CollectorType.Payment) {}
 
     /// @dev Pulls straight from the payer.
-    function _collectTokens(
-        AuthCaptureEscrow.PaymentInfo calldata paymentInfo,
-        address tokenStore,
-        uint256 amount,
-        bytes calldata
-    ) internal override {
+    function _deliver(AuthCaptureEscrow.PaymentInfo calldata paymentInfo, address tokenStore, uint256 amount)
+        internal
+        override
+    {
         SafeTransferLib.safeTransferFrom(paymentInfo.token, paymentInfo.payer, tokenStore, amount);
     }
 }

@@ -4,7 +4,6 @@ pragma solidity ^0.8.28;
 import {Vm} from "forge-std/Vm.sol";
 
 import {UnitTestBase} from "./helpers/UnitTestBase.sol";
-import {UnitMisdeliveringCollector} from "./helpers/UnitCollectors.sol";
 import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
 import {TokenCollector} from "../../contracts/collectors/TokenCollector.sol";
 import {TestUSDC} from "../../contracts/dev/TestUSDC.sol";
@@ -118,43 +117,26 @@ contract AuthorizeTest is UnitTestBase {
     //////////////////////////////////////////////////////////////*/
 
     function test_authorize_reverts_InvalidSender_when_callerIsPayer() public {
-        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        vm.prank(payer);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidSender.selector, payer, operator));
-        escrow.authorize(info, 1e6, address(erc3009Collector), "");
+        _expectRevertFrom(payer, _invalidSender(payer, operator));
+        escrow.authorize(_defaultInfo(), 1e6, address(erc3009Collector), "");
     }
 
     function test_authorize_reverts_InvalidSender_when_callerIsStranger() public {
-        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidSender.selector, stranger, operator));
-        escrow.authorize(info, 1e6, address(erc3009Collector), "");
+        _expectRevertFrom(stranger, _invalidSender(stranger, operator));
+        escrow.authorize(_defaultInfo(), 1e6, address(erc3009Collector), "");
     }
 
     function test_authorize_reverts_ZeroAmount_when_amountIsZero() public {
-        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        vm.prank(operator);
-        vm.expectRevert(AuthCaptureEscrow.ZeroAmount.selector);
-        escrow.authorize(info, 0, address(erc3009Collector), "");
+        _authorizeReverts(_defaultInfo(), 0, abi.encodeWithSelector(AuthCaptureEscrow.ZeroAmount.selector));
     }
 
     function test_authorize_reverts_AmountOverflow_when_amountAboveUint120() public {
-        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
         uint256 amount = uint256(type(uint120).max) + 1;
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(AuthCaptureEscrow.AmountOverflow.selector, amount, uint256(type(uint120).max))
-        );
-        escrow.authorize(info, amount, address(erc3009Collector), "");
+        _authorizeReverts(_defaultInfo(), amount, _amountOverflow(amount));
     }
 
     function test_authorize_reverts_ExceedsMaxAmount_when_amountAboveMaxAmount() public {
-        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(AuthCaptureEscrow.ExceedsMaxAmount.selector, uint256(MAX_AMOUNT) + 1, MAX_AMOUNT)
-        );
-        escrow.authorize(info, uint256(MAX_AMOUNT) + 1, address(erc3009Collector), "");
+        _assertExceedsMaxAmount(_defaultInfo());
     }
 
     function test_authorize_reverts_AfterPreApprovalExpiry_when_atPreApprovalExpiry() public {
@@ -162,74 +144,40 @@ contract AuthorizeTest is UnitTestBase {
         usdc.mint(payer, info.maxAmount);
         bytes memory sig = _signERC3009(info, PAYER_PK);
         vm.warp(info.preApprovalExpiry);
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                AuthCaptureEscrow.AfterPreApprovalExpiry.selector, info.preApprovalExpiry, info.preApprovalExpiry
-            )
-        );
+        _expectRevertFrom(operator, _afterPreApprovalExpiry(info.preApprovalExpiry, info));
         escrow.authorize(info, 1e6, address(erc3009Collector), sig);
     }
 
     function test_authorize_reverts_AfterPreApprovalExpiry_when_afterPreApprovalExpiry() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
         vm.warp(info.preApprovalExpiry + 5);
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                AuthCaptureEscrow.AfterPreApprovalExpiry.selector, info.preApprovalExpiry + 5, info.preApprovalExpiry
-            )
-        );
-        escrow.authorize(info, 1e6, address(erc3009Collector), "");
+        _authorizeReverts(info, 1e6, _afterPreApprovalExpiry(info.preApprovalExpiry + 5, info));
     }
 
     function test_authorize_reverts_InvalidExpiries_when_preApprovalAfterAuthorization() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
         info.authorizationExpiry = info.preApprovalExpiry - 1;
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                AuthCaptureEscrow.InvalidExpiries.selector,
-                info.preApprovalExpiry,
-                info.authorizationExpiry,
-                info.refundExpiry
-            )
-        );
-        escrow.authorize(info, 1e6, address(erc3009Collector), "");
+        _authorizeReverts(info, 1e6, _invalidExpiries(info));
     }
 
     function test_authorize_reverts_InvalidExpiries_when_authorizationAfterRefund() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
         info.refundExpiry = info.authorizationExpiry - 1;
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                AuthCaptureEscrow.InvalidExpiries.selector,
-                info.preApprovalExpiry,
-                info.authorizationExpiry,
-                info.refundExpiry
-            )
-        );
-        escrow.authorize(info, 1e6, address(erc3009Collector), "");
+        _authorizeReverts(info, 1e6, _invalidExpiries(info));
     }
 
     function test_authorize_reverts_FeeBpsOverflow_when_maxFeeBpsAbove10000() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
         info.maxFeeBps = 10_001;
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.FeeBpsOverflow.selector, uint16(10_001)));
-        escrow.authorize(info, 1e6, address(erc3009Collector), "");
+        _authorizeReverts(info, 1e6, abi.encodeWithSelector(AuthCaptureEscrow.FeeBpsOverflow.selector, uint16(10_001)));
     }
 
     function test_authorize_reverts_InvalidFeeBpsRange_when_minAboveMax() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
         info.minFeeBps = 101;
         info.maxFeeBps = 100;
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(AuthCaptureEscrow.InvalidFeeBpsRange.selector, uint16(101), uint16(100))
-        );
-        escrow.authorize(info, 1e6, address(erc3009Collector), "");
+        bytes memory err = abi.encodeWithSelector(AuthCaptureEscrow.InvalidFeeBpsRange.selector, uint16(101), uint16(100));
+        _authorizeReverts(info, 1e6, err);
     }
 
     function test_authorize_reverts_PaymentAlreadyCollected_when_authorizedTwice() public {
@@ -243,10 +191,7 @@ contract AuthorizeTest is UnitTestBase {
 
     function test_authorize_reverts_PaymentAlreadyCollected_when_alreadyCharged() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        bytes32 h = _charge(info, 10e6, 0, feeReceiver);
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.PaymentAlreadyCollected.selector, h));
-        escrow.authorize(info, 10e6, address(erc3009Collector), "");
+        _authorizeReverts(info, 10e6, _paymentAlreadyCollected(_charge(info, 10e6, 0, feeReceiver)));
     }
 
     function test_authorize_reverts_PaymentAlreadyCollected_when_voidedBefore() public {
@@ -282,11 +227,10 @@ contract AuthorizeTest is UnitTestBase {
     }
 
     function test_authorize_succeeds_when_customCollectorDeliversExactly() public {
-        UnitMisdeliveringCollector c = new UnitMisdeliveringCollector(address(escrow), TokenCollector.CollectorType.Payment);
-        usdc.mint(address(c), 10e6);
+        address c = _misdeliveringCollector(TokenCollector.CollectorType.Payment, 0, 10e6);
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
         vm.prank(operator);
-        escrow.authorize(info, 10e6, address(c), "");
+        escrow.authorize(info, 10e6, c, "");
         _assertState(escrow.getHash(info), true, 10e6, 0);
     }
 
@@ -388,23 +332,13 @@ contract AuthorizeTest is UnitTestBase {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
         _authorize(info, 10e6);
         vm.warp(info.preApprovalExpiry);
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                AuthCaptureEscrow.AfterPreApprovalExpiry.selector, info.preApprovalExpiry, info.preApprovalExpiry
-            )
-        );
-        escrow.authorize(info, 10e6, address(erc3009Collector), "");
+        _authorizeReverts(info, 10e6, _afterPreApprovalExpiry(info.preApprovalExpiry, info));
     }
 
     function test_authorize_reverts_ExceedsMaxAmount_beforePaymentAlreadyCollected() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
         _authorize(info, 10e6);
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(AuthCaptureEscrow.ExceedsMaxAmount.selector, uint256(MAX_AMOUNT) + 1, MAX_AMOUNT)
-        );
-        escrow.authorize(info, uint256(MAX_AMOUNT) + 1, address(erc3009Collector), "");
+        _assertExceedsMaxAmount(info);
     }
 
     function test_authorize_reverts_PaymentAlreadyCollected_beforeInvalidCollectorForOperation() public {
@@ -420,12 +354,17 @@ contract AuthorizeTest is UnitTestBase {
     //////////////////////////////////////////////////////////////*/
 
     function _assertMisdeliveryReverts(int256 delta) internal {
-        UnitMisdeliveringCollector c = new UnitMisdeliveringCollector(address(escrow), TokenCollector.CollectorType.Payment);
-        c.setDelta(delta);
-        usdc.mint(address(c), 20e6);
+        address c = _misdeliveringCollector(TokenCollector.CollectorType.Payment, delta, 20e6);
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
         vm.prank(operator);
         vm.expectRevert(AuthCaptureEscrow.TokenCollectionFailed.selector);
-        escrow.authorize(info, 10e6, address(c), "");
+        escrow.authorize(info, 10e6, c, "");
+    }
+
+    /// @dev Authorizing one unit above `info.maxAmount` fails with `ExceedsMaxAmount`.
+    function _assertExceedsMaxAmount(AuthCaptureEscrow.PaymentInfo memory info) internal {
+        uint256 amount = uint256(MAX_AMOUNT) + 1;
+        bytes memory err = abi.encodeWithSelector(AuthCaptureEscrow.ExceedsMaxAmount.selector, amount, MAX_AMOUNT);
+        _authorizeReverts(info, amount, err);
     }
 }

@@ -3,42 +3,21 @@ pragma solidity ^0.8.28;
 
 import {Vm} from "forge-std/Vm.sol";
 
-import {UnitTestBase} from "./helpers/UnitTestBase.sol";
+import {HeldPaymentTestBase} from "./helpers/UnitTestBase.sol";
 import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
 
-contract CaptureTest is UnitTestBase {
-    AuthCaptureEscrow.PaymentInfo internal info;
-    bytes32 internal h;
-
-    function setUp() public override {
-        super.setUp();
-        info = _defaultInfo();
-        h = _authorize(info, 80e6);
-    }
-
+contract CaptureTest is HeldPaymentTestBase {
     /*//////////////////////////////////////////////////////////////
                                 SUCCESS
     //////////////////////////////////////////////////////////////*/
 
     function test_capture_fullAmount() public {
-        vm.prank(operator);
-        escrow.capture(info, 80e6, 100, feeReceiver);
-
-        _assertState(h, true, 0, 80e6);
-        assertEq(usdc.balanceOf(receiver), 79.2e6);
-        assertEq(usdc.balanceOf(feeReceiver), 0.8e6);
-        assertEq(usdc.balanceOf(_store()), 0);
+        _captureAndCheckSplit(80e6, 100, 0.8e6);
         assertEq(usdc.balanceOf(payer), 20e6, "payer untouched by capture");
     }
 
     function test_capture_partial_leavesRemainderCapturable() public {
-        vm.prank(operator);
-        escrow.capture(info, 30e6, 100, feeReceiver);
-
-        _assertState(h, true, 50e6, 30e6);
-        assertEq(usdc.balanceOf(receiver), 29.7e6);
-        assertEq(usdc.balanceOf(feeReceiver), 0.3e6);
-        assertEq(usdc.balanceOf(_store()), 50e6);
+        _captureAndCheckSplit(30e6, 100, 0.3e6);
     }
 
     function test_capture_repeated_untilExhausted() public {
@@ -60,10 +39,9 @@ contract CaptureTest is UnitTestBase {
 
     function test_capture_emitsPaymentCapturedAndTokenStoreCreatedOnFirstCapture() public {
         address store = _store();
-        vm.expectEmit(true, true, true, true, address(escrow));
+        _expectEscrowEmit();
         emit AuthCaptureEscrow.PaymentCaptured(h, 30e6, 100, feeReceiver);
-        vm.expectEmit(true, true, true, true, address(escrow));
-        emit AuthCaptureEscrow.TokenStoreCreated(operator, store);
+        _expectTokenStoreCreated(store);
         vm.prank(operator);
         escrow.capture(info, 30e6, 100, feeReceiver);
     }
@@ -150,38 +128,26 @@ contract CaptureTest is UnitTestBase {
     //////////////////////////////////////////////////////////////*/
 
     function test_capture_reverts_InvalidSender_when_callerIsPayer() public {
-        vm.prank(payer);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidSender.selector, payer, operator));
+        _expectRevertFrom(payer, _invalidSender(payer, operator));
         escrow.capture(info, 1e6, 0, feeReceiver);
     }
 
     function test_capture_reverts_InvalidSender_when_callerIsReceiver() public {
-        vm.prank(receiver);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidSender.selector, receiver, operator));
+        _expectRevertFrom(receiver, _invalidSender(receiver, operator));
         escrow.capture(info, 1e6, 0, feeReceiver);
     }
 
     function test_capture_reverts_ZeroAmount_when_amountIsZero() public {
-        vm.prank(operator);
-        vm.expectRevert(AuthCaptureEscrow.ZeroAmount.selector);
-        escrow.capture(info, 0, 0, feeReceiver);
+        _captureReverts(info, 0, 0, feeReceiver, abi.encodeWithSelector(AuthCaptureEscrow.ZeroAmount.selector));
     }
 
     function test_capture_reverts_AmountOverflow_when_amountAboveUint120() public {
         uint256 amount = uint256(type(uint120).max) + 1;
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(AuthCaptureEscrow.AmountOverflow.selector, amount, uint256(type(uint120).max))
-        );
-        escrow.capture(info, amount, 0, feeReceiver);
+        _captureReverts(info, amount, 0, feeReceiver, _amountOverflow(amount));
     }
 
     function test_capture_reverts_FeeBpsOutOfRange_when_feeAboveMax() public {
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(AuthCaptureEscrow.FeeBpsOutOfRange.selector, uint16(101), uint16(0), uint16(100))
-        );
-        escrow.capture(info, 1e6, 101, feeReceiver);
+        _captureReverts(info, 1e6, 101, feeReceiver, _feeBpsOutOfRange(101, 0, 100));
     }
 
     function test_capture_reverts_FeeBpsOutOfRange_when_feeBelowMin() public {
@@ -189,87 +155,48 @@ contract CaptureTest is UnitTestBase {
         p.minFeeBps = 10;
         p.salt = 1;
         _authorize(p, 10e6);
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(AuthCaptureEscrow.FeeBpsOutOfRange.selector, uint16(9), uint16(10), uint16(100))
-        );
-        escrow.capture(p, 1e6, 9, feeReceiver);
+        _captureReverts(p, 1e6, 9, feeReceiver, _feeBpsOutOfRange(9, 10, 100));
     }
 
     function test_capture_reverts_ZeroFeeReceiver_when_feePositiveAndReceiverZero() public {
-        vm.prank(operator);
-        vm.expectRevert(AuthCaptureEscrow.ZeroFeeReceiver.selector);
-        escrow.capture(info, 1e6, 1, address(0));
+        _captureReverts(info, 1e6, 1, address(0), abi.encodeWithSelector(AuthCaptureEscrow.ZeroFeeReceiver.selector));
     }
 
     function test_capture_reverts_InvalidFeeReceiver_when_differsFromFixed() public {
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidFeeReceiver.selector, stranger, feeReceiver));
-        escrow.capture(info, 1e6, 1, stranger);
+        _captureReverts(info, 1e6, 1, stranger, _invalidFeeReceiver(stranger));
     }
 
     function test_capture_reverts_InvalidFeeReceiver_when_zeroFeeButReceiverDiffers() public {
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidFeeReceiver.selector, address(0), feeReceiver));
-        escrow.capture(info, 1e6, 0, address(0));
+        _captureReverts(info, 1e6, 0, address(0), _invalidFeeReceiver(address(0)));
     }
 
     function test_capture_reverts_AfterAuthorizationExpiry_when_atAuthorizationExpiry() public {
-        vm.warp(info.authorizationExpiry);
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                AuthCaptureEscrow.AfterAuthorizationExpiry.selector, info.authorizationExpiry, info.authorizationExpiry
-            )
-        );
-        escrow.capture(info, 1e6, 0, feeReceiver);
+        _assertTooLateToCapture(info.authorizationExpiry);
     }
 
     function test_capture_reverts_AfterAuthorizationExpiry_when_afterAuthorizationExpiry() public {
-        vm.warp(info.authorizationExpiry + 100);
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                AuthCaptureEscrow.AfterAuthorizationExpiry.selector,
-                info.authorizationExpiry + 100,
-                info.authorizationExpiry
-            )
-        );
-        escrow.capture(info, 1e6, 0, feeReceiver);
+        _assertTooLateToCapture(info.authorizationExpiry + 100);
     }
 
     function test_capture_reverts_InsufficientAuthorization_when_amountAboveCapturable() public {
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(AuthCaptureEscrow.InsufficientAuthorization.selector, h, 80e6, 80e6 + 1)
-        );
-        escrow.capture(info, 80e6 + 1, 0, feeReceiver);
+        _assertCaptureExceedsHold(info, h, 80e6, 80e6 + 1);
     }
 
     function test_capture_reverts_InsufficientAuthorization_when_paymentUnknown() public {
-        AuthCaptureEscrow.PaymentInfo memory unknown = _defaultInfo();
-        unknown.salt = 99;
-        bytes32 uh = escrow.getHash(unknown);
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InsufficientAuthorization.selector, uh, 0, 1));
-        escrow.capture(unknown, 1, 0, feeReceiver);
+        (AuthCaptureEscrow.PaymentInfo memory unknown, bytes32 uh) = _unknownPayment(99);
+        _assertCaptureExceedsHold(unknown, uh, 0, 1);
     }
 
     function test_capture_reverts_InsufficientAuthorization_when_voided() public {
         vm.prank(operator);
         escrow.void(info);
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InsufficientAuthorization.selector, h, 0, 1e6));
-        escrow.capture(info, 1e6, 0, feeReceiver);
+        _assertCaptureExceedsHold(info, h, 0, 1e6);
     }
 
     function test_capture_reverts_InsufficientAuthorization_when_charged() public {
         AuthCaptureEscrow.PaymentInfo memory c = _defaultInfo();
         c.salt = 5;
-        bytes32 ch = _charge(c, 10e6, 0, feeReceiver);
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InsufficientAuthorization.selector, ch, 0, 1e6));
-        escrow.capture(c, 1e6, 0, feeReceiver);
+        _assertCaptureExceedsHold(c, _charge(c, 10e6, 0, feeReceiver), 0, 1e6);
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -321,5 +248,50 @@ contract CaptureTest is UnitTestBase {
         vm.prank(operator);
         vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InsufficientAuthorization.selector, h, 80e6, 90e6));
         escrow.capture(info, 90e6, 50, feeReceiver);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                HELPERS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev Captures `amount` of the held payment with `feeBps`, then checks the split (`fee` to the
+    ///      fee receiver, the rest to the receiver) and what stays held.
+    function _captureAndCheckSplit(uint256 amount, uint16 feeBps, uint256 fee) internal {
+        vm.prank(operator);
+        escrow.capture(info, amount, feeBps, feeReceiver);
+
+        _assertState(h, true, 80e6 - amount, amount);
+        assertEq(usdc.balanceOf(receiver), amount - fee);
+        assertEq(usdc.balanceOf(feeReceiver), fee);
+        assertEq(usdc.balanceOf(_store()), 80e6 - amount);
+    }
+
+    /// @dev As the operator, captures `amount` of `p` expecting exactly `err`.
+    function _captureReverts(
+        AuthCaptureEscrow.PaymentInfo memory p,
+        uint256 amount,
+        uint16 feeBps,
+        address feeTo,
+        bytes memory err
+    ) internal {
+        _expectRevertFrom(operator, err);
+        escrow.capture(p, amount, feeBps, feeTo);
+    }
+
+    /// @dev At `timestamp` (at or past the authorization expiry) capturing fails.
+    function _assertTooLateToCapture(uint48 timestamp) internal {
+        vm.warp(timestamp);
+        bytes memory err =
+            abi.encodeWithSelector(AuthCaptureEscrow.AfterAuthorizationExpiry.selector, timestamp, info.authorizationExpiry);
+        _captureReverts(info, 1e6, 0, feeReceiver, err);
+    }
+
+    /// @dev Capturing `amount` of `p` (hash `ph`) with only `capturable` held fails.
+    function _assertCaptureExceedsHold(AuthCaptureEscrow.PaymentInfo memory p, bytes32 ph, uint256 capturable, uint256 amount)
+        internal
+    {
+        bytes memory err =
+            abi.encodeWithSelector(AuthCaptureEscrow.InsufficientAuthorization.selector, ph, capturable, amount);
+        _captureReverts(p, amount, 0, feeReceiver, err);
     }
 }

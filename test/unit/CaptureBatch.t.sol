@@ -3,24 +3,10 @@ pragma solidity ^0.8.28;
 
 import {Vm} from "forge-std/Vm.sol";
 
-import {UnitTestBase} from "./helpers/UnitTestBase.sol";
+import {TwoHeldPaymentsTestBase} from "./helpers/UnitTestBase.sol";
 import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
 
-contract CaptureBatchTest is UnitTestBase {
-    AuthCaptureEscrow.PaymentInfo internal a;
-    AuthCaptureEscrow.PaymentInfo internal b;
-    bytes32 internal ha;
-    bytes32 internal hb;
-
-    function setUp() public override {
-        super.setUp();
-        a = _defaultInfo();
-        b = _defaultInfo();
-        b.salt = 1;
-        ha = _authorize(a, 40e6);
-        hb = _authorize(b, 60e6);
-    }
-
+contract CaptureBatchTest is TwoHeldPaymentsTestBase {
     function _req(AuthCaptureEscrow.PaymentInfo memory info, uint256 amount, uint16 feeBps, address feeTo)
         internal
         pure
@@ -52,11 +38,10 @@ contract CaptureBatchTest is UnitTestBase {
 
     function test_captureBatch_emitsPaymentCapturedPerRequestInOrder() public {
         address store = _store();
-        vm.expectEmit(true, true, true, true, address(escrow));
+        _expectEscrowEmit();
         emit AuthCaptureEscrow.PaymentCaptured(ha, 40e6, 100, feeReceiver);
-        vm.expectEmit(true, true, true, true, address(escrow));
-        emit AuthCaptureEscrow.TokenStoreCreated(operator, store);
-        vm.expectEmit(true, true, true, true, address(escrow));
+        _expectTokenStoreCreated(store);
+        _expectEscrowEmit();
         emit AuthCaptureEscrow.PaymentCaptured(hb, 25e6, 50, feeReceiver);
         vm.prank(operator);
         escrow.captureBatch(_pair(_req(a, 40e6, 100, feeReceiver), _req(b, 25e6, 50, feeReceiver)));

@@ -4,7 +4,6 @@ pragma solidity ^0.8.28;
 import {Vm} from "forge-std/Vm.sol";
 
 import {UnitTestBase} from "./helpers/UnitTestBase.sol";
-import {UnitMisdeliveringCollector} from "./helpers/UnitCollectors.sol";
 import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
 import {TokenCollector} from "../../contracts/collectors/TokenCollector.sol";
 
@@ -141,152 +140,83 @@ contract ChargeTest is UnitTestBase {
     //////////////////////////////////////////////////////////////*/
 
     function test_charge_reverts_InvalidSender_when_callerIsNotOperator() public {
-        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        vm.prank(payer);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidSender.selector, payer, operator));
-        escrow.charge(info, 1e6, address(erc3009Collector), "", 0, feeReceiver);
+        _expectRevertFrom(payer, _invalidSender(payer, operator));
+        escrow.charge(_defaultInfo(), 1e6, address(erc3009Collector), "", 0, feeReceiver);
     }
 
     function test_charge_reverts_ZeroAmount_when_amountIsZero() public {
-        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        vm.prank(operator);
-        vm.expectRevert(AuthCaptureEscrow.ZeroAmount.selector);
-        escrow.charge(info, 0, address(erc3009Collector), "", 0, feeReceiver);
+        _chargeReverts(_defaultInfo(), 0, 0, feeReceiver, abi.encodeWithSelector(AuthCaptureEscrow.ZeroAmount.selector));
     }
 
     function test_charge_reverts_AmountOverflow_when_amountAboveUint120() public {
-        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        uint256 amount = type(uint256).max;
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(AuthCaptureEscrow.AmountOverflow.selector, amount, uint256(type(uint120).max))
-        );
-        escrow.charge(info, amount, address(erc3009Collector), "", 0, feeReceiver);
+        _chargeReverts(_defaultInfo(), type(uint256).max, 0, feeReceiver, _amountOverflow(type(uint256).max));
     }
 
     function test_charge_reverts_ExceedsMaxAmount_when_amountAboveMaxAmount() public {
-        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(AuthCaptureEscrow.ExceedsMaxAmount.selector, uint256(MAX_AMOUNT) + 1, MAX_AMOUNT)
-        );
-        escrow.charge(info, uint256(MAX_AMOUNT) + 1, address(erc3009Collector), "", 0, feeReceiver);
+        bytes memory err =
+            abi.encodeWithSelector(AuthCaptureEscrow.ExceedsMaxAmount.selector, uint256(MAX_AMOUNT) + 1, MAX_AMOUNT);
+        _chargeReverts(_defaultInfo(), uint256(MAX_AMOUNT) + 1, 0, feeReceiver, err);
     }
 
     function test_charge_reverts_AfterPreApprovalExpiry_when_atPreApprovalExpiry() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
         vm.warp(info.preApprovalExpiry);
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                AuthCaptureEscrow.AfterPreApprovalExpiry.selector, info.preApprovalExpiry, info.preApprovalExpiry
-            )
-        );
-        escrow.charge(info, 1e6, address(erc3009Collector), "", 0, feeReceiver);
+        _chargeReverts(info, 1e6, 0, feeReceiver, _afterPreApprovalExpiry(info.preApprovalExpiry, info));
     }
 
     function test_charge_reverts_InvalidExpiries_when_preApprovalAfterAuthorization() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
         info.authorizationExpiry = info.preApprovalExpiry - 1;
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                AuthCaptureEscrow.InvalidExpiries.selector,
-                info.preApprovalExpiry,
-                info.authorizationExpiry,
-                info.refundExpiry
-            )
-        );
-        escrow.charge(info, 1e6, address(erc3009Collector), "", 0, feeReceiver);
+        _chargeReverts(info, 1e6, 0, feeReceiver, _invalidExpiries(info));
     }
 
     function test_charge_reverts_InvalidExpiries_when_authorizationAfterRefund() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
         info.refundExpiry = info.authorizationExpiry - 1;
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                AuthCaptureEscrow.InvalidExpiries.selector,
-                info.preApprovalExpiry,
-                info.authorizationExpiry,
-                info.refundExpiry
-            )
-        );
-        escrow.charge(info, 1e6, address(erc3009Collector), "", 0, feeReceiver);
+        _chargeReverts(info, 1e6, 0, feeReceiver, _invalidExpiries(info));
     }
 
     function test_charge_reverts_FeeBpsOverflow_when_maxFeeBpsAbove10000() public {
-        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        info.maxFeeBps = type(uint16).max;
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.FeeBpsOverflow.selector, type(uint16).max));
-        escrow.charge(info, 1e6, address(erc3009Collector), "", 0, feeReceiver);
+        bytes memory err = abi.encodeWithSelector(AuthCaptureEscrow.FeeBpsOverflow.selector, type(uint16).max);
+        _assertChargeFeeRejected(0, type(uint16).max, 0, feeReceiver, err);
     }
 
     function test_charge_reverts_InvalidFeeBpsRange_when_minAboveMax() public {
-        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        info.minFeeBps = 60;
-        info.maxFeeBps = 50;
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidFeeBpsRange.selector, uint16(60), uint16(50)));
-        escrow.charge(info, 1e6, address(erc3009Collector), "", 55, feeReceiver);
+        bytes memory err = abi.encodeWithSelector(AuthCaptureEscrow.InvalidFeeBpsRange.selector, uint16(60), uint16(50));
+        _assertChargeFeeRejected(60, 50, 55, feeReceiver, err);
     }
 
     function test_charge_reverts_FeeBpsOutOfRange_when_feeBelowMin() public {
-        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        info.minFeeBps = 20;
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(AuthCaptureEscrow.FeeBpsOutOfRange.selector, uint16(19), uint16(20), uint16(100))
-        );
-        escrow.charge(info, 1e6, address(erc3009Collector), "", 19, feeReceiver);
+        _assertChargeFeeRejected(20, 100, 19, feeReceiver, _feeBpsOutOfRange(19, 20, 100));
     }
 
     function test_charge_reverts_FeeBpsOutOfRange_when_feeAboveMax() public {
-        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(AuthCaptureEscrow.FeeBpsOutOfRange.selector, uint16(101), uint16(0), uint16(100))
-        );
-        escrow.charge(info, 1e6, address(erc3009Collector), "", 101, feeReceiver);
+        _chargeReverts(_defaultInfo(), 1e6, 101, feeReceiver, _feeBpsOutOfRange(101, 0, 100));
     }
 
     function test_charge_reverts_ZeroFeeReceiver_when_feePositiveAndReceiverZero() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
         info.feeReceiver = address(0);
-        vm.prank(operator);
-        vm.expectRevert(AuthCaptureEscrow.ZeroFeeReceiver.selector);
-        escrow.charge(info, 1e6, address(erc3009Collector), "", 1, address(0));
+        _chargeReverts(info, 1e6, 1, address(0), abi.encodeWithSelector(AuthCaptureEscrow.ZeroFeeReceiver.selector));
     }
 
     function test_charge_reverts_InvalidFeeReceiver_when_differsFromFixedFeeReceiver() public {
-        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidFeeReceiver.selector, stranger, feeReceiver));
-        escrow.charge(info, 1e6, address(erc3009Collector), "", 50, stranger);
+        _chargeReverts(_defaultInfo(), 1e6, 50, stranger, _invalidFeeReceiver(stranger));
     }
 
     function test_charge_reverts_InvalidFeeReceiver_when_zeroFeeAndZeroReceiverButFixedReceiver() public {
-        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidFeeReceiver.selector, address(0), feeReceiver));
-        escrow.charge(info, 1e6, address(erc3009Collector), "", 0, address(0));
+        _chargeReverts(_defaultInfo(), 1e6, 0, address(0), _invalidFeeReceiver(address(0)));
     }
 
     function test_charge_reverts_PaymentAlreadyCollected_when_chargedTwice() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
         bytes32 h = _charge(info, 10e6, 0, feeReceiver);
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.PaymentAlreadyCollected.selector, h));
-        escrow.charge(info, 10e6, address(erc3009Collector), "", 0, feeReceiver);
+        _chargeReverts(info, 10e6, 0, feeReceiver, _paymentAlreadyCollected(h));
     }
 
     function test_charge_reverts_PaymentAlreadyCollected_when_alreadyAuthorized() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        bytes32 h = _authorize(info, 10e6);
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.PaymentAlreadyCollected.selector, h));
-        escrow.charge(info, 10e6, address(erc3009Collector), "", 0, feeReceiver);
+        _chargeReverts(info, 10e6, 0, feeReceiver, _paymentAlreadyCollected(_authorize(info, 10e6)));
     }
 
     function test_charge_reverts_InvalidCollectorForOperation_when_refundCollector() public {
@@ -298,23 +228,11 @@ contract ChargeTest is UnitTestBase {
     }
 
     function test_charge_reverts_TokenCollectionFailed_when_collectorUnderDelivers() public {
-        UnitMisdeliveringCollector c = new UnitMisdeliveringCollector(address(escrow), TokenCollector.CollectorType.Payment);
-        c.setDelta(-1);
-        usdc.mint(address(c), 20e6);
-        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        vm.prank(operator);
-        vm.expectRevert(AuthCaptureEscrow.TokenCollectionFailed.selector);
-        escrow.charge(info, 10e6, address(c), "", 0, feeReceiver);
+        _assertChargeMisdeliveryReverts(-1);
     }
 
     function test_charge_reverts_TokenCollectionFailed_when_collectorOverDelivers() public {
-        UnitMisdeliveringCollector c = new UnitMisdeliveringCollector(address(escrow), TokenCollector.CollectorType.Payment);
-        c.setDelta(1);
-        usdc.mint(address(c), 20e6);
-        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        vm.prank(operator);
-        vm.expectRevert(AuthCaptureEscrow.TokenCollectionFailed.selector);
-        escrow.charge(info, 10e6, address(c), "", 0, feeReceiver);
+        _assertChargeMisdeliveryReverts(1);
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -410,40 +328,26 @@ contract ChargeTest is UnitTestBase {
     function test_charge_reverts_FeeBpsOutOfRange_beforePaymentAlreadyCollected() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
         _charge(info, 10e6, 0, feeReceiver);
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(AuthCaptureEscrow.FeeBpsOutOfRange.selector, uint16(101), uint16(0), uint16(100))
-        );
-        escrow.charge(info, 10e6, address(erc3009Collector), "", 101, feeReceiver);
+        _chargeReverts(info, 10e6, 101, feeReceiver, _feeBpsOutOfRange(101, 0, 100));
     }
 
     function test_charge_reverts_ZeroFeeReceiver_beforePaymentAlreadyCollected() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
         _charge(info, 10e6, 0, feeReceiver);
-        vm.prank(operator);
-        vm.expectRevert(AuthCaptureEscrow.ZeroFeeReceiver.selector);
-        escrow.charge(info, 10e6, address(erc3009Collector), "", 1, address(0));
+        _chargeReverts(info, 10e6, 1, address(0), abi.encodeWithSelector(AuthCaptureEscrow.ZeroFeeReceiver.selector));
     }
 
     function test_charge_reverts_InvalidFeeReceiver_beforePaymentAlreadyCollected() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
         _charge(info, 10e6, 0, feeReceiver);
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidFeeReceiver.selector, stranger, feeReceiver));
-        escrow.charge(info, 10e6, address(erc3009Collector), "", 1, stranger);
+        _chargeReverts(info, 10e6, 1, stranger, _invalidFeeReceiver(stranger));
     }
 
     function test_charge_reverts_AfterPreApprovalExpiry_beforePaymentAlreadyCollected() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
         _charge(info, 10e6, 0, feeReceiver);
         vm.warp(info.preApprovalExpiry);
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                AuthCaptureEscrow.AfterPreApprovalExpiry.selector, info.preApprovalExpiry, info.preApprovalExpiry
-            )
-        );
-        escrow.charge(info, 10e6, address(erc3009Collector), "", 0, feeReceiver);
+        _chargeReverts(info, 10e6, 0, feeReceiver, _afterPreApprovalExpiry(info.preApprovalExpiry, info));
     }
 
     function test_charge_reverts_PaymentAlreadyCollected_beforeInvalidCollectorForOperation() public {
@@ -464,5 +368,32 @@ contract ChargeTest is UnitTestBase {
         Vm.Log[] memory logs = vm.getRecordedLogs();
         assertEq(_countLogs(logs, address(escrow), AuthCaptureEscrow.TokenStoreCreated.selector), 0);
         assertEq(_countLogs(logs, address(escrow), AuthCaptureEscrow.PaymentCharged.selector), 1);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                HELPERS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev Charges the default payment with the fee range [`minFeeBps`, `maxFeeBps`], expecting `err`.
+    function _assertChargeFeeRejected(
+        uint16 minFeeBps,
+        uint16 maxFeeBps,
+        uint16 feeBps,
+        address feeReceiver_,
+        bytes memory err
+    ) internal {
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        info.minFeeBps = minFeeBps;
+        info.maxFeeBps = maxFeeBps;
+        _chargeReverts(info, 1e6, feeBps, feeReceiver_, err);
+    }
+
+    /// @dev A collector delivering `delta` off the 10 USDC charged must make the charge revert.
+    function _assertChargeMisdeliveryReverts(int256 delta) internal {
+        address c = _misdeliveringCollector(TokenCollector.CollectorType.Payment, delta, 20e6);
+        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        vm.prank(operator);
+        vm.expectRevert(AuthCaptureEscrow.TokenCollectionFailed.selector);
+        escrow.charge(info, 10e6, c, "", 0, feeReceiver);
     }
 }

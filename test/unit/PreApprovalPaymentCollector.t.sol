@@ -75,68 +75,44 @@ contract PreApprovalPaymentCollectorTest is UnitTestBase {
     }
 
     function test_preApprove_reverts_InvalidSender_when_callerIsOperator() public {
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidSender.selector, operator, payer));
-        preApprovalCollector.preApprove(info);
+        _preApproveReverts(operator, _invalidSender(operator, payer));
     }
 
     function test_preApprove_reverts_InvalidSender_when_callerIsStranger() public {
-        vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidSender.selector, stranger, payer));
-        preApprovalCollector.preApprove(info);
+        _preApproveReverts(stranger, _invalidSender(stranger, payer));
     }
 
     function test_preApprove_reverts_AfterPreApprovalExpiry_when_atExpiry() public {
         vm.warp(info.preApprovalExpiry);
-        vm.prank(payer);
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                AuthCaptureEscrow.AfterPreApprovalExpiry.selector, info.preApprovalExpiry, info.preApprovalExpiry
-            )
-        );
-        preApprovalCollector.preApprove(info);
+        _preApproveReverts(payer, _afterPreApprovalExpiry(info.preApprovalExpiry, info));
     }
 
     function test_preApprove_reverts_PaymentAlreadyPreApproved_when_calledTwice() public {
         vm.prank(payer);
         preApprovalCollector.preApprove(info);
-        vm.prank(payer);
-        vm.expectRevert(abi.encodeWithSelector(PreApprovalPaymentCollector.PaymentAlreadyPreApproved.selector, h));
-        preApprovalCollector.preApprove(info);
+        _preApproveReverts(payer, _alreadyPreApproved());
     }
 
     function test_preApprove_reverts_PaymentAlreadyCollected_when_collectedWithAnotherCollector() public {
         _authorize(info, 10e6); // ERC-3009
-        vm.prank(payer);
-        vm.expectRevert(abi.encodeWithSelector(PreApprovalPaymentCollector.PaymentAlreadyCollected.selector, h));
-        preApprovalCollector.preApprove(info);
+        _preApproveReverts(payer, _alreadyCollected());
     }
 
     function test_preApprove_reverts_PaymentAlreadyCollected_when_charged() public {
         _charge(info, 10e6, 0, feeReceiver);
-        vm.prank(payer);
-        vm.expectRevert(abi.encodeWithSelector(PreApprovalPaymentCollector.PaymentAlreadyCollected.selector, h));
-        preApprovalCollector.preApprove(info);
+        _preApproveReverts(payer, _alreadyCollected());
     }
 
     function test_preApprove_reverts_InvalidSender_beforeAfterPreApprovalExpiry() public {
         vm.warp(info.preApprovalExpiry);
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidSender.selector, operator, payer));
-        preApprovalCollector.preApprove(info);
+        _preApproveReverts(operator, _invalidSender(operator, payer));
     }
 
     function test_preApprove_reverts_AfterPreApprovalExpiry_beforePaymentAlreadyPreApproved() public {
         vm.prank(payer);
         preApprovalCollector.preApprove(info);
         vm.warp(info.preApprovalExpiry);
-        vm.prank(payer);
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                AuthCaptureEscrow.AfterPreApprovalExpiry.selector, info.preApprovalExpiry, info.preApprovalExpiry
-            )
-        );
-        preApprovalCollector.preApprove(info);
+        _preApproveReverts(payer, _afterPreApprovalExpiry(info.preApprovalExpiry, info));
     }
 
     /// @dev The spec names both errors without ordering them; this is the reference contract's order.
@@ -145,9 +121,7 @@ contract PreApprovalPaymentCollectorTest is UnitTestBase {
         preApprovalCollector.preApprove(info);
         vm.prank(operator);
         escrow.authorize(info, 10e6, address(preApprovalCollector), "");
-        vm.prank(payer);
-        vm.expectRevert(abi.encodeWithSelector(PreApprovalPaymentCollector.PaymentAlreadyPreApproved.selector, h));
-        preApprovalCollector.preApprove(info);
+        _preApproveReverts(payer, _alreadyPreApproved());
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -220,5 +194,23 @@ contract PreApprovalPaymentCollectorTest is UnitTestBase {
         vm.prank(operator);
         vm.expectRevert(SafeTransferLib.TransferFromFailed.selector);
         escrow.authorize(info, 10e6, address(preApprovalCollector), "");
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                HELPERS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev `sender`'s pre-approval of the default payment reverts with exactly `err`.
+    function _preApproveReverts(address sender, bytes memory err) internal {
+        _expectRevertFrom(sender, err);
+        preApprovalCollector.preApprove(info);
+    }
+
+    function _alreadyPreApproved() internal view returns (bytes memory) {
+        return abi.encodeWithSelector(PreApprovalPaymentCollector.PaymentAlreadyPreApproved.selector, h);
+    }
+
+    function _alreadyCollected() internal view returns (bytes memory) {
+        return abi.encodeWithSelector(PreApprovalPaymentCollector.PaymentAlreadyCollected.selector, h);
     }
 }

@@ -1,19 +1,10 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {UnitTestBase} from "./helpers/UnitTestBase.sol";
+import {HeldPaymentTestBase} from "./helpers/UnitTestBase.sol";
 import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
 
-contract ReclaimTest is UnitTestBase {
-    AuthCaptureEscrow.PaymentInfo internal info;
-    bytes32 internal h;
-
-    function setUp() public override {
-        super.setUp();
-        info = _defaultInfo();
-        h = _authorize(info, 80e6);
-    }
-
+contract ReclaimTest is HeldPaymentTestBase {
     function test_reclaim_succeeds_when_atAuthorizationExpiry() public {
         vm.warp(info.authorizationExpiry);
         vm.prank(payer);
@@ -33,10 +24,9 @@ contract ReclaimTest is UnitTestBase {
     function test_reclaim_emitsPaymentReclaimedAndCreatesTokenStore() public {
         address store = _store();
         vm.warp(info.authorizationExpiry);
-        vm.expectEmit(true, true, true, true, address(escrow));
+        _expectEscrowEmit();
         emit AuthCaptureEscrow.PaymentReclaimed(h, 80e6);
-        vm.expectEmit(true, true, true, true, address(escrow));
-        emit AuthCaptureEscrow.TokenStoreCreated(operator, store);
+        _expectTokenStoreCreated(store);
         vm.prank(payer);
         escrow.reclaim(info);
     }
@@ -57,93 +47,75 @@ contract ReclaimTest is UnitTestBase {
 
     function test_reclaim_reverts_InvalidSender_when_callerIsOperator() public {
         vm.warp(info.authorizationExpiry);
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidSender.selector, operator, payer));
+        _expectRevertFrom(operator, _invalidSender(operator, payer));
         escrow.reclaim(info);
     }
 
     function test_reclaim_reverts_InvalidSender_when_callerIsReceiver() public {
         vm.warp(info.authorizationExpiry);
-        vm.prank(receiver);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidSender.selector, receiver, payer));
+        _expectRevertFrom(receiver, _invalidSender(receiver, payer));
         escrow.reclaim(info);
     }
 
     function test_reclaim_reverts_BeforeAuthorizationExpiry_when_oneSecondBefore() public {
         vm.warp(info.authorizationExpiry - 1);
-        vm.prank(payer);
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                AuthCaptureEscrow.BeforeAuthorizationExpiry.selector,
-                info.authorizationExpiry - 1,
-                info.authorizationExpiry
-            )
-        );
-        escrow.reclaim(info);
+        _assertTooEarlyToReclaim();
     }
 
     function test_reclaim_reverts_BeforeAuthorizationExpiry_when_rightAfterAuthorize() public {
-        vm.prank(payer);
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                AuthCaptureEscrow.BeforeAuthorizationExpiry.selector, uint48(block.timestamp), info.authorizationExpiry
-            )
-        );
-        escrow.reclaim(info);
+        _assertTooEarlyToReclaim();
     }
 
     function test_reclaim_reverts_ZeroAuthorization_when_reclaimedTwice() public {
         vm.warp(info.authorizationExpiry);
         vm.prank(payer);
         escrow.reclaim(info);
-        vm.prank(payer);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.ZeroAuthorization.selector, h));
-        escrow.reclaim(info);
+        _assertNothingToReclaim(info, h);
     }
 
     function test_reclaim_reverts_ZeroAuthorization_when_voided() public {
         vm.prank(operator);
         escrow.void(info);
         vm.warp(info.authorizationExpiry);
-        vm.prank(payer);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.ZeroAuthorization.selector, h));
-        escrow.reclaim(info);
+        _assertNothingToReclaim(info, h);
     }
 
     function test_reclaim_reverts_ZeroAuthorization_when_fullyCaptured() public {
         vm.prank(operator);
         escrow.capture(info, 80e6, 0, feeReceiver);
         vm.warp(info.authorizationExpiry);
-        vm.prank(payer);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.ZeroAuthorization.selector, h));
-        escrow.reclaim(info);
+        _assertNothingToReclaim(info, h);
     }
 
     function test_reclaim_reverts_ZeroAuthorization_when_paymentUnknown() public {
-        AuthCaptureEscrow.PaymentInfo memory unknown = _defaultInfo();
-        unknown.salt = 8;
-        bytes32 uh = escrow.getHash(unknown);
+        (AuthCaptureEscrow.PaymentInfo memory unknown, bytes32 uh) = _unknownPayment(8);
         vm.warp(unknown.authorizationExpiry);
-        vm.prank(payer);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.ZeroAuthorization.selector, uh));
-        escrow.reclaim(unknown);
+        _assertNothingToReclaim(unknown, uh);
     }
 
     function test_reclaim_reverts_InvalidSender_beforeBeforeAuthorizationExpiry() public {
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidSender.selector, operator, payer));
+        _expectRevertFrom(operator, _invalidSender(operator, payer));
         escrow.reclaim(info);
     }
 
     function test_reclaim_reverts_BeforeAuthorizationExpiry_beforeZeroAuthorization() public {
         vm.prank(operator);
         escrow.void(info); // nothing held any more
-        vm.prank(payer);
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                AuthCaptureEscrow.BeforeAuthorizationExpiry.selector, uint48(block.timestamp), info.authorizationExpiry
-            )
+        _assertTooEarlyToReclaim();
+    }
+
+    /// @dev The payer's reclaim, now, fails with `BeforeAuthorizationExpiry`.
+    function _assertTooEarlyToReclaim() internal {
+        bytes memory err = abi.encodeWithSelector(
+            AuthCaptureEscrow.BeforeAuthorizationExpiry.selector, uint48(block.timestamp), info.authorizationExpiry
         );
+        _expectRevertFrom(payer, err);
         escrow.reclaim(info);
+    }
+
+    /// @dev The payer's reclaim of `p` (hash `ph`) finds nothing held.
+    function _assertNothingToReclaim(AuthCaptureEscrow.PaymentInfo memory p, bytes32 ph) internal {
+        _expectRevertFrom(payer, _zeroAuthorization(ph));
+        escrow.reclaim(p);
     }
 }

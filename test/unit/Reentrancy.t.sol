@@ -41,34 +41,39 @@ contract ReentrancyTest is UnitTestBase {
     }
 
     function test_authorize_reverts_Reentrancy_when_collectorReentersAnyEntryPoint() public {
-        bytes[] memory calls = _reentryCalls();
-        for (uint256 i; i < calls.length; ++i) {
-            payCollector.setReentryData(calls[i]);
-            vm.prank(operator);
-            vm.expectRevert(AuthCaptureEscrow.Reentrancy.selector);
-            escrow.authorize(info, 10e6, address(payCollector), "");
-        }
+        _assertEveryReentryBlocked(payCollector, _authorizeThroughPayCollector);
     }
 
     function test_charge_reverts_Reentrancy_when_collectorReentersAnyEntryPoint() public {
-        bytes[] memory calls = _reentryCalls();
-        for (uint256 i; i < calls.length; ++i) {
-            payCollector.setReentryData(calls[i]);
-            vm.prank(operator);
-            vm.expectRevert(AuthCaptureEscrow.Reentrancy.selector);
-            escrow.charge(info, 10e6, address(payCollector), "", 0, feeReceiver);
-        }
+        _assertEveryReentryBlocked(payCollector, _chargeThroughPayCollector);
     }
 
     function test_refund_reverts_Reentrancy_when_collectorReentersAnyEntryPoint() public {
         _authorizeAndCapture(info, 50e6, 50e6, 0);
+        _assertEveryReentryBlocked(refundReentrant, _refundThroughReentrantCollector);
+    }
+
+    /// @dev Arms `collector` with each re-entrant call in turn; `operation` (run as the operator)
+    ///      must then revert with exactly `Reentrancy()`.
+    function _assertEveryReentryBlocked(UnitReentrantCollector collector, function() internal operation) internal {
         bytes[] memory calls = _reentryCalls();
         for (uint256 i; i < calls.length; ++i) {
-            refundReentrant.setReentryData(calls[i]);
-            vm.prank(operator);
-            vm.expectRevert(AuthCaptureEscrow.Reentrancy.selector);
-            escrow.refund(info, 10e6, address(refundReentrant), "");
+            collector.setReentryData(calls[i]);
+            _expectRevertFrom(operator, abi.encodeWithSelector(AuthCaptureEscrow.Reentrancy.selector));
+            operation();
         }
+    }
+
+    function _authorizeThroughPayCollector() internal {
+        escrow.authorize(info, 10e6, address(payCollector), "");
+    }
+
+    function _chargeThroughPayCollector() internal {
+        escrow.charge(info, 10e6, address(payCollector), "", 0, feeReceiver);
+    }
+
+    function _refundThroughReentrantCollector() internal {
+        escrow.refund(info, 10e6, address(refundReentrant), "");
     }
 
     function test_reentrantCollector_withHarmlessCall_succeeds() public {

@@ -3,20 +3,16 @@ pragma solidity ^0.8.28;
 
 import {SafeTransferLib} from "solady/utils/SafeTransferLib.sol";
 
-import {UnitTestBase} from "./helpers/UnitTestBase.sol";
-import {UnitMisdeliveringCollector} from "./helpers/UnitCollectors.sol";
+import {HeldPaymentTestBase} from "./helpers/UnitTestBase.sol";
 import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
 import {TokenCollector} from "../../contracts/collectors/TokenCollector.sol";
 
-contract RefundTest is UnitTestBase {
-    AuthCaptureEscrow.PaymentInfo internal info;
-    bytes32 internal h;
-
+contract RefundTest is HeldPaymentTestBase {
     function setUp() public override {
         super.setUp();
-        info = _defaultInfo();
         // 80 held, 50 captured (1% fee): capturable 30, refundable 50.
-        h = _authorizeAndCapture(info, 80e6, 50e6, 100);
+        vm.prank(operator);
+        escrow.capture(info, 50e6, 100, feeReceiver);
         _fundRefunds(100e6);
     }
 
@@ -87,122 +83,79 @@ contract RefundTest is UnitTestBase {
     }
 
     function test_refund_withCustomRefundCollector() public {
-        UnitMisdeliveringCollector c = new UnitMisdeliveringCollector(address(escrow), TokenCollector.CollectorType.Refund);
-        usdc.mint(address(c), 10e6);
+        address c = _misdeliveringCollector(TokenCollector.CollectorType.Refund, 0, 10e6);
         vm.prank(operator);
-        escrow.refund(info, 10e6, address(c), "");
+        escrow.refund(info, 10e6, c, "");
         _assertState(h, true, 30e6, 40e6);
     }
 
     function test_refund_reverts_InvalidSender_when_callerIsPayer() public {
-        vm.prank(payer);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidSender.selector, payer, operator));
+        _expectRevertFrom(payer, _invalidSender(payer, operator));
         escrow.refund(info, 1e6, address(refundCollector), "");
     }
 
     function test_refund_reverts_InvalidSender_when_callerIsReceiver() public {
-        vm.prank(receiver);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidSender.selector, receiver, operator));
+        _expectRevertFrom(receiver, _invalidSender(receiver, operator));
         escrow.refund(info, 1e6, address(refundCollector), "");
     }
 
     function test_refund_reverts_ZeroAmount_when_amountIsZero() public {
-        vm.prank(operator);
-        vm.expectRevert(AuthCaptureEscrow.ZeroAmount.selector);
-        escrow.refund(info, 0, address(refundCollector), "");
+        _refundReverts(info, 0, abi.encodeWithSelector(AuthCaptureEscrow.ZeroAmount.selector));
     }
 
     function test_refund_reverts_AmountOverflow_when_amountAboveUint120() public {
         uint256 amount = uint256(type(uint120).max) + 1;
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(AuthCaptureEscrow.AmountOverflow.selector, amount, uint256(type(uint120).max))
-        );
-        escrow.refund(info, amount, address(refundCollector), "");
+        _refundReverts(info, amount, _amountOverflow(amount));
     }
 
     function test_refund_reverts_AfterRefundExpiry_when_atRefundExpiry() public {
-        vm.warp(info.refundExpiry);
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(AuthCaptureEscrow.AfterRefundExpiry.selector, info.refundExpiry, info.refundExpiry)
-        );
-        escrow.refund(info, 1e6, address(refundCollector), "");
+        _assertTooLateToRefund(info.refundExpiry);
     }
 
     function test_refund_reverts_AfterRefundExpiry_when_afterRefundExpiry() public {
-        vm.warp(info.refundExpiry + 1);
-        vm.prank(operator);
-        vm.expectRevert(
-            abi.encodeWithSelector(AuthCaptureEscrow.AfterRefundExpiry.selector, info.refundExpiry + 1, info.refundExpiry)
-        );
-        escrow.refund(info, 1e6, address(refundCollector), "");
+        _assertTooLateToRefund(info.refundExpiry + 1);
     }
 
     function test_refund_reverts_RefundExceedsCapture_when_amountAboveRefundable() public {
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.RefundExceedsCapture.selector, 50e6 + 1, 50e6));
-        escrow.refund(info, 50e6 + 1, address(refundCollector), "");
+        _assertRefundExceedsCapture(info, 50e6 + 1, 50e6);
     }
 
     function test_refund_reverts_RefundExceedsCapture_when_onlyAuthorized() public {
         AuthCaptureEscrow.PaymentInfo memory a = _defaultInfo();
         a.salt = 1;
         _authorize(a, 10e6);
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.RefundExceedsCapture.selector, 1e6, 0));
-        escrow.refund(a, 1e6, address(refundCollector), "");
+        _assertRefundExceedsCapture(a, 1e6, 0);
     }
 
     function test_refund_reverts_RefundExceedsCapture_when_paymentUnknown() public {
-        AuthCaptureEscrow.PaymentInfo memory u = _defaultInfo();
-        u.salt = 77;
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.RefundExceedsCapture.selector, 1, 0));
-        escrow.refund(u, 1, address(refundCollector), "");
+        (AuthCaptureEscrow.PaymentInfo memory u,) = _unknownPayment(77);
+        _assertRefundExceedsCapture(u, 1, 0);
     }
 
     function test_refund_reverts_InvalidCollectorForOperation_when_erc3009Collector() public {
-        vm.prank(operator);
-        vm.expectRevert(AuthCaptureEscrow.InvalidCollectorForOperation.selector);
-        escrow.refund(info, 1e6, address(erc3009Collector), "");
+        _assertNotARefundCollector(address(erc3009Collector));
     }
 
     function test_refund_reverts_InvalidCollectorForOperation_when_preApprovalCollector() public {
-        vm.prank(operator);
-        vm.expectRevert(AuthCaptureEscrow.InvalidCollectorForOperation.selector);
-        escrow.refund(info, 1e6, address(preApprovalCollector), "");
+        _assertNotARefundCollector(address(preApprovalCollector));
     }
 
     function test_refund_reverts_TokenCollectionFailed_when_collectorUnderDelivers() public {
-        UnitMisdeliveringCollector c = new UnitMisdeliveringCollector(address(escrow), TokenCollector.CollectorType.Refund);
-        c.setDelta(-1);
-        usdc.mint(address(c), 10e6);
-        vm.prank(operator);
-        vm.expectRevert(AuthCaptureEscrow.TokenCollectionFailed.selector);
-        escrow.refund(info, 5e6, address(c), "");
+        _assertRefundMisdeliveryReverts(-1);
     }
 
     function test_refund_reverts_TokenCollectionFailed_when_collectorOverDelivers() public {
-        UnitMisdeliveringCollector c = new UnitMisdeliveringCollector(address(escrow), TokenCollector.CollectorType.Refund);
-        c.setDelta(1);
-        usdc.mint(address(c), 10e6);
-        vm.prank(operator);
-        vm.expectRevert(AuthCaptureEscrow.TokenCollectionFailed.selector);
-        escrow.refund(info, 5e6, address(c), "");
+        _assertRefundMisdeliveryReverts(1);
     }
 
     function test_refund_reverts_TransferFromFailed_when_operatorHasNoAllowance() public {
         vm.prank(operator);
         usdc.approve(address(refundCollector), 0);
-        vm.prank(operator);
-        vm.expectRevert(SafeTransferLib.TransferFromFailed.selector);
-        escrow.refund(info, 1e6, address(refundCollector), "");
+        _refundReverts(info, 1e6, abi.encodeWithSelector(SafeTransferLib.TransferFromFailed.selector));
     }
 
     function test_refund_reverts_InvalidSender_beforeZeroAmount() public {
-        vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidSender.selector, stranger, operator));
+        _expectRevertFrom(stranger, _invalidSender(stranger, operator));
         escrow.refund(info, 0, address(refundCollector), "");
     }
 
@@ -239,5 +192,44 @@ contract RefundTest is UnitTestBase {
         vm.prank(operator);
         vm.expectRevert(AuthCaptureEscrow.InvalidCollectorForOperation.selector);
         escrow.refund(info, 50e6, wrong, "");
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                HELPERS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev As the operator, refunds `amount` of `p` from the operator's funds, expecting exactly `err`.
+    function _refundReverts(AuthCaptureEscrow.PaymentInfo memory p, uint256 amount, bytes memory err) internal {
+        _expectRevertFrom(operator, err);
+        escrow.refund(p, amount, address(refundCollector), "");
+    }
+
+    /// @dev At `timestamp` (at or past the refund expiry) refunding fails.
+    function _assertTooLateToRefund(uint48 timestamp) internal {
+        vm.warp(timestamp);
+        _refundReverts(
+            info, 1e6, abi.encodeWithSelector(AuthCaptureEscrow.AfterRefundExpiry.selector, timestamp, info.refundExpiry)
+        );
+    }
+
+    /// @dev Refunding `amount` of `p` with only `refundable` captured fails.
+    function _assertRefundExceedsCapture(AuthCaptureEscrow.PaymentInfo memory p, uint256 amount, uint256 refundable)
+        internal
+    {
+        bytes memory err = abi.encodeWithSelector(AuthCaptureEscrow.RefundExceedsCapture.selector, amount, refundable);
+        _refundReverts(p, amount, err);
+    }
+
+    /// @dev A Payment collector cannot fund a refund.
+    function _assertNotARefundCollector(address collector) internal {
+        _expectRevertFrom(operator, abi.encodeWithSelector(AuthCaptureEscrow.InvalidCollectorForOperation.selector));
+        escrow.refund(info, 1e6, collector, "");
+    }
+
+    /// @dev A refund collector delivering `delta` off the 5 USDC refunded must make the refund revert.
+    function _assertRefundMisdeliveryReverts(int256 delta) internal {
+        address c = _misdeliveringCollector(TokenCollector.CollectorType.Refund, delta, 10e6);
+        _expectRevertFrom(operator, abi.encodeWithSelector(AuthCaptureEscrow.TokenCollectionFailed.selector));
+        escrow.refund(info, 5e6, c, "");
     }
 }

@@ -24,32 +24,24 @@ contract TokenStoreTest is UnitTestBase {
     }
 
     function test_sendTokens_reverts_OnlyAuthCaptureEscrow_when_calledByOperator() public {
-        vm.prank(operator);
-        vm.expectRevert(TokenStore.OnlyAuthCaptureEscrow.selector);
-        store.sendTokens(address(usdc), operator, 1e6);
+        _assertSendTokensRefused(store, operator, operator);
     }
 
     function test_sendTokens_reverts_OnlyAuthCaptureEscrow_when_calledByStranger() public {
-        vm.prank(stranger);
-        vm.expectRevert(TokenStore.OnlyAuthCaptureEscrow.selector);
-        store.sendTokens(address(usdc), stranger, 1e6);
+        _assertSendTokensRefused(store, stranger, stranger);
     }
 
     function test_sendTokens_reverts_OnlyAuthCaptureEscrow_on_implementation() public {
-        vm.prank(stranger);
-        vm.expectRevert(TokenStore.OnlyAuthCaptureEscrow.selector);
-        implementation.sendTokens(address(usdc), stranger, 1e6);
+        _assertSendTokensRefused(implementation, stranger, stranger);
     }
 
     function test_sendTokensWithFee_reverts_OnlyAuthCaptureEscrow_when_calledByOperator() public {
-        vm.prank(operator);
-        vm.expectRevert(TokenStore.OnlyAuthCaptureEscrow.selector);
+        _expectRevertFrom(operator, abi.encodeWithSelector(TokenStore.OnlyAuthCaptureEscrow.selector));
         store.sendTokensWithFee(address(usdc), operator, 1, operator, 1);
     }
 
     function test_sendTokensWithFee_reverts_OnlyAuthCaptureEscrow_on_implementation() public {
-        vm.prank(payer);
-        vm.expectRevert(TokenStore.OnlyAuthCaptureEscrow.selector);
+        _expectRevertFrom(payer, abi.encodeWithSelector(TokenStore.OnlyAuthCaptureEscrow.selector));
         implementation.sendTokensWithFee(address(usdc), payer, 1, payer, 1);
     }
 
@@ -84,9 +76,12 @@ contract TokenStoreTest is UnitTestBase {
     }
 
     function test_anotherEscrowCannotMoveThisEscrowsStore() public {
-        AuthCaptureEscrow other = new AuthCaptureEscrow();
-        vm.prank(address(other));
-        vm.expectRevert(TokenStore.OnlyAuthCaptureEscrow.selector);
-        store.sendTokens(address(usdc), stranger, 1e6);
+        _assertSendTokensRefused(store, address(new AuthCaptureEscrow()), stranger);
+    }
+
+    /// @dev `caller` (not the escrow) cannot make `target` send tokens to `to`.
+    function _assertSendTokensRefused(TokenStore target, address caller, address to) internal {
+        _expectRevertFrom(caller, abi.encodeWithSelector(TokenStore.OnlyAuthCaptureEscrow.selector));
+        target.sendTokens(address(usdc), to, 1e6);
     }
 }

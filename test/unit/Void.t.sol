@@ -3,19 +3,10 @@ pragma solidity ^0.8.28;
 
 import {Vm} from "forge-std/Vm.sol";
 
-import {UnitTestBase} from "./helpers/UnitTestBase.sol";
+import {HeldPaymentTestBase} from "./helpers/UnitTestBase.sol";
 import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
 
-contract VoidTest is UnitTestBase {
-    AuthCaptureEscrow.PaymentInfo internal info;
-    bytes32 internal h;
-
-    function setUp() public override {
-        super.setUp();
-        info = _defaultInfo();
-        h = _authorize(info, 80e6);
-    }
-
+contract VoidTest is HeldPaymentTestBase {
     function test_void_returnsHoldToPayer() public {
         vm.prank(operator);
         escrow.void(info);
@@ -26,10 +17,9 @@ contract VoidTest is UnitTestBase {
 
     function test_void_emitsPaymentVoidedAndCreatesTokenStore() public {
         address store = _store();
-        vm.expectEmit(true, true, true, true, address(escrow));
+        _expectEscrowEmit();
         emit AuthCaptureEscrow.PaymentVoided(h, 80e6);
-        vm.expectEmit(true, true, true, true, address(escrow));
-        emit AuthCaptureEscrow.TokenStoreCreated(operator, store);
+        _expectTokenStoreCreated(store);
         vm.prank(operator);
         escrow.void(info);
         assertGt(store.code.length, 0);
@@ -78,65 +68,54 @@ contract VoidTest is UnitTestBase {
     }
 
     function test_void_reverts_InvalidSender_when_callerIsPayer() public {
-        vm.prank(payer);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidSender.selector, payer, operator));
+        _expectRevertFrom(payer, _invalidSender(payer, operator));
         escrow.void(info);
     }
 
     function test_void_reverts_InvalidSender_when_callerIsStranger() public {
-        vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidSender.selector, stranger, operator));
+        _expectRevertFrom(stranger, _invalidSender(stranger, operator));
         escrow.void(info);
     }
 
     function test_void_reverts_ZeroAuthorization_when_voidedTwice() public {
         vm.prank(operator);
         escrow.void(info);
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.ZeroAuthorization.selector, h));
-        escrow.void(info);
+        _assertNothingToVoid(info, h);
     }
 
     function test_void_reverts_ZeroAuthorization_when_fullyCaptured() public {
         vm.prank(operator);
         escrow.capture(info, 80e6, 0, feeReceiver);
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.ZeroAuthorization.selector, h));
-        escrow.void(info);
+        _assertNothingToVoid(info, h);
     }
 
     function test_void_reverts_ZeroAuthorization_when_paymentUnknown() public {
-        AuthCaptureEscrow.PaymentInfo memory unknown = _defaultInfo();
-        unknown.salt = 42;
-        bytes32 uh = escrow.getHash(unknown);
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.ZeroAuthorization.selector, uh));
-        escrow.void(unknown);
+        (AuthCaptureEscrow.PaymentInfo memory unknown, bytes32 uh) = _unknownPayment(42);
+        _assertNothingToVoid(unknown, uh);
     }
 
     function test_void_reverts_ZeroAuthorization_when_charged() public {
         AuthCaptureEscrow.PaymentInfo memory c = _defaultInfo();
         c.salt = 3;
-        bytes32 ch = _charge(c, 10e6, 0, feeReceiver);
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.ZeroAuthorization.selector, ch));
-        escrow.void(c);
+        _assertNothingToVoid(c, _charge(c, 10e6, 0, feeReceiver));
     }
 
     function test_void_reverts_ZeroAuthorization_when_reclaimed() public {
         vm.warp(info.authorizationExpiry);
         vm.prank(payer);
         escrow.reclaim(info);
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.ZeroAuthorization.selector, h));
-        escrow.void(info);
+        _assertNothingToVoid(info, h);
     }
 
     function test_void_reverts_InvalidSender_beforeZeroAuthorization() public {
-        AuthCaptureEscrow.PaymentInfo memory unknown = _defaultInfo();
-        unknown.salt = 42;
-        vm.prank(payer);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.InvalidSender.selector, payer, operator));
+        (AuthCaptureEscrow.PaymentInfo memory unknown,) = _unknownPayment(42);
+        _expectRevertFrom(payer, _invalidSender(payer, operator));
         escrow.void(unknown);
+    }
+
+    /// @dev The operator's void of `p` (hash `ph`) finds nothing held.
+    function _assertNothingToVoid(AuthCaptureEscrow.PaymentInfo memory p, bytes32 ph) internal {
+        _expectRevertFrom(operator, _zeroAuthorization(ph));
+        escrow.void(p);
     }
 }

@@ -3,24 +3,10 @@ pragma solidity ^0.8.28;
 
 import {Vm} from "forge-std/Vm.sol";
 
-import {UnitTestBase} from "./helpers/UnitTestBase.sol";
+import {TwoHeldPaymentsTestBase} from "./helpers/UnitTestBase.sol";
 import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
 
-contract VoidBatchTest is UnitTestBase {
-    AuthCaptureEscrow.PaymentInfo internal a;
-    AuthCaptureEscrow.PaymentInfo internal b;
-    bytes32 internal ha;
-    bytes32 internal hb;
-
-    function setUp() public override {
-        super.setUp();
-        a = _defaultInfo();
-        b = _defaultInfo();
-        b.salt = 1;
-        ha = _authorize(a, 40e6);
-        hb = _authorize(b, 60e6);
-    }
-
+contract VoidBatchTest is TwoHeldPaymentsTestBase {
     function _pair(AuthCaptureEscrow.PaymentInfo memory x, AuthCaptureEscrow.PaymentInfo memory y)
         internal
         pure
@@ -43,11 +29,10 @@ contract VoidBatchTest is UnitTestBase {
 
     function test_voidBatch_emitsPaymentVoidedPerPaymentInOrder() public {
         address store = _store();
-        vm.expectEmit(true, true, true, true, address(escrow));
+        _expectEscrowEmit();
         emit AuthCaptureEscrow.PaymentVoided(ha, 40e6);
-        vm.expectEmit(true, true, true, true, address(escrow));
-        emit AuthCaptureEscrow.TokenStoreCreated(operator, store);
-        vm.expectEmit(true, true, true, true, address(escrow));
+        _expectTokenStoreCreated(store);
+        _expectEscrowEmit();
         emit AuthCaptureEscrow.PaymentVoided(hb, 60e6);
         vm.prank(operator);
         escrow.voidBatch(_pair(a, b));

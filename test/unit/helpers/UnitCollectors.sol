@@ -1,70 +1,46 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {ERC20} from "solady/tokens/ERC20.sol";
+import {SafeTransferLib} from "solady/utils/SafeTransferLib.sol";
 
 import {AuthCaptureEscrow} from "../../../contracts/AuthCaptureEscrow.sol";
-import {TokenCollector} from "../../../contracts/collectors/TokenCollector.sol";
+import {MisdeliveringCollector, MockCollector} from "../../mocks/MockCollectors.sol";
 
 /// @notice A collector of either type that delivers `amount + delta` tokens out of its own
-///         (pre-funded) balance, to exercise the escrow's exact-delivery check.
-contract UnitMisdeliveringCollector is TokenCollector {
-    CollectorType internal immutable _collectorType;
-    int256 public delta;
+///         (pre-funded) balance, to exercise the escrow's exact-delivery check: the shared
+///         `MisdeliveringCollector` driven by one signed offset.
+contract UnitMisdeliveringCollector is MisdeliveringCollector {
+    constructor(address escrow_, CollectorType collectorType_) MisdeliveringCollector(escrow_, collectorType_) {}
 
-    constructor(address escrow_, CollectorType collectorType_) TokenCollector(escrow_) {
-        _collectorType = collectorType_;
-    }
-
-    function setDelta(int256 delta_) external {
-        delta = delta_;
-    }
-
-    function collectorType() external view override returns (CollectorType) {
-        return _collectorType;
-    }
-
-    function _collectTokens(
-        AuthCaptureEscrow.PaymentInfo calldata paymentInfo,
-        address tokenStore,
-        uint256 amount,
-        bytes calldata
-    ) internal override {
-        uint256 deliver = uint256(int256(amount) + delta);
-        if (deliver != 0) ERC20(paymentInfo.token).transfer(tokenStore, deliver);
+    /// @notice Delivers `delta` units more (positive) or fewer (negative) than asked.
+    function setDelta(int256 delta) external {
+        setDelivery(delta > 0 ? uint256(delta) : 0, delta < 0 ? uint256(-delta) : 0);
     }
 }
 
 /// @notice A collector that calls back into the escrow with arbitrary calldata while collecting,
 ///         bubbling up whatever the inner call reverts with. Delivers from its own balance otherwise.
-contract UnitReentrantCollector is TokenCollector {
-    CollectorType internal immutable _collectorType;
+contract UnitReentrantCollector is MockCollector {
+    /// @notice The calldata sent back into the escrow while collecting.
     bytes public reentryData;
 
-    constructor(address escrow_, CollectorType collectorType_) TokenCollector(escrow_) {
-        _collectorType = collectorType_;
-    }
+    constructor(address escrow_, CollectorType collectorType_) MockCollector(escrow_, collectorType_) {}
 
+    /// @notice Sets the calldata of the re-entrant call.
     function setReentryData(bytes calldata data) external {
         reentryData = data;
     }
 
-    function collectorType() external view override returns (CollectorType) {
-        return _collectorType;
-    }
-
-    function _collectTokens(
-        AuthCaptureEscrow.PaymentInfo calldata paymentInfo,
-        address tokenStore,
-        uint256 amount,
-        bytes calldata
-    ) internal override {
+    function _deliver(AuthCaptureEscrow.PaymentInfo calldata paymentInfo, address tokenStore, uint256 amount)
+        internal
+        override
+    {
         (bool ok, bytes memory ret) = address(authCaptureEscrow).call(reentryData);
         if (!ok) {
             assembly {
                 revert(add(ret, 0x20), mload(ret))
             }
         }
-        ERC20(paymentInfo.token).transfer(tokenStore, amount);
+        SafeTransferLib.safeTransfer(paymentInfo.token, tokenStore, amount);
     }
 }

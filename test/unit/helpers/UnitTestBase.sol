@@ -3,13 +3,15 @@ pragma solidity ^0.8.28;
 
 import {Vm} from "forge-std/Vm.sol";
 
-import {EscrowTestBase} from "../../base/EscrowTestBase.sol";
+import {EscrowHelpers} from "../../base/EscrowHelpers.sol";
+import {UnitMisdeliveringCollector} from "./UnitCollectors.sol";
 import {AuthCaptureEscrow} from "../../../contracts/AuthCaptureEscrow.sol";
+import {TokenCollector} from "../../../contracts/collectors/TokenCollector.sol";
 
 /// @notice Unit-test conveniences layered on the shared fixture (kept here so the shared base
 ///         stays untouched): default payments, charge / pre-approval drivers, state and log helpers,
 ///         and an independent implementation of the spec's hash formulas.
-abstract contract UnitTestBase is EscrowTestBase {
+abstract contract UnitTestBase is EscrowHelpers {
     /// @dev keccak256 of the PaymentInfo type string, written out from the spec (not read from the contract).
     bytes32 internal constant SPEC_PAYMENT_INFO_TYPEHASH = keccak256(
         "PaymentInfo(address operator,address payer,address receiver,address token,uint120 maxAmount,uint48 preApprovalExpiry,uint48 authorizationExpiry,uint48 refundExpiry,uint16 minFeeBps,uint16 maxFeeBps,address feeReceiver,uint256 salt)"
@@ -54,16 +56,6 @@ abstract contract UnitTestBase is EscrowTestBase {
         vm.stopPrank();
     }
 
-    function _assertState(bytes32 paymentInfoHash, bool collected, uint256 capturable, uint256 refundable)
-        internal
-        view
-    {
-        (bool c, uint120 cap, uint120 ref) = escrow.paymentState(paymentInfoHash);
-        assertEq(c, collected, "hasCollectedPayment");
-        assertEq(cap, capturable, "capturableAmount");
-        assertEq(ref, refundable, "refundableAmount");
-    }
-
     /// @dev How many of `logs` came from `emitter` with first topic `topic0`.
     function _countLogs(Vm.Log[] memory logs, address emitter, bytes32 topic0) internal pure returns (uint256 n) {
         for (uint256 i; i < logs.length; ++i) {
@@ -71,7 +63,129 @@ abstract contract UnitTestBase is EscrowTestBase {
         }
     }
 
-    function _store() internal view returns (address) {
-        return escrow.getTokenStore(operator);
+    /// @dev As the operator, authorizes `amount` of `info` through the ERC-3009 collector with no
+    ///      signature, expecting exactly `revertData` (validation fails before any collection).
+    function _authorizeReverts(AuthCaptureEscrow.PaymentInfo memory info, uint256 amount, bytes memory revertData)
+        internal
+    {
+        _expectRevertFrom(operator, revertData);
+        escrow.authorize(info, amount, address(erc3009Collector), "");
+    }
+
+    /// @dev As the operator, charges `amount` of `info` through the ERC-3009 collector with no
+    ///      signature and the given fee, expecting exactly `revertData`.
+    function _chargeReverts(
+        AuthCaptureEscrow.PaymentInfo memory info,
+        uint256 amount,
+        uint16 feeBps,
+        address feeReceiver_,
+        bytes memory revertData
+    ) internal {
+        _expectRevertFrom(operator, revertData);
+        escrow.charge(info, amount, address(erc3009Collector), "", feeBps, feeReceiver_);
+    }
+
+    /// @dev `InvalidExpiries` with the three expiries of `info`.
+    function _invalidExpiries(AuthCaptureEscrow.PaymentInfo memory info) internal pure returns (bytes memory) {
+        return abi.encodeWithSelector(
+            AuthCaptureEscrow.InvalidExpiries.selector,
+            info.preApprovalExpiry,
+            info.authorizationExpiry,
+            info.refundExpiry
+        );
+    }
+
+    /// @dev `AfterPreApprovalExpiry` at `timestamp` for `info`.
+    function _afterPreApprovalExpiry(uint256 timestamp, AuthCaptureEscrow.PaymentInfo memory info)
+        internal
+        pure
+        returns (bytes memory)
+    {
+        return abi.encodeWithSelector(
+            AuthCaptureEscrow.AfterPreApprovalExpiry.selector, uint48(timestamp), info.preApprovalExpiry
+        );
+    }
+
+    /// @dev `InvalidSender` for `sender` where `expected` alone may call.
+    function _invalidSender(address sender, address expected) internal pure returns (bytes memory) {
+        return abi.encodeWithSelector(AuthCaptureEscrow.InvalidSender.selector, sender, expected);
+    }
+
+    /// @dev `AmountOverflow` for `amount` above the uint120 range.
+    function _amountOverflow(uint256 amount) internal pure returns (bytes memory) {
+        return abi.encodeWithSelector(AuthCaptureEscrow.AmountOverflow.selector, amount, uint256(type(uint120).max));
+    }
+
+    /// @dev `FeeBpsOutOfRange` for `feeBps` outside [`minFeeBps`, `maxFeeBps`].
+    function _feeBpsOutOfRange(uint16 feeBps, uint16 minFeeBps, uint16 maxFeeBps) internal pure returns (bytes memory) {
+        return abi.encodeWithSelector(AuthCaptureEscrow.FeeBpsOutOfRange.selector, feeBps, minFeeBps, maxFeeBps);
+    }
+
+    /// @dev `InvalidFeeReceiver` for `attempted` where the payment fixes the fixture's fee receiver.
+    function _invalidFeeReceiver(address attempted) internal view returns (bytes memory) {
+        return abi.encodeWithSelector(AuthCaptureEscrow.InvalidFeeReceiver.selector, attempted, feeReceiver);
+    }
+
+    /// @dev `PaymentAlreadyCollected` for the payment `paymentInfoHash`.
+    function _paymentAlreadyCollected(bytes32 paymentInfoHash) internal pure returns (bytes memory) {
+        return abi.encodeWithSelector(AuthCaptureEscrow.PaymentAlreadyCollected.selector, paymentInfoHash);
+    }
+
+    /// @dev `ZeroAuthorization` for the payment `paymentInfoHash`.
+    function _zeroAuthorization(bytes32 paymentInfoHash) internal pure returns (bytes memory) {
+        return abi.encodeWithSelector(AuthCaptureEscrow.ZeroAuthorization.selector, paymentInfoHash);
+    }
+
+    /// @dev A collector of `collectorType` that delivers `delta` units off what it is asked for,
+    ///      funded with `funds` of USDC.
+    function _misdeliveringCollector(TokenCollector.CollectorType collectorType, int256 delta, uint256 funds)
+        internal
+        returns (address)
+    {
+        UnitMisdeliveringCollector c = new UnitMisdeliveringCollector(address(escrow), collectorType);
+        c.setDelta(delta);
+        usdc.mint(address(c), funds);
+        return address(c);
+    }
+
+    /// @dev The default payment with another salt, never authorized, and its hash.
+    function _unknownPayment(uint256 salt)
+        internal
+        view
+        returns (AuthCaptureEscrow.PaymentInfo memory unknown, bytes32 unknownHash)
+    {
+        unknown = _defaultInfo();
+        unknown.salt = salt;
+        unknownHash = escrow.getHash(unknown);
+    }
+}
+
+/// @notice Fixture for the tests of one held payment: the default payment, authorized for 80 USDC.
+abstract contract HeldPaymentTestBase is UnitTestBase {
+    AuthCaptureEscrow.PaymentInfo internal info;
+    bytes32 internal h;
+
+    function setUp() public virtual override {
+        super.setUp();
+        info = _defaultInfo();
+        h = _authorize(info, 80e6);
+    }
+}
+
+/// @notice Fixture for the batch tests: two payments of the operator held at once, `a` for 40 USDC
+///         and `b` (salt 1) for 60 USDC.
+abstract contract TwoHeldPaymentsTestBase is UnitTestBase {
+    AuthCaptureEscrow.PaymentInfo internal a;
+    AuthCaptureEscrow.PaymentInfo internal b;
+    bytes32 internal ha;
+    bytes32 internal hb;
+
+    function setUp() public virtual override {
+        super.setUp();
+        a = _defaultInfo();
+        b = _defaultInfo();
+        b.salt = 1;
+        ha = _authorize(a, 40e6);
+        hb = _authorize(b, 60e6);
     }
 }
