@@ -1,8 +1,16 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
+import {SafeTransferLib} from "solady/utils/SafeTransferLib.sol";
+
 import {EscrowTestBase} from "./EscrowTestBase.sol";
 import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
+
+/// @notice The minting every mock token of the suites offers.
+interface IMintableToken {
+    /// @notice Mints `amount` to `to`.
+    function mint(address to, uint256 amount) external;
+}
 
 /// @notice Assertions and expectation helpers shared by the unit, fuzz and security suites, layered
 ///         on the shared fixture (which the gas benchmarks also build on and so stays untouched).
@@ -40,5 +48,30 @@ abstract contract EscrowHelpers is EscrowTestBase {
     function _expectRevertFrom(address sender, bytes memory revertData) internal {
         vm.prank(sender);
         vm.expectRevert(revertData);
+    }
+
+    /// @dev Mints `payerAmount` of `token` to the payer and `operatorAmount` to the operator; the
+    ///      payer approves `payerCollector` and the operator the refund collector, without limit.
+    ///      Works with tokens that return nothing from `approve`.
+    function _fundPayerAndOperator(address token, uint256 payerAmount, uint256 operatorAmount, address payerCollector)
+        internal
+    {
+        IMintableToken(token).mint(payer, payerAmount);
+        IMintableToken(token).mint(operator, operatorAmount);
+        vm.prank(payer);
+        SafeTransferLib.safeApprove(token, payerCollector, type(uint256).max);
+        vm.prank(operator);
+        SafeTransferLib.safeApprove(token, address(refundCollector), type(uint256).max);
+    }
+
+    /// @dev Under the prank already in force, capturing, voiding and refunding 1 USDC-unit of `held`
+    ///      (1% fee, operator-funded refund) each revert with exactly `err`.
+    function _assertHeldOperationsRevert(AuthCaptureEscrow.PaymentInfo memory held, bytes memory err) internal {
+        vm.expectRevert(err);
+        escrow.capture(held, 1e6, 100, feeReceiver);
+        vm.expectRevert(err);
+        escrow.void(held);
+        vm.expectRevert(err);
+        escrow.refund(held, 1e6, address(refundCollector), "");
     }
 }

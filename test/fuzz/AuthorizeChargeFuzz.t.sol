@@ -8,7 +8,6 @@ import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
 ///         timestamps: valid inputs must move exactly the right balances, invalid ones must fail
 ///         with exactly the error the spec's check order names first.
 contract AuthorizeChargeFuzzTest is EscrowFuzzBase {
-    address internal otherFeeReceiver = makeAddr("otherFeeReceiver");
 
     /*//////////////////////////////////////////////////////////////
                                 AUTHORIZE
@@ -236,11 +235,9 @@ contract AuthorizeChargeFuzzTest is EscrowFuzzBase {
     ) public {
         maxAmount = uint120(bound(maxAmount, 1, UINT120_MAX));
         amount = bound(amount, 1, maxAmount);
-        AuthCaptureEscrow.PaymentInfo memory info = _validInfo(maxAmount, minFeeBps, maxFeeBps);
-        if (!fixedFeeReceiver) info.feeReceiver = address(0);
-        uint16 feeBps = uint16(bound(feeSeed, info.minFeeBps, info.maxFeeBps));
         // With no fixed receiver the operator picks one; the fee goes wherever it says.
-        address chosenFeeReceiver = fixedFeeReceiver ? feeReceiver : otherFeeReceiver;
+        (AuthCaptureEscrow.PaymentInfo memory info, uint16 feeBps, address chosenFeeReceiver) =
+            _feeSplitCase(maxAmount, minFeeBps, maxFeeBps, feeSeed, fixedFeeReceiver);
         usdc.mint(payer, maxAmount);
         bytes memory signature = _signERC3009(info, PAYER_PK);
 

@@ -8,13 +8,25 @@ import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
 ///         exact fee splits, voids, reclaims and refund sequences, timestamps either side of every
 ///         expiry, and the exact error and check order of every invalid call.
 contract CaptureRefundFuzzTest is EscrowFuzzBase {
-    address internal otherFeeReceiver = makeAddr("otherFeeReceiver");
-
     /// @dev Gives the operator plenty of refund funds, approved to the refund collector.
     function _fundOperatorForRefunds() internal {
         usdc.mint(operator, UINT120_MAX);
         vm.prank(operator);
         usdc.approve(address(refundCollector), type(uint256).max);
+    }
+
+    /// @dev A payment of the fixture payer held for `authAmount`, `captureAmount` of it captured
+    ///      (no fee) when non-zero.
+    function _partlyCapturedHold(uint120 authAmount, uint256 captureAmount)
+        internal
+        returns (AuthCaptureEscrow.PaymentInfo memory info, bytes32 h)
+    {
+        info = _paymentInfo(payer, authAmount);
+        h = _authorizeSigned(info, authAmount);
+        if (captureAmount != 0) {
+            vm.prank(operator);
+            escrow.capture(info, captureAmount, 0, feeReceiver);
+        }
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -33,10 +45,8 @@ contract CaptureRefundFuzzTest is EscrowFuzzBase {
         maxAmount = uint120(bound(maxAmount, 1, UINT120_MAX));
         authAmount = bound(authAmount, 1, maxAmount);
         captureAmount = bound(captureAmount, 1, authAmount);
-        AuthCaptureEscrow.PaymentInfo memory info = _validInfo(maxAmount, minFeeBps, maxFeeBps);
-        if (!fixedFeeReceiver) info.feeReceiver = address(0);
-        uint16 feeBps = uint16(bound(feeSeed, info.minFeeBps, info.maxFeeBps));
-        address chosen = fixedFeeReceiver ? feeReceiver : otherFeeReceiver;
+        (AuthCaptureEscrow.PaymentInfo memory info, uint16 feeBps, address chosen) =
+            _feeSplitCase(maxAmount, minFeeBps, maxFeeBps, feeSeed, fixedFeeReceiver);
         bytes32 h = _authorizeSigned(info, authAmount);
 
         vm.prank(operator);
@@ -200,12 +210,7 @@ contract CaptureRefundFuzzTest is EscrowFuzzBase {
     {
         authAmount = uint120(bound(authAmount, 2, UINT120_MAX));
         captureAmount = bound(captureAmount, 0, authAmount - 1);
-        AuthCaptureEscrow.PaymentInfo memory info = _paymentInfo(payer, authAmount);
-        bytes32 h = _authorizeSigned(info, authAmount);
-        if (captureAmount != 0) {
-            vm.prank(operator);
-            escrow.capture(info, captureAmount, 0, feeReceiver);
-        }
+        (AuthCaptureEscrow.PaymentInfo memory info, bytes32 h) = _partlyCapturedHold(authAmount, captureAmount);
         // Anywhere from now to long after the refund expiry.
         vm.warp(block.timestamp + bound(warpBy, 0, 400 days));
 
@@ -225,12 +230,7 @@ contract CaptureRefundFuzzTest is EscrowFuzzBase {
     {
         authAmount = uint120(bound(authAmount, 2, UINT120_MAX));
         captureAmount = bound(captureAmount, 0, authAmount - 1);
-        AuthCaptureEscrow.PaymentInfo memory info = _paymentInfo(payer, authAmount);
-        bytes32 h = _authorizeSigned(info, authAmount);
-        if (captureAmount != 0) {
-            vm.prank(operator);
-            escrow.capture(info, captureAmount, 0, feeReceiver);
-        }
+        (AuthCaptureEscrow.PaymentInfo memory info, bytes32 h) = _partlyCapturedHold(authAmount, captureAmount);
         uint48 expiry = info.authorizationExpiry;
         uint48 timestamp = uint48(bound(delta, expiry - 3, expiry + 3));
         vm.warp(timestamp);

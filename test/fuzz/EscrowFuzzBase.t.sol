@@ -11,6 +11,9 @@ abstract contract EscrowFuzzBase is EscrowHelpers {
     uint16 internal constant MAX_BPS = 10_000;
     uint256 internal constant UINT120_MAX = type(uint120).max;
 
+    /// @dev The fee receiver an operator picks when the payment leaves it open.
+    address internal otherFeeReceiver = makeAddr("otherFeeReceiver");
+
     /// @dev A payment with every field given explicitly (operator, payer and token from the fixture).
     function _info(
         uint120 maxAmount,
@@ -50,6 +53,20 @@ abstract contract EscrowFuzzBase is EscrowHelpers {
         info = _paymentInfo(payer, maxAmount);
         info.minFeeBps = minFeeBps;
         info.maxFeeBps = maxFeeBps;
+    }
+
+    /// @dev A valid payment (see `_validInfo`) for the fee-split tests, with a fee in its range and
+    ///      the receiver of that fee: the fixture's when the payment fixes it, else the open
+    ///      payment's `otherFeeReceiver`, chosen by the operator.
+    function _feeSplitCase(uint120 maxAmount, uint16 minFeeBps, uint16 maxFeeBps, uint256 feeSeed, bool fixedFeeReceiver)
+        internal
+        view
+        returns (AuthCaptureEscrow.PaymentInfo memory info, uint16 feeBps, address chosenFeeReceiver)
+    {
+        info = _validInfo(maxAmount, minFeeBps, maxFeeBps);
+        if (!fixedFeeReceiver) info.feeReceiver = address(0);
+        feeBps = uint16(bound(feeSeed, info.minFeeBps, info.maxFeeBps));
+        chosenFeeReceiver = fixedFeeReceiver ? feeReceiver : otherFeeReceiver;
     }
 
     /// @dev Mints `info.maxAmount` to the fixture payer, signs ERC-3009 and calls authorize as the

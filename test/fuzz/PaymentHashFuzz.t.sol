@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {EscrowFuzzBase} from "./EscrowFuzzBase.t.sol";
+import {flipPaymentInfoBit, paymentInfoFieldWidth} from "../base/PaymentInfoBits.sol";
 import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
 
 /// @notice Fuzzes the payment hash (the spec formula, every field bound, chain and escrow bound,
@@ -10,10 +11,7 @@ import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
 contract PaymentHashFuzzTest is EscrowFuzzBase {
     /// @dev Bit width of PaymentInfo fields 0..10 (salt, field 11, is a full word).
     function _fieldWidth(uint256 field) internal pure returns (uint256) {
-        if (field == 4) return 120; // maxAmount
-        if (field >= 5 && field <= 7) return 48; // expiries
-        if (field == 8 || field == 9) return 16; // fee bounds
-        return 160; // addresses
+        return paymentInfoFieldWidth(field);
     }
 
     /// @dev The spec's formula, computed independently of the escrow's assembly.
@@ -49,15 +47,8 @@ contract PaymentHashFuzzTest is EscrowFuzzBase {
         uint256 bitSeed
     ) public view {
         field = bound(field, 0, 11);
-        uint256 width = field == 11 ? 256 : _fieldWidth(field);
-        bytes memory encoded = abi.encode(info);
         // Flip one bit inside the field's width: a different, still clean, payment.
-        uint256 flip = 1 << (bitSeed % width);
-        assembly {
-            let p := add(add(encoded, 0x20), mul(field, 0x20))
-            mstore(p, xor(mload(p), flip))
-        }
-        AuthCaptureEscrow.PaymentInfo memory changed = abi.decode(encoded, (AuthCaptureEscrow.PaymentInfo));
+        AuthCaptureEscrow.PaymentInfo memory changed = flipPaymentInfoBit(info, field, bitSeed);
         assertNotEq(escrow.getHash(changed), escrow.getHash(info));
         assertEq(escrow.getHash(changed), _specHash(changed, address(escrow)));
     }

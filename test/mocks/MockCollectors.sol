@@ -26,19 +26,15 @@ abstract contract MockCollector is TokenCollector {
     }
 
     /// @dev Collector data is ignored by every mock.
-    function _collectTokens(
-        AuthCaptureEscrow.PaymentInfo calldata paymentInfo,
-        address tokenStore,
-        uint256 amount,
-        bytes calldata
-    ) internal override {
-        _deliver(paymentInfo, tokenStore, amount);
+    function _collectTokens(AuthCaptureEscrow.PaymentInfo calldata info, address store, uint256 amount, bytes calldata)
+        internal
+        override
+    {
+        _deliver(info, store, amount);
     }
 
-    /// @dev What the mock does when the escrow asks it for `amount` into `tokenStore`.
-    function _deliver(AuthCaptureEscrow.PaymentInfo calldata paymentInfo, address tokenStore, uint256 amount)
-        internal
-        virtual;
+    /// @dev What the mock does when the escrow asks it for `amount` of `info.token` into `store`.
+    function _deliver(AuthCaptureEscrow.PaymentInfo calldata info, address store, uint256 amount) internal virtual;
 }
 
 /// @title MisdeliveringCollector
@@ -66,13 +62,10 @@ contract MisdeliveringCollector is MockCollector {
     }
 
     /// @dev Sends the (mis)calculated amount from this contract's own balance.
-    function _deliver(AuthCaptureEscrow.PaymentInfo calldata paymentInfo, address tokenStore, uint256 amount)
-        internal
-        override
-    {
+    function _deliver(AuthCaptureEscrow.PaymentInfo calldata info, address store, uint256 amount) internal override {
         uint256 delivered = amount + surplus;
         delivered = shortfall >= delivered ? 0 : delivered - shortfall;
-        if (delivered != 0) SafeTransferLib.safeTransfer(paymentInfo.token, tokenStore, delivered);
+        if (delivered != 0) SafeTransferLib.safeTransfer(info.token, store, delivered);
     }
 }
 
@@ -98,15 +91,12 @@ contract StoreRaidingCollector is MockCollector {
     }
 
     /// @dev Calls the store directly; its revert bubbles up through the escrow.
-    function _deliver(AuthCaptureEscrow.PaymentInfo calldata paymentInfo, address tokenStore, uint256 amount)
-        internal
-        override
-    {
-        address store = targetStore == address(0) ? tokenStore : targetStore;
+    function _deliver(AuthCaptureEscrow.PaymentInfo calldata info, address store, uint256 amount) internal override {
+        TokenStore target = TokenStore(targetStore == address(0) ? store : targetStore);
         if (useSendWithFee) {
-            TokenStore(store).sendTokensWithFee(paymentInfo.token, address(this), amount, address(this), amount);
+            target.sendTokensWithFee(info.token, address(this), amount, address(this), amount);
         } else {
-            TokenStore(store).sendTokens(paymentInfo.token, address(this), amount);
+            target.sendTokens(info.token, address(this), amount);
         }
     }
 }
@@ -137,11 +127,8 @@ contract ReentrantCollector is MockCollector {
     }
 
     /// @dev Delivers honestly, then hands control to the hook (its revert bubbles).
-    function _deliver(AuthCaptureEscrow.PaymentInfo calldata paymentInfo, address tokenStore, uint256 amount)
-        internal
-        override
-    {
-        SafeTransferLib.safeTransfer(paymentInfo.token, tokenStore, amount);
+    function _deliver(AuthCaptureEscrow.PaymentInfo calldata info, address store, uint256 amount) internal override {
+        SafeTransferLib.safeTransfer(info.token, store, amount);
         if (hook != address(0)) ICollectHook(hook).onCollect();
     }
 }
@@ -155,10 +142,7 @@ contract MockPayerPullCollector is MockCollector {
     constructor(address authCaptureEscrow_) MockCollector(authCaptureEscrow_, CollectorType.Payment) {}
 
     /// @dev Pulls straight from the payer.
-    function _deliver(AuthCaptureEscrow.PaymentInfo calldata paymentInfo, address tokenStore, uint256 amount)
-        internal
-        override
-    {
-        SafeTransferLib.safeTransferFrom(paymentInfo.token, paymentInfo.payer, tokenStore, amount);
+    function _deliver(AuthCaptureEscrow.PaymentInfo calldata info, address store, uint256 amount) internal override {
+        SafeTransferLib.safeTransferFrom(info.token, info.payer, store, amount);
     }
 }

@@ -3,7 +3,8 @@ pragma solidity ^0.8.28;
 
 import {LibClone} from "solady/utils/LibClone.sol";
 
-import {EscrowTestBase} from "../base/EscrowTestBase.sol";
+import {EscrowHelpers} from "../base/EscrowHelpers.sol";
+import {flipPaymentInfoBit} from "../base/PaymentInfoBits.sol";
 import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
 import {TokenStore} from "../../contracts/TokenStore.sol";
 import {TokenCollector} from "../../contracts/collectors/TokenCollector.sol";
@@ -13,7 +14,7 @@ import {MisdeliveringCollector, StoreRaidingCollector} from "../mocks/MockCollec
 ///         much, collectors of the wrong type, collectors and strangers calling a TokenStore
 ///         directly, strangers calling collectors directly, and one operator (or a payer) trying to
 ///         reach funds held for another operator's payments.
-contract CollectorStoreSecurityTest is EscrowTestBase {
+contract CollectorStoreSecurityTest is EscrowHelpers {
     address internal otherOperator = makeAddr("otherOperator");
 
     MisdeliveringCollector internal paymentMisdeliverer;
@@ -60,20 +61,19 @@ contract CollectorStoreSecurityTest is EscrowTestBase {
     function testFuzz_underDelivery_rejected(uint120 amount, uint256 shortfall, bool useCharge) public {
         amount = uint120(bound(amount, 1, type(uint120).max));
         paymentMisdeliverer.setDelivery(0, bound(shortfall, 1, amount));
-        AuthCaptureEscrow.PaymentInfo memory info = _paymentInfo(payer, amount);
-
-        vm.expectRevert(AuthCaptureEscrow.TokenCollectionFailed.selector);
-        vm.prank(operator);
-        if (useCharge) escrow.charge(info, amount, address(paymentMisdeliverer), "", 0, feeReceiver);
-        else escrow.authorize(info, amount, address(paymentMisdeliverer), "");
-        assertEq(_stateOf(info), abi.encode(false, 0, 0));
+        _assertMisdeliveredPaymentRejected(amount, useCharge);
     }
 
     function testFuzz_overDelivery_rejected(uint120 amount, uint256 surplus, bool useCharge) public {
         amount = uint120(bound(amount, 1, type(uint120).max));
         paymentMisdeliverer.setDelivery(bound(surplus, 1, type(uint120).max), 0);
-        AuthCaptureEscrow.PaymentInfo memory info = _paymentInfo(payer, amount);
+        _assertMisdeliveredPaymentRejected(amount, useCharge);
+    }
 
+    /// @dev Charging or authorizing `amount` through the (armed) misdelivering collector fails
+    ///      with `TokenCollectionFailed` and leaves the payment untouched.
+    function _assertMisdeliveredPaymentRejected(uint120 amount, bool useCharge) internal {
+        AuthCaptureEscrow.PaymentInfo memory info = _paymentInfo(payer, amount);
         vm.expectRevert(AuthCaptureEscrow.TokenCollectionFailed.selector);
         vm.prank(operator);
         if (useCharge) escrow.charge(info, amount, address(paymentMisdeliverer), "", 0, feeReceiver);
@@ -259,12 +259,7 @@ contract CollectorStoreSecurityTest is EscrowTestBase {
             abi.encodeWithSelector(AuthCaptureEscrow.InvalidSender.selector, otherOperator, operator);
 
         vm.startPrank(otherOperator);
-        vm.expectRevert(wrongSender);
-        escrow.capture(victim, 1e6, 100, feeReceiver);
-        vm.expectRevert(wrongSender);
-        escrow.void(victim);
-        vm.expectRevert(wrongSender);
-        escrow.refund(victim, 1e6, address(refundCollector), "");
+        _assertHeldOperationsRevert(victim, wrongSender);
         AuthCaptureEscrow.CaptureRequest[] memory requests = new AuthCaptureEscrow.CaptureRequest[](1);
         requests[0] = AuthCaptureEscrow.CaptureRequest(victim, 1e6, 100, feeReceiver);
         vm.expectRevert(wrongSender);
@@ -317,16 +312,7 @@ contract CollectorStoreSecurityTest is EscrowTestBase {
         AuthCaptureEscrow.PaymentInfo memory real = _heldPaymentOf(operator, 16);
         _heldPaymentOf(otherOperator, 17);
         field = bound(field, 0, 11);
-        uint256 width = field == 11
-            ? 256
-            : (field == 4 ? 120 : (field >= 5 && field <= 7 ? 48 : (field >= 8 && field <= 9 ? 16 : 160)));
-        bytes memory encoded = abi.encode(real);
-        uint256 flip = 1 << (bitSeed % width);
-        assembly {
-            let p := add(add(encoded, 0x20), mul(field, 0x20))
-            mstore(p, xor(mload(p), flip))
-        }
-        AuthCaptureEscrow.PaymentInfo memory forged = abi.decode(encoded, (AuthCaptureEscrow.PaymentInfo));
+        AuthCaptureEscrow.PaymentInfo memory forged = flipPaymentInfoBit(real, field, bitSeed);
         bytes32 forgedHash = escrow.getHash(forged);
         assertNotEq(forgedHash, escrow.getHash(real));
         vm.warp(real.authorizationExpiry);

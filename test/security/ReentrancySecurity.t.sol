@@ -3,7 +3,7 @@ pragma solidity ^0.8.28;
 
 import {SafeTransferLib} from "solady/utils/SafeTransferLib.sol";
 
-import {EscrowTestBase} from "../base/EscrowTestBase.sol";
+import {EscrowHelpers} from "../base/EscrowHelpers.sol";
 import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
 import {TokenCollector} from "../../contracts/collectors/TokenCollector.sol";
 import {CallbackToken} from "../mocks/MockTokens.sol";
@@ -16,7 +16,7 @@ import {ReentrantActor} from "../mocks/ReentrantActor.sol";
 ///         The actor is then triggered from inside an escrow operation, through a malicious
 ///         collector or an ERC-777-style token hook, and must be stopped by `Reentrancy()`
 ///         (0xab143c06) with no state change.
-contract ReentrancySecurityTest is EscrowTestBase {
+contract ReentrancySecurityTest is EscrowHelpers {
     bytes4 internal constant REENTRANCY_SELECTOR = 0xab143c06;
     uint256 internal constant INNER_KINDS = 8; // authorize, charge, capture, void, refund, reclaim, captureBatch, voidBatch
     uint256 internal constant OUTER_KINDS = 8; // same eight, as the operation being re-entered
@@ -102,12 +102,7 @@ contract ReentrancySecurityTest is EscrowTestBase {
     }
 
     function _setUpHookPayments(uint48 t0) internal {
-        callbackToken.mint(payer, 100e6);
-        callbackToken.mint(operator, 100e6);
-        vm.prank(payer);
-        callbackToken.approve(address(preApprovalCollector), type(uint256).max);
-        vm.prank(operator);
-        callbackToken.approve(address(refundCollector), type(uint256).max);
+        _fundPayerAndOperator(address(callbackToken), 100e6, 100e6, address(preApprovalCollector));
 
         hookFresh = _paymentInfo(payer, 10e6);
         hookFresh.token = address(callbackToken);

@@ -3,7 +3,7 @@ pragma solidity ^0.8.28;
 
 import {SafeTransferLib} from "solady/utils/SafeTransferLib.sol";
 
-import {EscrowTestBase} from "../base/EscrowTestBase.sol";
+import {EscrowHelpers} from "../base/EscrowHelpers.sol";
 import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
 import {
     FalseReturningToken,
@@ -20,7 +20,7 @@ import {MisdeliveringCollector, MockPayerPullCollector} from "../mocks/MockColle
 ///         error and changes nothing), USDT-style tokens that return nothing (fully supported), and
 ///         a "token" with no code. Tokens reach the escrow through the real pre-approval collector
 ///         or a plain pull collector, since none of these tokens has ERC-3009.
-contract TokenBehaviourSecurityTest is EscrowTestBase {
+contract TokenBehaviourSecurityTest is EscrowHelpers {
     MockPayerPullCollector internal pullCollector;
     FalseReturningToken internal falseToken;
     RevertingToken internal revertingToken;
@@ -43,12 +43,7 @@ contract TokenBehaviourSecurityTest is EscrowTestBase {
 
     /// @dev Mints to the payer and operator and approves the pull and refund collectors.
     function _fund(MockERC20 token, uint256 amount) internal {
-        token.mint(payer, amount);
-        token.mint(operator, amount);
-        vm.prank(payer);
-        token.approve(address(pullCollector), type(uint256).max);
-        vm.prank(operator);
-        token.approve(address(refundCollector), type(uint256).max);
+        _fundPayerAndOperator(address(token), amount, amount, address(pullCollector));
     }
 
     function _state(AuthCaptureEscrow.PaymentInfo memory info) internal view returns (bytes memory) {
@@ -138,12 +133,7 @@ contract TokenBehaviourSecurityTest is EscrowTestBase {
         AuthCaptureEscrow.PaymentInfo memory fresh = _infoFor(address(token), 10e6, 12);
 
         vm.startPrank(operator);
-        vm.expectRevert(expected);
-        escrow.capture(held, 1e6, 100, feeReceiver);
-        vm.expectRevert(expected);
-        escrow.void(held);
-        vm.expectRevert(expected);
-        escrow.refund(held, 1e6, address(refundCollector), "");
+        _assertHeldOperationsRevert(held, abi.encodeWithSelector(expected));
         vm.expectRevert(expected);
         escrow.charge(fresh, 1e6, address(pullCollector), "", 100, feeReceiver);
         vm.stopPrank();
@@ -190,23 +180,31 @@ contract TokenBehaviourSecurityTest is EscrowTestBase {
     }
 
     function test_tokenReturningFalseOnTransfer_revertsTransferFailed() public {
-        falseToken = new FalseReturningToken();
-        _assertOutgoingFailuresRevert(falseToken, SafeTransferLib.TransferFailed.selector);
+        _assertOutgoingFailuresRevert(_newFalseToken(), SafeTransferLib.TransferFailed.selector);
     }
 
     function test_tokenReturningFalseOnTransferFrom_revertsTransferFromFailed() public {
-        falseToken = new FalseReturningToken();
-        _assertIncomingFailuresRevert(falseToken, SafeTransferLib.TransferFromFailed.selector);
+        _assertIncomingFailuresRevert(_newFalseToken(), SafeTransferLib.TransferFromFailed.selector);
     }
 
     function test_tokenRevertingOnTransfer_revertsTransferFailed() public {
-        revertingToken = new RevertingToken();
-        _assertOutgoingFailuresRevert(revertingToken, SafeTransferLib.TransferFailed.selector);
+        _assertOutgoingFailuresRevert(_newRevertingToken(), SafeTransferLib.TransferFailed.selector);
     }
 
     function test_tokenRevertingOnTransferFrom_revertsTransferFromFailed() public {
+        _assertIncomingFailuresRevert(_newRevertingToken(), SafeTransferLib.TransferFromFailed.selector);
+    }
+
+    /// @dev Deploys the token whose transfers return false, as `falseToken`.
+    function _newFalseToken() internal returns (MockERC20) {
+        falseToken = new FalseReturningToken();
+        return falseToken;
+    }
+
+    /// @dev Deploys the token whose transfers revert, as `revertingToken`.
+    function _newRevertingToken() internal returns (MockERC20) {
         revertingToken = new RevertingToken();
-        _assertIncomingFailuresRevert(revertingToken, SafeTransferLib.TransferFromFailed.selector);
+        return revertingToken;
     }
 
     function test_tokenWithoutCode_isRejected() public {
@@ -236,12 +234,7 @@ contract TokenBehaviourSecurityTest is EscrowTestBase {
 
     function test_noReturnToken_fullLifecycleWorks() public {
         NoReturnToken token = new NoReturnToken();
-        token.mint(payer, 30e6);
-        token.mint(operator, 5e6);
-        vm.prank(payer);
-        token.approve(address(preApprovalCollector), type(uint256).max);
-        vm.prank(operator);
-        token.approve(address(refundCollector), type(uint256).max);
+        _fundPayerAndOperator(address(token), 30e6, 5e6, address(preApprovalCollector));
         address store = escrow.getTokenStore(operator);
 
         // authorize -> capture (1% fee) -> refund -> void

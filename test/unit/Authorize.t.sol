@@ -35,8 +35,7 @@ contract AuthorizeTest is UnitTestBase {
 
     function test_authorize_emitsPaymentAuthorized() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        usdc.mint(payer, info.maxAmount);
-        bytes memory sig = _signERC3009(info, PAYER_PK);
+        bytes memory sig = _mintAndSign(info, PAYER_PK);
         bytes32 h = _specHash(info);
 
         vm.expectEmit(true, true, true, true, address(escrow));
@@ -68,8 +67,7 @@ contract AuthorizeTest is UnitTestBase {
 
     function test_authorize_succeeds_when_oneSecondBeforePreApprovalExpiry() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        usdc.mint(payer, info.maxAmount);
-        bytes memory sig = _signERC3009(info, PAYER_PK);
+        bytes memory sig = _mintAndSign(info, PAYER_PK);
         vm.warp(info.preApprovalExpiry - 1);
         vm.prank(operator);
         escrow.authorize(info, 1e6, address(erc3009Collector), sig);
@@ -141,8 +139,7 @@ contract AuthorizeTest is UnitTestBase {
 
     function test_authorize_reverts_AfterPreApprovalExpiry_when_atPreApprovalExpiry() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        usdc.mint(payer, info.maxAmount);
-        bytes memory sig = _signERC3009(info, PAYER_PK);
+        bytes memory sig = _mintAndSign(info, PAYER_PK);
         vm.warp(info.preApprovalExpiry);
         _expectRevertFrom(operator, _afterPreApprovalExpiry(info.preApprovalExpiry, info));
         escrow.authorize(info, 1e6, address(erc3009Collector), sig);
@@ -236,8 +233,7 @@ contract AuthorizeTest is UnitTestBase {
 
     function test_authorize_reverts_InvalidAuthorizationSignature_when_signedByAnotherKey() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        usdc.mint(payer, info.maxAmount);
-        bytes memory sig = _signERC3009(info, OPERATOR_PK);
+        bytes memory sig = _mintAndSign(info, OPERATOR_PK);
         vm.prank(operator);
         vm.expectRevert(abi.encodeWithSelector(TestUSDC.InvalidAuthorizationSignature.selector, payer));
         escrow.authorize(info, 10e6, address(erc3009Collector), sig);
@@ -245,8 +241,7 @@ contract AuthorizeTest is UnitTestBase {
 
     function test_authorize_revertLeavesNoState() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        usdc.mint(payer, info.maxAmount);
-        bytes memory badSig = _signERC3009(info, OPERATOR_PK);
+        bytes memory badSig = _mintAndSign(info, OPERATOR_PK);
         vm.prank(operator);
         vm.expectRevert();
         escrow.authorize(info, 10e6, address(erc3009Collector), badSig);

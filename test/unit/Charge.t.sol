@@ -27,8 +27,7 @@ contract ChargeTest is UnitTestBase {
 
     function test_charge_emitsPaymentCharged() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        usdc.mint(payer, info.maxAmount);
-        bytes memory sig = _signERC3009(info, PAYER_PK);
+        bytes memory sig = _mintAndSign(info, PAYER_PK);
         bytes32 h = _specHash(info);
 
         vm.expectEmit(true, true, true, true, address(escrow));
@@ -39,8 +38,7 @@ contract ChargeTest is UnitTestBase {
 
     function test_charge_firstChargeCreatesTokenStore() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        usdc.mint(payer, info.maxAmount);
-        bytes memory sig = _signERC3009(info, PAYER_PK);
+        bytes memory sig = _mintAndSign(info, PAYER_PK);
         bytes32 h = _specHash(info);
         address store = _store();
         assertEq(store.code.length, 0);
@@ -67,10 +65,7 @@ contract ChargeTest is UnitTestBase {
     }
 
     function test_charge_zeroFee_sendsEverythingToReceiver() public {
-        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        _charge(info, 60e6, 0, feeReceiver);
-        assertEq(usdc.balanceOf(receiver), 60e6);
-        assertEq(usdc.balanceOf(feeReceiver), 0);
+        _assertChargeSplit(_defaultInfo(), 60e6, 0, feeReceiver, 0);
     }
 
     function test_charge_zeroFeeAndZeroFeeReceiver_when_feeReceiverOpen() public {
@@ -84,32 +79,22 @@ contract ChargeTest is UnitTestBase {
     function test_charge_operatorChoosesFeeReceiver_when_feeReceiverOpen() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
         info.feeReceiver = address(0);
-        _charge(info, 60e6, 100, stranger);
-        assertEq(usdc.balanceOf(stranger), 0.6e6);
-        assertEq(usdc.balanceOf(receiver), 59.4e6);
+        _assertChargeSplit(info, 60e6, 100, stranger, 0.6e6);
     }
 
     function test_charge_feeRoundsDown() public {
-        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        _charge(info, 199, 100, feeReceiver); // 1.99 units of fee -> 1
-        assertEq(usdc.balanceOf(feeReceiver), 1);
-        assertEq(usdc.balanceOf(receiver), 198);
+        _assertChargeSplit(_defaultInfo(), 199, 100, feeReceiver, 1); // 1.99 units of fee -> 1
     }
 
     function test_charge_feeBelowOneUnit_sendsNoFee() public {
-        AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        _charge(info, 99, 100, feeReceiver);
-        assertEq(usdc.balanceOf(feeReceiver), 0);
-        assertEq(usdc.balanceOf(receiver), 99);
+        _assertChargeSplit(_defaultInfo(), 99, 100, feeReceiver, 0);
     }
 
     function test_charge_fullFee_sendsEverythingToFeeReceiver() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
         info.minFeeBps = 10_000;
         info.maxFeeBps = 10_000;
-        _charge(info, 60e6, 10_000, feeReceiver);
-        assertEq(usdc.balanceOf(feeReceiver), 60e6);
-        assertEq(usdc.balanceOf(receiver), 0);
+        _assertChargeSplit(info, 60e6, 10_000, feeReceiver, 60e6);
     }
 
     function test_charge_acceptsFeeAtMinAndMaxBounds() public {
@@ -127,8 +112,7 @@ contract ChargeTest is UnitTestBase {
 
     function test_charge_succeeds_when_oneSecondBeforePreApprovalExpiry() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        usdc.mint(payer, info.maxAmount);
-        bytes memory sig = _signERC3009(info, PAYER_PK);
+        bytes memory sig = _mintAndSign(info, PAYER_PK);
         vm.warp(info.preApprovalExpiry - 1);
         vm.prank(operator);
         escrow.charge(info, 1e6, address(erc3009Collector), sig, 0, feeReceiver);
@@ -373,6 +357,20 @@ contract ChargeTest is UnitTestBase {
     /*//////////////////////////////////////////////////////////////
                                 HELPERS
     //////////////////////////////////////////////////////////////*/
+
+    /// @dev Charges `amount` of `info` with `feeBps` to `feeTo`, then checks that `feeTo` got exactly
+    ///      `fee` and the receiver the rest.
+    function _assertChargeSplit(
+        AuthCaptureEscrow.PaymentInfo memory info,
+        uint256 amount,
+        uint16 feeBps,
+        address feeTo,
+        uint256 fee
+    ) internal {
+        _charge(info, amount, feeBps, feeTo);
+        assertEq(usdc.balanceOf(feeTo), fee, "fee");
+        assertEq(usdc.balanceOf(receiver), amount - fee, "receiver gets the rest");
+    }
 
     /// @dev Charges the default payment with the fee range [`minFeeBps`, `maxFeeBps`], expecting `err`.
     function _assertChargeFeeRejected(

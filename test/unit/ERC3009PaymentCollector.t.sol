@@ -4,6 +4,7 @@ pragma solidity ^0.8.28;
 import {UnitTestBase} from "./helpers/UnitTestBase.sol";
 import {MockERC1271Wallet, MockERC1271WalletFactory} from "./helpers/MockERC1271Wallet.sol";
 import {RevertingTarget, SenderRecorder} from "./helpers/PrepareTargets.sol";
+import {usdcDomainSeparator} from "./helpers/UsdcDomain.sol";
 import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
 import {TokenCollector} from "../../contracts/collectors/TokenCollector.sol";
 import {TestUSDC} from "../../contracts/dev/TestUSDC.sol";
@@ -42,15 +43,7 @@ contract ERC3009PaymentCollectorTest is UnitTestBase {
     }
 
     function _domainSeparator() internal view returns (bytes32) {
-        return keccak256(
-            abi.encode(
-                keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
-                keccak256("USD Coin"),
-                keccak256("2"),
-                block.chainid,
-                address(usdc)
-            )
-        );
+        return usdcDomainSeparator(address(usdc));
     }
 
     /// @dev Signs a ReceiveWithAuthorization built from scratch (not with the shared helper).
@@ -117,8 +110,7 @@ contract ERC3009PaymentCollectorTest is UnitTestBase {
 
     function test_collectTokens_reverts_OnlyAuthCaptureEscrow_when_calledByOperator() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        usdc.mint(payer, info.maxAmount);
-        bytes memory sig = _signERC3009(info, PAYER_PK);
+        bytes memory sig = _mintAndSign(info, PAYER_PK);
         vm.prank(operator);
         vm.expectRevert(TokenCollector.OnlyAuthCaptureEscrow.selector);
         erc3009Collector.collectTokens(info, operator, 10e6, sig);
@@ -151,8 +143,7 @@ contract ERC3009PaymentCollectorTest is UnitTestBase {
         assertEq(nonce, _payerAgnosticHash(info));
         assertFalse(usdc.authorizationState(payer, nonce));
 
-        usdc.mint(payer, info.maxAmount);
-        bytes memory sig = _signERC3009(info, PAYER_PK);
+        bytes memory sig = _mintAndSign(info, PAYER_PK);
         vm.expectEmit(true, true, true, true, address(usdc));
         emit TestUSDC.AuthorizationUsed(payer, nonce);
         vm.prank(operator);
@@ -226,8 +217,7 @@ contract ERC3009PaymentCollectorTest is UnitTestBase {
 
     function test_collect_noRefundTransfer_when_amountEqualsMaxAmount() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        usdc.mint(payer, info.maxAmount);
-        bytes memory sig = _signERC3009(info, PAYER_PK);
+        bytes memory sig = _mintAndSign(info, PAYER_PK);
         vm.recordLogs();
         vm.prank(operator);
         escrow.authorize(info, MAX_AMOUNT, address(erc3009Collector), sig);
@@ -257,8 +247,7 @@ contract ERC3009PaymentCollectorTest is UnitTestBase {
 
     function test_collect_reverts_InvalidAuthorizationSignature_when_wrongSigner() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        usdc.mint(payer, info.maxAmount);
-        bytes memory sig = _signERC3009(info, 0xBAD);
+        bytes memory sig = _mintAndSign(info, 0xBAD);
         _authorizeExpectRevert(info, sig, abi.encodeWithSelector(TestUSDC.InvalidAuthorizationSignature.selector, payer));
     }
 
@@ -287,8 +276,7 @@ contract ERC3009PaymentCollectorTest is UnitTestBase {
     function test_collect_reverts_AuthorizationAlreadyUsed_when_signatureReplayedAtCollector() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
         _authorize(info, 10e6);
-        usdc.mint(payer, info.maxAmount);
-        bytes memory sig = _signERC3009(info, PAYER_PK);
+        bytes memory sig = _mintAndSign(info, PAYER_PK);
         bytes32 nonce = _payerAgnosticSpecHash(info);
         address store = _store();
         // Even the escrow itself cannot make the collector use a signature twice.
@@ -334,8 +322,7 @@ contract ERC3009PaymentCollectorTest is UnitTestBase {
 
     function test_collect_plainSignature_doesNotCallMulticall3() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        usdc.mint(payer, info.maxAmount);
-        bytes memory sig = _signERC3009(info, PAYER_PK);
+        bytes memory sig = _mintAndSign(info, PAYER_PK);
         vm.expectCall(address(multicall3), abi.encodeWithSelector(IMulticall3.tryAggregate.selector), 0);
         vm.prank(operator);
         escrow.authorize(info, 10e6, address(erc3009Collector), sig);

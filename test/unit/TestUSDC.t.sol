@@ -6,6 +6,7 @@ import {ERC20} from "solady/tokens/ERC20.sol";
 import {Ownable} from "solady/auth/Ownable.sol";
 
 import {MockERC1271Wallet} from "./helpers/MockERC1271Wallet.sol";
+import {usdcDomainSeparator} from "./helpers/UsdcDomain.sol";
 import {TestUSDC} from "../../contracts/dev/TestUSDC.sol";
 
 contract TestUSDCTest is Test {
@@ -46,15 +47,7 @@ contract TestUSDCTest is Test {
     //////////////////////////////////////////////////////////////*/
 
     function _domainSeparator() internal view returns (bytes32) {
-        return keccak256(
-            abi.encode(
-                keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
-                keccak256("USD Coin"),
-                keccak256("2"),
-                block.chainid,
-                address(usdc)
-            )
-        );
+        return usdcDomainSeparator(address(usdc));
     }
 
     function _digest(bytes32 structHash) internal view returns (bytes32) {

@@ -31,16 +31,13 @@ contract UnitReentrantCollector is MockCollector {
         reentryData = data;
     }
 
-    function _deliver(AuthCaptureEscrow.PaymentInfo calldata paymentInfo, address tokenStore, uint256 amount)
-        internal
-        override
-    {
+    function _deliver(AuthCaptureEscrow.PaymentInfo calldata info, address store, uint256 amount) internal override {
         (bool ok, bytes memory ret) = address(authCaptureEscrow).call(reentryData);
         if (!ok) {
             assembly {
                 revert(add(ret, 0x20), mload(ret))
             }
         }
-        SafeTransferLib.safeTransfer(paymentInfo.token, tokenStore, amount);
+        SafeTransferLib.safeTransfer(info.token, store, amount);
     }
 }

@@ -47,6 +47,12 @@ abstract contract UnitTestBase is EscrowHelpers {
         return escrow.getHash(info);
     }
 
+    /// @dev Mints `info.maxAmount` to the payer and returns the ERC-3009 signature of `pk` for `info`.
+    function _mintAndSign(AuthCaptureEscrow.PaymentInfo memory info, uint256 pk) internal returns (bytes memory) {
+        usdc.mint(info.payer, info.maxAmount);
+        return _signERC3009(info, pk);
+    }
+
     /// @dev Gives the payer `amount`, approves the pre-approval collector and pre-approves `info`.
     function _preApprove(AuthCaptureEscrow.PaymentInfo memory info, uint256 amount) internal {
         usdc.mint(info.payer, amount);
