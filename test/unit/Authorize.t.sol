@@ -181,8 +181,7 @@ contract AuthorizeTest is UnitTestBase {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
         bytes32 h = _authorize(info, 10e6);
         bytes memory sig = _signERC3009(info, PAYER_PK);
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(AuthCaptureEscrow.PaymentAlreadyCollected.selector, h));
+        _expectRevertFrom(operator, _paymentAlreadyCollected(h));
         escrow.authorize(info, 10e6, address(erc3009Collector), sig);
     }
 
@@ -234,8 +233,7 @@ contract AuthorizeTest is UnitTestBase {
     function test_authorize_reverts_InvalidAuthorizationSignature_when_signedByAnotherKey() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
         bytes memory sig = _mintAndSign(info, OPERATOR_PK);
-        vm.prank(operator);
-        vm.expectRevert(abi.encodeWithSelector(TestUSDC.InvalidAuthorizationSignature.selector, payer));
+        _expectRevertFrom(operator, abi.encodeWithSelector(TestUSDC.InvalidAuthorizationSignature.selector, payer));
         escrow.authorize(info, 10e6, address(erc3009Collector), sig);
     }
 

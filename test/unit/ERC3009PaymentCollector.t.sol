@@ -160,43 +160,62 @@ contract ERC3009PaymentCollectorTest is UnitTestBase {
 
     function test_collect_reverts_InvalidAuthorizationSignature_when_nonceIsPayerSpecificHash() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        usdc.mint(payer, info.maxAmount);
-        bytes memory sig = _signReceive(
-            PAYER_PK, payer, address(erc3009Collector), info.maxAmount, 0, info.preApprovalExpiry, _specHash(info)
-        );
-        _authorizeExpectRevert(info, sig, abi.encodeWithSelector(TestUSDC.InvalidAuthorizationSignature.selector, payer));
+        ReceiveTerms memory terms = _specReceiveTerms(info);
+        terms.nonce = _specHash(info);
+        _assertReceiveTermsRejected(info, terms);
     }
 
     function test_collect_reverts_InvalidAuthorizationSignature_when_valueIsAmountNotMaxAmount() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        usdc.mint(payer, info.maxAmount);
-        bytes memory sig = _signReceive(
-            PAYER_PK, payer, address(erc3009Collector), 10e6, 0, info.preApprovalExpiry, _payerAgnosticSpecHash(info)
-        );
-        _authorizeExpectRevert(info, sig, abi.encodeWithSelector(TestUSDC.InvalidAuthorizationSignature.selector, payer));
+        ReceiveTerms memory terms = _specReceiveTerms(info);
+        terms.value = 10e6;
+        _assertReceiveTermsRejected(info, terms);
     }
 
     function test_collect_reverts_InvalidAuthorizationSignature_when_validBeforeIsNotPreApprovalExpiry() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
-        usdc.mint(payer, info.maxAmount);
-        bytes memory sig = _signReceive(
-            PAYER_PK,
-            payer,
-            address(erc3009Collector),
-            info.maxAmount,
-            0,
-            info.authorizationExpiry,
-            _payerAgnosticSpecHash(info)
-        );
-        _authorizeExpectRevert(info, sig, abi.encodeWithSelector(TestUSDC.InvalidAuthorizationSignature.selector, payer));
+        ReceiveTerms memory terms = _specReceiveTerms(info);
+        terms.validBefore = info.authorizationExpiry;
+        _assertReceiveTermsRejected(info, terms);
     }
 
     function test_collect_reverts_InvalidAuthorizationSignature_when_payeeIsNotCollector() public {
         AuthCaptureEscrow.PaymentInfo memory info = _defaultInfo();
+        ReceiveTerms memory terms = _specReceiveTerms(info);
+        terms.to = address(escrow);
+        _assertReceiveTermsRejected(info, terms);
+    }
+
+    /// @dev The terms of a ReceiveWithAuthorization the payer signs (validAfter is always 0).
+    struct ReceiveTerms {
+        address to;
+        uint256 value;
+        uint256 validBefore;
+        bytes32 nonce;
+    }
+
+    /// @dev The terms the spec prescribes for `info`: to the collector, `maxAmount`, valid before
+    ///      `preApprovalExpiry`, nonce the payer-agnostic hash.
+    function _specReceiveTerms(AuthCaptureEscrow.PaymentInfo memory info)
+        internal
+        view
+        returns (ReceiveTerms memory)
+    {
+        return ReceiveTerms({
+            to: address(erc3009Collector),
+            value: info.maxAmount,
+            validBefore: info.preApprovalExpiry,
+            nonce: _payerAgnosticSpecHash(info)
+        });
+    }
+
+    /// @dev The payer, funded with `info.maxAmount`, signs `terms`; authorizing `info` with that
+    ///      signature must fail the token's signature check.
+    function _assertReceiveTermsRejected(AuthCaptureEscrow.PaymentInfo memory info, ReceiveTerms memory terms)
+        internal
+    {
         usdc.mint(payer, info.maxAmount);
-        bytes memory sig = _signReceive(
-            PAYER_PK, payer, address(escrow), info.maxAmount, 0, info.preApprovalExpiry, _payerAgnosticSpecHash(info)
-        );
+        bytes memory sig = _signReceive(PAYER_PK, payer, terms.to, terms.value, 0, terms.validBefore, terms.nonce);
         _authorizeExpectRevert(info, sig, abi.encodeWithSelector(TestUSDC.InvalidAuthorizationSignature.selector, payer));
     }
 
