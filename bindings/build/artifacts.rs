@@ -55,6 +55,12 @@ pub const CONTRACTS: &[(&str, &str, &str, &str)] = &[
         "multicall3",
         "The `tryAggregate` subset of Multicall3 for development chains without the public singleton.",
     ),
+    (
+        "OperatorBatchExecutor.sol",
+        "OperatorBatchExecutor",
+        "operator_batch_executor",
+        "EIP-7702 executor: the operator's signer delegates to it and sends many escrow calls in one transaction, each as itself.",
+    ),
 ];
 
 /// The committed snapshot directory, relative to the bindings crate: `<Contract>.json` each.
