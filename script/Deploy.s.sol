@@ -52,6 +52,7 @@ import {ERC3009PaymentCollector} from "../contracts/collectors/ERC3009PaymentCol
 import {OperatorRefundCollector} from "../contracts/collectors/OperatorRefundCollector.sol";
 import {PreApprovalPaymentCollector} from "../contracts/collectors/PreApprovalPaymentCollector.sol";
 import {Multicall3} from "../contracts/dev/Multicall3.sol";
+import {OperatorBatchExecutor} from "../contracts/batch/OperatorBatchExecutor.sol";
 import {TestUSDC} from "../contracts/dev/TestUSDC.sol";
 
 contract Deploy is Script {
@@ -72,6 +73,7 @@ contract Deploy is Script {
         address preApprovalPaymentCollector;
         address operatorRefundCollector;
         address multicall3;
+        address batchExecutor;
         address token;
     }
 
@@ -112,6 +114,8 @@ contract Deploy is Script {
             abi.encodePacked(type(OperatorRefundCollector).creationCode, abi.encode(d.authCaptureEscrow)),
             salt
         );
+        // Stateless and ownerless: operators' signers delegate to it (EIP-7702) to batch escrow calls.
+        d.batchExecutor = _create2("OperatorBatchExecutor", type(OperatorBatchExecutor).creationCode, salt);
         if (dev) {
             d.token = _create2(
                 "TestUSDC",
@@ -177,7 +181,8 @@ contract Deploy is Script {
         vm.serializeAddress(obj, "erc3009PaymentCollector", d.erc3009PaymentCollector);
         vm.serializeAddress(obj, "preApprovalPaymentCollector", d.preApprovalPaymentCollector);
         vm.serializeAddress(obj, "operatorRefundCollector", d.operatorRefundCollector);
-        string memory json = vm.serializeAddress(obj, "multicall3", d.multicall3);
+        vm.serializeAddress(obj, "multicall3", d.multicall3);
+        string memory json = vm.serializeAddress(obj, "batchExecutor", d.batchExecutor);
         if (d.token != address(0)) {
             string memory t = "token";
             vm.serializeAddress(t, "address", d.token);

@@ -15,6 +15,7 @@
 //! | [`OperatorRefundCollector`] | [`operator_refund_collector`] |
 //! | [`TestUSDC`] | [`test_usdc`] |
 //! | [`Multicall3`] | [`multicall3`] |
+//! | [`OperatorBatchExecutor`] | [`operator_batch_executor`] |
 //!
 //! Every contract module provides `new(address, provider)` (an instance whose methods build
 //! calls and transactions), `deploy(provider, args…)`, `BYTECODE` / `DEPLOYED_BYTECODE`,

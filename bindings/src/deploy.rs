@@ -12,6 +12,7 @@
 //! | `ERC3009PaymentCollector` | escrow, Multicall3 |
 //! | `PreApprovalPaymentCollector` | escrow |
 //! | `OperatorRefundCollector` | escrow |
+//! | `OperatorBatchExecutor` (the EIP-7702 delegate for batching) | none |
 //! | `Multicall3` (dev chains without the public one) | none |
 //! | `TestUSDC` (dev chains) | `"USD Coin"`, `"USDC"`, `"2"`, owner = deployer |
 
@@ -27,8 +28,8 @@ use alloy::transports::TransportError;
 use serde::{Deserialize, Serialize};
 
 use crate::contracts::{
-    AuthCaptureEscrow, ERC3009PaymentCollector, Multicall3, OperatorRefundCollector,
-    PreApprovalPaymentCollector, TestUSDC,
+    AuthCaptureEscrow, ERC3009PaymentCollector, Multicall3, OperatorBatchExecutor,
+    OperatorRefundCollector, PreApprovalPaymentCollector, TestUSDC,
 };
 
 /// The deterministic deployment proxy (Arachnid's CREATE2 factory, forge's default
@@ -76,6 +77,10 @@ pub struct Deployment {
     pub operator_refund_collector: Address,
     /// The Multicall3 the ERC-3009 collector uses.
     pub multicall3: Address,
+    /// `OperatorBatchExecutor`, the EIP-7702 delegate through which operators batch escrow
+    /// calls; absent where not deployed (e.g. the canonical Commerce Payments records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_executor: Option<Address>,
     /// The payment token recorded for this chain (USDC, or `TestUSDC` on dev chains).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<TokenInfo>,
@@ -260,6 +265,8 @@ pub struct PredictedAddresses {
     pub operator_refund_collector: Address,
     /// The Multicall3 used: ours (CREATE2) or the public [`MULTICALL3`].
     pub multicall3: Address,
+    /// `OperatorBatchExecutor`.
+    pub batch_executor: Address,
     /// `TestUSDC`, on development deployments.
     pub test_usdc: Option<Address>,
 }
@@ -276,6 +283,7 @@ impl PredictedAddresses {
             pre_approval_payment_collector: Some(self.pre_approval_payment_collector),
             operator_refund_collector: self.operator_refund_collector,
             multicall3: self.multicall3,
+            batch_executor: Some(self.batch_executor),
             token: self.test_usdc.map(|address| TokenInfo {
                 address,
                 name: TEST_TOKEN_NAME.to_owned(),
@@ -361,6 +369,12 @@ fn plan(
         .abi_encode(),
         salt,
     );
+    let executor = Planned::new(
+        "OperatorBatchExecutor",
+        &OperatorBatchExecutor::BYTECODE,
+        Vec::new(),
+        salt,
+    );
     let test_usdc = dev.then(|| {
         Planned::new(
             "TestUSDC",
@@ -383,9 +397,10 @@ fn plan(
         pre_approval_payment_collector: pre_approval.address,
         operator_refund_collector: refund.address,
         multicall3,
+        batch_executor: executor.address,
         test_usdc: test_usdc.as_ref().map(|t| t.address),
     };
-    planned.extend([erc3009, pre_approval, refund]);
+    planned.extend([erc3009, pre_approval, refund, executor]);
     planned.extend(test_usdc);
     (predicted, planned)
 }

@@ -59,6 +59,9 @@ fn batching_config(url: &str, chain: &Chain, max_size: usize) -> Config {
     c.batch.max_size = max_size;
     // Long enough that a batch only ever goes out because it is full (deterministic tests).
     c.batch.max_wait_ms = 60_000;
+    // These tests drive the escrow's own `captureBatch` / `voidBatch`; the executor's
+    // `execute` path (the default when the deployment has an executor) is `execute_batching.rs`.
+    c.batch.use_executor = false;
     c
 }
 
@@ -489,10 +492,16 @@ async fn crash_at(backend: Backend, point: CrashPoint) {
 
         // The engine and a relayer that stops dead at `point`.
         let core = runtime::open(&cfg).await.expect("open");
-        let relayer = Relayer::from_config(core.store.clone(), &cfg, core.signer.clone(), "crashy")
-            .expect("relayer")
-            .with_notify(core.relayer_notify.clone())
-            .with_crash_point(point);
+        let relayer = Relayer::from_config(
+            core.store.clone(),
+            &cfg,
+            &core.deployment,
+            core.signer.clone(),
+            "crashy",
+        )
+        .expect("relayer")
+        .with_notify(core.relayer_notify.clone())
+        .with_crash_point(point);
         let crashed = tokio::spawn(relayer.run(std::future::pending::<()>()));
         let mut captures = Vec::new();
         for (id, _) in &payments {

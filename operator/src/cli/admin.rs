@@ -8,11 +8,11 @@ use alloy::primitives::Address;
 use clap::{Args, Subcommand};
 use eyre::{Context, Result, bail};
 use uuid::Uuid;
-use x402_escrow_sdk::merchant::DEFAULT_CAPTURE_DEADLINE_SECS;
 use x402_escrow_operator::config::{Config, Secret};
 use x402_escrow_operator::lifecycle::PaymentStatus;
 use x402_escrow_operator::service::{TransactionView, payment_view};
 use x402_escrow_operator::store::{NewMerchant, PaymentFilter, Store};
+use x402_escrow_sdk::merchant::DEFAULT_CAPTURE_DEADLINE_SECS;
 
 /// Where the configuration comes from (shared by every subcommand that reads it).
 #[derive(Debug, Args)]

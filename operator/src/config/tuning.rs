@@ -98,17 +98,26 @@ impl Default for IdempotencyConfig {
     }
 }
 
-/// `[batch]`: the relayer groups queued captures (and voids) of the same escrow into one
-/// `captureBatch` (`voidBatch`) transaction when several are ready together.
+/// `[batch]`: the relayer sends queued escrow calls of several payments in one transaction.
+/// With the batch executor (the signer's account delegates to it, EIP-7702) any mix of
+/// authorize, charge, capture, void and refund goes out as one `execute`; without it, captures
+/// (and voids) of our escrow are merged into one `captureBatch` (`voidBatch`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BatchConfig {
-    /// The most payments in one batch transaction; 1 disables batching (every capture and void
-    /// is its own transaction, sent at once).
+    /// The most payments in one batch transaction; 1 disables batching (every call is its own
+    /// transaction, sent at once).
     pub max_size: usize,
-    /// How long a ready capture or void may wait for company before it is sent (alone, or with
-    /// whatever joined it). A batch that reaches `max_size` goes at once.
+    /// How long a ready row may wait for company before it is sent (alone, or with whatever
+    /// joined it): captures and voids for `captureBatch` / `voidBatch`; with the executor, any
+    /// escrow call, and only while an earlier transaction of the signer is still in flight. A
+    /// batch that reaches `max_size` goes at once.
     pub max_wait_ms: u64,
+    /// Batch through the `OperatorBatchExecutor` (delegating the signer's account to it on
+    /// start-up) when one is known.
+    pub use_executor: bool,
+    /// The executor to delegate to; default: the deployment's `batchExecutor`.
+    pub executor: Option<alloy::primitives::Address>,
 }
 
 impl Default for BatchConfig {
@@ -116,6 +125,8 @@ impl Default for BatchConfig {
         BatchConfig {
             max_size: 50,
             max_wait_ms: 25,
+            use_executor: true,
+            executor: None,
         }
     }
 }

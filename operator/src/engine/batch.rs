@@ -1,13 +1,17 @@
-//! Outcomes of batch transactions (`capture_batch`, `void_batch`), fanned out to their members.
+//! Outcomes of batch transactions (`capture_batch`, `void_batch`, `execute`), fanned out to their
+//! members.
 //!
 //! A batch row carries several payments (`chain_tx_members`); each member payment points at it
 //! (`pending_tx_id`) until its outcome is applied. The outcome of the batch is applied to every
 //! member still pointing at it, in one SQL transaction:
 //!
 //! * `final`: each member's `*Confirmed` event (the amount its own single row asked for) and
-//!   webhook, exactly as for a single transaction;
+//!   webhook, exactly as for a single transaction; in an `execute`, a member whose own call
+//!   reverted (the executor's `CallFailed(index, revertData)` in the receipt) gets its `*Failed`
+//!   event with the decoded error instead, as if it had been sent alone;
 //! * `reverted` (mined with a failed receipt, or refused by the gas estimate): the escrow's batch
-//!   calls are all or nothing, so nothing happened on chain; every member is re-sent on its own
+//!   calls are all or nothing (and an `execute` that reverts as a whole, e.g. out of gas, undid
+//!   every member), so nothing happened on chain; every member is re-sent on its own
 //!   (same calldata as its single row; never batched again), so one bad member, say an expired
 //!   authorization, fails alone with its own error code while the others go through;
 //! * `abandoned`: each member judged by `paymentState`, as a single abandoned row is.
@@ -15,14 +19,20 @@
 //! Idempotent: only members whose payment still points at the batch are touched, and each
 //! transition or re-send moves the pointer in the same SQL transaction.
 
+use std::collections::BTreeMap;
+
+use alloy::primitives::Bytes;
+use alloy::providers::Provider;
 use serde_json::json;
+use x402_escrow_bindings::contracts::OperatorBatchExecutor as Executor;
 
 use super::{
-    Engine, EngineError, OutcomeApplied, confirmed, from_chain_state, revert_code, webhook_for,
+    Engine, EngineError, OutcomeApplied, confirmed, failed, from_chain_state, revert_code,
+    webhook_for,
 };
 use crate::lifecycle::PaymentEvent;
 use crate::store::{
-    BatchMember, ChainTx, NewChainTx, Payment, StoreError, TransitionExtras, TxStatus,
+    BatchMember, ChainTx, NewChainTx, Payment, StoreError, TransitionExtras, TxKind, TxStatus,
 };
 
 /// A member whose payment still waits for the batch, with its single row.
@@ -60,10 +70,20 @@ impl Engine {
         if reverted {
             return self.resend_members(tx, &live).await;
         }
+        // An `execute` that went through may still carry members whose own call reverted.
+        let failed_members = if succeeded && tx.kind == TxKind::Execute {
+            self.failed_members(tx).await?
+        } else {
+            BTreeMap::new()
+        };
         // Events first (abandoned rows need `paymentState` reads), then one SQL transaction.
         let mut events = Vec::with_capacity(live.len());
         for l in &live {
-            let (event, message) = if succeeded {
+            let (event, message) = if let Some(data) = failed_members.get(&l.member.position) {
+                let code = revert_code(Some(&format!("0x{}", hex::encode(data))));
+                let message = format!("{} reverted in execute {}: {code}", l.source.kind, tx.id);
+                (failed(l.source.kind, code), Some(message))
+            } else if succeeded {
                 (confirmed(&l.source, &l.payment), None)
             } else {
                 let state = self.chain_state(&l.payment).await?;
@@ -125,6 +145,36 @@ impl Engine {
             settled: live.len(),
             resent: 0,
         })
+    }
+
+    /// The members of a mined `execute` whose own call reverted, by position, with their revert
+    /// data: the executor's `CallFailed(index, revertData)` logs in the receipt (emitted from the
+    /// signer's account, which runs the executor's code).
+    async fn failed_members(&self, tx: &ChainTx) -> Result<BTreeMap<u64, Bytes>, EngineError> {
+        let Some(hash) = tx.mined_tx_hash else {
+            return Err(EngineError::Chain(format!(
+                "execute {} is settled without a mined transaction hash",
+                tx.id
+            )));
+        };
+        let receipt = self
+            .inner
+            .provider
+            .get_transaction_receipt(hash)
+            .await
+            .map_err(|e| EngineError::Chain(format!("receipt of execute {hash}: {e}")))?
+            .ok_or_else(|| EngineError::Chain(format!("no receipt for execute {hash}")))?;
+        let mut failed = BTreeMap::new();
+        for log in receipt.inner.logs() {
+            if log.address() != tx.signer {
+                continue;
+            }
+            if let Ok(event) = log.log_decode::<Executor::CallFailed>() {
+                let index = u64::try_from(event.inner.data.index).unwrap_or(u64::MAX);
+                failed.insert(index, event.inner.data.revertData.clone());
+            }
+        }
+        Ok(failed)
     }
 
     /// A failed batch: every live member goes out again on its own, in one SQL transaction.

@@ -81,7 +81,7 @@ pub use outcomes::revert_code;
 pub use setup::{FeePolicy, configs};
 pub use waiter::Waiters;
 
-use outcomes::{confirmed, from_chain_state, requested_amount, webhook_for};
+use outcomes::{confirmed, failed, from_chain_state, requested_amount, webhook_for};
 
 /// How many times a chain observation is retried after a concurrent change.
 const RETRIES: u32 = 5;

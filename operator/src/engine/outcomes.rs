@@ -39,7 +39,7 @@ impl Engine {
         }
         // Whoever waits on the row itself (an `exact` transfer's `/settle`) learns it settled.
         self.inner.waiters.wake(tx.id);
-        if matches!(tx.kind, TxKind::CaptureBatch | TxKind::VoidBatch) {
+        if tx.kind.is_batch() {
             return self.apply_batch_outcome(&tx).await;
         }
         let Some(payment_id) = tx.payment_id else {
@@ -223,7 +223,8 @@ pub(super) fn requested_amount(tx: &ChainTx) -> Option<Amount> {
 }
 
 /// The `*Confirmed` event of a successful transaction; `None` for kinds that carry no payment
-/// outcome (`transfer`, `approve`: rows without a payment).
+/// outcome (`transfer`, `approve`, `delegate`: rows without a payment; `execute`: its members
+/// carry the outcomes).
 pub(super) fn confirmed(tx: &ChainTx, payment: &Payment) -> Option<PaymentEvent> {
     let amount = requested_amount(tx);
     Some(match tx.kind {
@@ -245,7 +246,7 @@ pub(super) fn confirmed(tx: &ChainTx, payment: &Payment) -> Option<PaymentEvent>
         TxKind::NonceFill => PaymentEvent::AuthorizeFailed {
             code: "nonce_fill".into(),
         },
-        TxKind::Transfer | TxKind::Approve => return None,
+        TxKind::Transfer | TxKind::Approve | TxKind::Execute | TxKind::Delegate => return None,
     })
 }
 
@@ -257,7 +258,7 @@ pub(super) fn failed(kind: TxKind, code: String) -> Option<PaymentEvent> {
         TxKind::Capture | TxKind::CaptureBatch => PaymentEvent::CaptureFailed { code },
         TxKind::Void | TxKind::VoidBatch => PaymentEvent::VoidFailed { code },
         TxKind::Refund => PaymentEvent::RefundFailed { code },
-        TxKind::Transfer | TxKind::Approve => return None,
+        TxKind::Transfer | TxKind::Approve | TxKind::Execute | TxKind::Delegate => return None,
     })
 }
 
@@ -322,7 +323,7 @@ pub(super) fn from_chain_state(
             }
             _ => PaymentEvent::RefundFailed { code: abandoned() },
         },
-        TxKind::Transfer | TxKind::Approve => return None,
+        TxKind::Transfer | TxKind::Approve | TxKind::Execute | TxKind::Delegate => return None,
     })
 }
 

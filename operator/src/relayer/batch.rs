@@ -1,5 +1,7 @@
-//! Batching at the claim step: queued single captures (voids) of the same escrow are merged into
-//! one `captureBatch` (`voidBatch`) row before the relayer claims new work.
+//! Batching at the claim step: queued single escrow calls are merged into one `execute` row of
+//! the signer's EIP-7702 executor (`execute.rs`), or, without one, queued single captures (voids)
+//! of the same escrow (ours) into one `captureBatch` (`voidBatch`) row, before the relayer claims
+//! new work.
 //!
 //! A single `capture` / `void` row of a payment waits up to `max_wait` (from its creation) for
 //! company: while it is younger, the claim step leaves it queued. A group of such rows (same kind,
@@ -30,34 +32,62 @@ use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
 use alloy::sol_types::SolCall;
 use serde_json::json;
+use x402_escrow_bindings::Deployment;
 use x402_escrow_bindings::contracts::auth_capture_escrow::AuthCaptureEscrow as Escrow;
 
+use super::execute::{Delegation, delegate_key, delegate_row, delegated_to, execute_row};
 use super::revert::revert_reason_of;
 use super::{Relayer, RelayerError};
 use crate::config::Config;
-use crate::store::{ChainTx, NewChainTx, TxKind};
+use crate::store::{BatchKinds, ChainTx, Hold, NewChainTx, TxKind};
 
-/// Batching knobs (from `[batch]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Batching knobs (from `[batch]` and the deployment).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchOptions {
     /// The most payments per batch transaction; 1 (or 0) disables batching.
     pub max_size: usize,
-    /// How long a ready capture or void waits for company.
+    /// How long a ready row waits for company: captures and voids for the escrow's batch
+    /// calls; with the executor, any escrow call while an earlier transaction of the signer is
+    /// still in flight (with nothing in flight, rows go at once).
     pub max_wait: Duration,
+    /// The `OperatorBatchExecutor` the signer's account delegates to (EIP-7702): with it, every
+    /// escrow call may be batched into one `execute` (see `execute.rs`).
+    pub executor: Option<Address>,
+    /// The escrows that have `captureBatch` / `voidBatch` (ours). Without an active executor
+    /// only their captures and voids are merged; any other escrow (the canonical one has no
+    /// batch calls) never gets them.
+    pub batch_escrows: Vec<Address>,
 }
 
 impl BatchOptions {
-    /// No batching: every capture and void is claimed as soon as it is queued.
+    /// No batching: every row is claimed as soon as it is queued.
     pub const DISABLED: BatchOptions = BatchOptions {
         max_size: 1,
         max_wait: Duration::ZERO,
+        executor: None,
+        batch_escrows: Vec::new(),
     };
 
-    /// From `[batch]`.
-    pub fn from_config(config: &Config) -> BatchOptions {
+    /// From `[batch]` and the deployment in use: the escrow (`[chain.contracts] escrow` wins)
+    /// has the batch calls; the executor is `[batch] executor`, else the deployment's, unless
+    /// `[batch] use_executor = false`.
+    pub fn from_config(config: &Config, deployment: &Deployment) -> BatchOptions {
+        let executor = config
+            .batch
+            .use_executor
+            .then(|| config.batch.executor.or(deployment.batch_executor))
+            .flatten();
         BatchOptions {
             max_size: config.batch.max_size,
             max_wait: Duration::from_millis(config.batch.max_wait_ms),
+            executor,
+            batch_escrows: vec![
+                config
+                    .chain
+                    .contracts
+                    .escrow
+                    .unwrap_or(deployment.auth_capture_escrow),
+            ],
         }
     }
 
@@ -184,8 +214,13 @@ impl Relayer {
     /// Splits `rows` (one would-be batch) into those that can go together and those whose own
     /// call would revert. Only when the whole batch's simulation reverts are members simulated
     /// one by one.
-    async fn viable(&self, rows: &[ChainTx], batch: &NewChainTx) -> (Vec<ChainTx>, Vec<ChainTx>) {
-        let Simulated::Reverts(reason) = self.simulate(batch.to, &batch.calldata).await else {
+    async fn viable(
+        &self,
+        rows: &[ChainTx],
+        to: Address,
+        simulation: &Bytes,
+    ) -> (Vec<ChainTx>, Vec<ChainTx>) {
+        let Simulated::Reverts(reason) = self.simulate(to, simulation).await else {
             return (rows.to_vec(), Vec::new());
         };
         tracing::info!(%reason, members = rows.len(), "batch would revert: checking its members one by one");
@@ -209,14 +244,19 @@ impl Relayer {
         self
     }
 
-    /// Merges due groups of queued single captures / voids into batch rows. Returns the time
-    /// (store clock, unix ms) after which created single rows are held back from the claim
-    /// step (`i64::MAX`: nothing held), and notes in `self.batch_due` when the next group
-    /// falls due.
-    pub(super) async fn batch_queued(&mut self) -> Result<i64, RelayerError> {
+    /// Merges due groups of queued single rows into batch rows: every escrow call into
+    /// `execute` rows once the signer delegates to the executor (see `execute.rs`), else
+    /// captures / voids of our escrows into `captureBatch` / `voidBatch`. Returns which single
+    /// rows the claim step holds back (those waiting for company), and notes in
+    /// `self.batch_due` when the next group falls due. `in_flight` is how many of the signer's
+    /// transactions are still unsettled: with the executor, rows wait for company only then.
+    pub(super) async fn batch_queued(&mut self, in_flight: usize) -> Result<Hold, RelayerError> {
         self.batch_due = None;
         if !self.batch.enabled() {
-            return Ok(i64::MAX);
+            return Ok(Hold::from(i64::MAX));
+        }
+        if self.ensure_delegation().await? {
+            return self.batch_execute(in_flight).await;
         }
         let now = self.store.now_ms();
         let wait_ms = i64::try_from(self.batch.max_wait.as_millis()).unwrap_or(i64::MAX);
@@ -225,13 +265,15 @@ impl Relayer {
             .store
             .batch_candidates(self.opts.chain_id, self.address(), SCAN)
             .await?;
-        // Groups by (kind, escrow), each in creation order.
+        // Groups by (kind, escrow), each in creation order; only escrows with batch calls.
         let mut groups: BTreeMap<(&'static str, Address), Vec<ChainTx>> = BTreeMap::new();
         for row in rows {
-            groups
-                .entry((row.kind.as_str(), row.to))
-                .or_default()
-                .push(row);
+            if self.batch.batch_escrows.contains(&row.to) {
+                groups
+                    .entry((row.kind.as_str(), row.to))
+                    .or_default()
+                    .push(row);
+            }
         }
         for ((kind, escrow), rows) in groups {
             let oldest = rows.first().map_or(now, |r| r.created_at);
@@ -245,49 +287,149 @@ impl Relayer {
                 if chunk.len() < 2 {
                     continue;
                 }
-                let Some(batch) = batch_row(self.opts.chain_id, self.address(), chunk) else {
+                let chain_id = self.opts.chain_id;
+                let signer = self.address();
+                let Some(batch) = batch_row(chain_id, signer, chunk) else {
                     tracing::warn!(kind, %escrow, "queued rows that do not decode as single calls: sent one by one");
                     continue;
                 };
-                let (good, mut alone) = self.viable(chunk, &batch).await;
-                if good.len() == 1 {
-                    // Its group is due; no company left: it goes now too.
-                    alone.extend(good.iter().cloned());
-                }
-                // Members that would revert go out alone now (they fail with their own error).
-                for row in alone {
-                    self.check_lease().await?;
-                    if let Some(row) = self
-                        .store
-                        .claim_tx(self.opts.chain_id, self.address(), &self.owner, row.id)
-                        .await?
-                    {
-                        tracing::info!(chain_tx = %row.id, nonce = ?row.nonce, kind = %row.kind, "claimed (left out of a batch)");
-                        self.drive_row(row).await?;
-                    }
-                }
-                let batch = if good.len() == chunk.len() {
-                    batch
-                } else if good.len() >= 2 {
-                    match batch_row(self.opts.chain_id, self.address(), &good) {
-                        Some(b) => b,
-                        None => continue,
-                    }
-                } else {
-                    continue;
-                };
-                let ids: Vec<_> = good.iter().map(|r| r.id).collect();
-                self.check_lease().await?;
-                match self.store.merge_batch(&batch, &ids).await {
-                    Ok(row) => {
-                        tracing::info!(chain_tx = %row.id, kind = %row.kind, members = ids.len(), "batched");
-                    }
-                    // Someone acted on a member meanwhile: the next pass looks again.
-                    Err(e) => tracing::warn!(error = %e, kind, "merging a batch failed"),
-                }
+                let simulation = batch.calldata.clone();
+                self.merge_chunk(chunk, batch, escrow, &simulation, |good| {
+                    batch_row(chain_id, signer, good)
+                })
+                .await?;
             }
         }
-        Ok(hold_after)
+        Ok(Hold::from(hold_after))
+    }
+
+    /// The executor path of [`Relayer::batch_queued`]: the signer's queued escrow calls, any
+    /// kind and escrow, go out together in `execute` rows of up to `max_size`. With nothing of
+    /// the signer in flight they go at once; otherwise they wait for company up to `max_wait`
+    /// (or until `max_size` are queued).
+    async fn batch_execute(&mut self, in_flight: usize) -> Result<Hold, RelayerError> {
+        let nothing_held = Hold {
+            after: i64::MAX,
+            kinds: BatchKinds::EscrowCalls,
+        };
+        let now = self.store.now_ms();
+        let wait_ms = i64::try_from(self.batch.max_wait.as_millis()).unwrap_or(i64::MAX);
+        let hold_after = now.saturating_sub(wait_ms);
+        let chain_id = self.opts.chain_id;
+        let signer = self.address();
+        let rows = self
+            .store
+            .batch_candidates_of(chain_id, signer, BatchKinds::EscrowCalls, SCAN)
+            .await?;
+        let Some(oldest) = rows.first().map(|r| r.created_at) else {
+            return Ok(nothing_held);
+        };
+        let due = in_flight == 0 || rows.len() >= self.batch.max_size || oldest <= hold_after;
+        if !due {
+            self.batch_due = Some(oldest.saturating_add(wait_ms));
+            return Ok(Hold {
+                after: hold_after,
+                kinds: BatchKinds::EscrowCalls,
+            });
+        }
+        for chunk in rows.chunks(self.batch.max_size) {
+            // A lone row goes as it is (an `execute` of one costs ~1,800 gas more).
+            if chunk.len() < 2 {
+                continue;
+            }
+            let (batch, simulation) = execute_row(chain_id, signer, chunk);
+            self.merge_chunk(chunk, batch, signer, &simulation, |good| {
+                Some(execute_row(chain_id, signer, good).0)
+            })
+            .await?;
+        }
+        Ok(nothing_held)
+    }
+
+    /// Simulates `chunk`'s batch (`simulation` sent to `to`); members whose own call would
+    /// revert are claimed and sent alone at once (they fail with their own error), and the
+    /// others are merged into `batch` (rebuilt by `rebuild` when some were left out; with fewer
+    /// than two left, they are sent alone too).
+    async fn merge_chunk(
+        &mut self,
+        chunk: &[ChainTx],
+        batch: NewChainTx,
+        to: Address,
+        simulation: &Bytes,
+        rebuild: impl Fn(&[ChainTx]) -> Option<NewChainTx>,
+    ) -> Result<(), RelayerError> {
+        let (good, mut alone) = self.viable(chunk, to, simulation).await;
+        if good.len() == 1 {
+            // Its group is due; no company left: it goes now too.
+            alone.extend(good.iter().cloned());
+        }
+        for row in alone {
+            self.check_lease().await?;
+            if let Some(row) = self
+                .store
+                .claim_tx(self.opts.chain_id, self.address(), &self.owner, row.id)
+                .await?
+            {
+                tracing::info!(chain_tx = %row.id, nonce = ?row.nonce, kind = %row.kind, "claimed (left out of a batch)");
+                self.drive_row(row).await?;
+            }
+        }
+        let batch = if good.len() == chunk.len() {
+            batch
+        } else if good.len() >= 2 {
+            match rebuild(&good) {
+                Some(b) => b,
+                None => return Ok(()),
+            }
+        } else {
+            return Ok(());
+        };
+        let ids: Vec<_> = good.iter().map(|r| r.id).collect();
+        self.check_lease().await?;
+        match self.store.merge_batch(&batch, &ids).await {
+            Ok(row) => {
+                tracing::info!(chain_tx = %row.id, kind = %row.kind, members = ids.len(), "batched");
+            }
+            // Someone acted on a member meanwhile: the next pass looks again.
+            Err(e) => tracing::warn!(error = %e, kind = %batch.kind, "merging a batch failed"),
+        }
+        Ok(())
+    }
+
+    /// Whether the signer's account delegates to the executor, so `execute` batches may go
+    /// out. Looks at the signer's code until it does, and writes the `delegate` row (once, by
+    /// its intent key) when it does not; `false` without an executor.
+    async fn ensure_delegation(&mut self) -> Result<bool, RelayerError> {
+        let Some(executor) = self.batch.executor else {
+            return Ok(false);
+        };
+        match self.delegation {
+            Delegation::Active => return Ok(true),
+            Delegation::Unavailable => return Ok(false),
+            Delegation::Unknown | Delegation::Pending => {}
+        }
+        let signer = self.address();
+        let code = self.provider.get_code_at(signer).await?;
+        if delegated_to(&code) == Some(executor) {
+            tracing::info!(%executor, "the signer delegates to the batch executor: escrow calls are batched with execute");
+            self.delegation = Delegation::Active;
+            return Ok(true);
+        }
+        let key = delegate_key(self.opts.chain_id, signer, executor);
+        let (row, written) = self
+            .store
+            .enqueue_keyed_tx(&key, &delegate_row(self.opts.chain_id, signer, executor))
+            .await?;
+        if written {
+            tracing::info!(chain_tx = %row.id, %executor, "delegating the signer to the batch executor (EIP-7702)");
+        }
+        self.delegation = if row.status.is_terminal() {
+            tracing::warn!(chain_tx = %row.id, status = %row.status, %executor, code = %code, "the signer does not delegate to the batch executor although its delegate transaction settled: escrow calls are not batched with execute");
+            Delegation::Unavailable
+        } else {
+            Delegation::Pending
+        };
+        Ok(false)
     }
 }
 
@@ -301,14 +443,39 @@ mod tests {
         assert!(
             !BatchOptions {
                 max_size: 1,
-                max_wait: Duration::from_millis(50)
+                max_wait: Duration::from_millis(50),
+                ..BatchOptions::DISABLED
             }
             .enabled()
         );
         let mut config = Config::default();
         config.batch.max_size = 10;
         config.batch.max_wait_ms = 7;
-        let b = BatchOptions::from_config(&config);
+        let deployment = x402_escrow_bindings::Deployment {
+            chain_id: 31337,
+            auth_capture_escrow: Address::repeat_byte(1),
+            token_store_implementation: None,
+            erc3009_payment_collector: Address::repeat_byte(2),
+            pre_approval_payment_collector: None,
+            operator_refund_collector: Address::repeat_byte(3),
+            multicall3: Address::repeat_byte(4),
+            batch_executor: Some(Address::repeat_byte(5)),
+            token: None,
+        };
+        let b = BatchOptions::from_config(&config, &deployment);
+        assert_eq!(b.executor, Some(Address::repeat_byte(5)));
+        assert_eq!(b.batch_escrows, vec![Address::repeat_byte(1)]);
+        config.batch.use_executor = false;
+        assert_eq!(
+            BatchOptions::from_config(&config, &deployment).executor,
+            None
+        );
+        config.batch.use_executor = true;
+        config.batch.executor = Some(Address::repeat_byte(6));
+        assert_eq!(
+            BatchOptions::from_config(&config, &deployment).executor,
+            Some(Address::repeat_byte(6))
+        );
         assert!(b.enabled());
         assert_eq!(b.max_wait, Duration::from_millis(7));
     }

@@ -23,7 +23,7 @@
 //! capture / void rows it merges into a batch row, in the same SQL transaction.) Wiring, in `serve`:
 //!
 //! ```ignore
-//! let relayer = Relayer::from_config(store.clone(), &config, signer, instance_id)?;
+//! let relayer = Relayer::from_config(store.clone(), &config, &deployment, signer, instance_id)?;
 //! let handle = relayer.handle();
 //! let engine = Engine::new(/* … */, handle.notifier());   // wakes the relayer after enqueueing
 //! let mut outcomes = handle.subscribe();
@@ -38,6 +38,7 @@
 
 mod batch;
 mod errors;
+mod execute;
 mod fees;
 mod handle;
 mod lease;
@@ -125,6 +126,8 @@ pub struct Relayer {
     crashed: bool,
     chain_checked: bool,
     batch: BatchOptions,
+    /// Whether the signer's account delegates to the batch executor (see `execute.rs`).
+    delegation: execute::Delegation,
     /// When the next group of held single rows falls due for batching (store clock, unix ms).
     batch_due: Option<i64>,
     /// The last fee suggestion and when it was fetched (see [`FEE_CACHE_TTL`]).
@@ -178,6 +181,7 @@ impl Relayer {
             crashed: false,
             chain_checked: false,
             batch: BatchOptions::DISABLED,
+            delegation: execute::Delegation::Unknown,
             batch_due: None,
             fee_cache: None,
             view: PassView::default(),
@@ -203,11 +207,12 @@ impl Relayer {
     }
 
     /// A relayer from the operator configuration: provider without fillers on
-    /// `chain.rpc_url`, options from `[chain]` and `[relayer]`, batching from `[batch]`, lease
-    /// owner `owner` (the instance id).
+    /// `chain.rpc_url`, options from `[chain]` and `[relayer]`, batching from `[batch]` and
+    /// `deployment` (its escrow and batch executor), lease owner `owner` (the instance id).
     pub fn from_config(
         store: Store,
         config: &Config,
+        deployment: &x402_escrow_bindings::Deployment,
         signer: PrivateKeySigner,
         owner: impl Into<String>,
     ) -> Result<Relayer, RelayerError> {
@@ -219,7 +224,7 @@ impl Relayer {
             owner,
             RelayerOptions::from_config(config),
         )
-        .with_batching(BatchOptions::from_config(config)))
+        .with_batching(BatchOptions::from_config(config, deployment)))
     }
 
     /// Test hook: stop dead (as if killed) the first time `point` is reached.
@@ -380,11 +385,15 @@ impl Relayer {
         // Resume / monitor: everything with a nonce that is not settled, by nonce. A pass may
         // write new reserved rows (nonce fills), so loop until a pass adds nothing new.
         let mut seen = std::collections::HashSet::new();
+        // The signer's rows still unsettled after the last round (batching waits for company
+        // only while there are some).
+        let mut in_flight;
         loop {
             let rows = self
                 .store
                 .txs_in_flight(self.opts.chain_id, self.address())
                 .await?;
+            in_flight = rows.len();
             let fresh: Vec<ChainTx> = rows.into_iter().filter(|r| seen.insert(r.id)).collect();
             if fresh.is_empty() {
                 break;
@@ -394,9 +403,9 @@ impl Relayer {
                 self.drive_row(row).await?;
             }
         }
-        // New work: first merge due groups of single captures / voids into batches; younger
-        // ones stay queued, waiting for company.
-        let hold_after = self.batch_queued().await?;
+        // New work: first merge due groups of single rows into batches; younger ones stay
+        // queued, waiting for company.
+        let hold = self.batch_queued(in_flight).await?;
         // Up to `max_claims_per_tick` rows claimed in one write, then sent as a group (see
         // `send_new`).
         self.check_lease().await?;
@@ -406,7 +415,7 @@ impl Relayer {
                 self.opts.chain_id,
                 self.address(),
                 &self.owner,
-                hold_after,
+                hold,
                 self.opts.max_claims_per_tick,
             )
             .await?;

@@ -1,12 +1,14 @@
 //! Signing, storing and broadcasting attempts.
 
-use alloy::consensus::{SignableTransaction, Transaction, TxEip1559, TxEnvelope};
+use alloy::consensus::{SignableTransaction, Transaction, TxEip1559, TxEip7702, TxEnvelope};
 use alloy::eips::eip2718::{Decodable2718, Encodable2718};
+use alloy::eips::eip7702::Authorization;
 use alloy::network::{TransactionBuilder, TxSignerSync};
-use alloy::primitives::{Bytes, TxKind as CallKind, U256};
+use alloy::primitives::{Address, Bytes, TxKind as CallKind, U256};
 use alloy::providers::Provider;
 use alloy::rpc::json_rpc::RpcError;
 use alloy::rpc::types::TransactionRequest;
+use alloy::signers::SignerSync;
 use alloy::transports::TransportError;
 
 use super::fees::{self, Fees};
@@ -69,7 +71,8 @@ impl Relayer {
             .with_value(tx.value)
     }
 
-    /// Signs one attempt of `tx` at `nonce`.
+    /// Signs one attempt of `tx` at `nonce`: an EIP-1559 transaction, or for a `delegate` row an
+    /// EIP-7702 one whose authorization points the signer's account at the executor.
     pub(super) fn sign_attempt(
         &self,
         tx: &ChainTx,
@@ -77,21 +80,25 @@ impl Relayer {
         gas_limit: u64,
         fees: Fees,
     ) -> Result<NewTxAttempt, RelayerError> {
-        let mut unsigned = TxEip1559 {
-            chain_id: self.opts.chain_id,
-            nonce,
-            gas_limit,
-            max_fee_per_gas: fees.max_fee_per_gas,
-            max_priority_fee_per_gas: fees.max_priority_fee_per_gas,
-            to: CallKind::Call(tx.to),
-            value: tx.value,
-            access_list: Default::default(),
-            input: tx.calldata.clone(),
+        let envelope = if tx.kind == TxKind::Delegate {
+            self.sign_delegation(tx, nonce, gas_limit, fees)?
+        } else {
+            let mut unsigned = TxEip1559 {
+                chain_id: self.opts.chain_id,
+                nonce,
+                gas_limit,
+                max_fee_per_gas: fees.max_fee_per_gas,
+                max_priority_fee_per_gas: fees.max_priority_fee_per_gas,
+                to: CallKind::Call(tx.to),
+                value: tx.value,
+                access_list: Default::default(),
+                input: tx.calldata.clone(),
+            };
+            let signature = self.signer.sign_transaction_sync(&mut unsigned)?;
+            TxEnvelope::from(unsigned.into_signed(signature))
         };
-        let signature = self.signer.sign_transaction_sync(&mut unsigned)?;
-        let signed = unsigned.into_signed(signature);
-        let tx_hash = *signed.hash();
-        let raw: Bytes = TxEnvelope::from(signed).encoded_2718().into();
+        let tx_hash = *envelope.tx_hash();
+        let raw: Bytes = envelope.encoded_2718().into();
         RelayerMetrics::inc(&self.metrics.signed);
         Ok(NewTxAttempt {
             tx_hash,
@@ -99,6 +106,49 @@ impl Relayer {
             max_fee_per_gas: fees.max_fee_per_gas,
             max_priority_fee_per_gas: fees.max_priority_fee_per_gas,
         })
+    }
+
+    /// The EIP-7702 transaction of a `delegate` row: to the signer itself, with one
+    /// authorization, signed by the signer, for the executor named in the row's request. The
+    /// account's nonce is bumped by the transaction before its authorization list is processed,
+    /// so the authorization carries `nonce + 1`.
+    fn sign_delegation(
+        &self,
+        tx: &ChainTx,
+        nonce: u64,
+        gas_limit: u64,
+        fees: Fees,
+    ) -> Result<TxEnvelope, RelayerError> {
+        let executor: Address = tx
+            .request
+            .get("executor")
+            .and_then(|v| v.as_str())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| {
+                RelayerError::Corrupt(format!("delegate tx {} names no executor", tx.id))
+            })?;
+        let authorization = Authorization {
+            chain_id: U256::from(self.opts.chain_id),
+            address: executor,
+            nonce: nonce + 1,
+        };
+        let auth_signature = self
+            .signer
+            .sign_hash_sync(&authorization.signature_hash())?;
+        let mut unsigned = TxEip7702 {
+            chain_id: self.opts.chain_id,
+            nonce,
+            gas_limit,
+            max_fee_per_gas: fees.max_fee_per_gas,
+            max_priority_fee_per_gas: fees.max_priority_fee_per_gas,
+            to: tx.to,
+            value: tx.value,
+            access_list: Default::default(),
+            authorization_list: vec![authorization.into_signed(auth_signature)],
+            input: tx.calldata.clone(),
+        };
+        let signature = self.signer.sign_transaction_sync(&mut unsigned)?;
+        Ok(TxEnvelope::from(unsigned.into_signed(signature)))
     }
 
     /// `reserved` → `signed`: gas limit (fixed, or estimate + margin), fees, sign, store. A

@@ -259,9 +259,15 @@ pub async fn start(config: Config) -> Result<RunningOperator, RuntimeError> {
     } = open(&config).await?;
     let instance = config.instance_id();
 
-    let relayer = Relayer::from_config(store.clone(), &config, signer.clone(), instance.clone())
-        .map_err(|e| RuntimeError::component("relayer", e))?
-        .with_notify(relayer_notify);
+    let relayer = Relayer::from_config(
+        store.clone(),
+        &config,
+        &deployment,
+        signer.clone(),
+        instance.clone(),
+    )
+    .map_err(|e| RuntimeError::component("relayer", e))?
+    .with_notify(relayer_notify);
     let relayer_handle = relayer.handle();
     let escrow = config
         .chain

@@ -20,6 +20,47 @@ use super::chain::{self, ChainTx, NewChainTx, TX_COLUMNS, tx_from_row};
 use super::codec::{self, get_i64, get_uuid};
 use super::{Result, Store, StoreError, StoreTx, in_tx};
 
+/// Which queued single rows of a payment wait for company in a batch (see
+/// [`StoreTx::claim_next_tx_holding`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hold {
+    /// Rows created after this time (store clock, unix ms) are held; `i64::MAX` holds nothing.
+    pub after: i64,
+    /// The kinds held: `capture` / `void` (the escrow's own `captureBatch` / `voidBatch`) or every
+    /// escrow call (the executor's `execute`).
+    pub kinds: BatchKinds,
+}
+
+/// The single-row kinds a batch may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchKinds {
+    /// `capture` and `void`: merged into the escrow's `captureBatch` / `voidBatch`.
+    CaptureVoid,
+    /// `authorize`, `charge`, `capture`, `void`, `refund`: merged into an `execute` of the
+    /// signer's EIP-7702 executor.
+    EscrowCalls,
+}
+
+impl BatchKinds {
+    /// The SQL list of the kinds (`'capture', 'void'`), from constant names only.
+    pub(in crate::store) const fn sql_list(self) -> &'static str {
+        match self {
+            BatchKinds::CaptureVoid => "'capture', 'void'",
+            BatchKinds::EscrowCalls => "'authorize', 'charge', 'capture', 'void', 'refund'",
+        }
+    }
+}
+
+impl From<i64> for Hold {
+    /// Captures and voids created after `after` are held.
+    fn from(after: i64) -> Hold {
+        Hold {
+            after,
+            kinds: BatchKinds::CaptureVoid,
+        }
+    }
+}
+
 /// One payment carried by a batch row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchMember {
@@ -181,17 +222,17 @@ impl StoreTx {
         Ok(row)
     }
 
-    /// See [`StoreTx::claim_next_tx`]; additionally, single `capture` / `void` rows of a payment
-    /// created after `hold_after` (unix ms) are not taken yet (they wait for company in a batch),
-    /// unless they are the fallback of a failed batch.
+    /// See [`StoreTx::claim_next_tx`]; additionally, single rows of a payment of the held kinds
+    /// (an `i64` holds `capture` / `void`) created after the hold's time are not taken yet (they
+    /// wait for company in a batch), unless they are the fallback of a failed batch.
     pub async fn claim_next_tx_holding(
         &mut self,
         chain_id: u64,
         signer: Address,
         owner: &str,
-        hold_after: i64,
+        hold: impl Into<Hold>,
     ) -> Result<Option<ChainTx>> {
-        self.claim_next_tx_where(chain_id, signer, owner, hold_after, None)
+        self.claim_next_tx_where(chain_id, signer, owner, hold.into(), None)
             .await
     }
 
@@ -205,7 +246,7 @@ impl StoreTx {
         owner: &str,
         id: Uuid,
     ) -> Result<Option<ChainTx>> {
-        self.claim_next_tx_where(chain_id, signer, owner, i64::MAX, Some(id))
+        self.claim_next_tx_where(chain_id, signer, owner, Hold::from(i64::MAX), Some(id))
             .await
     }
 }
@@ -234,14 +275,15 @@ impl Store {
         chain_id: u64,
         signer: Address,
         owner: &str,
-        hold_after: i64,
+        hold: impl Into<Hold>,
         limit: usize,
     ) -> Result<Vec<ChainTx>> {
+        let hold = hold.into();
         in_tx!(self, |tx| {
             let mut rows = Vec::new();
             while rows.len() < limit {
                 match tx
-                    .claim_next_tx_holding(chain_id, signer, owner, hold_after)
+                    .claim_next_tx_holding(chain_id, signer, owner, hold)
                     .await?
                 {
                     Some(row) => rows.push(row),
@@ -258,10 +300,11 @@ impl Store {
         chain_id: u64,
         signer: Address,
         owner: &str,
-        hold_after: i64,
+        hold: impl Into<Hold>,
     ) -> Result<Option<ChainTx>> {
+        let hold = hold.into();
         in_tx!(self, |tx| tx
-            .claim_next_tx_holding(chain_id, signer, owner, hold_after)
+            .claim_next_tx_holding(chain_id, signer, owner, hold)
             .await?)
     }
 
@@ -274,13 +317,26 @@ impl Store {
         signer: Address,
         limit: u32,
     ) -> Result<Vec<ChainTx>> {
+        self.batch_candidates_of(chain_id, signer, BatchKinds::CaptureVoid, limit)
+            .await
+    }
+
+    /// [`Store::batch_candidates`] of the given kinds.
+    pub async fn batch_candidates_of(
+        &self,
+        chain_id: u64,
+        signer: Address,
+        kinds: BatchKinds,
+        limit: u32,
+    ) -> Result<Vec<ChainTx>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {} FROM chain_txs t JOIN payments p ON p.id = t.payment_id AND p.pending_tx_id = t.id \
              WHERE t.chain_id = $1 AND t.signer = $2 AND t.status = 'queued' AND t.nonce IS NULL \
-               AND t.kind IN ('capture', 'void') \
+               AND t.kind IN ({}) \
                AND NOT EXISTS (SELECT 1 FROM chain_tx_members m WHERE m.fallback_tx_id = t.id) \
              ORDER BY t.created_at, t.id LIMIT $3",
-            qualified("t")
+            qualified("t"),
+            kinds.sql_list()
         )))
         .bind(codec::int(chain_id))
         .bind(codec::addr(&signer))

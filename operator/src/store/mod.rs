@@ -38,7 +38,7 @@ use uuid::Uuid;
 
 use crate::lifecycle::IllegalTransition;
 
-pub use batches::BatchMember;
+pub use batches::{BatchKinds, BatchMember, Hold};
 pub use chain::{
     ChainTx, Lease, MinedReceipt, NewChainTx, NewTxAttempt, Signer, TxAttempt, TxKind, TxStatus,
 };

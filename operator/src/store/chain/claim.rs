@@ -18,16 +18,18 @@ async fn reserve_nonce(
     chain_id: u64,
     signer: Address,
     owner: &str,
+    width: u64,
 ) -> Result<u64> {
     let row = sqlx::query(
-        "UPDATE signers SET next_nonce = next_nonce + 1, updated_at = $4 \
+        "UPDATE signers SET next_nonce = next_nonce + $5, updated_at = $4 \
          WHERE chain_id = $1 AND address = $2 AND lease_owner = $3 AND lease_expires_at > $4 \
-         RETURNING next_nonce - 1 AS nonce",
+         RETURNING next_nonce - $5 AS nonce",
     )
     .bind(codec::int(chain_id))
     .bind(codec::addr(&signer))
     .bind(owner)
     .bind(now)
+    .bind(codec::int(width))
     .fetch_optional(&mut *conn)
     .await?;
     match row {
@@ -52,38 +54,43 @@ impl StoreTx {
         signer: Address,
         owner: &str,
     ) -> Result<Option<ChainTx>> {
-        self.claim_next_tx_where(chain_id, signer, owner, i64::MAX, None)
+        self.claim_next_tx_where(chain_id, signer, owner, i64::MAX.into(), None)
             .await
     }
 
-    /// [`StoreTx::claim_next_tx`], holding back single capture / void rows of a payment created
-    /// after `hold_after` (batching; `i64::MAX` holds nothing back); with `only`, just that row
-    /// (if queued), held or not.
+    /// [`StoreTx::claim_next_tx`], holding back single rows of a payment of the held kinds created
+    /// after the hold's time (batching; `i64::MAX` holds nothing back); with `only`, just that
+    /// row (if queued), held or not.
     pub(in crate::store) async fn claim_next_tx_where(
         &mut self,
         chain_id: u64,
         signer: Address,
         owner: &str,
-        hold_after: i64,
+        hold: super::super::batches::Hold,
         only: Option<Uuid>,
     ) -> Result<Option<ChainTx>> {
         let now = self.now_ms();
-        // Rows waiting for company in a batch: young single captures / voids of a payment that
-        // are not the fallback of a failed batch.
-        const HELD: &str = "NOT (kind IN ('capture', 'void') AND payment_id IS NOT NULL AND created_at > $3 \
-             AND NOT EXISTS (SELECT 1 FROM chain_tx_members m WHERE m.fallback_tx_id = chain_txs.id))";
+        // Rows waiting for company in a batch: young single rows of the held kinds of a payment
+        // that are not the fallback of a failed batch.
         let (hold_after, held) = match only {
             // `$3` is i64::MAX here: every row qualifies.
-            Some(_) => (i64::MAX, "id = $4 AND created_at <= $3"),
-            None => (hold_after, HELD),
+            Some(_) => (i64::MAX, "id = $4 AND created_at <= $3".to_owned()),
+            None => (
+                hold.after,
+                format!(
+                    "NOT (kind IN ({}) AND payment_id IS NOT NULL AND created_at > $3 \
+                     AND NOT EXISTS (SELECT 1 FROM chain_tx_members m WHERE m.fallback_tx_id = chain_txs.id))",
+                    hold.kinds.sql_list()
+                ),
+            ),
         };
         let pick = match self.backend {
             Backend::Postgres => format!(
-                "SELECT id FROM chain_txs WHERE chain_id = $1 AND signer = $2 AND status = 'queued' \
+                "SELECT id, kind FROM chain_txs WHERE chain_id = $1 AND signer = $2 AND status = 'queued' \
                  AND {held} ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
             ),
             Backend::Sqlite => format!(
-                "SELECT id FROM chain_txs WHERE chain_id = $1 AND signer = $2 AND status = 'queued' \
+                "SELECT id, kind FROM chain_txs WHERE chain_id = $1 AND signer = $2 AND status = 'queued' \
                  AND {held} ORDER BY created_at, id LIMIT 1"
             ),
         };
@@ -98,7 +105,8 @@ impl StoreTx {
             return Ok(None);
         };
         let id = get_uuid(&row, "id")?;
-        let nonce = reserve_nonce(self.conn(), now, chain_id, signer, owner).await?;
+        let kind: TxKind = codec::get_parsed(&row, "kind")?;
+        let nonce = reserve_nonce(self.conn(), now, chain_id, signer, owner, kind.nonces()).await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE chain_txs SET nonce = $2, status = 'reserved', updated_at = $3 \
              WHERE id = $1 AND status = 'queued' RETURNING {TX_COLUMNS}"

@@ -53,6 +53,33 @@ pub enum TxKind {
     Transfer,
     /// An ERC-20 `approve` (the refund float's allowance to the refund collector; no payment row).
     Approve,
+    /// `execute(calls)` sent by the signer to itself, run by the `OperatorBatchExecutor` its
+    /// account delegates to (EIP-7702): the calls of several payments' single rows, any escrow
+    /// kind mixed, each made as the signer (members in `chain_tx_members`).
+    Execute,
+    /// The EIP-7702 transaction that delegates the signer's account to the executor (no payment
+    /// row; found again by its intent key).
+    Delegate,
+}
+
+impl TxKind {
+    /// Rows that carry several payments (`chain_tx_members`) and fan their outcome out to them.
+    pub const fn is_batch(self) -> bool {
+        matches!(
+            self,
+            TxKind::CaptureBatch | TxKind::VoidBatch | TxKind::Execute
+        )
+    }
+
+    /// How many of the signer's nonces the transaction uses: two for `delegate` (its own, and the
+    /// next one, which the account's EIP-7702 authorization consumes when it is applied; the
+    /// authorization is signed with it), one for everything else.
+    pub const fn nonces(self) -> u64 {
+        match self {
+            TxKind::Delegate => 2,
+            _ => 1,
+        }
+    }
 }
 
 /// Where a chain transaction is in the pipeline (see the module docs).
@@ -107,6 +134,7 @@ text_enum!(TxKind, "tx kind", {
     Authorize => "authorize", Charge => "charge", Capture => "capture", Void => "void",
     Refund => "refund", CaptureBatch => "capture_batch", VoidBatch => "void_batch",
     NonceFill => "nonce_fill", Transfer => "transfer", Approve => "approve",
+    Execute => "execute", Delegate => "delegate",
 });
 
 text_enum!(TxStatus, "tx status", {
@@ -358,6 +386,8 @@ mod tests {
             TxKind::NonceFill,
             TxKind::Transfer,
             TxKind::Approve,
+            TxKind::Execute,
+            TxKind::Delegate,
         ] {
             assert_eq!(k.as_str().parse::<TxKind>().unwrap(), k);
         }
