@@ -258,6 +258,17 @@ impl Relayer {
         if self.ensure_delegation().await? {
             return self.batch_execute(in_flight).await;
         }
+        if self.delegation == Delegation::Pending {
+            // The delegation is on its way: escrow calls wait for it (up to `max_wait`), to go
+            // out together once it is in place rather than one by one now.
+            let now = self.store.now_ms();
+            let wait_ms = i64::try_from(self.batch.max_wait.as_millis()).unwrap_or(i64::MAX);
+            self.batch_due = Some(now.saturating_add(wait_ms));
+            return Ok(Hold {
+                after: now.saturating_sub(wait_ms),
+                kinds: BatchKinds::EscrowCalls,
+            });
+        }
         let now = self.store.now_ms();
         let wait_ms = i64::try_from(self.batch.max_wait.as_millis()).unwrap_or(i64::MAX);
         let hold_after = now.saturating_sub(wait_ms);
@@ -321,9 +332,26 @@ impl Relayer {
             .store
             .batch_candidates_of(chain_id, signer, BatchKinds::EscrowCalls, SCAN)
             .await?;
-        let Some(oldest) = rows.first().map(|r| r.created_at) else {
+        let (Some(oldest), Some(newest)) = (
+            rows.first().map(|r| r.created_at),
+            rows.last().map(|r| r.created_at),
+        ) else {
             return Ok(nothing_held);
         };
+        // Rows written before some of these that cannot join them (the refund float's
+        // `approve`, …) go first: these wait for the next pass.
+        if let Some(other) = self
+            .store
+            .oldest_queued_outside(chain_id, signer, BatchKinds::EscrowCalls)
+            .await?
+            && other <= newest
+        {
+            self.batch_due = Some(now);
+            return Ok(Hold {
+                after: i64::MIN,
+                kinds: BatchKinds::EscrowCalls,
+            });
+        }
         let due = in_flight == 0 || rows.len() >= self.batch.max_size || oldest <= hold_after;
         if !due {
             self.batch_due = Some(oldest.saturating_add(wait_ms));

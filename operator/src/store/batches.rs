@@ -346,6 +346,29 @@ impl Store {
         rows.iter().map(tx_from_row).collect()
     }
 
+    /// When the signer's oldest queued row that is not a batch candidate of `kinds` (an
+    /// `approve`, a `transfer`, a `delegate`, …) was written, if there is one. Candidates
+    /// younger than it wait for it: it may be what they depend on (a refund on the float's
+    /// allowance).
+    pub async fn oldest_queued_outside(
+        &self,
+        chain_id: u64,
+        signer: Address,
+        kinds: BatchKinds,
+    ) -> Result<Option<i64>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT MIN(created_at) AS oldest FROM chain_txs \
+             WHERE chain_id = $1 AND signer = $2 AND status = 'queued' \
+               AND NOT (kind IN ({}) AND payment_id IS NOT NULL)",
+            kinds.sql_list()
+        )))
+        .bind(codec::int(chain_id))
+        .bind(codec::addr(&signer))
+        .fetch_one(&self.pool)
+        .await?;
+        codec::get_opt_i64(&row, "oldest")
+    }
+
     /// The members of batch row `batch_tx_id`, by position (empty for any other row).
     pub async fn batch_members(&self, batch_tx_id: Uuid) -> Result<Vec<BatchMember>> {
         self.members_where("batch_tx_id = $1 ORDER BY position", batch_tx_id)

@@ -1,0 +1,513 @@
+//! The general batch path (`[batch]` with the deployment's `OperatorBatchExecutor`): the
+//! operator's signer delegates to the executor (EIP-7702), and queued escrow calls of several
+//! payments, any kind mixed, go out as one `execute` transaction from the signer to itself. On
+//! SQLite and PostgreSQL, against anvil (post-Prague, EIP-7702):
+//!
+//! * delegation: one `delegate` row (two nonces: its own and the authorization's), after which
+//!   the signer's code designates the executor;
+//! * six authorizations queued together go out as one `execute`; then captures, a partial
+//!   capture and voids mixed in one `execute`; then refunds in one `execute`; every payment
+//!   settles exactly once, balances are exact, nonces have no gap;
+//! * a member whose call reverts only in company (two holds of one payer whose balance covers
+//!   one): the batch is simulated with `executeAll`, each member alone passes, so both go out
+//!   in one `execute`; the second's call reverts inside it (`CallFailed`), that payment fails
+//!   with the error code decoded from its own revert data, and the first is authorized;
+//! * with `use_executor = false` nothing is delegated and authorizations go out one by one.
+//!
+//! Deterministic: the relayer is started only once every row of a round is queued (the engine
+//! writes outbox rows without a relayer running), so each round's rows are merged together.
+
+mod operator_support;
+mod store_support;
+
+use std::time::Duration;
+
+use alloy::primitives::{Address, B256};
+use alloy::providers::Provider;
+use alloy::signers::local::PrivateKeySigner;
+use operator_support::*;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+use x402_escrow_operator::config::Config;
+use x402_escrow_operator::relayer::Relayer;
+use x402_escrow_operator::runtime::{self, Core};
+use x402_escrow_operator::service::{
+    AuthorizeRequest, CaptureRequest, PaymentService, RefundRequest,
+};
+use x402_escrow_operator::store::{Backend, Merchant, Store};
+
+const T: Duration = Duration::from_secs(40);
+const AMOUNT: u64 = 4 * USDC;
+
+both_backends!(
+    every_kind_goes_out_in_execute,
+    member_reverting_in_company_fails_alone,
+    executor_off_sends_singly
+);
+
+fn fee(x: u128) -> u128 {
+    x * FEE_BPS as u128 / 10_000
+}
+
+/// Batches of up to 16, and a long wait: a round's rows go out together because they are all
+/// queued before the relayer starts.
+fn execute_config(url: &str, chain: &Chain) -> Config {
+    let mut c = config(url, chain);
+    c.batch.max_size = 16;
+    c.batch.max_wait_ms = 60_000;
+    c
+}
+
+/// A relayer for `core`, its outcomes applied by the engine, running until aborted.
+fn run_relayer(core: &Core, cfg: &Config, owner: &str) -> (JoinHandle<()>, JoinHandle<()>) {
+    let relayer = Relayer::from_config(
+        core.store.clone(),
+        cfg,
+        &core.deployment,
+        core.signer.clone(),
+        owner,
+    )
+    .expect("relayer")
+    .with_notify(core.relayer_notify.clone());
+    let mut outcomes = relayer.handle().subscribe();
+    let engine = core.engine.clone();
+    let applier = tokio::spawn(async move {
+        while let Ok(o) = outcomes.recv().await {
+            let _ = engine.on_tx_outcome(o.chain_tx_id).await;
+        }
+    });
+    (
+        tokio::spawn(relayer.run(std::future::pending::<()>())),
+        applier,
+    )
+}
+
+/// Waits until `n` rows match `filter` (a `chain_txs WHERE …` clause).
+async fn wait_rows(store: &Store, filter: &str, n: i64) {
+    let deadline = std::time::Instant::now() + T;
+    while count(store, filter).await < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{filter}: fewer than {n} rows"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Starts `n` authorizations of `amount` by `payer` through the engine (no relayer needed to
+/// queue them); each task returns the payment view once the engine's wait ends.
+async fn authorize_tasks(
+    chain: &Chain,
+    core: &Core,
+    merchant: &Merchant,
+    payer: &PrivateKeySigner,
+    tag: &str,
+    n: usize,
+) -> Vec<JoinHandle<Value>> {
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let req = chain
+            .requirements(AMOUNT, core.signer.address(), chain.receiver)
+            .await;
+        let body = chain
+            .authorize_body(req, payer, &format!("{tag}-{i}"))
+            .await;
+        let request: AuthorizeRequest = serde_json::from_value(body).expect("authorize body");
+        let engine = core.engine.clone();
+        let merchant = merchant.clone();
+        tasks.push(tokio::spawn(async move {
+            let view = engine
+                .authorize(&merchant, request, None)
+                .await
+                .expect("authorize");
+            serde_json::to_value(view).expect("view json")
+        }));
+    }
+    tasks
+}
+
+async fn join_all(tasks: Vec<JoinHandle<Value>>) -> Vec<Value> {
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.expect("task"));
+    }
+    out
+}
+
+fn id_of(view: &Value) -> Uuid {
+    view["id"].as_str().expect("id").parse().expect("uuid")
+}
+
+fn hash_of(view: &Value) -> B256 {
+    view["paymentHash"]
+        .as_str()
+        .expect("paymentHash")
+        .parse()
+        .expect("hash")
+}
+
+/// Every outbox row as `kind status (reason)`, for failure messages.
+async fn rows(store: &Store) -> Vec<String> {
+    use sqlx::Row;
+    sqlx::query("SELECT kind, status, revert_reason FROM chain_txs ORDER BY created_at")
+        .fetch_all(store.pool())
+        .await
+        .expect("rows")
+        .into_iter()
+        .map(|r| {
+            format!(
+                "{} {} ({})",
+                r.try_get::<String, _>("kind").expect("kind"),
+                r.try_get::<String, _>("status").expect("status"),
+                r.try_get::<Option<String>, _>("revert_reason")
+                    .expect("reason")
+                    .unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+/// The signer's code designates `executor` (EIP-7702: `0xef0100 ‖ address`).
+async fn assert_delegates(chain: &Chain, signer: Address, executor: Address) {
+    let code = chain.plain.get_code_at(signer).await.expect("code");
+    let mut want = vec![0xef, 0x01, 0x00];
+    want.extend_from_slice(executor.as_slice());
+    assert_eq!(code.as_ref(), want.as_slice(), "signer code");
+}
+
+/// No nonce gap: the signer's on-chain nonce equals the nonces the outbox rows used
+/// (`final` + `reverted`, a `delegate` row counting twice).
+async fn assert_execute_nonces(store: &Store, chain: &Chain) {
+    let used = count(store, "chain_txs WHERE status IN ('final', 'reverted')").await
+        + count(
+            store,
+            "chain_txs WHERE kind = 'delegate' AND status = 'final'",
+        )
+        .await;
+    assert_eq!(chain.nonce(chain.operator.address()).await, used as u64);
+}
+
+async fn every_kind_goes_out_in_execute(backend: Backend) {
+    with_db(backend, |url| async move {
+        let chain = Chain::start().await;
+        let store = test_store(&url).await;
+        let (m, _key) = merchant(&store, "shop", chain.receiver, None).await;
+        let cfg = execute_config(&url, &chain);
+        let core = runtime::open(&cfg).await.expect("open");
+        let executor = core
+            .deployment
+            .batch_executor
+            .expect("deployment has an executor");
+        chain.mint(core.signer.address(), 50 * USDC).await; // the refund float
+        let payer0 = chain.balance(chain.payer.address()).await;
+        let recv0 = chain.balance(chain.receiver).await;
+
+        // ---- round 1: six authorizations, one execute ------------------------------------
+        let tasks = authorize_tasks(&chain, &core, &m, &chain.payer, "ex", 6).await;
+        wait_rows(
+            &store,
+            "chain_txs WHERE kind = 'authorize' AND status = 'queued'",
+            6,
+        )
+        .await;
+        let (relayer, applier) = run_relayer(&core, &cfg, "r1");
+        let views = join_all(tasks).await;
+        for v in &views {
+            assert_eq!(v["status"], "authorized", "{v}");
+            assert_eq!(chain.state(hash_of(v)).await, (true, AMOUNT as u128, 0));
+        }
+        settle(&store, T).await;
+        relayer.abort();
+        applier.abort();
+        assert_delegates(&chain, core.signer.address(), executor).await;
+        assert_eq!(
+            count(
+                &store,
+                "chain_txs WHERE kind = 'delegate' AND status = 'final'"
+            )
+            .await,
+            1
+        );
+        assert_eq!(
+            count(
+                &store,
+                "chain_txs WHERE kind = 'execute' AND status = 'final'"
+            )
+            .await,
+            1
+        );
+        assert_eq!(
+            count(
+                &store,
+                "chain_txs WHERE kind = 'authorize' AND status <> 'abandoned'"
+            )
+            .await,
+            0,
+            "no authorization went out alone"
+        );
+        assert_eq!(count(&store, "chain_tx_members").await, 6);
+
+        // ---- round 2: three full captures, one partial capture, two voids: one execute ----
+        let ids: Vec<Uuid> = views.iter().map(id_of).collect();
+        let mut tasks: Vec<JoinHandle<Value>> = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            let engine = core.engine.clone();
+            let merchant = m.clone();
+            let id = *id;
+            tasks.push(tokio::spawn(async move {
+                let view = match i {
+                    0..=2 => {
+                        engine
+                            .capture(&merchant, id, CaptureRequest { amount: None })
+                            .await
+                    }
+                    3 => {
+                        engine
+                            .capture(
+                                &merchant,
+                                id,
+                                CaptureRequest {
+                                    amount: Some((AMOUNT / 2).into()),
+                                },
+                            )
+                            .await
+                    }
+                    _ => engine.void(&merchant, id).await,
+                };
+                serde_json::to_value(view.expect("action")).expect("view json")
+            }));
+        }
+        wait_rows(
+            &store,
+            "chain_txs WHERE kind IN ('capture', 'void') AND status = 'queued'",
+            6,
+        )
+        .await;
+        let (relayer, applier) = run_relayer(&core, &cfg, "r2");
+        let views2 = join_all(tasks).await;
+        for (i, v) in views2.iter().enumerate() {
+            let want = match i {
+                0..=2 => "captured",
+                3 => "partially_captured",
+                _ => "voided",
+            };
+            assert_eq!(v["status"], want, "{v}");
+        }
+        settle(&store, T).await;
+        assert_eq!(
+            count(
+                &store,
+                "chain_txs WHERE kind = 'execute' AND status = 'final'"
+            )
+            .await,
+            2
+        );
+        assert_eq!(
+            count(
+                &store,
+                "chain_txs WHERE kind IN ('capture', 'void') AND status <> 'abandoned'"
+            )
+            .await,
+            0,
+            "no capture or void went out alone"
+        );
+        for (i, v) in views.iter().enumerate() {
+            let want = match i {
+                0..=2 => (true, 0, AMOUNT as u128),
+                3 => (true, (AMOUNT / 2) as u128, (AMOUNT / 2) as u128),
+                _ => (true, 0, 0),
+            };
+            assert_eq!(chain.state(hash_of(v)).await, want, "payment {i}");
+        }
+        relayer.abort();
+        applier.abort();
+
+        // ---- round 3: two refunds in one execute (their approve, if any, goes alone) -----
+        let mut tasks: Vec<JoinHandle<Value>> = Vec::new();
+        for id in &ids[..2] {
+            let engine = core.engine.clone();
+            let merchant = m.clone();
+            let id = *id;
+            tasks.push(tokio::spawn(async move {
+                let view = engine
+                    .refund(
+                        &merchant,
+                        id,
+                        RefundRequest {
+                            amount: (USDC).into(),
+                        },
+                    )
+                    .await
+                    .expect("refund");
+                serde_json::to_value(view).expect("view json")
+            }));
+        }
+        wait_rows(
+            &store,
+            "chain_txs WHERE kind = 'refund' AND status = 'queued'",
+            2,
+        )
+        .await;
+        let (relayer, applier) = run_relayer(&core, &cfg, "r3");
+        for v in join_all(tasks).await {
+            assert_eq!(v["status"], "partially_refunded", "{v}");
+        }
+        settle(&store, T).await;
+        relayer.abort();
+        applier.abort();
+        assert_eq!(
+            count(
+                &store,
+                "chain_txs WHERE kind = 'execute' AND status = 'final'"
+            )
+            .await,
+            3
+        );
+        assert_eq!(
+            count(
+                &store,
+                "chain_txs WHERE kind = 'refund' AND status <> 'abandoned'"
+            )
+            .await,
+            0,
+            "no refund went out alone"
+        );
+
+        // Money: the payer paid 3 full + 1 half, got back two refunds; the receiver got the
+        // captures net of fees.
+        let captured = 3 * AMOUNT as u128 + (AMOUNT / 2) as u128;
+        assert_eq!(
+            chain.balance(chain.payer.address()).await,
+            payer0 - captured - (AMOUNT / 2) as u128 + 2 * USDC as u128
+        );
+        let net = |x: u128| x - fee(x);
+        assert_eq!(
+            chain.balance(chain.receiver).await,
+            recv0 + 3 * net(AMOUNT as u128) + net((AMOUNT / 2) as u128)
+        );
+        assert_execute_nonces(&store, &chain).await;
+        let diffs = core.engine.reconcile_all(1000).await.expect("reconcile");
+        assert!(diffs.is_empty(), "reconcile differences: {diffs:#?}");
+        store.close().await;
+    })
+    .await
+}
+
+async fn member_reverting_in_company_fails_alone(backend: Backend) {
+    with_db(backend, |url| async move {
+        let chain = Chain::start().await;
+        let store = test_store(&url).await;
+        let (m, _key) = merchant(&store, "shop", chain.receiver, None).await;
+        let cfg = execute_config(&url, &chain);
+        let core = runtime::open(&cfg).await.expect("open");
+        // A payer whose balance covers one hold and a half.
+        let payer = PrivateKeySigner::random();
+        chain.mint(payer.address(), AMOUNT + AMOUNT / 2).await;
+
+        let tasks = authorize_tasks(&chain, &core, &m, &payer, "poor", 2).await;
+        wait_rows(
+            &store,
+            "chain_txs WHERE kind = 'authorize' AND status = 'queued'",
+            2,
+        )
+        .await;
+        let (relayer, applier) = run_relayer(&core, &cfg, "r1");
+        let views = join_all(tasks).await;
+        settle(&store, T).await;
+        relayer.abort();
+        applier.abort();
+
+        let mut statuses: Vec<String> = Vec::new();
+        for v in &views {
+            let latest =
+                serde_json::to_value(core.engine.get(&m, id_of(v)).await.expect("get payment"))
+                    .expect("view json");
+            statuses.push(latest["status"].as_str().expect("status").to_owned());
+            if latest["status"] == "failed" {
+                let code = latest["lastError"]["code"].as_str().expect("error code");
+                assert_ne!(code, "abandoned", "{latest}");
+                assert!(
+                    latest["lastError"]["message"]
+                        .as_str()
+                        .expect("message")
+                        .contains("reverted in execute"),
+                    "{latest}"
+                );
+                assert_eq!(chain.state(hash_of(v)).await, (false, 0, 0));
+            } else {
+                assert_eq!(chain.state(hash_of(v)).await, (true, AMOUNT as u128, 0));
+            }
+        }
+        statuses.sort();
+        assert_eq!(statuses, ["authorized", "failed"]);
+        // Both went out in one execute, which itself succeeded.
+        assert_eq!(
+            count(
+                &store,
+                "chain_txs WHERE kind = 'execute' AND status = 'final'"
+            )
+            .await,
+            1
+        );
+        assert_eq!(
+            count(
+                &store,
+                "chain_txs WHERE kind = 'authorize' AND status <> 'abandoned'"
+            )
+            .await,
+            0
+        );
+        assert_eq!(chain.balance(payer.address()).await, (AMOUNT / 2) as u128);
+        assert_execute_nonces(&store, &chain).await;
+        store.close().await;
+    })
+    .await
+}
+
+async fn executor_off_sends_singly(backend: Backend) {
+    with_db(backend, |url| async move {
+        let chain = Chain::start().await;
+        let store = test_store(&url).await;
+        let (m, _key) = merchant(&store, "shop", chain.receiver, None).await;
+        let mut cfg = execute_config(&url, &chain);
+        cfg.batch.use_executor = false;
+        let core = runtime::open(&cfg).await.expect("open");
+
+        let tasks = authorize_tasks(&chain, &core, &m, &chain.payer, "off", 3).await;
+        wait_rows(
+            &store,
+            "chain_txs WHERE kind = 'authorize' AND status = 'queued'",
+            3,
+        )
+        .await;
+        let (relayer, applier) = run_relayer(&core, &cfg, "r1");
+        for v in join_all(tasks).await {
+            assert_eq!(v["status"], "authorized", "{v}");
+        }
+        settle(&store, T).await;
+        relayer.abort();
+        applier.abort();
+        assert_eq!(
+            count(&store, "chain_txs WHERE kind IN ('execute', 'delegate')").await,
+            0
+        );
+        assert_eq!(
+            count(
+                &store,
+                "chain_txs WHERE kind = 'authorize' AND status = 'final'"
+            )
+            .await,
+            3
+        );
+        let code = chain
+            .plain
+            .get_code_at(core.signer.address())
+            .await
+            .expect("code");
+        assert!(code.is_empty(), "the signer was not delegated: {code}");
+        assert_nonces(&store, &chain).await;
+        store.close().await;
+    })
+    .await
+}
