@@ -197,6 +197,9 @@ pub fn record_text(mut base: Map<String, Value>, deployment: &Deployment) -> Res
         address(deployment.operator_refund_collector),
     );
     base.insert("multicall3".into(), address(deployment.multicall3));
+    if let Some(a) = deployment.batch_executor {
+        base.insert("batchExecutor".into(), address(a));
+    }
     if let Some(token) = &deployment.token {
         let mut t = Map::new();
         t.insert("address".into(), address(token.address));

@@ -258,7 +258,7 @@ impl Relayer {
         if self.ensure_delegation().await? {
             return self.batch_execute(in_flight).await;
         }
-        if self.delegation == Delegation::Pending {
+        if matches!(self.delegation, Delegation::Pending(_)) {
             // The delegation is on its way: escrow calls wait for it (up to `max_wait`), to go
             // out together once it is in place rather than one by one now.
             let now = self.store.now_ms();
@@ -434,7 +434,7 @@ impl Relayer {
         match self.delegation {
             Delegation::Active => return Ok(true),
             Delegation::Unavailable => return Ok(false),
-            Delegation::Unknown | Delegation::Pending => {}
+            Delegation::Unknown | Delegation::Pending(_) => {}
         }
         let signer = self.address();
         let code = self.provider.get_code_at(signer).await?;
@@ -455,7 +455,7 @@ impl Relayer {
             tracing::warn!(chain_tx = %row.id, status = %row.status, %executor, code = %code, "the signer does not delegate to the batch executor although its delegate transaction settled: escrow calls are not batched with execute");
             Delegation::Unavailable
         } else {
-            Delegation::Pending
+            Delegation::Pending(row.id)
         };
         Ok(false)
     }

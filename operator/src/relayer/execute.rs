@@ -32,8 +32,10 @@ pub(super) enum Delegation {
     /// Not looked at yet (after start-up).
     #[default]
     Unknown,
-    /// A `delegate` row is on its way.
-    Pending,
+    /// The `delegate` row (this id) is on its way; nothing else is claimed until its
+    /// transaction is mined (it takes two nonces: a transaction queued behind it would wait in
+    /// the node's pool for a nonce only the mined authorization fills).
+    Pending(uuid::Uuid),
     /// The signer's code designates the executor: `execute` batches may go out.
     Active,
     /// The `delegate` row settled and the code still designates something else: no `execute`

@@ -409,16 +409,26 @@ impl Relayer {
         // Up to `max_claims_per_tick` rows claimed in one write, then sent as a group (see
         // `send_new`).
         self.check_lease().await?;
-        let claimed = self
-            .store
-            .claim_next_txs_holding(
-                self.opts.chain_id,
-                self.address(),
-                &self.owner,
-                hold,
-                self.opts.max_claims_per_tick,
-            )
-            .await?;
+        let claimed = match self.delegation {
+            // Only the delegation goes out until it is mined (see `execute::Delegation`).
+            execute::Delegation::Pending(id) => self
+                .store
+                .claim_tx(self.opts.chain_id, self.address(), &self.owner, id)
+                .await?
+                .into_iter()
+                .collect(),
+            _ => {
+                self.store
+                    .claim_next_txs_holding(
+                        self.opts.chain_id,
+                        self.address(),
+                        &self.owner,
+                        hold,
+                        self.opts.max_claims_per_tick,
+                    )
+                    .await?
+            }
+        };
         for row in &claimed {
             RelayerMetrics::inc(&self.metrics.claimed);
             report.claimed += 1;

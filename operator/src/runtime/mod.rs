@@ -246,6 +246,40 @@ async fn open_reader(config: &Config, operator: Address) -> Result<Reader, Runti
     })
 }
 
+/// How long start-up waits for the signer's delegation to the batch executor.
+pub const DELEGATION_WAIT: Duration = Duration::from_secs(30);
+
+/// With batching through the executor, waits (up to [`DELEGATION_WAIT`]) until the signer's
+/// account delegates to it: the relayer's first pass sends the `delegate` transaction (once per
+/// signer, ever) and holds other work until it is mined, so start-up returns once payments can
+/// go out batched. Gives up with a warning (payments then go out one by one until it lands).
+async fn wait_for_delegation(
+    provider: &DynProvider,
+    config: &Config,
+    deployment: &Deployment,
+    signer: Address,
+) {
+    let batch = crate::relayer::BatchOptions::from_config(config, deployment);
+    let Some(executor) = batch.executor.filter(|_| batch.enabled()) else {
+        return;
+    };
+    let mut designator = vec![0xef, 0x01, 0x00];
+    designator.extend_from_slice(executor.as_slice());
+    let deadline = tokio::time::Instant::now() + DELEGATION_WAIT;
+    loop {
+        match provider.get_code_at(signer).await {
+            Ok(code) if code.as_ref() == designator.as_slice() => return,
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "reading the signer's code"),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(%executor, "the signer does not delegate to the batch executor yet; escrow calls go out one by one until it does");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Opens the store, checks the chain, and starts every component. The API listens on
 /// `config.listen` (`127.0.0.1:0` picks a free port; see [`RunningOperator::address`]).
 pub async fn start(config: Config) -> Result<RunningOperator, RuntimeError> {
@@ -390,6 +424,7 @@ pub async fn start(config: Config) -> Result<RunningOperator, RuntimeError> {
         }),
     ));
 
+    wait_for_delegation(&provider, &config, &deployment, signer.address()).await;
     tracing::info!(%address, signer = %signer.address(), escrow = %escrow, chain = config.chain.chain_id, "operator started");
     Ok(RunningOperator {
         address,
