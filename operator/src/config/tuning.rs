@@ -114,7 +114,8 @@ pub struct BatchConfig {
     /// batch that reaches `max_size` goes at once.
     pub max_wait_ms: u64,
     /// Batch through the `OperatorBatchExecutor` (delegating the signer's account to it on
-    /// start-up) when one is known.
+    /// start-up) when one is known. Off by default until every fault suite runs with it (see
+    /// `operator/DESIGN.md`, "The general batch path").
     pub use_executor: bool,
     /// The executor to delegate to; default: the deployment's `batchExecutor`.
     pub executor: Option<alloy::primitives::Address>,
@@ -125,7 +126,7 @@ impl Default for BatchConfig {
         BatchConfig {
             max_size: 50,
             max_wait_ms: 25,
-            use_executor: true,
+            use_executor: false,
             executor: None,
         }
     }

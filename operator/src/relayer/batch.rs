@@ -248,15 +248,15 @@ impl Relayer {
     /// `execute` rows once the signer delegates to the executor (see `execute.rs`), else
     /// captures / voids of our escrows into `captureBatch` / `voidBatch`. Returns which single
     /// rows the claim step holds back (those waiting for company), and notes in
-    /// `self.batch_due` when the next group falls due. `in_flight` is how many of the signer's
-    /// transactions are still unsettled: with the executor, rows wait for company only then.
-    pub(super) async fn batch_queued(&mut self, in_flight: usize) -> Result<Hold, RelayerError> {
+    /// `self.batch_due` when the next group falls due. `unmined` is how many of the signer's
+    /// transactions are not mined yet: with the executor, rows wait for company only then.
+    pub(super) async fn batch_queued(&mut self, unmined: usize) -> Result<Hold, RelayerError> {
         self.batch_due = None;
         if !self.batch.enabled() {
             return Ok(Hold::from(i64::MAX));
         }
         if self.ensure_delegation().await? {
-            return self.batch_execute(in_flight).await;
+            return self.batch_execute(unmined).await;
         }
         if matches!(self.delegation, Delegation::Pending(_)) {
             // The delegation is on its way: escrow calls wait for it (up to `max_wait`), to go
@@ -318,7 +318,7 @@ impl Relayer {
     /// kind and escrow, go out together in `execute` rows of up to `max_size`. With nothing of
     /// the signer in flight they go at once; otherwise they wait for company up to `max_wait`
     /// (or until `max_size` are queued).
-    async fn batch_execute(&mut self, in_flight: usize) -> Result<Hold, RelayerError> {
+    async fn batch_execute(&mut self, unmined: usize) -> Result<Hold, RelayerError> {
         let nothing_held = Hold {
             after: i64::MAX,
             kinds: BatchKinds::EscrowCalls,
@@ -352,7 +352,7 @@ impl Relayer {
                 kinds: BatchKinds::EscrowCalls,
             });
         }
-        let due = in_flight == 0 || rows.len() >= self.batch.max_size || oldest <= hold_after;
+        let due = unmined == 0 || rows.len() >= self.batch.max_size || oldest <= hold_after;
         if !due {
             self.batch_due = Some(oldest.saturating_add(wait_ms));
             return Ok(Hold {
@@ -490,6 +490,11 @@ mod tests {
             batch_executor: Some(Address::repeat_byte(5)),
             token: None,
         };
+        assert_eq!(
+            BatchOptions::from_config(&config, &deployment).executor,
+            None
+        );
+        config.batch.use_executor = true;
         let b = BatchOptions::from_config(&config, &deployment);
         assert_eq!(b.executor, Some(Address::repeat_byte(5)));
         assert_eq!(b.batch_escrows, vec![Address::repeat_byte(1)]);

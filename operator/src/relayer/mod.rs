@@ -385,15 +385,23 @@ impl Relayer {
         // Resume / monitor: everything with a nonce that is not settled, by nonce. A pass may
         // write new reserved rows (nonce fills), so loop until a pass adds nothing new.
         let mut seen = std::collections::HashSet::new();
-        // The signer's rows still unsettled after the last round (batching waits for company
+        // The signer's rows not mined yet after the last round (batching waits for company
         // only while there are some).
-        let mut in_flight;
+        let mut unmined;
         loop {
             let rows = self
                 .store
                 .txs_in_flight(self.opts.chain_id, self.address())
                 .await?;
-            in_flight = rows.len();
+            unmined = rows
+                .iter()
+                .filter(|r| {
+                    matches!(
+                        r.status,
+                        TxStatus::Reserved | TxStatus::Signed | TxStatus::Broadcast
+                    )
+                })
+                .count();
             let fresh: Vec<ChainTx> = rows.into_iter().filter(|r| seen.insert(r.id)).collect();
             if fresh.is_empty() {
                 break;
@@ -405,11 +413,14 @@ impl Relayer {
         }
         // New work: first merge due groups of single rows into batches; younger ones stay
         // queued, waiting for company.
-        let hold = self.batch_queued(in_flight).await?;
+        let hold = self.batch_queued(unmined).await?;
         // Up to `max_claims_per_tick` rows claimed in one write, then sent as a group (see
         // `send_new`).
         self.check_lease().await?;
         let claimed = match self.delegation {
+            // A delegated account may have only one transaction in a geth-derived node's pool:
+            // the next one (carrying whatever queued meanwhile) goes once this one is mined.
+            execute::Delegation::Active if unmined > 0 => Vec::new(),
             // Only the delegation goes out until it is mined (see `execute::Delegation`).
             execute::Delegation::Pending(id) => self
                 .store

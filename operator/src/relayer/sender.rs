@@ -9,7 +9,9 @@ use alloy::providers::Provider;
 use alloy::rpc::json_rpc::RpcError;
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::SignerSync;
+use alloy::sol_types::SolCall;
 use alloy::transports::TransportError;
+use x402_escrow_bindings::contracts::OperatorBatchExecutor as Executor;
 
 use super::fees::{self, Fees};
 use super::revert::revert_reason_of;
@@ -69,6 +71,27 @@ impl Relayer {
             .with_to(tx.to)
             .with_input(tx.calldata.clone())
             .with_value(tx.value)
+    }
+
+    /// The call whose gas estimate a row is sent with: the row's own call, except for an
+    /// `execute`, estimated as `executeAll` of the same calls. `execute` isolates its members,
+    /// so it "succeeds" even when a member runs out of gas: an estimate of it would find the gas
+    /// at which members start failing quietly; `executeAll` fails instead, so its estimate is
+    /// the gas at which every member goes through.
+    pub(super) fn estimate_request(&self, tx: &ChainTx) -> TransactionRequest {
+        let request = self.call_request(tx);
+        if tx.kind != TxKind::Execute {
+            return request;
+        }
+        match Executor::executeCall::abi_decode(&tx.calldata) {
+            Ok(call) => request.with_input(Bytes::from(
+                Executor::executeAllCall { calls: call.calls }.abi_encode(),
+            )),
+            Err(e) => {
+                tracing::warn!(chain_tx = %tx.id, error = %e, "execute calldata does not decode; estimating it as is");
+                request
+            }
+        }
     }
 
     /// Signs one attempt of `tx` at `nonce`: an EIP-1559 transaction, or for a `delegate` row an
@@ -163,7 +186,7 @@ impl Relayer {
             .ok_or_else(|| RelayerError::Corrupt(format!("reserved tx {} has no nonce", tx.id)))?;
         let gas_limit = match tx.gas_limit {
             Some(limit) => limit,
-            None => match self.provider.estimate_gas(self.call_request(tx)).await {
+            None => match self.provider.estimate_gas(self.estimate_request(tx)).await {
                 Ok(gas) => fees::with_margin(gas, self.opts.gas_limit_margin_percent),
                 Err(e) => match revert_reason_of(&e) {
                     Some(reason) => {
@@ -207,7 +230,19 @@ impl Relayer {
             to: self.address(),
             calldata: Bytes::new(),
             value: U256::ZERO,
-            gas_limit: Some(21_000),
+            gas_limit: Some(self.nonce_fill_gas()),
+        }
+    }
+
+    /// Gas of a nonce fill: 21,000 for a plain account; once the signer delegates to the batch
+    /// executor, a transfer to itself loads and runs the executor's `receive()` (a cold account
+    /// access and a few opcodes), so with an executor configured it gets room for that (only the
+    /// gas used is paid).
+    fn nonce_fill_gas(&self) -> u64 {
+        if self.batch.executor.is_some() {
+            50_000
+        } else {
+            21_000
         }
     }
 
@@ -380,7 +415,7 @@ impl Relayer {
         for (i, row) in rows.iter().enumerate() {
             if row.gas_limit.is_none() {
                 let provider = self.provider.clone();
-                let request = self.call_request(row);
+                let request = self.estimate_request(row);
                 set.spawn(async move { (i, provider.estimate_gas(request).await) });
             }
         }

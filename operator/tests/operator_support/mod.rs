@@ -434,10 +434,21 @@ pub async fn settle(store: &Store, timeout: Duration) {
 }
 
 /// No nonce gaps and nothing sent outside the outbox: the signer's on-chain nonce equals the
-/// number of outbox rows that consumed a nonce on chain (`final` + `reverted`, fills included).
+/// number of nonces the outbox rows consumed on chain (`final` + `reverted` rows that were mined,
+/// fills included; a row refused at its gas estimate gave its nonce to a fill; a `delegate` row
+/// takes two, its own and its EIP-7702 authorization's).
 pub async fn assert_nonces(store: &Store, chain: &Chain) {
     let txs = tx_statuses(store).await;
-    let used = txs.get("final").copied().unwrap_or(0) + txs.get("reverted").copied().unwrap_or(0);
+    let used = count(
+        store,
+        "chain_txs WHERE status IN ('final', 'reverted') AND mined_tx_hash IS NOT NULL",
+    )
+    .await
+        + count(
+            store,
+            "chain_txs WHERE kind = 'delegate' AND status IN ('final', 'reverted')",
+        )
+        .await;
     let on_chain = chain.nonce(chain.operator.address()).await;
     assert_eq!(
         on_chain, used as u64,
