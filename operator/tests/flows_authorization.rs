@@ -275,9 +275,7 @@ fn receipt_status(receipt: &SettleResponse) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_authorization_flow_charges_and_refunds_failures() {
     with_db(Backend::Sqlite, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, store, _m, key) = shop(&url, None).await;
         let op = start(&config(&url, &chain)).await;
         chain.mint(op.signer, 20 * USDC).await;
         let price = 2 * USDC;
@@ -360,9 +358,7 @@ async fn layer_authorization_flow_charges_and_refunds_failures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_exact_settles_after_success_only() {
     with_db(Backend::Sqlite, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, store, _m, key) = shop(&url, None).await;
         let op = start(&config(&url, &chain)).await;
         let price = USDC;
         let shop = shop(&chain, &op, &key, price, |c| c.offer_exact = true).await;
@@ -466,9 +462,7 @@ async fn post_settle(op: &RunningOperator, key: &str, body: &Value) -> (u16, boo
 
 async fn payment_identifier_survives_restart(backend: Backend) {
     with_db(backend, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, store, _m, key) = shop(&url, None).await;
         let config = config(&url, &chain);
         let op = start(&config).await;
         let id = "order_0123456789abcdef";

@@ -94,9 +94,7 @@ async fn check_authorized(chain: &Chain, api: &Api, payments: &[(String, B256, S
 
 async fn crash_after_accept(backend: Backend) {
     with_db(backend, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, store, _m, key) = shop(&url, None).await;
         let cfg = config(&url, &chain);
         let payer0 = chain.balance(chain.payer.address()).await;
 
@@ -130,19 +128,14 @@ async fn crash_after_accept(backend: Backend) {
             chain.balance(chain.payer.address()).await,
             payer0 - 6 * AMOUNT as u128
         );
-        assert_nonces(&store, &chain).await;
-        assert_reconciled(&op).await;
-        op.shutdown().await;
-        store.close().await;
+        wind_down(op, store, &chain).await;
     })
     .await
 }
 
 async fn crash_before_receipt(backend: Backend) {
     with_db(backend, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, store, _m, key) = shop(&url, None).await;
         let cfg = config(&url, &chain);
         let payer0 = chain.balance(chain.payer.address()).await;
 
@@ -189,19 +182,14 @@ async fn crash_before_receipt(backend: Backend) {
             chain.balance(chain.payer.address()).await,
             payer0 - 6 * AMOUNT as u128
         );
-        assert_nonces(&store, &chain).await;
-        assert_reconciled(&op).await;
-        op.shutdown().await;
-        store.close().await;
+        wind_down(op, store, &chain).await;
     })
     .await
 }
 
 async fn crash_captures_in_flight(backend: Backend) {
     with_db(backend, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, store, _m, key) = shop(&url, None).await;
         let cfg = config(&url, &chain);
         let recv0 = chain.balance(chain.receiver).await;
         let fee0 = chain.balance(chain.fee_receiver).await;
@@ -290,10 +278,7 @@ async fn crash_captures_in_flight(backend: Backend) {
             chain.balance(chain.fee_receiver).await,
             fee0 + n as u128 * fee(AMOUNT as u128)
         );
-        assert_nonces(&store, &chain).await;
-        assert_reconciled(&op).await;
-        op.shutdown().await;
-        store.close().await;
+        wind_down(op, store, &chain).await;
     })
     .await
 }
@@ -304,9 +289,7 @@ async fn crash_captures_in_flight(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_stops_the_api() {
     with_db(Backend::Sqlite, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, store, _m, key) = shop(&url, None).await;
         let op = start(&config(&url, &chain)).await;
         let api = Api::new(&op, &key);
         let (status, _) = api.get("/v1/payments?request_id=x").await;
@@ -339,9 +322,7 @@ async fn abort_stops_the_api() {
             Recovery from what the database says is covered by the other crash tests."]
 async fn abort_ends_requests_in_flight() {
     with_db(Backend::Sqlite, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, store, _m, key) = shop(&url, None).await;
         let op = start(&config(&url, &chain)).await;
         let api = Api::new(&op, &key);
         let req = chain.requirements(AMOUNT, op.signer, chain.receiver).await;
@@ -389,9 +370,7 @@ async fn abort_ends_requests_in_flight() {
 /// still `queued` when the operator dies. The restarted operator sends each exactly once.
 async fn crash_written_never_sent(backend: Backend) {
     with_db(backend, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, store, _m, key) = shop(&url, None).await;
         let cfg = config(&url, &chain);
         let signer = chain.operator.address();
         store
@@ -428,10 +407,7 @@ async fn crash_written_never_sent(backend: Backend) {
             chain.balance(chain.payer.address()).await,
             payer0 - 4 * AMOUNT as u128
         );
-        assert_nonces(&store, &chain).await;
-        assert_reconciled(&op).await;
-        op.shutdown().await;
-        store.close().await;
+        wind_down(op, store, &chain).await;
     })
     .await
 }
@@ -441,9 +417,7 @@ async fn crash_written_never_sent(backend: Backend) {
 /// payer got back exactly what was refunded and the operator's float paid exactly that.
 async fn crash_refunds_in_flight(backend: Backend) {
     with_db(backend, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, store, _m, key) = shop(&url, None).await;
         let cfg = config(&url, &chain);
         let payer0 = chain.balance(chain.payer.address()).await;
 
@@ -536,10 +510,7 @@ async fn crash_refunds_in_flight(backend: Backend) {
             payer0 - n * AMOUNT as u128 + n * half
         );
         assert_eq!(chain.balance(signer).await, float0 - n * half);
-        assert_nonces(&store, &chain).await;
-        assert_reconciled(&op).await;
-        op.shutdown().await;
-        store.close().await;
+        wind_down(op, store, &chain).await;
     })
     .await
 }

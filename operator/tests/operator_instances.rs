@@ -43,9 +43,7 @@ async fn wait_owner(store: &Store, want: &str, timeout: Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_one_database() {
     with_db(Backend::Postgres, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, store, _m, key) = shop(&url, None).await;
         let mut cfg_a = config(&url, &chain);
         cfg_a.instance_id = Some("op-a".into());
         let mut cfg_b = config(&url, &chain);
@@ -117,10 +115,7 @@ async fn two_instances_one_database() {
             chain.balance(chain.payer.address()).await,
             payer0 - 6 * AMOUNT as u128
         );
-        assert_nonces(&store, &chain).await;
-        assert_reconciled(&b).await;
-        b.shutdown().await;
-        store.close().await;
+        wind_down(b, store, &chain).await;
     })
     .await
 }

@@ -210,10 +210,7 @@ async fn lifecycle(backend: Backend) {
 
         // ---- database == chain ------------------------------------------------------------------
         settle(&store, T).await;
-        assert_reconciled(&op).await;
-        assert_nonces(&store, &chain).await;
-        op.shutdown().await;
-        store.close().await;
+        wind_down(op, store, &chain).await;
     })
     .await
 }

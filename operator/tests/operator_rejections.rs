@@ -160,10 +160,7 @@ async fn rejections(backend: Backend) {
 
         settle(&store, std::time::Duration::from_secs(30)).await;
         assert_eq!(count(&store, "chain_txs").await, 1);
-        assert_nonces(&store, &chain).await;
-        assert_reconciled(&op).await;
-        op.shutdown().await;
-        store.close().await;
+        wind_down(op, store, &chain).await;
     })
     .await
 }

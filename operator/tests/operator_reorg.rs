@@ -123,10 +123,7 @@ async fn reorg_drops_the_authorize() {
             vec!["payment.authorized"],
             "announced once"
         );
-        assert_nonces(&store, &chain).await;
-        assert_reconciled(&op).await;
-        op.shutdown().await;
-        store.close().await;
+        wind_down(op, store, &chain).await;
     })
     .await
 }

@@ -2,7 +2,7 @@
 //! re-broadcast from its stored bytes; a stale one is re-broadcast, then replaced with ≥ 10%
 //! higher max fee and tip at the same nonce, and ends final exactly once.
 
-mod relayer_support;
+mod operator_support;
 mod store_support;
 
 use std::sync::atomic::Ordering;
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use alloy::providers::Provider;
 use alloy::providers::ext::AnvilApi;
-use relayer_support::*;
+use operator_support::*;
 use x402_escrow_operator::store::{Backend, TxStatus};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,7 +50,7 @@ async fn stuck_tx_is_replaced_with_bumped_fees() {
         );
 
         chain.plain.anvil_set_auto_mine(true).await.unwrap();
-        chain.mine(1).await;
+        chain.mine(1).await.expect("mine");
         let rows = tick_until_settled(&mut r, &chain, &store, &[id], true).await;
         assert_eq!(rows[0].status, TxStatus::Final);
         let attempts = store.attempts_for(id).await.unwrap();
@@ -107,7 +107,7 @@ async fn dropped_tx_is_rebroadcast_from_stored_bytes() {
             "re-broadcast"
         );
         chain.plain.anvil_set_auto_mine(true).await.unwrap();
-        chain.mine(1).await;
+        chain.mine(1).await.expect("mine");
         let rows = tick_until_settled(&mut r, &chain, &store, &[id], true).await;
         assert_eq!(rows[0].status, TxStatus::Final);
         assert_eq!(rows[0].mined_tx_hash, Some(hash), "same bytes, same hash");
@@ -122,27 +122,19 @@ async fn dropped_tx_is_rebroadcast_from_stored_bytes() {
 /// `paymentState`) and later rows continue at the next nonce.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nonce_used_elsewhere_is_abandoned() {
-    use alloy::network::{EthereumWallet, TransactionBuilder};
-    use alloy::providers::ProviderBuilder;
+    use alloy::network::TransactionBuilder;
     use alloy::rpc::types::TransactionRequest;
-    use x402_escrow_operator::relayer::CrashPoint;
     store_support::run(Backend::Sqlite, |ctx| async move {
         let chain = Chain::start().await;
         let store = system_store(&ctx.url).await;
         let id = store.enqueue_tx(&chain.approve(1)).await.unwrap().id;
-        {
-            let mut crashing = relayer(&store, &chain, "op-a", opts(1))
-                .with_crash_point(CrashPoint::AfterRecordAttempt);
-            crashing.tick().await.expect_err("crash");
-        }
+        sign_then_crash(&store, &chain).await;
         // Someone else spends nonce 0 of the same key.
-        let other = ProviderBuilder::new()
-            .wallet(EthereumWallet::from(chain.key.clone()))
-            .connect_http(chain.anvil.endpoint_url());
+        let other = chain.provider_for(&chain.operator);
         let receipt = other
             .send_transaction(
                 TransactionRequest::default()
-                    .with_to(chain.address())
+                    .with_to(chain.operator.address())
                     .with_nonce(0),
             )
             .await

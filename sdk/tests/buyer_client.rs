@@ -1,6 +1,8 @@
 //! BuyerClient against a local axum merchant on 127.0.0.1:0 that verifies every payment the
 //! way an operator would (decode, derive the PaymentInfo, check signature and timing).
 
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -339,14 +341,7 @@ async fn start(merchant: Merchant) -> (String, Shared) {
         .route("/v1", axum::routing::get(v1_route))
         .route("/free", axum::routing::get(free_route))
         .with_state(Arc::clone(&shared));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("serve");
-    });
-    (format!("http://{addr}"), shared)
+    (support::serve(app).await, shared)
 }
 
 fn merchant(v2_accepts: Vec<PaymentRequirements>, behaviour: Behaviour) -> Merchant {

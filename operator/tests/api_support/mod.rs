@@ -463,3 +463,24 @@ pub async fn authorize(
     );
     reply.json()["id"].as_str().expect("id").to_owned()
 }
+
+/// `POST /v1/payments/{id}/{action}` as `api_key` with the `Idempotency-Key` `idem` and `body`
+/// as JSON (`None`: no body).
+pub async fn act(
+    app: &App,
+    api_key: &str,
+    id: &str,
+    action: &str,
+    idem: &str,
+    body: Option<Value>,
+) -> Reply {
+    let call = Call::post(format!("/v1/payments/{id}/{action}"))
+        .key(api_key)
+        .idem(idem);
+    match body {
+        Some(body) => call.json(&body),
+        None => call,
+    }
+    .send(&app.router)
+    .await
+}

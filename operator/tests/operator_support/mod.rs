@@ -1,28 +1,36 @@
-//! Helpers shared by the `operator_*` suites: a fresh anvil with the contracts deployed and the
-//! deployments file written, a fresh database (SQLite temp file or PostgreSQL database), the
-//! operator's `Config` for them, an HTTP client for the merchant API, buyer payloads built with
-//! the SDK, a webhook receiver verifying with the SDK, and bounded polling.
+//! Helpers shared by the suites that run on a chain (`operator_*`, `relayer_*`, `engine_e2e`,
+//! `facilitator_api`, `indexer_anvil`, `batching`, `fault_*`, …): the testkit's anvil with the
+//! contracts deployed and the deployments file written, a fresh database (SQLite temp file or
+//! PostgreSQL database), the operator's `Config` for them, an HTTP client for the merchant API,
+//! buyer payloads built with the SDK, a webhook receiver verifying with the SDK, relayers on a
+//! store with outbox rows to feed them, and bounded polling.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use alloy::primitives::aliases::{U48, U120};
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolCall;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::{Value, json};
-use x402_escrow_bindings::AuthCaptureEscrow;
+use uuid::Uuid;
+use x402_escrow_bindings::{AuthCaptureEscrow, PaymentInfo, TestUSDC};
 use x402_escrow_operator::config::{Config, Secret};
 use x402_escrow_operator::lifecycle::PaymentStatus;
+use x402_escrow_operator::relayer::{CrashPoint, Relayer, RelayerOptions, http_provider};
 use x402_escrow_operator::runtime::{self, RunningOperator};
-use x402_escrow_operator::store::{Merchant, NewMerchant, PaymentFilter, Store};
+use x402_escrow_operator::store::{
+    ChainTx, Merchant, NewChainTx, NewMerchant, PaymentFilter, Store, TxKind, TxStatus,
+};
 use x402_escrow_sdk::schemes::auth_capture;
 use x402_escrow_sdk::webhooks::{self as sdk_hooks, WebhookEvent, WebhookSecret};
 use x402_escrow_sdk::wire::{PaymentPayload, PaymentRequirements};
@@ -34,8 +42,8 @@ pub const FEE_BPS: u64 = 100;
 // ---- database ------------------------------------------------------------------------------
 
 /// Runs `body` with the URL of a fresh database of `backend`, then removes the database (also
-/// when the body panics): the store suites' harness.
-pub use crate::store_support::with_db;
+/// when the body panics): the store suites' harness; and their row count.
+pub use crate::store_support::{count, with_db};
 
 /// Declares each listed `async fn(Backend)` as `sqlite::<name>` and `postgres::<name>`.
 #[macro_export]
@@ -194,6 +202,65 @@ impl Chain {
             "requestId": request_id,
         })
     }
+
+    /// `TestUSDC.approve(spender(i), i)`: always succeeds; plumbing for the pipeline.
+    pub fn approve(&self, i: u64) -> NewChainTx {
+        let calldata = TestUSDC::approveCall {
+            spender: Address::with_last_byte(u8::try_from(i % 250).unwrap() + 1),
+            amount: U256::from(i + 1),
+        }
+        .abi_encode();
+        NewChainTx {
+            chain_id: CHAIN,
+            signer: self.operator.address(),
+            kind: TxKind::Capture,
+            payment_id: None,
+            request: serde_json::json!({ "test": "approve", "i": i }),
+            to: self.token(),
+            calldata: Bytes::from(calldata),
+            value: U256::ZERO,
+            gas_limit: None,
+        }
+    }
+
+    /// `escrow.void(info)` of a payment that was never authorized: reverts with a custom error.
+    pub fn void_unknown(&self, gas_limit: Option<u64>) -> NewChainTx {
+        let info = PaymentInfo {
+            operator: self.operator.address(),
+            payer: Address::repeat_byte(0x11),
+            receiver: Address::repeat_byte(0x22),
+            token: self.token(),
+            maxAmount: U120::from(1_000_000u64),
+            preApprovalExpiry: U48::from(4_000_000_000u64),
+            authorizationExpiry: U48::from(4_000_000_001u64),
+            refundExpiry: U48::from(4_000_000_002u64),
+            minFeeBps: 0,
+            maxFeeBps: 0,
+            feeReceiver: Address::ZERO,
+            salt: U256::from(7),
+        };
+        let calldata = AuthCaptureEscrow::voidCall { paymentInfo: info }.abi_encode();
+        NewChainTx {
+            chain_id: CHAIN,
+            signer: self.operator.address(),
+            kind: TxKind::Void,
+            payment_id: None,
+            request: serde_json::json!({ "test": "void" }),
+            to: self.deployment.auth_capture_escrow,
+            calldata: Bytes::from(calldata),
+            value: U256::ZERO,
+            gas_limit,
+        }
+    }
+
+    /// The operator signer's nonce at the latest block.
+    pub async fn nonce_latest(&self) -> u64 {
+        self.plain
+            .get_transaction_count(self.operator.address())
+            .latest()
+            .await
+            .expect("nonce")
+    }
 }
 
 // ---- operator ------------------------------------------------------------------------------
@@ -246,6 +313,24 @@ pub async fn merchant(
         .await
         .expect("create merchant");
     (m, key.expose().to_owned())
+}
+
+/// A fresh chain, a test-side store on `url`'s database, and the merchant "shop" paid to the
+/// chain's receiver (webhooks to `hooks`, if any): its record and API key.
+pub async fn shop(url: &str, hooks: Option<&Hooks>) -> (Chain, Store, Merchant, String) {
+    let chain = Chain::start().await;
+    let store = test_store(url).await;
+    let (merchant, key) = merchant(&store, "shop", chain.receiver, hooks).await;
+    (chain, store, merchant, key)
+}
+
+/// The end of a run: no nonce gap ([`assert_nonces`]), nothing to reconcile
+/// ([`assert_reconciled`]), then `op` shut down and `store` closed.
+pub async fn wind_down(op: RunningOperator, store: Store, chain: &Chain) {
+    assert_nonces(&store, chain).await;
+    assert_reconciled(&op).await;
+    op.shutdown().await;
+    store.close().await;
 }
 
 // ---- HTTP client ---------------------------------------------------------------------------
@@ -386,18 +471,6 @@ pub async fn tx_statuses(store: &Store) -> HashMap<String, i64> {
             )
         })
         .collect()
-}
-
-/// `SELECT COUNT(*) FROM <from>` (`from`: a table and optional `WHERE`, a literal from the test).
-pub async fn count(store: &Store, from: &str) -> i64 {
-    use sqlx::Row;
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) AS n FROM {from}"
-    )))
-    .fetch_one(store.pool())
-    .await
-    .expect("count");
-    row.try_get::<i64, _>("n").expect("n")
 }
 
 /// Waits (bounded) until no payment is in flight and every chain transaction is settled
@@ -578,4 +651,137 @@ impl Hooks {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+// ---- relayer -------------------------------------------------------------------------------
+
+/// The chain id of anvil.
+pub const CHAIN: u64 = 31337;
+
+/// Options for tests: fast polls, short leases.
+pub fn opts(confirmations: u64) -> RelayerOptions {
+    RelayerOptions {
+        chain_id: CHAIN,
+        confirmations,
+        poll_interval: Duration::from_millis(100),
+        bump_after: Duration::from_secs(30),
+        fee_bump_percent: 12,
+        max_fee_per_gas: None,
+        lease_ttl: Duration::from_secs(3),
+        gas_limit_margin_percent: 20,
+        max_claims_per_tick: 16,
+        max_backoff: Duration::from_secs(1),
+    }
+}
+
+/// A store on the test database with the system clock (leases expire in real time).
+pub async fn system_store(url: &str) -> Store {
+    Store::connect(url).await.expect("connect")
+}
+
+/// A relayer signing with the operator's key (dev key 1) through a provider without fillers,
+/// as the operator runs it.
+pub fn relayer(store: &Store, chain: &Chain, owner: &str, opts: RelayerOptions) -> Relayer {
+    Relayer::new(
+        store.clone(),
+        http_provider(chain.anvil.endpoint_url()),
+        chain.operator.clone(),
+        owner,
+        opts,
+    )
+}
+
+/// Runs one pass of a relayer that crashes right after recording its signed attempt: the row
+/// holds signed bytes nobody broadcast.
+pub async fn sign_then_crash(store: &Store, chain: &Chain) {
+    let mut crashing =
+        relayer(store, chain, "op-a", opts(1)).with_crash_point(CrashPoint::AfterRecordAttempt);
+    crashing.tick().await.expect_err("crash");
+}
+
+/// Ticks `relayer` (mining a block per round when `mine`) until every row in `ids` is settled.
+pub async fn tick_until_settled(
+    relayer: &mut Relayer,
+    chain: &Chain,
+    store: &Store,
+    ids: &[Uuid],
+    mine: bool,
+) -> Vec<ChainTx> {
+    for _ in 0..300 {
+        relayer.tick().await.expect("tick");
+        let rows = rows(store, ids).await;
+        if rows.iter().all(|r| r.status.is_terminal()) {
+            return rows;
+        }
+        if mine {
+            chain.mine(1).await.expect("mine");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("not settled: {:?}", rows(store, ids).await);
+}
+
+/// Polls until every row is settled (someone else drives them).
+pub async fn wait_settled(store: &Store, ids: &[Uuid], timeout: Duration) -> Vec<ChainTx> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let rows = rows(store, ids).await;
+        if rows.iter().all(|r| r.status.is_terminal()) {
+            return rows;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not settled in time: {:?}",
+            rows.iter().map(|r| (r.id, r.status)).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn rows(store: &Store, ids: &[Uuid]) -> Vec<ChainTx> {
+    let mut out = Vec::new();
+    for id in ids {
+        out.push(store.get_tx(*id).await.expect("row"));
+    }
+    out
+}
+
+/// Every mined row of the signer (final or reverted with a receipt) holds a distinct nonce, they
+/// are exactly `0..n` and the chain's nonce is `n`: no gap, no duplicate, each executed once.
+pub async fn assert_nonces_clean(store: &Store, chain: &Chain) {
+    use sqlx::Row;
+    let rows = sqlx::query(
+        "SELECT nonce, status, mined_tx_hash FROM chain_txs WHERE signer = $1 AND nonce IS NOT NULL \
+         AND status IN ('final', 'reverted') ORDER BY nonce",
+    )
+    .bind(format!("{:#x}", chain.operator.address()))
+    .fetch_all(store.pool())
+    .await
+    .expect("rows");
+    let nonces: Vec<i64> = rows
+        .iter()
+        .map(|r| r.try_get::<i64, _>("nonce").unwrap())
+        .collect();
+    let n = nonces.len() as i64;
+    assert_eq!(nonces, (0..n).collect::<Vec<_>>(), "nonces of settled rows");
+    let distinct: HashSet<i64> = nonces.iter().copied().collect();
+    assert_eq!(distinct.len() as i64, n);
+    assert_eq!(
+        chain.nonce_latest().await as i64,
+        n,
+        "on-chain nonce = settled rows"
+    );
+    let in_flight = store
+        .txs_in_flight(CHAIN, chain.operator.address())
+        .await
+        .unwrap();
+    assert!(in_flight.is_empty(), "left in flight: {in_flight:?}");
+}
+
+pub fn all_status(rows: &[ChainTx], status: TxStatus) -> bool {
+    rows.iter().all(|r| r.status == status)
+}
+
+pub fn hash_of(row: &ChainTx) -> B256 {
+    row.mined_tx_hash.expect("mined hash")
 }

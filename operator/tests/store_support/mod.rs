@@ -158,26 +158,30 @@ where
     .await
 }
 
-/// Declares each listed `async fn(Ctx)` as two tests: `sqlite::<name>` and `postgres::<name>`.
+/// Declares each listed `async fn(Ctx)` as two tests: `sqlite::<name>` and `postgres::<name>`;
+/// with `sqlite: [..], postgres: [..]`, each list on its own backend.
 #[macro_export]
 macro_rules! store_tests {
-    ($($name:ident),* $(,)?) => {
+    (sqlite: [$($s:ident),* $(,)?], postgres: [$($p:ident),* $(,)?] $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    $crate::store_support::run(x402_escrow_operator::store::Backend::Sqlite, super::$name).await
+                async fn $s() {
+                    $crate::store_support::run(x402_escrow_operator::store::Backend::Sqlite, super::$s).await
                 }
             )*
         }
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    $crate::store_support::run(x402_escrow_operator::store::Backend::Postgres, super::$name).await
+                async fn $p() {
+                    $crate::store_support::run(x402_escrow_operator::store::Backend::Postgres, super::$p).await
                 }
             )*
         }
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::store_tests!(sqlite: [$($name),*], postgres: [$($name),*]);
     };
 }
 
