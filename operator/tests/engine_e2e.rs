@@ -19,7 +19,7 @@ use alloy::providers::ext::AnvilApi;
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
-use operator_support::{Chain, USDC};
+use operator_support::{Chain, USDC, mined};
 use serde_json::json;
 use store_support::{Ctx, count};
 use tokio::sync::Notify;
@@ -206,19 +206,13 @@ impl Env {
             registry,
         )
         .unwrap();
-        self.escrow_as_operator()
-            .authorize(
-                derived.payment_info.clone(),
-                U256::from(AMOUNT),
-                self.chain.deployment.erc3009_payment_collector,
-                p.signature.clone(),
-            )
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
+        mined(self.escrow_as_operator().authorize(
+            derived.payment_info.clone(),
+            U256::from(AMOUNT),
+            self.chain.deployment.erc3009_payment_collector,
+            p.signature.clone(),
+        ))
+        .await;
         derived.payment_info
     }
 
@@ -847,14 +841,10 @@ async fn payer_reclaim_observed(ctx: Ctx) {
     env.warp_to(payment.info.authorization_expiry).await;
     let payer = env.chain.provider_for(&env.chain.payer);
     let info = x402_escrow_operator::service::to_payment_info(&payment.info);
-    let receipt = AuthCaptureEscrow::new(env.chain.deployment.auth_capture_escrow, payer)
-        .reclaim(info)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let receipt = mined(
+        AuthCaptureEscrow::new(env.chain.deployment.auth_capture_escrow, payer).reclaim(info),
+    )
+    .await;
     // What the indexer would store.
     env.store
         .insert_chain_event(&NewChainEvent {
@@ -953,14 +943,7 @@ async fn abandoned_outcomes_reconciled_from_chain(ctx: Ctx) {
     assert_eq!(env.webhook_types(view.id).await, ["payment.authorized"]);
     env.assert_reconciled(view.id).await;
     // A void nobody recorded shows up as a difference.
-    env.escrow_as_operator()
-        .void(payment_info)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    mined(env.escrow_as_operator().void(payment_info)).await;
     let diffs = env.engine.reconcile_payment(view.id).await.unwrap();
     assert_eq!(diffs.len(), 1, "{diffs:?}");
     assert_eq!(
@@ -980,19 +963,13 @@ async fn abandoned_outcomes_reconciled_from_chain(ctx: Ctx) {
     assert_eq!(v.status, PaymentStatus::Capturing);
     let payment = env.store.get_payment(view.id).await.unwrap();
     let capture_tx = payment.pending_tx_id.unwrap();
-    env.escrow_as_operator()
-        .capture(
-            x402_escrow_operator::service::to_payment_info(&payment.info),
-            U256::from(3 * USDC),
-            FEE_BPS,
-            env.chain.fee_receiver,
-        )
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    mined(env.escrow_as_operator().capture(
+        x402_escrow_operator::service::to_payment_info(&payment.info),
+        U256::from(3 * USDC),
+        FEE_BPS,
+        env.chain.fee_receiver,
+    ))
+    .await;
     env.store.mark_abandoned(capture_tx, "lost").await.unwrap();
     assert_eq!(
         env.engine.on_tx_outcome(capture_tx).await.unwrap(),

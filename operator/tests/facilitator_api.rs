@@ -12,7 +12,7 @@ use alloy::primitives::Address;
 use alloy::providers::ext::AnvilApi;
 use alloy::signers::local::PrivateKeySigner;
 use axum::Router;
-use operator_support::{Chain, USDC};
+use operator_support::{Chain, USDC, mined};
 use serde_json::{Value, json};
 use x402_escrow_bindings::TestUSDC;
 use x402_escrow_operator::api::ApiState;
@@ -642,8 +642,8 @@ async fn exact_settle_moves_tokens_once() {
     let req = env.pay_exact(&requirements, &env.payer).await;
     let p = req.payment_payload.payload.as_exact().unwrap().clone();
     let (_, outsider) = env.wallet(8).unwrap();
-    let receipt = TestUSDC::new(env.token(), outsider)
-        .transferWithAuthorization_0(
+    let receipt = mined(
+        TestUSDC::new(env.token(), outsider).transferWithAuthorization_0(
             p.authorization.from,
             p.authorization.to,
             p.authorization.value.get(),
@@ -651,13 +651,9 @@ async fn exact_settle_moves_tokens_once() {
             p.authorization.valid_before.get(),
             p.authorization.nonce,
             p.signature.clone(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
     assert!(receipt.status());
     let received = env.balance(env.receiver).await;
     let body = env.settle(&req).await;

@@ -123,13 +123,7 @@ async fn crash_run(test: &'static str, n: usize, kills: usize, default_seed: u64
             tokio::time::sleep(Duration::from_millis(*down)).await;
             op = setup.start().await;
         }
-        let paid = match load.await {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("{}", setup.log_tail(80));
-                std::panic::resume_unwind(e.into_panic())
-            }
-        };
+        let paid = setup.joined(load).await;
         let load_secs = started.elapsed().as_secs_f64();
         settle_all(&store, Duration::from_secs(60)).await;
         for line in &report {

@@ -25,7 +25,6 @@ use alloy::eips::BlockId;
 use alloy::primitives::B256;
 use alloy::providers::Provider;
 use alloy::providers::ext::AnvilApi;
-use alloy::rpc::types::anvil::ReorgOptions;
 use fault_support::*;
 use operator_support::*;
 use rand::SeedableRng;
@@ -138,14 +137,7 @@ async fn reorg_depth_three_under_load() {
             let mut ours = [ours, ours_in_last_blocks(&chain, DEPTH).await].concat();
             ours.sort();
             ours.dedup();
-            chain
-                .plain
-                .anvil_reorg(ReorgOptions {
-                    depth: DEPTH,
-                    tx_block_pairs: vec![],
-                })
-                .await
-                .expect("anvil_reorg");
+            chain.reorg(DEPTH).await;
             chain.plain.anvil_set_auto_mine(true).await.expect("automine on");
             // The dropped ones are gone from the canonical chain.
             let mut gone = Vec::new();
@@ -170,13 +162,7 @@ async fn reorg_depth_three_under_load() {
         }
         assert!(!dropped.is_empty(), "the reorgs dropped none of our transactions");
 
-        let paid = match load.await {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("{}", setup.log_tail(80));
-                std::panic::resume_unwind(e.into_panic())
-            }
-        };
+        let paid = setup.joined(load).await;
         settle_all(&store, Duration::from_secs(60)).await;
         // Let the indexer read to the head.
         let head = chain.plain.get_block_number().await.expect("head");

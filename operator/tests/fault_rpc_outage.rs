@@ -173,13 +173,7 @@ async fn outage_run(test: &'static str, mode: ProxyMode) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let ready_again = up_at.elapsed();
-        let paid = match load.await {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("{}", setup.log_tail(80));
-                std::panic::resume_unwind(e.into_panic())
-            }
-        };
+        let paid = setup.joined(load).await;
         settle_all(&store, Duration::from_secs(60)).await;
         eprintln!(
             "[{test}] {n} payments in {:.1} s; {mode:?} {outage:?} after {done_at_outage} done: \

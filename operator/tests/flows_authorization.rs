@@ -47,20 +47,15 @@ async fn charge_requirements(chain: &Chain, amount: u64, operator: Address) -> V
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn charge_then_refund_in_two_parts() {
     with_db(Backend::Sqlite, |url| async move {
-        let chain = Chain::start().await;
         let hooks = Hooks::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, Some(&hooks)).await;
+        let (chain, store, _m, key) = shop(&url, Some(&hooks)).await;
         let op = start(&config(&url, &chain)).await;
         let api = Api::new(&op, &key);
         // The refund float.
         chain.mint(op.signer, 20 * USDC).await;
 
         let payer = chain.payer.address();
-        let payer0 = chain.balance(payer).await;
-        let recv0 = chain.balance(chain.receiver).await;
-        let fee0 = chain.balance(chain.fee_receiver).await;
-        let float0 = chain.balance(op.signer).await;
+        let [payer0, recv0, fee0, float0] = chain.balances(op.signer).await;
 
         // ---- charge 10 USDC: captured at once ---------------------------------------------
         let amount = 10 * USDC;

@@ -18,6 +18,7 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
 use alloy::rpc::types::anvil::{ReorgOptions, TransactionData};
 use alloy::sol_types::SolCall;
+use operator_support::{mined, mined_tx};
 use store_support::*;
 use x402_escrow_bindings::{
     AuthCaptureEscrow, PaymentInfo, ReceiveWithAuthorization, TestUSDC, payment_info_hash,
@@ -146,14 +147,7 @@ impl Chain {
         let tx = TransactionRequest::default()
             .with_to(self.escrow())
             .with_input(input);
-        let receipt = self
-            .op
-            .send_transaction(tx)
-            .await
-            .expect("send")
-            .get_receipt()
-            .await
-            .expect("receipt");
+        let receipt = mined_tx(&self.op, tx).await;
         assert!(receipt.status(), "escrow call reverted");
         (
             receipt.transaction_hash,
@@ -178,17 +172,11 @@ impl Chain {
 
     async fn refund(&self, info: &PaymentInfo, amount: u64) -> (B256, u64, B256) {
         self.mint(self.operator.address(), amount).await;
-        TestUSDC::new(self.token(), &self.op)
-            .approve(
-                self.deployment.operator_refund_collector,
-                U256::from(amount),
-            )
-            .send()
-            .await
-            .expect("approve")
-            .get_receipt()
-            .await
-            .expect("receipt");
+        mined(TestUSDC::new(self.token(), &self.op).approve(
+            self.deployment.operator_refund_collector,
+            U256::from(amount),
+        ))
+        .await;
         let call = AuthCaptureEscrow::refundCall {
             paymentInfo: info.clone(),
             amount: U256::from(amount),
@@ -212,14 +200,8 @@ impl Chain {
             .await
             .expect("set time");
         self.op.anvil_mine(Some(1), None).await.expect("mine");
-        let receipt = AuthCaptureEscrow::new(self.escrow(), &self.payer_p)
-            .reclaim(info.clone())
-            .send()
-            .await
-            .expect("reclaim")
-            .get_receipt()
-            .await
-            .expect("receipt");
+        let receipt =
+            mined(AuthCaptureEscrow::new(self.escrow(), &self.payer_p).reclaim(info.clone())).await;
         assert!(receipt.status());
         (
             receipt.transaction_hash,

@@ -18,10 +18,8 @@ both_backends!(lifecycle);
 
 async fn lifecycle(backend: Backend) {
     with_db(backend, |url| async move {
-        let chain = Chain::start().await;
         let hooks = Hooks::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, Some(&hooks)).await;
+        let (chain, store, _m, key) = shop(&url, Some(&hooks)).await;
         let op = start(&config(&url, &chain)).await;
         assert_eq!(op.signer, chain.operator.address());
         let api = Api::new(&op, &key);
@@ -30,10 +28,7 @@ async fn lifecycle(backend: Backend) {
         chain.mint(op.signer, 50 * USDC).await;
 
         let payer = chain.payer.address();
-        let payer0 = chain.balance(payer).await;
-        let recv0 = chain.balance(chain.receiver).await;
-        let fee0 = chain.balance(chain.fee_receiver).await;
-        let float0 = chain.balance(op.signer).await;
+        let [payer0, recv0, fee0, float0] = chain.balances(op.signer).await;
 
         // ---- payment 1: authorize 10 USDC ------------------------------------------------
         let amount = 10 * USDC;

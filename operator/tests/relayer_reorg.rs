@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use alloy::providers::Provider;
 use alloy::providers::ext::AnvilApi;
-use alloy::rpc::types::anvil::ReorgOptions;
 use operator_support::*;
 use x402_escrow_operator::store::{Backend, TxStatus};
 
@@ -31,14 +30,7 @@ async fn reorged_tx_is_unmined_then_final() {
         assert_eq!(first.status, TxStatus::Mined);
         chain.mine(1).await.expect("mine"); // one block on top: still short of 5 confirmations
 
-        chain
-            .plain
-            .anvil_reorg(ReorgOptions {
-                depth: 3,
-                tx_block_pairs: vec![],
-            })
-            .await
-            .unwrap();
+        chain.reorg(3).await;
         let old_block = chain
             .plain
             .get_block_by_number(first.block_number.unwrap().into())

@@ -131,17 +131,10 @@ async fn nonce_used_elsewhere_is_abandoned() {
         sign_then_crash(&store, &chain).await;
         // Someone else spends nonce 0 of the same key.
         let other = chain.provider_for(&chain.operator);
-        let receipt = other
-            .send_transaction(
-                TransactionRequest::default()
-                    .with_to(chain.operator.address())
-                    .with_nonce(0),
-            )
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
+        let tx = TransactionRequest::default()
+            .with_to(chain.operator.address())
+            .with_nonce(0);
+        let receipt = mined_tx(&other, tx).await;
         assert!(receipt.status());
         let mut r = relayer(&store, &chain, "op-a", opts(1));
         let mut heard = r.handle().subscribe();

@@ -60,6 +60,24 @@ async fn leased(store: &Store, owner: &str) {
     );
 }
 
+/// Nothing is left to claim for `op-a`, and the signer's next nonce is `next_nonce`.
+async fn assert_drained(s: &Store, next_nonce: u64) {
+    assert!(
+        s.claim_next_tx(CHAIN, signer(), "op-a")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        s.get_signer(CHAIN, signer())
+            .await
+            .unwrap()
+            .unwrap()
+            .next_nonce,
+        next_nonce
+    );
+}
+
 async fn tx_pipeline_happy_path(ctx: Ctx) {
     let s = &ctx.store;
     leased(s, "op-a").await;
@@ -83,20 +101,7 @@ async fn tx_pipeline_happy_path(ctx: Ctx) {
         (claimed.id, claimed.status, claimed.nonce),
         (queued.id, TxStatus::Reserved, Some(0))
     );
-    assert!(
-        s.claim_next_tx(CHAIN, signer(), "op-a")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert_eq!(
-        s.get_signer(CHAIN, signer())
-            .await
-            .unwrap()
-            .unwrap()
-            .next_nonce,
-        1
-    );
+    assert_drained(s, 1).await;
 
     // Sign, store, broadcast.
     let a1 = s.record_attempt(claimed.id, &attempt(1)).await.unwrap();
@@ -383,20 +388,7 @@ async fn concurrent_claims_get_distinct_consecutive_nonces(ctx: Ctx) {
         "distinct and consecutive"
     );
     assert_eq!(ids, queued);
-    assert!(
-        s.claim_next_tx(CHAIN, signer(), "op-a")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert_eq!(
-        s.get_signer(CHAIN, signer())
-            .await
-            .unwrap()
-            .unwrap()
-            .next_nonce,
-        100 + N as u64
-    );
+    assert_drained(s, 100 + N as u64).await;
     second.close().await;
 }
 

@@ -226,42 +226,22 @@ async fn payment_round_trip_and_lookups(ctx: Ctx) {
     .await;
     assert_eq!(page1.len() + page2.len(), 6);
     assert!(page2.iter().all(|p| p.id < page1[2].id));
-    assert_eq!(
-        list(PaymentFilter {
-            status: Some(PaymentStatus::Authorized),
-            ..Default::default()
-        })
-        .await
-        .len(),
-        0
-    );
-    assert_eq!(
-        list(PaymentFilter {
-            status: Some(PaymentStatus::Authorizing),
-            ..Default::default()
-        })
-        .await
-        .len(),
-        8
-    );
-    assert_eq!(
-        list(PaymentFilter {
-            payer: Some(addr(0x01)),
-            ..Default::default()
-        })
-        .await
-        .len(),
-        8
-    );
-    assert_eq!(
-        list(PaymentFilter {
-            payer: Some(addr(0x02)),
-            ..Default::default()
-        })
-        .await
-        .len(),
-        0
-    );
+    let by_status = |status| PaymentFilter {
+        status: Some(status),
+        ..Default::default()
+    };
+    let by_payer = |payer| PaymentFilter {
+        payer: Some(payer),
+        ..Default::default()
+    };
+    for (case, filter, want) in [
+        ("authorized", by_status(PaymentStatus::Authorized), 0),
+        ("authorizing", by_status(PaymentStatus::Authorizing), 8),
+        ("payer 0x01", by_payer(addr(0x01)), 8),
+        ("payer 0x02", by_payer(addr(0x02)), 0),
+    ] {
+        assert_eq!(list(filter).await.len(), want, "{case}");
+    }
 
     let counts = s.count_payments_by_status().await.unwrap();
     assert_eq!(counts, vec![(PaymentStatus::Authorizing, 8)]);

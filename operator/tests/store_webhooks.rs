@@ -7,9 +7,11 @@ mod store_support;
 use std::collections::HashSet;
 
 use store_support::*;
+use uuid::Uuid;
 use x402_escrow_operator::lifecycle::PaymentEvent;
 use x402_escrow_operator::store::{
-    DeliveryOutcome, DeliveryStatus, NewWebhookEvent, Store, StoreError, TransitionExtras,
+    ClaimedDelivery, DeliveryOutcome, DeliveryStatus, NewWebhookEvent, Store, StoreError,
+    TransitionExtras,
 };
 
 store_tests!(
@@ -250,13 +252,13 @@ async fn concurrent_claimers_never_share_a_delivery(ctx: Ctx) {
     second.close().await;
 }
 
-async fn gone_disables_the_endpoint(ctx: Ctx) {
-    let s = &ctx.store;
+/// A merchant with one `event_type` event enqueued, its delivery claimed by `w1`.
+async fn one_claimed(s: &Store, event_type: &str) -> (Uuid, ClaimedDelivery) {
     let m = merchant(s).await;
     s.enqueue_webhook(
         m,
         None,
-        &NewWebhookEvent::new("payment.refunded", serde_json::json!({})),
+        &NewWebhookEvent::new(event_type, serde_json::json!({})),
     )
     .await
     .unwrap();
@@ -265,6 +267,12 @@ async fn gone_disables_the_endpoint(ctx: Ctx) {
         .await
         .unwrap()
         .remove(0);
+    (m, c)
+}
+
+async fn gone_disables_the_endpoint(ctx: Ctx) {
+    let s = &ctx.store;
+    let (m, c) = one_claimed(s, "payment.refunded").await;
     ctx.clock.advance(5);
     let d = s
         .record_delivery(c.delivery.id, "w1", &DeliveryOutcome::Gone)
@@ -287,19 +295,7 @@ async fn gone_disables_the_endpoint(ctx: Ctx) {
 
 async fn give_up(ctx: Ctx) {
     let s = &ctx.store;
-    let m = merchant(s).await;
-    s.enqueue_webhook(
-        m,
-        None,
-        &NewWebhookEvent::new("payment.failed", serde_json::json!({})),
-    )
-    .await
-    .unwrap();
-    let c = s
-        .claim_due_deliveries("w1", 1, LOCK)
-        .await
-        .unwrap()
-        .remove(0);
+    let (m, c) = one_claimed(s, "payment.failed").await;
     let d = s
         .record_delivery(
             c.delivery.id,

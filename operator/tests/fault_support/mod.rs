@@ -207,6 +207,18 @@ receiver = "{fee_receiver}"
     pub fn log_tail(&self, n: usize) -> String {
         self.operator().log_tail(n)
     }
+
+    /// The outcome of the load task `load`; when it panicked, the operator's last 80 lines of
+    /// output are printed before its panic is raised again.
+    pub async fn joined<T>(&self, load: tokio::task::JoinHandle<T>) -> T {
+        match load.await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                eprintln!("{}", self.log_tail(80));
+                std::panic::resume_unwind(e.into_panic())
+            }
+        }
+    }
 }
 
 /// One running `x402-escrow serve` (the testkit's process, whose errors are the test's panics).

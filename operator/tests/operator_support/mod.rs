@@ -11,9 +11,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use alloy::contract::{CallBuilder, CallDecoder};
 use alloy::primitives::aliases::{U48, U120};
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::Provider;
+use alloy::providers::ext::AnvilApi;
+use alloy::rpc::types::anvil::ReorgOptions;
+use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
 use axum::Router;
@@ -130,6 +134,17 @@ impl Chain {
 
     pub async fn balance(&self, who: Address) -> u128 {
         self.kit.balance(who).await.expect("balanceOf").to::<u128>()
+    }
+
+    /// The balances of the payer, the merchant's receiver, the fee receiver and `float` (the
+    /// operator's signer, whose tokens fund refunds), in that order.
+    pub async fn balances(&self, float: Address) -> [u128; 4] {
+        [
+            self.balance(self.payer.address()).await,
+            self.balance(self.receiver).await,
+            self.balance(self.fee_receiver).await,
+            self.balance(float).await,
+        ]
     }
 
     /// `paymentState(hash)`: (hasCollectedPayment, capturable, refundable).
@@ -253,6 +268,17 @@ impl Chain {
         }
     }
 
+    /// Replaces the newest `depth` blocks with as many empty ones (`anvil_reorg`).
+    pub async fn reorg(&self, depth: u64) {
+        self.plain
+            .anvil_reorg(ReorgOptions {
+                depth,
+                tx_block_pairs: vec![],
+            })
+            .await
+            .expect("anvil_reorg");
+    }
+
     /// The operator signer's nonce at the latest block.
     pub async fn nonce_latest(&self) -> u64 {
         self.plain
@@ -261,6 +287,27 @@ impl Chain {
             .await
             .expect("nonce")
     }
+}
+
+/// Sends a contract call and waits for its receipt (a revert is the caller's to check).
+pub async fn mined<P: Provider, D: CallDecoder>(call: CallBuilder<P, D>) -> TransactionReceipt {
+    call.send()
+        .await
+        .expect("send")
+        .get_receipt()
+        .await
+        .expect("receipt")
+}
+
+/// Sends `tx` through `provider` and waits for its receipt (a revert is the caller's to check).
+pub async fn mined_tx(provider: &impl Provider, tx: TransactionRequest) -> TransactionReceipt {
+    provider
+        .send_transaction(tx)
+        .await
+        .expect("send")
+        .get_receipt()
+        .await
+        .expect("receipt")
 }
 
 // ---- operator ------------------------------------------------------------------------------
