@@ -344,7 +344,7 @@ async fn check_one_bad(
 /// sends it alone (it fails with its own error) and batches the three others.
 async fn bad_member_fails_alone(backend: Backend) {
     with_db(backend, |url| async move {
-        let (chain, store, _m, key) = shop(&url, None).await;
+        let (chain, store, _m, key) = open_shop(&url, None).await;
         let op = start(&batching_config(&url, &chain, 4)).await;
         let api = Api::new(&op, &key);
         let recv0 = chain.balance(chain.receiver).await;
@@ -419,7 +419,7 @@ async fn bad_member_fails_alone(backend: Backend) {
 /// the block): the engine re-sends every member alone; the bad one fails with its own error.
 async fn batch_reverted_on_chain(backend: Backend) {
     with_db(backend, |url| async move {
-        let (chain, store, _m, key) = shop(&url, None).await;
+        let (chain, store, _m, key) = open_shop(&url, None).await;
         let op = start(&batching_config(&url, &chain, 4)).await;
         let api = Api::new(&op, &key);
         let recv0 = chain.balance(chain.receiver).await;
@@ -464,7 +464,7 @@ async fn batch_reverted_on_chain(backend: Backend) {
 /// finishes the work. Nothing is captured twice.
 async fn crash_at(backend: Backend, point: CrashPoint) {
     with_db(backend, |url| async move {
-        let (chain, store, m, key) = shop(&url, None).await;
+        let (chain, store, m, key) = open_shop(&url, None).await;
         let cfg = batching_config(&url, &chain, 3);
         let recv0 = chain.balance(chain.receiver).await;
         let fee0 = chain.balance(chain.fee_receiver).await;
@@ -581,7 +581,7 @@ async fn crash_after_signing_batch(backend: Backend) {
 
 async fn max_size_one_sends_singly(backend: Backend) {
     with_db(backend, |url| async move {
-        let (chain, store, _m, key) = shop(&url, None).await;
+        let (chain, store, _m, key) = open_shop(&url, None).await;
         let op = start(&batching_config(&url, &chain, 1)).await;
         let api = Api::new(&op, &key);
         let recv0 = chain.balance(chain.receiver).await;

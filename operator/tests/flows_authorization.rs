@@ -48,7 +48,7 @@ async fn charge_requirements(chain: &Chain, amount: u64, operator: Address) -> V
 async fn charge_then_refund_in_two_parts() {
     with_db(Backend::Sqlite, |url| async move {
         let hooks = Hooks::start().await;
-        let (chain, store, _m, key) = shop(&url, Some(&hooks)).await;
+        let (chain, _store, _m, key) = open_shop(&url, Some(&hooks)).await;
         let op = start(&config(&url, &chain)).await;
         let api = Api::new(&op, &key);
         // The refund float.
@@ -270,7 +270,7 @@ fn receipt_status(receipt: &SettleResponse) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_authorization_flow_charges_and_refunds_failures() {
     with_db(Backend::Sqlite, |url| async move {
-        let (chain, store, _m, key) = shop(&url, None).await;
+        let (chain, _store, _m, key) = open_shop(&url, None).await;
         let op = start(&config(&url, &chain)).await;
         chain.mint(op.signer, 20 * USDC).await;
         let price = 2 * USDC;
@@ -353,7 +353,7 @@ async fn layer_authorization_flow_charges_and_refunds_failures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_exact_settles_after_success_only() {
     with_db(Backend::Sqlite, |url| async move {
-        let (chain, store, _m, key) = shop(&url, None).await;
+        let (chain, _store, _m, key) = open_shop(&url, None).await;
         let op = start(&config(&url, &chain)).await;
         let price = USDC;
         let shop = shop(&chain, &op, &key, price, |c| c.offer_exact = true).await;
@@ -457,7 +457,7 @@ async fn post_settle(op: &RunningOperator, key: &str, body: &Value) -> (u16, boo
 
 async fn payment_identifier_survives_restart(backend: Backend) {
     with_db(backend, |url| async move {
-        let (chain, store, _m, key) = shop(&url, None).await;
+        let (chain, store, _m, key) = open_shop(&url, None).await;
         let config = config(&url, &chain);
         let op = start(&config).await;
         let id = "order_0123456789abcdef";

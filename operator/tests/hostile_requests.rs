@@ -206,10 +206,7 @@ async fn send(api: &Api, row: &Row, n: usize) -> (u16, Value) {
 
 async fn hostile_requests(backend: Backend) {
     with_db(backend, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_a, key_a) = merchant(&store, "shop-a", chain.receiver, None).await;
-        let (_b, key_b) = merchant(&store, "shop-b", chain.other_receiver, None).await;
+        let (chain, store, key_a, key_b) = two_shops(&url).await;
         let op = start(&config(&url, &chain)).await;
         let api = Api::new(&op, &key_a);
         let now = chain.now().await;

@@ -20,6 +20,7 @@ use alloy::rpc::types::anvil::{ReorgOptions, TransactionData};
 use alloy::sol_types::SolCall;
 use operator_support::{mined, mined_tx};
 use store_support::*;
+use x402_escrow_bindings::eip3009::Authorization;
 use x402_escrow_bindings::{
     AuthCaptureEscrow, PaymentInfo, ReceiveWithAuthorization, TestUSDC, payment_info_hash,
 };
@@ -215,12 +216,13 @@ impl Chain {
         store.cursor(31337, self.escrow()).await.expect("cursor")
     }
 
-    /// The cursor stands right after the head, whose hash it remembers.
-    async fn assert_cursor_at_head(&self, store: &Store) {
+    /// The cursor stands right after the head, whose hash it remembers; the head.
+    async fn assert_cursor_at_head(&self, store: &Store) -> u64 {
         let head = self.head().await;
         let cursor = self.cursor(store).await.expect("set");
         assert_eq!(cursor.next_block, head + 1);
         assert_eq!(cursor.last_block_hash, Some(self.hash_of(head).await));
+        head
     }
 
     async fn head(&self) -> u64 {
@@ -356,7 +358,7 @@ async fn lifecycle_indexed_once_and_resumes(ctx: Ctx) {
             .count(),
         1
     );
-    chain.assert_cursor_at_head(&store).await;
+    let head = chain.assert_cursor_at_head(&store).await;
 
     // Idempotent: passes with nothing new store nothing; re-reading from scratch neither.
     for _ in 0..3 {

@@ -94,7 +94,7 @@ async fn check_authorized(chain: &Chain, api: &Api, payments: &[(String, B256, S
 
 async fn crash_after_accept(backend: Backend) {
     with_db(backend, |url| async move {
-        let (chain, store, _m, key) = shop(&url, None).await;
+        let (chain, store, _m, key) = open_shop(&url, None).await;
         let cfg = config(&url, &chain);
         let payer0 = chain.balance(chain.payer.address()).await;
 
@@ -135,7 +135,7 @@ async fn crash_after_accept(backend: Backend) {
 
 async fn crash_before_receipt(backend: Backend) {
     with_db(backend, |url| async move {
-        let (chain, store, _m, key) = shop(&url, None).await;
+        let (chain, store, _m, key) = open_shop(&url, None).await;
         let cfg = config(&url, &chain);
         let payer0 = chain.balance(chain.payer.address()).await;
 
@@ -189,7 +189,7 @@ async fn crash_before_receipt(backend: Backend) {
 
 async fn crash_captures_in_flight(backend: Backend) {
     with_db(backend, |url| async move {
-        let (chain, store, _m, key) = shop(&url, None).await;
+        let (chain, store, _m, key) = open_shop(&url, None).await;
         let cfg = config(&url, &chain);
         let recv0 = chain.balance(chain.receiver).await;
         let fee0 = chain.balance(chain.fee_receiver).await;
@@ -289,7 +289,7 @@ async fn crash_captures_in_flight(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_stops_the_api() {
     with_db(Backend::Sqlite, |url| async move {
-        let (chain, store, _m, key) = shop(&url, None).await;
+        let (chain, store, _m, key) = open_shop(&url, None).await;
         let op = start(&config(&url, &chain)).await;
         let api = Api::new(&op, &key);
         let (status, _) = api.get("/v1/payments?request_id=x").await;
@@ -322,7 +322,7 @@ async fn abort_stops_the_api() {
             Recovery from what the database says is covered by the other crash tests."]
 async fn abort_ends_requests_in_flight() {
     with_db(Backend::Sqlite, |url| async move {
-        let (chain, store, _m, key) = shop(&url, None).await;
+        let (chain, store, _m, key) = open_shop(&url, None).await;
         let op = start(&config(&url, &chain)).await;
         let api = Api::new(&op, &key);
         let req = chain.requirements(AMOUNT, op.signer, chain.receiver).await;
@@ -370,7 +370,7 @@ async fn abort_ends_requests_in_flight() {
 /// still `queued` when the operator dies. The restarted operator sends each exactly once.
 async fn crash_written_never_sent(backend: Backend) {
     with_db(backend, |url| async move {
-        let (chain, store, _m, key) = shop(&url, None).await;
+        let (chain, store, _m, key) = open_shop(&url, None).await;
         let cfg = config(&url, &chain);
         let signer = chain.operator.address();
         store
@@ -417,7 +417,7 @@ async fn crash_written_never_sent(backend: Backend) {
 /// payer got back exactly what was refunded and the operator's float paid exactly that.
 async fn crash_refunds_in_flight(backend: Backend) {
     with_db(backend, |url| async move {
-        let (chain, store, _m, key) = shop(&url, None).await;
+        let (chain, store, _m, key) = open_shop(&url, None).await;
         let cfg = config(&url, &chain);
         let payer0 = chain.balance(chain.payer.address()).await;
 

@@ -43,7 +43,7 @@ async fn wait_owner(store: &Store, want: &str, timeout: Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_one_database() {
     with_db(Backend::Postgres, |url| async move {
-        let (chain, store, _m, key) = shop(&url, None).await;
+        let (chain, store, _m, key) = open_shop(&url, None).await;
         let mut cfg_a = config(&url, &chain);
         cfg_a.instance_id = Some("op-a".into());
         let mut cfg_b = config(&url, &chain);

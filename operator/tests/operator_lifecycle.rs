@@ -19,7 +19,7 @@ both_backends!(lifecycle);
 async fn lifecycle(backend: Backend) {
     with_db(backend, |url| async move {
         let hooks = Hooks::start().await;
-        let (chain, store, _m, key) = shop(&url, Some(&hooks)).await;
+        let (chain, store, _m, key) = open_shop(&url, Some(&hooks)).await;
         let op = start(&config(&url, &chain)).await;
         assert_eq!(op.signer, chain.operator.address());
         let api = Api::new(&op, &key);

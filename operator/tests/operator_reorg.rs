@@ -18,7 +18,7 @@ const AMOUNT: u64 = 5 * USDC;
 async fn reorg_drops_the_authorize() {
     with_db(Backend::Sqlite, |url| async move {
         let hooks = Hooks::start().await;
-        let (chain, store, _m, key) = shop(&url, Some(&hooks)).await;
+        let (chain, store, _m, key) = open_shop(&url, Some(&hooks)).await;
         let mut cfg = config(&url, &chain);
         cfg.chain.confirmations = 2;
         let payer0 = chain.balance(chain.payer.address()).await;

@@ -275,9 +275,9 @@ async fn crash_after_send_before_mark_broadcast(ctx: Ctx) {
 async fn outcomes_reannounced_while_a_payment_points_at_them(ctx: Ctx) {
     let chain = Chain::start().await;
     let store = system_store(&ctx.url).await;
-    let merchant = merchant(&store).await;
+    let merchant_id = store_support::merchant(&store).await;
     let (payment, tx) = store
-        .insert_payment(&new_payment(merchant, 1), Some(&chain.approve(1)))
+        .insert_payment(&new_payment(merchant_id, 1), Some(&chain.approve(1)))
         .await
         .unwrap();
     let tx = tx.unwrap();

@@ -7,7 +7,6 @@ mod store_support;
 use std::time::Duration;
 
 use alloy::providers::Provider;
-use alloy::providers::ext::AnvilApi;
 use operator_support::*;
 use x402_escrow_operator::store::{Backend, TxStatus};
 

@@ -295,7 +295,7 @@ async fn gone_disables_the_endpoint(ctx: Ctx) {
 
 async fn give_up(ctx: Ctx) {
     let s = &ctx.store;
-    let (m, c) = one_claimed(s, "payment.failed").await;
+    let (_, c) = one_claimed(s, "payment.failed").await;
     let d = s
         .record_delivery(
             c.delivery.id,

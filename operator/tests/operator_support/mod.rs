@@ -47,6 +47,7 @@ pub const FEE_BPS: u64 = 100;
 
 /// Runs `body` with the URL of a fresh database of `backend`, then removes the database (also
 /// when the body panics): the store suites' harness; and their row count.
+#[allow(unused_imports)]
 pub use crate::store_support::{count, with_db};
 
 /// Declares each listed `async fn(Backend)` as `sqlite::<name>` and `postgres::<name>`.
@@ -232,7 +233,7 @@ impl Chain {
             payment_id: None,
             request: serde_json::json!({ "test": "approve", "i": i }),
             to: self.token(),
-            calldata: Bytes::from(calldata),
+            calldata: alloy::primitives::Bytes::from(calldata),
             value: U256::ZERO,
             gas_limit: None,
         }
@@ -262,7 +263,7 @@ impl Chain {
             payment_id: None,
             request: serde_json::json!({ "test": "void" }),
             to: self.deployment.auth_capture_escrow,
-            calldata: Bytes::from(calldata),
+            calldata: alloy::primitives::Bytes::from(calldata),
             value: U256::ZERO,
             gas_limit,
         }
@@ -364,11 +365,27 @@ pub async fn merchant(
 
 /// A fresh chain, a test-side store on `url`'s database, and the merchant "shop" paid to the
 /// chain's receiver (webhooks to `hooks`, if any): its record and API key.
-pub async fn shop(url: &str, hooks: Option<&Hooks>) -> (Chain, Store, Merchant, String) {
+pub async fn open_shop(url: &str, hooks: Option<&Hooks>) -> (Chain, Store, Merchant, String) {
+    shop_named(url, "shop", hooks).await
+}
+
+async fn shop_named(
+    url: &str,
+    name: &str,
+    hooks: Option<&Hooks>,
+) -> (Chain, Store, Merchant, String) {
     let chain = Chain::start().await;
     let store = test_store(url).await;
-    let (merchant, key) = merchant(&store, "shop", chain.receiver, hooks).await;
+    let (merchant, key) = merchant(&store, name, chain.receiver, hooks).await;
     (chain, store, merchant, key)
+}
+
+/// A fresh chain, a test-side store on `url`'s database, and two merchants without webhooks:
+/// "shop-a" paid to the chain's receiver and "shop-b" to the other receiver (their API keys).
+pub async fn two_shops(url: &str) -> (Chain, Store, String, String) {
+    let (chain, store, _, key_a) = shop_named(url, "shop-a", None).await;
+    let (_, key_b) = merchant(&store, "shop-b", chain.other_receiver, None).await;
+    (chain, store, key_a, key_b)
 }
 
 /// The end of a run: no nonce gap ([`assert_nonces`]), nothing to reconcile
