@@ -32,19 +32,7 @@ async fn capturing(ctx: &Ctx, merchant: Uuid, seed: u64) -> (Uuid, Uuid) {
         .await
         .unwrap()
         .payment;
-    let t = s
-        .transition_payment(
-            p.id,
-            p.version,
-            &PaymentEvent::CaptureRequested { amount: 400_000 },
-            TransitionExtras {
-                outbox: Some(new_tx(TxKind::Capture)),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(t.payment.status, PaymentStatus::Capturing);
+    let t = request_capture(s, p.id, p.version, 400_000).await;
     (p.id, t.chain_tx.unwrap().id)
 }
 

@@ -93,26 +93,16 @@ async fn charge_then_refund_in_two_parts() {
         assert_eq!(again["id"], p["id"]);
 
         // ---- capture and void make no sense for a charge ----------------------------------
-        let (status, e) = api
-            .post(&format!("/v1/payments/{id}/capture"), &json!({}), "cap-1")
-            .await;
+        let (status, e) = api.act(&id, "capture", &json!({}), "cap-1").await;
         assert_eq!(status, 409, "{e}");
         assert_eq!(error_code(&e), "invalid_state", "{e}");
-        let (status, e) = api
-            .post(&format!("/v1/payments/{id}/void"), &json!({}), "void-1")
-            .await;
+        let (status, e) = api.act(&id, "void", &json!({}), "void-1").await;
         assert_eq!(status, 409, "{e}");
         assert_eq!(error_code(&e), "invalid_state", "{e}");
         assert_eq!(chain.state(hash).await, (true, 0, amount as u128));
 
         // ---- refund 3, then the remaining 7 -----------------------------------------------
-        let (status, r1) = api
-            .post(
-                &format!("/v1/payments/{id}/refund"),
-                &json!({"amount": (3 * USDC).to_string()}),
-                "refund-1",
-            )
-            .await;
+        let (status, r1) = api.act_amount(&id, "refund", 3 * USDC, "refund-1").await;
         assert_eq!(status, 200, "{r1}");
         assert_eq!(r1["status"], "partially_refunded", "{r1}");
         assert_eq!(amount_of(&r1, "refunded"), 3 * USDC as u128);
@@ -121,13 +111,7 @@ async fn charge_then_refund_in_two_parts() {
             chain.balance(payer).await,
             payer0 - amount as u128 + 3 * USDC as u128
         );
-        let (status, r2) = api
-            .post(
-                &format!("/v1/payments/{id}/refund"),
-                &json!({"amount": (7 * USDC).to_string()}),
-                "refund-2",
-            )
-            .await;
+        let (status, r2) = api.act_amount(&id, "refund", 7 * USDC, "refund-2").await;
         assert_eq!(status, 200, "{r2}");
         assert_eq!(r2["status"], "refunded", "{r2}");
         assert_eq!(amount_of(&r2, "refundable"), 0);
@@ -141,11 +125,7 @@ async fn charge_then_refund_in_two_parts() {
         assert_eq!(chain.balance(op.signer).await, float0 - amount as u128);
         // Nothing is left to refund.
         let (status, e) = api
-            .post(
-                &format!("/v1/payments/{id}/refund"),
-                &json!({"amount": "1"}),
-                "refund-3",
-            )
+            .act(&id, "refund", &json!({"amount": "1"}), "refund-3")
             .await;
         assert_eq!(status, 409, "{e}");
 

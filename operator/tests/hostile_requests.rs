@@ -226,13 +226,7 @@ async fn hostile_requests(backend: Backend) {
             .await;
         assert_eq!(status, 201, "{p2}");
         let p2 = p2["id"].as_str().expect("id").to_owned();
-        let (status, c) = api
-            .post(
-                &format!("/v1/payments/{p2}/capture"),
-                &json!({"amount": USDC.to_string()}),
-                "setup-capture",
-            )
-            .await;
+        let (status, c) = api.act_amount(&p2, "capture", USDC, "setup-capture").await;
         assert_eq!(status, 200, "{c}");
         api.wait_status(
             &p2,

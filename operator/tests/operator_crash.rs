@@ -240,11 +240,7 @@ async fn crash_captures_in_flight(backend: Backend) {
                 "captured" => {}
                 "authorized" => {
                     let (status, c) = api
-                        .post(
-                            &format!("/v1/payments/{id}/capture"),
-                            &json!({}),
-                            &format!("recap-{id}"),
-                        )
+                        .act(&id, "capture", &json!({}), &format!("recap-{id}"))
                         .await;
                     assert_eq!(status, 200, "{c}");
                 }
@@ -431,11 +427,7 @@ async fn crash_refunds_in_flight(backend: Backend) {
         for (id, ..) in &payments {
             api.wait_status(id, &["authorized"], T).await;
             let (status, c) = api
-                .post(
-                    &format!("/v1/payments/{id}/capture"),
-                    &json!({}),
-                    &format!("cap-{id}"),
-                )
+                .act(&id, "capture", &json!({}), &format!("cap-{id}"))
                 .await;
             assert_eq!(status, 200, "{c}");
             assert_eq!(c["status"], "captured", "{c}");
@@ -481,8 +473,9 @@ async fn crash_refunds_in_flight(backend: Backend) {
                 "partially_refunded" => {}
                 "captured" => {
                     let (status, r) = api
-                        .post(
-                            &format!("/v1/payments/{id}/refund"),
+                        .act(
+                            &id,
+                            "refund",
                             &json!({ "amount": part }),
                             &format!("reref-{id}"),
                         )

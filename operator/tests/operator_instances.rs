@@ -75,11 +75,7 @@ async fn two_instances_one_database() {
         assert_eq!(api_b.payment(&id2).await["status"], "authorized");
         // A capture through B.
         let (status, c) = api_b
-            .post(
-                &format!("/v1/payments/{id2}/capture"),
-                &serde_json::json!({}),
-                "b-cap",
-            )
+            .act(&id2, "capture", &serde_json::json!({}), "b-cap")
             .await;
         assert_eq!(status, 200, "{c}");
         assert_eq!(c["status"], "captured", "{c}");

@@ -52,13 +52,7 @@ async fn lifecycle(backend: Backend) {
 
         // ---- capture 4 USDC ------------------------------------------------------------------
         let part = 4 * USDC;
-        let (status, c1) = api
-            .post(
-                &format!("/v1/payments/{id1}/capture"),
-                &json!({"amount": part.to_string()}),
-                "cap-1",
-            )
-            .await;
+        let (status, c1) = api.act_amount(&id1, "capture", part, "cap-1").await;
         assert_eq!(status, 200, "{c1}");
         assert_eq!(c1["status"], "partially_captured", "{c1}");
         assert_eq!(amount_of(&c1, "captured"), part as u128);
@@ -75,9 +69,7 @@ async fn lifecycle(backend: Backend) {
         assert_eq!(chain.balance(chain.fee_receiver).await, fee0 + fee(part));
 
         // ---- capture the rest ----------------------------------------------------------------
-        let (status, c2) = api
-            .post(&format!("/v1/payments/{id1}/capture"), &json!({}), "cap-2")
-            .await;
+        let (status, c2) = api.act(&id1, "capture", &json!({}), "cap-2").await;
         assert_eq!(status, 200, "{c2}");
         assert_eq!(c2["status"], "captured", "{c2}");
         assert_eq!(amount_of(&c2, "captured"), amount as u128);
@@ -94,13 +86,7 @@ async fn lifecycle(backend: Backend) {
 
         // ---- refund half ---------------------------------------------------------------------
         let half = amount / 2;
-        let (status, r1) = api
-            .post(
-                &format!("/v1/payments/{id1}/refund"),
-                &json!({"amount": half.to_string()}),
-                "ref-1",
-            )
-            .await;
+        let (status, r1) = api.act_amount(&id1, "refund", half, "ref-1").await;
         assert_eq!(status, 200, "{r1}");
         assert_eq!(r1["status"], "partially_refunded", "{r1}");
         assert_eq!(amount_of(&r1, "refunded"), half as u128);
@@ -123,9 +109,7 @@ async fn lifecycle(backend: Backend) {
         let hash2 = p2["paymentHash"].as_str().unwrap().parse().unwrap();
         assert_eq!(chain.state(hash2).await, (true, amount2 as u128, 0));
         let payer_before_void = chain.balance(payer).await;
-        let (status, v) = api
-            .post(&format!("/v1/payments/{id2}/void"), &json!({}), "void-2")
-            .await;
+        let (status, v) = api.act(&id2, "void", &json!({}), "void-2").await;
         assert_eq!(status, 200, "{v}");
         assert_eq!(v["status"], "voided", "{v}");
         assert_eq!(chain.state(hash2).await, (true, 0, 0));
@@ -134,13 +118,7 @@ async fn lifecycle(backend: Backend) {
             payer_before_void + amount2 as u128
         );
         // Nothing more to do on a voided payment.
-        let (status, e) = api
-            .post(
-                &format!("/v1/payments/{id2}/capture"),
-                &json!({}),
-                "cap-void",
-            )
-            .await;
+        let (status, e) = api.act(&id2, "capture", &json!({}), "cap-void").await;
         assert_eq!(status, 409, "{e}");
         assert_eq!(error_code(&e), "invalid_state");
 

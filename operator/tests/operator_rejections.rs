@@ -128,25 +128,15 @@ async fn rejections(backend: Backend) {
 
         let (status, e) = api_b.get(&format!("/v1/payments/{id}")).await;
         assert_eq!((status, error_code(&e)), (404, "not_found"), "{e}");
-        let (status, e) = api_b
-            .post(&format!("/v1/payments/{id}/capture"), &json!({}), "iso-cap")
-            .await;
+        let (status, e) = api_b.act(&id, "capture", &json!({}), "iso-cap").await;
         assert_eq!((status, error_code(&e)), (404, "not_found"), "{e}");
-        let (status, e) = api_b
-            .post(&format!("/v1/payments/{id}/void"), &json!({}), "iso-void")
-            .await;
+        let (status, e) = api_b.act(&id, "void", &json!({}), "iso-void").await;
         assert_eq!((status, error_code(&e)), (404, "not_found"), "{e}");
         let (status, list) = api_b.get("/v1/payments?request_id=iso-1").await;
         assert_eq!(status, 200, "{list}");
         assert_eq!(list["payments"].as_array().map(Vec::len), Some(0), "{list}");
         // A's hold is untouched; a capture above the capturable is refused without a tx.
-        let (status, e) = api
-            .post(
-                &format!("/v1/payments/{id}/capture"),
-                &json!({"amount": (3 * USDC).to_string()}),
-                "over-cap",
-            )
-            .await;
+        let (status, e) = api.act_amount(&id, "capture", 3 * USDC, "over-cap").await;
         assert_eq!((status, error_code(&e)), (400, "exceeds_capturable"), "{e}");
         let p = api.payment(&id).await;
         assert_eq!(p["status"], "authorized", "{p}");

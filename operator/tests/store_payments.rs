@@ -384,19 +384,7 @@ async fn lifecycle_through_the_store(ctx: Ctx) {
     assert_eq!((delivery.attempts, delivery.next_attempt_at), (0, T0 + 10));
 
     // Capture 400 of 1000 with its outbox row.
-    let t = s
-        .transition_payment(
-            p.id,
-            1,
-            &PaymentEvent::CaptureRequested { amount: 400 },
-            TransitionExtras {
-                outbox: Some(new_tx(TxKind::Capture)),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(t.payment.status, PaymentStatus::Capturing);
+    let t = request_capture(s, p.id, 1, 400).await;
     let capture_tx = t.chain_tx.unwrap();
     assert_eq!(
         (capture_tx.kind, capture_tx.payment_id),

@@ -471,6 +471,25 @@ impl Api {
         Api::decode(resp).await
     }
 
+    /// `POST /v1/payments/{id}/{action}` (`capture`, `void`, `refund`) with `body` and the
+    /// `Idempotency-Key` `idem`.
+    pub async fn act(&self, id: &str, action: &str, body: &Value, idem: &str) -> (u16, Value) {
+        self.post(&format!("/v1/payments/{id}/{action}"), body, idem)
+            .await
+    }
+
+    /// [`Api::act`] with the body `{"amount": amount}` (a decimal string).
+    pub async fn act_amount(
+        &self,
+        id: &str,
+        action: &str,
+        amount: impl ToString,
+        idem: &str,
+    ) -> (u16, Value) {
+        let body = json!({ "amount": amount.to_string() });
+        self.act(id, action, &body, idem).await
+    }
+
     /// `GET /v1/payments/{id}` (must be 200).
     pub async fn payment(&self, id: &str) -> Value {
         let (status, body) = self.get(&format!("/v1/payments/{id}")).await;

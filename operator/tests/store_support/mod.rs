@@ -13,9 +13,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use alloy::primitives::{Address, B256, Bytes, U256};
 use sqlx::Connection;
 use uuid::Uuid;
-use x402_escrow_operator::lifecycle::Flow;
+use x402_escrow_operator::lifecycle::{Flow, PaymentEvent, PaymentStatus};
 use x402_escrow_operator::store::{
-    Backend, NewChainTx, NewMerchant, NewPayment, PaymentInfoRecord, Store, TxKind,
+    Backend, NewChainTx, NewMerchant, NewPayment, PaymentInfoRecord, Store, Transition,
+    TransitionExtras, TxKind,
 };
 
 /// The start of test time (unix ms).
@@ -267,4 +268,23 @@ pub async fn count(store: &Store, table: &str) -> i64 {
     .await
     .expect("count");
     row.try_get::<i64, _>("n").expect("n")
+}
+
+/// `CaptureRequested { amount }` of payment `id` at `version`, with a capture outbox row: the
+/// payment is `capturing`.
+pub async fn request_capture(store: &Store, id: Uuid, version: i64, amount: u128) -> Transition {
+    let t = store
+        .transition_payment(
+            id,
+            version,
+            &PaymentEvent::CaptureRequested { amount },
+            TransitionExtras {
+                outbox: Some(new_tx(TxKind::Capture)),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("capture requested");
+    assert_eq!(t.payment.status, PaymentStatus::Capturing);
+    t
 }
