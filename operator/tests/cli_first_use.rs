@@ -247,16 +247,16 @@ async fn deploy_protects_canonical_records_and_refuses_bad_input_before_sending(
         assert_eq!(provider.get_transaction_count(deployer).await.unwrap(), 0);
         assert_eq!(std::fs::read_to_string(&record).unwrap(), canonical);
     };
+    // Refused, naming `flag`, and nothing sent (the returned check).
+    let refused_for_want_of = |refused: std::process::Output, flag: &str| {
+        assert!(!refused.status.success());
+        assert!(stderr(&refused).contains(flag), "{}", stderr(&refused));
+        nothing_sent()
+    };
 
     // No public Multicall3 and no --test-token.
     let refused = deploy(&[]);
-    assert!(!refused.status.success());
-    assert!(
-        stderr(&refused).contains("--test-token"),
-        "{}",
-        stderr(&refused)
-    );
-    nothing_sent().await;
+    refused_for_want_of(refused, "--test-token").await;
 
     provider
         .anvil_set_code(MULTICALL3, Multicall3::DEPLOYED_BYTECODE.clone())
@@ -264,18 +264,10 @@ async fn deploy_protects_canonical_records_and_refuses_bad_input_before_sending(
         .unwrap();
     // --fund needs a test token (only implied on 31337).
     let refused = deploy(&["--fund", &Address::repeat_byte(1).to_string()]);
-    assert!(!refused.status.success());
-    assert!(
-        stderr(&refused).contains("--test-token"),
-        "{}",
-        stderr(&refused)
-    );
-    nothing_sent().await;
+    refused_for_want_of(refused, "--test-token").await;
     // Zero tokens is not an amount.
     let refused = deploy(&["--test-token", "--fund-amount", "0"]);
-    assert!(!refused.status.success());
-    assert!(stderr(&refused).contains("--fund-amount"));
-    nothing_sent().await;
+    refused_for_want_of(refused, "--fund-amount").await;
     // The canonical record names another escrow: refused, before any transaction.
     let refused = deploy(&[]);
     assert!(!refused.status.success());

@@ -93,13 +93,14 @@ async fn pay_succeeds_and_policy_refusals_fail_naming_the_rule() {
     // The binary: success prints the outcome, refusal exits non-zero naming the rule.
     let key = format!("0x{}", hex::encode(stack.payer.to_bytes()));
     let bin = env!("CARGO_BIN_EXE_x402-escrow");
-    let ok = tokio::process::Command::new(bin)
-        .args(cli_args(&weather))
-        .env("X402_BUYER_KEY", &key)
-        .env_remove("X402_CONFIG")
-        .output()
-        .await
-        .unwrap();
+    let pay_cli = |args: Vec<String>| {
+        tokio::process::Command::new(bin)
+            .args(args)
+            .env("X402_BUYER_KEY", &key)
+            .env_remove("X402_CONFIG")
+            .output()
+    };
+    let ok = pay_cli(cli_args(&weather)).await.unwrap();
     let stdout = String::from_utf8_lossy(&ok.stdout);
     assert!(
         ok.status.success(),
@@ -111,13 +112,7 @@ async fn pay_succeeds_and_policy_refusals_fail_naming_the_rule() {
     assert!(stdout.contains("status       paid"), "{stdout}");
     assert!(stdout.contains("forecast"), "{stdout}");
 
-    let refused = tokio::process::Command::new(bin)
-        .args(cli_args(&report_args))
-        .env("X402_BUYER_KEY", &key)
-        .env_remove("X402_CONFIG")
-        .output()
-        .await
-        .unwrap();
+    let refused = pay_cli(cli_args(&report_args)).await.unwrap();
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success());
     assert!(stderr.contains("max_per_payment"), "{stderr}");

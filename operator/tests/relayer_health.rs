@@ -21,10 +21,7 @@ async fn unreachable_node_is_reported_and_retried() {
         let dead = http_provider("http://127.0.0.1:9".parse().unwrap());
         let down = Relayer::new(store.clone(), dead, chain.operator.clone(), "op-a", opts(1));
         let handle = down.handle();
-        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(down.run(async move {
-            let _ = stop_rx.await;
-        }));
+        let (stop, task) = spawn_relayer(down);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             let h = handle.health();

@@ -34,10 +34,7 @@ async fn only_the_holder_sends_and_the_other_takes_over(ctx: Ctx) {
     }
     let b = relayer(&store_b, &chain, "op-b", opts(1));
     let hb = b.handle();
-    let (stop_b, stop_b_rx) = tokio::sync::oneshot::channel::<()>();
-    let task_b = tokio::spawn(b.run(async move {
-        let _ = stop_b_rx.await;
-    }));
+    let (stop_b, task_b) = spawn_relayer(b);
 
     let mut ids = Vec::new();
     for i in 0..4 {

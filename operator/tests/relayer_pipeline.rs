@@ -26,10 +26,7 @@ async fn enqueued_calls_all_final_with_consecutive_nonces(ctx: Ctx) {
     let relayer = relayer(&store, &chain, "op-a", opts(2));
     let handle = relayer.handle();
     let mut outcomes = handle.subscribe();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(relayer.run(async move {
-        let _ = stop_rx.await;
-    }));
+    let (stop_tx, task) = spawn_relayer(relayer);
 
     let mut ids = Vec::new();
     for i in 0..6 {

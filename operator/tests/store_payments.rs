@@ -356,18 +356,7 @@ async fn lifecycle_through_the_store(ctx: Ctx) {
         "payment.authorized",
         serde_json::json!({ "request_id": "req-1" }),
     );
-    let t = s
-        .transition_payment(
-            p.id,
-            0,
-            &PaymentEvent::AuthorizeConfirmed { amount: 1000 },
-            TransitionExtras {
-                webhook: Some(hook.clone()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let t = confirm_with_webhook(s, p.id, 1000, hook.clone()).await;
     assert_eq!(
         (t.from, t.payment.status, t.payment.version),
         (PaymentStatus::Authorizing, PaymentStatus::Authorized, 1)

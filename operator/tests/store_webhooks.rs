@@ -8,10 +8,8 @@ use std::collections::HashSet;
 
 use store_support::*;
 use uuid::Uuid;
-use x402_escrow_operator::lifecycle::PaymentEvent;
 use x402_escrow_operator::store::{
     ClaimedDelivery, DeliveryOutcome, DeliveryStatus, NewWebhookEvent, Store, StoreError,
-    TransitionExtras,
 };
 
 store_tests!(
@@ -32,17 +30,7 @@ async fn delivery_retry_schedule(ctx: Ctx) {
         "payment.authorized",
         serde_json::json!({ "id": "x", "request_id": "req-1" }),
     );
-    s.transition_payment(
-        p.id,
-        0,
-        &PaymentEvent::AuthorizeConfirmed { amount: 5 },
-        TransitionExtras {
-            webhook: Some(hook.clone()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    confirm_with_webhook(s, p.id, 5, hook.clone()).await;
 
     let claimed = s.claim_due_deliveries("w1", 10, LOCK).await.unwrap();
     assert_eq!(claimed.len(), 1);

@@ -757,6 +757,21 @@ pub fn opts(confirmations: u64) -> RelayerOptions {
     }
 }
 
+/// Runs `relayer` in its own task until the returned sender is used (or dropped): the stop
+/// sender and the task.
+pub fn spawn_relayer(
+    relayer: Relayer,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(relayer.run(async move {
+        let _ = stop_rx.await;
+    }));
+    (stop, task)
+}
+
 /// A store on the test database with the system clock (leases expire in real time).
 pub async fn system_store(url: &str) -> Store {
     Store::connect(url).await.expect("connect")

@@ -15,8 +15,8 @@ use sqlx::Connection;
 use uuid::Uuid;
 use x402_escrow_operator::lifecycle::{Flow, PaymentEvent, PaymentStatus};
 use x402_escrow_operator::store::{
-    Backend, NewChainTx, NewMerchant, NewPayment, PaymentInfoRecord, Store, Transition,
-    TransitionExtras, TxKind,
+    Backend, NewChainTx, NewMerchant, NewPayment, NewWebhookEvent, PaymentInfoRecord, Store,
+    Transition, TransitionExtras, TxKind,
 };
 
 /// The start of test time (unix ms).
@@ -287,4 +287,26 @@ pub async fn request_capture(store: &Store, id: Uuid, version: i64, amount: u128
         .expect("capture requested");
     assert_eq!(t.payment.status, PaymentStatus::Capturing);
     t
+}
+
+/// `AuthorizeConfirmed { amount }` of the fresh payment `id` (version 0), with `hook` enqueued in
+/// the same transaction.
+pub async fn confirm_with_webhook(
+    store: &Store,
+    id: Uuid,
+    amount: u128,
+    hook: NewWebhookEvent,
+) -> Transition {
+    store
+        .transition_payment(
+            id,
+            0,
+            &PaymentEvent::AuthorizeConfirmed { amount },
+            TransitionExtras {
+                webhook: Some(hook),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("authorize confirmed")
 }
