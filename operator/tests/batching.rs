@@ -228,10 +228,7 @@ async fn captures_and_voids_batched(backend: Backend) {
         }
         // Balances exact: four captures paid out (minus fees), four holds back to the payer.
         let captured = 4 * AMOUNT as u128;
-        assert_eq!(
-            chain.balance(chain.payer.address()).await,
-            payer0 - captured
-        );
+        chain.assert_payer_spent(payer0, captured).await;
         assert_eq!(
             chain.balance(chain.receiver).await,
             recv0 + captured - 4 * fee(AMOUNT as u128)

@@ -22,16 +22,7 @@ async fn capturing(ctx: &Ctx, merchant: Uuid, seed: u64) -> (Uuid, Uuid) {
         .insert_payment(&new_payment(merchant, seed), None)
         .await
         .unwrap();
-    let p = s
-        .transition_payment(
-            p.id,
-            p.version,
-            &PaymentEvent::AuthorizeConfirmed { amount: 1_000_000 },
-            TransitionExtras::default(),
-        )
-        .await
-        .unwrap()
-        .payment;
+    let p = confirm(s, p.id, 1_000_000, None).await.payment;
     let t = request_capture(s, p.id, p.version, 400_000).await;
     (p.id, t.chain_tx.unwrap().id)
 }

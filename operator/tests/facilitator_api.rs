@@ -20,7 +20,6 @@ use x402_escrow_operator::api::facilitator::{self, FacilitatorSettings};
 use x402_escrow_operator::config::Config;
 use x402_escrow_operator::engine::Engine;
 use x402_escrow_operator::runtime::{self, RunningOperator};
-use x402_escrow_operator::store::NewMerchant;
 use x402_escrow_sdk::facilitator::{VerifyRequest, reasons};
 use x402_escrow_sdk::schemes::auth_capture::{self, LifecycleOperation, LifecyclePayload};
 use x402_escrow_sdk::schemes::exact;
@@ -101,17 +100,8 @@ impl Env {
         config.auto_void.expiry_margin_secs = 60;
         config.webhooks.enabled = false;
         let op = runtime::start(config.clone()).await.expect("operator");
-        let (_, api_key) = op
-            .store
-            .create_merchant(&NewMerchant {
-                name: "shop".into(),
-                receivers: vec![chain.receiver],
-                webhook_url: None,
-                webhook_secret: None,
-                capture_deadline_secs: 3600,
-            })
-            .await
-            .unwrap();
+        let (_, api_key) =
+            operator_support::merchant(&op.store, "shop", chain.receiver, None).await;
         let (base, server) = serve(&op, settle_wait).await;
         Env {
             poor_payer: chain.key(5).expect("key 5"),
@@ -119,7 +109,7 @@ impl Env {
             _dir: dir,
             signer: op.signer,
             operator: Some(op),
-            api_key: api_key.expose().to_owned(),
+            api_key,
             base,
             http: reqwest::Client::new(),
             server,

@@ -124,10 +124,7 @@ async fn crash_after_accept(backend: Backend) {
         check_authorized(&chain, &api, &payments).await;
         settle(&store, T).await;
         assert_eq!(count(&store, "payments").await, 6);
-        assert_eq!(
-            chain.balance(chain.payer.address()).await,
-            payer0 - 6 * AMOUNT as u128
-        );
+        chain.assert_payer_spent(payer0, 6 * AMOUNT as u128).await;
         wind_down(op, store, &chain).await;
     })
     .await
@@ -178,10 +175,7 @@ async fn crash_before_receipt(backend: Backend) {
         let api = Api::new(&op, &key);
         check_authorized(&chain, &api, &payments).await;
         settle(&store, T).await;
-        assert_eq!(
-            chain.balance(chain.payer.address()).await,
-            payer0 - 6 * AMOUNT as u128
-        );
+        chain.assert_payer_spent(payer0, 6 * AMOUNT as u128).await;
         wind_down(op, store, &chain).await;
     })
     .await
@@ -399,10 +393,7 @@ async fn crash_written_never_sent(backend: Backend) {
         let api = Api::new(&op, &key);
         check_authorized(&chain, &api, &payments).await;
         settle(&store, T).await;
-        assert_eq!(
-            chain.balance(chain.payer.address()).await,
-            payer0 - 4 * AMOUNT as u128
-        );
+        chain.assert_payer_spent(payer0, 4 * AMOUNT as u128).await;
         wind_down(op, store, &chain).await;
     })
     .await
@@ -498,10 +489,9 @@ async fn crash_refunds_in_flight(backend: Backend) {
             );
         }
         let n = n as u128;
-        assert_eq!(
-            chain.balance(chain.payer.address()).await,
-            payer0 - n * AMOUNT as u128 + n * half
-        );
+        chain
+            .assert_payer_spent(payer0, n * AMOUNT as u128 - n * half)
+            .await;
         assert_eq!(chain.balance(signer).await, float0 - n * half);
         wind_down(op, store, &chain).await;
     })

@@ -107,10 +107,7 @@ async fn two_instances_one_database() {
             assert_eq!(chain.state(*hash).await, (true, AMOUNT as u128, 0));
         }
         settle(&store, T).await;
-        assert_eq!(
-            chain.balance(chain.payer.address()).await,
-            payer0 - 6 * AMOUNT as u128
-        );
+        chain.assert_payer_spent(payer0, 6 * AMOUNT as u128).await;
         wind_down(b, store, &chain).await;
     })
     .await

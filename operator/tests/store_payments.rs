@@ -301,16 +301,7 @@ async fn payment_and_outbox_are_atomic(ctx: Ctx) {
 
     // 3. The same through a transition: an outbox row that fails takes the status change with it.
     let (p, _) = s.insert_payment(&new_payment(m, 3), None).await.unwrap();
-    let p = s
-        .transition_payment(
-            p.id,
-            0,
-            &PaymentEvent::AuthorizeConfirmed { amount: 500 },
-            TransitionExtras::default(),
-        )
-        .await
-        .unwrap()
-        .payment;
+    let p = confirm(s, p.id, 500, None).await.payment;
     let mut tx = s.begin().await.unwrap();
     tx.transition_payment(
         p.id,
@@ -356,7 +347,7 @@ async fn lifecycle_through_the_store(ctx: Ctx) {
         "payment.authorized",
         serde_json::json!({ "request_id": "req-1" }),
     );
-    let t = confirm_with_webhook(s, p.id, 1000, hook.clone()).await;
+    let t = confirm(s, p.id, 1000, Some(hook.clone())).await;
     assert_eq!(
         (t.from, t.payment.status, t.payment.version),
         (PaymentStatus::Authorizing, PaymentStatus::Authorized, 1)
@@ -524,14 +515,7 @@ async fn illegal_and_stale_transitions_change_nothing(ctx: Ctx) {
     assert_eq!(count(s, "webhook_events").await, 0);
 
     // Stale version.
-    s.transition_payment(
-        p.id,
-        0,
-        &PaymentEvent::AuthorizeConfirmed { amount: 10 },
-        TransitionExtras::default(),
-    )
-    .await
-    .unwrap();
+    confirm(s, p.id, 10, None).await;
     let err = s
         .transition_payment(
             p.id,
@@ -589,17 +573,7 @@ async fn concurrent_transitions_exactly_one_wins(ctx: Ctx) {
             .insert_payment(&new_payment(m, round), None)
             .await
             .unwrap();
-        let p = ctx
-            .store
-            .transition_payment(
-                p.id,
-                0,
-                &PaymentEvent::AuthorizeConfirmed { amount: 1000 },
-                TransitionExtras::default(),
-            )
-            .await
-            .unwrap()
-            .payment;
+        let p = confirm(&ctx.store, p.id, 1000, None).await.payment;
         // Eight writers (two of them through a second instance's pool) read version 1 and race:
         // half want to capture, half to void. Exactly one may win.
         let second = ctx.second_instance().await;
@@ -672,14 +646,7 @@ async fn sweeper_queries(ctx: Ctx) {
     }
     // Only authorized holds are candidates; the first stays authorizing (in flight).
     for id in &ids[1..] {
-        s.transition_payment(
-            *id,
-            0,
-            &PaymentEvent::AuthorizeConfirmed { amount: 5 },
-            TransitionExtras::default(),
-        )
-        .await
-        .unwrap();
+        confirm(s, *id, 5, None).await;
     }
     let due = s.payments_due_for_auto_void(T0 + 3000, 10).await.unwrap();
     assert_eq!(

@@ -30,7 +30,7 @@ async fn delivery_retry_schedule(ctx: Ctx) {
         "payment.authorized",
         serde_json::json!({ "id": "x", "request_id": "req-1" }),
     );
-    confirm_with_webhook(s, p.id, 5, hook.clone()).await;
+    confirm(s, p.id, 5, Some(hook.clone())).await;
 
     let claimed = s.claim_due_deliveries("w1", 10, LOCK).await.unwrap();
     assert_eq!(claimed.len(), 1);

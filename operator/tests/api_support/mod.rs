@@ -115,6 +115,11 @@ fn view(
     }
 }
 
+/// `whole` once nothing is `left`, else `part`.
+fn whole_or_part(left: u128, whole: PaymentStatus, part: PaymentStatus) -> PaymentStatus {
+    if left == 0 { whole } else { part }
+}
+
 impl PaymentService for FakeService {
     async fn authorize(
         &self,
@@ -180,11 +185,11 @@ impl PaymentService for FakeService {
         p.amounts.captured += amount;
         p.amounts.capturable -= amount;
         p.amounts.refundable += amount;
-        p.status = if p.amounts.capturable == 0 {
-            PaymentStatus::Captured
-        } else {
-            PaymentStatus::PartiallyCaptured
-        };
+        p.status = whole_or_part(
+            p.amounts.capturable,
+            PaymentStatus::Captured,
+            PaymentStatus::PartiallyCaptured,
+        );
         Ok(self.put(p).await)
     }
 
@@ -215,11 +220,11 @@ impl PaymentService for FakeService {
         }
         p.amounts.refunded += request.amount;
         p.amounts.refundable -= request.amount;
-        p.status = if p.amounts.refundable == 0 {
-            PaymentStatus::Refunded
-        } else {
-            PaymentStatus::PartiallyRefunded
-        };
+        p.status = whole_or_part(
+            p.amounts.refundable,
+            PaymentStatus::Refunded,
+            PaymentStatus::PartiallyRefunded,
+        );
         Ok(self.put(p).await)
     }
 

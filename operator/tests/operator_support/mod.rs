@@ -148,6 +148,12 @@ impl Chain {
         ]
     }
 
+    /// The payer's balance is `before - spent`.
+    pub async fn assert_payer_spent(&self, before: u128, spent: u128) {
+        let now = self.balance(self.payer.address()).await;
+        assert_eq!(now, before - spent, "payer: {before} before, {spent} spent");
+    }
+
     /// `paymentState(hash)`: (hasCollectedPayment, capturable, refundable).
     pub async fn state(&self, hash: B256) -> (bool, u128, u128) {
         let s = AuthCaptureEscrow::new(self.escrow(), self.plain.clone())

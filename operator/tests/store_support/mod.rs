@@ -289,13 +289,13 @@ pub async fn request_capture(store: &Store, id: Uuid, version: i64, amount: u128
     t
 }
 
-/// `AuthorizeConfirmed { amount }` of the fresh payment `id` (version 0), with `hook` enqueued in
-/// the same transaction.
-pub async fn confirm_with_webhook(
+/// `AuthorizeConfirmed { amount }` of the fresh payment `id` (version 0), with `webhook` (if
+/// any) enqueued in the same transaction.
+pub async fn confirm(
     store: &Store,
     id: Uuid,
     amount: u128,
-    hook: NewWebhookEvent,
+    webhook: Option<NewWebhookEvent>,
 ) -> Transition {
     store
         .transition_payment(
@@ -303,7 +303,7 @@ pub async fn confirm_with_webhook(
             0,
             &PaymentEvent::AuthorizeConfirmed { amount },
             TransitionExtras {
-                webhook: Some(hook),
+                webhook,
                 ..Default::default()
             },
         )
