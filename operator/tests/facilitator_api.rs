@@ -118,6 +118,15 @@ impl Env {
         }
     }
 
+    /// An environment whose settlements wait 20 s, the merchant's requirements for `amount`,
+    /// and the payer's signed payment of them.
+    async fn with_payment(amount: u64) -> (Env, Value, VerifyRequest) {
+        let env = Env::new(Duration::from_secs(20)).await;
+        let requirements = env.requirements(amount).await;
+        let req = env.pay(&requirements, &env.payer).await;
+        (env, requirements, req)
+    }
+
     /// Stops the operator (as a deploy would) and starts a new one on the same database and
     /// chain: nothing of the old process's memory survives.
     async fn restart(&mut self) {
@@ -368,11 +377,8 @@ async fn supported_shape_and_auth() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_valid_and_invalid_reasons() {
-    let env = Env::new(Duration::from_secs(20)).await;
-    let requirements = env.requirements(5 * USDC).await;
-
     // Valid, and nothing was written or spent.
-    let ok = env.pay(&requirements, &env.payer).await;
+    let (env, requirements, ok) = Env::with_payment(5 * USDC).await;
     let body = env.verify(&ok).await;
     assert_eq!(body["isValid"], true, "{body}");
     assert_eq!(
@@ -467,9 +473,7 @@ async fn verify_valid_and_invalid_reasons() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settle_authorize_is_idempotent_then_lifecycle() {
-    let env = Env::new(Duration::from_secs(20)).await;
-    let requirements = env.requirements(10 * USDC).await;
-    let req = env.pay(&requirements, &env.payer).await;
+    let (env, requirements, req) = Env::with_payment(10 * USDC).await;
 
     let first = env.settle(&req).await;
     let tx = assert_success(&first);
@@ -729,9 +733,7 @@ async fn payment_identifier_replay_and_conflict() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v1_bodies_verify_and_settle() {
-    let env = Env::new(Duration::from_secs(20)).await;
-    let requirements = env.requirements(USDC).await;
-    let req = env.pay(&requirements, &env.payer).await;
+    let (env, _, req) = Env::with_payment(USDC).await;
     let resource = ResourceInfo::new("https://shop.example/item");
     let v1_requirements = PaymentRequirementsV1::from_v2(&req.payment_requirements, &resource);
     let v1_payload = PaymentPayloadV1::new(&v1_requirements, req.payment_payload.payload.clone());

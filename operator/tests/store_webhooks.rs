@@ -49,12 +49,7 @@ async fn delivery_retry_schedule(ctx: Ctx) {
         (1, Some("w1"), Some(T0 + LOCK))
     );
     // Locked: nobody else gets it.
-    assert!(
-        s.claim_due_deliveries("w2", 10, LOCK)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_nothing_due(s, "w2", 10, "locked by w1").await;
 
     // 500 → retry in 5 s.
     let d = s
@@ -88,12 +83,7 @@ async fn delivery_retry_schedule(ctx: Ctx) {
     ));
     // Not due yet.
     ctx.clock.advance(4999);
-    assert!(
-        s.claim_due_deliveries("w1", 10, LOCK)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_nothing_due(s, "w1", 10, "not due yet").await;
     ctx.clock.advance(1);
     let again = s.claim_due_deliveries("w2", 10, LOCK).await.unwrap();
     assert_eq!(again.len(), 1);
@@ -114,13 +104,7 @@ async fn delivery_retry_schedule(ctx: Ctx) {
     );
     assert_eq!(s.delivery_for_event(hook.id).await.unwrap(), d);
     ctx.clock.advance(3_600_000);
-    assert!(
-        s.claim_due_deliveries("w1", 10, LOCK)
-            .await
-            .unwrap()
-            .is_empty(),
-        "delivered is done"
-    );
+    assert_nothing_due(s, "w1", 10, "delivered is done").await;
     assert_eq!(s.pending_delivery_count().await.unwrap(), 0);
     assert_eq!(
         s.get_webhook_event(hook.id).await.unwrap().payment_id,
@@ -143,12 +127,7 @@ async fn delivery_lock_expiry_hands_over(ctx: Ctx) {
     assert_eq!(first[0].event.id, e.id);
     // w1 crashes mid-delivery; after its lock runs out w2 takes the row over.
     ctx.clock.advance(LOCK - 1);
-    assert!(
-        s.claim_due_deliveries("w2", 1, LOCK)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_nothing_due(s, "w2", 1, "w1 still holds the lock").await;
     ctx.clock.advance(1);
     let second = s.claim_due_deliveries("w2", 1, LOCK).await.unwrap();
     assert_eq!(second[0].delivery.id, first[0].delivery.id);
@@ -240,6 +219,12 @@ async fn concurrent_claimers_never_share_a_delivery(ctx: Ctx) {
     second.close().await;
 }
 
+/// `worker` finds nothing due (at most `limit` asked for); `why` says why.
+async fn assert_nothing_due(s: &Store, worker: &str, limit: u32, why: &str) {
+    let due = s.claim_due_deliveries(worker, limit, LOCK).await.unwrap();
+    assert!(due.is_empty(), "{why}: {due:?}");
+}
+
 /// A merchant with one `event_type` event enqueued, its delivery claimed by `w1`.
 async fn one_claimed(s: &Store, event_type: &str) -> (Uuid, ClaimedDelivery) {
     let m = merchant(s).await;
@@ -297,12 +282,7 @@ async fn give_up(ctx: Ctx) {
         .unwrap();
     assert_eq!(d.status, DeliveryStatus::Failed);
     ctx.clock.advance(86_400_000);
-    assert!(
-        s.claim_due_deliveries("w1", 1, LOCK)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_nothing_due(s, "w1", 1, "given up").await;
 }
 
 /// `sqlite::memory:` works as a real (single-connection) store: migrations, writes, reads.

@@ -193,20 +193,6 @@ impl PaymentService for FakeService {
         Ok(self.put(p).await)
     }
 
-    async fn void(&self, merchant: &Merchant, id: Uuid) -> Result<PaymentView, ServiceError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        let mut p = self.mine(merchant, id).await?;
-        if p.status != PaymentStatus::Authorized {
-            return Err(ServiceError::new(
-                ErrorCode::InvalidState,
-                format!("cannot void a {:?} payment", p.status),
-            ));
-        }
-        p.status = PaymentStatus::Voided;
-        p.amounts.capturable = 0;
-        Ok(self.put(p).await)
-    }
-
     async fn refund(
         &self,
         merchant: &Merchant,
@@ -225,6 +211,20 @@ impl PaymentService for FakeService {
             PaymentStatus::Refunded,
             PaymentStatus::PartiallyRefunded,
         );
+        Ok(self.put(p).await)
+    }
+
+    async fn void(&self, merchant: &Merchant, id: Uuid) -> Result<PaymentView, ServiceError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let mut p = self.mine(merchant, id).await?;
+        if p.status != PaymentStatus::Authorized {
+            return Err(ServiceError::new(
+                ErrorCode::InvalidState,
+                format!("cannot void a {:?} payment", p.status),
+            ));
+        }
+        p.status = PaymentStatus::Voided;
+        p.amounts.capturable = 0;
         Ok(self.put(p).await)
     }
 
