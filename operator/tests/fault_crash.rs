@@ -23,8 +23,7 @@ mod fault_support;
 mod operator_support;
 mod store_support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use fault_support::*;
@@ -86,12 +85,7 @@ async fn crash_run(test: &'static str, n: usize, kills: usize, default_seed: u64
 
         let mut op = setup.start().await;
         let client = Client::new(setup.addr, &key, Duration::from_secs(240));
-        let done = Arc::new(AtomicU64::new(0));
-        let load = {
-            let client = client.clone();
-            let done = done.clone();
-            tokio::spawn(async move { run_orders(&client, orders, 24, done).await })
-        };
+        let (done, load) = spawn_orders(&client, orders, 24);
 
         let mut report = Vec::new();
         for (at, delay, down) in &moments {

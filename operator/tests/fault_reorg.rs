@@ -18,7 +18,7 @@ mod operator_support;
 mod store_support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use alloy::eips::BlockId;
@@ -98,12 +98,7 @@ async fn reorg_depth_three_under_load() {
 
         let op = setup.start().await;
         let client = Client::new(setup.addr, &key, Duration::from_secs(180));
-        let done = Arc::new(AtomicU64::new(0));
-        let load = {
-            let client = client.clone();
-            let done = done.clone();
-            tokio::spawn(async move { run_orders(&client, orders, 8, done).await })
-        };
+        let (done, load) = spawn_orders(&client, orders, 8);
 
         let mut dropped: Vec<(B256, u64)> = Vec::new();
         for k in 1..=REORGS {

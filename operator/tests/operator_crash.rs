@@ -315,10 +315,9 @@ async fn abort_ends_requests_in_flight() {
         let (chain, store, _m, key) = open_shop(&url, None).await;
         let op = start(&config(&url, &chain)).await;
         let api = Api::new(&op, &key);
-        let req = chain.requirements(AMOUNT, op.signer, chain.receiver).await;
-        let body = chain.authorize_body(req, &chain.payer, "inflight").await;
-        let (status, p) = api.post("/v1/payments/authorize", &body, "inflight-auth").await;
-        assert_eq!(status, 201, "{p}");
+        let (_, p) = api
+            .authorize_payment(&chain, AMOUNT, op.signer, "inflight", "inflight-auth")
+            .await;
         let id = p["id"].as_str().unwrap().to_owned();
 
         chain.plain.anvil_set_auto_mine(false).await.expect("automine off");

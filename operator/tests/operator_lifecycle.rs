@@ -32,10 +32,9 @@ async fn lifecycle(backend: Backend) {
 
         // ---- payment 1: authorize 10 USDC ------------------------------------------------
         let amount = 10 * USDC;
-        let req = chain.requirements(amount, op.signer, chain.receiver).await;
-        let body = chain.authorize_body(req, &chain.payer, "req-life-1").await;
-        let (status, p1) = api.post("/v1/payments/authorize", &body, "auth-1").await;
-        assert_eq!(status, 201, "{p1}");
+        let (body, p1) = api
+            .authorize_payment(&chain, amount, op.signer, "req-life-1", "auth-1")
+            .await;
         assert_eq!(p1["status"], "authorized", "{p1}");
         assert_eq!(p1["requestId"], "req-life-1");
         assert_eq!(amount_of(&p1, "authorized"), amount as u128);
@@ -100,10 +99,9 @@ async fn lifecycle(backend: Backend) {
 
         // ---- payment 2: authorize then void --------------------------------------------------
         let amount2 = 3 * USDC;
-        let req = chain.requirements(amount2, op.signer, chain.receiver).await;
-        let body = chain.authorize_body(req, &chain.payer, "req-life-2").await;
-        let (status, p2) = api.post("/v1/payments/authorize", &body, "auth-2").await;
-        assert_eq!(status, 201, "{p2}");
+        let (_, p2) = api
+            .authorize_payment(&chain, amount2, op.signer, "req-life-2", "auth-2")
+            .await;
         assert_eq!(p2["status"], "authorized", "{p2}");
         let id2 = p2["id"].as_str().unwrap().to_owned();
         let hash2 = p2["paymentHash"].as_str().unwrap().parse().unwrap();

@@ -118,12 +118,9 @@ async fn rejections(backend: Backend) {
         assert_eq!(chain.balance(chain.payer.address()).await, payer0);
 
         // ---- merchant isolation ---------------------------------------------------------------
-        let req = chain
-            .requirements(2 * USDC, op.signer, chain.receiver)
+        let (_, p) = api
+            .authorize_payment(&chain, 2 * USDC, op.signer, "iso-1", "iso-auth")
             .await;
-        let body = chain.authorize_body(req, &chain.payer, "iso-1").await;
-        let (status, p) = api.post("/v1/payments/authorize", &body, "iso-auth").await;
-        assert_eq!(status, 201, "{p}");
         let id = p["id"].as_str().unwrap().to_owned();
 
         let (status, e) = api_b.get(&format!("/v1/payments/{id}")).await;

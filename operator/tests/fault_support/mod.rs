@@ -527,6 +527,22 @@ impl Client {
     }
 }
 
+/// Runs `orders` through `client` (`concurrency` at a time, see [`run_orders`]) in its own task:
+/// the count of finished orders, and the task.
+pub fn spawn_orders(
+    client: &Client,
+    orders: Vec<Order>,
+    concurrency: usize,
+) -> (Arc<AtomicU64>, tokio::task::JoinHandle<Vec<Paid>>) {
+    let done = Arc::new(AtomicU64::new(0));
+    let load = {
+        let client = client.clone();
+        let done = done.clone();
+        tokio::spawn(async move { run_orders(&client, orders, concurrency, done).await })
+    };
+    (done, load)
+}
+
 /// Runs every order through `client` with at most `concurrency` at once; `done` counts finished
 /// ones (for fault injectors that strike at a point of progress).
 pub async fn run_orders(

@@ -496,6 +496,24 @@ impl Api {
         self.act(id, action, &body, idem).await
     }
 
+    /// `POST /v1/payments/authorize` of the payer's payment of `amount` to the chain's receiver
+    /// (`authorizer` its `captureAuthorizer`) as request `request_id`, which must answer 201:
+    /// the request body (to replay) and the payment.
+    pub async fn authorize_payment(
+        &self,
+        chain: &Chain,
+        amount: u64,
+        authorizer: Address,
+        request_id: &str,
+        idem: &str,
+    ) -> (Value, Value) {
+        let req = chain.requirements(amount, authorizer, chain.receiver).await;
+        let body = chain.authorize_body(req, &chain.payer, request_id).await;
+        let (status, payment) = self.post("/v1/payments/authorize", &body, idem).await;
+        assert_eq!(status, 201, "{payment}");
+        (body, payment)
+    }
+
     /// `GET /v1/payments/{id}` (must be 200).
     pub async fn payment(&self, id: &str) -> Value {
         let (status, body) = self.get(&format!("/v1/payments/{id}")).await;
