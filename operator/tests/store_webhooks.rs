@@ -10,6 +10,7 @@ use store_support::*;
 use uuid::Uuid;
 use x402_escrow_operator::store::{
     ClaimedDelivery, DeliveryOutcome, DeliveryStatus, NewWebhookEvent, Store, StoreError,
+    WebhookDelivery,
 };
 
 store_tests!(
@@ -71,14 +72,7 @@ async fn delivery_retry_schedule(ctx: Ctx) {
     assert_eq!(d.last_error.as_deref(), Some("HTTP 500"));
     // Recording again without a claim is refused.
     assert!(matches!(
-        s.record_delivery(
-            c.delivery.id,
-            "w1",
-            &DeliveryOutcome::Delivered {
-                response_status: 200
-            }
-        )
-        .await,
+        delivered(s, c.delivery.id, "w1", 200).await,
         Err(StoreError::ClaimLost { .. })
     ));
     // Not due yet.
@@ -88,16 +82,7 @@ async fn delivery_retry_schedule(ctx: Ctx) {
     let again = s.claim_due_deliveries("w2", 10, LOCK).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].delivery.attempts, 2);
-    let d = s
-        .record_delivery(
-            again[0].delivery.id,
-            "w2",
-            &DeliveryOutcome::Delivered {
-                response_status: 204,
-            },
-        )
-        .await
-        .unwrap();
+    let d = delivered(s, again[0].delivery.id, "w2", 204).await.unwrap();
     assert_eq!(
         (d.status, d.response_status, d.delivered_at),
         (DeliveryStatus::Delivered, Some(204), Some(T0 + 5000))
@@ -134,25 +119,12 @@ async fn delivery_lock_expiry_hands_over(ctx: Ctx) {
     assert_eq!(second[0].delivery.attempts, 2, "the crashed attempt counts");
     // w1 comes back late: its result is refused; w2's is kept.
     assert!(matches!(
-        s.record_delivery(
-            first[0].delivery.id,
-            "w1",
-            &DeliveryOutcome::Delivered {
-                response_status: 200
-            }
-        )
-        .await,
+        delivered(s, first[0].delivery.id, "w1", 200).await,
         Err(StoreError::ClaimLost { .. })
     ));
-    s.record_delivery(
-        second[0].delivery.id,
-        "w2",
-        &DeliveryOutcome::Delivered {
-            response_status: 200,
-        },
-    )
-    .await
-    .unwrap();
+    delivered(s, second[0].delivery.id, "w2", 200)
+        .await
+        .unwrap();
 }
 
 async fn concurrent_claimers_never_share_a_delivery(ctx: Ctx) {
@@ -189,16 +161,7 @@ async fn concurrent_claimers_never_share_a_delivery(ctx: Ctx) {
                 }
                 for c in batch {
                     assert_eq!(c.delivery.locked_by.as_deref(), Some(name.as_str()));
-                    store
-                        .record_delivery(
-                            c.delivery.id,
-                            &name,
-                            &DeliveryOutcome::Delivered {
-                                response_status: 200,
-                            },
-                        )
-                        .await
-                        .unwrap();
+                    delivered(&store, c.delivery.id, &name, 200).await.unwrap();
                     got.push(c.event.id);
                 }
             }
@@ -217,6 +180,23 @@ async fn concurrent_claimers_never_share_a_delivery(ctx: Ctx) {
     assert_eq!(seen, expected);
     assert_eq!(s.pending_delivery_count().await.unwrap(), 0);
     second.close().await;
+}
+
+/// `worker` records `delivery` as delivered with the HTTP `status`.
+async fn delivered(
+    s: &Store,
+    delivery: Uuid,
+    worker: &str,
+    status: u16,
+) -> Result<WebhookDelivery, StoreError> {
+    s.record_delivery(
+        delivery,
+        worker,
+        &DeliveryOutcome::Delivered {
+            response_status: status,
+        },
+    )
+    .await
 }
 
 /// `worker` finds nothing due (at most `limit` asked for); `why` says why.
