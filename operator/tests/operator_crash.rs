@@ -234,7 +234,7 @@ async fn crash_captures_in_flight(backend: Backend) {
                 "captured" => {}
                 "authorized" => {
                     let (status, c) = api
-                        .act(&id, "capture", &json!({}), &format!("recap-{id}"))
+                        .act(id, "capture", &json!({}), &format!("recap-{id}"))
                         .await;
                     assert_eq!(status, 200, "{c}");
                 }
@@ -417,7 +417,7 @@ async fn crash_refunds_in_flight(backend: Backend) {
         for (id, ..) in &payments {
             api.wait_status(id, &["authorized"], T).await;
             let (status, c) = api
-                .act(&id, "capture", &json!({}), &format!("cap-{id}"))
+                .act(id, "capture", &json!({}), &format!("cap-{id}"))
                 .await;
             assert_eq!(status, 200, "{c}");
             assert_eq!(c["status"], "captured", "{c}");
@@ -464,7 +464,7 @@ async fn crash_refunds_in_flight(backend: Backend) {
                 "captured" => {
                     let (status, r) = api
                         .act(
-                            &id,
+                            id,
                             "refund",
                             &json!({ "amount": part }),
                             &format!("reref-{id}"),
