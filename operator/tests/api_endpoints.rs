@@ -52,12 +52,15 @@ async fn authorize_capture_refund_void_get_list() {
     let id = p["id"].as_str().expect("id").to_owned();
 
     // partial capture
-    let reply = Call::post(format!("/v1/payments/{id}/capture"))
-        .key(KEY_A)
-        .idem("c1")
-        .json(&json!({"amount": "400000000000000000000"}))
-        .send(&app.router)
-        .await;
+    let reply = act(
+        &app,
+        KEY_A,
+        &id,
+        "capture",
+        "c1",
+        Some(json!({"amount": "400000000000000000000"})),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
     let p = reply.json();
     assert_eq!(p["status"], "partially_captured");
@@ -65,62 +68,50 @@ async fn authorize_capture_refund_void_get_list() {
     assert_eq!(p["amounts"]["capturable"], "600000000000000000000");
 
     // capture the rest with an empty body
-    let reply = Call::post(format!("/v1/payments/{id}/capture"))
-        .key(KEY_A)
-        .idem("c2")
-        .send(&app.router)
-        .await;
+    let reply = act(&app, KEY_A, &id, "capture", "c2", None).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
     assert_eq!(reply.json()["status"], "captured");
 
     // over-capture → service error code and status
-    let reply = Call::post(format!("/v1/payments/{id}/capture"))
-        .key(KEY_A)
-        .idem("c3")
-        .json(&json!({"amount": "1"}))
-        .send(&app.router)
-        .await;
+    let reply = act(
+        &app,
+        KEY_A,
+        &id,
+        "capture",
+        "c3",
+        Some(json!({"amount": "1"})),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.code(), "exceeds_capturable");
 
     // refund
-    let reply = Call::post(format!("/v1/payments/{id}/refund"))
-        .key(KEY_A)
-        .idem("r1")
-        .json(&json!({"amount": "100"}))
-        .send(&app.router)
-        .await;
+    let reply = act(
+        &app,
+        KEY_A,
+        &id,
+        "refund",
+        "r1",
+        Some(json!({"amount": "100"})),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.json()["status"], "partially_refunded");
     assert_eq!(reply.json()["amounts"]["refunded"], "100");
 
     // refund without amount → 400 invalid_request
-    let reply = Call::post(format!("/v1/payments/{id}/refund"))
-        .key(KEY_A)
-        .idem("r2")
-        .json(&json!({}))
-        .send(&app.router)
-        .await;
+    let reply = act(&app, KEY_A, &id, "refund", "r2", Some(json!({}))).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.code(), "invalid_request");
 
     // void of a captured payment → 409 invalid_state
-    let reply = Call::post(format!("/v1/payments/{id}/void"))
-        .key(KEY_A)
-        .idem("v1")
-        .json(&json!({}))
-        .send(&app.router)
-        .await;
+    let reply = act(&app, KEY_A, &id, "void", "v1", Some(json!({}))).await;
     assert_eq!(reply.status, StatusCode::CONFLICT);
     assert_eq!(reply.code(), "invalid_state");
 
     // void of a fresh one → 200 voided
     let other = authorize(&app, KEY_A, "a2", "5", "req-2").await;
-    let reply = Call::post(format!("/v1/payments/{other}/void"))
-        .key(KEY_A)
-        .idem("v2")
-        .send(&app.router)
-        .await;
+    let reply = act(&app, KEY_A, &other, "void", "v2", None).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.json()["status"], "voided");
 
@@ -299,21 +290,19 @@ async fn merchant_isolation() {
     assert_eq!(reply.code(), "not_found");
 
     for action in ["capture", "void"] {
-        let reply = Call::post(format!("/v1/payments/{id}/{action}"))
-            .key(KEY_B)
-            .idem(action)
-            .json(&json!({}))
-            .send(&app.router)
-            .await;
+        let reply = act(&app, KEY_B, &id, action, action, Some(json!({}))).await;
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{action}");
         assert_eq!(reply.code(), "not_found");
     }
-    let reply = Call::post(format!("/v1/payments/{id}/refund"))
-        .key(KEY_B)
-        .idem("refund")
-        .json(&json!({"amount": "1"}))
-        .send(&app.router)
-        .await;
+    let reply = act(
+        &app,
+        KEY_B,
+        &id,
+        "refund",
+        "refund",
+        Some(json!({"amount": "1"})),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
 
     let reply = Call::get("/v1/payments?request_id=shared-req")
@@ -412,23 +401,14 @@ async fn hostile_requests_get_specific_json_errors() {
     .into_iter()
     .enumerate()
     {
-        let reply = Call::post(format!("/v1/payments/{id}/capture"))
-            .key(KEY_A)
-            .idem(&format!("amt{n}"))
-            .json(&json!({"amount": amount}))
-            .send(&app.router)
-            .await;
+        let body = json!({"amount": amount});
+        let reply = act(&app, KEY_A, &id, "capture", &format!("amt{n}"), Some(body)).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "amount {amount}");
         assert_eq!(reply.code(), "invalid_request", "amount {amount}");
     }
 
     // unknown field on void
-    let reply = Call::post(format!("/v1/payments/{id}/void"))
-        .key(KEY_A)
-        .idem("h6")
-        .json(&json!({"force": true}))
-        .send(&app.router)
-        .await;
+    let reply = act(&app, KEY_A, &id, "void", "h6", Some(json!({"force": true}))).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
 
     // unknown path and wrong method: JSON too

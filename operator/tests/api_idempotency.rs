@@ -122,11 +122,7 @@ async fn same_key_different_body_is_422(ctx: Ctx) {
     assert_eq!(reply.code(), "idempotency_key_reused");
     // a different path with the same key and body is a different request too
     let id = authorize(&app, KEY_A, "k2", "10", "r2").await;
-    let reply = Call::post(format!("/v1/payments/{id}/void"))
-        .key(KEY_A)
-        .idem("k")
-        .send(&app.router)
-        .await;
+    let reply = act(&app, KEY_A, &id, "void", "k", None).await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(app.service.calls(), 2);
 }

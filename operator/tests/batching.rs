@@ -231,10 +231,7 @@ async fn captures_and_voids_batched(backend: Backend) {
         }
         // Balances exact: four captures paid out (minus fees), four holds back to the payer.
         let captured = 4 * AMOUNT as u128;
-        assert_eq!(
-            chain.balance(chain.payer.address()).await,
-            payer0 - captured
-        );
+        chain.assert_payer_spent(payer0, captured).await;
         assert_eq!(
             chain.balance(chain.receiver).await,
             recv0 + captured - 4 * fee(AMOUNT as u128)
@@ -243,10 +240,7 @@ async fn captures_and_voids_batched(backend: Backend) {
             chain.balance(chain.fee_receiver).await,
             fee0 + 4 * fee(AMOUNT as u128)
         );
-        assert_nonces(&store, &chain).await;
-        assert_reconciled(&op).await;
-        op.shutdown().await;
-        store.close().await;
+        wind_down(op, store, &chain).await;
     })
     .await
 }
@@ -291,10 +285,7 @@ async fn auto_voids_batched(backend: Backend) {
             0
         );
         assert_eq!(chain.balance(chain.payer.address()).await, payer0);
-        assert_nonces(&store, &chain).await;
-        assert_reconciled(&op).await;
-        op.shutdown().await;
-        store.close().await;
+        wind_down(op, store, &chain).await;
     })
     .await
 }
@@ -353,9 +344,7 @@ async fn check_one_bad(
 /// sends it alone (it fails with its own error) and batches the three others.
 async fn bad_member_fails_alone(backend: Backend) {
     with_db(backend, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, store, _m, key) = open_shop(&url, None).await;
         let op = start(&batching_config(&url, &chain, 4)).await;
         let api = Api::new(&op, &key);
         let recv0 = chain.balance(chain.receiver).await;
@@ -430,9 +419,7 @@ async fn bad_member_fails_alone(backend: Backend) {
 /// the block): the engine re-sends every member alone; the bad one fails with its own error.
 async fn batch_reverted_on_chain(backend: Backend) {
     with_db(backend, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, store, _m, key) = open_shop(&url, None).await;
         let op = start(&batching_config(&url, &chain, 4)).await;
         let api = Api::new(&op, &key);
         let recv0 = chain.balance(chain.receiver).await;
@@ -477,9 +464,7 @@ async fn batch_reverted_on_chain(backend: Backend) {
 /// finishes the work. Nothing is captured twice.
 async fn crash_at(backend: Backend, point: CrashPoint) {
     with_db(backend, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, store, m, key) = open_shop(&url, None).await;
         let cfg = batching_config(&url, &chain, 3);
         let recv0 = chain.balance(chain.receiver).await;
         let fee0 = chain.balance(chain.fee_receiver).await;
@@ -585,10 +570,7 @@ async fn crash_at(backend: Backend, point: CrashPoint) {
             chain.balance(chain.fee_receiver).await,
             fee0 + 3 * fee(AMOUNT as u128)
         );
-        assert_nonces(&store, &chain).await;
-        assert_reconciled(&op).await;
-        op.shutdown().await;
-        store.close().await;
+        wind_down(op, store, &chain).await;
     })
     .await
 }
@@ -605,9 +587,7 @@ async fn crash_after_signing_batch(backend: Backend) {
 
 async fn max_size_one_sends_singly(backend: Backend) {
     with_db(backend, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, store, _m, key) = open_shop(&url, None).await;
         let op = start(&batching_config(&url, &chain, 1)).await;
         let api = Api::new(&op, &key);
         let recv0 = chain.balance(chain.receiver).await;

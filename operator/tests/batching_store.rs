@@ -8,7 +8,7 @@ mod store_support;
 use store_support::*;
 use uuid::Uuid;
 use x402_escrow_operator::lifecycle::{PaymentEvent, PaymentStatus};
-use x402_escrow_operator::store::{StoreError, TransitionExtras, TxKind, TxStatus};
+use x402_escrow_operator::store::{ChainTx, Store, StoreError, TransitionExtras, TxKind, TxStatus};
 
 const CHAIN: u64 = 31337;
 const TTL: i64 = 60_000;
@@ -22,30 +22,22 @@ async fn capturing(ctx: &Ctx, merchant: Uuid, seed: u64) -> (Uuid, Uuid) {
         .insert_payment(&new_payment(merchant, seed), None)
         .await
         .unwrap();
-    let p = s
-        .transition_payment(
-            p.id,
-            p.version,
-            &PaymentEvent::AuthorizeConfirmed { amount: 1_000_000 },
-            TransitionExtras::default(),
-        )
+    let p = confirm(s, p.id, 1_000_000, None).await.payment;
+    let t = request_capture(s, p.id, p.version, 400_000).await;
+    (p.id, t.chain_tx.unwrap().id)
+}
+
+/// What `op` claims, holding single rows younger than `hold_after` back for company.
+async fn claim_holding(s: &Store, hold_after: i64) -> Option<ChainTx> {
+    s.claim_next_tx_holding(CHAIN, signer(), "op", hold_after)
         .await
         .unwrap()
-        .payment;
-    let t = s
-        .transition_payment(
-            p.id,
-            p.version,
-            &PaymentEvent::CaptureRequested { amount: 400_000 },
-            TransitionExtras {
-                outbox: Some(new_tx(TxKind::Capture)),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(t.payment.status, PaymentStatus::Capturing);
-    (p.id, t.chain_tx.unwrap().id)
+}
+
+/// Nothing is left to batch.
+async fn assert_no_candidates(s: &Store) {
+    let candidates = s.batch_candidates(CHAIN, signer(), 100).await.unwrap();
+    assert!(candidates.is_empty(), "{candidates:?}");
 }
 
 async fn merge_hold_and_resend(ctx: Ctx) {
@@ -66,18 +58,9 @@ async fn merge_hold_and_resend(ctx: Ctx) {
 
     // Young single rows wait for company; the loose row does not.
     let hold_after = ctx.clock.now() - 1;
-    let claimed = s
-        .claim_next_tx_holding(CHAIN, signer(), "op", hold_after)
-        .await
-        .unwrap()
-        .expect("the loose row");
-    assert_eq!(claimed.id, loose.id);
-    assert!(
-        s.claim_next_tx_holding(CHAIN, signer(), "op", hold_after)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    let claimed = claim_holding(s, hold_after).await;
+    assert_eq!(claimed.map(|c| c.id), Some(loose.id), "the loose row");
+    assert!(claim_holding(s, hold_after).await.is_none());
 
     let before = s.get_payment(members[0].0).await.unwrap();
     let mut batch = new_tx(TxKind::CaptureBatch);
@@ -106,12 +89,7 @@ async fn merge_hold_and_resend(ctx: Ctx) {
         assert_eq!(ms.len(), 1);
         assert_eq!(ms[0].position, position as u64);
     }
-    assert!(
-        s.batch_candidates(CHAIN, signer(), 100)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_no_candidates(s).await;
     // A transition decided on the pointer read before the merge fails and must re-read.
     let stale = s
         .transition_payment(
@@ -127,12 +105,8 @@ async fn merge_hold_and_resend(ctx: Ctx) {
     );
 
     // The batch row itself is never held back.
-    let claimed = s
-        .claim_next_tx_holding(CHAIN, signer(), "op", hold_after)
-        .await
-        .unwrap()
-        .expect("the batch");
-    assert_eq!(claimed.id, row.id);
+    let claimed = claim_holding(s, hold_after).await;
+    assert_eq!(claimed.map(|c| c.id), Some(row.id), "the batch");
 
     // The batch failed: member 1 goes out alone, once.
     let members_of = s.batch_members(row.id).await.unwrap();
@@ -160,18 +134,9 @@ async fn merge_hold_and_resend(ctx: Ctx) {
         Some(fallback.id)
     );
     // Never batched again, and never held back although it is young.
-    assert!(
-        s.batch_candidates(CHAIN, signer(), 100)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let claimed = s
-        .claim_next_tx_holding(CHAIN, signer(), "op", hold_after)
-        .await
-        .unwrap()
-        .expect("the fallback");
-    assert_eq!(claimed.id, fallback.id);
+    assert_no_candidates(s).await;
+    let claimed = claim_holding(s, hold_after).await;
+    assert_eq!(claimed.map(|c| c.id), Some(fallback.id), "the fallback");
     // A second re-send of the same member is refused and changes nothing.
     let mut tx = s.begin().await.unwrap();
     let err = tx
@@ -215,12 +180,7 @@ async fn merge_is_all_or_nothing(ctx: Ctx) {
     assert_eq!(s.get_tx(a.1).await.unwrap().status, TxStatus::Reserved);
     // A member left out of a batch is claimed by id at once, though young enough to be held.
     let now = ctx.clock.now();
-    assert!(
-        s.claim_next_tx_holding(CHAIN, signer(), "op", now - 1)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(claim_holding(s, now - 1).await.is_none());
     let alone = s
         .claim_tx(CHAIN, signer(), "op", b.1)
         .await

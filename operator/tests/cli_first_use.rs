@@ -4,11 +4,11 @@
 //! policy, the read-only commands (`reconcile`, `payments`, `merchant`, `migrate`) without a
 //! signing key, `serve`'s error without one, `merchant add --print-api-key`, and `sample-api`.
 
+mod cli_support;
+
 #[allow(dead_code)]
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use alloy::hex;
@@ -16,16 +16,14 @@ use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::{Address, U256};
 use alloy::providers::ext::AnvilApi;
 use alloy::providers::{Provider, ProviderBuilder};
+use cli_support::BIN;
 use x402_escrow_bindings::contracts::{WORKSPACE_ROOT, anvil_path};
 use x402_escrow_bindings::deploy::{ANVIL_CHAIN_ID, DEFAULT_SALT, MULTICALL3};
 use x402_escrow_bindings::{Deployment, Multicall3, TestUSDC, predict_addresses};
-use x402_escrow_demo::{Stack, merchant_app, serve_app};
+use x402_escrow_demo::Stack;
 use x402_escrow_operator::store::Store;
 use x402_escrow_pay::{PayArgs, pay, registry};
 use x402_escrow_sdk::buyer::{PaymentStatus, SpendPolicy};
-use x402_escrow_sdk::merchant::X402Layer;
-
-const BIN: &str = env!("CARGO_BIN_EXE_x402-escrow");
 
 /// The binary with no `X402_*` variable inherited from the test's environment.
 fn bin() -> Command {
@@ -247,16 +245,16 @@ async fn deploy_protects_canonical_records_and_refuses_bad_input_before_sending(
         assert_eq!(provider.get_transaction_count(deployer).await.unwrap(), 0);
         assert_eq!(std::fs::read_to_string(&record).unwrap(), canonical);
     };
+    // Refused, naming `flag`, and nothing sent (the returned check).
+    let refused_for_want_of = |refused: std::process::Output, flag: &str| {
+        assert!(!refused.status.success());
+        assert!(stderr(&refused).contains(flag), "{}", stderr(&refused));
+        nothing_sent()
+    };
 
     // No public Multicall3 and no --test-token.
     let refused = deploy(&[]);
-    assert!(!refused.status.success());
-    assert!(
-        stderr(&refused).contains("--test-token"),
-        "{}",
-        stderr(&refused)
-    );
-    nothing_sent().await;
+    refused_for_want_of(refused, "--test-token").await;
 
     provider
         .anvil_set_code(MULTICALL3, Multicall3::DEPLOYED_BYTECODE.clone())
@@ -264,18 +262,10 @@ async fn deploy_protects_canonical_records_and_refuses_bad_input_before_sending(
         .unwrap();
     // --fund needs a test token (only implied on 31337).
     let refused = deploy(&["--fund", &Address::repeat_byte(1).to_string()]);
-    assert!(!refused.status.success());
-    assert!(
-        stderr(&refused).contains("--test-token"),
-        "{}",
-        stderr(&refused)
-    );
-    nothing_sent().await;
+    refused_for_want_of(refused, "--test-token").await;
     // Zero tokens is not an amount.
     let refused = deploy(&["--test-token", "--fund-amount", "0"]);
-    assert!(!refused.status.success());
-    assert!(stderr(&refused).contains("--fund-amount"));
-    nothing_sent().await;
+    refused_for_want_of(refused, "--fund-amount").await;
     // The canonical record names another escrow: refused, before any transaction.
     let refused = deploy(&[]);
     assert!(!refused.status.success());
@@ -324,28 +314,30 @@ fn the_deployer_key_comes_only_from_the_environment_or_a_keystore() {
     let dir = tempfile::tempdir().unwrap();
     let keystore = dir.path().join("deployer.json");
     std::fs::write(&keystore, "{}").unwrap();
-    let output = run(bin()
-        .args(["deploy", "--rpc-url", "http://127.0.0.1:1", "--keystore"])
-        .arg(&keystore));
-    assert!(
-        stderr(&output).contains("X402_KEYSTORE_PASSWORD"),
-        "{}",
-        stderr(&output)
-    );
-    let output = run(bin()
-        .env("X402_DEPLOYER_KEY", anvil_key)
-        .args(["deploy", "--rpc-url", "http://127.0.0.1:1", "--keystore"])
-        .arg(&keystore));
-    assert!(stderr(&output).contains("both X402_DEPLOYER_KEY and --keystore"));
-    let output = run(bin()
-        .env("X402_KEYSTORE_PASSWORD", "pw")
-        .args(["deploy", "--rpc-url", "http://127.0.0.1:1", "--keystore"])
-        .arg(&keystore));
-    assert!(
-        stderr(&output).contains("cannot decrypt keystore"),
-        "{}",
-        stderr(&output)
-    );
+    let with_keystore = |env: &[(&str, &str)]| {
+        run(bin()
+            .envs(env.iter().copied())
+            .args(["deploy", "--rpc-url", "http://127.0.0.1:1", "--keystore"])
+            .arg(&keystore))
+    };
+    for (env, want) in [
+        (vec![], "X402_KEYSTORE_PASSWORD"),
+        (
+            vec![("X402_DEPLOYER_KEY", anvil_key)],
+            "both X402_DEPLOYER_KEY and --keystore",
+        ),
+        (
+            vec![("X402_KEYSTORE_PASSWORD", "pw")],
+            "cannot decrypt keystore",
+        ),
+    ] {
+        let output = with_keystore(&env);
+        assert!(
+            stderr(&output).contains(want),
+            "{want}: {}",
+            stderr(&output)
+        );
+    }
     // A malformed key is named, not echoed.
     let output = run(bin().env("X402_DEPLOYER_KEY", "0xnot-a-key-secret").args([
         "deploy",
@@ -407,14 +399,7 @@ fn read_only_config(stack: &Stack, record: &Path, signer_section: &str) -> PathB
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pay_with_a_deployment_record_then_read_only_commands_need_no_key() {
-    let stack = Stack::start(BIN.as_ref(), None, None).await.expect("stack");
-    let payments = X402Layer::new(stack.operator_client(), stack.payments_config());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let merchant = format!("http://{}", listener.local_addr().unwrap());
-    let _stop = serve_app(
-        listener,
-        merchant_app(&payments, Arc::new(AtomicUsize::new(0))),
-    );
+    let (stack, merchant, _stop) = cli_support::stack_with_merchant().await;
     // The record `deploy` writes, and the committed example policy as is: the Stack deploys
     // with anvil's first key and the default salt, like the README's path.
     let record = stack.dir().join("31337.json");
@@ -463,14 +448,17 @@ async fn pay_with_a_deployment_record_then_read_only_commands_need_no_key() {
 
     // The binary: --deployment instead of --escrow/--collector.
     let buyer_key = format!("0x{}", hex::encode(stack.payer.to_bytes()));
-    let paid = ok(run(bin()
-        .env("X402_BUYER_KEY", &buyer_key)
-        .args(["pay", &format!("{merchant}/weather"), "--deployment"])
-        .arg(&record)
-        .arg("--policy")
-        .arg(&policy)
-        .arg("--ledger")
-        .arg(stack.dir().join("ledger.json"))));
+    let pay_cli = |path: &str| {
+        run(bin()
+            .env("X402_BUYER_KEY", &buyer_key)
+            .args(["pay", &format!("{merchant}{path}"), "--deployment"])
+            .arg(&record)
+            .arg("--policy")
+            .arg(&policy)
+            .arg("--ledger")
+            .arg(stack.dir().join("ledger.json")))
+    };
+    let paid = ok(pay_cli("/weather"));
     let out = stdout(&paid);
     assert!(out.contains("status       paid"), "{out}");
     let second_id = out
@@ -484,14 +472,7 @@ async fn pay_with_a_deployment_record_then_read_only_commands_need_no_key() {
         .await
         .expect("captured");
     // The example policy's $1 cap refuses the $2 report before signing.
-    let refused = run(bin()
-        .env("X402_BUYER_KEY", &buyer_key)
-        .args(["pay", &format!("{merchant}/report"), "--deployment"])
-        .arg(&record)
-        .arg("--policy")
-        .arg(&policy)
-        .arg("--ledger")
-        .arg(stack.dir().join("ledger.json")));
+    let refused = pay_cli("/report");
     assert!(!refused.status.success());
     assert!(stderr(&refused).contains("max_per_payment"));
 

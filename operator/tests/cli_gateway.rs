@@ -26,42 +26,30 @@ fn routes_parse_strictly() {
         "2000000"
     );
 
-    let shape = |s: &str| matches!(parse_route(s, 6), Err(RouteParseError::Shape(_)));
-    assert!(shape("GET /weather"));
-    assert!(shape("/weather=$0.01"));
-    assert!(matches!(
-        parse_route("get /weather=$0.01", 6),
-        Err(RouteParseError::Method { .. })
-    ));
-    assert!(matches!(
-        parse_route("FETCH /w=$0.01", 6),
-        Err(RouteParseError::Method { .. })
-    ));
-    assert!(matches!(
-        parse_route("GET weather=$0.01", 6),
-        Err(RouteParseError::Path { .. })
-    ));
-    assert!(matches!(
-        parse_route("GET /w?x=1=$0.01", 6),
-        Err(RouteParseError::Path { .. })
-    ));
-    assert!(matches!(
-        parse_route("GET /a b=$0.01", 6),
-        Err(RouteParseError::Path { .. })
-    ));
-    for bad in [
-        "GET /w=",
-        "GET /w=$",
-        "GET /w=abc",
-        "GET /w=-1",
-        "GET /w=$0",
-        "GET /w=0.0000001",
+    let kind = |s: &str| match parse_route(s, 6) {
+        Ok(_) => "valid",
+        Err(RouteParseError::Shape(_)) => "shape",
+        Err(RouteParseError::Method { .. }) => "method",
+        Err(RouteParseError::Path { .. }) => "path",
+        Err(RouteParseError::Price { .. }) => "price",
+        Err(_) => "another error",
+    };
+    for (bad, want) in [
+        ("GET /weather", "shape"),
+        ("/weather=$0.01", "shape"),
+        ("get /weather=$0.01", "method"),
+        ("FETCH /w=$0.01", "method"),
+        ("GET weather=$0.01", "path"),
+        ("GET /w?x=1=$0.01", "path"),
+        ("GET /a b=$0.01", "path"),
+        ("GET /w=", "price"),
+        ("GET /w=$", "price"),
+        ("GET /w=abc", "price"),
+        ("GET /w=-1", "price"),
+        ("GET /w=$0", "price"),
+        ("GET /w=0.0000001", "price"),
     ] {
-        assert!(
-            matches!(parse_route(bad, 6), Err(RouteParseError::Price { .. })),
-            "{bad}: {:?}",
-            parse_route(bad, 6)
-        );
+        assert_eq!(kind(bad), want, "{bad}: {:?}", parse_route(bad, 6));
     }
     let dup = parse_routes(&["GET /a=$1".into(), "GET /a=$2".into()], 6);
     assert_eq!(dup, Err(RouteParseError::Duplicate("GET /a".into())));

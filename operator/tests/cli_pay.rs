@@ -1,17 +1,15 @@
 //! `x402-escrow pay`: a successful payment to the demo merchant and a policy refusal, both
 //! in-process (`pay::pay`) and through the built binary (exit status and output).
 
-const BIN: &str = env!("CARGO_BIN_EXE_x402-escrow");
+mod cli_support;
 
 #[allow(dead_code)]
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 
-use x402_escrow_demo::{Stack, merchant_app, serve_app};
+use cli_support::BIN;
+use x402_escrow_demo::Stack;
 use x402_escrow_pay::{PayArgs, pay};
 use x402_escrow_sdk::buyer::{BuyerError, PaymentStatus};
-use x402_escrow_sdk::merchant::X402Layer;
 
 fn write_policy(stack: &Stack, path: &Path, max_per_payment: u64) {
     let text = format!(
@@ -55,14 +53,7 @@ fn cli_args(args: &PayArgs) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pay_succeeds_and_policy_refusals_fail_naming_the_rule() {
-    let stack = Stack::start(BIN.as_ref(), None, None).await.expect("stack");
-    let payments = X402Layer::new(stack.operator_client(), stack.payments_config());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let merchant = format!("http://{}", listener.local_addr().unwrap());
-    let _stop = serve_app(
-        listener,
-        merchant_app(&payments, Arc::new(AtomicUsize::new(0))),
-    );
+    let (stack, merchant, _stop) = cli_support::stack_with_merchant().await;
     write_policy(&stack, &stack.dir().join("policy.toml"), 1_000_000);
 
     // In-process: a successful payment.
@@ -92,14 +83,15 @@ async fn pay_succeeds_and_policy_refusals_fail_naming_the_rule() {
 
     // The binary: success prints the outcome, refusal exits non-zero naming the rule.
     let key = format!("0x{}", hex::encode(stack.payer.to_bytes()));
-    let bin = env!("CARGO_BIN_EXE_x402-escrow");
-    let ok = tokio::process::Command::new(bin)
-        .args(cli_args(&weather))
-        .env("X402_BUYER_KEY", &key)
-        .env_remove("X402_CONFIG")
-        .output()
-        .await
-        .unwrap();
+    let bin = BIN;
+    let pay_cli = |args: Vec<String>| {
+        tokio::process::Command::new(bin)
+            .args(args)
+            .env("X402_BUYER_KEY", &key)
+            .env_remove("X402_CONFIG")
+            .output()
+    };
+    let ok = pay_cli(cli_args(&weather)).await.unwrap();
     let stdout = String::from_utf8_lossy(&ok.stdout);
     assert!(
         ok.status.success(),
@@ -111,13 +103,7 @@ async fn pay_succeeds_and_policy_refusals_fail_naming_the_rule() {
     assert!(stdout.contains("status       paid"), "{stdout}");
     assert!(stdout.contains("forecast"), "{stdout}");
 
-    let refused = tokio::process::Command::new(bin)
-        .args(cli_args(&report_args))
-        .env("X402_BUYER_KEY", &key)
-        .env_remove("X402_CONFIG")
-        .output()
-        .await
-        .unwrap();
+    let refused = pay_cli(cli_args(&report_args)).await.unwrap();
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success());
     assert!(stderr.contains("max_per_payment"), "{stderr}");

@@ -5,56 +5,51 @@
 //! store, exactly as the outbox contract says. The engine learns outcomes only by reading the
 //! store (its waiter applies them, or `process_outcomes` after a "restart").
 
+mod operator_support;
 mod store_support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use alloy::eips::BlockNumberOrTag;
 use alloy::eips::eip2718::Encodable2718;
 use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
-use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::ext::AnvilApi;
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
+use operator_support::{Chain, USDC, mined};
 use serde_json::json;
 use store_support::{Ctx, count};
 use tokio::sync::Notify;
 use uuid::Uuid;
-use x402_escrow_bindings::deploy::DEFAULT_SALT;
-use x402_escrow_bindings::{AuthCaptureEscrow, Deployment, TestUSDC, deploy_all};
+use x402_escrow_bindings::AuthCaptureEscrow::AuthCaptureEscrowInstance;
+use x402_escrow_bindings::{AuthCaptureEscrow, PaymentInfo};
 use x402_escrow_operator::engine::{Engine, EngineConfig, OutcomeApplied};
 use x402_escrow_operator::lifecycle::PaymentStatus;
 use x402_escrow_operator::service::{
     AuthorizeRequest, CaptureRequest, ErrorCode, PaymentService, PaymentView, RefundRequest,
+    ServiceError,
 };
 use x402_escrow_operator::store::{
-    Backend, Merchant, MinedReceipt, NewChainEvent, NewMerchant, NewTxAttempt, Store, TxStatus,
+    Merchant, MinedReceipt, NewChainEvent, NewMerchant, NewTxAttempt, Payment, Store, TxStatus,
 };
 use x402_escrow_operator::verify::{Verifier, VerifierConfig};
 use x402_escrow_sdk::schemes::auth_capture;
 use x402_escrow_sdk::wire::{PaymentPayload, PaymentRequirements, SchemePayload};
 use x402_escrow_sdk::{EscrowDeployment, EscrowRegistry, random_b256};
 
-const USDC: u64 = 1_000_000;
 const AMOUNT: u64 = 10 * USDC;
 const FEE_BPS: u16 = 100;
 
-/// A chain, a deployment, an engine over the test's store, and the test-only sender.
+/// The testkit's chain (with the operator's roles: key 1 signs, key 2 pays, address 3 is the
+/// merchant's receiver, 4 the fee receiver), an engine over the test's store, and the test-only
+/// sender.
 struct Env {
-    _anvil: AnvilInstance,
-    url: String,
+    chain: Chain,
     store: Store,
     ctx: Ctx,
-    provider: DynProvider,
-    deployment: Deployment,
-    operator: PrivateKeySigner,
-    payer: PrivateKeySigner,
-    receiver: Address,
-    fee_receiver: Address,
     merchant: Merchant,
     other_merchant: Merchant,
     engine: Engine,
@@ -72,102 +67,42 @@ impl Drop for Env {
     }
 }
 
-fn wallet_provider(url: &str, signer: &PrivateKeySigner) -> DynProvider {
-    ProviderBuilder::new()
-        .wallet(EthereumWallet::from(signer.clone()))
-        .connect_http(url.parse().expect("url"))
-        .erased()
-}
-
 impl Env {
     async fn new(ctx: Ctx, fund_operator: bool, default_wait: Duration) -> Env {
-        let anvil = Anvil::at(x402_escrow_bindings::contracts::anvil_path())
-            .try_spawn()
-            .expect("anvil");
-        let url = anvil.endpoint();
-        let key = |i: usize| PrivateKeySigner::from(anvil.keys()[i].clone());
-        let deployer = key(0);
-        let operator = key(1);
-        let payer = key(2);
-        let receiver = anvil.addresses()[3];
-        let fee_receiver = anvil.addresses()[4];
-        let deployer_provider = wallet_provider(&url, &deployer);
-        let deployment = deploy_all(&deployer_provider, deployer.address(), DEFAULT_SALT, true)
-            .await
-            .expect("deploy");
-        let token = TestUSDC::new(
-            deployment.token.as_ref().expect("token").address,
-            deployer_provider.clone(),
-        );
-        token
-            .mint(payer.address(), U256::from(100 * USDC))
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
+        let chain = Chain::start().await;
         if fund_operator {
-            token
-                .mint(operator.address(), U256::from(50 * USDC))
-                .send()
-                .await
-                .unwrap()
-                .get_receipt()
-                .await
-                .unwrap();
+            chain.mint(chain.operator.address(), 50 * USDC).await;
         }
-        let provider = ProviderBuilder::new()
-            .connect_http(url.parse().unwrap())
-            .erased();
         let store = ctx.store.clone();
-        let new_merchant = |name: &str, receivers: Vec<Address>| NewMerchant {
-            name: name.to_owned(),
-            receivers,
-            webhook_url: Some("http://127.0.0.1:9/hooks".to_owned()),
-            webhook_secret: Some(x402_escrow_operator::config::Secret::new("whsec_dGVzdA==")),
-            capture_deadline_secs: 3600,
+        let new_merchant = |name: &str, receiver: Address| NewMerchant {
+            receivers: vec![receiver],
+            ..store_support::new_merchant(name)
         };
         let (merchant, _) = store
-            .create_merchant(&new_merchant("shop", vec![receiver]))
+            .create_merchant(&new_merchant("shop", chain.receiver))
             .await
             .unwrap();
         let (other_merchant, _) = store
-            .create_merchant(&new_merchant("other", vec![anvil.addresses()[6]]))
+            .create_merchant(&new_merchant("other", chain.other_receiver))
             .await
             .unwrap();
         let wake = Arc::new(Notify::new());
-        let engine = make_engine(
-            &store,
-            &provider,
-            &deployment,
-            operator.address(),
-            fee_receiver,
-            default_wait,
-            wake.clone(),
-        );
+        let engine = make_engine(&store, &chain, default_wait, wake.clone());
         let sending = Arc::new(AtomicBool::new(true));
         let sender_gate = Arc::new(tokio::sync::Mutex::new(()));
         let sender = tokio::spawn(sender_loop(
             store.clone(),
-            provider.clone(),
-            operator.clone(),
-            deployment.chain_id,
+            chain.plain.clone(),
+            chain.operator.clone(),
+            chain.deployment.chain_id,
             wake.clone(),
             sending.clone(),
             sender_gate.clone(),
         ));
         Env {
-            _anvil: anvil,
-            url,
+            chain,
             store,
             ctx,
-            provider,
-            deployment,
-            operator,
-            payer,
-            receiver,
-            fee_receiver,
             merchant,
             other_merchant,
             engine,
@@ -184,55 +119,28 @@ impl Env {
         drop(self.sender_gate.lock().await);
     }
 
-    fn token(&self) -> Address {
-        self.deployment.token.as_ref().expect("token").address
+    /// A second engine on the same store, chain and wake-up (another instance, or a restart).
+    fn engine_waiting(&self, default_wait: Duration) -> Engine {
+        make_engine(&self.store, &self.chain, default_wait, self.wake.clone())
     }
 
     fn registry(&self) -> EscrowRegistry {
-        EscrowRegistry::only(EscrowDeployment::from(&self.deployment))
+        EscrowRegistry::only(EscrowDeployment::from(&self.chain.deployment))
     }
 
-    async fn now(&self) -> u64 {
-        self.provider
-            .get_block_by_number(BlockNumberOrTag::Latest)
-            .await
-            .unwrap()
-            .unwrap()
-            .header
-            .timestamp
-    }
-
-    async fn balance(&self, who: Address) -> U256 {
-        TestUSDC::new(self.token(), self.provider.clone())
-            .balanceOf(who)
-            .call()
-            .await
-            .unwrap()
+    /// The escrow, called by the operator's key outside the outbox.
+    fn escrow_as_operator(&self) -> AuthCaptureEscrowInstance<DynProvider> {
+        AuthCaptureEscrow::new(
+            self.chain.escrow(),
+            self.chain.provider_for(&self.chain.operator),
+        )
     }
 
     /// The merchant's requirements for `amount`, as JSON (tests mutate them).
     async fn requirements_json(&self, amount: u64) -> serde_json::Value {
-        let now = self.now().await;
-        let token = self.deployment.token.as_ref().unwrap();
-        json!({
-            "scheme": "auth-capture",
-            "network": format!("eip155:{}", self.deployment.chain_id),
-            "amount": amount.to_string(),
-            "asset": token.address,
-            "payTo": self.receiver,
-            "maxTimeoutSeconds": 300,
-            "extra": {
-                "name": token.name,
-                "version": token.version,
-                "captureAuthorizer": self.operator.address(),
-                "captureDeadline": now + 7200,
-                "refundDeadline": now + 30 * 86400,
-                "feeRecipient": self.fee_receiver,
-                "minFeeBps": 0,
-                "maxFeeBps": 500,
-                "authCaptureEscrow": self.deployment.auth_capture_escrow,
-            }
-        })
+        self.chain
+            .requirements(amount, self.chain.operator.address(), self.chain.receiver)
+            .await
     }
 
     /// A signed payment for `requirements` by `payer`.
@@ -244,7 +152,7 @@ impl Env {
     ) -> AuthorizeRequest {
         let requirements: PaymentRequirements =
             serde_json::from_value(requirements).expect("requirements");
-        let now = self.now().await;
+        let now = self.chain.now().await;
         let payload =
             auth_capture::build_payload(&requirements, payer, now, random_b256(), registry)
                 .expect("payload");
@@ -256,11 +164,79 @@ impl Env {
         }
     }
 
+    /// The payer's signed payment of [`AMOUNT`] on the merchant's requirements.
+    async fn pay_amount(&self, registry: &EscrowRegistry) -> AuthorizeRequest {
+        self.pay(
+            self.requirements_json(AMOUNT).await,
+            &self.chain.payer,
+            registry,
+        )
+        .await
+    }
+
+    /// The payer's payment of [`AMOUNT`], handed in without waiting for its outcome.
+    async fn authorize_no_wait(
+        &self,
+        registry: &EscrowRegistry,
+    ) -> (AuthorizeRequest, PaymentView) {
+        let mut req = self.pay_amount(registry).await;
+        req.wait = Some(Duration::ZERO);
+        let view = self
+            .engine
+            .authorize(&self.merchant, req.clone(), None)
+            .await
+            .unwrap();
+        assert_eq!(view.status, PaymentStatus::Authorizing);
+        (req, view)
+    }
+
+    /// Sends the escrow's `authorize` of `req` with the operator's key outside the outbox (the
+    /// relayer never hears of it); returns its `PaymentInfo`.
+    async fn authorize_outside_outbox(
+        &self,
+        req: &AuthorizeRequest,
+        registry: &EscrowRegistry,
+    ) -> PaymentInfo {
+        let SchemePayload::AuthCapture(p) = &req.payment_payload.payload else {
+            panic!("an auth-capture payload")
+        };
+        let derived = auth_capture::derive_from_payment_payload(
+            &req.payment_requirements,
+            &req.payment_payload,
+            registry,
+        )
+        .unwrap();
+        mined(self.escrow_as_operator().authorize(
+            derived.payment_info.clone(),
+            U256::from(AMOUNT),
+            self.chain.deployment.erc3009_payment_collector,
+            p.signature.clone(),
+        ))
+        .await;
+        derived.payment_info
+    }
+
+    /// The payment once no transaction of it is in flight (at most 20 s).
+    async fn settled(&self, id: Uuid) -> Payment {
+        self.engine
+            .wait_settled(id, Duration::from_secs(20))
+            .await
+            .unwrap()
+    }
+
+    /// Why the engine refuses to authorize `req`.
+    async fn refused(&self, req: AuthorizeRequest) -> ServiceError {
+        self.engine
+            .authorize(&self.merchant, req, None)
+            .await
+            .unwrap_err()
+    }
+
     async fn authorize(&self, amount: u64) -> PaymentView {
         let req = self
             .pay(
                 self.requirements_json(amount).await,
-                &self.payer,
+                &self.chain.payer,
                 &self.registry(),
             )
             .await;
@@ -273,16 +249,34 @@ impl Env {
         view
     }
 
-    async fn chain_state(&self, hash: B256) -> (u128, u128) {
-        let s = AuthCaptureEscrow::new(self.deployment.auth_capture_escrow, self.provider.clone())
-            .paymentState(hash)
-            .call()
+    async fn capture(&self, id: Uuid, amount: Option<u64>) -> Result<PaymentView, ServiceError> {
+        let request = CaptureRequest {
+            amount: amount.map(u128::from),
+        };
+        self.engine.capture(&self.merchant, id, request).await
+    }
+
+    async fn refund(&self, id: Uuid, amount: u64) -> Result<PaymentView, ServiceError> {
+        let request = RefundRequest {
+            amount: u128::from(amount),
+        };
+        self.engine.refund(&self.merchant, id, request).await
+    }
+
+    /// The id of the outbox row a payment waits for.
+    async fn pending_tx(&self, id: Uuid) -> Uuid {
+        self.store
+            .get_payment(id)
             .await
-            .unwrap();
-        (
-            s.capturableAmount.to::<u128>(),
-            s.refundableAmount.to::<u128>(),
-        )
+            .unwrap()
+            .pending_tx_id
+            .unwrap()
+    }
+
+    /// (capturable, refundable) on chain.
+    async fn chain_state(&self, hash: B256) -> (u128, u128) {
+        let (_, capturable, refundable) = self.chain.state(hash).await;
+        (capturable, refundable)
     }
 
     async fn webhook_types(&self, payment: Uuid) -> Vec<String> {
@@ -295,48 +289,48 @@ impl Env {
             .collect()
     }
 
+    /// `reconcile_payment` finds no difference for `id`.
+    async fn assert_reconciled(&self, id: Uuid) {
+        let diffs = self.engine.reconcile_payment(id).await.unwrap();
+        assert!(diffs.is_empty(), "{diffs:?}");
+    }
+
     async fn warp_to(&self, timestamp: u64) {
-        self.provider
+        self.chain
+            .plain
             .anvil_set_next_block_timestamp(timestamp)
             .await
             .unwrap();
-        self.provider.anvil_mine(Some(1), None).await.unwrap();
+        self.chain.mine(1).await.unwrap();
     }
 }
 
-fn make_engine(
-    store: &Store,
-    provider: &DynProvider,
-    deployment: &Deployment,
-    operator: Address,
-    fee_receiver: Address,
-    default_wait: Duration,
-    wake: Arc<Notify>,
-) -> Engine {
+fn make_engine(store: &Store, chain: &Chain, default_wait: Duration, wake: Arc<Notify>) -> Engine {
+    let deployment = &chain.deployment;
     let registry = EscrowRegistry::only(EscrowDeployment::from(deployment));
     let verifier = Verifier::new(
-        provider.clone(),
+        chain.plain.clone(),
         VerifierConfig {
             chain_id: deployment.chain_id,
-            operator,
+            operator: chain.operator.address(),
             registry,
-            assets: vec![deployment.token.as_ref().unwrap().address],
+            assets: vec![chain.token()],
             fee_bps: FEE_BPS,
-            fee_receiver,
+            fee_receiver: chain.fee_receiver,
             expiry_margin_secs: 30,
             default_capture_deadline_secs: 3600,
         },
     );
     Engine::new(
         store.clone(),
-        provider.clone(),
+        chain.plain.clone(),
         verifier,
         EngineConfig {
             chain_id: deployment.chain_id,
-            signer: operator,
+            signer: chain.operator.address(),
             refund_collector: deployment.operator_refund_collector,
             fee_bps: FEE_BPS,
-            fee_receiver,
+            fee_receiver: chain.fee_receiver,
             default_wait,
             expiry_margin_secs: 30,
             auto_void: true,
@@ -461,7 +455,7 @@ async fn send_queued(
 
 async fn authorize_capture_partial_then_rest(ctx: Ctx) {
     let env = Env::new(ctx, false, Duration::from_secs(20)).await;
-    let payer_before = env.balance(env.payer.address()).await;
+    let payer_before = env.chain.balance(env.chain.payer.address()).await;
     let view = env.authorize(AMOUNT).await;
     assert_eq!(view.amounts.authorized, u128::from(AMOUNT));
     assert_eq!(
@@ -469,30 +463,19 @@ async fn authorize_capture_partial_then_rest(ctx: Ctx) {
         (u128::from(AMOUNT), 0)
     );
     assert_eq!(
-        env.balance(env.payer.address()).await,
-        payer_before - U256::from(AMOUNT)
+        env.chain.balance(env.chain.payer.address()).await,
+        payer_before - u128::from(AMOUNT)
     );
 
     let view = env
-        .engine
-        .capture(
-            &env.merchant,
-            view.id,
-            CaptureRequest {
-                amount: Some(u128::from(4 * USDC)),
-            },
-        )
+        .capture(view.id, Some(4 * USDC))
         .await
         .expect("capture 4");
     assert_eq!(view.status, PaymentStatus::PartiallyCaptured);
     assert_eq!(view.amounts.capturable, u128::from(6 * USDC));
     // Fee: 1% of 4 to the fee receiver.
-    assert_eq!(env.balance(env.fee_receiver).await, U256::from(40_000u64));
-    let view = env
-        .engine
-        .capture(&env.merchant, view.id, CaptureRequest { amount: None })
-        .await
-        .expect("capture rest");
+    assert_eq!(env.chain.balance(env.chain.fee_receiver).await, 40_000);
+    let view = env.capture(view.id, None).await.expect("capture rest");
     assert_eq!(view.status, PaymentStatus::Captured);
     assert_eq!(view.amounts.captured, u128::from(AMOUNT));
     assert_eq!(
@@ -500,8 +483,8 @@ async fn authorize_capture_partial_then_rest(ctx: Ctx) {
         (0, u128::from(AMOUNT))
     );
     assert_eq!(
-        env.balance(env.receiver).await,
-        U256::from(AMOUNT - AMOUNT / 100)
+        env.chain.balance(env.chain.receiver).await,
+        u128::from(AMOUNT - AMOUNT / 100)
     );
     assert_eq!(
         env.webhook_types(view.id).await,
@@ -532,13 +515,7 @@ async fn authorize_capture_partial_then_rest(ctx: Ctx) {
             .iter()
             .all(|t| t.status == "final" && t.hash.is_some())
     );
-    assert!(
-        env.engine
-            .reconcile_payment(view.id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    env.assert_reconciled(view.id).await;
     assert!(env.engine.reconcile_all(100).await.unwrap().is_empty());
     // Lookups are scoped to the merchant.
     let list = env
@@ -559,22 +536,21 @@ async fn authorize_capture_partial_then_rest(ctx: Ctx) {
 
 async fn authorize_then_void(ctx: Ctx) {
     let env = Env::new(ctx, false, Duration::from_secs(20)).await;
-    let payer_before = env.balance(env.payer.address()).await;
+    let payer_before = env.chain.balance(env.chain.payer.address()).await;
     let view = env.authorize(AMOUNT).await;
     let view = env.engine.void(&env.merchant, view.id).await.expect("void");
     assert_eq!(view.status, PaymentStatus::Voided);
-    assert_eq!(env.balance(env.payer.address()).await, payer_before);
+    assert_eq!(
+        env.chain.balance(env.chain.payer.address()).await,
+        payer_before
+    );
     assert_eq!(env.chain_state(view.payment_hash).await, (0, 0));
     assert_eq!(
         env.webhook_types(view.id).await,
         ["payment.authorized", "payment.voided"]
     );
     // Illegal afterwards.
-    let err = env
-        .engine
-        .capture(&env.merchant, view.id, CaptureRequest::default())
-        .await
-        .unwrap_err();
+    let err = env.capture(view.id, None).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidState);
     let err = env.engine.void(&env.merchant, view.id).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidState);
@@ -583,46 +559,16 @@ async fn authorize_then_void(ctx: Ctx) {
 async fn capture_then_refund_with_float(ctx: Ctx) {
     let env = Env::new(ctx, true, Duration::from_secs(20)).await;
     let view = env.authorize(AMOUNT).await;
-    let view = env
-        .engine
-        .capture(
-            &env.merchant,
-            view.id,
-            CaptureRequest {
-                amount: Some(u128::from(6 * USDC)),
-            },
-        )
-        .await
-        .unwrap();
-    let err = env
-        .engine
-        .refund(
-            &env.merchant,
-            view.id,
-            RefundRequest {
-                amount: u128::from(7 * USDC),
-            },
-        )
-        .await
-        .unwrap_err();
+    let view = env.capture(view.id, Some(6 * USDC)).await.unwrap();
+    let err = env.refund(view.id, 7 * USDC).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::ExceedsRefundable);
-    let payer_before = env.balance(env.payer.address()).await;
-    let view = env
-        .engine
-        .refund(
-            &env.merchant,
-            view.id,
-            RefundRequest {
-                amount: u128::from(2 * USDC),
-            },
-        )
-        .await
-        .expect("refund");
+    let payer_before = env.chain.balance(env.chain.payer.address()).await;
+    let view = env.refund(view.id, 2 * USDC).await.expect("refund");
     assert_eq!(view.amounts.refunded, u128::from(2 * USDC));
     assert_eq!(view.status, PaymentStatus::PartiallyCaptured);
     assert_eq!(
-        env.balance(env.payer.address()).await,
-        payer_before + U256::from(2 * USDC)
+        env.chain.balance(env.chain.payer.address()).await,
+        payer_before + u128::from(2 * USDC)
     );
     assert_eq!(
         env.chain_state(view.payment_hash).await,
@@ -647,17 +593,7 @@ async fn capture_then_refund_with_float(ctx: Ctx) {
         0
     );
     let rows_before = count(&env.store, "chain_txs").await;
-    let view = env
-        .engine
-        .refund(
-            &env.merchant,
-            view.id,
-            RefundRequest {
-                amount: u128::from(USDC),
-            },
-        )
-        .await
-        .expect("refund again");
+    let view = env.refund(view.id, USDC).await.expect("refund again");
     assert_eq!(view.amounts.refunded, u128::from(3 * USDC));
     assert_eq!(count(&env.store, "chain_txs").await, rows_before + 1);
     assert!(
@@ -665,35 +601,15 @@ async fn capture_then_refund_with_float(ctx: Ctx) {
             .await
             .ends_with(&["payment.refunded".to_owned(), "payment.refunded".to_owned()])
     );
-    assert!(
-        env.engine
-            .reconcile_payment(view.id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    env.assert_reconciled(view.id).await;
 }
 
 async fn refund_refused_without_float(ctx: Ctx) {
     let env = Env::new(ctx, false, Duration::from_secs(20)).await;
     let view = env.authorize(AMOUNT).await;
-    let view = env
-        .engine
-        .capture(&env.merchant, view.id, CaptureRequest::default())
-        .await
-        .unwrap();
+    let view = env.capture(view.id, None).await.unwrap();
     let rows = count(&env.store, "chain_txs").await;
-    let err = env
-        .engine
-        .refund(
-            &env.merchant,
-            view.id,
-            RefundRequest {
-                amount: u128::from(USDC),
-            },
-        )
-        .await
-        .unwrap_err();
+    let err = env.refund(view.id, USDC).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::RefundFloatInsufficient);
     assert_eq!(count(&env.store, "chain_txs").await, rows);
     assert_eq!(
@@ -768,14 +684,10 @@ async fn verification_rejections_write_nothing(ctx: Ctx) {
         let mut registry = registry.clone();
         if name == "wrong chain" {
             // The payer's side must still be able to build the payload.
-            registry = EscrowRegistry::only(EscrowDeployment::from(&env.deployment));
+            registry = EscrowRegistry::only(EscrowDeployment::from(&env.chain.deployment));
         }
-        let req = env.pay(requirements, &env.payer, &registry).await;
-        let err = env
-            .engine
-            .authorize(&env.merchant, req, None)
-            .await
-            .unwrap_err();
+        let req = env.pay(requirements, &env.chain.payer, &registry).await;
+        let err = env.refused(req).await;
         assert_eq!(err.code, code, "{name}: {err}");
     }
 
@@ -789,32 +701,18 @@ async fn verification_rejections_write_nothing(ctx: Ctx) {
         Address::repeat_byte(0x78),
         None,
     ));
-    let req = env.pay(requirements, &env.payer, &payer_registry).await;
-    assert_eq!(
-        env.engine
-            .authorize(&env.merchant, req, None)
-            .await
-            .unwrap_err()
-            .code,
-        ErrorCode::WrongEscrow
-    );
+    let req = env
+        .pay(requirements, &env.chain.payer, &payer_registry)
+        .await;
+    assert_eq!(env.refused(req).await.code, ErrorCode::WrongEscrow);
 
     // Amount above uint120 (requirements and the echoed `accepted` agree; the signature does
     // not matter, the amount is refused first).
-    let mut req = env
-        .pay(env.requirements_json(AMOUNT).await, &env.payer, &registry)
-        .await;
+    let mut req = env.pay_amount(&registry).await;
     let huge: x402_escrow_sdk::Amount = "1329227995784915872903807060280344576".parse().unwrap();
     req.payment_requirements.amount = huge;
     req.payment_payload.accepted.amount = huge;
-    assert_eq!(
-        env.engine
-            .authorize(&env.merchant, req, None)
-            .await
-            .unwrap_err()
-            .code,
-        ErrorCode::InvalidAmount
-    );
+    assert_eq!(env.refused(req).await.code, ErrorCode::InvalidAmount);
 
     // Bad signature: signed by someone else, claimed to be from the payer.
     let mut req = env
@@ -825,86 +723,33 @@ async fn verification_rejections_write_nothing(ctx: Ctx) {
         )
         .await;
     if let SchemePayload::AuthCapture(p) = &mut req.payment_payload.payload {
-        p.authorization.from = env.payer.address();
+        p.authorization.from = env.chain.payer.address();
     }
-    assert_eq!(
-        env.engine
-            .authorize(&env.merchant, req, None)
-            .await
-            .unwrap_err()
-            .code,
-        ErrorCode::InvalidSignature
-    );
+    assert_eq!(env.refused(req).await.code, ErrorCode::InvalidSignature);
 
     // Insufficient balance: a payer with no tokens.
     let poor = PrivateKeySigner::random();
     let req = env
         .pay(env.requirements_json(AMOUNT).await, &poor, &registry)
         .await;
-    assert_eq!(
-        env.engine
-            .authorize(&env.merchant, req, None)
-            .await
-            .unwrap_err()
-            .code,
-        ErrorCode::InsufficientFunds
-    );
+    assert_eq!(env.refused(req).await.code, ErrorCode::InsufficientFunds);
 
     // A signature only the chain can judge (smart-wallet length) fails the simulation.
-    let mut req = env
-        .pay(env.requirements_json(AMOUNT).await, &env.payer, &registry)
-        .await;
+    let mut req = env.pay_amount(&registry).await;
     if let SchemePayload::AuthCapture(p) = &mut req.payment_payload.payload {
         let mut sig = p.signature.to_vec();
         sig.extend_from_slice(&[0u8; 31]);
         p.signature = Bytes::from(sig);
     }
-    let err = env
-        .engine
-        .authorize(&env.merchant, req, None)
-        .await
-        .unwrap_err();
+    let err = env.refused(req).await;
     assert_eq!(err.code, ErrorCode::SimulationFailed, "{err}");
 
     // Reused nonce: the authorization was spent outside this operator's database.
-    let req = env
-        .pay(env.requirements_json(AMOUNT).await, &env.payer, &registry)
-        .await;
-    {
-        let SchemePayload::AuthCapture(p) = &req.payment_payload.payload else {
-            panic!()
-        };
-        let derived = auth_capture::derive_from_payment_payload(
-            &req.payment_requirements,
-            &req.payment_payload,
-            &registry,
-        )
-        .unwrap();
-        env.pause_sender().await;
-        let op = wallet_provider(&env.url, &env.operator);
-        AuthCaptureEscrow::new(env.deployment.auth_capture_escrow, op)
-            .authorize(
-                derived.payment_info.clone(),
-                U256::from(AMOUNT),
-                env.deployment.erc3009_payment_collector,
-                p.signature.clone(),
-            )
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
-        env.sending.store(true, Ordering::SeqCst);
-    }
-    assert_eq!(
-        env.engine
-            .authorize(&env.merchant, req, None)
-            .await
-            .unwrap_err()
-            .code,
-        ErrorCode::AuthorizationUsed
-    );
+    let req = env.pay_amount(&registry).await;
+    env.pause_sender().await;
+    env.authorize_outside_outbox(&req, &registry).await;
+    env.sending.store(true, Ordering::SeqCst);
+    assert_eq!(env.refused(req).await.code, ErrorCode::AuthorizationUsed);
 
     assert_eq!(count(&env.store, "payments").await, 0);
     assert_eq!(count(&env.store, "chain_txs").await, 0);
@@ -914,23 +759,9 @@ async fn verification_rejections_write_nothing(ctx: Ctx) {
 async fn illegal_actions(ctx: Ctx) {
     let env = Env::new(ctx, false, Duration::from_secs(20)).await;
     let view = env.authorize(AMOUNT).await;
-    let err = env
-        .engine
-        .capture(
-            &env.merchant,
-            view.id,
-            CaptureRequest {
-                amount: Some(u128::from(AMOUNT) + 1),
-            },
-        )
-        .await
-        .unwrap_err();
+    let err = env.capture(view.id, Some(AMOUNT + 1)).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::ExceedsCapturable);
-    let err = env
-        .engine
-        .refund(&env.merchant, view.id, RefundRequest { amount: 1 })
-        .await
-        .unwrap_err();
+    let err = env.refund(view.id, 1).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidState, "nothing captured yet");
     for err in [
         env.engine
@@ -954,15 +785,7 @@ async fn illegal_actions(ctx: Ctx) {
     }
     // A second request while one is in flight.
     env.pause_sender().await;
-    let engine = make_engine(
-        &env.store,
-        &env.provider,
-        &env.deployment,
-        env.operator.address(),
-        env.fee_receiver,
-        Duration::from_millis(50),
-        env.wake.clone(),
-    );
+    let engine = env.engine_waiting(Duration::from_millis(50));
     let v = engine
         .capture(&env.merchant, view.id, CaptureRequest { amount: Some(1) })
         .await
@@ -973,11 +796,7 @@ async fn illegal_actions(ctx: Ctx) {
         ErrorCode::PaymentBusy
     );
     env.sending.store(true, Ordering::SeqCst);
-    let p = env
-        .engine
-        .wait_settled(view.id, Duration::from_secs(20))
-        .await
-        .unwrap();
+    let p = env.settled(view.id).await;
     assert_eq!(p.status, PaymentStatus::PartiallyCaptured);
 }
 
@@ -985,11 +804,7 @@ async fn reverted_capture_records_decoded_error(ctx: Ctx) {
     let env = Env::new(ctx, false, Duration::from_millis(200)).await;
     let view = env.authorize(AMOUNT).await;
     env.pause_sender().await;
-    let v = env
-        .engine
-        .capture(&env.merchant, view.id, CaptureRequest::default())
-        .await
-        .unwrap();
+    let v = env.capture(view.id, None).await.unwrap();
     assert_eq!(v.status, PaymentStatus::Capturing);
     // The hold expires on chain before the capture is sent.
     let expiry = v.payment_info["authorizationExpiry"]
@@ -1003,11 +818,7 @@ async fn reverted_capture_records_decoded_error(ctx: Ctx) {
     env.warp_to(expiry).await;
     env.sending.store(true, Ordering::SeqCst);
     env.wake.notify_one();
-    let p = env
-        .engine
-        .wait_settled(view.id, Duration::from_secs(20))
-        .await
-        .unwrap();
+    let p = env.settled(view.id).await;
     assert_eq!(p.status, PaymentStatus::Authorized);
     assert_eq!(
         p.last_error_code.as_deref(),
@@ -1028,21 +839,17 @@ async fn payer_reclaim_observed(ctx: Ctx) {
     let view = env.authorize(AMOUNT).await;
     let payment = env.store.get_payment(view.id).await.unwrap();
     env.warp_to(payment.info.authorization_expiry).await;
-    let payer = wallet_provider(&env.url, &env.payer);
+    let payer = env.chain.provider_for(&env.chain.payer);
     let info = x402_escrow_operator::service::to_payment_info(&payment.info);
-    let receipt = AuthCaptureEscrow::new(env.deployment.auth_capture_escrow, payer)
-        .reclaim(info)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let receipt = mined(
+        AuthCaptureEscrow::new(env.chain.deployment.auth_capture_escrow, payer).reclaim(info),
+    )
+    .await;
     // What the indexer would store.
     env.store
         .insert_chain_event(&NewChainEvent {
-            chain_id: env.deployment.chain_id,
-            address: env.deployment.auth_capture_escrow,
+            chain_id: env.chain.deployment.chain_id,
+            address: env.chain.deployment.auth_capture_escrow,
             block_number: receipt.block_number.unwrap(),
             block_hash: receipt.block_hash.unwrap(),
             log_index: 0,
@@ -1062,13 +869,7 @@ async fn payer_reclaim_observed(ctx: Ctx) {
         env.webhook_types(view.id).await,
         ["payment.authorized", "payment.reclaimed"]
     );
-    assert!(
-        env.engine
-            .reconcile_payment(view.id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    env.assert_reconciled(view.id).await;
 }
 
 async fn auto_void_after_capture_deadline(ctx: Ctx) {
@@ -1077,11 +878,7 @@ async fn auto_void_after_capture_deadline(ctx: Ctx) {
     assert_eq!(env.engine.tick().await.unwrap(), (0, 0));
     env.ctx.clock.advance(3_600_001);
     assert_eq!(env.engine.tick().await.unwrap(), (1, 0));
-    let p = env
-        .engine
-        .wait_settled(view.id, Duration::from_secs(20))
-        .await
-        .unwrap();
+    let p = env.settled(view.id).await;
     assert_eq!(p.status, PaymentStatus::Voided);
     assert_eq!(
         env.webhook_types(view.id).await,
@@ -1092,31 +889,12 @@ async fn auto_void_after_capture_deadline(ctx: Ctx) {
 
 async fn outcomes_applied_exactly_once_after_restart(ctx: Ctx) {
     let env = Env::new(ctx, false, Duration::from_secs(20)).await;
-    let mut req = env
-        .pay(
-            env.requirements_json(AMOUNT).await,
-            &env.payer,
-            &env.registry(),
-        )
-        .await;
-    req.wait = Some(Duration::ZERO);
     env.pause_sender().await;
-    let view = env
-        .engine
-        .authorize(&env.merchant, req, None)
-        .await
-        .unwrap();
-    assert_eq!(view.status, PaymentStatus::Authorizing);
+    let (_, view) = env.authorize_no_wait(&env.registry()).await;
     // The engine "goes down"; the relayer keeps sending.
     env.sending.store(true, Ordering::SeqCst);
     env.wake.notify_one();
-    let tx_id = env
-        .store
-        .get_payment(view.id)
-        .await
-        .unwrap()
-        .pending_tx_id
-        .unwrap();
+    let tx_id = env.pending_tx(view.id).await;
     for _ in 0..200 {
         if env.store.get_tx(tx_id).await.unwrap().status == TxStatus::Final {
             break;
@@ -1132,15 +910,7 @@ async fn outcomes_applied_exactly_once_after_restart(ctx: Ctx) {
         PaymentStatus::Authorizing
     );
     // A fresh engine applies it once.
-    let restarted = make_engine(
-        &env.store,
-        &env.provider,
-        &env.deployment,
-        env.operator.address(),
-        env.fee_receiver,
-        Duration::from_secs(1),
-        env.wake.clone(),
-    );
+    let restarted = env.engine_waiting(Duration::from_secs(1));
     assert_eq!(restarted.process_outcomes().await.unwrap(), 1);
     assert_eq!(restarted.process_outcomes().await.unwrap(), 0);
     assert_eq!(
@@ -1158,48 +928,9 @@ async fn abandoned_outcomes_reconciled_from_chain(ctx: Ctx) {
     env.pause_sender().await;
     let registry = env.registry();
     // 1. The authorize got mined under a hash the relayer lost track of: the chain says held.
-    let mut req = env
-        .pay(env.requirements_json(AMOUNT).await, &env.payer, &registry)
-        .await;
-    req.wait = Some(Duration::ZERO);
-    let view = env
-        .engine
-        .authorize(&env.merchant, req.clone(), None)
-        .await
-        .unwrap();
-    assert_eq!(view.status, PaymentStatus::Authorizing);
-    let tx_id = env
-        .store
-        .get_payment(view.id)
-        .await
-        .unwrap()
-        .pending_tx_id
-        .unwrap();
-    let SchemePayload::AuthCapture(p) = &req.payment_payload.payload else {
-        panic!()
-    };
-    let derived = auth_capture::derive_from_payment_payload(
-        &req.payment_requirements,
-        &req.payment_payload,
-        &registry,
-    )
-    .unwrap();
-    AuthCaptureEscrow::new(
-        env.deployment.auth_capture_escrow,
-        wallet_provider(&env.url, &env.operator),
-    )
-    .authorize(
-        derived.payment_info.clone(),
-        U256::from(AMOUNT),
-        env.deployment.erc3009_payment_collector,
-        p.signature.clone(),
-    )
-    .send()
-    .await
-    .unwrap()
-    .get_receipt()
-    .await
-    .unwrap();
+    let (req, view) = env.authorize_no_wait(&registry).await;
+    let tx_id = env.pending_tx(view.id).await;
+    let payment_info = env.authorize_outside_outbox(&req, &registry).await;
     env.store.mark_abandoned(tx_id, "lost").await.unwrap();
     assert_eq!(
         env.engine.on_tx_outcome(tx_id).await.unwrap(),
@@ -1210,25 +941,9 @@ async fn abandoned_outcomes_reconciled_from_chain(ctx: Ctx) {
         OutcomeApplied::Ignored
     );
     assert_eq!(env.webhook_types(view.id).await, ["payment.authorized"]);
-    assert!(
-        env.engine
-            .reconcile_payment(view.id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    env.assert_reconciled(view.id).await;
     // A void nobody recorded shows up as a difference.
-    AuthCaptureEscrow::new(
-        env.deployment.auth_capture_escrow,
-        wallet_provider(&env.url, &env.operator),
-    )
-    .void(derived.payment_info.clone())
-    .send()
-    .await
-    .unwrap()
-    .get_receipt()
-    .await
-    .unwrap();
+    mined(env.escrow_as_operator().void(payment_info)).await;
     let diffs = env.engine.reconcile_payment(view.id).await.unwrap();
     assert_eq!(diffs.len(), 1, "{diffs:?}");
     assert_eq!(
@@ -1244,67 +959,28 @@ async fn abandoned_outcomes_reconciled_from_chain(ctx: Ctx) {
     env.sending.store(true, Ordering::SeqCst);
     let view = env.authorize(AMOUNT).await;
     env.pause_sender().await;
-    let v = env
-        .engine
-        .capture(
-            &env.merchant,
-            view.id,
-            CaptureRequest {
-                amount: Some(u128::from(3 * USDC)),
-            },
-        )
-        .await
-        .unwrap();
+    let v = env.capture(view.id, Some(3 * USDC)).await.unwrap();
     assert_eq!(v.status, PaymentStatus::Capturing);
     let payment = env.store.get_payment(view.id).await.unwrap();
     let capture_tx = payment.pending_tx_id.unwrap();
-    AuthCaptureEscrow::new(
-        env.deployment.auth_capture_escrow,
-        wallet_provider(&env.url, &env.operator),
-    )
-    .capture(
+    mined(env.escrow_as_operator().capture(
         x402_escrow_operator::service::to_payment_info(&payment.info),
         U256::from(3 * USDC),
         FEE_BPS,
-        env.fee_receiver,
-    )
-    .send()
-    .await
-    .unwrap()
-    .get_receipt()
-    .await
-    .unwrap();
+        env.chain.fee_receiver,
+    ))
+    .await;
     env.store.mark_abandoned(capture_tx, "lost").await.unwrap();
     assert_eq!(
         env.engine.on_tx_outcome(capture_tx).await.unwrap(),
         OutcomeApplied::Applied(PaymentStatus::PartiallyCaptured)
     );
-    assert!(
-        env.engine
-            .reconcile_payment(view.id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    env.assert_reconciled(view.id).await;
     env.pause_sender().await;
 
     // 3. Abandoned and never mined: the chain holds nothing, the payment failed.
-    let mut req = env
-        .pay(env.requirements_json(AMOUNT).await, &env.payer, &registry)
-        .await;
-    req.wait = Some(Duration::ZERO);
-    let view = env
-        .engine
-        .authorize(&env.merchant, req, None)
-        .await
-        .unwrap();
-    let tx_id = env
-        .store
-        .get_payment(view.id)
-        .await
-        .unwrap()
-        .pending_tx_id
-        .unwrap();
+    let (_, view) = env.authorize_no_wait(&registry).await;
+    let tx_id = env.pending_tx(view.id).await;
     env.store.mark_abandoned(tx_id, "never sent").await.unwrap();
     assert_eq!(env.engine.process_outcomes().await.unwrap(), 1);
     let p = env.store.get_payment(view.id).await.unwrap();
@@ -1313,51 +989,22 @@ async fn abandoned_outcomes_reconciled_from_chain(ctx: Ctx) {
     assert_eq!(env.webhook_types(view.id).await, ["payment.failed"]);
 }
 
-macro_rules! sqlite_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    crate::store_support::run(x402_escrow_operator::store::Backend::Sqlite, super::$name).await
-                }
-            )*
-        }
-    };
-}
-
-sqlite_tests!(
-    authorize_capture_partial_then_rest,
-    authorize_then_void,
-    capture_then_refund_with_float,
-    refund_refused_without_float,
-    verification_rejections_write_nothing,
-    illegal_actions,
-    reverted_capture_records_decoded_error,
-    payer_reclaim_observed,
-    auto_void_after_capture_deadline,
-    outcomes_applied_exactly_once_after_restart,
-    abandoned_outcomes_reconciled_from_chain,
+store_tests!(
+    sqlite: [
+        authorize_capture_partial_then_rest,
+        authorize_then_void,
+        capture_then_refund_with_float,
+        refund_refused_without_float,
+        verification_rejections_write_nothing,
+        illegal_actions,
+        reverted_capture_records_decoded_error,
+        payer_reclaim_observed,
+        auto_void_after_capture_deadline,
+        outcomes_applied_exactly_once_after_restart,
+        abandoned_outcomes_reconciled_from_chain,
+    ],
+    postgres: [
+        authorize_capture_partial_then_rest,
+        outcomes_applied_exactly_once_after_restart,
+    ],
 );
-
-mod postgres {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn authorize_capture_partial_then_rest() {
-        crate::store_support::run(
-            Backend::Postgres,
-            super::authorize_capture_partial_then_rest,
-        )
-        .await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn outcomes_applied_exactly_once_after_restart() {
-        crate::store_support::run(
-            Backend::Postgres,
-            super::outcomes_applied_exactly_once_after_restart,
-        )
-        .await
-    }
-}

@@ -2,26 +2,24 @@
 //! (`runtime::start`: relayer, engine, indexer) on anvil. The runtime does not mount the
 //! facilitator routes yet, so each test serves them itself over the running engine.
 
+mod operator_support;
+mod store_support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::eips::BlockNumberOrTag;
-use alloy::network::EthereumWallet;
-use alloy::node_bindings::{Anvil, AnvilInstance};
-use alloy::primitives::{Address, U256};
+use alloy::primitives::Address;
 use alloy::providers::ext::AnvilApi;
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use axum::Router;
+use operator_support::{Chain, USDC, mined};
 use serde_json::{Value, json};
-use x402_escrow_bindings::deploy::DEFAULT_SALT;
-use x402_escrow_bindings::{AuthCaptureEscrow, Deployment, TestUSDC, deploy_all};
+use x402_escrow_bindings::TestUSDC;
 use x402_escrow_operator::api::ApiState;
 use x402_escrow_operator::api::facilitator::{self, FacilitatorSettings};
-use x402_escrow_operator::config::{Config, Secret};
+use x402_escrow_operator::config::Config;
 use x402_escrow_operator::engine::Engine;
 use x402_escrow_operator::runtime::{self, RunningOperator};
-use x402_escrow_operator::store::NewMerchant;
 use x402_escrow_sdk::facilitator::{VerifyRequest, reasons};
 use x402_escrow_sdk::schemes::auth_capture::{self, LifecycleOperation, LifecyclePayload};
 use x402_escrow_sdk::schemes::exact;
@@ -32,25 +30,30 @@ use x402_escrow_sdk::wire::{
 };
 use x402_escrow_sdk::{EscrowDeployment, EscrowRegistry, random_b256};
 
-const USDC: u64 = 1_000_000;
-
+/// The shared test chain (its roles: key 1 the operator's signer, key 2 the payer, address 3
+/// the merchant's receiver, 4 the fee receiver; [`Env`] derefs to it), a full operator on a
+/// SQLite file, and the facilitator routes served over its engine.
 struct Env {
-    anvil: AnvilInstance,
+    chain: Chain,
     _dir: tempfile::TempDir,
-    provider: DynProvider,
-    deployment: Deployment,
     operator: Option<RunningOperator>,
     signer: Address,
-    payer: PrivateKeySigner,
+    /// Dev key 5: no tokens.
     poor_payer: PrivateKeySigner,
-    receiver: Address,
-    fee_receiver: Address,
     api_key: String,
     base: String,
     http: reqwest::Client,
     server: tokio::task::JoinHandle<()>,
     config: Config,
     settle_wait: Duration,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Chain;
+
+    fn deref(&self) -> &Chain {
+        &self.chain
+    }
 }
 
 impl Drop for Env {
@@ -82,102 +85,46 @@ async fn serve(
     (base, server)
 }
 
-fn wallet_provider(url: &str, signer: &PrivateKeySigner) -> DynProvider {
-    ProviderBuilder::new()
-        .wallet(EthereumWallet::from(signer.clone()))
-        .connect_http(url.parse().expect("url"))
-        .erased()
-}
-
 impl Env {
     async fn new(settle_wait: Duration) -> Env {
-        let anvil = Anvil::at(x402_escrow_bindings::contracts::anvil_path())
-            .try_spawn()
-            .expect("anvil");
-        let url = anvil.endpoint();
-        let key = |i: usize| PrivateKeySigner::from(anvil.keys()[i].clone());
-        let deployer = key(0);
-        let operator_key = key(1);
-        let payer = key(2);
-        let receiver = anvil.addresses()[3];
-        let fee_receiver = anvil.addresses()[4];
-        let poor_payer = key(5);
-        let deployer_provider = wallet_provider(&url, &deployer);
-        let deployment = deploy_all(&deployer_provider, deployer.address(), DEFAULT_SALT, true)
-            .await
-            .expect("deploy");
-        let token = TestUSDC::new(
-            deployment.token.as_ref().expect("token").address,
-            deployer_provider.clone(),
-        );
-        for (who, amount) in [
-            (payer.address(), 100 * USDC),
-            (operator_key.address(), 50 * USDC),
-        ] {
-            token
-                .mint(who, U256::from(amount))
-                .send()
-                .await
-                .unwrap()
-                .get_receipt()
-                .await
-                .unwrap();
-        }
+        let chain = Chain::start().await;
+        // The refund float.
+        chain.mint(chain.operator.address(), 50 * USDC).await;
         let dir = tempfile::tempdir().unwrap();
-        let deployment_path = dir.path().join("deployment.json");
-        deployment.save(&deployment_path).unwrap();
-        let mut config = Config {
-            listen: "127.0.0.1:0".into(),
-            ..Config::default()
-        };
-        config.database.url = format!("sqlite://{}/operator.db?mode=rwc", dir.path().display());
-        config.chain.rpc_url = url.clone();
-        config.chain.chain_id = deployment.chain_id;
-        config.chain.deployments = Some(deployment_path);
-        config.chain.poll_interval_ms = 100;
-        config.chain.confirmations = 1;
-        config.signer.private_key = Some(Secret::new(format!(
-            "0x{}",
-            hex::encode(anvil.keys()[1].to_bytes())
-        )));
-        config.fees.bps = 100;
-        config.fees.receiver = Some(fee_receiver);
-        config.webhooks.enabled = false;
+        let db_url = format!("sqlite://{}/operator.db?mode=rwc", dir.path().display());
+        let mut config = operator_support::config(&db_url, &chain);
+        // The relayer's and the sweeper's own timing (no fee bump while a test holds blocks
+        // back), and no webhooks.
+        config.relayer = Config::default().relayer;
+        config.auto_void = Config::default().auto_void;
         config.auto_void.expiry_margin_secs = 60;
+        config.webhooks.enabled = false;
         let op = runtime::start(config.clone()).await.expect("operator");
-        let (_, api_key) = op
-            .store
-            .create_merchant(&NewMerchant {
-                name: "shop".into(),
-                receivers: vec![receiver],
-                webhook_url: None,
-                webhook_secret: None,
-                capture_deadline_secs: 3600,
-            })
-            .await
-            .unwrap();
+        let (_, api_key) =
+            operator_support::merchant(&op.store, "shop", chain.receiver, None).await;
         let (base, server) = serve(&op, settle_wait).await;
-        let provider = ProviderBuilder::new()
-            .connect_http(url.parse().unwrap())
-            .erased();
         Env {
-            anvil,
+            poor_payer: chain.key(5).expect("key 5"),
+            chain,
             _dir: dir,
-            provider,
-            deployment,
             signer: op.signer,
             operator: Some(op),
-            payer,
-            poor_payer,
-            receiver,
-            fee_receiver,
-            api_key: api_key.expose().to_owned(),
+            api_key,
             base,
             http: reqwest::Client::new(),
             server,
             config,
             settle_wait,
         }
+    }
+
+    /// An environment whose settlements wait 20 s, the merchant's requirements for `amount`,
+    /// and the payer's signed payment of them.
+    async fn with_payment(amount: u64) -> (Env, Value, VerifyRequest) {
+        let env = Env::new(Duration::from_secs(20)).await;
+        let requirements = env.requirements(amount).await;
+        let req = env.pay(&requirements, &env.payer).await;
+        (env, requirements, req)
     }
 
     /// Stops the operator (as a deploy would) and starts a new one on the same database and
@@ -204,10 +151,6 @@ impl Env {
             .unwrap()
     }
 
-    fn token(&self) -> Address {
-        self.deployment.token.as_ref().unwrap().address
-    }
-
     fn network(&self) -> String {
         format!("eip155:{}", self.deployment.chain_id)
     }
@@ -216,46 +159,39 @@ impl Env {
         EscrowRegistry::only(EscrowDeployment::from(&self.deployment))
     }
 
-    async fn now(&self) -> u64 {
-        self.provider
-            .get_block_by_number(BlockNumberOrTag::Latest)
-            .await
-            .unwrap()
-            .unwrap()
-            .header
-            .timestamp
-    }
-
-    async fn balance(&self, who: Address) -> U256 {
-        TestUSDC::new(self.token(), self.provider.clone())
-            .balanceOf(who)
-            .call()
-            .await
-            .unwrap()
-    }
-
     async fn requirements(&self, amount: u64) -> Value {
-        let now = self.now().await;
-        let token = self.deployment.token.as_ref().unwrap();
-        json!({
-            "scheme": "auth-capture",
-            "network": self.network(),
-            "amount": amount.to_string(),
-            "asset": token.address,
-            "payTo": self.receiver,
-            "maxTimeoutSeconds": 300,
-            "extra": {
-                "name": token.name,
-                "version": token.version,
-                "captureAuthorizer": self.signer,
-                "captureDeadline": now + 7200,
-                "refundDeadline": now + 30 * 86400,
-                "feeRecipient": self.fee_receiver,
-                "minFeeBps": 0,
-                "maxFeeBps": 500,
-                "authCaptureEscrow": self.deployment.auth_capture_escrow,
+        self.chain
+            .requirements(amount, self.signer, self.receiver)
+            .await
+    }
+
+    /// Holds blocks back (automine off) until [`Env::mine_held`].
+    async fn hold_blocks(&self) {
+        self.plain.anvil_set_auto_mine(false).await.unwrap();
+    }
+
+    /// Mines one block with what was held back and turns automine on again.
+    async fn mine_held(&self) {
+        self.plain.anvil_mine(Some(1), None).await.unwrap();
+        self.plain.anvil_set_auto_mine(true).await.unwrap();
+    }
+
+    /// Settles `req` again (at most `tries` times, `pause` apart) until it answers success.
+    async fn settle_until_success(
+        &self,
+        req: &VerifyRequest,
+        tries: u32,
+        pause: Duration,
+    ) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..tries {
+            last = self.settle(req).await;
+            if last["success"] == true {
+                break;
             }
-        })
+            tokio::time::sleep(pause).await;
+        }
+        last
     }
 
     async fn exact_requirements(&self, amount: u64) -> Value {
@@ -341,28 +277,25 @@ impl Env {
         )
     }
 
-    async fn verify(&self, req: &VerifyRequest) -> Value {
-        let (status, body) = self
-            .call(
-                reqwest::Method::POST,
-                "/verify",
-                Some(&serde_json::to_value(req).unwrap()),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
+    /// POSTs `req` to `path`: the status and body.
+    async fn post(&self, path: &str, req: &VerifyRequest) -> (u16, Value) {
+        let body = serde_json::to_value(req).unwrap();
+        self.call(reqwest::Method::POST, path, Some(&body)).await
+    }
+
+    /// POSTs `req` to `path`, which must answer 200: the body.
+    async fn post_ok(&self, path: &str, req: &VerifyRequest) -> Value {
+        let (status, body) = self.post(path, req).await;
+        assert_eq!(status, 200, "{path}: {body}");
         body
     }
 
+    async fn verify(&self, req: &VerifyRequest) -> Value {
+        self.post_ok("/verify", req).await
+    }
+
     async fn settle(&self, req: &VerifyRequest) -> Value {
-        let (status, body) = self
-            .call(
-                reqwest::Method::POST,
-                "/settle",
-                Some(&serde_json::to_value(req).unwrap()),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body
+        self.post_ok("/settle", req).await
     }
 
     async fn chain_state(&self, req: &VerifyRequest) -> (u128, u128) {
@@ -372,15 +305,8 @@ impl Env {
             &self.registry(),
         )
         .unwrap();
-        let s = AuthCaptureEscrow::new(self.deployment.auth_capture_escrow, self.provider.clone())
-            .paymentState(derived.payment_info_hash)
-            .call()
-            .await
-            .unwrap();
-        (
-            s.capturableAmount.to::<u128>(),
-            s.refundableAmount.to::<u128>(),
-        )
+        let (_, capturable, refundable) = self.state(derived.payment_info_hash).await;
+        (capturable, refundable)
     }
 }
 
@@ -451,11 +377,8 @@ async fn supported_shape_and_auth() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_valid_and_invalid_reasons() {
-    let env = Env::new(Duration::from_secs(20)).await;
-    let requirements = env.requirements(5 * USDC).await;
-
     // Valid, and nothing was written or spent.
-    let ok = env.pay(&requirements, &env.payer).await;
+    let (env, requirements, ok) = Env::with_payment(5 * USDC).await;
     let body = env.verify(&ok).await;
     assert_eq!(body["isValid"], true, "{body}");
     assert_eq!(
@@ -506,7 +429,7 @@ async fn verify_valid_and_invalid_reasons() {
 
     // payTo that is not the merchant's receiver.
     let mut stranger = requirements.clone();
-    stranger["payTo"] = json!(env.anvil.addresses()[7]);
+    stranger["payTo"] = json!(env.address(7).unwrap());
     let req = env.pay(&stranger, &env.payer).await;
     invalid(
         &env.verify(&req).await,
@@ -550,9 +473,7 @@ async fn verify_valid_and_invalid_reasons() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settle_authorize_is_idempotent_then_lifecycle() {
-    let env = Env::new(Duration::from_secs(20)).await;
-    let requirements = env.requirements(10 * USDC).await;
-    let req = env.pay(&requirements, &env.payer).await;
+    let (env, requirements, req) = Env::with_payment(10 * USDC).await;
 
     let first = env.settle(&req).await;
     let tx = assert_success(&first);
@@ -617,7 +538,7 @@ async fn settle_authorize_is_idempotent_then_lifecycle() {
     assert_success(&body);
     assert_eq!(
         env.balance(env.payer.address()).await,
-        payer_before + U256::from(2 * USDC)
+        payer_before + u128::from(2 * USDC)
     );
     assert_eq!(env.chain_state(&req).await, (0, 5 * USDC as u128));
 
@@ -641,7 +562,7 @@ async fn settle_pending_when_receipt_unknown() {
     let env = Env::new(Duration::from_secs(3)).await;
     let requirements = env.requirements(3 * USDC).await;
     let req = env.pay(&requirements, &env.payer).await;
-    env.provider.anvil_set_auto_mine(false).await.unwrap();
+    env.hold_blocks().await;
 
     let body = env.settle(&req).await;
     assert_eq!(body["success"], false, "{body}");
@@ -662,26 +583,15 @@ async fn settle_pending_when_receipt_unknown() {
     let exact_tx = body["transaction"].as_str().unwrap().to_owned();
     assert_eq!(exact_tx.len(), 66, "{body}");
 
-    env.provider.anvil_mine(Some(1), None).await.unwrap();
-    env.provider.anvil_set_auto_mine(true).await.unwrap();
-    let mut last = Value::Null;
-    for _ in 0..20 {
-        last = env.settle(&exact_req).await;
-        if last["success"] == true {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    env.mine_held().await;
+    let last = env
+        .settle_until_success(&exact_req, 20, Duration::from_millis(300))
+        .await;
     assert_eq!(assert_success(&last), exact_tx, "{last}");
     // Retry until the relayer has seen the receipt: the same transaction, now a success.
-    let mut last = Value::Null;
-    for _ in 0..20 {
-        last = env.settle(&req).await;
-        if last["success"] == true {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let last = env
+        .settle_until_success(&req, 20, Duration::from_millis(300))
+        .await;
     assert_eq!(assert_success(&last), pending_tx, "{last}");
     assert_eq!(env.chain_state(&req).await, (3 * USDC as u128, 0));
 }
@@ -699,11 +609,11 @@ async fn exact_settle_moves_tokens_once() {
     assert_eq!(body["amount"], (2 * USDC).to_string());
     assert_eq!(
         env.balance(env.payer.address()).await,
-        payer_before - U256::from(2 * USDC)
+        payer_before - u128::from(2 * USDC)
     );
     assert_eq!(
         env.balance(env.receiver).await,
-        receiver_before + U256::from(2 * USDC)
+        receiver_before + u128::from(2 * USDC)
     );
 
     // Retried: the same success, no second transfer.
@@ -714,7 +624,7 @@ async fn exact_settle_moves_tokens_once() {
     assert_eq!(env.tx_count("charge").await, 0);
     assert_eq!(
         env.balance(env.receiver).await,
-        receiver_before + U256::from(2 * USDC)
+        receiver_before + u128::from(2 * USDC)
     );
 
     // Verifying the spent authorization now fails.
@@ -725,12 +635,9 @@ async fn exact_settle_moves_tokens_once() {
     // /settle finds the transfer on chain and answers with its success, without sending again.
     let req = env.pay_exact(&requirements, &env.payer).await;
     let p = req.payment_payload.payload.as_exact().unwrap().clone();
-    let outsider = wallet_provider(
-        &env.anvil.endpoint(),
-        &PrivateKeySigner::from(env.anvil.keys()[8].clone()),
-    );
-    let receipt = TestUSDC::new(env.token(), outsider)
-        .transferWithAuthorization_0(
+    let (_, outsider) = env.wallet(8).unwrap();
+    let receipt = mined(
+        TestUSDC::new(env.token(), outsider).transferWithAuthorization_0(
             p.authorization.from,
             p.authorization.to,
             p.authorization.value.get(),
@@ -738,13 +645,9 @@ async fn exact_settle_moves_tokens_once() {
             p.authorization.valid_before.get(),
             p.authorization.nonce,
             p.signature.clone(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
     assert!(receipt.status());
     let received = env.balance(env.receiver).await;
     let body = env.settle(&req).await;
@@ -766,7 +669,7 @@ async fn exact_settle_retried_after_restart_answers_from_outbox() {
         .pay_exact(&env.exact_requirements(USDC).await, &env.payer)
         .await;
     let receiver_before = env.balance(env.receiver).await;
-    env.provider.anvil_set_auto_mine(false).await.unwrap();
+    env.hold_blocks().await;
 
     let body = env.settle(&req).await;
     assert_eq!(body["errorReason"], reasons::SETTLEMENT_PENDING, "{body}");
@@ -782,21 +685,15 @@ async fn exact_settle_retried_after_restart_answers_from_outbox() {
     assert_eq!(body["transaction"], pending_tx.as_str(), "{body}");
     assert_eq!(env.tx_count("transfer").await, 1);
 
-    env.provider.anvil_mine(Some(1), None).await.unwrap();
-    env.provider.anvil_set_auto_mine(true).await.unwrap();
-    let mut last = Value::Null;
-    for _ in 0..60 {
-        last = env.settle(&req).await;
-        if last["success"] == true {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    env.mine_held().await;
+    let last = env
+        .settle_until_success(&req, 60, Duration::from_millis(500))
+        .await;
     assert_eq!(assert_success(&last), pending_tx, "{last}");
     assert_eq!(env.tx_count("transfer").await, 1);
     assert_eq!(
         env.balance(env.receiver).await,
-        receiver_before + U256::from(USDC)
+        receiver_before + u128::from(USDC)
     );
 }
 
@@ -820,13 +717,7 @@ async fn payment_identifier_replay_and_conflict() {
 
     // Same id, another payload (a re-signed payment): 409, nothing sent.
     let other = with_id(env.pay(&requirements, &env.payer).await);
-    let (status, body) = env
-        .call(
-            reqwest::Method::POST,
-            "/settle",
-            Some(&serde_json::to_value(&other).unwrap()),
-        )
-        .await;
+    let (status, body) = env.post("/settle", &other).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "payment_identifier_conflict");
     assert_eq!(env.chain_state(&other).await, (0, 0));
@@ -836,21 +727,13 @@ async fn payment_identifier_replay_and_conflict() {
     let mut map = serde_json::Map::new();
     set_payment_id(&mut map, None, "short");
     bad.payment_payload.extensions = Some(map);
-    let (status, _) = env
-        .call(
-            reqwest::Method::POST,
-            "/settle",
-            Some(&serde_json::to_value(&bad).unwrap()),
-        )
-        .await;
+    let (status, _) = env.post("/settle", &bad).await;
     assert_eq!(status, 400);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v1_bodies_verify_and_settle() {
-    let env = Env::new(Duration::from_secs(20)).await;
-    let requirements = env.requirements(USDC).await;
-    let req = env.pay(&requirements, &env.payer).await;
+    let (env, _, req) = Env::with_payment(USDC).await;
     let resource = ResourceInfo::new("https://shop.example/item");
     let v1_requirements = PaymentRequirementsV1::from_v2(&req.payment_requirements, &resource);
     let v1_payload = PaymentPayloadV1::new(&v1_requirements, req.payment_payload.payload.clone());
@@ -885,7 +768,7 @@ async fn settle_authorization_flow_charges_then_refunds() {
     let receiver0 = env.balance(env.receiver).await;
     let fee0 = env.balance(env.fee_receiver).await;
     // The operator charges 1% (fees.bps = 100).
-    let fee = U256::from(amount / 100);
+    let fee = u128::from(amount / 100);
 
     let body = env.verify(&req).await;
     assert_eq!(body["isValid"], true, "{body}");
@@ -897,11 +780,11 @@ async fn settle_authorization_flow_charges_then_refunds() {
     assert_eq!(env.chain_state(&req).await, (0, amount as u128));
     assert_eq!(
         env.balance(env.payer.address()).await,
-        payer0 - U256::from(amount)
+        payer0 - u128::from(amount)
     );
     assert_eq!(
         env.balance(env.receiver).await,
-        receiver0 + U256::from(amount) - fee
+        receiver0 + u128::from(amount) - fee
     );
     assert_eq!(env.balance(env.fee_receiver).await, fee0 + fee);
     // Retried: the same charge.
@@ -923,7 +806,7 @@ async fn settle_authorization_flow_charges_then_refunds() {
     assert_eq!(env.chain_state(&req).await, (0, 6 * USDC as u128));
     assert_eq!(
         env.balance(env.payer.address()).await,
-        payer0 - U256::from(6 * USDC)
+        payer0 - u128::from(6 * USDC)
     );
     let rest = env.lifecycle(&req, LifecycleOperation::Refund, Some(6 * USDC));
     assert_success(&env.settle(&rest).await);

@@ -23,8 +23,7 @@ mod fault_support;
 mod operator_support;
 mod store_support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use fault_support::*;
@@ -86,12 +85,7 @@ async fn crash_run(test: &'static str, n: usize, kills: usize, default_seed: u64
 
         let mut op = setup.start().await;
         let client = Client::new(setup.addr, &key, Duration::from_secs(240));
-        let done = Arc::new(AtomicU64::new(0));
-        let load = {
-            let client = client.clone();
-            let done = done.clone();
-            tokio::spawn(async move { run_orders(&client, orders, 24, done).await })
-        };
+        let (done, load) = spawn_orders(&client, orders, 24);
 
         let mut report = Vec::new();
         for (at, delay, down) in &moments {
@@ -123,13 +117,7 @@ async fn crash_run(test: &'static str, n: usize, kills: usize, default_seed: u64
             tokio::time::sleep(Duration::from_millis(*down)).await;
             op = setup.start().await;
         }
-        let paid = match load.await {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("{}", setup.log_tail(80));
-                std::panic::resume_unwind(e.into_panic())
-            }
-        };
+        let paid = setup.joined(load).await;
         let load_secs = started.elapsed().as_secs_f64();
         settle_all(&store, Duration::from_secs(60)).await;
         for line in &report {

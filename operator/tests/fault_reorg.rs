@@ -18,14 +18,13 @@ mod operator_support;
 mod store_support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use alloy::eips::BlockId;
 use alloy::primitives::B256;
 use alloy::providers::Provider;
 use alloy::providers::ext::AnvilApi;
-use alloy::rpc::types::anvil::ReorgOptions;
 use fault_support::*;
 use operator_support::*;
 use rand::SeedableRng;
@@ -99,12 +98,7 @@ async fn reorg_depth_three_under_load() {
 
         let op = setup.start().await;
         let client = Client::new(setup.addr, &key, Duration::from_secs(180));
-        let done = Arc::new(AtomicU64::new(0));
-        let load = {
-            let client = client.clone();
-            let done = done.clone();
-            tokio::spawn(async move { run_orders(&client, orders, 8, done).await })
-        };
+        let (done, load) = spawn_orders(&client, orders, 8);
 
         let mut dropped: Vec<(B256, u64)> = Vec::new();
         for k in 1..=REORGS {
@@ -138,14 +132,7 @@ async fn reorg_depth_three_under_load() {
             let mut ours = [ours, ours_in_last_blocks(&chain, DEPTH).await].concat();
             ours.sort();
             ours.dedup();
-            chain
-                .plain
-                .anvil_reorg(ReorgOptions {
-                    depth: DEPTH,
-                    tx_block_pairs: vec![],
-                })
-                .await
-                .expect("anvil_reorg");
+            chain.reorg(DEPTH).await;
             chain.plain.anvil_set_auto_mine(true).await.expect("automine on");
             // The dropped ones are gone from the canonical chain.
             let mut gone = Vec::new();
@@ -170,13 +157,7 @@ async fn reorg_depth_three_under_load() {
         }
         assert!(!dropped.is_empty(), "the reorgs dropped none of our transactions");
 
-        let paid = match load.await {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("{}", setup.log_tail(80));
-                std::panic::resume_unwind(e.into_panic())
-            }
-        };
+        let paid = setup.joined(load).await;
         settle_all(&store, Duration::from_secs(60)).await;
         // Let the indexer read to the head.
         let head = chain.plain.get_block_number().await.expect("head");

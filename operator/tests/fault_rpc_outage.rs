@@ -25,8 +25,7 @@ mod operator_support;
 mod store_support;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use fault_support::*;
@@ -100,12 +99,7 @@ async fn outage_run(test: &'static str, mode: ProxyMode) {
         }
 
         let client = Client::new(setup.addr, &key, Duration::from_secs(180));
-        let done = Arc::new(AtomicU64::new(0));
-        let load = {
-            let client = client.clone();
-            let done = done.clone();
-            tokio::spawn(async move { run_orders(&client, orders, 12, done).await })
-        };
+        let (done, load) = spawn_orders(&client, orders, 12);
         let deadline = Instant::now() + Duration::from_secs(120);
         while done.load(Ordering::SeqCst) < n as u64 / 3 {
             assert!(
@@ -173,13 +167,7 @@ async fn outage_run(test: &'static str, mode: ProxyMode) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let ready_again = up_at.elapsed();
-        let paid = match load.await {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("{}", setup.log_tail(80));
-                std::panic::resume_unwind(e.into_panic())
-            }
-        };
+        let paid = setup.joined(load).await;
         settle_all(&store, Duration::from_secs(60)).await;
         eprintln!(
             "[{test}] {n} payments in {:.1} s; {mode:?} {outage:?} after {done_at_outage} done: \

@@ -47,20 +47,15 @@ async fn charge_requirements(chain: &Chain, amount: u64, operator: Address) -> V
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn charge_then_refund_in_two_parts() {
     with_db(Backend::Sqlite, |url| async move {
-        let chain = Chain::start().await;
         let hooks = Hooks::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, Some(&hooks)).await;
+        let (chain, _store, _m, key) = open_shop(&url, Some(&hooks)).await;
         let op = start(&config(&url, &chain)).await;
         let api = Api::new(&op, &key);
         // The refund float.
         chain.mint(op.signer, 20 * USDC).await;
 
         let payer = chain.payer.address();
-        let payer0 = chain.balance(payer).await;
-        let recv0 = chain.balance(chain.receiver).await;
-        let fee0 = chain.balance(chain.fee_receiver).await;
-        let float0 = chain.balance(op.signer).await;
+        let [payer0, recv0, fee0, float0] = chain.balances(op.signer).await;
 
         // ---- charge 10 USDC: captured at once ---------------------------------------------
         let amount = 10 * USDC;
@@ -98,26 +93,16 @@ async fn charge_then_refund_in_two_parts() {
         assert_eq!(again["id"], p["id"]);
 
         // ---- capture and void make no sense for a charge ----------------------------------
-        let (status, e) = api
-            .post(&format!("/v1/payments/{id}/capture"), &json!({}), "cap-1")
-            .await;
+        let (status, e) = api.act(&id, "capture", &json!({}), "cap-1").await;
         assert_eq!(status, 409, "{e}");
         assert_eq!(error_code(&e), "invalid_state", "{e}");
-        let (status, e) = api
-            .post(&format!("/v1/payments/{id}/void"), &json!({}), "void-1")
-            .await;
+        let (status, e) = api.act(&id, "void", &json!({}), "void-1").await;
         assert_eq!(status, 409, "{e}");
         assert_eq!(error_code(&e), "invalid_state", "{e}");
         assert_eq!(chain.state(hash).await, (true, 0, amount as u128));
 
         // ---- refund 3, then the remaining 7 -----------------------------------------------
-        let (status, r1) = api
-            .post(
-                &format!("/v1/payments/{id}/refund"),
-                &json!({"amount": (3 * USDC).to_string()}),
-                "refund-1",
-            )
-            .await;
+        let (status, r1) = api.act_amount(&id, "refund", 3 * USDC, "refund-1").await;
         assert_eq!(status, 200, "{r1}");
         assert_eq!(r1["status"], "partially_refunded", "{r1}");
         assert_eq!(amount_of(&r1, "refunded"), 3 * USDC as u128);
@@ -126,13 +111,7 @@ async fn charge_then_refund_in_two_parts() {
             chain.balance(payer).await,
             payer0 - amount as u128 + 3 * USDC as u128
         );
-        let (status, r2) = api
-            .post(
-                &format!("/v1/payments/{id}/refund"),
-                &json!({"amount": (7 * USDC).to_string()}),
-                "refund-2",
-            )
-            .await;
+        let (status, r2) = api.act_amount(&id, "refund", 7 * USDC, "refund-2").await;
         assert_eq!(status, 200, "{r2}");
         assert_eq!(r2["status"], "refunded", "{r2}");
         assert_eq!(amount_of(&r2, "refundable"), 0);
@@ -146,11 +125,7 @@ async fn charge_then_refund_in_two_parts() {
         assert_eq!(chain.balance(op.signer).await, float0 - amount as u128);
         // Nothing is left to refund.
         let (status, e) = api
-            .post(
-                &format!("/v1/payments/{id}/refund"),
-                &json!({"amount": "1"}),
-                "refund-3",
-            )
+            .act(&id, "refund", &json!({"amount": "1"}), "refund-3")
             .await;
         assert_eq!(status, 409, "{e}");
 
@@ -275,9 +250,7 @@ fn receipt_status(receipt: &SettleResponse) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_authorization_flow_charges_and_refunds_failures() {
     with_db(Backend::Sqlite, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, _store, _m, key) = open_shop(&url, None).await;
         let op = start(&config(&url, &chain)).await;
         chain.mint(op.signer, 20 * USDC).await;
         let price = 2 * USDC;
@@ -360,9 +333,7 @@ async fn layer_authorization_flow_charges_and_refunds_failures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_exact_settles_after_success_only() {
     with_db(Backend::Sqlite, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, _store, _m, key) = open_shop(&url, None).await;
         let op = start(&config(&url, &chain)).await;
         let price = USDC;
         let shop = shop(&chain, &op, &key, price, |c| c.offer_exact = true).await;
@@ -466,9 +437,7 @@ async fn post_settle(op: &RunningOperator, key: &str, body: &Value) -> (u16, boo
 
 async fn payment_identifier_survives_restart(backend: Backend) {
     with_db(backend, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, store, _m, key) = open_shop(&url, None).await;
         let config = config(&url, &chain);
         let op = start(&config).await;
         let id = "order_0123456789abcdef";

@@ -206,10 +206,7 @@ async fn send(api: &Api, row: &Row, n: usize) -> (u16, Value) {
 
 async fn hostile_requests(backend: Backend) {
     with_db(backend, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_a, key_a) = merchant(&store, "shop-a", chain.receiver, None).await;
-        let (_b, key_b) = merchant(&store, "shop-b", chain.other_receiver, None).await;
+        let (chain, store, key_a, key_b) = two_shops(&url).await;
         let op = start(&config(&url, &chain)).await;
         let api = Api::new(&op, &key_a);
         let now = chain.now().await;
@@ -229,13 +226,7 @@ async fn hostile_requests(backend: Backend) {
             .await;
         assert_eq!(status, 201, "{p2}");
         let p2 = p2["id"].as_str().expect("id").to_owned();
-        let (status, c) = api
-            .post(
-                &format!("/v1/payments/{p2}/capture"),
-                &json!({"amount": USDC.to_string()}),
-                "setup-capture",
-            )
-            .await;
+        let (status, c) = api.act_amount(&p2, "capture", USDC, "setup-capture").await;
         assert_eq!(status, 200, "{c}");
         api.wait_status(
             &p2,

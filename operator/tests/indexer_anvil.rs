@@ -3,36 +3,34 @@
 //! exactly once with every field, restart from the stored cursor, a reorg through
 //! `anvil_reorg`, and an RPC outage.
 
+mod operator_support;
 mod store_support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::eips::BlockNumberOrTag;
-use alloy::network::{EthereumWallet, TransactionBuilder};
-use alloy::node_bindings::{Anvil, AnvilInstance};
+use alloy::network::TransactionBuilder;
 use alloy::primitives::aliases::{U48, U120};
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::ext::AnvilApi;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
 use alloy::rpc::types::anvil::{ReorgOptions, TransactionData};
-use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
+use operator_support::{mined, mined_tx};
 use store_support::*;
-use x402_escrow_bindings::contracts::anvil_path;
-use x402_escrow_bindings::deploy::DEFAULT_SALT;
 use x402_escrow_bindings::eip3009::Authorization;
 use x402_escrow_bindings::{
-    AuthCaptureEscrow, Deployment, PaymentInfo, ReceiveWithAuthorization, TestUSDC, deploy_all,
-    payment_info_hash,
+    AuthCaptureEscrow, PaymentInfo, ReceiveWithAuthorization, TestUSDC, payment_info_hash,
 };
 use x402_escrow_operator::indexer::{
     EscrowEvent, EventEffect, Indexer, IndexerConfig, IndexerError, IndexerUpdate,
     OnChainPaymentState, Origin, ReadMode, event_effect,
 };
 use x402_escrow_operator::lifecycle::PaymentEvent;
-use x402_escrow_operator::store::{ChainEvent, Store};
+use x402_escrow_operator::store::{ChainEvent, IndexerCursor, Store};
+use x402_escrow_testkit::Proxy;
 
 store_tests!(
     lifecycle_indexed_once_and_resumes,
@@ -43,66 +41,41 @@ store_tests!(
     two_instances_index_concurrently,
 );
 
-fn provider_for(url: &str, signer: Option<PrivateKeySigner>) -> DynProvider {
-    let url = url.parse().expect("url");
-    match signer {
-        Some(s) => ProviderBuilder::new()
-            .wallet(EthereumWallet::from(s))
-            .connect_http(url)
-            .erased(),
-        None => ProviderBuilder::new().connect_http(url).erased(),
-    }
+/// A provider without a wallet on `url` (what the indexer reads through).
+fn reader(url: &str) -> DynProvider {
+    ProviderBuilder::new()
+        .connect_http(url.parse().expect("url"))
+        .erased()
 }
 
-/// A deployed escrow on a fresh anvil, with a funded payer.
+/// The shared test chain (derefs to it: dev key 1 is the operator, key 2 the funded payer,
+/// address 3 the receiver), calling the escrow directly as the operator and the payer.
 struct Chain {
-    anvil: AnvilInstance,
-    deployment: Deployment,
-    operator: PrivateKeySigner,
-    payer: PrivateKeySigner,
+    kit: operator_support::Chain,
+    /// Signs with the operator's key.
     op: DynProvider,
+    /// Signs with the payer's key.
     payer_p: DynProvider,
-    receiver: Address,
-    fee_receiver: Address,
     salt: u64,
+}
+
+impl std::ops::Deref for Chain {
+    type Target = operator_support::Chain;
+
+    fn deref(&self) -> &operator_support::Chain {
+        &self.kit
+    }
 }
 
 impl Chain {
     async fn start() -> Chain {
-        let anvil = Anvil::at(anvil_path()).try_spawn().expect("anvil");
-        let keys = anvil.keys();
-        let deployer: PrivateKeySigner = keys[0].clone().into();
-        let operator: PrivateKeySigner = keys[1].clone().into();
-        let payer: PrivateKeySigner = keys[2].clone().into();
-        let url = anvil.endpoint();
-        let dep_p = provider_for(&url, Some(deployer.clone()));
-        let deployment = deploy_all(&dep_p, deployer.address(), DEFAULT_SALT, true)
-            .await
-            .expect("deploy");
-        let token = deployment.token.clone().expect("dev token").address;
-        TestUSDC::new(token, &dep_p)
-            .mint(payer.address(), U256::from(10_000_000u64))
-            .send()
-            .await
-            .expect("mint")
-            .get_receipt()
-            .await
-            .expect("mint receipt");
+        let kit = operator_support::Chain::start().await;
         Chain {
-            receiver: anvil.addresses()[3],
-            fee_receiver: anvil.addresses()[4],
-            op: provider_for(&url, Some(operator.clone())),
-            payer_p: provider_for(&url, Some(payer.clone())),
-            anvil,
-            deployment,
-            operator,
-            payer,
+            op: kit.provider_for(&kit.operator),
+            payer_p: kit.provider_for(&kit.payer),
+            kit,
             salt: 0,
         }
-    }
-
-    fn escrow(&self) -> Address {
-        self.deployment.auth_capture_escrow
     }
 
     fn config(&self) -> IndexerConfig {
@@ -120,21 +93,11 @@ impl Chain {
     }
 
     fn indexer(&self, store: &Store) -> Indexer {
-        Indexer::new(
-            store.clone(),
-            provider_for(&self.anvil.endpoint(), None),
-            self.config(),
-        )
+        self.indexer_with(store, self.config())
     }
 
-    async fn now(&self) -> u64 {
-        self.op
-            .get_block_by_number(BlockNumberOrTag::Latest)
-            .await
-            .expect("block")
-            .expect("latest")
-            .header
-            .timestamp
+    fn indexer_with(&self, store: &Store, config: IndexerConfig) -> Indexer {
+        Indexer::new(store.clone(), self.plain.clone(), config)
     }
 
     async fn payment(&mut self, max: u64) -> (PaymentInfo, B256) {
@@ -144,7 +107,7 @@ impl Chain {
             operator: self.operator.address(),
             payer: self.payer.address(),
             receiver: self.receiver,
-            token: self.deployment.token.as_ref().expect("token").address,
+            token: self.token(),
             maxAmount: U120::from(max),
             preApprovalExpiry: U48::from(now + 600),
             authorizationExpiry: U48::from(now + 3600),
@@ -185,14 +148,7 @@ impl Chain {
         let tx = TransactionRequest::default()
             .with_to(self.escrow())
             .with_input(input);
-        let receipt = self
-            .op
-            .send_transaction(tx)
-            .await
-            .expect("send")
-            .get_receipt()
-            .await
-            .expect("receipt");
+        let receipt = mined_tx(&self.op, tx).await;
         assert!(receipt.status(), "escrow call reverted");
         (
             receipt.transaction_hash,
@@ -216,28 +172,12 @@ impl Chain {
     }
 
     async fn refund(&self, info: &PaymentInfo, amount: u64) -> (B256, u64, B256) {
-        let token = self.deployment.token.as_ref().expect("token").address;
-        let dep: PrivateKeySigner = self.anvil.keys()[0].clone().into();
-        let dep_p = provider_for(&self.anvil.endpoint(), Some(dep));
-        TestUSDC::new(token, &dep_p)
-            .mint(self.operator.address(), U256::from(amount))
-            .send()
-            .await
-            .expect("mint")
-            .get_receipt()
-            .await
-            .expect("receipt");
-        TestUSDC::new(token, &self.op)
-            .approve(
-                self.deployment.operator_refund_collector,
-                U256::from(amount),
-            )
-            .send()
-            .await
-            .expect("approve")
-            .get_receipt()
-            .await
-            .expect("receipt");
+        self.mint(self.operator.address(), amount).await;
+        mined(TestUSDC::new(self.token(), &self.op).approve(
+            self.deployment.operator_refund_collector,
+            U256::from(amount),
+        ))
+        .await;
         let call = AuthCaptureEscrow::refundCall {
             paymentInfo: info.clone(),
             amount: U256::from(amount),
@@ -261,20 +201,28 @@ impl Chain {
             .await
             .expect("set time");
         self.op.anvil_mine(Some(1), None).await.expect("mine");
-        let receipt = AuthCaptureEscrow::new(self.escrow(), &self.payer_p)
-            .reclaim(info.clone())
-            .send()
-            .await
-            .expect("reclaim")
-            .get_receipt()
-            .await
-            .expect("receipt");
+        let receipt =
+            mined(AuthCaptureEscrow::new(self.escrow(), &self.payer_p).reclaim(info.clone())).await;
         assert!(receipt.status());
         (
             receipt.transaction_hash,
             receipt.block_number.expect("n"),
             receipt.block_hash.expect("h"),
         )
+    }
+
+    /// The indexer's stored cursor for the escrow (`None` before its first range).
+    async fn cursor(&self, store: &Store) -> Option<IndexerCursor> {
+        store.cursor(31337, self.escrow()).await.expect("cursor")
+    }
+
+    /// The cursor stands right after the head, whose hash it remembers; the head.
+    async fn assert_cursor_at_head(&self, store: &Store) -> u64 {
+        let head = self.head().await;
+        let cursor = self.cursor(store).await.expect("set");
+        assert_eq!(cursor.next_block, head + 1);
+        assert_eq!(cursor.last_block_hash, Some(self.hash_of(head).await));
+        head
     }
 
     async fn head(&self) -> u64 {
@@ -410,14 +358,7 @@ async fn lifecycle_indexed_once_and_resumes(ctx: Ctx) {
             .count(),
         1
     );
-    let head = chain.head().await;
-    let cursor = store
-        .cursor(31337, chain.escrow())
-        .await
-        .expect("cursor")
-        .expect("set");
-    assert_eq!(cursor.next_block, head + 1);
-    assert_eq!(cursor.last_block_hash, Some(chain.hash_of(head).await));
+    let head = chain.assert_cursor_at_head(&store).await;
 
     // Idempotent: passes with nothing new store nothing; re-reading from scratch neither.
     for _ in 0..3 {
@@ -498,9 +439,8 @@ async fn reorg_deeper_than_the_window(ctx: Ctx) {
 async fn reorg_scenario(ctx: Ctx, window: u32) {
     let store = ctx.store.clone();
     let mut chain = Chain::start().await;
-    let indexer = Indexer::new(
-        store.clone(),
-        provider_for(&chain.anvil.endpoint(), None),
+    let indexer = chain.indexer_with(
+        &store,
         IndexerConfig {
             window,
             reorg_depth: 8,
@@ -628,11 +568,7 @@ async fn reorg_scenario(ctx: Ctx, window: u32) {
         assert!(reorg_hashes.contains(&h_a) && reorg_hashes.contains(&h_b));
     }
     // The cursor is on the new chain; the chain agrees.
-    let cursor = store
-        .cursor(31337, chain.escrow())
-        .await
-        .expect("c")
-        .expect("set");
+    let cursor = chain.cursor(&store).await.expect("set");
     let head = chain.head().await;
     assert_eq!(cursor.next_block, head + 1);
     assert_eq!(cursor.last_block_hash, Some(chain.hash_of(head).await));
@@ -670,78 +606,14 @@ async fn reorg_scenario(ctx: Ctx, window: u32) {
     assert!(o.reorg.is_none() && o.new_events.is_empty());
 }
 
-/// A TCP proxy in front of anvil that can be taken down (every connection dropped) and up.
-struct Proxy {
-    port: u16,
-    target: String,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Proxy {
-    async fn start(target: String) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let mut p = Proxy {
-            port,
-            target,
-            task: None,
-        };
-        p.serve(listener);
-        p
-    }
-
-    fn serve(&mut self, listener: tokio::net::TcpListener) {
-        let target = self.target.clone();
-        self.task = Some(tokio::spawn(async move {
-            let mut conns = tokio::task::JoinSet::new();
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    continue;
-                };
-                let target = target.clone();
-                conns.spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-            }
-        }));
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn down(&mut self) {
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
-    }
-
-    async fn up(&mut self) {
-        for _ in 0..100 {
-            if let Ok(l) = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
-                self.serve(l);
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("cannot rebind the proxy port");
-    }
-}
-
 async fn rpc_outage_then_resume(ctx: Ctx) {
     let store = ctx.store.clone();
     let mut chain = Chain::start().await;
-    let target = format!("127.0.0.1:{}", chain.anvil.port());
-    let mut proxy = Proxy::start(target).await;
-    let indexer = Indexer::new(
-        store.clone(),
-        provider_for(&proxy.url(), None),
-        chain.config(),
-    );
+    let anvil = format!("127.0.0.1:{}", chain.anvil.port());
+    let proxy = Proxy::start(anvil.parse().expect("anvil's address"))
+        .await
+        .expect("proxy");
+    let indexer = Indexer::new(store.clone(), reader(&proxy.url()), chain.config());
 
     // A closed port from the start: a typed, transient error and nothing written.
     let closed = {
@@ -750,32 +622,22 @@ async fn rpc_outage_then_resume(ctx: Ctx) {
         drop(l);
         Indexer::new(
             store.clone(),
-            provider_for(&format!("http://127.0.0.1:{port}"), None),
+            reader(&format!("http://127.0.0.1:{port}")),
             chain.config(),
         )
     };
     let err = closed.tick().await.expect_err("no rpc");
     assert!(matches!(err, IndexerError::Rpc(_)), "{err:?}");
     assert!(err.is_transient());
-    assert!(
-        store
-            .cursor(31337, chain.escrow())
-            .await
-            .expect("c")
-            .is_none()
-    );
+    assert!(chain.cursor(&store).await.is_none());
 
     let (info1, h1) = chain.payment(1_000).await;
     chain.authorize(&info1, 1_000).await;
     catch_up(&indexer).await;
-    let before = store
-        .cursor(31337, chain.escrow())
-        .await
-        .expect("c")
-        .expect("set");
+    let before = chain.cursor(&store).await.expect("set");
 
     // The RPC goes away; the chain moves on meanwhile.
-    proxy.down();
+    proxy.set_down(true).await;
     let (info2, h2) = chain.payment(2_000).await;
     chain.authorize(&info2, 2_000).await;
     chain.capture(&info1, 500).await;
@@ -784,7 +646,7 @@ async fn rpc_outage_then_resume(ctx: Ctx) {
         assert!(err.is_transient(), "{err:?}");
     }
     assert_eq!(
-        store.cursor(31337, chain.escrow()).await.expect("c"),
+        chain.cursor(&store).await,
         Some(before.clone()),
         "no progress recorded while down"
     );
@@ -797,15 +659,11 @@ async fn rpc_outage_then_resume(ctx: Ctx) {
         tokio::spawn(async move { indexer.run(stop_rx).await })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    proxy.up().await;
+    proxy.set_down(false).await;
     let head = chain.head().await;
     let mut ok = false;
     for _ in 0..200 {
-        let c = store
-            .cursor(31337, chain.escrow())
-            .await
-            .expect("c")
-            .expect("set");
+        let c = chain.cursor(&store).await.expect("set");
         if c.next_block > head {
             ok = true;
             break;
@@ -824,15 +682,13 @@ async fn rpc_outage_then_resume(ctx: Ctx) {
         ["PaymentAuthorized", "PaymentCaptured"]
     );
     assert_eq!(store.events_for_payment(h2).await.expect("e").len(), 1);
-    proxy.down();
 }
 
 async fn safe_mode_stays_behind_the_head(ctx: Ctx) {
     let store = ctx.store.clone();
     let mut chain = Chain::start().await;
-    let indexer = Indexer::new(
-        store.clone(),
-        provider_for(&chain.anvil.endpoint(), None),
+    let indexer = chain.indexer_with(
+        &store,
         IndexerConfig {
             mode: ReadMode::Safe { confirmations: 2 },
             ..chain.config()
@@ -842,11 +698,7 @@ async fn safe_mode_stays_behind_the_head(ctx: Ctx) {
     chain.authorize(&info, 1_000).await;
     catch_up(&indexer).await;
     let head = chain.head().await;
-    let cursor = store
-        .cursor(31337, chain.escrow())
-        .await
-        .expect("c")
-        .expect("set");
+    let cursor = chain.cursor(&store).await.expect("set");
     assert_eq!(cursor.next_block, head - 1, "reads up to head - 2");
     assert!(store.events_for_payment(h).await.expect("e").is_empty());
     chain.op.anvil_mine(Some(2), None).await.expect("mine");
@@ -868,14 +720,7 @@ async fn two_instances_index_concurrently(ctx: Ctx) {
     }
     let (a, b) = (chain.indexer(&store), chain.indexer(&other));
     let (sa, sb) = tokio::join!(catch_up(&a), catch_up(&b));
-    let head = chain.head().await;
-    let cursor = store
-        .cursor(31337, chain.escrow())
-        .await
-        .expect("c")
-        .expect("set");
-    assert_eq!(cursor.next_block, head + 1);
-    assert_eq!(cursor.last_block_hash, Some(chain.hash_of(head).await));
+    chain.assert_cursor_at_head(&store).await;
     let payment_events = sa
         .iter()
         .chain(sb.iter())

@@ -52,6 +52,17 @@ fn blocks(range: std::ops::RangeInclusive<u64>) -> Vec<IndexedBlock> {
         .collect()
 }
 
+/// The block numbers of the remembered window, newest first.
+async fn window(store: &Store) -> Vec<u64> {
+    store
+        .recent_indexed_blocks(CHAIN, escrow(), 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.number)
+        .collect()
+}
+
 async fn advance(
     store: &Store,
     expected: CursorPosition,
@@ -98,14 +109,7 @@ async fn advance_and_rewind(ctx: Ctx) {
         advance(&store, pos(15, Some(14)), 17, &[event(16, 0)]).await,
         Some(1)
     );
-    let window = store
-        .recent_indexed_blocks(CHAIN, escrow(), 100)
-        .await
-        .unwrap();
-    assert_eq!(
-        window.iter().map(|b| b.number).collect::<Vec<_>>(),
-        vec![17, 16, 15, 14]
-    );
+    assert_eq!(window(&store).await, vec![17, 16, 15, 14]);
     // Re-reading stored events returns nothing new.
     store
         .set_cursor(CHAIN, escrow(), 15, Some(hash(14)))
@@ -135,16 +139,9 @@ async fn advance_and_rewind(ctx: Ctx) {
     );
     let c = store.cursor(CHAIN, escrow()).await.unwrap().unwrap();
     assert_eq!((c.next_block, c.last_block_hash), (13, Some(hash(12))));
-    let window = store
-        .recent_indexed_blocks(CHAIN, escrow(), 100)
-        .await
-        .unwrap();
-    assert_eq!(
-        window.iter().map(|b| b.number).collect::<Vec<_>>(),
-        Vec::<u64>::new(),
-        "14..17 were all at or above 13"
-    );
-    assert!(window.iter().all(|b| b.number < 13));
+    let window = window(&store).await;
+    assert_eq!(window, Vec::<u64>::new(), "14..17 were all at or above 13");
+    assert!(window.iter().all(|n| *n < 13));
     assert_eq!(store.unprocessed_events(CHAIN, 10).await.unwrap().len(), 1);
     // The same block coming back revives its event.
     assert_eq!(

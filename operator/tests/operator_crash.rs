@@ -94,9 +94,7 @@ async fn check_authorized(chain: &Chain, api: &Api, payments: &[(String, B256, S
 
 async fn crash_after_accept(backend: Backend) {
     with_db(backend, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, store, _m, key) = open_shop(&url, None).await;
         let cfg = config(&url, &chain);
         let payer0 = chain.balance(chain.payer.address()).await;
 
@@ -126,23 +124,15 @@ async fn crash_after_accept(backend: Backend) {
         check_authorized(&chain, &api, &payments).await;
         settle(&store, T).await;
         assert_eq!(count(&store, "payments").await, 6);
-        assert_eq!(
-            chain.balance(chain.payer.address()).await,
-            payer0 - 6 * AMOUNT as u128
-        );
-        assert_nonces(&store, &chain).await;
-        assert_reconciled(&op).await;
-        op.shutdown().await;
-        store.close().await;
+        chain.assert_payer_spent(payer0, 6 * AMOUNT as u128).await;
+        wind_down(op, store, &chain).await;
     })
     .await
 }
 
 async fn crash_before_receipt(backend: Backend) {
     with_db(backend, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, store, _m, key) = open_shop(&url, None).await;
         let cfg = config(&url, &chain);
         let payer0 = chain.balance(chain.payer.address()).await;
 
@@ -185,23 +175,15 @@ async fn crash_before_receipt(backend: Backend) {
         let api = Api::new(&op, &key);
         check_authorized(&chain, &api, &payments).await;
         settle(&store, T).await;
-        assert_eq!(
-            chain.balance(chain.payer.address()).await,
-            payer0 - 6 * AMOUNT as u128
-        );
-        assert_nonces(&store, &chain).await;
-        assert_reconciled(&op).await;
-        op.shutdown().await;
-        store.close().await;
+        chain.assert_payer_spent(payer0, 6 * AMOUNT as u128).await;
+        wind_down(op, store, &chain).await;
     })
     .await
 }
 
 async fn crash_captures_in_flight(backend: Backend) {
     with_db(backend, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, store, _m, key) = open_shop(&url, None).await;
         let cfg = config(&url, &chain);
         let recv0 = chain.balance(chain.receiver).await;
         let fee0 = chain.balance(chain.fee_receiver).await;
@@ -252,11 +234,7 @@ async fn crash_captures_in_flight(backend: Backend) {
                 "captured" => {}
                 "authorized" => {
                     let (status, c) = api
-                        .post(
-                            &format!("/v1/payments/{id}/capture"),
-                            &json!({}),
-                            &format!("recap-{id}"),
-                        )
+                        .act(id, "capture", &json!({}), &format!("recap-{id}"))
                         .await;
                     assert_eq!(status, 200, "{c}");
                 }
@@ -290,10 +268,7 @@ async fn crash_captures_in_flight(backend: Backend) {
             chain.balance(chain.fee_receiver).await,
             fee0 + n as u128 * fee(AMOUNT as u128)
         );
-        assert_nonces(&store, &chain).await;
-        assert_reconciled(&op).await;
-        op.shutdown().await;
-        store.close().await;
+        wind_down(op, store, &chain).await;
     })
     .await
 }
@@ -304,9 +279,7 @@ async fn crash_captures_in_flight(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_stops_the_api() {
     with_db(Backend::Sqlite, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, store, _m, key) = open_shop(&url, None).await;
         let op = start(&config(&url, &chain)).await;
         let api = Api::new(&op, &key);
         let (status, _) = api.get("/v1/payments?request_id=x").await;
@@ -339,15 +312,12 @@ async fn abort_stops_the_api() {
             Recovery from what the database says is covered by the other crash tests."]
 async fn abort_ends_requests_in_flight() {
     with_db(Backend::Sqlite, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, store, _m, key) = open_shop(&url, None).await;
         let op = start(&config(&url, &chain)).await;
         let api = Api::new(&op, &key);
-        let req = chain.requirements(AMOUNT, op.signer, chain.receiver).await;
-        let body = chain.authorize_body(req, &chain.payer, "inflight").await;
-        let (status, p) = api.post("/v1/payments/authorize", &body, "inflight-auth").await;
-        assert_eq!(status, 201, "{p}");
+        let (_, p) = api
+            .authorize_payment(&chain, AMOUNT, op.signer, "inflight", "inflight-auth")
+            .await;
         let id = p["id"].as_str().unwrap().to_owned();
 
         chain.plain.anvil_set_auto_mine(false).await.expect("automine off");
@@ -389,9 +359,7 @@ async fn abort_ends_requests_in_flight() {
 /// still `queued` when the operator dies. The restarted operator sends each exactly once.
 async fn crash_written_never_sent(backend: Backend) {
     with_db(backend, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, store, _m, key) = open_shop(&url, None).await;
         let cfg = config(&url, &chain);
         let signer = chain.operator.address();
         store
@@ -424,14 +392,8 @@ async fn crash_written_never_sent(backend: Backend) {
         let api = Api::new(&op, &key);
         check_authorized(&chain, &api, &payments).await;
         settle(&store, T).await;
-        assert_eq!(
-            chain.balance(chain.payer.address()).await,
-            payer0 - 4 * AMOUNT as u128
-        );
-        assert_nonces(&store, &chain).await;
-        assert_reconciled(&op).await;
-        op.shutdown().await;
-        store.close().await;
+        chain.assert_payer_spent(payer0, 4 * AMOUNT as u128).await;
+        wind_down(op, store, &chain).await;
     })
     .await
 }
@@ -441,9 +403,7 @@ async fn crash_written_never_sent(backend: Backend) {
 /// payer got back exactly what was refunded and the operator's float paid exactly that.
 async fn crash_refunds_in_flight(backend: Backend) {
     with_db(backend, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, store, _m, key) = open_shop(&url, None).await;
         let cfg = config(&url, &chain);
         let payer0 = chain.balance(chain.payer.address()).await;
 
@@ -457,11 +417,7 @@ async fn crash_refunds_in_flight(backend: Backend) {
         for (id, ..) in &payments {
             api.wait_status(id, &["authorized"], T).await;
             let (status, c) = api
-                .post(
-                    &format!("/v1/payments/{id}/capture"),
-                    &json!({}),
-                    &format!("cap-{id}"),
-                )
+                .act(id, "capture", &json!({}), &format!("cap-{id}"))
                 .await;
             assert_eq!(status, 200, "{c}");
             assert_eq!(c["status"], "captured", "{c}");
@@ -507,8 +463,9 @@ async fn crash_refunds_in_flight(backend: Backend) {
                 "partially_refunded" => {}
                 "captured" => {
                     let (status, r) = api
-                        .post(
-                            &format!("/v1/payments/{id}/refund"),
+                        .act(
+                            id,
+                            "refund",
                             &json!({ "amount": part }),
                             &format!("reref-{id}"),
                         )
@@ -531,15 +488,11 @@ async fn crash_refunds_in_flight(backend: Backend) {
             );
         }
         let n = n as u128;
-        assert_eq!(
-            chain.balance(chain.payer.address()).await,
-            payer0 - n * AMOUNT as u128 + n * half
-        );
+        chain
+            .assert_payer_spent(payer0, n * AMOUNT as u128 - n * half)
+            .await;
         assert_eq!(chain.balance(signer).await, float0 - n * half);
-        assert_nonces(&store, &chain).await;
-        assert_reconciled(&op).await;
-        op.shutdown().await;
-        store.close().await;
+        wind_down(op, store, &chain).await;
     })
     .await
 }

@@ -43,9 +43,7 @@ async fn wait_owner(store: &Store, want: &str, timeout: Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_one_database() {
     with_db(Backend::Postgres, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (chain, store, _m, key) = open_shop(&url, None).await;
         let mut cfg_a = config(&url, &chain);
         cfg_a.instance_id = Some("op-a".into());
         let mut cfg_b = config(&url, &chain);
@@ -77,11 +75,7 @@ async fn two_instances_one_database() {
         assert_eq!(api_b.payment(&id2).await["status"], "authorized");
         // A capture through B.
         let (status, c) = api_b
-            .post(
-                &format!("/v1/payments/{id2}/capture"),
-                &serde_json::json!({}),
-                "b-cap",
-            )
+            .act(&id2, "capture", &serde_json::json!({}), "b-cap")
             .await;
         assert_eq!(status, 200, "{c}");
         assert_eq!(c["status"], "captured", "{c}");
@@ -113,14 +107,8 @@ async fn two_instances_one_database() {
             assert_eq!(chain.state(*hash).await, (true, AMOUNT as u128, 0));
         }
         settle(&store, T).await;
-        assert_eq!(
-            chain.balance(chain.payer.address()).await,
-            payer0 - 6 * AMOUNT as u128
-        );
-        assert_nonces(&store, &chain).await;
-        assert_reconciled(&b).await;
-        b.shutdown().await;
-        store.close().await;
+        chain.assert_payer_spent(payer0, 6 * AMOUNT as u128).await;
+        wind_down(b, store, &chain).await;
     })
     .await
 }

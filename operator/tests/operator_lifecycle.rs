@@ -18,10 +18,8 @@ both_backends!(lifecycle);
 
 async fn lifecycle(backend: Backend) {
     with_db(backend, |url| async move {
-        let chain = Chain::start().await;
         let hooks = Hooks::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, Some(&hooks)).await;
+        let (chain, store, _m, key) = open_shop(&url, Some(&hooks)).await;
         let op = start(&config(&url, &chain)).await;
         assert_eq!(op.signer, chain.operator.address());
         let api = Api::new(&op, &key);
@@ -30,17 +28,13 @@ async fn lifecycle(backend: Backend) {
         chain.mint(op.signer, 50 * USDC).await;
 
         let payer = chain.payer.address();
-        let payer0 = chain.balance(payer).await;
-        let recv0 = chain.balance(chain.receiver).await;
-        let fee0 = chain.balance(chain.fee_receiver).await;
-        let float0 = chain.balance(op.signer).await;
+        let [payer0, recv0, fee0, float0] = chain.balances(op.signer).await;
 
         // ---- payment 1: authorize 10 USDC ------------------------------------------------
         let amount = 10 * USDC;
-        let req = chain.requirements(amount, op.signer, chain.receiver).await;
-        let body = chain.authorize_body(req, &chain.payer, "req-life-1").await;
-        let (status, p1) = api.post("/v1/payments/authorize", &body, "auth-1").await;
-        assert_eq!(status, 201, "{p1}");
+        let (body, p1) = api
+            .authorize_payment(&chain, amount, op.signer, "req-life-1", "auth-1")
+            .await;
         assert_eq!(p1["status"], "authorized", "{p1}");
         assert_eq!(p1["requestId"], "req-life-1");
         assert_eq!(amount_of(&p1, "authorized"), amount as u128);
@@ -57,13 +51,7 @@ async fn lifecycle(backend: Backend) {
 
         // ---- capture 4 USDC ------------------------------------------------------------------
         let part = 4 * USDC;
-        let (status, c1) = api
-            .post(
-                &format!("/v1/payments/{id1}/capture"),
-                &json!({"amount": part.to_string()}),
-                "cap-1",
-            )
-            .await;
+        let (status, c1) = api.act_amount(&id1, "capture", part, "cap-1").await;
         assert_eq!(status, 200, "{c1}");
         assert_eq!(c1["status"], "partially_captured", "{c1}");
         assert_eq!(amount_of(&c1, "captured"), part as u128);
@@ -80,9 +68,7 @@ async fn lifecycle(backend: Backend) {
         assert_eq!(chain.balance(chain.fee_receiver).await, fee0 + fee(part));
 
         // ---- capture the rest ----------------------------------------------------------------
-        let (status, c2) = api
-            .post(&format!("/v1/payments/{id1}/capture"), &json!({}), "cap-2")
-            .await;
+        let (status, c2) = api.act(&id1, "capture", &json!({}), "cap-2").await;
         assert_eq!(status, 200, "{c2}");
         assert_eq!(c2["status"], "captured", "{c2}");
         assert_eq!(amount_of(&c2, "captured"), amount as u128);
@@ -99,13 +85,7 @@ async fn lifecycle(backend: Backend) {
 
         // ---- refund half ---------------------------------------------------------------------
         let half = amount / 2;
-        let (status, r1) = api
-            .post(
-                &format!("/v1/payments/{id1}/refund"),
-                &json!({"amount": half.to_string()}),
-                "ref-1",
-            )
-            .await;
+        let (status, r1) = api.act_amount(&id1, "refund", half, "ref-1").await;
         assert_eq!(status, 200, "{r1}");
         assert_eq!(r1["status"], "partially_refunded", "{r1}");
         assert_eq!(amount_of(&r1, "refunded"), half as u128);
@@ -119,18 +99,15 @@ async fn lifecycle(backend: Backend) {
 
         // ---- payment 2: authorize then void --------------------------------------------------
         let amount2 = 3 * USDC;
-        let req = chain.requirements(amount2, op.signer, chain.receiver).await;
-        let body = chain.authorize_body(req, &chain.payer, "req-life-2").await;
-        let (status, p2) = api.post("/v1/payments/authorize", &body, "auth-2").await;
-        assert_eq!(status, 201, "{p2}");
+        let (_, p2) = api
+            .authorize_payment(&chain, amount2, op.signer, "req-life-2", "auth-2")
+            .await;
         assert_eq!(p2["status"], "authorized", "{p2}");
         let id2 = p2["id"].as_str().unwrap().to_owned();
         let hash2 = p2["paymentHash"].as_str().unwrap().parse().unwrap();
         assert_eq!(chain.state(hash2).await, (true, amount2 as u128, 0));
         let payer_before_void = chain.balance(payer).await;
-        let (status, v) = api
-            .post(&format!("/v1/payments/{id2}/void"), &json!({}), "void-2")
-            .await;
+        let (status, v) = api.act(&id2, "void", &json!({}), "void-2").await;
         assert_eq!(status, 200, "{v}");
         assert_eq!(v["status"], "voided", "{v}");
         assert_eq!(chain.state(hash2).await, (true, 0, 0));
@@ -139,13 +116,7 @@ async fn lifecycle(backend: Backend) {
             payer_before_void + amount2 as u128
         );
         // Nothing more to do on a voided payment.
-        let (status, e) = api
-            .post(
-                &format!("/v1/payments/{id2}/capture"),
-                &json!({}),
-                "cap-void",
-            )
-            .await;
+        let (status, e) = api.act(&id2, "capture", &json!({}), "cap-void").await;
         assert_eq!(status, 409, "{e}");
         assert_eq!(error_code(&e), "invalid_state");
 
@@ -210,10 +181,7 @@ async fn lifecycle(backend: Backend) {
 
         // ---- database == chain ------------------------------------------------------------------
         settle(&store, T).await;
-        assert_reconciled(&op).await;
-        assert_nonces(&store, &chain).await;
-        op.shutdown().await;
-        store.close().await;
+        wind_down(op, store, &chain).await;
     })
     .await
 }

@@ -48,10 +48,7 @@ fn set_amounts(v: &mut Value, amount: &str) {
 
 async fn rejections(backend: Backend) {
     with_db(backend, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (_a, key_a) = merchant(&store, "shop-a", chain.receiver, None).await;
-        let (_b, key_b) = merchant(&store, "shop-b", chain.other_receiver, None).await;
+        let (chain, store, key_a, key_b) = two_shops(&url).await;
         let op = start(&config(&url, &chain)).await;
         let api = Api::new(&op, &key_a);
         let api_b = Api::new(&op, &key_b);
@@ -121,35 +118,22 @@ async fn rejections(backend: Backend) {
         assert_eq!(chain.balance(chain.payer.address()).await, payer0);
 
         // ---- merchant isolation ---------------------------------------------------------------
-        let req = chain
-            .requirements(2 * USDC, op.signer, chain.receiver)
+        let (_, p) = api
+            .authorize_payment(&chain, 2 * USDC, op.signer, "iso-1", "iso-auth")
             .await;
-        let body = chain.authorize_body(req, &chain.payer, "iso-1").await;
-        let (status, p) = api.post("/v1/payments/authorize", &body, "iso-auth").await;
-        assert_eq!(status, 201, "{p}");
         let id = p["id"].as_str().unwrap().to_owned();
 
         let (status, e) = api_b.get(&format!("/v1/payments/{id}")).await;
         assert_eq!((status, error_code(&e)), (404, "not_found"), "{e}");
-        let (status, e) = api_b
-            .post(&format!("/v1/payments/{id}/capture"), &json!({}), "iso-cap")
-            .await;
+        let (status, e) = api_b.act(&id, "capture", &json!({}), "iso-cap").await;
         assert_eq!((status, error_code(&e)), (404, "not_found"), "{e}");
-        let (status, e) = api_b
-            .post(&format!("/v1/payments/{id}/void"), &json!({}), "iso-void")
-            .await;
+        let (status, e) = api_b.act(&id, "void", &json!({}), "iso-void").await;
         assert_eq!((status, error_code(&e)), (404, "not_found"), "{e}");
         let (status, list) = api_b.get("/v1/payments?request_id=iso-1").await;
         assert_eq!(status, 200, "{list}");
         assert_eq!(list["payments"].as_array().map(Vec::len), Some(0), "{list}");
         // A's hold is untouched; a capture above the capturable is refused without a tx.
-        let (status, e) = api
-            .post(
-                &format!("/v1/payments/{id}/capture"),
-                &json!({"amount": (3 * USDC).to_string()}),
-                "over-cap",
-            )
-            .await;
+        let (status, e) = api.act_amount(&id, "capture", 3 * USDC, "over-cap").await;
         assert_eq!((status, error_code(&e)), (400, "exceeds_capturable"), "{e}");
         let p = api.payment(&id).await;
         assert_eq!(p["status"], "authorized", "{p}");
@@ -160,10 +144,7 @@ async fn rejections(backend: Backend) {
 
         settle(&store, std::time::Duration::from_secs(30)).await;
         assert_eq!(count(&store, "chain_txs").await, 1);
-        assert_nonces(&store, &chain).await;
-        assert_reconciled(&op).await;
-        op.shutdown().await;
-        store.close().await;
+        wind_down(op, store, &chain).await;
     })
     .await
 }

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use alloy::primitives::B256;
 use alloy::providers::Provider;
 use alloy::providers::ext::AnvilApi;
-use alloy::rpc::types::anvil::ReorgOptions;
 use operator_support::*;
 use x402_escrow_operator::store::Backend;
 
@@ -18,10 +17,8 @@ const AMOUNT: u64 = 5 * USDC;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reorg_drops_the_authorize() {
     with_db(Backend::Sqlite, |url| async move {
-        let chain = Chain::start().await;
         let hooks = Hooks::start().await;
-        let store = test_store(&url).await;
-        let (_m, key) = merchant(&store, "shop", chain.receiver, Some(&hooks)).await;
+        let (chain, store, _m, key) = open_shop(&url, Some(&hooks)).await;
         let mut cfg = config(&url, &chain);
         cfg.chain.confirmations = 2;
         let payer0 = chain.balance(chain.payer.address()).await;
@@ -67,14 +64,7 @@ async fn reorg_drops_the_authorize() {
         );
         assert_eq!(api.payment(&id).await["status"], "authorizing");
 
-        chain
-            .plain
-            .anvil_reorg(ReorgOptions {
-                depth: 3,
-                tx_block_pairs: vec![],
-            })
-            .await
-            .expect("anvil_reorg");
+        chain.reorg(3).await;
         assert_eq!(
             chain.state(hash).await,
             (false, 0, 0),
@@ -106,10 +96,7 @@ async fn reorg_drops_the_authorize() {
         settle(&store, Duration::from_secs(30)).await;
 
         assert_eq!(chain.state(hash).await, (true, AMOUNT as u128, 0));
-        assert_eq!(
-            chain.balance(chain.payer.address()).await,
-            payer0 - AMOUNT as u128
-        );
+        chain.assert_payer_spent(payer0, AMOUNT as u128).await;
         assert_eq!(count(&store, "chain_txs WHERE kind = 'authorize'").await, 1);
         let p = api.payment(&id).await;
         assert_eq!(p["status"], "authorized", "{p}");
@@ -123,10 +110,7 @@ async fn reorg_drops_the_authorize() {
             vec!["payment.authorized"],
             "announced once"
         );
-        assert_nonces(&store, &chain).await;
-        assert_reconciled(&op).await;
-        op.shutdown().await;
-        store.close().await;
+        wind_down(op, store, &chain).await;
     })
     .await
 }

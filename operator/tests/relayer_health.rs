@@ -2,12 +2,12 @@
 //! reports it in `RelayerHealth`; nothing in the database changes; when the node is back the
 //! queued work goes through.
 
-mod relayer_support;
+mod operator_support;
 mod store_support;
 
 use std::time::Duration;
 
-use relayer_support::*;
+use operator_support::*;
 use x402_escrow_operator::relayer::{Relayer, http_provider};
 use x402_escrow_operator::store::{Backend, TxStatus};
 
@@ -19,12 +19,9 @@ async fn unreachable_node_is_reported_and_retried() {
         let id = store.enqueue_tx(&chain.approve(1)).await.unwrap().id;
         // A port nothing listens on.
         let dead = http_provider("http://127.0.0.1:9".parse().unwrap());
-        let down = Relayer::new(store.clone(), dead, chain.key.clone(), "op-a", opts(1));
+        let down = Relayer::new(store.clone(), dead, chain.operator.clone(), "op-a", opts(1));
         let handle = down.handle();
-        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(down.run(async move {
-            let _ = stop_rx.await;
-        }));
+        let (stop, task) = spawn_relayer(down);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             let h = handle.health();

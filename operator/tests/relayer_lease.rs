@@ -1,13 +1,13 @@
 //! Two relayers on one database (SQLite file and PostgreSQL): only the lease holder claims and
 //! sends; when it dies without releasing, the other takes over after expiry and finishes.
 
-mod relayer_support;
+mod operator_support;
 mod store_support;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use relayer_support::*;
+use operator_support::*;
 use store_support::*;
 use x402_escrow_operator::store::TxStatus;
 
@@ -34,10 +34,7 @@ async fn only_the_holder_sends_and_the_other_takes_over(ctx: Ctx) {
     }
     let b = relayer(&store_b, &chain, "op-b", opts(1));
     let hb = b.handle();
-    let (stop_b, stop_b_rx) = tokio::sync::oneshot::channel::<()>();
-    let task_b = tokio::spawn(b.run(async move {
-        let _ = stop_b_rx.await;
-    }));
+    let (stop_b, task_b) = spawn_relayer(b);
 
     let mut ids = Vec::new();
     for i in 0..4 {
@@ -76,7 +73,7 @@ async fn only_the_holder_sends_and_the_other_takes_over(ctx: Ctx) {
     // Not before A's lease ran out (3 s ttl, renewed at most 1 s before dying).
     assert!(died_at.elapsed() >= Duration::from_millis(1500));
     let signer = store_b
-        .get_signer(CHAIN, chain.address())
+        .get_signer(CHAIN, chain.operator.address())
         .await
         .unwrap()
         .unwrap();

@@ -2,12 +2,12 @@
 //! consecutive nonces; crashes at every step recover from the database alone; reverts (on chain
 //! and at estimation) record the decoded custom error; nonce gaps are filled.
 
-mod relayer_support;
+mod operator_support;
 mod store_support;
 
 use std::time::Duration;
 
-use relayer_support::*;
+use operator_support::*;
 use store_support::*;
 use x402_escrow_operator::relayer::{CrashPoint, RelayerError};
 use x402_escrow_operator::store::{TxKind, TxStatus};
@@ -26,10 +26,7 @@ async fn enqueued_calls_all_final_with_consecutive_nonces(ctx: Ctx) {
     let relayer = relayer(&store, &chain, "op-a", opts(2));
     let handle = relayer.handle();
     let mut outcomes = handle.subscribe();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(relayer.run(async move {
-        let _ = stop_rx.await;
-    }));
+    let (stop_tx, task) = spawn_relayer(relayer);
 
     let mut ids = Vec::new();
     for i in 0..6 {
@@ -47,7 +44,7 @@ async fn enqueued_calls_all_final_with_consecutive_nonces(ctx: Ctx) {
             tokio::time::Instant::now() < deadline,
             "not final: {rows:?}"
         );
-        chain.mine(1).await;
+        chain.mine(1).await.expect("mine");
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     let rows = rows(&store, &ids).await;
@@ -82,7 +79,7 @@ async fn enqueued_calls_all_final_with_consecutive_nonces(ctx: Ctx) {
     task.await.unwrap();
     // A clean shutdown released the lease.
     let signer = store
-        .get_signer(CHAIN, chain.address())
+        .get_signer(CHAIN, chain.operator.address())
         .await
         .unwrap()
         .unwrap();
@@ -200,7 +197,7 @@ async fn reverts_record_decoded_errors(ctx: Ctx) {
     // A reserved row abandoned before it was sent (e.g. by an operator) leaves a gap: filled.
     let ghost = store.enqueue_tx(&chain.approve(3)).await.unwrap().id;
     let claimed = store
-        .claim_next_tx(CHAIN, chain.address(), "op-a")
+        .claim_next_tx(CHAIN, chain.operator.address(), "op-a")
         .await
         .unwrap()
         .unwrap();
@@ -214,7 +211,7 @@ async fn reverts_record_decoded_errors(ctx: Ctx) {
     assert_eq!((rows[0].status, rows[0].nonce), (TxStatus::Final, Some(5)));
     for _ in 0..50 {
         if store
-            .txs_in_flight(CHAIN, chain.address())
+            .txs_in_flight(CHAIN, chain.operator.address())
             .await
             .unwrap()
             .is_empty()
@@ -222,7 +219,7 @@ async fn reverts_record_decoded_errors(ctx: Ctx) {
             break;
         }
         r.tick().await.unwrap();
-        chain.mine(1).await;
+        chain.mine(1).await.expect("mine");
     }
     assert_nonces_clean(&store, &chain).await;
     assert_eq!(
@@ -241,11 +238,7 @@ async fn crash_after_send_before_mark_broadcast(ctx: Ctx) {
     let chain = Chain::start().await;
     let store = system_store(&ctx.url).await;
     let id = store.enqueue_tx(&chain.approve(1)).await.unwrap().id;
-    {
-        let mut crashing = relayer(&store, &chain, "op-a", opts(1))
-            .with_crash_point(CrashPoint::AfterRecordAttempt);
-        crashing.tick().await.expect_err("crash");
-    }
+    sign_then_crash(&store, &chain).await;
     let attempt = store.attempts_for(id).await.unwrap().remove(0);
     // What the dead process had handed to the node (still pending: automine off).
     chain.plain.anvil_set_auto_mine(false).await.unwrap();
@@ -262,7 +255,7 @@ async fn crash_after_send_before_mark_broadcast(ctx: Ctx) {
     assert_eq!(store.get_tx(id).await.unwrap().status, TxStatus::Broadcast);
     assert_eq!(store.attempts_for(id).await.unwrap().len(), 1);
     chain.plain.anvil_set_auto_mine(true).await.unwrap();
-    chain.mine(1).await;
+    chain.mine(1).await.expect("mine");
     let rows = tick_until_settled(&mut fresh, &chain, &store, &[id], true).await;
     assert_eq!(rows[0].status, TxStatus::Final);
     assert_eq!(rows[0].mined_tx_hash, Some(attempt.tx_hash));
@@ -279,9 +272,9 @@ async fn crash_after_send_before_mark_broadcast(ctx: Ctx) {
 async fn outcomes_reannounced_while_a_payment_points_at_them(ctx: Ctx) {
     let chain = Chain::start().await;
     let store = system_store(&ctx.url).await;
-    let merchant = merchant(&store).await;
+    let merchant_id = store_support::merchant(&store).await;
     let (payment, tx) = store
-        .insert_payment(&new_payment(merchant, 1), Some(&chain.approve(1)))
+        .insert_payment(&new_payment(merchant_id, 1), Some(&chain.approve(1)))
         .await
         .unwrap();
     let tx = tx.unwrap();

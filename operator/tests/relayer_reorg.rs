@@ -1,15 +1,13 @@
 //! A reorg (`anvil_reorg`) of a mined-but-not-final transaction: `mined` → `broadcast`
 //! (unmined) → re-broadcast from stored bytes → `mined` again → `final`, once.
 
-mod relayer_support;
+mod operator_support;
 mod store_support;
 
 use std::time::Duration;
 
 use alloy::providers::Provider;
-use alloy::providers::ext::AnvilApi;
-use alloy::rpc::types::anvil::ReorgOptions;
-use relayer_support::*;
+use operator_support::*;
 use x402_escrow_operator::store::{Backend, TxStatus};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,16 +27,9 @@ async fn reorged_tx_is_unmined_then_final() {
         }
         let first = store.get_tx(id).await.unwrap();
         assert_eq!(first.status, TxStatus::Mined);
-        chain.mine(1).await; // one block on top: still short of 5 confirmations
+        chain.mine(1).await.expect("mine"); // one block on top: still short of 5 confirmations
 
-        chain
-            .plain
-            .anvil_reorg(ReorgOptions {
-                depth: 3,
-                tx_block_pairs: vec![],
-            })
-            .await
-            .unwrap();
+        chain.reorg(3).await;
         let old_block = chain
             .plain
             .get_block_by_number(first.block_number.unwrap().into())

@@ -49,14 +49,44 @@ fn receipt(hash: B256, block: u64, ok: bool) -> MinedReceipt {
     }
 }
 
+/// `owner` tries to take the signer's lease: whether it got it.
+async fn try_lease(store: &Store, owner: &str) -> bool {
+    store
+        .acquire_lease(CHAIN, signer(), owner, TTL)
+        .await
+        .unwrap()
+        .is_some()
+}
+
+/// `owner` may not claim: it does not hold the lease.
+async fn assert_claim_refused(store: &Store, owner: &str) {
+    let claim = store.claim_next_tx(CHAIN, signer(), owner).await;
+    assert!(
+        matches!(claim, Err(StoreError::LeaseNotHeld { .. })),
+        "{owner}: {claim:?}"
+    );
+}
+
 async fn leased(store: &Store, owner: &str) {
     store.upsert_signer(CHAIN, signer(), 0).await.unwrap();
+    assert!(try_lease(store, owner).await);
+}
+
+/// Nothing is left to claim for `op-a`, and the signer's next nonce is `next_nonce`.
+async fn assert_drained(s: &Store, next_nonce: u64) {
     assert!(
-        store
-            .acquire_lease(CHAIN, signer(), owner, TTL)
+        s.claim_next_tx(CHAIN, signer(), "op-a")
             .await
             .unwrap()
-            .is_some()
+            .is_none()
+    );
+    assert_eq!(
+        s.get_signer(CHAIN, signer())
+            .await
+            .unwrap()
+            .unwrap()
+            .next_nonce,
+        next_nonce
     );
 }
 
@@ -83,20 +113,7 @@ async fn tx_pipeline_happy_path(ctx: Ctx) {
         (claimed.id, claimed.status, claimed.nonce),
         (queued.id, TxStatus::Reserved, Some(0))
     );
-    assert!(
-        s.claim_next_tx(CHAIN, signer(), "op-a")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert_eq!(
-        s.get_signer(CHAIN, signer())
-            .await
-            .unwrap()
-            .unwrap()
-            .next_nonce,
-        1
-    );
+    assert_drained(s, 1).await;
 
     // Sign, store, broadcast.
     let a1 = s.record_attempt(claimed.id, &attempt(1)).await.unwrap();
@@ -286,19 +303,10 @@ async fn claim_is_fenced_by_the_lease(ctx: Ctx) {
     s.upsert_signer(CHAIN, signer(), 5).await.unwrap();
     let t = s.enqueue_tx(&new_tx(TxKind::Capture)).await.unwrap();
     // Nobody holds the lease.
-    assert!(matches!(
-        s.claim_next_tx(CHAIN, signer(), "op-a").await,
-        Err(StoreError::LeaseNotHeld { .. })
-    ));
+    assert_claim_refused(s, "op-a").await;
     // Someone else holds it.
-    s.acquire_lease(CHAIN, signer(), "op-b", TTL)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(matches!(
-        s.claim_next_tx(CHAIN, signer(), "op-a").await,
-        Err(StoreError::LeaseNotHeld { .. })
-    ));
+    assert!(try_lease(s, "op-b").await);
+    assert_claim_refused(s, "op-a").await;
     // Refused claims consumed no nonce and left the row queued.
     assert_eq!(
         s.get_signer(CHAIN, signer())
@@ -311,14 +319,8 @@ async fn claim_is_fenced_by_the_lease(ctx: Ctx) {
     assert_eq!(s.get_tx(t.id).await.unwrap().status, TxStatus::Queued);
     // The holder's lease runs out: it can no longer reserve nonces either.
     ctx.clock.advance(TTL);
-    assert!(matches!(
-        s.claim_next_tx(CHAIN, signer(), "op-b").await,
-        Err(StoreError::LeaseNotHeld { .. })
-    ));
-    s.acquire_lease(CHAIN, signer(), "op-b", TTL)
-        .await
-        .unwrap()
-        .unwrap();
+    assert_claim_refused(s, "op-b").await;
+    assert!(try_lease(s, "op-b").await);
     assert_eq!(
         s.claim_next_tx(CHAIN, signer(), "op-b")
             .await
@@ -383,20 +385,7 @@ async fn concurrent_claims_get_distinct_consecutive_nonces(ctx: Ctx) {
         "distinct and consecutive"
     );
     assert_eq!(ids, queued);
-    assert!(
-        s.claim_next_tx(CHAIN, signer(), "op-a")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert_eq!(
-        s.get_signer(CHAIN, signer())
-            .await
-            .unwrap()
-            .unwrap()
-            .next_nonce,
-        100 + N as u64
-    );
+    assert_drained(s, 100 + N as u64).await;
     second.close().await;
 }
 
@@ -411,12 +400,7 @@ async fn lease_takeover_after_expiry(ctx: Ctx) {
         .unwrap();
     assert_eq!(lease.expires_at, T0 + TTL);
     // B cannot take a live lease; A can re-acquire (renew) its own.
-    assert!(
-        b.acquire_lease(CHAIN, signer(), "op-b", TTL)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(!try_lease(&b, "op-b").await);
     ctx.clock.advance(TTL / 3);
     assert_eq!(
         a.renew_lease(CHAIN, signer(), "op-a", TTL)
@@ -426,13 +410,7 @@ async fn lease_takeover_after_expiry(ctx: Ctx) {
         T0 + TTL / 3 + TTL
     );
     ctx.clock.advance(TTL - 1);
-    assert!(
-        b.acquire_lease(CHAIN, signer(), "op-b", TTL)
-            .await
-            .unwrap()
-            .is_none(),
-        "still live by 1 ms"
-    );
+    assert!(!try_lease(&b, "op-b").await, "still live by 1 ms");
     // A dies (stops renewing); once the lease runs out B takes over.
     ctx.clock.advance(1);
     let taken = b
@@ -453,10 +431,7 @@ async fn lease_takeover_after_expiry(ctx: Ctx) {
     ));
     assert!(!a.release_lease(CHAIN, signer(), "op-a").await.unwrap());
     a.enqueue_tx(&new_tx(TxKind::Capture)).await.unwrap();
-    assert!(matches!(
-        a.claim_next_tx(CHAIN, signer(), "op-a").await,
-        Err(StoreError::LeaseNotHeld { .. })
-    ));
+    assert_claim_refused(&a, "op-a").await;
     assert_eq!(
         b.claim_next_tx(CHAIN, signer(), "op-b")
             .await
@@ -472,17 +447,9 @@ async fn lease_takeover_after_expiry(ctx: Ctx) {
         Err(StoreError::LeaseNotHeld { .. })
     ));
     // Clean hand-over on shutdown.
-    b.acquire_lease(CHAIN, signer(), "op-b", TTL)
-        .await
-        .unwrap()
-        .unwrap();
+    assert!(try_lease(&b, "op-b").await);
     assert!(b.release_lease(CHAIN, signer(), "op-b").await.unwrap());
-    assert!(
-        a.acquire_lease(CHAIN, signer(), "op-a", TTL)
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(try_lease(&a, "op-a").await);
     b.close().await;
 }
 
@@ -548,10 +515,7 @@ async fn signer_nonce_never_moves_back(ctx: Ctx) {
     // Another chain, same key: separate nonce.
     assert_eq!(s.upsert_signer(1, signer(), 0).await.unwrap().next_nonce, 0);
     // Upserting keeps the lease.
-    s.acquire_lease(CHAIN, signer(), "op-a", TTL)
-        .await
-        .unwrap()
-        .unwrap();
+    assert!(try_lease(s, "op-a").await);
     let row = s.upsert_signer(CHAIN, signer(), 9).await.unwrap();
     assert_eq!(row.lease_owner.as_deref(), Some("op-a"));
 }

@@ -226,42 +226,22 @@ async fn payment_round_trip_and_lookups(ctx: Ctx) {
     .await;
     assert_eq!(page1.len() + page2.len(), 6);
     assert!(page2.iter().all(|p| p.id < page1[2].id));
-    assert_eq!(
-        list(PaymentFilter {
-            status: Some(PaymentStatus::Authorized),
-            ..Default::default()
-        })
-        .await
-        .len(),
-        0
-    );
-    assert_eq!(
-        list(PaymentFilter {
-            status: Some(PaymentStatus::Authorizing),
-            ..Default::default()
-        })
-        .await
-        .len(),
-        8
-    );
-    assert_eq!(
-        list(PaymentFilter {
-            payer: Some(addr(0x01)),
-            ..Default::default()
-        })
-        .await
-        .len(),
-        8
-    );
-    assert_eq!(
-        list(PaymentFilter {
-            payer: Some(addr(0x02)),
-            ..Default::default()
-        })
-        .await
-        .len(),
-        0
-    );
+    let by_status = |status| PaymentFilter {
+        status: Some(status),
+        ..Default::default()
+    };
+    let by_payer = |payer| PaymentFilter {
+        payer: Some(payer),
+        ..Default::default()
+    };
+    for (case, filter, want) in [
+        ("authorized", by_status(PaymentStatus::Authorized), 0),
+        ("authorizing", by_status(PaymentStatus::Authorizing), 8),
+        ("payer 0x01", by_payer(addr(0x01)), 8),
+        ("payer 0x02", by_payer(addr(0x02)), 0),
+    ] {
+        assert_eq!(list(filter).await.len(), want, "{case}");
+    }
 
     let counts = s.count_payments_by_status().await.unwrap();
     assert_eq!(counts, vec![(PaymentStatus::Authorizing, 8)]);
@@ -321,16 +301,7 @@ async fn payment_and_outbox_are_atomic(ctx: Ctx) {
 
     // 3. The same through a transition: an outbox row that fails takes the status change with it.
     let (p, _) = s.insert_payment(&new_payment(m, 3), None).await.unwrap();
-    let p = s
-        .transition_payment(
-            p.id,
-            0,
-            &PaymentEvent::AuthorizeConfirmed { amount: 500 },
-            TransitionExtras::default(),
-        )
-        .await
-        .unwrap()
-        .payment;
+    let p = confirm(s, p.id, 500, None).await.payment;
     let mut tx = s.begin().await.unwrap();
     tx.transition_payment(
         p.id,
@@ -376,18 +347,7 @@ async fn lifecycle_through_the_store(ctx: Ctx) {
         "payment.authorized",
         serde_json::json!({ "request_id": "req-1" }),
     );
-    let t = s
-        .transition_payment(
-            p.id,
-            0,
-            &PaymentEvent::AuthorizeConfirmed { amount: 1000 },
-            TransitionExtras {
-                webhook: Some(hook.clone()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let t = confirm(s, p.id, 1000, Some(hook.clone())).await;
     assert_eq!(
         (t.from, t.payment.status, t.payment.version),
         (PaymentStatus::Authorizing, PaymentStatus::Authorized, 1)
@@ -404,19 +364,7 @@ async fn lifecycle_through_the_store(ctx: Ctx) {
     assert_eq!((delivery.attempts, delivery.next_attempt_at), (0, T0 + 10));
 
     // Capture 400 of 1000 with its outbox row.
-    let t = s
-        .transition_payment(
-            p.id,
-            1,
-            &PaymentEvent::CaptureRequested { amount: 400 },
-            TransitionExtras {
-                outbox: Some(new_tx(TxKind::Capture)),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(t.payment.status, PaymentStatus::Capturing);
+    let t = request_capture(s, p.id, 1, 400).await;
     let capture_tx = t.chain_tx.unwrap();
     assert_eq!(
         (capture_tx.kind, capture_tx.payment_id),
@@ -567,14 +515,7 @@ async fn illegal_and_stale_transitions_change_nothing(ctx: Ctx) {
     assert_eq!(count(s, "webhook_events").await, 0);
 
     // Stale version.
-    s.transition_payment(
-        p.id,
-        0,
-        &PaymentEvent::AuthorizeConfirmed { amount: 10 },
-        TransitionExtras::default(),
-    )
-    .await
-    .unwrap();
+    confirm(s, p.id, 10, None).await;
     let err = s
         .transition_payment(
             p.id,
@@ -632,17 +573,7 @@ async fn concurrent_transitions_exactly_one_wins(ctx: Ctx) {
             .insert_payment(&new_payment(m, round), None)
             .await
             .unwrap();
-        let p = ctx
-            .store
-            .transition_payment(
-                p.id,
-                0,
-                &PaymentEvent::AuthorizeConfirmed { amount: 1000 },
-                TransitionExtras::default(),
-            )
-            .await
-            .unwrap()
-            .payment;
+        let p = confirm(&ctx.store, p.id, 1000, None).await.payment;
         // Eight writers (two of them through a second instance's pool) read version 1 and race:
         // half want to capture, half to void. Exactly one may win.
         let second = ctx.second_instance().await;
@@ -715,14 +646,7 @@ async fn sweeper_queries(ctx: Ctx) {
     }
     // Only authorized holds are candidates; the first stays authorizing (in flight).
     for id in &ids[1..] {
-        s.transition_payment(
-            *id,
-            0,
-            &PaymentEvent::AuthorizeConfirmed { amount: 5 },
-            TransitionExtras::default(),
-        )
-        .await
-        .unwrap();
+        confirm(s, *id, 5, None).await;
     }
     let due = s.payments_due_for_auto_void(T0 + 3000, 10).await.unwrap();
     assert_eq!(

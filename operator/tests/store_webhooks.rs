@@ -7,9 +7,10 @@ mod store_support;
 use std::collections::HashSet;
 
 use store_support::*;
-use x402_escrow_operator::lifecycle::PaymentEvent;
+use uuid::Uuid;
 use x402_escrow_operator::store::{
-    DeliveryOutcome, DeliveryStatus, NewWebhookEvent, Store, StoreError, TransitionExtras,
+    ClaimedDelivery, DeliveryOutcome, DeliveryStatus, NewWebhookEvent, Store, StoreError,
+    WebhookDelivery,
 };
 
 store_tests!(
@@ -30,17 +31,7 @@ async fn delivery_retry_schedule(ctx: Ctx) {
         "payment.authorized",
         serde_json::json!({ "id": "x", "request_id": "req-1" }),
     );
-    s.transition_payment(
-        p.id,
-        0,
-        &PaymentEvent::AuthorizeConfirmed { amount: 5 },
-        TransitionExtras {
-            webhook: Some(hook.clone()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    confirm(s, p.id, 5, Some(hook.clone())).await;
 
     let claimed = s.claim_due_deliveries("w1", 10, LOCK).await.unwrap();
     assert_eq!(claimed.len(), 1);
@@ -59,12 +50,7 @@ async fn delivery_retry_schedule(ctx: Ctx) {
         (1, Some("w1"), Some(T0 + LOCK))
     );
     // Locked: nobody else gets it.
-    assert!(
-        s.claim_due_deliveries("w2", 10, LOCK)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_nothing_due(s, "w2", 10, "locked by w1").await;
 
     // 500 → retry in 5 s.
     let d = s
@@ -86,51 +72,24 @@ async fn delivery_retry_schedule(ctx: Ctx) {
     assert_eq!(d.last_error.as_deref(), Some("HTTP 500"));
     // Recording again without a claim is refused.
     assert!(matches!(
-        s.record_delivery(
-            c.delivery.id,
-            "w1",
-            &DeliveryOutcome::Delivered {
-                response_status: 200
-            }
-        )
-        .await,
+        delivered(s, c.delivery.id, "w1", 200).await,
         Err(StoreError::ClaimLost { .. })
     ));
     // Not due yet.
     ctx.clock.advance(4999);
-    assert!(
-        s.claim_due_deliveries("w1", 10, LOCK)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_nothing_due(s, "w1", 10, "not due yet").await;
     ctx.clock.advance(1);
     let again = s.claim_due_deliveries("w2", 10, LOCK).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].delivery.attempts, 2);
-    let d = s
-        .record_delivery(
-            again[0].delivery.id,
-            "w2",
-            &DeliveryOutcome::Delivered {
-                response_status: 204,
-            },
-        )
-        .await
-        .unwrap();
+    let d = delivered(s, again[0].delivery.id, "w2", 204).await.unwrap();
     assert_eq!(
         (d.status, d.response_status, d.delivered_at),
         (DeliveryStatus::Delivered, Some(204), Some(T0 + 5000))
     );
     assert_eq!(s.delivery_for_event(hook.id).await.unwrap(), d);
     ctx.clock.advance(3_600_000);
-    assert!(
-        s.claim_due_deliveries("w1", 10, LOCK)
-            .await
-            .unwrap()
-            .is_empty(),
-        "delivered is done"
-    );
+    assert_nothing_due(s, "w1", 10, "delivered is done").await;
     assert_eq!(s.pending_delivery_count().await.unwrap(), 0);
     assert_eq!(
         s.get_webhook_event(hook.id).await.unwrap().payment_id,
@@ -153,37 +112,19 @@ async fn delivery_lock_expiry_hands_over(ctx: Ctx) {
     assert_eq!(first[0].event.id, e.id);
     // w1 crashes mid-delivery; after its lock runs out w2 takes the row over.
     ctx.clock.advance(LOCK - 1);
-    assert!(
-        s.claim_due_deliveries("w2", 1, LOCK)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_nothing_due(s, "w2", 1, "w1 still holds the lock").await;
     ctx.clock.advance(1);
     let second = s.claim_due_deliveries("w2", 1, LOCK).await.unwrap();
     assert_eq!(second[0].delivery.id, first[0].delivery.id);
     assert_eq!(second[0].delivery.attempts, 2, "the crashed attempt counts");
     // w1 comes back late: its result is refused; w2's is kept.
     assert!(matches!(
-        s.record_delivery(
-            first[0].delivery.id,
-            "w1",
-            &DeliveryOutcome::Delivered {
-                response_status: 200
-            }
-        )
-        .await,
+        delivered(s, first[0].delivery.id, "w1", 200).await,
         Err(StoreError::ClaimLost { .. })
     ));
-    s.record_delivery(
-        second[0].delivery.id,
-        "w2",
-        &DeliveryOutcome::Delivered {
-            response_status: 200,
-        },
-    )
-    .await
-    .unwrap();
+    delivered(s, second[0].delivery.id, "w2", 200)
+        .await
+        .unwrap();
 }
 
 async fn concurrent_claimers_never_share_a_delivery(ctx: Ctx) {
@@ -220,16 +161,7 @@ async fn concurrent_claimers_never_share_a_delivery(ctx: Ctx) {
                 }
                 for c in batch {
                     assert_eq!(c.delivery.locked_by.as_deref(), Some(name.as_str()));
-                    store
-                        .record_delivery(
-                            c.delivery.id,
-                            &name,
-                            &DeliveryOutcome::Delivered {
-                                response_status: 200,
-                            },
-                        )
-                        .await
-                        .unwrap();
+                    delivered(&store, c.delivery.id, &name, 200).await.unwrap();
                     got.push(c.event.id);
                 }
             }
@@ -250,13 +182,36 @@ async fn concurrent_claimers_never_share_a_delivery(ctx: Ctx) {
     second.close().await;
 }
 
-async fn gone_disables_the_endpoint(ctx: Ctx) {
-    let s = &ctx.store;
+/// `worker` records `delivery` as delivered with the HTTP `status`.
+async fn delivered(
+    s: &Store,
+    delivery: Uuid,
+    worker: &str,
+    status: u16,
+) -> Result<WebhookDelivery, StoreError> {
+    s.record_delivery(
+        delivery,
+        worker,
+        &DeliveryOutcome::Delivered {
+            response_status: status,
+        },
+    )
+    .await
+}
+
+/// `worker` finds nothing due (at most `limit` asked for); `why` says why.
+async fn assert_nothing_due(s: &Store, worker: &str, limit: u32, why: &str) {
+    let due = s.claim_due_deliveries(worker, limit, LOCK).await.unwrap();
+    assert!(due.is_empty(), "{why}: {due:?}");
+}
+
+/// A merchant with one `event_type` event enqueued, its delivery claimed by `w1`.
+async fn one_claimed(s: &Store, event_type: &str) -> (Uuid, ClaimedDelivery) {
     let m = merchant(s).await;
     s.enqueue_webhook(
         m,
         None,
-        &NewWebhookEvent::new("payment.refunded", serde_json::json!({})),
+        &NewWebhookEvent::new(event_type, serde_json::json!({})),
     )
     .await
     .unwrap();
@@ -265,6 +220,12 @@ async fn gone_disables_the_endpoint(ctx: Ctx) {
         .await
         .unwrap()
         .remove(0);
+    (m, c)
+}
+
+async fn gone_disables_the_endpoint(ctx: Ctx) {
+    let s = &ctx.store;
+    let (m, c) = one_claimed(s, "payment.refunded").await;
     ctx.clock.advance(5);
     let d = s
         .record_delivery(c.delivery.id, "w1", &DeliveryOutcome::Gone)
@@ -287,19 +248,7 @@ async fn gone_disables_the_endpoint(ctx: Ctx) {
 
 async fn give_up(ctx: Ctx) {
     let s = &ctx.store;
-    let m = merchant(s).await;
-    s.enqueue_webhook(
-        m,
-        None,
-        &NewWebhookEvent::new("payment.failed", serde_json::json!({})),
-    )
-    .await
-    .unwrap();
-    let c = s
-        .claim_due_deliveries("w1", 1, LOCK)
-        .await
-        .unwrap()
-        .remove(0);
+    let (_, c) = one_claimed(s, "payment.failed").await;
     let d = s
         .record_delivery(
             c.delivery.id,
@@ -313,12 +262,7 @@ async fn give_up(ctx: Ctx) {
         .unwrap();
     assert_eq!(d.status, DeliveryStatus::Failed);
     ctx.clock.advance(86_400_000);
-    assert!(
-        s.claim_due_deliveries("w1", 1, LOCK)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_nothing_due(s, "w1", 1, "given up").await;
 }
 
 /// `sqlite::memory:` works as a real (single-connection) store: migrations, writes, reads.

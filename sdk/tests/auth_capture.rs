@@ -1,9 +1,12 @@
 //! Operator-side consistency checks of `auth-capture`: every tampering is refused with its own
 //! typed error, and buyer and operator agree for user-registered escrows.
 
+mod support;
+
 use alloy::primitives::{Address, B256, Bytes};
 use alloy::signers::local::PrivateKeySigner;
 use serde_json::json;
+use support::base_sepolia_requirements;
 use x402_escrow_sdk::escrows::{ERC3009_COLLECTOR_V1_1, ESCROW_V1_0, ESCROW_V1_1};
 use x402_escrow_sdk::facilitator::reasons;
 use x402_escrow_sdk::schemes::auth_capture::{
@@ -32,16 +35,8 @@ fn requirements(bound: bool, escrow: Option<&str>) -> PaymentRequirements {
     if let Some(escrow) = escrow {
         extra["authCaptureEscrow"] = json!(escrow);
     }
-    serde_json::from_value(json!({
-        "scheme": "auth-capture",
-        "network": "eip155:84532",
-        "amount": "1000000",
-        "asset": "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
-        "payTo": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
-        "maxTimeoutSeconds": 60,
-        "extra": extra
-    }))
-    .expect("requirements")
+    serde_json::from_value(base_sepolia_requirements("auth-capture", "1000000", extra))
+        .expect("requirements")
 }
 
 fn signer() -> PrivateKeySigner {

@@ -1,6 +1,8 @@
 //! BuyerClient against a local axum merchant on 127.0.0.1:0 that verifies every payment the
 //! way an operator would (decode, derive the PaymentInfo, check signature and timing).
 
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -332,6 +334,16 @@ async fn free_route() -> &'static str {
     "free"
 }
 
+/// A merchant offering `accepts` and answering as `behaviour`, and a buyer with a budget of
+/// 100: the merchant's base URL, the merchant, and the buyer.
+async fn shop_and_buyer(
+    accepts: Vec<PaymentRequirements>,
+    behaviour: Behaviour,
+) -> (String, Shared, Buyer) {
+    let (base, m) = start(merchant(accepts, behaviour)).await;
+    (base, m, buyer(policy(100)))
+}
+
 async fn start(merchant: Merchant) -> (String, Shared) {
     let shared = Arc::new(merchant);
     let app = Router::new()
@@ -339,14 +351,7 @@ async fn start(merchant: Merchant) -> (String, Shared) {
         .route("/v1", axum::routing::get(v1_route))
         .route("/free", axum::routing::get(free_route))
         .with_state(Arc::clone(&shared));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("serve");
-    });
-    (format!("http://{addr}"), shared)
+    (support::serve(app).await, shared)
 }
 
 fn merchant(v2_accepts: Vec<PaymentRequirements>, behaviour: Behaviour) -> Merchant {
@@ -436,16 +441,15 @@ fn buyer(policy: SpendPolicy) -> Buyer {
 
 #[tokio::test]
 async fn pays_the_cheapest_auth_capture_option_and_records_it() {
-    let (base, m) = start(merchant(
+    let (base, m, b) = shop_and_buyer(
         vec![
             exact_option(10),
             auth_capture_option(100, ESCROW_V1_0),
             auth_capture_option(80, ESCROW_V1_0),
         ],
         Behaviour::Ok,
-    ))
+    )
     .await;
-    let b = buyer(policy(100));
     let paid = b.client.get(format!("{base}/paid")).await.expect("paid");
     assert_eq!(paid.response.status(), 200);
     let payment = paid.payment.expect("a payment was made");
@@ -494,12 +498,11 @@ async fn pays_the_cheapest_auth_capture_option_and_records_it() {
 
 #[tokio::test]
 async fn retries_resend_the_identical_payment() {
-    let (base, m) = start(merchant(
+    let (base, m, b) = shop_and_buyer(
         vec![auth_capture_option(50, ESCROW_V1_0)],
         Behaviour::FailFirst(2),
-    ))
+    )
     .await;
-    let b = buyer(policy(100));
     // A POST with a body: the body is replayed too.
     let request = b
         .client
@@ -527,12 +530,11 @@ async fn retries_resend_the_identical_payment() {
 
 #[tokio::test]
 async fn settlement_pending_is_retried_with_the_same_payment() {
-    let (base, m) = start(merchant(
+    let (base, m, b) = shop_and_buyer(
         vec![auth_capture_option(50, ESCROW_V1_0)],
         Behaviour::PendingFirst,
-    ))
+    )
     .await;
-    let b = buyer(policy(100));
     let paid = b.client.get(format!("{base}/paid")).await.expect("paid");
     let payment = paid.payment.expect("payment");
     assert_eq!(payment.attempts, 2);
@@ -545,12 +547,11 @@ async fn settlement_pending_is_retried_with_the_same_payment() {
 
 #[tokio::test]
 async fn retries_stop_and_the_payment_stays_reserved() {
-    let (base, m) = start(merchant(
+    let (base, m, b) = shop_and_buyer(
         vec![auth_capture_option(50, ESCROW_V1_0)],
         Behaviour::FailFirst(100),
-    ))
+    )
     .await;
-    let b = buyer(policy(100));
     let paid = b.client.get(format!("{base}/paid")).await.expect("answer");
     assert_eq!(paid.response.status(), 500);
     let payment = paid.payment.expect("payment");
@@ -588,12 +589,11 @@ async fn v1_challenge_in_the_body_is_paid_with_x_payment() {
 
 #[tokio::test]
 async fn a_policy_refusal_signs_and_sends_nothing() {
-    let (base, m) = start(merchant(
+    let (base, m, b) = shop_and_buyer(
         vec![auth_capture_option(500, ESCROW_V1_0), exact_option(400)],
         Behaviour::Ok,
-    ))
+    )
     .await;
-    let b = buyer(policy(100));
     let err = b
         .client
         .get(format!("{base}/paid"))
@@ -661,12 +661,11 @@ async fn a_failed_handler_without_evidence_keeps_the_amount_counted() {
 
 #[tokio::test]
 async fn a_refused_payment_releases_the_reservation() {
-    let (base, m) = start(merchant(
+    let (base, m, b) = shop_and_buyer(
         vec![auth_capture_option(60, ESCROW_V1_0)],
         Behaviour::Refuse,
-    ))
+    )
     .await;
-    let b = buyer(policy(100));
     let err = b
         .client
         .get(format!("{base}/paid"))
@@ -689,12 +688,8 @@ async fn a_refused_payment_releases_the_reservation() {
 #[tokio::test]
 async fn unpayable_options_are_listed() {
     let unknown_escrow = Address::repeat_byte(0x42);
-    let (base, m) = start(merchant(
-        vec![auth_capture_option(10, unknown_escrow)],
-        Behaviour::Ok,
-    ))
-    .await;
-    let b = buyer(policy(100));
+    let (base, m, b) =
+        shop_and_buyer(vec![auth_capture_option(10, unknown_escrow)], Behaviour::Ok).await;
     let err = b
         .client
         .get(format!("{base}/paid"))
@@ -717,8 +712,7 @@ async fn unpayable_options_are_listed() {
 
 #[tokio::test]
 async fn free_resources_pass_through() {
-    let (base, m) = start(merchant(vec![exact_option(1)], Behaviour::Ok)).await;
-    let b = buyer(policy(100));
+    let (base, m, b) = shop_and_buyer(vec![exact_option(1)], Behaviour::Ok).await;
     let paid = b.client.get(format!("{base}/free")).await.expect("free");
     assert!(paid.payment.is_none());
     assert_eq!(paid.response.text().await.expect("body"), "free");

@@ -1,10 +1,13 @@
 //! Header codecs: round trips for both protocol versions, and hostile headers each refused with
 //! its own error.
 
+mod support;
+
 use alloy::primitives::{Address, B256, address};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
+use support::base_sepolia_requirements;
 use x402_escrow_sdk::amount::AmountError;
 use x402_escrow_sdk::facilitator::{
     FacilitatorRequest, SettleResponse, SupportedKind, SupportedResponse, VerifyResponse,
@@ -23,14 +26,10 @@ const PAYER: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
 const SIGNATURE: &str = "0x2914bf6e80189d40e820170d1d0552f3360c5c61ac6b46bf1d637066f9c0b0aa453272d592a458241eea0067a3ff3e2daa93cd3ba64c892d4dcd61a5d8a1402b1c";
 
 fn auth_capture_requirements() -> Value {
-    json!({
-        "scheme": "auth-capture",
-        "network": "eip155:84532",
-        "amount": "1000000",
-        "asset": "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
-        "payTo": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
-        "maxTimeoutSeconds": 60,
-        "extra": {
+    base_sepolia_requirements(
+        "auth-capture",
+        "1000000",
+        json!({
             "name": "USDC",
             "version": "2",
             "captureAuthorizer": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
@@ -43,20 +42,12 @@ fn auth_capture_requirements() -> Value {
             "paymentFlow": "escrow",
             "captureMode": "sync",
             "operatorType": "delegated"
-        }
-    })
+        }),
+    )
 }
 
 fn exact_requirements() -> Value {
-    json!({
-        "scheme": "exact",
-        "network": "eip155:84532",
-        "amount": "10000",
-        "asset": "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
-        "payTo": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
-        "maxTimeoutSeconds": 60,
-        "extra": { "name": "USDC", "version": "2" }
-    })
+    base_sepolia_requirements("exact", "10000", json!({ "name": "USDC", "version": "2" }))
 }
 
 fn auth_capture_payload() -> Value {

@@ -1,11 +1,14 @@
 //! No input makes a decoder (or the scheme checks behind it) panic: arbitrary bytes, arbitrary
 //! base64, and valid headers mutated at the byte level and at the JSON level.
 
+mod support;
+
 use alloy::primitives::Address;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use support::base_sepolia_requirements;
 use x402_escrow_sdk::schemes::auth_capture;
 use x402_escrow_sdk::wire::codec;
 use x402_escrow_sdk::{EscrowRegistry, random_b256};
@@ -14,22 +17,14 @@ fn valid_payload() -> Value {
     json!({
         "x402Version": 2,
         "resource": { "url": "https://api.example.com/premium" },
-        "accepted": {
-            "scheme": "auth-capture",
-            "network": "eip155:84532",
-            "amount": "1000000",
-            "asset": "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
-            "payTo": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
-            "maxTimeoutSeconds": 60,
-            "extra": {
-                "name": "USDC", "version": "2",
-                "captureAuthorizer": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
-                "captureDeadline": 1767229200, "refundDeadline": 1769817600,
-                "feeRecipient": "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
-                "minFeeBps": 100, "maxFeeBps": 100,
-                "authCaptureEscrow": "0xBdEA0D1bcC5966192B070Fdf62aB4EF5b4420cff"
-            }
-        },
+        "accepted": base_sepolia_requirements("auth-capture", "1000000", json!({
+            "name": "USDC", "version": "2",
+            "captureAuthorizer": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+            "captureDeadline": 1767229200, "refundDeadline": 1769817600,
+            "feeRecipient": "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
+            "minFeeBps": 100, "maxFeeBps": 100,
+            "authCaptureEscrow": "0xBdEA0D1bcC5966192B070Fdf62aB4EF5b4420cff"
+        })),
         "payload": {
             "authorization": {
                 "from": "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",

@@ -5,6 +5,8 @@
 
 #![allow(clippy::result_large_err)]
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
+use support::serve;
 use x402_escrow_sdk::buyer::receipt::ReceiptInfo;
 use x402_escrow_sdk::buyer::{
     AssetLimits, BuyerClient, PaymentStatus, RetryPolicy, SpendLedger, SpendPolicy,
@@ -224,6 +227,24 @@ async fn op_authorize(
     remember(&fake, key, body, 201, answer)
 }
 
+/// Runs `action` once per idempotency key (see [`begin`]): `answer` gives the status and body of
+/// the first execution, which every replay gets again.
+fn once(
+    fake: &FakeOperator,
+    action: &str,
+    headers: &HeaderMap,
+    body: Value,
+    answer: impl FnOnce(&Value) -> (u16, Value),
+) -> Response {
+    match begin(fake, action, headers, &body) {
+        Ok(key) => {
+            let (status, answer) = answer(&body);
+            remember(fake, key, body, status, answer)
+        }
+        Err(response) => response,
+    }
+}
+
 async fn op_capture(
     State(fake): State<Fake>,
     Path(id): Path<String>,
@@ -232,17 +253,10 @@ async fn op_capture(
 ) -> Response {
     let delay = fake.capture_delay_ms.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(delay)).await;
-    let key = match begin(&fake, "capture", &headers, &body) {
-        Ok(key) => key,
-        Err(response) => return response,
-    };
-    let answer = payment_json(
-        &id,
-        "captured",
-        &[("authorize", AUTH_TX), ("capture", CAPTURE_TX)],
-        None,
-    );
-    remember(&fake, key, body, 200, answer)
+    let txs = [("authorize", AUTH_TX), ("capture", CAPTURE_TX)];
+    once(&fake, "capture", &headers, body, |_| {
+        (200, payment_json(&id, "captured", &txs, None))
+    })
 }
 
 async fn op_void(
@@ -251,17 +265,10 @@ async fn op_void(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    let key = match begin(&fake, "void", &headers, &body) {
-        Ok(key) => key,
-        Err(response) => return response,
-    };
-    let answer = payment_json(
-        &id,
-        "voided",
-        &[("authorize", AUTH_TX), ("void", VOID_TX)],
-        None,
-    );
-    remember(&fake, key, body, 200, answer)
+    let txs = [("authorize", AUTH_TX), ("void", VOID_TX)];
+    once(&fake, "void", &headers, body, |_| {
+        (200, payment_json(&id, "voided", &txs, None))
+    })
 }
 
 async fn op_refund(
@@ -270,12 +277,10 @@ async fn op_refund(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    let key = match begin(&fake, "refund", &headers, &body) {
-        Ok(key) => key,
-        Err(response) => return response,
-    };
-    assert_eq!(body["amount"], "10000", "the whole charge is refunded");
-    remember(&fake, key, body, 200, charge_json(&id, true, None))
+    once(&fake, "refund", &headers, body, |body| {
+        assert_eq!(body["amount"], "10000", "the whole charge is refunded");
+        (200, charge_json(&id, true, None))
+    })
 }
 
 /// `POST /verify`: valid unless the fake refuses payments.
@@ -333,17 +338,6 @@ async fn op_get(State(fake): State<Fake>, Path(id): Path<String>) -> Response {
         None,
     ))
     .into_response()
-}
-
-async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("serve");
-    });
-    format!("http://{addr}")
 }
 
 async fn start_operator() -> (Fake, String) {

@@ -1,6 +1,8 @@
 //! OperatorClient against a scripted server: idempotency keys, retries of transient failures
 //! only, typed errors, request bodies.
 
+mod support;
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -82,12 +84,8 @@ async fn server(answers: Vec<(u16, Value)>) -> (Arc<Script>, OperatorClient) {
         .map(|(s, v)| (s, v.to_string()))
         .collect();
     let app = Router::new().fallback(answer).with_state(script.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-    let client = OperatorClient::new(format!("http://{addr}/"), "secret").with_retry(fast());
+    let base = support::serve(app).await;
+    let client = OperatorClient::new(format!("{base}/"), "secret").with_retry(fast());
     (script, client)
 }
 

@@ -232,16 +232,18 @@ impl OperatorProcess {
         }
     }
 
+    /// The process's `/proc/<pid>/<file>`.
+    fn read_proc(&self, file: &str) -> Result<String> {
+        std::fs::read_to_string(format!("/proc/{}/{file}", self.pid)).map_err(|source| Error::Io {
+            what: format!("reading the operator's /proc/<pid>/{file}"),
+            source,
+        })
+    }
+
     /// user + system CPU seconds so far (`/proc/<pid>/stat` fields 14 and 15).
     pub fn cpu_secs(&self) -> Result<f64> {
         let bad = || Error::Operator("unexpected /proc/<pid>/stat".into());
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).map_err(|source| {
-                Error::Io {
-                    what: "reading the operator's /proc/<pid>/stat".into(),
-                    source,
-                }
-            })?;
+        let stat = self.read_proc("stat")?;
         // The command name (field 2) is in parentheses and may hold spaces.
         let after = stat
             .rsplit_once(')')
@@ -260,13 +262,7 @@ impl OperatorProcess {
 
     /// (`VmHWM`, `VmRSS`) in MiB.
     pub fn memory_mib(&self) -> Result<(f64, f64)> {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).map_err(|source| {
-                Error::Io {
-                    what: "reading the operator's /proc/<pid>/status".into(),
-                    source,
-                }
-            })?;
+        let status = self.read_proc("status")?;
         let field = |name: &str| -> Result<f64> {
             status
                 .lines()

@@ -115,6 +115,11 @@ fn view(
     }
 }
 
+/// `whole` once nothing is `left`, else `part`.
+fn whole_or_part(left: u128, whole: PaymentStatus, part: PaymentStatus) -> PaymentStatus {
+    if left == 0 { whole } else { part }
+}
+
 impl PaymentService for FakeService {
     async fn authorize(
         &self,
@@ -180,25 +185,11 @@ impl PaymentService for FakeService {
         p.amounts.captured += amount;
         p.amounts.capturable -= amount;
         p.amounts.refundable += amount;
-        p.status = if p.amounts.capturable == 0 {
-            PaymentStatus::Captured
-        } else {
-            PaymentStatus::PartiallyCaptured
-        };
-        Ok(self.put(p).await)
-    }
-
-    async fn void(&self, merchant: &Merchant, id: Uuid) -> Result<PaymentView, ServiceError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        let mut p = self.mine(merchant, id).await?;
-        if p.status != PaymentStatus::Authorized {
-            return Err(ServiceError::new(
-                ErrorCode::InvalidState,
-                format!("cannot void a {:?} payment", p.status),
-            ));
-        }
-        p.status = PaymentStatus::Voided;
-        p.amounts.capturable = 0;
+        p.status = whole_or_part(
+            p.amounts.capturable,
+            PaymentStatus::Captured,
+            PaymentStatus::PartiallyCaptured,
+        );
         Ok(self.put(p).await)
     }
 
@@ -215,11 +206,25 @@ impl PaymentService for FakeService {
         }
         p.amounts.refunded += request.amount;
         p.amounts.refundable -= request.amount;
-        p.status = if p.amounts.refundable == 0 {
-            PaymentStatus::Refunded
-        } else {
-            PaymentStatus::PartiallyRefunded
-        };
+        p.status = whole_or_part(
+            p.amounts.refundable,
+            PaymentStatus::Refunded,
+            PaymentStatus::PartiallyRefunded,
+        );
+        Ok(self.put(p).await)
+    }
+
+    async fn void(&self, merchant: &Merchant, id: Uuid) -> Result<PaymentView, ServiceError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let mut p = self.mine(merchant, id).await?;
+        if p.status != PaymentStatus::Authorized {
+            return Err(ServiceError::new(
+                ErrorCode::InvalidState,
+                format!("cannot void a {:?} payment", p.status),
+            ));
+        }
+        p.status = PaymentStatus::Voided;
+        p.amounts.capturable = 0;
         Ok(self.put(p).await)
     }
 
@@ -462,4 +467,25 @@ pub async fn authorize(
         String::from_utf8_lossy(&reply.body)
     );
     reply.json()["id"].as_str().expect("id").to_owned()
+}
+
+/// `POST /v1/payments/{id}/{action}` as `api_key` with the `Idempotency-Key` `idem` and `body`
+/// as JSON (`None`: no body).
+pub async fn act(
+    app: &App,
+    api_key: &str,
+    id: &str,
+    action: &str,
+    idem: &str,
+    body: Option<Value>,
+) -> Reply {
+    let call = Call::post(format!("/v1/payments/{id}/{action}"))
+        .key(api_key)
+        .idem(idem);
+    match body {
+        Some(body) => call.json(&body),
+        None => call,
+    }
+    .send(&app.router)
+    .await
 }

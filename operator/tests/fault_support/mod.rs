@@ -207,6 +207,18 @@ receiver = "{fee_receiver}"
     pub fn log_tail(&self, n: usize) -> String {
         self.operator().log_tail(n)
     }
+
+    /// The outcome of the load task `load`; when it panicked, the operator's last 80 lines of
+    /// output are printed before its panic is raised again.
+    pub async fn joined<T>(&self, load: tokio::task::JoinHandle<T>) -> T {
+        match load.await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                eprintln!("{}", self.log_tail(80));
+                std::panic::resume_unwind(e.into_panic())
+            }
+        }
+    }
 }
 
 /// One running `x402-escrow serve` (the testkit's process, whose errors are the test's panics).
@@ -513,6 +525,22 @@ impl Client {
             capture: order.capture,
         }
     }
+}
+
+/// Runs `orders` through `client` (`concurrency` at a time, see [`run_orders`]) in its own task:
+/// the count of finished orders, and the task.
+pub fn spawn_orders(
+    client: &Client,
+    orders: Vec<Order>,
+    concurrency: usize,
+) -> (Arc<AtomicU64>, tokio::task::JoinHandle<Vec<Paid>>) {
+    let done = Arc::new(AtomicU64::new(0));
+    let load = {
+        let client = client.clone();
+        let done = done.clone();
+        tokio::spawn(async move { run_orders(&client, orders, concurrency, done).await })
+    };
+    (done, load)
 }
 
 /// Runs every order through `client` with at most `concurrency` at once; `done` counts finished

@@ -1,28 +1,40 @@
-//! Helpers shared by the `operator_*` suites: a fresh anvil with the contracts deployed and the
-//! deployments file written, a fresh database (SQLite temp file or PostgreSQL database), the
-//! operator's `Config` for them, an HTTP client for the merchant API, buyer payloads built with
-//! the SDK, a webhook receiver verifying with the SDK, and bounded polling.
+//! Helpers shared by the suites that run on a chain (`operator_*`, `relayer_*`, `engine_e2e`,
+//! `facilitator_api`, `indexer_anvil`, `batching`, `fault_*`, …): the testkit's anvil with the
+//! contracts deployed and the deployments file written, a fresh database (SQLite temp file or
+//! PostgreSQL database), the operator's `Config` for them, an HTTP client for the merchant API,
+//! buyer payloads built with the SDK, a webhook receiver verifying with the SDK, relayers on a
+//! store with outbox rows to feed them, and bounded polling.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use alloy::contract::{CallBuilder, CallDecoder};
+use alloy::primitives::aliases::{U48, U120};
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::Provider;
+use alloy::providers::ext::AnvilApi;
+use alloy::rpc::types::anvil::ReorgOptions;
+use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolCall;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::{Value, json};
-use x402_escrow_bindings::AuthCaptureEscrow;
+use uuid::Uuid;
+use x402_escrow_bindings::{AuthCaptureEscrow, PaymentInfo, TestUSDC};
 use x402_escrow_operator::config::{Config, Secret};
 use x402_escrow_operator::lifecycle::PaymentStatus;
+use x402_escrow_operator::relayer::{CrashPoint, Relayer, RelayerOptions, http_provider};
 use x402_escrow_operator::runtime::{self, RunningOperator};
-use x402_escrow_operator::store::{Merchant, NewMerchant, PaymentFilter, Store};
+use x402_escrow_operator::store::{
+    ChainTx, Merchant, NewChainTx, NewMerchant, PaymentFilter, Store, TxKind, TxStatus,
+};
 use x402_escrow_sdk::schemes::auth_capture;
 use x402_escrow_sdk::webhooks::{self as sdk_hooks, WebhookEvent, WebhookSecret};
 use x402_escrow_sdk::wire::{PaymentPayload, PaymentRequirements};
@@ -34,8 +46,9 @@ pub const FEE_BPS: u64 = 100;
 // ---- database ------------------------------------------------------------------------------
 
 /// Runs `body` with the URL of a fresh database of `backend`, then removes the database (also
-/// when the body panics): the store suites' harness.
-pub use crate::store_support::with_db;
+/// when the body panics): the store suites' harness; and their row count.
+#[allow(unused_imports)]
+pub use crate::store_support::{count, with_db};
 
 /// Declares each listed `async fn(Backend)` as `sqlite::<name>` and `postgres::<name>`.
 #[macro_export]
@@ -124,6 +137,23 @@ impl Chain {
         self.kit.balance(who).await.expect("balanceOf").to::<u128>()
     }
 
+    /// The balances of the payer, the merchant's receiver, the fee receiver and `float` (the
+    /// operator's signer, whose tokens fund refunds), in that order.
+    pub async fn balances(&self, float: Address) -> [u128; 4] {
+        [
+            self.balance(self.payer.address()).await,
+            self.balance(self.receiver).await,
+            self.balance(self.fee_receiver).await,
+            self.balance(float).await,
+        ]
+    }
+
+    /// The payer's balance is `before - spent`.
+    pub async fn assert_payer_spent(&self, before: u128, spent: u128) {
+        let now = self.balance(self.payer.address()).await;
+        assert_eq!(now, before - spent, "payer: {before} before, {spent} spent");
+    }
+
     /// `paymentState(hash)`: (hasCollectedPayment, capturable, refundable).
     pub async fn state(&self, hash: B256) -> (bool, u128, u128) {
         let s = AuthCaptureEscrow::new(self.escrow(), self.plain.clone())
@@ -194,6 +224,97 @@ impl Chain {
             "requestId": request_id,
         })
     }
+
+    /// `TestUSDC.approve(spender(i), i)`: always succeeds; plumbing for the pipeline.
+    pub fn approve(&self, i: u64) -> NewChainTx {
+        let calldata = TestUSDC::approveCall {
+            spender: Address::with_last_byte(u8::try_from(i % 250).unwrap() + 1),
+            amount: U256::from(i + 1),
+        }
+        .abi_encode();
+        NewChainTx {
+            chain_id: CHAIN,
+            signer: self.operator.address(),
+            kind: TxKind::Capture,
+            payment_id: None,
+            request: serde_json::json!({ "test": "approve", "i": i }),
+            to: self.token(),
+            calldata: alloy::primitives::Bytes::from(calldata),
+            value: U256::ZERO,
+            gas_limit: None,
+        }
+    }
+
+    /// `escrow.void(info)` of a payment that was never authorized: reverts with a custom error.
+    pub fn void_unknown(&self, gas_limit: Option<u64>) -> NewChainTx {
+        let info = PaymentInfo {
+            operator: self.operator.address(),
+            payer: Address::repeat_byte(0x11),
+            receiver: Address::repeat_byte(0x22),
+            token: self.token(),
+            maxAmount: U120::from(1_000_000u64),
+            preApprovalExpiry: U48::from(4_000_000_000u64),
+            authorizationExpiry: U48::from(4_000_000_001u64),
+            refundExpiry: U48::from(4_000_000_002u64),
+            minFeeBps: 0,
+            maxFeeBps: 0,
+            feeReceiver: Address::ZERO,
+            salt: U256::from(7),
+        };
+        let calldata = AuthCaptureEscrow::voidCall { paymentInfo: info }.abi_encode();
+        NewChainTx {
+            chain_id: CHAIN,
+            signer: self.operator.address(),
+            kind: TxKind::Void,
+            payment_id: None,
+            request: serde_json::json!({ "test": "void" }),
+            to: self.deployment.auth_capture_escrow,
+            calldata: alloy::primitives::Bytes::from(calldata),
+            value: U256::ZERO,
+            gas_limit,
+        }
+    }
+
+    /// Replaces the newest `depth` blocks with as many empty ones (`anvil_reorg`).
+    pub async fn reorg(&self, depth: u64) {
+        self.plain
+            .anvil_reorg(ReorgOptions {
+                depth,
+                tx_block_pairs: vec![],
+            })
+            .await
+            .expect("anvil_reorg");
+    }
+
+    /// The operator signer's nonce at the latest block.
+    pub async fn nonce_latest(&self) -> u64 {
+        self.plain
+            .get_transaction_count(self.operator.address())
+            .latest()
+            .await
+            .expect("nonce")
+    }
+}
+
+/// Sends a contract call and waits for its receipt (a revert is the caller's to check).
+pub async fn mined<P: Provider, D: CallDecoder>(call: CallBuilder<P, D>) -> TransactionReceipt {
+    call.send()
+        .await
+        .expect("send")
+        .get_receipt()
+        .await
+        .expect("receipt")
+}
+
+/// Sends `tx` through `provider` and waits for its receipt (a revert is the caller's to check).
+pub async fn mined_tx(provider: &impl Provider, tx: TransactionRequest) -> TransactionReceipt {
+    provider
+        .send_transaction(tx)
+        .await
+        .expect("send")
+        .get_receipt()
+        .await
+        .expect("receipt")
 }
 
 // ---- operator ------------------------------------------------------------------------------
@@ -246,6 +367,40 @@ pub async fn merchant(
         .await
         .expect("create merchant");
     (m, key.expose().to_owned())
+}
+
+/// A fresh chain, a test-side store on `url`'s database, and the merchant "shop" paid to the
+/// chain's receiver (webhooks to `hooks`, if any): its record and API key.
+pub async fn open_shop(url: &str, hooks: Option<&Hooks>) -> (Chain, Store, Merchant, String) {
+    shop_named(url, "shop", hooks).await
+}
+
+async fn shop_named(
+    url: &str,
+    name: &str,
+    hooks: Option<&Hooks>,
+) -> (Chain, Store, Merchant, String) {
+    let chain = Chain::start().await;
+    let store = test_store(url).await;
+    let (merchant, key) = merchant(&store, name, chain.receiver, hooks).await;
+    (chain, store, merchant, key)
+}
+
+/// A fresh chain, a test-side store on `url`'s database, and two merchants without webhooks:
+/// "shop-a" paid to the chain's receiver and "shop-b" to the other receiver (their API keys).
+pub async fn two_shops(url: &str) -> (Chain, Store, String, String) {
+    let (chain, store, _, key_a) = shop_named(url, "shop-a", None).await;
+    let (_, key_b) = merchant(&store, "shop-b", chain.other_receiver, None).await;
+    (chain, store, key_a, key_b)
+}
+
+/// The end of a run: no nonce gap ([`assert_nonces`]), nothing to reconcile
+/// ([`assert_reconciled`]), then `op` shut down and `store` closed.
+pub async fn wind_down(op: RunningOperator, store: Store, chain: &Chain) {
+    assert_nonces(&store, chain).await;
+    assert_reconciled(&op).await;
+    op.shutdown().await;
+    store.close().await;
 }
 
 // ---- HTTP client ---------------------------------------------------------------------------
@@ -322,6 +477,43 @@ impl Api {
         Api::decode(resp).await
     }
 
+    /// `POST /v1/payments/{id}/{action}` (`capture`, `void`, `refund`) with `body` and the
+    /// `Idempotency-Key` `idem`.
+    pub async fn act(&self, id: &str, action: &str, body: &Value, idem: &str) -> (u16, Value) {
+        self.post(&format!("/v1/payments/{id}/{action}"), body, idem)
+            .await
+    }
+
+    /// [`Api::act`] with the body `{"amount": amount}` (a decimal string).
+    pub async fn act_amount(
+        &self,
+        id: &str,
+        action: &str,
+        amount: impl ToString,
+        idem: &str,
+    ) -> (u16, Value) {
+        let body = json!({ "amount": amount.to_string() });
+        self.act(id, action, &body, idem).await
+    }
+
+    /// `POST /v1/payments/authorize` of the payer's payment of `amount` to the chain's receiver
+    /// (`authorizer` its `captureAuthorizer`) as request `request_id`, which must answer 201:
+    /// the request body (to replay) and the payment.
+    pub async fn authorize_payment(
+        &self,
+        chain: &Chain,
+        amount: u64,
+        authorizer: Address,
+        request_id: &str,
+        idem: &str,
+    ) -> (Value, Value) {
+        let req = chain.requirements(amount, authorizer, chain.receiver).await;
+        let body = chain.authorize_body(req, &chain.payer, request_id).await;
+        let (status, payment) = self.post("/v1/payments/authorize", &body, idem).await;
+        assert_eq!(status, 201, "{payment}");
+        (body, payment)
+    }
+
     /// `GET /v1/payments/{id}` (must be 200).
     pub async fn payment(&self, id: &str) -> Value {
         let (status, body) = self.get(&format!("/v1/payments/{id}")).await;
@@ -386,18 +578,6 @@ pub async fn tx_statuses(store: &Store) -> HashMap<String, i64> {
             )
         })
         .collect()
-}
-
-/// `SELECT COUNT(*) FROM <from>` (`from`: a table and optional `WHERE`, a literal from the test).
-pub async fn count(store: &Store, from: &str) -> i64 {
-    use sqlx::Row;
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) AS n FROM {from}"
-    )))
-    .fetch_one(store.pool())
-    .await
-    .expect("count");
-    row.try_get::<i64, _>("n").expect("n")
 }
 
 /// Waits (bounded) until no payment is in flight and every chain transaction is settled
@@ -589,4 +769,152 @@ impl Hooks {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+// ---- relayer -------------------------------------------------------------------------------
+
+/// The chain id of anvil.
+pub const CHAIN: u64 = 31337;
+
+/// Options for tests: fast polls, short leases.
+pub fn opts(confirmations: u64) -> RelayerOptions {
+    RelayerOptions {
+        chain_id: CHAIN,
+        confirmations,
+        poll_interval: Duration::from_millis(100),
+        bump_after: Duration::from_secs(30),
+        fee_bump_percent: 12,
+        max_fee_per_gas: None,
+        lease_ttl: Duration::from_secs(3),
+        gas_limit_margin_percent: 20,
+        max_claims_per_tick: 16,
+        max_backoff: Duration::from_secs(1),
+    }
+}
+
+/// Runs `relayer` in its own task until the returned sender is used (or dropped): the stop
+/// sender and the task.
+pub fn spawn_relayer(
+    relayer: Relayer,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(relayer.run(async move {
+        let _ = stop_rx.await;
+    }));
+    (stop, task)
+}
+
+/// A store on the test database with the system clock (leases expire in real time).
+pub async fn system_store(url: &str) -> Store {
+    Store::connect(url).await.expect("connect")
+}
+
+/// A relayer signing with the operator's key (dev key 1) through a provider without fillers,
+/// as the operator runs it.
+pub fn relayer(store: &Store, chain: &Chain, owner: &str, opts: RelayerOptions) -> Relayer {
+    Relayer::new(
+        store.clone(),
+        http_provider(chain.anvil.endpoint_url()),
+        chain.operator.clone(),
+        owner,
+        opts,
+    )
+}
+
+/// Runs one pass of a relayer that crashes right after recording its signed attempt: the row
+/// holds signed bytes nobody broadcast.
+pub async fn sign_then_crash(store: &Store, chain: &Chain) {
+    let mut crashing =
+        relayer(store, chain, "op-a", opts(1)).with_crash_point(CrashPoint::AfterRecordAttempt);
+    crashing.tick().await.expect_err("crash");
+}
+
+/// Ticks `relayer` (mining a block per round when `mine`) until every row in `ids` is settled.
+pub async fn tick_until_settled(
+    relayer: &mut Relayer,
+    chain: &Chain,
+    store: &Store,
+    ids: &[Uuid],
+    mine: bool,
+) -> Vec<ChainTx> {
+    for _ in 0..300 {
+        relayer.tick().await.expect("tick");
+        let rows = rows(store, ids).await;
+        if rows.iter().all(|r| r.status.is_terminal()) {
+            return rows;
+        }
+        if mine {
+            chain.mine(1).await.expect("mine");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("not settled: {:?}", rows(store, ids).await);
+}
+
+/// Polls until every row is settled (someone else drives them).
+pub async fn wait_settled(store: &Store, ids: &[Uuid], timeout: Duration) -> Vec<ChainTx> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let rows = rows(store, ids).await;
+        if rows.iter().all(|r| r.status.is_terminal()) {
+            return rows;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not settled in time: {:?}",
+            rows.iter().map(|r| (r.id, r.status)).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn rows(store: &Store, ids: &[Uuid]) -> Vec<ChainTx> {
+    let mut out = Vec::new();
+    for id in ids {
+        out.push(store.get_tx(*id).await.expect("row"));
+    }
+    out
+}
+
+/// Every mined row of the signer (final or reverted with a receipt) holds a distinct nonce, they
+/// are exactly `0..n` and the chain's nonce is `n`: no gap, no duplicate, each executed once.
+pub async fn assert_nonces_clean(store: &Store, chain: &Chain) {
+    use sqlx::Row;
+    let rows = sqlx::query(
+        "SELECT nonce, status, mined_tx_hash FROM chain_txs WHERE signer = $1 AND nonce IS NOT NULL \
+         AND status IN ('final', 'reverted') ORDER BY nonce",
+    )
+    .bind(format!("{:#x}", chain.operator.address()))
+    .fetch_all(store.pool())
+    .await
+    .expect("rows");
+    let nonces: Vec<i64> = rows
+        .iter()
+        .map(|r| r.try_get::<i64, _>("nonce").unwrap())
+        .collect();
+    let n = nonces.len() as i64;
+    assert_eq!(nonces, (0..n).collect::<Vec<_>>(), "nonces of settled rows");
+    let distinct: HashSet<i64> = nonces.iter().copied().collect();
+    assert_eq!(distinct.len() as i64, n);
+    assert_eq!(
+        chain.nonce_latest().await as i64,
+        n,
+        "on-chain nonce = settled rows"
+    );
+    let in_flight = store
+        .txs_in_flight(CHAIN, chain.operator.address())
+        .await
+        .unwrap();
+    assert!(in_flight.is_empty(), "left in flight: {in_flight:?}");
+}
+
+pub fn all_status(rows: &[ChainTx], status: TxStatus) -> bool {
+    rows.iter().all(|r| r.status == status)
+}
+
+pub fn hash_of(row: &ChainTx) -> B256 {
+    row.mined_tx_hash.expect("mined hash")
 }

@@ -13,9 +13,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use alloy::primitives::{Address, B256, Bytes, U256};
 use sqlx::Connection;
 use uuid::Uuid;
-use x402_escrow_operator::lifecycle::Flow;
+use x402_escrow_operator::lifecycle::{Flow, PaymentEvent, PaymentStatus};
 use x402_escrow_operator::store::{
-    Backend, NewChainTx, NewMerchant, NewPayment, PaymentInfoRecord, Store, TxKind,
+    Backend, NewChainTx, NewMerchant, NewPayment, NewWebhookEvent, PaymentInfoRecord, Store,
+    Transition, TransitionExtras, TxKind,
 };
 
 /// The start of test time (unix ms).
@@ -158,26 +159,30 @@ where
     .await
 }
 
-/// Declares each listed `async fn(Ctx)` as two tests: `sqlite::<name>` and `postgres::<name>`.
+/// Declares each listed `async fn(Ctx)` as two tests: `sqlite::<name>` and `postgres::<name>`;
+/// with `sqlite: [..], postgres: [..]`, each list on its own backend.
 #[macro_export]
 macro_rules! store_tests {
-    ($($name:ident),* $(,)?) => {
+    (sqlite: [$($s:ident),* $(,)?], postgres: [$($p:ident),* $(,)?] $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    $crate::store_support::run(x402_escrow_operator::store::Backend::Sqlite, super::$name).await
+                async fn $s() {
+                    $crate::store_support::run(x402_escrow_operator::store::Backend::Sqlite, super::$s).await
                 }
             )*
         }
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    $crate::store_support::run(x402_escrow_operator::store::Backend::Postgres, super::$name).await
+                async fn $p() {
+                    $crate::store_support::run(x402_escrow_operator::store::Backend::Postgres, super::$p).await
                 }
             )*
         }
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::store_tests!(sqlite: [$($name),*], postgres: [$($name),*]);
     };
 }
 
@@ -263,4 +268,45 @@ pub async fn count(store: &Store, table: &str) -> i64 {
     .await
     .expect("count");
     row.try_get::<i64, _>("n").expect("n")
+}
+
+/// `CaptureRequested { amount }` of payment `id` at `version`, with a capture outbox row: the
+/// payment is `capturing`.
+pub async fn request_capture(store: &Store, id: Uuid, version: i64, amount: u128) -> Transition {
+    let t = store
+        .transition_payment(
+            id,
+            version,
+            &PaymentEvent::CaptureRequested { amount },
+            TransitionExtras {
+                outbox: Some(new_tx(TxKind::Capture)),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("capture requested");
+    assert_eq!(t.payment.status, PaymentStatus::Capturing);
+    t
+}
+
+/// `AuthorizeConfirmed { amount }` of the fresh payment `id` (version 0), with `webhook` (if
+/// any) enqueued in the same transaction.
+pub async fn confirm(
+    store: &Store,
+    id: Uuid,
+    amount: u128,
+    webhook: Option<NewWebhookEvent>,
+) -> Transition {
+    store
+        .transition_payment(
+            id,
+            0,
+            &PaymentEvent::AuthorizeConfirmed { amount },
+            TransitionExtras {
+                webhook,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("authorize confirmed")
 }
