@@ -16,7 +16,7 @@ use sqlx::Connection;
 use uuid::Uuid;
 use x402_escrow_operator::lifecycle::{Flow, PaymentEvent, PaymentStatus};
 use x402_escrow_operator::store::{
-    NewChainTx, NewMerchant, NewPayment, NewWebhookEvent, PaymentInfoRecord, Store,
+    NewChainTx, NewMerchant, NewPayment, NewWebhookEvent, Payment, PaymentInfoRecord, Store,
     TransitionExtras, TxKind,
 };
 

@@ -148,7 +148,7 @@ pub(crate) fn json<T: serde::Serialize + ?Sized>(col: &'static str, value: &T) -
     serde_json::to_string(value).map_err(|e| decode_err(col, e))
 }
 
-/// `impl Deref<Target = $target> for $ty` through its field `$field`: a stored row reads the
+/// `Deref` / `DerefMut` from `$ty` to its (public) field `$field`: a stored row reads the
 /// fields it was written with as its own.
 macro_rules! deref_to {
     ($ty:ty => $field:ident: $target:ty) => {
@@ -157,6 +157,12 @@ macro_rules! deref_to {
 
             fn deref(&self) -> &$target {
                 &self.$field
+            }
+        }
+
+        impl ::std::ops::DerefMut for $ty {
+            fn deref_mut(&mut self) -> &mut $target {
+                &mut self.$field
             }
         }
     };

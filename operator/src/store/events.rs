@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use super::codec::{self, Record, get_i64, get_opt_i64, get_str, get_u64, get_uuid};
-use super::{Result, Store, StoreError, StoreTx, in_tx};
+use super::{Result, Store, StoreTx, in_tx};
 
 /// An escrow event to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
