@@ -16,7 +16,7 @@ use sqlx::Connection;
 use uuid::Uuid;
 use x402_escrow_operator::lifecycle::{Flow, PaymentEvent, PaymentStatus};
 use x402_escrow_operator::store::{
-    NewChainTx, NewMerchant, NewPayment, NewWebhookEvent, PaymentInfoRecord, Store,
+    NewChainTx, NewMerchant, NewPayment, NewWebhookEvent, Payment, PaymentInfoRecord, Store,
     TransitionExtras, TxKind,
 };
 
@@ -142,25 +142,37 @@ async fn drop_database(spec: &str) {
     }
 }
 
-/// Inserts a payment and takes it to `authorized` (not timed by the callers).
-async fn authorized(b: &Backend) -> Uuid {
+/// Inserts a payment with its authorize outbox row.
+async fn insert(b: &Backend) -> Payment {
     let (p, _) = b
         .store
         .insert_payment(&new_payment(b.merchant), Some(&new_tx(TxKind::Authorize)))
         .await
         .expect("insert");
+    p
+}
+
+/// What a transition that announces `event_type` writes with it: the webhook.
+fn announcing(event_type: &str) -> TransitionExtras {
+    TransitionExtras {
+        webhook: Some(NewWebhookEvent::new(
+            event_type,
+            serde_json::json!({ "request_id": "req" }),
+        )),
+        ..Default::default()
+    }
+}
+
+/// Inserts a payment and takes it to `authorized` (not timed by the callers).
+async fn authorized(b: &Backend) -> Uuid {
+    let p = insert(b).await;
+    let confirmed = PaymentEvent::AuthorizeConfirmed { amount: 1_000_000 };
     b.store
         .transition_payment(
             p.id,
             p.version,
-            &PaymentEvent::AuthorizeConfirmed { amount: 1_000_000 },
-            TransitionExtras {
-                webhook: Some(NewWebhookEvent::new(
-                    "payment.authorized",
-                    serde_json::json!({ "request_id": "req" }),
-                )),
-                ..Default::default()
-            },
+            &confirmed,
+            announcing("payment.authorized"),
         )
         .await
         .expect("authorized");
@@ -180,19 +192,7 @@ fn store_benches(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(5));
     for b in &backends {
         group.bench_function(format!("insert_payment_with_outbox/{}", b.name), |bench| {
-            bench.iter(|| {
-                rt.block_on(async {
-                    black_box(
-                        b.store
-                            .insert_payment(
-                                &new_payment(b.merchant),
-                                Some(&new_tx(TxKind::Authorize)),
-                            )
-                            .await
-                            .expect("insert"),
-                    )
-                })
-            })
+            bench.iter(|| rt.block_on(async { black_box(insert(b).await) }))
         });
         // authorized → capturing (with the capture's outbox row) → captured (with its webhook):
         // the two transactions of a full capture, timed together; the setup is not timed.
@@ -218,19 +218,14 @@ fn store_benches(c: &mut Criterion) {
                                 )
                                 .await
                                 .expect("capturing");
+                            let confirmed = PaymentEvent::CaptureConfirmed { amount: 1_000_000 };
                             let t = b
                                 .store
                                 .transition_payment(
                                     id,
                                     t.payment.version,
-                                    &PaymentEvent::CaptureConfirmed { amount: 1_000_000 },
-                                    TransitionExtras {
-                                        webhook: Some(NewWebhookEvent::new(
-                                            "payment.captured",
-                                            serde_json::json!({ "request_id": "req" }),
-                                        )),
-                                        ..Default::default()
-                                    },
+                                    &confirmed,
+                                    announcing("payment.captured"),
                                 )
                                 .await
                                 .expect("captured");

@@ -102,7 +102,10 @@ async fn merchants(ctx: Ctx) {
 
     s.set_merchant_webhook(m2.id, None, None).await.unwrap();
     let m2 = s.get_merchant(m2.id).await.unwrap();
-    assert_eq!((m2.webhook_url, m2.webhook_secret), (None, None));
+    assert_eq!(
+        (m2.webhook_url.clone(), m2.webhook_secret.clone()),
+        (None, None)
+    );
 }
 
 async fn payment_round_trip_and_lookups(ctx: Ctx) {

@@ -139,8 +139,16 @@ async fn pay(buyer: &BuyerClient, url: &str, request_id: &str) -> Result<Result<
     }
 }
 
-fn scenario(title: &str, path: &str, request_id: &str, before: Balances) -> ScenarioReport {
-    ScenarioReport {
+/// A fresh report for scenario `title` (`GET {path}` with `request_id`), the balances read now
+/// as both before and after.
+async fn scenario(
+    stack: &Stack,
+    title: &str,
+    path: &str,
+    request_id: &str,
+) -> Result<ScenarioReport> {
+    let before = stack.balances().await?;
+    Ok(ScenarioReport {
         title: title.into(),
         request: format!("GET {path}"),
         request_id: request_id.into(),
@@ -156,7 +164,7 @@ fn scenario(title: &str, path: &str, request_id: &str, before: Balances) -> Scen
         transactions: Vec::new(),
         before,
         after: before,
-    }
+    })
 }
 
 fn fill(report: &mut ScenarioReport, paid: &Paid, payment: &OperatorPayment) {
@@ -206,6 +214,32 @@ async fn pay_expecting(
     Ok((paid, id))
 }
 
+/// Fills in the report of a settled payment: the operator's `payment`, the buyer's own ledger,
+/// the balances after, and `outcome`.
+async fn settle(
+    stack: &Stack,
+    buyer: &BuyerClient,
+    report: &mut ScenarioReport,
+    paid: &Paid,
+    payment: &OperatorPayment,
+    outcome: Outcome,
+) -> Result<()> {
+    fill(report, paid, payment);
+    report.ledger_status = ledger_status(buyer, paid)?;
+    report.after = stack.balances().await?;
+    report.outcome = outcome;
+    Ok(())
+}
+
+/// `before … / after …`: the balances of a scenario, for error messages.
+fn balances(report: &ScenarioReport) -> String {
+    format!(
+        "before {} / after {}",
+        report.before.line(),
+        report.after.line()
+    )
+}
+
 /// What the buyer's own ledger says about a payment.
 fn ledger_status(buyer: &BuyerClient, paid: &Paid) -> Result<Option<String>> {
     Ok(Some(
@@ -226,19 +260,12 @@ pub async fn scenarios(stack: &Stack, merchant_url: &str) -> Result<Vec<Scenario
     let mut out = Vec::new();
 
     // 1. Success → captured.
-    let before = stack.balances().await?;
-    let mut s = scenario(
-        "pay for a resource that succeeds",
-        "/weather",
-        "demo-1-weather",
-        before,
-    );
+    let title = "pay for a resource that succeeds";
+    let mut s = scenario(stack, title, "/weather", "demo-1-weather").await?;
+    let before = s.before;
     let (paid, id) = pay_expecting(&thrifty, merchant_url, &s, 1, "/weather", 200).await?;
     let payment = stack.wait_for(&id, "captured").await?;
-    fill(&mut s, &paid, &payment);
-    s.ledger_status = ledger_status(&thrifty, &paid)?;
-    s.after = stack.balances().await?;
-    s.outcome = Outcome::Captured;
+    settle(stack, &thrifty, &mut s, &paid, &payment, Outcome::Captured).await?;
     let price = s.price;
     check!(
         price == USDC / 100,
@@ -248,42 +275,29 @@ pub async fn scenarios(stack: &Stack, merchant_url: &str) -> Result<Vec<Scenario
         s.after.payer == before.payer - U256::from(price)
             && s.after.merchant == before.merchant + U256::from(price - fee(price))
             && s.after.fee_receiver == before.fee_receiver + U256::from(fee(price)),
-        "scenario 1: balances moved unexpectedly: before {} / after {}",
-        before.line(),
-        s.after.line()
+        "scenario 1: balances moved unexpectedly: {}",
+        balances(&s)
     );
     out.push(s);
 
     // 2. Handler fails → voided, the payer is whole.
-    let before = stack.balances().await?;
-    let mut s = scenario(
-        "pay for a resource whose handler fails",
-        "/flaky",
-        "demo-2-flaky",
-        before,
-    );
+    let title = "pay for a resource whose handler fails";
+    let mut s = scenario(stack, title, "/flaky", "demo-2-flaky").await?;
+    let before = s.before;
     let (paid, id) = pay_expecting(&thrifty, merchant_url, &s, 2, "/flaky", 500).await?;
     let payment = stack.wait_for(&id, "voided").await?;
-    fill(&mut s, &paid, &payment);
-    s.ledger_status = ledger_status(&thrifty, &paid)?;
-    s.after = stack.balances().await?;
-    s.outcome = Outcome::Voided;
+    settle(stack, &thrifty, &mut s, &paid, &payment, Outcome::Voided).await?;
     check!(
         s.after.payer == before.payer && s.after.merchant == before.merchant,
-        "scenario 2: the payer was not made whole: before {} / after {}",
-        before.line(),
-        s.after.line()
+        "scenario 2: the payer was not made whole: {}",
+        balances(&s)
     );
     out.push(s);
 
     // 3. $2.00 under a policy allowing it → captured → merchant refunds half.
-    let before = stack.balances().await?;
-    let mut s = scenario(
-        "captured, then half refunded by the merchant",
-        "/report",
-        "demo-3-report",
-        before,
-    );
+    let title = "captured, then half refunded by the merchant";
+    let mut s = scenario(stack, title, "/report", "demo-3-report").await?;
+    let before = s.before;
     let (paid, id) = pay_expecting(&generous, merchant_url, &s, 3, "/report", 200).await?;
     stack.wait_for(&id, "captured").await?;
     let price = amount_u64(paid.payment.amount);
@@ -294,31 +308,24 @@ pub async fn scenarios(stack: &Stack, merchant_url: &str) -> Result<Vec<Scenario
         .await
         .map_err(|e| DemoError::step("scenario 3: the refund was refused", e))?;
     let payment = stack.wait_for(&id, "partially_refunded").await?;
-    fill(&mut s, &paid, &payment);
     let _ = generous.ledger().record_refund(
         &paid.payment.payment_id,
         Amount::from(half),
         x402_escrow_sdk::buyer::unix_now(),
     );
-    s.ledger_status = ledger_status(&generous, &paid)?;
-    s.after = stack.balances().await?;
-    s.outcome = Outcome::Refunded { refunded: half };
+    let refunded = Outcome::Refunded { refunded: half };
+    settle(stack, &generous, &mut s, &paid, &payment, refunded).await?;
     check!(
         s.refunded == half && s.after.payer == before.payer - U256::from(price - half),
-        "scenario 3: expected {half} back: before {} / after {}",
-        before.line(),
-        s.after.line()
+        "scenario 3: expected {half} back: {}",
+        balances(&s)
     );
     out.push(s);
 
     // 4. Over the buyer's own max per payment → refused before signing.
-    let before = stack.balances().await?;
-    let mut s = scenario(
-        "refused by the buyer's own spend policy ($1 max per payment)",
-        "/report",
-        "demo-4-report",
-        before,
-    );
+    let title = "refused by the buyer's own spend policy ($1 max per payment)";
+    let mut s = scenario(stack, title, "/report", "demo-4-report").await?;
+    let before = s.before;
     let records = |buyer: &BuyerClient| {
         buyer
             .ledger()

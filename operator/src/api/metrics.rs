@@ -52,19 +52,6 @@ fn confirmations_histogram() -> Histogram {
     Histogram::new([1.0, 2.0, 3.0, 6.0, 12.0, 24.0, 64.0])
 }
 
-const TX_KINDS: [TxKind; 10] = [
-    TxKind::Authorize,
-    TxKind::Charge,
-    TxKind::Capture,
-    TxKind::Void,
-    TxKind::Refund,
-    TxKind::CaptureBatch,
-    TxKind::VoidBatch,
-    TxKind::NonceFill,
-    TxKind::Transfer,
-    TxKind::Approve,
-];
-
 /// The operator's metrics. Cloning shares the same series.
 #[derive(Clone)]
 pub struct Metrics {
@@ -142,7 +129,7 @@ impl Metrics {
             gas_used.clone(),
         );
         // Every transaction kind starts at zero so the series exist before the first transaction.
-        for kind in TX_KINDS {
+        for &kind in TxKind::ALL {
             let labels = vec![("kind", kind.as_str().to_owned())];
             let _ = tx_latency.get_or_create(&labels);
             let _ = tx_confirmations.get_or_create(&labels);

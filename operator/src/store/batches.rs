@@ -16,8 +16,8 @@ use alloy::primitives::Address;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use super::chain::{self, ChainTx, NewChainTx, TX_COLUMNS, tx_from_row};
-use super::codec::{self, get_i64, get_uuid};
+use super::chain::{self, ChainTx, NewChainTx};
+use super::codec::{self, Record, get_i64, get_uuid};
 use super::{Result, Store, StoreError, StoreTx, in_tx};
 
 /// Which queued single rows of a payment wait for company in a batch (see
@@ -77,29 +77,24 @@ pub struct BatchMember {
     pub fallback_tx_id: Option<Uuid>,
 }
 
-fn member_from_row(row: &AnyRow) -> Result<BatchMember> {
-    let position = get_i64(row, "position")?;
-    Ok(BatchMember {
-        batch_tx_id: get_uuid(row, "batch_tx_id")?,
-        position: u64::try_from(position).map_err(|e| StoreError::Decode {
-            column: "position",
-            message: e.to_string(),
-        })?,
-        payment_id: get_uuid(row, "payment_id")?,
-        source_tx_id: get_uuid(row, "source_tx_id")?,
-        fallback_tx_id: codec::get_opt_uuid(row, "fallback_tx_id")?,
-    })
-}
+impl Record for BatchMember {
+    const TABLE: &'static str = "chain_tx_members";
+    const COLUMNS: &'static str = "batch_tx_id, position, payment_id, source_tx_id, fallback_tx_id";
+    const ENTITY: &'static str = "batch member";
 
-const MEMBER_COLUMNS: &str = "batch_tx_id, position, payment_id, source_tx_id, fallback_tx_id";
-
-/// `chain_txs` columns qualified with the alias `t`.
-fn qualified(alias: &str) -> String {
-    TX_COLUMNS
-        .split(", ")
-        .map(|c| format!("{alias}.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ")
+    fn decode(row: &AnyRow) -> Result<BatchMember> {
+        let position = get_i64(row, "position")?;
+        Ok(BatchMember {
+            batch_tx_id: get_uuid(row, "batch_tx_id")?,
+            position: u64::try_from(position).map_err(|e| StoreError::Decode {
+                column: "position",
+                message: e.to_string(),
+            })?,
+            payment_id: get_uuid(row, "payment_id")?,
+            source_tx_id: get_uuid(row, "source_tx_id")?,
+            fallback_tx_id: codec::get_opt_uuid(row, "fallback_tx_id")?,
+        })
+    }
 }
 
 /// Moves a payment's pending action from `from` to `to` (no status change; the version moves so
@@ -329,21 +324,19 @@ impl Store {
         kinds: BatchKinds,
         limit: u32,
     ) -> Result<Vec<ChainTx>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {} FROM chain_txs t JOIN payments p ON p.id = t.payment_id AND p.pending_tx_id = t.id \
              WHERE t.chain_id = $1 AND t.signer = $2 AND t.status = 'queued' AND t.nonce IS NULL \
                AND t.kind IN ({}) \
                AND NOT EXISTS (SELECT 1 FROM chain_tx_members m WHERE m.fallback_tx_id = t.id) \
              ORDER BY t.created_at, t.id LIMIT $3",
-            qualified("t"),
+            codec::qualified::<ChainTx>("t"),
             kinds.sql_list()
         )))
         .bind(codec::int(chain_id))
         .bind(codec::addr(&signer))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(tx_from_row).collect()
+        .bind(i64::from(limit));
+        codec::fetch_all(query, &self.pool).await
     }
 
     /// When the signer's oldest queued row that is not a batch candidate of `kinds` (an
@@ -383,12 +376,7 @@ impl Store {
 
     /// The `chain_tx_members` rows matching `condition` (which binds `id` as `$1`, and orders).
     async fn members_where(&self, condition: &'static str, id: Uuid) -> Result<Vec<BatchMember>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {MEMBER_COLUMNS} FROM chain_tx_members WHERE {condition}"
-        )))
-        .bind(codec::uuid(&id))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(member_from_row).collect()
+        let query = codec::select::<BatchMember>(&format!("WHERE {condition}"));
+        codec::fetch_all(query.bind(codec::uuid(&id)), &self.pool).await
     }
 }

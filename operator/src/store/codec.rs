@@ -4,8 +4,8 @@
 use std::str::FromStr;
 
 use alloy::primitives::{Address, B256, Bytes, U256};
-use sqlx::any::{AnyQueryResult, AnyRow};
-use sqlx::{AnyConnection, Row};
+use sqlx::any::{AnyArguments, AnyQueryResult, AnyRow};
+use sqlx::{Any, AnyConnection, Executor, Row};
 use uuid::Uuid;
 
 use super::{Result, StoreError};
@@ -143,6 +143,32 @@ pub(crate) fn get_json(row: &AnyRow, col: &'static str) -> Result<serde_json::Va
     serde_json::from_str(&s).map_err(|e| decode_err(col, e))
 }
 
+/// JSON text of `value`, for column `col`.
+pub(crate) fn json<T: serde::Serialize + ?Sized>(col: &'static str, value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| decode_err(col, e))
+}
+
+/// `Deref` / `DerefMut` from `$ty` to its (public) field `$field`: a stored row reads the
+/// fields it was written with as its own.
+macro_rules! deref_to {
+    ($ty:ty => $field:ident: $target:ty) => {
+        impl ::std::ops::Deref for $ty {
+            type Target = $target;
+
+            fn deref(&self) -> &$target {
+                &self.$field
+            }
+        }
+
+        impl ::std::ops::DerefMut for $ty {
+            fn deref_mut(&mut self) -> &mut $target {
+                &mut self.$field
+            }
+        }
+    };
+}
+pub(crate) use deref_to;
+
 /// True when `e` is a unique-constraint violation.
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error()
@@ -165,40 +191,106 @@ pub(crate) fn conflict_or(
     }
 }
 
-/// `row` decoded by `decode`, or [`StoreError::NotFound`] naming `entity` and `key` when the
-/// lookup found nothing.
-pub(crate) fn found<T>(
-    row: Option<AnyRow>,
-    entity: &'static str,
-    key: impl ToString,
-    decode: impl FnOnce(&AnyRow) -> Result<T>,
-) -> Result<T> {
-    match row {
-        Some(row) => decode(&row),
-        None => Err(StoreError::NotFound {
-            entity,
-            key: key.to_string(),
-        }),
-    }
+/// A statement over the `Any` driver, its parameters bound by value.
+pub(crate) type AnyQuery = sqlx::query::Query<'static, Any, AnyArguments>;
+
+/// The rows of one table as a type: which columns it reads and how one row decodes.
+pub(crate) trait Record: Sized {
+    /// The table.
+    const TABLE: &'static str;
+    /// The columns [`Record::decode`] reads, for `SELECT` and `RETURNING` lists.
+    const COLUMNS: &'static str;
+    /// What a missing row is called in [`StoreError::NotFound`].
+    const ENTITY: &'static str;
+
+    /// Decodes one row.
+    fn decode(row: &AnyRow) -> Result<Self>;
 }
 
-/// The row of `table` whose `id` is `id` (`SELECT {columns} FROM {table} WHERE id = $1`),
-/// decoded by `decode`; [`StoreError::NotFound`] naming `entity` when there is none.
-pub(crate) async fn get_by_id<T>(
-    conn: &mut AnyConnection,
-    table: &'static str,
-    columns: &'static str,
-    entity: &'static str,
-    id: Uuid,
-    decode: impl FnOnce(&AnyRow) -> Result<T>,
-) -> Result<T> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {columns} FROM {table} WHERE id = $1"
+/// `SELECT {R::COLUMNS} FROM {R::TABLE} {rest}` (`rest`: the `WHERE` / `ORDER BY` / `LIMIT`
+/// clauses), ready to bind.
+pub(crate) fn select<R: Record>(rest: &str) -> AnyQuery {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM {} {rest}",
+        R::COLUMNS,
+        R::TABLE
     )))
-    .bind(uuid(&id))
-    .fetch_optional(&mut *conn)
-    .await?;
-    found(row, entity, id, decode)
+}
+
+/// `{statement} RETURNING {R::COLUMNS}`, ready to bind.
+pub(crate) fn returning<R: Record>(statement: &str) -> AnyQuery {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{statement} RETURNING {}",
+        R::COLUMNS
+    )))
+}
+
+/// `R::COLUMNS`, each qualified with `alias` (`t.id, t.chain_id, …`), for joins.
+pub(crate) fn qualified<R: Record>(alias: &str) -> String {
+    R::COLUMNS
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every row `query` yields, decoded.
+pub(crate) async fn fetch_all<'c, R: Record>(
+    query: AnyQuery,
+    executor: impl Executor<'c, Database = Any>,
+) -> Result<Vec<R>> {
+    query
+        .fetch_all(executor)
+        .await?
+        .iter()
+        .map(R::decode)
+        .collect()
+}
+
+/// The row `query` yields, decoded, if any.
+pub(crate) async fn fetch_optional<'c, R: Record>(
+    query: AnyQuery,
+    executor: impl Executor<'c, Database = Any>,
+) -> Result<Option<R>> {
+    query
+        .fetch_optional(executor)
+        .await?
+        .as_ref()
+        .map(R::decode)
+        .transpose()
+}
+
+/// The row `query` yields, decoded; [`StoreError::NotFound`] naming `R::ENTITY` and `key` when
+/// there is none.
+pub(crate) async fn fetch_found<'c, R: Record>(
+    query: AnyQuery,
+    executor: impl Executor<'c, Database = Any>,
+    key: impl ToString,
+) -> Result<R> {
+    fetch_optional(query, executor)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            entity: R::ENTITY,
+            key: key.to_string(),
+        })
+}
+
+/// The row of `R`'s table keyed by `(chain_id, address)` (a signer, an indexer cursor), if any.
+pub(crate) async fn by_chain_address<'c, R: Record>(
+    executor: impl Executor<'c, Database = Any>,
+    chain_id: u64,
+    address: &Address,
+) -> Result<Option<R>> {
+    let query = select::<R>("WHERE chain_id = $1 AND address = $2")
+        .bind(int(chain_id))
+        .bind(addr(address));
+    fetch_optional(query, executor).await
+}
+
+/// The row of `R`'s table whose `id` is `id`; [`StoreError::NotFound`] naming `R::ENTITY` when
+/// there is none.
+pub(crate) async fn get_by_id<R: Record>(conn: &mut AnyConnection, id: Uuid) -> Result<R> {
+    fetch_found(select::<R>("WHERE id = $1").bind(uuid(&id)), conn, id).await
 }
 
 /// `Ok(())` when the statement changed a row, else [`StoreError::NotFound`] naming `entity` and

@@ -9,8 +9,8 @@ use alloy::primitives::{Address, B256};
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use super::codec::{self, get_i64, get_opt_i64, get_str, get_u64, get_uuid};
-use super::{Result, Store, StoreError, StoreTx, in_tx};
+use super::codec::{self, Record, get_i64, get_opt_i64, get_str, get_u64, get_uuid};
+use super::{Result, Store, StoreTx, in_tx};
 
 /// An escrow event to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,31 +37,14 @@ pub struct NewChainEvent {
     pub data: serde_json::Value,
 }
 
-/// A stored chain event.
+/// A stored chain event: the event as indexed (reachable directly through `Deref`, e.g.
+/// `event.block_number`) and what happened to it since.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainEvent {
     /// Id (UUIDv7).
     pub id: Uuid,
-    /// The chain.
-    pub chain_id: u64,
-    /// The emitting contract.
-    pub address: Address,
-    /// Block number.
-    pub block_number: u64,
-    /// Block hash.
-    pub block_hash: B256,
-    /// Log index.
-    pub log_index: u64,
-    /// Emitting transaction.
-    pub tx_hash: B256,
-    /// Event name.
-    pub event_name: String,
-    /// Payment hash, if any.
-    pub payment_hash: Option<B256>,
-    /// Amount, if any.
-    pub amount: Option<u128>,
-    /// Decoded event.
-    pub data: serde_json::Value,
+    /// The event: chain, contract, block, log index, transaction, name, payment, amount, data.
+    pub event: NewChainEvent,
     /// A reorg dropped its block.
     pub removed: bool,
     /// When the engine reconciled it (unix ms).
@@ -69,6 +52,8 @@ pub struct ChainEvent {
     /// When it was stored (unix ms).
     pub created_at: i64,
 }
+
+codec::deref_to!(ChainEvent => event: NewChainEvent);
 
 /// How far the indexer has read for one contract.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,26 +70,76 @@ pub struct IndexerCursor {
     pub updated_at: i64,
 }
 
-const COLUMNS: &str = "id, chain_id, address, block_number, block_hash, log_index, tx_hash, event_name, \
-    payment_hash, amount, data, removed, processed_at, created_at";
+impl Record for ChainEvent {
+    const TABLE: &'static str = "chain_events";
+    const COLUMNS: &'static str = "id, chain_id, address, block_number, block_hash, log_index, tx_hash, \
+        event_name, payment_hash, amount, data, removed, processed_at, created_at";
+    const ENTITY: &'static str = "chain event";
 
-fn from_row(row: &AnyRow) -> Result<ChainEvent> {
-    Ok(ChainEvent {
-        id: get_uuid(row, "id")?,
-        chain_id: get_u64(row, "chain_id")?,
-        address: codec::get_addr(row, "address")?,
-        block_number: get_u64(row, "block_number")?,
-        block_hash: codec::get_b256(row, "block_hash")?,
-        log_index: get_u64(row, "log_index")?,
-        tx_hash: codec::get_b256(row, "tx_hash")?,
-        event_name: get_str(row, "event_name")?,
-        payment_hash: codec::get_opt_b256(row, "payment_hash")?,
-        amount: codec::get_opt_u128(row, "amount")?,
-        data: codec::get_json(row, "data")?,
-        removed: codec::get_bool(row, "removed")?,
-        processed_at: get_opt_i64(row, "processed_at")?,
-        created_at: get_i64(row, "created_at")?,
-    })
+    fn decode(row: &AnyRow) -> Result<ChainEvent> {
+        Ok(ChainEvent {
+            id: get_uuid(row, "id")?,
+            event: NewChainEvent {
+                chain_id: get_u64(row, "chain_id")?,
+                address: codec::get_addr(row, "address")?,
+                block_number: get_u64(row, "block_number")?,
+                block_hash: codec::get_b256(row, "block_hash")?,
+                log_index: get_u64(row, "log_index")?,
+                tx_hash: codec::get_b256(row, "tx_hash")?,
+                event_name: get_str(row, "event_name")?,
+                payment_hash: codec::get_opt_b256(row, "payment_hash")?,
+                amount: codec::get_opt_u128(row, "amount")?,
+                data: codec::get_json(row, "data")?,
+            },
+            removed: codec::get_bool(row, "removed")?,
+            processed_at: get_opt_i64(row, "processed_at")?,
+            created_at: get_i64(row, "created_at")?,
+        })
+    }
+}
+
+impl Record for IndexerCursor {
+    const TABLE: &'static str = "indexer_cursors";
+    const COLUMNS: &'static str = "chain_id, address, next_block, last_block_hash, updated_at";
+    const ENTITY: &'static str = "indexer cursor";
+
+    fn decode(row: &AnyRow) -> Result<IndexerCursor> {
+        Ok(IndexerCursor {
+            chain_id: get_u64(row, "chain_id")?,
+            address: codec::get_addr(row, "address")?,
+            next_block: get_u64(row, "next_block")?,
+            last_block_hash: codec::get_opt_b256(row, "last_block_hash")?,
+            updated_at: get_i64(row, "updated_at")?,
+        })
+    }
+}
+
+/// Reorg: marks every live event of `address` at or above `from_block` as removed and returns
+/// them in chain order.
+async fn remove_events_from<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    chain_id: u64,
+    address: Address,
+    from_block: u64,
+) -> Result<Vec<ChainEvent>> {
+    let query = codec::returning::<ChainEvent>(
+        "UPDATE chain_events SET removed = 1 \
+         WHERE chain_id = $1 AND address = $2 AND block_number >= $3 AND removed = 0",
+    )
+    .bind(codec::int(chain_id))
+    .bind(codec::addr(&address))
+    .bind(codec::int(from_block));
+    let mut events: Vec<ChainEvent> = codec::fetch_all(query, executor).await?;
+    events.sort_by_key(|e| (e.block_number, e.log_index));
+    if !events.is_empty() {
+        tracing::warn!(
+            chain_id,
+            from_block,
+            removed = events.len(),
+            "reorg: chain events marked removed"
+        );
+    }
+    Ok(events)
 }
 
 impl StoreTx {
@@ -136,27 +171,7 @@ impl Store {
         address: Address,
         from_block: u64,
     ) -> Result<Vec<ChainEvent>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE chain_events SET removed = 1 \
-             WHERE chain_id = $1 AND address = $2 AND block_number >= $3 AND removed = 0 \
-             RETURNING {COLUMNS}"
-        )))
-        .bind(codec::int(chain_id))
-        .bind(codec::addr(&address))
-        .bind(codec::int(from_block))
-        .fetch_all(&self.pool)
-        .await?;
-        let mut events = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
-        events.sort_by_key(|e| (e.block_number, e.log_index));
-        if !events.is_empty() {
-            tracing::warn!(
-                chain_id,
-                from_block,
-                removed = events.len(),
-                "reorg: chain events marked removed"
-            );
-        }
-        Ok(events)
+        remove_events_from(&self.pool, chain_id, address, from_block).await
     }
 
     /// Marks the live events of one block hash removed (when a specific block is known to be gone).
@@ -171,16 +186,13 @@ impl Store {
 
     /// Live events the engine has not reconciled yet, in chain order.
     pub async fn unprocessed_events(&self, chain_id: u64, limit: u32) -> Result<Vec<ChainEvent>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM chain_events \
-             WHERE chain_id = $1 AND removed = 0 AND processed_at IS NULL \
-             ORDER BY block_number, log_index LIMIT $2"
-        )))
+        let query = codec::select::<ChainEvent>(
+            "WHERE chain_id = $1 AND removed = 0 AND processed_at IS NULL \
+             ORDER BY block_number, log_index LIMIT $2",
+        )
         .bind(codec::int(chain_id))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(from_row).collect()
+        .bind(i64::from(limit));
+        codec::fetch_all(query, &self.pool).await
     }
 
     /// Notes that the engine reconciled an event (see [`StoreTx::mark_event_processed`]).
@@ -190,35 +202,15 @@ impl Store {
 
     /// Every stored event of a payment (removed ones included), in chain order.
     pub async fn events_for_payment(&self, payment_hash: B256) -> Result<Vec<ChainEvent>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM chain_events WHERE payment_hash = $1 ORDER BY block_number, log_index, id"
-        )))
-        .bind(codec::b256(&payment_hash))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(from_row).collect()
+        let query = codec::select::<ChainEvent>(
+            "WHERE payment_hash = $1 ORDER BY block_number, log_index, id",
+        );
+        codec::fetch_all(query.bind(codec::b256(&payment_hash)), &self.pool).await
     }
 
     /// The indexer's cursor for a contract, if it has started.
     pub async fn cursor(&self, chain_id: u64, address: Address) -> Result<Option<IndexerCursor>> {
-        let row = sqlx::query(
-            "SELECT chain_id, address, next_block, last_block_hash, updated_at FROM indexer_cursors \
-             WHERE chain_id = $1 AND address = $2",
-        )
-        .bind(codec::int(chain_id))
-        .bind(codec::addr(&address))
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| {
-            Ok(IndexerCursor {
-                chain_id: get_u64(&row, "chain_id")?,
-                address: codec::get_addr(&row, "address")?,
-                next_block: get_u64(&row, "next_block")?,
-                last_block_hash: codec::get_opt_b256(&row, "last_block_hash")?,
-                updated_at: get_i64(&row, "updated_at")?,
-            })
-        })
-        .transpose()
+        codec::by_chain_address(&self.pool, chain_id, &address).await
     }
 
     /// Sets the cursor (creating it if needed). Moving it back is allowed: that is how the
@@ -446,17 +438,7 @@ impl Store {
             if !move_cursor(&mut tx, chain_id, address, expected, next).await? {
                 return Ok(None);
             }
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE chain_events SET removed = 1 \
-                 WHERE chain_id = $1 AND address = $2 AND block_number >= $3 AND removed = 0 \
-                 RETURNING {COLUMNS}"
-            )))
-            .bind(codec::int(chain_id))
-            .bind(codec::addr(&address))
-            .bind(codec::int(from_block))
-            .fetch_all(tx.conn())
-            .await?;
-            let mut events = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+            let events = remove_events_from(tx.conn(), chain_id, address, from_block).await?;
             sqlx::query(
                 "DELETE FROM indexer_blocks WHERE chain_id = $1 AND address = $2 AND block_number >= $3",
             )
@@ -465,15 +447,6 @@ impl Store {
             .bind(codec::int(from_block))
             .execute(tx.conn())
             .await?;
-            events.sort_by_key(|e| (e.block_number, e.log_index));
-            if !events.is_empty() {
-                tracing::warn!(
-                    chain_id,
-                    from_block,
-                    removed = events.len(),
-                    "reorg: chain events marked removed"
-                );
-            }
             Ok(Some(events))
         }
         .await;
@@ -508,20 +481,16 @@ async fn insert_event<'c, E>(
 where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
-    let data = serde_json::to_string(&new.data).map_err(|e| StoreError::Decode {
-        column: "data",
-        message: e.to_string(),
-    })?;
+    let data = codec::json("data", &new.data)?;
     // ON CONFLICT … DO UPDATE … WHERE removed = 1 revives an event whose block came back
     // (and then RETURNING yields it); a live duplicate updates nothing and returns no row.
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let query = codec::returning::<ChainEvent>(
         "INSERT INTO chain_events (id, chain_id, address, block_number, block_hash, log_index, tx_hash, \
              event_name, payment_hash, amount, data, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
          ON CONFLICT (chain_id, block_hash, log_index) DO UPDATE \
-             SET removed = 0, processed_at = NULL WHERE chain_events.removed = 1 \
-         RETURNING {COLUMNS}"
-    )))
+             SET removed = 0, processed_at = NULL WHERE chain_events.removed = 1",
+    )
     .bind(codec::uuid(&Uuid::now_v7()))
     .bind(codec::int(new.chain_id))
     .bind(codec::addr(&new.address))
@@ -533,8 +502,6 @@ where
     .bind(new.payment_hash.as_ref().map(codec::b256))
     .bind(new.amount.map(|a| a.to_string()))
     .bind(data)
-    .bind(now)
-    .fetch_optional(executor)
-    .await?;
-    row.as_ref().map(from_row).transpose()
+    .bind(now);
+    codec::fetch_optional(query, executor).await
 }

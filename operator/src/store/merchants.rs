@@ -6,12 +6,12 @@ use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use super::codec::{self, get_i64, get_opt_i64, get_opt_str, get_str, get_uuid};
+use super::codec::{self, Record, get_i64, get_opt_i64, get_opt_str, get_str, get_uuid};
 use super::{Result, Store, StoreError, StoreTx, in_tx};
 use crate::config::Secret;
 
 /// What it takes to create a merchant.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMerchant {
     /// A display name.
     pub name: String,
@@ -26,28 +26,24 @@ pub struct NewMerchant {
     pub capture_deadline_secs: i64,
 }
 
-/// A merchant as stored. The API key itself is never stored, only its hash.
+/// A merchant as stored: its settings (reachable directly through `Deref`, e.g.
+/// `merchant.receivers`) and what the store adds. The API key itself is never stored, only its
+/// hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Merchant {
     /// Id (UUIDv7).
     pub id: Uuid,
-    /// Display name.
-    pub name: String,
+    /// Name, allowed receivers, webhook endpoint and signing secret, auto-void delay.
+    pub settings: NewMerchant,
     /// SHA-256 hex of the API key.
     pub api_key_hash: String,
-    /// Allowed receivers.
-    pub receivers: Vec<Address>,
-    /// Webhook endpoint.
-    pub webhook_url: Option<String>,
-    /// Webhook signing secret.
-    pub webhook_secret: Option<Secret>,
     /// Set (unix ms) when the endpoint answered 410 Gone; deliveries stop.
     pub webhook_disabled_at: Option<i64>,
-    /// Auto-void delay.
-    pub capture_deadline_secs: i64,
     /// Creation time (unix ms).
     pub created_at: i64,
 }
+
+codec::deref_to!(Merchant => settings: NewMerchant);
 
 /// SHA-256 hex of an API key: what `merchants.api_key_hash` holds.
 pub fn hash_api_key(api_key: &str) -> String {
@@ -60,29 +56,35 @@ pub fn generate_api_key() -> String {
     format!("x402_sk_{}", hex::encode(bytes))
 }
 
-const COLUMNS: &str = "id, name, api_key_hash, receivers, webhook_url, webhook_secret, \
-                       webhook_disabled_at, capture_deadline_secs, created_at";
+impl Record for Merchant {
+    const TABLE: &'static str = "merchants";
+    const COLUMNS: &'static str = "id, name, api_key_hash, receivers, webhook_url, webhook_secret, \
+        webhook_disabled_at, capture_deadline_secs, created_at";
+    const ENTITY: &'static str = "merchant";
 
-fn from_row(row: &AnyRow) -> Result<Merchant> {
-    let receivers: Vec<String> =
-        serde_json::from_str(&get_str(row, "receivers")?).map_err(|e| StoreError::Decode {
-            column: "receivers",
-            message: e.to_string(),
-        })?;
-    Ok(Merchant {
-        id: get_uuid(row, "id")?,
-        name: get_str(row, "name")?,
-        api_key_hash: get_str(row, "api_key_hash")?,
-        receivers: receivers
-            .iter()
-            .map(|r| codec::parse("receivers", r))
-            .collect::<Result<_>>()?,
-        webhook_url: get_opt_str(row, "webhook_url")?,
-        webhook_secret: get_opt_str(row, "webhook_secret")?.map(Secret::new),
-        webhook_disabled_at: get_opt_i64(row, "webhook_disabled_at")?,
-        capture_deadline_secs: get_i64(row, "capture_deadline_secs")?,
-        created_at: get_i64(row, "created_at")?,
-    })
+    fn decode(row: &AnyRow) -> Result<Merchant> {
+        let receivers: Vec<String> =
+            serde_json::from_str(&get_str(row, "receivers")?).map_err(|e| StoreError::Decode {
+                column: "receivers",
+                message: e.to_string(),
+            })?;
+        Ok(Merchant {
+            id: get_uuid(row, "id")?,
+            settings: NewMerchant {
+                name: get_str(row, "name")?,
+                receivers: receivers
+                    .iter()
+                    .map(|r| codec::parse("receivers", r))
+                    .collect::<Result<_>>()?,
+                webhook_url: get_opt_str(row, "webhook_url")?,
+                webhook_secret: get_opt_str(row, "webhook_secret")?.map(Secret::new),
+                capture_deadline_secs: get_i64(row, "capture_deadline_secs")?,
+            },
+            api_key_hash: get_str(row, "api_key_hash")?,
+            webhook_disabled_at: get_opt_i64(row, "webhook_disabled_at")?,
+            created_at: get_i64(row, "created_at")?,
+        })
+    }
 }
 
 pub(super) async fn insert(
@@ -92,17 +94,12 @@ pub(super) async fn insert(
     api_key: &str,
 ) -> Result<Merchant> {
     let receivers: Vec<String> = new.receivers.iter().map(codec::addr).collect();
-    let receivers = serde_json::to_string(&receivers).map_err(|e| StoreError::Decode {
-        column: "receivers",
-        message: e.to_string(),
-    })?;
+    let receivers = codec::json("receivers", &receivers)?;
     let id = Uuid::now_v7();
-    let row = sqlx::query(
+    let row = codec::returning::<Merchant>(
         "INSERT INTO merchants (id, name, api_key_hash, receivers, webhook_url, webhook_secret, \
                                 capture_deadline_secs, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-         RETURNING id, name, api_key_hash, receivers, webhook_url, webhook_secret, \
-                   webhook_disabled_at, capture_deadline_secs, created_at",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(codec::uuid(&id))
     .bind(&new.name)
@@ -115,11 +112,11 @@ pub(super) async fn insert(
     .fetch_one(&mut *conn)
     .await
     .map_err(|e| codec::conflict_or(e, "merchant", "api key already in use"))?;
-    from_row(&row)
+    Merchant::decode(&row)
 }
 
 pub(super) async fn get(conn: &mut AnyConnection, id: Uuid) -> Result<Merchant> {
-    codec::get_by_id(conn, "merchants", COLUMNS, "merchant", id, from_row).await
+    codec::get_by_id(conn, id).await
 }
 
 impl StoreTx {
@@ -159,23 +156,13 @@ impl Store {
     /// The merchant whose API key this is, if any. The key is hashed and the hash looked up by
     /// equality, so no stored secret is ever compared byte by byte.
     pub async fn merchant_by_api_key(&self, api_key: &str) -> Result<Option<Merchant>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM merchants WHERE api_key_hash = $1"
-        )))
-        .bind(hash_api_key(api_key))
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(from_row).transpose()
+        let query = codec::select::<Merchant>("WHERE api_key_hash = $1");
+        codec::fetch_optional(query.bind(hash_api_key(api_key)), &self.pool).await
     }
 
     /// Every merchant, oldest first.
     pub async fn list_merchants(&self) -> Result<Vec<Merchant>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM merchants ORDER BY id"
-        )))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(from_row).collect()
+        codec::fetch_all(codec::select::<Merchant>("ORDER BY id"), &self.pool).await
     }
 
     /// Sets (or clears) the webhook endpoint and secret, and re-enables deliveries.

@@ -250,11 +250,21 @@ struct WriterGate {
     timeout: Duration,
 }
 
+/// `Name { backend: …, .. }`: what `Debug` shows of [`Store`] and [`StoreTx`] (their clock is a
+/// closure, their pool and transaction say nothing useful).
+fn debug_backend(
+    f: &mut std::fmt::Formatter<'_>,
+    name: &str,
+    backend: Backend,
+) -> std::fmt::Result {
+    f.debug_struct(name)
+        .field("backend", &backend)
+        .finish_non_exhaustive()
+}
+
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("backend", &self.backend)
-            .finish_non_exhaustive()
+        debug_backend(f, "Store", self.backend)
     }
 }
 
@@ -410,9 +420,7 @@ pub struct StoreTx {
 
 impl std::fmt::Debug for StoreTx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreTx")
-            .field("backend", &self.backend)
-            .finish_non_exhaustive()
+        debug_backend(f, "StoreTx", self.backend)
     }
 }
 

@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use super::chain::{self, ChainTx, NewChainTx};
-use super::codec::{self, get_i64, get_opt_i64, get_opt_str, get_u64, get_u128, get_uuid};
+use super::codec::{self, Record, get_i64, get_opt_i64, get_opt_str, get_u64, get_u128, get_uuid};
 use super::webhooks::{self, NewWebhookEvent, WebhookEvent};
 use super::{Result, Store, StoreError, StoreTx, in_tx};
 use crate::lifecycle::{Amount, Amounts, Flow, PaymentEvent, PaymentStatus};
@@ -67,35 +67,19 @@ pub struct NewPayment {
     pub capture_deadline_at: Option<i64>,
 }
 
-/// A payment as stored.
+/// A payment as stored: the fields it was inserted with (reachable directly through `Deref`,
+/// e.g. `payment.merchant_id`) and its lifecycle state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payment {
     /// Id (UUIDv7).
     pub id: Uuid,
-    /// Owner.
-    pub merchant_id: Uuid,
-    /// `getHash(paymentInfo)`.
-    pub payment_hash: B256,
-    /// The chain.
-    pub chain_id: u64,
-    /// The escrow contract.
-    pub escrow: Address,
-    /// `PaymentInfo`.
-    pub info: PaymentInfoRecord,
-    /// What the authorize or charge asked for.
-    pub amount: Amount,
-    /// Authorize or charge.
-    pub flow: Flow,
-    /// The merchant's request id.
-    pub request_id: Option<String>,
-    /// The idempotency key that created it.
-    pub idempotency_key: Option<String>,
+    /// What was inserted: owner, hash, chain, escrow, `PaymentInfo`, amount, flow, request id,
+    /// idempotency key and auto-void time.
+    pub inserted: NewPayment,
     /// Where it is in the lifecycle.
     pub status: PaymentStatus,
     /// Authorized / captured / refunded / released.
     pub amounts: Amounts,
-    /// Auto-void time (unix ms).
-    pub capture_deadline_at: Option<i64>,
     /// The outbox row of the action in flight, if any: set by the transition that writes the
     /// row, cleared by the first transition to a status with nothing in flight. An outcome for
     /// any other transaction is stale (e.g. a capture that lost a race with the payer's reclaim).
@@ -111,6 +95,8 @@ pub struct Payment {
     /// Optimistic-concurrency version; every transition increments it.
     pub version: i64,
 }
+
+codec::deref_to!(Payment => inserted: NewPayment);
 
 /// Filters for [`Store::list_payments`]; unset fields do not filter. Results are newest first.
 #[derive(Debug, Clone, Default)]
@@ -154,59 +140,65 @@ pub struct Transition {
     pub webhook: Option<WebhookEvent>,
 }
 
-const COLUMNS: &str = "id, merchant_id, payment_hash, chain_id, escrow, operator, payer, receiver, token, \
-    max_amount, pre_approval_expiry, authorization_expiry, refund_expiry, min_fee_bps, max_fee_bps, \
-    fee_receiver, salt, amount, request_id, idempotency_key, flow, status, authorized_amount, \
-    captured_amount, refunded_amount, released_amount, capture_deadline_at, pending_tx_id, last_error_code, \
-    last_error_message, created_at, updated_at, version";
+impl Record for Payment {
+    const TABLE: &'static str = "payments";
+    const COLUMNS: &'static str = "id, merchant_id, payment_hash, chain_id, escrow, operator, payer, receiver, token, \
+        max_amount, pre_approval_expiry, authorization_expiry, refund_expiry, min_fee_bps, max_fee_bps, \
+        fee_receiver, salt, amount, request_id, idempotency_key, flow, status, authorized_amount, \
+        captured_amount, refunded_amount, released_amount, capture_deadline_at, pending_tx_id, last_error_code, \
+        last_error_message, created_at, updated_at, version";
+    const ENTITY: &'static str = "payment";
+
+    fn decode(row: &AnyRow) -> Result<Payment> {
+        Ok(Payment {
+            id: get_uuid(row, "id")?,
+            inserted: NewPayment {
+                merchant_id: get_uuid(row, "merchant_id")?,
+                payment_hash: codec::get_b256(row, "payment_hash")?,
+                chain_id: get_u64(row, "chain_id")?,
+                escrow: codec::get_addr(row, "escrow")?,
+                info: PaymentInfoRecord {
+                    operator: codec::get_addr(row, "operator")?,
+                    payer: codec::get_addr(row, "payer")?,
+                    receiver: codec::get_addr(row, "receiver")?,
+                    token: codec::get_addr(row, "token")?,
+                    max_amount: get_u128(row, "max_amount")?,
+                    pre_approval_expiry: get_u64(row, "pre_approval_expiry")?,
+                    authorization_expiry: get_u64(row, "authorization_expiry")?,
+                    refund_expiry: get_u64(row, "refund_expiry")?,
+                    min_fee_bps: bps(row, "min_fee_bps")?,
+                    max_fee_bps: bps(row, "max_fee_bps")?,
+                    fee_receiver: codec::get_addr(row, "fee_receiver")?,
+                    salt: codec::get_u256(row, "salt")?,
+                },
+                amount: get_u128(row, "amount")?,
+                flow: codec::get_parsed(row, "flow")?,
+                request_id: get_opt_str(row, "request_id")?,
+                idempotency_key: get_opt_str(row, "idempotency_key")?,
+                capture_deadline_at: get_opt_i64(row, "capture_deadline_at")?,
+            },
+            status: codec::get_parsed(row, "status")?,
+            amounts: Amounts {
+                authorized: get_u128(row, "authorized_amount")?,
+                captured: get_u128(row, "captured_amount")?,
+                refunded: get_u128(row, "refunded_amount")?,
+                released: get_u128(row, "released_amount")?,
+            },
+            pending_tx_id: codec::get_opt_uuid(row, "pending_tx_id")?,
+            last_error_code: get_opt_str(row, "last_error_code")?,
+            last_error_message: get_opt_str(row, "last_error_message")?,
+            created_at: get_i64(row, "created_at")?,
+            updated_at: get_i64(row, "updated_at")?,
+            version: get_i64(row, "version")?,
+        })
+    }
+}
 
 fn bps(row: &AnyRow, col: &'static str) -> Result<u16> {
     let v = get_i64(row, col)?;
     u16::try_from(v).map_err(|e| StoreError::Decode {
         column: col,
         message: e.to_string(),
-    })
-}
-
-fn from_row(row: &AnyRow) -> Result<Payment> {
-    Ok(Payment {
-        id: get_uuid(row, "id")?,
-        merchant_id: get_uuid(row, "merchant_id")?,
-        payment_hash: codec::get_b256(row, "payment_hash")?,
-        chain_id: get_u64(row, "chain_id")?,
-        escrow: codec::get_addr(row, "escrow")?,
-        info: PaymentInfoRecord {
-            operator: codec::get_addr(row, "operator")?,
-            payer: codec::get_addr(row, "payer")?,
-            receiver: codec::get_addr(row, "receiver")?,
-            token: codec::get_addr(row, "token")?,
-            max_amount: get_u128(row, "max_amount")?,
-            pre_approval_expiry: get_u64(row, "pre_approval_expiry")?,
-            authorization_expiry: get_u64(row, "authorization_expiry")?,
-            refund_expiry: get_u64(row, "refund_expiry")?,
-            min_fee_bps: bps(row, "min_fee_bps")?,
-            max_fee_bps: bps(row, "max_fee_bps")?,
-            fee_receiver: codec::get_addr(row, "fee_receiver")?,
-            salt: codec::get_u256(row, "salt")?,
-        },
-        amount: get_u128(row, "amount")?,
-        flow: codec::get_parsed(row, "flow")?,
-        request_id: get_opt_str(row, "request_id")?,
-        idempotency_key: get_opt_str(row, "idempotency_key")?,
-        status: codec::get_parsed(row, "status")?,
-        amounts: Amounts {
-            authorized: get_u128(row, "authorized_amount")?,
-            captured: get_u128(row, "captured_amount")?,
-            refunded: get_u128(row, "refunded_amount")?,
-            released: get_u128(row, "released_amount")?,
-        },
-        capture_deadline_at: get_opt_i64(row, "capture_deadline_at")?,
-        pending_tx_id: codec::get_opt_uuid(row, "pending_tx_id")?,
-        last_error_code: get_opt_str(row, "last_error_code")?,
-        last_error_message: get_opt_str(row, "last_error_message")?,
-        created_at: get_i64(row, "created_at")?,
-        updated_at: get_i64(row, "updated_at")?,
-        version: get_i64(row, "version")?,
     })
 }
 
@@ -219,15 +211,14 @@ async fn insert(
     let id = Uuid::now_v7();
     let info = &new.info;
     let status = PaymentStatus::initial(new.flow);
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let row = codec::returning::<Payment>(
         "INSERT INTO payments (id, merchant_id, payment_hash, chain_id, escrow, operator, payer, receiver, \
              token, max_amount, pre_approval_expiry, authorization_expiry, refund_expiry, min_fee_bps, \
              max_fee_bps, fee_receiver, salt, amount, request_id, idempotency_key, flow, status, \
              capture_deadline_at, created_at, updated_at, pending_tx_id) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-                 $20, $21, $22, $23, $24, $24, $25) \
-         RETURNING {COLUMNS}"
-    )))
+                 $20, $21, $22, $23, $24, $24, $25)",
+    )
     .bind(codec::uuid(&id))
     .bind(codec::uuid(&new.merchant_id))
     .bind(codec::b256(&new.payment_hash))
@@ -256,11 +247,11 @@ async fn insert(
     .fetch_one(&mut *conn)
     .await
     .map_err(|e| codec::conflict_or(e, "payment", format!("payment hash {:#x} already exists", new.payment_hash)))?;
-    from_row(&row)
+    Payment::decode(&row)
 }
 
 pub(super) async fn get(conn: &mut AnyConnection, id: Uuid) -> Result<Payment> {
-    codec::get_by_id(conn, "payments", COLUMNS, "payment", id, from_row).await
+    codec::get_by_id(conn, id).await
 }
 
 impl StoreTx {
@@ -337,14 +328,13 @@ impl StoreTx {
         // The version check is in the WHERE clause: of two writers that read the same version,
         // exactly one updates a row (PostgreSQL re-checks the predicate after waiting for the
         // other's row lock; SQLite runs one writer at a time).
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row = codec::returning::<Payment>(
             "UPDATE payments SET status = $3, authorized_amount = $4, captured_amount = $5, \
                  refunded_amount = $6, released_amount = $7, last_error_code = $8, \
                  last_error_message = $9, updated_at = $10, pending_tx_id = $11, \
                  version = version + 1 \
-             WHERE id = $1 AND version = $2 \
-             RETURNING {COLUMNS}"
-        )))
+             WHERE id = $1 AND version = $2",
+        )
         .bind(codec::uuid(&id))
         .bind(expected_version)
         .bind(next.as_str())
@@ -365,7 +355,7 @@ impl StoreTx {
                 actual: None,
             });
         };
-        let payment = from_row(&row)?;
+        let payment = Payment::decode(&row)?;
         let chain_tx = match (extras.outbox, tx_id) {
             (Some(outbox), Some(tx_id)) => {
                 let outbox = NewChainTx {
@@ -427,13 +417,8 @@ impl Store {
 
     /// The payment with this hash, if any.
     pub async fn payment_by_hash(&self, payment_hash: B256) -> Result<Option<Payment>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM payments WHERE payment_hash = $1"
-        )))
-        .bind(codec::b256(&payment_hash))
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(from_row).transpose()
+        let query = codec::select::<Payment>("WHERE payment_hash = $1");
+        codec::fetch_optional(query.bind(codec::b256(&payment_hash)), &self.pool).await
     }
 
     /// The merchant's most recent payment for `request_id`, if any (all of them:
@@ -443,15 +428,12 @@ impl Store {
         merchant_id: Uuid,
         request_id: &str,
     ) -> Result<Option<Payment>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM payments WHERE merchant_id = $1 AND request_id = $2 \
-             ORDER BY id DESC LIMIT 1"
-        )))
+        let query = codec::select::<Payment>(
+            "WHERE merchant_id = $1 AND request_id = $2 ORDER BY id DESC LIMIT 1",
+        )
         .bind(codec::uuid(&merchant_id))
-        .bind(request_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(from_row).transpose()
+        .bind(request_id);
+        codec::fetch_optional(query, &self.pool).await
     }
 
     /// Payments matching `filter`, newest first.
@@ -459,24 +441,21 @@ impl Store {
         // Each optional filter is `($n IS NULL OR column = $n)`, so one statement serves every
         // combination (the parameters are typed TEXT by the driver, on both databases).
         let limit = i64::from(filter.limit.unwrap_or(100).clamp(1, 1000));
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM payments \
-             WHERE ($1 IS NULL OR merchant_id = $1) \
-               AND ($2 IS NULL OR status = $2) \
-               AND ($3 IS NULL OR request_id = $3) \
-               AND ($4 IS NULL OR payer = $4) \
-               AND ($5 IS NULL OR id < $5) \
-             ORDER BY id DESC LIMIT $6"
-        )))
+        let query = codec::select::<Payment>(
+            "WHERE ($1 IS NULL OR merchant_id = $1) \
+             AND ($2 IS NULL OR status = $2) \
+             AND ($3 IS NULL OR request_id = $3) \
+             AND ($4 IS NULL OR payer = $4) \
+             AND ($5 IS NULL OR id < $5) \
+             ORDER BY id DESC LIMIT $6",
+        )
         .bind(filter.merchant_id.as_ref().map(codec::uuid))
         .bind(filter.status.map(|s| s.as_str()))
         .bind(filter.request_id.clone())
         .bind(filter.payer.as_ref().map(codec::addr))
         .bind(filter.before_id.as_ref().map(codec::uuid))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(from_row).collect()
+        .bind(limit);
+        codec::fetch_all(query, &self.pool).await
     }
 
     /// Holds whose capture deadline has passed (`now_ms`) and that nothing is acting on:
@@ -486,17 +465,14 @@ impl Store {
         now_ms: i64,
         limit: u32,
     ) -> Result<Vec<Payment>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM payments \
-             WHERE status IN ('authorized', 'partially_captured') \
-               AND capture_deadline_at IS NOT NULL AND capture_deadline_at <= $1 \
-             ORDER BY capture_deadline_at, id LIMIT $2"
-        )))
+        let query = codec::select::<Payment>(
+            "WHERE status IN ('authorized', 'partially_captured') \
+             AND capture_deadline_at IS NOT NULL AND capture_deadline_at <= $1 \
+             ORDER BY capture_deadline_at, id LIMIT $2",
+        )
         .bind(now_ms)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(from_row).collect()
+        .bind(i64::from(limit));
+        codec::fetch_all(query, &self.pool).await
     }
 
     /// Holds past their `authorizationExpiry` (`now_secs`, chain time) that are not yet marked
@@ -506,29 +482,23 @@ impl Store {
         now_secs: u64,
         limit: u32,
     ) -> Result<Vec<Payment>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM payments \
-             WHERE status IN ('authorized', 'partially_captured') AND authorization_expiry <= $1 \
-             ORDER BY authorization_expiry, id LIMIT $2"
-        )))
+        let query = codec::select::<Payment>(
+            "WHERE status IN ('authorized', 'partially_captured') AND authorization_expiry <= $1 \
+             ORDER BY authorization_expiry, id LIMIT $2",
+        )
         .bind(codec::int(now_secs))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(from_row).collect()
+        .bind(i64::from(limit));
+        codec::fetch_all(query, &self.pool).await
     }
 
     /// Payments with a chain action in flight (for restart recovery and `reconcile`).
     pub async fn payments_in_flight(&self, limit: u32) -> Result<Vec<Payment>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM payments \
-             WHERE status IN ('authorizing', 'charging', 'capturing', 'voiding', 'refunding') \
-             ORDER BY id LIMIT $1"
-        )))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(from_row).collect()
+        let query = codec::select::<Payment>(
+            "WHERE status IN ('authorizing', 'charging', 'capturing', 'voiding', 'refunding') \
+             ORDER BY id LIMIT $1",
+        )
+        .bind(i64::from(limit));
+        codec::fetch_all(query, &self.pool).await
     }
 
     /// How many payments are in each status (metrics).

@@ -12,7 +12,7 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use super::chain::text_enum;
-use super::codec::{self, get_i64, get_opt_i64, get_opt_str, get_str, get_uuid};
+use super::codec::{self, Record, get_i64, get_opt_i64, get_opt_str, get_str, get_uuid};
 use super::{Backend, Result, Store, StoreError, StoreTx, in_tx};
 
 /// A webhook event to write.
@@ -141,45 +141,54 @@ pub enum DeliveryOutcome {
     Gone,
 }
 
-const EVENT_COLUMNS: &str = "id, merchant_id, payment_id, event_type, payload, created_at";
-const DELIVERY_COLUMNS: &str = "id, event_id, merchant_id, status, attempts, next_attempt_at, locked_by, \
-    locked_until, response_status, last_error, created_at, updated_at, delivered_at";
+impl Record for WebhookEvent {
+    const TABLE: &'static str = "webhook_events";
+    const COLUMNS: &'static str = "id, merchant_id, payment_id, event_type, payload, created_at";
+    const ENTITY: &'static str = "webhook event";
 
-fn event_from_row(row: &AnyRow) -> Result<WebhookEvent> {
-    Ok(WebhookEvent {
-        id: get_uuid(row, "id")?,
-        merchant_id: get_uuid(row, "merchant_id")?,
-        payment_id: codec::get_opt_uuid(row, "payment_id")?,
-        event_type: get_str(row, "event_type")?,
-        payload: codec::get_json(row, "payload")?,
-        created_at: get_i64(row, "created_at")?,
-    })
+    fn decode(row: &AnyRow) -> Result<WebhookEvent> {
+        Ok(WebhookEvent {
+            id: get_uuid(row, "id")?,
+            merchant_id: get_uuid(row, "merchant_id")?,
+            payment_id: codec::get_opt_uuid(row, "payment_id")?,
+            event_type: get_str(row, "event_type")?,
+            payload: codec::get_json(row, "payload")?,
+            created_at: get_i64(row, "created_at")?,
+        })
+    }
 }
 
-fn delivery_from_row(row: &AnyRow) -> Result<WebhookDelivery> {
-    let response_status = get_opt_i64(row, "response_status")?
-        .map(|s| {
-            u16::try_from(s).map_err(|e| StoreError::Decode {
-                column: "response_status",
-                message: e.to_string(),
+impl Record for WebhookDelivery {
+    const TABLE: &'static str = "webhook_deliveries";
+    const COLUMNS: &'static str = "id, event_id, merchant_id, status, attempts, next_attempt_at, \
+        locked_by, locked_until, response_status, last_error, created_at, updated_at, delivered_at";
+    const ENTITY: &'static str = "webhook delivery";
+
+    fn decode(row: &AnyRow) -> Result<WebhookDelivery> {
+        let response_status = get_opt_i64(row, "response_status")?
+            .map(|s| {
+                u16::try_from(s).map_err(|e| StoreError::Decode {
+                    column: "response_status",
+                    message: e.to_string(),
+                })
             })
+            .transpose()?;
+        Ok(WebhookDelivery {
+            id: get_uuid(row, "id")?,
+            event_id: get_uuid(row, "event_id")?,
+            merchant_id: get_uuid(row, "merchant_id")?,
+            status: codec::get_parsed(row, "status")?,
+            attempts: get_i64(row, "attempts")?,
+            next_attempt_at: get_i64(row, "next_attempt_at")?,
+            locked_by: get_opt_str(row, "locked_by")?,
+            locked_until: get_opt_i64(row, "locked_until")?,
+            response_status,
+            last_error: get_opt_str(row, "last_error")?,
+            created_at: get_i64(row, "created_at")?,
+            updated_at: get_i64(row, "updated_at")?,
+            delivered_at: get_opt_i64(row, "delivered_at")?,
         })
-        .transpose()?;
-    Ok(WebhookDelivery {
-        id: get_uuid(row, "id")?,
-        event_id: get_uuid(row, "event_id")?,
-        merchant_id: get_uuid(row, "merchant_id")?,
-        status: codec::get_parsed(row, "status")?,
-        attempts: get_i64(row, "attempts")?,
-        next_attempt_at: get_i64(row, "next_attempt_at")?,
-        locked_by: get_opt_str(row, "locked_by")?,
-        locked_until: get_opt_i64(row, "locked_until")?,
-        response_status,
-        last_error: get_opt_str(row, "last_error")?,
-        created_at: get_i64(row, "created_at")?,
-        updated_at: get_i64(row, "updated_at")?,
-        delivered_at: get_opt_i64(row, "delivered_at")?,
-    })
+    }
 }
 
 /// Writes an event and its first delivery (due now).
@@ -190,14 +199,11 @@ pub(super) async fn insert(
     payment_id: Option<Uuid>,
     new: &NewWebhookEvent,
 ) -> Result<WebhookEvent> {
-    let payload = serde_json::to_string(&new.payload).map_err(|e| StoreError::Decode {
-        column: "payload",
-        message: e.to_string(),
-    })?;
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let payload = codec::json("payload", &new.payload)?;
+    let row = codec::returning::<WebhookEvent>(
         "INSERT INTO webhook_events (id, merchant_id, payment_id, event_type, payload, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {EVENT_COLUMNS}"
-    )))
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
     .bind(codec::uuid(&new.id))
     .bind(codec::uuid(&merchant_id))
     .bind(payment_id.as_ref().map(codec::uuid))
@@ -207,7 +213,7 @@ pub(super) async fn insert(
     .fetch_one(&mut *conn)
     .await
     .map_err(|e| codec::conflict_or(e, "webhook event", format!("id {} already exists", new.id)))?;
-    let event = event_from_row(&row)?;
+    let event = WebhookEvent::decode(&row)?;
     sqlx::query(
         "INSERT INTO webhook_deliveries (id, event_id, merchant_id, status, attempts, next_attempt_at, \
              created_at, updated_at) VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4)",
@@ -225,25 +231,8 @@ pub(super) async fn for_payment(
     conn: &mut AnyConnection,
     payment_id: Uuid,
 ) -> Result<Vec<WebhookEvent>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {EVENT_COLUMNS} FROM webhook_events WHERE payment_id = $1 ORDER BY id"
-    )))
-    .bind(codec::uuid(&payment_id))
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter().map(event_from_row).collect()
-}
-
-async fn get_event(conn: &mut AnyConnection, id: Uuid) -> Result<WebhookEvent> {
-    codec::get_by_id(
-        conn,
-        "webhook_events",
-        EVENT_COLUMNS,
-        "webhook event",
-        id,
-        event_from_row,
-    )
-    .await
+    let query = codec::select::<WebhookEvent>("WHERE payment_id = $1 ORDER BY id");
+    codec::fetch_all(query.bind(codec::uuid(&payment_id)), &mut *conn).await
 }
 
 impl StoreTx {
@@ -269,44 +258,29 @@ impl StoreTx {
     ) -> Result<Vec<ClaimedDelivery>> {
         let now = self.now_ms();
         // One statement for both databases but for the row locking PostgreSQL needs.
-        macro_rules! claim_sql {
-            ($locking:literal) => {
-                concat!(
-                    "UPDATE webhook_deliveries \
-                     SET locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3 \
-                     WHERE id IN ( \
-                         SELECT id FROM webhook_deliveries \
-                         WHERE status = 'pending' AND next_attempt_at <= $3 \
-                           AND (locked_until IS NULL OR locked_until <= $3) \
-                         ORDER BY next_attempt_at, id LIMIT $4",
-                    $locking,
-                    ") \
-                     RETURNING id, event_id, merchant_id, status, attempts, next_attempt_at, \
-                         locked_by, locked_until, response_status, last_error, created_at, \
-                         updated_at, delivered_at"
-                )
-            };
-        }
-        let sql = match self.backend {
-            Backend::Postgres => claim_sql!(" FOR UPDATE SKIP LOCKED"),
-            Backend::Sqlite => claim_sql!(""),
+        let locking = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
         };
-        let rows = sqlx::query(sql)
-            .bind(worker)
-            .bind(now.saturating_add(lock_ms))
-            .bind(now)
-            .bind(i64::from(limit))
-            .fetch_all(self.conn())
-            .await?;
-        let mut deliveries = rows
-            .iter()
-            .map(delivery_from_row)
-            .collect::<Result<Vec<_>>>()?;
+        let query = codec::returning::<WebhookDelivery>(&format!(
+            "UPDATE webhook_deliveries \
+             SET locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3 \
+             WHERE id IN ( \
+                 SELECT id FROM webhook_deliveries \
+                 WHERE status = 'pending' AND next_attempt_at <= $3 \
+                   AND (locked_until IS NULL OR locked_until <= $3) \
+                 ORDER BY next_attempt_at, id LIMIT $4{locking})"
+        ))
+        .bind(worker)
+        .bind(now.saturating_add(lock_ms))
+        .bind(now)
+        .bind(i64::from(limit));
+        let mut deliveries: Vec<WebhookDelivery> = codec::fetch_all(query, self.conn()).await?;
         // RETURNING order is unspecified.
         deliveries.sort_by_key(|d| (d.next_attempt_at, d.id));
         let mut claimed = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
-            let event = get_event(self.conn(), delivery.event_id).await?;
+            let event = codec::get_by_id(self.conn(), delivery.event_id).await?;
             claimed.push(ClaimedDelivery { delivery, event });
         }
         Ok(claimed)
@@ -386,13 +360,12 @@ impl Store {
             ),
         };
         in_tx!(self, |tx| {
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            let query = codec::returning::<WebhookDelivery>(
                 "UPDATE webhook_deliveries SET status = $3, response_status = $4, last_error = $5, \
                      next_attempt_at = COALESCE($6, next_attempt_at), delivered_at = $7, \
                      locked_by = NULL, locked_until = NULL, updated_at = $8 \
-                 WHERE id = $1 AND locked_by = $2 AND status = 'pending' \
-                 RETURNING {DELIVERY_COLUMNS}"
-            )))
+                 WHERE id = $1 AND locked_by = $2 AND status = 'pending'",
+            )
             .bind(codec::uuid(&delivery_id))
             .bind(worker)
             .bind(status.as_str())
@@ -400,17 +373,15 @@ impl Store {
             .bind(error)
             .bind(next_attempt_at)
             .bind(delivered_at)
-            .bind(now)
-            .fetch_optional(tx.conn())
-            .await?;
-            let Some(row) = row else {
+            .bind(now);
+            let Some(delivery) = codec::fetch_optional::<WebhookDelivery>(query, tx.conn()).await?
+            else {
                 return Err(StoreError::ClaimLost {
                     entity: "webhook delivery",
                     id: delivery_id,
                     owner: worker.to_owned(),
                 });
             };
-            let delivery = delivery_from_row(&row)?;
             if status == DeliveryStatus::Disabled {
                 sqlx::query("UPDATE merchants SET webhook_disabled_at = $2 WHERE id = $1 AND webhook_disabled_at IS NULL")
                     .bind(codec::uuid(&delivery.merchant_id))
@@ -425,18 +396,13 @@ impl Store {
 
     /// The delivery row of an event.
     pub async fn delivery_for_event(&self, event_id: Uuid) -> Result<WebhookDelivery> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE event_id = $1"
-        )))
-        .bind(codec::uuid(&event_id))
-        .fetch_optional(&self.pool)
-        .await?;
-        codec::found(row, "webhook delivery", event_id, delivery_from_row)
+        let query = codec::select::<WebhookDelivery>("WHERE event_id = $1");
+        codec::fetch_found(query.bind(codec::uuid(&event_id)), &self.pool, event_id).await
     }
 
     /// The webhook event with this id.
     pub async fn get_webhook_event(&self, id: Uuid) -> Result<WebhookEvent> {
-        get_event(&mut *self.conn().await?, id).await
+        codec::get_by_id(&mut *self.conn().await?, id).await
     }
 
     /// The `next_attempt_at` (unix ms) of the oldest pending delivery that is due now, if any:

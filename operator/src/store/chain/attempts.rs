@@ -4,9 +4,9 @@
 use alloy::primitives::B256;
 use uuid::Uuid;
 
-use super::super::codec::{self};
-use super::super::{Result, Store, StoreError, StoreTx, in_tx};
-use super::outbox::guarded;
+use super::super::codec::{self, Record};
+use super::super::{Result, Store, StoreTx, in_tx};
+use super::outbox::{guarded, status_update};
 use super::*;
 
 impl StoreTx {
@@ -17,25 +17,18 @@ impl StoreTx {
         attempt: &NewTxAttempt,
     ) -> Result<TxAttempt> {
         let now = self.now_ms();
-        guarded(
-            self.conn(),
+        let count = status_update(
             chain_tx_id,
-            "record an attempt",
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE chain_txs SET attempts = attempts + 1, updated_at = $2, \
-                     status = CASE status WHEN 'reserved' THEN 'signed' ELSE status END \
-                 WHERE id = $1 AND status IN ('reserved', 'signed', 'broadcast') RETURNING {TX_COLUMNS}"
-            )))
-            .bind(codec::uuid(&chain_tx_id))
-            .bind(now),
-        )
-        .await?;
-        let id = Uuid::now_v7();
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            now,
+            "attempts = attempts + 1, status = CASE status WHEN 'reserved' THEN 'signed' ELSE status END",
+            "'reserved', 'signed', 'broadcast'",
+        );
+        guarded(self.conn(), chain_tx_id, "record an attempt", count).await?;
+        let row = codec::returning::<TxAttempt>(
             "INSERT INTO tx_attempts (id, chain_tx_id, tx_hash, raw_tx, max_fee_per_gas, max_priority_fee_per_gas, \
-                 created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {ATTEMPT_COLUMNS}"
-        )))
-        .bind(codec::uuid(&id))
+                 created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(codec::uuid(&Uuid::now_v7()))
         .bind(codec::uuid(&chain_tx_id))
         .bind(codec::b256(&attempt.tx_hash))
         .bind(codec::bytes(&attempt.raw_tx))
@@ -45,7 +38,7 @@ impl StoreTx {
         .fetch_one(self.conn())
         .await
         .map_err(|e| codec::conflict_or(e, "tx attempt", format!("hash {:#x} already recorded", attempt.tx_hash)))?;
-        attempt_from_row(&row)
+        TxAttempt::decode(&row)
     }
 
     /// Notes that `tx_hash` was handed to the node (`signed` → `broadcast`; idempotent).
@@ -59,24 +52,14 @@ impl StoreTx {
         .bind(now)
         .execute(self.conn())
         .await?;
-        if updated.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                entity: "tx attempt",
-                key: format!("{tx_hash:#x}"),
-            });
-        }
-        guarded(
-            self.conn(),
+        codec::affected(&updated, "tx attempt", format!("{tx_hash:#x}"))?;
+        let query = status_update(
             chain_tx_id,
-            "mark broadcast",
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE chain_txs SET status = 'broadcast', updated_at = $2 \
-                 WHERE id = $1 AND status IN ('signed', 'broadcast') RETURNING {TX_COLUMNS}"
-            )))
-            .bind(codec::uuid(&chain_tx_id))
-            .bind(now),
-        )
-        .await
+            now,
+            "status = 'broadcast'",
+            "'signed', 'broadcast'",
+        );
+        guarded(self.conn(), chain_tx_id, "mark broadcast", query).await
     }
 
     /// Records a receipt (`signed` / `broadcast` / `mined` → `mined`). A transaction found mined
@@ -86,82 +69,44 @@ impl StoreTx {
         chain_tx_id: Uuid,
         receipt: &MinedReceipt,
     ) -> Result<ChainTx> {
-        let now = self.now_ms();
-        guarded(
-            self.conn(),
+        let query = status_update(
             chain_tx_id,
-            "mark mined",
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE chain_txs SET status = 'mined', mined_tx_hash = $2, block_number = $3, block_hash = $4, \
-                     gas_used = $5, effective_gas_price = $6, succeeded = $7, revert_reason = $8, updated_at = $9 \
-                 WHERE id = $1 AND status IN ('signed', 'broadcast', 'mined') RETURNING {TX_COLUMNS}"
-            )))
-            .bind(codec::uuid(&chain_tx_id))
-            .bind(codec::b256(&receipt.tx_hash))
-            .bind(codec::int(receipt.block_number))
-            .bind(codec::b256(&receipt.block_hash))
-            .bind(codec::int(receipt.gas_used))
-            .bind(receipt.effective_gas_price.to_string())
-            .bind(i64::from(receipt.succeeded))
-            .bind(receipt.revert_reason.clone())
-            .bind(now),
+            self.now_ms(),
+            "status = 'mined', mined_tx_hash = $3, block_number = $4, block_hash = $5, gas_used = $6, \
+                 effective_gas_price = $7, succeeded = $8, revert_reason = $9",
+            "'signed', 'broadcast', 'mined'",
         )
-        .await
+        .bind(codec::b256(&receipt.tx_hash))
+        .bind(codec::int(receipt.block_number))
+        .bind(codec::b256(&receipt.block_hash))
+        .bind(codec::int(receipt.gas_used))
+        .bind(receipt.effective_gas_price.to_string())
+        .bind(i64::from(receipt.succeeded))
+        .bind(receipt.revert_reason.clone());
+        guarded(self.conn(), chain_tx_id, "mark mined", query).await
     }
 
     /// A reorg dropped the block it was mined in: back to `broadcast`, receipt fields cleared.
     pub async fn mark_unmined(&mut self, chain_tx_id: Uuid) -> Result<ChainTx> {
-        let now = self.now_ms();
-        guarded(
-            self.conn(),
-            chain_tx_id,
-            "mark unmined",
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE chain_txs SET status = 'broadcast', mined_tx_hash = NULL, block_number = NULL, \
-                     block_hash = NULL, gas_used = NULL, effective_gas_price = NULL, succeeded = NULL, \
-                     revert_reason = NULL, updated_at = $2 \
-                 WHERE id = $1 AND status = 'mined' RETURNING {TX_COLUMNS}"
-            )))
-            .bind(codec::uuid(&chain_tx_id))
-            .bind(now),
-        )
-        .await
+        let set = "status = 'broadcast', mined_tx_hash = NULL, block_number = NULL, block_hash = NULL, \
+                   gas_used = NULL, effective_gas_price = NULL, succeeded = NULL, revert_reason = NULL";
+        let query = status_update(chain_tx_id, self.now_ms(), set, "'mined'");
+        guarded(self.conn(), chain_tx_id, "mark unmined", query).await
     }
 
     /// Deep enough: `mined` → `final` (successful receipt) or `reverted` (failed receipt).
     pub async fn mark_final(&mut self, chain_tx_id: Uuid) -> Result<ChainTx> {
-        let now = self.now_ms();
-        guarded(
-            self.conn(),
-            chain_tx_id,
-            "mark final",
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE chain_txs SET status = CASE succeeded WHEN 1 THEN 'final' ELSE 'reverted' END, \
-                     updated_at = $2 \
-                 WHERE id = $1 AND status = 'mined' RETURNING {TX_COLUMNS}"
-            )))
-            .bind(codec::uuid(&chain_tx_id))
-            .bind(now),
-        )
-        .await
+        let set = "status = CASE succeeded WHEN 1 THEN 'final' ELSE 'reverted' END";
+        let query = status_update(chain_tx_id, self.now_ms(), set, "'mined'");
+        guarded(self.conn(), chain_tx_id, "mark final", query).await
     }
 
     /// Gives up on a transaction that was never mined (`reason` goes to `revert_reason`).
     pub async fn mark_abandoned(&mut self, chain_tx_id: Uuid, reason: &str) -> Result<ChainTx> {
-        let now = self.now_ms();
-        guarded(
-            self.conn(),
-            chain_tx_id,
-            "abandon",
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE chain_txs SET status = 'abandoned', revert_reason = $2, updated_at = $3 \
-                 WHERE id = $1 AND status IN ('queued', 'reserved', 'signed', 'broadcast') RETURNING {TX_COLUMNS}"
-            )))
-            .bind(codec::uuid(&chain_tx_id))
-            .bind(reason)
-            .bind(now),
-        )
-        .await
+        let set = "status = 'abandoned', revert_reason = $3";
+        let from = "'queued', 'reserved', 'signed', 'broadcast'";
+        let query = status_update(chain_tx_id, self.now_ms(), set, from).bind(reason);
+        guarded(self.conn(), chain_tx_id, "abandon", query).await
     }
 }
 
@@ -240,23 +185,13 @@ impl Store {
 
     /// Every attempt of a chain transaction, oldest first (all hashes to look receipts up for).
     pub async fn attempts_for(&self, chain_tx_id: Uuid) -> Result<Vec<TxAttempt>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ATTEMPT_COLUMNS} FROM tx_attempts WHERE chain_tx_id = $1 ORDER BY created_at, id"
-        )))
-        .bind(codec::uuid(&chain_tx_id))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(attempt_from_row).collect()
+        let query = codec::select::<TxAttempt>("WHERE chain_tx_id = $1 ORDER BY created_at, id");
+        codec::fetch_all(query.bind(codec::uuid(&chain_tx_id)), &self.pool).await
     }
 
     /// The attempt with this hash, if any.
     pub async fn attempt_by_hash(&self, tx_hash: B256) -> Result<Option<TxAttempt>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ATTEMPT_COLUMNS} FROM tx_attempts WHERE tx_hash = $1"
-        )))
-        .bind(codec::b256(&tx_hash))
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(attempt_from_row).transpose()
+        let query = codec::select::<TxAttempt>("WHERE tx_hash = $1");
+        codec::fetch_optional(query.bind(codec::b256(&tx_hash)), &self.pool).await
     }
 }

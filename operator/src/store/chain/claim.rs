@@ -5,9 +5,9 @@ use alloy::primitives::Address;
 use sqlx::AnyConnection;
 use uuid::Uuid;
 
-use super::super::codec::{self, get_u64, get_uuid};
+use super::super::codec::{self, Record, get_u64, get_uuid};
 use super::super::{Backend, Result, Store, StoreError, StoreTx, in_tx};
-use super::outbox::{guarded, insert_with};
+use super::outbox::{guarded, insert_with, status_update};
 use super::*;
 
 /// Reserves the signer's next nonce, fenced by its lease: the update matches only while `owner`
@@ -107,16 +107,16 @@ impl StoreTx {
         let id = get_uuid(&row, "id")?;
         let kind: TxKind = codec::get_parsed(&row, "kind")?;
         let nonce = reserve_nonce(self.conn(), now, chain_id, signer, owner, kind.nonces()).await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row = codec::returning::<ChainTx>(
             "UPDATE chain_txs SET nonce = $2, status = 'reserved', updated_at = $3 \
-             WHERE id = $1 AND status = 'queued' RETURNING {TX_COLUMNS}"
-        )))
+             WHERE id = $1 AND status = 'queued'",
+        )
         .bind(codec::uuid(&id))
         .bind(codec::int(nonce))
         .bind(now)
         .fetch_one(self.conn())
         .await?;
-        let tx = tx_from_row(&row)?;
+        let tx = ChainTx::decode(&row)?;
         tracing::debug!(chain_tx = %id, nonce, signer = %signer, "nonce reserved");
         Ok(Some(tx))
     }
@@ -168,20 +168,9 @@ impl StoreTx {
             });
         };
         let now = self.now_ms();
-        let rejected = guarded(
-            self.conn(),
-            original_id,
-            "reject before sending",
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE chain_txs SET status = 'reverted', succeeded = 0, revert_reason = $2, nonce = NULL, \
-                     updated_at = $3 \
-                 WHERE id = $1 AND status = 'reserved' RETURNING {TX_COLUMNS}"
-            )))
-            .bind(codec::uuid(&original_id))
-            .bind(reason)
-            .bind(now),
-        )
-        .await?;
+        let set = "status = 'reverted', succeeded = 0, revert_reason = $3, nonce = NULL";
+        let query = status_update(original_id, now, set, "'reserved'").bind(reason);
+        let rejected = guarded(self.conn(), original_id, "reject before sending", query).await?;
         let fill = NewChainTx {
             kind: TxKind::NonceFill,
             chain_id: original.chain_id,

@@ -26,7 +26,7 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use super::Result;
-use super::codec::{self, get_i64, get_opt_i64, get_opt_str, get_u64, get_uuid};
+use super::codec::{self, Record, get_i64, get_opt_i64, get_opt_str, get_u64, get_uuid};
 
 /// What a chain transaction does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -107,6 +107,9 @@ pub enum TxStatus {
 macro_rules! text_enum {
     ($ty:ident, $kind:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
         impl $ty {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
             /// The database spelling.
             pub const fn as_str(self) -> &'static str {
                 match self { $($ty::$variant => $text),+ }
@@ -175,29 +178,15 @@ pub struct NewChainTx {
     pub gas_limit: Option<u64>,
 }
 
-/// An outbox row as stored.
+/// An outbox row as stored: the fields it was written with (reachable directly through `Deref`,
+/// e.g. `tx.kind`) and its progress through the pipeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainTx {
     /// Id (UUIDv7).
     pub id: Uuid,
-    /// The chain.
-    pub chain_id: u64,
-    /// The signing key's address.
-    pub signer: Address,
-    /// What it does.
-    pub kind: TxKind,
-    /// The payment it acts on.
-    pub payment_id: Option<Uuid>,
-    /// The call's arguments.
-    pub request: serde_json::Value,
-    /// The contract called.
-    pub to: Address,
-    /// ABI-encoded call.
-    pub calldata: Bytes,
-    /// Wei sent along.
-    pub value: U256,
-    /// Fixed gas limit, if any.
-    pub gas_limit: Option<u64>,
+    /// What was written: chain, signer, kind, payment, request, target, calldata, value and gas
+    /// limit (`payment_id` as stored).
+    pub inserted: NewChainTx,
     /// The reserved nonce (`None` while queued).
     pub nonce: Option<u64>,
     /// Pipeline status.
@@ -224,6 +213,8 @@ pub struct ChainTx {
     pub updated_at: i64,
 }
 
+codec::deref_to!(ChainTx => inserted: NewChainTx);
+
 /// A signed attempt to record before broadcasting it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTxAttempt {
@@ -237,26 +228,23 @@ pub struct NewTxAttempt {
     pub max_priority_fee_per_gas: u128,
 }
 
-/// A signed attempt as stored.
+/// A signed attempt as stored: the attempt (reachable directly through `Deref`, e.g.
+/// `attempt.tx_hash`) and its bookkeeping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxAttempt {
     /// Id (UUIDv7).
     pub id: Uuid,
     /// The chain transaction it belongs to.
     pub chain_tx_id: Uuid,
-    /// Its hash.
-    pub tx_hash: B256,
-    /// The signed bytes.
-    pub raw_tx: Bytes,
-    /// Max fee per gas (wei).
-    pub max_fee_per_gas: u128,
-    /// Priority fee (wei).
-    pub max_priority_fee_per_gas: u128,
+    /// The attempt: hash, signed bytes and fees.
+    pub attempt: NewTxAttempt,
     /// When it was signed and stored (unix ms).
     pub created_at: i64,
     /// When it was last handed to the node (unix ms).
     pub broadcast_at: Option<i64>,
 }
+
+codec::deref_to!(TxAttempt => attempt: NewTxAttempt);
 
 /// What a receipt says, for [`Store::mark_mined`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,64 +295,81 @@ pub struct Lease {
     pub expires_at: i64,
 }
 
-pub(super) const TX_COLUMNS: &str = "id, chain_id, signer, kind, payment_id, request, to_address, calldata, value, \
-    gas_limit, nonce, status, succeeded, revert_reason, mined_tx_hash, block_number, block_hash, gas_used, \
-    effective_gas_price, attempts, created_at, updated_at";
+impl Record for ChainTx {
+    const TABLE: &'static str = "chain_txs";
+    const COLUMNS: &'static str = "id, chain_id, signer, kind, payment_id, request, to_address, calldata, \
+        value, gas_limit, nonce, status, succeeded, revert_reason, mined_tx_hash, block_number, block_hash, \
+        gas_used, effective_gas_price, attempts, created_at, updated_at";
+    const ENTITY: &'static str = "chain tx";
 
-pub(super) fn tx_from_row(row: &AnyRow) -> Result<ChainTx> {
-    Ok(ChainTx {
-        id: get_uuid(row, "id")?,
-        chain_id: get_u64(row, "chain_id")?,
-        signer: codec::get_addr(row, "signer")?,
-        kind: codec::get_parsed(row, "kind")?,
-        payment_id: codec::get_opt_uuid(row, "payment_id")?,
-        request: codec::get_json(row, "request")?,
-        to: codec::get_addr(row, "to_address")?,
-        calldata: codec::get_bytes(row, "calldata")?,
-        value: codec::get_u256(row, "value")?,
-        gas_limit: codec::get_opt_u64(row, "gas_limit")?,
-        nonce: codec::get_opt_u64(row, "nonce")?,
-        status: codec::get_parsed(row, "status")?,
-        succeeded: get_opt_i64(row, "succeeded")?.map(|v| v != 0),
-        revert_reason: get_opt_str(row, "revert_reason")?,
-        mined_tx_hash: codec::get_opt_b256(row, "mined_tx_hash")?,
-        block_number: codec::get_opt_u64(row, "block_number")?,
-        block_hash: codec::get_opt_b256(row, "block_hash")?,
-        gas_used: codec::get_opt_u64(row, "gas_used")?,
-        effective_gas_price: codec::get_opt_u128(row, "effective_gas_price")?,
-        attempts: get_i64(row, "attempts")?,
-        created_at: get_i64(row, "created_at")?,
-        updated_at: get_i64(row, "updated_at")?,
-    })
+    fn decode(row: &AnyRow) -> Result<ChainTx> {
+        Ok(ChainTx {
+            id: get_uuid(row, "id")?,
+            inserted: NewChainTx {
+                chain_id: get_u64(row, "chain_id")?,
+                signer: codec::get_addr(row, "signer")?,
+                kind: codec::get_parsed(row, "kind")?,
+                payment_id: codec::get_opt_uuid(row, "payment_id")?,
+                request: codec::get_json(row, "request")?,
+                to: codec::get_addr(row, "to_address")?,
+                calldata: codec::get_bytes(row, "calldata")?,
+                value: codec::get_u256(row, "value")?,
+                gas_limit: codec::get_opt_u64(row, "gas_limit")?,
+            },
+            nonce: codec::get_opt_u64(row, "nonce")?,
+            status: codec::get_parsed(row, "status")?,
+            succeeded: get_opt_i64(row, "succeeded")?.map(|v| v != 0),
+            revert_reason: get_opt_str(row, "revert_reason")?,
+            mined_tx_hash: codec::get_opt_b256(row, "mined_tx_hash")?,
+            block_number: codec::get_opt_u64(row, "block_number")?,
+            block_hash: codec::get_opt_b256(row, "block_hash")?,
+            gas_used: codec::get_opt_u64(row, "gas_used")?,
+            effective_gas_price: codec::get_opt_u128(row, "effective_gas_price")?,
+            attempts: get_i64(row, "attempts")?,
+            created_at: get_i64(row, "created_at")?,
+            updated_at: get_i64(row, "updated_at")?,
+        })
+    }
 }
 
-const ATTEMPT_COLUMNS: &str = "id, chain_tx_id, tx_hash, raw_tx, max_fee_per_gas, max_priority_fee_per_gas, created_at, broadcast_at";
+impl Record for TxAttempt {
+    const TABLE: &'static str = "tx_attempts";
+    const COLUMNS: &'static str = "id, chain_tx_id, tx_hash, raw_tx, max_fee_per_gas, \
+        max_priority_fee_per_gas, created_at, broadcast_at";
+    const ENTITY: &'static str = "tx attempt";
 
-fn attempt_from_row(row: &AnyRow) -> Result<TxAttempt> {
-    Ok(TxAttempt {
-        id: get_uuid(row, "id")?,
-        chain_tx_id: get_uuid(row, "chain_tx_id")?,
-        tx_hash: codec::get_b256(row, "tx_hash")?,
-        raw_tx: codec::get_bytes(row, "raw_tx")?,
-        max_fee_per_gas: codec::get_u128(row, "max_fee_per_gas")?,
-        max_priority_fee_per_gas: codec::get_u128(row, "max_priority_fee_per_gas")?,
-        created_at: get_i64(row, "created_at")?,
-        broadcast_at: get_opt_i64(row, "broadcast_at")?,
-    })
+    fn decode(row: &AnyRow) -> Result<TxAttempt> {
+        Ok(TxAttempt {
+            id: get_uuid(row, "id")?,
+            chain_tx_id: get_uuid(row, "chain_tx_id")?,
+            attempt: NewTxAttempt {
+                tx_hash: codec::get_b256(row, "tx_hash")?,
+                raw_tx: codec::get_bytes(row, "raw_tx")?,
+                max_fee_per_gas: codec::get_u128(row, "max_fee_per_gas")?,
+                max_priority_fee_per_gas: codec::get_u128(row, "max_priority_fee_per_gas")?,
+            },
+            created_at: get_i64(row, "created_at")?,
+            broadcast_at: get_opt_i64(row, "broadcast_at")?,
+        })
+    }
 }
 
-const SIGNER_COLUMNS: &str =
-    "chain_id, address, next_nonce, lease_owner, lease_expires_at, updated_at";
+impl Record for Signer {
+    const TABLE: &'static str = "signers";
+    const COLUMNS: &'static str =
+        "chain_id, address, next_nonce, lease_owner, lease_expires_at, updated_at";
+    const ENTITY: &'static str = "signer";
 
-fn signer_from_row(row: &AnyRow) -> Result<Signer> {
-    Ok(Signer {
-        chain_id: get_u64(row, "chain_id")?,
-        address: codec::get_addr(row, "address")?,
-        next_nonce: get_u64(row, "next_nonce")?,
-        lease_owner: get_opt_str(row, "lease_owner")?,
-        lease_expires_at: get_opt_i64(row, "lease_expires_at")?,
-        updated_at: get_i64(row, "updated_at")?,
-    })
+    fn decode(row: &AnyRow) -> Result<Signer> {
+        Ok(Signer {
+            chain_id: get_u64(row, "chain_id")?,
+            address: codec::get_addr(row, "address")?,
+            next_nonce: get_u64(row, "next_nonce")?,
+            lease_owner: get_opt_str(row, "lease_owner")?,
+            lease_expires_at: get_opt_i64(row, "lease_expires_at")?,
+            updated_at: get_i64(row, "updated_at")?,
+        })
+    }
 }
 
 pub(in crate::store) use outbox::{for_payment, get, insert};
@@ -375,33 +380,13 @@ mod tests {
 
     #[test]
     fn enums_round_trip() {
-        for k in [
-            TxKind::Authorize,
-            TxKind::Charge,
-            TxKind::Capture,
-            TxKind::Void,
-            TxKind::Refund,
-            TxKind::CaptureBatch,
-            TxKind::VoidBatch,
-            TxKind::NonceFill,
-            TxKind::Transfer,
-            TxKind::Approve,
-            TxKind::Execute,
-            TxKind::Delegate,
-        ] {
-            assert_eq!(k.as_str().parse::<TxKind>().unwrap(), k);
+        assert_eq!(TxKind::ALL.len(), 12);
+        for k in TxKind::ALL {
+            assert_eq!(k.as_str().parse::<TxKind>().unwrap(), *k);
         }
-        for s in [
-            TxStatus::Queued,
-            TxStatus::Reserved,
-            TxStatus::Signed,
-            TxStatus::Broadcast,
-            TxStatus::Mined,
-            TxStatus::Final,
-            TxStatus::Reverted,
-            TxStatus::Abandoned,
-        ] {
-            assert_eq!(s.as_str().parse::<TxStatus>().unwrap(), s);
+        assert_eq!(TxStatus::ALL.len(), 8);
+        for s in TxStatus::ALL {
+            assert_eq!(s.as_str().parse::<TxStatus>().unwrap(), *s);
         }
         assert!("x".parse::<TxStatus>().is_err());
     }

@@ -24,16 +24,12 @@ pub(super) async fn insert_with(
     } else {
         TxStatus::Queued
     };
-    let request = serde_json::to_string(&new.request).map_err(|e| StoreError::Decode {
-        column: "request",
-        message: e.to_string(),
-    })?;
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let request = codec::json("request", &new.request)?;
+    let row = codec::returning::<ChainTx>(
         "INSERT INTO chain_txs (id, chain_id, signer, kind, payment_id, request, to_address, calldata, value, \
              gas_limit, nonce, status, created_at, updated_at, intent_key) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14) \
-         RETURNING {TX_COLUMNS}"
-    )))
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)",
+    )
     .bind(codec::uuid(&id))
     .bind(codec::int(new.chain_id))
     .bind(codec::addr(&new.signer))
@@ -54,7 +50,7 @@ pub(super) async fn insert_with(
         Some(key) => codec::conflict_or(e, "chain tx", format!("intent {key} already queued")),
         None => codec::conflict_or(e, "chain tx", format!("nonce {nonce:?} of {:#x} already taken", new.signer)),
     })?;
-    tx_from_row(&row)
+    ChainTx::decode(&row)
 }
 
 /// Inserts a queued outbox row with the given id.
@@ -68,19 +64,7 @@ pub(in crate::store) async fn insert(
 }
 
 pub(in crate::store) async fn get(conn: &mut AnyConnection, id: Uuid) -> Result<ChainTx> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {TX_COLUMNS} FROM chain_txs WHERE id = $1"
-    )))
-    .bind(codec::uuid(&id))
-    .fetch_optional(&mut *conn)
-    .await?;
-    match row {
-        Some(row) => tx_from_row(&row),
-        None => Err(StoreError::NotFound {
-            entity: "chain tx",
-            key: id.to_string(),
-        }),
-    }
+    codec::get_by_id(conn, id).await
 }
 
 /// A payment's transactions: its own rows (except single rows merged into a batch) and the
@@ -89,17 +73,13 @@ pub(in crate::store) async fn for_payment(
     conn: &mut AnyConnection,
     payment_id: Uuid,
 ) -> Result<Vec<ChainTx>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {TX_COLUMNS} FROM chain_txs \
-         WHERE (payment_id = $1 \
+    let query = codec::select::<ChainTx>(
+        "WHERE (payment_id = $1 \
                 AND NOT EXISTS (SELECT 1 FROM chain_tx_members m WHERE m.source_tx_id = chain_txs.id)) \
             OR id IN (SELECT m.batch_tx_id FROM chain_tx_members m WHERE m.payment_id = $1) \
-         ORDER BY id"
-    )))
-    .bind(codec::uuid(&payment_id))
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter().map(tx_from_row).collect()
+         ORDER BY id",
+    );
+    codec::fetch_all(query.bind(codec::uuid(&payment_id)), &mut *conn).await
 }
 
 /// Runs a guarded status update (`… WHERE id = $1 AND status IN (…) RETURNING …`); when no row
@@ -108,10 +88,10 @@ pub(super) async fn guarded(
     conn: &mut AnyConnection,
     id: Uuid,
     action: &'static str,
-    query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+    query: codec::AnyQuery,
 ) -> Result<ChainTx> {
-    match query.fetch_optional(&mut *conn).await? {
-        Some(row) => tx_from_row(&row),
+    match codec::fetch_optional(query, &mut *conn).await? {
+        Some(tx) => Ok(tx),
         None => {
             let current = get(conn, id).await?;
             Err(StoreError::TxState {
@@ -121,6 +101,17 @@ pub(super) async fn guarded(
             })
         }
     }
+}
+
+/// `UPDATE chain_txs SET {set}, updated_at = $2 WHERE id = $1 AND status IN ({from})
+/// RETURNING …`, with `id` and `now` bound as `$1` and `$2` (further parameters of `set` are
+/// `$3` on): the statement [`guarded`] runs to move a row between statuses.
+pub(super) fn status_update(id: Uuid, now: i64, set: &str, from: &str) -> codec::AnyQuery {
+    codec::returning::<ChainTx>(&format!(
+        "UPDATE chain_txs SET {set}, updated_at = $2 WHERE id = $1 AND status IN ({from})"
+    ))
+    .bind(codec::uuid(&id))
+    .bind(now)
 }
 
 impl StoreTx {
@@ -144,13 +135,8 @@ impl Store {
 
     /// The outbox row written for `intent_key` ([`Store::enqueue_keyed_tx`]), if any.
     pub async fn tx_by_intent_key(&self, intent_key: &str) -> Result<Option<ChainTx>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {TX_COLUMNS} FROM chain_txs WHERE intent_key = $1"
-        )))
-        .bind(intent_key)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(tx_from_row).transpose()
+        let query = codec::select::<ChainTx>("WHERE intent_key = $1").bind(intent_key);
+        codec::fetch_optional(query, &self.pool).await
     }
 
     /// Writes a queued outbox row that stands for `intent_key` (a row without a payment, such as
@@ -195,36 +181,27 @@ impl Store {
         chain_id: u64,
         signer: Address,
     ) -> Result<Vec<ChainTx>> {
-        let columns = TX_COLUMNS
-            .split(", ")
-            .map(|c| format!("t.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {columns} FROM chain_txs t JOIN payments p ON p.pending_tx_id = t.id \
+        let query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM chain_txs t JOIN payments p ON p.pending_tx_id = t.id \
              WHERE t.chain_id = $1 AND t.signer = $2 AND t.status IN ('final', 'reverted', 'abandoned') \
-             ORDER BY t.id"
+             ORDER BY t.id",
+            codec::qualified::<ChainTx>("t")
         )))
         .bind(codec::int(chain_id))
-        .bind(codec::addr(&signer))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(tx_from_row).collect()
+        .bind(codec::addr(&signer));
+        codec::fetch_all(query, &self.pool).await
     }
 
     /// The signer's transactions that hold a nonce and are not settled (`reserved`, `signed`,
     /// `broadcast`, `mined`), by nonce: what a new lease holder resumes.
     pub async fn txs_in_flight(&self, chain_id: u64, signer: Address) -> Result<Vec<ChainTx>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {TX_COLUMNS} FROM chain_txs \
-             WHERE chain_id = $1 AND signer = $2 AND status IN ('reserved', 'signed', 'broadcast', 'mined') \
-             ORDER BY nonce, id"
-        )))
+        let query = codec::select::<ChainTx>(
+            "WHERE chain_id = $1 AND signer = $2 AND status IN ('reserved', 'signed', 'broadcast', 'mined') \
+             ORDER BY nonce, id",
+        )
         .bind(codec::int(chain_id))
-        .bind(codec::addr(&signer))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(tx_from_row).collect()
+        .bind(codec::addr(&signer));
+        codec::fetch_all(query, &self.pool).await
     }
 
     /// How many transactions are queued (not yet claimed) for a signer (metrics).

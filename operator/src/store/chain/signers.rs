@@ -3,7 +3,7 @@
 
 use alloy::primitives::Address;
 
-use super::super::codec::{self, get_i64};
+use super::super::codec::{self, Record, get_i64};
 use super::super::{Result, Store, StoreError};
 use super::*;
 
@@ -18,33 +18,25 @@ impl Store {
         chain_nonce: u64,
     ) -> Result<Signer> {
         let now = self.now_ms();
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row = codec::returning::<Signer>(
             "INSERT INTO signers (chain_id, address, next_nonce, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (chain_id, address) DO UPDATE SET \
                  next_nonce = CASE WHEN signers.next_nonce < excluded.next_nonce \
                                    THEN excluded.next_nonce ELSE signers.next_nonce END, \
-                 updated_at = excluded.updated_at \
-             RETURNING {SIGNER_COLUMNS}"
-        )))
+                 updated_at = excluded.updated_at",
+        )
         .bind(codec::int(chain_id))
         .bind(codec::addr(&address))
         .bind(codec::int(chain_nonce))
         .bind(now)
         .fetch_one(&self.pool)
         .await?;
-        signer_from_row(&row)
+        Signer::decode(&row)
     }
 
     /// The signer row, if any.
     pub async fn get_signer(&self, chain_id: u64, address: Address) -> Result<Option<Signer>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SIGNER_COLUMNS} FROM signers WHERE chain_id = $1 AND address = $2"
-        )))
-        .bind(codec::int(chain_id))
-        .bind(codec::addr(&address))
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(signer_from_row).transpose()
+        codec::by_chain_address(&self.pool, chain_id, &address).await
     }
 
     /// Takes (or renews) the signer's lease for `ttl_ms` if it is free, expired, or already
@@ -57,31 +49,20 @@ impl Store {
         owner: &str,
         ttl_ms: i64,
     ) -> Result<Option<Lease>> {
-        let now = self.now_ms();
         // One statement: PostgreSQL re-evaluates the WHERE clause on the latest row version after
         // waiting for a concurrent updater, so two contenders can never both match.
-        let row = sqlx::query(
-            "UPDATE signers SET lease_owner = $3, lease_expires_at = $5, updated_at = $4 \
+        let sql = "UPDATE signers SET lease_owner = $3, lease_expires_at = $5, updated_at = $4 \
              WHERE chain_id = $1 AND address = $2 \
                AND (lease_owner IS NULL OR lease_owner = $3 OR lease_expires_at IS NULL OR lease_expires_at <= $4) \
-             RETURNING lease_expires_at",
-        )
-        .bind(codec::int(chain_id))
-        .bind(codec::addr(&signer))
-        .bind(owner)
-        .bind(now)
-        .bind(now.saturating_add(ttl_ms))
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let expires_at = get_i64(&row, "lease_expires_at")?;
-        tracing::debug!(chain_id, signer = %signer, owner, expires_at, "signer lease held");
-        Ok(Some(Lease {
-            chain_id,
-            signer,
-            owner: owner.to_owned(),
-            expires_at,
-        }))
+             RETURNING lease_expires_at";
+        let lease = self
+            .update_lease(sql, chain_id, signer, owner, ttl_ms)
+            .await?;
+        if let Some(lease) = &lease {
+            let expires_at = lease.expires_at;
+            tracing::debug!(chain_id, signer = %signer, owner, expires_at, "signer lease held");
+        }
+        Ok(lease)
     }
 
     /// Extends a lease `owner` still holds. Fails with [`StoreError::LeaseNotHeld`] once it has
@@ -93,32 +74,46 @@ impl Store {
         owner: &str,
         ttl_ms: i64,
     ) -> Result<Lease> {
-        let now = self.now_ms();
-        let row = sqlx::query(
-            "UPDATE signers SET lease_expires_at = $5, updated_at = $4 \
+        let sql = "UPDATE signers SET lease_expires_at = $5, updated_at = $4 \
              WHERE chain_id = $1 AND address = $2 AND lease_owner = $3 AND lease_expires_at > $4 \
-             RETURNING lease_expires_at",
-        )
-        .bind(codec::int(chain_id))
-        .bind(codec::addr(&signer))
-        .bind(owner)
-        .bind(now)
-        .bind(now.saturating_add(ttl_ms))
-        .fetch_optional(&self.pool)
-        .await?;
-        match row {
-            Some(row) => Ok(Lease {
+             RETURNING lease_expires_at";
+        self.update_lease(sql, chain_id, signer, owner, ttl_ms)
+            .await?
+            .ok_or_else(|| StoreError::LeaseNotHeld {
+                chain_id,
+                signer: codec::addr(&signer),
+                owner: owner.to_owned(),
+            })
+    }
+
+    /// Runs a lease update `sql` (`$1` chain, `$2` signer, `$3` owner, `$4` now, `$5` the new
+    /// expiry `now + ttl_ms`; `RETURNING lease_expires_at`): the lease, when a row matched.
+    async fn update_lease(
+        &self,
+        sql: &'static str,
+        chain_id: u64,
+        signer: Address,
+        owner: &str,
+        ttl_ms: i64,
+    ) -> Result<Option<Lease>> {
+        let now = self.now_ms();
+        let row = sqlx::query(sql)
+            .bind(codec::int(chain_id))
+            .bind(codec::addr(&signer))
+            .bind(owner)
+            .bind(now)
+            .bind(now.saturating_add(ttl_ms))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(Lease {
                 chain_id,
                 signer,
                 owner: owner.to_owned(),
                 expires_at: get_i64(&row, "lease_expires_at")?,
-            }),
-            None => Err(StoreError::LeaseNotHeld {
-                chain_id,
-                signer: codec::addr(&signer),
-                owner: owner.to_owned(),
-            }),
-        }
+            })
+        })
+        .transpose()
     }
 
     /// Gives the lease up (on shutdown) so another instance can take over at once. `false` when
