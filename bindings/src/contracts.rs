@@ -38,46 +38,36 @@ pub type PaymentInfo = auth_capture_escrow::AuthCaptureEscrow::PaymentInfo;
 /// The escrow's `PaymentState` (as returned by `getPaymentStates`).
 pub type PaymentState = auth_capture_escrow::AuthCaptureEscrow::PaymentState;
 
+/// Implements `From<$from> for $to` between two copies of the escrow's `PaymentInfo` (same
+/// fields, same order).
+macro_rules! payment_info_conversion {
+    ($from:ty => $to:ty) => {
+        impl From<$from> for $to {
+            fn from(p: $from) -> Self {
+                Self {
+                    operator: p.operator,
+                    payer: p.payer,
+                    receiver: p.receiver,
+                    token: p.token,
+                    maxAmount: p.maxAmount,
+                    preApprovalExpiry: p.preApprovalExpiry,
+                    authorizationExpiry: p.authorizationExpiry,
+                    refundExpiry: p.refundExpiry,
+                    minFeeBps: p.minFeeBps,
+                    maxFeeBps: p.maxFeeBps,
+                    feeReceiver: p.feeReceiver,
+                    salt: p.salt,
+                }
+            }
+        }
+    };
+}
+
 /// Implements `From` both ways between the escrow's `PaymentInfo` and a collector's copy.
 macro_rules! payment_info_conversions {
     ($($other:ty),* $(,)?) => {$(
-        impl From<PaymentInfo> for $other {
-            fn from(p: PaymentInfo) -> Self {
-                Self {
-                    operator: p.operator,
-                    payer: p.payer,
-                    receiver: p.receiver,
-                    token: p.token,
-                    maxAmount: p.maxAmount,
-                    preApprovalExpiry: p.preApprovalExpiry,
-                    authorizationExpiry: p.authorizationExpiry,
-                    refundExpiry: p.refundExpiry,
-                    minFeeBps: p.minFeeBps,
-                    maxFeeBps: p.maxFeeBps,
-                    feeReceiver: p.feeReceiver,
-                    salt: p.salt,
-                }
-            }
-        }
-
-        impl From<$other> for PaymentInfo {
-            fn from(p: $other) -> Self {
-                Self {
-                    operator: p.operator,
-                    payer: p.payer,
-                    receiver: p.receiver,
-                    token: p.token,
-                    maxAmount: p.maxAmount,
-                    preApprovalExpiry: p.preApprovalExpiry,
-                    authorizationExpiry: p.authorizationExpiry,
-                    refundExpiry: p.refundExpiry,
-                    minFeeBps: p.minFeeBps,
-                    maxFeeBps: p.maxFeeBps,
-                    feeReceiver: p.feeReceiver,
-                    salt: p.salt,
-                }
-            }
-        }
+        payment_info_conversion!(PaymentInfo => $other);
+        payment_info_conversion!($other => PaymentInfo);
     )*};
 }
 

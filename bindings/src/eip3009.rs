@@ -25,32 +25,43 @@ use alloy::sol_types::{Eip712Domain, SolStruct};
 use crate::contracts::PaymentInfo;
 use crate::hash::payer_agnostic_hash;
 
-sol! {
+/// Declares an ERC-3009 EIP-712 message, an [`Authorization`] by `from`: both messages have the
+/// same fields, and their names (part of the type hash) tell them apart.
+macro_rules! authorization_message {
+    ($(#[$doc:meta])* $name:ident) => {
+        sol! {
+            $(#[$doc])*
+            #[derive(Debug, Default, PartialEq, Eq, Hash)]
+            struct $name {
+                address from;
+                address to;
+                uint256 value;
+                uint256 validAfter;
+                uint256 validBefore;
+                bytes32 nonce;
+            }
+        }
+
+        impl Authorization for $name {
+            fn authorizer(&self) -> Address {
+                self.from
+            }
+        }
+    };
+}
+
+authorization_message!(
     /// ERC-3009 `ReceiveWithAuthorization`: `from` lets `to` (and only `to`, as the caller)
     /// pull `value` tokens between `validAfter` and `validBefore` (both exclusive), once per
     /// `nonce`.
-    #[derive(Debug, Default, PartialEq, Eq, Hash)]
-    struct ReceiveWithAuthorization {
-        address from;
-        address to;
-        uint256 value;
-        uint256 validAfter;
-        uint256 validBefore;
-        bytes32 nonce;
-    }
+    ReceiveWithAuthorization
+);
 
+authorization_message!(
     /// ERC-3009 `TransferWithAuthorization`: anyone may submit it to move `value` tokens from
     /// `from` to `to` between `validAfter` and `validBefore` (both exclusive), once per `nonce`.
-    #[derive(Debug, Default, PartialEq, Eq, Hash)]
-    struct TransferWithAuthorization {
-        address from;
-        address to;
-        uint256 value;
-        uint256 validAfter;
-        uint256 validBefore;
-        bytes32 nonce;
-    }
-}
+    TransferWithAuthorization
+);
 
 /// Errors from signing or verifying an ERC-3009 authorization.
 #[derive(Debug, thiserror::Error)]
@@ -169,18 +180,6 @@ pub trait Authorization: SolStruct {
                 recovered,
             })
         }
-    }
-}
-
-impl Authorization for ReceiveWithAuthorization {
-    fn authorizer(&self) -> Address {
-        self.from
-    }
-}
-
-impl Authorization for TransferWithAuthorization {
-    fn authorizer(&self) -> Address {
-        self.from
     }
 }
 

@@ -16,118 +16,81 @@
 //! | `cancelAuthorization` | `v, r, s` | `bytes signature` |
 //!
 //! The `bytes signature` forms (USDC v2.2) also accept ERC-1271 signatures of contract wallets.
+//!
+//! Both are generated from the JSON ABIs next to this file (`interfaces/IERC20.json`,
+//! `interfaces/IERC3009.json`; each function and event is one of `TestUSDC`'s, with the same
+//! parameter types and overload order, which a test below checks). What each item does:
+//!
+//! | item | meaning |
+//! |---|---|
+//! | `IERC20::Transfer` | `value` tokens moved from `from` to `to` (`from` = zero on mint, `to` = zero on burn) |
+//! | `IERC20::Approval` | `owner` allowed `spender` to spend `value` of its tokens |
+//! | `name`, `symbol`, `decimals` | the token's metadata (USDC: `"USD Coin"`, `"USDC"`, 6) |
+//! | `totalSupply` | all tokens in existence |
+//! | `balanceOf(account)` | the tokens `account` holds |
+//! | `allowance(owner, spender)` | what `spender` may still spend of `owner`'s tokens |
+//! | `approve(spender, value)` | allows `spender` to spend `value` of the caller's tokens (replacing any allowance) |
+//! | `transfer(to, value)` | moves `value` of the caller's tokens to `to` |
+//! | `transferFrom(from, to, value)` | moves `value` of `from`'s tokens to `to`, spending the caller's allowance |
+//! | `IERC3009::AuthorizationUsed` | the authorization (`authorizer`, `nonce`) was used |
+//! | `IERC3009::AuthorizationCanceled` | the authorization (`authorizer`, `nonce`) was cancelled before use |
+//! | `authorizationState(authorizer, nonce)` | whether `authorizer`'s `nonce` was used or cancelled |
+//! | `transferWithAuthorization` | moves `value` from `from` to `to` on `from`'s signature (anyone may submit it) |
+//! | `receiveWithAuthorization` | moves `value` from `from` to the caller, who must be `to`, on `from`'s signature |
+//! | `cancelAuthorization` | cancels `authorizer`'s unused `nonce` on its signature |
 
 // The `v, r, s` overloads take nine arguments.
 #![allow(clippy::too_many_arguments)]
 
-alloy::sol! {
+alloy::sol!(
     /// ERC-20: balances, allowances and transfers, with the optional metadata getters.
     #[sol(rpc, all_derives)]
-    interface IERC20 {
-        /// `value` tokens moved from `from` to `to` (`from` = zero on mint, `to` = zero on burn).
-        event Transfer(address indexed from, address indexed to, uint256 value);
+    IERC20,
+    "src/interfaces/IERC20.json"
+);
 
-        /// `owner` allowed `spender` to spend `value` of its tokens.
-        event Approval(address indexed owner, address indexed spender, uint256 value);
-
-        /// The token's name (USDC: `"USD Coin"`).
-        function name() external view returns (string memory);
-
-        /// The token's symbol (USDC: `"USDC"`).
-        function symbol() external view returns (string memory);
-
-        /// The number of decimals of an amount (USDC: 6).
-        function decimals() external view returns (uint8);
-
-        /// All tokens in existence.
-        function totalSupply() external view returns (uint256);
-
-        /// The tokens `account` holds.
-        function balanceOf(address account) external view returns (uint256);
-
-        /// What `spender` may still spend of `owner`'s tokens.
-        function allowance(address owner, address spender) external view returns (uint256);
-
-        /// Allows `spender` to spend `value` of the caller's tokens (replacing any allowance).
-        function approve(address spender, uint256 value) external returns (bool);
-
-        /// Moves `value` of the caller's tokens to `to`.
-        function transfer(address to, uint256 value) external returns (bool);
-
-        /// Moves `value` of `from`'s tokens to `to`, spending the caller's allowance.
-        function transferFrom(address from, address to, uint256 value) external returns (bool);
-    }
-
+alloy::sol!(
     /// ERC-3009: transfers authorized by the payer's EIP-712 signature, each with a unique nonce.
     #[sol(rpc, all_derives)]
-    interface IERC3009 {
-        /// The authorization (`authorizer`, `nonce`) was used.
-        event AuthorizationUsed(address indexed authorizer, bytes32 indexed nonce);
+    IERC3009,
+    "src/interfaces/IERC3009.json"
+);
 
-        /// The authorization (`authorizer`, `nonce`) was cancelled before use.
-        event AuthorizationCanceled(address indexed authorizer, bytes32 indexed nonce);
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
 
-        /// Whether `authorizer`'s `nonce` was used or cancelled.
-        function authorizationState(address authorizer, bytes32 nonce) external view returns (bool);
+    /// `(kind, name, parameter types)` of every ABI entry.
+    fn entries(abi: &str) -> Vec<(String, String, Vec<String>)> {
+        let abi: Value = serde_json::from_str(abi).unwrap();
+        let abi = abi.get("abi").unwrap_or(&abi).as_array().unwrap().clone();
+        abi.iter()
+            .map(|entry| {
+                let text = |key: &str| entry[key].as_str().unwrap_or_default().to_owned();
+                let inputs = entry["inputs"].as_array().unwrap();
+                let inputs = inputs.iter().map(|i| i["type"].to_string());
+                (text("type"), text("name"), inputs.collect())
+            })
+            .collect()
+    }
 
-        /// Moves `value` from `from` to `to` on `from`'s signature (anyone may submit it);
-        /// `signature` is 65-byte ECDSA or ERC-1271.
-        function transferWithAuthorization(
-            address from,
-            address to,
-            uint256 value,
-            uint256 validAfter,
-            uint256 validBefore,
-            bytes32 nonce,
-            bytes memory signature
-        ) external;
-
-        /// Moves `value` from `from` to `to` on `from`'s signature (anyone may submit it);
-        /// the signature split into `v, r, s`.
-        function transferWithAuthorization(
-            address from,
-            address to,
-            uint256 value,
-            uint256 validAfter,
-            uint256 validBefore,
-            bytes32 nonce,
-            uint8 v,
-            bytes32 r,
-            bytes32 s
-        ) external;
-
-        /// Moves `value` from `from` to the caller, who must be `to`, on `from`'s signature;
-        /// `signature` is 65-byte ECDSA or ERC-1271.
-        function receiveWithAuthorization(
-            address from,
-            address to,
-            uint256 value,
-            uint256 validAfter,
-            uint256 validBefore,
-            bytes32 nonce,
-            bytes memory signature
-        ) external;
-
-        /// Moves `value` from `from` to the caller, who must be `to`, on `from`'s signature;
-        /// the signature split into `v, r, s`.
-        function receiveWithAuthorization(
-            address from,
-            address to,
-            uint256 value,
-            uint256 validAfter,
-            uint256 validBefore,
-            bytes32 nonce,
-            uint8 v,
-            bytes32 r,
-            bytes32 s
-        ) external;
-
-        /// Cancels `authorizer`'s unused `nonce` on its signature, split into `v, r, s`.
-        function cancelAuthorization(address authorizer, bytes32 nonce, uint8 v, bytes32 r, bytes32 s)
-            external;
-
-        /// Cancels `authorizer`'s unused `nonce` on its signature (65-byte ECDSA or ERC-1271).
-        function cancelAuthorization(address authorizer, bytes32 nonce, bytes memory signature)
-            external;
+    /// Every function and event of the interfaces is one of `TestUSDC`'s, with the same
+    /// parameter types, and overloads keep `TestUSDC`'s order (so their `_0` / `_1` suffixes agree).
+    #[test]
+    fn interfaces_are_part_of_the_test_token() {
+        let token = entries(include_str!("../artifacts/TestUSDC.json"));
+        for abi in [
+            include_str!("interfaces/IERC20.json"),
+            include_str!("interfaces/IERC3009.json"),
+        ] {
+            let entries = entries(abi);
+            for entry in &entries {
+                assert!(token.contains(entry), "{entry:?} is not in TestUSDC's ABI");
+                let overloads = |list: &[(String, String, Vec<String>)]| -> Vec<_> {
+                    list.iter().filter(|e| e.1 == entry.1).cloned().collect()
+                };
+                assert_eq!(overloads(&entries), overloads(&token), "{}", entry.1);
+            }
+        }
     }
 }

@@ -58,52 +58,34 @@ pub fn header_decode(data: &[u8]) {
         rest
     };
 
-    match codec::decode_payment_required(header) {
-        Ok(v) => {
-            let again = codec::encode_payment_required(&v).expect("encode PAYMENT-REQUIRED");
-            assert_eq!(
-                codec::decode_payment_required(&again).as_ref(),
-                Ok(&v),
-                "PAYMENT-REQUIRED round trip"
-            );
-            let _ = v.payment_identifier();
-        }
-        Err(e) => drop(e.to_string()),
+    if let Some(v) = round_trip(
+        "PAYMENT-REQUIRED",
+        header,
+        |h| codec::decode_payment_required(h),
+        codec::encode_payment_required,
+    ) {
+        let _ = v.payment_identifier();
     }
-    match codec::decode_payment_signature(header) {
-        Ok(v) => {
-            let again = codec::encode_payment_signature(&v).expect("encode PAYMENT-SIGNATURE");
-            assert_eq!(
-                codec::decode_payment_signature(&again).as_ref(),
-                Ok(&v),
-                "PAYMENT-SIGNATURE round trip"
-            );
-            let _ = v.payment_id();
-        }
-        Err(e) => drop(e.to_string()),
+    if let Some(v) = round_trip(
+        "PAYMENT-SIGNATURE",
+        header,
+        |h| codec::decode_payment_signature(h),
+        codec::encode_payment_signature,
+    ) {
+        let _ = v.payment_id();
     }
-    match codec::decode_payment_response(header) {
-        Ok(v) => {
-            let again = codec::encode_payment_response(&v).expect("encode PAYMENT-RESPONSE");
-            assert_eq!(
-                codec::decode_payment_response(&again).as_ref(),
-                Ok(&v),
-                "PAYMENT-RESPONSE round trip"
-            );
-        }
-        Err(e) => drop(e.to_string()),
-    }
-    match codec::decode_x_payment(header) {
-        Ok(v) => {
-            let again = codec::encode_x_payment(&v).expect("encode X-PAYMENT");
-            assert_eq!(
-                codec::decode_x_payment(&again).as_ref(),
-                Ok(&v),
-                "X-PAYMENT round trip"
-            );
-        }
-        Err(e) => drop(e.to_string()),
-    }
+    round_trip(
+        "PAYMENT-RESPONSE",
+        header,
+        |h| codec::decode_payment_response(h),
+        codec::encode_payment_response,
+    );
+    round_trip(
+        "X-PAYMENT",
+        header,
+        |h| codec::decode_x_payment(h),
+        codec::encode_x_payment,
+    );
     match codec::decode_x_payment_response(header) {
         Ok(v) => {
             let again = codec::encode_x_payment_response(&v).expect("encode X-PAYMENT-RESPONSE");
@@ -125,17 +107,12 @@ pub fn header_decode(data: &[u8]) {
     }
 
     // Bodies (no base64): the v1 402 body and the facilitator request, on the raw bytes.
-    match codec::decode_payment_required_v1_body(rest) {
-        Ok(v) => {
-            let again = serde_json::to_vec(&v).expect("encode v1 402 body");
-            assert_eq!(
-                codec::decode_payment_required_v1_body(&again).as_ref(),
-                Ok(&v),
-                "v1 402 body round trip"
-            );
-        }
-        Err(e) => drop(e.to_string()),
-    }
+    round_trip(
+        "v1 402 body",
+        rest,
+        codec::decode_payment_required_v1_body,
+        serde_json::to_vec,
+    );
     let _ = codec::decode_402(Some(header), rest);
     let _ = codec::decode_402(None, rest);
     match codec::decode_body::<FacilitatorRequest>(rest, "facilitator request") {
@@ -156,6 +133,32 @@ pub fn header_decode(data: &[u8]) {
             }
         }
         Err(e) => drop(e.to_string()),
+    }
+}
+
+/// Runs `decode` on `input`: an error must render, and a decoded value must come back unchanged
+/// through `encode` → `decode` (`what` names the form in messages). Returns the decoded value.
+fn round_trip<T, B, E>(
+    what: &str,
+    input: &[u8],
+    decode: impl Fn(&[u8]) -> Result<T, x402_escrow_sdk::DecodeError>,
+    encode: impl Fn(&T) -> Result<B, E>,
+) -> Option<T>
+where
+    T: PartialEq + std::fmt::Debug,
+    B: AsRef<[u8]>,
+    E: std::fmt::Debug,
+{
+    match decode(input) {
+        Ok(v) => {
+            let again = encode(&v).unwrap_or_else(|e| panic!("encode {what}: {e:?}"));
+            assert_eq!(decode(again.as_ref()).as_ref(), Ok(&v), "{what} round trip");
+            Some(v)
+        }
+        Err(e) => {
+            drop(e.to_string());
+            None
+        }
     }
 }
 

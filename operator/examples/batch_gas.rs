@@ -18,6 +18,7 @@
 //! engine, captured by 50 concurrent requests, once with `[batch] max_size = 1` (no batching)
 //! and once with the defaults; the table gives what its outbox sent (`chain_txs.gas_used`).
 
+use alloy::contract::{CallBuilder, CallDecoder};
 use alloy::network::EthereumWallet;
 use alloy::node_bindings::Anvil;
 use alloy::primitives::aliases::{U48, U120};
@@ -139,9 +140,7 @@ impl Bench {
                 calldata_gas(call.calldata())
             );
         }
-        let receipt = call.send().await?.get_receipt().await?;
-        ensure!(receipt.status(), "capture reverted");
-        Ok(receipt.gas_used)
+        gas_used(call, "capture").await
     }
 
     async fn capture_batch(&self, infos: &[PaymentInfo]) -> Result<u64> {
@@ -154,33 +153,67 @@ impl Bench {
             call.calldata().len(),
             calldata_gas(call.calldata())
         );
-        let receipt = call.send().await?.get_receipt().await?;
-        ensure!(receipt.status(), "captureBatch reverted");
-        Ok(receipt.gas_used)
+        gas_used(call, "captureBatch").await
     }
 
     async fn void(&self, info: &PaymentInfo) -> Result<u64> {
-        let receipt = self
-            .escrow()
-            .void(info.clone())
-            .send()
-            .await?
-            .get_receipt()
-            .await?;
-        ensure!(receipt.status(), "void reverted");
-        Ok(receipt.gas_used)
+        gas_used(self.escrow().void(info.clone()), "void").await
     }
 
     async fn void_batch(&self, infos: &[PaymentInfo]) -> Result<u64> {
-        let receipt = self
-            .escrow()
-            .voidBatch(infos.to_vec())
-            .send()
-            .await?
-            .get_receipt()
-            .await?;
-        ensure!(receipt.status(), "voidBatch reverted");
-        Ok(receipt.gas_used)
+        gas_used(self.escrow().voidBatch(infos.to_vec()), "voidBatch").await
+    }
+}
+
+/// Sends `call` and returns the gasUsed of its receipt (an error if `what` reverted).
+async fn gas_used<D: CallDecoder>(call: CallBuilder<&DynProvider, D>, what: &str) -> Result<u64> {
+    let receipt = call.send().await?.get_receipt().await?;
+    ensure!(receipt.status(), "{what} reverted");
+    Ok(receipt.gas_used)
+}
+
+/// The escrow action a table measures.
+#[derive(Clone, Copy)]
+enum Op {
+    Capture,
+    Void,
+}
+
+impl Bench {
+    /// The rows of `op`'s table: [`SINGLES`] single calls, then one batch of each of [`SIZES`].
+    async fn measure(&mut self, op: Op) -> Result<Vec<Row>> {
+        let (single, batch) = match op {
+            Op::Capture => ("capture", "captureBatch"),
+            Op::Void => ("void", "voidBatch"),
+        };
+        let mut rows = Vec::new();
+        let mut total = 0;
+        for info in &self.holds(SINGLES).await? {
+            total += match op {
+                Op::Capture => self.capture(info).await?,
+                Op::Void => self.void(info).await?,
+            };
+        }
+        rows.push(Row {
+            what: format!("{SINGLES} × {single}"),
+            txs: SINGLES,
+            total,
+            per_item: total / SINGLES as u64,
+        });
+        for size in SIZES {
+            let infos = self.holds(size).await?;
+            let gas = match op {
+                Op::Capture => self.capture_batch(&infos).await?,
+                Op::Void => self.void_batch(&infos).await?,
+            };
+            rows.push(Row {
+                what: format!("{batch} of {size}"),
+                txs: 1,
+                total: gas,
+                per_item: gas / size as u64,
+            });
+        }
+        Ok(rows)
     }
 }
 
@@ -261,51 +294,8 @@ async fn main() -> Result<()> {
     // transaction (clearing that slot would earn a 4,800 gas refund no running operator sees).
     bench.holds(1).await?;
 
-    let mut captures = Vec::new();
-    let singles = bench.holds(SINGLES).await?;
-    let mut total = 0;
-    for info in &singles {
-        total += bench.capture(info).await?;
-    }
-    captures.push(Row {
-        what: format!("{SINGLES} × capture"),
-        txs: SINGLES,
-        total,
-        per_item: total / SINGLES as u64,
-    });
-    for size in SIZES {
-        let infos = bench.holds(size).await?;
-        let gas = bench.capture_batch(&infos).await?;
-        captures.push(Row {
-            what: format!("captureBatch of {size}"),
-            txs: 1,
-            total: gas,
-            per_item: gas / size as u64,
-        });
-    }
-
-    let mut voids = Vec::new();
-    let singles = bench.holds(SINGLES).await?;
-    let mut total = 0;
-    for info in &singles {
-        total += bench.void(info).await?;
-    }
-    voids.push(Row {
-        what: format!("{SINGLES} × void"),
-        txs: SINGLES,
-        total,
-        per_item: total / SINGLES as u64,
-    });
-    for size in SIZES {
-        let infos = bench.holds(size).await?;
-        let gas = bench.void_batch(&infos).await?;
-        voids.push(Row {
-            what: format!("voidBatch of {size}"),
-            txs: 1,
-            total: gas,
-            per_item: gas / size as u64,
-        });
-    }
+    let captures = bench.measure(Op::Capture).await?;
+    let voids = bench.measure(Op::Void).await?;
 
     println!(
         "Transaction gasUsed (receipts, 21,000 base + calldata included), anvil, deploy-profile bytecode.\n"

@@ -247,7 +247,7 @@ impl Env {
         )
         .unwrap();
         let mut payload = LifecyclePayload::new(op, derived.payment_info_json());
-        payload.amount = amount.map(x402_escrow_sdk::Amount::from);
+        payload.settle.amount = amount.map(x402_escrow_sdk::Amount::from);
         let requirements = original.payment_requirements.clone();
         VerifyRequest::new(
             PaymentPayload::new(requirements.clone(), payload),
@@ -517,7 +517,7 @@ async fn settle_authorize_is_idempotent_then_lifecycle() {
     // A capture asking for another fee than the operator's is refused before any gas.
     let mut wrong_fee = env.lifecycle(&req, LifecycleOperation::Capture, Some(USDC));
     if let SchemePayload::AuthCaptureLifecycle(p) = &mut wrong_fee.payment_payload.payload {
-        p.fee_bps = Some(250);
+        p.settle.fee_bps = Some(250);
     }
     let body = env.settle(&wrong_fee).await;
     assert_eq!(body["success"], false, "{body}");

@@ -1,7 +1,7 @@
 //! ERC-3009 digests, signing and ECDSA recovery for the wire's authorizations: a thin adapter
 //! from [`Eip3009Authorization`] to the typed data of `x402_escrow_bindings::eip3009`.
 
-use alloy::primitives::{Address, B256, Bytes};
+use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::signers::SignerSync;
 use alloy::sol_types::Eip712Domain;
 use x402_escrow_bindings::eip3009::{
@@ -56,28 +56,29 @@ impl From<Eip3009Error> for SigningError {
     }
 }
 
+/// The six fields of a wire authorization as the ERC-3009 messages and calls type them, in their
+/// order: `(from, to, value, validAfter, validBefore, nonce)`.
+pub fn authorization_fields(
+    auth: &Eip3009Authorization,
+) -> (Address, Address, U256, U256, U256, B256) {
+    (
+        auth.from,
+        auth.to,
+        auth.value.get(),
+        auth.valid_after.get(),
+        auth.valid_before.get(),
+        auth.nonce,
+    )
+}
+
 /// The `ReceiveWithAuthorization` typed data of a wire authorization.
 pub fn receive_with_authorization(auth: &Eip3009Authorization) -> ReceiveWithAuthorization {
-    ReceiveWithAuthorization {
-        from: auth.from,
-        to: auth.to,
-        value: auth.value.get(),
-        validAfter: auth.valid_after.get(),
-        validBefore: auth.valid_before.get(),
-        nonce: auth.nonce,
-    }
+    authorization_fields(auth).into()
 }
 
 /// The `TransferWithAuthorization` typed data of a wire authorization.
 pub fn transfer_with_authorization(auth: &Eip3009Authorization) -> TransferWithAuthorization {
-    TransferWithAuthorization {
-        from: auth.from,
-        to: auth.to,
-        value: auth.value.get(),
-        validAfter: auth.valid_after.get(),
-        validBefore: auth.valid_before.get(),
-        nonce: auth.nonce,
-    }
+    authorization_fields(auth).into()
 }
 
 /// EIP-712 digest of a `ReceiveWithAuthorization` (auth-capture) in the token's domain.

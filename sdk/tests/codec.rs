@@ -199,7 +199,7 @@ fn lifecycle_and_exact_payloads_round_trip() {
     let decoded = decode_payload(&capture).expect("capture");
     let lifecycle = decoded.payload.as_lifecycle().expect("lifecycle");
     assert_eq!(lifecycle.operation, LifecycleOperation::Capture);
-    assert_eq!(lifecycle.amount, Some(Amount::from(750_000u64)));
+    assert_eq!(lifecycle.settle.amount, Some(Amount::from(750_000u64)));
     assert_eq!(serde_json::to_value(&decoded).expect("json"), capture);
 
     let void = with(

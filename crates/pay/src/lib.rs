@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, B256};
 use alloy::signers::local::PrivateKeySigner;
 use clap::Args;
 use x402_escrow_bindings::Deployment;
@@ -224,6 +224,11 @@ pub async fn pay(
     }))
 }
 
+/// A hash, or `-` when there is none.
+fn or_dash(hash: Option<B256>) -> String {
+    hash.map_or_else(|| "-".into(), |h| h.to_string())
+}
+
 /// A payment outcome, one field per line.
 pub fn describe_payment(payment: &PaymentOutcome) -> Vec<String> {
     let mut lines = vec![
@@ -235,20 +240,8 @@ pub fn describe_payment(payment: &PaymentOutcome) -> Vec<String> {
         format!("scheme       {} on {}", payment.scheme, payment.network),
         format!("amount       {} units of {}", payment.amount, payment.asset),
         format!("payee        {}", payment.payee),
-        format!(
-            "hash         {}",
-            payment
-                .payment_hash
-                .map(|h| h.to_string())
-                .unwrap_or_else(|| "-".into())
-        ),
-        format!(
-            "tx           {}",
-            payment
-                .transaction
-                .map(|h| h.to_string())
-                .unwrap_or_else(|| "-".into())
-        ),
+        format!("hash         {}", or_dash(payment.payment_hash)),
+        format!("tx           {}", or_dash(payment.transaction)),
         format!("status       {}", payment.status.name()),
     ];
     if payment.void_expected {

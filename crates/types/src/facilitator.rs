@@ -87,20 +87,41 @@ pub mod reasons {
     pub const AUTH_CAPTURE_OPERATOR_MISMATCH: &str = "invalid_auth_capture_evm_operator_mismatch";
 }
 
-/// The body of `POST /verify` and `POST /settle` (v2).
+/// The body of `POST /verify` and `POST /settle` of one protocol version: the client's payment
+/// `P` and the server's requirements `R` it is checked against ([`VerifyRequest`] in v2,
+/// [`VerifyRequestV1`] in v1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct VerifyRequest {
-    /// Always 2.
+pub struct VerifyBody<P, R> {
+    /// The protocol version: 2 for [`VerifyRequest`], 1 for [`VerifyRequestV1`].
     pub x402_version: u8,
     /// The client's payment.
-    pub payment_payload: PaymentPayload,
+    pub payment_payload: P,
     /// The server's requirements the payment is checked against.
-    pub payment_requirements: PaymentRequirements,
+    pub payment_requirements: R,
 }
+
+impl<P: FromJson, R: FromJson> VerifyBody<P, R> {
+    /// Decodes a body whose `x402Version` must be `version`.
+    fn from_json_version(value: &Value, path: &str, version: u8) -> Result<Self, DecodeError> {
+        let o = Obj::new(value, path)?;
+        let x402_version = json::expect_version(&o, version)?;
+        Ok(Self {
+            x402_version,
+            payment_payload: o.req_t("paymentPayload")?,
+            payment_requirements: o.req_t("paymentRequirements")?,
+        })
+    }
+}
+
+/// The body of `POST /verify` and `POST /settle` (v2).
+pub type VerifyRequest = VerifyBody<PaymentPayload, PaymentRequirements>;
 
 /// `POST /settle` takes the same body as `/verify`.
 pub type SettleRequest = VerifyRequest;
+
+/// The body of `POST /verify` and `POST /settle` (v1).
+pub type VerifyRequestV1 = VerifyBody<PaymentPayloadV1, PaymentRequirementsV1>;
 
 impl VerifyRequest {
     /// A v2 request.
@@ -115,42 +136,17 @@ impl VerifyRequest {
 
 impl FromJson for VerifyRequest {
     fn from_json(value: &Value, path: &str) -> Result<Self, DecodeError> {
-        let o = Obj::new(value, path)?;
-        let x402_version = json::expect_version(&o, X402_VERSION_2)?;
-        Ok(Self {
-            x402_version,
-            payment_payload: o.req_t("paymentPayload")?,
-            payment_requirements: o.req_t("paymentRequirements")?,
-        })
+        Self::from_json_version(value, path, X402_VERSION_2)
     }
-}
-
-json::deserialize_via_from_json!(VerifyRequest);
-
-/// The body of `POST /verify` and `POST /settle` (v1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VerifyRequestV1 {
-    /// Always 1.
-    pub x402_version: u8,
-    /// The client's payment.
-    pub payment_payload: PaymentPayloadV1,
-    /// The server's requirements.
-    pub payment_requirements: PaymentRequirementsV1,
 }
 
 impl FromJson for VerifyRequestV1 {
     fn from_json(value: &Value, path: &str) -> Result<Self, DecodeError> {
-        let o = Obj::new(value, path)?;
-        let x402_version = json::expect_version(&o, X402_VERSION_1)?;
-        Ok(Self {
-            x402_version,
-            payment_payload: o.req_t("paymentPayload")?,
-            payment_requirements: o.req_t("paymentRequirements")?,
-        })
+        Self::from_json_version(value, path, X402_VERSION_1)
     }
 }
 
+json::deserialize_via_from_json!(VerifyRequest);
 json::deserialize_via_from_json!(VerifyRequestV1);
 
 /// A `/verify` or `/settle` body of either version, dispatched on `x402Version`.

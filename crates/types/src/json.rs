@@ -247,48 +247,58 @@ pub fn integer(value: &Value, path: &str, min: u64, max: u64) -> Result<u64, Dec
     }
 }
 
-/// The value as a strict decimal-string amount.
-pub fn amount(value: &Value, path: &str) -> Result<Amount, DecodeError> {
+/// The value as a string of type `expected`, parsed with `parse`; `invalid(path, reason)` is the
+/// error when it does not parse.
+fn parsed<T, R>(
+    value: &Value,
+    path: &str,
+    expected: &'static str,
+    parse: impl FnOnce(&str) -> Result<T, R>,
+    invalid: impl FnOnce(String, R) -> DecodeError,
+) -> Result<T, DecodeError> {
     let s = value
         .as_str()
-        .ok_or_else(|| wrong_type(value, path, "a decimal string"))?;
-    Amount::parse(s).map_err(|reason| DecodeError::InvalidAmount {
-        field: path.to_owned(),
-        reason,
-    })
+        .ok_or_else(|| wrong_type(value, path, expected))?;
+    parse(s).map_err(|reason| invalid(path.to_owned(), reason))
+}
+
+/// The value as a strict decimal-string amount.
+pub fn amount(value: &Value, path: &str) -> Result<Amount, DecodeError> {
+    parsed(
+        value,
+        path,
+        "a decimal string",
+        Amount::parse,
+        |field, reason| DecodeError::InvalidAmount { field, reason },
+    )
 }
 
 /// The value as an address (checksum verified when mixed case).
 pub fn address(value: &Value, path: &str) -> Result<Address, DecodeError> {
-    let s = value
-        .as_str()
-        .ok_or_else(|| wrong_type(value, path, "an address string"))?;
-    primitives::parse_address(s).map_err(|reason| DecodeError::InvalidAddress {
-        field: path.to_owned(),
-        reason,
-    })
+    parsed(
+        value,
+        path,
+        "an address string",
+        primitives::parse_address,
+        |field, reason| DecodeError::InvalidAddress { field, reason },
+    )
 }
 
 /// The value as a 32-byte hex word.
 pub fn b256(value: &Value, path: &str) -> Result<B256, DecodeError> {
-    let s = value
-        .as_str()
-        .ok_or_else(|| wrong_type(value, path, "a 0x-prefixed 32-byte hex string"))?;
-    primitives::parse_b256(s).map_err(|reason| DecodeError::InvalidHex {
-        field: path.to_owned(),
-        reason,
-    })
+    let expected = "a 0x-prefixed 32-byte hex string";
+    parsed(value, path, expected, primitives::parse_b256, invalid_hex)
 }
 
 /// The value as a signature byte string.
 pub fn signature(value: &Value, path: &str) -> Result<Bytes, DecodeError> {
-    let s = value
-        .as_str()
-        .ok_or_else(|| wrong_type(value, path, "a 0x-prefixed hex string"))?;
-    primitives::parse_bytes(s, MAX_SIGNATURE_BYTES).map_err(|reason| DecodeError::InvalidHex {
-        field: path.to_owned(),
-        reason,
-    })
+    let parse = |s: &str| primitives::parse_bytes(s, MAX_SIGNATURE_BYTES);
+    parsed(value, path, "a 0x-prefixed hex string", parse, invalid_hex)
+}
+
+/// [`DecodeError::InvalidHex`] at `field`.
+fn invalid_hex(field: String, reason: primitives::HexError) -> DecodeError {
+    DecodeError::InvalidHex { field, reason }
 }
 
 /// One of a fixed set of string values.
@@ -309,6 +319,22 @@ pub fn one_of<T: Copy>(
             expected,
         })
 }
+
+/// Implements [`FromJson`] for a fieldless enum written as one of a fixed set of strings
+/// (`"spelling" => Variant`); any other string is refused with `$expected` (see [`one_of`]).
+macro_rules! from_json_one_of {
+    ($ty:ident, $expected:literal, { $($text:literal => $variant:ident),+ $(,)? }) => {
+        impl $crate::json::FromJson for $ty {
+            fn from_json(
+                value: &serde_json::Value,
+                path: &str,
+            ) -> Result<Self, $crate::DecodeError> {
+                $crate::json::one_of(value, path, &[$(($text, $ty::$variant)),+], $expected)
+            }
+        }
+    };
+}
+pub(crate) use from_json_one_of;
 
 /// A JSON object being decoded, with its path.
 pub struct Obj<'v> {
@@ -456,25 +482,17 @@ mod tests {
         let v: Value = serde_json::from_str("[5, -1, 1.5, 1e3, 99999999999999999999]").unwrap();
         let a = v.as_array().unwrap();
         assert_eq!(integer(&a[0], "x", 0, 10), Ok(5));
-        assert!(matches!(
-            integer(&a[0], "x", 0, 4),
-            Err(DecodeError::OutOfRange { .. })
-        ));
-        assert!(matches!(
-            integer(&a[1], "x", 0, 10),
-            Err(DecodeError::OutOfRange { .. })
-        ));
-        assert!(matches!(
-            integer(&a[2], "x", 0, 10),
-            Err(DecodeError::WrongType { .. })
-        ));
-        assert!(matches!(
-            integer(&a[3], "x", 0, 10_000),
-            Err(DecodeError::WrongType { .. })
-        ));
-        assert!(matches!(
-            integer(&a[4], "x", 0, 10),
-            Err(DecodeError::OutOfRange { .. })
-        ));
+        // (index of the value, max, the refusal's DecodeError::code)
+        let refused = [
+            (0, 4, "out_of_range"),
+            (1, 10, "out_of_range"),
+            (2, 10, "wrong_type"),
+            (3, 10_000, "wrong_type"),
+            (4, 10, "out_of_range"),
+        ];
+        for (i, max, code) in refused {
+            let result = integer(&a[i], "x", 0, max);
+            assert_eq!(result.map_err(|e| e.code()), Err(code), "{i}");
+        }
     }
 }

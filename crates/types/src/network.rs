@@ -244,32 +244,22 @@ mod tests {
     fn caip2() {
         assert_eq!(Network::parse_caip2("eip155:8453"), Ok(Network::BASE));
         assert_eq!(Network::BASE.to_string(), "eip155:8453");
-        assert_eq!(
-            Network::parse_caip2("eip155:084532"),
-            Err(NetworkError::InvalidChainId)
-        );
-        assert_eq!(
-            Network::parse_caip2("eip155:0"),
-            Err(NetworkError::InvalidChainId)
-        );
-        assert_eq!(
-            Network::parse_caip2("eip155:-1"),
-            Err(NetworkError::InvalidChainId)
-        );
-        assert_eq!(
-            Network::parse_caip2("eip155:99999999999999999999"),
-            Err(NetworkError::InvalidChainId)
-        );
-        assert_eq!(
-            Network::parse_caip2("solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"),
-            Err(NetworkError::UnsupportedNamespace)
-        );
-        assert_eq!(Network::parse_caip2("base"), Err(NetworkError::NotCaip2));
-        assert_eq!(
-            Network::parse_caip2("EIP155:1"),
-            Err(NetworkError::NotCaip2)
-        );
-        assert_eq!(Network::parse_caip2("eip155:"), Err(NetworkError::NotCaip2));
+        let refused = [
+            ("eip155:084532", NetworkError::InvalidChainId),
+            ("eip155:0", NetworkError::InvalidChainId),
+            ("eip155:-1", NetworkError::InvalidChainId),
+            ("eip155:99999999999999999999", NetworkError::InvalidChainId),
+            (
+                "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp",
+                NetworkError::UnsupportedNamespace,
+            ),
+            ("base", NetworkError::NotCaip2),
+            ("EIP155:1", NetworkError::NotCaip2),
+            ("eip155:", NetworkError::NotCaip2),
+        ];
+        for (text, error) in refused {
+            assert_eq!(Network::parse_caip2(text), Err(error), "{text}");
+        }
     }
 
     #[test]

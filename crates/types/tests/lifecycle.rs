@@ -1,6 +1,7 @@
 //! The payment state machine (`PaymentStatus::apply`): every (status, event) pair of the
 //! transition table, the terminal statuses, and random event sequences (proptest).
 
+use IllegalReason as R;
 use PaymentEvent as E;
 use PaymentStatus as S;
 use x402_escrow_types::lifecycle::*;
@@ -32,6 +33,45 @@ fn err(from: S, event: E, before: Amounts) -> IllegalReason {
     );
     assert_eq!(e.from, from);
     e.reason
+}
+
+/// A legal transition: `(from, event, amounts before, status after, amounts after)`.
+type Legal = (S, E, Amounts, S, Amounts);
+
+/// A refused transition: `(from, event, amounts before, why)`.
+type Illegal = (S, E, Amounts, R);
+
+/// Every row moves to its status and amounts (and the result is consistent: see [`ok`]).
+fn check_legal(rows: &[Legal]) {
+    for (from, event, before, to, after) in rows {
+        assert_eq!(
+            ok(*from, event.clone(), *before),
+            (*to, *after),
+            "{from} --{event:?}--> from {before:?}"
+        );
+    }
+}
+
+/// Every row is refused for its reason, leaving the amounts as they were (see [`err`]).
+fn check_illegal(rows: &[Illegal]) {
+    for (from, event, before, reason) in rows {
+        assert_eq!(
+            &err(*from, event.clone(), *before),
+            reason,
+            "{from} {event:?} from {before:?}"
+        );
+    }
+}
+
+/// `event` is refused as not allowed in every status of `statuses`, from `before`.
+fn check_not_allowed(statuses: &[S], event: E, before: Amounts) {
+    for s in statuses {
+        assert_eq!(
+            err(*s, event.clone(), before),
+            R::NotAllowed,
+            "{s} {event:?}"
+        );
+    }
 }
 
 fn code() -> String {
@@ -82,531 +122,148 @@ fn initial_and_flags() {
     );
 }
 
+/// Every legal transition, by topic: the first action, partial and repeated captures, voids,
+/// refunds, expiry and the payer's reclaim.
+#[rustfmt::skip]
 #[test]
-fn first_action() {
+fn legal_transitions() {
     let z = Amounts::default();
-    assert_eq!(
-        ok(S::Authorizing, E::AuthorizeConfirmed { amount: 100 }, z),
-        (S::Authorized, am(100, 0, 0, 0))
-    );
-    assert_eq!(
-        ok(S::Authorizing, E::AuthorizeFailed { code: code() }, z),
-        (S::Failed, z)
-    );
-    assert_eq!(
-        ok(S::Charging, E::ChargeConfirmed { amount: 70 }, z),
-        (S::Captured, am(70, 70, 0, 0))
-    );
-    assert_eq!(
-        ok(S::Charging, E::ChargeFailed { code: code() }, z),
-        (S::Failed, z)
-    );
-    assert_eq!(
-        err(S::Authorizing, E::AuthorizeConfirmed { amount: 0 }, z),
-        IllegalReason::ZeroAmount
-    );
-    assert_eq!(
-        err(S::Charging, E::ChargeConfirmed { amount: 0 }, z),
-        IllegalReason::ZeroAmount
-    );
-    assert_eq!(
-        err(S::Authorizing, E::ChargeConfirmed { amount: 1 }, z),
-        IllegalReason::NotAllowed
-    );
-    assert_eq!(
-        err(S::Charging, E::AuthorizeConfirmed { amount: 1 }, z),
-        IllegalReason::NotAllowed
-    );
-    assert_eq!(
-        err(S::Authorizing, E::CaptureRequested { amount: 1 }, z),
-        IllegalReason::NotAllowed
-    );
-    assert_eq!(
-        err(S::Authorizing, E::VoidRequested, z),
-        IllegalReason::NotAllowed
-    );
+    check_legal(&[
+        // --- The first action.
+        (S::Authorizing, E::AuthorizeConfirmed { amount: 100 }, z, S::Authorized, am(100, 0, 0, 0)),
+        (S::Authorizing, E::AuthorizeFailed { code: code() }, z, S::Failed, z),
+        (S::Charging, E::ChargeConfirmed { amount: 70 }, z, S::Captured, am(70, 70, 0, 0)),
+        (S::Charging, E::ChargeFailed { code: code() }, z, S::Failed, z),
+        // --- Captures, partial and repeated: 40, then the remaining 60.
+        (S::Authorized, E::CaptureRequested { amount: 40 }, am(100, 0, 0, 0), S::Capturing, am(100, 0, 0, 0)),
+        (S::Capturing, E::CaptureConfirmed { amount: 40 }, am(100, 0, 0, 0), S::PartiallyCaptured, am(100, 40, 0, 0)),
+        (S::PartiallyCaptured, E::CaptureRequested { amount: 60 }, am(100, 40, 0, 0), S::Capturing, am(100, 40, 0, 0)),
+        (S::Capturing, E::CaptureConfirmed { amount: 60 }, am(100, 40, 0, 0), S::Captured, am(100, 100, 0, 0)),
+        // Failed captures go back to where they came from.
+        (S::Capturing, E::CaptureFailed { code: code() }, am(100, 0, 0, 0), S::Authorized, am(100, 0, 0, 0)),
+        (S::Capturing, E::CaptureFailed { code: code() }, am(100, 30, 0, 0), S::PartiallyCaptured, am(100, 30, 0, 0)),
+        // --- Voids.
+        (S::Authorized, E::VoidRequested, am(100, 0, 0, 0), S::Voiding, am(100, 0, 0, 0)),
+        (S::Voiding, E::VoidConfirmed { amount: 100 }, am(100, 0, 0, 0), S::Voided, am(100, 0, 0, 100)),
+        (S::Voiding, E::VoidFailed { code: code() }, am(100, 0, 0, 0), S::Authorized, am(100, 0, 0, 0)),
+        // Void of the leftover after a partial capture: the payment is then simply Captured.
+        (S::PartiallyCaptured, E::VoidRequested, am(100, 30, 0, 0), S::Voiding, am(100, 30, 0, 0)),
+        (S::Voiding, E::VoidConfirmed { amount: 70 }, am(100, 30, 0, 0), S::Captured, am(100, 30, 0, 70)),
+        (S::Voiding, E::VoidConfirmed { amount: 70 }, am(100, 30, 10, 0), S::PartiallyRefunded, am(100, 30, 10, 70)),
+        (S::Voiding, E::VoidConfirmed { amount: 70 }, am(100, 30, 30, 0), S::Refunded, am(100, 30, 30, 70)),
+        (S::Voiding, E::VoidFailed { code: code() }, am(100, 30, 0, 0), S::PartiallyCaptured, am(100, 30, 0, 0)),
+        // Void after expiry (the operator returns the funds without the payer's gas).
+        (S::Expired, E::VoidRequested, am(100, 0, 0, 100), S::Voiding, am(100, 0, 0, 100)),
+        (S::Voiding, E::VoidConfirmed { amount: 100 }, am(100, 0, 0, 100), S::Voided, am(100, 0, 0, 100)),
+        (S::Voiding, E::VoidFailed { code: code() }, am(100, 0, 0, 100), S::Expired, am(100, 0, 0, 100)),
+        // --- Refunds: 30, then the remaining 70.
+        (S::Captured, E::RefundRequested { amount: 30 }, am(100, 100, 0, 0), S::Refunding, am(100, 100, 0, 0)),
+        (S::Refunding, E::RefundConfirmed { amount: 30 }, am(100, 100, 0, 0), S::PartiallyRefunded, am(100, 100, 30, 0)),
+        (S::PartiallyRefunded, E::RefundRequested { amount: 70 }, am(100, 100, 30, 0), S::Refunding, am(100, 100, 30, 0)),
+        (S::Refunding, E::RefundConfirmed { amount: 70 }, am(100, 100, 30, 0), S::Refunded, am(100, 100, 100, 0)),
+        (S::Refunding, E::RefundFailed { code: code() }, am(100, 100, 0, 0), S::Captured, am(100, 100, 0, 0)),
+        (S::Refunding, E::RefundFailed { code: code() }, am(100, 100, 30, 0), S::PartiallyRefunded, am(100, 100, 30, 0)),
+        // Refund of the captured part while the rest is still capturable.
+        (S::PartiallyCaptured, E::RefundRequested { amount: 40 }, am(100, 40, 0, 0), S::Refunding, am(100, 40, 0, 0)),
+        (S::Refunding, E::RefundConfirmed { amount: 40 }, am(100, 40, 0, 0), S::PartiallyCaptured, am(100, 40, 40, 0)),
+        (S::Refunding, E::RefundFailed { code: code() }, am(100, 40, 0, 0), S::PartiallyCaptured, am(100, 40, 0, 0)),
+        // --- Expiry.
+        (S::Authorized, E::Expired, am(100, 0, 0, 0), S::Expired, am(100, 0, 0, 100)),
+        (S::PartiallyCaptured, E::Expired, am(100, 40, 0, 0), S::Captured, am(100, 40, 0, 60)),
+        (S::PartiallyCaptured, E::Expired, am(100, 40, 10, 0), S::PartiallyRefunded, am(100, 40, 10, 60)),
+        (S::PartiallyCaptured, E::Expired, am(100, 40, 40, 0), S::Refunded, am(100, 40, 40, 60)),
+        // A refund in flight from PartiallyCaptured: the window closes underneath it.
+        (S::Refunding, E::Expired, am(100, 40, 0, 0), S::Refunding, am(100, 40, 0, 60)),
+        (S::Refunding, E::RefundConfirmed { amount: 40 }, am(100, 40, 0, 60), S::Refunded, am(100, 40, 40, 60)),
+        // --- The payer's reclaim.
+        (S::Authorized, E::ReclaimObserved { amount: 100 }, am(100, 0, 0, 0), S::Reclaimed, am(100, 0, 0, 100)),
+        (S::Expired, E::ReclaimObserved { amount: 100 }, am(100, 0, 0, 100), S::Reclaimed, am(100, 0, 0, 100)),
+        (S::PartiallyCaptured, E::ReclaimObserved { amount: 60 }, am(100, 40, 0, 0), S::Captured, am(100, 40, 0, 60)),
+        // Racing our own action: the reclaim wins, our transaction will revert.
+        (S::Capturing, E::ReclaimObserved { amount: 100 }, am(100, 0, 0, 0), S::Reclaimed, am(100, 0, 0, 100)),
+        (S::Capturing, E::ReclaimObserved { amount: 60 }, am(100, 40, 0, 0), S::Captured, am(100, 40, 0, 60)),
+        (S::Voiding, E::ReclaimObserved { amount: 100 }, am(100, 0, 0, 0), S::Reclaimed, am(100, 0, 0, 100)),
+        (S::Voiding, E::ReclaimObserved { amount: 100 }, am(100, 0, 0, 100), S::Reclaimed, am(100, 0, 0, 100)),
+        (S::Voiding, E::ReclaimObserved { amount: 60 }, am(100, 40, 5, 0), S::PartiallyRefunded, am(100, 40, 5, 60)),
+        // The expired remainder of a partly captured payment; status unchanged.
+        (S::Captured, E::ReclaimObserved { amount: 60 }, am(100, 40, 0, 60), S::Captured, am(100, 40, 0, 60)),
+        (S::PartiallyRefunded, E::ReclaimObserved { amount: 60 }, am(100, 40, 10, 60), S::PartiallyRefunded, am(100, 40, 10, 60)),
+        (S::Refunded, E::ReclaimObserved { amount: 60 }, am(100, 40, 40, 60), S::Refunded, am(100, 40, 40, 60)),
+        (S::Refunding, E::ReclaimObserved { amount: 60 }, am(100, 40, 0, 0), S::Refunding, am(100, 40, 0, 60)),
+    ]);
 }
 
+/// Refused transitions, by topic: zero amounts, amounts over the limit, and events that are not
+/// allowed in the status (one action at a time).
+#[rustfmt::skip]
 #[test]
-fn captures_partial_and_repeated() {
-    let a = am(100, 0, 0, 0);
-    assert_eq!(
-        ok(S::Authorized, E::CaptureRequested { amount: 40 }, a),
-        (S::Capturing, a)
-    );
-    let (s, a) = ok(S::Capturing, E::CaptureConfirmed { amount: 40 }, a);
-    assert_eq!((s, a), (S::PartiallyCaptured, am(100, 40, 0, 0)));
-    assert_eq!(
-        ok(S::PartiallyCaptured, E::CaptureRequested { amount: 60 }, a),
-        (S::Capturing, a)
-    );
-    let (s, a) = ok(S::Capturing, E::CaptureConfirmed { amount: 60 }, a);
-    assert_eq!((s, a), (S::Captured, am(100, 100, 0, 0)));
-    // Failed captures go back to where they came from.
-    assert_eq!(
-        ok(
-            S::Capturing,
-            E::CaptureFailed { code: code() },
-            am(100, 0, 0, 0)
-        )
-        .0,
-        S::Authorized
-    );
-    assert_eq!(
-        ok(
-            S::Capturing,
-            E::CaptureFailed { code: code() },
-            am(100, 30, 0, 0)
-        )
-        .0,
-        S::PartiallyCaptured
-    );
-    // Limits.
-    assert_eq!(
-        err(
-            S::Authorized,
-            E::CaptureRequested { amount: 101 },
-            am(100, 0, 0, 0)
-        ),
-        IllegalReason::ExceedsCapturable {
-            requested: 101,
-            available: 100
-        }
-    );
-    assert_eq!(
-        err(
-            S::Authorized,
-            E::CaptureRequested { amount: 0 },
-            am(100, 0, 0, 0)
-        ),
-        IllegalReason::ZeroAmount
-    );
-    assert_eq!(
-        err(
-            S::Capturing,
-            E::CaptureConfirmed { amount: 61 },
-            am(100, 40, 0, 0)
-        ),
-        IllegalReason::ExceedsCapturable {
-            requested: 61,
-            available: 60
-        }
-    );
-    // One action at a time.
-    assert_eq!(
-        err(
-            S::Capturing,
-            E::CaptureRequested { amount: 1 },
-            am(100, 0, 0, 0)
-        ),
-        IllegalReason::NotAllowed
-    );
-    assert_eq!(
-        err(S::Capturing, E::VoidRequested, am(100, 0, 0, 0)),
-        IllegalReason::NotAllowed
-    );
-    assert_eq!(
-        err(
-            S::Capturing,
-            E::RefundRequested { amount: 1 },
-            am(100, 10, 0, 0)
-        ),
-        IllegalReason::NotAllowed
-    );
-    assert_eq!(
-        err(S::Capturing, E::Expired, am(100, 0, 0, 0)),
-        IllegalReason::NotAllowed
-    );
-    assert_eq!(
-        err(
-            S::Captured,
-            E::CaptureRequested { amount: 1 },
-            am(100, 100, 0, 0)
-        ),
-        IllegalReason::NotAllowed
-    );
-    assert_eq!(
-        err(
-            S::Authorized,
-            E::CaptureConfirmed { amount: 1 },
-            am(100, 0, 0, 0)
-        ),
-        IllegalReason::NotAllowed
-    );
+fn illegal_transitions() {
+    let z = Amounts::default();
+    check_illegal(&[
+        // --- The first action.
+        (S::Authorizing, E::AuthorizeConfirmed { amount: 0 }, z, R::ZeroAmount),
+        (S::Charging, E::ChargeConfirmed { amount: 0 }, z, R::ZeroAmount),
+        (S::Authorizing, E::ChargeConfirmed { amount: 1 }, z, R::NotAllowed),
+        (S::Charging, E::AuthorizeConfirmed { amount: 1 }, z, R::NotAllowed),
+        (S::Authorizing, E::CaptureRequested { amount: 1 }, z, R::NotAllowed),
+        (S::Authorizing, E::VoidRequested, z, R::NotAllowed),
+        // --- Captures: limits.
+        (S::Authorized, E::CaptureRequested { amount: 101 }, am(100, 0, 0, 0), R::ExceedsCapturable { requested: 101, available: 100 }),
+        (S::Authorized, E::CaptureRequested { amount: 0 }, am(100, 0, 0, 0), R::ZeroAmount),
+        (S::Capturing, E::CaptureConfirmed { amount: 61 }, am(100, 40, 0, 0), R::ExceedsCapturable { requested: 61, available: 60 }),
+        // One action at a time.
+        (S::Capturing, E::CaptureRequested { amount: 1 }, am(100, 0, 0, 0), R::NotAllowed),
+        (S::Capturing, E::VoidRequested, am(100, 0, 0, 0), R::NotAllowed),
+        (S::Capturing, E::RefundRequested { amount: 1 }, am(100, 10, 0, 0), R::NotAllowed),
+        (S::Capturing, E::Expired, am(100, 0, 0, 0), R::NotAllowed),
+        (S::Captured, E::CaptureRequested { amount: 1 }, am(100, 100, 0, 0), R::NotAllowed),
+        (S::Authorized, E::CaptureConfirmed { amount: 1 }, am(100, 0, 0, 0), R::NotAllowed),
+        // --- Voids: limits.
+        (S::Voiding, E::VoidConfirmed { amount: 71 }, am(100, 30, 0, 0), R::ExceedsHeld { requested: 71, available: 70 }),
+        (S::Voiding, E::VoidConfirmed { amount: 0 }, am(100, 30, 0, 0), R::ZeroAmount),
+        (S::Authorized, E::VoidConfirmed { amount: 1 }, am(100, 0, 0, 0), R::NotAllowed),
+        (S::Authorized, E::VoidFailed { code: code() }, am(100, 0, 0, 0), R::NotAllowed),
+        // --- Refunds: limits.
+        (S::Captured, E::RefundRequested { amount: 101 }, am(100, 100, 0, 0), R::ExceedsRefundable { requested: 101, available: 100 }),
+        (S::PartiallyRefunded, E::RefundRequested { amount: 71 }, am(100, 100, 30, 0), R::ExceedsRefundable { requested: 71, available: 70 }),
+        (S::Refunding, E::RefundConfirmed { amount: 101 }, am(100, 100, 0, 0), R::ExceedsRefundable { requested: 101, available: 100 }),
+        (S::Captured, E::RefundRequested { amount: 0 }, am(100, 100, 0, 0), R::ZeroAmount),
+        (S::Authorized, E::RefundRequested { amount: 1 }, am(100, 0, 0, 0), R::NotAllowed),
+        (S::Refunded, E::RefundRequested { amount: 1 }, am(100, 100, 100, 0), R::NotAllowed),
+        (S::Refunding, E::RefundRequested { amount: 1 }, am(100, 100, 0, 0), R::NotAllowed),
+        (S::Captured, E::RefundConfirmed { amount: 1 }, am(100, 100, 0, 0), R::NotAllowed),
+        // --- Expiry.
+        (S::Refunding, E::Expired, am(100, 100, 0, 0), R::NotAllowed),
+        // Nothing capturable after expiry.
+        (S::Expired, E::CaptureRequested { amount: 1 }, am(100, 0, 0, 100), R::NotAllowed),
+        // --- The payer's reclaim: limits.
+        (S::Captured, E::ReclaimObserved { amount: 1 }, am(100, 100, 0, 0), R::ExceedsHeld { requested: 1, available: 0 }),
+        (S::Authorized, E::ReclaimObserved { amount: 0 }, am(100, 0, 0, 0), R::ZeroAmount),
+    ]);
 }
 
+/// An event refused as not allowed in every one of a set of statuses.
+#[rustfmt::skip]
 #[test]
-fn voids() {
-    let a = am(100, 0, 0, 0);
-    assert_eq!(ok(S::Authorized, E::VoidRequested, a), (S::Voiding, a));
-    assert_eq!(
-        ok(S::Voiding, E::VoidConfirmed { amount: 100 }, a),
-        (S::Voided, am(100, 0, 0, 100))
+fn events_not_allowed_in_these_statuses() {
+    // A void of a payment with nothing left to release, or with an action in flight.
+    check_not_allowed(
+        &[S::Captured, S::PartiallyRefunded, S::Refunded, S::Voided, S::Reclaimed, S::Failed, S::Voiding, S::Refunding],
+        E::VoidRequested,
+        am(100, 100, 0, 0),
     );
-    assert_eq!(
-        ok(S::Voiding, E::VoidFailed { code: code() }, a),
-        (S::Authorized, a)
+    // Expiry where no hold is left to expire, or an action other than a refund is in flight.
+    check_not_allowed(
+        &[S::Authorizing, S::Charging, S::Capturing, S::Voiding, S::Captured, S::Expired, S::Voided, S::Failed],
+        E::Expired,
+        am(100, 0, 0, 0),
     );
-    // Void of the leftover after a partial capture: the payment is then simply Captured.
-    let p = am(100, 30, 0, 0);
-    assert_eq!(
-        ok(S::PartiallyCaptured, E::VoidRequested, p),
-        (S::Voiding, p)
+    // A reclaim before anything is held, or after the hold is gone.
+    check_not_allowed(
+        &[S::Authorizing, S::Charging, S::Voided, S::Reclaimed, S::Failed],
+        E::ReclaimObserved { amount: 1 },
+        am(100, 0, 0, 100),
     );
-    assert_eq!(
-        ok(S::Voiding, E::VoidConfirmed { amount: 70 }, p),
-        (S::Captured, am(100, 30, 0, 70))
-    );
-    assert_eq!(
-        ok(
-            S::Voiding,
-            E::VoidConfirmed { amount: 70 },
-            am(100, 30, 10, 0)
-        )
-        .0,
-        S::PartiallyRefunded
-    );
-    assert_eq!(
-        ok(
-            S::Voiding,
-            E::VoidConfirmed { amount: 70 },
-            am(100, 30, 30, 0)
-        )
-        .0,
-        S::Refunded
-    );
-    assert_eq!(
-        ok(S::Voiding, E::VoidFailed { code: code() }, p),
-        (S::PartiallyCaptured, p)
-    );
-    // Void after expiry (the operator returns the funds without the payer's gas).
-    let x = am(100, 0, 0, 100);
-    assert_eq!(ok(S::Expired, E::VoidRequested, x), (S::Voiding, x));
-    assert_eq!(
-        ok(S::Voiding, E::VoidConfirmed { amount: 100 }, x),
-        (S::Voided, x)
-    );
-    assert_eq!(
-        ok(S::Voiding, E::VoidFailed { code: code() }, x),
-        (S::Expired, x)
-    );
-    // Limits.
-    assert_eq!(
-        err(S::Voiding, E::VoidConfirmed { amount: 71 }, p),
-        IllegalReason::ExceedsHeld {
-            requested: 71,
-            available: 70
-        }
-    );
-    assert_eq!(
-        err(S::Voiding, E::VoidConfirmed { amount: 0 }, p),
-        IllegalReason::ZeroAmount
-    );
-    for s in [
-        S::Captured,
-        S::PartiallyRefunded,
-        S::Refunded,
-        S::Voided,
-        S::Reclaimed,
-        S::Failed,
-        S::Voiding,
-        S::Refunding,
-    ] {
-        assert_eq!(
-            err(s, E::VoidRequested, am(100, 100, 0, 0)),
-            IllegalReason::NotAllowed,
-            "{s}"
-        );
-    }
-    assert_eq!(
-        err(S::Authorized, E::VoidConfirmed { amount: 1 }, a),
-        IllegalReason::NotAllowed
-    );
-    assert_eq!(
-        err(S::Authorized, E::VoidFailed { code: code() }, a),
-        IllegalReason::NotAllowed
-    );
-}
-
-#[test]
-fn refunds() {
-    let c = am(100, 100, 0, 0);
-    assert_eq!(
-        ok(S::Captured, E::RefundRequested { amount: 30 }, c),
-        (S::Refunding, c)
-    );
-    let (s, a) = ok(S::Refunding, E::RefundConfirmed { amount: 30 }, c);
-    assert_eq!((s, a), (S::PartiallyRefunded, am(100, 100, 30, 0)));
-    assert_eq!(
-        ok(S::PartiallyRefunded, E::RefundRequested { amount: 70 }, a),
-        (S::Refunding, a)
-    );
-    let (s, a) = ok(S::Refunding, E::RefundConfirmed { amount: 70 }, a);
-    assert_eq!((s, a), (S::Refunded, am(100, 100, 100, 0)));
-    assert_eq!(
-        ok(S::Refunding, E::RefundFailed { code: code() }, c),
-        (S::Captured, c)
-    );
-    assert_eq!(
-        ok(
-            S::Refunding,
-            E::RefundFailed { code: code() },
-            am(100, 100, 30, 0)
-        )
-        .0,
-        S::PartiallyRefunded
-    );
-    // Refund of the captured part while the rest is still capturable.
-    let p = am(100, 40, 0, 0);
-    assert_eq!(
-        ok(S::PartiallyCaptured, E::RefundRequested { amount: 40 }, p),
-        (S::Refunding, p)
-    );
-    assert_eq!(
-        ok(S::Refunding, E::RefundConfirmed { amount: 40 }, p),
-        (S::PartiallyCaptured, am(100, 40, 40, 0))
-    );
-    assert_eq!(
-        ok(S::Refunding, E::RefundFailed { code: code() }, p),
-        (S::PartiallyCaptured, p)
-    );
-    // Limits.
-    assert_eq!(
-        err(S::Captured, E::RefundRequested { amount: 101 }, c),
-        IllegalReason::ExceedsRefundable {
-            requested: 101,
-            available: 100
-        }
-    );
-    assert_eq!(
-        err(
-            S::PartiallyRefunded,
-            E::RefundRequested { amount: 71 },
-            am(100, 100, 30, 0)
-        ),
-        IllegalReason::ExceedsRefundable {
-            requested: 71,
-            available: 70
-        }
-    );
-    assert_eq!(
-        err(S::Refunding, E::RefundConfirmed { amount: 101 }, c),
-        IllegalReason::ExceedsRefundable {
-            requested: 101,
-            available: 100
-        }
-    );
-    assert_eq!(
-        err(S::Captured, E::RefundRequested { amount: 0 }, c),
-        IllegalReason::ZeroAmount
-    );
-    assert_eq!(
-        err(
-            S::Authorized,
-            E::RefundRequested { amount: 1 },
-            am(100, 0, 0, 0)
-        ),
-        IllegalReason::NotAllowed
-    );
-    assert_eq!(
-        err(
-            S::Refunded,
-            E::RefundRequested { amount: 1 },
-            am(100, 100, 100, 0)
-        ),
-        IllegalReason::NotAllowed
-    );
-    assert_eq!(
-        err(S::Refunding, E::RefundRequested { amount: 1 }, c),
-        IllegalReason::NotAllowed
-    );
-    assert_eq!(
-        err(S::Captured, E::RefundConfirmed { amount: 1 }, c),
-        IllegalReason::NotAllowed
-    );
-}
-
-#[test]
-fn expiry() {
-    assert_eq!(
-        ok(S::Authorized, E::Expired, am(100, 0, 0, 0)),
-        (S::Expired, am(100, 0, 0, 100))
-    );
-    assert_eq!(
-        ok(S::PartiallyCaptured, E::Expired, am(100, 40, 0, 0)),
-        (S::Captured, am(100, 40, 0, 60))
-    );
-    assert_eq!(
-        ok(S::PartiallyCaptured, E::Expired, am(100, 40, 10, 0)).0,
-        S::PartiallyRefunded
-    );
-    assert_eq!(
-        ok(S::PartiallyCaptured, E::Expired, am(100, 40, 40, 0)).0,
-        S::Refunded
-    );
-    // A refund in flight from PartiallyCaptured: the window closes underneath it.
-    let (s, a) = ok(S::Refunding, E::Expired, am(100, 40, 0, 0));
-    assert_eq!((s, a), (S::Refunding, am(100, 40, 0, 60)));
-    assert_eq!(
-        ok(S::Refunding, E::RefundConfirmed { amount: 40 }, a),
-        (S::Refunded, am(100, 40, 40, 60))
-    );
-    assert_eq!(
-        err(S::Refunding, E::Expired, am(100, 100, 0, 0)),
-        IllegalReason::NotAllowed
-    );
-    for s in [
-        S::Authorizing,
-        S::Charging,
-        S::Capturing,
-        S::Voiding,
-        S::Captured,
-        S::Expired,
-        S::Voided,
-        S::Failed,
-    ] {
-        assert_eq!(
-            err(s, E::Expired, am(100, 0, 0, 0)),
-            IllegalReason::NotAllowed,
-            "{s}"
-        );
-    }
-    // Nothing capturable after expiry.
-    assert_eq!(
-        err(
-            S::Expired,
-            E::CaptureRequested { amount: 1 },
-            am(100, 0, 0, 100)
-        ),
-        IllegalReason::NotAllowed
-    );
-}
-
-#[test]
-fn reclaims() {
-    assert_eq!(
-        ok(
-            S::Authorized,
-            E::ReclaimObserved { amount: 100 },
-            am(100, 0, 0, 0)
-        ),
-        (S::Reclaimed, am(100, 0, 0, 100))
-    );
-    assert_eq!(
-        ok(
-            S::Expired,
-            E::ReclaimObserved { amount: 100 },
-            am(100, 0, 0, 100)
-        ),
-        (S::Reclaimed, am(100, 0, 0, 100))
-    );
-    assert_eq!(
-        ok(
-            S::PartiallyCaptured,
-            E::ReclaimObserved { amount: 60 },
-            am(100, 40, 0, 0)
-        ),
-        (S::Captured, am(100, 40, 0, 60))
-    );
-    // Racing our own action: the reclaim wins, our transaction will revert.
-    assert_eq!(
-        ok(
-            S::Capturing,
-            E::ReclaimObserved { amount: 100 },
-            am(100, 0, 0, 0)
-        )
-        .0,
-        S::Reclaimed
-    );
-    assert_eq!(
-        ok(
-            S::Capturing,
-            E::ReclaimObserved { amount: 60 },
-            am(100, 40, 0, 0)
-        )
-        .0,
-        S::Captured
-    );
-    assert_eq!(
-        ok(
-            S::Voiding,
-            E::ReclaimObserved { amount: 100 },
-            am(100, 0, 0, 0)
-        )
-        .0,
-        S::Reclaimed
-    );
-    assert_eq!(
-        ok(
-            S::Voiding,
-            E::ReclaimObserved { amount: 100 },
-            am(100, 0, 0, 100)
-        )
-        .0,
-        S::Reclaimed
-    );
-    assert_eq!(
-        ok(
-            S::Voiding,
-            E::ReclaimObserved { amount: 60 },
-            am(100, 40, 5, 0)
-        )
-        .0,
-        S::PartiallyRefunded
-    );
-    // The expired remainder of a partly captured payment; status unchanged.
-    for s in [S::Captured, S::PartiallyRefunded, S::Refunded] {
-        let r = if s == S::Captured {
-            0
-        } else if s == S::Refunded {
-            40
-        } else {
-            10
-        };
-        let a = am(100, 40, r, 60);
-        assert_eq!(ok(s, E::ReclaimObserved { amount: 60 }, a), (s, a));
-    }
-    assert_eq!(
-        ok(
-            S::Refunding,
-            E::ReclaimObserved { amount: 60 },
-            am(100, 40, 0, 0)
-        ),
-        (S::Refunding, am(100, 40, 0, 60))
-    );
-    // Limits.
-    assert_eq!(
-        err(
-            S::Captured,
-            E::ReclaimObserved { amount: 1 },
-            am(100, 100, 0, 0)
-        ),
-        IllegalReason::ExceedsHeld {
-            requested: 1,
-            available: 0
-        }
-    );
-    assert_eq!(
-        err(
-            S::Authorized,
-            E::ReclaimObserved { amount: 0 },
-            am(100, 0, 0, 0)
-        ),
-        IllegalReason::ZeroAmount
-    );
-    for s in [
-        S::Authorizing,
-        S::Charging,
-        S::Voided,
-        S::Reclaimed,
-        S::Failed,
-    ] {
-        assert_eq!(
-            err(s, E::ReclaimObserved { amount: 1 }, am(100, 0, 0, 100)),
-            IllegalReason::NotAllowed,
-            "{s}"
-        );
-    }
 }
 
 #[test]
@@ -636,7 +293,7 @@ fn inconsistent_stored_amounts_are_refused() {
     let bad = am(10, 20, 0, 0);
     assert!(matches!(
         err(S::Authorized, E::VoidRequested, bad),
-        IllegalReason::Amounts(AmountError::Inconsistent(_))
+        R::Amounts(AmountError::Inconsistent(_))
     ));
     assert!(matches!(
         err(
@@ -644,7 +301,7 @@ fn inconsistent_stored_amounts_are_refused() {
             E::CaptureConfirmed { amount: 1 },
             am(u128::MAX, u128::MAX, 0, 0)
         ),
-        IllegalReason::Amounts(_) | IllegalReason::ExceedsCapturable { .. }
+        R::Amounts(_) | R::ExceedsCapturable { .. }
     ));
 }
 

@@ -190,39 +190,40 @@ where
     }
 }
 
-/// `axum::extract::Path`, but a rejection is a JSON [`ApiError`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ApiPath<T>(pub T);
+/// Declares `$name<T>`: the axum extractor `$inner<T>`, but a rejection is a JSON [`ApiError`].
+macro_rules! api_parts_extractor {
+    ($(#[$doc:meta])* $name:ident wraps $inner:ident, $rejection:ty) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Default)]
+        pub struct $name<T>(pub T);
 
-impl<T, S> FromRequestParts<S> for ApiPath<T>
-where
-    Path<T>: FromRequestParts<S, Rejection = PathRejection>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
+        impl<T, S> FromRequestParts<S> for $name<T>
+        where
+            $inner<T>: FromRequestParts<S, Rejection = $rejection>,
+            S: Send + Sync,
+        {
+            type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Path(value) = Path::<T>::from_request_parts(parts, state).await?;
-        Ok(ApiPath(value))
-    }
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &S,
+            ) -> Result<Self, Self::Rejection> {
+                let $inner(value) = $inner::<T>::from_request_parts(parts, state).await?;
+                Ok($name(value))
+            }
+        }
+    };
 }
 
-/// `axum::extract::Query`, but a rejection is a JSON [`ApiError`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ApiQuery<T>(pub T);
+api_parts_extractor!(
+    /// `axum::extract::Path`, but a rejection is a JSON [`ApiError`].
+    ApiPath wraps Path, PathRejection
+);
 
-impl<T, S> FromRequestParts<S> for ApiQuery<T>
-where
-    Query<T>: FromRequestParts<S, Rejection = QueryRejection>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Query(value) = Query::<T>::from_request_parts(parts, state).await?;
-        Ok(ApiQuery(value))
-    }
-}
+api_parts_extractor!(
+    /// `axum::extract::Query`, but a rejection is a JSON [`ApiError`].
+    ApiQuery wraps Query, QueryRejection
+);
 
 /// Renders a service result as JSON with `status` on success.
 pub fn service_json<T: Serialize>(status: StatusCode, result: Result<T, ServiceError>) -> Response {

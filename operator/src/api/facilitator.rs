@@ -14,9 +14,10 @@
 //! database.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Extension, State};
+use axum::extract::{Extension, FromRequest, FromRequestParts, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
@@ -278,61 +279,79 @@ where
     ok_json(value)
 }
 
-async fn verify<S: PaymentService + Facilitator>(
-    State(state): State<ApiState<S>>,
-    Extension(settings): Extension<FacilitatorSettings>,
-    CurrentMerchant(merchant): CurrentMerchant,
-    body: axum::body::Bytes,
-) -> Response {
-    let parsed = match parse(&body) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    with_payment_identifier(
-        &state.store,
-        &settings,
-        merchant.id,
-        "verify",
-        &parsed,
-        async {
-            let response = state.service.verify(&merchant, &parsed.request).await;
-            let value = serde_json::to_value(&response).unwrap_or(Value::Null);
-            (value, cacheable(response.invalid_reason.as_deref()))
-        },
-    )
-    .await
+/// What `/verify` and `/settle` extract, in this order: the route settings, the calling
+/// merchant and the parsed body (with the router's state).
+struct FacilitatorCall<S> {
+    state: ApiState<S>,
+    settings: FacilitatorSettings,
+    merchant: Arc<Merchant>,
+    parsed: Parsed,
 }
 
-async fn settle<S: PaymentService + Facilitator>(
-    State(state): State<ApiState<S>>,
-    Extension(settings): Extension<FacilitatorSettings>,
-    CurrentMerchant(merchant): CurrentMerchant,
-    body: axum::body::Bytes,
-) -> Response {
-    let parsed = match parse(&body) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
+impl<S: PaymentService + Facilitator> FromRequest<ApiState<S>> for FacilitatorCall<S> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &ApiState<S>) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let Extension(settings) =
+            Extension::<FacilitatorSettings>::from_request_parts(&mut parts, state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        let CurrentMerchant(merchant) = CurrentMerchant::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let body = axum::body::Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let parsed = parse(&body).map_err(IntoResponse::into_response)?;
+        Ok(FacilitatorCall {
+            state: state.clone(),
+            settings,
+            merchant,
+            parsed,
+        })
+    }
+}
+
+impl<S> FacilitatorCall<S> {
+    /// Answers `call` under the `payment-identifier` extension (see
+    /// [`with_payment_identifier`]).
+    async fn answer(
+        &self,
+        call: &'static str,
+        run: impl Future<Output = (Value, bool)>,
+    ) -> Response {
+        let (store, merchant) = (&self.state.store, self.merchant.id);
+        with_payment_identifier(store, &self.settings, merchant, call, &self.parsed, run).await
+    }
+}
+
+async fn verify<S: PaymentService + Facilitator>(call: FacilitatorCall<S>) -> Response {
+    let run = async {
+        let request = &call.parsed.request;
+        let response = call.state.service.verify(&call.merchant, request).await;
+        let value = serde_json::to_value(&response).unwrap_or(Value::Null);
+        (value, cacheable(response.invalid_reason.as_deref()))
     };
-    with_payment_identifier(
-        &state.store,
-        &settings,
-        merchant.id,
-        "settle",
-        &parsed,
-        async {
-            let response = state
-                .service
-                .settle(&merchant, &parsed.request, settings.settle_wait)
-                .await;
-            let value = if parsed.v1 {
-                response.to_v1_json()
-            } else {
-                serde_json::to_value(&response).unwrap_or(Value::Null)
-            };
-            (value, cacheable(response.error_reason.as_deref()))
-        },
-    )
-    .await
+    call.answer("verify", run).await
+}
+
+async fn settle<S: PaymentService + Facilitator>(call: FacilitatorCall<S>) -> Response {
+    let run = async {
+        let (request, wait) = (&call.parsed.request, call.settings.settle_wait);
+        let response = call
+            .state
+            .service
+            .settle(&call.merchant, request, wait)
+            .await;
+        let value = if call.parsed.v1 {
+            response.to_v1_json()
+        } else {
+            serde_json::to_value(&response).unwrap_or(Value::Null)
+        };
+        (value, cacheable(response.error_reason.as_deref()))
+    };
+    call.answer("settle", run).await
 }
 
 #[cfg(test)]

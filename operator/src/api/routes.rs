@@ -1,9 +1,10 @@
 //! Handlers of the merchant endpoints and of the operational ones (`/healthz`, `/readyz`,
 //! `/metrics`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -15,6 +16,7 @@ use super::auth::CurrentMerchant;
 use super::errors::{ApiBody, ApiError, ApiPath, ApiQuery, json, service_json};
 use crate::lifecycle::PaymentStatus;
 use crate::service::{AuthorizeRequest, CaptureRequest, PaymentService, RefundRequest};
+use crate::store::Merchant;
 
 /// Longest `wait` accepted on authorize, in seconds. Kept below the idempotency in-flight lock
 /// ([`super::idempotency::MIN_IN_FLIGHT_LOCK`]) so a retry cannot take over the key of a request
@@ -124,56 +126,61 @@ pub async fn authorize<S: PaymentService>(
     }
 }
 
+/// What an action on one payment (`capture`, `void`, `refund`) extracts, in this order: the
+/// service, the calling merchant, the payment id of the path, and the JSON body `T` (see
+/// [`parse_json`]; with `EMPTY_OK`, an empty body reads as `{}`).
+pub struct PaymentCall<S, T, const EMPTY_OK: bool> {
+    /// The service.
+    pub service: Arc<S>,
+    /// The calling merchant.
+    pub merchant: Arc<Merchant>,
+    /// The payment (`{id}` of the path).
+    pub id: Uuid,
+    /// The request body.
+    pub body: T,
+}
+
+impl<S, T, const EMPTY_OK: bool> FromRequest<ApiState<S>> for PaymentCall<S, T, EMPTY_OK>
+where
+    S: PaymentService,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &ApiState<S>) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let CurrentMerchant(merchant) =
+            CurrentMerchant::from_request_parts(&mut parts, state).await?;
+        let ApiPath(id) = ApiPath::<Uuid>::from_request_parts(&mut parts, state).await?;
+        let headers = parts.headers.clone();
+        let ApiBody(bytes) = ApiBody::from_request(Request::from_parts(parts, body), state).await?;
+        Ok(PaymentCall {
+            service: Arc::clone(&state.service),
+            merchant,
+            id,
+            body: parse_json(&headers, &bytes, EMPTY_OK)?,
+        })
+    }
+}
+
 /// `POST /v1/payments/{id}/capture` `{amount?}` → Payment.
-pub async fn capture<S: PaymentService>(
-    State(state): State<ApiState<S>>,
-    CurrentMerchant(merchant): CurrentMerchant,
-    ApiPath(id): ApiPath<Uuid>,
-    headers: HeaderMap,
-    ApiBody(body): ApiBody,
-) -> Response {
-    let request: CaptureRequest = match parse_json(&headers, &body, true) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
-    service_json(
-        StatusCode::OK,
-        state.service.capture(&merchant, id, request).await,
-    )
+pub async fn capture<S: PaymentService>(req: PaymentCall<S, CaptureRequest, true>) -> Response {
+    let result = req.service.capture(&req.merchant, req.id, req.body).await;
+    service_json(StatusCode::OK, result)
 }
 
 pub use x402_escrow_types::VoidRequest;
 
-/// `POST /v1/payments/{id}/void` → Payment.
-pub async fn void<S: PaymentService>(
-    State(state): State<ApiState<S>>,
-    CurrentMerchant(merchant): CurrentMerchant,
-    ApiPath(id): ApiPath<Uuid>,
-    headers: HeaderMap,
-    ApiBody(body): ApiBody,
-) -> Response {
-    if let Err(e) = parse_json::<VoidRequest>(&headers, &body, true) {
-        return e.into_response();
-    }
-    service_json(StatusCode::OK, state.service.void(&merchant, id).await)
+/// `POST /v1/payments/{id}/void` (empty or `{}`) → Payment.
+pub async fn void<S: PaymentService>(req: PaymentCall<S, VoidRequest, true>) -> Response {
+    let result = req.service.void(&req.merchant, req.id).await;
+    service_json(StatusCode::OK, result)
 }
 
 /// `POST /v1/payments/{id}/refund` `{amount}` → Payment.
-pub async fn refund<S: PaymentService>(
-    State(state): State<ApiState<S>>,
-    CurrentMerchant(merchant): CurrentMerchant,
-    ApiPath(id): ApiPath<Uuid>,
-    headers: HeaderMap,
-    ApiBody(body): ApiBody,
-) -> Response {
-    let request: RefundRequest = match parse_json(&headers, &body, false) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
-    service_json(
-        StatusCode::OK,
-        state.service.refund(&merchant, id, request).await,
-    )
+pub async fn refund<S: PaymentService>(req: PaymentCall<S, RefundRequest, false>) -> Response {
+    let result = req.service.refund(&req.merchant, req.id, req.body).await;
+    service_json(StatusCode::OK, result)
 }
 
 /// `GET /v1/payments/{id}` → Payment.

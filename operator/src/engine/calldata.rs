@@ -8,6 +8,7 @@ use x402_escrow_bindings::PaymentInfo;
 use x402_escrow_bindings::contracts::auth_capture_escrow::AuthCaptureEscrow as Escrow;
 use x402_escrow_bindings::{IERC20, IERC3009};
 use x402_escrow_sdk::schemes::exact::ExactPayload;
+use x402_escrow_sdk::signing::authorization_fields;
 
 use super::EngineConfig;
 use crate::lifecycle::Amount;
@@ -90,17 +91,11 @@ pub(super) fn approve(spender: Address, amount: U256) -> Vec<u8> {
 /// The token's ERC-3009 `transferWithAuthorization(from, to, value, validAfter, validBefore,
 /// nonce, signature)` of an `exact` payload.
 pub(super) fn transfer_with_authorization(payload: &ExactPayload) -> Vec<u8> {
-    let auth = &payload.authorization;
-    IERC3009::transferWithAuthorization_0Call {
-        from: auth.from,
-        to: auth.to,
-        value: auth.value.get(),
-        validAfter: auth.valid_after.get(),
-        validBefore: auth.valid_before.get(),
-        nonce: auth.nonce,
-        signature: payload.signature.clone(),
-    }
-    .abi_encode()
+    let (from, to, value, valid_after, valid_before, nonce) =
+        authorization_fields(&payload.authorization);
+    let signature = payload.signature.clone();
+    let args = (from, to, value, valid_after, valid_before, nonce, signature);
+    IERC3009::transferWithAuthorization_0Call::from(args).abi_encode()
 }
 
 /// The fee a capture is sent with: our `fee_bps` clamped into the payment's

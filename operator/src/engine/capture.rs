@@ -31,25 +31,15 @@ impl Engine {
         }
         let capturable = payment.amounts.capturable();
         let amount = request.amount.unwrap_or(capturable);
-        if amount == 0 {
-            return Err(ServiceError::new(
-                ErrorCode::InvalidAmount,
-                "amount must be positive",
-            ));
-        }
-        if amount > capturable {
-            return Err(ServiceError::new(
-                ErrorCode::ExceedsCapturable,
-                format!("{amount} exceeds the capturable {capturable}"),
-            ));
-        }
-        let now = self.acceptance_now().await?;
-        if now.saturating_add(cfg.expiry_margin_secs) >= payment.info.authorization_expiry {
-            return Err(ServiceError::new(
-                ErrorCode::Expired,
-                "the authorization expires too soon to capture",
-            ));
-        }
+        Self::check_amount(
+            amount,
+            capturable,
+            ErrorCode::ExceedsCapturable,
+            "capturable",
+        )?;
+        let expiry = payment.info.authorization_expiry;
+        self.check_deadline(expiry, "the authorization expires too soon to capture")
+            .await?;
         let info = to_payment_info(&payment.info);
         let (fee_bps, fee_receiver) = calldata::capture_fee(cfg, &info);
         let outbox = self.outbox(

@@ -295,6 +295,39 @@ impl Engine {
         Ok(self.inner.verifier.acceptance_now().await?)
     }
 
+    /// Refuses a capture or refund of `amount`: zero, or above what is `available` (`exceeds`
+    /// names the limit's error code and, in the message, the limit).
+    fn check_amount(
+        amount: Amount,
+        available: Amount,
+        exceeds: ErrorCode,
+        limit: &str,
+    ) -> Result<(), ServiceError> {
+        if amount == 0 {
+            return Err(ServiceError::new(
+                ErrorCode::InvalidAmount,
+                "amount must be positive",
+            ));
+        }
+        if amount > available {
+            return Err(ServiceError::new(
+                exceeds,
+                format!("{amount} exceeds the {limit} {available}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses a request when `deadline` falls within the expiry margin of the acceptance time
+    /// (`Expired`, with `message`).
+    async fn check_deadline(&self, deadline: u64, message: &str) -> Result<(), ServiceError> {
+        let now = self.acceptance_now().await?;
+        if now.saturating_add(self.inner.config.expiry_margin_secs) >= deadline {
+            return Err(ServiceError::new(ErrorCode::Expired, message));
+        }
+        Ok(())
+    }
+
     fn outbox(
         &self,
         payment: &Payment,

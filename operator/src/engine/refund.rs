@@ -34,26 +34,15 @@ impl Engine {
                 format!("cannot refund a payment that is {}", payment.status),
             ));
         }
-        if amount == 0 {
-            return Err(ServiceError::new(
-                ErrorCode::InvalidAmount,
-                "amount must be positive",
-            ));
-        }
         let refundable = payment.amounts.refundable();
-        if amount > refundable {
-            return Err(ServiceError::new(
-                ErrorCode::ExceedsRefundable,
-                format!("{amount} exceeds the refundable {refundable}"),
-            ));
-        }
-        let now = self.acceptance_now().await?;
-        if now.saturating_add(cfg.expiry_margin_secs) >= payment.info.refund_expiry {
-            return Err(ServiceError::new(
-                ErrorCode::Expired,
-                "the refund window has closed",
-            ));
-        }
+        Self::check_amount(
+            amount,
+            refundable,
+            ErrorCode::ExceedsRefundable,
+            "refundable",
+        )?;
+        self.check_deadline(payment.info.refund_expiry, "the refund window has closed")
+            .await?;
         // The float: the refund collector pulls `amount` from our signer.
         let token = IERC20::new(payment.info.token, self.inner.provider.clone());
         let balance = token

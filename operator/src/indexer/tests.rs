@@ -22,18 +22,20 @@ fn info() -> PaymentInfo {
     }
 }
 
+/// The payment hash of the test events.
+const HASH: B256 = B256::repeat_byte(9);
+
 #[test]
 fn json_round_trips_every_kind() {
-    let h = B256::repeat_byte(9);
     let events = [
         EscrowEvent::Authorized {
-            payment_hash: h,
+            payment_hash: HASH,
             payment_info: info(),
             amount: 5,
             token_collector: Address::repeat_byte(6),
         },
         EscrowEvent::Charged {
-            payment_hash: h,
+            payment_hash: HASH,
             payment_info: info(),
             amount: u128::from(u64::MAX) * 1000,
             token_collector: Address::repeat_byte(6),
@@ -41,21 +43,21 @@ fn json_round_trips_every_kind() {
             fee_receiver: Address::repeat_byte(7),
         },
         EscrowEvent::Captured {
-            payment_hash: h,
+            payment_hash: HASH,
             amount: 3,
             fee_bps: 100,
             fee_receiver: Address::repeat_byte(7),
         },
         EscrowEvent::Voided {
-            payment_hash: h,
+            payment_hash: HASH,
             amount: 2,
         },
         EscrowEvent::Reclaimed {
-            payment_hash: h,
+            payment_hash: HASH,
             amount: 2,
         },
         EscrowEvent::Refunded {
-            payment_hash: h,
+            payment_hash: HASH,
             amount: 1,
             token_collector: Address::repeat_byte(8),
         },
@@ -74,36 +76,40 @@ fn json_round_trips_every_kind() {
 #[test]
 fn effects() {
     use crate::lifecycle::PaymentEvent;
-    let h = B256::repeat_byte(1);
-    assert_eq!(
-        event_effect(&EscrowEvent::Reclaimed {
-            payment_hash: h,
-            amount: 7
-        }),
-        EventEffect::Payment {
-            payment_hash: h,
-            event: PaymentEvent::ReclaimObserved { amount: 7 },
-            origin: Origin::Payer
-        }
-    );
-    assert_eq!(
-        event_effect(&EscrowEvent::Captured {
-            payment_hash: h,
-            amount: 4,
-            fee_bps: 0,
-            fee_receiver: Address::ZERO
-        }),
-        EventEffect::Payment {
-            payment_hash: h,
-            event: PaymentEvent::CaptureConfirmed { amount: 4 },
-            origin: Origin::Operator
-        }
-    );
-    assert_eq!(
-        event_effect(&EscrowEvent::TokenStoreCreated {
-            operator: Address::repeat_byte(1),
-            token_store: Address::ZERO
-        }),
-        EventEffect::None
-    );
+    let cases = [
+        (
+            EscrowEvent::Reclaimed {
+                payment_hash: HASH,
+                amount: 7,
+            },
+            EventEffect::Payment {
+                payment_hash: HASH,
+                event: PaymentEvent::ReclaimObserved { amount: 7 },
+                origin: Origin::Payer,
+            },
+        ),
+        (
+            EscrowEvent::Captured {
+                payment_hash: HASH,
+                amount: 4,
+                fee_bps: 0,
+                fee_receiver: Address::ZERO,
+            },
+            EventEffect::Payment {
+                payment_hash: HASH,
+                event: PaymentEvent::CaptureConfirmed { amount: 4 },
+                origin: Origin::Operator,
+            },
+        ),
+        (
+            EscrowEvent::TokenStoreCreated {
+                operator: Address::repeat_byte(1),
+                token_store: Address::ZERO,
+            },
+            EventEffect::None,
+        ),
+    ];
+    for (event, effect) in cases {
+        assert_eq!(event_effect(&event), effect, "{event:?}");
+    }
 }

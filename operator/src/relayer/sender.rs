@@ -259,6 +259,19 @@ impl Relayer {
         Ok(())
     }
 
+    /// Hands an attempt's stored bytes to the node (while this relayer still holds the lease)
+    /// and classifies the answer.
+    async fn broadcast(&mut self, attempt: &TxAttempt) -> Result<SendResult, RelayerError> {
+        self.check_lease().await?;
+        RelayerMetrics::inc(&self.metrics.broadcasts);
+        Ok(
+            match self.provider.send_raw_transaction(&attempt.raw_tx).await {
+                Ok(_) => SendResult::Accepted,
+                Err(e) => classify(&e),
+            },
+        )
+    }
+
     /// Hands stored bytes to the node and records what happened. Maybe-sent answers look up
     /// receipts of every hash of the nonce before anything else.
     pub(super) async fn send_attempt(
@@ -266,13 +279,7 @@ impl Relayer {
         tx: &ChainTx,
         attempt: &TxAttempt,
     ) -> Result<(), RelayerError> {
-        self.check_lease().await?;
-        RelayerMetrics::inc(&self.metrics.broadcasts);
-        let result = match self.provider.send_raw_transaction(&attempt.raw_tx).await {
-            Ok(_) => SendResult::Accepted,
-            Err(e) => classify(&e),
-        };
-        match result {
+        match self.broadcast(attempt).await? {
             SendResult::Accepted => {
                 self.store.mark_broadcast(tx.id, attempt.tx_hash).await?;
                 tracing::info!(tx_hash = %attempt.tx_hash, "broadcast");
@@ -373,13 +380,7 @@ impl Relayer {
             let mut accepted = Vec::with_capacity(stored.len());
             let mut maybe = Vec::new();
             for ((row, _, _), attempt) in signed.iter().zip(&stored) {
-                self.check_lease().await?;
-                RelayerMetrics::inc(&self.metrics.broadcasts);
-                let result = match self.provider.send_raw_transaction(&attempt.raw_tx).await {
-                    Ok(_) => SendResult::Accepted,
-                    Err(e) => classify(&e),
-                };
-                match result {
+                match self.broadcast(attempt).await? {
                     SendResult::Accepted => accepted.push((row.id, attempt.tx_hash)),
                     SendResult::MaybeSent(msg) => maybe.push((row, attempt, msg)),
                     SendResult::Rejected(msg) => {

@@ -11,6 +11,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+use alloy::primitives::B256;
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
 use futures_util::FutureExt as _;
@@ -42,17 +43,24 @@ pub(crate) enum Outcome<E> {
     Timeout,
 }
 
-pub(crate) async fn paid<S>(
+/// The service behind a paid route: the handler the payment flows run.
+pub(crate) trait Handler:
+    Service<Request<Body>, Response = Response<Body>, Future: Send + 'static> + Send + 'static
+{
+}
+
+impl<S> Handler for S where
+    S: Service<Request<Body>, Response = Response<Body>, Future: Send + 'static> + Send + 'static
+{
+}
+
+pub(crate) async fn paid<S: Handler>(
     shared: Arc<Shared>,
     route: PaymentRoute,
     mut inner: S,
     mut request: Request<Body>,
     request_id: RequestId,
-) -> Result<Response<Body>, S::Error>
-where
-    S: Service<Request<Body>, Response = Response<Body>> + Send + 'static,
-    S::Future: Send + 'static,
-{
+) -> Result<Response<Body>, S::Error> {
     let config = &shared.config;
     let now = unix_now();
     let resource = challenge::resource(config, &route, request.uri(), request.headers());
@@ -153,16 +161,13 @@ where
     }
     tracing::info!(%amount, "payment authorized");
     let payment_id = payment.id.to_string();
-    request.extensions_mut().insert(request_id.clone());
-    request.extensions_mut().insert(PaymentContext {
-        payment_id: payment_id.clone(),
-        payment_hash: payment.payment_hash,
-        amount,
-        payer,
-        scheme: paid.requirements.scheme.clone(),
-        network,
+    hand_over(
+        &mut request,
         request_id,
-    });
+        &paid,
+        payment_id.clone(),
+        payment.payment_hash,
+    );
 
     let outcome = run_handler(&mut inner, request, config.handler_timeout).await;
     guard.disarm();
@@ -232,6 +237,27 @@ fn failure_response<E>(outcome: Outcome<E>, given_back: &str) -> Result<Response
     }
 }
 
+/// Hands the handler its payment: the request id, and the [`PaymentContext`] of `payment_id` /
+/// `payment_hash` (amount, payer, scheme and network from `paid`).
+fn hand_over(
+    request: &mut Request<Body>,
+    request_id: RequestId,
+    paid: &Paid,
+    payment_id: String,
+    payment_hash: B256,
+) {
+    request.extensions_mut().insert(request_id.clone());
+    request.extensions_mut().insert(PaymentContext {
+        payment_id,
+        payment_hash,
+        amount: paid.requirements.amount,
+        payer: payer_of(&paid.payload),
+        scheme: paid.requirements.scheme.clone(),
+        network: paid.requirements.network,
+        request_id,
+    });
+}
+
 /// An `exact` payment (a plain ERC-3009 transfer, not refundable): the operator verifies it (no
 /// gas), the handler runs, and only a 2xx settles it (`POST /settle`, the operator's
 /// `transferWithAuthorization` through its outbox). A failed handler costs the buyer nothing. A
@@ -240,7 +266,7 @@ fn failure_response<E>(outcome: Outcome<E>, given_back: &str) -> Result<Response
 /// hash, since the transfer is on its way. A retry of a payment that was settled already (its
 /// response was lost) is served again with the original receipt.
 #[allow(clippy::too_many_arguments)]
-async fn paid_exact<S>(
+async fn paid_exact<S: Handler>(
     shared: &Shared,
     route: &PaymentRoute,
     mut inner: S,
@@ -249,23 +275,13 @@ async fn paid_exact<S>(
     paid: Paid,
     resource: &ResourceInfo,
     now: u64,
-) -> Result<Response<Body>, S::Error>
-where
-    S: Service<Request<Body>, Response = Response<Body>> + Send + 'static,
-    S::Future: Send + 'static,
-{
+) -> Result<Response<Body>, S::Error> {
     let config = &shared.config;
-    let network = paid.requirements.network;
-    let payer = payer_of(&paid.payload);
+    // The challenge again, naming why this payment is refused.
+    let refuse = |reason: String| challenge_response(config, route, resource, now, Some(reason));
     let amount = paid.requirements.amount;
     let Some(exact) = paid.payload.payload.as_exact() else {
-        return Ok(challenge_response(
-            config,
-            route,
-            resource,
-            now,
-            Some(ErrorCode::InvalidPayload.as_str().to_owned()),
-        ));
+        return Ok(refuse(ErrorCode::InvalidPayload.as_str().to_owned()));
     };
     let nonce = exact.authorization.nonce;
     let call = VerifyRequest::new(paid.payload.clone(), paid.requirements.clone());
@@ -280,13 +296,7 @@ where
             match shared.operator.settle(&call).await {
                 Ok(receipt) if receipt.success => settled_before = Some(receipt),
                 _ => {
-                    return Ok(challenge_response(
-                        config,
-                        route,
-                        resource,
-                        now,
-                        Some(AUTHORIZATION_USED.to_owned()),
-                    ));
+                    return Ok(refuse(AUTHORIZATION_USED.to_owned()));
                 }
             }
         }
@@ -295,29 +305,14 @@ where
                 .invalid_reason
                 .unwrap_or_else(|| "invalid_payload".to_owned());
             tracing::info!(%reason, "exact payment refused");
-            return Ok(challenge_response(
-                config,
-                route,
-                resource,
-                now,
-                Some(reason),
-            ));
+            return Ok(refuse(reason));
         }
         Err(error) => return Ok(authorize_failed(config, route, resource, now, &error)),
     }
     let span = tracing::Span::current();
     span.record("payment_hash", tracing::field::display(nonce));
-    request.extensions_mut().insert(request_id.clone());
-    request.extensions_mut().insert(PaymentContext {
-        // No escrow payment: the ERC-3009 nonce names the transfer.
-        payment_id: nonce.to_string(),
-        payment_hash: nonce,
-        amount,
-        payer,
-        scheme: paid.requirements.scheme.clone(),
-        network,
-        request_id,
-    });
+    // No escrow payment: the ERC-3009 nonce names the transfer.
+    hand_over(&mut request, request_id, &paid, nonce.to_string(), nonce);
     let outcome = run_handler(&mut inner, request, config.handler_timeout).await;
     if let Some(receipt) = settled_before {
         // Paid already, whatever the handler does now.
@@ -346,13 +341,7 @@ where
                 .clone()
                 .unwrap_or_else(|| "settle_failed".to_owned());
             tracing::warn!(%reason, message = ?receipt.error_message, "exact settlement failed");
-            return Ok(challenge_response(
-                config,
-                route,
-                resource,
-                now,
-                Some(reason),
-            ));
+            return Ok(refuse(reason));
         }
         Err(error) => {
             tracing::error!(%error, "exact settlement outcome unknown");

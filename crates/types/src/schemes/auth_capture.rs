@@ -24,6 +24,11 @@ pub enum PaymentFlow {
     Authorization,
 }
 
+json::from_json_one_of!(PaymentFlow, "expected \"escrow\" or \"authorization\"", {
+    "escrow" => Escrow,
+    "authorization" => Authorization,
+});
+
 /// `extra.captureMode`: when the post-resource capture runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -35,6 +40,11 @@ pub enum CaptureMode {
     Deferred,
 }
 
+json::from_json_one_of!(CaptureMode, "expected \"sync\" or \"deferred\"", {
+    "sync" => Sync,
+    "deferred" => Deferred,
+});
+
 /// `extra.assetTransferMethod`: which token collector the client authorizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -45,6 +55,11 @@ pub enum AssetTransferMethod {
     /// Uniswap Permit2 (decoded, not signed or verified by this crate).
     Permit2,
 }
+
+json::from_json_one_of!(AssetTransferMethod, "expected \"eip3009\" or \"permit2\"", {
+    "eip3009" => Eip3009,
+    "permit2" => Permit2,
+});
 
 /// The `extra` object of `auth-capture` requirements.
 ///
@@ -150,8 +165,6 @@ impl AuthCaptureExtra {
 impl FromJson for AuthCaptureExtra {
     fn from_json(value: &Value, path: &str) -> Result<Self, DecodeError> {
         let o = Obj::new(value, path)?;
-        let bps =
-            |v: &Value, p: &str| json::integer(v, p, 0, u64::from(MAX_FEE_BPS)).map(|n| n as u16);
         let deadline = |v: &Value, p: &str| json::integer(v, p, 1, UINT48_MAX);
         let extra = Self {
             name: o.req_str("name")?,
@@ -160,44 +173,14 @@ impl FromJson for AuthCaptureExtra {
             capture_deadline: o.req("captureDeadline", deadline)?,
             refund_deadline: o.req("refundDeadline", deadline)?,
             fee_recipient: o.req("feeRecipient", json::address)?,
-            min_fee_bps: o.req("minFeeBps", bps)?,
-            max_fee_bps: o.req("maxFeeBps", bps)?,
+            min_fee_bps: o.req("minFeeBps", fee_bps)?,
+            max_fee_bps: o.req("maxFeeBps", fee_bps)?,
             auth_capture_escrow: o.opt("authCaptureEscrow", json::address)?,
             receiver_authorizer: o.opt("receiverAuthorizer", json::address)?,
             policy: o.opt("policy", json::address)?,
-            payment_flow: o.opt("paymentFlow", |v, p| {
-                json::one_of(
-                    v,
-                    p,
-                    &[
-                        ("escrow", PaymentFlow::Escrow),
-                        ("authorization", PaymentFlow::Authorization),
-                    ],
-                    "expected \"escrow\" or \"authorization\"",
-                )
-            })?,
-            capture_mode: o.opt("captureMode", |v, p| {
-                json::one_of(
-                    v,
-                    p,
-                    &[
-                        ("sync", CaptureMode::Sync),
-                        ("deferred", CaptureMode::Deferred),
-                    ],
-                    "expected \"sync\" or \"deferred\"",
-                )
-            })?,
-            asset_transfer_method: o.opt("assetTransferMethod", |v, p| {
-                json::one_of(
-                    v,
-                    p,
-                    &[
-                        ("eip3009", AssetTransferMethod::Eip3009),
-                        ("permit2", AssetTransferMethod::Permit2),
-                    ],
-                    "expected \"eip3009\" or \"permit2\"",
-                )
-            })?,
+            payment_flow: o.opt_t("paymentFlow")?,
+            capture_mode: o.opt_t("captureMode")?,
+            asset_transfer_method: o.opt_t("assetTransferMethod")?,
             other: o.rest(EXTRA_KEYS),
         };
         // Orderings the escrow enforces (InvalidFeeBpsRange, InvalidExpiries): a payment that
@@ -229,8 +212,9 @@ json::deserialize_via_from_json!(AuthCaptureExtra);
 /// The client's collect payload (ERC-3009): settles as `authorize` (flow `escrow`) or `charge`
 /// (flow `authorization`).
 ///
-/// The four optional fields after `saltNonce` are the server-added completion of a
-/// facilitator-relayed `charge` in the public specification; a client never sets them.
+/// The optional fields after `saltNonce` ([`charge`](Self::charge) and `authorizerSignature`) are
+/// the server-added completion of a facilitator-relayed `charge` in the public specification; a
+/// client never sets them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthCapturePayload {
@@ -243,19 +227,9 @@ pub struct AuthCapturePayload {
     /// The client's random value behind a bound salt; present if and only if bound.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub salt_nonce: Option<B256>,
-    /// Charge completion: amount to charge.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub amount: Option<Amount>,
-    /// Charge completion (v1.1 escrows): fee in atomic units.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fee_amount: Option<Amount>,
-    /// Charge completion (v1.0 escrows): fee in basis points.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fee_bps: Option<u16>,
-    /// Charge completion: fee receiver submitted with the call.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[serde(serialize_with = "crate::primitives::serde_checksum::option")]
-    pub fee_receiver: Option<Address>,
+    /// Charge completion: the amount to charge and its fee.
+    #[serde(flatten)]
+    pub charge: AmountAndFee,
     /// Charge completion: EIP-712 `Charge` signature by the receiver authorizer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorizer_signature: Option<Bytes>,
@@ -274,10 +248,7 @@ impl AuthCapturePayload {
             signature,
             salt,
             salt_nonce,
-            amount: None,
-            fee_amount: None,
-            fee_bps: None,
-            fee_receiver: None,
+            charge: AmountAndFee::default(),
             authorizer_signature: None,
         }
     }
@@ -291,25 +262,65 @@ impl FromJson for AuthCapturePayload {
             signature: o.req("signature", json::signature)?,
             salt: o.req("salt", json::b256)?,
             salt_nonce: o.opt("saltNonce", json::b256)?,
-            amount: o.opt("amount", json::amount)?,
-            fee_amount: o.opt("feeAmount", json::amount)?,
-            fee_bps: o.opt("feeBps", |v, p| {
-                json::integer(v, p, 0, u64::from(MAX_FEE_BPS)).map(|n| n as u16)
-            })?,
-            fee_receiver: o.opt("feeReceiver", json::address)?,
+            charge: AmountAndFee::from_obj(&o)?,
             authorizer_signature: o.opt("authorizerSignature", json::signature)?,
         };
-        if payload.fee_amount.is_some() && payload.fee_bps.is_some() {
-            return Err(DecodeError::Inconsistent {
-                field: o.field("feeBps"),
-                reason: "a payload carries feeAmount or feeBps, not both".to_owned(),
-            });
-        }
+        payload.charge.check_one_fee(&o)?;
         Ok(payload)
     }
 }
 
 json::deserialize_via_from_json!(AuthCapturePayload);
+
+/// A fee in basis points, at most [`MAX_FEE_BPS`].
+fn fee_bps(value: &Value, path: &str) -> Result<u16, DecodeError> {
+    json::integer(value, path, 0, u64::from(MAX_FEE_BPS)).map(|n| n as u16)
+}
+
+/// The amount and fee a payload is settled with: a relayed `charge`'s completion
+/// ([`AuthCapturePayload::charge`]) or a capture / refund ([`LifecyclePayload::settle`]). The
+/// fee comes in atomic units (v1.1 escrows) or in basis points (v1.0 escrows, including ours),
+/// never both. Written inline in its payload (`amount`, `feeAmount`, `feeBps`, `feeReceiver`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AmountAndFee {
+    /// The amount to charge, capture or refund.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Amount>,
+    /// The fee in atomic units (v1.1 escrows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fee_amount: Option<Amount>,
+    /// The fee in basis points (v1.0 escrows, including ours).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fee_bps: Option<u16>,
+    /// The fee receiver submitted with the call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "crate::primitives::serde_checksum::option")]
+    pub fee_receiver: Option<Address>,
+}
+
+impl AmountAndFee {
+    /// Decodes the four fields from the payload object they are written in.
+    fn from_obj(o: &Obj<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            amount: o.opt("amount", json::amount)?,
+            fee_amount: o.opt("feeAmount", json::amount)?,
+            fee_bps: o.opt("feeBps", fee_bps)?,
+            fee_receiver: o.opt("feeReceiver", json::address)?,
+        })
+    }
+
+    /// Refuses a payload `o` that carries both `feeAmount` and `feeBps`.
+    fn check_one_fee(&self, o: &Obj<'_>) -> Result<(), DecodeError> {
+        if self.fee_amount.is_some() && self.fee_bps.is_some() {
+            return Err(DecodeError::Inconsistent {
+                field: o.field("feeBps"),
+                reason: "a payload carries feeAmount or feeBps, not both".to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
 
 /// `payload.type` of a lifecycle payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -323,6 +334,12 @@ pub enum LifecycleOperation {
     Refund,
 }
 
+json::from_json_one_of!(LifecycleOperation, "expected \"capture\", \"void\" or \"refund\"", {
+    "capture" => Capture,
+    "void" => Void,
+    "refund" => Refund,
+});
+
 /// A server-authored lifecycle payload sent to `POST /settle` after the collect.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -335,19 +352,9 @@ pub struct LifecyclePayload {
     /// The client's salt nonce when the salt is bound.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub salt_nonce: Option<B256>,
-    /// Amount to capture or refund (required for those two).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub amount: Option<Amount>,
-    /// Capture fee in atomic units (v1.1 escrows).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fee_amount: Option<Amount>,
-    /// Capture fee in basis points (v1.0 escrows, including ours).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fee_bps: Option<u16>,
-    /// Fee receiver submitted with a capture.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[serde(serialize_with = "crate::primitives::serde_checksum::option")]
-    pub fee_receiver: Option<Address>,
+    /// Amount to capture or refund (required for those two), and the fee of a capture.
+    #[serde(flatten)]
+    pub settle: AmountAndFee,
     /// Capturable amount the authorizer expects on chain (single-use check).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected_capturable_amount: Option<Amount>,
@@ -370,10 +377,7 @@ impl LifecyclePayload {
             operation,
             payment_info,
             salt_nonce: None,
-            amount: None,
-            fee_amount: None,
-            fee_bps: None,
-            fee_receiver: None,
+            settle: AmountAndFee::default(),
             expected_capturable_amount: None,
             expected_refundable_amount: None,
             authorizer_signature: None,
@@ -385,28 +389,12 @@ impl LifecyclePayload {
 impl FromJson for LifecyclePayload {
     fn from_json(value: &Value, path: &str) -> Result<Self, DecodeError> {
         let o = Obj::new(value, path)?;
-        let operation = o.req("type", |v, p| {
-            json::one_of(
-                v,
-                p,
-                &[
-                    ("capture", LifecycleOperation::Capture),
-                    ("void", LifecycleOperation::Void),
-                    ("refund", LifecycleOperation::Refund),
-                ],
-                "expected \"capture\", \"void\" or \"refund\"",
-            )
-        })?;
+        let operation = o.req_t("type")?;
         let payload = Self {
             operation,
             payment_info: o.req_t("paymentInfo")?,
             salt_nonce: o.opt("saltNonce", json::b256)?,
-            amount: o.opt("amount", json::amount)?,
-            fee_amount: o.opt("feeAmount", json::amount)?,
-            fee_bps: o.opt("feeBps", |v, p| {
-                json::integer(v, p, 0, u64::from(MAX_FEE_BPS)).map(|n| n as u16)
-            })?,
-            fee_receiver: o.opt("feeReceiver", json::address)?,
+            settle: AmountAndFee::from_obj(&o)?,
             expected_capturable_amount: o.opt("expectedCapturableAmount", json::amount)?,
             expected_refundable_amount: o.opt("expectedRefundableAmount", json::amount)?,
             authorizer_signature: o.opt("authorizerSignature", json::signature)?,
@@ -416,7 +404,7 @@ impl FromJson for LifecyclePayload {
             operation,
             LifecycleOperation::Capture | LifecycleOperation::Refund
         );
-        if needs_amount && payload.amount.is_none() {
+        if needs_amount && payload.settle.amount.is_none() {
             return Err(DecodeError::MissingField {
                 field: o.field("amount"),
             });
@@ -427,12 +415,7 @@ impl FromJson for LifecyclePayload {
                 reason: "only a capture payload may carry voidAuthorizerSignature".to_owned(),
             });
         }
-        if payload.fee_amount.is_some() && payload.fee_bps.is_some() {
-            return Err(DecodeError::Inconsistent {
-                field: o.field("feeBps"),
-                reason: "a payload carries feeAmount or feeBps, not both".to_owned(),
-            });
-        }
+        payload.settle.check_one_fee(&o)?;
         Ok(payload)
     }
 }

@@ -5,7 +5,7 @@ use alloy_primitives::Address;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::v2::{common_requirements, decode_accepts};
+use super::v2::{decode_accepts, decode_requirements};
 use super::{
     Extra, PaymentPayload, PaymentRequirements, ResourceInfo, SchemePayload, X402_VERSION_1,
     X402_VERSION_2,
@@ -90,11 +90,10 @@ impl PaymentRequirementsV1 {
 impl FromJson for PaymentRequirementsV1 {
     fn from_json(value: &Value, path: &str) -> Result<Self, DecodeError> {
         let o = Obj::new(value, path)?;
-        let network = o.req("network", Network::from_json_v1)?;
-        let c = common_requirements(&o, "maxAmountRequired")?;
+        let c = decode_requirements(&o, "maxAmountRequired", Network::from_json_v1)?;
         Ok(Self {
             scheme: c.scheme,
-            network,
+            network: c.network,
             max_amount_required: c.amount,
             resource: o.req_str("resource")?,
             description: o.req_str("description")?,

@@ -110,21 +110,15 @@ impl PaymentRequirements {
     }
 }
 
-/// Decodes the common part of v1 and v2 requirements: scheme, amount under `amount_key`,
-/// asset, payTo, maxTimeoutSeconds and extra.
-pub(crate) struct CommonRequirements {
-    pub scheme: String,
-    pub amount: Amount,
-    pub asset: Address,
-    pub pay_to: Address,
-    pub max_timeout_seconds: u64,
-    pub extra: Option<Extra>,
-}
-
-pub(crate) fn common_requirements(
+/// Decodes the fields v1 and v2 requirements share, as v2 requirements: the network (with
+/// `network`: the v1 or the v2 spelling), scheme, amount under `amount_key`, asset, payTo,
+/// maxTimeoutSeconds and extra.
+pub(crate) fn decode_requirements(
     o: &Obj<'_>,
     amount_key: &str,
-) -> Result<CommonRequirements, DecodeError> {
+    network: fn(&Value, &str) -> Result<Network, DecodeError>,
+) -> Result<PaymentRequirements, DecodeError> {
+    let network = o.req("network", network)?;
     let scheme = o.req("scheme", json::non_empty_string)?;
     let mut amount = o.req(amount_key, json::amount)?;
     if scheme == AUTH_CAPTURE {
@@ -144,7 +138,8 @@ pub(crate) fn common_requirements(
         }
         None => None,
     };
-    Ok(CommonRequirements {
+    Ok(PaymentRequirements {
+        network,
         amount,
         asset: o.req("asset", json::address)?,
         pay_to: o.req("payTo", json::address)?,
@@ -158,18 +153,7 @@ pub(crate) fn common_requirements(
 
 impl FromJson for PaymentRequirements {
     fn from_json(value: &Value, path: &str) -> Result<Self, DecodeError> {
-        let o = Obj::new(value, path)?;
-        let network = o.req("network", Network::from_json_v2)?;
-        let c = common_requirements(&o, "amount")?;
-        Ok(Self {
-            scheme: c.scheme,
-            network,
-            amount: c.amount,
-            asset: c.asset,
-            pay_to: c.pay_to,
-            max_timeout_seconds: c.max_timeout_seconds,
-            extra: c.extra,
-        })
+        decode_requirements(&Obj::new(value, path)?, "amount", Network::from_json_v2)
     }
 }
 

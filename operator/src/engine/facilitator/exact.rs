@@ -33,8 +33,7 @@ impl Engine {
         request: &VerifyRequest,
         wait: Duration,
     ) -> SettleResponse {
-        let requirements = &request.payment_requirements;
-        let network = requirements.network;
+        let network = request.payment_requirements.network;
         let Some(payload) = request.payment_payload.payload.as_exact() else {
             return SettleResponse::failure(
                 reasons::INVALID_PAYLOAD,
@@ -55,7 +54,7 @@ impl Engine {
         };
         let key = exact_intent_key(
             self.inner.config.chain_id,
-            requirements.asset,
+            request.payment_requirements.asset,
             auth.from,
             auth.nonce,
         );

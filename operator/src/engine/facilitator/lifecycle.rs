@@ -287,20 +287,20 @@ impl Engine {
         info: &x402_escrow_sdk::PaymentInfo,
     ) -> Result<(), String> {
         let cfg = &self.inner.config;
-        if lifecycle.fee_amount.is_some() {
+        if lifecycle.settle.fee_amount.is_some() {
             return Err(
                 "feeAmount is for v1.1 escrows; this operator's escrow takes feeBps".into(),
             );
         }
         let (fee_bps, receiver) = crate::engine::calldata::capture_fee(cfg, info);
-        if let Some(bps) = lifecycle.fee_bps
+        if let Some(bps) = lifecycle.settle.fee_bps
             && bps != fee_bps
         {
             return Err(format!(
                 "feeBps {bps}: this operator captures with {fee_bps}"
             ));
         }
-        if let Some(r) = lifecycle.fee_receiver
+        if let Some(r) = lifecycle.settle.fee_receiver
             && r != receiver
         {
             return Err(format!(
@@ -332,7 +332,7 @@ impl Engine {
 
 /// The payload's `amount`, when given (it must fit the escrow's uint120).
 fn lifecycle_amount(lifecycle: &LifecyclePayload) -> Result<Option<u128>, String> {
-    match lifecycle.amount.map(to_u128) {
+    match lifecycle.settle.amount.map(to_u128) {
         Some(None) => Err("amount does not fit the escrow's uint120".into()),
         Some(Some(a)) => Ok(Some(a)),
         None => Ok(None),

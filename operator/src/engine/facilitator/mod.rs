@@ -141,16 +141,15 @@ impl Engine {
         request: &VerifyRequest,
         wait: Duration,
     ) -> SettleResponse {
-        let requirements = &request.payment_requirements;
-        let network = requirements.network;
         let payer = request
             .payment_payload
             .payload
             .as_auth_capture()
             .map(|p| p.authorization.from);
+        let network = request.payment_requirements.network;
         let authorize = AuthorizeRequest {
             payment_payload: request.payment_payload.clone(),
-            payment_requirements: requirements.clone(),
+            payment_requirements: request.payment_requirements.clone(),
             request_id: None,
             wait: Some(wait),
         };

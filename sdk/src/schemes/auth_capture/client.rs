@@ -5,7 +5,7 @@ use alloy::signers::{Signer, SignerSync};
 
 use super::bound_salt;
 use super::error::AuthCaptureError;
-use super::verify::{build_payment_info, checked_amount, typed_extra};
+use super::verify::{build_payment_info, eip3009_terms};
 use crate::PaymentInfo;
 use crate::amount::{Amount, UINT48_MAX};
 use crate::escrows::{EscrowDeployment, EscrowRegistry};
@@ -13,7 +13,7 @@ use crate::schemes::Eip3009Authorization;
 use crate::signing::{self, TokenDomain};
 use crate::wire::PaymentRequirements;
 use x402_escrow_bindings::hash::payer_agnostic_hash;
-use x402_escrow_types::schemes::auth_capture::{AssetTransferMethod, AuthCapturePayload};
+use x402_escrow_types::schemes::auth_capture::AuthCapturePayload;
 
 /// Everything about a payment except the payer's signature: for signers that sign
 /// asynchronously (sign [`signing_hash`](Self::signing_hash), then call
@@ -58,14 +58,7 @@ pub fn prepare(
     random: B256,
     registry: &EscrowRegistry,
 ) -> Result<PreparedAuthorization, AuthCaptureError> {
-    let extra = typed_extra(requirements)?;
-    if extra.transfer_method() != AssetTransferMethod::Eip3009 {
-        return Err(AuthCaptureError::UnsupportedTransferMethod);
-    }
-    let deployment = registry
-        .resolve(extra.auth_capture_escrow)
-        .map_err(|e| AuthCaptureError::UnknownEscrow(e.0))?;
-    let amount = checked_amount(requirements)?;
+    let (extra, deployment, amount) = eip3009_terms(requirements, registry)?;
     let pre_approval_expiry = now
         .checked_add(requirements.max_timeout_seconds)
         .filter(|t| *t <= UINT48_MAX)

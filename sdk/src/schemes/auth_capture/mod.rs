@@ -22,8 +22,8 @@ pub use verify::{
     check_signature, check_timing, derive_from_payment_payload, derive_payment_info,
 };
 pub use x402_escrow_types::schemes::auth_capture::{
-    AssetTransferMethod, AuthCaptureExtra, AuthCapturePayload, CaptureMode, LifecycleOperation,
-    LifecyclePayload, MAX_FEE_BPS, PaymentFlow, PaymentInfoJson,
+    AmountAndFee, AssetTransferMethod, AuthCaptureExtra, AuthCapturePayload, CaptureMode,
+    LifecycleOperation, LifecyclePayload, MAX_FEE_BPS, PaymentFlow, PaymentInfoJson,
 };
 
 /// The EIP-712-style domain tag of the salt binding.

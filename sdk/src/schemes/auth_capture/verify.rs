@@ -71,6 +71,23 @@ pub(super) fn checked_amount(
         .map_err(|_| AuthCaptureError::AmountTooLarge(requirements.amount))
 }
 
+/// What the client and the verifier both start from: the `auth-capture` `extra` of
+/// `requirements` (which must use ERC-3009), the escrow deployment it names (or the registry's
+/// default) and the amount (which must fit `uint120`).
+pub(super) fn eip3009_terms<'a>(
+    requirements: &'a PaymentRequirements,
+    registry: &'a EscrowRegistry,
+) -> Result<(&'a AuthCaptureExtra, &'a EscrowDeployment, Amount), AuthCaptureError> {
+    let extra = typed_extra(requirements)?;
+    if extra.transfer_method() != AssetTransferMethod::Eip3009 {
+        return Err(AuthCaptureError::UnsupportedTransferMethod);
+    }
+    let deployment = registry
+        .resolve(extra.auth_capture_escrow)
+        .map_err(|e| AuthCaptureError::UnknownEscrow(e.0))?;
+    Ok((extra, deployment, checked_amount(requirements)?))
+}
+
 /// The PaymentInfo per the specification: operator = captureAuthorizer, receiver = payTo,
 /// token = asset, maxAmount = amount, authorizationExpiry = captureDeadline, refundExpiry =
 /// refundDeadline, fee bounds, feeReceiver = feeRecipient.
@@ -117,14 +134,7 @@ pub fn derive_payment_info(
     payload: &AuthCapturePayload,
     registry: &EscrowRegistry,
 ) -> Result<DerivedPayment, AuthCaptureError> {
-    let extra = typed_extra(requirements)?;
-    if extra.transfer_method() != AssetTransferMethod::Eip3009 {
-        return Err(AuthCaptureError::UnsupportedTransferMethod);
-    }
-    let deployment = registry
-        .resolve(extra.auth_capture_escrow)
-        .map_err(|e| AuthCaptureError::UnknownEscrow(e.0))?;
-    let amount = checked_amount(requirements)?;
+    let (extra, deployment, amount) = eip3009_terms(requirements, registry)?;
     let auth = &payload.authorization;
     if auth.value != amount {
         return Err(AuthCaptureError::AmountMismatch {
