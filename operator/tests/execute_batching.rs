@@ -136,6 +136,25 @@ async fn join_all(tasks: Vec<JoinHandle<Value>>) -> Vec<Value> {
     out
 }
 
+/// One round: waits until `n` rows match `queued` (everything the round writes is queued
+/// before any relayer runs), runs a relayer until the round's `tasks` have answered and the
+/// store has settled, then stops it. Returns the tasks' answers, in order.
+async fn run_round(
+    core: &Core,
+    cfg: &Config,
+    tasks: Vec<JoinHandle<Value>>,
+    queued: &str,
+    n: i64,
+) -> Vec<Value> {
+    wait_rows(&core.store, queued, n).await;
+    let (relayer, applier) = run_relayer(core, cfg, "round");
+    let views = join_all(tasks).await;
+    settle(&core.store, T).await;
+    relayer.abort();
+    applier.abort();
+    views
+}
+
 fn id_of(view: &Value) -> Uuid {
     view["id"].as_str().expect("id").parse().expect("uuid")
 }
@@ -194,21 +213,18 @@ async fn every_kind_goes_out_in_execute(backend: Backend) {
 
         // ---- round 1: six authorizations, one execute ------------------------------------
         let tasks = authorize_tasks(&chain, &core, &m, &chain.payer, "ex", 6).await;
-        wait_rows(
-            &store,
+        let views = run_round(
+            &core,
+            &cfg,
+            tasks,
             "chain_txs WHERE kind = 'authorize' AND status = 'queued'",
             6,
         )
         .await;
-        let (relayer, applier) = run_relayer(&core, &cfg, "r1");
-        let views = join_all(tasks).await;
         for v in &views {
             assert_eq!(v["status"], "authorized", "{v}");
             assert_eq!(chain.state(hash_of(v)).await, (true, AMOUNT as u128, 0));
         }
-        settle(&store, T).await;
-        relayer.abort();
-        applier.abort();
         assert_delegates(&chain, core.signer.address(), executor).await;
         assert_eq!(
             count(
@@ -267,14 +283,14 @@ async fn every_kind_goes_out_in_execute(backend: Backend) {
                 serde_json::to_value(view.expect("action")).expect("view json")
             }));
         }
-        wait_rows(
-            &store,
+        let views2 = run_round(
+            &core,
+            &cfg,
+            tasks,
             "chain_txs WHERE kind IN ('capture', 'void') AND status = 'queued'",
             6,
         )
         .await;
-        let (relayer, applier) = run_relayer(&core, &cfg, "r2");
-        let views2 = join_all(tasks).await;
         for (i, v) in views2.iter().enumerate() {
             let want = match i {
                 0..=2 => "captured",
@@ -283,7 +299,6 @@ async fn every_kind_goes_out_in_execute(backend: Backend) {
             };
             assert_eq!(v["status"], want, "{v}");
         }
-        settle(&store, T).await;
         assert_eq!(
             count(
                 &store,
@@ -309,8 +324,6 @@ async fn every_kind_goes_out_in_execute(backend: Backend) {
             };
             assert_eq!(chain.state(hash_of(v)).await, want, "payment {i}");
         }
-        relayer.abort();
-        applier.abort();
 
         // ---- round 3: two refunds in one execute (their approve, if any, goes alone) -----
         let mut tasks: Vec<JoinHandle<Value>> = Vec::new();
@@ -332,19 +345,17 @@ async fn every_kind_goes_out_in_execute(backend: Backend) {
                 serde_json::to_value(view).expect("view json")
             }));
         }
-        wait_rows(
-            &store,
+        for v in run_round(
+            &core,
+            &cfg,
+            tasks,
             "chain_txs WHERE kind = 'refund' AND status = 'queued'",
             2,
         )
-        .await;
-        let (relayer, applier) = run_relayer(&core, &cfg, "r3");
-        for v in join_all(tasks).await {
+        .await
+        {
             assert_eq!(v["status"], "partially_refunded", "{v}");
         }
-        settle(&store, T).await;
-        relayer.abort();
-        applier.abort();
         assert_eq!(
             count(
                 &store,
@@ -395,17 +406,14 @@ async fn member_reverting_in_company_fails_alone(backend: Backend) {
         chain.mint(payer.address(), AMOUNT + AMOUNT / 2).await;
 
         let tasks = authorize_tasks(&chain, &core, &m, &payer, "poor", 2).await;
-        wait_rows(
-            &store,
+        let views = run_round(
+            &core,
+            &cfg,
+            tasks,
             "chain_txs WHERE kind = 'authorize' AND status = 'queued'",
             2,
         )
         .await;
-        let (relayer, applier) = run_relayer(&core, &cfg, "r1");
-        let views = join_all(tasks).await;
-        settle(&store, T).await;
-        relayer.abort();
-        applier.abort();
 
         let mut statuses: Vec<String> = Vec::new();
         for v in &views {
@@ -455,19 +463,17 @@ async fn executor_off_sends_singly(backend: Backend) {
         let core = runtime::open(&cfg).await.expect("open");
 
         let tasks = authorize_tasks(&chain, &core, &m, &chain.payer, "off", 3).await;
-        wait_rows(
-            &store,
+        for v in run_round(
+            &core,
+            &cfg,
+            tasks,
             "chain_txs WHERE kind = 'authorize' AND status = 'queued'",
             3,
         )
-        .await;
-        let (relayer, applier) = run_relayer(&core, &cfg, "r1");
-        for v in join_all(tasks).await {
+        .await
+        {
             assert_eq!(v["status"], "authorized", "{v}");
         }
-        settle(&store, T).await;
-        relayer.abort();
-        applier.abort();
         assert_eq!(
             count(&store, "chain_txs WHERE kind IN ('execute', 'delegate')").await,
             0
