@@ -227,7 +227,18 @@ impl PaymentService for FuzzService {
         Ok(p)
     }
 
-    async fn get(&self, merchant: &Merchant, id: Uuid) -> Result<PaymentView, ServiceError> {
+    async fn get(
+        &self,
+        merchant: &Merchant,
+        id: Uuid,
+        wait: Option<Duration>,
+    ) -> Result<PaymentView, ServiceError> {
+        if let Some(wait) = wait {
+            assert!(
+                wait <= Duration::from_secs(50),
+                "wait above the limit got through"
+            );
+        }
         self.mine(merchant, id)
     }
 

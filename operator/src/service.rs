@@ -4,6 +4,7 @@
 //! fake and the engine without HTTP.
 
 use std::future::Future;
+use std::time::Duration;
 
 use uuid::Uuid;
 
@@ -85,11 +86,14 @@ pub trait PaymentService: Send + Sync + 'static {
         request: RefundRequest,
     ) -> impl Future<Output = Result<PaymentView, ServiceError>> + Send;
 
-    /// One payment.
+    /// One payment. With `wait`, a payment still in flight (`authorizing`, `capturing`, …) is
+    /// answered once it settles or the wait runs out, whichever comes first (a long poll: the
+    /// caller is woken by the same push path the engine's own waits use).
     fn get(
         &self,
         merchant: &Merchant,
         payment_id: Uuid,
+        wait: Option<Duration>,
     ) -> impl Future<Output = Result<PaymentView, ServiceError>> + Send;
 
     /// What the operator accepts from `merchant` (`GET /v1/merchant`).

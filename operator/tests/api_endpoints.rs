@@ -231,6 +231,37 @@ async fn authorize_wait_and_idempotency_key_reach_the_service() {
 }
 
 #[tokio::test]
+async fn get_wait_reaches_the_service_and_is_bounded() {
+    use std::time::Duration;
+    let (app, _dir) = app().await;
+    let id = authorize(&app, KEY_A, "g", "10", "r").await;
+    let last = || app.service.last_get_wait.lock().expect("lock").clone();
+    let get = |query: &str| Call::get(&format!("/v1/payments/{id}{query}")).key(KEY_A);
+
+    let reply = get("").send(&app.router).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(last(), Some(None), "no wait: the payment as it is");
+    let reply = get("?wait=7").send(&app.router).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["id"], id.as_str());
+    assert_eq!(last(), Some(Some(Duration::from_secs(7))));
+    let reply = get("?wait=50").send(&app.router).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(last(), Some(Some(Duration::from_secs(50))));
+
+    for bad in ["?wait=51", "?wait=soon", "?wait=-1", "?linger=3"] {
+        let reply = get(bad).send(&app.router).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(reply.code(), "invalid_request", "{bad}");
+        assert_eq!(
+            last(),
+            Some(Some(Duration::from_secs(50))),
+            "{bad} reached the service"
+        );
+    }
+}
+
+#[tokio::test]
 async fn auth_missing_wrong_and_right_key() {
     let (app, _dir) = app().await;
     let id = authorize(&app, KEY_A, "k", "10", "r").await;

@@ -526,7 +526,7 @@ async fn authorize_capture_partial_then_rest(ctx: Ctx) {
     assert_eq!(list.len(), 1);
     assert_eq!(
         env.engine
-            .get(&env.other_merchant, view.id)
+            .get(&env.other_merchant, view.id, None)
             .await
             .unwrap_err()
             .code,
@@ -554,6 +554,42 @@ async fn authorize_then_void(ctx: Ctx) {
     assert_eq!(err.code, ErrorCode::InvalidState);
     let err = env.engine.void(&env.merchant, view.id).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidState);
+}
+
+/// `GET /v1/payments/{id}?wait=`: the long poll answers once the hold is on chain (woken by the
+/// engine applying the outcome), a plain get answers at once, and someone else's payment is
+/// `not_found` before any wait.
+async fn get_waits_for_an_authorizing_payment(ctx: Ctx) {
+    let env = Env::new(ctx, false, Duration::from_secs(20)).await;
+    let registry = env.registry();
+    env.pause_sender().await;
+    let (_, view) = env.authorize_no_wait(&registry).await;
+    let now = env.engine.get(&env.merchant, view.id, None).await.unwrap();
+    assert_eq!(now.status, PaymentStatus::Authorizing);
+    let err = env
+        .engine
+        .get(&env.other_merchant, view.id, Some(Duration::from_secs(20)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::NotFound);
+
+    let resume = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        env.sending.store(true, Ordering::SeqCst);
+        env.wake.notify_waiters();
+    };
+    let (waited, ()) = tokio::join!(
+        env.engine
+            .get(&env.merchant, view.id, Some(Duration::from_secs(20))),
+        resume
+    );
+    let waited = waited.unwrap();
+    assert_eq!(waited.status, PaymentStatus::Authorized);
+    assert_eq!(waited.amounts.authorized, u128::from(AMOUNT));
+    assert_eq!(
+        env.chain_state(waited.payment_hash).await,
+        (u128::from(AMOUNT), 0)
+    );
 }
 
 async fn capture_then_refund_with_float(ctx: Ctx) {
@@ -613,7 +649,7 @@ async fn refund_refused_without_float(ctx: Ctx) {
     assert_eq!(err.code, ErrorCode::RefundFloatInsufficient);
     assert_eq!(count(&env.store, "chain_txs").await, rows);
     assert_eq!(
-        env.engine.get(&env.merchant, view.id).await.unwrap().status,
+        env.engine.get(&env.merchant, view.id, None).await.unwrap().status,
         PaymentStatus::Captured
     );
 }
@@ -777,7 +813,7 @@ async fn illegal_actions(ctx: Ctx) {
             .await
             .unwrap_err(),
         env.engine
-            .get(&env.merchant, Uuid::now_v7())
+            .get(&env.merchant, Uuid::now_v7(), None)
             .await
             .unwrap_err(),
     ] {
@@ -993,6 +1029,7 @@ store_tests!(
     sqlite: [
         authorize_capture_partial_then_rest,
         authorize_then_void,
+        get_waits_for_an_authorizing_payment,
         capture_then_refund_with_float,
         refund_refused_without_float,
         verification_rejections_write_nothing,
@@ -1005,6 +1042,7 @@ store_tests!(
     ],
     postgres: [
         authorize_capture_partial_then_rest,
+        get_waits_for_an_authorizing_payment,
         outcomes_applied_exactly_once_after_restart,
     ],
 );

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, B256, address};
 use alloy::signers::local::PrivateKeySigner;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -68,6 +68,8 @@ struct FakeOperator {
     authorizing_first: AtomicBool,
     /// `GET /v1/payments/{id}` calls.
     gets: AtomicUsize,
+    /// The `wait` query of the last `GET /v1/payments/{id}` (the layer's long poll).
+    get_waits: Mutex<Vec<Option<u64>>>,
     next_id: AtomicUsize,
     /// `exact` nonces settled (`/verify` then says `authorization_used`).
     settled: Mutex<Vec<String>>,
@@ -329,8 +331,19 @@ async fn op_settle(State(fake): State<Fake>, Json(body): Json<Value>) -> Respons
     .into_response()
 }
 
-async fn op_get(State(fake): State<Fake>, Path(id): Path<String>) -> Response {
+/// Query of `GET /v1/payments/{id}`.
+#[derive(serde::Deserialize)]
+struct GetQuery {
+    wait: Option<u64>,
+}
+
+async fn op_get(
+    State(fake): State<Fake>,
+    Path(id): Path<String>,
+    Query(query): Query<GetQuery>,
+) -> Response {
     fake.gets.fetch_add(1, Ordering::SeqCst);
+    fake.get_waits.lock().expect("lock").push(query.wait);
     Json(payment_json(
         &id,
         "authorized",
@@ -1007,7 +1020,13 @@ async fn an_authorizing_hold_is_polled_until_authorized() {
     let url = format!("{}/ok", env.url);
     let response = pay(&url, &signed_payment(&url, None).await).await;
     assert_eq!(response.status(), 200);
-    assert!(env.fake.gets.load(Ordering::SeqCst) >= 1);
+    // One long poll (`?wait=`, within the layer's 30 s default), answered once authorized.
+    assert_eq!(env.fake.gets.load(Ordering::SeqCst), 1);
+    let waits = env.fake.get_waits.lock().expect("lock").clone();
+    assert!(
+        matches!(waits.as_slice(), [Some(w)] if (1..=30).contains(w)),
+        "{waits:?}"
+    );
     assert_eq!(env.fake.executed(), vec!["authorize", "capture"]);
 }
 

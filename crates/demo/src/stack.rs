@@ -289,13 +289,14 @@ expiry_margin_secs = 60
         })
     }
 
-    /// Polls the operator until the payment reaches `status` with no transaction in flight.
+    /// Waits until the payment reaches `status` with no transaction in flight: a long poll
+    /// while the payment itself is in flight, then short polls for its last confirmations.
     pub async fn wait_for(&self, payment_id: &str, status: &str) -> Result<OperatorPayment> {
         let client = self.operator_client();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let payment = client
-                .get(payment_id)
+                .get_settled(payment_id, deadline.saturating_duration_since(Instant::now()))
                 .await
                 .map_err(|e| DemoError::step(format!("reading payment {payment_id}"), e))?;
             let settled = payment

@@ -77,6 +77,16 @@ pub struct AuthorizeQuery {
     pub wait: Option<u64>,
 }
 
+/// A `wait` in seconds, refused above [`MAX_WAIT_SECS`].
+fn wait_param(seconds: Option<u64>) -> Result<Option<Duration>, ApiError> {
+    match seconds {
+        Some(s) if s > MAX_WAIT_SECS => Err(ApiError::invalid_request(format!(
+            "wait must be at most {MAX_WAIT_SECS} seconds"
+        ))),
+        other => Ok(other.map(Duration::from_secs)),
+    }
+}
+
 #[derive(Deserialize)]
 struct WaitField {
     #[serde(default)]
@@ -99,16 +109,10 @@ pub async fn authorize<S: PaymentService>(
     let body_wait = serde_json::from_slice::<WaitField>(&body)
         .ok()
         .and_then(|w| w.wait);
-    let wait = query.wait.or(body_wait);
-    if let Some(w) = wait {
-        if w > MAX_WAIT_SECS {
-            return ApiError::invalid_request(format!(
-                "wait must be at most {MAX_WAIT_SECS} seconds"
-            ))
-            .into_response();
-        }
-        request.wait = Some(Duration::from_secs(w));
-    }
+    request.wait = match wait_param(query.wait.or(body_wait)) {
+        Ok(wait) => wait,
+        Err(e) => return e.into_response(),
+    };
     let key = super::idempotency::parse_key(&headers).ok();
     match state
         .service
@@ -183,13 +187,27 @@ pub async fn refund<S: PaymentService>(req: PaymentCall<S, RefundRequest, false>
     service_json(StatusCode::OK, result)
 }
 
-/// `GET /v1/payments/{id}` → Payment.
+/// Query of `GET /v1/payments/{id}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetQuery {
+    /// Seconds to wait for an in-flight payment to settle (a long poll).
+    pub wait: Option<u64>,
+}
+
+/// `GET /v1/payments/{id}[?wait=s]` → Payment; with `wait`, answered once an in-flight payment
+/// settles or the wait runs out.
 pub async fn get_payment<S: PaymentService>(
     State(state): State<ApiState<S>>,
     CurrentMerchant(merchant): CurrentMerchant,
     ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<GetQuery>,
 ) -> Response {
-    service_json(StatusCode::OK, state.service.get(&merchant, id).await)
+    let wait = match wait_param(query.wait) {
+        Ok(wait) => wait,
+        Err(e) => return e.into_response(),
+    };
+    service_json(StatusCode::OK, state.service.get(&merchant, id, wait).await)
 }
 
 /// `GET /v1/merchant` → what the operator accepts from the calling merchant.

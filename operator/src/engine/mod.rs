@@ -444,8 +444,14 @@ impl PaymentService for Engine {
         &self,
         merchant: &Merchant,
         payment_id: Uuid,
+        wait: Option<Duration>,
     ) -> Result<PaymentView, ServiceError> {
-        let payment = self.owned(merchant, payment_id).await?;
+        let mut payment = self.owned(merchant, payment_id).await?;
+        if let Some(wait) = wait
+            && payment.status.is_in_flight()
+        {
+            payment = self.wait_settled(payment_id, wait).await?;
+        }
         self.view(&payment).await
     }
 

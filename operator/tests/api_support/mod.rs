@@ -35,6 +35,8 @@ pub struct FakeService {
     pub entered: Arc<Semaphore>,
     /// The `wait` and idempotency key of the last authorize call.
     pub last_authorize: std::sync::Mutex<Option<(Option<std::time::Duration>, Option<String>)>>,
+    /// The `wait` of the last `get` call.
+    pub last_get_wait: std::sync::Mutex<Option<Option<std::time::Duration>>>,
 }
 
 impl Default for FakeService {
@@ -45,6 +47,7 @@ impl Default for FakeService {
             gate: None,
             entered: Arc::new(Semaphore::new(0)),
             last_authorize: std::sync::Mutex::new(None),
+            last_get_wait: std::sync::Mutex::new(None),
         }
     }
 }
@@ -228,7 +231,15 @@ impl PaymentService for FakeService {
         Ok(self.put(p).await)
     }
 
-    async fn get(&self, merchant: &Merchant, id: Uuid) -> Result<PaymentView, ServiceError> {
+    async fn get(
+        &self,
+        merchant: &Merchant,
+        id: Uuid,
+        wait: Option<std::time::Duration>,
+    ) -> Result<PaymentView, ServiceError> {
+        if let Ok(mut last) = self.last_get_wait.lock() {
+            *last = Some(wait);
+        }
         self.mine(merchant, id).await
     }
 

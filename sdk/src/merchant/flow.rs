@@ -10,6 +10,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 
 use alloy::primitives::B256;
 use axum::body::Body;
@@ -387,20 +388,32 @@ where
     }
 }
 
-/// Polls the payment while it is `authorizing`, up to the configured wait (default 30 s).
+/// Waits while the payment is `authorizing`, up to the configured wait (default 30 s), with
+/// long polls (`GET /v1/payments/{id}?wait=`): the operator answers the moment the hold settles.
+/// A failed poll is retried after a short pause until the wait runs out.
 pub(crate) async fn wait_authorized(
     operator: &OperatorClient,
     mut payment: OperatorPayment,
     config: &PaymentsConfig,
 ) -> OperatorPayment {
-    let wait = std::time::Duration::from_secs(config.authorize_wait_secs.unwrap_or(30));
+    let wait = Duration::from_secs(config.authorize_wait_secs.unwrap_or(30));
     let deadline = tokio::time::Instant::now() + wait;
-    while payment.is_authorizing() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        match operator.get(&payment.id.to_string()).await {
+    while payment.is_authorizing() {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        // Whole seconds on the wire; a last fraction of a second is not worth another round trip.
+        if left < Duration::from_secs(1) {
+            break;
+        }
+        match operator.get_settled(&payment.id.to_string(), left).await {
             Ok(latest) => payment = latest,
-            Err(error) => tracing::warn!(%error, "polling an authorizing payment"),
+            Err(error) => {
+                tracing::warn!(%error, "waiting for an authorizing payment");
+                tokio::time::sleep(RETRY_PAUSE.min(left)).await;
+            }
         }
     }
     payment
 }
+
+/// The pause before asking again after a failed long poll.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);

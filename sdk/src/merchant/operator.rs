@@ -27,6 +27,10 @@ pub const IDEMPOTENCY_KEY_IN_FLIGHT: &str = ErrorCode::IdempotencyKeyInFlight.as
 /// The operator's code for "same key, different request".
 pub const IDEMPOTENCY_KEY_REUSED: &str = ErrorCode::IdempotencyKeyReused.as_str();
 
+/// The longest long poll the operator accepts on `GET /v1/payments/{id}?wait=` (its
+/// `MAX_WAIT_SECS`); [`OperatorClient::get_settled`] caps its wait here.
+pub const MAX_GET_WAIT: Duration = Duration::from_secs(50);
+
 /// Why an operator call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
@@ -274,6 +278,23 @@ impl OperatorClient {
     /// One payment.
     pub async fn get(&self, payment_id: &str) -> Result<OperatorPayment, OperatorError> {
         let url = format!("{}{}", self.base_url, payment_path(payment_id, ""));
+        self.with_retries(|| self.http.get(&url).bearer_auth(&self.api_key))
+            .await
+    }
+
+    /// `GET /v1/payments/{id}?wait=…`: a long poll. The operator answers as soon as an in-flight
+    /// payment settles, or once `wait` (whole seconds, at most [`MAX_GET_WAIT`]) runs out.
+    pub async fn get_settled(
+        &self,
+        payment_id: &str,
+        wait: Duration,
+    ) -> Result<OperatorPayment, OperatorError> {
+        let seconds = wait.min(MAX_GET_WAIT).as_secs();
+        let url = format!(
+            "{}{}?wait={seconds}",
+            self.base_url,
+            payment_path(payment_id, "")
+        );
         self.with_retries(|| self.http.get(&url).bearer_auth(&self.api_key))
             .await
     }

@@ -254,7 +254,7 @@ impl Engine {
                 if voided_before {
                     (
                         "void",
-                        PaymentService::get(self, merchant, payment.id).await,
+                        PaymentService::get(self, merchant, payment.id, None).await,
                     )
                 } else {
                     (
