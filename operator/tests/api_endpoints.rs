@@ -639,6 +639,7 @@ async fn metrics_exposition() {
         "x402_tx_queue_depth",
         "x402_http_requests_total",
         "x402_http_request_duration_seconds",
+        "x402_store_write_transactions_total",
     ] {
         assert!(
             text.contains(&format!("# TYPE {}", name.trim_end_matches("_total"))),
@@ -664,6 +665,13 @@ async fn metrics_exposition() {
         .sum();
     assert_eq!(total, 1.0);
     assert_eq!(find("x402_webhook_queue_depth", ""), Some(0.0));
+    // The authorize's idempotency record: begun and completed, at least two commits.
+    let writes = find("x402_store_write_transactions_total", "").expect("writes counter");
+    assert!(
+        writes >= 2.0 && writes <= app.store.write_count() as f64,
+        "{writes} vs {}",
+        app.store.write_count()
+    );
     assert_eq!(
         find(
             "x402_http_requests_total",

@@ -1,22 +1,15 @@
 //! `x402-escrow bench` end to end at a tiny size: 2 buyers × 5 paid requests on an automining
 //! anvil, the operator as a child process. Checks the command exits 0, answers every paid
-//! request, captures every payment and reports the operator's CPU, RSS and gas per operation.
+//! request, captures every payment and reports the operator's CPU, RSS, gas per operation and
+//! the cost per paid request; the same through the EIP-7702 executor (`--executor`).
 
 use std::process::Command;
 
-#[test]
-fn bench_runs_two_buyers_five_requests_and_captures_all() {
+/// Runs `x402-escrow bench ARGS` (with `--json`) and returns its report.
+fn run_bench(args: &[&str]) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_x402-escrow"))
-        .args([
-            "bench",
-            "--buyers",
-            "2",
-            "--requests",
-            "10",
-            "--anvil-ceiling",
-            "4",
-            "--json",
-        ])
+        .arg("bench")
+        .args(args)
         .output()
         .expect("running x402-escrow bench");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -26,8 +19,20 @@ fn bench_runs_two_buyers_five_requests_and_captures_all() {
         "bench failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
         output.status
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"));
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"))
+}
+
+#[test]
+fn bench_runs_two_buyers_five_requests_and_captures_all() {
+    let report = run_bench(&[
+        "--buyers",
+        "2",
+        "--requests",
+        "10",
+        "--anvil-ceiling",
+        "4",
+        "--json",
+    ]);
     assert_eq!(report["buyers"], 2);
     assert_eq!(report["paid_ok"], 10, "{report:#}");
     assert_eq!(report["paid_failed"], 0, "{report:#}");
@@ -88,4 +93,49 @@ fn bench_runs_two_buyers_five_requests_and_captures_all() {
     let ceiling = &report["anvil_ceiling"];
     assert_eq!(ceiling["count"], 4);
     assert!(ceiling["pairs_per_sec"].as_f64().unwrap_or(0.0) > 0.0);
+    // What a paid request cost: SQL writes (from the operator's counter), an authorize and a
+    // capture (fewer when captures shared a batch), and their gas.
+    let per = &report["per_paid_request"];
+    let writes = per["sql_writes"].as_f64().unwrap_or(-1.0);
+    assert!(writes >= 1.0 && writes < 200.0, "writes per paid request: {per}");
+    let per_txs = per["transactions"].as_f64().unwrap_or(-1.0);
+    assert!(per_txs > 1.0 && per_txs <= 2.0, "transactions per paid request: {per}");
+    let per_gas = per["gas"].as_f64().unwrap_or(-1.0);
+    assert!(per_gas > 60_000.0 && per_gas < 1_000_000.0, "gas per paid request: {per}");
+    assert_eq!(report["executor"], false);
+}
+
+/// `--executor`: the operator's signer delegates to the EIP-7702 batch executor once, every paid
+/// request is still answered and captured, nothing reverts.
+#[test]
+fn bench_through_the_executor_captures_all() {
+    let report = run_bench(&["--buyers", "2", "--requests", "10", "--executor", "--json"]);
+    assert_eq!(report["executor"], true);
+    assert_eq!(report["paid_ok"], 10, "{report:#}");
+    assert_eq!(report["paid_failed"], 0, "{report:#}");
+    assert_eq!(report["captured"], 10, "{report:#}");
+    assert_eq!(report["statuses"]["captured"], 10, "{report:#}");
+    let txs = report["transactions"].as_array().expect("transactions");
+    for t in txs {
+        assert_eq!(t["reverted"], 0, "{t}");
+        assert_eq!(t["other"], 0, "{t}");
+    }
+    let final_of = |k: &str| {
+        txs.iter()
+            .find(|t| t["kind"] == k)
+            .map_or(0, |t| t["final_count"].as_i64().unwrap_or(-1))
+    };
+    assert_eq!(final_of("delegate"), 1, "one delegation: {report:#}");
+    // Ten authorizations and ten captures, sent alone or as members of `execute` batches
+    // (which depends on how the buyers' requests happened to meet).
+    let operations: i64 = txs
+        .iter()
+        .filter(|t| t["kind"] != "delegate")
+        .map(|t| t["operations"].as_i64().unwrap_or(-1))
+        .sum();
+    assert_eq!(operations, 20, "{report:#}");
+    let per_txs = report["per_paid_request"]["transactions"]
+        .as_f64()
+        .unwrap_or(-1.0);
+    assert!(per_txs > 0.0 && per_txs <= 2.1, "{report:#}");
 }

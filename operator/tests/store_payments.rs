@@ -62,7 +62,9 @@ async fn migrations_are_idempotent(ctx: Ctx) {
 
 async fn merchants(ctx: Ctx) {
     let s = &ctx.store;
+    let writes_before = s.write_count();
     let (m, key) = s.create_merchant(&new_merchant("alpha")).await.unwrap();
+    assert_eq!(s.write_count(), writes_before + 1, "one write transaction");
     assert!(key.expose().starts_with("x402_sk_"));
     assert_eq!(format!("{key:?}"), "[redacted]");
     assert_eq!(m.api_key_hash, hash_api_key(key.expose()));
@@ -84,12 +86,15 @@ async fn merchants(ctx: Ctx) {
         Err(StoreError::NotFound { .. })
     ));
 
+    assert_eq!(s.write_count(), writes_before + 1, "reads are not writes");
+
     // The same key twice is a conflict.
     let err = s
         .create_merchant_with_key(&new_merchant("beta"), key.expose())
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert_eq!(s.write_count(), writes_before + 1, "rolled back: not counted");
     let m2 = s
         .create_merchant_with_key(&new_merchant("beta"), "x402_sk_other")
         .await
@@ -101,6 +106,11 @@ async fn merchants(ctx: Ctx) {
     );
 
     s.set_merchant_webhook(m2.id, None, None).await.unwrap();
+    assert_eq!(
+        s.write_count(),
+        writes_before + 3,
+        "a single-statement write counts as one"
+    );
     let m2 = s.get_merchant(m2.id).await.unwrap();
     assert_eq!(
         (m2.webhook_url.clone(), m2.webhook_secret.clone()),

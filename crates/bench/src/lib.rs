@@ -38,7 +38,7 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 use x402_escrow_demo::USDC;
 
-pub use report::{BenchReport, CeilingReport, Percentiles, TxKindReport};
+pub use report::{BenchReport, CeilingReport, PerPaidRequest, Percentiles, TxKindReport};
 pub use run::run;
 
 /// The price of one paid request ($0.01), atomic units.
@@ -98,6 +98,10 @@ pub struct BenchArgs {
     /// The operator's `database.sqlite_synchronous`: `full` (fsync every commit) or `normal`.
     #[arg(long, value_enum, default_value_t = BenchSynchronous::Full)]
     pub sqlite_synchronous: BenchSynchronous,
+    /// Send the operator's escrow calls through its EIP-7702 batch executor
+    /// (`batch.use_executor`): one transaction carries many authorize / capture calls.
+    #[arg(long)]
+    pub executor: bool,
     /// Afterwards, send this many `authorize` and as many `capture` transactions straight to
     /// anvil (no operator) to measure the node's own ceiling for them; 0 = skip.
     #[arg(long, default_value_t = 0)]

@@ -71,6 +71,45 @@ pub struct TxKindReport {
     pub queued_to_final_ms: f64,
 }
 
+/// What one captured paid request cost, on average, from the start of the paid phase until
+/// the last capture was final.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct PerPaidRequest {
+    /// SQL write transactions the operator committed (`x402_store_write_transactions_total`;
+    /// `None` when the operator does not export it). Includes its idle loops over the period.
+    pub sql_writes: Option<f64>,
+    /// Chain transactions final (a batch counts once, however many payments it carried).
+    pub transactions: f64,
+    /// Gas used by those transactions (authorize + capture, each transaction's base cost
+    /// included, a batch's gas shared among its members).
+    pub gas: f64,
+}
+
+impl PerPaidRequest {
+    /// The costs of `captured` requests, from the writes counter before and after and the
+    /// per-kind transaction totals.
+    pub fn of(
+        captured: u64,
+        writes: Option<(u64, u64)>,
+        transactions: &[TxKindReport],
+    ) -> PerPaidRequest {
+        if captured == 0 {
+            return PerPaidRequest::default();
+        }
+        let n = captured as f64;
+        let txs: i64 = transactions.iter().map(|t| t.final_count).sum();
+        let gas: f64 = transactions
+            .iter()
+            .map(|t| t.gas_mean * t.final_count as f64)
+            .sum();
+        PerPaidRequest {
+            sql_writes: writes.map(|(before, after)| after.saturating_sub(before) as f64 / n),
+            transactions: txs as f64 / n,
+            gas: gas / n,
+        }
+    }
+}
+
 /// The node's own rate for the same transactions (`--anvil-ceiling`).
 #[derive(Debug, Clone, Serialize)]
 pub struct CeilingReport {
@@ -147,6 +186,10 @@ pub struct BenchReport {
     pub operator_rss_mib: f64,
     /// The operator's RSS after start-up, before any load (MiB).
     pub operator_idle_rss_mib: f64,
+    /// Whether escrow calls went through the EIP-7702 batch executor.
+    pub executor: bool,
+    /// What one paid request cost the operator, over the paid phase and its settlement.
+    pub per_paid_request: PerPaidRequest,
     /// Per transaction kind.
     pub transactions: Vec<TxKindReport>,
     /// Anvil's own ceiling, when measured.
@@ -247,6 +290,19 @@ impl BenchReport {
         line(format!(
             "operator RSS     {:>10.1} MiB peak (VmHWM); {:.1} MiB at the end, {:.1} MiB idle after start",
             self.operator_peak_rss_mib, self.operator_rss_mib, self.operator_idle_rss_mib
+        ));
+        let per = &self.per_paid_request;
+        line(format!(
+            "per paid request {:>10} SQL writes, {:.2} transactions, {:.0} gas{}",
+            per.sql_writes
+                .map_or_else(|| "n/a".to_owned(), |w| format!("{w:.1}")),
+            per.transactions,
+            per.gas,
+            if self.executor {
+                " (through the EIP-7702 executor)"
+            } else {
+                ""
+            }
         ));
         let statuses = self
             .statuses

@@ -17,7 +17,7 @@ use x402_escrow_sdk::{Amount, Network};
 
 use crate::ceiling::anvil_ceiling;
 use crate::load::{Budget, Buyer, buyer_key, free_request, paid_request, run_phase};
-use crate::report::{Percentiles, chrono_now, load_average};
+use crate::report::{PerPaidRequest, Percentiles, chrono_now, load_average};
 use crate::{
     BenchArgs, BenchCaptureMode, BenchDatabase, BenchError, BenchReport, BenchSynchronous, PRICE,
     Result, Seed, Step, check,
@@ -138,7 +138,13 @@ bps = {FEE_BPS}
 receiver = "{fee_receiver}"
 [auto_void]
 expiry_margin_secs = 60
+{executor}
 "#,
+        executor = if args.executor {
+            "[batch]\nuse_executor = true"
+        } else {
+            ""
+        },
         db_connections = args.db_connections,
         // Only written when not the default, so the command also drives older operators.
         synchronous = match args.sqlite_synchronous {
@@ -241,6 +247,7 @@ expiry_margin_secs = 60
             })
             .collect(),
     );
+    let writes_before = store_writes(&http, &operator.url()).await?;
     let cpu_before = operator.cpu_secs()?;
     let paid_started = Instant::now();
     let paid_url = format!("{merchant_url}/paid");
@@ -269,6 +276,7 @@ expiry_margin_secs = 60
         captured = captured_count().await?;
     }
     let settled = paid_started.elapsed();
+    let writes_after = store_writes(&http, &operator.url()).await?;
     let cpu_after = operator.cpu_secs()?;
     let (peak_rss, rss) = operator.memory_mib()?;
     let statuses = db
@@ -346,7 +354,31 @@ expiry_margin_secs = 60
         operator_peak_rss_mib: peak_rss,
         operator_rss_mib: rss,
         operator_idle_rss_mib,
+        executor: args.executor,
+        per_paid_request: PerPaidRequest::of(
+            captured,
+            writes_before.zip(writes_after),
+            &transactions,
+        ),
         transactions,
         anvil_ceiling,
     })
+}
+
+/// The operator's `x402_store_write_transactions_total` from its `/metrics`; `None` when it
+/// does not export it.
+async fn store_writes(http: &reqwest::Client, operator_url: &str) -> Result<Option<u64>> {
+    let text = http
+        .get(format!("{operator_url}/metrics"))
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .step("reading the operator's metrics")?
+        .text()
+        .await
+        .step("reading the operator's metrics")?;
+    Ok(text.lines().find_map(|line| {
+        let value = line.strip_prefix("x402_store_write_transactions_total ")?;
+        value.trim().parse::<f64>().ok().map(|v| v as u64)
+    }))
 }

@@ -11,6 +11,7 @@
 //! | `x402_tx_latency_seconds` | histogram | `kind` | the relayer: first broadcast → final |
 //! | `x402_tx_confirmations` | histogram | `kind` | the relayer: confirmations when marked final |
 //! | `x402_gas_used_total` | counter | `kind` | the relayer: gas used by mined transactions |
+//! | `x402_store_write_transactions_total` | counter | | the store: SQL write transactions this process committed, on scrape |
 //!
 //! [`Metrics`] is a cheap handle (clone it into the relayer and the engine).
 
@@ -64,6 +65,7 @@ pub struct Metrics {
     tx_latency: HistogramFamily,
     tx_confirmations: HistogramFamily,
     gas_used: Family<Labels, Counter>,
+    store_writes: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -91,6 +93,7 @@ impl Metrics {
         let tx_confirmations: HistogramFamily =
             Family::new_with_constructor(confirmations_histogram);
         let gas_used = Family::<Labels, Counter>::default();
+        let store_writes = Counter::default();
         registry.register("x402_payments", "Payments by status", payments.clone());
         registry.register(
             "x402_webhook_queue_depth",
@@ -128,6 +131,11 @@ impl Metrics {
             "Gas used by mined transactions, by kind",
             gas_used.clone(),
         );
+        registry.register(
+            "x402_store_write_transactions",
+            "SQL write transactions committed by this process",
+            store_writes.clone(),
+        );
         // Every transaction kind starts at zero so the series exist before the first transaction.
         for &kind in TxKind::ALL {
             let labels = vec![("kind", kind.as_str().to_owned())];
@@ -145,6 +153,7 @@ impl Metrics {
             tx_latency,
             tx_confirmations,
             gas_used,
+            store_writes,
         }
     }
 
@@ -212,6 +221,11 @@ impl Metrics {
         store: &Store,
         signer: Option<(u64, Address)>,
     ) -> Result<(), StoreError> {
+        // The store counts its own commits; the counter follows it (never backwards, so two
+        // scrapes at once cannot count a commit twice).
+        self.store_writes
+            .inner()
+            .fetch_max(store.write_count(), std::sync::atomic::Ordering::Relaxed);
         let counts = store.count_payments_by_status().await?;
         self.set_payment_counts(&counts);
         self.set_webhook_queue_depth(store.pending_delivery_count().await?);

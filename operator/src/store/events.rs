@@ -160,7 +160,9 @@ impl Store {
     /// Stores an event. Returns it when it is new (or was marked removed and its block is back),
     /// `None` when it was already stored and live: re-reading a range is harmless.
     pub async fn insert_chain_event(&self, new: &NewChainEvent) -> Result<Option<ChainEvent>> {
-        insert_event(&self.pool, new, self.now_ms()).await
+        insert_event(&self.pool, new, self.now_ms())
+            .await
+            .map(|event| self.wrote(event))
     }
 
     /// Reorg: marks every live event of `address` at or above `from_block` as removed and returns
@@ -171,7 +173,9 @@ impl Store {
         address: Address,
         from_block: u64,
     ) -> Result<Vec<ChainEvent>> {
-        remove_events_from(&self.pool, chain_id, address, from_block).await
+        remove_events_from(&self.pool, chain_id, address, from_block)
+            .await
+            .map(|removed| self.wrote(removed))
     }
 
     /// Marks the live events of one block hash removed (when a specific block is known to be gone).
@@ -180,7 +184,8 @@ impl Store {
             .bind(codec::int(chain_id))
             .bind(codec::b256(&block_hash))
             .execute(&self.pool)
-            .await?;
+            .await
+            .map(|done| self.wrote(done))?;
         Ok(done.rows_affected())
     }
 
@@ -235,7 +240,8 @@ impl Store {
         .bind(last_block_hash.as_ref().map(codec::b256))
         .bind(now)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map(|done| self.wrote(done))?;
         Ok(())
     }
 }

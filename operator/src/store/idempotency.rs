@@ -209,7 +209,8 @@ impl Store {
         .bind(codec::uuid(&merchant_id))
         .bind(key)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map(|done| self.wrote(done))?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -219,7 +220,8 @@ impl Store {
         let done = sqlx::query("DELETE FROM idempotency_keys WHERE expires_at <= $1")
             .bind(now)
             .execute(&self.pool)
-            .await?;
+            .await
+            .map(|done| self.wrote(done))?;
         Ok(done.rows_affected())
     }
 }

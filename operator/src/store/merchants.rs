@@ -180,7 +180,8 @@ impl Store {
         .bind(url)
         .bind(secret.map(|s| s.expose().to_owned()))
         .execute(&self.pool)
-        .await?;
+        .await
+        .map(|done| self.wrote(done))?;
         codec::affected(&done, "merchant", id)
     }
 }

@@ -29,6 +29,7 @@ mod payments;
 mod webhooks;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::AnyConnection;
@@ -237,6 +238,8 @@ pub struct Store {
     clock: Clock,
     /// SQLite: the in-process queue of writers (see [`Store::begin`]).
     writer: Option<WriterGate>,
+    /// Write transactions this process committed (see [`Store::write_count`]).
+    writes: Arc<AtomicU64>,
 }
 
 /// SQLite admits one writer at a time. Writers of this process queue here, in order, instead
@@ -324,7 +327,22 @@ impl Store {
                 permits: Arc::new(tokio::sync::Semaphore::new(1)),
                 timeout: options.sqlite_busy_timeout,
             }),
+            writes: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// SQL write transactions this process has committed through this store and its clones:
+    /// every [`StoreTx::commit`] and every single-statement write (each is its own
+    /// transaction). `x402_store_write_transactions_total` on `/metrics`; the bench divides it
+    /// by the paid requests it made.
+    pub fn write_count(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    /// Counts one single-statement write (autocommit) and passes its result through.
+    fn wrote<T>(&self, result: T) -> T {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        result
     }
 
     /// Replaces the clock (tests move time with it).
@@ -397,6 +415,7 @@ impl Store {
             tx,
             backend: self.backend,
             clock: self.clock.clone(),
+            writes: self.writes.clone(),
             _writer: permit,
         })
     }
@@ -414,6 +433,8 @@ pub struct StoreTx {
     tx: Transaction<'static, Any>,
     backend: Backend,
     clock: Clock,
+    /// The store's count of committed write transactions.
+    writes: Arc<AtomicU64>,
     /// SQLite: this process's write turn, given back when the transaction ends.
     _writer: Option<tokio::sync::OwnedSemaphorePermit>,
 }
@@ -428,6 +449,7 @@ impl StoreTx {
     /// Commits every write made through this transaction.
     pub async fn commit(self) -> Result<()> {
         self.tx.commit().await?;
+        self.writes.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

@@ -129,7 +129,8 @@ impl Store {
         .bind(owner)
         .bind(now)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map(|done| self.wrote(done))?;
         Ok(done.rows_affected() == 1)
     }
 }
