@@ -9,6 +9,7 @@ import {OperatorRefundCollector} from "../../contracts/collectors/OperatorRefund
 import {PreApprovalPaymentCollector} from "../../contracts/collectors/PreApprovalPaymentCollector.sol";
 import {Multicall3} from "../../contracts/dev/Multicall3.sol";
 import {TestUSDC} from "../../contracts/dev/TestUSDC.sol";
+import {payerAgnosticHash, receiveAuthorizationDigest, standardPaymentInfo} from "./PaymentFixtures.sol";
 
 /// @notice Shared fixture: a USDC-like token, the escrow, its three collectors and a cast of actors,
 ///         plus helpers to build, sign and drive payments.
@@ -56,45 +57,17 @@ abstract contract EscrowTestBase is Test {
         view
         returns (AuthCaptureEscrow.PaymentInfo memory info)
     {
-        info = AuthCaptureEscrow.PaymentInfo({
-            operator: operator,
-            payer: payer_,
-            receiver: receiver,
-            token: address(usdc),
-            maxAmount: maxAmount,
-            preApprovalExpiry: uint48(block.timestamp + 1 hours),
-            authorizationExpiry: uint48(block.timestamp + 1 days),
-            refundExpiry: uint48(block.timestamp + 30 days),
-            minFeeBps: 0,
-            maxFeeBps: 100,
-            feeReceiver: feeReceiver,
-            salt: 0
-        });
+        info = standardPaymentInfo(operator, payer_, receiver, address(usdc), maxAmount, feeReceiver, 0);
     }
 
     /// @dev The payer-agnostic hash (the ERC-3009 nonce), computed through the escrow itself.
     function _payerAgnosticHash(AuthCaptureEscrow.PaymentInfo memory info) internal view returns (bytes32) {
-        address realPayer = info.payer;
-        info.payer = address(0);
-        bytes32 h = escrow.getHash(info);
-        info.payer = realPayer;
-        return h;
+        return payerAgnosticHash(address(escrow), info);
     }
 
     /// @dev The EIP-712 digest of the ReceiveWithAuthorization a payer signs for `info`.
     function _receiveAuthorizationDigest(AuthCaptureEscrow.PaymentInfo memory info) internal view returns (bytes32) {
-        bytes32 structHash = keccak256(
-            abi.encode(
-                usdc.RECEIVE_WITH_AUTHORIZATION_TYPEHASH(),
-                info.payer,
-                address(erc3009Collector),
-                uint256(info.maxAmount),
-                uint256(0),
-                uint256(info.preApprovalExpiry),
-                _payerAgnosticHash(info)
-            )
-        );
-        return keccak256(abi.encodePacked("\x19\x01", usdc.DOMAIN_SEPARATOR(), structHash));
+        return receiveAuthorizationDigest(usdc, address(escrow), address(erc3009Collector), info);
     }
 
     /// @dev The payer's ERC-3009 signature for `info`, as the ERC3009PaymentCollector expects it.

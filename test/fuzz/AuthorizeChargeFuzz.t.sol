@@ -173,20 +173,9 @@ contract AuthorizeChargeFuzzTest is EscrowFuzzBase {
     }
 
     /// @dev Every validation input at once; a model of the spec's check order predicts the outcome.
-    function testFuzz_authorize_matchesSpecModel(
-        uint8 amountKind,
-        uint256 amountSeed,
-        uint120 maxAmount,
-        uint256 expirySeed,
-        uint16 minFeeBps,
-        uint16 maxFeeBps,
-        uint256 salt
-    ) public {
-        maxAmount = uint120(bound(maxAmount, 1, UINT120_MAX));
-        uint256 amount = _pickAmount(amountKind, amountSeed, maxAmount);
-        AuthCaptureEscrow.PaymentInfo memory info = _info(maxAmount, 0, 0, 0, 0, 0, feeReceiver, salt);
-        _setFeeRange(info, minFeeBps, maxFeeBps);
-        _setJitteredExpiries(info, expirySeed);
+    function testFuzz_authorize_matchesSpecModel(SpecModelSeeds memory seeds, uint256 salt) public {
+        (AuthCaptureEscrow.PaymentInfo memory info, uint256 amount) = _specModelCase(seeds, feeReceiver, salt);
+        uint120 maxAmount = info.maxAmount;
         usdc.mint(payer, maxAmount);
         bytes memory signature = info.preApprovalExpiry > block.timestamp ? _signERC3009(info, PAYER_PK) : new bytes(65);
 
@@ -225,19 +214,12 @@ contract AuthorizeChargeFuzzTest is EscrowFuzzBase {
                                   CHARGE
     //////////////////////////////////////////////////////////////*/
 
-    function testFuzz_charge_distributesExactly(
-        uint120 maxAmount,
-        uint256 amount,
-        uint16 minFeeBps,
-        uint16 maxFeeBps,
-        uint256 feeSeed,
-        bool fixedFeeReceiver
-    ) public {
-        maxAmount = uint120(bound(maxAmount, 1, UINT120_MAX));
-        amount = bound(amount, 1, maxAmount);
+    function testFuzz_charge_distributesExactly(uint120 maxAmount, uint256 amount, FeeSplitSeeds memory seeds) public {
         // With no fixed receiver the operator picks one; the fee goes wherever it says.
         (AuthCaptureEscrow.PaymentInfo memory info, uint16 feeBps, address chosenFeeReceiver) =
-            _feeSplitCase(maxAmount, minFeeBps, maxFeeBps, feeSeed, fixedFeeReceiver);
+            _feeSplitCase(maxAmount, seeds);
+        maxAmount = info.maxAmount;
+        amount = bound(amount, 1, maxAmount);
         usdc.mint(payer, maxAmount);
         bytes memory signature = _signERC3009(info, PAYER_PK);
 
@@ -309,22 +291,13 @@ contract AuthorizeChargeFuzzTest is EscrowFuzzBase {
 
     /// @dev Payment validation, then fee validation, then PaymentAlreadyCollected, as the spec orders them.
     function testFuzz_charge_matchesSpecModel(
-        uint8 amountKind,
-        uint256 amountSeed,
-        uint120 maxAmount,
-        uint256 expirySeed,
-        uint16 minFeeBps,
-        uint16 maxFeeBps,
+        SpecModelSeeds memory seeds,
         uint256 feeSeed,
         uint8 feeReceiverKind,
         bool alreadyCollected
     ) public {
         ChargeCase memory c;
-        maxAmount = uint120(bound(maxAmount, 1, UINT120_MAX));
-        c.amount = _pickAmount(amountKind, amountSeed, maxAmount);
-        c.info = _info(maxAmount, 0, 0, 0, 0, 0, feeReceiverKind % 2 == 0 ? feeReceiver : address(0), 0);
-        _setFeeRange(c.info, minFeeBps, maxFeeBps);
-        _setJitteredExpiries(c.info, expirySeed);
+        (c.info, c.amount) = _specModelCase(seeds, feeReceiverKind % 2 == 0 ? feeReceiver : address(0), 0);
         c.feeBps = _pickFee(c.info, feeSeed);
         uint8 choice = feeReceiverKind % 3;
         c.chosenFeeReceiver = choice == 0 ? c.info.feeReceiver : (choice == 1 ? address(0) : otherFeeReceiver);
@@ -379,6 +352,31 @@ contract AuthorizeChargeFuzzTest is EscrowFuzzBase {
     /*//////////////////////////////////////////////////////////////
                                  HELPERS
     //////////////////////////////////////////////////////////////*/
+
+    /// @dev The fuzzed inputs of a spec-model case (see `_specModelCase`).
+    struct SpecModelSeeds {
+        uint8 amountKind;
+        uint256 amountSeed;
+        uint120 maxAmount;
+        uint256 expirySeed;
+        uint16 minFeeBps;
+        uint16 maxFeeBps;
+    }
+
+    /// @dev A payment of the spec-model tests, valid or not, and the amount to try on it: maxAmount
+    ///      bounded to [1, uint120 max], the amount from `_pickAmount`, the fee range from
+    ///      `_setFeeRange`, the expiries from `_setJitteredExpiries`, fee receiver and salt as given.
+    function _specModelCase(SpecModelSeeds memory seeds, address feeReceiver_, uint256 salt)
+        internal
+        view
+        returns (AuthCaptureEscrow.PaymentInfo memory info, uint256 amount)
+    {
+        uint120 maxAmount = uint120(bound(seeds.maxAmount, 1, UINT120_MAX));
+        amount = _pickAmount(seeds.amountKind, seeds.amountSeed, maxAmount);
+        info = _info(maxAmount, 0, 0, 0, 0, 0, feeReceiver_, salt);
+        _setFeeRange(info, seeds.minFeeBps, seeds.maxFeeBps);
+        _setJitteredExpiries(info, seeds.expirySeed);
+    }
 
     /// @dev 0: zero; 1 and 4: within [1, maxAmount]; 2: above maxAmount within uint120; 3: above uint120.
     function _pickAmount(uint8 kind, uint256 seed, uint120 maxAmount) internal pure returns (uint256) {

@@ -37,16 +37,11 @@ contract CaptureRefundFuzzTest is EscrowFuzzBase {
         uint120 maxAmount,
         uint256 authAmount,
         uint256 captureAmount,
-        uint16 minFeeBps,
-        uint16 maxFeeBps,
-        uint256 feeSeed,
-        bool fixedFeeReceiver
+        FeeSplitSeeds memory seeds
     ) public {
-        maxAmount = uint120(bound(maxAmount, 1, UINT120_MAX));
-        authAmount = bound(authAmount, 1, maxAmount);
+        (AuthCaptureEscrow.PaymentInfo memory info, uint16 feeBps, address chosen) = _feeSplitCase(maxAmount, seeds);
+        authAmount = bound(authAmount, 1, info.maxAmount);
         captureAmount = bound(captureAmount, 1, authAmount);
-        (AuthCaptureEscrow.PaymentInfo memory info, uint16 feeBps, address chosen) =
-            _feeSplitCase(maxAmount, minFeeBps, maxFeeBps, feeSeed, fixedFeeReceiver);
         bytes32 h = _authorizeSigned(info, authAmount);
 
         vm.prank(operator);

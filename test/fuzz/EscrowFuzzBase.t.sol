@@ -55,18 +55,28 @@ abstract contract EscrowFuzzBase is EscrowHelpers {
         info.maxFeeBps = maxFeeBps;
     }
 
-    /// @dev A valid payment (see `_validInfo`) for the fee-split tests, with a fee in its range and
-    ///      the receiver of that fee: the fixture's when the payment fixes it, else the open
-    ///      payment's `otherFeeReceiver`, chosen by the operator.
-    function _feeSplitCase(uint120 maxAmount, uint16 minFeeBps, uint16 maxFeeBps, uint256 feeSeed, bool fixedFeeReceiver)
+    /// @dev The fuzzed inputs of a fee-split case (see `_feeSplitCase`): a fee range, a seed for the
+    ///      fee inside it, and whether the payment fixes its fee receiver.
+    struct FeeSplitSeeds {
+        uint16 minFeeBps;
+        uint16 maxFeeBps;
+        uint256 feeSeed;
+        bool fixedFeeReceiver;
+    }
+
+    /// @dev A valid payment (see `_validInfo`) of up to `maxAmount` (bounded to [1, uint120 max])
+    ///      for the fee-split tests, with a fee in its range and the receiver of that fee: the
+    ///      fixture's when the payment fixes it, else the open payment's `otherFeeReceiver`, chosen
+    ///      by the operator.
+    function _feeSplitCase(uint120 maxAmount, FeeSplitSeeds memory seeds)
         internal
         view
         returns (AuthCaptureEscrow.PaymentInfo memory info, uint16 feeBps, address chosenFeeReceiver)
     {
-        info = _validInfo(maxAmount, minFeeBps, maxFeeBps);
-        if (!fixedFeeReceiver) info.feeReceiver = address(0);
-        feeBps = uint16(bound(feeSeed, info.minFeeBps, info.maxFeeBps));
-        chosenFeeReceiver = fixedFeeReceiver ? feeReceiver : otherFeeReceiver;
+        info = _validInfo(uint120(bound(maxAmount, 1, UINT120_MAX)), seeds.minFeeBps, seeds.maxFeeBps);
+        if (!seeds.fixedFeeReceiver) info.feeReceiver = address(0);
+        feeBps = uint16(bound(seeds.feeSeed, info.minFeeBps, info.maxFeeBps));
+        chosenFeeReceiver = seeds.fixedFeeReceiver ? feeReceiver : otherFeeReceiver;
     }
 
     /// @dev Mints `info.maxAmount` to the fixture payer, signs ERC-3009 and calls authorize as the

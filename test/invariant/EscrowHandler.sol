@@ -9,6 +9,7 @@ import {ERC3009PaymentCollector} from "../../contracts/collectors/ERC3009Payment
 import {OperatorRefundCollector} from "../../contracts/collectors/OperatorRefundCollector.sol";
 import {PreApprovalPaymentCollector} from "../../contracts/collectors/PreApprovalPaymentCollector.sol";
 import {TestUSDC} from "../../contracts/dev/TestUSDC.sol";
+import {receiveAuthorizationDigest} from "../base/PaymentFixtures.sol";
 
 /// @title EscrowHandler
 /// @notice Drives the escrow for the invariant suite: random authorize (ERC-3009 or pre-approval),
@@ -220,15 +221,7 @@ contract EscrowHandler is Test {
         (bool found, uint256 i) = _find(indexSeed, _HELD);
         if (!found) return;
         Payment storage p = _payments[i];
-        uint128 held = p.capturable;
-
-        vm.recordLogs();
-        vm.prank(p.info.operator);
-        escrow.void(p.info);
-        _checkStoreFlows(p.operatorIndex, 0, held, p.info.payer, p.info.payer, p.info.payer);
-
-        p.voided += held;
-        p.capturable = 0;
+        p.voided += _releaseHold(p, false);
         ++calls["void"];
     }
 
@@ -269,15 +262,7 @@ contract EscrowHandler is Test {
         if (!found) return;
         Payment storage p = _payments[i];
         if (block.timestamp < p.info.authorizationExpiry) vm.warp(p.info.authorizationExpiry);
-        uint128 held = p.capturable;
-
-        vm.recordLogs();
-        vm.prank(p.info.payer);
-        escrow.reclaim(p.info);
-        _checkStoreFlows(p.operatorIndex, 0, held, p.info.payer, p.info.payer, p.info.payer);
-
-        p.reclaimed += held;
-        p.capturable = 0;
+        p.reclaimed += _releaseHold(p, true);
         ++calls["reclaim"];
     }
 
@@ -468,29 +453,32 @@ contract EscrowHandler is Test {
         return (address(erc3009Collector), _signReceiveAuthorization(p.info, payerKeys[p.payerIndex]));
     }
 
+    /// @dev Returns `p`'s whole hold to its payer, checking that exactly the hold leaves the store
+    ///      and only towards the payer: the payer reclaims it when `byPayer`, else the operator
+    ///      voids it. Returns the amount released; the caller books it as voided or reclaimed.
+    function _releaseHold(Payment storage p, bool byPayer) internal returns (uint128 held) {
+        held = p.capturable;
+
+        vm.recordLogs();
+        if (byPayer) {
+            vm.prank(p.info.payer);
+            escrow.reclaim(p.info);
+        } else {
+            vm.prank(p.info.operator);
+            escrow.void(p.info);
+        }
+        _checkStoreFlows(p.operatorIndex, 0, held, p.info.payer, p.info.payer, p.info.payer);
+        p.capturable = 0;
+    }
+
     /// @dev The payer's ERC-3009 ReceiveWithAuthorization signature for the collector.
     function _signReceiveAuthorization(AuthCaptureEscrow.PaymentInfo memory info, uint256 key)
         internal
         view
         returns (bytes memory)
     {
-        address realPayer = info.payer;
-        info.payer = address(0);
-        bytes32 nonce = escrow.getHash(info);
-        info.payer = realPayer;
-        bytes32 structHash = keccak256(
-            abi.encode(
-                usdc.RECEIVE_WITH_AUTHORIZATION_TYPEHASH(),
-                realPayer,
-                address(erc3009Collector),
-                uint256(info.maxAmount),
-                uint256(0),
-                uint256(info.preApprovalExpiry),
-                nonce
-            )
-        );
-        (uint8 v, bytes32 r, bytes32 s) =
-            vm.sign(key, keccak256(abi.encodePacked("\x19\x01", usdc.DOMAIN_SEPARATOR(), structHash)));
+        bytes32 digest = receiveAuthorizationDigest(usdc, address(escrow), address(erc3009Collector), info);
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
         return abi.encodePacked(r, s, v);
     }
 

@@ -149,35 +149,23 @@ contract ReentrancySecurityTest is EscrowHelpers {
 
     /// @dev The re-entrant call of kind `k`, made by the actor on its own target payments.
     function _innerCall(uint256 k) internal view returns (bytes memory) {
-        if (k == 0) {
-            return abi.encodeCall(escrow.authorize, (targetFreshForAuthorize, 1e6, address(preApprovalCollector), ""));
-        }
-        if (k == 1) {
-            return abi.encodeCall(
-                escrow.charge, (targetFreshForCharge, 1e6, address(preApprovalCollector), "", 0, feeReceiver)
-            );
-        }
+        if (k == 0) return _authorizeCall(targetFreshForAuthorize, address(preApprovalCollector));
+        if (k == 1) return _chargeCall(targetFreshForCharge, address(preApprovalCollector), 0);
         if (k == 2) return abi.encodeCall(escrow.capture, (targetHeld, 5e5, 0, feeReceiver));
         if (k == 3) return abi.encodeCall(escrow.void, (targetHeld));
         if (k == 4) return abi.encodeCall(escrow.refund, (targetHeld, 5e5, address(refundCollector), ""));
         if (k == 5) return abi.encodeCall(escrow.reclaim, (targetExpired));
-        if (k == 6) {
-            AuthCaptureEscrow.CaptureRequest[] memory requests = new AuthCaptureEscrow.CaptureRequest[](1);
-            requests[0] = AuthCaptureEscrow.CaptureRequest(targetHeld, 5e5, 0, feeReceiver);
-            return abi.encodeCall(escrow.captureBatch, (requests));
-        }
-        AuthCaptureEscrow.PaymentInfo[] memory infos = new AuthCaptureEscrow.PaymentInfo[](1);
-        infos[0] = targetHeld;
-        return abi.encodeCall(escrow.voidBatch, (infos));
+        if (k == 6) return _captureBatchOfOne(targetHeld, 5e5, 0);
+        return _voidBatchOfOne(targetHeld);
     }
 
     /// @dev The operation of kind `k` on the CallbackToken payments, and who must call it.
     function _hookOuterCall(uint256 k) internal view returns (address caller, bytes memory data) {
         caller = operator;
         if (k == 0) {
-            data = abi.encodeCall(escrow.authorize, (hookFresh, 1e6, address(preApprovalCollector), ""));
+            data = _authorizeCall(hookFresh, address(preApprovalCollector));
         } else if (k == 1) {
-            data = abi.encodeCall(escrow.charge, (hookFresh, 1e6, address(preApprovalCollector), "", 100, feeReceiver));
+            data = _chargeCall(hookFresh, address(preApprovalCollector), 100);
         } else if (k == 2) {
             data = abi.encodeCall(escrow.capture, (hookHeld, 1e6, 100, feeReceiver));
         } else if (k == 3) {
@@ -188,27 +176,54 @@ contract ReentrancySecurityTest is EscrowHelpers {
             caller = payer;
             data = abi.encodeCall(escrow.reclaim, (hookExpired));
         } else if (k == 6) {
-            AuthCaptureEscrow.CaptureRequest[] memory requests = new AuthCaptureEscrow.CaptureRequest[](1);
-            requests[0] = AuthCaptureEscrow.CaptureRequest(hookHeld, 1e6, 100, feeReceiver);
-            data = abi.encodeCall(escrow.captureBatch, (requests));
+            data = _captureBatchOfOne(hookHeld, 1e6, 100);
         } else {
-            AuthCaptureEscrow.PaymentInfo[] memory infos = new AuthCaptureEscrow.PaymentInfo[](1);
-            infos[0] = hookHeld;
-            data = abi.encodeCall(escrow.voidBatch, (infos));
+            data = _voidBatchOfOne(hookHeld);
         }
+    }
+
+    /// @dev A `captureBatch` of the one request capturing `amount` of `info` at `feeBps` to the fixture's fee receiver.
+    function _captureBatchOfOne(AuthCaptureEscrow.PaymentInfo memory info, uint256 amount, uint16 feeBps)
+        internal
+        view
+        returns (bytes memory)
+    {
+        AuthCaptureEscrow.CaptureRequest[] memory requests = new AuthCaptureEscrow.CaptureRequest[](1);
+        requests[0] = AuthCaptureEscrow.CaptureRequest(info, amount, feeBps, feeReceiver);
+        return abi.encodeCall(escrow.captureBatch, (requests));
+    }
+
+    /// @dev A `voidBatch` of `info` alone.
+    function _voidBatchOfOne(AuthCaptureEscrow.PaymentInfo memory info) internal view returns (bytes memory) {
+        AuthCaptureEscrow.PaymentInfo[] memory infos = new AuthCaptureEscrow.PaymentInfo[](1);
+        infos[0] = info;
+        return abi.encodeCall(escrow.voidBatch, (infos));
     }
 
     /// @dev The collector-driven operation of kind `k` (authorize, charge, refund) with a re-entering collector.
     function _collectorOuterCall(uint256 k) internal view returns (bytes memory) {
-        if (k == 0) {
-            return abi.encodeCall(escrow.authorize, (collectorFresh, 1e6, address(reentrantPaymentCollector), ""));
-        }
-        if (k == 1) {
-            return abi.encodeCall(
-                escrow.charge, (collectorFresh, 1e6, address(reentrantPaymentCollector), "", 100, feeReceiver)
-            );
-        }
+        if (k == 0) return _authorizeCall(collectorFresh, address(reentrantPaymentCollector));
+        if (k == 1) return _chargeCall(collectorFresh, address(reentrantPaymentCollector), 100);
         return abi.encodeCall(escrow.refund, (collectorHeld, 1e6, address(reentrantRefundCollector), ""));
+    }
+
+    /// @dev An `authorize` of 1e6 of `info` through `collector`, with no collector data.
+    function _authorizeCall(AuthCaptureEscrow.PaymentInfo memory info, address collector)
+        internal
+        view
+        returns (bytes memory)
+    {
+        return abi.encodeCall(escrow.authorize, (info, 1e6, collector, ""));
+    }
+
+    /// @dev A `charge` of 1e6 of `info` through `collector` with no collector data, at `feeBps` to the
+    ///      fixture's fee receiver.
+    function _chargeCall(AuthCaptureEscrow.PaymentInfo memory info, address collector, uint16 feeBps)
+        internal
+        view
+        returns (bytes memory)
+    {
+        return abi.encodeCall(escrow.charge, (info, 1e6, collector, "", feeBps, feeReceiver));
     }
 
     /// @dev Everything a re-entrant call could have changed: the state of every payment in the
@@ -272,6 +287,28 @@ contract ReentrancySecurityTest is EscrowHelpers {
         return acc;
     }
 
+    /// @dev With the actor armed to re-enter with inner call `inner` and bubble its failure,
+    ///      `caller` runs `outerCall` on the escrow: it must fail with exactly `expectedRevert` and
+    ///      change nothing. The state is rolled back afterwards.
+    function _assertBubbledReentryReverts(
+        address caller,
+        bytes memory outerCall,
+        uint256 inner,
+        bytes memory expectedRevert
+    ) internal {
+        uint256 snapshot = vm.snapshotState();
+        bytes32 before = _fingerprint();
+        actor.arm(address(escrow), _innerCall(inner), true);
+
+        vm.prank(caller);
+        (bool ok, bytes memory returned) = address(escrow).call(outerCall);
+
+        assertFalse(ok, "re-entered operation must fail");
+        assertEq(returned, expectedRevert, "with exactly the expected error");
+        assertEq(_fingerprint(), before, "and change nothing");
+        vm.revertToState(snapshot);
+    }
+
     /*//////////////////////////////////////////////////////////////
                                   TESTS
     //////////////////////////////////////////////////////////////*/
@@ -293,17 +330,9 @@ contract ReentrancySecurityTest is EscrowHelpers {
     function test_reentrantCollector_everyEntryPointRevertsWithReentrancy() public {
         for (uint256 outer; outer < 3; ++outer) {
             for (uint256 inner; inner < INNER_KINDS; ++inner) {
-                uint256 snapshot = vm.snapshotState();
-                bytes32 before = _fingerprint();
-                actor.arm(address(escrow), _innerCall(inner), true);
-
-                vm.prank(operator);
-                (bool ok, bytes memory returned) = address(escrow).call(_collectorOuterCall(outer));
-
-                assertFalse(ok, "re-entered operation must fail");
-                assertEq(returned, abi.encodeWithSelector(REENTRANCY_SELECTOR), "with exactly Reentrancy()");
-                assertEq(_fingerprint(), before, "and change nothing");
-                vm.revertToState(snapshot);
+                _assertBubbledReentryReverts(
+                    operator, _collectorOuterCall(outer), inner, abi.encodeWithSelector(REENTRANCY_SELECTOR)
+                );
             }
         }
     }
@@ -347,21 +376,11 @@ contract ReentrancySecurityTest is EscrowHelpers {
     function test_reentrantToken_bubbledFailureRollsBackEverything() public {
         for (uint256 outer; outer < OUTER_KINDS; ++outer) {
             (address caller, bytes memory outerCall) = _hookOuterCall(outer);
-            uint256 snapshot = vm.snapshotState();
-            bytes32 before = _fingerprint();
-            actor.arm(address(escrow), _innerCall(outer), true);
-
-            vm.prank(caller);
-            (bool ok, bytes memory returned) = address(escrow).call(outerCall);
-
-            assertFalse(ok);
             // authorize / charge / refund fail first in a collector's transferFrom, the others in a store's transfer.
             bytes4 expected = (outer == 0 || outer == 1 || outer == 4)
                 ? SafeTransferLib.TransferFromFailed.selector
                 : SafeTransferLib.TransferFailed.selector;
-            assertEq(returned, abi.encodeWithSelector(expected));
-            assertEq(_fingerprint(), before, "nothing changed");
-            vm.revertToState(snapshot);
+            _assertBubbledReentryReverts(caller, outerCall, outer, abi.encodeWithSelector(expected));
         }
     }
 

@@ -39,8 +39,7 @@ contract CaptureTest is HeldPaymentTestBase {
 
     function test_capture_emitsPaymentCapturedAndTokenStoreCreatedOnFirstCapture() public {
         address store = _store();
-        _expectEscrowEmit();
-        emit AuthCaptureEscrow.PaymentCaptured(h, 30e6, 100, feeReceiver);
+        _expectPaymentCaptured(h, 30e6, 100, feeReceiver);
         _expectTokenStoreCreated(store);
         vm.prank(operator);
         escrow.capture(info, 30e6, 100, feeReceiver);
@@ -65,8 +64,7 @@ contract CaptureTest is HeldPaymentTestBase {
         open.salt = 1;
         bytes32 oh = _authorize(open, 10e6);
 
-        vm.expectEmit(true, true, true, true, address(escrow));
-        emit AuthCaptureEscrow.PaymentCaptured(oh, 10e6, 100, stranger);
+        _expectPaymentCaptured(oh, 10e6, 100, stranger);
         vm.prank(operator);
         escrow.capture(open, 10e6, 100, stranger);
         assertEq(usdc.balanceOf(stranger), 0.1e6);

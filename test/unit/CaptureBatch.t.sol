@@ -38,11 +38,9 @@ contract CaptureBatchTest is TwoHeldPaymentsTestBase {
 
     function test_captureBatch_emitsPaymentCapturedPerRequestInOrder() public {
         address store = _store();
-        _expectEscrowEmit();
-        emit AuthCaptureEscrow.PaymentCaptured(ha, 40e6, 100, feeReceiver);
+        _expectPaymentCaptured(ha, 40e6, 100, feeReceiver);
         _expectTokenStoreCreated(store);
-        _expectEscrowEmit();
-        emit AuthCaptureEscrow.PaymentCaptured(hb, 25e6, 50, feeReceiver);
+        _expectPaymentCaptured(hb, 25e6, 50, feeReceiver);
         vm.prank(operator);
         escrow.captureBatch(_pair(_req(a, 40e6, 100, feeReceiver), _req(b, 25e6, 50, feeReceiver)));
     }

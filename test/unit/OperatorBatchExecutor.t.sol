@@ -458,8 +458,7 @@ contract OperatorBatchExecutorEscrowTest is ExecutorTestBase {
         emit OperatorBatchExecutor.CallFailed(
             0, abi.encodeWithSelector(AuthCaptureEscrow.InsufficientAuthorization.selector, ha, 0, 1e6)
         );
-        vm.expectEmit(true, true, true, true, address(escrow));
-        emit AuthCaptureEscrow.PaymentCaptured(hb, 60e6, 100, feeReceiver);
+        _expectPaymentCaptured(hb, 60e6, 100, feeReceiver);
         vm.expectEmit(true, true, true, true, operator);
         emit OperatorBatchExecutor.CallFailed(
             2,

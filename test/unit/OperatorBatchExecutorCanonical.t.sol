@@ -8,6 +8,7 @@ import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
 import {OperatorBatchExecutor} from "../../contracts/batch/OperatorBatchExecutor.sol";
 import {Multicall3} from "../../contracts/dev/Multicall3.sol";
 import {TestUSDC} from "../../contracts/dev/TestUSDC.sol";
+import {receiveAuthorizationDigest, standardPaymentInfo} from "../base/PaymentFixtures.sol";
 
 /// @dev Cheatcodes forge 1.7.1 has that the bundled forge-std's `Vm` does not declare.
 interface VmEvmVersionCanonical {
@@ -67,20 +68,7 @@ contract OperatorBatchExecutorCanonicalTest is Test {
     }
 
     function _info(uint256 salt) internal view returns (AuthCaptureEscrow.PaymentInfo memory) {
-        return AuthCaptureEscrow.PaymentInfo({
-            operator: operator,
-            payer: payer,
-            receiver: receiver,
-            token: address(usdc),
-            maxAmount: 10e6,
-            preApprovalExpiry: uint48(block.timestamp + 1 hours),
-            authorizationExpiry: uint48(block.timestamp + 1 days),
-            refundExpiry: uint48(block.timestamp + 30 days),
-            minFeeBps: 0,
-            maxFeeBps: 100,
-            feeReceiver: feeReceiver,
-            salt: salt
-        });
+        return standardPaymentInfo(operator, payer, receiver, address(usdc), 10e6, feeReceiver, salt);
     }
 
     function _hash(AuthCaptureEscrow.PaymentInfo memory info) internal view returns (bytes32) {
@@ -90,22 +78,7 @@ contract OperatorBatchExecutorCanonicalTest is Test {
     /// @dev The payer's ReceiveWithAuthorization for the canonical collector (nonce: the canonical
     ///      escrow's payer-agnostic hash).
     function _sign(AuthCaptureEscrow.PaymentInfo memory info) internal view returns (bytes memory) {
-        info.payer = address(0);
-        bytes32 nonce = _hash(info);
-        info.payer = payer;
-        bytes32 structHash = keccak256(
-            abi.encode(
-                usdc.RECEIVE_WITH_AUTHORIZATION_TYPEHASH(),
-                payer,
-                collector,
-                uint256(info.maxAmount),
-                uint256(0),
-                uint256(info.preApprovalExpiry),
-                nonce
-            )
-        );
-        (uint8 v, bytes32 r, bytes32 s) =
-            vm.sign(PAYER_PK, keccak256(abi.encodePacked("\x19\x01", usdc.DOMAIN_SEPARATOR(), structHash)));
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(PAYER_PK, receiveAuthorizationDigest(usdc, escrow, collector, info));
         return abi.encodePacked(r, s, v);
     }
 

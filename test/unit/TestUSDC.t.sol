@@ -54,17 +54,19 @@ contract TestUSDCTest is Test {
         return keccak256(abi.encodePacked("\x19\x01", _domainSeparator(), structHash));
     }
 
-    function _signAuth(
-        uint256 pk,
-        bytes32 typehash,
-        address from,
-        address to,
-        uint256 value,
-        uint256 after_,
-        uint256 before_,
-        bytes32 nonce
-    ) internal view returns (uint8 v, bytes32 r, bytes32 s) {
-        return vm.sign(pk, _digest(keccak256(abi.encode(typehash, from, to, value, after_, before_, nonce))));
+    /// @dev `pk`'s 65-byte signature (r, s, v) of `structHash` under the token's EIP-712 domain.
+    function _sign(uint256 pk, bytes32 structHash) internal view returns (bytes memory) {
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(pk, _digest(structHash));
+        return abi.encodePacked(r, s, v);
+    }
+
+    /// @dev `pk`'s signature of an ERC-3009 authorization of type `typehash` in the current window.
+    function _authSig(uint256 pk, bytes32 typehash, address from, address to, uint256 value, bytes32 nonce)
+        internal
+        view
+        returns (bytes memory)
+    {
+        return _sign(pk, keccak256(abi.encode(typehash, from, to, value, validAfter, validBefore, nonce)));
     }
 
     function _transferSig(uint256 pk, address from, address to, uint256 value, bytes32 nonce)
@@ -72,8 +74,7 @@ contract TestUSDCTest is Test {
         view
         returns (bytes memory)
     {
-        (uint8 v, bytes32 r, bytes32 s) = _signAuth(pk, TRANSFER_TYPEHASH, from, to, value, validAfter, validBefore, nonce);
-        return abi.encodePacked(r, s, v);
+        return _authSig(pk, TRANSFER_TYPEHASH, from, to, value, nonce);
     }
 
     function _receiveSig(uint256 pk, address from, address to, uint256 value, bytes32 nonce)
@@ -81,13 +82,11 @@ contract TestUSDCTest is Test {
         view
         returns (bytes memory)
     {
-        (uint8 v, bytes32 r, bytes32 s) = _signAuth(pk, RECEIVE_TYPEHASH, from, to, value, validAfter, validBefore, nonce);
-        return abi.encodePacked(r, s, v);
+        return _authSig(pk, RECEIVE_TYPEHASH, from, to, value, nonce);
     }
 
     function _cancelSig(uint256 pk, address authorizer, bytes32 nonce) internal view returns (bytes memory) {
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(pk, _digest(keccak256(abi.encode(CANCEL_TYPEHASH, authorizer, nonce))));
-        return abi.encodePacked(r, s, v);
+        return _sign(pk, keccak256(abi.encode(CANCEL_TYPEHASH, authorizer, nonce)));
     }
 
     function _split(bytes memory sig) internal pure returns (uint8 v, bytes32 r, bytes32 s) {
@@ -101,6 +100,42 @@ contract TestUSDCTest is Test {
     function _transferVrs(bytes memory sig, address from, address to, uint256 value, bytes32 nonce) internal {
         (uint8 v, bytes32 r, bytes32 s) = _split(sig);
         usdc.transferWithAuthorization(from, to, value, validAfter, validBefore, nonce, v, r, s);
+    }
+
+    /// @dev Expects the next call to revert with `AuthorizationAlreadyUsed` of alice's NONCE.
+    function _expectAlreadyUsed() internal {
+        vm.expectRevert(abi.encodeWithSelector(TestUSDC.AuthorizationAlreadyUsed.selector, alice, NONCE));
+    }
+
+    /// @dev Expects the next call to revert with `InvalidAuthorizationSignature` for `authorizer`.
+    function _expectInvalidSignature(address authorizer) internal {
+        vm.expectRevert(abi.encodeWithSelector(TestUSDC.InvalidAuthorizationSignature.selector, authorizer));
+    }
+
+    /// @dev Expects the next call, made at `validBefore`, to revert with `AuthorizationExpired`.
+    function _expectExpired() internal {
+        vm.expectRevert(abi.encodeWithSelector(TestUSDC.AuthorizationExpired.selector, validBefore, validBefore));
+    }
+
+    /// @dev Expects the next call, made now, to revert with `AuthorizationNotYetValid` for `validAfter`.
+    function _expectNotYetValid() internal {
+        vm.expectRevert(
+            abi.encodeWithSelector(TestUSDC.AuthorizationNotYetValid.selector, block.timestamp, validAfter)
+        );
+    }
+
+    /// @dev `caller` redeems alice's ReceiveWithAuthorization of `value` to bob (nonce NONCE, the
+    ///      current validity window) with the signature `sig` in bytes form.
+    function _receive(address caller, bytes memory sig, uint256 value) internal {
+        vm.prank(caller);
+        usdc.receiveWithAuthorization(alice, bob, value, validAfter, validBefore, NONCE, sig);
+    }
+
+    /// @dev As `_receive`, with the signature split into v, r, s.
+    function _receiveVrs(address caller, bytes memory sig, uint256 value) internal {
+        (uint8 v, bytes32 r, bytes32 s) = _split(sig);
+        vm.prank(caller);
+        usdc.receiveWithAuthorization(alice, bob, value, validAfter, validBefore, NONCE, v, r, s);
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -218,16 +253,14 @@ contract TestUSDCTest is Test {
         MockERC1271Wallet wallet = new MockERC1271Wallet(bob);
         usdc.mint(address(wallet), 10e6);
         bytes memory sig = _transferSig(ALICE_PK, address(wallet), alice, 10e6, NONCE);
-        vm.expectRevert(abi.encodeWithSelector(TestUSDC.InvalidAuthorizationSignature.selector, address(wallet)));
+        _expectInvalidSignature(address(wallet));
         usdc.transferWithAuthorization(address(wallet), alice, 10e6, validAfter, validBefore, NONCE, sig);
     }
 
     function test_transferWithAuthorization_reverts_AuthorizationNotYetValid_when_atValidAfter() public {
         validAfter = block.timestamp;
         bytes memory sig = _transferSig(ALICE_PK, alice, bob, 1e6, NONCE);
-        vm.expectRevert(
-            abi.encodeWithSelector(TestUSDC.AuthorizationNotYetValid.selector, block.timestamp, validAfter)
-        );
+        _expectNotYetValid();
         usdc.transferWithAuthorization(alice, bob, 1e6, validAfter, validBefore, NONCE, sig);
     }
 
@@ -242,7 +275,7 @@ contract TestUSDCTest is Test {
     function test_transferWithAuthorization_reverts_AuthorizationExpired_when_atValidBefore() public {
         bytes memory sig = _transferSig(ALICE_PK, alice, bob, 1e6, NONCE);
         vm.warp(validBefore);
-        vm.expectRevert(abi.encodeWithSelector(TestUSDC.AuthorizationExpired.selector, validBefore, validBefore));
+        _expectExpired();
         _transferVrs(sig, alice, bob, 1e6, NONCE);
     }
 
@@ -256,17 +289,17 @@ contract TestUSDCTest is Test {
     function test_transferWithAuthorization_reverts_AuthorizationAlreadyUsed_when_replayed() public {
         bytes memory sig = _transferSig(ALICE_PK, alice, bob, 1e6, NONCE);
         _transferVrs(sig, alice, bob, 1e6, NONCE);
-        vm.expectRevert(abi.encodeWithSelector(TestUSDC.AuthorizationAlreadyUsed.selector, alice, NONCE));
+        _expectAlreadyUsed();
         _transferVrs(sig, alice, bob, 1e6, NONCE);
         // The bytes form shares the nonce space.
-        vm.expectRevert(abi.encodeWithSelector(TestUSDC.AuthorizationAlreadyUsed.selector, alice, NONCE));
+        _expectAlreadyUsed();
         usdc.transferWithAuthorization(alice, bob, 1e6, validAfter, validBefore, NONCE, sig);
         assertEq(usdc.balanceOf(bob), 1e6);
     }
 
     function test_transferWithAuthorization_reverts_InvalidAuthorizationSignature_when_wrongSigner() public {
         bytes memory sig = _transferSig(BOB_PK, alice, bob, 1e6, NONCE);
-        vm.expectRevert(abi.encodeWithSelector(TestUSDC.InvalidAuthorizationSignature.selector, alice));
+        _expectInvalidSignature(alice);
         _transferVrs(sig, alice, bob, 1e6, NONCE);
     }
 
@@ -274,7 +307,7 @@ contract TestUSDCTest is Test {
     function test_transferWithAuthorization_reverts_InvalidAuthorizationSignature_when_compact64ByteSignature() public {
         (uint8 v, bytes32 r, bytes32 s) = _split(_transferSig(ALICE_PK, alice, bob, 1e6, NONCE));
         bytes32 vs = bytes32(uint256(s) | (uint256(v - 27) << 255)); // EIP-2098 compact form, valid for ecrecover
-        vm.expectRevert(abi.encodeWithSelector(TestUSDC.InvalidAuthorizationSignature.selector, alice));
+        _expectInvalidSignature(alice);
         usdc.transferWithAuthorization(alice, bob, 1e6, validAfter, validBefore, NONCE, abi.encodePacked(r, vs));
     }
 
@@ -286,25 +319,25 @@ contract TestUSDCTest is Test {
         uint8 flippedV = v == 27 ? 28 : 27;
         bytes32 digest = _digest(keccak256(abi.encode(TRANSFER_TYPEHASH, alice, bob, uint256(1e6), validAfter, validBefore, NONCE)));
         assertEq(ecrecover(digest, flippedV, r, highS), alice, "twin must recover to the signer");
-        vm.expectRevert(abi.encodeWithSelector(TestUSDC.InvalidAuthorizationSignature.selector, alice));
+        _expectInvalidSignature(alice);
         usdc.transferWithAuthorization(alice, bob, 1e6, validAfter, validBefore, NONCE, abi.encodePacked(r, highS, flippedV));
     }
 
     function test_transferWithAuthorization_reverts_InvalidAuthorizationSignature_when_vNot27Or28() public {
         (uint8 v, bytes32 r, bytes32 s) = _split(_transferSig(ALICE_PK, alice, bob, 1e6, NONCE));
-        vm.expectRevert(abi.encodeWithSelector(TestUSDC.InvalidAuthorizationSignature.selector, alice));
+        _expectInvalidSignature(alice);
         usdc.transferWithAuthorization(alice, bob, 1e6, validAfter, validBefore, NONCE, abi.encodePacked(r, s, v - 27));
     }
 
     function test_transferWithAuthorization_reverts_InvalidAuthorizationSignature_when_valueTampered() public {
         bytes memory sig = _transferSig(ALICE_PK, alice, bob, 1e6, NONCE);
-        vm.expectRevert(abi.encodeWithSelector(TestUSDC.InvalidAuthorizationSignature.selector, alice));
+        _expectInvalidSignature(alice);
         usdc.transferWithAuthorization(alice, bob, 2e6, validAfter, validBefore, NONCE, sig);
     }
 
     function test_transferWithAuthorization_reverts_InvalidAuthorizationSignature_when_receiveSignatureUsed() public {
         bytes memory sig = _receiveSig(ALICE_PK, alice, bob, 1e6, NONCE);
-        vm.expectRevert(abi.encodeWithSelector(TestUSDC.InvalidAuthorizationSignature.selector, alice));
+        _expectInvalidSignature(alice);
         usdc.transferWithAuthorization(alice, bob, 1e6, validAfter, validBefore, NONCE, sig);
     }
 
@@ -320,12 +353,12 @@ contract TestUSDCTest is Test {
         bytes memory badSig = _transferSig(BOB_PK, alice, bob, 1e6, NONCE);
 
         // used + bad signature -> AuthorizationAlreadyUsed
-        vm.expectRevert(abi.encodeWithSelector(TestUSDC.AuthorizationAlreadyUsed.selector, alice, NONCE));
+        _expectAlreadyUsed();
         usdc.transferWithAuthorization(alice, bob, 1e6, validAfter, validBefore, NONCE, badSig);
 
         // expired + used + bad signature -> AuthorizationExpired
         vm.warp(validBefore);
-        vm.expectRevert(abi.encodeWithSelector(TestUSDC.AuthorizationExpired.selector, validBefore, validBefore));
+        _expectExpired();
         usdc.transferWithAuthorization(alice, bob, 1e6, validAfter, validBefore, NONCE, badSig);
     }
 
@@ -335,79 +368,64 @@ contract TestUSDCTest is Test {
 
     function test_receiveWithAuthorization_vrs_byPayee() public {
         bytes memory sig = _receiveSig(ALICE_PK, alice, bob, 10e6, NONCE);
-        (uint8 v, bytes32 r, bytes32 s) = _split(sig);
         vm.expectEmit(true, true, true, true, address(usdc));
         emit TestUSDC.AuthorizationUsed(alice, NONCE);
         vm.expectEmit(true, true, true, true, address(usdc));
         emit ERC20.Transfer(alice, bob, 10e6);
-        vm.prank(bob);
-        usdc.receiveWithAuthorization(alice, bob, 10e6, validAfter, validBefore, NONCE, v, r, s);
+        _receiveVrs(bob, sig, 10e6);
         assertEq(usdc.balanceOf(bob), 10e6);
         assertTrue(usdc.authorizationState(alice, NONCE));
     }
 
     function test_receiveWithAuthorization_bytes_byPayee() public {
-        bytes memory sig = _receiveSig(ALICE_PK, alice, bob, 10e6, NONCE);
-        vm.prank(bob);
-        usdc.receiveWithAuthorization(alice, bob, 10e6, validAfter, validBefore, NONCE, sig);
+        _receive(bob, _receiveSig(ALICE_PK, alice, bob, 10e6, NONCE), 10e6);
         assertEq(usdc.balanceOf(bob), 10e6);
         assertTrue(usdc.authorizationState(alice, NONCE));
     }
 
     function test_receiveWithAuthorization_vrs_reverts_CallerMustBePayee_when_relayed() public {
         bytes memory sig = _receiveSig(ALICE_PK, alice, bob, 10e6, NONCE);
-        (uint8 v, bytes32 r, bytes32 s) = _split(sig);
-        vm.prank(relayer);
         vm.expectRevert(abi.encodeWithSelector(TestUSDC.CallerMustBePayee.selector, relayer, bob));
-        usdc.receiveWithAuthorization(alice, bob, 10e6, validAfter, validBefore, NONCE, v, r, s);
+        _receiveVrs(relayer, sig, 10e6);
     }
 
     function test_receiveWithAuthorization_bytes_reverts_CallerMustBePayee_when_relayed() public {
         bytes memory sig = _receiveSig(ALICE_PK, alice, bob, 10e6, NONCE);
-        vm.prank(relayer);
         vm.expectRevert(abi.encodeWithSelector(TestUSDC.CallerMustBePayee.selector, relayer, bob));
-        usdc.receiveWithAuthorization(alice, bob, 10e6, validAfter, validBefore, NONCE, sig);
+        _receive(relayer, sig, 10e6);
     }
 
     function test_receiveWithAuthorization_reverts_CallerMustBePayee_beforeOtherChecks() public {
         bytes memory badSig = _receiveSig(BOB_PK, alice, bob, 10e6, NONCE);
         vm.warp(validBefore);
-        vm.prank(alice);
         vm.expectRevert(abi.encodeWithSelector(TestUSDC.CallerMustBePayee.selector, alice, bob));
-        usdc.receiveWithAuthorization(alice, bob, 10e6, validAfter, validBefore, NONCE, badSig);
+        _receive(alice, badSig, 10e6);
     }
 
     function test_receiveWithAuthorization_reverts_InvalidAuthorizationSignature_when_transferSignatureUsed() public {
         bytes memory sig = _transferSig(ALICE_PK, alice, bob, 1e6, NONCE);
-        vm.prank(bob);
-        vm.expectRevert(abi.encodeWithSelector(TestUSDC.InvalidAuthorizationSignature.selector, alice));
-        usdc.receiveWithAuthorization(alice, bob, 1e6, validAfter, validBefore, NONCE, sig);
+        _expectInvalidSignature(alice);
+        _receive(bob, sig, 1e6);
     }
 
     function test_receiveWithAuthorization_reverts_InvalidAuthorizationSignature_when_wrongSigner() public {
         bytes memory sig = _receiveSig(BOB_PK, alice, bob, 1e6, NONCE);
-        (uint8 v, bytes32 r, bytes32 s) = _split(sig);
-        vm.prank(bob);
-        vm.expectRevert(abi.encodeWithSelector(TestUSDC.InvalidAuthorizationSignature.selector, alice));
-        usdc.receiveWithAuthorization(alice, bob, 1e6, validAfter, validBefore, NONCE, v, r, s);
+        _expectInvalidSignature(alice);
+        _receiveVrs(bob, sig, 1e6);
     }
 
     function test_receiveWithAuthorization_reverts_AuthorizationNotYetValid_when_atValidAfter() public {
         validAfter = block.timestamp;
         bytes memory sig = _receiveSig(ALICE_PK, alice, bob, 1e6, NONCE);
-        vm.prank(bob);
-        vm.expectRevert(
-            abi.encodeWithSelector(TestUSDC.AuthorizationNotYetValid.selector, block.timestamp, validAfter)
-        );
-        usdc.receiveWithAuthorization(alice, bob, 1e6, validAfter, validBefore, NONCE, sig);
+        _expectNotYetValid();
+        _receive(bob, sig, 1e6);
     }
 
     function test_receiveWithAuthorization_reverts_AuthorizationExpired_when_atValidBefore() public {
         bytes memory sig = _receiveSig(ALICE_PK, alice, bob, 1e6, NONCE);
         vm.warp(validBefore);
-        vm.prank(bob);
-        vm.expectRevert(abi.encodeWithSelector(TestUSDC.AuthorizationExpired.selector, validBefore, validBefore));
-        usdc.receiveWithAuthorization(alice, bob, 1e6, validAfter, validBefore, NONCE, sig);
+        _expectExpired();
+        _receive(bob, sig, 1e6);
     }
 
     function test_receiveWithAuthorization_succeeds_at_boundariesInsideWindow() public {
@@ -415,19 +433,15 @@ contract TestUSDCTest is Test {
         validBefore = block.timestamp + 2;
         bytes memory sig = _receiveSig(ALICE_PK, alice, bob, 1e6, NONCE);
         vm.warp(validAfter + 1); // == validBefore - 1
-        vm.prank(bob);
-        usdc.receiveWithAuthorization(alice, bob, 1e6, validAfter, validBefore, NONCE, sig);
+        _receive(bob, sig, 1e6);
         assertEq(usdc.balanceOf(bob), 1e6);
     }
 
     function test_receiveWithAuthorization_reverts_AuthorizationAlreadyUsed_when_replayed() public {
         bytes memory sig = _receiveSig(ALICE_PK, alice, bob, 1e6, NONCE);
-        (uint8 v, bytes32 r, bytes32 s) = _split(sig);
-        vm.prank(bob);
-        usdc.receiveWithAuthorization(alice, bob, 1e6, validAfter, validBefore, NONCE, sig);
-        vm.prank(bob);
-        vm.expectRevert(abi.encodeWithSelector(TestUSDC.AuthorizationAlreadyUsed.selector, alice, NONCE));
-        usdc.receiveWithAuthorization(alice, bob, 1e6, validAfter, validBefore, NONCE, v, r, s);
+        _receive(bob, sig, 1e6);
+        _expectAlreadyUsed();
+        _receiveVrs(bob, sig, 1e6);
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -443,7 +457,7 @@ contract TestUSDCTest is Test {
         assertTrue(usdc.authorizationState(alice, NONCE));
 
         bytes memory sig = _transferSig(ALICE_PK, alice, bob, 1e6, NONCE);
-        vm.expectRevert(abi.encodeWithSelector(TestUSDC.AuthorizationAlreadyUsed.selector, alice, NONCE));
+        _expectAlreadyUsed();
         _transferVrs(sig, alice, bob, 1e6, NONCE);
     }
 
@@ -454,9 +468,8 @@ contract TestUSDCTest is Test {
         assertTrue(usdc.authorizationState(alice, NONCE));
 
         bytes memory sig = _receiveSig(ALICE_PK, alice, bob, 1e6, NONCE);
-        vm.prank(bob);
-        vm.expectRevert(abi.encodeWithSelector(TestUSDC.AuthorizationAlreadyUsed.selector, alice, NONCE));
-        usdc.receiveWithAuthorization(alice, bob, 1e6, validAfter, validBefore, NONCE, sig);
+        _expectAlreadyUsed();
+        _receive(bob, sig, 1e6);
     }
 
     function test_cancelAuthorization_bytes_byERC1271Wallet() public {
@@ -468,27 +481,27 @@ contract TestUSDCTest is Test {
     function test_cancelAuthorization_reverts_AuthorizationAlreadyUsed_when_cancelledTwice() public {
         bytes memory sig = _cancelSig(ALICE_PK, alice, NONCE);
         usdc.cancelAuthorization(alice, NONCE, sig);
-        vm.expectRevert(abi.encodeWithSelector(TestUSDC.AuthorizationAlreadyUsed.selector, alice, NONCE));
+        _expectAlreadyUsed();
         usdc.cancelAuthorization(alice, NONCE, sig);
     }
 
     function test_cancelAuthorization_reverts_AuthorizationAlreadyUsed_when_alreadyUsed() public {
         _transferVrs(_transferSig(ALICE_PK, alice, bob, 1e6, NONCE), alice, bob, 1e6, NONCE);
         (uint8 v, bytes32 r, bytes32 s) = _split(_cancelSig(ALICE_PK, alice, NONCE));
-        vm.expectRevert(abi.encodeWithSelector(TestUSDC.AuthorizationAlreadyUsed.selector, alice, NONCE));
+        _expectAlreadyUsed();
         usdc.cancelAuthorization(alice, NONCE, v, r, s);
     }
 
     function test_cancelAuthorization_reverts_InvalidAuthorizationSignature_when_wrongSigner() public {
         (uint8 v, bytes32 r, bytes32 s) = _split(_cancelSig(BOB_PK, alice, NONCE));
-        vm.expectRevert(abi.encodeWithSelector(TestUSDC.InvalidAuthorizationSignature.selector, alice));
+        _expectInvalidSignature(alice);
         usdc.cancelAuthorization(alice, NONCE, v, r, s);
         assertFalse(usdc.authorizationState(alice, NONCE));
     }
 
     function test_cancelAuthorization_reverts_InvalidAuthorizationSignature_when_signedForOtherNonce() public {
         bytes memory sig = _cancelSig(ALICE_PK, alice, keccak256("other"));
-        vm.expectRevert(abi.encodeWithSelector(TestUSDC.InvalidAuthorizationSignature.selector, alice));
+        _expectInvalidSignature(alice);
         usdc.cancelAuthorization(alice, NONCE, sig);
     }
 

@@ -29,11 +29,9 @@ contract VoidBatchTest is TwoHeldPaymentsTestBase {
 
     function test_voidBatch_emitsPaymentVoidedPerPaymentInOrder() public {
         address store = _store();
-        _expectEscrowEmit();
-        emit AuthCaptureEscrow.PaymentVoided(ha, 40e6);
+        _expectPaymentVoided(ha, 40e6);
         _expectTokenStoreCreated(store);
-        _expectEscrowEmit();
-        emit AuthCaptureEscrow.PaymentVoided(hb, 60e6);
+        _expectPaymentVoided(hb, 60e6);
         vm.prank(operator);
         escrow.voidBatch(_pair(a, b));
     }

@@ -69,6 +69,21 @@ abstract contract UnitTestBase is EscrowHelpers {
         }
     }
 
+    /// @dev Expects the escrow's next event to be `PaymentCaptured` of `paymentInfoHash` for `amount`
+    ///      at `feeBps` to `feeReceiver_`.
+    function _expectPaymentCaptured(bytes32 paymentInfoHash, uint256 amount, uint16 feeBps, address feeReceiver_)
+        internal
+    {
+        _expectEscrowEmit();
+        emit AuthCaptureEscrow.PaymentCaptured(paymentInfoHash, amount, feeBps, feeReceiver_);
+    }
+
+    /// @dev Expects the escrow's next event to be `PaymentVoided` of `paymentInfoHash` for `amount`.
+    function _expectPaymentVoided(bytes32 paymentInfoHash, uint256 amount) internal {
+        _expectEscrowEmit();
+        emit AuthCaptureEscrow.PaymentVoided(paymentInfoHash, amount);
+    }
+
     /// @dev As the operator, authorizes `amount` of `info` through the ERC-3009 collector with no
     ///      signature, expecting exactly `revertData` (validation fails before any collection).
     function _authorizeReverts(AuthCaptureEscrow.PaymentInfo memory info, uint256 amount, bytes memory revertData)
