@@ -53,9 +53,10 @@ impl Engine {
             .payments_past_authorization_expiry(now, BATCH)
             .await?
         {
-            let (event, extras) = (&PaymentEvent::Expired, TransitionExtras::default());
             // No span of its own (the auto-void's carries the payment's ids).
             let span = tracing::Span::none();
+            let event = &PaymentEvent::Expired;
+            let extras = TransitionExtras::default();
             if self
                 .sweep_one(&payment, event, extras, span, "expiry skipped")
                 .await?
