@@ -25,6 +25,7 @@
 //! `captured` and refundable until `refundExpiry`): nothing waits for a capture, so the capture
 //! deadline check is replaced by a check that the refund window is still open.
 
+use alloy::contract::{CallBuilder, CallDecoder};
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::sol_types::SolInterface;
@@ -167,6 +168,14 @@ pub fn describe_call_error(err: &alloy::contract::Error) -> String {
         return format!("revert 0x{}", hex::encode(&data));
     }
     err.to_string()
+}
+
+/// Runs `call` as `from` (an `eth_call`), keeping only whether it would succeed.
+async fn simulate<P: Provider, D: CallDecoder>(
+    call: CallBuilder<P, D>,
+    from: Address,
+) -> Result<(), alloy::contract::Error> {
+    call.from(from).call().await.map(|_| ())
 }
 
 /// Whether an error is a transport failure rather than a revert.
@@ -392,31 +401,20 @@ impl Verifier {
         } else {
             cfg.fee_receiver
         };
+        // The escrow call the flow will send, simulated as the operator.
+        let (payment_info, value) = (info.clone(), U256::from(amount));
+        let collector = derived.deployment.erc3009_collector;
+        let data = payload.signature.clone();
         let simulation = match flow {
-            Flow::Authorize => escrow
-                .authorize(
-                    info.clone(),
-                    U256::from(amount),
-                    derived.deployment.erc3009_collector,
-                    payload.signature.clone(),
-                )
-                .from(cfg.operator)
-                .call()
-                .await
-                .map(|_| ()),
-            Flow::Charge => escrow
-                .charge(
-                    info.clone(),
-                    U256::from(amount),
-                    derived.deployment.erc3009_collector,
-                    payload.signature.clone(),
-                    fee_bps,
-                    fee_receiver,
-                )
-                .from(cfg.operator)
-                .call()
-                .await
-                .map(|_| ()),
+            Flow::Authorize => {
+                let call = escrow.authorize(payment_info, value, collector, data);
+                simulate(call, cfg.operator).await
+            }
+            Flow::Charge => {
+                let call =
+                    escrow.charge(payment_info, value, collector, data, fee_bps, fee_receiver);
+                simulate(call, cfg.operator).await
+            }
         };
         if let Err(e) = simulation {
             if is_transport(&e) {

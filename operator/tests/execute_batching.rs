@@ -37,7 +37,6 @@ use x402_escrow_operator::service::{
 };
 use x402_escrow_operator::store::{Backend, Merchant, Store};
 
-const T: Duration = Duration::from_secs(40);
 const AMOUNT: u64 = 4 * USDC;
 
 both_backends!(
@@ -45,10 +44,6 @@ both_backends!(
     member_reverting_in_company_fails_alone,
     executor_off_sends_singly
 );
-
-fn fee(x: u128) -> u128 {
-    x * FEE_BPS as u128 / 10_000
-}
 
 /// Batches of up to 16, and a long wait: a round's rows go out together because they are all
 /// queued before the relayer starts.
@@ -86,7 +81,7 @@ fn run_relayer(core: &Core, cfg: &Config, owner: &str) -> (JoinHandle<()>, JoinH
 
 /// Waits until `n` rows match `filter` (a `chain_txs WHERE …` clause).
 async fn wait_rows(store: &Store, filter: &str, n: i64) {
-    let deadline = std::time::Instant::now() + T;
+    let deadline = std::time::Instant::now() + WAIT;
     while count(store, filter).await < n {
         assert!(
             std::time::Instant::now() < deadline,
@@ -149,7 +144,7 @@ async fn run_round(
     wait_rows(&core.store, queued, n).await;
     let (relayer, applier) = run_relayer(core, cfg, "round");
     let views = join_all(tasks).await;
-    settle(&core.store, T).await;
+    settle(&core.store, WAIT).await;
     relayer.abort();
     applier.abort();
     views
@@ -169,26 +164,18 @@ fn hash_of(view: &Value) -> B256 {
 
 /// Every outbox row as `kind status (reason)`, for failure messages.
 async fn rows(store: &Store) -> Vec<String> {
-    use sqlx::Row;
-    sqlx::query("SELECT kind, status, revert_reason FROM chain_txs ORDER BY created_at")
-        .fetch_all(store.pool())
-        .await
-        .expect("rows")
-        .into_iter()
-        .map(|r| {
-            format!(
-                "{} {} ({})",
-                r.try_get::<String, _>("kind").expect("kind"),
-                r.try_get::<String, _>("status").expect("status"),
-                r.try_get::<Option<String>, _>("revert_reason")
-                    .expect("reason")
-                    .unwrap_or_default()
-            )
-        })
-        .collect()
+    let sql = "SELECT kind, status, revert_reason FROM chain_txs ORDER BY created_at";
+    rendered_rows(store, sql, |r| {
+        format!(
+            "{} {} ({})",
+            column::<String>(r, "kind"),
+            column::<String>(r, "status"),
+            column::<Option<String>>(r, "revert_reason").unwrap_or_default()
+        )
+    })
+    .await
 }
 
-/// The signer's code designates `executor` (EIP-7702: `0xef0100 ‖ address`).
 async fn assert_delegates(chain: &Chain, signer: Address, executor: Address) {
     let code = chain.plain.get_code_at(signer).await.expect("code");
     let mut want = vec![0xef, 0x01, 0x00];
@@ -243,11 +230,7 @@ async fn every_kind_goes_out_in_execute(backend: Backend) {
             1
         );
         assert_eq!(
-            count(
-                &store,
-                "chain_txs WHERE kind = 'authorize' AND status <> 'abandoned'"
-            )
-            .await,
+            sent_alone(&store, "'authorize'").await,
             0,
             "no authorization went out alone"
         );
@@ -308,11 +291,7 @@ async fn every_kind_goes_out_in_execute(backend: Backend) {
             2
         );
         assert_eq!(
-            count(
-                &store,
-                "chain_txs WHERE kind IN ('capture', 'void') AND status <> 'abandoned'"
-            )
-            .await,
+            sent_alone(&store, "'capture', 'void'").await,
             0,
             "no capture or void went out alone"
         );
@@ -365,11 +344,7 @@ async fn every_kind_goes_out_in_execute(backend: Backend) {
             3
         );
         assert_eq!(
-            count(
-                &store,
-                "chain_txs WHERE kind = 'refund' AND status <> 'abandoned'"
-            )
-            .await,
+            sent_alone(&store, "'refund'").await,
             0,
             "no refund went out alone"
         );

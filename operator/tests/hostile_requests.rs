@@ -141,30 +141,22 @@ fn facilitator_body(body: &Value) -> Value {
 /// Every payment's id, status, version, amounts and action in flight; and the other tables a
 /// refused request must not touch.
 async fn state(store: &Store) -> Vec<String> {
-    use sqlx::Row as _;
-    let rows = sqlx::query(
-        "SELECT id, status, version, authorized_amount, captured_amount, refunded_amount, \
-         released_amount, pending_tx_id FROM payments ORDER BY id",
-    )
-    .fetch_all(store.pool())
-    .await
-    .expect("payments");
-    let mut out: Vec<String> = rows
-        .into_iter()
-        .map(|r| {
-            format!(
-                "{} {} v{} {}/{}/{}/{} {:?}",
-                r.try_get::<String, _>("id").expect("id"),
-                r.try_get::<String, _>("status").expect("status"),
-                r.try_get::<i64, _>("version").expect("version"),
-                r.try_get::<String, _>("authorized_amount").expect("a"),
-                r.try_get::<String, _>("captured_amount").expect("c"),
-                r.try_get::<String, _>("refunded_amount").expect("r"),
-                r.try_get::<String, _>("released_amount").expect("x"),
-                r.try_get::<Option<String>, _>("pending_tx_id").expect("p"),
-            )
-        })
-        .collect();
+    let sql = "SELECT id, status, version, authorized_amount, captured_amount, refunded_amount, \
+               released_amount, pending_tx_id FROM payments ORDER BY id";
+    let mut out = rendered_rows(store, sql, |r| {
+        format!(
+            "{} {} v{} {}/{}/{}/{} {:?}",
+            column::<String>(r, "id"),
+            column::<String>(r, "status"),
+            column::<i64>(r, "version"),
+            column::<String>(r, "authorized_amount"),
+            column::<String>(r, "captured_amount"),
+            column::<String>(r, "refunded_amount"),
+            column::<String>(r, "released_amount"),
+            column::<Option<String>>(r, "pending_tx_id"),
+        )
+    })
+    .await;
     for table in ["chain_txs", "tx_attempts", "webhook_events"] {
         out.push(format!("{table}: {}", count(store, table).await));
     }

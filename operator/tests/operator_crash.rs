@@ -19,7 +19,6 @@ use operator_support::*;
 use serde_json::{Value, json};
 use x402_escrow_operator::store::Backend;
 
-const T: Duration = Duration::from_secs(40);
 const AMOUNT: u64 = 2 * USDC;
 
 both_backends!(
@@ -29,10 +28,6 @@ both_backends!(
     crash_captures_in_flight,
     crash_refunds_in_flight
 );
-
-fn fee(x: u128) -> u128 {
-    x * FEE_BPS as u128 / 10_000
-}
 
 /// Sends `n` authorize requests with `?wait=0` concurrently; returns (id, hash, request id, body).
 async fn authorize_quick(
@@ -78,7 +73,7 @@ async fn authorize_quick(
 /// After a restart: every payment authorized exactly once, in the database and on chain.
 async fn check_authorized(chain: &Chain, api: &Api, payments: &[(String, B256, String, Value)]) {
     for (id, hash, rid, _) in payments {
-        let p = api.wait_status(id, &["authorized", "failed"], T).await;
+        let p = api.wait_status(id, &["authorized", "failed"], WAIT).await;
         assert_eq!(p["status"], "authorized", "{p}");
         assert_eq!(p["requestId"], rid.as_str());
         assert_eq!(chain.state(*hash).await, (true, AMOUNT as u128, 0), "{p}");
@@ -122,7 +117,7 @@ async fn crash_after_accept(backend: Backend) {
             assert_eq!(p["id"].as_str(), Some(payments[0].0.as_str()), "{p}");
         }
         check_authorized(&chain, &api, &payments).await;
-        settle(&store, T).await;
+        settle(&store, WAIT).await;
         assert_eq!(count(&store, "payments").await, 6);
         chain.assert_payer_spent(payer0, 6 * AMOUNT as u128).await;
         wind_down(op, store, &chain).await;
@@ -174,7 +169,7 @@ async fn crash_before_receipt(backend: Backend) {
         let op = start(&cfg).await;
         let api = Api::new(&op, &key);
         check_authorized(&chain, &api, &payments).await;
-        settle(&store, T).await;
+        settle(&store, WAIT).await;
         chain.assert_payer_spent(payer0, 6 * AMOUNT as u128).await;
         wind_down(op, store, &chain).await;
     })
@@ -194,7 +189,7 @@ async fn crash_captures_in_flight(backend: Backend) {
         let n = 8;
         let payments = authorize_quick(&chain, &api, signer, "c", n).await;
         for (id, ..) in &payments {
-            api.wait_status(id, &["authorized"], T).await;
+            api.wait_status(id, &["authorized"], WAIT).await;
         }
         // Captures of every payment at once; the operator dies while they are in flight.
         let mut tasks = Vec::new();
@@ -225,7 +220,7 @@ async fn crash_captures_in_flight(backend: Backend) {
 
         let op = start(&cfg).await;
         let api = Api::new(&op, &key);
-        settle(&store, T).await;
+        settle(&store, WAIT).await;
         // Captures whose request never made it are asked for again (a new key: the old one may
         // still be locked as in flight).
         for (id, ..) in &payments {
@@ -241,7 +236,7 @@ async fn crash_captures_in_flight(backend: Backend) {
                 other => panic!("unexpected status {other} after restart: {p}"),
             }
         }
-        settle(&store, T).await;
+        settle(&store, WAIT).await;
         for (id, hash, ..) in &payments {
             let p = api.payment(id).await;
             assert_eq!(p["status"], "captured", "{p}");
@@ -391,7 +386,7 @@ async fn crash_written_never_sent(backend: Backend) {
         let op = start(&cfg).await;
         let api = Api::new(&op, &key);
         check_authorized(&chain, &api, &payments).await;
-        settle(&store, T).await;
+        settle(&store, WAIT).await;
         chain.assert_payer_spent(payer0, 4 * AMOUNT as u128).await;
         wind_down(op, store, &chain).await;
     })
@@ -415,7 +410,7 @@ async fn crash_refunds_in_flight(backend: Backend) {
         let n = 4;
         let payments = authorize_quick(&chain, &api, signer, "r", n).await;
         for (id, ..) in &payments {
-            api.wait_status(id, &["authorized"], T).await;
+            api.wait_status(id, &["authorized"], WAIT).await;
             let (status, c) = api
                 .act(id, "capture", &json!({}), &format!("cap-{id}"))
                 .await;
@@ -456,7 +451,7 @@ async fn crash_refunds_in_flight(backend: Backend) {
 
         let op = start(&cfg).await;
         let api = Api::new(&op, &key);
-        settle(&store, T).await;
+        settle(&store, WAIT).await;
         for (id, ..) in &payments {
             let p = api.payment(id).await;
             match p["status"].as_str().unwrap() {
@@ -475,7 +470,7 @@ async fn crash_refunds_in_flight(backend: Backend) {
                 other => panic!("unexpected status {other} after restart: {p}"),
             }
         }
-        settle(&store, T).await;
+        settle(&store, WAIT).await;
         let half = (AMOUNT / 2) as u128;
         for (id, hash, ..) in &payments {
             let p = api.payment(id).await;

@@ -13,7 +13,6 @@ use alloy::primitives::B256;
 use operator_support::*;
 use x402_escrow_operator::store::{Backend, Store};
 
-const T: Duration = Duration::from_secs(40);
 const AMOUNT: u64 = 3 * USDC;
 
 async fn lease_owner(store: &Store) -> Option<String> {
@@ -52,7 +51,7 @@ async fn two_instances_one_database() {
         let payer0 = chain.balance(chain.payer.address()).await;
 
         let a = start(&cfg_a).await;
-        wait_owner(&store, "op-a", T).await;
+        wait_owner(&store, "op-a", WAIT).await;
         let b = start(&cfg_b).await;
         assert_ne!(a.address, b.address);
         let api_a = Api::new(&a, &key);
@@ -102,11 +101,11 @@ async fn two_instances_one_database() {
         // B takes the lease over once A's runs out (bounded, generously above the ttl).
         wait_owner(&store, "op-b", ttl * 2 + Duration::from_secs(5)).await;
         for (id, hash) in &queued {
-            let p = api_b.wait_status(id, &["authorized", "failed"], T).await;
+            let p = api_b.wait_status(id, &["authorized", "failed"], WAIT).await;
             assert_eq!(p["status"], "authorized", "{p}");
             assert_eq!(chain.state(*hash).await, (true, AMOUNT as u128, 0));
         }
-        settle(&store, T).await;
+        settle(&store, WAIT).await;
         chain.assert_payer_spent(payer0, 6 * AMOUNT as u128).await;
         wind_down(b, store, &chain).await;
     })

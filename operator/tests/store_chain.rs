@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use alloy::primitives::{B256, Bytes};
 use store_support::*;
 use x402_escrow_operator::store::{
-    MinedReceipt, NewChainEvent, NewTxAttempt, Store, StoreError, TxKind, TxStatus,
+    ChainTx, MinedReceipt, NewChainEvent, NewTxAttempt, Store, StoreError, TxKind, TxStatus,
 };
 
 store_tests!(
@@ -72,22 +72,21 @@ async fn leased(store: &Store, owner: &str) {
     assert!(try_lease(store, owner).await);
 }
 
+/// The next row `owner` claims, if any.
+async fn claim(store: &Store, owner: &str) -> Option<ChainTx> {
+    store.claim_next_tx(CHAIN, signer(), owner).await.unwrap()
+}
+
+/// The signer's next nonce, as stored.
+async fn signer_next_nonce(store: &Store) -> u64 {
+    let row = store.get_signer(CHAIN, signer()).await.unwrap();
+    row.expect("the signer's row").next_nonce
+}
+
 /// Nothing is left to claim for `op-a`, and the signer's next nonce is `next_nonce`.
 async fn assert_drained(s: &Store, next_nonce: u64) {
-    assert!(
-        s.claim_next_tx(CHAIN, signer(), "op-a")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert_eq!(
-        s.get_signer(CHAIN, signer())
-            .await
-            .unwrap()
-            .unwrap()
-            .next_nonce,
-        next_nonce
-    );
+    assert!(claim(s, "op-a").await.is_none());
+    assert_eq!(signer_next_nonce(s).await, next_nonce);
 }
 
 async fn tx_pipeline_happy_path(ctx: Ctx) {
@@ -104,11 +103,7 @@ async fn tx_pipeline_happy_path(ctx: Ctx) {
     assert_eq!(s.queued_tx_count(CHAIN, signer()).await.unwrap(), 1);
 
     // Claim: nonce reserved in the same transaction.
-    let claimed = s
-        .claim_next_tx(CHAIN, signer(), "op-a")
-        .await
-        .unwrap()
-        .unwrap();
+    let claimed = claim(s, "op-a").await.unwrap();
     assert_eq!(
         (claimed.id, claimed.status, claimed.nonce),
         (queued.id, TxStatus::Reserved, Some(0))
@@ -192,21 +187,9 @@ async fn tx_reverts_reorgs_and_abandons(ctx: Ctx) {
     let t1 = s.enqueue_tx(&new_tx(TxKind::Capture)).await.unwrap();
     let t2 = s.enqueue_tx(&new_tx(TxKind::Void)).await.unwrap();
     let t3 = s.enqueue_tx(&new_tx(TxKind::Refund)).await.unwrap();
-    let c1 = s
-        .claim_next_tx(CHAIN, signer(), "op-a")
-        .await
-        .unwrap()
-        .unwrap();
-    let c2 = s
-        .claim_next_tx(CHAIN, signer(), "op-a")
-        .await
-        .unwrap()
-        .unwrap();
-    let c3 = s
-        .claim_next_tx(CHAIN, signer(), "op-a")
-        .await
-        .unwrap()
-        .unwrap();
+    let c1 = claim(s, "op-a").await.unwrap();
+    let c2 = claim(s, "op-a").await.unwrap();
+    let c3 = claim(s, "op-a").await.unwrap();
     assert_eq!(
         (c1.id, c2.id, c3.id),
         (t1.id, t2.id, t3.id),
@@ -308,27 +291,13 @@ async fn claim_is_fenced_by_the_lease(ctx: Ctx) {
     assert!(try_lease(s, "op-b").await);
     assert_claim_refused(s, "op-a").await;
     // Refused claims consumed no nonce and left the row queued.
-    assert_eq!(
-        s.get_signer(CHAIN, signer())
-            .await
-            .unwrap()
-            .unwrap()
-            .next_nonce,
-        5
-    );
+    assert_eq!(signer_next_nonce(s).await, 5);
     assert_eq!(s.get_tx(t.id).await.unwrap().status, TxStatus::Queued);
     // The holder's lease runs out: it can no longer reserve nonces either.
     ctx.clock.advance(TTL);
     assert_claim_refused(s, "op-b").await;
     assert!(try_lease(s, "op-b").await);
-    assert_eq!(
-        s.claim_next_tx(CHAIN, signer(), "op-b")
-            .await
-            .unwrap()
-            .unwrap()
-            .nonce,
-        Some(5)
-    );
+    assert_eq!(claim(s, "op-b").await.unwrap().nonce, Some(5));
     // Unknown signer.
     let unknown = addr(0x99);
     assert!(
@@ -432,14 +401,7 @@ async fn lease_takeover_after_expiry(ctx: Ctx) {
     assert!(!a.release_lease(CHAIN, signer(), "op-a").await.unwrap());
     a.enqueue_tx(&new_tx(TxKind::Capture)).await.unwrap();
     assert_claim_refused(&a, "op-a").await;
-    assert_eq!(
-        b.claim_next_tx(CHAIN, signer(), "op-b")
-            .await
-            .unwrap()
-            .unwrap()
-            .nonce,
-        Some(0)
-    );
+    assert_eq!(claim(&b, "op-b").await.unwrap().nonce, Some(0));
     // A lease that ran out cannot be renewed even if nobody took it.
     ctx.clock.advance(TTL);
     assert!(matches!(
@@ -489,29 +451,14 @@ async fn concurrent_lease_acquire_one_wins(ctx: Ctx) {
 async fn signer_nonce_never_moves_back(ctx: Ctx) {
     let s = &ctx.store;
     assert!(s.get_signer(CHAIN, signer()).await.unwrap().is_none());
-    assert_eq!(
-        s.upsert_signer(CHAIN, signer(), 7)
-            .await
-            .unwrap()
-            .next_nonce,
-        7
-    );
-    assert_eq!(
-        s.upsert_signer(CHAIN, signer(), 3)
-            .await
-            .unwrap()
-            .next_nonce,
-        7,
-        "never back"
-    );
-    assert_eq!(
-        s.upsert_signer(CHAIN, signer(), 9)
-            .await
-            .unwrap()
-            .next_nonce,
-        9,
-        "catches up with the chain"
-    );
+    for (chain_nonce, next, why) in [
+        (7, 7, "first seen"),
+        (3, 7, "never back"),
+        (9, 9, "catches up with the chain"),
+    ] {
+        let row = s.upsert_signer(CHAIN, signer(), chain_nonce).await.unwrap();
+        assert_eq!(row.next_nonce, next, "{why}");
+    }
     // Another chain, same key: separate nonce.
     assert_eq!(s.upsert_signer(1, signer(), 0).await.unwrap().next_nonce, 0);
     // Upserting keeps the lease.

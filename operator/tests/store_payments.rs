@@ -121,11 +121,7 @@ async fn merchants(ctx: Ctx) {
 async fn payment_round_trip_and_lookups(ctx: Ctx) {
     let s = &ctx.store;
     let merchant_id = merchant(s).await;
-    let other_merchant = s
-        .create_merchant_with_key(&new_merchant("other"), "k2")
-        .await
-        .unwrap()
-        .id;
+    let other_merchant = second_merchant(s, "other").await;
     let new = new_payment(merchant_id, 1);
     let (p, tx) = s
         .insert_payment(&new, Some(&new_tx(TxKind::Authorize)))
@@ -397,26 +393,19 @@ async fn lifecycle_through_the_store(ctx: Ctx) {
     assert_eq!(t.payment.version, p2.version + 1);
     assert_eq!(t.payment.status, PaymentStatus::PartiallyCaptured);
     assert_eq!(t.payment.pending_tx_id, None, "nothing in flight any more");
-    assert_eq!(
-        t.payment.amounts,
-        Amounts {
-            authorized: 1000,
-            captured: 400,
-            refunded: 0,
-            released: 0
-        }
-    );
+    let captured = Amounts {
+        authorized: 1000,
+        captured: 400,
+        refunded: 0,
+        released: 0,
+    };
+    assert_eq!(t.payment.amounts, captured);
 
     // A failed refund keeps the error code and message.
     let v = t.payment.version;
-    s.transition_payment(
-        p.id,
-        v,
-        &PaymentEvent::RefundRequested { amount: 100 },
-        TransitionExtras::default(),
-    )
-    .await
-    .unwrap();
+    transition(s, p.id, v, PaymentEvent::RefundRequested { amount: 100 })
+        .await
+        .unwrap();
     let t = s
         .transition_payment(
             p.id,
@@ -443,33 +432,19 @@ async fn lifecycle_through_the_store(ctx: Ctx) {
 
     // Void the rest.
     let v = t.payment.version;
-    s.transition_payment(
-        p.id,
-        v,
-        &PaymentEvent::VoidRequested,
-        TransitionExtras::default(),
-    )
-    .await
-    .unwrap();
-    let t = s
-        .transition_payment(
-            p.id,
-            v + 1,
-            &PaymentEvent::VoidConfirmed { amount: 600 },
-            TransitionExtras::default(),
-        )
+    transition(s, p.id, v, PaymentEvent::VoidRequested)
+        .await
+        .unwrap();
+    let t = transition(s, p.id, v + 1, PaymentEvent::VoidConfirmed { amount: 600 })
         .await
         .unwrap();
     assert_eq!(t.payment.status, PaymentStatus::Captured);
-    assert_eq!(
-        t.payment.amounts,
-        Amounts {
-            authorized: 1000,
-            captured: 400,
-            refunded: 0,
-            released: 600
-        }
-    );
+    // The failed refund left the amounts alone: the void released the rest.
+    let released = Amounts {
+        released: 600,
+        ..captured
+    };
+    assert_eq!(t.payment.amounts, released);
     assert_eq!(s.webhook_events_for_payment(p.id).await.unwrap().len(), 1);
     assert_eq!(s.txs_for_payment(p.id).await.unwrap().len(), 2);
 
@@ -479,13 +454,7 @@ async fn lifecycle_through_the_store(ctx: Ctx) {
     let (b, _) = s.insert_payment(&big, None).await.unwrap();
     assert_eq!(b.status, PaymentStatus::Charging);
     let max = (1u128 << 120) - 1;
-    let t = s
-        .transition_payment(
-            b.id,
-            0,
-            &PaymentEvent::ChargeConfirmed { amount: max },
-            TransitionExtras::default(),
-        )
+    let t = transition(s, b.id, 0, PaymentEvent::ChargeConfirmed { amount: max })
         .await
         .unwrap();
     assert_eq!(
@@ -529,13 +498,7 @@ async fn illegal_and_stale_transitions_change_nothing(ctx: Ctx) {
 
     // Stale version.
     confirm(s, p.id, 10, None).await;
-    let err = s
-        .transition_payment(
-            p.id,
-            0,
-            &PaymentEvent::VoidRequested,
-            TransitionExtras::default(),
-        )
+    let err = transition(s, p.id, 0, PaymentEvent::VoidRequested)
         .await
         .unwrap_err();
     assert!(
@@ -552,25 +515,13 @@ async fn illegal_and_stale_transitions_change_nothing(ctx: Ctx) {
     assert!(err.is_retryable());
 
     // Over-capture is refused by the amount bookkeeping.
-    let err = s
-        .transition_payment(
-            p.id,
-            1,
-            &PaymentEvent::CaptureRequested { amount: 11 },
-            TransitionExtras::default(),
-        )
+    let err = transition(s, p.id, 1, PaymentEvent::CaptureRequested { amount: 11 })
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::IllegalTransition(_)), "{err:?}");
 
     // Unknown payment.
-    let err = s
-        .transition_payment(
-            uuid::Uuid::now_v7(),
-            0,
-            &PaymentEvent::VoidRequested,
-            TransitionExtras::default(),
-        )
+    let err = transition(s, uuid::Uuid::now_v7(), 0, PaymentEvent::VoidRequested)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }));
@@ -681,38 +632,33 @@ async fn sweeper_queries(ctx: Ctx) {
     );
 }
 
+/// How long the idempotency tests keep keys (a day) and lock in-flight ones (a minute).
+const IDEM_RETENTION_MS: i64 = 24 * 3600 * 1000;
+const IDEM_LOCK_MS: i64 = 60_000;
+
+/// `merchant` begins a request under `key` with fingerprint `fp`.
+async fn begin(s: &Store, merchant: uuid::Uuid, key: &str, fp: &str) -> IdempotencyBegin {
+    s.idempotency_begin(merchant, key, fp, IDEM_RETENTION_MS, IDEM_LOCK_MS)
+        .await
+        .unwrap()
+}
+
 async fn idempotency_key_states(ctx: Ctx) {
     let s = &ctx.store;
     let m = merchant(s).await;
-    let m2 = s
-        .create_merchant_with_key(&new_merchant("two"), "k2")
-        .await
-        .unwrap()
-        .id;
+    let m2 = second_merchant(s, "two").await;
     let fp = request_fingerprint("POST", "/v1/payments/authorize", b"{\"a\":1}");
     let other_fp = request_fingerprint("POST", "/v1/payments/authorize", b"{\"a\":2}");
-    let day = 24 * 3600 * 1000;
-    let lock = 60_000;
 
+    assert_eq!(begin(s, m, "k", &fp).await, IdempotencyBegin::Started);
+    assert_eq!(begin(s, m, "k", &fp).await, IdempotencyBegin::InFlight);
     assert_eq!(
-        s.idempotency_begin(m, "k", &fp, day, lock).await.unwrap(),
-        IdempotencyBegin::Started
-    );
-    assert_eq!(
-        s.idempotency_begin(m, "k", &fp, day, lock).await.unwrap(),
-        IdempotencyBegin::InFlight
-    );
-    assert_eq!(
-        s.idempotency_begin(m, "k", &other_fp, day, lock)
-            .await
-            .unwrap(),
+        begin(s, m, "k", &other_fp).await,
         IdempotencyBegin::Mismatch
     );
     // Keys are scoped per merchant.
     assert_eq!(
-        s.idempotency_begin(m2, "k", &other_fp, day, lock)
-            .await
-            .unwrap(),
+        begin(s, m2, "k", &other_fp).await,
         IdempotencyBegin::Started
     );
 
@@ -725,16 +671,14 @@ async fn idempotency_key_states(ctx: Ctx) {
     .await
     .unwrap();
     assert_eq!(
-        s.idempotency_begin(m, "k", &fp, day, lock).await.unwrap(),
+        begin(s, m, "k", &fp).await,
         IdempotencyBegin::Completed {
             response_status: 402,
             response_body: "{\"error\":{\"code\":\"insufficient_balance\"}}".into()
         }
     );
     assert_eq!(
-        s.idempotency_begin(m, "k", &other_fp, day, lock)
-            .await
-            .unwrap(),
+        begin(s, m, "k", &other_fp).await,
         IdempotencyBegin::Mismatch
     );
     // Completing twice is refused.
@@ -744,36 +688,20 @@ async fn idempotency_key_states(ctx: Ctx) {
     ));
 
     // An in-flight request whose process died: after the lock time a retry takes over.
+    assert_eq!(begin(s, m, "crashed", &fp).await, IdempotencyBegin::Started);
+    ctx.clock.advance(IDEM_LOCK_MS - 1);
     assert_eq!(
-        s.idempotency_begin(m, "crashed", &fp, day, lock)
-            .await
-            .unwrap(),
-        IdempotencyBegin::Started
-    );
-    ctx.clock.advance(lock - 1);
-    assert_eq!(
-        s.idempotency_begin(m, "crashed", &fp, day, lock)
-            .await
-            .unwrap(),
+        begin(s, m, "crashed", &fp).await,
         IdempotencyBegin::InFlight
     );
     ctx.clock.advance(1);
     assert_eq!(
-        s.idempotency_begin(m, "crashed", &other_fp, day, lock)
-            .await
-            .unwrap(),
+        begin(s, m, "crashed", &other_fp).await,
         IdempotencyBegin::Mismatch
     );
+    assert_eq!(begin(s, m, "crashed", &fp).await, IdempotencyBegin::Started);
     assert_eq!(
-        s.idempotency_begin(m, "crashed", &fp, day, lock)
-            .await
-            .unwrap(),
-        IdempotencyBegin::Started
-    );
-    assert_eq!(
-        s.idempotency_begin(m, "crashed", &fp, day, lock)
-            .await
-            .unwrap(),
+        begin(s, m, "crashed", &fp).await,
         IdempotencyBegin::InFlight
     );
 
@@ -781,9 +709,7 @@ async fn idempotency_key_states(ctx: Ctx) {
     assert!(s.idempotency_release(m, "crashed").await.unwrap());
     assert!(!s.idempotency_release(m, "crashed").await.unwrap());
     assert_eq!(
-        s.idempotency_begin(m, "crashed", &other_fp, day, lock)
-            .await
-            .unwrap(),
+        begin(s, m, "crashed", &other_fp).await,
         IdempotencyBegin::Started
     );
 
@@ -794,9 +720,7 @@ async fn idempotency_key_states(ctx: Ctx) {
         .unwrap();
     tx.commit().await.unwrap();
     assert!(matches!(
-        s.idempotency_begin(m, "crashed", &other_fp, day, lock)
-            .await
-            .unwrap(),
+        begin(s, m, "crashed", &other_fp).await,
         IdempotencyBegin::Completed {
             response_status: 201,
             ..
@@ -804,13 +728,8 @@ async fn idempotency_key_states(ctx: Ctx) {
     ));
 
     // After the retention period records expire: a late retry starts afresh.
-    ctx.clock.advance(day);
-    assert_eq!(
-        s.idempotency_begin(m, "k", &other_fp, day, lock)
-            .await
-            .unwrap(),
-        IdempotencyBegin::Started
-    );
+    ctx.clock.advance(IDEM_RETENTION_MS);
+    assert_eq!(begin(s, m, "k", &other_fp).await, IdempotencyBegin::Started);
     let removed = s.idempotency_expire().await.unwrap();
     assert_eq!(removed, 2, "m2/k and m/crashed expired; m/k was renewed");
     assert_eq!(count(s, "idempotency_keys").await, 1);

@@ -7,7 +7,7 @@ use tracing::Instrument;
 
 use super::{BATCH, Engine, EngineError};
 use crate::lifecycle::PaymentEvent;
-use crate::store::{StoreError, TransitionExtras};
+use crate::store::{Payment, StoreError, TransitionExtras};
 
 impl Engine {
     /// The sweeps: auto-void holds whose merchant capture deadline passed (store clock), then
@@ -25,28 +25,16 @@ impl Engine {
                 let Ok((payment, outbox)) = self.void_outbox(payment) else {
                     continue;
                 };
-                let result = self
-                    .store()
-                    .transition_payment(
-                        payment.id,
-                        payment.version,
-                        &PaymentEvent::VoidRequested,
-                        TransitionExtras {
-                            outbox: Some(outbox),
-                            ..Default::default()
-                        },
-                    )
-                    .instrument(span)
-                    .await;
-                match result {
-                    Ok(_) => voids += 1,
-                    // Someone acted on it meanwhile; the next sweep looks again.
-                    Err(
-                        e @ (StoreError::VersionMismatch { .. } | StoreError::IllegalTransition(_)),
-                    ) => {
-                        tracing::debug!(error = %e, "auto-void skipped");
-                    }
-                    Err(e) => return Err(e.into()),
+                let extras = TransitionExtras {
+                    outbox: Some(outbox),
+                    ..Default::default()
+                };
+                let event = &PaymentEvent::VoidRequested;
+                if self
+                    .sweep_one(&payment, event, extras, span, "auto-void skipped")
+                    .await?
+                {
+                    voids += 1;
                 }
             }
             if voids > 0 {
@@ -65,26 +53,44 @@ impl Engine {
             .payments_past_authorization_expiry(now, BATCH)
             .await?
         {
-            match self
-                .store()
-                .transition_payment(
-                    payment.id,
-                    payment.version,
-                    &PaymentEvent::Expired,
-                    TransitionExtras::default(),
-                )
-                .await
+            // No span of its own (the auto-void's carries the payment's ids).
+            let span = tracing::Span::none();
+            let event = &PaymentEvent::Expired;
+            let extras = TransitionExtras::default();
+            if self
+                .sweep_one(&payment, event, extras, span, "expiry skipped")
+                .await?
             {
-                Ok(_) => expired += 1,
-                Err(
-                    e @ (StoreError::VersionMismatch { .. } | StoreError::IllegalTransition(_)),
-                ) => {
-                    tracing::debug!(error = %e, "expiry skipped");
-                }
-                Err(e) => return Err(e.into()),
+                expired += 1;
             }
         }
         Ok((voids, expired))
+    }
+
+    /// Applies a sweep's `event` to `payment` in its own transaction (the store call runs in
+    /// `span`): `true` when it took effect, `false` when someone acted on the payment meanwhile
+    /// (logged as `skipped`; the next sweep looks again).
+    async fn sweep_one(
+        &self,
+        payment: &Payment,
+        event: &PaymentEvent,
+        extras: TransitionExtras,
+        span: tracing::Span,
+        skipped: &str,
+    ) -> Result<bool, EngineError> {
+        let result = self
+            .store()
+            .transition_payment(payment.id, payment.version, event, extras)
+            .instrument(span)
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e @ (StoreError::VersionMismatch { .. } | StoreError::IllegalTransition(_))) => {
+                tracing::debug!(error = %e, "{skipped}");
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Runs outcomes, events and sweeps every `interval` until `shutdown` turns true.

@@ -35,7 +35,9 @@ use serde_json::json;
 use x402_escrow_bindings::Deployment;
 use x402_escrow_bindings::contracts::auth_capture_escrow::AuthCaptureEscrow as Escrow;
 
-use super::execute::{Delegation, delegate_key, delegate_row, delegated_to, execute_row};
+use super::execute::{
+    Delegation, delegate_key, delegate_row, delegated_to, execute_row, member_json,
+};
 use super::revert::revert_reason_of;
 use super::{Relayer, RelayerError};
 use crate::config::Config;
@@ -147,11 +149,7 @@ pub(super) fn batch_row(chain_id: u64, signer: Address, rows: &[ChainTx]) -> Opt
             Part::Capture(c) => captures.push(c),
             Part::Void(v) => voids.push(v),
         }
-        members.push(json!({
-            "paymentId": row.payment_id,
-            "txId": row.id,
-            "request": row.request,
-        }));
+        members.push(member_json(row, false));
     }
     let (kind, call, calldata) = match first.kind {
         TxKind::Capture => (

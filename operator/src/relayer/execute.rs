@@ -13,7 +13,7 @@
 
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::sol_types::SolCall;
-use serde_json::json;
+use serde_json::{Value, json};
 use x402_escrow_bindings::contracts::OperatorBatchExecutor as Executor;
 
 use crate::store::{ChainTx, NewChainTx, TxKind};
@@ -43,8 +43,9 @@ pub(super) enum Delegation {
     Unavailable,
 }
 
-/// The account an EIP-7702 designator `code` delegates to, if it is one.
-pub(super) fn delegated_to(code: &[u8]) -> Option<Address> {
+/// The account an EIP-7702 designator `code` delegates to, if it is one (the relayer's check
+/// before batching through the executor, and start-up's wait for the delegation).
+pub(crate) fn delegated_to(code: &[u8]) -> Option<Address> {
     match code.split_at_checked(DESIGNATOR.len()) {
         Some((prefix, rest)) if prefix == DESIGNATOR && rest.len() == 20 => {
             Some(Address::from_slice(rest))
@@ -74,6 +75,20 @@ pub(super) fn delegate_row(chain_id: u64, signer: Address, executor: Address) ->
     }
 }
 
+/// How the request of a batch row names its member `row`: the member's payment, row and
+/// request, and (`with_kind`, for `execute` rows, whose members may be of any kind) its kind.
+pub(super) fn member_json(row: &ChainTx, with_kind: bool) -> Value {
+    let mut member = json!({
+        "paymentId": row.payment_id,
+        "txId": row.id,
+        "request": row.request,
+    });
+    if with_kind {
+        member["kind"] = json!(row.kind.as_str());
+    }
+    member
+}
+
 /// The executor calls of `rows` (each member's own calldata to its own escrow), in order.
 fn calls_of(rows: &[ChainTx]) -> Vec<Executor::Call> {
     rows.iter()
@@ -88,17 +103,7 @@ fn calls_of(rows: &[ChainTx]) -> Vec<Executor::Call> {
 /// the same calls through `executeAll`, which reverts on the first failing member: what the
 /// batch is simulated with before it is merged.
 pub(super) fn execute_row(chain_id: u64, signer: Address, rows: &[ChainTx]) -> (NewChainTx, Bytes) {
-    let members: Vec<_> = rows
-        .iter()
-        .map(|row| {
-            json!({
-                "paymentId": row.payment_id,
-                "txId": row.id,
-                "kind": row.kind.as_str(),
-                "request": row.request,
-            })
-        })
-        .collect();
+    let members: Vec<_> = rows.iter().map(|row| member_json(row, true)).collect();
     let calls = calls_of(rows);
     let simulation = Executor::executeAllCall {
         calls: calls.clone(),

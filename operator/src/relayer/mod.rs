@@ -66,6 +66,8 @@ pub use handle::{
 };
 pub use revert::decode_revert;
 
+pub(crate) use execute::delegated_to;
+
 use crate::config::Config;
 use crate::store::{ChainTx, Lease, Store, TxStatus};
 

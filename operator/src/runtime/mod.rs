@@ -263,12 +263,10 @@ async fn wait_for_delegation(
     let Some(executor) = batch.executor.filter(|_| batch.enabled()) else {
         return;
     };
-    let mut designator = vec![0xef, 0x01, 0x00];
-    designator.extend_from_slice(executor.as_slice());
     let deadline = tokio::time::Instant::now() + DELEGATION_WAIT;
     loop {
         match provider.get_code_at(signer).await {
-            Ok(code) if code.as_ref() == designator.as_slice() => return,
+            Ok(code) if relayer::delegated_to(&code) == Some(executor) => return,
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "reading the signer's code"),
         }

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::chain::{self, ChainTx, NewChainTx};
 use super::codec::{self, Record, get_i64, get_uuid};
-use super::{Result, Store, StoreError, StoreTx, in_tx};
+use super::{Result, Store, StoreError, StoreTx, in_own_tx, in_tx};
 
 /// Which queued single rows of a payment wait for company in a batch (see
 /// [`StoreTx::claim_next_tx_holding`]).
@@ -247,20 +247,18 @@ impl StoreTx {
 }
 
 impl Store {
-    /// See [`StoreTx::merge_batch`].
-    pub async fn merge_batch(&self, batch: &NewChainTx, members: &[Uuid]) -> Result<ChainTx> {
-        in_tx!(self, |tx| tx.merge_batch(batch, members).await?)
-    }
+    in_own_tx! {
+        /// See [`StoreTx::merge_batch`].
+        pub async fn merge_batch(&self, batch: &NewChainTx, members: &[Uuid]) -> Result<ChainTx>;
 
-    /// See [`StoreTx::claim_tx`].
-    pub async fn claim_tx(
-        &self,
-        chain_id: u64,
-        signer: Address,
-        owner: &str,
-        id: Uuid,
-    ) -> Result<Option<ChainTx>> {
-        in_tx!(self, |tx| tx.claim_tx(chain_id, signer, owner, id).await?)
+        /// See [`StoreTx::claim_tx`].
+        pub async fn claim_tx(
+            &self,
+            chain_id: u64,
+            signer: Address,
+            owner: &str,
+            id: Uuid,
+        ) -> Result<Option<ChainTx>>;
     }
 
     /// Up to `limit` rows of [`StoreTx::claim_next_tx_holding`] in one transaction (one write

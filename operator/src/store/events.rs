@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use super::codec::{self, Record, get_i64, get_opt_i64, get_str, get_u64, get_uuid};
-use super::{Result, Store, StoreTx, in_tx};
+use super::{Result, Store, StoreTx, in_own_tx};
 
 /// An escrow event to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,9 +200,9 @@ impl Store {
         codec::fetch_all(query, &self.pool).await
     }
 
-    /// Notes that the engine reconciled an event (see [`StoreTx::mark_event_processed`]).
-    pub async fn mark_event_processed(&self, id: Uuid) -> Result<()> {
-        in_tx!(self, |tx| tx.mark_event_processed(id).await?)
+    in_own_tx! {
+        /// Notes that the engine reconciled an event (see [`StoreTx::mark_event_processed`]).
+        pub async fn mark_event_processed(&self, id: Uuid) -> Result<()>;
     }
 
     /// Every stored event of a payment (removed ones included), in chain order.

@@ -11,7 +11,7 @@ use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use super::codec::{self, get_i64, get_opt_i64, get_opt_str, get_str};
-use super::{Result, Store, StoreError, StoreTx, in_tx};
+use super::{Result, Store, StoreError, StoreTx, in_own_tx};
 
 /// What [`Store::idempotency_begin`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,33 +171,27 @@ impl StoreTx {
 }
 
 impl Store {
-    /// Starts a request under `key` for `merchant_id`: see [`IdempotencyBegin`]. `retention_ms`
-    /// is how long the record is kept (≥ 24 h), `lock_ms` how long an in-flight request may run
-    /// before a retry may take it over.
-    pub async fn idempotency_begin(
-        &self,
-        merchant_id: Uuid,
-        key: &str,
-        fingerprint: &str,
-        retention_ms: i64,
-        lock_ms: i64,
-    ) -> Result<IdempotencyBegin> {
-        in_tx!(self, |tx| tx
-            .idempotency_begin(merchant_id, key, fingerprint, retention_ms, lock_ms)
-            .await?)
-    }
+    in_own_tx! {
+        /// Starts a request under `key` for `merchant_id`: see [`IdempotencyBegin`]. `retention_ms`
+        /// is how long the record is kept (≥ 24 h), `lock_ms` how long an in-flight request may run
+        /// before a retry may take it over.
+        pub async fn idempotency_begin(
+            &self,
+            merchant_id: Uuid,
+            key: &str,
+            fingerprint: &str,
+            retention_ms: i64,
+            lock_ms: i64,
+        ) -> Result<IdempotencyBegin>;
 
-    /// Stores the response of the request that holds `key` (it is replayed to retries).
-    pub async fn idempotency_complete(
-        &self,
-        merchant_id: Uuid,
-        key: &str,
-        response_status: u16,
-        response_body: &str,
-    ) -> Result<()> {
-        in_tx!(self, |tx| tx
-            .idempotency_complete(merchant_id, key, response_status, response_body)
-            .await?)
+        /// Stores the response of the request that holds `key` (it is replayed to retries).
+        pub async fn idempotency_complete(
+            &self,
+            merchant_id: Uuid,
+            key: &str,
+            response_status: u16,
+            response_body: &str,
+        ) -> Result<()>;
     }
 
     /// Forgets an in-flight key (the request could not run at all, e.g. the handler panicked

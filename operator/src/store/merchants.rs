@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use super::codec::{self, Record, get_i64, get_opt_i64, get_opt_str, get_str, get_uuid};
-use super::{Result, Store, StoreError, StoreTx, in_tx};
+use super::{Result, Store, StoreError, StoreTx, in_own_tx};
 use crate::config::Secret;
 
 /// What it takes to create a merchant.
@@ -139,13 +139,13 @@ impl Store {
         Ok((merchant, Secret::new(key)))
     }
 
-    /// Creates a merchant whose API key is `api_key` (only its hash is stored).
-    pub async fn create_merchant_with_key(
-        &self,
-        new: &NewMerchant,
-        api_key: &str,
-    ) -> Result<Merchant> {
-        in_tx!(self, |tx| tx.create_merchant_with_key(new, api_key).await?)
+    in_own_tx! {
+        /// Creates a merchant whose API key is `api_key` (only its hash is stored).
+        pub async fn create_merchant_with_key(
+            &self,
+            new: &NewMerchant,
+            api_key: &str,
+        ) -> Result<Merchant>;
     }
 
     /// The merchant with this id ([`StoreError::NotFound`] otherwise).

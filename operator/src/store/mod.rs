@@ -494,6 +494,23 @@ macro_rules! in_tx {
 }
 pub(crate) use in_tx;
 
+/// Declares, inside `impl Store`, methods that each run the [`StoreTx`] method of the same name
+/// with the same arguments in a transaction of their own ([`in_tx!`]).
+macro_rules! in_own_tx {
+    ($(
+        $(#[$meta:meta])*
+        pub async fn $name:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty;
+    )*) => {
+        $(
+            $(#[$meta])*
+            pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                $crate::store::in_tx!(self, |tx| tx.$name($($arg),*).await?)
+            }
+        )*
+    };
+}
+pub(crate) use in_own_tx;
+
 fn is_sqlite_memory(url: &str) -> bool {
     url == "sqlite::memory:" || url.contains(":memory:") || url.contains("mode=memory")
 }
@@ -516,22 +533,14 @@ mod tests {
 
     #[test]
     fn backend_from_url() {
-        assert_eq!(
-            Backend::from_url("sqlite::memory:").unwrap(),
-            Backend::Sqlite
-        );
-        assert_eq!(
-            Backend::from_url("sqlite://x.db?mode=rwc").unwrap(),
-            Backend::Sqlite
-        );
-        assert_eq!(
-            Backend::from_url("postgres://u@h/db").unwrap(),
-            Backend::Postgres
-        );
-        assert_eq!(
-            Backend::from_url("postgresql://u@h/db").unwrap(),
-            Backend::Postgres
-        );
+        for (url, backend) in [
+            ("sqlite::memory:", Backend::Sqlite),
+            ("sqlite://x.db?mode=rwc", Backend::Sqlite),
+            ("postgres://u@h/db", Backend::Postgres),
+            ("postgresql://u@h/db", Backend::Postgres),
+        ] {
+            assert_eq!(Backend::from_url(url).unwrap(), backend, "{url}");
+        }
         assert!(Backend::from_url("mysql://u:p@h/db").is_err());
         match Backend::from_url("mysql://u:secret@h/db") {
             Err(StoreError::UnsupportedUrl(u)) => assert!(!u.contains("secret")),

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::chain::text_enum;
 use super::codec::{self, Record, get_i64, get_opt_i64, get_opt_str, get_str, get_uuid};
-use super::{Backend, Result, Store, StoreError, StoreTx, in_tx};
+use super::{Backend, Result, Store, StoreError, StoreTx, in_own_tx, in_tx};
 
 /// A webhook event to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -288,28 +288,22 @@ impl StoreTx {
 }
 
 impl Store {
-    /// Writes a webhook event and its first delivery in its own transaction.
-    pub async fn enqueue_webhook(
-        &self,
-        merchant_id: Uuid,
-        payment_id: Option<Uuid>,
-        event: &NewWebhookEvent,
-    ) -> Result<WebhookEvent> {
-        in_tx!(self, |tx| tx
-            .enqueue_webhook(merchant_id, payment_id, event)
-            .await?)
-    }
+    in_own_tx! {
+        /// Writes a webhook event and its first delivery in its own transaction.
+        pub async fn enqueue_webhook(
+            &self,
+            merchant_id: Uuid,
+            payment_id: Option<Uuid>,
+            event: &NewWebhookEvent,
+        ) -> Result<WebhookEvent>;
 
-    /// See [`StoreTx::claim_due_deliveries`].
-    pub async fn claim_due_deliveries(
-        &self,
-        worker: &str,
-        limit: u32,
-        lock_ms: i64,
-    ) -> Result<Vec<ClaimedDelivery>> {
-        in_tx!(self, |tx| tx
-            .claim_due_deliveries(worker, limit, lock_ms)
-            .await?)
+        /// See [`StoreTx::claim_due_deliveries`].
+        pub async fn claim_due_deliveries(
+            &self,
+            worker: &str,
+            limit: u32,
+            lock_ms: i64,
+        ) -> Result<Vec<ClaimedDelivery>>;
     }
 
     /// Records the result of an attempt by `worker`, which must still hold the claim

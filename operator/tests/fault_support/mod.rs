@@ -27,7 +27,7 @@ use x402_escrow_bindings::AuthCaptureEscrow;
 use x402_escrow_operator::store::Store;
 use x402_escrow_testkit::OperatorCommand;
 
-use crate::operator_support::{Api, Chain, FEE_BPS, count, tx_statuses};
+use crate::operator_support::{Api, Chain, FEE_BPS, count, fee, tx_statuses};
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_x402-escrow");
@@ -591,10 +591,6 @@ pub async fn balances(chain: &Chain) -> Balances {
         receiver: chain.balance(chain.receiver).await,
         fee_receiver: chain.balance(chain.fee_receiver).await,
     }
-}
-
-pub fn fee(amount: u128) -> u128 {
-    amount * FEE_BPS as u128 / 10_000
 }
 
 /// Waits (bounded, by SQL, for any number of payments) until no payment is in flight and every

@@ -43,12 +43,30 @@ use x402_escrow_sdk::{EscrowDeployment, EscrowRegistry, random_b256};
 pub const USDC: u64 = 1_000_000;
 pub const FEE_BPS: u64 = 100;
 
+/// How long the chain suites wait for a payment to reach a status or the outbox to settle.
+pub const WAIT: Duration = Duration::from_secs(40);
+
+/// The operator's fee on `amount` (at [`FEE_BPS`]).
+pub fn fee(amount: u128) -> u128 {
+    amount * FEE_BPS as u128 / 10_000
+}
+
 // ---- database ------------------------------------------------------------------------------
 
 /// Runs `body` with the URL of a fresh database of `backend`, then removes the database (also
 /// when the body panics): the store suites' harness; and their row count.
 #[allow(unused_imports)]
-pub use crate::store_support::{count, with_db};
+pub use crate::store_support::{column, count, rendered_rows, with_db};
+
+/// How many outbox rows of the single calls `kinds` (an SQL list, `'capture', 'void'`) went
+/// out on their own: all but the abandoned ones (a batch took those over).
+pub async fn sent_alone(store: &Store, kinds: &str) -> i64 {
+    count(
+        store,
+        &format!("chain_txs WHERE kind IN ({kinds}) AND status <> 'abandoned'"),
+    )
+    .await
+}
 
 /// Declares each listed `async fn(Backend)` as `sqlite::<name>` and `postgres::<name>`.
 #[macro_export]

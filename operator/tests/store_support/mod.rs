@@ -16,7 +16,7 @@ use uuid::Uuid;
 use x402_escrow_operator::lifecycle::{Flow, PaymentEvent, PaymentStatus};
 use x402_escrow_operator::store::{
     Backend, NewChainTx, NewMerchant, NewPayment, NewWebhookEvent, PaymentInfoRecord, Store,
-    Transition, TransitionExtras, TxKind,
+    StoreError, Transition, TransitionExtras, TxKind,
 };
 
 /// The start of test time (unix ms).
@@ -211,6 +211,14 @@ pub async fn merchant(store: &Store) -> Uuid {
         .id
 }
 
+/// A second merchant, `name`, with the API key `k2`.
+pub async fn second_merchant(store: &Store, name: &str) -> Uuid {
+    let created = store
+        .create_merchant_with_key(&new_merchant(name), "k2")
+        .await;
+    created.expect("create merchant").id
+}
+
 pub fn new_payment(merchant_id: Uuid, seed: u64) -> NewPayment {
     NewPayment {
         merchant_id,
@@ -258,6 +266,31 @@ pub fn new_tx(kind: TxKind) -> NewChainTx {
     }
 }
 
+/// Every row `sql` selects (test-only: a literal from the test), each rendered by `render`:
+/// state snapshots and failure messages.
+pub async fn rendered_rows(
+    store: &Store,
+    sql: &str,
+    render: impl Fn(&sqlx::any::AnyRow) -> String,
+) -> Vec<String> {
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_all(store.pool())
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(render)
+        .collect()
+}
+
+/// Column `name` of `row` as a `T`.
+pub fn column<T>(row: &sqlx::any::AnyRow, name: &str) -> T
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    use sqlx::Row;
+    row.try_get(name).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
 /// Rows in `table` (test-only: the name is a literal from the test).
 pub async fn count(store: &Store, table: &str) -> i64 {
     use sqlx::Row;
@@ -268,6 +301,17 @@ pub async fn count(store: &Store, table: &str) -> i64 {
     .await
     .expect("count");
     row.try_get::<i64, _>("n").expect("n")
+}
+
+/// `event` of payment `id` at `version`, with nothing else written along.
+pub async fn transition(
+    store: &Store,
+    id: Uuid,
+    version: i64,
+    event: PaymentEvent,
+) -> Result<Transition, StoreError> {
+    let extras = TransitionExtras::default();
+    store.transition_payment(id, version, &event, extras).await
 }
 
 /// `CaptureRequested { amount }` of payment `id` at `version`, with a capture outbox row: the

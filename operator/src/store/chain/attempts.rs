@@ -5,7 +5,7 @@ use alloy::primitives::B256;
 use uuid::Uuid;
 
 use super::super::codec::{self, Record};
-use super::super::{Result, Store, StoreTx, in_tx};
+use super::super::{Result, Store, StoreTx, in_own_tx, in_tx};
 use super::outbox::{guarded, status_update};
 use super::*;
 
@@ -111,13 +111,13 @@ impl StoreTx {
 }
 
 impl Store {
-    /// See [`StoreTx::record_attempt`].
-    pub async fn record_attempt(
-        &self,
-        chain_tx_id: Uuid,
-        attempt: &NewTxAttempt,
-    ) -> Result<TxAttempt> {
-        in_tx!(self, |tx| tx.record_attempt(chain_tx_id, attempt).await?)
+    in_own_tx! {
+        /// See [`StoreTx::record_attempt`].
+        pub async fn record_attempt(
+            &self,
+            chain_tx_id: Uuid,
+            attempt: &NewTxAttempt,
+        ) -> Result<TxAttempt>;
     }
 
     /// [`StoreTx::record_attempt`] for several rows in one transaction (in the given order).
@@ -145,14 +145,16 @@ impl Store {
         })
     }
 
-    /// See [`StoreTx::mark_broadcast`].
-    pub async fn mark_broadcast(&self, chain_tx_id: Uuid, tx_hash: B256) -> Result<ChainTx> {
-        in_tx!(self, |tx| tx.mark_broadcast(chain_tx_id, tx_hash).await?)
-    }
+    in_own_tx! {
+        /// See [`StoreTx::mark_broadcast`].
+        pub async fn mark_broadcast(&self, chain_tx_id: Uuid, tx_hash: B256) -> Result<ChainTx>;
 
-    /// See [`StoreTx::mark_mined`].
-    pub async fn mark_mined(&self, chain_tx_id: Uuid, receipt: &MinedReceipt) -> Result<ChainTx> {
-        in_tx!(self, |tx| tx.mark_mined(chain_tx_id, receipt).await?)
+        /// See [`StoreTx::mark_mined`].
+        pub async fn mark_mined(
+            &self,
+            chain_tx_id: Uuid,
+            receipt: &MinedReceipt,
+        ) -> Result<ChainTx>;
     }
 
     /// [`StoreTx::mark_mined`] then [`StoreTx::mark_final`] in one transaction: a receipt that
@@ -168,19 +170,15 @@ impl Store {
         })
     }
 
-    /// See [`StoreTx::mark_unmined`].
-    pub async fn mark_unmined(&self, chain_tx_id: Uuid) -> Result<ChainTx> {
-        in_tx!(self, |tx| tx.mark_unmined(chain_tx_id).await?)
-    }
+    in_own_tx! {
+        /// See [`StoreTx::mark_unmined`].
+        pub async fn mark_unmined(&self, chain_tx_id: Uuid) -> Result<ChainTx>;
 
-    /// See [`StoreTx::mark_final`].
-    pub async fn mark_final(&self, chain_tx_id: Uuid) -> Result<ChainTx> {
-        in_tx!(self, |tx| tx.mark_final(chain_tx_id).await?)
-    }
+        /// See [`StoreTx::mark_final`].
+        pub async fn mark_final(&self, chain_tx_id: Uuid) -> Result<ChainTx>;
 
-    /// See [`StoreTx::mark_abandoned`].
-    pub async fn mark_abandoned(&self, chain_tx_id: Uuid, reason: &str) -> Result<ChainTx> {
-        in_tx!(self, |tx| tx.mark_abandoned(chain_tx_id, reason).await?)
+        /// See [`StoreTx::mark_abandoned`].
+        pub async fn mark_abandoned(&self, chain_tx_id: Uuid, reason: &str) -> Result<ChainTx>;
     }
 
     /// Every attempt of a chain transaction, oldest first (all hashes to look receipts up for).

@@ -6,7 +6,7 @@ use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use super::super::codec::{self, Record, get_u64, get_uuid};
-use super::super::{Backend, Result, Store, StoreError, StoreTx, in_tx};
+use super::super::{Backend, Result, Store, StoreError, StoreTx, in_own_tx, in_tx};
 use super::outbox::{guarded, insert_with, status_update};
 use super::*;
 
@@ -183,37 +183,29 @@ impl StoreTx {
 }
 
 impl Store {
-    /// See [`StoreTx::claim_next_tx`].
-    pub async fn claim_next_tx(
-        &self,
-        chain_id: u64,
-        signer: Address,
-        owner: &str,
-    ) -> Result<Option<ChainTx>> {
-        in_tx!(self, |tx| tx.claim_next_tx(chain_id, signer, owner).await?)
-    }
+    in_own_tx! {
+        /// See [`StoreTx::claim_next_tx`].
+        pub async fn claim_next_tx(
+            &self,
+            chain_id: u64,
+            signer: Address,
+            owner: &str,
+        ) -> Result<Option<ChainTx>>;
 
-    /// See [`StoreTx::replace_with_nonce_fill`].
-    pub async fn replace_with_nonce_fill(
-        &self,
-        original_id: Uuid,
-        fill: &NewChainTx,
-    ) -> Result<ChainTx> {
-        in_tx!(self, |tx| tx
-            .replace_with_nonce_fill(original_id, fill)
-            .await?)
-    }
+        /// See [`StoreTx::replace_with_nonce_fill`].
+        pub async fn replace_with_nonce_fill(
+            &self,
+            original_id: Uuid,
+            fill: &NewChainTx,
+        ) -> Result<ChainTx>;
 
-    /// See [`StoreTx::reject_with_nonce_fill`].
-    pub async fn reject_with_nonce_fill(
-        &self,
-        original_id: Uuid,
-        reason: &str,
-        fill: &NewChainTx,
-    ) -> Result<(ChainTx, ChainTx)> {
-        in_tx!(self, |tx| tx
-            .reject_with_nonce_fill(original_id, reason, fill)
-            .await?)
+        /// See [`StoreTx::reject_with_nonce_fill`].
+        pub async fn reject_with_nonce_fill(
+            &self,
+            original_id: Uuid,
+            reason: &str,
+            fill: &NewChainTx,
+        ) -> Result<(ChainTx, ChainTx)>;
     }
 
     /// Nonces from `from_nonce` up that were reserved, then abandoned, and that no live row

@@ -6,7 +6,7 @@ use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use super::super::codec::{self, get_i64};
-use super::super::{Result, Store, StoreError, StoreTx, in_tx};
+use super::super::{Result, Store, StoreError, StoreTx, in_own_tx, in_tx};
 use super::*;
 
 /// Inserts a queued outbox row (or a reserved one when `nonce` is given: nonce fills), with its
@@ -123,9 +123,9 @@ impl StoreTx {
 }
 
 impl Store {
-    /// Writes a queued outbox row.
-    pub async fn enqueue_tx(&self, new: &NewChainTx) -> Result<ChainTx> {
-        in_tx!(self, |tx| tx.enqueue_tx(new).await?)
+    in_own_tx! {
+        /// Writes a queued outbox row.
+        pub async fn enqueue_tx(&self, new: &NewChainTx) -> Result<ChainTx>;
     }
 
     /// The chain transaction with this id.
