@@ -4,9 +4,7 @@
 //! (public Multicall3 present, no test token, salt from `DEPLOY_SALT`).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use alloy::hex;
 use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::{Address, B256, keccak256};
 use alloy::providers::ext::AnvilApi;
@@ -15,6 +13,7 @@ use eyre::{Result, ensure};
 use x402_escrow_bindings::contracts::{WORKSPACE_ROOT, anvil_path};
 use x402_escrow_bindings::deploy::{ANVIL_CHAIN_ID, DEFAULT_SALT, MULTICALL3};
 use x402_escrow_bindings::{Deployment, Multicall3, deploy_all, predict_addresses};
+use x402_escrow_testkit::deploy_script;
 
 /// Removes the script's output file however the test ends.
 struct RemoveOnDrop(PathBuf);
@@ -27,48 +26,14 @@ impl Drop for RemoveOnDrop {
 
 /// Runs the deploy script against `anvil` with key 0 and returns the record it wrote.
 fn run_script(anvil: &AnvilInstance, salt: Option<B256>) -> Result<Deployment> {
-    let root = Path::new(WORKSPACE_ROOT);
-    let key = format!("0x{}", hex::encode(anvil.keys()[0].to_bytes()));
     // Under ./deployments (the script's only writable path), ignored by git and by
     // `Deployments::load_dir`, unique per chain and test process.
-    let relative = format!(
-        "deployments/{}.parity-{}.json",
-        anvil.chain_id(),
-        std::process::id()
-    );
-    let output = RemoveOnDrop(root.join(&relative));
-
-    let mut command = Command::new(root.join("tools/toolchain"));
-    command
-        .current_dir(root)
-        .args([
-            "forge",
-            "script",
-            "script/Deploy.s.sol",
-            "--broadcast",
-            "--no-storage-caching",
-        ])
-        .arg("--rpc-url")
-        .arg(anvil.endpoint())
-        .args(["--private-key", &key])
-        .env("FOUNDRY_PROFILE", "deploy")
-        // Our own build, cache and broadcast directories: other engineers run forge concurrently.
-        .env("FOUNDRY_OUT", root.join("target/forge-bindings-script"))
-        .env(
-            "FOUNDRY_CACHE_PATH",
-            root.join("target/forge-bindings-script-cache"),
-        )
-        .env(
-            "FOUNDRY_BROADCAST",
-            root.join("target/forge-bindings-broadcast"),
-        )
-        .env("DEPLOYMENT_FILE", &relative)
-        .env_remove("DEPLOY_TEST_TOKEN")
-        .env_remove("DEPLOY_OVERWRITE");
-    match salt {
-        Some(salt) => command.env("DEPLOY_SALT", salt.to_string()),
-        None => command.env_remove("DEPLOY_SALT"),
-    };
+    let record = format!("{}.parity-{}.json", anvil.chain_id(), std::process::id());
+    let output = RemoveOnDrop(Path::new(WORKSPACE_ROOT).join("deployments").join(&record));
+    let mut command = deploy_script(anvil, &record, "forge-bindings-script");
+    if let Some(salt) = salt {
+        command.env("DEPLOY_SALT", salt.to_string());
+    }
     let run = command.output()?;
     ensure!(
         run.status.success(),

@@ -7,6 +7,7 @@ use std::path::Path;
 use alloy::primitives::aliases::{U48, U120};
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::Eip712Domain;
 use eyre::{Context, OptionExt, Result};
 use serde_json::Value;
 use x402_escrow_bindings::eip3009::{Authorization, verify_payment_signature};
@@ -64,7 +65,12 @@ fn payment_info(p: &Value) -> Result<PaymentInfo> {
 }
 
 /// The six ERC-3009 fields of `payload.authorization` (either struct has the same fields).
-fn auth_fields(a: &Value) -> Result<(Address, Address, U256, U256, U256, B256)> {
+/// The ERC-3009 message (`ReceiveWithAuthorization` or `TransferWithAuthorization`) of a
+/// payload's `authorization`.
+fn authorization<A>(a: &Value) -> Result<A>
+where
+    A: From<(Address, Address, U256, U256, U256, B256)>,
+{
     Ok((
         addr(a, "from")?,
         addr(a, "to")?,
@@ -72,6 +78,18 @@ fn auth_fields(a: &Value) -> Result<(Address, Address, U256, U256, U256, B256)> 
         dec(a, "validAfter")?,
         dec(a, "validBefore")?,
         b256(a, "nonce")?,
+    )
+        .into())
+}
+
+/// The token's EIP-712 domain: name and version from the requirements' `extra`, the asset.
+fn domain_of(requirements: &Value, chain_id: u64) -> Result<Eip712Domain> {
+    let extra = &requirements["extra"];
+    Ok(token_domain(
+        str_at(extra, "name")?,
+        str_at(extra, "version")?,
+        chain_id,
+        addr(requirements, "asset")?,
     ))
 }
 
@@ -126,16 +144,8 @@ fn auth_capture_vectors() -> Result<()> {
         );
 
         // The authorization the collector will present equals what the client signed.
-        let (from, to, value, valid_after, valid_before, nonce) =
-            auth_fields(&payload["authorization"])?;
-        let signed = ReceiveWithAuthorization {
-            from,
-            to,
-            value,
-            validAfter: valid_after,
-            validBefore: valid_before,
-            nonce,
-        };
+        let signed: ReceiveWithAuthorization = authorization(&payload["authorization"])?;
+        let to = signed.to;
         assert_eq!(
             ReceiveWithAuthorization::for_payment(&info, to, chain_id, escrow),
             signed,
@@ -143,13 +153,7 @@ fn auth_capture_vectors() -> Result<()> {
         );
 
         // Re-signing reproduces the client's signature byte for byte, and it verifies.
-        let extra = &requirements["extra"];
-        let domain = token_domain(
-            str_at(extra, "name")?,
-            str_at(extra, "version")?,
-            chain_id,
-            addr(requirements, "asset")?,
-        );
+        let domain = domain_of(requirements, chain_id)?;
         let expected: Bytes = str_at(payload, "signature")?.parse()?;
         assert_eq!(signed.sign(&payer, &domain)?, expected, "{name}: signature");
         assert_eq!(
@@ -186,23 +190,9 @@ fn exact_vectors() -> Result<()> {
         let name = str_at(case, "name")?;
         let requirements = &case["requirements"];
         let payload = &case["payload"];
-        let (from, to, value, valid_after, valid_before, nonce) =
-            auth_fields(&payload["authorization"])?;
-        let auth = TransferWithAuthorization {
-            from,
-            to,
-            value,
-            validAfter: valid_after,
-            validBefore: valid_before,
-            nonce,
-        };
-        let extra = &requirements["extra"];
-        let domain = token_domain(
-            str_at(extra, "name")?,
-            str_at(extra, "version")?,
-            chain_id_of(str_at(requirements, "network")?)?,
-            addr(requirements, "asset")?,
-        );
+        let auth: TransferWithAuthorization = authorization(&payload["authorization"])?;
+        let chain_id = chain_id_of(str_at(requirements, "network")?)?;
+        let domain = domain_of(requirements, chain_id)?;
         let expected: Bytes = str_at(payload, "signature")?.parse()?;
         assert_eq!(auth.sign(&payer, &domain)?, expected, "{name}: signature");
         auth.verify_signature(&domain, &expected)?;

@@ -78,34 +78,7 @@ impl Drop for RemoveOnDrop {
 /// Runs `script/Deploy.s.sol` against `anvil` with dev key 0, writing the record to
 /// `deployments/<relative name>` under the workspace (the script's only writable directory).
 fn forge_script(anvil: &AnvilInstance, record: &str) {
-    let root = Path::new(WORKSPACE_ROOT);
-    let output = Command::new(root.join("tools/toolchain"))
-        .current_dir(root)
-        .args([
-            "forge",
-            "script",
-            "script/Deploy.s.sol",
-            "--broadcast",
-            "--no-storage-caching",
-        ])
-        .arg("--rpc-url")
-        .arg(anvil.endpoint())
-        .args(["--private-key", &key(anvil, 0)])
-        .env("FOUNDRY_PROFILE", "deploy")
-        // Our own build, cache and broadcast directories: others run forge concurrently.
-        .env("FOUNDRY_OUT", root.join("target/forge-operator-deploy"))
-        .env(
-            "FOUNDRY_CACHE_PATH",
-            root.join("target/forge-operator-deploy-cache"),
-        )
-        .env(
-            "FOUNDRY_BROADCAST",
-            root.join("target/forge-operator-deploy-broadcast"),
-        )
-        .env("DEPLOYMENT_FILE", format!("deployments/{record}"))
-        .env_remove("DEPLOY_SALT")
-        .env_remove("DEPLOY_TEST_TOKEN")
-        .env_remove("DEPLOY_OVERWRITE")
+    let output = x402_escrow_testkit::deploy_script(anvil, record, "forge-operator-deploy")
         .output()
         .expect("run forge");
     ok(output);

@@ -187,24 +187,18 @@ mod tests {
             Ok(ERC3009_COLLECTOR_V1_0)
         );
         let local = Address::repeat_byte(7);
+        // A v1.0-interface deployment at `local` with the collector `repeat_byte(collector)`.
+        let local_with_collector = |collector: u8| {
+            EscrowDeployment::v1_0_interface("local", local, Address::repeat_byte(collector), None)
+        };
         assert_eq!(registry.resolve(Some(local)), Err(UnknownEscrow(local)));
-        registry.register(EscrowDeployment::v1_0_interface(
-            "local",
-            local,
-            Address::repeat_byte(8),
-            None,
-        ));
+        registry.register(local_with_collector(8));
         assert_eq!(
             registry.resolve(Some(local)).map(|d| d.erc3009_collector),
             Ok(Address::repeat_byte(8))
         );
         assert_eq!(registry.resolve(None).map(|d| d.escrow), Ok(ESCROW_V1_1));
-        registry.register_default(EscrowDeployment::v1_0_interface(
-            "local",
-            local,
-            Address::repeat_byte(9),
-            None,
-        ));
+        registry.register_default(local_with_collector(9));
         assert_eq!(
             registry.resolve(None).map(|d| d.erc3009_collector),
             Ok(Address::repeat_byte(9))

@@ -99,20 +99,12 @@ pub fn sign_hash<S: SignerSync + ?Sized>(signer: &S, hash: &B256) -> Result<Byte
     Ok(Bytes::copy_from_slice(&signature.as_bytes()))
 }
 
-/// Recovers the payer of an auth-capture authorization (`ReceiveWithAuthorization`).
-pub fn recover_receive(
+/// Recovers the signer of an ERC-3009 authorization in the token's domain: the payer of an
+/// auth-capture [`receive_with_authorization`] or an exact [`transfer_with_authorization`].
+pub fn recover_signer<A: Authorization>(
     token: &TokenDomain,
-    auth: &Eip3009Authorization,
+    message: &A,
     signature: &[u8],
 ) -> Result<Address, SigningError> {
-    Ok(receive_with_authorization(auth).recover_signer(&token.eip712(), signature)?)
-}
-
-/// Recovers the payer of an exact authorization (`TransferWithAuthorization`).
-pub fn recover_transfer(
-    token: &TokenDomain,
-    auth: &Eip3009Authorization,
-    signature: &[u8],
-) -> Result<Address, SigningError> {
-    Ok(transfer_with_authorization(auth).recover_signer(&token.eip712(), signature)?)
+    Ok(message.recover_signer(&token.eip712(), signature)?)
 }

@@ -17,8 +17,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use x402_escrow_sdk::buyer::receipt::{Disposition, RECEIPT_EXTENSION, classify};
 use x402_escrow_sdk::buyer::{
-    AssetLimits, BuyerClient, BuyerError, PaymentStatus, PolicyViolation, RejectionReason,
-    RetryPolicy, SpendLedger, SpendPolicy,
+    AssetLimits, BuyerClient, BuyerError, LedgerRecord, PaidResponse, PaymentStatus,
+    PolicyViolation, RejectionReason, RetryPolicy, SpendLedger, SpendPolicy,
 };
 use x402_escrow_sdk::escrows::ESCROW_V1_0;
 use x402_escrow_sdk::facilitator::SettleResponse;
@@ -183,19 +183,9 @@ async fn v2_route(State(m): State<Shared>, uri: Uri, headers: HeaderMap) -> Resp
             advertise_payment_identifier(false),
         );
         challenge.extensions = Some(ext);
-        let encoded = codec::encode_payment_required(&challenge).expect("encode");
-        return (
-            StatusCode::PAYMENT_REQUIRED,
-            [(codec::PAYMENT_REQUIRED, encoded)],
-            "payment required",
-        )
-            .into_response();
+        return payment_required(&challenge, "payment required");
     };
-    let idempotency = headers
-        .get(codec::IDEMPOTENCY_KEY)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let idempotency = idempotency_key(&headers);
     let attempt = {
         let mut seen = m.seen.lock().expect("lock");
         seen.paid.push((
@@ -237,13 +227,7 @@ async fn v2_route(State(m): State<Shared>, uri: Uri, headers: HeaderMap) -> Resp
                 m.v2_accepts.clone(),
             );
             challenge.error = Some("insufficient_funds".into());
-            let encoded = codec::encode_payment_required(&challenge).expect("encode");
-            return (
-                StatusCode::PAYMENT_REQUIRED,
-                [(codec::PAYMENT_REQUIRED, encoded)],
-                "",
-            )
-                .into_response();
+            return payment_required(&challenge, "");
         }
         _ => {}
     }
@@ -273,6 +257,26 @@ async fn v2_route(State(m): State<Shared>, uri: Uri, headers: HeaderMap) -> Resp
     }
 }
 
+/// A 402 carrying `challenge` in the `PAYMENT-REQUIRED` header.
+fn payment_required(challenge: &PaymentRequired, body: &'static str) -> Response {
+    let encoded = codec::encode_payment_required(challenge).expect("encode");
+    (
+        StatusCode::PAYMENT_REQUIRED,
+        [(codec::PAYMENT_REQUIRED, encoded)],
+        body,
+    )
+        .into_response()
+}
+
+/// The request's `Idempotency-Key` (empty when absent).
+fn idempotency_key(headers: &HeaderMap) -> String {
+    headers
+        .get(codec::IDEMPOTENCY_KEY)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 async fn v1_route(State(m): State<Shared>, headers: HeaderMap) -> Response {
     let Some(header) = headers.get(codec::X_PAYMENT) else {
         m.seen.lock().expect("lock").unpaid += 1;
@@ -285,11 +289,7 @@ async fn v1_route(State(m): State<Shared>, headers: HeaderMap) -> Response {
         )
             .into_response();
     };
-    let idempotency = headers
-        .get(codec::IDEMPOTENCY_KEY)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let idempotency = idempotency_key(&headers);
     m.seen
         .lock()
         .expect("lock")
@@ -342,6 +342,18 @@ async fn shop_and_buyer(
 ) -> (String, Shared, Buyer) {
     let (base, m) = start(merchant(accepts, behaviour)).await;
     (base, m, buyer(policy(100)))
+}
+
+/// A shop offering one auth-capture option of `amount` (escrow v1.0) and behaving as
+/// `behaviour`, a buyer with [`shop_and_buyer`]'s policy, and the buyer's `GET /paid`.
+async fn buy_one(
+    amount: u64,
+    behaviour: Behaviour,
+) -> (Shared, Buyer, Result<PaidResponse, BuyerError>) {
+    let accepts = vec![auth_capture_option(amount, ESCROW_V1_0)];
+    let (base, m, b) = shop_and_buyer(accepts, behaviour).await;
+    let result = b.get_paid(&base).await;
+    (m, b, result)
 }
 
 async fn start(merchant: Merchant) -> (String, Shared) {
@@ -418,6 +430,19 @@ struct Buyer {
     _dir: tempfile::TempDir,
 }
 
+impl Buyer {
+    /// `GET {base}/paid` through the buyer's client.
+    async fn get_paid(&self, base: &str) -> Result<PaidResponse, BuyerError> {
+        self.client.get(format!("{base}/paid")).await
+    }
+
+    /// The ledger's record of payment `id`, which must exist.
+    fn record(&self, id: &str) -> LedgerRecord {
+        let record = self.client.ledger().get(id).expect("ledger");
+        record.expect("recorded")
+    }
+}
+
 fn buyer(policy: SpendPolicy) -> Buyer {
     let dir = tempfile::tempdir().expect("tempdir");
     let ledger = SpendLedger::open(dir.path().join("ledger.json")).expect("ledger");
@@ -450,7 +475,7 @@ async fn pays_the_cheapest_auth_capture_option_and_records_it() {
         Behaviour::Ok,
     )
     .await;
-    let paid = b.client.get(format!("{base}/paid")).await.expect("paid");
+    let paid = b.get_paid(&base).await.expect("paid");
     assert_eq!(paid.response.status(), 200);
     let payment = paid.payment.expect("a payment was made");
     assert_eq!(
@@ -482,12 +507,7 @@ async fn pays_the_cheapest_auth_capture_option_and_records_it() {
     assert_eq!(seen.paid[0].1, format!("\"{}\"", payment.payment_id));
     assert_eq!(b.signatures.load(Ordering::SeqCst), 1);
 
-    let record = b
-        .client
-        .ledger()
-        .get(&payment.payment_id)
-        .expect("ledger")
-        .expect("recorded");
+    let record = b.record(&payment.payment_id);
     assert_eq!(record.status, PaymentStatus::Paid);
     assert_eq!(record.payment_hash, hash);
     assert_eq!(record.escrow, Some(ESCROW_V1_0));
@@ -530,12 +550,8 @@ async fn retries_resend_the_identical_payment() {
 
 #[tokio::test]
 async fn settlement_pending_is_retried_with_the_same_payment() {
-    let (base, m, b) = shop_and_buyer(
-        vec![auth_capture_option(50, ESCROW_V1_0)],
-        Behaviour::PendingFirst,
-    )
-    .await;
-    let paid = b.client.get(format!("{base}/paid")).await.expect("paid");
+    let (m, b, paid) = buy_one(50, Behaviour::PendingFirst).await;
+    let paid = paid.expect("paid");
     let payment = paid.payment.expect("payment");
     assert_eq!(payment.attempts, 2);
     assert_eq!(payment.status, PaymentStatus::Paid);
@@ -547,12 +563,8 @@ async fn settlement_pending_is_retried_with_the_same_payment() {
 
 #[tokio::test]
 async fn retries_stop_and_the_payment_stays_reserved() {
-    let (base, m, b) = shop_and_buyer(
-        vec![auth_capture_option(50, ESCROW_V1_0)],
-        Behaviour::FailFirst(100),
-    )
-    .await;
-    let paid = b.client.get(format!("{base}/paid")).await.expect("answer");
+    let (m, _b, paid) = buy_one(50, Behaviour::FailFirst(100)).await;
+    let paid = paid.expect("answer");
     assert_eq!(paid.response.status(), 500);
     let payment = paid.payment.expect("payment");
     assert_eq!(payment.attempts, 4);
@@ -594,11 +606,7 @@ async fn a_policy_refusal_signs_and_sends_nothing() {
         Behaviour::Ok,
     )
     .await;
-    let err = b
-        .client
-        .get(format!("{base}/paid"))
-        .await
-        .expect_err("refused");
+    let err = b.get_paid(&base).await.expect_err("refused");
     match err {
         // The refusal of the most preferred option (auth-capture) is reported.
         BuyerError::Policy(PolicyViolation::MaxPerPaymentExceeded {
@@ -618,13 +626,8 @@ async fn a_policy_refusal_signs_and_sends_nothing() {
 
 #[tokio::test]
 async fn a_voided_receipt_returns_the_budget() {
-    let (base, _m) = start(merchant(
-        vec![auth_capture_option(60, ESCROW_V1_0)],
-        Behaviour::HandlerFailedVoided,
-    ))
-    .await;
-    let b = buyer(policy(100));
-    let paid = b.client.get(format!("{base}/paid")).await.expect("answer");
+    let (_m, b, paid) = buy_one(60, Behaviour::HandlerFailedVoided).await;
+    let paid = paid.expect("answer");
     assert_eq!(paid.response.status(), 500);
     let payment = paid.payment.expect("payment");
     assert_eq!(payment.status, PaymentStatus::Voided);
@@ -639,38 +642,20 @@ async fn a_voided_receipt_returns_the_budget() {
 
 #[tokio::test]
 async fn a_failed_handler_without_evidence_keeps_the_amount_counted() {
-    let (base, _m) = start(merchant(
-        vec![auth_capture_option(60, ESCROW_V1_0)],
-        Behaviour::HandlerFailedPlain,
-    ))
-    .await;
-    let b = buyer(policy(100));
-    let paid = b.client.get(format!("{base}/paid")).await.expect("answer");
+    let (_m, b, paid) = buy_one(60, Behaviour::HandlerFailedPlain).await;
+    let paid = paid.expect("answer");
     let payment = paid.payment.expect("payment");
     assert_eq!(payment.status, PaymentStatus::Paid);
     assert!(payment.void_expected);
-    let record = b
-        .client
-        .ledger()
-        .get(&payment.payment_id)
-        .expect("get")
-        .expect("record");
+    let record = b.record(&payment.payment_id);
     assert!(record.void_expected);
     assert_eq!(record.spent(), Amount::from(60u64));
 }
 
 #[tokio::test]
 async fn a_refused_payment_releases_the_reservation() {
-    let (base, m, b) = shop_and_buyer(
-        vec![auth_capture_option(60, ESCROW_V1_0)],
-        Behaviour::Refuse,
-    )
-    .await;
-    let err = b
-        .client
-        .get(format!("{base}/paid"))
-        .await
-        .expect_err("refused");
+    let (m, b, err) = buy_one(60, Behaviour::Refuse).await;
+    let err = err.expect_err("refused");
     match err {
         BuyerError::PaymentRejected { status, reason } => {
             assert_eq!(status, 402);
@@ -690,11 +675,7 @@ async fn unpayable_options_are_listed() {
     let unknown_escrow = Address::repeat_byte(0x42);
     let (base, m, b) =
         shop_and_buyer(vec![auth_capture_option(10, unknown_escrow)], Behaviour::Ok).await;
-    let err = b
-        .client
-        .get(format!("{base}/paid"))
-        .await
-        .expect_err("unpayable");
+    let err = b.get_paid(&base).await.expect_err("unpayable");
     match &err {
         BuyerError::NoAcceptableRequirement { reasons } => {
             assert_eq!(reasons.len(), 1);

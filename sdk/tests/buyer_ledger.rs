@@ -42,6 +42,14 @@ fn intent(n: u64) -> PaymentIntent {
     }
 }
 
+/// An empty ledger in a new temporary directory (removed when the returned guard drops), with
+/// the policy `policy(daily, budget)`.
+fn fresh_ledger(daily: u64, budget: u64) -> (tempfile::TempDir, SpendLedger, SpendPolicy) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = SpendLedger::open(dir.path().join("l.json")).expect("open");
+    (dir, ledger, policy(daily, budget))
+}
+
 fn usage(ledger: &SpendLedger, now: u64) -> Usage {
     ledger
         .usage(Network::BASE_SEPOLIA, USDC, now)
@@ -164,9 +172,7 @@ async fn concurrent_reservations_never_exceed_the_cap() {
 
 #[test]
 fn void_refund_and_failure_return_budget() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ledger = SpendLedger::open(dir.path().join("l.json")).expect("open");
-    let p = policy(200, 10_000);
+    let (_dir, ledger, p) = fresh_ledger(200, 10_000);
     ledger.reserve("pay_1", &p, &intent(100), DAY0).expect("1");
     ledger.reserve("pay_2", &p, &intent(100), DAY0).expect("2");
     let refused = ledger.reserve("pay_3", &p, &intent(1), DAY0);
@@ -218,9 +224,7 @@ fn void_refund_and_failure_return_budget() {
 
 #[test]
 fn daily_cap_rolls_over_at_utc_midnight_but_the_budget_does_not() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ledger = SpendLedger::open(dir.path().join("l.json")).expect("open");
-    let p = policy(100, 250);
+    let (_dir, ledger, p) = fresh_ledger(100, 250);
     let last_second = DAY0 + 86_399;
     assert_eq!(utc_day(last_second), utc_day(DAY0));
     assert_eq!(utc_day(last_second + 1), utc_day(DAY0) + 1);
@@ -252,9 +256,7 @@ fn daily_cap_rolls_over_at_utc_midnight_but_the_budget_does_not() {
 
 #[test]
 fn unsigned_reservations_are_released_after_a_grace_period() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ledger = SpendLedger::open(dir.path().join("l.json")).expect("open");
-    let p = policy(1_000, 1_000);
+    let (_dir, ledger, p) = fresh_ledger(1_000, 1_000);
     ledger.reserve("crashed", &p, &intent(10), DAY0).expect("r");
     ledger.reserve("signed", &p, &intent(10), DAY0).expect("r");
     ledger

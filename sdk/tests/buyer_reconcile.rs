@@ -5,11 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use alloy::contract::{CallBuilder, CallDecoder};
 use alloy::network::EthereumWallet;
 use alloy::node_bindings::Anvil;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::ext::AnvilApi;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -137,15 +139,10 @@ async fn route(
     };
     let info = derived.payment_info.clone();
     let amount = m.requirements.amount.get();
-    let authorized = m
-        .escrow
-        .authorize(info.clone(), amount, m.collector, payload.signature.clone())
-        .send()
-        .await
-        .expect("authorize sent")
-        .get_receipt()
-        .await
-        .expect("authorize mined");
+    let authorize =
+        m.escrow
+            .authorize(info.clone(), amount, m.collector, payload.signature.clone());
+    let authorized = mined(authorize).await.expect("authorize mined");
     assert!(authorized.status(), "authorize reverted");
     let tx = authorized.transaction_hash;
     let receipt = SettleResponse::success(
@@ -157,29 +154,22 @@ async fn route(
     let encoded = codec::encode_payment_response(&receipt).expect("receipt");
     let (status, body) = match mode.as_str() {
         "void" => {
-            m.escrow
-                .void(info)
-                .send()
-                .await
-                .expect("void")
-                .get_receipt()
-                .await
-                .expect("void mined");
+            mined(m.escrow.void(info)).await.expect("void mined");
             (StatusCode::INTERNAL_SERVER_ERROR, "handler failed")
         }
         _ => {
-            m.escrow
-                .capture(info, amount, 100, m.fee_receiver)
-                .send()
-                .await
-                .expect("capture")
-                .get_receipt()
+            mined(m.escrow.capture(info, amount, 100, m.fee_receiver))
                 .await
                 .expect("capture mined");
             (StatusCode::OK, "content")
         }
     };
     (status, [(codec::PAYMENT_RESPONSE, encoded)], body).into_response()
+}
+
+/// Sends `call` and waits for its receipt.
+async fn mined<P: Provider, D: CallDecoder>(call: CallBuilder<P, D>) -> Result<TransactionReceipt> {
+    Ok(call.send().await?.get_receipt().await?)
 }
 
 fn wallet_provider(signer: PrivateKeySigner, url: reqwest::Url) -> DynProvider {
@@ -203,12 +193,7 @@ async fn reconcile_against_the_escrow_on_anvil() -> Result<()> {
         deploy_all(&deployer, anvil.addresses()[0], DEFAULT_SALT, true).await?;
     let token_info = deployment.token.clone().ok_or_else(|| eyre!("dev token"))?;
     let token = TestUSDC::new(token_info.address, &deployer);
-    token
-        .mint(payer.address(), U256::from(1_000u64))
-        .send()
-        .await?
-        .get_receipt()
-        .await?;
+    mined(token.mint(payer.address(), U256::from(1_000u64))).await?;
 
     let registry = EscrowRegistry::only(EscrowDeployment::from(&deployment));
     let chain_now = operator
@@ -293,18 +278,12 @@ async fn reconcile_against_the_escrow_on_anvil() -> Result<()> {
     // The operator refunds 30 of the captured "refund" payment from its own funds.
     let refund_record = ledger.get(&ids["refund"])?.ok_or_else(|| eyre!("record"))?;
     let refund_hash = refund_record.payment_hash.ok_or_else(|| eyre!("hash"))?;
-    token
-        .mint(anvil.addresses()[1], U256::from(30u64))
-        .send()
-        .await?
-        .get_receipt()
-        .await?;
-    TestUSDC::new(token_info.address, &operator)
-        .approve(deployment.operator_refund_collector, U256::from(30u64))
-        .send()
-        .await?
-        .get_receipt()
-        .await?;
+    mined(token.mint(anvil.addresses()[1], U256::from(30u64))).await?;
+    mined(
+        TestUSDC::new(token_info.address, &operator)
+            .approve(deployment.operator_refund_collector, U256::from(30u64)),
+    )
+    .await?;
     let escrow = AuthCaptureEscrow::new(deployment.auth_capture_escrow, &operator);
     // Recover the PaymentInfo from the authorize event to call refund.
     let logs = operator
@@ -322,17 +301,13 @@ async fn reconcile_against_the_escrow_on_anvil() -> Result<()> {
         .first()
         .ok_or_else(|| eyre!("no PaymentAuthorized"))?
         .log_decode::<AuthCaptureEscrow::PaymentAuthorized>()?;
-    escrow
-        .refund(
-            event.inner.data.paymentInfo.clone(),
-            U256::from(30u64),
-            deployment.operator_refund_collector,
-            Bytes::new(),
-        )
-        .send()
-        .await?
-        .get_receipt()
-        .await?;
+    mined(escrow.refund(
+        event.inner.data.paymentInfo.clone(),
+        U256::from(30u64),
+        deployment.operator_refund_collector,
+        Bytes::new(),
+    ))
+    .await?;
 
     // Before the ignored signature expires, reconcile leaves it reserved.
     let report = reconcile(&ledger, &operator).await?;

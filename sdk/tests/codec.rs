@@ -66,6 +66,18 @@ fn auth_capture_payload() -> Value {
     })
 }
 
+/// An `exact` payload from [`PAYER`] paying `value` to `to`.
+fn exact_payload(to: &str, value: &str) -> Value {
+    json!({
+        "authorization": {
+            "from": PAYER, "to": to, "value": value,
+            "validAfter": "0", "validBefore": "1767225660",
+            "nonce": "0x0707070707070707070707070707070707070707070707070707070707070707"
+        },
+        "signature": SIGNATURE
+    })
+}
+
 fn payment_required() -> Value {
     json!({
         "x402Version": 2,
@@ -230,14 +242,7 @@ fn lifecycle_and_exact_payloads_round_trip() {
     let exact = json!({
         "x402Version": 2,
         "accepted": exact_requirements(),
-        "payload": {
-            "authorization": {
-                "from": PAYER, "to": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "value": "10000",
-                "validAfter": "0", "validBefore": "1767225660",
-                "nonce": "0x0707070707070707070707070707070707070707070707070707070707070707"
-            },
-            "signature": SIGNATURE
-        }
+        "payload": exact_payload("0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "10000")
     });
     let decoded = decode_payload(&exact).expect("exact");
     assert!(decoded.payload.as_exact().is_some());
@@ -333,14 +338,7 @@ fn v1_round_trips() {
         "x402Version": 1,
         "scheme": "exact",
         "network": "base-sepolia",
-        "payload": {
-            "authorization": {
-                "from": PAYER, "to": "0xfa3F54AE9C4287CA09a486dfaFaCe7d1d4095d93", "value": "1000",
-                "validAfter": "0", "validBefore": "1767225660",
-                "nonce": "0x0707070707070707070707070707070707070707070707070707070707070707"
-            },
-            "signature": SIGNATURE
-        }
+        "payload": exact_payload("0xfa3F54AE9C4287CA09a486dfaFaCe7d1d4095d93", "1000")
     });
     let payment = codec::decode_x_payment(b64(&x_payment)).expect("X-PAYMENT");
     assert_eq!(serde_json::to_value(&payment).expect("json"), x_payment);
@@ -720,131 +718,113 @@ fn missing_fields_are_named() {
     );
 }
 
+/// Decodes the payment payload with the field at `path` set to `bad`: it must fail with the
+/// error `code` and, when given, name `field`. Returns the error.
+fn assert_rejected(path: &[&str], bad: Value, code: &str, field: Option<&str>) -> DecodeError {
+    let case = format!("{path:?} = {bad}");
+    let error = decode_payload(&with(payment_payload(), path, bad)).expect_err(&case);
+    assert_eq!(error.code(), code, "{case}");
+    if let Some(field) = field {
+        assert_eq!(error.field(), Some(field), "{case}");
+    }
+    error
+}
+
 #[test]
 fn networks_and_ranges() {
-    let v1_name_in_v2 = with(
-        payment_payload(),
-        &["accepted", "network"],
+    const NETWORK: &[&str] = &["accepted", "network"];
+    assert_rejected(
+        NETWORK,
         json!("base-sepolia"),
+        "invalid_network",
+        Some("accepted.network"),
     );
-    assert!(
-        matches!(decode_payload(&v1_name_in_v2), Err(DecodeError::InvalidNetwork { field, .. }) if field == "accepted.network")
-    );
-    let leading_zero = with(
-        payment_payload(),
-        &["accepted", "network"],
-        json!("eip155:084532"),
-    );
+    assert_rejected(NETWORK, json!("eip155:084532"), "invalid_network", None);
+    let solana = json!("solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp");
     assert!(matches!(
-        decode_payload(&leading_zero),
-        Err(DecodeError::InvalidNetwork { .. })
-    ));
-    let solana = with(
-        payment_payload(),
-        &["accepted", "network"],
-        json!("solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"),
-    );
-    assert!(matches!(
-        decode_payload(&solana),
-        Err(DecodeError::InvalidNetwork {
+        assert_rejected(NETWORK, solana, "invalid_network", None),
+        DecodeError::InvalidNetwork {
             reason: "only eip155 networks are supported",
             ..
-        })
+        }
     ));
 
-    let range = |path: &[&str], bad: Value| decode_payload(&with(payment_payload(), path, bad));
     assert_eq!(
-        range(&["accepted", "extra", "minFeeBps"], json!(10_001)),
-        Err(DecodeError::OutOfRange {
+        assert_rejected(
+            &["accepted", "extra", "minFeeBps"],
+            json!(10_001),
+            "out_of_range",
+            None
+        ),
+        DecodeError::OutOfRange {
             field: "accepted.extra.minFeeBps".into(),
             value: "10001".into(),
             min: 0,
             max: 10_000
-        })
+        }
     );
-    assert!(matches!(
-        range(&["accepted", "extra", "maxFeeBps"], json!(-1)),
-        Err(DecodeError::OutOfRange { .. })
-    ));
-    assert!(matches!(
-        range(&["accepted", "extra", "captureDeadline"], json!(1u64 << 48)),
-        Err(DecodeError::OutOfRange { .. })
-    ));
-    assert!(matches!(
-        range(&["accepted", "maxTimeoutSeconds"], json!(0)),
-        Err(DecodeError::OutOfRange { .. })
-    ));
-    assert!(matches!(
-        range(&["accepted", "maxTimeoutSeconds"], json!(1.5)),
-        Err(DecodeError::WrongType { .. })
-    ));
-    assert!(matches!(
-        range(&["accepted", "maxTimeoutSeconds"], json!("60")),
-        Err(DecodeError::WrongType { .. })
-    ));
-    assert!(matches!(
-        range(&["accepted", "extra", "minFeeBps"], json!(101)),
-        Err(DecodeError::Inconsistent { field, .. }) if field == "accepted.extra.minFeeBps"
-    ));
-    assert!(matches!(
-        range(&["accepted", "extra", "refundDeadline"], json!(1767229199)),
-        Err(DecodeError::Inconsistent { field, .. }) if field == "accepted.extra.captureDeadline"
-    ));
-    assert!(matches!(
-        range(&["accepted", "extra", "paymentFlow"], json!("autoCapture")),
-        Err(DecodeError::InvalidValue { field, .. }) if field == "accepted.extra.paymentFlow"
-    ));
-    assert!(matches!(
-        range(
-            &["accepted", "extra", "assetTransferMethod"],
-            json!("permit3")
+    let extra = |key| ["accepted", "extra", key];
+    let timeout = ["accepted", "maxTimeoutSeconds"];
+    for (path, bad, code, field) in [
+        (extra("maxFeeBps"), json!(-1), "out_of_range", None),
+        (
+            extra("captureDeadline"),
+            json!(1u64 << 48),
+            "out_of_range",
+            None,
         ),
-        Err(DecodeError::InvalidValue { .. })
-    ));
-    assert!(matches!(
-        range(&["accepted", "scheme"], json!("")),
-        Err(DecodeError::InvalidValue { .. })
-    ));
+        (
+            extra("minFeeBps"),
+            json!(101),
+            "inconsistent",
+            Some("accepted.extra.minFeeBps"),
+        ),
+        (
+            extra("refundDeadline"),
+            json!(1767229199),
+            "inconsistent",
+            Some("accepted.extra.captureDeadline"),
+        ),
+        (
+            extra("paymentFlow"),
+            json!("autoCapture"),
+            "invalid_value",
+            Some("accepted.extra.paymentFlow"),
+        ),
+        (
+            extra("assetTransferMethod"),
+            json!("permit3"),
+            "invalid_value",
+            None,
+        ),
+    ] {
+        assert_rejected(&path, bad, code, field);
+    }
+    for (bad, code) in [
+        (json!(0), "out_of_range"),
+        (json!(1.5), "wrong_type"),
+        (json!("60"), "wrong_type"),
+    ] {
+        assert_rejected(&timeout, bad, code, None);
+    }
+    assert_rejected(&["accepted", "scheme"], json!(""), "invalid_value", None);
 }
 
 #[test]
 fn payment_identifier_is_validated() {
-    let short = with(
-        payment_payload(),
-        &["extensions", "payment-identifier", "info", "id"],
-        json!("short"),
-    );
-    assert!(matches!(
-        decode_payload(&short),
-        Err(DecodeError::InvalidValue { field, .. }) if field == "extensions.payment-identifier.info.id"
-    ));
-    let spaces = with(
-        payment_payload(),
-        &["extensions", "payment-identifier", "info", "id"],
-        json!("pay 7d5d747be160e280504c"),
-    );
-    assert!(matches!(
-        decode_payload(&spaces),
-        Err(DecodeError::InvalidValue { .. })
-    ));
-    let long = with(
-        payment_payload(),
-        &["extensions", "payment-identifier", "info", "id"],
-        json!("a".repeat(129)),
-    );
-    assert!(matches!(
-        decode_payload(&long),
-        Err(DecodeError::InvalidValue { .. })
-    ));
-    let number = with(
-        payment_payload(),
-        &["extensions", "payment-identifier", "info", "id"],
-        json!(1234567890123456u64),
-    );
-    assert!(matches!(
-        decode_payload(&number),
-        Err(DecodeError::WrongType { .. })
-    ));
+    const ID: &[&str] = &["extensions", "payment-identifier", "info", "id"];
+    for (bad, code, field) in [
+        (
+            json!("short"),
+            "invalid_value",
+            Some("extensions.payment-identifier.info.id"),
+        ),
+        (json!("pay 7d5d747be160e280504c"), "invalid_value", None),
+        (json!("a".repeat(129)), "invalid_value", None),
+        (json!(1234567890123456u64), "wrong_type", None),
+    ] {
+        assert_rejected(ID, bad, code, field);
+    }
     // Other extensions pass through untouched.
     let other = with(
         payment_payload(),

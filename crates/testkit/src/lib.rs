@@ -1,4 +1,4 @@
-//! Local scaffolding shared by the operator's tests, the bench and the demo:
+//! Local scaffolding shared by the operator's and the bindings' tests, the bench and the demo:
 //!
 //! - [`Chain`]: the pinned anvil with every contract deployed through the bindings, its dev
 //!   wallets and providers, and test-USDC minting;
@@ -6,16 +6,19 @@
 //!   receiver that goes away, or goes silent);
 //! - [`OperatorCommand`] / [`OperatorProcess`]: the `x402-escrow` binary as a child process on a
 //!   config file (started, health-checked, stopped with SIGTERM, killed with SIGKILL, restarted
-//!   from the same command), with its CPU time and memory read from `/proc`.
+//!   from the same command), with its CPU time and memory read from `/proc`;
+//! - [`deploy_script`]: `script/Deploy.s.sol` run by the pinned forge against an anvil.
 //!
 //! Nothing here depends on the operator's library, so the operator binary itself can use it.
 #![warn(missing_docs)]
 
 mod chain;
+mod forge;
 mod process;
 mod proxy;
 
 pub use chain::{Chain, spawn_anvil};
+pub use forge::deploy_script;
 pub use process::{OperatorCommand, OperatorProcess, free_port};
 pub use proxy::{Proxy, ProxyMode};
 

@@ -151,6 +151,15 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
+    /// Fails with [`DecodeError::TooLarge`] when `len` bytes of `what` are more than the
+    /// `max`-byte limit.
+    pub fn check_len(what: &'static str, len: usize, max: usize) -> Result<(), Self> {
+        if len > max {
+            return Err(Self::TooLarge { what, len, max });
+        }
+        Ok(())
+    }
+
     /// A stable snake_case code for the problem (for JSON error bodies and metrics).
     pub fn code(&self) -> &'static str {
         match self {

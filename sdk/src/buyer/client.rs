@@ -128,28 +128,28 @@ impl Challenge {
     }
 
     fn options(&self) -> Vec<PaymentOption> {
-        match self {
+        // Each entry of `accepts` in v2 form, with the v1 original for v1 challenges.
+        let accepts: Vec<_> = match self {
             Self::V2(challenge) => challenge
                 .accepts
                 .iter()
-                .enumerate()
-                .map(|(index, requirements)| PaymentOption {
-                    index,
-                    requirements: requirements.clone(),
-                    v1: None,
-                })
+                .map(|requirements| (requirements.clone(), None))
                 .collect(),
             Self::V1(challenge) => challenge
                 .accepts
                 .iter()
-                .enumerate()
-                .map(|(index, v1)| PaymentOption {
-                    index,
-                    requirements: v1.to_v2().0,
-                    v1: Some(v1.clone()),
-                })
+                .map(|v1| (v1.to_v2().0, Some(v1.clone())))
                 .collect(),
-        }
+        };
+        accepts
+            .into_iter()
+            .enumerate()
+            .map(|(index, (requirements, v1))| PaymentOption {
+                index,
+                requirements,
+                v1,
+            })
+            .collect()
     }
 }
 
@@ -157,14 +157,7 @@ impl Challenge {
 async fn read_limited(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, BuyerError> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
-        if body.len() + chunk.len() > max {
-            return Err(DecodeError::TooLarge {
-                what: "402 response body",
-                len: body.len() + chunk.len(),
-                max,
-            }
-            .into());
-        }
+        DecodeError::check_len("402 response body", body.len() + chunk.len(), max)?;
         body.extend_from_slice(&chunk);
     }
     Ok(body)

@@ -226,7 +226,11 @@ pub fn verify_payload(
         });
     }
     if payload.signature.len() == 65 {
-        let recovered = signing::recover_transfer(&domain, auth, &payload.signature)?;
+        let recovered = signing::recover_signer(
+            &domain,
+            &signing::transfer_with_authorization(auth),
+            &payload.signature,
+        )?;
         if recovered != auth.from {
             return Err(ExactError::SignerMismatch {
                 from: auth.from,

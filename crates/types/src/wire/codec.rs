@@ -62,13 +62,7 @@ pub fn encode_header<T: Serialize + ?Sized>(value: &T) -> Result<String, EncodeE
 /// Decodes a header's bytes into a JSON value (size, base64, UTF-8, JSON checks). `what` names
 /// the header in errors.
 pub fn decode_header_json(header: &[u8], what: &'static str) -> Result<Value, DecodeError> {
-    if header.len() > MAX_HEADER_LEN {
-        return Err(DecodeError::TooLarge {
-            what,
-            len: header.len(),
-            max: MAX_HEADER_LEN,
-        });
-    }
+    DecodeError::check_len(what, header.len(), MAX_HEADER_LEN)?;
     let trimmed = header.trim_ascii();
     if trimmed.is_empty() {
         return Err(DecodeError::Empty { what });
@@ -87,13 +81,7 @@ pub fn decode_header_json(header: &[u8], what: &'static str) -> Result<Value, De
 /// Decodes a JSON body (no base64) with the same strictness: size ([`MAX_BODY_LEN`]), UTF-8,
 /// JSON.
 pub fn decode_body_json(body: &[u8], what: &'static str) -> Result<Value, DecodeError> {
-    if body.len() > MAX_BODY_LEN {
-        return Err(DecodeError::TooLarge {
-            what,
-            len: body.len(),
-            max: MAX_BODY_LEN,
-        });
-    }
+    DecodeError::check_len(what, body.len(), MAX_BODY_LEN)?;
     if body.trim_ascii().is_empty() {
         return Err(DecodeError::Empty { what });
     }

@@ -179,24 +179,12 @@ impl PaymentPayloadV1 {
         self,
         requirements: &PaymentRequirementsV1,
     ) -> Result<PaymentPayload, DecodeError> {
-        if self.scheme != requirements.scheme {
-            return Err(DecodeError::Inconsistent {
-                field: "scheme".to_owned(),
-                reason: format!(
-                    "payment is for scheme {:?}, requirement is {:?}",
-                    self.scheme, requirements.scheme
-                ),
-            });
-        }
-        if self.network != requirements.network {
-            return Err(DecodeError::Inconsistent {
-                field: "network".to_owned(),
-                reason: format!(
-                    "payment is for {}, requirement is {}",
-                    self.network, requirements.network
-                ),
-            });
-        }
+        ensure_same("scheme", &self.scheme, &requirements.scheme, |p, r| {
+            format!("payment is for scheme {p:?}, requirement is {r:?}")
+        })?;
+        ensure_same("network", &self.network, &requirements.network, |p, r| {
+            format!("payment is for {p}, requirement is {r}")
+        })?;
         let (accepted, resource) = requirements.to_v2();
         Ok(PaymentPayload {
             x402_version: X402_VERSION_2,
@@ -206,6 +194,23 @@ impl PaymentPayloadV1 {
             extensions: None,
         })
     }
+}
+
+/// Fails with [`DecodeError::Inconsistent`] on `field` (described by `describe`) when the
+/// payment's value (`paid`) is not the requirement's (`required`).
+fn ensure_same<T: PartialEq>(
+    field: &str,
+    paid: &T,
+    required: &T,
+    describe: impl FnOnce(&T, &T) -> String,
+) -> Result<(), DecodeError> {
+    if paid != required {
+        return Err(DecodeError::Inconsistent {
+            field: field.to_owned(),
+            reason: describe(paid, required),
+        });
+    }
+    Ok(())
 }
 
 impl FromJson for PaymentPayloadV1 {

@@ -120,8 +120,11 @@ pub fn build_payload<S: Signer + SignerSync + ?Sized>(
     let payer = signer.address();
     let prepared = prepare(requirements, payer, now, random, registry)?;
     let signature = signing::sign_hash(signer, &prepared.signing_hash)?;
-    let recovered =
-        signing::recover_receive(&prepared.token_domain, &prepared.authorization, &signature)?;
+    let recovered = signing::recover_signer(
+        &prepared.token_domain,
+        &signing::receive_with_authorization(&prepared.authorization),
+        &signature,
+    )?;
     if recovered != payer {
         return Err(AuthCaptureError::SignerMismatch {
             from: payer,

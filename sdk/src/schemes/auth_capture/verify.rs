@@ -261,7 +261,11 @@ pub fn check_signature(
         chain_id: requirements.network.chain_id(),
         token: requirements.asset,
     };
-    let recovered = signing::recover_receive(&domain, &payload.authorization, &payload.signature)?;
+    let recovered = signing::recover_signer(
+        &domain,
+        &signing::receive_with_authorization(&payload.authorization),
+        &payload.signature,
+    )?;
     if recovered != payload.authorization.from {
         return Err(AuthCaptureError::SignerMismatch {
             from: payload.authorization.from,
