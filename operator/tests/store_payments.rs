@@ -23,6 +23,7 @@ store_tests!(
     sweeper_queries,
     idempotency_key_states,
     idempotency_concurrent_begin_one_starts,
+    writes_waiting_together_share_one_transaction,
 );
 
 const TABLES: [&str; 11] = [
@@ -758,4 +759,71 @@ async fn idempotency_concurrent_begin_one_starts(ctx: Ctx) {
         }
     }
     assert_eq!((started, in_flight), (1, 7));
+}
+
+/// Group commit (`Store::grouped`): writes that queue while a group runs go out together in the
+/// next one, one commit for all; each caller gets its own answer (a failing write is rolled
+/// back alone), and a write sees the ones before it in its group.
+async fn writes_waiting_together_share_one_transaction(ctx: Ctx) {
+    const DAY: i64 = 86_400_000;
+    const LOCK: i64 = 60_000;
+    let s = &ctx.store;
+    let m = merchant(s).await;
+    let fp = request_fingerprint("POST", "/v1/payments/authorize", b"{}");
+    // A first write holds its group open until the others have queued behind it.
+    let (started_tx, started) = tokio::sync::oneshot::channel();
+    let (go, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let first = tokio::spawn({
+        let (s, fp) = (s.clone(), fp.clone());
+        async move {
+            s.grouped(move |tx| {
+                Box::pin(async move {
+                    let _ = started_tx.send(());
+                    let _ = go_rx.await;
+                    tx.idempotency_begin(m, "first", &fp, DAY, LOCK).await
+                })
+            })
+            .await
+        }
+    });
+    started.await.expect("the first write runs");
+    let before = s.write_count();
+    let begin = |key: &'static str| s.idempotency_begin(m, key, &fp, DAY, LOCK);
+    let missing = uuid::Uuid::now_v7();
+    // `join!` polls each in order once before any completes: all are queued before `go`.
+    let (a, b, failing, again, ()) = tokio::join!(
+        begin("a"),
+        begin("b"),
+        s.transition_payment(
+            missing,
+            1,
+            &PaymentEvent::VoidRequested,
+            TransitionExtras::default()
+        ),
+        begin("a"),
+        async {
+            let _ = go.send(());
+        },
+    );
+    assert_eq!(
+        first.await.expect("joined").expect("first"),
+        IdempotencyBegin::Started
+    );
+    assert_eq!(a.expect("a"), IdempotencyBegin::Started);
+    assert_eq!(b.expect("b"), IdempotencyBegin::Started);
+    assert!(
+        matches!(failing, Err(StoreError::NotFound { .. })),
+        "{failing:?}"
+    );
+    assert_eq!(
+        again.expect("a again"),
+        IdempotencyBegin::InFlight,
+        "the second `a` saw the first, written earlier in the same group"
+    );
+    assert_eq!(
+        s.write_count(),
+        before + 2,
+        "two commits: the first write's group, then the four that waited"
+    );
+    assert_eq!(count(s, "idempotency_keys").await, 3, "first, a, b");
 }

@@ -11,7 +11,7 @@ use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use super::codec::{self, get_i64, get_opt_i64, get_opt_str, get_str};
-use super::{Result, Store, StoreError, StoreTx, in_own_tx};
+use super::{Result, Store, StoreError, StoreTx};
 
 /// What [`Store::idempotency_begin`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,27 +171,45 @@ impl StoreTx {
 }
 
 impl Store {
-    in_own_tx! {
-        /// Starts a request under `key` for `merchant_id`: see [`IdempotencyBegin`]. `retention_ms`
-        /// is how long the record is kept (≥ 24 h), `lock_ms` how long an in-flight request may run
-        /// before a retry may take it over.
-        pub async fn idempotency_begin(
-            &self,
-            merchant_id: Uuid,
-            key: &str,
-            fingerprint: &str,
-            retention_ms: i64,
-            lock_ms: i64,
-        ) -> Result<IdempotencyBegin>;
+    /// Starts a request under `key` for `merchant_id`: see [`IdempotencyBegin`]. `retention_ms`
+    /// is how long the record is kept (≥ 24 h), `lock_ms` how long an in-flight request may run
+    /// before a retry may take it over. Shares a transaction with other hot-path writes
+    /// ([`Store::grouped`]).
+    pub async fn idempotency_begin(
+        &self,
+        merchant_id: Uuid,
+        key: &str,
+        fingerprint: &str,
+        retention_ms: i64,
+        lock_ms: i64,
+    ) -> Result<IdempotencyBegin> {
+        let (key, fingerprint) = (key.to_owned(), fingerprint.to_owned());
+        self.grouped(move |tx| {
+            Box::pin(async move {
+                tx.idempotency_begin(merchant_id, &key, &fingerprint, retention_ms, lock_ms)
+                    .await
+            })
+        })
+        .await
+    }
 
-        /// Stores the response of the request that holds `key` (it is replayed to retries).
-        pub async fn idempotency_complete(
-            &self,
-            merchant_id: Uuid,
-            key: &str,
-            response_status: u16,
-            response_body: &str,
-        ) -> Result<()>;
+    /// Stores the response of the request that holds `key` (it is replayed to retries). Shares
+    /// a transaction with other hot-path writes ([`Store::grouped`]).
+    pub async fn idempotency_complete(
+        &self,
+        merchant_id: Uuid,
+        key: &str,
+        response_status: u16,
+        response_body: &str,
+    ) -> Result<()> {
+        let (key, body) = (key.to_owned(), response_body.to_owned());
+        self.grouped(move |tx| {
+            Box::pin(async move {
+                tx.idempotency_complete(merchant_id, &key, response_status, &body)
+                    .await
+            })
+        })
+        .await
     }
 
     /// Forgets an in-flight key (the request could not run at all, e.g. the handler panicked

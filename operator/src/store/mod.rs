@@ -23,6 +23,7 @@ mod batches;
 mod chain;
 mod codec;
 mod events;
+mod group;
 mod idempotency;
 mod merchants;
 mod payments;
@@ -46,6 +47,7 @@ pub use chain::{
 pub use events::{
     ChainEvent, CursorPosition, IndexedBlock, IndexerAdvance, IndexerCursor, NewChainEvent,
 };
+pub use group::{MAX_GROUP, TxFuture};
 pub use idempotency::{IdempotencyBegin, request_fingerprint};
 pub use merchants::{Merchant, NewMerchant, generate_api_key, hash_api_key};
 pub use payments::{
@@ -158,6 +160,10 @@ pub enum StoreError {
     /// Any other database error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The group transaction this write shared (see [`Store::grouped`]) failed: none of its
+    /// writes happened.
+    #[error("group transaction failed: {0}")]
+    GroupCommit(#[source] Arc<StoreError>),
 }
 
 impl StoreError {
@@ -240,6 +246,8 @@ pub struct Store {
     writer: Option<WriterGate>,
     /// Write transactions this process committed (see [`Store::write_count`]).
     writes: Arc<AtomicU64>,
+    /// The group committer of [`Store::grouped`].
+    group: group::GroupCommitter,
 }
 
 /// SQLite admits one writer at a time. Writers of this process queue here, in order, instead
@@ -328,6 +336,7 @@ impl Store {
                 timeout: options.sqlite_busy_timeout,
             }),
             writes: Arc::new(AtomicU64::new(0)),
+            group: group::GroupCommitter::default(),
         })
     }
 
@@ -450,6 +459,28 @@ impl StoreTx {
     pub async fn commit(self) -> Result<()> {
         self.tx.commit().await?;
         self.writes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Opens a savepoint (one level: [`Store::grouped`] runs each write of a group in one).
+    async fn savepoint(&mut self) -> Result<()> {
+        self.raw("SAVEPOINT grouped_write").await
+    }
+
+    /// Keeps what was written since [`StoreTx::savepoint`].
+    async fn release_savepoint(&mut self) -> Result<()> {
+        self.raw("RELEASE SAVEPOINT grouped_write").await
+    }
+
+    /// Undoes what was written since [`StoreTx::savepoint`] (the transaction goes on).
+    async fn rollback_to_savepoint(&mut self) -> Result<()> {
+        self.raw("ROLLBACK TO SAVEPOINT grouped_write").await?;
+        self.raw("RELEASE SAVEPOINT grouped_write").await
+    }
+
+    /// A fixed statement of ours, no parameters.
+    async fn raw(&mut self, sql: &'static str) -> Result<()> {
+        sqlx::raw_sql(sql).execute(self.conn()).await?;
         Ok(())
     }
 

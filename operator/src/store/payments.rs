@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::chain::{self, ChainTx, NewChainTx};
 use super::codec::{self, Record, get_i64, get_opt_i64, get_opt_str, get_u64, get_u128, get_uuid};
 use super::webhooks::{self, NewWebhookEvent, WebhookEvent};
-use super::{Result, Store, StoreError, StoreTx, in_own_tx};
+use super::{Result, Store, StoreError, StoreTx};
 use crate::lifecycle::{Amount, Amounts, Flow, PaymentEvent, PaymentStatus};
 
 /// The escrow's `PaymentInfo`, field by field (addresses typed, amounts as `u128`, expiries in
@@ -386,24 +386,36 @@ impl StoreTx {
 }
 
 impl Store {
-    in_own_tx! {
-        /// Inserts a payment and its first outbox row in one transaction (see
-        /// [`StoreTx::insert_payment`]).
-        pub async fn insert_payment(
-            &self,
-            new: &NewPayment,
-            outbox: Option<&NewChainTx>,
-        ) -> Result<(Payment, Option<ChainTx>)>;
+    /// Inserts a payment and its first outbox row in one transaction (see
+    /// [`StoreTx::insert_payment`]), shared with other hot-path writes ([`Store::grouped`]).
+    pub async fn insert_payment(
+        &self,
+        new: &NewPayment,
+        outbox: Option<&NewChainTx>,
+    ) -> Result<(Payment, Option<ChainTx>)> {
+        let (new, outbox) = (new.clone(), outbox.cloned());
+        self.grouped(move |tx| Box::pin(async move { tx.insert_payment(&new, outbox.as_ref()).await }))
+            .await
+    }
 
-        /// Applies a lifecycle event with an optimistic version check, in its own transaction (see
-        /// [`StoreTx::transition_payment`]).
-        pub async fn transition_payment(
-            &self,
-            id: Uuid,
-            expected_version: i64,
-            event: &PaymentEvent,
-            extras: TransitionExtras,
-        ) -> Result<Transition>;
+    /// Applies a lifecycle event with an optimistic version check (see
+    /// [`StoreTx::transition_payment`]), in a transaction shared with other hot-path writes
+    /// ([`Store::grouped`]).
+    pub async fn transition_payment(
+        &self,
+        id: Uuid,
+        expected_version: i64,
+        event: &PaymentEvent,
+        extras: TransitionExtras,
+    ) -> Result<Transition> {
+        let event = event.clone();
+        self.grouped(move |tx| {
+            Box::pin(async move {
+                tx.transition_payment(id, expected_version, &event, extras)
+                    .await
+            })
+        })
+        .await
     }
 
     /// The payment with this id ([`StoreError::NotFound`] otherwise).

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::chain::text_enum;
 use super::codec::{self, Record, get_i64, get_opt_i64, get_opt_str, get_str, get_uuid};
-use super::{Backend, Result, Store, StoreError, StoreTx, in_own_tx, in_tx};
+use super::{Backend, Result, Store, StoreError, StoreTx, in_own_tx};
 
 /// A webhook event to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -353,7 +353,9 @@ impl Store {
                 None,
             ),
         };
-        in_tx!(self, |tx| {
+        // Shares a transaction with other hot-path writes (`Store::grouped`).
+        let worker = worker.to_owned();
+        self.grouped(move |tx| Box::pin(async move {
             let query = codec::returning::<WebhookDelivery>(
                 "UPDATE webhook_deliveries SET status = $3, response_status = $4, last_error = $5, \
                      next_attempt_at = COALESCE($6, next_attempt_at), delivered_at = $7, \
@@ -361,7 +363,7 @@ impl Store {
                  WHERE id = $1 AND locked_by = $2 AND status = 'pending'",
             )
             .bind(codec::uuid(&delivery_id))
-            .bind(worker)
+            .bind(worker.as_str())
             .bind(status.as_str())
             .bind(response_status.map(i64::from))
             .bind(error)
@@ -373,7 +375,7 @@ impl Store {
                 return Err(StoreError::ClaimLost {
                     entity: "webhook delivery",
                     id: delivery_id,
-                    owner: worker.to_owned(),
+                    owner: worker,
                 });
             };
             if status == DeliveryStatus::Disabled {
@@ -384,8 +386,9 @@ impl Store {
                     .await?;
                 tracing::warn!(merchant_id = %delivery.merchant_id, "webhook endpoint answered 410: disabled");
             }
-            delivery
-        })
+            Ok(delivery)
+        }))
+        .await
     }
 
     /// The delivery row of an event.
