@@ -5,7 +5,7 @@ use alloy::primitives::B256;
 use uuid::Uuid;
 
 use super::super::codec::{self, Record};
-use super::super::{Result, Store, StoreTx, in_own_tx, in_tx};
+use super::super::{Result, Store, StoreTx, in_own_tx};
 use super::outbox::{guarded, status_update};
 use super::*;
 
@@ -120,29 +120,39 @@ impl Store {
         ) -> Result<TxAttempt>;
     }
 
-    /// [`StoreTx::record_attempt`] for several rows in one transaction (in the given order).
+    /// [`StoreTx::record_attempt`] for several rows in one transaction (in the given order),
+    /// shared with other hot-path writes ([`Store::grouped`]).
     pub async fn record_attempts(
         &self,
         attempts: &[(Uuid, NewTxAttempt)],
     ) -> Result<Vec<TxAttempt>> {
-        in_tx!(self, |tx| {
-            let mut stored = Vec::with_capacity(attempts.len());
-            for (chain_tx_id, attempt) in attempts {
-                stored.push(tx.record_attempt(*chain_tx_id, attempt).await?);
-            }
-            stored
+        let attempts = attempts.to_vec();
+        self.grouped(move |tx| {
+            Box::pin(async move {
+                let mut stored = Vec::with_capacity(attempts.len());
+                for (chain_tx_id, attempt) in &attempts {
+                    stored.push(tx.record_attempt(*chain_tx_id, attempt).await?);
+                }
+                Ok(stored)
+            })
         })
+        .await
     }
 
-    /// [`StoreTx::mark_broadcast`] for several rows in one transaction (in the given order).
+    /// [`StoreTx::mark_broadcast`] for several rows in one transaction (in the given order),
+    /// shared with other hot-path writes ([`Store::grouped`]).
     pub async fn mark_broadcasts(&self, sent: &[(Uuid, B256)]) -> Result<Vec<ChainTx>> {
-        in_tx!(self, |tx| {
-            let mut rows = Vec::with_capacity(sent.len());
-            for (chain_tx_id, tx_hash) in sent {
-                rows.push(tx.mark_broadcast(*chain_tx_id, *tx_hash).await?);
-            }
-            rows
+        let sent = sent.to_vec();
+        self.grouped(move |tx| {
+            Box::pin(async move {
+                let mut rows = Vec::with_capacity(sent.len());
+                for (chain_tx_id, tx_hash) in sent {
+                    rows.push(tx.mark_broadcast(chain_tx_id, tx_hash).await?);
+                }
+                Ok(rows)
+            })
         })
+        .await
     }
 
     in_own_tx! {
@@ -158,16 +168,21 @@ impl Store {
     }
 
     /// [`StoreTx::mark_mined`] then [`StoreTx::mark_final`] in one transaction: a receipt that
-    /// is already deep enough when it is found (one confirmation) settles with one write.
+    /// is already deep enough when it is found (one confirmation) settles with one write,
+    /// shared with other hot-path writes ([`Store::grouped`]).
     pub async fn mark_mined_final(
         &self,
         chain_tx_id: Uuid,
         receipt: &MinedReceipt,
     ) -> Result<ChainTx> {
-        in_tx!(self, |tx| {
-            tx.mark_mined(chain_tx_id, receipt).await?;
-            tx.mark_final(chain_tx_id).await?
+        let receipt = receipt.clone();
+        self.grouped(move |tx| {
+            Box::pin(async move {
+                tx.mark_mined(chain_tx_id, &receipt).await?;
+                tx.mark_final(chain_tx_id).await
+            })
         })
+        .await
     }
 
     in_own_tx! {
