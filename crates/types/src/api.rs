@@ -35,6 +35,10 @@ pub struct AuthorizeRequest<P = PaymentPayload, R = PaymentRequirements> {
     pub wait: Option<Duration>,
 }
 
+/// Longest `wait` the operator accepts, in seconds: on authorize (the hold) and on
+/// `GET /v1/payments/{id}` (the long poll). One definition for the operator and its clients.
+pub const MAX_WAIT_SECS: u64 = 50;
+
 /// `POST /v1/payments/{id}/capture`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

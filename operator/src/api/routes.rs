@@ -21,7 +21,7 @@ use crate::store::Merchant;
 /// Longest `wait` accepted on authorize, in seconds. Kept below the idempotency in-flight lock
 /// ([`super::idempotency::MIN_IN_FLIGHT_LOCK`]) so a retry cannot take over the key of a request
 /// that is still legitimately waiting.
-pub const MAX_WAIT_SECS: u64 = 50;
+pub use x402_escrow_types::api::MAX_WAIT_SECS;
 
 /// Every route the router serves, as `(method, path template)`; the OpenAPI file documents each.
 pub const ROUTES: &[(&str, &str)] = &[

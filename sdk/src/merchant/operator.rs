@@ -27,9 +27,9 @@ pub const IDEMPOTENCY_KEY_IN_FLIGHT: &str = ErrorCode::IdempotencyKeyInFlight.as
 /// The operator's code for "same key, different request".
 pub const IDEMPOTENCY_KEY_REUSED: &str = ErrorCode::IdempotencyKeyReused.as_str();
 
-/// The longest long poll the operator accepts on `GET /v1/payments/{id}?wait=` (its
-/// `MAX_WAIT_SECS`); [`OperatorClient::get_settled`] caps its wait here.
-pub const MAX_GET_WAIT: Duration = Duration::from_secs(50);
+/// The longest long poll the operator accepts on `GET /v1/payments/{id}?wait=`
+/// ([`x402_escrow_types::api::MAX_WAIT_SECS`]); [`OperatorClient::get_settled`] caps its wait here.
+pub const MAX_GET_WAIT: Duration = Duration::from_secs(x402_escrow_types::api::MAX_WAIT_SECS);
 
 /// Why an operator call failed.
 #[derive(Debug, thiserror::Error)]
