@@ -280,7 +280,11 @@ async fn bench_on_postgres_with_two_instances_captures_all() {
     assert_eq!(instances.len(), 2, "{report:#}");
     assert_ne!(instances[0]["url"], instances[1]["url"]);
     let mut posts = 0;
+    let mut ok = 0;
     for i in instances {
+        // Buyer 0 paid through bench-0, buyer 1 through bench-1.
+        assert!(i["ok"].as_u64().unwrap_or(0) >= 1, "{i}");
+        ok += i["ok"].as_u64().unwrap_or(0);
         // Each took at least one buyer's authorize and capture.
         let n = i["posts"].as_u64().unwrap_or(0);
         assert!(n >= 2, "{i}");
@@ -290,6 +294,7 @@ async fn bench_on_postgres_with_two_instances_captures_all() {
     }
     // An authorize and a capture per paid request, nothing lost between the instances.
     assert!(posts >= 20, "{report:#}");
+    assert_eq!(ok, 10, "{report:#}");
     let holders: Vec<&serde_json::Value> = instances
         .iter()
         .filter(|i| i["holds_signer_lease"] == true)

@@ -34,6 +34,8 @@ pub(crate) struct PhaseResult {
     pub(crate) failures: Vec<String>,
     pub(crate) latencies: Vec<Duration>,
     pub(crate) elapsed: Duration,
+    /// Successful calls of each task (buyer / client), by index.
+    pub(crate) ok_per_task: Vec<u64>,
 }
 
 /// Runs `one(buyer, n)` from `buyers` tasks until the budget is spent.
@@ -80,10 +82,12 @@ where
         failures: Vec::new(),
         latencies: Vec::new(),
         elapsed: Duration::ZERO,
+        ok_per_task: Vec::with_capacity(buyers),
     };
     for task in tasks {
         let (lat, failed, failures) = task.await.step("a buyer task panicked")?;
         result.ok += lat.len() as u64;
+        result.ok_per_task.push(lat.len() as u64);
         result.latencies.extend(lat);
         result.failed += failed;
         for f in failures {

@@ -189,7 +189,12 @@ pub struct InstanceReport {
     pub url: String,
     /// Whether it held the signer lease at the end of the run (one instance sends).
     pub holds_signer_lease: bool,
-    /// POST requests it answered during the timed phase (`x402_http_requests_total`).
+    /// Paid requests / settles the bench sent through it that succeeded (client `b` uses
+    /// instance `b % instances`).
+    pub ok: u64,
+    /// POST requests its HTTP metrics counted during the timed phase (`x402_http_requests_total`:
+    /// the REST API; the facilitator routes are not behind that layer, so `/settle` is not
+    /// counted).
     pub posts: Option<u64>,
     /// SQL write transactions it committed from the start of the timed phase to the end.
     pub sql_writes: Option<u64>,
@@ -454,8 +459,9 @@ impl BenchReport {
         if self.operator_instances.len() > 1 {
             for i in &self.operator_instances {
                 line(format!(
-                    "  {:<14} {:>6.1} % CPU, {:>6.1} MiB peak RSS, {:>6} POSTs, {:>6} SQL writes{}",
+                    "  {:<14} {:>6} ok, {:>6.1} % CPU, {:>6.1} MiB peak RSS, {:>6} REST POSTs, {:>6} SQL writes{}",
                     i.instance_id,
+                    i.ok,
                     i.cpu_percent,
                     i.peak_rss_mib,
                     i.posts.map_or_else(|| "n/a".to_owned(), |n| n.to_string()),

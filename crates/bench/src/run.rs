@@ -140,9 +140,21 @@ struct Phase {
     failures: Vec<String>,
     /// Successful operations (paid requests captured / settles succeeded) the costs divide by.
     operations: u64,
+    /// Successful operations the bench sent through each instance.
+    ok_per_instance: Vec<u64>,
     before: Vec<Sample>,
     after: Vec<Sample>,
     window: Duration,
+}
+
+/// Task `b`'s successes summed per instance `b % instances`.
+fn per_instance(ok_per_task: &[u64], instances: usize) -> Vec<u64> {
+    let n = instances.max(1);
+    let mut out = vec![0; n];
+    for (b, ok) in ok_per_task.iter().enumerate() {
+        out[b % n] += ok;
+    }
+    out
 }
 
 /// What both modes share.
@@ -349,13 +361,18 @@ expiry_margin_secs = 60
         .step("reading the signer lease")?;
     let window = phase.window.as_secs_f64().max(1e-9);
     let mut operator_instances = Vec::with_capacity(instances.len());
-    for (i, (before, after)) in instances.iter().zip(phase.before.iter().zip(&phase.after)) {
+    for (n, (i, (before, after))) in instances
+        .iter()
+        .zip(phase.before.iter().zip(&phase.after))
+        .enumerate()
+    {
         let (peak_rss_mib, rss_mib) = i.process.memory_mib()?;
         let cpu_secs = after.cpu_secs - before.cpu_secs;
         operator_instances.push(InstanceReport {
             instance_id: i.id.clone(),
             url: i.process.url(),
             holds_signer_lease: signer_lease_owner.as_deref() == Some(i.id.as_str()),
+            ok: phase.ok_per_instance.get(n).copied().unwrap_or(0),
             posts: after
                 .posts
                 .zip(before.posts)
@@ -623,6 +640,7 @@ async fn paid_phase<D: BenchDatabase>(setup: &Setup<'_>, db: &D) -> Result<Phase
             per_paid_request: PerPaidRequest::default(),
         }),
         facilitator: None,
+        ok_per_instance: per_instance(&paid.ok_per_task, setup.instances.len()),
         failures: paid.failures,
         operations: captured,
         before,
@@ -701,6 +719,7 @@ async fn facilitator_phase<D: BenchDatabase>(setup: &Setup<'_>, db: &D) -> Resul
             confirmed,
             per_settle: PerPaidRequest::default(),
         }),
+        ok_per_instance: per_instance(&result.ok_per_task, setup.instances.len()),
         failures: result.failures,
         operations: result.ok,
         before,
