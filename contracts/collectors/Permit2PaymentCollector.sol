@@ -47,7 +47,9 @@ contract Permit2PaymentCollector is TokenCollector, ERC6492SignatureHandler {
     ) internal override {
         permit2.permitTransferFrom({
             permit: ISignatureTransfer.PermitTransferFrom({
-                permitted: ISignatureTransfer.TokenPermissions({token: paymentInfo.token, amount: paymentInfo.maxAmount}),
+                permitted: ISignatureTransfer.TokenPermissions({
+                    token: paymentInfo.token, amount: paymentInfo.maxAmount
+                }),
                 nonce: uint256(PaymentInfoHash.hashPayerAgnostic(paymentInfo, address(authCaptureEscrow))),
                 deadline: paymentInfo.preApprovalExpiry
             }),

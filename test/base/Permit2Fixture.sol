@@ -112,9 +112,8 @@ abstract contract Permit2Fixture is Test {
     /// @dev The EIP-712 digest of `terms` under the canonical Permit2 domain.
     function _permit2Digest(PermitTerms memory terms) internal view returns (bytes32) {
         bytes32 permitted = keccak256(abi.encode(TOKEN_PERMISSIONS_TYPEHASH, terms.token, terms.amount));
-        bytes32 structHash = keccak256(
-            abi.encode(PERMIT_TRANSFER_FROM_TYPEHASH, permitted, terms.spender, terms.nonce, terms.deadline)
-        );
+        bytes32 structHash =
+            keccak256(abi.encode(PERMIT_TRANSFER_FROM_TYPEHASH, permitted, terms.spender, terms.nonce, terms.deadline));
         return keccak256(abi.encodePacked("\x19\x01", permit2DomainSeparator(), structHash));
     }
 

@@ -59,9 +59,10 @@ contract Permit2CollectorSecurityTest is EscrowHelpers, Permit2Fixture {
         uint256 before = usdc.balanceOf(payer);
         vm.prank(attacker);
         vm.expectRevert(_invalidSigner());
-        ISignatureTransfer(PERMIT2).permitTransferFrom(
-            permit, ISignatureTransfer.SignatureTransferDetails({to: attacker, requestedAmount: 1}), payer, sig
-        );
+        ISignatureTransfer(PERMIT2)
+            .permitTransferFrom(
+                permit, ISignatureTransfer.SignatureTransferDetails({to: attacker, requestedAmount: 1}), payer, sig
+            );
         assertEq(usdc.balanceOf(payer), before);
     }
 
@@ -120,7 +121,8 @@ contract Permit2CollectorSecurityTest is EscrowHelpers, Permit2Fixture {
     function test_signatureForAnotherEscrowsCollectorIsRefused() public {
         // A second deployment (another escrow, its own collector) cannot use our payer's signature.
         AuthCaptureEscrow other = new AuthCaptureEscrow();
-        Permit2PaymentCollector otherCollector = new Permit2PaymentCollector(address(other), PERMIT2, address(multicall3));
+        Permit2PaymentCollector otherCollector =
+            new Permit2PaymentCollector(address(other), PERMIT2, address(multicall3));
         AuthCaptureEscrow.PaymentInfo memory info = _paymentInfo(payer, 100e6);
         bytes memory sig = _sig(info);
         _expectRevertFrom(operator, _invalidSigner());

@@ -49,9 +49,11 @@ contract ReferenceDifferentialTest is Permit2Fixture {
         ours.refundCollector = address(new OperatorRefundCollector(ours.escrow));
 
         ref.escrow = _deploy(_creationCode("AuthCaptureEscrow"));
-        ref.permit2Collector =
-            _deploy(abi.encodePacked(_creationCode("Permit2PaymentCollector"), abi.encode(ref.escrow, PERMIT2, multicall3)));
-        ref.refundCollector = _deploy(abi.encodePacked(_creationCode("OperatorRefundCollector"), abi.encode(ref.escrow)));
+        ref.permit2Collector = _deploy(
+            abi.encodePacked(_creationCode("Permit2PaymentCollector"), abi.encode(ref.escrow, PERMIT2, multicall3))
+        );
+        ref.refundCollector =
+            _deploy(abi.encodePacked(_creationCode("OperatorRefundCollector"), abi.encode(ref.escrow)));
 
         token.mint(payer, 1_000e6);
         token.mint(operator, 1_000e6);
@@ -92,6 +94,69 @@ contract ReferenceDifferentialTest is Permit2Fixture {
         vm.prank(sender);
         (bool ok, bytes memory returned) = e.escrow.call(data);
         return bytes.concat(log, abi.encode(ok, returned));
+    }
+
+    /// @dev `authorize` through `e`'s Permit2 collector, as the operator.
+    function _authorize(
+        bytes memory log,
+        Escrow memory e,
+        AuthCaptureEscrow.PaymentInfo memory info,
+        uint256 amount,
+        bytes memory sig
+    ) internal returns (bytes memory) {
+        return _step(
+            log, e, operator, abi.encodeCall(AuthCaptureEscrow.authorize, (info, amount, e.permit2Collector, sig))
+        );
+    }
+
+    /// @dev `charge` through `e`'s Permit2 collector, as the operator, fee to the fixture's receiver.
+    function _charge(
+        bytes memory log,
+        Escrow memory e,
+        AuthCaptureEscrow.PaymentInfo memory info,
+        uint256 amount,
+        bytes memory sig,
+        uint16 feeBps
+    ) internal returns (bytes memory) {
+        bytes memory data = abi.encodeCall(
+            AuthCaptureEscrow.charge, (info, amount, e.permit2Collector, sig, feeBps, feeReceiver)
+        );
+        return _step(log, e, operator, data);
+    }
+
+    /// @dev `capture` as the operator, fee to the fixture's receiver.
+    function _capture(
+        bytes memory log,
+        Escrow memory e,
+        AuthCaptureEscrow.PaymentInfo memory info,
+        uint256 amount,
+        uint16 feeBps
+    ) internal returns (bytes memory) {
+        return _step(log, e, operator, abi.encodeCall(AuthCaptureEscrow.capture, (info, amount, feeBps, feeReceiver)));
+    }
+
+    /// @dev `refund` through `e`'s operator refund collector, as the operator.
+    function _refund(bytes memory log, Escrow memory e, AuthCaptureEscrow.PaymentInfo memory info, uint256 amount)
+        internal
+        returns (bytes memory)
+    {
+        return _step(log, e, operator, abi.encodeCall(AuthCaptureEscrow.refund, (info, amount, e.refundCollector, "")));
+    }
+
+    /// @dev `void` as the operator.
+    function _void(bytes memory log, Escrow memory e, AuthCaptureEscrow.PaymentInfo memory info)
+        internal
+        returns (bytes memory)
+    {
+        return _step(log, e, operator, abi.encodeCall(AuthCaptureEscrow.void, (info)));
+    }
+
+    /// @dev `reclaim` as the payer.
+    function _reclaim(bytes memory log, Escrow memory e, AuthCaptureEscrow.PaymentInfo memory info)
+        internal
+        returns (bytes memory)
+    {
+        return _step(log, e, payer, abi.encodeCall(AuthCaptureEscrow.reclaim, (info)));
     }
 
     /// @dev `log` followed by every party's balance, the store's, and the state of `infos` at `e`.
@@ -153,14 +218,14 @@ contract ReferenceDifferentialTest is Permit2Fixture {
         vm.prank(operator);
         token.approve(e.refundCollector, type(uint256).max);
 
-        log = _step(log, e, operator, abi.encodeCall(AuthCaptureEscrow.authorize, (infos[0], fAuthorize, e.permit2Collector, _sign(e, infos[0]))));
-        log = _step(log, e, operator, abi.encodeCall(AuthCaptureEscrow.capture, (infos[0], fCapture, fFeeBps, feeReceiver)));
-        log = _step(log, e, operator, abi.encodeCall(AuthCaptureEscrow.refund, (infos[0], fRefund, e.refundCollector, "")));
-        log = _step(log, e, operator, abi.encodeCall(AuthCaptureEscrow.void, (infos[0])));
-        log = _step(log, e, operator, abi.encodeCall(AuthCaptureEscrow.charge, (infos[1], fCharge, e.permit2Collector, _sign(e, infos[1]), fFeeBps, feeReceiver)));
-        log = _step(log, e, operator, abi.encodeCall(AuthCaptureEscrow.authorize, (infos[2], fAuthorize, e.permit2Collector, _sign(e, infos[2]))));
+        log = _authorize(log, e, infos[0], fAuthorize, _sign(e, infos[0]));
+        log = _capture(log, e, infos[0], fCapture, fFeeBps);
+        log = _refund(log, e, infos[0], fRefund);
+        log = _void(log, e, infos[0]);
+        log = _charge(log, e, infos[1], fCharge, _sign(e, infos[1]), fFeeBps);
+        log = _authorize(log, e, infos[2], fAuthorize, _sign(e, infos[2]));
         vm.warp(infos[2].authorizationExpiry);
-        log = _step(log, e, payer, abi.encodeCall(AuthCaptureEscrow.reclaim, (infos[2])));
+        log = _reclaim(log, e, infos[2]);
         log = _observe(log, e, infos);
     }
 
@@ -202,12 +267,16 @@ contract ReferenceDifferentialTest is Permit2Fixture {
 
     function _tail(bytes memory data, uint256 from) internal pure returns (bytes memory out) {
         out = new bytes(data.length - from);
-        for (uint256 j; j < out.length; ++j) out[j] = data[from + j];
+        for (uint256 j; j < out.length; ++j) {
+            out[j] = data[from + j];
+        }
     }
 
     function _head(bytes memory data, uint256 size) internal pure returns (bytes memory out) {
         out = new bytes(size);
-        for (uint256 j; j < size; ++j) out[j] = data[j];
+        for (uint256 j; j < size; ++j) {
+            out[j] = data[j];
+        }
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -220,24 +289,24 @@ contract ReferenceDifferentialTest is Permit2Fixture {
         bytes memory good = _sign(e, infos[0]);
         // Signed by someone else.
         bytes memory stranger = _signPermit2(_permit2Terms(infos[0], e.permit2Collector, e.escrow), 0xBAD);
-        log = _step(log, e, operator, abi.encodeCall(AuthCaptureEscrow.authorize, (infos[0], 10e6, e.permit2Collector, stranger)));
+        log = _authorize(log, e, infos[0], 10e6, stranger);
         // Signed for the other implementation's collector.
         Escrow memory other = e.escrow == ours.escrow ? ref : ours;
-        log = _step(log, e, operator, abi.encodeCall(AuthCaptureEscrow.authorize, (infos[0], 10e6, e.permit2Collector, _sign(other, infos[0]))));
+        log = _authorize(log, e, infos[0], 10e6, _sign(other, infos[0]));
         // Empty signature.
-        log = _step(log, e, operator, abi.encodeCall(AuthCaptureEscrow.authorize, (infos[0], 10e6, e.permit2Collector, bytes(""))));
+        log = _authorize(log, e, infos[0], 10e6, "");
         // No Permit2 allowance.
         vm.prank(payer);
         token.approve(PERMIT2, 0);
-        log = _step(log, e, operator, abi.encodeCall(AuthCaptureEscrow.charge, (infos[0], 10e6, e.permit2Collector, good, 0, feeReceiver)));
+        log = _charge(log, e, infos[0], 10e6, good, 0);
         vm.prank(payer);
         token.approve(PERMIT2, type(uint256).max);
         // The token refuses the pull (Permit2 reports it its own way).
         token.setRevert(abi.encodeWithSignature("Paused()"));
-        log = _step(log, e, operator, abi.encodeCall(AuthCaptureEscrow.authorize, (infos[0], 10e6, e.permit2Collector, good)));
+        log = _authorize(log, e, infos[0], 10e6, good);
         // After the pre-approval expiry.
         vm.warp(infos[0].preApprovalExpiry);
-        log = _step(log, e, operator, abi.encodeCall(AuthCaptureEscrow.authorize, (infos[0], 10e6, e.permit2Collector, good)));
+        log = _authorize(log, e, infos[0], 10e6, good);
         log = _observe(log, e, infos);
     }
 
@@ -268,20 +337,20 @@ contract ReferenceDifferentialTest is Permit2Fixture {
         infos[2] = _info(20e6, 22);
         vm.prank(operator);
         token.approve(e.refundCollector, type(uint256).max);
-        log = _step(log, e, operator, abi.encodeCall(AuthCaptureEscrow.authorize, (infos[0], 15e6, e.permit2Collector, _sign(e, infos[0]))));
-        log = _step(log, e, operator, abi.encodeCall(AuthCaptureEscrow.capture, (infos[0], 5e6, 100, feeReceiver)));
-        log = _step(log, e, operator, abi.encodeCall(AuthCaptureEscrow.authorize, (infos[1], 7e6, e.permit2Collector, _sign(e, infos[1]))));
+        log = _authorize(log, e, infos[0], 15e6, _sign(e, infos[0]));
+        log = _capture(log, e, infos[0], 5e6, 100);
+        log = _authorize(log, e, infos[1], 7e6, _sign(e, infos[1]));
         bytes memory chargeSig = _sign(e, infos[2]);
 
         if (fTokenReturnsRaw) token.setReturn(fTokenReturnData);
         else token.setRevert(fTokenRevertData);
 
-        log = _step(log, e, operator, abi.encodeCall(AuthCaptureEscrow.capture, (infos[0], 1e6, 100, feeReceiver)));
-        log = _step(log, e, operator, abi.encodeCall(AuthCaptureEscrow.refund, (infos[0], 1e6, e.refundCollector, "")));
-        log = _step(log, e, operator, abi.encodeCall(AuthCaptureEscrow.void, (infos[0])));
-        log = _step(log, e, operator, abi.encodeCall(AuthCaptureEscrow.charge, (infos[2], 1e6, e.permit2Collector, chargeSig, 0, feeReceiver)));
+        log = _capture(log, e, infos[0], 1e6, 100);
+        log = _refund(log, e, infos[0], 1e6);
+        log = _void(log, e, infos[0]);
+        log = _charge(log, e, infos[2], 1e6, chargeSig, 0);
         vm.warp(infos[1].authorizationExpiry);
-        log = _step(log, e, payer, abi.encodeCall(AuthCaptureEscrow.reclaim, (infos[1])));
+        log = _reclaim(log, e, infos[1]);
         log = _observe(log, e, infos);
     }
 
