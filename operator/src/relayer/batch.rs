@@ -484,6 +484,7 @@ mod tests {
             erc3009_payment_collector: Address::repeat_byte(2),
             pre_approval_payment_collector: None,
             operator_refund_collector: Address::repeat_byte(3),
+            permit2_payment_collector: None,
             multicall3: Address::repeat_byte(4),
             batch_executor: Some(Address::repeat_byte(5)),
             token: None,
