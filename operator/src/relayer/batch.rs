@@ -489,11 +489,7 @@ mod tests {
             batch_executor: Some(Address::repeat_byte(5)),
             token: None,
         };
-        assert_eq!(
-            BatchOptions::from_config(&config, &deployment).executor,
-            None
-        );
-        config.batch.use_executor = true;
+        // The executor is on by default.
         let b = BatchOptions::from_config(&config, &deployment);
         assert_eq!(b.executor, Some(Address::repeat_byte(5)));
         assert_eq!(b.batch_escrows, vec![Address::repeat_byte(1)]);
