@@ -1,11 +1,14 @@
 //! `x402-escrow bench` end to end at a tiny size: 2 buyers × 5 paid requests on an automining
 //! anvil, the operator as a child process. Checks the command exits 0, answers every paid
 //! request, captures every payment and reports the operator's CPU, RSS, gas per operation and
-//! the cost per paid request; the same through the EIP-7702 executor (`--executor`).
+//! the cost per paid request; the same through the EIP-7702 executor (`--executor`), on
+//! PostgreSQL with two operator instances, and in the facilitator mode (`exact` and
+//! `auth-capture` payloads posted to `POST /settle`). `--instances 2` on SQLite is refused
+//! before anything starts.
 
 use std::process::Command;
 
-/// Runs `x402-escrow bench ARGS` (with `--json`) and returns its report.
+/// Runs `x402-escrow bench ARGS` (with `--json`) and returns its report: the one line it prints.
 fn run_bench(args: &[&str]) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_x402-escrow"))
         .arg("bench")
@@ -19,7 +22,46 @@ fn run_bench(args: &[&str]) -> serde_json::Value {
         "bench failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
         output.status
     );
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "--json prints one line:\n{stdout}"
+    );
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"))
+}
+
+/// The PostgreSQL server the store tests use (`X402_TEST_POSTGRES_URL`).
+fn postgres_url() -> String {
+    std::env::var("X402_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Whether a database named `name` exists on the server of `url`.
+async fn database_exists(url: &str, name: &str) -> bool {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url)
+        .await
+        .expect("connecting to PostgreSQL");
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_database WHERE datname = $1")
+        .bind(name)
+        .fetch_one(&mut conn)
+        .await
+        .expect("pg_database");
+    conn.close().await.ok();
+    n > 0
+}
+
+/// A transaction kind's row of the report.
+fn tx_kind<'a>(report: &'a serde_json::Value, kind: &str) -> &'a serde_json::Value {
+    report["transactions"]
+        .as_array()
+        .expect("transactions")
+        .iter()
+        .find(|t| t["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} transactions: {report:#}"))
 }
 
 #[test]
@@ -34,6 +76,9 @@ fn bench_runs_two_buyers_five_requests_and_captures_all() {
         "--json",
     ]);
     assert_eq!(report["buyers"], 2);
+    assert_eq!(report["mode"], "paid");
+    assert_eq!(report["database"], "sqlite");
+    assert_eq!(report["instances"], 1);
     assert_eq!(report["paid_ok"], 10, "{report:#}");
     assert_eq!(report["paid_failed"], 0, "{report:#}");
     assert_eq!(report["captured"], 10, "{report:#}");
@@ -97,12 +142,41 @@ fn bench_runs_two_buyers_five_requests_and_captures_all() {
     // capture (fewer when captures shared a batch), and their gas.
     let per = &report["per_paid_request"];
     let writes = per["sql_writes"].as_f64().unwrap_or(-1.0);
-    assert!(writes >= 1.0 && writes < 200.0, "writes per paid request: {per}");
+    assert!(
+        writes >= 1.0 && writes < 200.0,
+        "writes per paid request: {per}"
+    );
     let per_txs = per["transactions"].as_f64().unwrap_or(-1.0);
-    assert!(per_txs > 1.0 && per_txs <= 2.0, "transactions per paid request: {per}");
+    assert!(
+        per_txs > 1.0 && per_txs <= 2.0,
+        "transactions per paid request: {per}"
+    );
     let per_gas = per["gas"].as_f64().unwrap_or(-1.0);
-    assert!(per_gas > 60_000.0 && per_gas < 1_000_000.0, "gas per paid request: {per}");
+    assert!(
+        per_gas > 60_000.0 && per_gas < 1_000_000.0,
+        "gas per paid request: {per}"
+    );
     assert_eq!(report["executor"], false);
+    // The one-line summary carries the same numbers.
+    let summary = &report["summary"];
+    assert_eq!(summary["mode"], "paid");
+    assert_eq!(summary["database"], "sqlite");
+    assert_eq!(summary["ok"], 10);
+    assert_eq!(summary["failed"], 0);
+    assert_eq!(summary["per_sec"], report["paid_rps"]);
+    assert_eq!(summary["p95_ms"], report["paid_latency_ms"]["p95"]);
+    assert_eq!(summary["sql_writes_per_op"], per["sql_writes"]);
+    assert_eq!(summary["transactions_per_op"], per["transactions"]);
+    assert_eq!(summary["gas_per_op"], per["gas"]);
+    // One instance, reported on its own too, holding the signer lease.
+    let instances = report["operator_instances"].as_array().expect("instances");
+    assert_eq!(instances.len(), 1, "{report:#}");
+    assert_eq!(instances[0]["holds_signer_lease"], true, "{report:#}");
+    assert_eq!(report["signer_lease_owner"], instances[0]["instance_id"]);
+    assert_eq!(
+        instances[0]["peak_rss_mib"], report["operator_peak_rss_mib"],
+        "{report:#}"
+    );
 }
 
 /// `--executor`: the operator's signer delegates to the EIP-7702 batch executor once, every paid
@@ -138,4 +212,160 @@ fn bench_through_the_executor_captures_all() {
         .as_f64()
         .unwrap_or(-1.0);
     assert!(per_txs > 0.0 && per_txs <= 2.1, "{report:#}");
+}
+
+/// `--instances 2` without PostgreSQL: refused with its reason before anything starts.
+#[test]
+fn bench_refuses_two_instances_on_sqlite() {
+    let started = std::time::Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_x402-escrow"))
+        .args(["bench", "--instances", "2", "--requests", "4", "--json"])
+        .output()
+        .expect("running x402-escrow bench");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "accepted: {stderr}");
+    assert!(
+        stderr.contains("--instances 2 needs --database postgres://"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "no report");
+    // Refused before anvil or an operator started.
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+/// `--database postgres://… --instances 2`: two operator processes on a fresh PostgreSQL
+/// database, buyers spread over both; every payment captured (read back from PostgreSQL), both
+/// instances answered POSTs, exactly one held the signer lease, and the database is dropped
+/// at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_on_postgres_with_two_instances_captures_all() {
+    let url = postgres_url();
+    let report = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || {
+            run_bench(&[
+                "--database",
+                &url,
+                "--instances",
+                "2",
+                "--buyers",
+                "2",
+                "--requests",
+                "10",
+                "--seed-payments",
+                "20",
+                "--json",
+            ])
+        }
+    })
+    .await
+    .expect("bench");
+    assert_eq!(report["database"], "postgres", "{report:#}");
+    assert_eq!(report["summary"]["database"], "postgres");
+    assert_eq!(report["instances"], 2);
+    assert_eq!(report["paid_ok"], 10, "{report:#}");
+    assert_eq!(report["paid_failed"], 0, "{report:#}");
+    assert_eq!(report["captured"], 10, "{report:#}");
+    // Read back from the PostgreSQL database the operators wrote.
+    assert_eq!(report["statuses"]["captured"], 10, "{report:#}");
+    assert_eq!(
+        tx_kind(&report, "authorize")["final_count"],
+        10,
+        "{report:#}"
+    );
+    let name = report["database_name"].as_str().expect("database name");
+    assert!(name.starts_with("x402_bench_"), "{name}");
+    assert!(!database_exists(&url, name).await, "{name} is left behind");
+    let instances = report["operator_instances"].as_array().expect("instances");
+    assert_eq!(instances.len(), 2, "{report:#}");
+    assert_ne!(instances[0]["url"], instances[1]["url"]);
+    let mut posts = 0;
+    for i in instances {
+        // Each took at least one buyer's authorize and capture.
+        let n = i["posts"].as_u64().unwrap_or(0);
+        assert!(n >= 2, "{i}");
+        posts += n;
+        assert!(i["peak_rss_mib"].as_f64().unwrap_or(0.0) > 1.0, "{i}");
+        assert!(i["cpu_secs"].as_f64().unwrap_or(0.0) > 0.0, "{i}");
+    }
+    // An authorize and a capture per paid request, nothing lost between the instances.
+    assert!(posts >= 20, "{report:#}");
+    let holders: Vec<&serde_json::Value> = instances
+        .iter()
+        .filter(|i| i["holds_signer_lease"] == true)
+        .collect();
+    assert_eq!(holders.len(), 1, "one signer lease: {report:#}");
+    assert_eq!(report["signer_lease_owner"], holders[0]["instance_id"]);
+    assert_eq!(report["seed_payments"], 20);
+}
+
+/// `--mode facilitator --scheme exact`: pre-signed ERC-3009 transfers posted to `/settle`;
+/// every settle succeeds, each is one final `transfer`, and the seed is stored beside them.
+#[test]
+fn bench_facilitator_exact_settles_all() {
+    let report = run_bench(&[
+        "--mode",
+        "facilitator",
+        "--scheme",
+        "exact",
+        "--buyers",
+        "2",
+        "--requests",
+        "6",
+        "--seed-payments",
+        "50",
+        "--json",
+    ]);
+    assert_eq!(report["mode"], "facilitator");
+    let f = &report["facilitator"];
+    assert_eq!(f["scheme"], "exact", "{report:#}");
+    assert_eq!(f["requests"], 6, "{report:#}");
+    assert_eq!(f["ok"], 6, "{report:#}");
+    assert_eq!(f["failed"], 0, "{report:#}");
+    assert_eq!(f["confirmed"], 6, "{report:#}");
+    assert_eq!(f["latency_ms"]["count"], 6);
+    assert!(f["settles_per_sec"].as_f64().unwrap_or(0.0) > 0.0);
+    let transfer = tx_kind(&report, "transfer");
+    assert_eq!(transfer["final_count"], 6, "{report:#}");
+    assert_eq!(transfer["reverted"], 0, "{report:#}");
+    let per = &f["per_settle"];
+    assert_eq!(per["transactions"], 1.0, "{per}");
+    let writes = per["sql_writes"].as_f64().unwrap_or(-1.0);
+    assert!((1.0..100.0).contains(&writes), "writes per settle: {per}");
+    // No paid-mode numbers in this mode.
+    assert!(report.get("paid_ok").is_none(), "{report:#}");
+    assert_eq!(report["seed_payments"], 50);
+    let summary = &report["summary"];
+    assert_eq!(summary["mode"], "facilitator");
+    assert_eq!(summary["scheme"], "exact");
+    assert_eq!(summary["ok"], 6);
+    assert_eq!(summary["p99_ms"], f["latency_ms"]["p99"]);
+}
+
+/// `--mode facilitator --scheme auth-capture`: pre-signed escrow payments posted to `/settle`;
+/// every settle succeeds and leaves its payment authorized by one final `authorize`.
+#[test]
+fn bench_facilitator_auth_capture_settles_all() {
+    let report = run_bench(&[
+        "--mode",
+        "facilitator",
+        "--scheme",
+        "auth-capture",
+        "--buyers",
+        "3",
+        "--requests",
+        "6",
+        "--json",
+    ]);
+    let f = &report["facilitator"];
+    assert_eq!(f["scheme"], "auth-capture", "{report:#}");
+    assert_eq!(f["ok"], 6, "{report:#}");
+    assert_eq!(f["failed"], 0, "{report:#}");
+    assert_eq!(f["confirmed"], 6, "{report:#}");
+    assert_eq!(report["statuses"]["authorized"], 6, "{report:#}");
+    let authorize = tx_kind(&report, "authorize");
+    assert_eq!(authorize["final_count"], 6, "{report:#}");
+    assert_eq!(authorize["reverted"], 0, "{report:#}");
+    assert_eq!(f["per_settle"]["transactions"], 1.0, "{report:#}");
+    assert_eq!(report["summary"]["ok"], 6);
 }

@@ -15,6 +15,22 @@
 //!    and N `capture` calls signed locally with consecutive nonces and sent without any operator in
 //!    between.
 //!
+//! Two modes (`--mode`):
+//!
+//! - `paid` (the default) is the sequence above;
+//! - `facilitator` signs `--requests` x402 payloads (`--scheme exact` or `auth-capture`) before
+//!   the timed phase, as x402 clients would, then posts them from `--buyers` concurrent clients
+//!   to the operator's facilitator `POST /settle` with the merchant's API key (no merchant layer,
+//!   no baseline): settles per second, latency per settle, failures, and SQL writes,
+//!   transactions and gas per settle.
+//!
+//! The operator's database is a SQLite file in the run's scratch directory, or with
+//! `--database postgres://…` a fresh PostgreSQL database created on that server for the run and
+//! dropped afterwards. On PostgreSQL, `--instances N` runs N operator processes (each its own
+//! port and instance id) on that one database; the merchant side assigns clients to instances
+//! round robin (client `b` talks to instance `b % N`), so a payment taken by one instance is
+//! sent by whichever holds the signer lease.
+//!
 //! It reports paid requests per second, p50/p95/p99 latency of both routes and their difference
 //! (the latency the payment path adds), the operator's CPU and peak RSS (`VmHWM`), and gas per
 //! operation from the stored receipts. Every child process is killed on exit, error or Ctrl-C.
@@ -25,6 +41,7 @@
 #![warn(missing_docs)]
 
 mod ceiling;
+mod facilitator;
 mod load;
 mod report;
 mod run;
@@ -38,7 +55,10 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 use x402_escrow_demo::USDC;
 
-pub use report::{BenchReport, CeilingReport, PerPaidRequest, Percentiles, TxKindReport};
+pub use report::{
+    BenchReport, BenchSummary, CeilingReport, FacilitatorReport, InstanceReport, PaidReport,
+    PerPaidRequest, Percentiles, TxKindReport,
+};
 pub use run::run;
 
 /// The price of one paid request ($0.01), atomic units.
@@ -65,6 +85,29 @@ pub enum BenchSynchronous {
     Full,
     /// Sync the WAL at checkpoints.
     Normal,
+}
+
+/// What the bench drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchMode {
+    /// Buyers pay a merchant route behind the SDK's layer (402, sign, authorize, capture).
+    Paid,
+    /// Pre-signed payloads posted to the operator's x402 facilitator `POST /settle`.
+    Facilitator,
+}
+
+/// The x402 scheme of the facilitator mode's payloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+pub enum BenchScheme {
+    /// ERC-3009 `transferWithAuthorization` straight to the merchant (one transfer per settle).
+    #[value(name = "exact")]
+    #[serde(rename = "exact")]
+    Exact,
+    /// An escrow hold (`authorize`, one transaction per settle; the payment stays authorized).
+    #[value(name = "auth-capture")]
+    #[serde(rename = "auth-capture")]
+    AuthCapture,
 }
 
 /// Options of `x402-escrow bench`.
@@ -106,7 +149,24 @@ pub struct BenchArgs {
     /// anvil (no operator) to measure the node's own ceiling for them; 0 = skip.
     #[arg(long, default_value_t = 0)]
     pub anvil_ceiling: u64,
-    /// Print the report as JSON instead of a table.
+    /// What to drive: buyers through the merchant layer (`paid`) or pre-signed payloads posted
+    /// to the operator's facilitator `POST /settle` (`facilitator`, needs `--requests`).
+    #[arg(long, value_enum, default_value_t = BenchMode::Paid)]
+    pub mode: BenchMode,
+    /// The facilitator mode's scheme.
+    #[arg(long, value_enum, default_value_t = BenchScheme::AuthCapture)]
+    pub scheme: BenchScheme,
+    /// Run the operator on this PostgreSQL server (`postgres://user@host:port/db`) instead of a
+    /// SQLite file: the bench creates a fresh database `x402_bench_<uuid>` there (the URL's
+    /// database is only used to connect for that) and drops it at the end.
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Operator processes on the one database (PostgreSQL only), each with its own port and
+    /// instance id; clients are assigned to them round robin.
+    #[arg(long, default_value_t = 1)]
+    pub instances: usize,
+    /// Print the report as one line of JSON (its `summary` object has the key numbers) instead
+    /// of a table.
     #[arg(long)]
     pub json: bool,
     /// Keep the scratch directory (database, operator log) instead of deleting it.
@@ -142,9 +202,13 @@ pub struct BenchMerchant {
     pub seed_secs: f64,
 }
 
-/// The operator's database as the bench uses it: prepared before the operator starts, read
-/// while and after it runs.
+/// The operator's database as the bench uses it: created and prepared before the operator
+/// starts, read while and after it runs, closed (and a database it created dropped) at the end.
 pub trait BenchDatabase {
+    /// A fresh database for this run from `url`: a SQLite URL is used as given (the bench puts
+    /// the file in its scratch directory); a PostgreSQL URL names a server on which a new
+    /// database is created. Returns the URL the operator and [`prepare`](Self::prepare) use.
+    fn create(&mut self, url: &str) -> impl Future<Output = Result<String, BoxError>> + Send;
     /// Opens and migrates the database at `url`, creates the bench merchant paid to
     /// `receiver` (capture deadline 900 s) and, with `seed.count > 0`, another merchant with
     /// that many settled payments (no outbox rows: the operator never acts on them).
@@ -163,8 +227,11 @@ pub trait BenchDatabase {
     ) -> impl Future<Output = Result<BTreeMap<String, i64>, BoxError>> + Send;
     /// Every transaction kind's totals from the outbox.
     fn transactions(&self) -> impl Future<Output = Result<Vec<TxKindReport>, BoxError>> + Send;
-    /// Closes the database.
-    fn close(&self) -> impl Future<Output = ()> + Send;
+    /// The instance id holding the signer lease, if any.
+    fn signer_lease_owner(&self) -> impl Future<Output = Result<Option<String>, BoxError>> + Send;
+    /// Closes the database and drops a database [`create`](Self::create) made. Safe to call
+    /// more than once.
+    fn close(&mut self) -> impl Future<Output = ()> + Send;
 }
 
 /// Why the bench could not run.
@@ -185,6 +252,9 @@ pub enum BenchError {
     /// Something did not go as the bench expects.
     #[error("{0}")]
     Unexpected(String),
+    /// The options do not fit together (nothing was started).
+    #[error("{0}")]
+    Usage(String),
 }
 
 /// `Result` with [`BenchError`].
@@ -213,3 +283,13 @@ macro_rules! check {
     };
 }
 pub(crate) use check;
+
+/// `ensure!` for [`BenchError::Usage`].
+macro_rules! usage {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(BenchError::Usage(format!($($fmt)+)));
+        }
+    };
+}
+pub(crate) use usage;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::{BenchCaptureMode, BenchSynchronous};
+use crate::{BenchCaptureMode, BenchMode, BenchScheme, BenchSynchronous};
 
 // ------------------------------------------------------------------------------ the report
 
@@ -123,31 +123,9 @@ pub struct CeilingReport {
     pub pairs_per_sec: f64,
 }
 
-/// Everything `x402-escrow bench` measured.
+/// The paid mode's numbers (`--mode paid`), written at the top level of the JSON report.
 #[derive(Debug, Clone, Serialize)]
-pub struct BenchReport {
-    /// UTC time of the run (RFC 3339).
-    pub started_at: String,
-    /// `uptime`'s load averages at the start.
-    pub load_before: String,
-    /// `uptime`'s load averages at the end.
-    pub load_after: String,
-    /// CPUs.
-    pub nproc: usize,
-    /// Concurrent buyers.
-    pub buyers: usize,
-    /// 0 = automine.
-    pub block_time: u64,
-    /// Pre-stored payments.
-    pub seed_payments: u64,
-    /// Sync or queued capture.
-    pub capture_mode: BenchCaptureMode,
-    /// Operator poll interval, ms.
-    pub poll_interval_ms: u64,
-    /// The operator's SQLite `synchronous` setting.
-    pub sqlite_synchronous: BenchSynchronous,
-    /// Seconds spent seeding the database.
-    pub seed_secs: f64,
+pub struct PaidReport {
     /// Free requests answered 200.
     pub baseline_ok: u64,
     /// Free requests per second.
@@ -158,8 +136,6 @@ pub struct BenchReport {
     pub paid_ok: u64,
     /// Paid requests that failed (any other outcome).
     pub paid_failed: u64,
-    /// The first few failures.
-    pub failures: Vec<String>,
     /// Wall time of the paid phase, s.
     pub paid_secs: f64,
     /// Paid requests answered per second.
@@ -174,22 +150,166 @@ pub struct BenchReport {
     pub settled_secs: f64,
     /// Captured payments per second over `settled_secs`.
     pub settled_per_sec: f64,
-    /// Payment statuses of the bench's merchant at the end.
-    pub statuses: BTreeMap<String, i64>,
-    /// The operator's CPU time during the paid phase, seconds (user + system).
-    pub operator_cpu_secs: f64,
-    /// The operator's CPU use during the paid phase, % of one core.
-    pub operator_cpu_percent: f64,
-    /// The operator's peak resident set (`VmHWM`), MiB.
-    pub operator_peak_rss_mib: f64,
-    /// The operator's resident set at the end (`VmRSS`), MiB.
-    pub operator_rss_mib: f64,
-    /// The operator's RSS after start-up, before any load (MiB).
-    pub operator_idle_rss_mib: f64,
-    /// Whether escrow calls went through the EIP-7702 batch executor.
-    pub executor: bool,
     /// What one paid request cost the operator, over the paid phase and its settlement.
     pub per_paid_request: PerPaidRequest,
+}
+
+/// The facilitator mode's numbers (`--mode facilitator`).
+#[derive(Debug, Clone, Serialize)]
+pub struct FacilitatorReport {
+    /// The payloads' scheme.
+    pub scheme: BenchScheme,
+    /// Payloads signed (and posted).
+    pub requests: u64,
+    /// Seconds spent signing them, before the timed phase.
+    pub signing_secs: f64,
+    /// Settles answered `success: true` with a transaction.
+    pub ok: u64,
+    /// Settles that failed (any other answer, `settlement_pending` included).
+    pub failed: u64,
+    /// Wall time of the settle phase, s.
+    pub secs: f64,
+    /// Successful settles per second.
+    pub settles_per_sec: f64,
+    /// Latency of one `POST /settle` round trip.
+    pub latency_ms: Percentiles,
+    /// Settles the database confirms: `auth-capture` payments `authorized`, `exact` `transfer`
+    /// rows final.
+    pub confirmed: u64,
+    /// What one successful settle cost the operator (writes over the settle phase).
+    pub per_settle: PerPaidRequest,
+}
+
+/// One operator process (`--instances`).
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceReport {
+    /// Its instance id (`instance_id` in its config).
+    pub instance_id: String,
+    /// Its API.
+    pub url: String,
+    /// Whether it held the signer lease at the end of the run (one instance sends).
+    pub holds_signer_lease: bool,
+    /// POST requests it answered during the timed phase (`x402_http_requests_total`).
+    pub posts: Option<u64>,
+    /// SQL write transactions it committed from the start of the timed phase to the end.
+    pub sql_writes: Option<u64>,
+    /// Its CPU time over the same period, s (user + system).
+    pub cpu_secs: f64,
+    /// Its CPU use, % of one core.
+    pub cpu_percent: f64,
+    /// Its peak resident set (`VmHWM`), MiB.
+    pub peak_rss_mib: f64,
+    /// Its resident set at the end, MiB.
+    pub rss_mib: f64,
+    /// Its resident set after start-up, MiB.
+    pub idle_rss_mib: f64,
+}
+
+/// The key numbers of a run, the same for every mode (the `summary` object of `--json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchSummary {
+    /// `paid` or `facilitator`.
+    pub mode: BenchMode,
+    /// The facilitator mode's scheme.
+    pub scheme: Option<BenchScheme>,
+    /// `sqlite` or `postgres`.
+    pub database: String,
+    /// Operator processes.
+    pub instances: usize,
+    /// Concurrent clients.
+    pub buyers: usize,
+    /// Pre-stored payments.
+    pub seed_payments: u64,
+    /// Paid requests answered / settles succeeded.
+    pub ok: u64,
+    /// Failed requests / settles.
+    pub failed: u64,
+    /// `ok` per second of the timed phase.
+    pub per_sec: f64,
+    /// Latency p50, ms.
+    pub p50_ms: f64,
+    /// Latency p95, ms.
+    pub p95_ms: f64,
+    /// Latency p99, ms.
+    pub p99_ms: f64,
+    /// SQL write transactions per paid request / settle (every instance's).
+    pub sql_writes_per_op: Option<f64>,
+    /// Chain transactions per paid request / settle.
+    pub transactions_per_op: f64,
+    /// Gas per paid request / settle.
+    pub gas_per_op: f64,
+    /// The operator's CPU use (all instances), % of one core.
+    pub operator_cpu_percent: f64,
+    /// The operator's peak RSS (all instances), MiB.
+    pub operator_peak_rss_mib: f64,
+    /// Load averages at the start.
+    pub load_before: String,
+    /// Load averages at the end.
+    pub load_after: String,
+}
+
+/// Everything `x402-escrow bench` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// The key numbers (also in the fields below).
+    pub summary: BenchSummary,
+    /// UTC time of the run (RFC 3339).
+    pub started_at: String,
+    /// `uptime`'s load averages at the start.
+    pub load_before: String,
+    /// `uptime`'s load averages at the end.
+    pub load_after: String,
+    /// CPUs.
+    pub nproc: usize,
+    /// What was driven.
+    pub mode: BenchMode,
+    /// `sqlite` or `postgres`: the operator's database.
+    pub database: String,
+    /// The PostgreSQL database created for the run (dropped at its end).
+    pub database_name: Option<String>,
+    /// Operator processes on the database.
+    pub instances: usize,
+    /// Concurrent buyers (facilitator mode: concurrent clients).
+    pub buyers: usize,
+    /// 0 = automine.
+    pub block_time: u64,
+    /// Pre-stored payments.
+    pub seed_payments: u64,
+    /// Sync or queued capture.
+    pub capture_mode: BenchCaptureMode,
+    /// Operator poll interval, ms.
+    pub poll_interval_ms: u64,
+    /// The operator's SQLite `synchronous` setting.
+    pub sqlite_synchronous: BenchSynchronous,
+    /// Seconds spent seeding the database.
+    pub seed_secs: f64,
+    /// The paid mode's numbers.
+    #[serde(flatten)]
+    pub paid: Option<PaidReport>,
+    /// The facilitator mode's numbers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub facilitator: Option<FacilitatorReport>,
+    /// The first few failures.
+    pub failures: Vec<String>,
+    /// Payment statuses of the bench's merchant at the end.
+    pub statuses: BTreeMap<String, i64>,
+    /// The operator's CPU time during the timed phase (and, paid mode, until settled), seconds
+    /// (user + system, all instances).
+    pub operator_cpu_secs: f64,
+    /// The operator's CPU use over that period, % of one core (all instances).
+    pub operator_cpu_percent: f64,
+    /// The operator's peak resident set (`VmHWM`, summed over instances), MiB.
+    pub operator_peak_rss_mib: f64,
+    /// The operator's resident set at the end (`VmRSS`, summed over instances), MiB.
+    pub operator_rss_mib: f64,
+    /// The operator's RSS after start-up, before any load (summed over instances), MiB.
+    pub operator_idle_rss_mib: f64,
+    /// Each operator process.
+    pub operator_instances: Vec<InstanceReport>,
+    /// The instance holding the signer lease at the end.
+    pub signer_lease_owner: Option<String>,
+    /// Whether escrow calls went through the EIP-7702 batch executor.
+    pub executor: bool,
     /// Per transaction kind.
     pub transactions: Vec<TxKindReport>,
     /// Anvil's own ceiling, when measured.
@@ -236,19 +356,36 @@ impl BenchReport {
             out.push_str(&s);
             out.push('\n');
         };
-        let mode = if self.block_time == 0 {
+        let chain = if self.block_time == 0 {
             "automine".to_owned()
         } else {
             format!("{} s blocks", self.block_time)
         };
-        line(format!(
-            "x402-escrow bench — {} buyers, {mode}, capture {:?}, {} seeded payments, poll {} ms, sqlite synchronous {:?}",
-            self.buyers,
-            self.capture_mode,
-            self.seed_payments,
-            self.poll_interval_ms,
-            self.sqlite_synchronous
-        ));
+        let database = match &self.database_name {
+            Some(name) => format!("{} ({name})", self.database),
+            None if self.database == "sqlite" => {
+                format!("sqlite synchronous {:?}", self.sqlite_synchronous)
+            }
+            None => self.database.clone(),
+        };
+        match &self.facilitator {
+            Some(f) => line(format!(
+                "x402-escrow bench — facilitator /settle, scheme {}, {} clients, {chain}, {} seeded payments, poll {} ms, {database}, {} operator instance(s)",
+                scheme_name(f.scheme),
+                self.buyers,
+                self.seed_payments,
+                self.poll_interval_ms,
+                self.instances
+            )),
+            None => line(format!(
+                "x402-escrow bench — {} buyers, {chain}, capture {:?}, {} seeded payments, poll {} ms, {database}, {} operator instance(s)",
+                self.buyers,
+                self.capture_mode,
+                self.seed_payments,
+                self.poll_interval_ms,
+                self.instances
+            )),
+        }
         line(format!(
             "started {} on {} CPUs, load {} → {}",
             self.started_at, self.nproc, self.load_before, self.load_after
@@ -267,50 +404,99 @@ impl BenchReport {
                 p.count, p.mean, p.p50, p.p95, p.p99, p.max
             )
         };
-        line(row("free route (baseline)", &self.baseline_latency_ms));
-        line(row("paid route", &self.paid_latency_ms));
-        line(row("added by the payment path", &self.added_latency_ms));
-        line(String::new());
+        let per = if let Some(paid) = &self.paid {
+            line(row("free route (baseline)", &paid.baseline_latency_ms));
+            line(row("paid route", &paid.paid_latency_ms));
+            line(row("added by the payment path", &paid.added_latency_ms));
+            line(String::new());
+            line(format!(
+                "baseline         {:>10.1} requests/s",
+                paid.baseline_rps
+            ));
+            line(format!(
+                "paid             {:>10.1} paid requests/s ({} ok, {} failed in {:.2} s)",
+                paid.paid_rps, paid.paid_ok, paid.paid_failed, paid.paid_secs
+            ));
+            line(format!(
+                "settled          {:>10.1} captures/s ({} captured, last final {:.2} s after the start)",
+                paid.settled_per_sec, paid.captured, paid.settled_secs
+            ));
+            Some(("per paid request", paid.per_paid_request))
+        } else if let Some(f) = &self.facilitator {
+            line(row("POST /settle", &f.latency_ms));
+            line(String::new());
+            line(format!(
+                "settles          {:>10.1} settles/s ({} ok, {} failed in {:.2} s; {} confirmed in the database)",
+                f.settles_per_sec, f.ok, f.failed, f.secs, f.confirmed
+            ));
+            line(format!(
+                "signing          {:>10.2} s for {} payloads, before the timed phase",
+                f.signing_secs, f.requests
+            ));
+            Some(("per settle", f.per_settle))
+        } else {
+            None
+        };
         line(format!(
-            "baseline         {:>10.1} requests/s",
-            self.baseline_rps
-        ));
-        line(format!(
-            "paid             {:>10.1} paid requests/s ({} ok, {} failed in {:.2} s)",
-            self.paid_rps, self.paid_ok, self.paid_failed, self.paid_secs
-        ));
-        line(format!(
-            "settled          {:>10.1} captures/s ({} captured, last final {:.2} s after the start)",
-            self.settled_per_sec, self.captured, self.settled_secs
-        ));
-        line(format!(
-            "operator CPU     {:>10.1} % of one core ({:.2} s user+sys until settled)",
-            self.operator_cpu_percent, self.operator_cpu_secs
+            "operator CPU     {:>10.1} % of one core ({:.2} s user+sys over the timed phase{})",
+            self.operator_cpu_percent,
+            self.operator_cpu_secs,
+            if self.paid.is_some() {
+                " until settled"
+            } else {
+                ""
+            }
         ));
         line(format!(
             "operator RSS     {:>10.1} MiB peak (VmHWM); {:.1} MiB at the end, {:.1} MiB idle after start",
             self.operator_peak_rss_mib, self.operator_rss_mib, self.operator_idle_rss_mib
         ));
-        let per = &self.per_paid_request;
-        line(format!(
-            "per paid request {:>10} SQL writes, {:.2} transactions, {:.0} gas{}",
-            per.sql_writes
-                .map_or_else(|| "n/a".to_owned(), |w| format!("{w:.1}")),
-            per.transactions,
-            per.gas,
-            if self.executor {
-                " (through the EIP-7702 executor)"
-            } else {
-                ""
+        if self.operator_instances.len() > 1 {
+            for i in &self.operator_instances {
+                line(format!(
+                    "  {:<14} {:>6.1} % CPU, {:>6.1} MiB peak RSS, {:>6} POSTs, {:>6} SQL writes{}",
+                    i.instance_id,
+                    i.cpu_percent,
+                    i.peak_rss_mib,
+                    i.posts.map_or_else(|| "n/a".to_owned(), |n| n.to_string()),
+                    i.sql_writes
+                        .map_or_else(|| "n/a".to_owned(), |n| n.to_string()),
+                    if i.holds_signer_lease {
+                        ", holds the signer lease (sends every transaction)"
+                    } else {
+                        ""
+                    }
+                ));
             }
-        ));
+        }
+        if let Some((what, per)) = per {
+            line(format!(
+                "{what:<16} {:>10} SQL writes, {:.2} transactions, {:.0} gas{}",
+                per.sql_writes
+                    .map_or_else(|| "n/a".to_owned(), |w| format!("{w:.1}")),
+                per.transactions,
+                per.gas,
+                if self.executor {
+                    " (through the EIP-7702 executor)"
+                } else {
+                    ""
+                }
+            ));
+        }
         let statuses = self
             .statuses
             .iter()
             .map(|(k, v)| format!("{k} {v}"))
             .collect::<Vec<_>>()
             .join(", ");
-        line(format!("statuses         {statuses}"));
+        line(format!(
+            "statuses         {}",
+            if statuses.is_empty() {
+                "no payments (exact transfers are not payments)"
+            } else {
+                &statuses
+            }
+        ));
         line(String::new());
         line(format!(
             "{:<14} {:>7} {:>9} {:>7} {:>7} {:>6} {:>9} {:>9} {:>16}",
@@ -349,5 +535,13 @@ impl BenchReport {
             line(format!("failure: {f}"));
         }
         out
+    }
+}
+
+/// The scheme's x402 name.
+pub(crate) fn scheme_name(scheme: BenchScheme) -> &'static str {
+    match scheme {
+        BenchScheme::Exact => "exact",
+        BenchScheme::AuthCapture => "auth-capture",
     }
 }

@@ -1,4 +1,4 @@
-//! The whole run: chain, database, operator child process, merchant, phases, report.
+//! The whole run: chain, database, operator child process(es), the mode's phase, report.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::ext::AnvilApi;
+use alloy::signers::local::PrivateKeySigner;
 use axum::Router;
 use axum::routing::get;
 use x402_escrow_sdk::buyer::{AssetLimits, SpendPolicy};
@@ -16,14 +17,20 @@ use x402_escrow_sdk::merchant::{
 use x402_escrow_sdk::{Amount, Network};
 
 use crate::ceiling::anvil_ceiling;
+use crate::facilitator::{presign, settle};
 use crate::load::{Budget, Buyer, buyer_key, free_request, paid_request, run_phase};
-use crate::report::{PerPaidRequest, Percentiles, chrono_now, load_average};
+use crate::report::{
+    BenchSummary, FacilitatorReport, InstanceReport, PaidReport, PerPaidRequest, Percentiles,
+    chrono_now, load_average,
+};
 use crate::{
-    BenchArgs, BenchCaptureMode, BenchDatabase, BenchError, BenchReport, BenchSynchronous, PRICE,
-    Result, Seed, Step, check,
+    BenchArgs, BenchCaptureMode, BenchDatabase, BenchError, BenchMode, BenchReport, BenchScheme,
+    BenchSynchronous, PRICE, Result, Seed, Step, usage,
 };
 use x402_escrow_demo::{CHAIN_CLOCK_LEAD_SECS, FEE_BPS, USDC, serve_app};
-use x402_escrow_testkit::{Chain, OperatorCommand, Permit2Setup, free_port, spawn_anvil};
+use x402_escrow_testkit::{
+    Chain, OperatorCommand, OperatorProcess, Permit2Setup, free_port, spawn_anvil,
+};
 
 /// A scratch directory removed on drop (unless kept).
 pub(crate) struct Scratch {
@@ -43,19 +50,122 @@ impl Drop for Scratch {
 
 // ---------------------------------------------------------------------------------- run
 
-/// Runs the whole benchmark (see the module docs).
+/// Runs the whole benchmark (see the crate docs).
 ///
 /// `operator_exe` is the `x402-escrow` binary (the operator runs as its child process); `db`
-/// prepares and reads the operator's database.
+/// creates, prepares and reads the operator's database, and is closed before this returns
+/// (dropping a PostgreSQL database it created), also on error. A caller that abandons the
+/// future (Ctrl-C) closes `db` itself.
 pub async fn run<D: BenchDatabase>(
     operator_exe: &Path,
     args: BenchArgs,
-    mut db: D,
+    db: &mut D,
 ) -> Result<BenchReport> {
-    check!(args.buyers > 0, "--buyers must be at least 1");
+    check_args(&args)?;
+    let outcome = run_checked(operator_exe, args, db).await;
+    db.close().await;
+    outcome
+}
+
+/// Whether `url` is a PostgreSQL URL.
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// Refuses options that do not fit together, before anything starts.
+fn check_args(args: &BenchArgs) -> Result<()> {
+    usage!(args.buyers > 0, "--buyers must be at least 1");
+    usage!(args.instances > 0, "--instances must be at least 1");
+    let postgres = match &args.database {
+        None => false,
+        Some(url) => {
+            usage!(
+                is_postgres(url),
+                "--database takes a postgres:// URL (without it the operator runs on a SQLite file in the scratch directory)"
+            );
+            true
+        }
+    };
+    usage!(
+        args.instances == 1 || postgres,
+        "--instances {} needs --database postgres://…: the operator processes share one database, and a SQLite file is not shared between processes",
+        args.instances
+    );
+    usage!(
+        !postgres || args.sqlite_synchronous == BenchSynchronous::Full,
+        "--sqlite-synchronous applies to SQLite, not to --database postgres://…"
+    );
+    if args.mode == BenchMode::Facilitator {
+        usage!(
+            args.duration.is_none(),
+            "--mode facilitator needs --requests N, not --duration: the payloads are signed before the timed phase"
+        );
+        usage!(args.requests != Some(0), "--requests must be at least 1");
+    }
+    Ok(())
+}
+
+/// One operator process.
+struct Instance {
+    id: String,
+    process: OperatorProcess,
+    idle_rss_mib: f64,
+}
+
+/// One operator's counters at one moment.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    cpu_secs: f64,
+    writes: Option<u64>,
+    posts: Option<u64>,
+}
+
+/// Every instance's counters now.
+async fn sample(http: &reqwest::Client, instances: &[Instance]) -> Result<Vec<Sample>> {
+    let mut out = Vec::with_capacity(instances.len());
+    for i in instances {
+        let (writes, posts) = counters(http, &i.process.url()).await?;
+        out.push(Sample {
+            cpu_secs: i.process.cpu_secs()?,
+            writes,
+            posts,
+        });
+    }
+    Ok(out)
+}
+
+/// What the phase of a mode hands back: its numbers, and the operators' counters around the
+/// measured window (the timed phase and, in the paid mode, its settlement).
+struct Phase {
+    paid: Option<PaidReport>,
+    facilitator: Option<FacilitatorReport>,
+    failures: Vec<String>,
+    /// Successful operations (paid requests captured / settles succeeded) the costs divide by.
+    operations: u64,
+    before: Vec<Sample>,
+    after: Vec<Sample>,
+    window: Duration,
+}
+
+/// What both modes share.
+struct Setup<'a> {
+    args: &'a BenchArgs,
+    http: reqwest::Client,
+    instances: &'a [Instance],
+    payments_config: PaymentsConfig,
+    api_key: String,
+    merchant_id: String,
+    dir: PathBuf,
+    buyer_keys: Vec<PrivateKeySigner>,
+}
+
+async fn run_checked<D: BenchDatabase>(
+    operator_exe: &Path,
+    args: BenchArgs,
+    db: &mut D,
+) -> Result<BenchReport> {
     let started_at = chrono_now();
     let load_before = load_average();
-    let budget_requests = args.requests.unwrap_or(1000);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -102,9 +212,17 @@ pub async fn run<D: BenchDatabase>(
             .step("switching anvil to interval mining")?;
     }
 
-    // The operator's database: migrated, a merchant, the seed.
-    let db_path = dir.join("operator.db");
-    let db_url = format!("sqlite://{}?mode=rwc", db_path.display());
+    // The operator's database: a fresh one, migrated, a merchant, the seed.
+    let requested_url = match &args.database {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}?mode=rwc", dir.join("operator.db").display()),
+    };
+    let db_url = db
+        .create(&requested_url)
+        .await
+        .step("creating the operator's database")?;
+    let postgres = is_postgres(&db_url);
+    let database_name = postgres.then(|| database_of(&db_url));
     let bench_merchant = db
         .prepare(
             &db_url,
@@ -117,17 +235,20 @@ pub async fn run<D: BenchDatabase>(
         )
         .await
         .step("preparing the operator's database")?;
-    let api_key = bench_merchant.api_key.clone();
     let seed_secs = bench_merchant.seed_secs;
 
     let deployments = dir.join(format!("{}.json", deployment.chain_id));
     deployment
         .save(&deployments)
         .step("writing the deployments file")?;
-    let config_path = dir.join("operator.toml");
-    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?));
-    let config = format!(
-        r#"listen = "{listen}"
+    // The operators, one after the other: the first takes the signer lease.
+    let mut instances = Vec::with_capacity(args.instances);
+    for i in 0..args.instances {
+        let id = format!("bench-{i}");
+        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let config = format!(
+            r#"listen = "{listen}"
+instance_id = "{id}"
 [database]
 url = "{db_url}"
 max_connections = {db_connections}
@@ -145,35 +266,49 @@ receiver = "{fee_receiver}"
 expiry_margin_secs = 60
 {executor}
 "#,
-        executor = if args.executor {
-            "[batch]\nuse_executor = true"
+            executor = if args.executor {
+                "[batch]\nuse_executor = true"
+            } else {
+                ""
+            },
+            db_connections = args.db_connections,
+            // Only written when not the default, so the command also drives older operators.
+            synchronous = match args.sqlite_synchronous {
+                BenchSynchronous::Full => "",
+                BenchSynchronous::Normal => "sqlite_synchronous = \"normal\"",
+            },
+            rpc = chain.url,
+            chain_id = deployment.chain_id,
+            deployments = deployments.display(),
+            poll = args.poll_interval_ms,
+        );
+        let (config_path, log) = if args.instances == 1 {
+            (dir.join("operator.toml"), dir.join("operator.log"))
         } else {
-            ""
-        },
-        db_connections = args.db_connections,
-        // Only written when not the default, so the command also drives older operators.
-        synchronous = match args.sqlite_synchronous {
-            BenchSynchronous::Full => "",
-            BenchSynchronous::Normal => "sqlite_synchronous = \"normal\"",
-        },
-        rpc = chain.url,
-        chain_id = deployment.chain_id,
-        deployments = deployments.display(),
-        poll = args.poll_interval_ms,
-    );
-    std::fs::write(&config_path, config).step("writing the operator's config")?;
-    let mut command =
-        OperatorCommand::new(operator_exe, &config_path, listen, dir.join("operator.log"))
+            (
+                dir.join(format!("operator-{i}.toml")),
+                dir.join(format!("operator-{i}.log")),
+            )
+        };
+        std::fs::write(&config_path, config).step("writing the operator's config")?;
+        let mut command = OperatorCommand::new(operator_exe, &config_path, listen, log)
             .env("X402_SIGNER_KEY", hex::encode(operator_key.to_bytes()))
             .env(
                 "RUST_LOG",
                 std::env::var("X402_BENCH_OPERATOR_LOG").unwrap_or_else(|_| "warn".into()),
             );
-    command.inherit_x402_env = true;
-    let mut operator = command.start(Duration::from_secs(60)).await?;
-    let operator_idle_rss_mib = operator.memory_mib()?.1;
+        command.inherit_x402_env = true;
+        let process = command.start(Duration::from_secs(60)).await?;
+        let idle_rss_mib = process.memory_mib()?.1;
+        instances.push(Instance {
+            id,
+            process,
+            idle_rss_mib,
+        });
+    }
 
-    // The merchant: the same handler free and paid.
+    // What the merchant accepts (the layer's configuration; the facilitator mode signs against
+    // the same offers).
     let mut payments_config = PaymentsConfig::new(
         Network::eip155(deployment.chain_id),
         AssetConfig::new(
@@ -185,115 +320,68 @@ expiry_margin_secs = 60
         merchant,
         operator_key.address(),
     );
-    let registry = EscrowRegistry::only(EscrowDeployment::from(&deployment));
     payments_config.escrow = Some(deployment.auth_capture_escrow);
-    payments_config.registry = registry.clone();
+    payments_config.registry = EscrowRegistry::only(EscrowDeployment::from(&deployment));
     payments_config.fee_recipient = fee_receiver;
     payments_config.max_fee_bps = FEE_BPS;
     payments_config.capture_mode = match args.capture_mode {
         BenchCaptureMode::Sync => CaptureMode::Sync,
         BenchCaptureMode::Queued => CaptureMode::Queued,
     };
-    let layer = X402Layer::new(
-        OperatorClient::new(operator.url(), api_key.clone()),
+
+    let setup = Setup {
+        args: &args,
+        http: reqwest::Client::new(),
+        instances: &instances,
         payments_config,
-    );
-    async fn handler() -> axum::Json<serde_json::Value> {
-        axum::Json(serde_json::json!({"city": "Lisbon", "forecast": "sunny", "celsius": 24}))
-    }
-    let app = Router::new().route("/free", get(handler)).route(
-        "/paid",
-        get(handler).layer(layer.paid(PaymentRoute::new("$0.01").description("Benchmark"))),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .step("binding the merchant")?;
-    let merchant_url = format!(
-        "http://{}",
-        listener.local_addr().step("binding the merchant")?
-    );
-    let stop_merchant = serve_app(listener, app);
-
-    let budget = |now: Instant| match args.duration {
-        Some(secs) => Budget::Until(now + Duration::from_secs(secs)),
-        None => Budget::Requests(budget_requests),
+        api_key: bench_merchant.api_key.clone(),
+        merchant_id: bench_merchant.id.clone(),
+        dir: dir.clone(),
+        buyer_keys,
     };
-
-    // Baseline: the free route.
-    let http = reqwest::Client::new();
-    let free_url = format!("{merchant_url}/free");
-    let baseline = {
-        let http = http.clone();
-        let url = free_url.clone();
-        run_phase(args.buyers, budget(Instant::now()), move |_, _| {
-            let http = http.clone();
-            let url = url.clone();
-            async move { free_request(&http, &url).await }
-        })
-        .await?
+    let phase = match args.mode {
+        BenchMode::Paid => paid_phase(&setup, db).await?,
+        BenchMode::Facilitator => facilitator_phase(&setup, db).await?,
     };
+    drop(setup);
 
-    // Paid.
-    let mut limits = AssetLimits::new(Network::eip155(deployment.chain_id), token.address);
-    limits.max_per_payment = Some(Amount::from(PRICE));
-    let policy = SpendPolicy::new(vec![limits]);
-    let buyers: Arc<Vec<Buyer>> = Arc::new(
-        buyer_keys
-            .iter()
-            .enumerate()
-            .map(|(index, signer)| Buyer {
-                signer: signer.clone(),
-                policy: policy.clone(),
-                registry: registry.clone(),
-                http: http.clone(),
-                dir: dir.clone(),
-                index,
-                state: tokio::sync::Mutex::new((0, None)),
-            })
-            .collect(),
-    );
-    let writes_before = store_writes(&http, &operator.url()).await?;
-    let cpu_before = operator.cpu_secs()?;
-    let paid_started = Instant::now();
-    let paid_url = format!("{merchant_url}/paid");
-    let paid = {
-        let buyers = buyers.clone();
-        let url = paid_url.clone();
-        run_phase(args.buyers, budget(paid_started), move |b, n| {
-            let buyers = buyers.clone();
-            let url = url.clone();
-            async move { paid_request(&buyers[b], &url, format!("bench-{n}")).await }
-        })
-        .await?
-    };
-    let paid_elapsed = paid.elapsed;
-
-    // Settlement: every answered payment captured, its capture final.
-    let deadline = Instant::now() + Duration::from_secs(120 + 4 * args.block_time * 10);
-    let captured_count = || async {
-        db.captured_count(&bench_merchant.id)
-            .await
-            .step("counting captured payments")
-    };
-    let mut captured = captured_count().await?;
-    while captured < paid.ok && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        captured = captured_count().await?;
-    }
-    let settled = paid_started.elapsed();
-    let writes_after = store_writes(&http, &operator.url()).await?;
-    let cpu_after = operator.cpu_secs()?;
-    let (peak_rss, rss) = operator.memory_mib()?;
     let statuses = db
         .statuses(&bench_merchant.id)
         .await
         .step("reading the payment statuses")?;
     let transactions = db.transactions().await.step("reading the transactions")?;
-
-    let _ = stop_merchant.send(());
+    let signer_lease_owner = db
+        .signer_lease_owner()
+        .await
+        .step("reading the signer lease")?;
+    let window = phase.window.as_secs_f64().max(1e-9);
+    let mut operator_instances = Vec::with_capacity(instances.len());
+    for (i, (before, after)) in instances.iter().zip(phase.before.iter().zip(&phase.after)) {
+        let (peak_rss_mib, rss_mib) = i.process.memory_mib()?;
+        let cpu_secs = after.cpu_secs - before.cpu_secs;
+        operator_instances.push(InstanceReport {
+            instance_id: i.id.clone(),
+            url: i.process.url(),
+            holds_signer_lease: signer_lease_owner.as_deref() == Some(i.id.as_str()),
+            posts: after
+                .posts
+                .zip(before.posts)
+                .map(|(a, b)| a.saturating_sub(b)),
+            sql_writes: after
+                .writes
+                .zip(before.writes)
+                .map(|(a, b)| a.saturating_sub(b)),
+            cpu_secs,
+            cpu_percent: 100.0 * cpu_secs / window,
+            peak_rss_mib,
+            rss_mib,
+            idle_rss_mib: i.idle_rss_mib,
+        });
+    }
     // SIGTERM (graceful shutdown), SIGKILL after 10 s.
-    let _ = operator.terminate(Duration::from_secs(10)).await;
-    db.close().await;
+    for mut i in instances {
+        let _ = i.process.terminate(Duration::from_secs(10)).await;
+    }
 
     let anvil_ceiling = if args.anvil_ceiling > 0 {
         Some(
@@ -313,6 +401,206 @@ expiry_margin_secs = 60
     // The wallet provider's block poller stops with it, before the node goes away.
     drop(chain);
 
+    // Costs per operation: every instance's writes over the window.
+    let writes: Option<(u64, u64)> = phase
+        .before
+        .iter()
+        .zip(&phase.after)
+        .try_fold((0u64, 0u64), |(b, a), (before, after)| {
+            Some((b + before.writes?, a + after.writes?))
+        });
+    let per_op = PerPaidRequest::of(phase.operations, writes, &transactions);
+    let mut paid = phase.paid;
+    let mut facilitator = phase.facilitator;
+    if let Some(p) = paid.as_mut() {
+        p.per_paid_request = per_op;
+    }
+    if let Some(f) = facilitator.as_mut() {
+        f.per_settle = per_op;
+    }
+    let operator_cpu_secs: f64 = operator_instances.iter().map(|i| i.cpu_secs).sum();
+    let operator_peak_rss_mib: f64 = operator_instances.iter().map(|i| i.peak_rss_mib).sum();
+    let load_after = load_average();
+    let database = if postgres { "postgres" } else { "sqlite" }.to_owned();
+    let (ok, failed, per_sec, latency) = match (&paid, &facilitator) {
+        (Some(p), _) => (p.paid_ok, p.paid_failed, p.paid_rps, p.paid_latency_ms),
+        (None, Some(f)) => (f.ok, f.failed, f.settles_per_sec, f.latency_ms),
+        (None, None) => (0, 0, 0.0, Percentiles::default()),
+    };
+    let operator_cpu_percent = 100.0 * operator_cpu_secs / window;
+    let summary = BenchSummary {
+        mode: args.mode,
+        scheme: facilitator.as_ref().map(|f| f.scheme),
+        database: database.clone(),
+        instances: args.instances,
+        buyers: args.buyers,
+        seed_payments: args.seed_payments,
+        ok,
+        failed,
+        per_sec,
+        p50_ms: latency.p50,
+        p95_ms: latency.p95,
+        p99_ms: latency.p99,
+        sql_writes_per_op: per_op.sql_writes,
+        transactions_per_op: per_op.transactions,
+        gas_per_op: per_op.gas,
+        operator_cpu_percent,
+        operator_peak_rss_mib,
+        load_before: load_before.clone(),
+        load_after: load_after.clone(),
+    };
+    Ok(BenchReport {
+        summary,
+        started_at,
+        load_before,
+        load_after,
+        nproc: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        mode: args.mode,
+        database,
+        database_name,
+        instances: args.instances,
+        buyers: args.buyers,
+        block_time: args.block_time,
+        seed_payments: args.seed_payments,
+        capture_mode: args.capture_mode,
+        poll_interval_ms: args.poll_interval_ms,
+        sqlite_synchronous: args.sqlite_synchronous,
+        seed_secs,
+        paid,
+        facilitator,
+        failures: phase.failures,
+        statuses,
+        operator_cpu_secs,
+        operator_cpu_percent,
+        operator_peak_rss_mib,
+        operator_rss_mib: operator_instances.iter().map(|i| i.rss_mib).sum(),
+        operator_idle_rss_mib: operator_instances.iter().map(|i| i.idle_rss_mib).sum(),
+        operator_instances,
+        signer_lease_owner,
+        executor: args.executor,
+        transactions,
+        anvil_ceiling,
+    })
+}
+
+/// The database name of a PostgreSQL URL (its path, without the query).
+fn database_of(url: &str) -> String {
+    let head = url.split('?').next().unwrap_or(url);
+    head.rsplit('/').next().unwrap_or_default().to_owned()
+}
+
+// --------------------------------------------------------------------------- paid mode
+
+/// Baseline on the free route, then the paid route, then settlement. Buyer `b` pays through
+/// the layer of instance `b % instances`.
+async fn paid_phase<D: BenchDatabase>(setup: &Setup<'_>, db: &D) -> Result<Phase> {
+    let args = setup.args;
+    let budget_requests = args.requests.unwrap_or(1000);
+    async fn handler() -> axum::Json<serde_json::Value> {
+        axum::Json(serde_json::json!({"city": "Lisbon", "forecast": "sunny", "celsius": 24}))
+    }
+    // The merchant: the same handler free and paid, one paid route per operator instance.
+    let mut app = Router::new().route("/free", get(handler));
+    for (i, instance) in setup.instances.iter().enumerate() {
+        let layer = X402Layer::new(
+            OperatorClient::new(instance.process.url(), setup.api_key.clone()),
+            setup.payments_config.clone(),
+        );
+        app = app.route(
+            &format!("/paid-{i}"),
+            get(handler).layer(layer.paid(PaymentRoute::new("$0.01").description("Benchmark"))),
+        );
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .step("binding the merchant")?;
+    let merchant_url = format!(
+        "http://{}",
+        listener.local_addr().step("binding the merchant")?
+    );
+    let stop_merchant = serve_app(listener, app);
+
+    let budget = |now: Instant| match args.duration {
+        Some(secs) => Budget::Until(now + Duration::from_secs(secs)),
+        None => Budget::Requests(budget_requests),
+    };
+
+    // Baseline: the free route.
+    let http = setup.http.clone();
+    let free_url = format!("{merchant_url}/free");
+    let baseline = {
+        let http = http.clone();
+        let url = free_url.clone();
+        run_phase(args.buyers, budget(Instant::now()), move |_, _| {
+            let http = http.clone();
+            let url = url.clone();
+            async move { free_request(&http, &url).await }
+        })
+        .await?
+    };
+
+    // Paid.
+    let mut limits = AssetLimits::new(
+        setup.payments_config.network,
+        setup.payments_config.asset.address,
+    );
+    limits.max_per_payment = Some(Amount::from(PRICE));
+    let policy = SpendPolicy::new(vec![limits]);
+    let buyers: Arc<Vec<Buyer>> = Arc::new(
+        setup
+            .buyer_keys
+            .iter()
+            .enumerate()
+            .map(|(index, signer)| Buyer {
+                signer: signer.clone(),
+                policy: policy.clone(),
+                registry: setup.payments_config.registry.clone(),
+                http: http.clone(),
+                dir: setup.dir.clone(),
+                index,
+                state: tokio::sync::Mutex::new((0, None)),
+            })
+            .collect(),
+    );
+    let before = sample(&http, setup.instances).await?;
+    let paid_started = Instant::now();
+    let urls: Arc<Vec<String>> = Arc::new(
+        (0..setup.instances.len())
+            .map(|i| format!("{merchant_url}/paid-{i}"))
+            .collect(),
+    );
+    let paid = {
+        let buyers = buyers.clone();
+        let urls = urls.clone();
+        run_phase(args.buyers, budget(paid_started), move |b, n| {
+            let buyers = buyers.clone();
+            let urls = urls.clone();
+            async move {
+                paid_request(&buyers[b], &urls[b % urls.len()], format!("bench-{n}")).await
+            }
+        })
+        .await?
+    };
+    let paid_elapsed = paid.elapsed;
+
+    // Settlement: every answered payment captured, its capture final.
+    let deadline = Instant::now() + Duration::from_secs(120 + 4 * args.block_time * 10);
+    let captured_count = || async {
+        db.captured_count(&setup.merchant_id)
+            .await
+            .step("counting captured payments")
+    };
+    let mut captured = captured_count().await?;
+    while captured < paid.ok && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        captured = captured_count().await?;
+    }
+    let settled = paid_started.elapsed();
+    let after = sample(&http, setup.instances).await?;
+    let _ = stop_merchant.send(());
+
     let mut baseline_lat = baseline.latencies;
     let mut paid_lat = paid.latencies;
     let baseline_latency_ms = Percentiles::of(&mut baseline_lat);
@@ -325,54 +613,138 @@ expiry_margin_secs = 60
         p99: paid_latency_ms.p99 - baseline_latency_ms.p99,
         max: paid_latency_ms.max - baseline_latency_ms.max,
     };
-    let cpu = cpu_after - cpu_before;
-    Ok(BenchReport {
-        started_at,
-        load_before,
-        load_after: load_average(),
-        nproc: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-        buyers: args.buyers,
-        block_time: args.block_time,
-        seed_payments: args.seed_payments,
-        capture_mode: args.capture_mode,
-        poll_interval_ms: args.poll_interval_ms,
-        sqlite_synchronous: args.sqlite_synchronous,
-        seed_secs,
-        baseline_ok: baseline.ok,
-        baseline_rps: baseline.ok as f64 / baseline.elapsed.as_secs_f64().max(1e-9),
-        baseline_latency_ms,
-        paid_ok: paid.ok,
-        paid_failed: paid.failed,
-        failures: paid.failures,
-        paid_secs: paid_elapsed.as_secs_f64(),
-        paid_rps: paid.ok as f64 / paid_elapsed.as_secs_f64().max(1e-9),
-        paid_latency_ms,
-        added_latency_ms,
-        captured,
-        settled_secs: settled.as_secs_f64(),
-        settled_per_sec: captured as f64 / settled.as_secs_f64().max(1e-9),
-        statuses,
-        operator_cpu_secs: cpu,
-        operator_cpu_percent: 100.0 * cpu / settled.as_secs_f64().max(1e-9),
-        operator_peak_rss_mib: peak_rss,
-        operator_rss_mib: rss,
-        operator_idle_rss_mib,
-        executor: args.executor,
-        per_paid_request: PerPaidRequest::of(
+    Ok(Phase {
+        paid: Some(PaidReport {
+            baseline_ok: baseline.ok,
+            baseline_rps: baseline.ok as f64 / baseline.elapsed.as_secs_f64().max(1e-9),
+            baseline_latency_ms,
+            paid_ok: paid.ok,
+            paid_failed: paid.failed,
+            paid_secs: paid_elapsed.as_secs_f64(),
+            paid_rps: paid.ok as f64 / paid_elapsed.as_secs_f64().max(1e-9),
+            paid_latency_ms,
+            added_latency_ms,
             captured,
-            writes_before.zip(writes_after),
-            &transactions,
-        ),
-        transactions,
-        anvil_ceiling,
+            settled_secs: settled.as_secs_f64(),
+            settled_per_sec: captured as f64 / settled.as_secs_f64().max(1e-9),
+            per_paid_request: PerPaidRequest::default(),
+        }),
+        facilitator: None,
+        failures: paid.failures,
+        operations: captured,
+        before,
+        after,
+        window: settled,
     })
 }
 
-/// The operator's `x402_store_write_transactions_total` from its `/metrics`; `None` when it
-/// does not export it.
-async fn store_writes(http: &reqwest::Client, operator_url: &str) -> Result<Option<u64>> {
+// -------------------------------------------------------------------- facilitator mode
+
+/// Signs `--requests` payloads, then posts them to `POST /settle` from `--buyers` clients
+/// (client `b` to instance `b % instances`), then waits until the database confirms every
+/// successful settle.
+async fn facilitator_phase<D: BenchDatabase>(setup: &Setup<'_>, db: &D) -> Result<Phase> {
+    let args = setup.args;
+    let count = args.requests.unwrap_or(1000);
+    let mut config = setup.payments_config.clone();
+    config.offer_exact = true;
+    let (bodies, signing_secs) = presign(
+        &config,
+        &PaymentRoute::new("$0.01"),
+        args.scheme,
+        &setup.buyer_keys,
+        count,
+    )?;
+    let bodies = Arc::new(bodies);
+    let urls: Arc<Vec<String>> = Arc::new(
+        setup
+            .instances
+            .iter()
+            .map(|i| format!("{}/settle", i.process.url()))
+            .collect(),
+    );
+    let http = setup.http.clone();
+    let before = sample(&http, setup.instances).await?;
+    let started = Instant::now();
+    let result = {
+        let http = http.clone();
+        let api_key = setup.api_key.clone();
+        let bodies = bodies.clone();
+        let urls = urls.clone();
+        run_phase(args.buyers, Budget::Requests(count), move |b, n| {
+            let http = http.clone();
+            let api_key = api_key.clone();
+            let url = urls[b % urls.len()].clone();
+            let body = usize::try_from(n).ok().and_then(|n| bodies.get(n)).cloned();
+            async move {
+                let body = body.ok_or_else(|| format!("no payload {n}"))?;
+                settle(&http, &url, &api_key, body).await
+            }
+        })
+        .await?
+    };
+    // Every successful settle in the database (they answer once final; this is a bound, not a
+    // wait in the normal case).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut confirmed = confirmed(db, args.scheme, &setup.merchant_id).await?;
+    while confirmed < result.ok && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        confirmed = self::confirmed(db, args.scheme, &setup.merchant_id).await?;
+    }
+    let window = started.elapsed();
+    let after = sample(&http, setup.instances).await?;
+    let mut latencies = result.latencies;
+    Ok(Phase {
+        paid: None,
+        facilitator: Some(FacilitatorReport {
+            scheme: args.scheme,
+            requests: count,
+            signing_secs,
+            ok: result.ok,
+            failed: result.failed,
+            secs: result.elapsed.as_secs_f64(),
+            settles_per_sec: result.ok as f64 / result.elapsed.as_secs_f64().max(1e-9),
+            latency_ms: Percentiles::of(&mut latencies),
+            confirmed,
+            per_settle: PerPaidRequest::default(),
+        }),
+        failures: result.failures,
+        operations: result.ok,
+        before,
+        after,
+        window,
+    })
+}
+
+/// Settles the database shows done: the merchant's `authorized` payments (`auth-capture`) or
+/// the final `transfer` rows (`exact`).
+async fn confirmed<D: BenchDatabase>(db: &D, scheme: BenchScheme, merchant: &str) -> Result<u64> {
+    let n = match scheme {
+        BenchScheme::AuthCapture => db
+            .statuses(merchant)
+            .await
+            .step("reading the payment statuses")?
+            .get("authorized")
+            .copied()
+            .unwrap_or(0),
+        BenchScheme::Exact => db
+            .transactions()
+            .await
+            .step("reading the transactions")?
+            .iter()
+            .find(|t| t.kind == "transfer")
+            .map_or(0, |t| t.final_count),
+    };
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// The operator's `x402_store_write_transactions_total` and its POST requests answered (the sum
+/// of `x402_http_requests_total` over POST routes) from its `/metrics`; `None` for a counter it
+/// does not export.
+async fn counters(
+    http: &reqwest::Client,
+    operator_url: &str,
+) -> Result<(Option<u64>, Option<u64>)> {
     let text = http
         .get(format!("{operator_url}/metrics"))
         .send()
@@ -382,8 +754,22 @@ async fn store_writes(http: &reqwest::Client, operator_url: &str) -> Result<Opti
         .text()
         .await
         .step("reading the operator's metrics")?;
-    Ok(text.lines().find_map(|line| {
-        let value = line.strip_prefix("x402_store_write_transactions_total ")?;
-        value.trim().parse::<f64>().ok().map(|v| v as u64)
-    }))
+    let value = |v: &str| v.trim().parse::<f64>().ok().map(|v| v as u64);
+    let writes = text
+        .lines()
+        .find_map(|line| value(line.strip_prefix("x402_store_write_transactions_total ")?));
+    let mut posts = None;
+    for line in text.lines() {
+        if let Some(labels) = line.strip_prefix("x402_http_requests_total{")
+            && labels.contains("method=\"POST\"")
+            && let Some((_, n)) = labels.rsplit_once(' ')
+            && let Some(n) = value(n)
+        {
+            *posts.get_or_insert(0) += n;
+        }
+    }
+    if posts.is_none() && text.contains("x402_http_requests_total") {
+        posts = Some(0);
+    }
+    Ok((writes, posts))
 }

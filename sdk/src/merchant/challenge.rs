@@ -75,6 +75,20 @@ pub(crate) fn offers(
     Ok(offers)
 }
 
+impl PaymentsConfig {
+    /// The requirements a 402 challenge for `route` carries at unix time `now` (the
+    /// `accepts` list: `auth-capture`, and `exact` when [`offer_exact`](Self::offer_exact)),
+    /// for a caller that pays or settles without asking the route first (a facilitator client,
+    /// a load driver). Times are quantized to [`EPOCH_SECS`] as in the challenge itself.
+    pub fn offers(
+        &self,
+        route: &PaymentRoute,
+        now: u64,
+    ) -> Result<Vec<PaymentRequirements>, AmountError> {
+        offers(self, route, epoch_of(now))
+    }
+}
+
 /// The current epoch.
 pub(crate) fn epoch_of(now: u64) -> u64 {
     now - now % EPOCH_SECS

@@ -3,6 +3,11 @@
 //!
 //! The reads are SQL of their own: the store has no per-merchant status count
 //! (`count_payments_by_status` is global) nor per-kind transaction totals.
+//!
+//! PostgreSQL (`--database postgres://…`): [`BenchDatabase::create`] connects to the given URL
+//! only to run `CREATE DATABASE x402_bench_<uuid>` and hands back the same URL naming that
+//! database; [`BenchDatabase::close`] drops it (`WITH (FORCE)`, so a connection an operator left
+//! behind does not keep it alive). The same isolation as the operator's PostgreSQL tests.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +27,41 @@ use x402_escrow_operator::store::{
 #[derive(Default)]
 pub(super) struct StoreDatabase {
     store: Option<Store>,
+    /// The PostgreSQL server URL and the database created on it, to drop in `close`.
+    created: Option<(String, String)>,
+}
+
+/// `url` with its database name replaced by `name` (query string kept).
+fn with_database(url: &str, name: &str) -> String {
+    let (head, query) = match url.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (url, None),
+    };
+    let authority = head.find("://").map_or(0, |i| i + 3);
+    let path = head[authority..]
+        .find('/')
+        .map_or(head.len(), |i| i + authority);
+    let mut out = format!("{}/{name}", &head[..path]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+/// Runs one statement on the server of `url` (a connection of its own).
+async fn admin(url: &str, sql: String) -> Result<()> {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url)
+        .await
+        .wrap_err_with(|| format!("connecting to {url}"))?;
+    let outcome = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await;
+    conn.close().await.ok();
+    outcome?;
+    Ok(())
 }
 
 impl StoreDatabase {
@@ -37,6 +77,19 @@ fn merchant_id(id: &str) -> Result<uuid::Uuid, BoxError> {
 }
 
 impl BenchDatabase for StoreDatabase {
+    async fn create(&mut self, url: &str) -> Result<String, BoxError> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Ok(url.to_owned());
+        }
+        // A name of our own making (no quoting needed): `x402_bench_` + 32 hex digits.
+        let name = format!("x402_bench_{}", uuid::Uuid::new_v4().simple());
+        admin(url, format!("CREATE DATABASE {name}"))
+            .await
+            .wrap_err("creating the bench's PostgreSQL database")?;
+        self.created = Some((url.to_owned(), name.clone()));
+        Ok(with_database(url, &name))
+    }
+
     async fn prepare(
         &mut self,
         url: &str,
@@ -96,9 +149,25 @@ impl BenchDatabase for StoreDatabase {
         Ok(tx_kinds(self.store()?).await?)
     }
 
-    async fn close(&self) {
-        if let Some(store) = &self.store {
+    async fn signer_lease_owner(&self) -> Result<Option<String>, BoxError> {
+        let row = sqlx::query("SELECT lease_owner FROM signers")
+            .fetch_optional(self.store()?.pool())
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get::<Option<String>, _>("lease_owner")?,
+            None => None,
+        })
+    }
+
+    async fn close(&mut self) {
+        if let Some(store) = self.store.take() {
             store.close().await;
+        }
+        if let Some((url, name)) = self.created.take()
+            && let Err(e) =
+                admin(&url, format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await
+        {
+            eprintln!("could not drop the bench database {name}: {e:#}");
         }
     }
 }
