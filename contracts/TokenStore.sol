@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {SafeTransferLib} from "solady/utils/SafeTransferLib.sol";
+import {SafeTokenTransfer} from "./libraries/SafeTokenTransfer.sol";
 
 /// @title TokenStore
 /// @notice Holds the escrowed tokens of one operator's payments. Each operator gets its own
@@ -27,7 +27,7 @@ contract TokenStore {
     /// @return Always true; a failed transfer reverts.
     function sendTokens(address token, address recipient, uint256 amount) external returns (bool) {
         if (msg.sender != authCaptureEscrow) revert OnlyAuthCaptureEscrow();
-        SafeTransferLib.safeTransfer(token, recipient, amount);
+        SafeTokenTransfer.safeTransfer(token, recipient, amount);
         return true;
     }
 
@@ -48,8 +48,8 @@ contract TokenStore {
         uint256 amount
     ) external returns (bool) {
         if (msg.sender != authCaptureEscrow) revert OnlyAuthCaptureEscrow();
-        if (feeAmount != 0) SafeTransferLib.safeTransfer(token, feeRecipient, feeAmount);
-        if (amount != 0) SafeTransferLib.safeTransfer(token, recipient, amount);
+        if (feeAmount != 0) SafeTokenTransfer.safeTransfer(token, feeRecipient, feeAmount);
+        if (amount != 0) SafeTokenTransfer.safeTransfer(token, recipient, amount);
         return true;
     }
 }

@@ -40,6 +40,10 @@ pragma solidity ^0.8.28;
 //                      v1.0 deployment and are protected by default: deploy ours to those chains
 //                      with DEPLOYMENT_FILE=deployments/<name>.json, or overwrite deliberately.
 //
+// Permit2PaymentCollector: deployed only where Uniswap Permit2 has code at its canonical address
+// 0x000000000022D473030F116dDEE9F6B43aC78BA3 (every major chain; not a fresh anvil, where the
+// script says so and records no such collector). The record then carries `permit2PaymentCollector`.
+//
 // Idempotent: a contract whose predicted address already has code is skipped, so a re-run
 // completes a partial deployment and re-writes the record. Re-running on a chain whose record
 // describes the same escrow keeps the record's other keys (e.g. a `token` added by hand).
@@ -50,6 +54,7 @@ import {VmSafe} from "forge-std/Vm.sol";
 import {AuthCaptureEscrow} from "../contracts/AuthCaptureEscrow.sol";
 import {ERC3009PaymentCollector} from "../contracts/collectors/ERC3009PaymentCollector.sol";
 import {OperatorRefundCollector} from "../contracts/collectors/OperatorRefundCollector.sol";
+import {Permit2PaymentCollector} from "../contracts/collectors/Permit2PaymentCollector.sol";
 import {PreApprovalPaymentCollector} from "../contracts/collectors/PreApprovalPaymentCollector.sol";
 import {Multicall3} from "../contracts/dev/Multicall3.sol";
 import {OperatorBatchExecutor} from "../contracts/batch/OperatorBatchExecutor.sol";
@@ -62,6 +67,9 @@ contract Deploy is Script {
     /// @notice The public Multicall3 singleton.
     address public constant MULTICALL3 = 0xcA11bde05977b3631167028862bE2a173976CA11;
 
+    /// @notice Uniswap Permit2, at the same address on every chain that has it.
+    address public constant PERMIT2 = 0x000000000022D473030F116dDEE9F6B43aC78BA3;
+
     /// @notice anvil's chain id: always a development chain.
     uint256 public constant ANVIL_CHAIN_ID = 31337;
 
@@ -72,6 +80,8 @@ contract Deploy is Script {
         address erc3009PaymentCollector;
         address preApprovalPaymentCollector;
         address operatorRefundCollector;
+        /// @dev Zero where the chain has no Permit2.
+        address permit2PaymentCollector;
         address multicall3;
         address batchExecutor;
         address token;
@@ -114,6 +124,17 @@ contract Deploy is Script {
             abi.encodePacked(type(OperatorRefundCollector).creationCode, abi.encode(d.authCaptureEscrow)),
             salt
         );
+        if (PERMIT2.code.length != 0) {
+            d.permit2PaymentCollector = _create2(
+                "Permit2PaymentCollector",
+                abi.encodePacked(
+                    type(Permit2PaymentCollector).creationCode, abi.encode(d.authCaptureEscrow, PERMIT2, d.multicall3)
+                ),
+                salt
+            );
+        } else {
+            console.log("Permit2 has no code at", PERMIT2, "on this chain: Permit2PaymentCollector not deployed");
+        }
         // Stateless and ownerless: operators' signers delegate to it (EIP-7702) to batch escrow calls.
         d.batchExecutor = _create2("OperatorBatchExecutor", type(OperatorBatchExecutor).creationCode, salt);
         if (dev) {
@@ -181,6 +202,9 @@ contract Deploy is Script {
         vm.serializeAddress(obj, "erc3009PaymentCollector", d.erc3009PaymentCollector);
         vm.serializeAddress(obj, "preApprovalPaymentCollector", d.preApprovalPaymentCollector);
         vm.serializeAddress(obj, "operatorRefundCollector", d.operatorRefundCollector);
+        if (d.permit2PaymentCollector != address(0)) {
+            vm.serializeAddress(obj, "permit2PaymentCollector", d.permit2PaymentCollector);
+        }
         vm.serializeAddress(obj, "multicall3", d.multicall3);
         string memory json = vm.serializeAddress(obj, "batchExecutor", d.batchExecutor);
         if (d.token != address(0)) {

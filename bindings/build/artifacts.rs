@@ -32,6 +32,12 @@ pub const CONTRACTS: &[(&str, &str, &str, &str)] = &[
         "Payment collector that spends the payer's ERC-3009 `ReceiveWithAuthorization` signature.",
     ),
     (
+        "Permit2PaymentCollector.sol",
+        "Permit2PaymentCollector",
+        "permit2_payment_collector",
+        "Payment collector that spends the payer's Uniswap Permit2 `PermitTransferFrom` signature.",
+    ),
+    (
         "PreApprovalPaymentCollector.sol",
         "PreApprovalPaymentCollector",
         "pre_approval_payment_collector",

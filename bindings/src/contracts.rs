@@ -11,6 +11,7 @@
 //! | [`AuthCaptureEscrow`] | [`auth_capture_escrow`] |
 //! | [`TokenStore`] | [`token_store`] |
 //! | [`ERC3009PaymentCollector`] | [`erc3009_payment_collector`] |
+//! | [`Permit2PaymentCollector`] | [`permit2_payment_collector`] |
 //! | [`PreApprovalPaymentCollector`] | [`pre_approval_payment_collector`] |
 //! | [`OperatorRefundCollector`] | [`operator_refund_collector`] |
 //! | [`TestUSDC`] | [`test_usdc`] |
@@ -73,6 +74,7 @@ macro_rules! payment_info_conversions {
 
 payment_info_conversions!(
     erc3009_payment_collector::AuthCaptureEscrow::PaymentInfo,
+    permit2_payment_collector::AuthCaptureEscrow::PaymentInfo,
     pre_approval_payment_collector::AuthCaptureEscrow::PaymentInfo,
     operator_refund_collector::AuthCaptureEscrow::PaymentInfo,
 );

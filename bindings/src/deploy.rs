@@ -12,6 +12,7 @@
 //! | `ERC3009PaymentCollector` | escrow, Multicall3 |
 //! | `PreApprovalPaymentCollector` | escrow |
 //! | `OperatorRefundCollector` | escrow |
+//! | `Permit2PaymentCollector` (only where [`PERMIT2`] has code) | escrow, [`PERMIT2`], Multicall3 |
 //! | `OperatorBatchExecutor` (the EIP-7702 delegate for batching) | none |
 //! | `Multicall3` (dev chains without the public one) | none |
 //! | `TestUSDC` (dev chains) | `"USD Coin"`, `"USDC"`, `"2"`, owner = deployer |
@@ -29,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::contracts::{
     AuthCaptureEscrow, ERC3009PaymentCollector, Multicall3, OperatorBatchExecutor,
-    OperatorRefundCollector, PreApprovalPaymentCollector, TestUSDC,
+    OperatorRefundCollector, Permit2PaymentCollector, PreApprovalPaymentCollector, TestUSDC,
 };
 
 /// The deterministic deployment proxy (Arachnid's CREATE2 factory, forge's default
@@ -39,6 +40,11 @@ pub const CREATE2_DEPLOYER: Address = address!("4e59b44847b379578588920ca78fbf26
 
 /// The public Multicall3 singleton (`tryAggregate` is used for ERC-6492 prepare calls).
 pub const MULTICALL3: Address = address!("cA11bde05977b3631167028862bE2a173976CA11");
+
+/// Uniswap Permit2, at the same address on every chain that has it. The Permit2 payment
+/// collector is deployed only where this address has code (not on a fresh anvil: a test chain
+/// places Permit2 there first, see the testkit).
+pub const PERMIT2: Address = address!("000000000022D473030F116dDEE9F6B43aC78BA3");
 
 /// anvil's default chain id; `script/Deploy.s.sol` treats it as a development chain.
 pub const ANVIL_CHAIN_ID: u64 = 31337;
@@ -75,6 +81,10 @@ pub struct Deployment {
     pub pre_approval_payment_collector: Option<Address>,
     /// `OperatorRefundCollector`.
     pub operator_refund_collector: Address,
+    /// `Permit2PaymentCollector` (what x402 payers sign Permit2 `PermitTransferFrom` for, as its
+    /// spender); absent where not deployed (a chain without Permit2, or not recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permit2_payment_collector: Option<Address>,
     /// The Multicall3 the ERC-3009 collector uses.
     pub multicall3: Address,
     /// `OperatorBatchExecutor`, the EIP-7702 delegate through which operators batch escrow
@@ -263,6 +273,9 @@ pub struct PredictedAddresses {
     pub pre_approval_payment_collector: Address,
     /// `OperatorRefundCollector`.
     pub operator_refund_collector: Address,
+    /// Where `Permit2PaymentCollector` is (or would be) deployed; it is deployed only on chains
+    /// where [`PERMIT2`] has code.
+    pub permit2_payment_collector: Address,
     /// The Multicall3 used: ours (CREATE2) or the public [`MULTICALL3`].
     pub multicall3: Address,
     /// `OperatorBatchExecutor`.
@@ -273,8 +286,15 @@ pub struct PredictedAddresses {
 
 impl PredictedAddresses {
     /// The [`Deployment`] record of these addresses on `chain_id` (with the `TestUSDC` token
-    /// info on development deployments).
+    /// info on development deployments), for a chain without Permit2 (a fresh anvil): no
+    /// `Permit2PaymentCollector`. See [`Self::to_deployment_on`].
     pub fn to_deployment(&self, chain_id: u64) -> Deployment {
+        self.to_deployment_on(chain_id, false)
+    }
+
+    /// The [`Deployment`] record of these addresses on `chain_id`, where `has_permit2` says
+    /// whether [`PERMIT2`] has code there (and so whether the Permit2 collector is deployed).
+    pub fn to_deployment_on(&self, chain_id: u64, has_permit2: bool) -> Deployment {
         Deployment {
             chain_id,
             auth_capture_escrow: self.auth_capture_escrow,
@@ -282,6 +302,7 @@ impl PredictedAddresses {
             erc3009_payment_collector: self.erc3009_payment_collector,
             pre_approval_payment_collector: Some(self.pre_approval_payment_collector),
             operator_refund_collector: self.operator_refund_collector,
+            permit2_payment_collector: has_permit2.then_some(self.permit2_payment_collector),
             multicall3: self.multicall3,
             batch_executor: Some(self.batch_executor),
             token: self.test_usdc.map(|address| TokenInfo {
@@ -314,12 +335,14 @@ impl Planned {
     }
 }
 
-/// The contracts of a deployment, in deployment order, and their addresses.
+/// The contracts of a deployment, in deployment order, and their addresses. The Permit2
+/// collector is planned only `with_permit2`; its address is predicted either way.
 fn plan(
     salt: B256,
     deployer: Address,
     dev: bool,
     own_multicall3: bool,
+    with_permit2: bool,
 ) -> (PredictedAddresses, Vec<Planned>) {
     let mut planned = Vec::new();
 
@@ -369,6 +392,17 @@ fn plan(
         .abi_encode(),
         salt,
     );
+    let permit2 = Planned::new(
+        "Permit2PaymentCollector",
+        &Permit2PaymentCollector::BYTECODE,
+        Permit2PaymentCollector::constructorCall {
+            authCaptureEscrow_: escrow_address,
+            permit2_: PERMIT2,
+            multicall3_: multicall3,
+        }
+        .abi_encode(),
+        salt,
+    );
     let executor = Planned::new(
         "OperatorBatchExecutor",
         &OperatorBatchExecutor::BYTECODE,
@@ -396,11 +430,14 @@ fn plan(
         erc3009_payment_collector: erc3009.address,
         pre_approval_payment_collector: pre_approval.address,
         operator_refund_collector: refund.address,
+        permit2_payment_collector: permit2.address,
         multicall3,
         batch_executor: executor.address,
         test_usdc: test_usdc.as_ref().map(|t| t.address),
     };
-    planned.extend([erc3009, pre_approval, refund, executor]);
+    planned.extend([erc3009, pre_approval, refund]);
+    planned.extend(with_permit2.then_some(permit2));
+    planned.push(executor);
     planned.extend(test_usdc);
     (predicted, planned)
 }
@@ -417,7 +454,7 @@ pub fn predict_addresses(
     dev: bool,
     own_multicall3: bool,
 ) -> PredictedAddresses {
-    plan(salt, deployer, dev, own_multicall3).0
+    plan(salt, deployer, dev, own_multicall3, false).0
 }
 
 /// Errors from [`deploy_all`].
@@ -471,6 +508,8 @@ pub enum DeployError {
 ///
 /// With `dev`, also deploys `TestUSDC` and, when [`MULTICALL3`] has no code (a fresh anvil),
 /// our `Multicall3`. Without `dev`, a chain without the public Multicall3 is an error.
+/// `Permit2PaymentCollector` is deployed (and recorded) when [`PERMIT2`] has code, and skipped
+/// otherwise: the record then has no `permit2PaymentCollector`.
 pub async fn deploy_all<P: Provider>(
     provider: &P,
     deployer: Address,
@@ -486,7 +525,8 @@ pub async fn deploy_all<P: Provider>(
         return Err(DeployError::MissingMulticall3 { chain_id });
     }
 
-    let (predicted, planned) = plan(salt, deployer, dev, multicall3_missing);
+    let has_permit2 = !provider.get_code_at(PERMIT2).await?.is_empty();
+    let (predicted, planned) = plan(salt, deployer, dev, multicall3_missing, has_permit2);
     for contract in planned {
         if !provider.get_code_at(contract.address).await?.is_empty() {
             continue;
@@ -510,7 +550,7 @@ pub async fn deploy_all<P: Provider>(
             });
         }
     }
-    Ok(predicted.to_deployment(chain_id))
+    Ok(predicted.to_deployment_on(chain_id, has_permit2))
 }
 
 #[cfg(test)]
@@ -555,6 +595,11 @@ mod tests {
             address!("BdEA0D1bcC5966192B070Fdf62aB4EF5b4420cff")
         );
         assert_eq!(base.token.as_ref().unwrap().name, "USD Coin");
+        // The canonical v1.0 Permit2 collector (same address on Base and Base Sepolia).
+        assert_eq!(
+            base.permit2_payment_collector,
+            Some(address!("992476B9Ee81d52a5BdA0622C333938D0Af0aB26"))
+        );
         let sepolia = d.get(84532).unwrap();
         assert_eq!(sepolia.token.as_ref().unwrap().name, "USDC");
         assert_eq!(
@@ -580,7 +625,47 @@ mod tests {
             assert!(json.get(key).is_some(), "missing {key}");
         }
         assert_eq!(json["token"]["decimals"], 6);
+        assert!(
+            json.get("permit2PaymentCollector").is_none(),
+            "no Permit2 collector on a chain without Permit2"
+        );
         assert_eq!(serde_json::from_value::<Deployment>(json).unwrap(), d);
+
+        let with_permit2 = p.to_deployment_on(ANVIL_CHAIN_ID, true);
+        let json = serde_json::to_value(&with_permit2).unwrap();
+        assert_eq!(
+            json["permit2PaymentCollector"],
+            serde_json::to_value(p.permit2_payment_collector).unwrap()
+        );
+        assert_eq!(
+            serde_json::from_value::<Deployment>(json).unwrap(),
+            with_permit2
+        );
+    }
+
+    #[test]
+    fn permit2_collector_prediction_embeds_escrow_permit2_and_multicall3() {
+        let p = predict_addresses(DEFAULT_SALT, Address::repeat_byte(1), true, true);
+        let init_code = [
+            Permit2PaymentCollector::BYTECODE.as_ref(),
+            &Permit2PaymentCollector::constructorCall {
+                authCaptureEscrow_: p.auth_capture_escrow,
+                permit2_: PERMIT2,
+                multicall3_: p.multicall3,
+            }
+            .abi_encode(),
+        ]
+        .concat();
+        assert_eq!(
+            p.permit2_payment_collector,
+            CREATE2_DEPLOYER.create2_from_code(DEFAULT_SALT, &init_code)
+        );
+        // Like the ERC-3009 collector, it depends on which Multicall3 is used.
+        let public = predict_addresses(DEFAULT_SALT, Address::repeat_byte(1), false, false);
+        assert_ne!(
+            p.permit2_payment_collector,
+            public.permit2_payment_collector
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub mod interfaces;
 
 pub use contracts::{
     AuthCaptureEscrow, ERC3009PaymentCollector, Multicall3, OperatorRefundCollector, PaymentInfo,
-    PaymentState, PreApprovalPaymentCollector, TestUSDC, TokenStore,
+    PaymentState, Permit2PaymentCollector, PreApprovalPaymentCollector, TestUSDC, TokenStore,
 };
 pub use deploy::{Deployment, Deployments, TokenInfo, deploy_all, predict_addresses};
 pub use eip3009::{

@@ -1,7 +1,8 @@
 //! `script/Deploy.s.sol` (run by the pinned forge, deploy profile) and the Rust deployer put the
 //! contracts at the same addresses: the ones `predict_addresses` computes. Both a development
-//! chain (anvil's 31337: own Multicall3 + TestUSDC, default salt) and a non-development chain
-//! (public Multicall3 present, no test token, salt from `DEPLOY_SALT`).
+//! chain (anvil's 31337: own Multicall3 + TestUSDC, default salt, no Permit2 so no Permit2
+//! collector) and a non-development chain (public Multicall3 and Permit2 present, so the Permit2
+//! collector is deployed; no test token, salt from `DEPLOY_SALT`).
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +14,7 @@ use eyre::{Result, ensure};
 use x402_escrow_bindings::contracts::{WORKSPACE_ROOT, anvil_path};
 use x402_escrow_bindings::deploy::{ANVIL_CHAIN_ID, DEFAULT_SALT, MULTICALL3};
 use x402_escrow_bindings::{Deployment, Multicall3, deploy_all, predict_addresses};
-use x402_escrow_testkit::deploy_script;
+use x402_escrow_testkit::{deploy_script, install_permit2};
 
 /// Removes the script's output file however the test ends.
 struct RemoveOnDrop(PathBuf);
@@ -78,6 +79,7 @@ async fn forge_script_deploys_the_predicted_addresses() -> Result<()> {
         written, predicted,
         "dev: the script's record differs from predict_addresses"
     );
+    assert_eq!(written.permit2_payment_collector, None, "no Permit2 here");
     assert_rust_deployer_agrees(&anvil, deployer, DEFAULT_SALT, true, &written).await?;
     drop(anvil);
 
@@ -88,13 +90,22 @@ async fn forge_script_deploys_the_predicted_addresses() -> Result<()> {
     provider
         .anvil_set_code(MULTICALL3, Multicall3::DEPLOYED_BYTECODE.clone())
         .await?;
+    install_permit2(&provider.clone().erased()).await?;
     let salt = keccak256("x402-escrow bindings parity test");
     let deployer = anvil.addresses()[0];
     let written = run_script(&anvil, Some(salt))?;
-    let predicted = predict_addresses(salt, deployer, false, false).to_deployment(chain_id);
+    let predicted =
+        predict_addresses(salt, deployer, false, false).to_deployment_on(chain_id, true);
     assert_eq!(
         written, predicted,
         "non-dev: the script's record differs from predict_addresses"
+    );
+    let collector = written
+        .permit2_payment_collector
+        .ok_or_else(|| eyre::eyre!("the script deploys the Permit2 collector where Permit2 is"))?;
+    ensure!(
+        !provider.get_code_at(collector).await?.is_empty(),
+        "the recorded Permit2 collector has code"
     );
     assert_eq!(written.multicall3, MULTICALL3);
     assert_eq!(written.token, None);

@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {SafeTransferLib} from "solady/utils/SafeTransferLib.sol";
-
 import {AuthCaptureEscrow} from "../AuthCaptureEscrow.sol";
 import {IERC3009} from "../interfaces/IERC3009.sol";
 import {PaymentInfoHash} from "../libraries/PaymentInfoHash.sol";
+import {SafeTokenTransfer} from "../libraries/SafeTokenTransfer.sol";
 import {ERC6492SignatureHandler} from "./ERC6492SignatureHandler.sol";
 import {TokenCollector} from "./TokenCollector.sol";
 
@@ -50,8 +49,8 @@ contract ERC3009PaymentCollector is TokenCollector, ERC6492SignatureHandler {
 
         // The escrow has checked amount <= maxAmount.
         unchecked {
-            if (maxAmount > amount) SafeTransferLib.safeTransfer(token, payer, maxAmount - amount);
+            if (maxAmount > amount) SafeTokenTransfer.safeTransfer(token, payer, maxAmount - amount);
         }
-        SafeTransferLib.safeTransfer(token, tokenStore, amount);
+        SafeTokenTransfer.safeTransfer(token, tokenStore, amount);
     }
 }

@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {SafeTransferLib} from "solady/utils/SafeTransferLib.sol";
-
 import {AuthCaptureEscrow} from "../AuthCaptureEscrow.sol";
+import {SafeTokenTransfer} from "../libraries/SafeTokenTransfer.sol";
 import {TokenCollector} from "./TokenCollector.sol";
 
 /// @title OperatorRefundCollector
@@ -25,6 +24,6 @@ contract OperatorRefundCollector is TokenCollector {
         uint256 amount,
         bytes calldata
     ) internal override {
-        SafeTransferLib.safeTransferFrom(paymentInfo.token, paymentInfo.operator, tokenStore, amount);
+        SafeTokenTransfer.safeTransferFrom(paymentInfo.token, paymentInfo.operator, tokenStore, amount);
     }
 }

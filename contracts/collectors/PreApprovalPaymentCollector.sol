@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {SafeTransferLib} from "solady/utils/SafeTransferLib.sol";
-
 import {AuthCaptureEscrow} from "../AuthCaptureEscrow.sol";
 import {PaymentInfoHash} from "../libraries/PaymentInfoHash.sol";
+import {SafeTokenTransfer} from "../libraries/SafeTokenTransfer.sol";
 import {TokenCollector} from "./TokenCollector.sol";
 
 /// @title PreApprovalPaymentCollector
@@ -65,6 +64,6 @@ contract PreApprovalPaymentCollector is TokenCollector {
     ) internal override {
         bytes32 paymentInfoHash = PaymentInfoHash.hash(paymentInfo, address(authCaptureEscrow));
         if (!isPreApproved[paymentInfoHash]) revert PaymentNotPreApproved(paymentInfoHash);
-        SafeTransferLib.safeTransferFrom(paymentInfo.token, paymentInfo.payer, tokenStore, amount);
+        SafeTokenTransfer.safeTransferFrom(paymentInfo.token, paymentInfo.payer, tokenStore, amount);
     }
 }

@@ -19,7 +19,7 @@ pub use x402_escrow_types::{
     RefundRequest, TransactionView,
 };
 
-use crate::store::{Merchant, Payment, PaymentInfoRecord};
+use crate::store::{Merchant, Payment, PaymentInfoRecord, Store, StoreError};
 
 /// A refused or failed request: a stable code and a message for humans.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,6 +105,41 @@ pub trait PaymentService: Send + Sync + 'static {
         merchant: &Merchant,
         request_id: &str,
     ) -> impl Future<Output = Result<Vec<PaymentView>, ServiceError>> + Send;
+}
+
+/// The transactions of a stored payment as merchants see them: each with its mined hash, or
+/// the latest attempt's while it is not mined; a batch transaction with the call it made for
+/// this payment (`call`).
+pub async fn transaction_views(
+    store: &Store,
+    payment_id: Uuid,
+) -> Result<Vec<TransactionView>, StoreError> {
+    let txs = store.txs_for_payment(payment_id).await?;
+    let calls: std::collections::HashMap<Uuid, _> = if txs.iter().any(|t| t.kind.is_batch()) {
+        store
+            .batch_calls_for_payment(payment_id)
+            .await?
+            .into_iter()
+            .collect()
+    } else {
+        std::collections::HashMap::new()
+    };
+    let mut views = Vec::with_capacity(txs.len());
+    for t in &txs {
+        let hash = match t.mined_tx_hash {
+            Some(hash) => Some(hash),
+            None if t.attempts > 0 => store.attempts_for(t.id).await?.last().map(|a| a.tx_hash),
+            None => None,
+        };
+        views.push(TransactionView {
+            kind: t.kind.as_str().to_owned(),
+            hash,
+            status: t.status.as_str().to_owned(),
+            block_number: t.block_number,
+            call: calls.get(&t.id).map(|k| k.as_str().to_owned()),
+        });
+    }
+    Ok(views)
 }
 
 /// Builds the view of a stored payment and its transactions.

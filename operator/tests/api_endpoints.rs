@@ -952,12 +952,21 @@ async fn openapi_schemas_match_what_the_code_writes() {
                 hash: Some(B256::repeat_byte(1)),
                 status: "final".into(),
                 block_number: Some(7),
+                call: None,
             },
             TransactionView {
                 kind: "capture".into(),
                 hash: None,
                 status: "queued".into(),
                 block_number: None,
+                call: None,
+            },
+            TransactionView {
+                kind: "execute".into(),
+                hash: None,
+                status: "signed".into(),
+                block_number: None,
+                call: Some("capture".into()),
             },
         ],
     );

@@ -87,6 +87,11 @@ async fn serve(
 
 impl Env {
     async fn new(settle_wait: Duration) -> Env {
+        Env::with_config(settle_wait, |_| {}).await
+    }
+
+    /// [`Env::new`], with `adjust` applied to the operator's configuration.
+    async fn with_config(settle_wait: Duration, adjust: impl FnOnce(&mut Config)) -> Env {
         let chain = Chain::start().await;
         // The refund float.
         chain.mint(chain.operator.address(), 50 * USDC).await;
@@ -99,6 +104,7 @@ impl Env {
         config.auto_void = Config::default().auto_void;
         config.auto_void.expiry_margin_secs = 60;
         config.webhooks.enabled = false;
+        adjust(&mut config);
         let op = runtime::start(config.clone()).await.expect("operator");
         let (_, api_key) =
             operator_support::merchant(&op.store, "shop", chain.receiver, None).await;
@@ -557,9 +563,12 @@ async fn settle_authorize_is_idempotent_then_lifecycle() {
     assert_eq!(body["errorReason"], reasons::INVALID_PAYLOAD, "{body}");
 }
 
+/// Without the batch executor every call is its own transaction, sent at once: a settlement
+/// whose receipt is not in yet answers `settlement_pending` naming its transaction, for an
+/// escrow charge and for an `exact` transfer alike; retries answer success with the same hash.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settle_pending_when_receipt_unknown() {
-    let env = Env::new(Duration::from_secs(3)).await;
+    let env = Env::with_config(Duration::from_secs(3), |c| c.batch.use_executor = false).await;
     let requirements = env.requirements(3 * USDC).await;
     let req = env.pay(&requirements, &env.payer).await;
     env.hold_blocks().await;
@@ -593,6 +602,53 @@ async fn settle_pending_when_receipt_unknown() {
         .settle_until_success(&req, 20, Duration::from_millis(300))
         .await;
     assert_eq!(assert_success(&last), pending_tx, "{last}");
+    assert_eq!(env.chain_state(&req).await, (3 * USDC as u128, 0));
+}
+
+/// With the batch executor (the default) the signer keeps one transaction in flight: while the
+/// charge waits for its block, the `exact` transfer behind it has no transaction yet and says
+/// so (`settlement_pending`, "queued for broadcast"); once the block is mined it goes out and
+/// both settlements answer success, each with the transaction that carried it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settle_pending_behind_the_executors_transaction_in_flight() {
+    let env = Env::new(Duration::from_secs(3)).await;
+    let requirements = env.requirements(3 * USDC).await;
+    let req = env.pay(&requirements, &env.payer).await;
+    env.hold_blocks().await;
+
+    let body = env.settle(&req).await;
+    assert_eq!(body["errorReason"], reasons::SETTLEMENT_PENDING, "{body}");
+    let pending_tx = body["transaction"].as_str().unwrap().to_owned();
+    assert_eq!(pending_tx.len(), 66, "{body}");
+
+    let exact_req = env
+        .pay_exact(&env.exact_requirements(USDC).await, &env.payer)
+        .await;
+    let body = env.settle(&exact_req).await;
+    assert_eq!(body["success"], false, "{body}");
+    assert_eq!(body["errorReason"], reasons::SETTLEMENT_PENDING, "{body}");
+    assert_eq!(
+        body["transaction"], "",
+        "not sent while the charge is in flight: {body}"
+    );
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("queued")),
+        "{body}"
+    );
+
+    env.mine_held().await;
+    let last = env
+        .settle_until_success(&req, 20, Duration::from_millis(300))
+        .await;
+    assert_eq!(assert_success(&last), pending_tx, "{last}");
+    let last = env
+        .settle_until_success(&exact_req, 20, Duration::from_millis(300))
+        .await;
+    let exact_tx = assert_success(&last);
+    assert_eq!(exact_tx.len(), 66, "{last}");
+    assert_ne!(exact_tx, pending_tx, "{last}");
     assert_eq!(env.chain_state(&req).await, (3 * USDC as u128, 0));
 }
 

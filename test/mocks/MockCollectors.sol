@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {SafeTransferLib} from "solady/utils/SafeTransferLib.sol";
-
 import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
 import {TokenStore} from "../../contracts/TokenStore.sol";
 import {TokenCollector} from "../../contracts/collectors/TokenCollector.sol";
+import {SafeTokenTransfer} from "../../contracts/libraries/SafeTokenTransfer.sol";
 
 /// @title MockCollector
 /// @notice Base of the test collectors: reports the type it was deployed with and hands each
@@ -65,7 +64,7 @@ contract MisdeliveringCollector is MockCollector {
     function _deliver(AuthCaptureEscrow.PaymentInfo calldata info, address store, uint256 amount) internal override {
         uint256 delivered = amount + surplus;
         delivered = shortfall >= delivered ? 0 : delivered - shortfall;
-        if (delivered != 0) SafeTransferLib.safeTransfer(info.token, store, delivered);
+        if (delivered != 0) SafeTokenTransfer.safeTransfer(info.token, store, delivered);
     }
 }
 
@@ -128,7 +127,7 @@ contract ReentrantCollector is MockCollector {
 
     /// @dev Delivers honestly, then hands control to the hook (its revert bubbles).
     function _deliver(AuthCaptureEscrow.PaymentInfo calldata info, address store, uint256 amount) internal override {
-        SafeTransferLib.safeTransfer(info.token, store, amount);
+        SafeTokenTransfer.safeTransfer(info.token, store, amount);
         if (hook != address(0)) ICollectHook(hook).onCollect();
     }
 }
@@ -143,6 +142,6 @@ contract MockPayerPullCollector is MockCollector {
 
     /// @dev Pulls straight from the payer.
     function _deliver(AuthCaptureEscrow.PaymentInfo calldata info, address store, uint256 amount) internal override {
-        SafeTransferLib.safeTransferFrom(info.token, info.payer, store, amount);
+        SafeTokenTransfer.safeTransferFrom(info.token, info.payer, store, amount);
     }
 }

@@ -138,7 +138,7 @@ contract FeeOnTransferToken is MockERC20 {
 
 /// @title FalseReturningToken
 /// @notice Returns `false` instead of reverting when told to fail, moving nothing, like some
-///         early ERC-20s. SafeTransferLib must turn that into `TransferFailed` / `TransferFromFailed`.
+///         early ERC-20s. The escrow must turn that into `SafeERC20FailedOperation(token)`.
 contract FalseReturningToken is MockERC20 {
     /// @notice When true, `transfer` returns false and moves nothing.
     bool public failTransfer;
@@ -278,7 +278,7 @@ interface ITokenTransferHook {
 /// @title CallbackToken
 /// @notice ERC-777-style token that calls a hook after every transfer: the vehicle for re-entering
 ///         the escrow from the middle of one of its own token movements.
-/// @dev The hook's revert is bubbled up verbatim (SafeTransferLib will mask it anyway).
+/// @dev The hook's revert is bubbled up verbatim, and the escrow passes it on unchanged.
 contract CallbackToken is MockERC20 {
     /// @notice The contract called after every transfer (zero: no call).
     address public hook;
@@ -295,5 +295,69 @@ contract CallbackToken is MockERC20 {
     function _move(address from, address to, uint256 amount) internal override {
         super._move(from, to, amount);
         if (hook != address(0)) ITokenTransferHook(hook).onTokenTransfer(from, to, amount);
+    }
+}
+
+/// @title RawResultToken
+/// @notice A token whose `transfer` / `transferFrom` can be made to revert with any bytes, or to
+///         move the tokens and then return any bytes: for checking that revert data comes back
+///         byte for byte and that only an ABI `true` (or nothing at all) counts as success.
+contract RawResultToken is MockERC20 {
+    /// @notice When set, transfers revert with exactly these bytes.
+    bytes public revertData;
+    /// @notice Whether transfers revert (with `revertData`, which may be empty).
+    bool public reverts;
+    /// @notice When `rawReturn` is set, transfers move the tokens and return exactly these bytes.
+    bytes public returnData;
+    /// @notice Whether transfers return `returnData` instead of the ABI-encoded `true`.
+    bool public rawReturn;
+
+    constructor() MockERC20("Raw Result", "RAW") {}
+
+    /// @notice Makes every transfer revert with `data`.
+    /// @param data The revert data (any bytes, empty included).
+    function setRevert(bytes calldata data) external {
+        revertData = data;
+        reverts = true;
+    }
+
+    /// @notice Makes every transfer succeed and return `data`.
+    /// @param data The return data (any bytes, empty included).
+    function setReturn(bytes calldata data) external {
+        returnData = data;
+        rawReturn = true;
+    }
+
+    /// @inheritdoc MockERC20
+    function transfer(address to, uint256 amount) external override returns (bool) {
+        _before();
+        _move(msg.sender, to, amount);
+        _after();
+        return true;
+    }
+
+    /// @inheritdoc MockERC20
+    function transferFrom(address from, address to, uint256 amount) external override returns (bool) {
+        _before();
+        _spendAllowance(from, amount);
+        _move(from, to, amount);
+        _after();
+        return true;
+    }
+
+    function _before() private view {
+        if (!reverts) return;
+        bytes memory data = revertData;
+        assembly {
+            revert(add(data, 0x20), mload(data))
+        }
+    }
+
+    function _after() private view {
+        if (!rawReturn) return;
+        bytes memory data = returnData;
+        assembly {
+            return(add(data, 0x20), mload(data))
+        }
     }
 }

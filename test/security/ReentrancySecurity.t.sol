@@ -371,16 +371,14 @@ contract ReentrancySecurityTest is EscrowHelpers {
         }
     }
 
-    /// @dev Token hook, bubbling mode: the token's transfer fails, which SafeTransferLib reports as
-    ///      TransferFailed / TransferFromFailed, and the whole operation is rolled back.
+    /// @dev Token hook, bubbling mode: the token's transfer fails with the re-entrant call's own
+    ///      Reentrancy(), which the collectors and the store pass through unchanged (as SafeERC20
+    ///      does), whether the failing transfer is a collector's transferFrom (authorize, charge,
+    ///      refund) or a store's transfer; the whole operation is rolled back.
     function test_reentrantToken_bubbledFailureRollsBackEverything() public {
         for (uint256 outer; outer < OUTER_KINDS; ++outer) {
             (address caller, bytes memory outerCall) = _hookOuterCall(outer);
-            // authorize / charge / refund fail first in a collector's transferFrom, the others in a store's transfer.
-            bytes4 expected = (outer == 0 || outer == 1 || outer == 4)
-                ? SafeTransferLib.TransferFromFailed.selector
-                : SafeTransferLib.TransferFailed.selector;
-            _assertBubbledReentryReverts(caller, outerCall, outer, abi.encodeWithSelector(expected));
+            _assertBubbledReentryReverts(caller, outerCall, outer, abi.encodeWithSelector(REENTRANCY_SELECTOR));
         }
     }
 

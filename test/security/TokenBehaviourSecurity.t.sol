@@ -1,25 +1,31 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {SafeTransferLib} from "solady/utils/SafeTransferLib.sol";
-
 import {EscrowHelpers} from "../base/EscrowHelpers.sol";
+import {receiveAuthorizationDigest} from "../base/PaymentFixtures.sol";
 import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
+import {TestUSDC} from "../../contracts/dev/TestUSDC.sol";
+import {SafeTokenTransfer} from "../../contracts/libraries/SafeTokenTransfer.sol";
+import {FailingUSDC} from "../mocks/FailingUSDC.sol";
 import {
     FalseReturningToken,
     FeeOnTransferToken,
     MockERC20,
     NoReturnToken,
+    RawResultToken,
     RevertingToken
 } from "../mocks/MockTokens.sol";
 import {TokenCollector} from "../../contracts/collectors/TokenCollector.sol";
 import {MisdeliveringCollector, MockPayerPullCollector} from "../mocks/MockCollectors.sol";
 
 /// @notice The escrow against non-standard ERC-20s: fee-on-transfer (rejected at collection),
-///         tokens that return false or revert (every operation fails cleanly with SafeTransferLib's
-///         error and changes nothing), USDT-style tokens that return nothing (fully supported), and
-///         a "token" with no code. Tokens reach the escrow through the real pre-approval collector
-///         or a plain pull collector, since none of these tokens has ERC-3009.
+///         tokens that return false or revert (every operation fails cleanly and changes nothing:
+///         a revert's data comes through byte for byte, anything but an ABI `true` is
+///         `SafeERC20FailedOperation(token)`, as with OpenZeppelin's SafeERC20 in the reference),
+///         USDT-style tokens that return nothing (fully supported), and a "token" with no code.
+///         Tokens reach the escrow through the real pre-approval collector or a plain pull
+///         collector, since none of these tokens has ERC-3009; an ERC-3009 token whose plain
+///         `transfer` fails covers the ERC-3009 collector's onward transfers.
 contract TokenBehaviourSecurityTest is EscrowHelpers {
     MockPayerPullCollector internal pullCollector;
     FalseReturningToken internal falseToken;
@@ -123,8 +129,10 @@ contract TokenBehaviourSecurityTest is EscrowHelpers {
         vm.stopPrank();
     }
 
-    /// @dev Every operation on a token whose `transfer` (outgoing from the store) fails.
-    function _assertOutgoingFailuresRevert(MockERC20 token, bytes4 expected) internal {
+    /// @dev Every operation on a token whose `transfer` (outgoing from the store) fails: capture,
+    ///      void, refund (the store pays the payer), charge and reclaim, each reverting with exactly
+    ///      `expected` and changing nothing.
+    function _assertOutgoingFailuresRevert(MockERC20 token, bytes memory expected) internal {
         (AuthCaptureEscrow.PaymentInfo memory held, AuthCaptureEscrow.PaymentInfo memory expiring) =
             _heldPayments(token);
         _breakOutgoing(token);
@@ -133,7 +141,7 @@ contract TokenBehaviourSecurityTest is EscrowHelpers {
         AuthCaptureEscrow.PaymentInfo memory fresh = _infoFor(address(token), 10e6, 12);
 
         vm.startPrank(operator);
-        _assertHeldOperationsRevert(held, abi.encodeWithSelector(expected));
+        _assertHeldOperationsRevert(held, expected);
         vm.expectRevert(expected);
         escrow.charge(fresh, 1e6, address(pullCollector), "", 100, feeReceiver);
         vm.stopPrank();
@@ -148,18 +156,25 @@ contract TokenBehaviourSecurityTest is EscrowHelpers {
         assertEq(token.balanceOf(store), storeBefore);
     }
 
-    /// @dev authorize, charge and refund on a token whose `transferFrom` (incoming) fails.
-    function _assertIncomingFailuresRevert(MockERC20 token, bytes4 expected) internal {
+    /// @dev authorize and charge through the pre-approval collector, and refund through the
+    ///      operator refund collector, on a token whose `transferFrom` (incoming) fails: each reverts
+    ///      with exactly `expected` and changes nothing.
+    function _assertIncomingFailuresRevert(MockERC20 token, bytes memory expected) internal {
         (AuthCaptureEscrow.PaymentInfo memory held,) = _heldPayments(token);
-        _breakIncoming(token);
         AuthCaptureEscrow.PaymentInfo memory fresh = _infoFor(address(token), 10e6, 13);
+        vm.startPrank(payer);
+        token.approve(address(preApprovalCollector), type(uint256).max);
+        preApprovalCollector.preApprove(fresh);
+        vm.stopPrank();
+        _breakIncoming(token);
         uint256 payerBefore = token.balanceOf(payer);
+        uint256 operatorBefore = token.balanceOf(operator);
 
         vm.startPrank(operator);
         vm.expectRevert(expected);
-        escrow.authorize(fresh, 1e6, address(pullCollector), "");
+        escrow.authorize(fresh, 1e6, address(preApprovalCollector), "");
         vm.expectRevert(expected);
-        escrow.charge(fresh, 1e6, address(pullCollector), "", 100, feeReceiver);
+        escrow.charge(fresh, 1e6, address(preApprovalCollector), "", 100, feeReceiver);
         vm.expectRevert(expected);
         escrow.refund(held, 1e6, address(refundCollector), "");
         vm.stopPrank();
@@ -167,6 +182,7 @@ contract TokenBehaviourSecurityTest is EscrowHelpers {
         assertEq(_state(fresh), abi.encode(false, 0, 0));
         assertEq(_state(held), abi.encode(true, 6e6, 4e6));
         assertEq(token.balanceOf(payer), payerBefore);
+        assertEq(token.balanceOf(operator), operatorBefore);
     }
 
     function _breakOutgoing(MockERC20 token) internal {
@@ -179,20 +195,29 @@ contract TokenBehaviourSecurityTest is EscrowHelpers {
         else revertingToken.setReverts(false, true);
     }
 
-    function test_tokenReturningFalseOnTransfer_revertsTransferFailed() public {
-        _assertOutgoingFailuresRevert(_newFalseToken(), SafeTransferLib.TransferFailed.selector);
+    /// @dev `SafeERC20FailedOperation(token)`, as OpenZeppelin's SafeERC20 reverts.
+    function _failedOperation(address token) internal pure returns (bytes memory) {
+        return abi.encodeWithSelector(SafeTokenTransfer.SafeERC20FailedOperation.selector, token);
     }
 
-    function test_tokenReturningFalseOnTransferFrom_revertsTransferFromFailed() public {
-        _assertIncomingFailuresRevert(_newFalseToken(), SafeTransferLib.TransferFromFailed.selector);
+    function test_tokenReturningFalseOnTransfer_revertsSafeERC20FailedOperation() public {
+        MockERC20 token = _newFalseToken();
+        _assertOutgoingFailuresRevert(token, _failedOperation(address(token)));
     }
 
-    function test_tokenRevertingOnTransfer_revertsTransferFailed() public {
-        _assertOutgoingFailuresRevert(_newRevertingToken(), SafeTransferLib.TransferFailed.selector);
+    function test_tokenReturningFalseOnTransferFrom_revertsSafeERC20FailedOperation() public {
+        MockERC20 token = _newFalseToken();
+        _assertIncomingFailuresRevert(token, _failedOperation(address(token)));
     }
 
-    function test_tokenRevertingOnTransferFrom_revertsTransferFromFailed() public {
-        _assertIncomingFailuresRevert(_newRevertingToken(), SafeTransferLib.TransferFromFailed.selector);
+    function test_tokenRevertingOnTransfer_bubblesTokensOwnError() public {
+        _assertOutgoingFailuresRevert(_newRevertingToken(), abi.encodeWithSelector(RevertingToken.TokenPaused.selector));
+    }
+
+    function test_tokenRevertingOnTransferFrom_bubblesTokensOwnError() public {
+        _assertIncomingFailuresRevert(
+            _newRevertingToken(), abi.encodeWithSelector(RevertingToken.TokenPaused.selector)
+        );
     }
 
     /// @dev Deploys the token whose transfers return false, as `falseToken`.
@@ -207,13 +232,117 @@ contract TokenBehaviourSecurityTest is EscrowHelpers {
         return revertingToken;
     }
 
+    /*//////////////////////////////////////////////////////////////
+                   REVERT DATA BYTE FOR BYTE, RETURN DATA
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev A held (partly captured) payment in a fresh RawResultToken, and the token.
+    function _rawTokenHeld() internal returns (RawResultToken token, AuthCaptureEscrow.PaymentInfo memory held) {
+        token = new RawResultToken();
+        _fund(token, 100e6);
+        held = _infoFor(address(token), 10e6, 30);
+        vm.startPrank(operator);
+        escrow.authorize(held, 10e6, address(pullCollector), "");
+        escrow.capture(held, 4e6, 100, feeReceiver);
+        vm.stopPrank();
+    }
+
+    function testFuzz_revertData_bubbledByteForByte(bytes memory data) public {
+        (RawResultToken token, AuthCaptureEscrow.PaymentInfo memory held) = _rawTokenHeld();
+        token.setRevert(data);
+        vm.startPrank(operator);
+        _assertHeldOperationsRevert(held, data);
+        vm.expectRevert(data);
+        escrow.authorize(_infoFor(address(token), 1e6, 31), 1e6, address(pullCollector), "");
+        vm.stopPrank();
+        assertEq(_state(held), abi.encode(true, 6e6, 4e6));
+    }
+
+    function test_revertData_longReasonString_bubbledByteForByte() public {
+        (RawResultToken token, AuthCaptureEscrow.PaymentInfo memory held) = _rawTokenHeld();
+        bytes memory reason = abi.encodeWithSignature(
+            "Error(string)",
+            "ERC20: transfer amount exceeds balance, and this reason is long enough to span several words"
+        );
+        token.setRevert(reason);
+        vm.prank(operator);
+        (bool ok, bytes memory returned) =
+            address(escrow).call(abi.encodeCall(escrow.capture, (held, 1e6, 100, feeReceiver)));
+        assertFalse(ok);
+        assertEq(returned, reason);
+    }
+
+    function test_emptyRevert_bubbledAsEmpty() public {
+        (RawResultToken token, AuthCaptureEscrow.PaymentInfo memory held) = _rawTokenHeld();
+        token.setRevert("");
+        vm.prank(operator);
+        (bool ok, bytes memory returned) = address(escrow).call(abi.encodeCall(escrow.void, (held)));
+        assertFalse(ok);
+        assertEq(returned.length, 0);
+    }
+
+    /// @dev Only the ABI word `true` is success, as in SafeERC20: 2, a short `0x01`, a zero word.
+    function test_returnDataOtherThanTrue_revertsSafeERC20FailedOperation() public {
+        bytes[4] memory bad = [abi.encode(uint256(2)), bytes(hex"01"), abi.encode(false), bytes(hex"0000000000000000000000000000000000000000000000000000000000000001ff")];
+        // The last one is a `true` word followed by a stray byte: accepted (only the first word counts).
+        for (uint256 i; i < 3; ++i) {
+            (RawResultToken token, AuthCaptureEscrow.PaymentInfo memory held) = _rawTokenHeld();
+            token.setReturn(bad[i]);
+            vm.startPrank(operator);
+            _assertHeldOperationsRevert(held, _failedOperation(address(token)));
+            vm.stopPrank();
+        }
+        (RawResultToken longTrue, AuthCaptureEscrow.PaymentInfo memory longHeld) = _rawTokenHeld();
+        longTrue.setReturn(bad[3]);
+        vm.prank(operator);
+        escrow.capture(longHeld, 1e6, 100, feeReceiver);
+        assertEq(_state(longHeld), abi.encode(true, 5e6, 5e6));
+    }
+
+    /*//////////////////////////////////////////////////////////////
+              THE ERC-3009 COLLECTOR'S ONWARD TRANSFERS FAILING
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev The payer signs for 10 of `token`; authorizing 4 makes the collector transfer 6 back to
+    ///      the payer and 4 to the store, where the token's `transfer` now fails.
+    function _assertERC3009OnwardTransferReverts(FailingUSDC token, FailingUSDC.Mode mode, bytes memory expected)
+        internal
+    {
+        AuthCaptureEscrow.PaymentInfo memory info = _infoFor(address(token), 10e6, 40);
+        token.mint(payer, 10e6);
+        bytes32 digest = receiveAuthorizationDigest(TestUSDC(address(token)), address(escrow), address(erc3009Collector), info);
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(PAYER_PK, digest);
+        token.setMode(mode);
+        vm.prank(operator);
+        vm.expectRevert(expected);
+        escrow.authorize(info, 4e6, address(erc3009Collector), abi.encodePacked(r, s, v));
+        assertEq(_state(info), abi.encode(false, 0, 0));
+        assertEq(token.balanceOf(payer), 10e6);
+    }
+
+    function test_erc3009Collector_transferReturningFalse_revertsSafeERC20FailedOperation() public {
+        FailingUSDC token = new FailingUSDC(address(this));
+        _assertERC3009OnwardTransferReverts(token, FailingUSDC.Mode.ReturnFalse, _failedOperation(address(token)));
+    }
+
+    function test_erc3009Collector_transferReverting_bubblesTokensOwnError() public {
+        FailingUSDC token = new FailingUSDC(address(this));
+        // The first onward transfer is the excess (6) back to the payer.
+        bytes memory expected =
+            abi.encodeWithSelector(FailingUSDC.TransferBlocked.selector, address(erc3009Collector), payer, 6e6);
+        _assertERC3009OnwardTransferReverts(token, FailingUSDC.Mode.Revert, expected);
+    }
+
     function test_tokenWithoutCode_isRejected() public {
         address notAToken = makeAddr("notAToken");
         AuthCaptureEscrow.PaymentInfo memory info = _infoFor(notAToken, 1e6, 14);
         address noOpCollector = _noOpCollector();
+        vm.prank(payer);
+        preApprovalCollector.preApprove(info);
         vm.startPrank(operator);
-        vm.expectRevert(SafeTransferLib.TransferFromFailed.selector);
-        escrow.authorize(info, 1e6, address(pullCollector), "");
+        // A call to an address without code "succeeds" with no return data: SafeERC20's check.
+        vm.expectRevert(_failedOperation(notAToken));
+        escrow.authorize(info, 1e6, address(preApprovalCollector), "");
         // A collector that claims success without moving anything is caught by the balance check.
         vm.expectRevert(AuthCaptureEscrow.TokenCollectionFailed.selector);
         escrow.authorize(info, 1e6, noOpCollector, "");

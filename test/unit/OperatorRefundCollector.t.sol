@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {SafeTransferLib} from "solady/utils/SafeTransferLib.sol";
+import {ERC20} from "solady/tokens/ERC20.sol";
 
 import {UnitTestBase} from "./helpers/UnitTestBase.sol";
 import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
@@ -52,7 +52,7 @@ contract OperatorRefundCollectorTest is UnitTestBase {
         vm.prank(receiver);
         usdc.approve(address(refundCollector), type(uint256).max);
         vm.prank(operator);
-        vm.expectRevert(SafeTransferLib.TransferFromFailed.selector);
+        vm.expectRevert(ERC20.InsufficientAllowance.selector);
         escrow.refund(info, 10e6, address(refundCollector), "");
         assertEq(usdc.balanceOf(receiver), 50e6);
     }
@@ -61,7 +61,7 @@ contract OperatorRefundCollectorTest is UnitTestBase {
         // 30 are held in the store for this very payment, but a refund must come from the operator.
         assertEq(usdc.balanceOf(_store()), 30e6);
         vm.prank(operator);
-        vm.expectRevert(SafeTransferLib.TransferFromFailed.selector);
+        vm.expectRevert(ERC20.InsufficientAllowance.selector);
         escrow.refund(info, 10e6, address(refundCollector), "");
     }
 
@@ -73,7 +73,7 @@ contract OperatorRefundCollectorTest is UnitTestBase {
         other.salt = 1;
         _authorizeAndCapture(other, 10e6, 10e6, 0);
         vm.prank(operator2);
-        vm.expectRevert(SafeTransferLib.TransferFromFailed.selector);
+        vm.expectRevert(ERC20.InsufficientAllowance.selector);
         escrow.refund(other, 5e6, address(refundCollector), "");
         assertEq(usdc.balanceOf(operator), 50e6);
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {SafeTransferLib} from "solady/utils/SafeTransferLib.sol";
+import {ERC20} from "solady/tokens/ERC20.sol";
 
 import {UnitTestBase} from "./helpers/UnitTestBase.sol";
 import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
@@ -186,13 +186,14 @@ contract PreApprovalPaymentCollectorTest is UnitTestBase {
         escrow.authorize(other, 10e6, address(preApprovalCollector), "");
     }
 
-    function test_collect_reverts_TransferFromFailed_when_noAllowance() public {
+    /// @dev The token's own error comes through unchanged (SafeERC20 semantics).
+    function test_collect_reverts_withTokensInsufficientAllowance_when_noAllowance() public {
         vm.prank(payer);
         usdc.approve(address(preApprovalCollector), 0);
         vm.prank(payer);
         preApprovalCollector.preApprove(info);
         vm.prank(operator);
-        vm.expectRevert(SafeTransferLib.TransferFromFailed.selector);
+        vm.expectRevert(ERC20.InsufficientAllowance.selector);
         escrow.authorize(info, 10e6, address(preApprovalCollector), "");
     }
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {SafeTransferLib} from "solady/utils/SafeTransferLib.sol";
+import {ERC20} from "solady/tokens/ERC20.sol";
 
 import {HeldPaymentTestBase} from "./helpers/UnitTestBase.sol";
 import {AuthCaptureEscrow} from "../../contracts/AuthCaptureEscrow.sol";
@@ -148,10 +148,11 @@ contract RefundTest is HeldPaymentTestBase {
         _assertRefundMisdeliveryReverts(1);
     }
 
-    function test_refund_reverts_TransferFromFailed_when_operatorHasNoAllowance() public {
+    /// @dev The token's own error comes through unchanged (SafeERC20 semantics).
+    function test_refund_reverts_withTokensInsufficientAllowance_when_operatorHasNoAllowance() public {
         vm.prank(operator);
         usdc.approve(address(refundCollector), 0);
-        _refundReverts(info, 1e6, abi.encodeWithSelector(SafeTransferLib.TransferFromFailed.selector));
+        _refundReverts(info, 1e6, abi.encodeWithSelector(ERC20.InsufficientAllowance.selector));
     }
 
     function test_refund_reverts_InvalidSender_beforeZeroAmount() public {

@@ -69,9 +69,10 @@ contract TokenStoreTest is UnitTestBase {
         assertEq(usdc.balanceOf(stranger), 3e6);
     }
 
-    function test_sendTokens_reverts_TransferFailed_when_storeLacksBalance() public {
+    /// @dev The token's own error comes through unchanged (SafeERC20 semantics).
+    function test_sendTokens_reverts_withTokensInsufficientBalance_when_storeLacksBalance() public {
         vm.prank(address(escrow));
-        vm.expectRevert(bytes4(keccak256("TransferFailed()")));
+        vm.expectRevert(abi.encodeWithSignature("InsufficientBalance()"));
         store.sendTokens(address(usdc), stranger, 71e6);
     }
 

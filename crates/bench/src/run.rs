@@ -28,7 +28,9 @@ use crate::{
     BenchSynchronous, PRICE, Result, Seed, Step, usage,
 };
 use x402_escrow_demo::{CHAIN_CLOCK_LEAD_SECS, FEE_BPS, USDC, serve_app};
-use x402_escrow_testkit::{Chain, OperatorCommand, OperatorProcess, free_port, spawn_anvil};
+use x402_escrow_testkit::{
+    Chain, OperatorCommand, OperatorProcess, Permit2Setup, free_port, spawn_anvil,
+};
 
 /// A scratch directory removed on drop (unless kept).
 pub(crate) struct Scratch {
@@ -189,7 +191,12 @@ async fn run_checked<D: BenchDatabase>(
 
     // Chain: automine while deploying and funding, then the requested block time. Anvil logs
     // every request to stdout; the testkit drains it so a closed pipe never stops (or crashes) it.
-    let chain = Chain::deploy_on(spawn_anvil(args.anvil.as_deref(), &[], true)?).await?;
+    // Permit2 when the shared fixtures are there: the bench also runs from a bare checkout.
+    let chain = Chain::deploy_with(
+        spawn_anvil(args.anvil.as_deref(), &[], true)?,
+        Permit2Setup::IfShared,
+    )
+    .await?;
     let deployment = chain.deployment.clone();
     let operator_key = chain.key(1)?;
     let merchant = chain.address(3)?;

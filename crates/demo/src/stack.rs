@@ -11,7 +11,9 @@ use x402_escrow_sdk::buyer::{AssetLimits, BuyerClient, SpendLedger, SpendPolicy}
 use x402_escrow_sdk::escrows::{EscrowDeployment, EscrowRegistry};
 use x402_escrow_sdk::merchant::{AssetConfig, OperatorClient, OperatorPayment, PaymentsConfig};
 use x402_escrow_sdk::{Amount, Network};
-use x402_escrow_testkit::{Chain, OperatorCommand, OperatorProcess, free_port, spawn_anvil};
+use x402_escrow_testkit::{
+    Chain, OperatorCommand, OperatorProcess, Permit2Setup, free_port, spawn_anvil,
+};
 
 use crate::{CHAIN_CLOCK_LEAD_SECS, DemoError, FEE_BPS, Result, USDC, format_units};
 
@@ -96,7 +98,12 @@ impl Stack {
         anvil: Option<PathBuf>,
         webhook_url: Option<String>,
     ) -> Result<Stack> {
-        let chain = Chain::deploy_on(spawn_anvil(anvil.as_deref(), &[], false)?).await?;
+        // Permit2 when the shared fixtures are there: the demo also runs from a bare checkout.
+        let chain = Chain::deploy_with(
+            spawn_anvil(anvil.as_deref(), &[], false)?,
+            Permit2Setup::IfShared,
+        )
+        .await?;
         let operator_key = chain.key(1)?;
         let payer = chain.key(2)?;
         let merchant = chain.address(3)?;
@@ -296,7 +303,10 @@ expiry_margin_secs = 60
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let payment = client
-                .get_settled(payment_id, deadline.saturating_duration_since(Instant::now()))
+                .get_settled(
+                    payment_id,
+                    deadline.saturating_duration_since(Instant::now()),
+                )
                 .await
                 .map_err(|e| DemoError::step(format!("reading payment {payment_id}"), e))?;
             let settled = payment

@@ -13,7 +13,7 @@ use x402_escrow_bindings::contracts::anvil_path;
 use x402_escrow_bindings::deploy::DEFAULT_SALT;
 use x402_escrow_bindings::{Deployment, TestUSDC, TokenInfo, deploy_all};
 
-use crate::{Error, Result};
+use crate::{Error, Result, install_permit2, permit2_json_path};
 
 /// Spawns `anvil` (the pinned toolchain's when `None`), with `args` appended. With
 /// `drain_stdout`, anvil's request log is kept and drained by a thread, so a busy node never
@@ -38,8 +38,20 @@ pub fn spawn_anvil(
     Ok(instance)
 }
 
-/// A local chain with every contract deployed (CREATE2, the default salt, anvil's own Multicall3
-/// and the test token) by dev key 0.
+/// Whether a [`Chain`] gets Uniswap Permit2 (and so the Permit2 collector).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permit2Setup {
+    /// Permit2 from the shared fixtures; an error when they are missing. What tests use.
+    Required,
+    /// Permit2 when `../shared/canonical/Permit2.json` exists next to the workspace, otherwise
+    /// none (the deployment then records no Permit2 collector). For the demo and the bench,
+    /// which also run from a checkout without the shared fixtures.
+    IfShared,
+}
+
+/// A local chain with Uniswap Permit2 at its canonical address ([`crate::install_permit2`]) and
+/// every contract deployed (CREATE2, the default salt, anvil's own Multicall3, the Permit2
+/// collector and the test token) by dev key 0.
 ///
 /// The dev keys' roles are the caller's: the tests and the demo use key 1 as the operator's
 /// signer and key 2 as the buyer, addresses 3 and 4 as the merchant's and the fee receivers.
@@ -66,10 +78,19 @@ impl Chain {
         Chain::deploy_on(spawn_anvil(None, &[], false)?).await
     }
 
-    /// The contracts deployed on a node already running (see [`spawn_anvil`]).
+    /// Permit2 placed and the contracts deployed on a node already running (see
+    /// [`spawn_anvil`]); [`Permit2Setup::Required`].
     pub async fn deploy_on(anvil: AnvilInstance) -> Result<Chain> {
+        Chain::deploy_with(anvil, Permit2Setup::Required).await
+    }
+
+    /// The contracts deployed on a node already running, Permit2 first as `permit2` says.
+    pub async fn deploy_with(anvil: AnvilInstance, permit2: Permit2Setup) -> Result<Chain> {
         let url = anvil.endpoint();
         let (deployer, admin) = dev_wallet(&anvil, 0)?;
+        if permit2 == Permit2Setup::Required || permit2_json_path().is_file() {
+            install_permit2(&admin).await?;
+        }
         let deployment = deploy_all(&admin, deployer.address(), DEFAULT_SALT, true)
             .await
             .map_err(|e| Error::Deploy(Box::new(e)))?;

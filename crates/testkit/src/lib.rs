@@ -1,7 +1,8 @@
 //! Local scaffolding shared by the operator's and the bindings' tests, the bench and the demo:
 //!
-//! - [`Chain`]: the pinned anvil with every contract deployed through the bindings, its dev
-//!   wallets and providers, and test-USDC minting;
+//! - [`Chain`]: the pinned anvil with Uniswap Permit2 at its canonical address and every
+//!   contract deployed through the bindings, its dev wallets and providers, and test-USDC minting;
+//! - [`install_permit2`]: Permit2 (from `../shared/canonical/Permit2.json`) placed on any anvil;
 //! - [`Proxy`]: a TCP proxy whose [`ProxyMode`] a test switches (an RPC endpoint or a webhook
 //!   receiver that goes away, or goes silent);
 //! - [`OperatorCommand`] / [`OperatorProcess`]: the `x402-escrow` binary as a child process on a
@@ -14,11 +15,13 @@
 
 mod chain;
 mod forge;
+mod permit2;
 mod process;
 mod proxy;
 
-pub use chain::{Chain, spawn_anvil};
+pub use chain::{Chain, Permit2Setup, spawn_anvil};
 pub use forge::deploy_script;
+pub use permit2::{install_permit2, permit2_domain_separator, permit2_json_path};
 pub use process::{OperatorCommand, OperatorProcess, free_port};
 pub use proxy::{Proxy, ProxyMode};
 
@@ -83,6 +86,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Permit2's shared code could not be read or placed at its canonical address.
+    #[error("installing Permit2: {0}")]
+    Permit2(String),
     /// The operator process stopped or did not become healthy.
     #[error("{0}")]
     Operator(String),

@@ -97,6 +97,11 @@ pub struct TransactionView {
     /// The block it was mined in.
     #[serde(default)]
     pub block_number: Option<u64>,
+    /// For a transaction that carried several payments (`execute`, `capture_batch`,
+    /// `void_batch`): the escrow call it made for this one (`authorize`, `capture`, …). Absent
+    /// for a transaction of its own, whose `kind` is the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<String>,
 }
 
 /// A failure recorded on a payment (`lastError`). Its code is the failure's own (an

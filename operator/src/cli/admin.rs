@@ -10,7 +10,7 @@ use eyre::{Context, Result, bail};
 use uuid::Uuid;
 use x402_escrow_operator::config::{Config, Secret};
 use x402_escrow_operator::lifecycle::PaymentStatus;
-use x402_escrow_operator::service::{TransactionView, payment_view};
+use x402_escrow_operator::service::{payment_view, transaction_views};
 use x402_escrow_operator::store::{NewMerchant, PaymentFilter, Store};
 use x402_escrow_sdk::merchant::DEFAULT_CAPTURE_DEADLINE_SECS;
 
@@ -213,17 +213,7 @@ pub async fn payments(config: &ConfigArgs, command: PaymentsCommand) -> Result<(
                 .get_payment(id)
                 .await
                 .wrap_err_with(|| format!("payment {id}"))?;
-            let txs = store
-                .txs_for_payment(id)
-                .await?
-                .into_iter()
-                .map(|tx| TransactionView {
-                    kind: tx.kind.as_str().to_owned(),
-                    hash: tx.mined_tx_hash,
-                    status: tx.status.as_str().to_owned(),
-                    block_number: tx.block_number,
-                })
-                .collect();
+            let txs = transaction_views(&store, id).await?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&payment_view(&payment, txs))?

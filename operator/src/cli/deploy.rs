@@ -32,7 +32,7 @@ use clap::Args;
 use eyre::{Context, Result, bail, eyre};
 use serde_json::{Map, Value};
 use x402_escrow_bindings::deploy::{
-    ANVIL_CHAIN_ID, CREATE2_DEPLOYER, DEFAULT_SALT, MULTICALL3, TEST_TOKEN_DECIMALS,
+    ANVIL_CHAIN_ID, CREATE2_DEPLOYER, DEFAULT_SALT, MULTICALL3, PERMIT2, TEST_TOKEN_DECIMALS,
     TEST_TOKEN_SYMBOL,
 };
 use x402_escrow_bindings::{
@@ -196,6 +196,9 @@ pub fn record_text(mut base: Map<String, Value>, deployment: &Deployment) -> Res
         "operatorRefundCollector".into(),
         address(deployment.operator_refund_collector),
     );
+    if let Some(a) = deployment.permit2_payment_collector {
+        base.insert("permit2PaymentCollector".into(), address(a));
+    }
     base.insert("multicall3".into(), address(deployment.multicall3));
     if let Some(a) = deployment.batch_executor {
         base.insert("batchExecutor".into(), address(a));
@@ -305,6 +308,14 @@ pub async fn run(args: DeployArgs) -> Result<()> {
             predicted.operator_refund_collector,
         ),
     ]);
+    // deploy_all deploys the Permit2 collector exactly where Permit2 has code.
+    let has_permit2 = has_code(&provider, PERMIT2).await?;
+    if has_permit2 {
+        contracts.push((
+            "Permit2PaymentCollector",
+            predicted.permit2_payment_collector,
+        ));
+    }
     contracts.extend(predicted.test_usdc.map(|a| ("TestUSDC", a)));
     let mut present = Vec::with_capacity(contracts.len());
     for (_, address) in &contracts {
@@ -343,6 +354,12 @@ pub async fn run(args: DeployArgs) -> Result<()> {
             "deployed"
         };
         println!("{name:<28} {address}  {what}");
+    }
+    if !has_permit2 {
+        println!(
+            "{:<28} not deployed: no Permit2 at {PERMIT2} on this chain",
+            "Permit2PaymentCollector"
+        );
     }
     if public_multicall3 {
         println!("{:<28} {MULTICALL3}  public singleton", "Multicall3");
@@ -416,6 +433,21 @@ mod tests {
         assert_eq!(keys, sorted_keys);
         let parsed: Deployment = serde_json::from_str(&text).unwrap();
         assert_eq!(parsed, dev_deployment());
+        assert!(!text.contains("permit2PaymentCollector"), "{text}");
+    }
+
+    #[test]
+    fn record_names_the_permit2_collector_where_it_is_deployed() {
+        let predicted = predict_addresses(DEFAULT_SALT, Address::repeat_byte(7), true, true);
+        let d = predicted.to_deployment_on(ANVIL_CHAIN_ID, true);
+        let text = record_text(Map::new(), &d).unwrap();
+        let line = format!(
+            "  \"permit2PaymentCollector\": \"{}\",",
+            predicted.permit2_payment_collector.to_checksum(None)
+        );
+        assert!(text.lines().any(|l| l == line), "{text}");
+        let parsed: Deployment = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed, d);
     }
 
     #[test]

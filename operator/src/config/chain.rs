@@ -29,8 +29,39 @@ pub struct ChainConfig {
     /// How long one JSON-RPC request may take before it is abandoned (and retried by whoever
     /// sent it). Without a limit a request on a connection that went silent never returns.
     pub rpc_timeout_secs: u64,
+    /// How the relayer learns that its transactions were mined: `push` (default) or `poll`.
+    pub receipts: ReceiptSource,
     /// The escrow event indexer.
     pub indexer: IndexerSettings,
+}
+
+/// `[chain] receipts`: how the relayer learns that its transactions were mined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReceiptSource {
+    /// Send new transactions with `eth_sendRawTransactionSync` and take the receipt from the
+    /// answer; falls back to polling for anything else, and for good on a node without the method.
+    #[default]
+    Push,
+    /// Plain `eth_sendRawTransaction` and receipt polling only.
+    Poll,
+}
+
+/// `X402_RECEIPTS` is neither `push` nor `poll`.
+#[derive(Debug, thiserror::Error)]
+#[error("expected `push` or `poll`, got {0:?}")]
+pub struct UnknownReceiptSource(String);
+
+impl std::str::FromStr for ReceiptSource {
+    type Err = UnknownReceiptSource;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "push" => Ok(ReceiptSource::Push),
+            "poll" => Ok(ReceiptSource::Poll),
+            other => Err(UnknownReceiptSource(other.to_owned())),
+        }
+    }
 }
 
 /// `[chain.indexer]`: how the escrow event indexer reads the chain.
@@ -68,6 +99,7 @@ impl Default for ChainConfig {
             start_block: 0,
             reorg_depth: 64,
             rpc_timeout_secs: 30,
+            receipts: ReceiptSource::default(),
             indexer: IndexerSettings::default(),
         }
     }

@@ -41,6 +41,7 @@ impl Config {
         env.set("X402_CONFIRMATIONS", &mut self.chain.confirmations)?;
         env.set("X402_POLL_INTERVAL_MS", &mut self.chain.poll_interval_ms)?;
         env.set("X402_START_BLOCK", &mut self.chain.start_block)?;
+        env.set("X402_RECEIPTS", &mut self.chain.receipts)?;
         if let Some(v) = env.text("X402_SIGNER_KEY") {
             self.signer.private_key = Some(Secret::new(v.trim()));
         }
@@ -62,6 +63,7 @@ impl Config {
         env.set_some("X402_FEE_RECEIVER", &mut self.fees.receiver)?;
         env.set("X402_BATCH_MAX_SIZE", &mut self.batch.max_size)?;
         env.set("X402_BATCH_MAX_WAIT_MS", &mut self.batch.max_wait_ms)?;
+        env.set("X402_BATCH_USE_EXECUTOR", &mut self.batch.use_executor)?;
         env.set("X402_AUTO_VOID", &mut self.auto_void.enabled)?;
         Ok(())
     }

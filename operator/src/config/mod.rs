@@ -32,6 +32,8 @@
 //! | `X402_FEE_RECEIVER` | `fees.receiver` |
 //! | `X402_BATCH_MAX_SIZE` | `batch.max_size` |
 //! | `X402_BATCH_MAX_WAIT_MS` | `batch.max_wait_ms` |
+//! | `X402_RECEIPTS` | `chain.receipts` (`push` / `poll`) |
+//! | `X402_BATCH_USE_EXECUTOR` | `batch.use_executor` (`true` / `false`) |
 //!
 //! Secrets ([`Secret`]) print as `[redacted]` in `Debug` and `Display`.
 //!
@@ -62,7 +64,9 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-pub use chain::{ChainConfig, ContractAddresses, IndexerSettings};
+pub use chain::{
+    ChainConfig, ContractAddresses, IndexerSettings, ReceiptSource, UnknownReceiptSource,
+};
 pub use database::DatabaseConfig;
 pub use signer::{SignerConfig, SignerSource};
 pub use tuning::{

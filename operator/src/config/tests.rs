@@ -148,6 +148,8 @@ fn environment_overrides_the_file() {
             ("X402_POLL_INTERVAL_MS", ""),
             ("X402_BATCH_MAX_SIZE", "1"),
             ("X402_BATCH_MAX_WAIT_MS", "5"),
+            ("X402_BATCH_USE_EXECUTOR", "true"),
+            ("X402_RECEIPTS", "poll"),
         ])
         .get(k)
         .cloned()
@@ -176,6 +178,8 @@ fn environment_overrides_the_file() {
     assert_eq!(c.idempotency.retention_hours, 72);
     assert!(c.auto_void.enabled);
     assert_eq!((c.batch.max_size, c.batch.max_wait_ms), (1, 5));
+    assert!(c.batch.use_executor);
+    assert_eq!(c.chain.receipts, ReceiptSource::Poll);
     // The environment key wins over the file's keystore, and is trimmed.
     match c.signer.source().unwrap() {
         Some(SignerSource::PrivateKey(k)) => {
@@ -197,6 +201,19 @@ fn bad_environment_values_name_the_variable_not_the_value() {
     assert!(
         c.apply_env(|k| (k == "X402_ESCROW").then(|| "0x12".to_string()))
             .is_err()
+    );
+    let err = c
+        .apply_env(|k| (k == "X402_RECEIPTS").then(|| "websocket".to_string()))
+        .unwrap_err();
+    assert!(err.to_string().contains("X402_RECEIPTS"), "{err}");
+    assert_eq!(c.chain.receipts, ReceiptSource::Push, "unchanged");
+    assert!(Config::from_toml_str("[chain]\nreceipts = \"sometimes\"").is_err());
+    assert_eq!(
+        Config::from_toml_str("[chain]\nreceipts = \"poll\"")
+            .unwrap()
+            .chain
+            .receipts,
+        ReceiptSource::Poll
     );
 }
 

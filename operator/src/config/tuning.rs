@@ -106,9 +106,8 @@ section! {
         /// batch that reaches `max_size` goes at once.
         pub max_wait_ms: u64 = 25,
         /// Batch through the `OperatorBatchExecutor` (delegating the signer's account to it on
-        /// start-up) when one is known. Off by default until every fault suite runs with it (see
-        /// `operator/DESIGN.md`, "The general batch path").
-        pub use_executor: bool = false,
+        /// start-up) when one is known (see `operator/DESIGN.md`, "The general batch path").
+        pub use_executor: bool = true,
         /// The executor to delegate to; default: the deployment's `batchExecutor`.
         pub executor: Option<alloy::primitives::Address> = None,
     }

@@ -484,15 +484,12 @@ mod tests {
             erc3009_payment_collector: Address::repeat_byte(2),
             pre_approval_payment_collector: None,
             operator_refund_collector: Address::repeat_byte(3),
+            permit2_payment_collector: None,
             multicall3: Address::repeat_byte(4),
             batch_executor: Some(Address::repeat_byte(5)),
             token: None,
         };
-        assert_eq!(
-            BatchOptions::from_config(&config, &deployment).executor,
-            None
-        );
-        config.batch.use_executor = true;
+        // The executor is on by default.
         let b = BatchOptions::from_config(&config, &deployment);
         assert_eq!(b.executor, Some(Address::repeat_byte(5)));
         assert_eq!(b.batch_escrows, vec![Address::repeat_byte(1)]);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, broadcast, watch};
 use uuid::Uuid;
 
-use crate::config::Config;
+use crate::config::{Config, ReceiptSource};
 use crate::store::{ChainTx, TxKind, TxStatus};
 
 /// Relayer knobs (from [`Config`] via [`RelayerOptions::from_config`]).
@@ -33,6 +33,8 @@ pub struct RelayerOptions {
     pub max_claims_per_tick: usize,
     /// Longest wait between retries while the node is failing.
     pub max_backoff: Duration,
+    /// Receipts pushed by the node (`eth_sendRawTransactionSync`) or polled (see `push.rs`).
+    pub receipts: ReceiptSource,
 }
 
 impl RelayerOptions {
@@ -49,6 +51,7 @@ impl RelayerOptions {
             gas_limit_margin_percent: config.relayer.gas_limit_margin_percent,
             max_claims_per_tick: 16,
             max_backoff: Duration::from_secs(30),
+            receipts: config.chain.receipts,
         }
     }
 }
@@ -119,6 +122,8 @@ pub struct RelayerMetrics {
     pub replacements: AtomicU64,
     /// Receipts recorded.
     pub mined: AtomicU64,
+    /// Of those, receipts the node pushed in answer to `eth_sendRawTransactionSync`.
+    pub pushed: AtomicU64,
     /// Rows that reached `final`.
     pub finalized: AtomicU64,
     /// Rows that reached `reverted` (on chain or at estimation).

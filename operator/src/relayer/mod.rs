@@ -43,6 +43,7 @@ mod fees;
 mod handle;
 mod lease;
 mod monitor;
+mod push;
 mod revert;
 mod sender;
 
@@ -136,6 +137,11 @@ pub struct Relayer {
     fee_cache: Option<(std::time::Instant, Fees)>,
     /// Chain reads shared by every row of one monitoring round (see [`PassView`]).
     view: PassView,
+    /// Sends whose receipts the node pushes (see `push.rs`).
+    push: push::Push,
+    /// The last pass left rows that only polling will settle (sent without push): look again
+    /// at once rather than a poll interval later.
+    poll_soon: bool,
 }
 
 /// How long a fee suggestion is reused for new transactions: one `eth_feeHistory` round trip
@@ -165,6 +171,7 @@ impl Relayer {
     ) -> Relayer {
         let (outcomes, _) = broadcast::channel(1024);
         let (health_tx, health_rx) = watch::channel(RelayerHealth::default());
+        let push = push::Push::new(opts.receipts, opts.bump_after);
         Relayer {
             store,
             provider,
@@ -187,6 +194,8 @@ impl Relayer {
             batch_due: None,
             fee_cache: None,
             view: PassView::default(),
+            push,
+            poll_soon: false,
         }
     }
 
@@ -263,9 +272,10 @@ impl Relayer {
                 let wait = match self.tick().await {
                     Ok(report) => {
                         backoff = self.opts.poll_interval.max(Duration::from_millis(100));
-                        if report.lease_held && report.claimed > 0 {
-                            // Just broadcast: look for the receipts at once (an automining
-                            // node has them already) instead of a poll interval later.
+                        if report.lease_held && report.claimed > 0 && self.poll_soon {
+                            // Just broadcast without push: look for the receipts at once (an
+                            // automining node has them already) instead of a poll interval
+                            // later. Pushed receipts wake the loop themselves.
                             Duration::ZERO
                         } else if report.lease_held {
                             // Come back when held rows fall due for batching.
@@ -404,13 +414,19 @@ impl Relayer {
                     )
                 })
                 .count();
+            self.push.collect();
+            self.push.retain(&rows.iter().map(|r| r.id).collect());
             let fresh: Vec<ChainTx> = rows.into_iter().filter(|r| seen.insert(r.id)).collect();
             if fresh.is_empty() {
                 break;
             }
             self.view = PassView::default();
-            for row in fresh {
-                self.drive_row(row).await?;
+            // Pushed receipts first, all in one write; rows whose send is still outstanding
+            // are the push task's until it answers.
+            for row in self.settle_pushed(fresh).await? {
+                if !self.push.is_sending(row.id) {
+                    self.drive_row(row).await?;
+                }
             }
         }
         // New work: first merge due groups of single rows into batches; younger ones stay
@@ -471,11 +487,15 @@ impl Relayer {
                 self.drive_row(row).await?;
             }
         }
-        report.in_flight = self
+        let in_flight = self
             .store
             .txs_in_flight(self.opts.chain_id, self.address())
-            .await?
-            .len();
+            .await?;
+        self.poll_soon = in_flight.iter().any(|r| {
+            matches!(r.status, TxStatus::Signed | TxStatus::Broadcast)
+                && !self.push.is_sending(r.id)
+        });
+        report.in_flight = in_flight.len();
         Ok(report)
     }
 

@@ -11,7 +11,7 @@ use alloy::rpc::types::TransactionReceipt;
 use super::fees::{self, Fees};
 use super::revert::revert_reason_of;
 use super::sender::gas_limit_of;
-use super::{Relayer, RelayerError, RelayerMetrics};
+use super::{CrashPoint, Relayer, RelayerError, RelayerMetrics};
 use crate::store::{ChainTx, MinedReceipt, StoreError, TxAttempt, TxStatus};
 
 fn ms(d: Duration) -> i64 {
@@ -25,8 +25,8 @@ impl Relayer {
             TxStatus::Reserved => {
                 self.check_lease().await?;
                 if let Some(attempt) = self.sign_reserved(&row).await? {
-                    // `send_attempt` uses only the row's id (the row is `signed` now).
-                    self.send_attempt(&row, &attempt).await?;
+                    // `hand_over` uses only the row's id (the row is `signed` now).
+                    self.hand_over(&row, &attempt).await?;
                 }
                 Ok(())
             }
@@ -111,6 +111,49 @@ impl Relayer {
         self.report_settled(&settled, 1).await?;
         self.announce(&settled);
         Ok(())
+    }
+
+    /// Settles the rows of `fresh` whose receipts the node pushed (see `push.rs`): at one
+    /// confirmation all of them `final` / `reverted` in one write, otherwise each `mined` and
+    /// watched for depth. The other rows are returned for the monitor.
+    pub(super) async fn settle_pushed(
+        &mut self,
+        fresh: Vec<ChainTx>,
+    ) -> Result<Vec<ChainTx>, RelayerError> {
+        let mut rest = Vec::with_capacity(fresh.len());
+        let mut found = Vec::new();
+        for row in fresh {
+            match self.push.take_receipt(&row) {
+                Some(receipt) => found.push((row, receipt)),
+                None => rest.push(row),
+            }
+        }
+        if found.is_empty() {
+            return Ok(rest);
+        }
+        // The node has them, the database does not know yet.
+        self.crash_point(CrashPoint::AfterBroadcast)?;
+        if self.opts.confirmations > 1 {
+            for (row, receipt) in found {
+                RelayerMetrics::inc(&self.metrics.pushed);
+                let mined = self.record_receipt(&row, &receipt).await?;
+                self.watch_mined(mined).await?;
+            }
+            return Ok(rest);
+        }
+        let mut mined = Vec::with_capacity(found.len());
+        for (row, receipt) in &found {
+            mined.push((row.id, self.mined_receipt(row, receipt).await?));
+        }
+        let settled = self.store.mark_mined_finals(&mined).await?;
+        for (row, receipt) in settled.iter().zip(&mined) {
+            RelayerMetrics::inc(&self.metrics.mined);
+            RelayerMetrics::inc(&self.metrics.pushed);
+            tracing::info!(chain_tx = %row.id, payment = ?row.payment_id, tx_hash = %receipt.1.tx_hash, block_number = receipt.1.block_number, succeeded = receipt.1.succeeded, reason = ?row.revert_reason, "mined (pushed)");
+            self.report_settled(row, 1).await?;
+            self.announce(row);
+        }
+        Ok(rest)
     }
 
     /// Feeds the metrics sink, if any, for a row that just settled at `confirmations`.

@@ -16,7 +16,7 @@ use x402_escrow_bindings::contracts::OperatorBatchExecutor as Executor;
 use super::fees::{self, Fees};
 use super::revert::revert_reason_of;
 use super::{CrashPoint, Relayer, RelayerError, RelayerMetrics};
-use crate::store::{ChainTx, NewChainTx, NewTxAttempt, TxAttempt, TxKind};
+use crate::store::{ChainTx, NewChainTx, NewTxAttempt, TxAttempt, TxKind, TxStatus};
 
 /// Node answers that mean the transaction may well be in the pool or mined already.
 const MAYBE_SENT: &[&str] = &[
@@ -189,6 +189,10 @@ impl Relayer {
             None => match self.provider.estimate_gas(self.estimate_request(tx)).await {
                 Ok(gas) => fees::with_margin(gas, self.opts.gas_limit_margin_percent),
                 Err(e) => match revert_reason_of(&e) {
+                    Some(reason) if self.earlier_unmined(nonce).await? => {
+                        tracing::info!(%reason, "gas estimate reverted while earlier transactions are unmined: estimating again once they are");
+                        return Ok(None);
+                    }
                     Some(reason) => {
                         tracing::warn!(%reason, "gas estimate reverted: not sending");
                         self.reject(tx, &reason).await?;
@@ -205,6 +209,42 @@ impl Relayer {
         tracing::info!(tx_hash = %stored.tx_hash, gas_limit, max_fee = fees.max_fee_per_gas, tip = fees.max_priority_fee_per_gas, "signed");
         self.crash_point(CrashPoint::AfterRecordAttempt)?;
         Ok(Some(stored))
+    }
+
+    /// Whether a row of this signer with a nonce below `nonce` is not mined yet: an estimate
+    /// that reverts now ran on a state without it, and may pass once it is mined (a refund
+    /// behind the refund float's `approve`), so the row waits instead of being rejected.
+    async fn earlier_unmined(&self, nonce: u64) -> Result<bool, RelayerError> {
+        Ok(self
+            .store
+            .txs_in_flight(self.opts.chain_id, self.address())
+            .await?
+            .iter()
+            .any(|r| {
+                r.nonce.is_some_and(|n| n < nonce)
+                    && matches!(
+                        r.status,
+                        TxStatus::Reserved | TxStatus::Signed | TxStatus::Broadcast
+                    )
+            }))
+    }
+
+    /// Hands a freshly signed attempt to the node: pushed (its receipt comes back through
+    /// `push.rs`) when push is on, else broadcast and recorded as before.
+    pub(super) async fn hand_over(
+        &mut self,
+        tx: &ChainTx,
+        attempt: &TxAttempt,
+    ) -> Result<(), RelayerError> {
+        if !self.push.active() {
+            return self.send_attempt(tx, attempt).await;
+        }
+        self.check_lease().await?;
+        RelayerMetrics::inc(&self.metrics.broadcasts);
+        self.push
+            .spawn(self.provider.clone(), tx.id, attempt, self.notify.clone());
+        tracing::info!(tx_hash = %attempt.tx_hash, "sent; the receipt is pushed");
+        Ok(())
     }
 
     /// The node's fee suggestion for a new transaction, reused for [`super::FEE_CACHE_TTL`].
@@ -338,6 +378,9 @@ impl Relayer {
                     // them. This row and the later ones stay `reserved`, and the pass's
                     // `reserved` step estimates them again one by one once those are sent.
                     Some(_) if !signed.is_empty() => break,
+                    // The same when an earlier group is still unmined (its receipts are being
+                    // pushed, or a block time separates them from this estimate).
+                    Some(_) if self.earlier_unmined(nonce).await? => break,
                     Some(reason) => {
                         tracing::warn!(chain_tx = %row.id, %reason, "gas estimate reverted: not sending");
                         self.reject(row, &reason).await?;
@@ -377,6 +420,17 @@ impl Relayer {
                 tracing::info!(chain_tx = %row.id, payment = ?row.payment_id, nonce = ?row.nonce, tx_hash = %attempt.tx_hash, gas_limit, max_fee = attempt.max_fee_per_gas, tip = attempt.max_priority_fee_per_gas, "signed");
             }
             self.crash_point(CrashPoint::AfterRecordAttempt)?;
+            if self.push.active() {
+                // Each in its own task, in nonce order; the receipts come back through the
+                // push channel (a node queues a nonce that arrives before its predecessor).
+                for ((row, _, _), attempt) in signed.iter().zip(&stored) {
+                    self.hand_over(row, attempt).await?;
+                }
+                return match failure {
+                    Some(e) => Err(e.into()),
+                    None => Ok(()),
+                };
+            }
             let mut accepted = Vec::with_capacity(stored.len());
             let mut maybe = Vec::new();
             for ((row, _, _), attempt) in signed.iter().zip(&stored) {

@@ -16,7 +16,7 @@ use alloy::primitives::Address;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use super::chain::{self, ChainTx, NewChainTx};
+use super::chain::{self, ChainTx, NewChainTx, TxKind};
 use super::codec::{self, Record, get_i64, get_uuid};
 use super::{Result, Store, StoreError, StoreTx, in_own_tx, in_tx};
 
@@ -299,6 +299,26 @@ impl Store {
         in_tx!(self, |tx| tx
             .claim_next_tx_holding(chain_id, signer, owner, hold)
             .await?)
+    }
+
+    /// For each batch transaction that carried a call of `payment_id`: the batch row's id and
+    /// the kind of the single row merged into it (the call it made for that payment).
+    pub async fn batch_calls_for_payment(&self, payment_id: Uuid) -> Result<Vec<(Uuid, TxKind)>> {
+        let rows = sqlx::query(
+            "SELECT m.batch_tx_id, s.kind FROM chain_tx_members m \
+             JOIN chain_txs s ON s.id = m.source_tx_id WHERE m.payment_id = $1",
+        )
+        .bind(codec::uuid(&payment_id))
+        .fetch_all(&mut *self.conn().await?)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    get_uuid(row, "batch_tx_id")?,
+                    codec::get_parsed::<TxKind>(row, "kind")?,
+                ))
+            })
+            .collect()
     }
 
     /// The signer's queued single `capture` and `void` rows that may join a batch: each is its

@@ -28,7 +28,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use x402_escrow_bindings::{AuthCaptureEscrow, PaymentInfo, TestUSDC};
-use x402_escrow_operator::config::{Config, Secret};
+use x402_escrow_operator::config::{Config, ReceiptSource, Secret};
 use x402_escrow_operator::lifecycle::PaymentStatus;
 use x402_escrow_operator::relayer::{CrashPoint, Relayer, RelayerOptions, http_provider};
 use x402_escrow_operator::runtime::{self, RunningOperator};
@@ -807,6 +807,10 @@ pub fn opts(confirmations: u64) -> RelayerOptions {
         gas_limit_margin_percent: 20,
         max_claims_per_tick: 16,
         max_backoff: Duration::from_secs(1),
+        // The polling monitor, step by step: these suites drive `tick` and assert the states
+        // each step leaves. Pushed receipts have their own tests (`relayer_push.rs`) and are
+        // what every operator process runs with (the default).
+        receipts: ReceiptSource::Poll,
     }
 }
 

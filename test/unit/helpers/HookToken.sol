@@ -5,7 +5,7 @@ import {ERC20} from "solady/tokens/ERC20.sol";
 
 /// @notice An ERC-20 that, once armed, makes one call to `hookTarget` with `hookData` from inside
 ///         its next transfer and records the outcome instead of reverting (a transfer failure would be
-///         masked by SafeTransferLib's own error). Used to probe re-entrancy from token callbacks.
+///         replaced by the hook's own revert data). Used to probe re-entrancy from token callbacks.
 contract HookToken is ERC20 {
     address public hookTarget;
     bytes public hookData;

@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {SafeTransferLib} from "solady/utils/SafeTransferLib.sol";
-
 import {AuthCaptureEscrow} from "../../../contracts/AuthCaptureEscrow.sol";
 import {MisdeliveringCollector, MockCollector} from "../../mocks/MockCollectors.sol";
+import {SafeTokenTransfer} from "../../../contracts/libraries/SafeTokenTransfer.sol";
 
 /// @notice A collector of either type that delivers `amount + delta` tokens out of its own
 ///         (pre-funded) balance, to exercise the escrow's exact-delivery check: the shared
@@ -38,6 +37,6 @@ contract UnitReentrantCollector is MockCollector {
                 revert(add(ret, 0x20), mload(ret))
             }
         }
-        SafeTransferLib.safeTransfer(info.token, store, amount);
+        SafeTokenTransfer.safeTransfer(info.token, store, amount);
     }
 }

@@ -5,7 +5,7 @@ use alloy::primitives::B256;
 use uuid::Uuid;
 
 use super::super::codec::{self, Record};
-use super::super::{Result, Store, StoreTx, in_own_tx};
+use super::super::{Result, Store, StoreError, StoreTx, in_own_tx};
 use super::outbox::{guarded, status_update};
 use super::*;
 
@@ -175,11 +175,30 @@ impl Store {
         chain_tx_id: Uuid,
         receipt: &MinedReceipt,
     ) -> Result<ChainTx> {
-        let receipt = receipt.clone();
+        let mut settled = self
+            .mark_mined_finals(&[(chain_tx_id, receipt.clone())])
+            .await?;
+        settled.pop().ok_or_else(|| StoreError::NotFound {
+            entity: "chain tx",
+            key: chain_tx_id.to_string(),
+        })
+    }
+
+    /// [`Store::mark_mined_final`] for several rows in one transaction (in the given order):
+    /// the receipts a node pushed for one group of sends settle with one write.
+    pub async fn mark_mined_finals(
+        &self,
+        receipts: &[(Uuid, MinedReceipt)],
+    ) -> Result<Vec<ChainTx>> {
+        let receipts = receipts.to_vec();
         self.grouped(move |tx| {
             Box::pin(async move {
-                tx.mark_mined(chain_tx_id, &receipt).await?;
-                tx.mark_final(chain_tx_id).await
+                let mut settled = Vec::with_capacity(receipts.len());
+                for (chain_tx_id, receipt) in &receipts {
+                    tx.mark_mined(*chain_tx_id, receipt).await?;
+                    settled.push(tx.mark_final(*chain_tx_id).await?);
+                }
+                Ok(settled)
             })
         })
         .await
