@@ -142,8 +142,9 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = BenchSynchronous::Full)]
     pub sqlite_synchronous: BenchSynchronous,
     /// Send the operator's escrow calls through its EIP-7702 batch executor
-    /// (`batch.use_executor`): one transaction carries many authorize / capture calls.
-    #[arg(long)]
+    /// (`batch.use_executor`, the operator's default): one transaction carries many authorize /
+    /// capture calls. `--executor false`: one transaction per call.
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub executor: bool,
     /// Afterwards, send this many `authorize` and as many `capture` transactions straight to
     /// anvil (no operator) to measure the node's own ceiling for them; 0 = skip.

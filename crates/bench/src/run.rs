@@ -278,11 +278,7 @@ receiver = "{fee_receiver}"
 expiry_margin_secs = 60
 {executor}
 "#,
-            executor = if args.executor {
-                "[batch]\nuse_executor = true"
-            } else {
-                ""
-            },
+            executor = format!("[batch]\nuse_executor = {}", args.executor),
             db_connections = args.db_connections,
             // Only written when not the default, so the command also drives older operators.
             synchronous = match args.sqlite_synchronous {

@@ -368,7 +368,12 @@ fn lifecycle_answer(
     payer: Address,
 ) -> SettleResponse {
     let payer_opt = Some(payer);
-    let Some(last) = view.transactions.iter().rev().find(|t| t.kind == kind) else {
+    let Some(last) = view
+        .transactions
+        .iter()
+        .rev()
+        .find(|t| super::made_call(t, kind))
+    else {
         return SettleResponse::failure(
             reasons::UNEXPECTED_SETTLE_ERROR,
             format!("no {kind} transaction recorded"),

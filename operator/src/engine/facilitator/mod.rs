@@ -45,7 +45,9 @@ use x402_escrow_sdk::network::Network;
 
 use crate::engine::Engine;
 use crate::lifecycle::{Flow, PaymentStatus};
-use crate::service::{AuthorizeRequest, ErrorCode, PaymentService, PaymentView, ServiceError};
+use crate::service::{
+    AuthorizeRequest, ErrorCode, PaymentService, PaymentView, ServiceError, TransactionView,
+};
 use crate::store::{Merchant, TxKind};
 
 /// The `auth-capture` scheme name.
@@ -262,8 +264,14 @@ fn latest_tx(view: &PaymentView, kind: &str) -> Option<B256> {
     view.transactions
         .iter()
         .rev()
-        .find(|t| t.kind == kind)
+        .find(|t| made_call(t, kind))
         .and_then(|t| t.hash)
+}
+
+/// Whether `t` made the escrow call `kind` for the payment: a transaction of that kind, or a
+/// batch (`execute`, `capture_batch`, `void_batch`) whose call for this payment it is.
+pub(super) fn made_call(t: &TransactionView, kind: &str) -> bool {
+    t.call.as_deref().unwrap_or(t.kind.as_str()) == kind
 }
 
 /// `settlement_pending` with the broadcast hash; before any broadcast (no hash yet) the same
