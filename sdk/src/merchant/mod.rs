@@ -36,7 +36,7 @@ mod terms;
 pub use challenge::EPOCH_SECS;
 pub use config::{AssetConfig, CaptureMode, PaymentRoute, PaymentsConfig, Price};
 pub use context::{PaymentContext, RequestId, X_REQUEST_ID};
-pub use layer::{PAYMENT_IDENTIFIER_REQUIRED, RouteSpecError, X402Layer, X402Service};
+pub use layer::{HOLD_FAILED, PAYMENT_IDENTIFIER_REQUIRED, RouteSpecError, X402Layer, X402Service};
 pub use operator::{AuthorizeCall, OperatorClient, OperatorError, OperatorPayment, OperatorRetry};
 pub use terms::{
     DEFAULT_CAPTURE_DEADLINE_SECS, DEFAULT_EXPIRY_MARGIN_SECS, DEFAULT_MAX_TIMEOUT_SECS,
