@@ -13,6 +13,9 @@
 //!   it so, anything else refunds the whole amount (receipt status `refunded`).
 //! - `exact` ([`PaymentsConfig::offer_exact`]): verified by the operator's `/verify` before the
 //!   handler, settled through its `/settle` only after a 2xx (a failed handler costs nothing).
+//! - Latency mode ([`PaymentRoute::latency_mode`], per route, off by default): for payments up
+//!   to the route's cap the handler runs while the hold is in flight; the response is released
+//!   only once the hold is final, and a failed hold withholds it (402, [`HOLD_FAILED`]).
 //! - [`OperatorClient`]: the operator's REST API with idempotency keys and retries.
 //!
 //! ```ignore
