@@ -244,6 +244,8 @@ async fn latency_mode_withholds_the_response_when_the_hold_reverts() {
         let token = TestUSDC::new(chain.token(), chain.provider_for(&chain.payer));
         let _pending = token
             .transfer(away, U256::from(payer0))
+            // No estimate: against the pending block, which holds the authorize, it reverts.
+            .gas(100_000)
             .max_priority_fee_per_gas(500_000_000_000)
             .max_fee_per_gas(1_000_000_000_000)
             .send()
