@@ -25,7 +25,7 @@ enum GuardState {
     /// The authorize call is in flight.
     Authorizing(AuthorizeTask),
     /// The operator accepted the payment but the hold (or charge) is not final yet.
-    Pending(OperatorPayment),
+    Pending(Box<OperatorPayment>),
     /// The hold (or charge) is final.
     Held(String),
     Done,
@@ -111,7 +111,7 @@ impl VoidGuard {
             ))),
         };
         self.state = match &result {
-            Ok(payment) if payment.is_authorizing() => GuardState::Pending(payment.clone()),
+            Ok(payment) if payment.is_authorizing() => GuardState::Pending(Box::new(payment.clone())),
             Ok(payment) => GuardState::Held(payment.id.to_string()),
             Err(_) => GuardState::Done,
         };
@@ -151,7 +151,7 @@ impl Drop for VoidGuard {
                     action = finish.kind(),
                     "request dropped while the hold is in flight; giving the money back once final"
                 );
-                runtime.spawn(release_when_final(operator, payment, release, wait));
+                runtime.spawn(release_when_final(operator, *payment, release, wait));
             }
             GuardState::Authorizing(task) => {
                 tracing::warn!(
