@@ -11,7 +11,9 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::{get, post};
 use x402_escrow_demo::{Stack, USDC};
-use x402_escrow_gateway::{self as gateway, RouteParseError, parse_route, parse_routes};
+use x402_escrow_gateway::{
+    self as gateway, RouteParseError, parse_latency_cap, parse_route, parse_routes,
+};
 
 #[test]
 fn routes_parse_strictly() {
@@ -58,6 +60,58 @@ fn routes_parse_strictly() {
         err.contains("\"GET /w=abc\"") && err.contains("price"),
         "{err}"
     );
+}
+
+#[test]
+fn latency_cap_parses_strictly_and_covers_the_routes_within_it() {
+    use clap::Parser as _;
+    assert_eq!(
+        parse_latency_cap("$0.05", 6).expect("valid").to_string(),
+        "50000"
+    );
+    assert_eq!(
+        parse_latency_cap(" 1 ", 6).expect("valid").to_string(),
+        "1000000"
+    );
+    for bad in ["", " ", "abc", "$", "$0", "0", "-1", "0.0000001"] {
+        assert!(
+            matches!(
+                parse_latency_cap(bad, 6),
+                Err(RouteParseError::LatencyCap { .. })
+            ),
+            "{bad:?}: {:?}",
+            parse_latency_cap(bad, 6)
+        );
+    }
+    let err = parse_latency_cap("abc", 6).unwrap_err().to_string();
+    assert!(err.contains("--latency-cap \"abc\""), "{err}");
+
+    // Off unless asked; on for the routes priced within the cap.
+    let mut routes = parse_routes(&["GET /cheap=$0.01".into(), "GET /dear=$1".into()], 6).unwrap();
+    assert!(routes.iter().all(|r| !r.latency_mode()), "off by default");
+    let cap = parse_latency_cap("$0.05", 6).unwrap();
+    for route in &mut routes {
+        route.latency_cap = Some(cap);
+    }
+    assert!(routes[0].latency_mode());
+    assert!(!routes[1].latency_mode(), "priced above the cap");
+
+    let argv = [
+        "gateway",
+        "--upstream",
+        "http://127.0.0.1:9",
+        "--route",
+        "GET /a=$1",
+        "--operator",
+        "http://127.0.0.1:8",
+        "--api-key",
+        "k",
+    ];
+    let off = GatewayCli::try_parse_from(argv).expect("parses");
+    assert_eq!(off.args.latency_cap, None);
+    let on = GatewayCli::try_parse_from(argv.iter().copied().chain(["--latency-cap", "$0.05"]))
+        .expect("parses");
+    assert_eq!(on.args.latency_cap.as_deref(), Some("$0.05"));
 }
 
 #[derive(Default)]

@@ -73,6 +73,18 @@ struct FakeOperator {
     next_id: AtomicUsize,
     /// `exact` nonces settled (`/verify` then says `authorization_used`).
     settled: Mutex<Vec<String>>,
+    /// The `wait` query of every authorize.
+    authorize_waits: Mutex<Vec<Option<u64>>>,
+    /// The hold stays in flight: authorize answers `202 authorizing` and every long poll waits
+    /// until [`FakeOperator::finish_hold`] names the final status (or its `wait` runs out).
+    hold_gated: AtomicBool,
+    /// The final status of a gated hold, once decided.
+    hold_outcome: Mutex<Option<String>>,
+    /// Wakes the long polls waiting on a gated hold.
+    hold_decided: tokio::sync::Notify,
+    /// What happened, in order: `handler hold_final=…` (the `/ok` and `/fail` handlers started),
+    /// `final <status>` (a long poll answered with a final status).
+    events: Mutex<Vec<String>>,
 }
 
 impl FakeOperator {
@@ -81,6 +93,20 @@ impl FakeOperator {
     }
     fn calls(&self) -> Vec<(String, String)> {
         self.calls.lock().expect("lock").clone()
+    }
+    fn events(&self) -> Vec<String> {
+        self.events.lock().expect("lock").clone()
+    }
+    fn event(&self, event: String) {
+        self.events.lock().expect("lock").push(event);
+    }
+    fn authorize_waits(&self) -> Vec<Option<u64>> {
+        self.authorize_waits.lock().expect("lock").clone()
+    }
+    /// Decides a gated hold: `authorized` or `failed`.
+    fn finish_hold(&self, status: &str) {
+        *self.hold_outcome.lock().expect("lock") = Some(status.to_owned());
+        self.hold_decided.notify_waiters();
     }
 }
 
@@ -178,11 +204,22 @@ fn error(status: u16, code: &str, message: &str) -> Response {
         .into_response()
 }
 
+/// Query of `POST /v1/payments/authorize`.
+#[derive(serde::Deserialize)]
+struct AuthorizeQuery {
+    wait: Option<u64>,
+}
+
 async fn op_authorize(
     State(fake): State<Fake>,
+    Query(query): Query<AuthorizeQuery>,
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
+    fake.authorize_waits
+        .lock()
+        .expect("lock")
+        .push(query.wait);
     let key = match begin(&fake, "authorize", &headers, &body) {
         Ok(key) => key,
         Err(response) => return response,
@@ -211,7 +248,7 @@ async fn op_authorize(
         let answer = charge_json(&id, false, request_id.as_deref());
         return remember(&fake, key, body, 201, answer);
     }
-    if fake.authorizing_first.load(Ordering::SeqCst) {
+    if fake.authorizing_first.load(Ordering::SeqCst) || fake.hold_gated.load(Ordering::SeqCst) {
         let answer = payment_json(
             &id,
             "authorizing",
@@ -344,6 +381,9 @@ async fn op_get(
 ) -> Response {
     fake.gets.fetch_add(1, Ordering::SeqCst);
     fake.get_waits.lock().expect("lock").push(query.wait);
+    if fake.hold_gated.load(Ordering::SeqCst) {
+        return gated_hold(&fake, &id, query.wait.unwrap_or(0)).await;
+    }
     Json(payment_json(
         &id,
         "authorized",
@@ -351,6 +391,34 @@ async fn op_get(
         None,
     ))
     .into_response()
+}
+
+/// A long poll of a gated hold: answered with the final status once decided, or `authorizing`
+/// when `wait` seconds run out first.
+async fn gated_hold(fake: &FakeOperator, id: &str, wait: u64) -> Response {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    loop {
+        let decided = fake.hold_decided.notified();
+        tokio::pin!(decided);
+        decided.as_mut().enable();
+        let outcome = fake.hold_outcome.lock().expect("lock").clone();
+        if let Some(status) = outcome {
+            fake.event(format!("final {status}"));
+            let mut payment = payment_json(id, &status, &[("authorize", AUTH_TX)], None);
+            if status == "failed" {
+                payment["lastError"] = json!({
+                    "code": "authorize_reverted",
+                    "message": "ERC20: transfer amount exceeds balance"
+                });
+                payment["amounts"]["authorized"] = json!("0");
+            }
+            return Json(payment).into_response();
+        }
+        if tokio::time::timeout_at(deadline, decided).await.is_err() {
+            let payment = payment_json(id, "authorizing", &[("authorize", AUTH_TX)], None);
+            return Json(payment).into_response();
+        }
+    }
 }
 
 async fn start_operator() -> (Fake, String) {
@@ -391,6 +459,11 @@ fn config() -> PaymentsConfig {
 }
 
 async fn start(tweak: impl FnOnce(&mut PaymentsConfig)) -> Env {
+    start_route(tweak, PaymentRoute::new("$0.01")).await
+}
+
+/// [`start`] with the paid routes charged as `route` (described `test resource`).
+async fn start_route(tweak: impl FnOnce(&mut PaymentsConfig), route: PaymentRoute) -> Env {
     let (fake, operator_url) = start_operator().await;
     let operator = OperatorClient::new(operator_url, "test-key").with_retry(OperatorRetry {
         attempts: 3,
@@ -411,12 +484,14 @@ async fn start(tweak: impl FnOnce(&mut PaymentsConfig)) -> Env {
         handled.clone(),
         handled.clone(),
     );
+    let (f1, f2) = (fake.clone(), fake.clone());
     let app = Router::new()
         .route(
             "/ok",
             get(
                 move |Extension(ctx): Extension<PaymentContext>,
                       Extension(rid): Extension<RequestId>| async move {
+                    f1.event(format!("handler hold_final={}", ctx.hold_final));
                     count(&h1);
                     format!("paid content {} {} {}", ctx.payment_id, ctx.amount, rid)
                 },
@@ -424,7 +499,8 @@ async fn start(tweak: impl FnOnce(&mut PaymentsConfig)) -> Env {
         )
         .route(
             "/fail",
-            get(move || async move {
+            get(move |Extension(ctx): Extension<PaymentContext>| async move {
+                f2.event(format!("handler hold_final={}", ctx.hold_final));
                 count(&h2);
                 (StatusCode::INTERNAL_SERVER_ERROR, "broken")
             }),
@@ -455,7 +531,7 @@ async fn start(tweak: impl FnOnce(&mut PaymentsConfig)) -> Env {
                 "hung"
             }),
         )
-        .route_layer(payments.paid(PaymentRoute::new("$0.01").description("test resource")))
+        .route_layer(payments.paid(route.description("test resource")))
         .route("/free", get(|| async { "free" }));
     let url = serve(app).await;
     Env { fake, url, handled }
@@ -1210,4 +1286,235 @@ async fn exact_is_verified_then_settled_only_after_success() {
     assert_eq!(env.handled.load(Ordering::SeqCst), 3);
     // No escrow call at all.
     assert!(env.fake.calls().is_empty());
+}
+
+// ---------------------------------------------------------------- latency mode
+
+/// A route of $0.01 in latency mode for payments up to `cap`.
+fn latency_route(cap: &str) -> PaymentRoute {
+    PaymentRoute::new("$0.01").latency_mode(cap)
+}
+
+/// Sends the paid request in a task of its own, so the test can act while it is in flight.
+fn pay_in_background(url: &str, header: String) -> tokio::task::JoinHandle<reqwest::Response> {
+    let url = url.to_owned();
+    tokio::spawn(async move { pay(&url, &header).await })
+}
+
+/// Polls `done` every 10 ms for up to 5 s.
+async fn until(done: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+/// The 402 challenge's `error`.
+fn challenge_error(response: &reqwest::Response) -> String {
+    let header = response
+        .headers()
+        .get(codec::PAYMENT_REQUIRED)
+        .expect("PAYMENT-REQUIRED");
+    codec::decode_payment_required(header.as_bytes())
+        .expect("decodes")
+        .error
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn latency_mode_runs_the_handler_while_the_hold_is_in_flight_and_captures_once_authorized() {
+    let env = start_route(|_| {}, latency_route("$0.01")).await;
+    env.fake.hold_gated.store(true, Ordering::SeqCst);
+    let url = format!("{}/ok", env.url);
+    let request = pay_in_background(&url, signed_payment(&url, None).await);
+    assert!(
+        until(|| env.handled.load(Ordering::SeqCst) == 1).await,
+        "the handler runs while the hold is in flight"
+    );
+    // The handler is done, the hold is not: the response is held back.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!request.is_finished(), "released before the hold is final");
+    assert_eq!(env.fake.executed(), vec!["authorize"]);
+    env.fake.finish_hold("authorized");
+    let response = request.await.expect("join");
+    assert_eq!(response.status(), 200);
+    let (settle, info) = receipt(&response);
+    assert_eq!(info.status.as_deref(), Some("captured"));
+    assert_eq!(settle.transaction, Some(CAPTURE_TX));
+    let body = response.text().await.expect("body");
+    assert!(body.starts_with("paid content "), "{body}");
+    assert_eq!(
+        env.fake.events(),
+        vec!["handler hold_final=false", "final authorized"]
+    );
+    // Asked without waiting, then one long poll.
+    assert_eq!(env.fake.authorize_waits(), vec![Some(0)]);
+    assert_eq!(env.fake.gets.load(Ordering::SeqCst), 1);
+    assert_eq!(env.fake.executed(), vec!["authorize", "capture"]);
+}
+
+#[tokio::test]
+async fn latency_mode_withholds_the_response_when_the_hold_fails() {
+    let env = start_route(|_| {}, latency_route("$0.01")).await;
+    env.fake.hold_gated.store(true, Ordering::SeqCst);
+    let url = format!("{}/ok", env.url);
+    let request = pay_in_background(&url, signed_payment(&url, None).await);
+    assert!(until(|| env.handled.load(Ordering::SeqCst) == 1).await);
+    env.fake.finish_hold("failed");
+    let response = request.await.expect("join");
+    assert_eq!(response.status(), 402);
+    assert!(
+        response.headers().get(codec::PAYMENT_RESPONSE).is_none(),
+        "no receipt: nothing was paid"
+    );
+    let error = challenge_error(&response);
+    assert!(
+        error.starts_with("hold_failed: ") && error.contains("authorize_reverted"),
+        "{error}"
+    );
+    let body = response.text().await.expect("body");
+    assert!(!body.contains("paid content"), "the handler's body leaked: {body}");
+    assert_eq!(
+        env.fake.events(),
+        vec!["handler hold_final=false", "final failed"]
+    );
+    // Nothing held, so nothing captured and nothing to void.
+    assert_eq!(env.fake.executed(), vec!["authorize"]);
+}
+
+#[tokio::test]
+async fn latency_mode_stops_a_running_handler_when_the_hold_fails() {
+    let env = start_route(
+        |c| c.handler_timeout = Duration::from_secs(30),
+        latency_route("$0.01"),
+    )
+    .await;
+    env.fake.hold_gated.store(true, Ordering::SeqCst);
+    let url = format!("{}/hang", env.url);
+    let request = pay_in_background(&url, signed_payment(&url, None).await);
+    assert!(until(|| env.handled.load(Ordering::SeqCst) == 1).await);
+    let failed_at = Instant::now();
+    env.fake.finish_hold("failed");
+    let response = request.await.expect("join");
+    // The handler would take 3 s; the buyer gets the refusal without waiting for it.
+    assert!(
+        failed_at.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        failed_at.elapsed()
+    );
+    assert_eq!(response.status(), 402);
+    assert!(challenge_error(&response).starts_with("hold_failed: "));
+    assert_eq!(env.fake.executed(), vec!["authorize"]);
+}
+
+#[tokio::test]
+async fn latency_mode_voids_a_failed_handler_once_authorized() {
+    let env = start_route(|_| {}, latency_route("$0.01")).await;
+    env.fake.hold_gated.store(true, Ordering::SeqCst);
+    let url = format!("{}/fail", env.url);
+    let request = pay_in_background(&url, signed_payment(&url, None).await);
+    assert!(until(|| env.handled.load(Ordering::SeqCst) == 1).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(env.fake.executed(), vec!["authorize"], "no void before final");
+    env.fake.finish_hold("authorized");
+    let response = request.await.expect("join");
+    assert_eq!(response.status(), 500);
+    let (settle, info) = receipt(&response);
+    assert_eq!(info.status.as_deref(), Some("voided"));
+    assert_eq!(settle.transaction, Some(VOID_TX));
+    assert_eq!(env.fake.executed(), vec!["authorize", "void"]);
+}
+
+#[tokio::test]
+async fn latency_mode_client_disconnect_voids_once_the_hold_is_final() {
+    let env = start_route(
+        |c| c.handler_timeout = Duration::from_secs(30),
+        latency_route("$0.01"),
+    )
+    .await;
+    env.fake.hold_gated.store(true, Ordering::SeqCst);
+    let url = format!("{}/hang", env.url);
+    let header = signed_payment(&url, None).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(400))
+        .build()
+        .expect("client");
+    let result = client
+        .get(&url)
+        .header(codec::PAYMENT_SIGNATURE, header)
+        .send()
+        .await;
+    assert!(result.is_err(), "the client gave up");
+    assert_eq!(env.handled.load(Ordering::SeqCst), 1);
+    // The hold is in flight: a void now would be refused (`payment_busy`), and that refusal
+    // replayed to every later void with the same key. The guard waits.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(env.fake.executed(), vec!["authorize"]);
+    env.fake.finish_hold("authorized");
+    assert!(wait_for(&env.fake, "void").await, "voided once final");
+    assert_eq!(env.fake.executed(), vec!["authorize", "void"]);
+}
+
+/// The normal path under a gated hold: the handler waits for `authorized`, then runs.
+async fn assert_normal_path(env: &Env) {
+    env.fake.hold_gated.store(true, Ordering::SeqCst);
+    let url = format!("{}/ok", env.url);
+    let request = pay_in_background(&url, signed_payment(&url, None).await);
+    assert!(
+        until(|| env.fake.gets.load(Ordering::SeqCst) == 1).await,
+        "the layer long-polls the hold"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        env.handled.load(Ordering::SeqCst),
+        0,
+        "the handler ran before the hold was final"
+    );
+    env.fake.finish_hold("authorized");
+    let response = request.await.expect("join");
+    assert_eq!(response.status(), 200);
+    let (_, info) = receipt(&response);
+    assert_eq!(info.status.as_deref(), Some("captured"));
+    assert_eq!(
+        env.fake.events(),
+        vec!["final authorized", "handler hold_final=true"]
+    );
+    // The operator's own wait, not latency mode's zero.
+    assert_eq!(env.fake.authorize_waits(), vec![None]);
+    assert_eq!(env.fake.executed(), vec!["authorize", "capture"]);
+}
+
+#[tokio::test]
+async fn latency_mode_above_its_cap_takes_the_normal_path() {
+    // The route costs $0.01; latency mode covers payments up to half a cent.
+    let env = start_route(|_| {}, latency_route("$0.005")).await;
+    assert_normal_path(&env).await;
+}
+
+#[tokio::test]
+async fn latency_mode_is_off_by_default() {
+    assert_eq!(PaymentRoute::new("$0.01").latency_cap, None);
+    let env = start(|_| {}).await;
+    assert_normal_path(&env).await;
+}
+
+#[tokio::test]
+async fn latency_mode_verification_refusal_never_runs_the_handler() {
+    let env = start_route(|_| {}, latency_route("$0.01")).await;
+    *env.fake.reject.lock().expect("lock") = Some("invalid_signature".to_owned());
+    let url = format!("{}/ok", env.url);
+    let response = pay(&url, &signed_payment(&url, None).await).await;
+    assert_eq!(response.status(), 402);
+    assert_eq!(
+        challenge_error(&response),
+        "invalid_signature: refused by the fake"
+    );
+    assert_eq!(env.handled.load(Ordering::SeqCst), 0);
+    assert!(env.fake.events().is_empty(), "{:?}", env.fake.events());
+    assert_eq!(env.fake.authorize_waits(), vec![Some(0)]);
+    assert_eq!(env.fake.executed(), vec!["authorize"]);
 }

@@ -80,6 +80,13 @@ pub struct GatewayArgs {
     /// long; it must exceed the operator's `auto_void.expiry_margin_secs`).
     #[arg(long)]
     pub max_timeout_secs: Option<u64>,
+    /// Latency mode for every route priced at most this (`$0.05` or `0.05`; off by default):
+    /// the request is forwarded while the hold is on its way to the chain, and the upstream's
+    /// response is released only once the hold is final (a hold that fails withholds it: 402
+    /// `hold_failed`). The upstream's work is done before the money is held; routes priced above
+    /// the cap hold first, as without it.
+    #[arg(long)]
+    pub latency_cap: Option<String>,
     /// How long the upstream may take before the payment is voided (seconds).
     #[arg(long, default_value_t = 30)]
     pub timeout_secs: u64,

@@ -6,7 +6,8 @@
 //! otherwise (an unreachable upstream answers 502, so it voids too). Unlisted routes pass
 //! through free. What the gateway offers (network, token, escrow, fee, time windows, `payTo`) is
 //! read from the operator's terms ([`fetch_terms`]); [`GatewayArgs`] overrides are checked
-//! against them ([`payments_config`]).
+//! against them ([`payments_config`]). `--latency-cap` puts the routes priced within it in the
+//! layer's latency mode ([`PaymentRoute::latency_mode`](x402_escrow_sdk::merchant::PaymentRoute::latency_mode)).
 #![warn(missing_docs)]
 
 mod args;
@@ -24,7 +25,9 @@ use x402_escrow_sdk::network::NetworkError;
 
 pub use args::{FlowArg, GatewayArgs, fetch_terms, payments_config};
 pub use proxy::{router, serve};
-pub use routes::{RouteParseError, RouteSpec, layer, parse_route, parse_routes};
+pub use routes::{
+    RouteParseError, RouteSpec, layer, parse_latency_cap, parse_route, parse_routes,
+};
 
 /// Why the gateway could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +106,13 @@ pub async fn run(args: GatewayArgs) -> Result<(), GatewayError> {
     let operator = OperatorClient::new(args.operator.clone(), args.api_key.clone());
     let terms = fetch_terms(&operator, Duration::from_secs(args.operator_wait_secs)).await?;
     let config = payments_config(&args, &terms)?;
-    let routes = parse_routes(&args.routes, config.asset.decimals)?;
+    let mut routes = parse_routes(&args.routes, config.asset.decimals)?;
+    if let Some(cap) = &args.latency_cap {
+        let cap = parse_latency_cap(cap, config.asset.decimals)?;
+        for route in &mut routes {
+            route.latency_cap = Some(cap);
+        }
+    }
     let payments = layer(operator, config.clone(), &routes)?;
     let app = router(
         &args.upstream,
@@ -139,10 +148,15 @@ pub async fn run(args: GatewayArgs) -> Result<(), GatewayError> {
     );
     for route in &routes {
         println!(
-            "  paid       {} = {} ({} units)",
+            "  paid       {} = {} ({} units){}",
             route.spec(),
             route.price,
-            route.amount
+            route.amount,
+            if route.latency_mode() {
+                ", latency mode"
+            } else {
+                ""
+            }
         );
     }
     println!("  free       every other request");

@@ -17,12 +17,20 @@ pub struct RouteSpec {
     pub price: String,
     /// The price in atomic units.
     pub amount: Amount,
+    /// Latency mode's cap in atomic units (`None`: off), from `--latency-cap`: the route runs in
+    /// latency mode when its price is at most the cap.
+    pub latency_cap: Option<Amount>,
 }
 
 impl RouteSpec {
     /// `"GET /path"`.
     pub fn spec(&self) -> String {
         format!("{} {}", self.method, self.path)
+    }
+
+    /// Whether this route's payments run in latency mode (its price is within the cap).
+    pub fn latency_mode(&self) -> bool {
+        self.latency_cap.is_some_and(|cap| self.amount <= cap)
     }
 }
 
@@ -63,6 +71,14 @@ pub enum RouteParseError {
     /// The same method and path twice.
     #[error("route {0:?} is listed twice")]
     Duplicate(String),
+    /// `--latency-cap` does not parse or is zero.
+    #[error("--latency-cap {cap:?} is not a positive amount ($0.05, 0.05): {reason}")]
+    LatencyCap {
+        /// The cap as written.
+        cap: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
@@ -108,7 +124,28 @@ pub fn parse_route(spec: &str, decimals: u8) -> Result<RouteSpec, RouteParseErro
         path: path.to_owned(),
         price: price.to_owned(),
         amount,
+        latency_cap: None,
     })
+}
+
+/// Parses `--latency-cap` (`$0.05` or `0.05`, converted with `decimals`) strictly: a positive
+/// amount.
+pub fn parse_latency_cap(cap: &str, decimals: u8) -> Result<Amount, RouteParseError> {
+    let error = |reason: String| RouteParseError::LatencyCap {
+        cap: cap.to_owned(),
+        reason,
+    };
+    let text = cap.trim();
+    if text.is_empty() {
+        return Err(error("empty".into()));
+    }
+    let amount = Price::usd(text)
+        .resolve(decimals)
+        .map_err(|e| error(e.to_string()))?;
+    if amount == Amount::ZERO {
+        return Err(error("zero (leave --latency-cap out to keep latency mode off)".into()));
+    }
+    Ok(amount)
 }
 
 /// Parses every `--route`, refusing duplicates.
@@ -135,11 +172,12 @@ pub fn layer(
 ) -> Result<X402Layer, GatewayError> {
     let mut layer = X402Layer::new(operator, config);
     for route in routes {
+        let mut paid = PaymentRoute::new(Price::Atomic(route.amount));
+        if let Some(cap) = route.latency_cap {
+            paid = paid.latency_mode(Price::Atomic(cap));
+        }
         layer = layer
-            .route(
-                &route.spec(),
-                PaymentRoute::new(Price::Atomic(route.amount)),
-            )
+            .route(&route.spec(), paid)
             .map_err(|source| GatewayError::Route {
                 route: route.spec(),
                 source,

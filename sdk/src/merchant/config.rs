@@ -184,6 +184,9 @@ pub struct PaymentRoute {
     pub mime_type: Option<String>,
     /// The `auth-capture` payment flow of this route (`None`: [`PaymentsConfig::payment_flow`]).
     pub flow: Option<PaymentFlow>,
+    /// Latency mode and its amount cap (`None`: off, the default). See
+    /// [`latency_mode`](Self::latency_mode).
+    pub latency_cap: Option<Price>,
 }
 
 impl PaymentRoute {
@@ -194,6 +197,7 @@ impl PaymentRoute {
             description: None,
             mime_type: None,
             flow: None,
+            latency_cap: None,
         }
     }
 
@@ -214,6 +218,44 @@ impl PaymentRoute {
     pub fn flow(mut self, flow: PaymentFlow) -> Self {
         self.flow = Some(flow);
         self
+    }
+
+    /// Turns on latency mode for payments of at most `cap` (off by default).
+    ///
+    /// In latency mode the layer asks the operator for the hold without waiting for it
+    /// (`wait=0`: the operator answers once verification and the `eth_call` simulation passed
+    /// and the transaction is queued), and runs the handler while the hold is on its way to the
+    /// chain. The handler's response is released only once the hold is final: `authorized` → as
+    /// usual (2xx captures, anything else voids, receipt attached); a hold that fails → the
+    /// response is dropped and the buyer gets the 402 challenge again with `error`
+    /// `hold_failed: …` (nothing was held, so nothing is captured). A payment the operator refuses
+    /// at verification never reaches the handler. The handler sees
+    /// [`PaymentContext::hold_final`](super::PaymentContext::hold_final) `false`.
+    ///
+    /// What it buys: the latency the payment adds is about `max(handler, authorize)` instead of
+    /// their sum. What it risks: the handler's work is done before the money is held, and a
+    /// hold that fails after passing simulation (the payer moved the funds, a reorg, an outage)
+    /// wastes that work. The cap bounds what one such request can cost: a payment above it takes
+    /// the normal path (hold first, then the handler). A cap that does not convert with the
+    /// asset's decimals leaves every payment on the normal path (logged as an error).
+    pub fn latency_mode(mut self, cap: impl Into<Price>) -> Self {
+        self.latency_cap = Some(cap.into());
+        self
+    }
+
+    /// Whether a payment of `amount` runs in latency mode on this route (`decimals`: the
+    /// asset's, to convert the cap): latency mode is on and `amount` is at most the cap.
+    pub fn latency_mode_for(&self, amount: Amount, decimals: u8) -> bool {
+        let Some(cap) = &self.latency_cap else {
+            return false;
+        };
+        match cap.resolve(decimals) {
+            Ok(cap) => amount <= cap,
+            Err(error) => {
+                tracing::error!(%error, ?cap, "latency-mode cap does not convert; normal path");
+                false
+            }
+        }
     }
 
     /// The flow this route offers under `config`.

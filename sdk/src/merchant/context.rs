@@ -25,4 +25,10 @@ pub struct PaymentContext {
     pub network: Network,
     /// The request id.
     pub request_id: RequestId,
+    /// Whether the hold (or charge) was final on chain when the handler started. `false` only in
+    /// latency mode ([`PaymentRoute::latency_mode`](super::PaymentRoute::latency_mode)): the
+    /// handler runs while the hold is in flight, and its response reaches the buyer only if the
+    /// hold becomes final; a handler may defer irreversible side effects accordingly. `true` for
+    /// `exact` (verified before the handler, settled after it).
+    pub hold_final: bool,
 }

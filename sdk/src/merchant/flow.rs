@@ -12,7 +12,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::primitives::B256;
+use alloy::primitives::{Address, B256};
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
 use futures_util::FutureExt as _;
@@ -24,10 +24,13 @@ use super::context::{PaymentContext, RequestId};
 use super::layer::Shared;
 use super::operator::{AuthorizeCall, OperatorClient, OperatorPayment, payer_of};
 use super::read::Paid;
-use super::read::{Read, authorize_failed, challenge_response, read_payment};
+use super::layer::HOLD_FAILED;
+use super::read::{Read, authorize_failed, challenge_response, read_payment, refusal};
 use super::settle::{self, Finish, ReceiptFacts, Release, VoidGuard};
+use crate::amount::Amount;
 use crate::buyer::unix_now;
 use crate::facilitator::{SettleResponse, VerifyRequest};
+use crate::network::Network;
 use crate::schemes::EXACT;
 use crate::schemes::auth_capture::PaymentFlow;
 use crate::wire::ResourceInfo;
@@ -87,6 +90,7 @@ pub(crate) async fn paid<S: Handler>(
     } else {
         Release::Void
     };
+    let latency = route.latency_mode_for(amount, config.asset.decimals);
     let scope = match paid.payload.payment_id() {
         Some(id) => format!("payment-identifier:{id}"),
         None => format!("request-id:{request_id}"),
@@ -96,126 +100,287 @@ pub(crate) async fn paid<S: Handler>(
         payment_requirements: paid.requirements.clone(),
         request_id: Some(request_id.to_string()),
         idempotency_scope: scope,
-        wait_seconds: config.authorize_wait_secs,
+        // Latency mode: answered once verified, simulated and queued (`202 authorizing`).
+        wait_seconds: if latency {
+            Some(0)
+        } else {
+            config.authorize_wait_secs
+        },
     };
     let operator = shared.operator.clone();
     let task = tokio::spawn(async move { operator.authorize(&call).await });
-    let mut guard = VoidGuard::authorizing(shared.operator.clone(), task, release);
+    let mut guard = VoidGuard::authorizing(
+        shared.operator.clone(),
+        task,
+        release,
+        authorize_wait(config),
+    );
+    // A refusal (verification, simulation) or an unreachable operator: the handler never runs.
     let mut payment = match guard.authorized().await {
         Ok(payment) => payment,
         Err(error) => {
             return Ok(authorize_failed(config, &route, &resource, now, &error));
         }
     };
-    if payment.is_authorizing() {
-        payment = wait_authorized(&shared.operator, payment, config).await;
-    }
     let span = tracing::Span::current();
     span.record("payment_id", tracing::field::display(payment.id));
     span.record(
         "payment_hash",
         tracing::field::display(payment.payment_hash),
     );
-    let network = paid.requirements.network;
+    let terms = Terms {
+        charge,
+        release,
+        amount,
+        payer,
+        network: paid.requirements.network,
+        v1: paid.v1,
+        capture_mode: config.capture_mode,
+    };
+    let answer = Answer {
+        config,
+        route: &route,
+        resource: &resource,
+        now,
+    };
+    if latency && payment.is_authorizing() {
+        tracing::info!(%amount, "latency mode: the handler runs while the hold is in flight");
+        return overlapped(
+            &shared, inner, request, request_id, &paid, payment, guard, &terms, &answer,
+        )
+        .await;
+    }
     if payment.is_authorizing() {
-        // Still not on chain: the buyer retries the same payment, which replays.
-        guard.disarm();
-        let mut response = challenge::error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "settlement_pending",
-            "the hold is not confirmed yet; retry the same payment",
-        );
-        let kind = if charge { "charge" } else { "authorize" };
-        if let (Some(tx), Some(payer)) = (payment.tx_hash(kind), payer) {
-            settle::attach_receipt(
-                &mut response,
-                &SettleResponse::pending(tx, network, payer),
-                paid.v1,
-            );
-        }
+        payment = wait_authorized(&shared.operator, payment, config).await;
+    }
+    if let Some(response) = unusable(&shared.operator, &payment, &mut guard, &terms, &answer, false) {
         return Ok(response);
     }
-    // A replayed authorization of an already captured payment runs the handler again; the
-    // capture then replays too. A charge is usable while it is captured (a refunded one is not).
-    let usable = if charge {
+    tracing::info!(%amount, "payment authorized");
+    let payment_id = payment.id.to_string();
+    guard.held(payment_id.clone());
+    hand_over(
+        &mut request,
+        request_id,
+        &paid,
+        payment_id,
+        payment.payment_hash,
+        true,
+    );
+    let outcome = run_handler(&mut inner, request, config.handler_timeout).await;
+    guard.disarm();
+    settle_outcome(&shared.operator, &payment, outcome, &terms).await
+}
+
+/// What a paid `auth-capture` request settles with.
+struct Terms {
+    /// Flow `authorization`: charged before the handler, refunded on failure.
+    charge: bool,
+    /// How the money goes back.
+    release: Release,
+    amount: Amount,
+    payer: Option<Address>,
+    network: Network,
+    /// Answer in x402 v1.
+    v1: bool,
+    capture_mode: CaptureMode,
+}
+
+/// What the 402 challenge of a refused payment is built from.
+struct Answer<'a> {
+    config: &'a PaymentsConfig,
+    route: &'a PaymentRoute,
+    resource: &'a ResourceInfo,
+    now: u64,
+}
+
+impl Answer<'_> {
+    /// The challenge again, with `error`.
+    fn challenge(&self, error: String) -> Response<Body> {
+        challenge_response(
+            self.config,
+            self.route,
+            self.resource,
+            self.now,
+            Some(error),
+        )
+    }
+}
+
+/// Whether the handler's response may be released for `payment` (final): a hold that is
+/// `authorized`, or a replayed authorization of a payment already (partially) captured (its
+/// capture then replays too); a charge while it is `captured` (a refunded one is not).
+fn usable(payment: &OperatorPayment, charge: bool) -> bool {
+    if charge {
         payment.status == PaymentStatus::Captured
     } else {
         matches!(
             payment.status,
             PaymentStatus::Authorized | PaymentStatus::Captured | PaymentStatus::PartiallyCaptured
         )
-    };
-    if !usable {
-        guard.disarm();
-        let code = payment
-            .last_error
-            .as_ref()
-            .map(|e| e.code.clone())
-            .unwrap_or_else(|| format!("payment_{}", payment.status));
-        return Ok(challenge_response(
-            config,
-            &route,
-            &resource,
-            now,
-            Some(code),
-        ));
     }
-    tracing::info!(%amount, "payment authorized");
+}
+
+/// The answer when `payment` cannot pay for the response (`None`: it can). Still in flight →
+/// `503 settlement_pending` with the pending receipt (the buyer retries the same payment, which
+/// replays); settled otherwise → the challenge again naming why (`hold_failed: …` when the
+/// handler already ran, in latency mode). Disarms the guard either way: a hold in flight is left
+/// to the buyer's retry (or the capture-deadline auto-void), and a failed one holds nothing.
+fn unusable(
+    operator: &OperatorClient,
+    payment: &OperatorPayment,
+    guard: &mut VoidGuard,
+    terms: &Terms,
+    answer: &Answer<'_>,
+    handler_ran: bool,
+) -> Option<Response<Body>> {
+    if payment.is_authorizing() {
+        guard.disarm();
+        let mut response = challenge::error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "settlement_pending",
+            "the hold is not confirmed yet; retry the same payment",
+        );
+        let kind = if terms.charge { "charge" } else { "authorize" };
+        if let (Some(tx), Some(payer)) = (payment.tx_hash(kind), terms.payer) {
+            settle::attach_receipt(
+                &mut response,
+                &SettleResponse::pending(tx, terms.network, payer),
+                terms.v1,
+            );
+        }
+        return Some(response);
+    }
+    if usable(payment, terms.charge) {
+        return None;
+    }
+    guard.disarm();
+    let code = payment
+        .last_error
+        .as_ref()
+        .map(|e| e.code.clone())
+        .unwrap_or_else(|| format!("payment_{}", payment.status));
+    if !handler_ran {
+        return Some(answer.challenge(code));
+    }
+    tracing::warn!(%code, status = %payment.status, "latency mode: the hold failed; the handler's response is dropped");
+    if terms.release.applies_to(payment.status) {
+        // Not reachable from `authorizing` directly, but a hold that is somehow still in escrow
+        // goes back to the payer rather than waiting for the auto-void.
+        let operator = operator.clone();
+        let id = payment.id.to_string();
+        let finish = terms.release.finish();
+        tokio::spawn(async move { settle::finish(&operator, &id, finish).await });
+    }
+    Some(answer.challenge(refusal(
+        HOLD_FAILED,
+        &format!(
+            "the hold did not go through ({code}, payment {}); nothing was charged and the response was withheld",
+            payment.status
+        ),
+    )))
+}
+
+/// Latency mode: the hold is in flight (`payment` is `authorizing`); the handler runs at the same
+/// time as one long poll for the hold. The response is released only once the hold is final and
+/// usable; a failed hold drops it (402 `hold_failed`) and, if it fails while the handler still
+/// runs, stops the handler. Errors, panics, timeouts and disconnects end as in the normal path:
+/// a usable hold is then voided (refunded), and a client that goes away while the hold is in
+/// flight leaves the guard to give the money back once it is final.
+#[allow(clippy::too_many_arguments)]
+async fn overlapped<S: Handler>(
+    shared: &Shared,
+    mut inner: S,
+    mut request: Request<Body>,
+    request_id: RequestId,
+    paid: &Paid,
+    payment: OperatorPayment,
+    mut guard: VoidGuard,
+    terms: &Terms,
+    answer: &Answer<'_>,
+) -> Result<Response<Body>, S::Error> {
+    let config = &shared.config;
     let payment_id = payment.id.to_string();
     hand_over(
         &mut request,
         request_id,
-        &paid,
+        paid,
         payment_id.clone(),
         payment.payment_hash,
+        false,
     );
-
-    let outcome = run_handler(&mut inner, request, config.handler_timeout).await;
+    let handler = run_handler(&mut inner, request, config.handler_timeout);
+    let hold = wait_authorized(&shared.operator, payment, config);
+    tokio::pin!(handler, hold);
+    let (outcome, payment) = tokio::select! {
+        outcome = &mut handler => (Some(outcome), (&mut hold).await),
+        payment = &mut hold => (None, payment),
+    };
+    if let Some(response) = unusable(&shared.operator, &payment, &mut guard, terms, answer, true) {
+        // The handler's response (or the handler itself, still running) is dropped here.
+        return Ok(response);
+    }
+    guard.held(payment_id);
+    tracing::info!(amount = %terms.amount, "payment authorized (latency mode)");
+    let outcome = match outcome {
+        Some(outcome) => outcome,
+        None => handler.await,
+    };
     guard.disarm();
+    settle_outcome(&shared.operator, &payment, outcome, terms).await
+}
+
+/// After the handler, with a usable `payment`: capture a 2xx (sync or queued), void (refund a
+/// charge) anything else, and attach the receipt.
+async fn settle_outcome<E>(
+    operator: &OperatorClient,
+    payment: &OperatorPayment,
+    outcome: Outcome<E>,
+    terms: &Terms,
+) -> Result<Response<Body>, E> {
     let facts = |payment: &OperatorPayment, status: PaymentStatus, tx_kind: &str| {
         settle::receipt(&ReceiptFacts {
             payment,
             status,
             tx_kind,
-            network,
-            payer,
-            amount,
+            network: terms.network,
+            payer: terms.payer,
+            amount: terms.amount,
         })
     };
+    let payment_id = payment.id.to_string();
+    let charge = terms.charge;
     let success = matches!(&outcome, Outcome::Response(r) if r.status().is_success());
     let receipt = if charge && success {
         // Charged before the handler ran: nothing to capture.
-        facts(&payment, payment.status, "charge")
+        facts(payment, payment.status, "charge")
     } else if charge {
         // The flow's failure path: the whole amount goes back.
-        match settle::finish(&shared.operator, &payment_id, release.finish()).await {
+        match settle::finish(operator, &payment_id, terms.release.finish()).await {
             Ok(refunded) => facts(&refunded, refunded.status, "refund"),
-            Err(_) => facts(&payment, payment.status, "charge"),
+            Err(_) => facts(payment, payment.status, "charge"),
         }
-    } else if success && config.capture_mode == CaptureMode::Queued {
-        settle::queue_capture(&shared.operator, &payment_id);
-        facts(&payment, PaymentStatus::Authorized, "authorize")
+    } else if success && terms.capture_mode == CaptureMode::Queued {
+        settle::queue_capture(operator, &payment_id);
+        facts(payment, PaymentStatus::Authorized, "authorize")
     } else if success {
-        match settle::finish(&shared.operator, &payment_id, Finish::Capture).await {
+        match settle::finish(operator, &payment_id, Finish::Capture).await {
             Ok(captured) => facts(&captured, captured.status, "capture"),
             Err(_) => {
                 // The hold stands; capture later in the background.
-                settle::queue_capture(&shared.operator, &payment_id);
-                facts(&payment, PaymentStatus::Authorized, "authorize")
+                settle::queue_capture(operator, &payment_id);
+                facts(payment, PaymentStatus::Authorized, "authorize")
             }
         }
     } else {
-        match settle::finish(&shared.operator, &payment_id, Finish::Void).await {
+        match settle::finish(operator, &payment_id, Finish::Void).await {
             Ok(voided) => facts(&voided, voided.status, "void"),
-            Err(_) => facts(&payment, payment.status, "authorize"),
+            Err(_) => facts(payment, payment.status, "authorize"),
         }
     };
     let given_back = if charge { "refunded" } else { "voided" };
-    let mut response = match failure_response(outcome, given_back) {
-        Ok(response) => response,
-        Err(error) => return Err(error),
-    };
-    settle::attach_receipt(&mut response, &receipt, paid.v1);
+    let mut response = failure_response(outcome, given_back)?;
+    settle::attach_receipt(&mut response, &receipt, terms.v1);
     Ok(response)
 }
 
@@ -239,13 +404,15 @@ fn failure_response<E>(outcome: Outcome<E>, given_back: &str) -> Result<Response
 }
 
 /// Hands the handler its payment: the request id, and the [`PaymentContext`] of `payment_id` /
-/// `payment_hash` (amount, payer, scheme and network from `paid`).
+/// `payment_hash` (amount, payer, scheme and network from `paid`; `hold_final`: whether the hold
+/// is final yet).
 fn hand_over(
     request: &mut Request<Body>,
     request_id: RequestId,
     paid: &Paid,
     payment_id: String,
     payment_hash: B256,
+    hold_final: bool,
 ) {
     request.extensions_mut().insert(request_id.clone());
     request.extensions_mut().insert(PaymentContext {
@@ -256,6 +423,7 @@ fn hand_over(
         scheme: paid.requirements.scheme.clone(),
         network: paid.requirements.network,
         request_id,
+        hold_final,
     });
 }
 
@@ -313,7 +481,14 @@ async fn paid_exact<S: Handler>(
     let span = tracing::Span::current();
     span.record("payment_hash", tracing::field::display(nonce));
     // No escrow payment: the ERC-3009 nonce names the transfer.
-    hand_over(&mut request, request_id, &paid, nonce.to_string(), nonce);
+    hand_over(
+        &mut request,
+        request_id,
+        &paid,
+        nonce.to_string(),
+        nonce,
+        true,
+    );
     let outcome = run_handler(&mut inner, request, config.handler_timeout).await;
     if let Some(receipt) = settled_before {
         // Paid already, whatever the handler does now.
@@ -388,15 +563,29 @@ where
     }
 }
 
-/// Waits while the payment is `authorizing`, up to the configured wait (default 30 s), with
-/// long polls (`GET /v1/payments/{id}?wait=`): the operator answers the moment the hold settles.
-/// A failed poll is retried after a short pause until the wait runs out.
+/// How long the layer waits for a hold in flight: the configured authorize wait, default 30 s.
+fn authorize_wait(config: &PaymentsConfig) -> Duration {
+    Duration::from_secs(config.authorize_wait_secs.unwrap_or(30))
+}
+
+/// Waits while the payment is `authorizing`, up to the configured wait (default 30 s); see
+/// [`wait_final`].
 pub(crate) async fn wait_authorized(
     operator: &OperatorClient,
-    mut payment: OperatorPayment,
+    payment: OperatorPayment,
     config: &PaymentsConfig,
 ) -> OperatorPayment {
-    let wait = Duration::from_secs(config.authorize_wait_secs.unwrap_or(30));
+    wait_final(operator, payment, authorize_wait(config)).await
+}
+
+/// Waits while the payment is `authorizing` (or `charging`), up to `wait`, with long polls
+/// (`GET /v1/payments/{id}?wait=`): the operator answers the moment the hold settles. A failed
+/// poll is retried after a short pause until the wait runs out.
+pub(crate) async fn wait_final(
+    operator: &OperatorClient,
+    mut payment: OperatorPayment,
+    wait: Duration,
+) -> OperatorPayment {
     let deadline = tokio::time::Instant::now() + wait;
     while payment.is_authorizing() {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());

@@ -17,6 +17,10 @@ use super::operator::OperatorClient;
 /// The 402 `error` when the `payment-identifier` extension is required and absent.
 pub const PAYMENT_IDENTIFIER_REQUIRED: &str = "payment_identifier_required";
 
+/// The 402 `error` reason in latency mode ([`PaymentRoute::latency_mode`]) when the hold fails
+/// after the handler ran: the handler's response is withheld and nothing is charged.
+pub const HOLD_FAILED: &str = "hold_failed";
+
 /// Which requests a [`PaymentRoute`] applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Matcher {

@@ -13,6 +13,9 @@
 //!   it so, anything else refunds the whole amount (receipt status `refunded`).
 //! - `exact` ([`PaymentsConfig::offer_exact`]): verified by the operator's `/verify` before the
 //!   handler, settled through its `/settle` only after a 2xx (a failed handler costs nothing).
+//! - Latency mode ([`PaymentRoute::latency_mode`], per route, off by default): for payments up
+//!   to the route's cap the handler runs while the hold is in flight; the response is released
+//!   only once the hold is final, and a failed hold withholds it (402, [`HOLD_FAILED`]).
 //! - [`OperatorClient`]: the operator's REST API with idempotency keys and retries.
 //!
 //! ```ignore
@@ -36,7 +39,7 @@ mod terms;
 pub use challenge::EPOCH_SECS;
 pub use config::{AssetConfig, CaptureMode, PaymentRoute, PaymentsConfig, Price};
 pub use context::{PaymentContext, RequestId, X_REQUEST_ID};
-pub use layer::{PAYMENT_IDENTIFIER_REQUIRED, RouteSpecError, X402Layer, X402Service};
+pub use layer::{HOLD_FAILED, PAYMENT_IDENTIFIER_REQUIRED, RouteSpecError, X402Layer, X402Service};
 pub use operator::{AuthorizeCall, OperatorClient, OperatorError, OperatorPayment, OperatorRetry};
 pub use terms::{
     DEFAULT_CAPTURE_DEADLINE_SECS, DEFAULT_EXPIRY_MARGIN_SECS, DEFAULT_MAX_TIMEOUT_SECS,

@@ -22,7 +22,11 @@ use x402_escrow_types::PaymentStatus;
 pub(crate) type AuthorizeTask = JoinHandle<Result<OperatorPayment, OperatorError>>;
 
 enum GuardState {
+    /// The authorize call is in flight.
     Authorizing(AuthorizeTask),
+    /// The operator accepted the payment but the hold (or charge) is not final yet.
+    Pending(Box<OperatorPayment>),
+    /// The hold (or charge) is final.
     Held(String),
     Done,
 }
@@ -44,32 +48,56 @@ impl Release {
             Self::Refund(amount) => Finish::Refund(amount),
         }
     }
+
+    /// Whether a payment that is `status` (not in flight) holds money this call gives back: a
+    /// void needs a hold (`authorized`, `partially_captured`, or `expired` with the hold still in
+    /// escrow: the operator refuses an empty one), a refund a charge (`captured`). A `failed`
+    /// payment holds nothing.
+    pub(crate) fn applies_to(self, status: PaymentStatus) -> bool {
+        match self {
+            Self::Void => matches!(
+                status,
+                PaymentStatus::Authorized
+                    | PaymentStatus::PartiallyCaptured
+                    | PaymentStatus::Expired
+            ),
+            Self::Refund(_) => status == PaymentStatus::Captured,
+        }
+    }
 }
 
 /// Gives the money back (void or refund, [`Release`]) if the request future is dropped before the
-/// outcome is decided (client disconnect): while authorizing, it waits for the authorization to
-/// finish.
+/// outcome is decided (client disconnect). While the authorize call or the hold is in flight, it
+/// first waits (up to `wait`) for the hold to be final, and gives back only what was taken: the
+/// operator refuses a void of a hold in flight (`payment_busy`), and would replay that refusal
+/// to every later void with the same idempotency key.
 pub(crate) struct VoidGuard {
     operator: OperatorClient,
     state: GuardState,
     release: Release,
+    wait: Duration,
 }
 
 impl VoidGuard {
-    /// A guard over an authorization (or charge) in flight.
+    /// A guard over an authorization (or charge) in flight; `wait`: how long a dropped request
+    /// waits for a hold in flight to be final before giving up (the capture-deadline auto-void
+    /// then releases it).
     pub(crate) fn authorizing(
         operator: OperatorClient,
         task: AuthorizeTask,
         release: Release,
+        wait: Duration,
     ) -> Self {
         Self {
             operator,
             state: GuardState::Authorizing(task),
             release,
+            wait,
         }
     }
 
-    /// Waits for the authorization; on success the guard holds the payment.
+    /// Waits for the authorization; on success the guard holds the payment (pending while the
+    /// hold is in flight, held once final).
     pub(crate) async fn authorized(&mut self) -> Result<OperatorPayment, OperatorError> {
         let GuardState::Authorizing(task) = &mut self.state else {
             return Err(OperatorError::Transport(
@@ -83,10 +111,16 @@ impl VoidGuard {
             ))),
         };
         self.state = match &result {
+            Ok(payment) if payment.is_authorizing() => GuardState::Pending(Box::new(payment.clone())),
             Ok(payment) => GuardState::Held(payment.id.to_string()),
             Err(_) => GuardState::Done,
         };
         result
+    }
+
+    /// The hold is final and usable: a drop gives the money back at once.
+    pub(crate) fn held(&mut self, payment_id: String) {
+        self.state = GuardState::Held(payment_id);
     }
 
     /// The outcome is decided by the caller: no void on drop.
@@ -99,7 +133,9 @@ impl Drop for VoidGuard {
     fn drop(&mut self) {
         let state = std::mem::replace(&mut self.state, GuardState::Done);
         let operator = self.operator.clone();
-        let finish = self.release.finish();
+        let release = self.release;
+        let finish = release.finish();
+        let wait = self.wait;
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -109,6 +145,14 @@ impl Drop for VoidGuard {
                 tracing::warn!(payment_id = %id, action = finish.kind(), "request dropped before completion; giving the money back");
                 runtime.spawn(async move { log_release(finish.call(&operator, &id).await, &id) });
             }
+            GuardState::Pending(payment) => {
+                tracing::warn!(
+                    payment_id = %payment.id,
+                    action = finish.kind(),
+                    "request dropped while the hold is in flight; giving the money back once final"
+                );
+                runtime.spawn(release_when_final(operator, *payment, release, wait));
+            }
             GuardState::Authorizing(task) => {
                 tracing::warn!(
                     action = finish.kind(),
@@ -116,12 +160,29 @@ impl Drop for VoidGuard {
                 );
                 runtime.spawn(async move {
                     if let Ok(Ok(payment)) = task.await {
-                        let id = payment.id.to_string();
-                        log_release(finish.call(&operator, &id).await, &id);
+                        release_when_final(operator, payment, release, wait).await;
                     }
                 });
             }
         }
+    }
+}
+
+/// Waits (up to `wait`) for `payment` to be final, then gives back what it holds, if anything.
+async fn release_when_final(
+    operator: OperatorClient,
+    payment: OperatorPayment,
+    release: Release,
+    wait: Duration,
+) {
+    let payment = super::flow::wait_final(&operator, payment, wait).await;
+    let id = payment.id.to_string();
+    if payment.is_authorizing() {
+        tracing::error!(payment_id = %id, "hold still in flight after the wait; the capture-deadline auto-void releases it");
+    } else if release.applies_to(payment.status) {
+        log_release(release.finish().call(&operator, &id).await, &id);
+    } else {
+        tracing::info!(payment_id = %id, status = %payment.status, "nothing held; nothing to give back");
     }
 }
 
