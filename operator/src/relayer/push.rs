@@ -49,8 +49,9 @@ pub(super) struct Push {
     sending: HashMap<Uuid, (B256, Instant)>,
     /// How long an outstanding send keeps the monitor away (the relayer's `bump_after`).
     patience: Duration,
-    /// Answers taken from the channel, by row, until the pass reaches the row.
-    answers: HashMap<Uuid, Pushed>,
+    /// Receipts taken from the channel (in a block, for the bytes sent), by row, until the
+    /// pass reaches the row.
+    receipts: HashMap<Uuid, TransactionReceipt>,
     tx: mpsc::UnboundedSender<Pushed>,
     rx: mpsc::UnboundedReceiver<Pushed>,
 }
@@ -63,7 +64,7 @@ impl Push {
             active: source == ReceiptSource::Push,
             sending: HashMap::new(),
             patience,
-            answers: HashMap::new(),
+            receipts: HashMap::new(),
             tx,
             rx,
         }
@@ -111,30 +112,31 @@ impl Push {
     /// monitor (they are no longer "sending" and keep no answer); a node without the method
     /// turns push off.
     pub fn collect(&mut self) {
-        while let Ok(pushed) = self.rx.try_recv() {
-            let sent = self
-                .sending
-                .remove(&pushed.chain_tx_id)
-                .map(|(hash, _)| hash);
-            match &pushed.answer {
+        while let Ok(Pushed {
+            chain_tx_id,
+            answer,
+        }) = self.rx.try_recv()
+        {
+            let sent = self.sending.remove(&chain_tx_id).map(|(hash, _)| hash);
+            match answer {
                 Ok(receipt)
                     if receipt.block_hash.is_some()
                         && receipt.block_number.is_some()
                         && sent == Some(receipt.transaction_hash) =>
                 {
-                    self.answers.insert(pushed.chain_tx_id, pushed);
+                    self.receipts.insert(chain_tx_id, receipt);
                 }
                 Ok(receipt) => {
-                    tracing::info!(chain_tx = %pushed.chain_tx_id, tx_hash = %receipt.transaction_hash, "pushed receipt without a block, or not for the bytes sent: polling");
+                    tracing::info!(chain_tx = %chain_tx_id, tx_hash = %receipt.transaction_hash, "pushed receipt without a block, or not for the bytes sent: polling");
                 }
-                Err(e) if method_unsupported(e) => {
+                Err(e) if method_unsupported(&e) => {
                     if self.active {
                         tracing::info!(error = %e, "node has no eth_sendRawTransactionSync: polling for receipts from now on");
                     }
                     self.active = false;
                 }
                 Err(e) => {
-                    tracing::info!(chain_tx = %pushed.chain_tx_id, error = %e, "no pushed receipt: the monitor takes over");
+                    tracing::info!(chain_tx = %chain_tx_id, error = %e, "no pushed receipt: the monitor takes over");
                 }
             }
         }
@@ -143,20 +145,18 @@ impl Push {
     /// The pushed receipt for `row` (a receipt in a block, for the bytes that were sent), if
     /// one arrived.
     pub fn take_receipt(&mut self, row: &ChainTx) -> Option<TransactionReceipt> {
-        self.answers
-            .remove(&row.id)
-            .and_then(|pushed| pushed.answer.ok())
+        self.receipts.remove(&row.id)
     }
 
     /// Whether a receipt is waiting for `row`.
     #[cfg(test)]
     pub fn has_receipt(&self, row: Uuid) -> bool {
-        self.answers.contains_key(&row)
+        self.receipts.contains_key(&row)
     }
 
     /// Forgets receipts of rows no longer in flight (settled by the monitor meanwhile).
     pub fn retain(&mut self, in_flight: &HashSet<Uuid>) {
-        self.answers.retain(|id, _| in_flight.contains(id));
+        self.receipts.retain(|id, _| in_flight.contains(id));
     }
 }
 
@@ -203,8 +203,8 @@ mod tests {
         assert!(!method_unsupported(&resp(-32000, "nonce too low")));
     }
 
-    #[tokio::test]
-    async fn a_refusal_of_the_method_switches_to_polling_and_frees_the_row() {
+    /// A push state with one outstanding send, after the node answered it with `err`.
+    fn answered_with(err: TransportError) -> (Push, Uuid) {
         let mut push = Push::new(ReceiptSource::Push, Duration::from_secs(30));
         let row = Uuid::new_v4();
         push.sending.insert(row, (B256::ZERO, Instant::now()));
@@ -212,28 +212,24 @@ mod tests {
         push.tx
             .send(Pushed {
                 chain_tx_id: row,
-                answer: Err(resp(-32601, "Method not found")),
+                answer: Err(err),
             })
             .unwrap();
         push.collect();
+        (push, row)
+    }
+
+    #[test]
+    fn a_refusal_of_the_method_switches_to_polling_and_frees_the_row() {
+        let (push, row) = answered_with(resp(-32601, "Method not found"));
         assert!(!push.active());
         assert!(!push.is_sending(row));
         assert!(!push.has_receipt(row));
     }
 
-    #[tokio::test]
-    async fn a_timeout_frees_the_row_and_keeps_pushing() {
-        let mut push = Push::new(ReceiptSource::Push, Duration::from_secs(30));
-        let row = Uuid::new_v4();
-        push.sending.insert(row, (B256::ZERO, Instant::now()));
-        assert!(push.is_sending(row));
-        push.tx
-            .send(Pushed {
-                chain_tx_id: row,
-                answer: Err(resp(-32603, "Transaction confirmation timeout")),
-            })
-            .unwrap();
-        push.collect();
+    #[test]
+    fn a_timeout_frees_the_row_and_keeps_pushing() {
+        let (push, row) = answered_with(resp(-32603, "Transaction confirmation timeout"));
         assert!(push.active());
         assert!(!push.is_sending(row));
         assert!(!push.has_receipt(row));
