@@ -20,15 +20,13 @@ use x402_escrow_sdk::buyer::{
     AssetLimits, BuyerClient, PaymentStatus as Spent, RetryPolicy, SpendLedger, SpendPolicy,
 };
 use x402_escrow_sdk::facilitator::{SettleResponse, VerifyRequest};
-use x402_escrow_sdk::merchant::{
-    AssetConfig, OperatorClient, PaymentFlow, PaymentRoute, PaymentsConfig, X402Layer,
-};
+use x402_escrow_sdk::merchant::{PaymentFlow, PaymentRoute, PaymentsConfig};
 use x402_escrow_sdk::random_b256;
 use x402_escrow_sdk::schemes::auth_capture;
 use x402_escrow_sdk::wire::codec;
 use x402_escrow_sdk::wire::extensions::set_payment_id;
 use x402_escrow_sdk::wire::{PaymentPayload, PaymentRequirements};
-use x402_escrow_sdk::{Amount, EscrowDeployment, EscrowRegistry, Network};
+use x402_escrow_sdk::{Amount, EscrowRegistry};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -154,25 +152,6 @@ async fn charge_then_refund_in_two_parts() {
 
 // ---- the merchant layer, paid by the SDK buyer --------------------------------------------
 
-struct Shop {
-    base: String,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Shop {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-fn network(chain: &Chain) -> Network {
-    Network::eip155(chain.deployment.chain_id)
-}
-
-fn registry(chain: &Chain) -> EscrowRegistry {
-    EscrowRegistry::only(EscrowDeployment::from(&chain.deployment))
-}
-
 /// A merchant app behind the x402 layer: `/ok` answers 200, `/fail` 500, both cost `price`.
 async fn shop(
     chain: &Chain,
@@ -181,29 +160,8 @@ async fn shop(
     price: u64,
     tweak: impl FnOnce(&mut PaymentsConfig),
 ) -> Shop {
-    let token = chain.deployment.token.as_ref().expect("token");
-    let mut config = PaymentsConfig::new(
-        network(chain),
-        AssetConfig::new(
-            token.address,
-            token.name.clone(),
-            token.version.clone(),
-            token.decimals,
-        ),
-        chain.receiver,
-        op.signer,
-    );
-    config.escrow = Some(chain.escrow());
-    config.registry = registry(chain);
-    config.fee_recipient = chain.fee_receiver;
-    config.max_fee_bps = FEE_BPS as u16;
-    config.capture_deadline_secs = 7200;
-    config.handler_timeout = Duration::from_secs(10);
+    let mut config = payments_config(chain, op);
     tweak(&mut config);
-    let layer = X402Layer::new(
-        OperatorClient::new(format!("http://{}", op.address), key),
-        config,
-    );
     let route = PaymentRoute::new(x402_escrow_sdk::merchant::Price::atomic(u128::from(price)));
     let app: Router = Router::new()
         .route("/ok", get(|| async { "paid content" }))
@@ -211,13 +169,8 @@ async fn shop(
             "/fail",
             get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "broken") }),
         )
-        .layer(layer.paid(route));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    Shop { base, server }
+        .layer(layer(op, key, config).paid(route));
+    serve(app).await
 }
 
 /// The buyer (key 2) with no amount limits; `registry` is the escrows it can pay.

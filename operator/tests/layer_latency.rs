@@ -19,35 +19,16 @@ use x402_escrow_bindings::TestUSDC;
 use x402_escrow_operator::runtime::RunningOperator;
 use x402_escrow_operator::store::Backend;
 use x402_escrow_sdk::facilitator::SettleResponse;
-use x402_escrow_sdk::merchant::{
-    AssetConfig, HOLD_FAILED, OperatorClient, PaymentContext, PaymentRoute, PaymentsConfig, Price,
-    X402Layer,
-};
+use x402_escrow_sdk::merchant::{HOLD_FAILED, PaymentContext, PaymentRoute, Price};
 use x402_escrow_sdk::random_b256;
 use x402_escrow_sdk::schemes::auth_capture;
 use x402_escrow_sdk::wire::codec;
 use x402_escrow_sdk::wire::PaymentPayload;
-use x402_escrow_sdk::{EscrowDeployment, EscrowRegistry, Network};
 
 const T: Duration = Duration::from_secs(30);
 
 /// What the handler saw: payment id, payment hash, whether the hold was final.
 type Seen = (String, B256, bool);
-
-struct Shop {
-    base: String,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Shop {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-fn registry(chain: &Chain) -> EscrowRegistry {
-    EscrowRegistry::only(EscrowDeployment::from(&chain.deployment))
-}
 
 /// A merchant app whose `/ok` costs `price` in latency mode up to `cap`; the handler reports
 /// its payment on `seen` and answers "paid content".
@@ -59,28 +40,6 @@ async fn shop(
     cap: u64,
     seen: mpsc::UnboundedSender<Seen>,
 ) -> Shop {
-    let token = chain.deployment.token.as_ref().expect("token");
-    let mut config = PaymentsConfig::new(
-        Network::eip155(chain.deployment.chain_id),
-        AssetConfig::new(
-            token.address,
-            token.name.clone(),
-            token.version.clone(),
-            token.decimals,
-        ),
-        chain.receiver,
-        op.signer,
-    );
-    config.escrow = Some(chain.escrow());
-    config.registry = registry(chain);
-    config.fee_recipient = chain.fee_receiver;
-    config.max_fee_bps = FEE_BPS as u16;
-    config.capture_deadline_secs = 7200;
-    config.handler_timeout = Duration::from_secs(10);
-    let layer = X402Layer::new(
-        OperatorClient::new(format!("http://{}", op.address), key),
-        config,
-    );
     let route = PaymentRoute::new(Price::atomic(u128::from(price)))
         .latency_mode(Price::atomic(u128::from(cap)));
     let app: Router = Router::new()
@@ -91,13 +50,8 @@ async fn shop(
                 "paid content"
             }),
         )
-        .layer(layer.paid(route));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    Shop { base, server }
+        .layer(layer(op, key, payments_config(chain, op)).paid(route));
+    serve(app).await
 }
 
 /// The buyer's signed payment for `url`'s challenge (key 2).

@@ -58,6 +58,9 @@ pub fn fee(amount: u128) -> u128 {
 #[allow(unused_imports)]
 pub use crate::store_support::{column, count, rendered_rows, with_db};
 
+mod shop;
+pub use shop::*;
+
 /// How many outbox rows of the single calls `kinds` (an SQL list, `'capture', 'void'`) went
 /// out on their own: all but the abandoned ones (a batch took those over).
 pub async fn sent_alone(store: &Store, kinds: &str) -> i64 {
