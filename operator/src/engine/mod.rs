@@ -349,7 +349,9 @@ impl Engine {
     }
 
     /// Writes a merchant-requested transition with its outbox row (and any rows that must be
-    /// sent before it) in one SQL transaction, wakes the relayer, and waits for the outcome.
+    /// sent before it) in one SQL transaction shared with other hot-path writes
+    /// ([`Store::grouped`](crate::store::Store::grouped)), wakes the relayer, and waits for the
+    /// outcome.
     async fn request(
         &self,
         payment: Payment,
@@ -357,32 +359,27 @@ impl Engine {
         before: Vec<NewChainTx>,
         outbox: NewChainTx,
     ) -> Result<PaymentView, ServiceError> {
-        let mut tx = self.store().begin().await.map_err(store_error)?;
-        let result = async {
-            for row in &before {
-                tx.enqueue_tx(row).await?;
-            }
-            tx.transition_payment(
-                payment.id,
-                payment.version,
-                &event,
-                TransitionExtras {
-                    outbox: Some(outbox),
-                    ..Default::default()
-                },
-            )
+        let (id, version, transition) = (payment.id, payment.version, event.clone());
+        self.store()
+            .grouped(move |tx| {
+                Box::pin(async move {
+                    for row in &before {
+                        tx.enqueue_tx(row).await?;
+                    }
+                    tx.transition_payment(
+                        id,
+                        version,
+                        &transition,
+                        TransitionExtras {
+                            outbox: Some(outbox),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                })
+            })
             .await
-        }
-        .await;
-        match result {
-            Ok(_) => tx.commit().await.map_err(store_error)?,
-            Err(e) => {
-                if let Err(rb) = tx.rollback().await {
-                    tracing::warn!(error = %rb, "rollback failed");
-                }
-                return Err(store_error(e));
-            }
-        }
+            .map_err(store_error)?;
         tracing::info!(event = event.name(), "action queued");
         self.inner.relayer.notify_one();
         let payment = self.wait(payment.id, None).await?;
