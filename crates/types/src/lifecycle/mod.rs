@@ -220,14 +220,14 @@ impl PaymentEvent {
             PaymentEvent::CaptureRequested { .. } => "capture_requested",
             PaymentEvent::CaptureConfirmed { .. } => "capture_confirmed",
             PaymentEvent::CaptureFailed { .. } => "capture_failed",
-            PaymentEvent::VoidRequested { .. } => "void_requested",
+            PaymentEvent::VoidRequested => "void_requested",
             PaymentEvent::VoidConfirmed { .. } => "void_confirmed",
             PaymentEvent::VoidFailed { .. } => "void_failed",
             PaymentEvent::RefundRequested { .. } => "refund_requested",
             PaymentEvent::RefundConfirmed { .. } => "refund_confirmed",
             PaymentEvent::RefundFailed { .. } => "refund_failed",
             PaymentEvent::ReclaimObserved { .. } => "reclaim_observed",
-            PaymentEvent::Expired { .. } => "expired",
+            PaymentEvent::Expired => "expired",
         }
     }
 
