@@ -59,6 +59,8 @@ pub fn fee(amount: u128) -> u128 {
 pub use crate::store_support::{column, count, rendered_rows, with_db};
 
 mod shop;
+/// The merchant shop helper; not every suite that includes this module uses it.
+#[allow(unused_imports)]
 pub use shop::*;
 
 /// How many outbox rows of the single calls `kinds` (an SQL list, `'capture', 'void'`) went
