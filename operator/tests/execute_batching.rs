@@ -188,6 +188,7 @@ async fn every_kind_goes_out_in_execute(backend: Backend) {
         let chain = Chain::start().await;
         let store = test_store(&url).await;
         let (m, _key) = merchant(&store, "shop", chain.receiver, None).await;
+        credit_reserve(&store, m.id, &chain).await;
         let cfg = execute_config(&url, &chain);
         let core = runtime::open(&cfg).await.expect("open");
         let executor = core
@@ -392,9 +393,13 @@ async fn member_reverting_in_company_fails_alone(backend: Backend) {
 
         let mut statuses: Vec<String> = Vec::new();
         for v in &views {
-            let latest =
-                serde_json::to_value(core.engine.get(&m, id_of(v), None).await.expect("get payment"))
-                    .expect("view json");
+            let latest = serde_json::to_value(
+                core.engine
+                    .get(&m, id_of(v), None)
+                    .await
+                    .expect("get payment"),
+            )
+            .expect("view json");
             statuses.push(latest["status"].as_str().expect("status").to_owned());
             if latest["status"] == "failed" {
                 let code = latest["lastError"]["code"].as_str().expect("error code");

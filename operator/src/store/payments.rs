@@ -366,6 +366,10 @@ impl StoreTx {
             }
             _ => None,
         };
+        // The refund reserve follows the payment: a failed refund's debit is given back, a
+        // capture's planned top-up is credited (or cancelled), in this same transaction.
+        let backend = self.backend;
+        super::reserve::on_transition(self.conn(), backend, now, id, event).await?;
         let webhook = match extras.webhook {
             Some(hook) => Some(
                 webhooks::insert(self.conn(), now, payment.merchant_id, Some(id), &hook).await?,
@@ -394,8 +398,10 @@ impl Store {
         outbox: Option<&NewChainTx>,
     ) -> Result<(Payment, Option<ChainTx>)> {
         let (new, outbox) = (new.clone(), outbox.cloned());
-        self.grouped(move |tx| Box::pin(async move { tx.insert_payment(&new, outbox.as_ref()).await }))
-            .await
+        self.grouped(move |tx| {
+            Box::pin(async move { tx.insert_payment(&new, outbox.as_ref()).await })
+        })
+        .await
     }
 
     /// Applies a lifecycle event with an optimistic version check (see

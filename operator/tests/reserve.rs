@@ -1,0 +1,412 @@
+//! The refund reserve through the HTTP API of a started operator, against anvil, on SQLite and
+//! PostgreSQL: a refund the merchant's reserve cannot cover is `409 refund_reserve_insufficient`
+//! and changes nothing; credited, the refund goes through and is debited; a refund that fails on
+//! chain gives its amount back; two merchants refunding concurrently each spend only their own
+//! reserve and never overdraw it; `GET /v1/reserve` and the paginated statement.
+
+mod operator_support;
+mod store_support;
+
+use std::time::{Duration, Instant};
+
+use alloy::providers::ext::AnvilApi;
+use operator_support::*;
+use serde_json::{Value, json};
+use uuid::Uuid;
+use x402_escrow_operator::config::ReceiptSource;
+use x402_escrow_operator::store::{Backend, ReserveCredit, Store};
+
+const T: Duration = Duration::from_secs(30);
+
+both_backends!(
+    refund_needs_the_merchants_reserve,
+    failed_refund_gives_the_amount_back,
+    two_merchants_refund_concurrently,
+    reserve_and_statement_pages,
+);
+
+/// Credits `amount` of the chain's token to `merchant`'s reserve.
+async fn credit(store: &Store, merchant: Uuid, chain: &Chain, amount: u128) {
+    store
+        .reserve_credit(&ReserveCredit {
+            merchant_id: merchant,
+            asset: chain.token(),
+            amount,
+            note: None,
+        })
+        .await
+        .expect("credit");
+}
+
+/// Authorizes and captures `amount` for `api`'s merchant (paid to `pay_to`): the payment id.
+async fn captured(
+    chain: &Chain,
+    api: &Api,
+    signer: alloy::primitives::Address,
+    pay_to: alloy::primitives::Address,
+    amount: u64,
+    tag: &str,
+) -> String {
+    let req = chain.requirements(amount, signer, pay_to).await;
+    captured_with(chain, api, req, tag).await
+}
+
+async fn captured_with(chain: &Chain, api: &Api, req: Value, tag: &str) -> String {
+    let body = chain.authorize_body(req, &chain.payer, tag).await;
+    let (status, p) = api
+        .post("/v1/payments/authorize", &body, &format!("auth-{tag}"))
+        .await;
+    assert_eq!(status, 201, "{p}");
+    let id = p["id"].as_str().expect("id").to_owned();
+    let (status, c) = api
+        .act(&id, "capture", &json!({}), &format!("cap-{tag}"))
+        .await;
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(c["status"], "captured", "{c}");
+    id
+}
+
+/// The merchant's reserve balance in the chain's token (`GET /v1/reserve`), 0 when absent.
+async fn reserve_balance(api: &Api, chain: &Chain) -> u128 {
+    let (status, r) = api.get("/v1/reserve").await;
+    assert_eq!(status, 200, "{r}");
+    let token = format!("{:#x}", chain.token());
+    r["balances"]
+        .as_array()
+        .expect("balances")
+        .iter()
+        .find(|b| b["asset"].as_str().map(str::to_lowercase) == Some(token.clone()))
+        .map_or(0, |b| {
+            b["balance"]
+                .as_str()
+                .expect("balance")
+                .parse()
+                .expect("amount")
+        })
+}
+
+async fn refund_needs_the_merchants_reserve(backend: Backend) {
+    with_db(backend, |url| async move {
+        let chain = Chain::start().await;
+        let store = test_store(&url).await;
+        let (m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let op = start(&config(&url, &chain)).await;
+        chain.mint(op.signer, 50 * USDC).await; // the refund account's tokens
+        let api = Api::new(&op, &key);
+        let id = captured(&chain, &api, op.signer, chain.receiver, 2 * USDC, "r1").await;
+
+        // No reserve: refused, nothing changes (payment, outbox, ledger).
+        let before = api.payment(&id).await;
+        let txs = count(&store, "chain_txs").await;
+        let (status, e) = api.act_amount(&id, "refund", USDC, "ref-1").await;
+        assert_eq!(status, 409, "{e}");
+        assert_eq!(error_code(&e), "refund_reserve_insufficient");
+        let after = api.payment(&id).await;
+        assert_eq!(
+            (&after["status"], &after["amounts"], &after["updatedAt"]),
+            (&before["status"], &before["amounts"], &before["updatedAt"])
+        );
+        assert_eq!(count(&store, "chain_txs").await, txs);
+        assert_eq!(count(&store, "reserve_entries").await, 0);
+        assert_eq!(reserve_balance(&api, &chain).await, 0);
+
+        // Credited less than the refund: still refused, still nothing written.
+        credit(&store, m.id, &chain, 600_000).await;
+        let (status, e) = api.act_amount(&id, "refund", USDC, "ref-2").await;
+        assert_eq!(
+            (status, error_code(&e)),
+            (409, "refund_reserve_insufficient"),
+            "{e}"
+        );
+        assert_eq!(count(&store, "chain_txs").await, txs);
+        assert_eq!(count(&store, "reserve_entries").await, 1);
+
+        // Within the reserve: refunded, and debited.
+        let float0 = chain.balance(op.signer).await;
+        let (status, r) = api.act_amount(&id, "refund", 500_000, "ref-3").await;
+        assert_eq!(status, 200, "{r}");
+        assert_eq!(r["status"], "partially_refunded", "{r}");
+        assert_eq!(amount(&r, "refunded"), 500_000);
+        assert_eq!(chain.balance(op.signer).await, float0 - 500_000);
+        assert_eq!(reserve_balance(&api, &chain).await, 100_000);
+        let (status, s) = api.get("/v1/reserve/statement").await;
+        assert_eq!(status, 200, "{s}");
+        let newest = &s["entries"][0];
+        assert_eq!(
+            (
+                &newest["kind"],
+                &newest["reason"],
+                &newest["amount"],
+                &newest["paymentId"]
+            ),
+            (
+                &json!("debit"),
+                &json!("refund"),
+                &json!("500000"),
+                &json!(id)
+            ),
+            "{s}"
+        );
+        assert_eq!(newest["balanceAfter"], "100000");
+        settle(&store, T).await;
+        wind_down(op, store, &chain).await;
+    })
+    .await
+}
+
+async fn failed_refund_gives_the_amount_back(backend: Backend) {
+    with_db(backend, |url| async move {
+        let chain = Chain::start().await;
+        let store = test_store(&url).await;
+        let (m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let mut cfg = config(&url, &chain);
+        // Single transactions and polled receipts: the refund row is seen `broadcast`.
+        cfg.batch.use_executor = false;
+        cfg.chain.receipts = ReceiptSource::Poll;
+        let op = start(&cfg).await;
+        chain.mint(op.signer, 50 * USDC).await;
+        let api = Api::new(&op, &key);
+        credit(&store, m.id, &chain, 3 * USDC as u128).await;
+        // A refund window that closes soon after the capture window.
+        let mut req = chain
+            .requirements(2 * USDC, op.signer, chain.receiver)
+            .await;
+        let now = chain.now().await;
+        req["extra"]["captureDeadline"] = json!(now + 3_700);
+        req["extra"]["refundDeadline"] = json!(now + 3_800);
+        let id = captured_with(&chain, &api, req, "f1").await;
+
+        // The refund is accepted (the window is open) but mined after refundExpiry: it reverts.
+        chain
+            .plain
+            .anvil_set_auto_mine(false)
+            .await
+            .expect("automine off");
+        let refund = {
+            let api = api.clone();
+            let id = id.clone();
+            tokio::spawn(async move { api.act_amount(&id, "refund", USDC, "ref-f1").await })
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while count(
+            &store,
+            "chain_txs WHERE kind = 'refund' AND status = 'broadcast'",
+        )
+        .await
+            == 0
+        {
+            assert!(Instant::now() < deadline, "refund not broadcast");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            reserve_balance(&api, &chain).await,
+            2 * USDC as u128,
+            "debited while in flight"
+        );
+        chain
+            .plain
+            .anvil_increase_time(4_000)
+            .await
+            .expect("increase time");
+        chain.plain.anvil_mine(Some(1), None).await.expect("mine");
+        chain
+            .plain
+            .anvil_set_auto_mine(true)
+            .await
+            .expect("automine on");
+        let (status, r) = refund.await.expect("refund task");
+        assert_eq!(status, 200, "{r}");
+        let p = api.wait_status(&id, &["captured"], T).await;
+        assert_eq!(amount(&p, "refunded"), 0, "{p}");
+        assert!(p["lastError"]["code"].is_string(), "{p}");
+
+        // The amount is back, as a release entry naming the payment.
+        assert_eq!(reserve_balance(&api, &chain).await, 3 * USDC as u128);
+        let (_, s) = api.get("/v1/reserve/statement?limit=2").await;
+        let kinds: Vec<(&Value, &Value)> = s["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .map(|e| (&e["kind"], &e["reason"]))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (&json!("release"), &json!("refund_failed")),
+                (&json!("debit"), &json!("refund")),
+            ],
+            "{s}"
+        );
+        assert_eq!(s["entries"][0]["paymentId"], json!(id));
+        settle(&store, T).await;
+        op.shutdown().await;
+        store.close().await;
+    })
+    .await
+}
+
+async fn two_merchants_refund_concurrently(backend: Backend) {
+    with_db(backend, |url| async move {
+        let chain = Chain::start().await;
+        let store = test_store(&url).await;
+        let (a, key_a) = merchant(&store, "shop-a", chain.receiver, None).await;
+        let (b, key_b) = merchant(&store, "shop-b", chain.other_receiver, None).await;
+        let op = start(&config(&url, &chain)).await;
+        chain.mint(op.signer, 50 * USDC).await;
+        let (api_a, api_b) = (Api::new(&op, &key_a), Api::new(&op, &key_b));
+        let x = 100_000u64;
+        // A's reserve covers three refunds of x, B's one.
+        credit(&store, a.id, &chain, 3 * x as u128).await;
+        credit(&store, b.id, &chain, x as u128).await;
+        let mut a_ids = Vec::new();
+        for i in 0..4 {
+            a_ids.push(
+                captured(
+                    &chain,
+                    &api_a,
+                    op.signer,
+                    chain.receiver,
+                    2 * x,
+                    &format!("a{i}"),
+                )
+                .await,
+            );
+        }
+        let mut b_ids = Vec::new();
+        for i in 0..2 {
+            b_ids.push(
+                captured(
+                    &chain,
+                    &api_b,
+                    op.signer,
+                    chain.other_receiver,
+                    2 * x,
+                    &format!("b{i}"),
+                )
+                .await,
+            );
+        }
+        // Another merchant's payment is not found (and costs nothing).
+        let (status, e) = api_b.act_amount(&a_ids[0], "refund", x, "cross").await;
+        assert_eq!((status, error_code(&e)), (404, "not_found"), "{e}");
+
+        // Six refunds at once.
+        let mut tasks = Vec::new();
+        for (api, ids, who) in [(&api_a, &a_ids, "a"), (&api_b, &b_ids, "b")] {
+            for id in ids.iter() {
+                let (api, id) = (api.clone(), id.clone());
+                tasks.push(tokio::spawn(async move {
+                    let (status, body) =
+                        api.act_amount(&id, "refund", x, &format!("ref-{id}")).await;
+                    (who, status, body)
+                }));
+            }
+        }
+        let (mut ok, mut refused) = (vec![], vec![]);
+        for t in tasks {
+            let (who, status, body) = t.await.expect("refund task");
+            match status {
+                200 => {
+                    assert_eq!(body["status"], "partially_refunded", "{body}");
+                    ok.push(who)
+                }
+                409 => {
+                    assert_eq!(error_code(&body), "refund_reserve_insufficient", "{body}");
+                    refused.push(who)
+                }
+                other => panic!("{who}: {other} {body}"),
+            }
+        }
+        ok.sort();
+        refused.sort();
+        assert_eq!(ok, ["a", "a", "a", "b"]);
+        assert_eq!(refused, ["a", "b"]);
+        assert_eq!(reserve_balance(&api_a, &chain).await, 0);
+        assert_eq!(reserve_balance(&api_b, &chain).await, 0);
+        // Each merchant's statement holds its own entries only.
+        let (_, s) = api_b.get("/v1/reserve/statement").await;
+        assert_eq!(s["entries"].as_array().expect("entries").len(), 2, "{s}");
+        settle(&store, T).await;
+        wind_down(op, store, &chain).await;
+    })
+    .await
+}
+
+async fn reserve_and_statement_pages(backend: Backend) {
+    with_db(backend, |url| async move {
+        let chain = Chain::start().await;
+        let store = test_store(&url).await;
+        let (m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let (_, key_b) = merchant(&store, "shop-b", chain.other_receiver, None).await;
+        store
+            .add_deposit_address(m.id, alloy::primitives::Address::repeat_byte(0x44))
+            .await
+            .expect("deposit address");
+        store.set_topup_rule(m.id, Some(250)).await.expect("rule");
+        for i in 1..=5u128 {
+            credit(&store, m.id, &chain, i * 1_000).await;
+        }
+        let op = start(&config(&url, &chain)).await;
+        let api = Api::new(&op, &key);
+        let (status, r) = api.get("/v1/reserve").await;
+        assert_eq!(status, 200, "{r}");
+        assert_eq!(r["merchantId"], json!(m.id.to_string()));
+        assert_eq!(r["refundAccount"], json!(op.signer));
+        assert_eq!(r["topupBps"], 250);
+        assert_eq!(
+            r["depositAddresses"],
+            json!([alloy::primitives::Address::repeat_byte(0x44)])
+        );
+        assert_eq!(reserve_balance(&api, &chain).await, 15_000);
+
+        // Pages of two, newest first, every entry once.
+        let mut seen = Vec::new();
+        let mut path = "/v1/reserve/statement?limit=2".to_owned();
+        let mut pages = 0;
+        loop {
+            let (status, page) = api.get(&path).await;
+            assert_eq!(status, 200, "{page}");
+            pages += 1;
+            for e in page["entries"].as_array().expect("entries") {
+                seen.push(e["amount"].as_str().expect("amount").to_owned());
+            }
+            match page["nextCursor"].as_str() {
+                Some(cursor) => path = format!("/v1/reserve/statement?limit=2&cursor={cursor}"),
+                None => break,
+            }
+        }
+        assert_eq!(pages, 3);
+        assert_eq!(seen, ["5000", "4000", "3000", "2000", "1000"]);
+        let token = format!("{:#x}", chain.token());
+        let (_, one) = api
+            .get(&format!("/v1/reserve/statement?asset={token}&limit=200"))
+            .await;
+        assert_eq!(one["entries"].as_array().expect("entries").len(), 5);
+
+        // Bad input: a specific code, nothing served.
+        for bad in [
+            "limit=0",
+            "limit=201",
+            "cursor=nope",
+            "asset=0x12",
+            "page=2",
+        ] {
+            let (status, e) = api.get(&format!("/v1/reserve/statement?{bad}")).await;
+            assert_eq!(
+                (status, error_code(&e)),
+                (400, "invalid_request"),
+                "{bad}: {e}"
+            );
+        }
+        // Another merchant sees nothing of it; no key, no reserve.
+        let other = Api::new(&op, &key_b);
+        let (_, s) = other.get("/v1/reserve/statement").await;
+        assert_eq!(s["entries"], json!([]));
+        assert_eq!(reserve_balance(&other, &chain).await, 0);
+        let (status, _) = Api::new(&op, "x402_sk_nobody").get("/v1/reserve").await;
+        assert_eq!(status, 401);
+        op.shutdown().await;
+        store.close().await;
+    })
+    .await
+}
