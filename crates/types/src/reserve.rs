@@ -24,7 +24,8 @@ pub struct ReserveView {
     /// The addresses the merchant registered for deposits.
     pub deposit_addresses: Vec<Address>,
     /// The automatic top-up rule: this share (basis points) of each capture goes to the
-    /// reserve, when the payment's signed fee bounds allow it.
+    /// reserve, when the payment's signed fee bounds allow it (absent: no rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topup_bps: Option<u16>,
     /// One entry per asset.
     pub balances: Vec<ReserveBalanceView>,
