@@ -9,6 +9,7 @@ mod store_support;
 
 use std::time::{Duration, Instant};
 
+use alloy::primitives::U256;
 use alloy::providers::ext::AnvilApi;
 use operator_support::*;
 use serde_json::{Value, json};
@@ -23,6 +24,7 @@ both_backends!(
     failed_refund_gives_the_amount_back,
     two_merchants_refund_concurrently,
     reserve_and_statement_pages,
+    deposits_and_topups_credit_the_reserve,
 );
 
 /// Credits `amount` of the chain's token to `merchant`'s reserve.
@@ -405,6 +407,110 @@ async fn reserve_and_statement_pages(backend: Backend) {
         assert_eq!(reserve_balance(&other, &chain).await, 0);
         let (status, _) = Api::new(&op, "x402_sk_nobody").get("/v1/reserve").await;
         assert_eq!(status, 401);
+        op.shutdown().await;
+        store.close().await;
+    })
+    .await
+}
+
+/// The running operator credits a deposit its indexer sees (a transfer from the merchant's
+/// registered address to the refund account) and a capture's top-up (routed in the fee to the
+/// refund account when the payment's fee bounds allow it, skipped with the reason otherwise);
+/// `reconcile`'s reserve check agrees with the chain, and reports a reserve the refund account
+/// cannot cover.
+async fn deposits_and_topups_credit_the_reserve(backend: Backend) {
+    with_db(backend, |url| async move {
+        let chain = Chain::start().await;
+        let store = test_store(&url).await;
+        let (m, key) = merchant(&store, "shop", chain.receiver, None).await;
+        let cfg = config(&url, &chain);
+        let op = start(&cfg).await;
+        let api = Api::new(&op, &key);
+        // A merchant wallet with tokens, registered for deposits.
+        let wallet = chain.key(7).expect("key 7");
+        chain.mint(wallet.address(), 5 * USDC).await;
+        store
+            .add_deposit_address(m.id, wallet.address())
+            .await
+            .expect("deposit address");
+        let usdc = x402_escrow_bindings::TestUSDC::new(chain.token(), chain.provider_for(&wallet));
+        let receipt = mined(usdc.transfer(op.signer, U256::from(2 * USDC))).await;
+        let deadline = Instant::now() + T;
+        while reserve_balance(&api, &chain).await != 2 * USDC as u128 {
+            assert!(Instant::now() < deadline, "deposit not credited");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (_, s) = api.get("/v1/reserve/statement").await;
+        let e = &s["entries"][0];
+        assert_eq!(
+            (&e["kind"], &e["reason"]),
+            (&json!("credit"), &json!("deposit")),
+            "{s}"
+        );
+        assert_eq!(e["transactionHash"], json!(receipt.transaction_hash));
+
+        // Top-up: 200 bps of each capture.
+        store.set_topup_rule(m.id, Some(200)).await.expect("rule");
+        let mut req = chain.requirements(USDC, op.signer, chain.receiver).await;
+        // No fixed fee receiver: the operator picks it, so the fee can go to the refund account.
+        req["extra"]["feeRecipient"] = json!(alloy::primitives::Address::ZERO);
+        let float0 = chain.balance(op.signer).await;
+        let recv0 = chain.balance(chain.receiver).await;
+        captured_with(&chain, &api, req, "t1").await;
+        let operator_fee = u128::from(USDC) * u128::from(FEE_BPS) / 10_000;
+        let share = u128::from(USDC) * 200 / 10_000;
+        assert_eq!(
+            chain.balance(op.signer).await,
+            float0 + operator_fee + share
+        );
+        assert_eq!(
+            chain.balance(chain.receiver).await,
+            recv0 + u128::from(USDC) - operator_fee - share
+        );
+        assert_eq!(
+            reserve_balance(&api, &chain).await,
+            2 * USDC as u128 + share
+        );
+        // The default requirements fix the fee receiver elsewhere: captured normally.
+        let id = captured(&chain, &api, op.signer, chain.receiver, USDC, "t2").await;
+        assert_eq!(
+            reserve_balance(&api, &chain).await,
+            2 * USDC as u128 + share
+        );
+        let topups = store
+            .topups_for_payment(id.parse().expect("uuid"))
+            .await
+            .expect("topups");
+        assert_eq!(topups.len(), 1);
+        assert_eq!(topups[0].status, "skipped");
+        assert!(
+            topups[0]
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("feeReceiver")),
+            "{topups:?}"
+        );
+
+        // reconcile: the ledger agrees with the chain...
+        let reader = x402_escrow_operator::runtime::open_read_only(&cfg)
+            .await
+            .expect("reader");
+        let findings = reader
+            .reconcile_reserve(Some(op.signer))
+            .await
+            .expect("reconcile");
+        assert!(findings.is_empty(), "{findings:?}");
+        // ...until the reserves promise more than the refund account holds.
+        let held = chain.balance(op.signer).await;
+        credit(&store, m.id, &chain, held).await;
+        let findings = reader
+            .reconcile_reserve(Some(op.signer))
+            .await
+            .expect("reconcile");
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].check, "refund_account_short");
+        assert_eq!(findings[0].chain, held.to_string());
+        settle(&store, T).await;
         op.shutdown().await;
         store.close().await;
     })
