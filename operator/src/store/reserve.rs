@@ -875,10 +875,10 @@ impl Store {
             "WHERE reason IN ('deposit', 'deposit_reorged') ORDER BY id",
         );
         let entries: Vec<ReserveEntry> = codec::fetch_all(query, &self.pool).await?;
-        let mut per_event: std::collections::BTreeMap<
-            (Option<B256>, Option<u64>),
-            (Vec<ReserveEntry>, usize),
-        > = Default::default();
+        // Per transfer log: its credits, and how many of them a reorg took back.
+        type Credits = (Vec<ReserveEntry>, usize);
+        let mut per_event: std::collections::BTreeMap<(Option<B256>, Option<u64>), Credits> =
+            Default::default();
         for e in entries {
             let slot = per_event.entry((e.tx_hash, e.log_index)).or_default();
             match e.reason {
