@@ -27,6 +27,9 @@ both_backends!(
     deposits_and_topups_credit_the_reserve,
 );
 
+/// The binary under test (for `admin reserve …` and `reconcile`).
+const BIN: &str = env!("CARGO_BIN_EXE_x402-escrow");
+
 /// Credits `amount` of the chain's token to `merchant`'s reserve.
 async fn credit(store: &Store, merchant: Uuid, chain: &Chain, amount: u128) {
     store
@@ -515,4 +518,122 @@ async fn deposits_and_topups_credit_the_reserve(backend: Backend) {
         store.close().await;
     })
     .await
+}
+
+/// Runs the binary with `-c config` and `args`, without any `X402_*` variable of the test's
+/// environment: (success, stdout, stderr).
+fn cli(config: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let mut cmd = std::process::Command::new(BIN);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("X402_") {
+            cmd.env_remove(name);
+        }
+    }
+    let out = cmd
+        .arg("-c")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("run x402-escrow");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `x402-escrow admin reserve …` and `reconcile` from the command line: bad input refused
+/// before anything is written, a credit (asset defaulting to the deployment's token), the
+/// statement, and `reconcile` reporting a reserve the refund account cannot cover (non-zero
+/// exit) — on SQLite (the CLI's storage is the same `Store` the suites above run on both).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_reserve_cli_and_reconcile() {
+    let chain = Chain::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}/op.db?mode=rwc", dir.path().display());
+    let config = dir.path().join("op.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nurl = \"{db}\"\n[chain]\nrpc_url = \"{}\"\nchain_id = {}\ndeployments = \"{}\"\n",
+            chain.url,
+            chain.deployment.chain_id,
+            chain.deployments_file.display()
+        ),
+    )
+    .expect("config");
+    let store = test_store(&db).await;
+    let (m, _) = merchant(&store, "shop", chain.receiver, None).await;
+    let id = m.id.to_string();
+
+    for (args, why) in [
+        (vec!["--amount", "0"], "must be positive"),
+        (vec!["--amount", "12abc"], "--amount"),
+    ] {
+        let mut all = vec!["admin", "reserve", "credit", "--merchant", &id];
+        all.extend(args);
+        let (ok, _, err) = cli(&config, &all);
+        assert!(!ok && err.contains(why), "{all:?}: {err}");
+    }
+    let nobody = Uuid::now_v7().to_string();
+    let (ok, _, err) = cli(
+        &config,
+        &[
+            "admin",
+            "reserve",
+            "credit",
+            "--merchant",
+            &nobody,
+            "--amount",
+            "5",
+        ],
+    );
+    assert!(!ok && err.contains("not found"), "{err}");
+    let (ok, _, err) = cli(
+        &config,
+        &["admin", "reserve", "topup", "--merchant", &id, "--bps", "0"],
+    );
+    assert!(!ok && err.contains("--bps"), "{err}");
+    assert_eq!(count(&store, "reserve_entries").await, 0, "nothing written");
+
+    let (ok, out, err) = cli(
+        &config,
+        &[
+            "admin",
+            "reserve",
+            "credit",
+            "--merchant",
+            &id,
+            "--amount",
+            "2500000",
+            "--note",
+            "float",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("balance      2500000"), "{out}");
+    let b = store
+        .reserve_balance(m.id, chain.token())
+        .await
+        .expect("balance");
+    assert_eq!(b.balance, 2_500_000, "the deployment's token by default");
+    let (ok, out, _) = cli(
+        &config,
+        &["admin", "reserve", "statement", "--merchant", &id],
+    );
+    assert!(
+        ok && out.contains("credit") && out.contains("admin"),
+        "{out}"
+    );
+
+    // The refund account holds nothing: reconcile reports the reserve it cannot cover.
+    let account = chain.operator.address().to_string();
+    let (ok, out, _) = cli(&config, &["reconcile", "--refund-account", &account]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("refund_account_short"), "{out}");
+    // Funded, it agrees.
+    chain.mint(chain.operator.address(), 3 * USDC).await;
+    let (ok, out, err) = cli(&config, &["reconcile", "--refund-account", &account]);
+    assert!(ok, "{out}{err}");
+    store.close().await;
 }

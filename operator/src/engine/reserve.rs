@@ -116,7 +116,9 @@ impl Engine {
             DepositOutcome::AlreadyCredited => {
                 tracing::debug!(tx_hash = %event.tx_hash, "reserve deposit already credited")
             }
-            DepositOutcome::UnknownSender(from) => tracing::warn!(
+            // Also every fee the escrow pays to the refund account (a top-up's capture): only
+            // transfers from a merchant's address are deposits.
+            DepositOutcome::UnknownSender(from) => tracing::info!(
                 %from, tx_hash = %event.tx_hash,
                 "transfer to the refund account from no merchant's deposit address: not credited"
             ),
