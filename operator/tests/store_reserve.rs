@@ -421,6 +421,62 @@ async fn deposits_credited_once_and_reorgs_take_them_back(ctx: Ctx) {
     assert_eq!(balance(s, m).await, 700);
     let standing = s.standing_deposits().await.unwrap();
     assert_eq!(standing.len(), 1, "{standing:?}");
+
+    // Another reorg, and the same transfer is mined in a different block: a new event of the
+    // same log, credited once more only because the last credit was taken back.
+    s.rewind_indexer(
+        31337,
+        escrow,
+        CursorPosition {
+            next_block: 11,
+            last_block_hash: Some(h10),
+        },
+        10,
+        None,
+    )
+    .await
+    .unwrap()
+    .expect("rewound again");
+    assert_eq!(balance(s, m).await, 0);
+    let h11 = B256::repeat_byte(0x11);
+    let moved = deposit(payout, 700, 11, h11, 0);
+    assert_eq!(moved.tx_hash, events[0].tx_hash, "the same transfer");
+    let again = s
+        .advance_indexer(IndexerAdvance {
+            chain_id: 31337,
+            address: escrow,
+            expected: CursorPosition {
+                next_block: 10,
+                last_block_hash: None,
+            },
+            next: CursorPosition {
+                next_block: 12,
+                last_block_hash: Some(h11),
+            },
+            events: std::slice::from_ref(&moved),
+            blocks: &[IndexedBlock {
+                number: 11,
+                hash: h11,
+            }],
+            keep: 16,
+        })
+        .await
+        .unwrap()
+        .expect("advanced to the new block");
+    assert!(matches!(
+        s.process_deposit_event(&again[0]).await.unwrap(),
+        DepositOutcome::Credited(_)
+    ));
+    assert_eq!(
+        s.process_deposit_event(&again[0]).await.unwrap(),
+        DepositOutcome::AlreadyCredited
+    );
+    assert_eq!(balance(s, m).await, 700);
+    assert_eq!(s.standing_deposits().await.unwrap().len(), 1);
+    assert_eq!(
+        s.reserve_ledger_sums().await.unwrap(),
+        vec![(m, token(), 700)]
+    );
 }
 
 async fn topup_credited_when_the_capture_confirms(ctx: Ctx) {

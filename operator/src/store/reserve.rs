@@ -706,20 +706,20 @@ impl StoreTx {
             Some(merchant_id) => {
                 // Locked first: two instances processing the same event serialize here.
                 lock_balance(self.conn(), backend, now, merchant_id, asset).await?;
-                let taken_back = sqlx::query(
-                    "SELECT id FROM reserve_entries WHERE chain_event_id = $1 AND reason = 'deposit_reorged'",
-                )
-                .bind(codec::uuid(&event.id))
-                .fetch_all(self.conn())
-                .await?
-                .len();
-                let credited = sqlx::query(
-                    "SELECT id FROM reserve_entries WHERE chain_event_id = $1 AND reason = 'deposit'",
-                )
-                .bind(codec::uuid(&event.id))
-                .fetch_all(self.conn())
-                .await?
-                .len();
+                // By transfer log (transaction hash + log index), not by stored event: a
+                // transfer re-mined in another block after a reorg is a new event of the same
+                // log, credited again only because the first credit was taken back.
+                let count = |reason: &'static str| {
+                    sqlx::query(
+                        "SELECT id FROM reserve_entries \
+                         WHERE tx_hash = $1 AND log_index = $2 AND reason = $3",
+                    )
+                    .bind(codec::b256(&event.tx_hash))
+                    .bind(codec::int(event.log_index))
+                    .bind(reason)
+                };
+                let taken_back = count("deposit_reorged").fetch_all(self.conn()).await?.len();
+                let credited = count("deposit").fetch_all(self.conn()).await?.len();
                 if credited > taken_back || value == 0 {
                     DepositOutcome::AlreadyCredited
                 } else {
