@@ -382,6 +382,25 @@ async fn reserve_and_statement_pages(backend: Backend) {
         }
         assert_eq!(pages, 3);
         assert_eq!(seen, ["5000", "4000", "3000", "2000", "1000"]);
+        // The SDK's client reads the same views.
+        let client = x402_escrow_sdk::merchant::OperatorClient::new(
+            format!("http://{}", op.address),
+            key.clone(),
+        );
+        let view = client.reserve().await.expect("reserve");
+        assert_eq!(view.balances[0].balance, 15_000);
+        assert_eq!(view.topup_bps, Some(250));
+        let first = client
+            .reserve_statement(None, Some(4))
+            .await
+            .expect("page 1");
+        assert_eq!(first.entries.len(), 4);
+        let rest = client
+            .reserve_statement(first.next_cursor.as_deref(), Some(4))
+            .await
+            .expect("page 2");
+        assert_eq!((rest.entries.len(), rest.next_cursor), (1, None));
+        assert_eq!(rest.entries[0].amount, 1_000);
         let token = format!("{:#x}", chain.token());
         let (_, one) = api
             .get(&format!("/v1/reserve/statement?asset={token}&limit=200"))
