@@ -39,6 +39,10 @@ enum Command {
         /// Check at most this many payments (newest first).
         #[arg(long, default_value_t = 10_000)]
         limit: u32,
+        /// The operator's refund account, for checking the refund reserve against the chain
+        /// (default: the address of the configured signing key, if any).
+        #[arg(long)]
+        refund_account: Option<alloy::primitives::Address>,
     },
     /// Create or update the database schema.
     Migrate,
@@ -48,6 +52,9 @@ enum Command {
     /// Inspect payments.
     #[command(subcommand)]
     Payments(cli::admin::PaymentsCommand),
+    /// Operator administration: merchants' refund reserves.
+    #[command(subcommand)]
+    Admin(cli::reserve::AdminCommand),
 }
 
 #[tokio::main]
@@ -69,9 +76,13 @@ async fn main() -> eyre::Result<()> {
         Command::Deploy(args) => cli::deploy::run(args).await,
         Command::SampleApi(args) => cli::sample_api::run(args).await,
         Command::Serve => cli::serve::serve(&cli.config).await,
-        Command::Reconcile { limit } => cli::serve::reconcile(&cli.config, limit).await,
+        Command::Reconcile {
+            limit,
+            refund_account,
+        } => cli::serve::reconcile(&cli.config, limit, refund_account).await,
         Command::Migrate => cli::admin::migrate(&cli.config).await,
         Command::Merchant(command) => cli::admin::merchant(&cli.config, command).await,
         Command::Payments(command) => cli::admin::payments(&cli.config, command).await,
+        Command::Admin(command) => cli::reserve::admin(&cli.config, command).await,
     }
 }

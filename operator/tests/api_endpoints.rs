@@ -1069,6 +1069,44 @@ async fn openapi_schemas_match_what_the_code_writes() {
     };
     assert_conforms(&doc, "MerchantTerms", &to_json(&terms));
 
+    // The refund reserve, as `GET /v1/reserve` and its statement write it.
+    let entry = x402_escrow_types::ReserveEntryView {
+        id: uuid::Uuid::nil().to_string(),
+        asset: Address::repeat_byte(0x70),
+        kind: "debit".into(),
+        amount: 5,
+        balance_after: 7,
+        reason: "refund".into(),
+        payment_id: Some(uuid::Uuid::nil().to_string()),
+        transaction_hash: Some(B256::repeat_byte(2)),
+        log_index: Some(3),
+        note: Some("n".into()),
+        created_at: 1_700_000_000_000,
+    };
+    for topup_bps in [None, Some(250)] {
+        let reserve = x402_escrow_types::ReserveView {
+            merchant_id: uuid::Uuid::nil().to_string(),
+            refund_account: Address::repeat_byte(0x0B),
+            deposit_addresses: vec![Address::repeat_byte(0x44)],
+            topup_bps,
+            balances: vec![x402_escrow_types::ReserveBalanceView {
+                asset: Address::repeat_byte(0x70),
+                balance: 7,
+                credited: 12,
+                debited: 5,
+                released: 0,
+            }],
+        };
+        assert_conforms(&doc, "Reserve", &to_json(&reserve));
+    }
+    for next_cursor in [None, Some("c".to_owned())] {
+        let statement = x402_escrow_types::ReserveStatement {
+            entries: vec![entry.clone()],
+            next_cursor,
+        };
+        assert_conforms(&doc, "ReserveStatement", &to_json(&statement));
+    }
+
     // Request bodies as the merchant client writes them.
     for body in [
         to_json(&CaptureRequest::default()),

@@ -86,6 +86,8 @@ impl Env {
             .create_merchant(&new_merchant("other", chain.other_receiver))
             .await
             .unwrap();
+        operator_support::credit_reserve(&store, merchant.id, &chain).await;
+        operator_support::credit_reserve(&store, other_merchant.id, &chain).await;
         let wake = Arc::new(Notify::new());
         let engine = make_engine(&store, &chain, default_wait, wake.clone());
         let sending = Arc::new(AtomicBool::new(true));

@@ -188,6 +188,7 @@ async fn every_kind_goes_out_in_execute(backend: Backend) {
         let chain = Chain::start().await;
         let store = test_store(&url).await;
         let (m, _key) = merchant(&store, "shop", chain.receiver, None).await;
+        credit_reserve(&store, m.id, &chain).await;
         let cfg = execute_config(&url, &chain);
         let core = runtime::open(&cfg).await.expect("open");
         let executor = core

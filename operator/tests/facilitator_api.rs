@@ -106,8 +106,9 @@ impl Env {
         config.webhooks.enabled = false;
         adjust(&mut config);
         let op = runtime::start(config.clone()).await.expect("operator");
-        let (_, api_key) =
+        let (shop, api_key) =
             operator_support::merchant(&op.store, "shop", chain.receiver, None).await;
+        operator_support::credit_reserve(&op.store, shop.id, &chain).await;
         let (base, server) = serve(&op, settle_wait).await;
         Env {
             poor_payer: chain.key(5).expect("key 5"),

@@ -25,11 +25,13 @@ use x402_escrow_bindings::{
     AuthCaptureEscrow, PaymentInfo, ReceiveWithAuthorization, TestUSDC, payment_info_hash,
 };
 use x402_escrow_operator::indexer::{
-    EscrowEvent, EventEffect, Indexer, IndexerConfig, IndexerError, IndexerUpdate,
+    DepositWatch, EscrowEvent, EventEffect, Indexer, IndexerConfig, IndexerError, IndexerUpdate,
     OnChainPaymentState, Origin, ReadMode, event_effect,
 };
 use x402_escrow_operator::lifecycle::PaymentEvent;
-use x402_escrow_operator::store::{ChainEvent, IndexerCursor, Store};
+use x402_escrow_operator::store::{
+    ChainEvent, DEPOSIT_EVENT, DepositOutcome, IndexerCursor, ReserveReason, Store,
+};
 use x402_escrow_testkit::Proxy;
 
 store_tests!(
@@ -39,6 +41,7 @@ store_tests!(
     rpc_outage_then_resume,
     safe_mode_stays_behind_the_head,
     two_instances_index_concurrently,
+    reserve_deposit_credited_once_and_reorged_away,
 );
 
 /// A provider without a wallet on `url` (what the indexer reads through).
@@ -734,4 +737,95 @@ async fn two_instances_index_concurrently(ctx: Ctx) {
         assert_eq!(store.events_for_payment(h).await.expect("e").len(), 1);
     }
     other.close().await;
+}
+
+/// A refund-reserve deposit on a real chain: the merchant's registered address transfers tokens
+/// to the operator's refund account; the indexer stores the `Transfer` (and not one to anyone
+/// else), the store credits it once (processing it again credits nothing), and a reorg that
+/// drops its block takes the credit back in the rewind's transaction.
+async fn reserve_deposit_credited_once_and_reorged_away(ctx: Ctx) {
+    let store = ctx.store.clone();
+    let chain = Chain::start().await;
+    let m = merchant(&store).await;
+    let refund_account = chain.operator.address();
+    store
+        .add_deposit_address(m, chain.payer.address())
+        .await
+        .expect("deposit address");
+    let indexer = chain.indexer(&store).with_deposits(DepositWatch {
+        refund_account,
+        tokens: vec![chain.token()],
+    });
+    let usdc = TestUSDC::new(chain.token(), chain.payer_p.clone());
+    // Not to the refund account: not a deposit.
+    mined(usdc.transfer(chain.receiver, U256::from(11u64))).await;
+    let receipt = mined(usdc.transfer(refund_account, U256::from(750_000u64))).await;
+    let deposit_block = receipt.block_number.expect("block");
+    let stored = catch_up(&indexer).await;
+    let deposits: Vec<&ChainEvent> = stored
+        .iter()
+        .filter(|e| e.event_name == DEPOSIT_EVENT)
+        .collect();
+    assert_eq!(deposits.len(), 1, "{stored:#?}");
+    let event = deposits[0];
+    assert_eq!(event.tx_hash, receipt.transaction_hash);
+    assert_eq!(
+        (event.address, event.amount),
+        (chain.token(), Some(750_000))
+    );
+    assert_eq!(event.block_number, deposit_block);
+
+    match store.process_deposit_event(event).await.expect("process") {
+        DepositOutcome::Credited(entry) => {
+            assert_eq!(entry.amount, 750_000);
+            assert_eq!(entry.tx_hash, Some(receipt.transaction_hash));
+            assert_eq!(entry.merchant_id, m);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store.process_deposit_event(event).await.expect("again"),
+        DepositOutcome::AlreadyCredited
+    );
+    // Re-reading the range stores nothing new.
+    assert!(catch_up(&indexer).await.is_empty());
+    let token = chain.token();
+    let balance = |store: Store| async move {
+        store
+            .reserve_balance(m, token)
+            .await
+            .expect("balance")
+            .balance
+    };
+    assert_eq!(balance(store.clone()).await, 750_000);
+
+    // The deposit's block leaves the chain: the credit is taken back.
+    let depth = chain.head().await - deposit_block + 1;
+    chain
+        .op
+        .anvil_reorg(ReorgOptions {
+            depth,
+            tx_block_pairs: vec![],
+        })
+        .await
+        .expect("anvil_reorg");
+    let outcome = indexer.tick().await.expect("tick after reorg");
+    let reorg = outcome.reorg.expect("reorg detected");
+    assert!(
+        reorg.removed.iter().any(|e| e.event_name == DEPOSIT_EVENT),
+        "{reorg:#?}"
+    );
+    assert_eq!(balance(store.clone()).await, 0);
+    let newest = &store
+        .reserve_statement(m, None, None, 1)
+        .await
+        .expect("statement")[0];
+    assert_eq!(newest.reason, ReserveReason::DepositReorged);
+    assert!(
+        store
+            .standing_deposits()
+            .await
+            .expect("standing")
+            .is_empty()
+    );
 }

@@ -462,7 +462,7 @@ impl DemoReport {
                 line(format!("    payment hash {hash}"));
             }
             if let Outcome::Refunded { .. } = s.outcome {
-                line("    refund       paid from the operator's float (OperatorRefundCollector), through POST /v1/payments/{id}/refund".into());
+                line("    refund       charged to the merchant's refund reserve (credited with 2 USDC at start-up), paid from the operator's refund account (OperatorRefundCollector), through POST /v1/payments/{id}/refund".into());
             }
             if let Some(status) = &s.ledger_status {
                 line(format!("    buyer ledger {status}"));

@@ -88,9 +88,10 @@ impl Balances {
 }
 
 impl Stack {
-    /// Starts anvil, deploys, funds the payer (10 USDC) and the operator's refund float
-    /// (5 USDC), creates a merchant in a fresh SQLite database and starts the operator on it
-    /// (`operator_exe`, the `x402-escrow` binary, as a child process).
+    /// Starts anvil, deploys, funds the payer (10 USDC) and the operator's refund account
+    /// (5 USDC), creates a merchant in a fresh SQLite database, credits its refund reserve
+    /// (2 USDC, `admin reserve credit`) and starts the operator on it (`operator_exe`, the
+    /// `x402-escrow` binary, as a child process).
     ///
     /// With `webhook_url`, the merchant gets that endpoint and a fresh signing secret.
     pub async fn start(
@@ -188,6 +189,31 @@ expiry_margin_secs = 60
             add.extend(["--webhook-url", url.as_str()]);
         }
         let api_key = admin(&command, &add).await?.trim().to_owned();
+        // Refunds are charged to the merchant's refund reserve: credit it (2 USDC, within the
+        // operator's 5 USDC refund account) before anything can be refunded.
+        let listing = admin(&command, &["merchant", "list"]).await?;
+        let merchant_id = listing
+            .lines()
+            .nth(1)
+            .and_then(|line| line.split_whitespace().next())
+            .ok_or_else(|| DemoError::Unexpected(format!("no merchant in {listing:?}")))?
+            .to_owned();
+        let reserve = (2 * USDC).to_string();
+        admin(
+            &command,
+            &[
+                "admin",
+                "reserve",
+                "credit",
+                "--merchant",
+                &merchant_id,
+                "--amount",
+                &reserve,
+                "--note",
+                "demo: the merchant's refund reserve",
+            ],
+        )
+        .await?;
         let operator = command.start(Duration::from_secs(60)).await?;
         let operator_signer = operator_key.address();
         let token_store = AuthCaptureEscrow::new(deployment.auth_capture_escrow, &chain.plain)

@@ -290,6 +290,9 @@ pub enum ErrorCode {
     ExceedsRefundable,
     /// The operator's refund float cannot fund this refund (409).
     RefundFloatInsufficient,
+    /// The merchant's refund reserve cannot cover this refund (409): credit the reserve
+    /// (deposit, admin credit, top-up) first.
+    RefundReserveInsufficient,
     /// The chain RPC is unreachable; nothing was sent (503).
     ChainUnavailable,
     /// Unexpected failure (500).
@@ -306,7 +309,7 @@ pub enum ErrorCode {
 impl ErrorCode {
     /// Every code, in declaration order (the published list: openapi, tests and the fuzz
     /// harness read it from here).
-    pub const ALL: [ErrorCode; 29] = [
+    pub const ALL: [ErrorCode; 30] = [
         Self::InvalidRequest,
         Self::Unauthorized,
         Self::NotFound,
@@ -331,6 +334,7 @@ impl ErrorCode {
         Self::ExceedsCapturable,
         Self::ExceedsRefundable,
         Self::RefundFloatInsufficient,
+        Self::RefundReserveInsufficient,
         Self::ChainUnavailable,
         Self::Internal,
         Self::PaymentIdentifierConflict,
@@ -365,6 +369,7 @@ impl ErrorCode {
             Self::ExceedsCapturable => "exceeds_capturable",
             Self::ExceedsRefundable => "exceeds_refundable",
             Self::RefundFloatInsufficient => "refund_float_insufficient",
+            Self::RefundReserveInsufficient => "refund_reserve_insufficient",
             Self::ChainUnavailable => "chain_unavailable",
             Self::Internal => "internal",
             Self::PaymentIdentifierConflict => "payment_identifier_conflict",
@@ -405,6 +410,7 @@ impl ErrorCode {
             | Self::InvalidState
             | Self::AuthorizationUsed
             | Self::RefundFloatInsufficient
+            | Self::RefundReserveInsufficient
             | Self::PaymentIdentifierConflict => 409,
             Self::PayloadTooLarge => 413,
             Self::IdempotencyKeyReused => 422,

@@ -8,6 +8,7 @@
 //! - [`api`]: request bodies, [`PaymentView`] and its parts, [`PaymentList`], the error envelope
 //!   and [`ErrorCode`] (every code the API answers with, in one list: [`ErrorCode::ALL`]).
 //! - [`terms`]: [`MerchantTerms`] (`GET /v1/merchant`) and the time windows derived from it.
+//! - [`reserve`]: the refund reserve's views (`GET /v1/reserve`, `GET /v1/reserve/statement`).
 //! - [`request_id`]: the id of an HTTP request ([`RequestId`]).
 //! - x402 building blocks (re-exported by the SDK at its old paths): [`amount`] (the protocol's
 //!   decimal-string `uint256`), [`network`] (CAIP-2 and v1 names), [`primitives`] (addresses,
@@ -34,6 +35,7 @@ pub mod lifecycle;
 pub mod network;
 pub mod primitives;
 pub mod request_id;
+pub mod reserve;
 pub mod schemes;
 pub mod terms;
 pub mod wire;
@@ -49,4 +51,5 @@ pub use lifecycle::{
     ParseEnumError, PaymentEvent, PaymentStatus,
 };
 pub use request_id::{RequestId, X_REQUEST_ID};
+pub use reserve::{ReserveBalanceView, ReserveEntryView, ReserveStatement, ReserveView};
 pub use terms::{MerchantTerms, TermsAsset, TermsEscrow};

@@ -17,6 +17,7 @@ pub mod errors;
 pub mod facilitator;
 pub mod idempotency;
 pub mod metrics;
+pub mod reserve;
 pub mod routes;
 
 use std::collections::BTreeMap;
@@ -317,6 +318,8 @@ pub fn router<S: PaymentService>(state: ApiState<S>) -> Router {
         .route("/v1/payments/{id}", get(routes::get_payment::<S>))
         .route("/v1/payments", get(routes::list_payments::<S>))
         .route("/v1/merchant", get(routes::get_merchant::<S>))
+        .route("/v1/reserve", get(reserve::get_reserve::<S>))
+        .route("/v1/reserve/statement", get(reserve::get_statement::<S>))
         .merge(posts)
         .route_layer(from_fn_with_state(
             state.store.clone(),

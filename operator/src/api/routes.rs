@@ -31,6 +31,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/payments/{id}/refund"),
     ("get", "/v1/payments/{id}"),
     ("get", "/v1/payments"),
+    ("get", "/v1/reserve"),
+    ("get", "/v1/reserve/statement"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),

@@ -37,30 +37,67 @@ pub async fn serve(config: &ConfigArgs) -> Result<()> {
     Ok(())
 }
 
-/// Compares every payment in the database with the escrow's `paymentState` and prints each
-/// difference; exits non-zero when there is one. Needs no signing key.
-pub async fn reconcile(config: &ConfigArgs, limit: u32) -> Result<()> {
+/// Compares every payment in the database with the escrow's `paymentState`, and the refund
+/// reserve's ledger with itself and the chain (deposits against their `Transfer` logs, the
+/// reserves' total against the refund account's balance); prints each difference and finding;
+/// exits non-zero when there is one. Needs no signing key (without one, and without
+/// `--refund-account`, the reserve is checked against its own ledger only).
+pub async fn reconcile(
+    config: &ConfigArgs,
+    limit: u32,
+    refund_account: Option<alloy::primitives::Address>,
+) -> Result<()> {
     let config = config.load()?;
     let engine = runtime::open_read_only(&config)
         .await
         .wrap_err("opening the operator")?;
+    let refund_account = match refund_account {
+        Some(account) => Some(account),
+        None => match config.signer.source() {
+            Ok(Some(_)) => Some(
+                runtime::load_signer(&config)
+                    .wrap_err("loading the signing key")?
+                    .address(),
+            ),
+            _ => None,
+        },
+    };
     let differences = engine.reconcile_all(limit).await?;
-    if differences.is_empty() {
+    let findings = engine.reconcile_reserve(refund_account).await?;
+    if differences.is_empty() && findings.is_empty() {
         println!("database == chain: no differences");
+        if refund_account.is_none() {
+            println!(
+                "(refund reserve checked against its ledger only: no --refund-account and no signing key)"
+            );
+        }
         return Ok(());
     }
-    println!(
-        "{:<36}  {:<14}  {:<20}  chain",
-        "payment", "field", "database"
-    );
-    for d in &differences {
+    if !differences.is_empty() {
         println!(
-            "{:<36}  {:<14}  {:<20}  {}",
-            d.payment_id, d.field, d.database, d.chain
+            "{:<36}  {:<14}  {:<20}  chain",
+            "payment", "field", "database"
+        );
+        for d in &differences {
+            println!(
+                "{:<36}  {:<14}  {:<20}  {}",
+                d.payment_id, d.field, d.database, d.chain
+            );
+        }
+    }
+    for f in &findings {
+        println!(
+            "reserve {:<22}  merchant {}  asset {:#x}  database {}  chain {}",
+            f.check,
+            f.merchant_id.map_or("-".into(), |m| m.to_string()),
+            f.asset,
+            f.database,
+            f.chain
         );
     }
     eyre::bail!(
-        "{} difference(s) between the database and the chain",
-        differences.len()
+        "{} difference(s) and {} reserve finding(s) between the database and the chain",
+        differences.len(),
+        findings.len()
     )
 }

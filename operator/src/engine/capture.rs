@@ -4,8 +4,8 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::Engine;
 use super::calldata;
+use super::{Engine, ReserveStep};
 use crate::lifecycle::{PaymentEvent, PaymentStatus};
 use crate::service::{CaptureRequest, ErrorCode, PaymentView, ServiceError, to_payment_info};
 use crate::store::{Merchant, NewChainTx, Payment, TxKind};
@@ -41,18 +41,32 @@ impl Engine {
         self.check_deadline(expiry, "the authorization expires too soon to capture")
             .await?;
         let info = to_payment_info(&payment.info);
-        let (fee_bps, fee_receiver) = calldata::capture_fee(cfg, &info);
+        let fee = calldata::capture_fee(cfg, &info);
+        // The merchant's automatic top-up, if it has a rule: its share rides in the fee.
+        let (fee_bps, fee_receiver, reserve) = match self
+            .store()
+            .topup_rule(merchant.id)
+            .await
+            .map_err(super::store_error)?
+        {
+            Some(share_bps) => {
+                let plan = super::reserve::topup_plan(cfg, &payment, amount, fee, share_bps);
+                (plan.fee.0, plan.fee.1, ReserveStep::PlanTopup(plan.topup))
+            }
+            None => (fee.0, fee.1, ReserveStep::None),
+        };
         let outbox = self.outbox(
             &payment,
             TxKind::Capture,
             calldata::capture(info, amount, (fee_bps, fee_receiver)),
             json!({"call": "capture", "amount": amount.to_string(), "feeBps": fee_bps, "feeReceiver": fee_receiver}),
         );
-        self.request(
+        self.request_with(
             payment,
             PaymentEvent::CaptureRequested { amount },
             vec![],
             outbox,
+            reserve,
         )
         .await
     }

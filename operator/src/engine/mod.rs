@@ -12,7 +12,8 @@
 //! |---|---|
 //! | `authorize.rs` | a merchant submits an x402 payment (`authorize` or `charge`) |
 //! | `capture.rs` | capture and void |
-//! | `refund.rs` | refund, funded by the refund float (with its `approve`) |
+//! | `refund.rs` | refund, charged to the merchant's reserve, paid from the refund float (with its `approve`) |
+//! | `reserve.rs` | the refund reserve: a capture's top-up plan, deposits seen on chain, reconciliation of the ledger |
 //! | `outcomes.rs` | a transaction's outcome and chain events become payment transitions |
 //! | `batch.rs` | the outcome of a batch transaction reaches its members |
 //! | `waiter.rs` | a caller waits for its payment to settle |
@@ -53,6 +54,7 @@ pub mod facilitator;
 mod outcomes;
 mod reconcile;
 mod refund;
+mod reserve;
 mod setup;
 mod sweeper;
 mod views;
@@ -78,6 +80,7 @@ use crate::store::{Merchant, NewChainTx, Payment, Store, StoreError, TransitionE
 use crate::verify::Verifier;
 
 pub use outcomes::revert_code;
+pub use reserve::ReserveFinding;
 pub use setup::{FeePolicy, configs};
 pub use waiter::Waiters;
 
@@ -156,6 +159,9 @@ fn store_error(e: StoreError) -> ServiceError {
             ServiceError::new(code, e.to_string())
         }
         StoreError::Conflict { .. } => ServiceError::new(ErrorCode::InvalidState, e.to_string()),
+        StoreError::ReserveInsufficient { .. } => {
+            ServiceError::new(ErrorCode::RefundReserveInsufficient, e.to_string())
+        }
         _ => ServiceError::new(ErrorCode::Internal, e.to_string()),
     }
 }
@@ -359,23 +365,52 @@ impl Engine {
         before: Vec<NewChainTx>,
         outbox: NewChainTx,
     ) -> Result<PaymentView, ServiceError> {
+        self.request_with(payment, event, before, outbox, ReserveStep::None)
+            .await
+    }
+
+    /// [`Engine::request`] with the refund reserve's part of the same SQL transaction: a
+    /// refund's debit (refused as `refund_reserve_insufficient`, nothing written, when the
+    /// merchant's reserve cannot cover it) or a capture's planned top-up.
+    async fn request_with(
+        &self,
+        payment: Payment,
+        event: PaymentEvent,
+        before: Vec<NewChainTx>,
+        outbox: NewChainTx,
+        reserve: ReserveStep,
+    ) -> Result<PaymentView, ServiceError> {
         let (id, version, transition) = (payment.id, payment.version, event.clone());
+        let (merchant_id, asset) = (payment.merchant_id, payment.info.token);
         self.store()
             .grouped(move |tx| {
                 Box::pin(async move {
                     for row in &before {
                         tx.enqueue_tx(row).await?;
                     }
-                    tx.transition_payment(
-                        id,
-                        version,
-                        &transition,
-                        TransitionExtras {
-                            outbox: Some(outbox),
-                            ..Default::default()
-                        },
-                    )
-                    .await
+                    // The payment row first, then the merchant's reserve row: the order every
+                    // transition that touches the reserve takes its locks in.
+                    let done = tx
+                        .transition_payment(
+                            id,
+                            version,
+                            &transition,
+                            TransitionExtras {
+                                outbox: Some(outbox),
+                                ..Default::default()
+                            },
+                        )
+                        .await?;
+                    match reserve {
+                        ReserveStep::None => {}
+                        ReserveStep::DebitRefund(amount) => {
+                            let chain_tx = done.chain_tx.as_ref().map(|t| t.id);
+                            tx.reserve_debit_refund(merchant_id, asset, id, amount, chain_tx)
+                                .await?;
+                        }
+                        ReserveStep::PlanTopup(topup) => tx.plan_topup(&topup).await?,
+                    }
+                    Ok(done)
                 })
             })
             .await
@@ -385,6 +420,16 @@ impl Engine {
         let payment = self.wait(payment.id, None).await?;
         self.view(&payment).await
     }
+}
+
+/// What a merchant request writes to the refund reserve with its transition.
+enum ReserveStep {
+    /// Nothing (void, capture without a top-up rule).
+    None,
+    /// A refund of this amount: debit the merchant's reserve.
+    DebitRefund(Amount),
+    /// A capture under the merchant's top-up rule: record the plan.
+    PlanTopup(crate::store::NewTopup),
 }
 
 fn secs_to_ms(secs: u64) -> i64 {

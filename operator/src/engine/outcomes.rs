@@ -139,7 +139,7 @@ impl Engine {
     // ---------------------------------------------------------------- chain events (indexer)
 
     /// Applies unprocessed chain events: a `PaymentReclaimed` becomes `ReclaimObserved` (+
-    /// `payment.reclaimed`); events of our own actions were already confirmed by their
+    /// `payment.reclaimed`); a `ReserveDeposit` is credited to the merchant it came from; events of our own actions were already confirmed by their
     /// transactions and are just marked processed. Each event is marked processed in the same
     /// SQL transaction as the transition it causes. Returns how many events were handled.
     pub async fn process_events(&self) -> Result<usize, EngineError> {
@@ -155,6 +155,9 @@ impl Engine {
     }
 
     async fn process_event(&self, event: &ChainEvent) -> Result<(), EngineError> {
+        if event.event_name == crate::store::DEPOSIT_EVENT {
+            return self.process_deposit(event).await;
+        }
         let payment = match event.payment_hash {
             Some(hash) => self.store().payment_by_hash(hash).await?,
             None => None,

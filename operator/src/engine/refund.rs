@@ -1,5 +1,7 @@
-//! Refund: checked against the payment and the refund window, funded by the operator's float
-//! through the refund collector (an `approve` row goes first when the allowance runs low).
+//! Refund: checked against the payment and the refund window, charged to the merchant's refund
+//! reserve (debited in the transaction that queues the refund; `refund_reserve_insufficient`
+//! when it cannot cover it) and paid from the operator's refund account through the refund
+//! collector (an `approve` row goes first when the allowance runs low).
 
 use alloy::primitives::{Bytes, U256};
 use serde_json::json;
@@ -7,7 +9,7 @@ use uuid::Uuid;
 use x402_escrow_bindings::IERC20;
 
 use super::calldata;
-use super::{Engine, EngineError, requested_amount};
+use super::{Engine, EngineError, ReserveStep, requested_amount};
 use crate::lifecycle::{Amount, PaymentEvent, PaymentStatus};
 use crate::service::{ErrorCode, PaymentView, RefundRequest, ServiceError, to_payment_info};
 use crate::store::{Merchant, NewChainTx, TxKind};
@@ -93,11 +95,12 @@ impl Engine {
             ),
             json!({"call": "refund", "amount": amount.to_string(), "tokenCollector": cfg.refund_collector}),
         );
-        self.request(
+        self.request_with(
             payment,
             PaymentEvent::RefundRequested { amount },
             before,
             outbox,
+            ReserveStep::DebitRefund(amount),
         )
         .await
     }

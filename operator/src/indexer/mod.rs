@@ -18,6 +18,8 @@
 //!    range's first and last headers (a range never straddles that boundary). `eth_getLogs` on the escrow
 //!    address, then the last header again: if it changed, or a log's block hash is not the
 //!    header's, a reorg raced the read and the pass stores nothing ([`TickOutcome::raced`]).
+//!    With [`Indexer::with_deposits`], a second `eth_getLogs` over the same range reads the
+//!    tokens' `Transfer`s to the refund account (refund-reserve deposits, `ReserveDeposit`).
 //! 4. Decode each log ([`EscrowEvent`]) and store it (idempotent on chain, block hash and log
 //!    index), remember the block hashes and move the cursor, all in one SQL transaction
 //!    ([`Store::advance_indexer`]). A crash anywhere leaves either the old or the new cursor, and
@@ -89,6 +91,18 @@ pub struct Indexer {
     notify: Arc<Notify>,
     updates: broadcast::Sender<IndexerUpdate>,
     chain_checked: std::sync::atomic::AtomicBool,
+    deposits: Option<DepositWatch>,
+}
+
+/// Refund-reserve deposits the indexer also follows ([`Indexer::with_deposits`]): ERC-20
+/// `Transfer`s of `tokens` to `refund_account`, stored as `ReserveDeposit` chain events with the
+/// escrow's (same range, same reorg handling, same transaction as the cursor move).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepositWatch {
+    /// The operator's refund account (the signer the refund collector pulls from).
+    pub refund_account: alloy::primitives::Address,
+    /// The tokens whose transfers count.
+    pub tokens: Vec<alloy::primitives::Address>,
 }
 
 /// A header's identity.
@@ -109,7 +123,14 @@ impl Indexer {
             notify: Arc::new(Notify::new()),
             updates,
             chain_checked: std::sync::atomic::AtomicBool::new(false),
+            deposits: None,
         }
+    }
+
+    /// Also follows refund-reserve deposits ([`DepositWatch`]; nothing when it has no tokens).
+    pub fn with_deposits(mut self, watch: DepositWatch) -> Indexer {
+        self.deposits = Some(watch).filter(|w| !w.tokens.is_empty());
+        self
     }
 
     /// The settings.

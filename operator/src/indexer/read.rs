@@ -1,7 +1,11 @@
 //! Steps 3 and 4 of a pass: read a range's headers and logs, and store its events with the
 //! cursor move in one transaction.
 
+use alloy::sol_types::SolEvent;
+use x402_escrow_bindings::IERC20;
+
 use super::*;
+use crate::store::DEPOSIT_EVENT;
 
 impl Indexer {
     /// Step 3 and 4 for `[from, to]`. `None`: a reorg raced the read, nothing stored.
@@ -52,6 +56,18 @@ impl Indexer {
             .from_block(from)
             .to_block(to);
         let logs = self.provider.get_logs(&filter).await?;
+        let deposit_logs = match &self.deposits {
+            Some(watch) => {
+                let filter = Filter::new()
+                    .address(watch.tokens.clone())
+                    .event_signature(IERC20::Transfer::SIGNATURE_HASH)
+                    .topic2(watch.refund_account.into_word())
+                    .from_block(from)
+                    .to_block(to);
+                self.provider.get_logs(&filter).await?
+            }
+            None => Vec::new(),
+        };
 
         if self.require_header(to).await?.hash != last.hash {
             tracing::info!("head of the range changed during eth_getLogs: reorg, retrying");
@@ -76,7 +92,43 @@ impl Indexer {
             }
         }
 
-        let events: Vec<NewChainEvent> = decoded
+        let mut deposits = Vec::with_capacity(deposit_logs.len());
+        for log in &deposit_logs {
+            let (number, block_hash, log_index, tx_hash) = log_position(log)?;
+            if log.removed {
+                continue;
+            }
+            if let Some(expected) = hash_of(number)
+                && expected != block_hash
+            {
+                tracing::info!(block = number, "deposit from another fork: reorg, retrying");
+                return Ok(None);
+            }
+            let Ok(transfer) = IERC20::Transfer::decode_log(&log.inner) else {
+                tracing::debug!(block = number, log_index, "not a Transfer; skipped");
+                continue;
+            };
+            let value = u128::try_from(transfer.value).ok();
+            deposits.push(NewChainEvent {
+                chain_id: cfg.chain_id,
+                address: log.address(),
+                block_number: number,
+                block_hash,
+                log_index,
+                tx_hash,
+                event_name: DEPOSIT_EVENT.to_owned(),
+                payment_hash: None,
+                amount: value,
+                data: serde_json::json!({
+                    "token": format!("{:#x}", log.address()),
+                    "from": format!("{:#x}", transfer.from),
+                    "to": format!("{:#x}", transfer.to),
+                    "value": transfer.value.to_string(),
+                }),
+            });
+        }
+
+        let mut events: Vec<NewChainEvent> = decoded
             .into_iter()
             .map(
                 |(block_number, block_hash, log_index, tx_hash, event)| NewChainEvent {
@@ -93,6 +145,8 @@ impl Indexer {
                 },
             )
             .collect();
+        events.extend(deposits);
+        events.sort_by_key(|e| (e.block_number, e.log_index));
         let blocks: Vec<IndexedBlock> = headers
             .iter()
             .map(|h| IndexedBlock {

@@ -310,7 +310,11 @@ pub async fn start(config: Config) -> Result<RunningOperator, RuntimeError> {
         store.clone(),
         provider.clone(),
         IndexerConfig::from_chain_config(&config.chain, escrow),
-    );
+    )
+    .with_deposits(crate::indexer::DepositWatch {
+        refund_account: engine.config().signer,
+        tokens: engine.config().assets.iter().map(|a| a.address).collect(),
+    });
     let webhooks = WebhookWorker::new(
         store.clone(),
         WebhookWorkerConfig::from_config(&config.webhooks),

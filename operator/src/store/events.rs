@@ -114,8 +114,9 @@ impl Record for IndexerCursor {
     }
 }
 
-/// Reorg: marks every live event of `address` at or above `from_block` as removed and returns
-/// them in chain order.
+/// Reorg: marks every live event of `address` (and every refund-reserve deposit the same
+/// indexer stored, emitted by a token) at or above `from_block` as removed and returns them in
+/// chain order.
 async fn remove_events_from<'c>(
     executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
     chain_id: u64,
@@ -124,7 +125,8 @@ async fn remove_events_from<'c>(
 ) -> Result<Vec<ChainEvent>> {
     let query = codec::returning::<ChainEvent>(
         "UPDATE chain_events SET removed = 1 \
-         WHERE chain_id = $1 AND address = $2 AND block_number >= $3 AND removed = 0",
+         WHERE chain_id = $1 AND (address = $2 OR event_name = 'ReserveDeposit') \
+             AND block_number >= $3 AND removed = 0",
     )
     .bind(codec::int(chain_id))
     .bind(codec::addr(&address))
@@ -445,6 +447,8 @@ impl Store {
                 return Ok(None);
             }
             let events = remove_events_from(tx.conn(), chain_id, address, from_block).await?;
+            let (backend, now) = (tx.backend, tx.now_ms());
+            super::reserve::reverse_removed_deposits(tx.conn(), backend, now, &events).await?;
             sqlx::query(
                 "DELETE FROM indexer_blocks WHERE chain_id = $1 AND address = $2 AND block_number >= $3",
             )

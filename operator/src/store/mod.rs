@@ -27,6 +27,7 @@ mod group;
 mod idempotency;
 mod merchants;
 mod payments;
+mod reserve;
 mod webhooks;
 
 use std::sync::Arc;
@@ -52,6 +53,10 @@ pub use idempotency::{IdempotencyBegin, request_fingerprint};
 pub use merchants::{Merchant, NewMerchant, generate_api_key, hash_api_key};
 pub use payments::{
     NewPayment, Payment, PaymentFilter, PaymentInfoRecord, Transition, TransitionExtras,
+};
+pub use reserve::{
+    DEPOSIT_EVENT, DepositOutcome, NewTopup, ReserveBalance, ReserveCredit, ReserveEntry,
+    ReserveKind, ReserveReason, Topup, deposit_of,
 };
 pub use webhooks::{
     ClaimedDelivery, DeliveryOutcome, DeliveryStatus, NewWebhookEvent, WebhookDelivery,
@@ -157,6 +162,18 @@ pub enum StoreError {
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A merchant's refund reserve cannot cover a debit (nothing was written).
+    #[error("merchant {merchant_id}'s refund reserve in {asset} is {balance}, short of {needed}")]
+    ReserveInsufficient {
+        /// The merchant.
+        merchant_id: Uuid,
+        /// The token.
+        asset: alloy::primitives::Address,
+        /// Its balance.
+        balance: u128,
+        /// What the debit needed.
+        needed: u128,
+    },
     /// Any other database error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

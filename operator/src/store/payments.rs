@@ -366,6 +366,10 @@ impl StoreTx {
             }
             _ => None,
         };
+        // The refund reserve follows the payment: a failed refund's debit is given back, a
+        // capture's planned top-up is credited (or cancelled), in this same transaction.
+        let backend = self.backend;
+        super::reserve::on_transition(self.conn(), backend, now, id, event).await?;
         let webhook = match extras.webhook {
             Some(hook) => Some(
                 webhooks::insert(self.conn(), now, payment.merchant_id, Some(id), &hook).await?,

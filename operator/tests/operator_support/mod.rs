@@ -392,6 +392,24 @@ pub async fn merchant(
     (m, key.expose().to_owned())
 }
 
+/// What [`credit_reserve`] gives a test merchant: refunds are charged to the merchant's refund
+/// reserve, so the suites that refund start with one (the refund account's tokens are minted
+/// separately by each suite, as before).
+pub const TEST_RESERVE: u64 = 1_000 * USDC;
+
+/// Credits the merchant's refund reserve in the chain's test token ([`TEST_RESERVE`]).
+pub async fn credit_reserve(store: &Store, merchant: Uuid, chain: &Chain) {
+    store
+        .reserve_credit(&x402_escrow_operator::store::ReserveCredit {
+            merchant_id: merchant,
+            asset: chain.token(),
+            amount: u128::from(TEST_RESERVE),
+            note: Some("test merchant's reserve".into()),
+        })
+        .await
+        .expect("credit reserve");
+}
+
 /// A fresh chain, a test-side store on `url`'s database, and the merchant "shop" paid to the
 /// chain's receiver (webhooks to `hooks`, if any): its record and API key.
 pub async fn open_shop(url: &str, hooks: Option<&Hooks>) -> (Chain, Store, Merchant, String) {
@@ -406,6 +424,7 @@ async fn shop_named(
     let chain = Chain::start().await;
     let store = test_store(url).await;
     let (merchant, key) = merchant(&store, name, chain.receiver, hooks).await;
+    credit_reserve(&store, merchant.id, &chain).await;
     (chain, store, merchant, key)
 }
 
@@ -413,7 +432,8 @@ async fn shop_named(
 /// "shop-a" paid to the chain's receiver and "shop-b" to the other receiver (their API keys).
 pub async fn two_shops(url: &str) -> (Chain, Store, String, String) {
     let (chain, store, _, key_a) = shop_named(url, "shop-a", None).await;
-    let (_, key_b) = merchant(&store, "shop-b", chain.other_receiver, None).await;
+    let (merchant_b, key_b) = merchant(&store, "shop-b", chain.other_receiver, None).await;
+    credit_reserve(&store, merchant_b.id, &chain).await;
     (chain, store, key_a, key_b)
 }
 

@@ -275,6 +275,45 @@ impl OperatorClient {
             .await
     }
 
+    /// The merchant's refund reserve (`GET /v1/reserve`): refunds are charged to it, and a
+    /// refund it cannot cover is refused (`refund_reserve_insufficient`).
+    pub async fn reserve(&self) -> Result<x402_escrow_types::ReserveView, OperatorError> {
+        let url = format!("{}/v1/reserve", self.base_url);
+        self.with_retries(|| self.http.get(&url).bearer_auth(&self.api_key))
+            .await
+    }
+
+    /// One page of the reserve's ledger (`GET /v1/reserve/statement`), newest first: pass the
+    /// previous page's `next_cursor` for the next one; `limit` 1..=200 (the operator's default
+    /// is 50).
+    pub async fn reserve_statement(
+        &self,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<x402_escrow_types::ReserveStatement, OperatorError> {
+        let mut query = Vec::new();
+        if let Some(cursor) = cursor {
+            // A cursor is an id the operator gave out; anything else is escaped byte by byte.
+            let escaped: String = cursor
+                .bytes()
+                .map(|b| match b {
+                    b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'-' => char::from(b).to_string(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            query.push(format!("cursor={escaped}"));
+        }
+        if let Some(limit) = limit {
+            query.push(format!("limit={limit}"));
+        }
+        let url = match query.is_empty() {
+            true => format!("{}/v1/reserve/statement", self.base_url),
+            false => format!("{}/v1/reserve/statement?{}", self.base_url, query.join("&")),
+        };
+        self.with_retries(|| self.http.get(&url).bearer_auth(&self.api_key))
+            .await
+    }
+
     /// One payment.
     pub async fn get(&self, payment_id: &str) -> Result<OperatorPayment, OperatorError> {
         let url = format!("{}{}", self.base_url, payment_path(payment_id, ""));
