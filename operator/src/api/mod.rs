@@ -316,6 +316,7 @@ pub fn router<S: PaymentService>(state: ApiState<S>) -> Router {
     let merchant = Router::new()
         .route("/v1/payments/{id}", get(routes::get_payment::<S>))
         .route("/v1/payments", get(routes::list_payments::<S>))
+        .route("/v1/events", get(routes::list_events::<S>))
         .route("/v1/merchant", get(routes::get_merchant::<S>))
         .merge(posts)
         .route_layer(from_fn_with_state(
