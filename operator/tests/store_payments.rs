@@ -926,7 +926,8 @@ async fn payment_pages_filter_and_stay_stable(ctx: Ctx) {
 
     // Stable: a payment created after the first page does not shift the second.
     ctx.clock.advance(1000);
-    s.insert_payment(&new_payment(m, 50), None).await.unwrap();
+    let (extra, _) = s.insert_payment(&new_payment(m, 50), None).await.unwrap();
+    assert_eq!(extra.amount, 1_000_000);
     let second = s
         .page_payments(
             m,
@@ -994,7 +995,10 @@ async fn payment_pages_filter_and_stay_stable(ctx: Ctx) {
         min_amount: Some(1_000_000),
         ..PaymentQuery::default()
     };
-    assert_eq!(all_pages(big).await, pick(&|i| amounts[i] >= 1_000_000));
+    // The payment added after the first page is the newest, and as big.
+    let mut expected = vec![extra.id];
+    expected.extend(pick(&|i| amounts[i] >= 1_000_000));
+    assert_eq!(all_pages(big).await, expected);
     let small = PaymentQuery {
         max_amount: Some(9),
         ..PaymentQuery::default()
