@@ -261,6 +261,27 @@ impl PaymentService for FuzzService {
             .filter(|p| p.request_id.as_deref() == Some(request_id))
             .collect())
     }
+
+    async fn list_payments(
+        &self,
+        merchant: &Merchant,
+        query: &x402_escrow_operator::service::PaymentQuery,
+    ) -> Result<x402_escrow_operator::service::PaymentList, ServiceError> {
+        assert!(
+            (1..=x402_escrow_operator::api::routes::MAX_PAGE_LIMIT).contains(&query.limit),
+            "limit let through"
+        );
+        let payments = self
+            .mine(merchant, self.payment.id)
+            .into_iter()
+            .filter(|p| query.statuses.is_empty() || query.statuses.contains(&p.status))
+            .filter(|p| query.request_id.is_none() || p.request_id == query.request_id)
+            .collect();
+        Ok(x402_escrow_operator::service::PaymentList {
+            payments,
+            next_cursor: None,
+        })
+    }
 }
 
 impl Facilitator for FuzzService {

@@ -15,8 +15,8 @@ use x402_escrow_sdk::schemes::auth_capture::payment_info_to_json;
 
 pub use x402_escrow_types::api::{decimal, opt_decimal};
 pub use x402_escrow_types::{
-    AmountsView, AuthorizeRequest, CaptureRequest, ErrorCode, ErrorView, PaymentView,
-    RefundRequest, TransactionView,
+    AmountsView, AuthorizeRequest, CaptureRequest, ErrorCode, ErrorView, PaymentList, PaymentQuery,
+    PaymentView, RefundRequest, TransactionView,
 };
 
 use crate::store::{Merchant, Payment, PaymentInfoRecord, Store, StoreError};
@@ -105,6 +105,14 @@ pub trait PaymentService: Send + Sync + 'static {
         merchant: &Merchant,
         request_id: &str,
     ) -> impl Future<Output = Result<Vec<PaymentView>, ServiceError>> + Send;
+
+    /// One page of the merchant's payments matching `query`, newest first by creation time
+    /// then id, with the cursor of the next page (`GET /v1/payments`).
+    fn list_payments(
+        &self,
+        merchant: &Merchant,
+        query: &PaymentQuery,
+    ) -> impl Future<Output = Result<PaymentList, ServiceError>> + Send;
 }
 
 /// The transactions of a stored payment as merchants see them: each with its mined hash, or

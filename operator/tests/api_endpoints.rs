@@ -140,10 +140,23 @@ async fn authorize_capture_refund_void_get_list() {
         .key(KEY_A)
         .send(&app.router)
         .await;
-    assert_eq!(reply.json(), json!({"payments": []}));
+    assert_eq!(reply.json(), json!({"payments": [], "next_cursor": null}));
+    // Without filters: the whole list (one page here).
     let reply = Call::get("/v1/payments").key(KEY_A).send(&app.router).await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert_eq!(reply.code(), "invalid_request");
+    assert_eq!(reply.status, StatusCode::OK);
+    let listed = reply.json();
+    assert!(
+        listed["payments"]
+            .as_array()
+            .is_some_and(|all| all.iter().any(|p| p["id"] == id)),
+        "{listed}"
+    );
+    assert_eq!(listed["next_cursor"], serde_json::Value::Null);
+    let reply = Call::get("/v1/payments?request_id=")
+        .key(KEY_A)
+        .send(&app.router)
+        .await;
+    assert_eq!(reply.code(), "invalid_request_id_filter");
 }
 
 #[tokio::test]
@@ -340,7 +353,10 @@ async fn merchant_isolation() {
         .key(KEY_B)
         .send(&app.router)
         .await;
-    assert_eq!(reply.json(), json!({"payments": []}));
+    assert_eq!(reply.json(), json!({"payments": [], "next_cursor": null}));
+    // Nor in B's unfiltered list.
+    let reply = Call::get("/v1/payments").key(KEY_B).send(&app.router).await;
+    assert_eq!(reply.json(), json!({"payments": [], "next_cursor": null}));
 
     // A's payment is untouched.
     let reply = Call::get(format!("/v1/payments/{id}"))
@@ -877,7 +893,9 @@ fn schema_violations(
                     field,
                     &format!("{path}.{name}"),
                 )),
-                None if schema.get("additionalProperties").is_some() => {}
+                None if schema
+                    .get("additionalProperties")
+                    .is_some_and(|extra| extra != &serde_json::Value::Bool(false)) => {}
                 None => out.push(format!("{path}: {name} is not in the schema")),
             }
         }
@@ -1001,6 +1019,7 @@ async fn openapi_schemas_match_what_the_code_writes() {
     // GET /v1/payments: its inline schema.
     let list = to_json(&PaymentList {
         payments: vec![fresh, full],
+        next_cursor: Some("c".into()),
     });
     let list_schema = &doc["paths"]["/v1/payments"]["get"]["responses"]["200"]["content"]["application/json"]
         ["schema"];
@@ -1122,8 +1141,12 @@ async fn openapi_schemas_match_what_the_code_writes() {
         &to_json(&RefundRequest { amount: 1_000 }),
     );
     let authorize = x402_escrow_types::AuthorizeRequest {
-        payment_payload: serde_json::json!({"x402Version": 2}),
-        payment_requirements: serde_json::json!({"scheme": "auth-capture"}),
+        payment_payload: serde_json::json!({
+            "x402Version": 2,
+            "accepted": requirements("10"),
+            "payload": {"signature": "0x01"}
+        }),
+        payment_requirements: requirements("10"),
         request_id: Some("req-1".into()),
         wait: None,
     };

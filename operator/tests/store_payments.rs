@@ -10,6 +10,7 @@ use x402_escrow_operator::store::{
     IdempotencyBegin, NewWebhookEvent, PaymentFilter, Store, StoreError, TransitionExtras, TxKind,
     TxStatus, hash_api_key, request_fingerprint,
 };
+use x402_escrow_types::{PageCursor, PaymentQuery};
 
 store_tests!(
     migrations_are_idempotent,
@@ -24,6 +25,7 @@ store_tests!(
     idempotency_key_states,
     idempotency_concurrent_begin_one_starts,
     writes_waiting_together_share_one_transaction,
+    payment_pages_filter_and_stay_stable,
 );
 
 const TABLES: [&str; 11] = [
@@ -95,7 +97,11 @@ async fn merchants(ctx: Ctx) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
-    assert_eq!(s.write_count(), writes_before + 1, "rolled back: not counted");
+    assert_eq!(
+        s.write_count(),
+        writes_before + 1,
+        "rolled back: not counted"
+    );
     let m2 = s
         .create_merchant_with_key(&new_merchant("beta"), "x402_sk_other")
         .await
@@ -826,4 +832,204 @@ async fn writes_waiting_together_share_one_transaction(ctx: Ctx) {
         "two commits: the first write's group, then the four that waited"
     );
     assert_eq!(count(s, "idempotency_keys").await, 3, "first, a, b");
+}
+
+/// `GET /v1/payments` in the store: keyset pages newest first by (created_at, id), every
+/// filter, amounts compared as numbers, and never another merchant's payment.
+async fn payment_pages_filter_and_stay_stable(ctx: Ctx) {
+    let s = &ctx.store;
+    let m = merchant(s).await;
+    let other = second_merchant(s, "other").await;
+    // Amounts of different lengths: as text, "9" > "10" > "100"; as numbers, the reverse.
+    let amounts: [u128; 8] = [9, 10, 100, 1_000_000, 99, 5, 1_000_001, 10];
+    let mut mine = Vec::new();
+    for (i, amount) in amounts.into_iter().enumerate() {
+        let seed = u64::try_from(i).unwrap();
+        let mut new = new_payment(m, seed);
+        new.amount = amount;
+        new.info.payer = addr(if i % 2 == 0 { 0x01 } else { 0x02 });
+        new.request_id = Some(if i < 3 {
+            "shared".into()
+        } else {
+            format!("req-{i}")
+        });
+        let (p, _) = s.insert_payment(&new, None).await.unwrap();
+        mine.push(p);
+        // Pairs share a millisecond: the id breaks the tie.
+        if i % 2 == 1 {
+            ctx.clock.advance(1000);
+        }
+        let mut theirs = new_payment(other, 100 + seed);
+        theirs.request_id = Some("shared".into());
+        s.insert_payment(&theirs, None).await.unwrap();
+    }
+    // Some authorized, one of them then captured.
+    for p in [&mine[1], &mine[4], &mine[6]] {
+        confirm(s, p.id, p.amount, None).await;
+    }
+    request_capture(s, mine[6].id, 1, 1).await;
+    let mut newest_first: Vec<_> = mine.iter().map(|p| (p.created_at, p.id)).collect();
+    newest_first.sort();
+    newest_first.reverse();
+    let newest_first: Vec<_> = newest_first.into_iter().map(|(_, id)| id).collect();
+
+    let ids = |page: &x402_escrow_operator::store::Page<x402_escrow_operator::store::Payment>| {
+        page.items.iter().map(|p| p.id).collect::<Vec<_>>()
+    };
+    let all_pages = |query: PaymentQuery| async move {
+        let mut query = query;
+        let mut out = Vec::new();
+        loop {
+            let page = s.page_payments(m, &query).await.unwrap();
+            assert!(page.items.len() <= query.limit as usize);
+            out.extend(ids(&page));
+            match page.next {
+                Some(next) => query.cursor = Some(next),
+                None => break,
+            }
+        }
+        out
+    };
+
+    // Pages of 3: this merchant's payments, each once, newest first.
+    let first_page = s
+        .page_payments(
+            m,
+            &PaymentQuery {
+                limit: 3,
+                ..PaymentQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&first_page), newest_first[..3].to_vec());
+    assert_eq!(
+        all_pages(PaymentQuery {
+            limit: 3,
+            ..PaymentQuery::default()
+        })
+        .await,
+        newest_first
+    );
+    // The last page has no cursor; an exact fit too.
+    let eight = s
+        .page_payments(
+            m,
+            &PaymentQuery {
+                limit: 8,
+                ..PaymentQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((eight.items.len(), eight.next), (8, None));
+
+    // Stable: a payment created after the first page does not shift the second.
+    ctx.clock.advance(1000);
+    let (extra, _) = s.insert_payment(&new_payment(m, 50), None).await.unwrap();
+    assert_eq!(extra.amount, 1_000_000);
+    let second = s
+        .page_payments(
+            m,
+            &PaymentQuery {
+                limit: 3,
+                cursor: first_page.next,
+                ..PaymentQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&second), newest_first[3..6].to_vec());
+
+    // Each filter, also across pages.
+    let pick = |keep: &dyn Fn(usize) -> bool| {
+        newest_first
+            .iter()
+            .filter(|id| keep(mine.iter().position(|p| p.id == **id).unwrap()))
+            .copied()
+            .collect::<Vec<_>>()
+    };
+    let authorized = PaymentQuery {
+        statuses: vec![PaymentStatus::Authorized],
+        limit: 1,
+        ..PaymentQuery::default()
+    };
+    assert_eq!(all_pages(authorized).await, pick(&|i| i == 1 || i == 4));
+    let either = PaymentQuery {
+        statuses: vec![PaymentStatus::Authorized, PaymentStatus::Capturing],
+        ..PaymentQuery::default()
+    };
+    assert_eq!(all_pages(either).await, pick(&|i| [1, 4, 6].contains(&i)));
+    let shared = PaymentQuery {
+        request_id: Some("shared".into()),
+        limit: 2,
+        ..PaymentQuery::default()
+    };
+    assert_eq!(all_pages(shared).await, pick(&|i| i < 3));
+    let payer = PaymentQuery {
+        payer: Some(addr(0x02)),
+        ..PaymentQuery::default()
+    };
+    assert_eq!(all_pages(payer).await, pick(&|i| i % 2 == 1));
+    let (from, to) = (mine[2].created_at, mine[6].created_at);
+    let window = PaymentQuery {
+        created_after: Some(from),
+        created_before: Some(to),
+        ..PaymentQuery::default()
+    };
+    assert_eq!(
+        all_pages(window).await,
+        pick(&|i| mine[i].created_at > from && mine[i].created_at < to)
+    );
+    let range = PaymentQuery {
+        min_amount: Some(10),
+        max_amount: Some(100),
+        limit: 2,
+        ..PaymentQuery::default()
+    };
+    assert_eq!(
+        all_pages(range).await,
+        pick(&|i| (10..=100).contains(&amounts[i]))
+    );
+    let big = PaymentQuery {
+        min_amount: Some(1_000_000),
+        ..PaymentQuery::default()
+    };
+    // The payment added after the first page is the newest, and as big.
+    let mut expected = vec![extra.id];
+    expected.extend(pick(&|i| amounts[i] >= 1_000_000));
+    assert_eq!(all_pages(big).await, expected);
+    let small = PaymentQuery {
+        max_amount: Some(9),
+        ..PaymentQuery::default()
+    };
+    assert_eq!(all_pages(small).await, pick(&|i| amounts[i] <= 9));
+
+    // Another merchant's: never, whatever the filters or cursor.
+    let theirs = s
+        .page_payments(
+            other,
+            &PaymentQuery {
+                limit: 100,
+                ..PaymentQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(theirs.items.len(), 8);
+    assert!(theirs.items.iter().all(|p| p.merchant_id == other));
+    let cursor_into_theirs = PaymentQuery {
+        cursor: Some(PageCursor {
+            created_at: i64::MAX,
+            id: theirs.items[0].id,
+        }),
+        request_id: Some("shared".into()),
+        ..PaymentQuery::default()
+    };
+    assert!(
+        all_pages(cursor_into_theirs)
+            .await
+            .iter()
+            .all(|id| mine.iter().any(|p| p.id == *id))
+    );
 }

@@ -12,6 +12,7 @@ use x402_escrow_operator::store::{
     ClaimedDelivery, DeliveryOutcome, DeliveryStatus, NewWebhookEvent, Store, StoreError,
     WebhookDelivery,
 };
+use x402_escrow_types::{EventQuery, PageCursor};
 
 store_tests!(
     delivery_retry_schedule,
@@ -19,6 +20,8 @@ store_tests!(
     concurrent_claimers_never_share_a_delivery,
     gone_disables_the_endpoint,
     give_up,
+    events_are_numbered_per_payment_and_sent_in_order,
+    event_pages_replay_in_order_and_stay_with_their_merchant,
 );
 
 const LOCK: i64 = 30_000;
@@ -40,7 +43,11 @@ async fn delivery_retry_schedule(ctx: Ctx) {
         (c.event.id, c.event.event_type.as_str()),
         (hook.id, "payment.authorized")
     );
-    assert_eq!(c.event.payload, hook.payload);
+    // The stored body is the hook's, numbered as the payment's first event.
+    let mut numbered = hook.payload.clone();
+    numbered["sequence"] = serde_json::json!(1);
+    assert_eq!(c.event.payload, numbered);
+    assert_eq!(c.event.sequence, Some(1));
     assert_eq!(
         (
             c.delivery.attempts,
@@ -290,5 +297,183 @@ async fn sqlite_in_memory_smoke() {
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+/// An event for payment `payment` of `merchant`, written on its own.
+async fn event_for(s: &Store, merchant: Uuid, payment: Uuid, kind: &str) -> Uuid {
+    let hook = NewWebhookEvent::new(kind, serde_json::json!({ "id": "x", "type": kind }));
+    s.enqueue_webhook(merchant, Some(payment), &hook)
+        .await
+        .expect("enqueue");
+    hook.id
+}
+
+/// The event ids of a claim.
+fn claimed_events(claimed: &[ClaimedDelivery]) -> HashSet<Uuid> {
+    claimed.iter().map(|c| c.event.id).collect()
+}
+
+async fn events_are_numbered_per_payment_and_sent_in_order(ctx: Ctx) {
+    let s = &ctx.store;
+    let m = merchant(s).await;
+    let (p1, _) = s.insert_payment(&new_payment(m, 1), None).await.unwrap();
+    let (p2, _) = s.insert_payment(&new_payment(m, 2), None).await.unwrap();
+    let a1 = event_for(s, m, p1.id, "payment.authorized").await;
+    let a2 = event_for(s, m, p1.id, "payment.captured").await;
+    let a3 = event_for(s, m, p1.id, "payment.refunded").await;
+    let b1 = event_for(s, m, p2.id, "payment.authorized").await;
+    let loose = NewWebhookEvent::new("merchant.note", serde_json::json!({ "id": "n" }));
+    s.enqueue_webhook(m, None, &loose).await.unwrap();
+
+    // Numbered 1, 2, 3 per payment, in the column and in the body; none without a payment.
+    for (event, n) in [(a1, 1), (a2, 2), (a3, 3), (b1, 1)] {
+        let stored = s.get_webhook_event(event).await.unwrap();
+        assert_eq!(stored.sequence, Some(n));
+        assert_eq!(stored.payload["sequence"], n);
+    }
+    let stored = s.get_webhook_event(loose.id).await.unwrap();
+    assert_eq!(
+        (stored.sequence, stored.payload.get("sequence")),
+        (None, None)
+    );
+
+    // Only the first pending event of each payment is claimable (plus the loose one).
+    let claimed = s.claim_due_deliveries("w1", 10, LOCK).await.unwrap();
+    assert_eq!(claimed_events(&claimed), HashSet::from([a1, b1, loose.id]));
+    // The first fails and waits for a retry: the second still waits behind it, even once the
+    // first's lock is gone.
+    let first = claimed.iter().find(|c| c.event.id == a1).unwrap();
+    s.record_delivery(
+        first.delivery.id,
+        "w1",
+        &DeliveryOutcome::Retry {
+            response_status: Some(500),
+            error: "HTTP 500".into(),
+            next_attempt_at: T0 + 5000,
+        },
+    )
+    .await
+    .unwrap();
+    assert_nothing_due(s, "w2", 10, "a1 retrying, a2 and a3 behind it").await;
+    // The retry is due: a1 again, still alone.
+    ctx.clock.advance(5000);
+    let claimed = s.claim_due_deliveries("w2", 10, LOCK).await.unwrap();
+    assert_eq!(claimed_events(&claimed), HashSet::from([a1]));
+    delivered(s, claimed[0].delivery.id, "w2", 200)
+        .await
+        .unwrap();
+    // Then a2, and only after it a3.
+    let claimed = s.claim_due_deliveries("w2", 10, LOCK).await.unwrap();
+    assert_eq!(claimed_events(&claimed), HashSet::from([a2]));
+    delivered(s, claimed[0].delivery.id, "w2", 200)
+        .await
+        .unwrap();
+    let claimed = s.claim_due_deliveries("w2", 10, LOCK).await.unwrap();
+    assert_eq!(claimed_events(&claimed), HashSet::from([a3]));
+}
+
+async fn event_pages_replay_in_order_and_stay_with_their_merchant(ctx: Ctx) {
+    let s = &ctx.store;
+    let m = merchant(s).await;
+    let other = second_merchant(s, "other").await;
+    let (p1, _) = s.insert_payment(&new_payment(m, 1), None).await.unwrap();
+    let (p2, _) = s.insert_payment(&new_payment(m, 2), None).await.unwrap();
+    let (q, _) = s
+        .insert_payment(&new_payment(other, 3), None)
+        .await
+        .unwrap();
+    let mut mine = Vec::new();
+    for (payment, kind) in [
+        (p1.id, "payment.authorized"),
+        (p2.id, "payment.authorized"),
+        (p1.id, "payment.captured"),
+    ] {
+        mine.push(event_for(s, m, payment, kind).await);
+        // Two events in the same millisecond are ordered by id.
+        mine.push(event_for(s, m, payment, "payment.refunded").await);
+        ctx.clock.advance(10);
+        event_for(s, other, q.id, kind).await;
+    }
+
+    // Page by page (2 at a time), oldest first: exactly this merchant's, in order.
+    let mut seen = Vec::new();
+    let mut query = EventQuery {
+        limit: 2,
+        ..EventQuery::default()
+    };
+    loop {
+        let page = s.page_webhook_events(m, &query).await.unwrap();
+        if page.items.is_empty() {
+            assert_eq!(page.next, None);
+            break;
+        }
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.iter().map(|e| e.id));
+        query.after = page.next;
+    }
+    assert_eq!(seen, mine);
+
+    // Replay from a cursor in the middle: the events after it, and new ones when they come.
+    let third = s.get_webhook_event(mine[2]).await.unwrap();
+    let from_third = EventQuery {
+        after: Some(PageCursor {
+            created_at: third.created_at,
+            id: third.id,
+        }),
+        ..EventQuery::default()
+    };
+    let page = s.page_webhook_events(m, &from_third).await.unwrap();
+    let ids: Vec<Uuid> = page.items.iter().map(|e| e.id).collect();
+    assert_eq!(ids, mine[3..].to_vec());
+    let tail = EventQuery {
+        after: page.next,
+        ..EventQuery::default()
+    };
+    assert!(
+        s.page_webhook_events(m, &tail)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    ctx.clock.advance(10);
+    let newer = event_for(s, m, p2.id, "payment.voided").await;
+    let page = s.page_webhook_events(m, &tail).await.unwrap();
+    assert_eq!(
+        page.items.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![newer]
+    );
+
+    // Filters: one payment, some types.
+    let by_payment = EventQuery {
+        payment_id: Some(p2.id),
+        ..EventQuery::default()
+    };
+    let page = s.page_webhook_events(m, &by_payment).await.unwrap();
+    assert_eq!(
+        page.items.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![mine[2], mine[3], newer]
+    );
+    let by_type = EventQuery {
+        event_types: vec!["payment.captured".into(), "payment.voided".into()],
+        ..EventQuery::default()
+    };
+    let page = s.page_webhook_events(m, &by_type).await.unwrap();
+    assert_eq!(
+        page.items.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![mine[4], newer]
+    );
+    // Another merchant's payment id finds nothing.
+    let theirs = EventQuery {
+        payment_id: Some(q.id),
+        ..EventQuery::default()
+    };
+    assert!(
+        s.page_webhook_events(m, &theirs)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
     );
 }

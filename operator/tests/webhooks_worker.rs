@@ -41,6 +41,7 @@ store_tests!(
     gives_up_after_the_last_attempt,
     merchant_without_endpoint_is_not_sent,
     notify_wakes_an_idle_worker,
+    a_payments_second_event_waits_for_its_first,
 );
 
 // ---- receiver ------------------------------------------------------------------------------
@@ -598,5 +599,75 @@ async fn notify_wakes_an_idle_worker(ctx: Ctx) {
     wait_status(&store, second, DeliveryStatus::Delivered).await;
     running.stop().await;
     assert_eq!(rx.count(), 2);
+    store.close().await;
+}
+
+/// Enqueues `event_type` for `payment` (built by `new_webhook_event`, the engine's way).
+async fn enqueue_for(
+    store: &Store,
+    merchant: Uuid,
+    payment: Uuid,
+    event_type: WebhookEventType,
+) -> Uuid {
+    let new = new_webhook_event(
+        event_type,
+        system_now_ms(),
+        PaymentEventData {
+            payment_id: payment.to_string(),
+            request_id: "req-ordered".into(),
+            payment_hash: Default::default(),
+            status: "captured".into(),
+            amount: None,
+            amounts: Default::default(),
+            error_code: None,
+            transaction_hash: None,
+            idempotency_key: None,
+        },
+    )
+    .unwrap();
+    store
+        .enqueue_webhook(merchant, Some(payment), &new)
+        .await
+        .unwrap();
+    new.id
+}
+
+/// The first event of a payment fails once: the second is not sent until the first's retry
+/// has been delivered, though the worker has free slots. Each body carries its sequence.
+async fn a_payments_second_event_waits_for_its_first(ctx: Ctx) {
+    let store = wall_clock_store(&ctx).await;
+    let secret = WebhookSecret::generate();
+    let rx = receiver(&secret, Plan::FailFirst(1)).await;
+    let m = merchant_at(&store, Some(&rx.url), &secret).await;
+    let (payment, _) = store
+        .insert_payment(&new_payment(m, 1), None)
+        .await
+        .unwrap();
+    let authorized = enqueue_for(&store, m, payment.id, WebhookEventType::PaymentAuthorized).await;
+    let captured = enqueue_for(&store, m, payment.id, WebhookEventType::PaymentCaptured).await;
+    let running = start(&store, fast(&[100], 5), "w1");
+    running.worker.notifier().notify_one();
+
+    wait_status(&store, captured, DeliveryStatus::Delivered).await;
+    running.stop().await;
+    let got = rx.got();
+    let order: Vec<(String, u16)> = got.iter().map(|r| (r.id.clone(), r.answered)).collect();
+    assert_eq!(
+        order,
+        vec![
+            (authorized.to_string(), 500),
+            (authorized.to_string(), 200),
+            (captured.to_string(), 200),
+        ],
+        "payment.captured went out before payment.authorized was delivered"
+    );
+    let sequences: Vec<Option<u64>> = got
+        .iter()
+        .map(|r| r.event.as_ref().and_then(|e| e.sequence))
+        .collect();
+    assert_eq!(sequences, vec![Some(1), Some(1), Some(2)]);
+    for r in &got {
+        assert_eq!(r.verified, Ok(()));
+    }
     store.close().await;
 }

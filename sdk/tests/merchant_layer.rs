@@ -28,8 +28,9 @@ use x402_escrow_sdk::buyer::{
 use x402_escrow_sdk::escrows::ESCROW_V1_0;
 use x402_escrow_sdk::merchant::PAYMENT_IDENTIFIER_REQUIRED;
 use x402_escrow_sdk::merchant::{
-    AssetConfig, CaptureMode, EPOCH_SECS, OperatorClient, OperatorRetry, PaymentContext,
-    PaymentFlow, PaymentRoute, PaymentsConfig, Price, RequestId, X402Layer,
+    AssetConfig, CaptureMode, EPOCH_SECS, OperatorClient, OperatorError, OperatorRetry, PageCursor,
+    PaymentContext, PaymentFlow, PaymentQuery as ListQuery, PaymentRoute, PaymentsConfig, Price,
+    RequestId, X402Layer,
 };
 use x402_escrow_sdk::schemes::auth_capture;
 use x402_escrow_sdk::wire::codec;
@@ -85,6 +86,8 @@ struct FakeOperator {
     /// What happened, in order: `handler hold_final=…` (the `/ok` and `/fail` handlers started),
     /// `final <status>` (a long poll answered with a final status).
     events: Mutex<Vec<String>>,
+    /// Every `GET /v1/payments` query, as the operator's parser reads it.
+    list_queries: Mutex<Vec<ListQuery>>,
 }
 
 impl FakeOperator {
@@ -216,10 +219,7 @@ async fn op_authorize(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    fake.authorize_waits
-        .lock()
-        .expect("lock")
-        .push(query.wait);
+    fake.authorize_waits.lock().expect("lock").push(query.wait);
     let key = match begin(&fake, "authorize", &headers, &body) {
         Ok(key) => key,
         Err(response) => return response,
@@ -368,6 +368,31 @@ async fn op_settle(State(fake): State<Fake>, Json(body): Json<Value>) -> Respons
     .into_response()
 }
 
+/// `GET /v1/payments`: the query parsed with the operator's parser (a bad value answers its
+/// code); a first page with a cursor, then a last page.
+async fn op_list(
+    State(fake): State<Fake>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Response {
+    let query = match ListQuery::parse(raw.as_deref().unwrap_or("")) {
+        Ok(query) => query,
+        Err(e) => return error(e.code.http_status(), e.code.as_str(), &e.message),
+    };
+    fake.list_queries.lock().expect("lock").push(query.clone());
+    let next = query.cursor.is_none().then(|| {
+        PageCursor {
+            created_at: 1,
+            id: uuid::Uuid::nil(),
+        }
+        .encode()
+    });
+    Json(json!({
+        "payments": [payment_json("0197f0c2-0000-7000-8000-0000000000aa", "captured", &[("capture", CAPTURE_TX)], query.request_id.as_deref())],
+        "next_cursor": next,
+    }))
+    .into_response()
+}
+
 /// Query of `GET /v1/payments/{id}`.
 #[derive(serde::Deserialize)]
 struct GetQuery {
@@ -431,6 +456,7 @@ async fn start_operator() -> (Fake, String) {
         .route("/verify", post(op_verify))
         .route("/settle", post(op_settle))
         .route("/v1/payments/{id}", get(op_get))
+        .route("/v1/payments", get(op_list))
         .with_state(fake.clone());
     let url = serve(app).await;
     (fake, url)
@@ -499,11 +525,13 @@ async fn start_route(tweak: impl FnOnce(&mut PaymentsConfig), route: PaymentRout
         )
         .route(
             "/fail",
-            get(move |Extension(ctx): Extension<PaymentContext>| async move {
-                f2.event(format!("handler hold_final={}", ctx.hold_final));
-                count(&h2);
-                (StatusCode::INTERNAL_SERVER_ERROR, "broken")
-            }),
+            get(
+                move |Extension(ctx): Extension<PaymentContext>| async move {
+                    f2.event(format!("handler hold_final={}", ctx.hold_final));
+                    count(&h2);
+                    (StatusCode::INTERNAL_SERVER_ERROR, "broken")
+                },
+            ),
         )
         .route(
             "/slow",
@@ -1377,7 +1405,10 @@ async fn latency_mode_withholds_the_response_when_the_hold_fails() {
         "{error}"
     );
     let body = response.text().await.expect("body");
-    assert!(!body.contains("paid content"), "the handler's body leaked: {body}");
+    assert!(
+        !body.contains("paid content"),
+        "the handler's body leaked: {body}"
+    );
     assert_eq!(
         env.fake.events(),
         vec!["handler hold_final=false", "final failed"]
@@ -1419,7 +1450,11 @@ async fn latency_mode_voids_a_failed_handler_once_authorized() {
     let request = pay_in_background(&url, signed_payment(&url, None).await);
     assert!(until(|| env.handled.load(Ordering::SeqCst) == 1).await);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(env.fake.executed(), vec!["authorize"], "no void before final");
+    assert_eq!(
+        env.fake.executed(),
+        vec!["authorize"],
+        "no void before final"
+    );
     env.fake.finish_hold("authorized");
     let response = request.await.expect("join");
     assert_eq!(response.status(), 500);
@@ -1517,4 +1552,51 @@ async fn latency_mode_verification_refusal_never_runs_the_handler() {
     assert!(env.fake.events().is_empty(), "{:?}", env.fake.events());
     assert_eq!(env.fake.authorize_waits(), vec![Some(0)]);
     assert_eq!(env.fake.executed(), vec!["authorize"]);
+}
+
+/// `OperatorClient::list_payments` writes the query the operator's own parser reads back as the
+/// same filter, follows the cursor, and surfaces a refused filter's code.
+#[tokio::test]
+async fn operator_client_lists_payments_with_the_shared_query() {
+    use x402_escrow_sdk::merchant::PaymentStatus as Status;
+    let (fake, url) = start_operator().await;
+    let client = OperatorClient::new(url, "test-key");
+    let filter = ListQuery {
+        limit: 5,
+        statuses: vec![Status::Captured, Status::PartiallyRefunded],
+        created_after: Some(1_767_225_600_000),
+        created_before: Some(1_767_312_000_000),
+        request_id: Some("req 1&x=y".into()),
+        payer: Some(SHOP),
+        min_amount: Some(10),
+        max_amount: Some(10_000),
+        ..ListQuery::default()
+    };
+    let page = client.list_payments(&filter).await.expect("first page");
+    assert_eq!(page.payments.len(), 1);
+    assert_eq!(page.payments[0].request_id.as_deref(), Some("req 1&x=y"));
+    let next = PageCursor::decode(page.next_cursor.as_deref().expect("a cursor")).expect("cursor");
+    let rest = ListQuery {
+        cursor: Some(next),
+        ..filter.clone()
+    };
+    let last = client.list_payments(&rest).await.expect("last page");
+    assert_eq!(last.next_cursor, None);
+    // The unfiltered list sends no query at all.
+    client
+        .list_payments(&ListQuery::default())
+        .await
+        .expect("unfiltered");
+    let seen = fake.list_queries.lock().expect("lock").clone();
+    assert_eq!(seen, vec![filter.clone(), rest, ListQuery::default()]);
+
+    let refused = client
+        .list_payments(&ListQuery { limit: 0, ..filter })
+        .await;
+    match refused {
+        Err(OperatorError::Rejected { status, code, .. }) => {
+            assert_eq!((status, code.as_str()), (400, "invalid_limit"));
+        }
+        other => panic!("expected invalid_limit, got {other:?}"),
+    }
 }

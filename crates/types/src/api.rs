@@ -188,11 +188,15 @@ impl PaymentView {
     }
 }
 
-/// `GET /v1/payments?request_id=…` → `{payments: [...]}`.
+/// `GET /v1/payments` → `{payments: [...], next_cursor}` (see [`crate::query::PaymentQuery`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentList {
-    /// Newest first.
+    /// Newest first (by creation time, then id).
     pub payments: Vec<PaymentView>,
+    /// Pass as `cursor` for the next (older) page; `null` on the last page. Absent from older
+    /// operators (read as `null`).
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 /// Every error answer: `{"error": {"code": "…", "message": "…"}}`.
@@ -304,12 +308,30 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// HTTP layer: a known path asked with another method (405).
     MethodNotAllowed,
+    /// List: `cursor` / `after` is not a cursor this API issued (400).
+    InvalidCursor,
+    /// List: `limit` is not an integer from 1 to 100 (400).
+    InvalidLimit,
+    /// List: `status` names no payment status (400).
+    InvalidStatusFilter,
+    /// List: `created_after` / `created_before` is not an RFC 3339 time, or the range is empty (400).
+    InvalidTimeFilter,
+    /// List: `request_id` is empty or longer than 255 bytes (400).
+    InvalidRequestIdFilter,
+    /// List: `payer` is not an address (400).
+    InvalidPayerFilter,
+    /// List: `min_amount` / `max_amount` is not a decimal amount, or min is above max (400).
+    InvalidAmountFilter,
+    /// Events: `payment_id` is not a UUID (400).
+    InvalidPaymentIdFilter,
+    /// Events: `type` is not an event type name (400).
+    InvalidEventTypeFilter,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order (the published list: openapi, tests and the fuzz
     /// harness read it from here).
-    pub const ALL: [ErrorCode; 30] = [
+    pub const ALL: [ErrorCode; 39] = [
         Self::InvalidRequest,
         Self::Unauthorized,
         Self::NotFound,
@@ -340,6 +362,15 @@ impl ErrorCode {
         Self::PaymentIdentifierConflict,
         Self::PayloadTooLarge,
         Self::MethodNotAllowed,
+        Self::InvalidCursor,
+        Self::InvalidLimit,
+        Self::InvalidStatusFilter,
+        Self::InvalidTimeFilter,
+        Self::InvalidRequestIdFilter,
+        Self::InvalidPayerFilter,
+        Self::InvalidAmountFilter,
+        Self::InvalidPaymentIdFilter,
+        Self::InvalidEventTypeFilter,
     ];
 
     /// The stable string code.
@@ -375,6 +406,15 @@ impl ErrorCode {
             Self::PaymentIdentifierConflict => "payment_identifier_conflict",
             Self::PayloadTooLarge => "payload_too_large",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::InvalidCursor => "invalid_cursor",
+            Self::InvalidLimit => "invalid_limit",
+            Self::InvalidStatusFilter => "invalid_status_filter",
+            Self::InvalidTimeFilter => "invalid_time_filter",
+            Self::InvalidRequestIdFilter => "invalid_request_id_filter",
+            Self::InvalidPayerFilter => "invalid_payer_filter",
+            Self::InvalidAmountFilter => "invalid_amount_filter",
+            Self::InvalidPaymentIdFilter => "invalid_payment_id_filter",
+            Self::InvalidEventTypeFilter => "invalid_event_type_filter",
         }
     }
 
@@ -399,7 +439,16 @@ impl ErrorCode {
             | Self::InvalidFee
             | Self::SimulationFailed
             | Self::ExceedsCapturable
-            | Self::ExceedsRefundable => 400,
+            | Self::ExceedsRefundable
+            | Self::InvalidCursor
+            | Self::InvalidLimit
+            | Self::InvalidStatusFilter
+            | Self::InvalidTimeFilter
+            | Self::InvalidRequestIdFilter
+            | Self::InvalidPayerFilter
+            | Self::InvalidAmountFilter
+            | Self::InvalidPaymentIdFilter
+            | Self::InvalidEventTypeFilter => 400,
             Self::Unauthorized => 401,
             Self::InsufficientFunds => 402,
             Self::PayeeNotAllowed => 403,

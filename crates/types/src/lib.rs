@@ -34,6 +34,7 @@ pub mod json;
 pub mod lifecycle;
 pub mod network;
 pub mod primitives;
+pub mod query;
 pub mod request_id;
 pub mod reserve;
 pub mod schemes;
@@ -50,6 +51,7 @@ pub use lifecycle::{
     ALL_STATUSES, Amount, AmountError, Amounts, Flow, IllegalReason, IllegalTransition,
     ParseEnumError, PaymentEvent, PaymentStatus,
 };
+pub use query::{EventList, EventQuery, PageCursor, PaymentQuery, QueryError};
 pub use request_id::{RequestId, X_REQUEST_ID};
 pub use reserve::{ReserveBalanceView, ReserveEntryView, ReserveStatement, ReserveView};
 pub use terms::{MerchantTerms, TermsAsset, TermsEscrow};

@@ -317,6 +317,7 @@ pub fn router<S: PaymentService>(state: ApiState<S>) -> Router {
     let merchant = Router::new()
         .route("/v1/payments/{id}", get(routes::get_payment::<S>))
         .route("/v1/payments", get(routes::list_payments::<S>))
+        .route("/v1/events", get(routes::list_events::<S>))
         .route("/v1/merchant", get(routes::get_merchant::<S>))
         .route("/v1/reserve", get(reserve::get_reserve::<S>))
         .route("/v1/reserve/statement", get(reserve::get_statement::<S>))

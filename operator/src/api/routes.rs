@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -33,6 +33,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/payments"),
     ("get", "/v1/reserve"),
     ("get", "/v1/reserve/statement"),
+    ("get", "/v1/events"),
+    ("get", "/v1/merchant"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -220,37 +222,55 @@ pub async fn get_merchant<S: PaymentService>(
     json(StatusCode::OK, &state.service.terms(&merchant))
 }
 
-/// Query of `GET /v1/payments`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    /// The merchant's request id (required).
-    pub request_id: Option<String>,
+pub use x402_escrow_types::query::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
+pub use x402_escrow_types::{EventList, EventQuery, PaymentList, PaymentQuery, QueryError};
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> ApiError {
+        ApiError::new(e.code, e.message)
+    }
 }
 
-pub use x402_escrow_types::PaymentList;
-
-/// `GET /v1/payments?request_id=…` → `{payments: [...]}`, newest first.
+/// `GET /v1/payments[?cursor&limit&status&created_after&created_before&request_id&payer&
+/// min_amount&max_amount]` → `{payments: [...], next_cursor}`, newest first (see
+/// [`PaymentQuery`]). `?request_id=` alone is the old lookup by request id (its first page).
 pub async fn list_payments<S: PaymentService>(
     State(state): State<ApiState<S>>,
     CurrentMerchant(merchant): CurrentMerchant,
-    ApiQuery(query): ApiQuery<ListQuery>,
+    RawQuery(raw): RawQuery,
 ) -> Response {
-    let Some(request_id) = query.request_id.filter(|r| !r.is_empty()) else {
-        return ApiError::invalid_request("query parameter request_id is required").into_response();
+    let query = match PaymentQuery::parse(raw.as_deref().unwrap_or("")) {
+        Ok(query) => query,
+        Err(e) => return ApiError::from(e).into_response(),
     };
-    if request_id.len() > 255 {
-        return ApiError::invalid_request("request_id is longer than 255 characters")
-            .into_response();
-    }
     service_json(
         StatusCode::OK,
-        state
-            .service
-            .by_request_id(&merchant, &request_id)
-            .await
-            .map(|payments| PaymentList { payments }),
+        state.service.list_payments(&merchant, &query).await,
     )
+}
+
+/// `GET /v1/events[?after&limit&payment_id&type]` → `{events: [...], next_cursor}`: the
+/// merchant's webhook events, oldest first, each exactly as its webhook body (see
+/// [`EventQuery`]).
+pub async fn list_events<S: PaymentService>(
+    State(state): State<ApiState<S>>,
+    CurrentMerchant(merchant): CurrentMerchant,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let query = match EventQuery::parse(raw.as_deref().unwrap_or("")) {
+        Ok(query) => query,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    match state.store.page_webhook_events(merchant.id, &query).await {
+        Ok(page) => json(
+            StatusCode::OK,
+            &EventList {
+                events: page.items.into_iter().map(|e| e.payload).collect(),
+                next_cursor: page.next.map(|c| c.encode()),
+            },
+        ),
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }
 
 /// `GET /healthz`: the process is up.

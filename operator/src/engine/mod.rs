@@ -73,8 +73,8 @@ use x402_escrow_sdk::merchant::{MerchantTerms, TermsAsset};
 
 use crate::lifecycle::{Amount, IllegalReason, PaymentEvent, PaymentStatus};
 use crate::service::{
-    AuthorizeRequest, CaptureRequest, ErrorCode, PaymentService, PaymentView, RefundRequest,
-    ServiceError,
+    AuthorizeRequest, CaptureRequest, ErrorCode, PaymentList, PaymentQuery, PaymentService,
+    PaymentView, RefundRequest, ServiceError,
 };
 use crate::store::{Merchant, NewChainTx, Payment, Store, StoreError, TransitionExtras, TxKind};
 use crate::verify::Verifier;
@@ -521,5 +521,24 @@ impl PaymentService for Engine {
             out.push(self.view(p).await?);
         }
         Ok(out)
+    }
+    async fn list_payments(
+        &self,
+        merchant: &Merchant,
+        query: &PaymentQuery,
+    ) -> Result<PaymentList, ServiceError> {
+        let page = self
+            .store()
+            .page_payments(merchant.id, query)
+            .await
+            .map_err(store_error)?;
+        let mut payments = Vec::with_capacity(page.items.len());
+        for p in &page.items {
+            payments.push(self.view(p).await?);
+        }
+        Ok(PaymentList {
+            payments,
+            next_cursor: page.next.map(|c| c.encode()),
+        })
     }
 }

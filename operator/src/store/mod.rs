@@ -26,6 +26,7 @@ mod events;
 mod group;
 mod idempotency;
 mod merchants;
+mod pages;
 mod payments;
 mod reserve;
 mod webhooks;
@@ -51,6 +52,7 @@ pub use events::{
 pub use group::{MAX_GROUP, TxFuture};
 pub use idempotency::{IdempotencyBegin, request_fingerprint};
 pub use merchants::{Merchant, NewMerchant, generate_api_key, hash_api_key};
+pub use pages::Page;
 pub use payments::{
     NewPayment, Payment, PaymentFilter, PaymentInfoRecord, Transition, TransitionExtras,
 };

@@ -49,10 +49,13 @@ pub struct WebhookEvent {
     pub payment_id: Option<Uuid>,
     /// Its type.
     pub event_type: String,
-    /// The JSON body.
+    /// The JSON body (for an event about a payment, with its `sequence`).
     pub payload: serde_json::Value,
     /// Creation time (unix ms).
     pub created_at: i64,
+    /// Its number among the payment's events (1, 2, … in the order written); `None` for an
+    /// event not about a payment.
+    pub sequence: Option<i64>,
 }
 
 /// Delivery state.
@@ -143,7 +146,8 @@ pub enum DeliveryOutcome {
 
 impl Record for WebhookEvent {
     const TABLE: &'static str = "webhook_events";
-    const COLUMNS: &'static str = "id, merchant_id, payment_id, event_type, payload, created_at";
+    const COLUMNS: &'static str =
+        "id, merchant_id, payment_id, event_type, payload, created_at, sequence";
     const ENTITY: &'static str = "webhook event";
 
     fn decode(row: &AnyRow) -> Result<WebhookEvent> {
@@ -154,6 +158,7 @@ impl Record for WebhookEvent {
             event_type: get_str(row, "event_type")?,
             payload: codec::get_json(row, "payload")?,
             created_at: get_i64(row, "created_at")?,
+            sequence: get_opt_i64(row, "sequence")?,
         })
     }
 }
@@ -191,7 +196,11 @@ impl Record for WebhookDelivery {
     }
 }
 
-/// Writes an event and its first delivery (due now).
+/// Writes an event and its first delivery (due now). An event about a payment gets the next
+/// number of that payment's events (`sequence`, also written into a JSON-object payload): the
+/// transition that writes it has just updated the payment's row, which keeps out any other
+/// writer of the same payment's events until it commits (and a unique index refuses a
+/// duplicate number all the same).
 pub(super) async fn insert(
     conn: &mut AnyConnection,
     now: i64,
@@ -199,10 +208,27 @@ pub(super) async fn insert(
     payment_id: Option<Uuid>,
     new: &NewWebhookEvent,
 ) -> Result<WebhookEvent> {
-    let payload = codec::json("payload", &new.payload)?;
+    let mut body = new.payload.clone();
+    let sequence = match payment_id {
+        Some(payment_id) => {
+            let row = sqlx::query(
+                "SELECT COALESCE(MAX(sequence), 0) + 1 AS n FROM webhook_events WHERE payment_id = $1",
+            )
+            .bind(codec::uuid(&payment_id))
+            .fetch_one(&mut *conn)
+            .await?;
+            let n = get_i64(&row, "n")?;
+            if let Some(object) = body.as_object_mut() {
+                object.insert("sequence".to_owned(), serde_json::Value::from(n));
+            }
+            Some(n)
+        }
+        None => None,
+    };
+    let payload = codec::json("payload", &body)?;
     let row = codec::returning::<WebhookEvent>(
-        "INSERT INTO webhook_events (id, merchant_id, payment_id, event_type, payload, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO webhook_events (id, merchant_id, payment_id, event_type, payload, created_at, \
+             sequence) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(codec::uuid(&new.id))
     .bind(codec::uuid(&merchant_id))
@@ -210,6 +236,7 @@ pub(super) async fn insert(
     .bind(new.event_type.clone())
     .bind(payload)
     .bind(now)
+    .bind(sequence)
     .fetch_one(&mut *conn)
     .await
     .map_err(|e| codec::conflict_or(e, "webhook event", format!("id {} already exists", new.id)))?;
@@ -247,9 +274,11 @@ impl StoreTx {
         insert(self.conn(), now, merchant_id, payment_id, event).await
     }
 
-    /// Claims up to `limit` due deliveries for `worker` for `lock_ms`: pending, due, and not
-    /// locked by a live claim. Counts the attempt. Two workers never get the same row
-    /// (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: one writer at a time).
+    /// Claims up to `limit` due deliveries for `worker` for `lock_ms`: pending, due, not
+    /// locked by a live claim, and not behind an earlier event of the same payment to the same
+    /// merchant that is still pending (in flight or waiting for a retry): a payment's events are
+    /// sent one at a time, in `sequence` order. Counts the attempt. Two workers never get the
+    /// same row (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: one writer at a time).
     pub async fn claim_due_deliveries(
         &mut self,
         worker: &str,
@@ -259,17 +288,24 @@ impl StoreTx {
         let now = self.now_ms();
         // One statement for both databases but for the row locking PostgreSQL needs.
         let locking = match self.backend {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Postgres => " FOR UPDATE OF d SKIP LOCKED",
             Backend::Sqlite => "",
         };
         let query = codec::returning::<WebhookDelivery>(&format!(
             "UPDATE webhook_deliveries \
              SET locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3 \
              WHERE id IN ( \
-                 SELECT id FROM webhook_deliveries \
-                 WHERE status = 'pending' AND next_attempt_at <= $3 \
-                   AND (locked_until IS NULL OR locked_until <= $3) \
-                 ORDER BY next_attempt_at, id LIMIT $4{locking})"
+                 SELECT d.id FROM webhook_deliveries d \
+                 JOIN webhook_events e ON e.id = d.event_id \
+                 WHERE d.status = 'pending' AND d.next_attempt_at <= $3 \
+                   AND (d.locked_until IS NULL OR d.locked_until <= $3) \
+                   AND NOT EXISTS ( \
+                       SELECT 1 FROM webhook_events earlier \
+                       JOIN webhook_deliveries ed ON ed.event_id = earlier.id \
+                       WHERE e.payment_id IS NOT NULL AND earlier.payment_id = e.payment_id \
+                         AND earlier.sequence < e.sequence \
+                         AND ed.merchant_id = d.merchant_id AND ed.status = 'pending') \
+                 ORDER BY d.next_attempt_at, d.id LIMIT $4{locking})"
         ))
         .bind(worker)
         .bind(now.saturating_add(lock_ms))

@@ -26,6 +26,12 @@
 //! same `webhook-id` (at-least-once). Two live workers never hold the same delivery, and the
 //! lock outlasts the request timeout, so one attempt is never sent twice concurrently.
 //!
+//! Order per payment: an event about a payment carries `sequence` (1, 2, … per payment, written
+//! by the store), and the claim skips it while an earlier event of the same payment is still
+//! pending, so a payment's events are sent one at a time in that order (the next once the
+//! previous one is delivered, given up or its endpoint disabled); other payments' events are
+//! not held back.
+//!
 //! Deliveries for a merchant without a webhook endpoint, or whose endpoint was disabled by an
 //! earlier 410, are not sent: they are recorded as given up ([`DeliveryOutcome::GiveUp`]).
 //!

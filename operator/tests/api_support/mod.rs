@@ -17,10 +17,11 @@ use uuid::Uuid;
 use x402_escrow_operator::api::{ApiState, router};
 use x402_escrow_operator::lifecycle::{Flow, PaymentStatus};
 use x402_escrow_operator::service::{
-    AmountsView, AuthorizeRequest, CaptureRequest, ErrorCode, PaymentService, PaymentView,
-    RefundRequest, ServiceError,
+    AmountsView, AuthorizeRequest, CaptureRequest, ErrorCode, PaymentList, PaymentQuery,
+    PaymentService, PaymentView, RefundRequest, ServiceError,
 };
 use x402_escrow_operator::store::{Merchant, NewMerchant, Store};
+use x402_escrow_types::PageCursor;
 
 /// An in-memory payment service. `authorize` of a request whose `requestId` is `"fail"` answers
 /// `insufficient_funds`; `"boom"` answers `chain_unavailable` (503); `"pending"` stays
@@ -276,6 +277,53 @@ impl PaymentService for FakeService {
             .collect();
         out.sort_by_key(|p| std::cmp::Reverse(p.id));
         Ok(out)
+    }
+
+    async fn list_payments(
+        &self,
+        merchant: &Merchant,
+        query: &PaymentQuery,
+    ) -> Result<PaymentList, ServiceError> {
+        let payer = |p: &PaymentView| {
+            p.payment_info["payer"]
+                .as_str()
+                .and_then(|a| a.parse::<Address>().ok())
+        };
+        let mut out: Vec<PaymentView> = self
+            .payments
+            .lock()
+            .await
+            .values()
+            .filter(|p| p.merchant_id == merchant.id)
+            .filter(|p| query.statuses.is_empty() || query.statuses.contains(&p.status))
+            .filter(|p| query.created_after.is_none_or(|t| p.created_at > t))
+            .filter(|p| query.created_before.is_none_or(|t| p.created_at < t))
+            .filter(|p| query.request_id.is_none() || p.request_id == query.request_id)
+            .filter(|p| query.payer.is_none() || payer(p) == query.payer)
+            .filter(|p| query.min_amount.is_none_or(|a| p.amounts.authorized >= a))
+            .filter(|p| query.max_amount.is_none_or(|a| p.amounts.authorized <= a))
+            .filter(|p| {
+                query
+                    .cursor
+                    .is_none_or(|c| (p.created_at, p.id) < (c.created_at, c.id))
+            })
+            .cloned()
+            .collect();
+        out.sort_by_key(|p| std::cmp::Reverse((p.created_at, p.id)));
+        let limit = query.limit as usize;
+        let next_cursor = (out.len() > limit).then(|| {
+            let last = &out[limit - 1];
+            PageCursor {
+                created_at: last.created_at,
+                id: last.id,
+            }
+            .encode()
+        });
+        out.truncate(limit);
+        Ok(PaymentList {
+            payments: out,
+            next_cursor,
+        })
     }
 }
 

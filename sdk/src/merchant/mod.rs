@@ -48,7 +48,8 @@ pub use terms::{
 };
 /// The operator's REST API types (one definition, shared with the operator).
 pub use x402_escrow_types::{
-    AmountsView, ErrorBody, ErrorCode, ErrorView, Flow, PaymentStatus, PaymentView, TransactionView,
+    AmountsView, ErrorBody, ErrorCode, ErrorView, EventList, EventQuery, Flow, PageCursor,
+    PaymentList, PaymentQuery, PaymentStatus, PaymentView, TransactionView,
 };
 
 pub use crate::schemes::auth_capture::PaymentFlow;

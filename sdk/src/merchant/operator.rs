@@ -13,8 +13,8 @@ use alloy::primitives::Address;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use x402_escrow_types::{
-    AuthorizeRequest, CaptureRequest, ErrorCode, ErrorEnvelope, PaymentView, RefundRequest,
-    VoidRequest,
+    AuthorizeRequest, CaptureRequest, ErrorCode, ErrorEnvelope, EventList, EventQuery, PaymentList,
+    PaymentQuery, PaymentView, RefundRequest, VoidRequest,
 };
 
 use crate::amount::Amount;
@@ -321,6 +321,29 @@ impl OperatorClient {
             .await
     }
 
+    /// `GET /v1/payments?…`: one page of this merchant's payments matching `filter`, newest
+    /// first. To read on, call again with `filter.cursor` set from the page's `next_cursor`
+    /// ([`x402_escrow_types::PageCursor::decode`]); `None` there means this was the last page.
+    pub async fn list_payments(&self, filter: &PaymentQuery) -> Result<PaymentList, OperatorError> {
+        let url = with_query(
+            format!("{}/v1/payments", self.base_url),
+            filter.to_query_string(),
+        );
+        self.with_retries(|| self.http.get(&url).bearer_auth(&self.api_key))
+            .await
+    }
+
+    /// `GET /v1/events?…`: one page of this merchant's webhook events matching `filter`,
+    /// oldest first, each as its webhook body.
+    pub async fn list_events(&self, filter: &EventQuery) -> Result<EventList, OperatorError> {
+        let url = with_query(
+            format!("{}/v1/events", self.base_url),
+            filter.to_query_string(),
+        );
+        self.with_retries(|| self.http.get(&url).bearer_auth(&self.api_key))
+            .await
+    }
+
     /// `GET /v1/payments/{id}?wait=…`: a long poll. The operator answers as soon as an in-flight
     /// payment settles, or once `wait` (whole seconds, at most [`MAX_GET_WAIT`]) runs out.
     pub async fn get_settled(
@@ -400,6 +423,15 @@ fn api_amount(amount: Amount) -> Result<x402_escrow_types::Amount, OperatorError
             reason: None,
         }
     })
+}
+
+/// `url` with `?query` when the query is not empty.
+fn with_query(url: String, query: String) -> String {
+    if query.is_empty() {
+        url
+    } else {
+        format!("{url}?{query}")
+    }
 }
 
 fn payment_path(payment_id: &str, action: &str) -> String {

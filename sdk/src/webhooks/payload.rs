@@ -141,6 +141,11 @@ pub struct WebhookEvent {
     pub event_type: WebhookEventType,
     /// When the event happened (RFC 3339, UTC).
     pub created_at: DateTime<Utc>,
+    /// The event's number among its payment's events: 1, 2, … in the order the operator wrote
+    /// them. Receivers that may see deliveries out of order (a retried event, several
+    /// receivers) order a payment's events by it. Absent from older operators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
     /// The payment.
     pub data: PaymentEventData,
 }
@@ -158,6 +163,7 @@ impl WebhookEvent {
             id: id.into(),
             event_type,
             created_at: DateTime::from_timestamp_millis(created_at_unix_ms).unwrap_or_default(),
+            sequence: None,
             data,
         }
     }
