@@ -93,7 +93,8 @@ const BATCH: u32 = 100;
 pub struct EngineConfig {
     /// Our chain.
     pub chain_id: u64,
-    /// Our signer (the escrow `operator`, and the `from` of every outbox row).
+    /// Our primary signer lane: the `from` of rows that belong to no payment's lane (`exact`
+    /// transfers). A payment's rows go out from its own `PaymentInfo.operator` (its lane).
     pub signer: Address,
     /// The OperatorRefundCollector refunds are funded through.
     pub refund_collector: Address,
@@ -337,7 +338,8 @@ impl Engine {
     ) -> NewChainTx {
         NewChainTx {
             chain_id: self.inner.config.chain_id,
-            signer: self.inner.config.signer,
+            // The payment's lane: only its `operator` may call the escrow for it.
+            signer: payment.info.operator,
             kind,
             payment_id: Some(payment.id),
             request,

@@ -42,7 +42,8 @@ use crate::lifecycle::IllegalTransition;
 
 pub use batches::{BatchKinds, BatchMember, Hold};
 pub use chain::{
-    ChainTx, Lease, MinedReceipt, NewChainTx, NewTxAttempt, Signer, TxAttempt, TxKind, TxStatus,
+    ChainTx, Lease, MinedReceipt, NewChainTx, NewTxAttempt, OUTBOX_CHANNEL, Signer, TxAttempt,
+    TxKind, TxStatus,
 };
 pub use events::{
     ChainEvent, CursorPosition, IndexedBlock, IndexerAdvance, IndexerCursor, NewChainEvent,
