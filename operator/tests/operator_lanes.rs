@@ -21,7 +21,7 @@ use fault_support::*;
 use operator_support::*;
 use serde_json::{Value, json};
 use sqlx::Row;
-use x402_escrow_operator::store::{Backend, OUTBOX_CHANNEL, Store};
+use x402_escrow_operator::store::{Backend, OUTBOX_CHANNEL, PAYMENT_CHANNEL, Store};
 
 const AMOUNT: u64 = 2 * USDC;
 
@@ -176,7 +176,10 @@ async fn two_instances_two_lanes() {
         let mut listener = sqlx::postgres::PgListener::connect(&url)
             .await
             .expect("listen");
-        listener.listen(OUTBOX_CHANNEL).await.expect("listen");
+        listener
+            .listen_all([OUTBOX_CHANNEL, PAYMENT_CHANNEL])
+            .await
+            .expect("listen");
 
         // Payments of both lanes through both instances: each lane's rows are sent by the
         // instance holding it, whichever instance took the request.
@@ -187,15 +190,23 @@ async fn two_instances_two_lanes() {
             let view = pay(api, &chain, lane, &format!("lane-{i}")).await;
             paid.push((view["id"].as_str().expect("id").to_owned(), lane));
         }
+        // Each lane's rows were announced, and so was each payment leaving `authorizing`.
         let mut announced = BTreeSet::new();
-        while announced.len() < 2 {
+        let mut settled = BTreeSet::new();
+        while announced.len() < 2 || settled.len() < paid.len() {
             let n = tokio::time::timeout(WAIT, listener.recv())
                 .await
-                .expect("a notification per lane")
+                .unwrap_or_else(|_| panic!("lanes {announced:?}, payments {settled:?}"))
                 .expect("notification");
-            announced.insert(n.payload().parse::<Address>().expect("lane address"));
+            if n.channel() == PAYMENT_CHANNEL {
+                settled.insert(n.payload().to_owned());
+            } else {
+                announced.insert(n.payload().parse::<Address>().expect("lane address"));
+            }
         }
         assert_eq!(announced, lanes.iter().copied().collect::<BTreeSet<_>>());
+        let ids: BTreeSet<String> = paid.iter().map(|(id, _)| id.clone()).collect();
+        assert_eq!(settled, ids);
         // Capture the even ones, void the odd ones, through the other instance.
         for (i, (id, _)) in paid.iter().enumerate() {
             let api = if (i / 2) % 2 == 0 { &api_b } else { &api_a };

@@ -255,6 +255,12 @@ impl Engine {
         &self.inner.store
     }
 
+    /// Wakes the requests of this instance waiting on payment `id` (they re-read it): for an
+    /// outcome another instance applied (PostgreSQL `NOTIFY`, see `runtime`).
+    pub fn wake_waiters(&self, id: Uuid) {
+        self.inner.waiters.wake(id);
+    }
+
     /// The configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config

@@ -415,9 +415,16 @@ async fn heartbeat(
 
 /// PostgreSQL only: `LISTEN`s on [`OUTBOX_CHANNEL`](crate::store::OUTBOX_CHANNEL) and wakes the
 /// relayer of the lane a new outbox row names, if this instance holds it — so a row written by
-/// another instance goes out at once instead of at the holder's next poll. Polling stays the
-/// fallback (a notification lost while the connection is down is found by the next pass).
-async fn listen_outbox(url: String, lanes: Vec<LaneWake>, stop: watch::Receiver<bool>) {
+/// another instance goes out at once instead of at the holder's next poll; and on
+/// [`PAYMENT_CHANNEL`](crate::store::PAYMENT_CHANNEL), waking this instance's requests waiting on
+/// a payment whose outcome another instance applied. Polling stays the fallback (a notification
+/// lost while the connection is down is found by the next pass or re-read).
+async fn listen_outbox(
+    url: String,
+    lanes: Vec<LaneWake>,
+    engine: Engine,
+    stop: watch::Receiver<bool>,
+) {
     use sqlx::postgres::PgListener;
     let stop = stopped(stop);
     tokio::pin!(stop);
@@ -425,7 +432,9 @@ async fn listen_outbox(url: String, lanes: Vec<LaneWake>, stop: watch::Receiver<
     loop {
         let connected = async {
             let mut listener = PgListener::connect(&url).await?;
-            listener.listen(crate::store::OUTBOX_CHANNEL).await?;
+            listener
+                .listen_all([crate::store::OUTBOX_CHANNEL, crate::store::PAYMENT_CHANNEL])
+                .await?;
             Ok::<_, sqlx::Error>(listener)
         };
         let mut listener = tokio::select! {
@@ -449,6 +458,11 @@ async fn listen_outbox(url: String, lanes: Vec<LaneWake>, stop: watch::Receiver<
             tokio::select! {
                 _ = &mut stop => return,
                 next = listener.recv() => match next {
+                    Ok(n) if n.channel() == crate::store::PAYMENT_CHANNEL => {
+                        if let Ok(id) = n.payload().parse::<uuid::Uuid>() {
+                            engine.wake_waiters(id);
+                        }
+                    }
                     Ok(n) => wake_held(&lanes, n.payload().parse::<Address>().ok()),
                     Err(e) => {
                         tracing::warn!(error = %e, "outbox LISTEN connection failed; reconnecting");
@@ -608,6 +622,7 @@ pub async fn start(config: Config) -> Result<RunningOperator, RuntimeError> {
             tokio::spawn(listen_outbox(
                 config.database.url.clone(),
                 lane_wakes.clone(),
+                engine.clone(),
                 rx.clone(),
             )),
         ));

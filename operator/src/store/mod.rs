@@ -52,7 +52,8 @@ pub use group::{MAX_GROUP, TxFuture};
 pub use idempotency::{IdempotencyBegin, request_fingerprint};
 pub use merchants::{Merchant, NewMerchant, generate_api_key, hash_api_key};
 pub use payments::{
-    NewPayment, Payment, PaymentFilter, PaymentInfoRecord, Transition, TransitionExtras,
+    NewPayment, PAYMENT_CHANNEL, Payment, PaymentFilter, PaymentInfoRecord, Transition,
+    TransitionExtras,
 };
 pub use webhooks::{
     ClaimedDelivery, DeliveryOutcome, DeliveryStatus, NewWebhookEvent, WebhookDelivery,

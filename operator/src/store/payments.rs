@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::chain::{self, ChainTx, NewChainTx};
 use super::codec::{self, Record, get_i64, get_opt_i64, get_opt_str, get_u64, get_u128, get_uuid};
 use super::webhooks::{self, NewWebhookEvent, WebhookEvent};
-use super::{Result, Store, StoreError, StoreTx};
+use super::{Backend, Result, Store, StoreError, StoreTx};
 use crate::lifecycle::{Amount, Amounts, Flow, PaymentEvent, PaymentStatus};
 
 /// The escrow's `PaymentInfo`, field by field (addresses typed, amounts as `u128`, expiries in
@@ -372,6 +372,17 @@ impl StoreTx {
             ),
             None => None,
         };
+        if current.status.is_in_flight()
+            && !next.is_in_flight()
+            && self.backend == Backend::Postgres
+        {
+            // Waiters on other instances wake at commit instead of at their next re-read. The
+            // payload is a UUID we formatted (hex and dashes only); NOTIFY takes no parameters.
+            let notify = format!("NOTIFY {PAYMENT_CHANNEL}, '{id}'");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(notify))
+                .execute(self.conn())
+                .await?;
+        }
         tracing::info!(
             payment_id = %id, from = %current.status, to = %next, event = event.name(),
             version = payment.version, "payment transition"
@@ -384,6 +395,11 @@ impl StoreTx {
         })
     }
 }
+
+/// The PostgreSQL channel a payment leaving an in-flight status is announced on (`NOTIFY`,
+/// delivered at commit; the payload is the payment id). Every instance `LISTEN`s on it and wakes
+/// its requests waiting on that payment (`operator/DESIGN.md`, "Signer lanes").
+pub const PAYMENT_CHANNEL: &str = "x402_payments";
 
 impl Store {
     /// Inserts a payment and its first outbox row in one transaction (see
