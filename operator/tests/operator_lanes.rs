@@ -171,6 +171,11 @@ async fn two_instances_two_lanes() {
         assert_ne!(lane_of("op-a"), lane_b);
         let api_a = Api::at(setup_a.addr, &api_key);
         let api_b = Api::at(setup_b.addr, &api_key);
+        // Ready: every lane is held by some instance.
+        for api in [&api_a, &api_b] {
+            let (status, body) = api.get("/readyz").await;
+            assert_eq!(status, 200, "{body}");
+        }
 
         // A new outbox row is announced on PostgreSQL with its lane's address.
         let mut listener = sqlx::postgres::PgListener::connect(&url)

@@ -572,7 +572,7 @@ pub async fn start(config: Config) -> Result<RunningOperator, RuntimeError> {
                     .map_err(|e| e.to_string())
             }
         })
-        .with_signer_lease(store.clone(), config.chain.chain_id, signer.address());
+        .with_lane_leases(store.clone(), config.chain.chain_id, lane_addresses.clone());
     state.tx_queue_signer = Some((config.chain.chain_id, signer.address()));
 
     let (shutdown, rx) = watch::channel(false);
