@@ -77,6 +77,7 @@ fn verifier_config() -> VerifierConfig {
     VerifierConfig {
         chain_id: CHAIN_ID,
         operator: OPERATOR,
+        lanes: Vec::new(),
         registry: sdk_harness::registry(),
         assets: vec![TOKEN],
         fee_bps: 100,

@@ -7,7 +7,7 @@
 //! 1. requirements ↔ payload consistency (SDK `derive_from_payment_payload`): payload format,
 //!    `accepted` = requirements, value = amount, nonce = payer-agnostic hash, known escrow;
 //! 2. chain id = ours; escrow and ERC-3009 collector = a registered deployment;
-//! 3. `captureAuthorizer` (`PaymentInfo.operator`) = our signer;
+//! 3. `captureAuthorizer` (`PaymentInfo.operator`) = one of our signer lanes;
 //! 4. token = a configured asset; `payTo` = one of the merchant's receivers;
 //! 5. amount > 0 and ≤ `maxAmount` (uint120);
 //! 6. expiries: the SDK time window, `preApprovalExpiry` ahead by the safety margin, and
@@ -64,8 +64,12 @@ pub const MAX_FEE_BPS: u16 = 10_000;
 pub struct VerifierConfig {
     /// Our chain.
     pub chain_id: u64,
-    /// Our signer: the only `captureAuthorizer` we accept.
+    /// Our signer (the primary lane): the `captureAuthorizer` named where one address is asked
+    /// for.
     pub operator: Address,
+    /// Every signer lane's address, the primary included (empty: `operator` alone). A payment
+    /// naming any of them as `captureAuthorizer` is accepted and pinned to that lane.
+    pub lanes: Vec<Address>,
     /// Escrow deployments we operate (ours, and the canonical one if configured).
     pub registry: EscrowRegistry,
     /// Tokens we accept.
@@ -81,6 +85,15 @@ pub struct VerifierConfig {
 }
 
 impl VerifierConfig {
+    /// Every `captureAuthorizer` accepted: the lanes, or `operator` alone.
+    pub fn operators(&self) -> Vec<Address> {
+        if self.lanes.is_empty() {
+            vec![self.operator]
+        } else {
+            self.lanes.clone()
+        }
+    }
+
     /// How long `merchant` has to capture a hold (seconds): its own capture deadline, else the
     /// operator's default.
     pub fn capture_deadline_secs(&self, merchant: &Merchant) -> u64 {
@@ -100,6 +113,7 @@ impl VerifierConfig {
             network: Network::eip155(self.chain_id),
             receivers: merchant.receivers.clone(),
             capture_authorizer: self.operator,
+            capture_authorizers: self.operators(),
             fee_recipient: self.fee_receiver,
             fee_bps: self.fee_bps,
             capture_deadline_seconds: self.capture_deadline_secs(merchant),
@@ -262,7 +276,7 @@ impl Verifier {
             PaymentFlow::Authorization => Flow::Charge,
         };
         let info: &PaymentInfo = &derived.payment_info;
-        if info.operator != cfg.operator {
+        if !cfg.operators().contains(&info.operator) {
             return Err(VerifyError::WrongOperator {
                 expected: cfg.operator,
                 found: info.operator,
@@ -408,12 +422,12 @@ impl Verifier {
         let simulation = match flow {
             Flow::Authorize => {
                 let call = escrow.authorize(payment_info, value, collector, data);
-                simulate(call, cfg.operator).await
+                simulate(call, info.operator).await
             }
             Flow::Charge => {
                 let call =
                     escrow.charge(payment_info, value, collector, data, fee_bps, fee_receiver);
-                simulate(call, cfg.operator).await
+                simulate(call, info.operator).await
             }
         };
         if let Err(e) = simulation {

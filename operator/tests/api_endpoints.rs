@@ -1068,6 +1068,7 @@ async fn openapi_schemas_match_what_the_code_writes() {
         network: Network::eip155(84532),
         receivers: vec![Address::repeat_byte(0xAA)],
         capture_authorizer: Address::repeat_byte(0x0B),
+        capture_authorizers: Vec::new(),
         fee_recipient: Address::repeat_byte(0xFE),
         fee_bps: 100,
         capture_deadline_seconds: 3600,

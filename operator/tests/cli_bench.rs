@@ -321,6 +321,70 @@ async fn bench_on_postgres_with_two_instances_captures_all() {
     assert_eq!(report["seed_payments"], 20);
 }
 
+/// `--signers 2` with two instances on PostgreSQL: the merchant's challenges name the two lanes
+/// in turn, every payment is captured, both lanes carry payments and sent transactions, and the
+/// report lists each lane.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_with_two_signer_lanes_uses_both() {
+    let url = postgres_url();
+    let report = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || {
+            run_bench(&[
+                "--database",
+                &url,
+                "--instances",
+                "2",
+                "--signers",
+                "2",
+                "--buyers",
+                "2",
+                "--requests",
+                "10",
+                "--json",
+            ])
+        }
+    })
+    .await
+    .expect("bench");
+    assert_eq!(report["signers"], 2, "{report:#}");
+    assert_eq!(report["summary"]["signers"], 2, "{report:#}");
+    assert_eq!(report["paid_ok"], 10, "{report:#}");
+    assert_eq!(report["captured"], 10, "{report:#}");
+    assert_eq!(calls_made(&report), 20, "{report:#}");
+    let lanes = report["lanes"].as_array().expect("lanes");
+    assert_eq!(lanes.len(), 2, "{report:#}");
+    let mut payments = 0;
+    for lane in lanes {
+        let n = lane["payments"].as_i64().unwrap_or(0);
+        assert!(n >= 1, "a lane without payments: {report:#}");
+        assert!(
+            lane["transactions"].as_i64().unwrap_or(0) >= 1,
+            "a lane that sent nothing: {report:#}"
+        );
+        payments += n;
+    }
+    assert_eq!(payments, 10, "{report:#}");
+    let name = report["database_name"].as_str().expect("database name");
+    assert!(!database_exists(&url, name).await, "{name} is left behind");
+}
+
+/// `--signers` beyond the funded development keys is refused before anything starts.
+#[test]
+fn bench_refuses_too_many_signers() {
+    let out = Command::new(env!("CARGO_BIN_EXE_x402-escrow"))
+        .args(["bench", "--signers", "7", "--json"])
+        .output()
+        .expect("run bench");
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "no report");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--signers must be between 1 and 6"),
+        "{stderr}"
+    );
+}
+
 /// `--mode facilitator --scheme exact`: pre-signed ERC-3009 transfers posted to `/settle`;
 /// every settle succeeds, each is one final `transfer`, and the seed is stored beside them.
 #[test]

@@ -315,6 +315,7 @@ fn make_engine(store: &Store, chain: &Chain, default_wait: Duration, wake: Arc<N
         VerifierConfig {
             chain_id: deployment.chain_id,
             operator: chain.operator.address(),
+            lanes: Vec::new(),
             registry,
             assets: vec![chain.token()],
             fee_bps: FEE_BPS,
@@ -651,7 +652,11 @@ async fn refund_refused_without_float(ctx: Ctx) {
     assert_eq!(err.code, ErrorCode::RefundFloatInsufficient);
     assert_eq!(count(&env.store, "chain_txs").await, rows);
     assert_eq!(
-        env.engine.get(&env.merchant, view.id, None).await.unwrap().status,
+        env.engine
+            .get(&env.merchant, view.id, None)
+            .await
+            .unwrap()
+            .status,
         PaymentStatus::Captured
     );
 }

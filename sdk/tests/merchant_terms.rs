@@ -16,6 +16,7 @@ fn terms() -> MerchantTerms {
         network: Network::eip155(31337),
         receivers: vec![Address::repeat_byte(0x90), Address::repeat_byte(0x91)],
         capture_authorizer: Address::repeat_byte(0x70),
+        capture_authorizers: Vec::new(),
         fee_recipient: Address::repeat_byte(0x70),
         fee_bps: 100,
         capture_deadline_seconds: DEFAULT_CAPTURE_DEADLINE_SECS,

@@ -166,6 +166,11 @@ pub struct BenchArgs {
     /// instance id; clients are assigned to them round robin.
     #[arg(long, default_value_t = 1)]
     pub instances: usize,
+    /// Signer lanes: operator keys, each with its own nonce sequence, leased by one instance at
+    /// a time (1–[`MAX_SIGNERS`]). Above 1 the operators get them as `X402_SIGNER_KEYS` and the
+    /// merchant's challenges name the lanes in turn as `captureAuthorizer`.
+    #[arg(long, default_value_t = 1)]
+    pub signers: usize,
     /// Print the report as one line of JSON (its `summary` object has the key numbers) instead
     /// of a table.
     #[arg(long)]
@@ -176,6 +181,22 @@ pub struct BenchArgs {
     /// Use this anvil binary instead of the pinned toolchain's.
     #[arg(long, env = "X402_ANVIL")]
     pub anvil: Option<PathBuf>,
+}
+
+/// The most signer lanes `--signers` takes (anvil's funded development keys 1 and 5–9).
+pub const MAX_SIGNERS: usize = 6;
+
+/// One signer lane at the end of a run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LaneReport {
+    /// The lane's address (lower-case hex).
+    pub signer: String,
+    /// The instance holding its lease at the end, if any.
+    pub lease_owner: Option<String>,
+    /// Transactions it sent that were mined (`final` or `reverted`).
+    pub transactions: i64,
+    /// Payments pinned to it (their `operator` is its address).
+    pub payments: i64,
 }
 
 /// A boxed error source.
@@ -228,8 +249,11 @@ pub trait BenchDatabase {
     ) -> impl Future<Output = Result<BTreeMap<String, i64>, BoxError>> + Send;
     /// Every transaction kind's totals from the outbox.
     fn transactions(&self) -> impl Future<Output = Result<Vec<TxKindReport>, BoxError>> + Send;
-    /// The instance id holding the signer lease, if any.
+    /// The instance id holding the (first) signer lease, if any.
     fn signer_lease_owner(&self) -> impl Future<Output = Result<Option<String>, BoxError>> + Send;
+    /// Every signer lane: its lease holder, the transactions it sent and the payments pinned
+    /// to it.
+    fn lanes(&self) -> impl Future<Output = Result<Vec<LaneReport>, BoxError>> + Send;
     /// Closes the database and drops a database [`create`](Self::create) made. Safe to call
     /// more than once.
     fn close(&mut self) -> impl Future<Output = ()> + Send;

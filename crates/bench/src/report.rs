@@ -187,8 +187,10 @@ pub struct InstanceReport {
     pub instance_id: String,
     /// Its API.
     pub url: String,
-    /// Whether it held the signer lease at the end of the run (one instance sends).
+    /// Whether it held the (first) signer lease at the end of the run.
     pub holds_signer_lease: bool,
+    /// How many signer lanes it held at the end of the run (`--signers`).
+    pub lanes_held: usize,
     /// Paid requests / settles the bench sent through it that succeeded (client `b` uses
     /// instance `b % instances`).
     pub ok: u64,
@@ -221,6 +223,8 @@ pub struct BenchSummary {
     pub database: String,
     /// Operator processes.
     pub instances: usize,
+    /// Signer lanes.
+    pub signers: usize,
     /// Concurrent clients.
     pub buyers: usize,
     /// Pre-stored payments.
@@ -274,6 +278,8 @@ pub struct BenchReport {
     pub database_name: Option<String>,
     /// Operator processes on the database.
     pub instances: usize,
+    /// Signer lanes (`--signers`).
+    pub signers: usize,
     /// Concurrent buyers (facilitator mode: concurrent clients).
     pub buyers: usize,
     /// 0 = automine.
@@ -311,8 +317,10 @@ pub struct BenchReport {
     pub operator_idle_rss_mib: f64,
     /// Each operator process.
     pub operator_instances: Vec<InstanceReport>,
-    /// The instance holding the signer lease at the end.
+    /// The instance holding the (first) signer lease at the end.
     pub signer_lease_owner: Option<String>,
+    /// Every signer lane: holder, transactions sent, payments pinned.
+    pub lanes: Vec<crate::LaneReport>,
     /// Whether escrow calls went through the EIP-7702 batch executor.
     pub executor: bool,
     /// Per transaction kind.
@@ -375,20 +383,22 @@ impl BenchReport {
         };
         match &self.facilitator {
             Some(f) => line(format!(
-                "x402-escrow bench — facilitator /settle, scheme {}, {} clients, {chain}, {} seeded payments, poll {} ms, {database}, {} operator instance(s)",
+                "x402-escrow bench — facilitator /settle, scheme {}, {} clients, {chain}, {} seeded payments, poll {} ms, {database}, {} operator instance(s), {} signer lane(s)",
                 scheme_name(f.scheme),
                 self.buyers,
                 self.seed_payments,
                 self.poll_interval_ms,
-                self.instances
+                self.instances,
+                self.signers
             )),
             None => line(format!(
-                "x402-escrow bench — {} buyers, {chain}, capture {:?}, {} seeded payments, poll {} ms, {database}, {} operator instance(s)",
+                "x402-escrow bench — {} buyers, {chain}, capture {:?}, {} seeded payments, poll {} ms, {database}, {} operator instance(s), {} signer lane(s)",
                 self.buyers,
                 self.capture_mode,
                 self.seed_payments,
                 self.poll_interval_ms,
-                self.instances
+                self.instances,
+                self.signers
             )),
         }
         line(format!(
@@ -467,11 +477,22 @@ impl BenchReport {
                     i.posts.map_or_else(|| "n/a".to_owned(), |n| n.to_string()),
                     i.sql_writes
                         .map_or_else(|| "n/a".to_owned(), |n| n.to_string()),
-                    if i.holds_signer_lease {
-                        ", holds the signer lease (sends every transaction)"
-                    } else {
-                        ""
+                    match (self.signers, i.lanes_held) {
+                        (1, 1) => ", holds the signer lease (sends every transaction)".to_owned(),
+                        (1, _) => String::new(),
+                        (_, n) => format!(", holds {n} signer lane(s)"),
                     }
+                ));
+            }
+        }
+        if self.lanes.len() > 1 {
+            for l in &self.lanes {
+                line(format!(
+                    "  lane {} {:>6} transactions, {:>6} payments, held by {}",
+                    l.signer,
+                    l.transactions,
+                    l.payments,
+                    l.lease_owner.as_deref().unwrap_or("nobody")
                 ));
             }
         }

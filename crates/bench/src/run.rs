@@ -76,6 +76,11 @@ fn is_postgres(url: &str) -> bool {
 fn check_args(args: &BenchArgs) -> Result<()> {
     usage!(args.buyers > 0, "--buyers must be at least 1");
     usage!(args.instances > 0, "--instances must be at least 1");
+    usage!(
+        (1..=crate::MAX_SIGNERS).contains(&args.signers),
+        "--signers must be between 1 and {}",
+        crate::MAX_SIGNERS
+    );
     let postgres = match &args.database {
         None => false,
         Some(url) => {
@@ -199,6 +204,11 @@ async fn run_checked<D: BenchDatabase>(
     .await?;
     let deployment = chain.deployment.clone();
     let operator_key = chain.key(1)?;
+    // Signer lanes: key 1, then 5, 6, … (funded development keys no other role uses).
+    let mut lane_keys = vec![operator_key.clone()];
+    for lane in 1..args.signers {
+        lane_keys.push(chain.key(4 + lane)?);
+    }
     let merchant = chain.address(3)?;
     let fee_receiver = chain.address(4)?;
     let token = deployment.token.clone().ok_or_else(|| {
@@ -299,8 +309,17 @@ expiry_margin_secs = 60
             )
         };
         std::fs::write(&config_path, config).step("writing the operator's config")?;
+        let (key_var, keys) = if lane_keys.len() == 1 {
+            ("X402_SIGNER_KEY", hex::encode(operator_key.to_bytes()))
+        } else {
+            let keys: Vec<String> = lane_keys
+                .iter()
+                .map(|k| hex::encode(k.to_bytes()))
+                .collect();
+            ("X402_SIGNER_KEYS", keys.join(","))
+        };
         let mut command = OperatorCommand::new(operator_exe, &config_path, listen, log)
-            .env("X402_SIGNER_KEY", hex::encode(operator_key.to_bytes()))
+            .env(key_var, keys)
             .env(
                 "RUST_LOG",
                 std::env::var("X402_BENCH_OPERATOR_LOG").unwrap_or_else(|_| "warn".into()),
@@ -328,6 +347,9 @@ expiry_margin_secs = 60
         merchant,
         operator_key.address(),
     );
+    if lane_keys.len() > 1 {
+        payments_config.capture_authorizers = lane_keys.iter().map(|k| k.address()).collect();
+    }
     payments_config.escrow = Some(deployment.auth_capture_escrow);
     payments_config.registry = EscrowRegistry::only(EscrowDeployment::from(&deployment));
     payments_config.fee_recipient = fee_receiver;
@@ -362,6 +384,7 @@ expiry_margin_secs = 60
         .signer_lease_owner()
         .await
         .step("reading the signer lease")?;
+    let lanes = db.lanes().await.step("reading the signer lanes")?;
     let window = phase.window.as_secs_f64().max(1e-9);
     let mut operator_instances = Vec::with_capacity(instances.len());
     for (n, (i, (before, after))) in instances
@@ -375,6 +398,10 @@ expiry_margin_secs = 60
             instance_id: i.id.clone(),
             url: i.process.url(),
             holds_signer_lease: signer_lease_owner.as_deref() == Some(i.id.as_str()),
+            lanes_held: lanes
+                .iter()
+                .filter(|l| l.lease_owner.as_deref() == Some(i.id.as_str()))
+                .count(),
             ok: phase.ok_per_instance.get(n).copied().unwrap_or(0),
             posts: after
                 .posts
@@ -446,6 +473,7 @@ expiry_margin_secs = 60
         scheme: facilitator.as_ref().map(|f| f.scheme),
         database: database.clone(),
         instances: args.instances,
+        signers: args.signers,
         buyers: args.buyers,
         seed_payments: args.seed_payments,
         ok,
@@ -474,6 +502,7 @@ expiry_margin_secs = 60
         database,
         database_name,
         instances: args.instances,
+        signers: args.signers,
         buyers: args.buyers,
         block_time: args.block_time,
         seed_payments: args.seed_payments,
@@ -492,6 +521,7 @@ expiry_margin_secs = 60
         operator_idle_rss_mib: operator_instances.iter().map(|i| i.idle_rss_mib).sum(),
         operator_instances,
         signer_lease_owner,
+        lanes,
         executor: args.executor,
         transactions,
         anvil_ceiling,

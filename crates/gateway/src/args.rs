@@ -153,6 +153,8 @@ pub fn payments_config(
     }
     if let Some(authorizer) = args.capture_authorizer {
         config.capture_authorizer = authorizer;
+        // An explicit authorizer pins every offer to that one lane.
+        config.capture_authorizers.clear();
     }
     if let Some(escrow) = args.escrow {
         config.escrow = Some(escrow);

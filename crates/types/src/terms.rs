@@ -77,8 +77,13 @@ pub struct MerchantTerms {
     pub network: Network,
     /// Addresses this merchant may be paid to (`payTo`); the first is the default.
     pub receivers: Vec<Address>,
-    /// The operator's signer: the only `captureAuthorizer` it accepts.
+    /// The operator's primary signer: the `captureAuthorizer` to name when one is enough.
     pub capture_authorizer: Address,
+    /// Every `captureAuthorizer` the operator accepts: one per signer lane, the primary first
+    /// (empty from an operator that does not list them: `capture_authorizer` alone). A layer
+    /// spreads its offers over them; each payment is sent by the lane it names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capture_authorizers: Vec<Address>,
     /// Where the operator's fee goes (a payment's `feeRecipient` must be zero or this).
     pub fee_recipient: Address,
     /// The operator's fee in basis points (must lie in a payment's `[minFeeBps, maxFeeBps]`).

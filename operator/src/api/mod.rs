@@ -151,6 +151,41 @@ impl Readiness {
         })
     }
 
+    /// Adds the `signer_lease` check for every signer lane: each lane's lease is held by some
+    /// instance (this one or another). One lane is [`Readiness::with_signer_lease`].
+    pub fn with_lane_leases(self, store: Store, chain_id: u64, lanes: Vec<Address>) -> Readiness {
+        if let [signer] = lanes.as_slice() {
+            return self.with_signer_lease(store, chain_id, *signer);
+        }
+        self.with_check("signer_lease", move || {
+            let (store, lanes) = (store.clone(), lanes.clone());
+            async move {
+                let now = store.now_ms();
+                let mut idle = Vec::new();
+                for signer in lanes {
+                    let row = store
+                        .get_signer(chain_id, signer)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let held = row.is_some_and(|s| {
+                        s.lease_owner.is_some() && s.lease_expires_at.is_some_and(|t| t > now)
+                    });
+                    if !held {
+                        idle.push(signer.to_string());
+                    }
+                }
+                if idle.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "no instance holds the lease of signer lane(s) {}",
+                        idle.join(", ")
+                    ))
+                }
+            }
+        })
+    }
+
     /// Runs every check (concurrently, each under the timeout).
     pub async fn check(&self) -> ReadinessReport {
         let mut set = tokio::task::JoinSet::new();

@@ -45,6 +45,9 @@ impl Config {
         if let Some(v) = env.text("X402_SIGNER_KEY") {
             self.signer.private_key = Some(Secret::new(v.trim()));
         }
+        if let Some(v) = env.text("X402_SIGNER_KEYS") {
+            self.signer.private_keys = super::signer::split_keys(&v);
+        }
         if let Some(v) = env.text("X402_KEYSTORE") {
             self.signer.keystore = Some(PathBuf::from(v));
         }

@@ -23,6 +23,7 @@
 //! | `X402_POLL_INTERVAL_MS` | `chain.poll_interval_ms` |
 //! | `X402_START_BLOCK` | `chain.start_block` |
 //! | `X402_SIGNER_KEY` | the signer's private key (**environment only**, never in the file) |
+//! | `X402_SIGNER_KEYS` | several signer keys, comma-separated, one per lane (**environment only**; instead of `X402_SIGNER_KEY`) |
 //! | `X402_KEYSTORE` | `signer.keystore` |
 //! | `X402_KEYSTORE_PASSWORD` | the keystore password (default variable; `signer.keystore_password_env` renames it) |
 //! | `X402_MAX_FEE_PER_GAS_WEI` | `relayer.max_fee_per_gas_wei` |
@@ -68,7 +69,7 @@ pub use chain::{
     ChainConfig, ContractAddresses, IndexerSettings, ReceiptSource, UnknownReceiptSource,
 };
 pub use database::DatabaseConfig;
-pub use signer::{SignerConfig, SignerSource};
+pub use signer::{MAX_LANES, SignerConfig, SignerConfigError, SignerSource};
 pub use tuning::{
     AutoVoidConfig, BatchConfig, FeeConfig, IdempotencyConfig, RelayerConfig, WebhookConfig,
 };
@@ -129,6 +130,9 @@ pub enum ConfigError {
     /// message of ours, not a wrapped error.
     #[error("invalid config: {0}")]
     Invalid(String),
+    /// The signer keys are not a usable set of lanes (`[signer]`, `X402_SIGNER_KEY(S)`).
+    #[error("invalid config: {0}")]
+    Signer(#[source] SignerConfigError),
     /// `database.url` names no supported database.
     #[error("invalid config: database.url: {0}")]
     DatabaseUrl(#[source] crate::store::StoreError),
@@ -146,7 +150,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// The chain and contracts.
     pub chain: ChainConfig,
-    /// The gas key.
+    /// The gas keys (one per lane).
     pub signer: SignerConfig,
     /// Transaction pipeline knobs.
     pub relayer: RelayerConfig,

@@ -304,3 +304,156 @@ fn indexer_section_sets_the_read_mode_range_and_window() {
     assert!(bad.validate().is_err());
     assert!(Config::from_toml_str("[chain.indexer]\nsafe = true\nunknown = 1").is_err());
 }
+
+const LANE_A: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+const LANE_B: &str = "5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+
+#[test]
+fn signer_keys_give_one_lane_each_in_order() {
+    let keys = format!("{LANE_A}, {LANE_B}");
+    let c = Config::load_with_env(None, &env(&[("X402_SIGNER_KEYS", &keys)])).unwrap();
+    let sources = c.signer.sources().unwrap();
+    assert_eq!(
+        sources,
+        vec![
+            SignerSource::PrivateKey(Secret::new(LANE_A)),
+            SignerSource::PrivateKey(Secret::new(LANE_B)),
+        ]
+    );
+    // The primary lane is the first key.
+    assert_eq!(
+        c.signer.source().unwrap(),
+        Some(SignerSource::PrivateKey(Secret::new(LANE_A)))
+    );
+    // A single key is one lane, as before.
+    let one = Config::load_with_env(None, &env(&[("X402_SIGNER_KEY", LANE_B)])).unwrap();
+    assert_eq!(one.signer.sources().unwrap().len(), 1);
+    // Keystores, one per lane, share the password variable.
+    let mut files = Config::from_toml_str(
+        "[signer]\nkeystores = [\"/k/0.json\", \"/k/1.json\"]\nkeystore_password_env = \"PW\"",
+    )
+    .unwrap();
+    files
+        .apply_env(|k| (k == "PW").then(|| "pw".to_owned()))
+        .unwrap();
+    files.validate().unwrap();
+    let paths: Vec<_> = files
+        .signer
+        .sources()
+        .unwrap()
+        .into_iter()
+        .map(|s| match s {
+            SignerSource::Keystore { path, password } => {
+                assert_eq!(password.expose(), "pw");
+                path
+            }
+            other => panic!("not a keystore: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        paths,
+        vec![PathBuf::from("/k/0.json"), PathBuf::from("/k/1.json")]
+    );
+    // Debug never shows the keys.
+    let debug = format!("{c:?}");
+    assert!(
+        !debug.contains(&LANE_A[2..]) && !debug.contains(LANE_B),
+        "{debug}"
+    );
+}
+
+#[test]
+fn bad_signer_lanes_are_refused_with_their_own_error() {
+    let refused = |pairs: &[(&str, &str)]| -> SignerConfigError {
+        match Config::load_with_env(None, &env(pairs)).unwrap_err() {
+            ConfigError::Signer(e) => e,
+            other => panic!("not a signer error: {other}"),
+        }
+    };
+    let both = format!("{LANE_A},{LANE_B}");
+    assert_eq!(
+        refused(&[("X402_SIGNER_KEY", LANE_A), ("X402_SIGNER_KEYS", &both)]),
+        SignerConfigError::KeyAndKeys
+    );
+    assert_eq!(
+        refused(&[("X402_SIGNER_KEYS", &format!("{LANE_A},,{LANE_B}"))]),
+        SignerConfigError::EmptyKey { index: 1 }
+    );
+    assert_eq!(
+        refused(&[("X402_SIGNER_KEYS", &format!("{LANE_A},"))]),
+        SignerConfigError::EmptyKey { index: 1 }
+    );
+    let err = refused(&[("X402_SIGNER_KEYS", &format!("{LANE_A},0x1234"))]);
+    assert_eq!(
+        err,
+        SignerConfigError::NotAKey {
+            var: "X402_SIGNER_KEYS",
+            index: 1
+        }
+    );
+    // The message names the entry, never the value.
+    let dup = format!("{LANE_B},{LANE_A},0x{}", LANE_B.to_ascii_uppercase());
+    let err = refused(&[("X402_SIGNER_KEYS", &dup)]);
+    assert_eq!(
+        err,
+        SignerConfigError::Duplicate {
+            what: "X402_SIGNER_KEYS",
+            first: 0,
+            second: 2
+        }
+    );
+    assert!(!err.to_string().contains(LANE_B), "{err}");
+    let many: Vec<String> = (1..=MAX_LANES + 1).map(|i| format!("{i:064x}")).collect();
+    assert_eq!(
+        refused(&[("X402_SIGNER_KEYS", &many.join(","))]),
+        SignerConfigError::TooMany {
+            count: MAX_LANES + 1,
+            max: MAX_LANES
+        }
+    );
+    let invalid = |toml: &str, pairs: &[(&str, &str)]| {
+        let mut c = Config::from_toml_str(toml).unwrap();
+        c.apply_env(|k| {
+            pairs
+                .iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v.to_string())
+        })
+        .unwrap();
+        match c.validate().unwrap_err() {
+            ConfigError::Signer(e) => e,
+            other => panic!("not a signer error: {other}"),
+        }
+    };
+    assert_eq!(
+        invalid(
+            "[signer]\nkeystore = \"/k.json\"\nkeystores = [\"/k/0.json\"]",
+            &[]
+        ),
+        SignerConfigError::KeystoreAndKeystores
+    );
+    assert_eq!(
+        invalid(
+            "[signer]\nkeystores = [\"/k/0.json\"]",
+            &[("X402_SIGNER_KEYS", LANE_A)]
+        ),
+        SignerConfigError::KeysAndKeystores
+    );
+    assert_eq!(
+        invalid("[signer]\nkeystores = [\"/k/0.json\", \"/k/0.json\"]", &[]),
+        SignerConfigError::Duplicate {
+            what: "signer.keystores",
+            first: 0,
+            second: 1
+        }
+    );
+    // Keystores without their password: the shape is fine, the sources name the variable.
+    let c = Config::from_toml_str("[signer]\nkeystores = [\"/k/0.json\"]").unwrap();
+    c.validate().unwrap();
+    assert_eq!(
+        c.signer.sources().unwrap_err().to_string(),
+        "invalid config: signer.keystore(s) is set but X402_KEYSTORE_PASSWORD is not"
+    );
+    // A list in the file cannot carry keys either.
+    assert!(Config::from_toml_str("[signer]\nprivate_keys = [\"0xabc\"]").is_err());
+}

@@ -57,8 +57,10 @@ impl Config {
             )));
         }
         crate::store::Backend::from_url(&self.database.url).map_err(ConfigError::DatabaseUrl)?;
-        // The signer is not checked here: only commands that sign need it, and they ask
-        // `SignerConfig::source` (a keystore without its password is an error there).
+        // The lane list's shape is checked here (two sources, empty, malformed or repeated
+        // entries); the keys themselves only by commands that sign, through
+        // `SignerConfig::sources` (a keystore without its password is an error there).
+        self.signer.check_lanes()?;
         Ok(())
     }
 }

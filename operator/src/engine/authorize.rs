@@ -134,7 +134,8 @@ impl Engine {
         };
         let outbox = NewChainTx {
             chain_id: cfg.chain_id,
-            signer: cfg.signer,
+            // The lane the payment names (verified to be one of ours).
+            signer: info.operator,
             kind,
             payment_id: None,
             request: request_json,

@@ -96,7 +96,8 @@ const BATCH: u32 = 100;
 pub struct EngineConfig {
     /// Our chain.
     pub chain_id: u64,
-    /// Our signer (the escrow `operator`, and the `from` of every outbox row).
+    /// Our primary signer lane: the `from` of rows that belong to no payment's lane (`exact`
+    /// transfers). A payment's rows go out from its own `PaymentInfo.operator` (its lane).
     pub signer: Address,
     /// The OperatorRefundCollector refunds are funded through.
     pub refund_collector: Address,
@@ -260,6 +261,12 @@ impl Engine {
         &self.inner.store
     }
 
+    /// Wakes the requests of this instance waiting on payment `id` (they re-read it): for an
+    /// outcome another instance applied (PostgreSQL `NOTIFY`, see `runtime`).
+    pub fn wake_waiters(&self, id: Uuid) {
+        self.inner.waiters.wake(id);
+    }
+
     /// The configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
@@ -343,7 +350,8 @@ impl Engine {
     ) -> NewChainTx {
         NewChainTx {
             chain_id: self.inner.config.chain_id,
-            signer: self.inner.config.signer,
+            // The payment's lane: only its `operator` may call the escrow for it.
+            signer: payment.info.operator,
             kind,
             payment_id: Some(payment.id),
             request,

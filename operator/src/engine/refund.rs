@@ -3,7 +3,7 @@
 //! when it cannot cover it) and paid from the operator's refund account through the refund
 //! collector (an `approve` row goes first when the allowance runs low).
 
-use alloy::primitives::{Bytes, U256};
+use alloy::primitives::{Address, Bytes, U256};
 use serde_json::json;
 use uuid::Uuid;
 use x402_escrow_bindings::IERC20;
@@ -45,15 +45,21 @@ impl Engine {
         )?;
         self.check_deadline(payment.info.refund_expiry, "the refund window has closed")
             .await?;
-        // The float: the refund collector pulls `amount` from our signer.
+        // The float: the refund collector pulls `amount` from the payment's lane (its
+        // `operator`, the refund's sender); each lane has its own float.
+        let lane = payment.info.operator;
         let token = IERC20::new(payment.info.token, self.inner.provider.clone());
         let balance = token
-            .balanceOf(cfg.signer)
+            .balanceOf(lane)
             .call()
             .await
             .map_err(|e| ServiceError::new(ErrorCode::ChainUnavailable, e.to_string()))?;
         // Refunds already queued draw on the same balance and allowance.
-        let queued = U256::from(self.refunds_in_flight().await.map_err(ServiceError::from)?);
+        let queued = U256::from(
+            self.refunds_in_flight(lane)
+                .await
+                .map_err(ServiceError::from)?,
+        );
         let needed = U256::from(amount);
         if balance < needed + queued {
             return Err(ServiceError::new(
@@ -64,7 +70,7 @@ impl Engine {
             ));
         }
         let allowance = token
-            .allowance(cfg.signer, cfg.refund_collector)
+            .allowance(lane, cfg.refund_collector)
             .call()
             .await
             .map_err(|e| ServiceError::new(ErrorCode::ChainUnavailable, e.to_string()))?;
@@ -74,7 +80,7 @@ impl Engine {
             let approve_to = cfg.refund_allowance.max(needed + queued);
             before.push(NewChainTx {
                 chain_id: cfg.chain_id,
-                signer: cfg.signer,
+                signer: lane,
                 // No payment: no payment outcome is derived from it.
                 kind: TxKind::Approve,
                 payment_id: None,
@@ -105,8 +111,9 @@ impl Engine {
         .await
     }
 
-    /// What the refunds in flight (queued or sent, not yet settled) will pull from the float.
-    async fn refunds_in_flight(&self) -> Result<Amount, EngineError> {
+    /// What the refunds in flight (queued or sent, not yet settled) of `lane` will pull from its
+    /// float.
+    async fn refunds_in_flight(&self, lane: Address) -> Result<Amount, EngineError> {
         let mut total: Amount = 0;
         for p in self.store().payments_in_flight(1000).await? {
             if p.status != PaymentStatus::Refunding {
@@ -114,7 +121,7 @@ impl Engine {
             }
             if let Some(tx_id) = p.pending_tx_id {
                 let tx = self.store().get_tx(tx_id).await?;
-                if !tx.status.is_terminal() {
+                if !tx.status.is_terminal() && tx.signer == lane {
                     total = total.saturating_add(requested_amount(&tx).unwrap_or(0));
                 }
             }

@@ -65,6 +65,8 @@ pub fn configs(
     let verifier = crate::verify::VerifierConfig {
         chain_id: config.chain.chain_id,
         operator: signer,
+        // The runtime lists every lane (`runtime::open`); empty: the signer alone.
+        lanes: Vec::new(),
         registry,
         assets,
         fee_bps: fees.fee_bps,

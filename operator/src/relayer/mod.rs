@@ -41,6 +41,7 @@ mod errors;
 mod execute;
 mod fees;
 mod handle;
+mod lanes;
 mod lease;
 mod monitor;
 mod push;
@@ -65,6 +66,7 @@ pub use handle::{
     RelayerHandle, RelayerHealth, RelayerMetrics, RelayerMetricsSink, RelayerOptions, TickReport,
     TxObserver, TxOutcome,
 };
+pub use lanes::LaneShare;
 pub use revert::decode_revert;
 
 pub(crate) use execute::delegated_to;
@@ -142,6 +144,9 @@ pub struct Relayer {
     /// The last pass left rows that only polling will settle (sent without push): look again
     /// at once rather than a poll interval later.
     poll_soon: bool,
+    /// The instance's share of the signer lanes (see `lanes.rs`); `None`: take the lease
+    /// whenever it is free.
+    share: Option<Arc<LaneShare>>,
 }
 
 /// How long a fee suggestion is reused for new transactions: one `eth_feeHistory` round trip
@@ -196,7 +201,15 @@ impl Relayer {
             view: PassView::default(),
             push,
             poll_soon: false,
+            share: None,
         }
+    }
+
+    /// Take this lane's lease only within the instance's fair `share` of the lanes, and give
+    /// it back when the instance holds more than its share (see `lanes.rs`).
+    pub fn with_share(mut self, share: Arc<LaneShare>) -> Relayer {
+        self.share = Some(share);
+        self
     }
 
     /// Also report outcomes to `observer`.
@@ -317,7 +330,8 @@ impl Relayer {
 
     /// Gives the lease up (clean shutdown).
     pub async fn release(&mut self) {
-        if self.lease.take().is_some() {
+        if self.lease.is_some() {
+            self.forget_lease();
             match self
                 .store
                 .release_lease(self.opts.chain_id, self.address(), &self.owner)
@@ -353,7 +367,7 @@ impl Relayer {
                 RelayerMetrics::inc(&self.metrics.errors);
                 if let RelayerError::LeaseLost { .. } = e {
                     tracing::warn!("signer lease lost: sending stopped");
-                    self.lease = None;
+                    self.forget_lease();
                 }
                 let lease_held = self.lease.is_some();
                 let rpc = e.is_rpc();

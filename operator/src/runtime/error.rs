@@ -72,6 +72,26 @@ pub enum SignerError {
     /// `X402_SIGNER_KEY` does not parse as a private key.
     #[error("X402_SIGNER_KEY is not a private key: {0}")]
     NotAKey(#[source] LocalSignerError),
+    /// An entry of `X402_SIGNER_KEYS` does not parse as a private key.
+    #[error("X402_SIGNER_KEYS entry {index} is not a private key: {source}")]
+    LaneNotAKey {
+        /// Its position (0-based).
+        index: usize,
+        /// Why.
+        source: LocalSignerError,
+    },
+    /// Two lanes' keystores hold the same key.
+    #[error(
+        "signer lanes {first} and {second} have the same address {address}; each lane needs its own key"
+    )]
+    DuplicateLane {
+        /// The first lane.
+        first: usize,
+        /// The repeated lane.
+        second: usize,
+        /// The shared address.
+        address: alloy::primitives::Address,
+    },
     /// The keystore could not be read or decrypted.
     #[error("cannot decrypt keystore {}: {source}", path.display())]
     Keystore {
@@ -81,7 +101,9 @@ pub enum SignerError {
         source: LocalSignerError,
     },
     /// Neither a key nor a keystore is configured.
-    #[error("no signing key: set X402_SIGNER_KEY or signer.keystore")]
+    #[error(
+        "no signing key: set X402_SIGNER_KEY, X402_SIGNER_KEYS, signer.keystore or signer.keystores"
+    )]
     Missing,
 }
 

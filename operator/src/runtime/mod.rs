@@ -28,20 +28,50 @@ mod error;
 
 pub use error::{ChainError, DeploymentError, RpcUrlError, RuntimeError, SignerError};
 
-/// Loads the signing key named by the configuration.
+/// Loads the signing key named by the configuration (the primary lane's).
 pub fn load_signer(config: &Config) -> Result<PrivateKeySigner, RuntimeError> {
-    match config.signer.source().map_err(SignerError::Config)? {
-        Some(SignerSource::PrivateKey(key)) => key
-            .expose()
-            .trim()
-            .parse::<PrivateKeySigner>()
-            .map_err(|e| SignerError::NotAKey(e).into()),
-        Some(SignerSource::Keystore { path, password }) => {
-            PrivateKeySigner::decrypt_keystore(&path, password.expose())
-                .map_err(|source| SignerError::Keystore { path, source }.into())
-        }
-        None => Err(SignerError::Missing.into()),
+    let mut lanes = load_lanes(config)?;
+    Ok(lanes.remove(0))
+}
+
+/// Loads every signer lane's key, in lane order (at least one). Two lanes with the same
+/// address are refused.
+pub fn load_lanes(config: &Config) -> Result<Vec<PrivateKeySigner>, RuntimeError> {
+    let sources = config.signer.sources().map_err(SignerError::Config)?;
+    if sources.is_empty() {
+        return Err(SignerError::Missing.into());
     }
+    let several = !config.signer.private_keys.is_empty();
+    let mut lanes: Vec<PrivateKeySigner> = Vec::with_capacity(sources.len());
+    for (index, source) in sources.into_iter().enumerate() {
+        let key = match source {
+            SignerSource::PrivateKey(key) => key
+                .expose()
+                .trim()
+                .parse::<PrivateKeySigner>()
+                .map_err(|e| {
+                    if several {
+                        SignerError::LaneNotAKey { index, source: e }
+                    } else {
+                        SignerError::NotAKey(e)
+                    }
+                })?,
+            SignerSource::Keystore { path, password } => {
+                PrivateKeySigner::decrypt_keystore(&path, password.expose())
+                    .map_err(|source| SignerError::Keystore { path, source })?
+            }
+        };
+        if let Some(first) = lanes.iter().position(|l| l.address() == key.address()) {
+            return Err(SignerError::DuplicateLane {
+                first,
+                second: index,
+                address: key.address(),
+            }
+            .into());
+        }
+        lanes.push(key);
+    }
+    Ok(lanes)
 }
 
 /// The contracts for the configured chain: the deployments file (a single `<chainId>.json` or a
@@ -83,8 +113,10 @@ pub fn load_deployment(config: &Config) -> Result<Deployment, RuntimeError> {
 pub struct RunningOperator {
     /// Where the HTTP API listens.
     pub address: SocketAddr,
-    /// The signer's address (the `captureAuthorizer` merchants must name).
+    /// The primary signer's address (the `captureAuthorizer` named where one is asked for).
     pub signer: Address,
+    /// Every signer lane's address, the primary first (a payment may name any of them).
+    pub lanes: Vec<Address>,
     /// The contracts in use.
     pub deployment: Deployment,
     /// The engine (also reachable over HTTP).
@@ -139,8 +171,10 @@ fn stopped(mut rx: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + '
 /// What every command that talks to the chain needs: the key, the contracts, the store, a
 /// provider checked to be on the configured chain, and an engine over them.
 pub struct Core {
-    /// The gas key.
+    /// The gas key (the primary lane's).
     pub signer: PrivateKeySigner,
+    /// Every lane's key, the primary first.
+    pub lanes: Vec<PrivateKeySigner>,
     /// The contracts.
     pub deployment: Deployment,
     /// The store, migrated.
@@ -156,10 +190,12 @@ pub struct Core {
 /// Loads key and contracts, opens and migrates the store, checks the chain id, builds the engine.
 pub async fn open(config: &Config) -> Result<Core, RuntimeError> {
     config.validate().map_err(RuntimeError::Config)?;
-    let signer = load_signer(config)?;
-    let reader = open_reader(config, signer.address()).await?;
+    let lanes = load_lanes(config)?;
+    let addresses: Vec<Address> = lanes.iter().map(|l| l.address()).collect();
+    let reader = open_reader(config, &addresses).await?;
     Ok(Core {
-        signer,
+        signer: lanes[0].clone(),
+        lanes,
         deployment: reader.deployment,
         store: reader.store,
         provider: reader.provider,
@@ -173,7 +209,7 @@ pub async fn open(config: &Config) -> Result<Core, RuntimeError> {
 /// is the zero address: only verification and sending consult it, and a reader does neither.
 pub async fn open_read_only(config: &Config) -> Result<Engine, RuntimeError> {
     config.validate().map_err(RuntimeError::Config)?;
-    Ok(open_reader(config, Address::ZERO).await?.engine)
+    Ok(open_reader(config, &[]).await?.engine)
 }
 
 /// What [`open`] and [`open_read_only`] share: everything but the key.
@@ -185,7 +221,10 @@ struct Reader {
     relayer_notify: Arc<Notify>,
 }
 
-async fn open_reader(config: &Config, operator: Address) -> Result<Reader, RuntimeError> {
+/// `lanes`: every signer lane's address, the primary first (empty: a reader, whose operator is
+/// the zero address).
+async fn open_reader(config: &Config, lanes: &[Address]) -> Result<Reader, RuntimeError> {
+    let operator = lanes.first().copied().unwrap_or(Address::ZERO);
     let deployment = load_deployment(config)?;
 
     let store = Store::connect_with(
@@ -222,13 +261,14 @@ async fn open_reader(config: &Config, operator: Address) -> Result<Reader, Runti
         fee_bps: config.fees.bps,
         fee_receiver: config.fees.receiver.unwrap_or(operator),
     };
-    let (verifier_config, engine_config) = engine::configs(
+    let (mut verifier_config, engine_config) = engine::configs(
         config,
         &deployment,
         operator,
         fees,
         config.fees.accept_canonical_escrow,
     );
+    verifier_config.lanes = lanes.to_vec();
     let relayer_notify = Arc::new(Notify::new());
     let engine = Engine::new(
         store.clone(),
@@ -257,24 +297,182 @@ async fn wait_for_delegation(
     provider: &DynProvider,
     config: &Config,
     deployment: &Deployment,
-    signer: Address,
+    lanes: &[Address],
 ) {
     let batch = crate::relayer::BatchOptions::from_config(config, deployment);
     let Some(executor) = batch.executor.filter(|_| batch.enabled()) else {
         return;
     };
     let deadline = tokio::time::Instant::now() + DELEGATION_WAIT;
+    let mut waiting: Vec<Address> = lanes.to_vec();
     loop {
-        match provider.get_code_at(signer).await {
-            Ok(code) if relayer::delegated_to(&code) == Some(executor) => return,
-            Ok(_) => {}
-            Err(e) => tracing::debug!(error = %e, "reading the signer's code"),
+        let mut still = Vec::with_capacity(waiting.len());
+        for signer in waiting {
+            match provider.get_code_at(signer).await {
+                Ok(code) if relayer::delegated_to(&code) == Some(executor) => {}
+                Ok(_) => still.push(signer),
+                Err(e) => {
+                    tracing::debug!(error = %e, %signer, "reading the signer's code");
+                    still.push(signer);
+                }
+            }
+        }
+        waiting = still;
+        if waiting.is_empty() {
+            return;
         }
         if tokio::time::Instant::now() >= deadline {
-            tracing::warn!(%executor, "the signer does not delegate to the batch executor yet; escrow calls go out one by one until it does");
+            tracing::warn!(%executor, signers = ?waiting, "signers do not delegate to the batch executor yet; their escrow calls go out one by one until they do");
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Applies every settled chain transaction of one lane's relayer in the engine (at least once;
+/// the engine's handler is idempotent, and its own sweep re-scans anything missed while
+/// lagging).
+fn apply_outcomes(
+    handle: &relayer::RelayerHandle,
+    engine: Engine,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let mut outcomes = handle.subscribe();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                next = outcomes.recv() => match next {
+                    Ok(outcome) => {
+                        if let Err(e) = engine.on_tx_outcome(outcome.chain_tx_id).await {
+                            tracing::warn!(chain_tx = %outcome.chain_tx_id, error = %e, "applying a transaction outcome failed; the sweep will retry");
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "outcome stream lagged; re-scanning");
+                        if let Err(e) = engine.process_outcomes().await {
+                            tracing::warn!(error = %e, "re-scanning outcomes failed; the sweep will retry");
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    })
+}
+
+/// One lane's relayer as the instance's wake-ups see it.
+#[derive(Clone)]
+struct LaneWake {
+    address: Address,
+    handle: relayer::RelayerHandle,
+}
+
+/// Wakes the relayers of `lanes` this instance holds (`only`: just that lane's). Relayers of
+/// lanes held elsewhere look for a free lease on their own timer.
+fn wake_held(lanes: &[LaneWake], only: Option<Address>) {
+    for lane in lanes {
+        if only.is_none_or(|a| a == lane.address) && lane.handle.health().lease_held {
+            lane.handle.wake();
+        }
+    }
+}
+
+/// The instance's heartbeat (`operator_instances`): every third of a lease length, records it
+/// is alive and updates the lane share with the number of live instances; on shutdown removes
+/// the row, so the others take its lanes at once.
+async fn heartbeat(
+    store: Store,
+    chain_id: u64,
+    instance: String,
+    ttl: Duration,
+    share: Arc<relayer::LaneShare>,
+    stop: watch::Receiver<bool>,
+) {
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    let every = (ttl / 3).max(Duration::from_millis(100));
+    let stop = stopped(stop);
+    tokio::pin!(stop);
+    loop {
+        match store.heartbeat_instance(chain_id, &instance, ttl_ms).await {
+            Ok(live) => {
+                if live != share.live() {
+                    tracing::info!(live, lanes = share.lanes(), "operator instances alive");
+                }
+                share.set_live(live);
+            }
+            Err(e) => tracing::warn!(error = %e, "instance heartbeat failed"),
+        }
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+    if let Err(e) = store.retire_instance(chain_id, &instance).await {
+        tracing::warn!(error = %e, "removing the instance heartbeat failed");
+    }
+}
+
+/// PostgreSQL only: `LISTEN`s on [`OUTBOX_CHANNEL`](crate::store::OUTBOX_CHANNEL) and wakes the
+/// relayer of the lane a new outbox row names, if this instance holds it — so a row written by
+/// another instance goes out at once instead of at the holder's next poll; and on
+/// [`PAYMENT_CHANNEL`](crate::store::PAYMENT_CHANNEL), waking this instance's requests waiting on
+/// a payment whose outcome another instance applied. Polling stays the fallback (a notification
+/// lost while the connection is down is found by the next pass or re-read).
+async fn listen_outbox(
+    url: String,
+    lanes: Vec<LaneWake>,
+    engine: Engine,
+    stop: watch::Receiver<bool>,
+) {
+    use sqlx::postgres::PgListener;
+    let stop = stopped(stop);
+    tokio::pin!(stop);
+    let mut retry = Duration::from_millis(200);
+    loop {
+        let connected = async {
+            let mut listener = PgListener::connect(&url).await?;
+            listener
+                .listen_all([crate::store::OUTBOX_CHANNEL, crate::store::PAYMENT_CHANNEL])
+                .await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let mut listener = tokio::select! {
+            _ = &mut stop => return,
+            connected = connected => match connected {
+                Ok(listener) => listener,
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_ms = retry.as_millis() as u64, "cannot LISTEN for outbox rows; relayers poll meanwhile");
+                    tokio::select! {
+                        _ = &mut stop => return,
+                        _ = tokio::time::sleep(retry) => {}
+                    }
+                    retry = (retry * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            },
+        };
+        tracing::debug!("listening for outbox rows");
+        retry = Duration::from_millis(200);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                next = listener.recv() => match next {
+                    Ok(n) if n.channel() == crate::store::PAYMENT_CHANNEL => {
+                        if let Ok(id) = n.payload().parse::<uuid::Uuid>() {
+                            engine.wake_waiters(id);
+                        }
+                    }
+                    Ok(n) => wake_held(&lanes, n.payload().parse::<Address>().ok()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outbox LISTEN connection failed; reconnecting");
+                        // Rows announced while it was down: a pass looks at them now.
+                        wake_held(&lanes, None);
+                        break;
+                    }
+                },
+            }
+        }
     }
 }
 
@@ -283,6 +481,7 @@ async fn wait_for_delegation(
 pub async fn start(config: Config) -> Result<RunningOperator, RuntimeError> {
     let Core {
         signer,
+        lanes,
         deployment,
         store,
         provider,
@@ -290,17 +489,45 @@ pub async fn start(config: Config) -> Result<RunningOperator, RuntimeError> {
         relayer_notify,
     } = open(&config).await?;
     let instance = config.instance_id();
+    let lane_addresses: Vec<Address> = lanes.iter().map(|l| l.address()).collect();
 
-    let relayer = Relayer::from_config(
-        store.clone(),
-        &config,
-        &deployment,
-        signer.clone(),
-        instance.clone(),
-    )
-    .map_err(|e| RuntimeError::component("relayer", e))?
-    .with_notify(relayer_notify);
-    let relayer_handle = relayer.handle();
+    // One relayer per lane, each taking its lane's lease within the instance's fair share.
+    let share = Arc::new(relayer::LaneShare::new(lanes.len()));
+    let lease_ttl = Duration::from_secs(config.relayer.lease_ttl_secs);
+    share.set_live(
+        store
+            .heartbeat_instance(
+                config.chain.chain_id,
+                &instance,
+                i64::try_from(lease_ttl.as_millis()).unwrap_or(i64::MAX),
+            )
+            .await?,
+    );
+    let mut relayers = Vec::with_capacity(lanes.len());
+    let mut lane_wakes = Vec::with_capacity(lanes.len());
+    for key in &lanes {
+        // One lane: the engine wakes its relayer directly. Several: through `wake_held`.
+        let notify = if lanes.len() == 1 {
+            relayer_notify.clone()
+        } else {
+            Arc::new(Notify::new())
+        };
+        let relayer = Relayer::from_config(
+            store.clone(),
+            &config,
+            &deployment,
+            key.clone(),
+            instance.clone(),
+        )
+        .map_err(|e| RuntimeError::component("relayer", e))?
+        .with_notify(notify)
+        .with_share(share.clone());
+        lane_wakes.push(LaneWake {
+            address: key.address(),
+            handle: relayer.handle(),
+        });
+        relayers.push(relayer);
+    }
     let escrow = config
         .chain
         .contracts
@@ -349,43 +576,61 @@ pub async fn start(config: Config) -> Result<RunningOperator, RuntimeError> {
                     .map_err(|e| e.to_string())
             }
         })
-        .with_signer_lease(store.clone(), config.chain.chain_id, signer.address());
+        .with_lane_leases(store.clone(), config.chain.chain_id, lane_addresses.clone());
     state.tx_queue_signer = Some((config.chain.chain_id, signer.address()));
 
     let (shutdown, rx) = watch::channel(false);
     let sweep = Duration::from_secs(config.auto_void.sweep_interval_secs.max(1));
     let mut tasks: Vec<(&'static str, JoinHandle<()>)> = Vec::new();
 
-    tasks.push(("relayer", tokio::spawn(relayer.run(stopped(rx.clone())))));
-    // Every settled chain transaction goes to the engine (at least once; the engine's handler is
-    // idempotent, and its own sweep re-scans anything missed while lagging).
-    let mut outcomes = relayer_handle.subscribe();
-    let outcome_engine = engine.clone();
-    let mut outcome_stop = rx.clone();
+    for (relayer, lane) in relayers.into_iter().zip(&lane_wakes) {
+        tasks.push(("relayer", tokio::spawn(relayer.run(stopped(rx.clone())))));
+        // Every settled chain transaction goes to the engine.
+        tasks.push((
+            "outcomes",
+            apply_outcomes(&lane.handle, engine.clone(), rx.clone()),
+        ));
+    }
     tasks.push((
-        "outcomes",
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = outcome_stop.changed() => return,
-                    next = outcomes.recv() => match next {
-                        Ok(outcome) => {
-                            if let Err(e) = outcome_engine.on_tx_outcome(outcome.chain_tx_id).await {
-                                tracing::warn!(chain_tx = %outcome.chain_tx_id, error = %e, "applying a transaction outcome failed; the sweep will retry");
-                            }
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                            tracing::warn!(missed, "outcome stream lagged; re-scanning");
-                            if let Err(e) = outcome_engine.process_outcomes().await {
-                                tracing::warn!(error = %e, "re-scanning outcomes failed; the sweep will retry");
-                            }
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                    },
-                }
-            }
-        }),
+        "heartbeat",
+        tokio::spawn(heartbeat(
+            store.clone(),
+            config.chain.chain_id,
+            instance.clone(),
+            lease_ttl,
+            share.clone(),
+            rx.clone(),
+        )),
     ));
+    if lane_wakes.len() > 1 {
+        // The engine's wake-up after writing to the outbox reaches every lane held here.
+        let lanes = lane_wakes.clone();
+        let notify = relayer_notify.clone();
+        let stop = stopped(rx.clone());
+        tasks.push((
+            "lane wake-ups",
+            tokio::spawn(async move {
+                tokio::pin!(stop);
+                loop {
+                    tokio::select! {
+                        _ = &mut stop => return,
+                        _ = notify.notified() => wake_held(&lanes, None),
+                    }
+                }
+            }),
+        ));
+    }
+    if store.backend() == crate::store::Backend::Postgres {
+        tasks.push((
+            "outbox listener",
+            tokio::spawn(listen_outbox(
+                config.database.url.clone(),
+                lane_wakes.clone(),
+                engine.clone(),
+                rx.clone(),
+            )),
+        ));
+    }
     let engine_loop = engine.clone();
     let engine_stop = rx.clone();
     tasks.push((
@@ -426,11 +671,12 @@ pub async fn start(config: Config) -> Result<RunningOperator, RuntimeError> {
         }),
     ));
 
-    wait_for_delegation(&provider, &config, &deployment, signer.address()).await;
-    tracing::info!(%address, signer = %signer.address(), escrow = %escrow, chain = config.chain.chain_id, "operator started");
+    wait_for_delegation(&provider, &config, &deployment, &lane_addresses).await;
+    tracing::info!(%address, signer = %signer.address(), lanes = lane_addresses.len(), escrow = %escrow, chain = config.chain.chain_id, "operator started");
     Ok(RunningOperator {
         address,
         signer: signer.address(),
+        lanes: lane_addresses,
         deployment,
         engine,
         store,

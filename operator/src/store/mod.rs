@@ -44,7 +44,8 @@ use crate::lifecycle::IllegalTransition;
 
 pub use batches::{BatchKinds, BatchMember, Hold};
 pub use chain::{
-    ChainTx, Lease, MinedReceipt, NewChainTx, NewTxAttempt, Signer, TxAttempt, TxKind, TxStatus,
+    ChainTx, Lease, MinedReceipt, NewChainTx, NewTxAttempt, OUTBOX_CHANNEL, Signer, TxAttempt,
+    TxKind, TxStatus,
 };
 pub use events::{
     ChainEvent, CursorPosition, IndexedBlock, IndexerAdvance, IndexerCursor, NewChainEvent,
@@ -54,7 +55,8 @@ pub use idempotency::{IdempotencyBegin, request_fingerprint};
 pub use merchants::{Merchant, NewMerchant, generate_api_key, hash_api_key};
 pub use pages::Page;
 pub use payments::{
-    NewPayment, Payment, PaymentFilter, PaymentInfoRecord, Transition, TransitionExtras,
+    NewPayment, PAYMENT_CHANNEL, Payment, PaymentFilter, PaymentInfoRecord, Transition,
+    TransitionExtras,
 };
 pub use reserve::{
     DEPOSIT_EVENT, DepositOutcome, NewTopup, ReserveBalance, ReserveCredit, ReserveEntry,

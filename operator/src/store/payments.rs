@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::chain::{self, ChainTx, NewChainTx};
 use super::codec::{self, Record, get_i64, get_opt_i64, get_opt_str, get_u64, get_u128, get_uuid};
 use super::webhooks::{self, NewWebhookEvent, WebhookEvent};
-use super::{Result, Store, StoreError, StoreTx};
+use super::{Backend, Result, Store, StoreError, StoreTx};
 use crate::lifecycle::{Amount, Amounts, Flow, PaymentEvent, PaymentStatus};
 
 /// The escrow's `PaymentInfo`, field by field (addresses typed, amounts as `u128`, expiries in
@@ -376,6 +376,17 @@ impl StoreTx {
             ),
             None => None,
         };
+        if current.status.is_in_flight()
+            && !next.is_in_flight()
+            && self.backend == Backend::Postgres
+        {
+            // Waiters on other instances wake at commit instead of at their next re-read. The
+            // payload is a UUID we formatted (hex and dashes only); NOTIFY takes no parameters.
+            let notify = format!("NOTIFY {PAYMENT_CHANNEL}, '{id}'");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(notify))
+                .execute(self.conn())
+                .await?;
+        }
         tracing::info!(
             payment_id = %id, from = %current.status, to = %next, event = event.name(),
             version = payment.version, "payment transition"
@@ -389,6 +400,11 @@ impl StoreTx {
     }
 }
 
+/// The PostgreSQL channel a payment leaving an in-flight status is announced on (`NOTIFY`,
+/// delivered at commit; the payload is the payment id). Every instance `LISTEN`s on it and wakes
+/// its requests waiting on that payment (`operator/DESIGN.md`, "Signer lanes").
+pub const PAYMENT_CHANNEL: &str = "x402_payments";
+
 impl Store {
     /// Inserts a payment and its first outbox row in one transaction (see
     /// [`StoreTx::insert_payment`]), shared with other hot-path writes ([`Store::grouped`]).
@@ -398,8 +414,10 @@ impl Store {
         outbox: Option<&NewChainTx>,
     ) -> Result<(Payment, Option<ChainTx>)> {
         let (new, outbox) = (new.clone(), outbox.cloned());
-        self.grouped(move |tx| Box::pin(async move { tx.insert_payment(&new, outbox.as_ref()).await }))
-            .await
+        self.grouped(move |tx| {
+            Box::pin(async move { tx.insert_payment(&new, outbox.as_ref()).await })
+        })
+        .await
     }
 
     /// Applies a lifecycle event with an optimistic version check (see

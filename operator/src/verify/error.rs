@@ -25,8 +25,10 @@ pub enum VerifyError {
     /// Escrow or collector not ours.
     #[error("wrong escrow: {0}")]
     WrongEscrow(#[source] AuthCaptureError),
-    /// `captureAuthorizer` is not our signer.
-    #[error("captureAuthorizer {found} is not this operator ({expected})")]
+    /// `captureAuthorizer` is not one of our signer lanes.
+    #[error(
+        "captureAuthorizer {found} is not this operator ({expected} or another of its signer lanes)"
+    )]
     WrongOperator {
         /// Our signer.
         expected: Address,

@@ -252,6 +252,7 @@ impl PaymentService for FakeService {
             network: x402_escrow_sdk::Network::eip155(31337),
             receivers: merchant.receivers.clone(),
             capture_authorizer: alloy::primitives::Address::repeat_byte(0x0a),
+            capture_authorizers: Vec::new(),
             fee_recipient: alloy::primitives::Address::repeat_byte(0x0a),
             fee_bps: 100,
             capture_deadline_seconds: 3600,

@@ -5,6 +5,7 @@
 //! requirements) can be matched, challenge times are quantized to [`EPOCH_SECS`] and a payment
 //! is matched against every epoch from now back to `maxTimeoutSeconds` ago.
 
+use alloy::primitives::Address;
 use axum::body::Body;
 use axum::http::{HeaderValue, Response, StatusCode, header};
 use serde_json::{Map, Value, json};
@@ -25,17 +26,19 @@ use crate::wire::{
 /// Granularity of challenge times, in seconds (defined with the terms it enters).
 pub use x402_escrow_types::terms::EPOCH_SECS;
 
-/// The requirements of one route at one challenge epoch.
+/// The requirements of one route at one challenge epoch, naming `authorizer` (one of
+/// [`PaymentsConfig::authorizers`]) as `captureAuthorizer`.
 pub(crate) fn offers(
     config: &PaymentsConfig,
     route: &PaymentRoute,
     epoch: u64,
+    authorizer: Address,
 ) -> Result<Vec<PaymentRequirements>, AmountError> {
     let amount = route.price.resolve(config.asset.decimals)?;
     let extra = AuthCaptureExtra {
         name: config.asset.name.clone(),
         version: config.asset.version.clone(),
-        capture_authorizer: config.capture_authorizer,
+        capture_authorizer: authorizer,
         capture_deadline: epoch + config.capture_deadline_secs,
         refund_deadline: epoch + config.refund_deadline_secs,
         fee_recipient: config.fee_recipient,
@@ -79,13 +82,14 @@ impl PaymentsConfig {
     /// The requirements a 402 challenge for `route` carries at unix time `now` (the
     /// `accepts` list: `auth-capture`, and `exact` when [`offer_exact`](Self::offer_exact)),
     /// for a caller that pays or settles without asking the route first (a facilitator client,
-    /// a load driver). Times are quantized to [`EPOCH_SECS`] as in the challenge itself.
+    /// a load driver). Times are quantized to [`EPOCH_SECS`] as in the challenge itself; the
+    /// `captureAuthorizer` is the next lane's ([`PaymentsConfig::next_authorizer`]).
     pub fn offers(
         &self,
         route: &PaymentRoute,
         now: u64,
     ) -> Result<Vec<PaymentRequirements>, AmountError> {
-        offers(self, route, epoch_of(now))
+        offers(self, route, epoch_of(now), self.next_authorizer())
     }
 }
 
@@ -99,6 +103,15 @@ fn epochs(config: &PaymentsConfig, now: u64) -> impl Iterator<Item = u64> {
     let newest = epoch_of(now);
     let count = config.max_timeout_seconds / EPOCH_SECS + 2;
     (0..count).filter_map(move |k| newest.checked_sub(k * EPOCH_SECS))
+}
+
+/// Every (epoch, `captureAuthorizer`) a payment made now may have been signed against, newest
+/// epoch first.
+fn epochs_and_authorizers(config: &PaymentsConfig, now: u64) -> Vec<(u64, Address)> {
+    let authorizers = config.authorizers();
+    epochs(config, now)
+        .flat_map(|epoch| authorizers.iter().map(move |a| (epoch, *a)))
+        .collect()
 }
 
 /// Why a payment does not answer this route's challenge.
@@ -120,8 +133,8 @@ pub(crate) fn match_v2(
     now: u64,
 ) -> Result<PaymentRequirements, MatchError> {
     let mut first_mismatch = None;
-    for epoch in epochs(config, now) {
-        for offer in offers(config, route, epoch)? {
+    for (epoch, authorizer) in epochs_and_authorizers(config, now) {
+        for offer in offers(config, route, epoch, authorizer)? {
             match offer.check_matches(&payment.accepted) {
                 Ok(()) => return Ok(offer),
                 Err(mismatch) => {
@@ -146,8 +159,8 @@ pub(crate) fn match_v1(
     now: u64,
 ) -> Result<(PaymentPayload, PaymentRequirements), MatchError> {
     let mut last_error = None;
-    for epoch in epochs(config, now) {
-        for offer in offers(config, route, epoch)? {
+    for (epoch, authorizer) in epochs_and_authorizers(config, now) {
+        for offer in offers(config, route, epoch, authorizer)? {
             let v1 = PaymentRequirementsV1::from_v2(&offer, resource);
             let converted = match payment.clone().into_v2(&v1) {
                 Ok(converted) => converted,

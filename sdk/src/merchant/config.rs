@@ -61,6 +61,10 @@ pub struct PaymentsConfig {
     pub pay_to: Address,
     /// The operator's signer (`extra.captureAuthorizer`).
     pub capture_authorizer: Address,
+    /// The operator's signer lanes (`MerchantTerms::capture_authorizers`): each challenge names
+    /// the next of them as `captureAuthorizer`, in turn, so that payments spread over the lanes,
+    /// and a payment naming any of them is accepted. Empty: `capture_authorizer` alone.
+    pub capture_authorizers: Vec<Address>,
     /// The escrow (`extra.authCaptureEscrow`; `None`: the registry's default).
     pub escrow: Option<Address>,
     /// Escrow deployments known to this merchant (used to match v1 payments).
@@ -115,6 +119,7 @@ impl PaymentsConfig {
             asset,
             pay_to,
             capture_authorizer,
+            capture_authorizers: Vec::new(),
             escrow: None,
             registry: EscrowRegistry::canonical(),
             capture_deadline_secs: super::terms::capture_deadline_offer_secs(
@@ -134,6 +139,32 @@ impl PaymentsConfig {
             authorize_wait_secs: None,
             payment_identifier_required: false,
             public_base_url: None,
+        }
+    }
+}
+
+/// Turns of [`PaymentsConfig::next_authorizer`] (process-wide: one counter spreads every
+/// layer's challenges over the lanes).
+static NEXT_AUTHORIZER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl PaymentsConfig {
+    /// Every `captureAuthorizer` a payment may name: the lanes, else `capture_authorizer`.
+    pub fn authorizers(&self) -> Vec<Address> {
+        if self.capture_authorizers.is_empty() {
+            vec![self.capture_authorizer]
+        } else {
+            self.capture_authorizers.clone()
+        }
+    }
+
+    /// The `captureAuthorizer` the next challenge names: the lanes in turn.
+    pub fn next_authorizer(&self) -> Address {
+        match self.capture_authorizers.len() {
+            0 => self.capture_authorizer,
+            n => {
+                let turn = NEXT_AUTHORIZER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.capture_authorizers[turn % n]
+            }
         }
     }
 }

@@ -76,7 +76,8 @@ pub(crate) fn challenge_response(
     now: u64,
     error: Option<String>,
 ) -> Response<Body> {
-    match challenge::offers(config, route, challenge::epoch_of(now)) {
+    let authorizer = config.next_authorizer();
+    match challenge::offers(config, route, challenge::epoch_of(now), authorizer) {
         Ok(accepts) => challenge::payment_required(config, resource.clone(), accepts, error),
         Err(error) => misconfigured(&MatchError::Price(error)),
     }

@@ -94,6 +94,7 @@ impl PaymentsConfig {
             pay_to,
             terms.capture_authorizer,
         );
+        config.capture_authorizers = terms.capture_authorizers.clone();
         config.escrow = Some(escrow.escrow);
         config.registry = terms.registry();
         config.fee_recipient = terms.fee_recipient;
@@ -118,7 +119,12 @@ impl PaymentsConfig {
                 terms.network.caip2()
             ));
         }
-        if self.capture_authorizer != terms.capture_authorizer {
+        let accepted = if terms.capture_authorizers.is_empty() {
+            vec![terms.capture_authorizer]
+        } else {
+            terms.capture_authorizers.clone()
+        };
+        if !accepted.contains(&self.capture_authorizer) {
             out.push(format!(
                 "PaymentsConfig::capture_authorizer is {} but the operator's signer is {}",
                 self.capture_authorizer, terms.capture_authorizer

@@ -16,7 +16,9 @@ use std::time::Instant;
 use alloy::primitives::{Address, U256, keccak256};
 use eyre::{Context, Result};
 use sqlx::Row;
-use x402_escrow_bench::{BenchDatabase, BenchMerchant, BoxError, PRICE, Seed, TxKindReport};
+use x402_escrow_bench::{
+    BenchDatabase, BenchMerchant, BoxError, LaneReport, PRICE, Seed, TxKindReport,
+};
 use x402_escrow_demo::FEE_BPS;
 use x402_escrow_operator::lifecycle::{Flow, PaymentEvent};
 use x402_escrow_operator::store::{
@@ -157,6 +159,28 @@ impl BenchDatabase for StoreDatabase {
             Some(row) => row.try_get::<Option<String>, _>("lease_owner")?,
             None => None,
         })
+    }
+
+    async fn lanes(&self) -> Result<Vec<LaneReport>, BoxError> {
+        let rows = sqlx::query(
+            "SELECT s.address, s.lease_owner, \
+                 (SELECT COUNT(*) FROM chain_txs t WHERE t.chain_id = s.chain_id AND t.signer = s.address \
+                     AND t.status IN ('final', 'reverted') AND t.mined_tx_hash IS NOT NULL) AS txs, \
+                 (SELECT COUNT(*) FROM payments p WHERE p.chain_id = s.chain_id AND p.operator = s.address) AS payments \
+             FROM signers s ORDER BY s.address",
+        )
+        .fetch_all(self.store()?.pool())
+        .await?;
+        let mut lanes = Vec::with_capacity(rows.len());
+        for row in rows {
+            lanes.push(LaneReport {
+                signer: row.try_get("address")?,
+                lease_owner: row.try_get("lease_owner")?,
+                transactions: row.try_get("txs")?,
+                payments: row.try_get("payments")?,
+            });
+        }
+        Ok(lanes)
     }
 
     async fn close(&mut self) {

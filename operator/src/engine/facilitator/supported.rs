@@ -61,7 +61,10 @@ impl Engine {
             });
         }
         let mut signers = BTreeMap::new();
-        signers.insert("eip155:*".to_owned(), vec![cfg.signer]);
+        signers.insert(
+            "eip155:*".to_owned(),
+            self.inner.verifier.config().operators(),
+        );
         SupportedResponse {
             kinds,
             extensions: vec![PAYMENT_IDENTIFIER.to_owned()],

@@ -20,6 +20,8 @@ mod claim;
 mod outbox;
 mod signers;
 
+pub use outbox::OUTBOX_CHANNEL;
+
 use alloy::primitives::{Address, B256, Bytes, U256};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;

@@ -9,8 +9,15 @@ use super::super::codec::{self, get_i64};
 use super::super::{Result, Store, StoreError, StoreTx, in_own_tx, in_tx};
 use super::*;
 
+/// The PostgreSQL channel a new queued outbox row is announced on (`NOTIFY`, delivered when its
+/// transaction commits; the payload is the row's signer, lower-case `0x…` hex). Every instance
+/// `LISTEN`s on it and wakes the relayer of that lane if it holds it (`operator/DESIGN.md`,
+/// "Signer lanes").
+pub const OUTBOX_CHANNEL: &str = "x402_outbox";
+
 /// Inserts a queued outbox row (or a reserved one when `nonce` is given: nonce fills), with its
-/// intent key when it has one.
+/// intent key when it has one. On PostgreSQL a queued row is also announced on
+/// [`OUTBOX_CHANNEL`] in the same transaction.
 pub(super) async fn insert_with(
     conn: &mut AnyConnection,
     now: i64,
@@ -50,6 +57,14 @@ pub(super) async fn insert_with(
         Some(key) => codec::conflict_or(e, "chain tx", format!("intent {key} already queued")),
         None => codec::conflict_or(e, "chain tx", format!("nonce {nonce:?} of {:#x} already taken", new.signer)),
     })?;
+    if status == TxStatus::Queued && conn.backend_name() == "PostgreSQL" {
+        // NOTIFY takes no bind parameters; the payload is an address we formatted ourselves
+        // (hex digits only). Identical notifications of one transaction are sent once.
+        let notify = format!("NOTIFY {OUTBOX_CHANNEL}, '{}'", codec::addr(&new.signer));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(notify))
+            .execute(&mut *conn)
+            .await?;
+    }
     ChainTx::decode(&row)
 }
 

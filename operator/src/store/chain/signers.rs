@@ -134,3 +134,54 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 }
+
+impl Store {
+    /// Records that instance `instance_id` is alive on `chain_id` for `ttl_ms` more (signer
+    /// lanes: the heartbeat each instance writes), and answers how many instances are alive
+    /// now, this one included.
+    pub async fn heartbeat_instance(
+        &self,
+        chain_id: u64,
+        instance_id: &str,
+        ttl_ms: i64,
+    ) -> Result<usize> {
+        let now = self.now_ms();
+        sqlx::query(
+            "INSERT INTO operator_instances (chain_id, instance_id, expires_at, updated_at) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (chain_id, instance_id) DO UPDATE SET \
+                 expires_at = excluded.expires_at, updated_at = excluded.updated_at",
+        )
+        .bind(codec::int(chain_id))
+        .bind(instance_id)
+        .bind(now.saturating_add(ttl_ms))
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map(|done| self.wrote(done))?;
+        self.live_instances(chain_id).await
+    }
+
+    /// How many instances' heartbeats on `chain_id` have not expired.
+    pub async fn live_instances(&self, chain_id: u64) -> Result<usize> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM operator_instances WHERE chain_id = $1 AND expires_at > $2",
+        )
+        .bind(codec::int(chain_id))
+        .bind(self.now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(usize::try_from(get_i64(&row, "n")?).unwrap_or(0))
+    }
+
+    /// Removes the instance's heartbeat (clean shutdown: the others take its share at once).
+    pub async fn retire_instance(&self, chain_id: u64, instance_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM operator_instances WHERE chain_id = $1 AND instance_id = $2")
+            .bind(codec::int(chain_id))
+            .bind(instance_id)
+            .execute(&self.pool)
+            .await
+            .map(|done| self.wrote(done))?;
+        Ok(())
+    }
+}
