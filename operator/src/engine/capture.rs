@@ -41,12 +41,16 @@ impl Engine {
         self.check_deadline(expiry, "the authorization expires too soon to capture")
             .await?;
         let info = to_payment_info(&payment.info);
-        let (fee_bps, fee_receiver) = calldata::capture_fee(cfg, &info);
+        let fee = calldata::capture_fee(cfg, &info, self.fee_argument(payment.escrow));
         let outbox = self.outbox(
             &payment,
             TxKind::Capture,
-            calldata::capture(info, amount, (fee_bps, fee_receiver)),
-            json!({"call": "capture", "amount": amount.to_string(), "feeBps": fee_bps, "feeReceiver": fee_receiver}),
+            calldata::capture(info, amount, &fee),
+            calldata::with_fee(
+                json!({"call": "capture", "amount": amount.to_string()}),
+                &fee,
+                amount,
+            ),
         );
         self.request(
             payment,
