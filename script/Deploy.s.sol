@@ -197,7 +197,9 @@ contract Deploy is Script {
         }
 
         vm.serializeUint(obj, "chainId", block.chainid);
+        vm.serializeString(obj, "version", "1.0"); // the escrow's interface: fee in basis points
         vm.serializeAddress(obj, "authCaptureEscrow", d.authCaptureEscrow);
+        vm.serializeBool(obj, "batchCalls", true); // captureBatch / voidBatch
         vm.serializeAddress(obj, "tokenStoreImplementation", d.tokenStoreImplementation);
         vm.serializeAddress(obj, "erc3009PaymentCollector", d.erc3009PaymentCollector);
         vm.serializeAddress(obj, "preApprovalPaymentCollector", d.preApprovalPaymentCollector);

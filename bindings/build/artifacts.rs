@@ -20,6 +20,12 @@ pub const CONTRACTS: &[(&str, &str, &str, &str)] = &[
         "The escrow: authorize, capture, void, reclaim, refund, charge.",
     ),
     (
+        "AuthCaptureEscrowV1_1.sol",
+        "AuthCaptureEscrowV1_1",
+        "auth_capture_escrow_v1_1",
+        "The escrow with the Commerce Payments v1.1 fee interface added (`capture` / `charge` with an absolute `feeAmount`); a test stand-in for v1.1 escrows.",
+    ),
+    (
         "TokenStore.sol",
         "TokenStore",
         "token_store",

@@ -9,6 +9,7 @@
 //! | contract | module |
 //! |---|---|
 //! | [`AuthCaptureEscrow`] | [`auth_capture_escrow`] |
+//! | [`AuthCaptureEscrowV1_1`] (ours with the v1.1 fee interface added; its overloads: `capture_0` / `charge_0` are v1.0, `_1` v1.1) | [`auth_capture_escrow_v1_1`] |
 //! | [`TokenStore`] | [`token_store`] |
 //! | [`ERC3009PaymentCollector`] | [`erc3009_payment_collector`] |
 //! | [`Permit2PaymentCollector`] | [`permit2_payment_collector`] |
@@ -38,6 +39,63 @@ pub type PaymentInfo = auth_capture_escrow::AuthCaptureEscrow::PaymentInfo;
 
 /// The escrow's `PaymentState` (as returned by `getPaymentStates`).
 pub type PaymentState = auth_capture_escrow::AuthCaptureEscrow::PaymentState;
+
+alloy::sol! {
+    /// The Commerce Payments v1.1 fee interface (base/commerce-payments PR #90): what differs
+    /// from v1.0, written from the published signatures. `capture` and `charge` take the fee as
+    /// `uint256 feeAmount` in token units (within `amount * minFeeBps / 10_000 ..= amount *
+    /// maxFeeBps / 10_000`), and the `PaymentCaptured` / `PaymentCharged` events carry it; every
+    /// other function, event and error is v1.0's ([`AuthCaptureEscrow`]). The canonical v1.1
+    /// escrow and [`AuthCaptureEscrowV1_1`] both answer to it.
+    #[sol(rpc, all_derives)]
+    #[allow(missing_docs)]
+    interface IAuthCaptureEscrowV1_1 {
+        /// The escrow's PaymentInfo (same fields, same order, same hash).
+        struct PaymentInfo {
+            address operator;
+            address payer;
+            address receiver;
+            address token;
+            uint120 maxAmount;
+            uint48 preApprovalExpiry;
+            uint48 authorizationExpiry;
+            uint48 refundExpiry;
+            uint16 minFeeBps;
+            uint16 maxFeeBps;
+            address feeReceiver;
+            uint256 salt;
+        }
+
+        /// A payment was charged; the fee in token units.
+        event PaymentCharged(
+            bytes32 indexed paymentInfoHash,
+            PaymentInfo paymentInfo,
+            uint256 amount,
+            address tokenCollector,
+            uint256 feeAmount,
+            address feeReceiver
+        );
+
+        /// Part or all of a hold was captured; the fee in token units.
+        event PaymentCaptured(bytes32 indexed paymentInfoHash, uint256 amount, uint256 feeAmount, address feeReceiver);
+
+        /// The fee is outside the bounds the payment's fee range implies for the amount.
+        error FeeAmountOutOfRange(uint256 feeAmount, uint256 minFee, uint256 maxFee);
+
+        /// Captures `amount` of the hold, `feeAmount` of it to `feeReceiver`.
+        function capture(PaymentInfo calldata paymentInfo, uint256 amount, uint256 feeAmount, address feeReceiver) external;
+
+        /// Collects `amount` and captures it at once, `feeAmount` of it to `feeReceiver`.
+        function charge(
+            PaymentInfo calldata paymentInfo,
+            uint256 amount,
+            address tokenCollector,
+            bytes calldata collectorData,
+            uint256 feeAmount,
+            address feeReceiver
+        ) external;
+    }
+}
 
 /// Implements `From<$from> for $to` between two copies of the escrow's `PaymentInfo` (same
 /// fields, same order).
@@ -73,6 +131,7 @@ macro_rules! payment_info_conversions {
 }
 
 payment_info_conversions!(
+    IAuthCaptureEscrowV1_1::PaymentInfo,
     erc3009_payment_collector::AuthCaptureEscrow::PaymentInfo,
     permit2_payment_collector::AuthCaptureEscrow::PaymentInfo,
     pre_approval_payment_collector::AuthCaptureEscrow::PaymentInfo,
@@ -91,4 +150,49 @@ pub const WORKSPACE_ROOT: &str = env!("X402_WORKSPACE_ROOT");
 /// Path of the pinned `anvil` binary (for `alloy::node_bindings::Anvil::at`).
 pub fn anvil_path() -> std::path::PathBuf {
     std::path::Path::new(TOOLCHAIN_BIN).join("anvil")
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::b256;
+    use alloy::sol_types::{SolCall, SolError, SolEvent};
+
+    use super::IAuthCaptureEscrowV1_1 as V1_1;
+    use super::auth_capture_escrow_v1_1::AuthCaptureEscrowV1_1 as Ours;
+
+    #[test]
+    fn v1_1_event_topics_are_the_published_ones() {
+        // The topic0 values base/commerce-payments documents for the post-#90 events.
+        assert_eq!(
+            V1_1::PaymentCaptured::SIGNATURE_HASH,
+            b256!("ac1e0db1957daedbc6944bcb4c8dc947ff8101d710671ac2ec26309f7f38d58e")
+        );
+        assert_eq!(
+            V1_1::PaymentCharged::SIGNATURE_HASH,
+            b256!("137b0e73e4453f43c2e1ad2552980a0e0c7e988764619974ca26d37a7159940c")
+        );
+        // And the v1.0 ones of ours differ (the old topic0 of PaymentCaptured).
+        assert_eq!(
+            super::AuthCaptureEscrow::PaymentCaptured::SIGNATURE_HASH,
+            b256!("e749f7bbd01b49bb05abf26ca492cb4dfdea6bedeada8a40fdccd478c73a74e2")
+        );
+    }
+
+    #[test]
+    fn our_v1_1_escrow_answers_to_the_v1_1_interface() {
+        let calls = Ours::AuthCaptureEscrowV1_1Calls::SELECTORS;
+        assert!(calls.contains(&V1_1::captureCall::SELECTOR));
+        assert!(calls.contains(&V1_1::chargeCall::SELECTOR));
+        assert!(calls.contains(&super::AuthCaptureEscrow::captureCall::SELECTOR));
+        let events = Ours::AuthCaptureEscrowV1_1Events::SELECTORS;
+        assert!(events.contains(&V1_1::PaymentCaptured::SIGNATURE_HASH.0));
+        assert!(events.contains(&V1_1::PaymentCharged::SIGNATURE_HASH.0));
+        let errors = Ours::AuthCaptureEscrowV1_1Errors::SELECTORS;
+        assert!(errors.contains(&V1_1::FeeAmountOutOfRange::SELECTOR));
+        // The selector other x402 implementations decode it by.
+        assert_eq!(
+            V1_1::FeeAmountOutOfRange::SELECTOR,
+            [0x7c, 0x2d, 0xcc, 0x22]
+        );
+    }
 }

@@ -63,14 +63,54 @@ pub const TEST_TOKEN_VERSION: &str = "2";
 /// The development token's decimals.
 pub const TEST_TOKEN_DECIMALS: u8 = 6;
 
+/// The interface version of an `AuthCaptureEscrow` deployment: how its `capture` and `charge`
+/// take the fee, and which `PaymentCaptured` / `PaymentCharged` events it emits. JSON `"1.0"` /
+/// `"1.1"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EscrowVersion {
+    /// Commerce Payments v1.0: `uint16 feeBps` (ours, and the canonical v1.0 deployment).
+    #[default]
+    #[serde(rename = "1.0")]
+    V1_0,
+    /// Commerce Payments v1.1 (base/commerce-payments PR #90): `uint256 feeAmount` in token
+    /// units, bounded by the payment's fee range; error `FeeAmountOutOfRange`.
+    #[serde(rename = "1.1")]
+    V1_1,
+}
+
+impl EscrowVersion {
+    /// `"1.0"` or `"1.1"`, as in the deployment JSON.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EscrowVersion::V1_0 => "1.0",
+            EscrowVersion::V1_1 => "1.1",
+        }
+    }
+}
+
+impl std::fmt::Display for EscrowVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The x402-escrow contracts on one chain: the JSON of `deployments/<chainId>.json` (camelCase).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Deployment {
     /// The chain (EIP-155 id).
     pub chain_id: u64,
+    /// The escrow's interface version (`"1.0"` when absent: records written before versions
+    /// were recorded are all v1.0).
+    #[serde(default)]
+    pub version: EscrowVersion,
     /// `AuthCaptureEscrow`.
     pub auth_capture_escrow: Address,
+    /// Whether the escrow has the batch entry points `captureBatch` / `voidBatch` (ours does,
+    /// the canonical Commerce Payments escrows do not); `false` when absent, so a record of
+    /// unknown origin never gets a batch call it cannot take.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batch_calls: bool,
     /// The escrow's `tokenStoreImplementation()`; absent where not recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_store_implementation: Option<Address>,
@@ -297,7 +337,9 @@ impl PredictedAddresses {
     pub fn to_deployment_on(&self, chain_id: u64, has_permit2: bool) -> Deployment {
         Deployment {
             chain_id,
+            version: EscrowVersion::V1_0,
             auth_capture_escrow: self.auth_capture_escrow,
+            batch_calls: true,
             token_store_implementation: Some(self.token_store_implementation),
             erc3009_payment_collector: self.erc3009_payment_collector,
             pre_approval_payment_collector: Some(self.pre_approval_payment_collector),

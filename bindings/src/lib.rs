@@ -23,10 +23,13 @@ pub mod hash;
 pub mod interfaces;
 
 pub use contracts::{
-    AuthCaptureEscrow, ERC3009PaymentCollector, Multicall3, OperatorRefundCollector, PaymentInfo,
-    PaymentState, Permit2PaymentCollector, PreApprovalPaymentCollector, TestUSDC, TokenStore,
+    AuthCaptureEscrow, AuthCaptureEscrowV1_1, ERC3009PaymentCollector, IAuthCaptureEscrowV1_1,
+    Multicall3, OperatorRefundCollector, PaymentInfo, PaymentState, Permit2PaymentCollector,
+    PreApprovalPaymentCollector, TestUSDC, TokenStore,
 };
-pub use deploy::{Deployment, Deployments, TokenInfo, deploy_all, predict_addresses};
+pub use deploy::{
+    Deployment, Deployments, EscrowVersion, TokenInfo, deploy_all, predict_addresses,
+};
 pub use eip3009::{
     Authorization, Eip3009Error, ReceiveWithAuthorization, TransferWithAuthorization, token_domain,
 };

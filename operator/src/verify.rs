@@ -30,8 +30,10 @@ use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::sol_types::SolInterface;
 use x402_escrow_bindings::contracts::auth_capture_escrow::AuthCaptureEscrow::AuthCaptureEscrowErrors;
-use x402_escrow_bindings::{AuthCaptureEscrow, IERC20, IERC3009, PaymentInfo};
-use x402_escrow_sdk::escrows::EscrowRegistry;
+use x402_escrow_bindings::{
+    AuthCaptureEscrow, IAuthCaptureEscrowV1_1, IERC20, IERC3009, PaymentInfo,
+};
+use x402_escrow_sdk::escrows::{EscrowRegistry, FeeArgument, fee_amount};
 use x402_escrow_sdk::schemes::auth_capture::{
     AuthCaptureError, DerivedPayment, PaymentFlow, SignatureCheck, check_signature, check_timing,
 };
@@ -158,9 +160,15 @@ pub struct VerifiedPayment {
 }
 
 /// The name of the escrow custom error in revert data, if it is one (`"PaymentAlreadyCollected"`).
+/// Both interface versions' errors are known (v1.1 adds `FeeAmountOutOfRange`).
 pub fn decode_escrow_error(data: &[u8]) -> Option<String> {
-    let decoded = AuthCaptureEscrowErrors::abi_decode(data).ok()?;
-    let text = format!("{decoded:?}");
+    let text = match AuthCaptureEscrowErrors::abi_decode(data) {
+        Ok(decoded) => format!("{decoded:?}"),
+        Err(_) => format!(
+            "{:?}",
+            IAuthCaptureEscrowV1_1::IAuthCaptureEscrowV1_1Errors::abi_decode(data).ok()?
+        ),
+    };
     Some(
         text.split(['(', ' ', '{'])
             .next()
@@ -424,11 +432,28 @@ impl Verifier {
                 let call = escrow.authorize(payment_info, value, collector, data);
                 simulate(call, info.operator).await
             }
-            Flow::Charge => {
-                let call =
-                    escrow.charge(payment_info, value, collector, data, fee_bps, fee_receiver);
-                simulate(call, info.operator).await
-            }
+            Flow::Charge => match derived.deployment.fee_argument {
+                FeeArgument::Bps => {
+                    let call =
+                        escrow.charge(payment_info, value, collector, data, fee_bps, fee_receiver);
+                    simulate(call, info.operator).await
+                }
+                FeeArgument::Amount => {
+                    // A v1.1 escrow: the same fee, as an amount.
+                    let fee = U256::from(fee_amount(amount, fee_bps));
+                    let v1_1 =
+                        IAuthCaptureEscrowV1_1::new(derived.deployment.escrow, &self.provider);
+                    let call = v1_1.charge(
+                        payment_info.into(),
+                        value,
+                        collector,
+                        data,
+                        fee,
+                        fee_receiver,
+                    );
+                    simulate(call, info.operator).await
+                }
+            },
         };
         if let Err(e) = simulation {
             if is_transport(&e) {

@@ -25,7 +25,8 @@ use x402_escrow_bindings::{
     AuthCaptureEscrow, PaymentInfo, ReceiveWithAuthorization, TestUSDC, payment_info_hash,
 };
 use x402_escrow_operator::indexer::{
-    DepositWatch, EscrowEvent, EventEffect, Indexer, IndexerConfig, IndexerError, IndexerUpdate,
+    DepositWatch, EscrowEvent, EventEffect, EventFee, Indexer, IndexerConfig, IndexerError,
+    IndexerUpdate,
     OnChainPaymentState, Origin, ReadMode, event_effect,
 };
 use x402_escrow_operator::lifecycle::PaymentEvent;
@@ -320,10 +321,11 @@ async fn lifecycle_indexed_once_and_resumes(ctx: Ctx) {
     }
     match EscrowEvent::from_stored(&p1[1]).expect("typed") {
         EscrowEvent::Captured {
-            fee_bps,
-            fee_receiver,
-            ..
-        } => assert_eq!((fee_bps, fee_receiver), (100, chain.fee_receiver)),
+            fee, fee_receiver, ..
+        } => assert_eq!(
+            (fee, fee_receiver),
+            (EventFee::Bps(100), chain.fee_receiver)
+        ),
         other => panic!("{other:?}"),
     }
     match EscrowEvent::from_stored(&p1[2]).expect("typed") {

@@ -17,6 +17,21 @@ pub const REFUND_COLLECTOR_V1_0: Address = address!("0x934907bffd0901b6A21e398B9
 pub const ESCROW_V1_1: Address = address!("0xf96815976523E00e65Be8f34cA5e64b4f41EB19c");
 /// ERC3009PaymentCollector of the canonical v1.1 deployment.
 pub const ERC3009_COLLECTOR_V1_1: Address = address!("0x8612dfdc421f80336cd14E8EF9cb1E765dB5ab88");
+/// OperatorRefundCollector of the canonical v1.1 deployment.
+pub const REFUND_COLLECTOR_V1_1: Address = address!("0x7a03443724d14798c4AB4622F1DAAcA761Fea486");
+
+/// The escrow's fee denominator: 10,000 basis points are 100 %.
+pub const MAX_FEE_BPS: u16 = 10_000;
+
+/// The fee of `fee_bps` on `amount` in token units, rounded down: what a v1.0 escrow takes for
+/// `feeBps` (`amount * feeBps / 10_000`), and so the `feeAmount` an operator charging by rate
+/// passes to a v1.1 escrow. For `fee_bps` within a payment's `[minFeeBps, maxFeeBps]` it always
+/// lies within the bounds a v1.1 escrow checks (the same formula, rounded down, on `minFeeBps`
+/// and `maxFeeBps`).
+pub fn fee_amount(amount: u128, fee_bps: u16) -> u128 {
+    // amount < 2^120 on chain; saturate rather than overflow for a larger value.
+    amount.saturating_mul(u128::from(fee_bps)) / u128::from(MAX_FEE_BPS)
+}
 
 /// How an escrow's `capture` and `charge` take the fee.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -25,6 +40,15 @@ pub enum FeeArgument {
     Bps,
     /// `uint256 feeAmount` in atomic units (v1.1).
     Amount,
+}
+
+impl From<x402_escrow_bindings::EscrowVersion> for FeeArgument {
+    fn from(version: x402_escrow_bindings::EscrowVersion) -> Self {
+        match version {
+            x402_escrow_bindings::EscrowVersion::V1_0 => FeeArgument::Bps,
+            x402_escrow_bindings::EscrowVersion::V1_1 => FeeArgument::Amount,
+        }
+    }
 }
 
 /// One escrow deployment.
@@ -75,21 +99,23 @@ impl EscrowDeployment {
             label: "canonical v1.1".to_owned(),
             escrow: ESCROW_V1_1,
             erc3009_collector: ERC3009_COLLECTOR_V1_1,
-            refund_collector: None,
+            refund_collector: Some(REFUND_COLLECTOR_V1_1),
             fee_argument: FeeArgument::Amount,
         }
     }
 }
 
 impl From<&x402_escrow_bindings::Deployment> for EscrowDeployment {
-    /// Our own deployment (v1.0 interface) from its `deployments/<chainId>.json` record.
+    /// A deployment from its `deployments/<chainId>.json` record; the record's `version` says
+    /// how its `capture` / `charge` take the fee.
     fn from(deployment: &x402_escrow_bindings::Deployment) -> Self {
-        Self::v1_0_interface(
-            format!("x402-escrow (chain {})", deployment.chain_id),
-            deployment.auth_capture_escrow,
-            deployment.erc3009_payment_collector,
-            Some(deployment.operator_refund_collector),
-        )
+        Self {
+            label: format!("x402-escrow (chain {})", deployment.chain_id),
+            escrow: deployment.auth_capture_escrow,
+            erc3009_collector: deployment.erc3009_payment_collector,
+            refund_collector: Some(deployment.operator_refund_collector),
+            fee_argument: deployment.version.into(),
+        }
     }
 }
 
@@ -204,5 +230,41 @@ mod tests {
             Ok(Address::repeat_byte(9))
         );
         assert_eq!(registry.deployments().len(), 3);
+    }
+
+    #[test]
+    fn fee_amount_rounds_down_like_the_escrow() {
+        assert_eq!(fee_amount(100_000_000, 100), 1_000_000);
+        // 199 units at 1 % is 1.99: the escrow keeps 1.
+        assert_eq!(fee_amount(199, 100), 1);
+        assert_eq!(fee_amount(99, 100), 0);
+        assert_eq!(fee_amount(5, MAX_FEE_BPS), 5);
+        assert_eq!(fee_amount(7, 0), 0);
+    }
+
+    #[test]
+    fn a_record_s_version_decides_the_fee_argument() {
+        let mut record = x402_escrow_bindings::Deployment {
+            chain_id: 31337,
+            version: x402_escrow_bindings::EscrowVersion::V1_0,
+            auth_capture_escrow: Address::repeat_byte(1),
+            batch_calls: false,
+            token_store_implementation: None,
+            erc3009_payment_collector: Address::repeat_byte(2),
+            pre_approval_payment_collector: None,
+            operator_refund_collector: Address::repeat_byte(3),
+            permit2_payment_collector: None,
+            multicall3: Address::repeat_byte(4),
+            batch_executor: None,
+            token: None,
+        };
+        assert_eq!(
+            EscrowDeployment::from(&record).fee_argument,
+            FeeArgument::Bps
+        );
+        record.version = x402_escrow_bindings::EscrowVersion::V1_1;
+        let d = EscrowDeployment::from(&record);
+        assert_eq!(d.fee_argument, FeeArgument::Amount);
+        assert_eq!(d.erc3009_collector, Address::repeat_byte(2));
     }
 }

@@ -35,7 +35,7 @@ abstract contract EscrowTestBase is Test {
         operator = vm.addr(OPERATOR_PK);
 
         usdc = new TestUSDC("USD Coin", "USDC", "2", address(this));
-        escrow = new AuthCaptureEscrow();
+        escrow = _deployEscrow();
         multicall3 = new Multicall3();
         erc3009Collector = new ERC3009PaymentCollector(address(escrow), address(multicall3));
         preApprovalCollector = new PreApprovalPaymentCollector(address(escrow));
@@ -48,6 +48,11 @@ abstract contract EscrowTestBase is Test {
         vm.label(address(refundCollector), "OperatorRefundCollector");
         vm.label(payer, "payer");
         vm.label(operator, "operator");
+    }
+
+    /// @dev The escrow under test (a variant, e.g. `AuthCaptureEscrowV1_1`, overrides this).
+    function _deployEscrow() internal virtual returns (AuthCaptureEscrow) {
+        return new AuthCaptureEscrow();
     }
 
     /// @dev A payment of up to `maxAmount` from `payer_` with a 0-1% fee range, fee receiver fixed,

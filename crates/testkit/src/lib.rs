@@ -8,7 +8,10 @@
 //! - [`OperatorCommand`] / [`OperatorProcess`]: the `x402-escrow` binary as a child process on a
 //!   config file (started, health-checked, stopped with SIGTERM, killed with SIGKILL, restarted
 //!   from the same command), with its CPU time and memory read from `/proc`;
-//! - [`deploy_script`]: `script/Deploy.s.sol` run by the pinned forge against an anvil.
+//! - [`deploy_script`]: `script/Deploy.s.sol` run by the pinned forge against an anvil;
+//! - [`deploy_reference_v1_0`] / [`deploy_ours_v1_1`]: the public Commerce Payments v1.0
+//!   contracts (from `../shared/canonical/v1.0/`) and our v1.1-interface escrow on a [`Chain`],
+//!   as deployment records the operator can be configured with.
 //!
 //! Nothing here depends on the operator's library, so the operator binary itself can use it.
 #![warn(missing_docs)]
@@ -18,12 +21,14 @@ mod forge;
 mod permit2;
 mod process;
 mod proxy;
+mod reference;
 
 pub use chain::{Chain, Permit2Setup, spawn_anvil};
 pub use forge::deploy_script;
 pub use permit2::{install_permit2, permit2_domain_separator, permit2_json_path};
 pub use process::{OperatorCommand, OperatorProcess, free_port};
 pub use proxy::{Proxy, ProxyMode};
+pub use reference::{deploy_ours_v1_1, deploy_reference_v1_0, reference_v1_0_dir};
 
 /// What can go wrong while setting up local scaffolding (large sources boxed, so every
 /// `Result` stays small).
@@ -86,6 +91,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A reference contract could not be read or deployed.
+    #[error("reference contracts: {0}")]
+    Reference(String),
     /// Permit2's shared code could not be read or placed at its canonical address.
     #[error("installing Permit2: {0}")]
     Permit2(String),

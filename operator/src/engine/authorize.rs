@@ -113,24 +113,33 @@ impl Engine {
                     "tokenCollector": derived.deployment.erc3009_collector,
                 }),
             ),
-            Flow::Charge => (
-                TxKind::Charge,
-                calldata::charge(
-                    info,
-                    verified.amount,
-                    derived.deployment.erc3009_collector,
-                    verified.signature.clone(),
-                    (verified.fee_bps, verified.fee_receiver),
-                ),
-                json!({
-                    "call": "charge",
-                    "paymentHash": derived.payment_info_hash,
-                    "amount": verified.amount.to_string(),
-                    "tokenCollector": derived.deployment.erc3009_collector,
-                    "feeBps": verified.fee_bps,
-                    "feeReceiver": verified.fee_receiver,
-                }),
-            ),
+            Flow::Charge => {
+                let fee = calldata::CallFee {
+                    bps: verified.fee_bps,
+                    receiver: verified.fee_receiver,
+                    argument: derived.deployment.fee_argument,
+                };
+                (
+                    TxKind::Charge,
+                    calldata::charge(
+                        info,
+                        verified.amount,
+                        derived.deployment.erc3009_collector,
+                        verified.signature.clone(),
+                        &fee,
+                    ),
+                    calldata::with_fee(
+                        json!({
+                            "call": "charge",
+                            "paymentHash": derived.payment_info_hash,
+                            "amount": verified.amount.to_string(),
+                            "tokenCollector": derived.deployment.erc3009_collector,
+                        }),
+                        &fee,
+                        verified.amount,
+                    ),
+                )
+            }
         };
         let outbox = NewChainTx {
             chain_id: cfg.chain_id,

@@ -41,25 +41,40 @@ impl Engine {
         self.check_deadline(expiry, "the authorization expires too soon to capture")
             .await?;
         let info = to_payment_info(&payment.info);
-        let fee = calldata::capture_fee(cfg, &info);
+        let base = calldata::capture_fee(cfg, &info, self.fee_argument(payment.escrow));
         // The merchant's automatic top-up, if it has a rule: its share rides in the fee.
-        let (fee_bps, fee_receiver, reserve) = match self
+        let (fee, reserve) = match self
             .store()
             .topup_rule(merchant.id)
             .await
             .map_err(super::store_error)?
         {
             Some(share_bps) => {
-                let plan = super::reserve::topup_plan(cfg, &payment, amount, fee, share_bps);
-                (plan.fee.0, plan.fee.1, ReserveStep::PlanTopup(plan.topup))
+                let plan = super::reserve::topup_plan(
+                    cfg,
+                    &payment,
+                    amount,
+                    (base.bps, base.receiver),
+                    share_bps,
+                );
+                let fee = calldata::CallFee {
+                    bps: plan.fee.0,
+                    receiver: plan.fee.1,
+                    argument: base.argument,
+                };
+                (fee, ReserveStep::PlanTopup(plan.topup))
             }
-            None => (fee.0, fee.1, ReserveStep::None),
+            None => (base, ReserveStep::None),
         };
         let outbox = self.outbox(
             &payment,
             TxKind::Capture,
-            calldata::capture(info, amount, (fee_bps, fee_receiver)),
-            json!({"call": "capture", "amount": amount.to_string(), "feeBps": fee_bps, "feeReceiver": fee_receiver}),
+            calldata::capture(info, amount, &fee),
+            calldata::with_fee(
+                json!({"call": "capture", "amount": amount.to_string()}),
+                &fee,
+                amount,
+            ),
         );
         self.request_with(
             payment,

@@ -69,6 +69,7 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use x402_escrow_sdk::escrows::FeeArgument;
 use x402_escrow_sdk::merchant::{MerchantTerms, TermsAsset};
 
 use crate::lifecycle::{Amount, IllegalReason, PaymentEvent, PaymentStatus};
@@ -339,6 +340,18 @@ impl Engine {
             return Err(ServiceError::new(ErrorCode::Expired, message));
         }
         Ok(())
+    }
+
+    /// How `escrow`'s `capture` / `charge` take the fee: its registered deployment's
+    /// ([`VerifierConfig::registry`](crate::verify::VerifierConfig::registry)); an escrow no
+    /// longer registered is taken for v1.0 (basis points).
+    pub(crate) fn fee_argument(&self, escrow: Address) -> FeeArgument {
+        self.inner
+            .verifier
+            .config()
+            .registry
+            .get(escrow)
+            .map_or(FeeArgument::Bps, |d| d.fee_argument)
     }
 
     fn outbox(

@@ -21,6 +21,7 @@ pub struct FeePolicy {
 /// Builds the verifier's and the engine's configuration from the operator's [`Config`], the
 /// deployment in use (its addresses; `[chain.contracts]` overrides win), the signer address and
 /// the fee policy. The canonical v1.0 escrow is accepted too when `accept_canonical` is set.
+/// The deployment's `version` decides the fee argument of its `capture` / `charge`.
 ///
 /// [`Config`]: crate::config::Config
 pub fn configs(
@@ -32,18 +33,20 @@ pub fn configs(
 ) -> (crate::verify::VerifierConfig, EngineConfig) {
     use x402_escrow_sdk::escrows::{EscrowDeployment, EscrowRegistry};
     let contracts = &config.chain.contracts;
-    let ours = EscrowDeployment::v1_0_interface(
-        format!("x402-escrow (chain {})", deployment.chain_id),
-        contracts.escrow.unwrap_or(deployment.auth_capture_escrow),
-        contracts
+    // The record's `version` says how its escrow takes the fee (v1.0 basis points, v1.1 amount).
+    let ours = EscrowDeployment {
+        label: format!("x402-escrow (chain {})", deployment.chain_id),
+        escrow: contracts.escrow.unwrap_or(deployment.auth_capture_escrow),
+        erc3009_collector: contracts
             .erc3009_collector
             .unwrap_or(deployment.erc3009_payment_collector),
-        Some(
+        refund_collector: Some(
             contracts
                 .refund_collector
                 .unwrap_or(deployment.operator_refund_collector),
         ),
-    );
+        fee_argument: deployment.version.into(),
+    };
     let refund_collector = contracts
         .refund_collector
         .unwrap_or(deployment.operator_refund_collector);

@@ -1,15 +1,29 @@
 //! [`EscrowEvent`]: the escrow's events decoded into one typed enum, their JSON form in
 //! `chain_events.data` (what each one means for a payment is in `effect`).
+//!
+//! Both interface versions are decoded: v1.0's `PaymentCaptured` / `PaymentCharged` carry
+//! `uint16 feeBps`, v1.1's (other topic0 values) `uint256 feeAmount` ([`EventFee`]); every other
+//! event is the same in both.
 
 use alloy::primitives::aliases::{U48, U120};
 use alloy::primitives::{Address, B256, U256};
 use alloy::sol_types::SolEventInterface;
 use serde_json::{Value, json};
 use x402_escrow_bindings::AuthCaptureEscrow::AuthCaptureEscrowEvents;
+use x402_escrow_bindings::IAuthCaptureEscrowV1_1::IAuthCaptureEscrowV1_1Events;
 use x402_escrow_bindings::PaymentInfo;
 
 use crate::lifecycle::Amount;
 use crate::store::ChainEvent;
+
+/// The fee of a capture or charge as the escrow's event states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventFee {
+    /// A v1.0 escrow: the rate in basis points (JSON `feeBps`).
+    Bps(u16),
+    /// A v1.1 escrow: the fee in token units (JSON `feeAmount`, a decimal string).
+    Amount(Amount),
+}
 
 /// An escrow event, decoded. Amounts are token units (the escrow caps them at `uint120`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,8 +49,8 @@ pub enum EscrowEvent {
         amount: Amount,
         /// The collector that pulled the payer's tokens.
         token_collector: Address,
-        /// The fee taken, in basis points.
-        fee_bps: u16,
+        /// The fee taken (a rate on v1.0 escrows, an amount on v1.1).
+        fee: EventFee,
         /// Where the fee went.
         fee_receiver: Address,
     },
@@ -46,8 +60,8 @@ pub enum EscrowEvent {
         payment_hash: B256,
         /// The amount captured (fee included).
         amount: Amount,
-        /// The fee taken, in basis points.
-        fee_bps: u16,
+        /// The fee taken (a rate on v1.0 escrows, an amount on v1.1).
+        fee: EventFee,
         /// Where the fee went.
         fee_receiver: Address,
     },
@@ -120,7 +134,7 @@ impl EscrowEvent {
                 return if known {
                     Err(decode_err(topic0.to_string(), e.to_string()))
                 } else {
-                    Ok(None)
+                    Self::decode_v1_1(log, topic0)
                 };
             }
         };
@@ -137,13 +151,13 @@ impl EscrowEvent {
                 payment_info: e.paymentInfo,
                 amount: amount("PaymentCharged", e.amount)?,
                 token_collector: e.tokenCollector,
-                fee_bps: e.feeBps,
+                fee: EventFee::Bps(e.feeBps),
                 fee_receiver: e.feeReceiver,
             },
             E::PaymentCaptured(e) => EscrowEvent::Captured {
                 payment_hash: e.paymentInfoHash,
                 amount: amount("PaymentCaptured", e.amount)?,
-                fee_bps: e.feeBps,
+                fee: EventFee::Bps(e.feeBps),
                 fee_receiver: e.feeReceiver,
             },
             E::PaymentVoided(e) => EscrowEvent::Voided {
@@ -162,6 +176,44 @@ impl EscrowEvent {
             E::TokenStoreCreated(e) => EscrowEvent::TokenStoreCreated {
                 operator: e.operator,
                 token_store: e.tokenStore,
+            },
+        }))
+    }
+
+    /// The v1.1 events (`PaymentCaptured` / `PaymentCharged` with `uint256 feeAmount`), whose
+    /// topic0 differs from v1.0's; `Ok(None)` for a topic of neither version.
+    fn decode_v1_1(
+        log: &alloy::primitives::Log,
+        topic0: B256,
+    ) -> Result<Option<EscrowEvent>, EventDecodeError> {
+        let decoded = match IAuthCaptureEscrowV1_1Events::decode_log(log) {
+            Ok(decoded) => decoded.data,
+            Err(e) => {
+                let known = IAuthCaptureEscrowV1_1Events::SELECTORS
+                    .iter()
+                    .any(|s| s.as_slice() == topic0.as_slice());
+                return if known {
+                    Err(decode_err(topic0.to_string(), e.to_string()))
+                } else {
+                    Ok(None)
+                };
+            }
+        };
+        use IAuthCaptureEscrowV1_1Events as E;
+        Ok(Some(match decoded {
+            E::PaymentCharged(e) => EscrowEvent::Charged {
+                payment_hash: e.paymentInfoHash,
+                payment_info: e.paymentInfo.into(),
+                amount: amount("PaymentCharged", e.amount)?,
+                token_collector: e.tokenCollector,
+                fee: EventFee::Amount(amount("PaymentCharged", e.feeAmount)?),
+                fee_receiver: e.feeReceiver,
+            },
+            E::PaymentCaptured(e) => EscrowEvent::Captured {
+                payment_hash: e.paymentInfoHash,
+                amount: amount("PaymentCaptured", e.amount)?,
+                fee: EventFee::Amount(amount("PaymentCaptured", e.feeAmount)?),
+                fee_receiver: e.feeReceiver,
             },
         }))
     }
@@ -227,29 +279,33 @@ impl EscrowEvent {
                 payment_info,
                 amount,
                 token_collector,
-                fee_bps,
+                fee,
                 fee_receiver,
-            } => json!({
-                "event": self.name(),
-                "paymentHash": hash(payment_hash),
-                "paymentInfo": payment_info_json(payment_info),
-                "amount": amount.to_string(),
-                "tokenCollector": token_collector.to_string(),
-                "feeBps": fee_bps,
-                "feeReceiver": fee_receiver.to_string(),
-            }),
+            } => with_fee(
+                json!({
+                    "event": self.name(),
+                    "paymentHash": hash(payment_hash),
+                    "paymentInfo": payment_info_json(payment_info),
+                    "amount": amount.to_string(),
+                    "tokenCollector": token_collector.to_string(),
+                    "feeReceiver": fee_receiver.to_string(),
+                }),
+                *fee,
+            ),
             EscrowEvent::Captured {
                 payment_hash,
                 amount,
-                fee_bps,
+                fee,
                 fee_receiver,
-            } => json!({
-                "event": self.name(),
-                "paymentHash": hash(payment_hash),
-                "amount": amount.to_string(),
-                "feeBps": fee_bps,
-                "feeReceiver": fee_receiver.to_string(),
-            }),
+            } => with_fee(
+                json!({
+                    "event": self.name(),
+                    "paymentHash": hash(payment_hash),
+                    "amount": amount.to_string(),
+                    "feeReceiver": fee_receiver.to_string(),
+                }),
+                *fee,
+            ),
             EscrowEvent::Voided {
                 payment_hash,
                 amount,
@@ -302,13 +358,13 @@ impl EscrowEvent {
                 payment_info: r.payment_info()?,
                 amount: r.parse("amount")?,
                 token_collector: r.parse("tokenCollector")?,
-                fee_bps: r.number("feeBps")?,
+                fee: r.fee()?,
                 fee_receiver: r.parse("feeReceiver")?,
             },
             "PaymentCaptured" => EscrowEvent::Captured {
                 payment_hash: r.parse("paymentHash")?,
                 amount: r.parse("amount")?,
-                fee_bps: r.number("feeBps")?,
+                fee: r.fee()?,
                 fee_receiver: r.parse("feeReceiver")?,
             },
             "PaymentVoided" => EscrowEvent::Voided {
@@ -343,6 +399,17 @@ impl EscrowEvent {
         }
         Ok(decoded)
     }
+}
+
+/// `event` (an object) with its fee field: `feeBps` (a number) or `feeAmount` (a decimal string).
+fn with_fee(mut event: Value, fee: EventFee) -> Value {
+    if let Some(obj) = event.as_object_mut() {
+        match fee {
+            EventFee::Bps(bps) => obj.insert("feeBps".into(), json!(bps)),
+            EventFee::Amount(amount) => obj.insert("feeAmount".into(), json!(amount.to_string())),
+        };
+    }
+    event
 }
 
 fn payment_info_json(p: &PaymentInfo) -> Value {
@@ -402,6 +469,15 @@ impl JsonReader<'_> {
 
     fn number<T: TryFrom<u64>>(&self, key: &str) -> Result<T, EventDecodeError> {
         self.number_in(self.obj, key)
+    }
+
+    /// The fee of a stored capture or charge: `feeAmount` (v1.1) when present, else `feeBps`.
+    fn fee(&self) -> Result<EventFee, EventDecodeError> {
+        if self.obj.get("feeAmount").is_some() {
+            Ok(EventFee::Amount(self.parse("feeAmount")?))
+        } else {
+            Ok(EventFee::Bps(self.number("feeBps")?))
+        }
     }
 
     fn payment_info(&self) -> Result<PaymentInfo, EventDecodeError> {

@@ -75,7 +75,7 @@ use crate::store::{
 
 pub use effect::{EventEffect, Origin, event_effect, stored_event_effect};
 pub use error::IndexerError;
-pub use event::{EscrowEvent, EventDecodeError};
+pub use event::{EscrowEvent, EventDecodeError, EventFee};
 pub use outcome::{IndexerUpdate, Reorg, TickOutcome};
 pub use settings::{IndexerConfig, ReadMode};
 pub use state::{OnChainPaymentState, read_payment_state, read_payment_states};

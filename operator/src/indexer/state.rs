@@ -35,7 +35,9 @@ pub async fn read_payment_state(
     })
 }
 
-/// `getPaymentStates(hashes)` on the escrow, in chunks of 256, answers in the order asked.
+/// `getPaymentStates(hashes)` on the escrow, in chunks of 256, answers in the order asked. An
+/// escrow without that view (it is our addition: the canonical Commerce Payments escrows do not
+/// have it, and revert) is read one `paymentState` at a time instead.
 pub async fn read_payment_states(
     provider: &DynProvider,
     escrow: Address,
@@ -44,7 +46,18 @@ pub async fn read_payment_states(
     let contract = AuthCaptureEscrow::new(escrow, provider);
     let mut out = Vec::with_capacity(payment_hashes.len());
     for chunk in payment_hashes.chunks(256) {
-        let states = contract.getPaymentStates(chunk.to_vec()).call().await?;
+        let states = match contract.getPaymentStates(chunk.to_vec()).call().await {
+            Ok(states) => states,
+            // The node answered: the call reverted (no such function). Anything else (the
+            // transport) is a real failure.
+            Err(alloy::contract::Error::TransportError(e)) if e.is_error_resp() => {
+                for hash in chunk {
+                    out.push(read_payment_state(provider, escrow, *hash).await?);
+                }
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         out.extend(states.into_iter().map(|s| OnChainPaymentState {
             has_collected_payment: s.hasCollectedPayment,
             capturable: s.capturableAmount.to::<u128>(),

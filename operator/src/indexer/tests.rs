@@ -39,13 +39,28 @@ fn json_round_trips_every_kind() {
             payment_info: info(),
             amount: u128::from(u64::MAX) * 1000,
             token_collector: Address::repeat_byte(6),
-            fee_bps: 50,
+            fee: EventFee::Bps(50),
             fee_receiver: Address::repeat_byte(7),
         },
         EscrowEvent::Captured {
             payment_hash: HASH,
             amount: 3,
-            fee_bps: 100,
+            fee: EventFee::Bps(100),
+            fee_receiver: Address::repeat_byte(7),
+        },
+        // v1.1 escrows state the fee as an amount.
+        EscrowEvent::Captured {
+            payment_hash: HASH,
+            amount: 300,
+            fee: EventFee::Amount(3),
+            fee_receiver: Address::repeat_byte(7),
+        },
+        EscrowEvent::Charged {
+            payment_hash: HASH,
+            payment_info: info(),
+            amount: 1_000_000,
+            token_collector: Address::repeat_byte(6),
+            fee: EventFee::Amount(u128::from(u64::MAX) * 3),
             fee_receiver: Address::repeat_byte(7),
         },
         EscrowEvent::Voided {
@@ -92,7 +107,7 @@ fn effects() {
             EscrowEvent::Captured {
                 payment_hash: HASH,
                 amount: 4,
-                fee_bps: 0,
+                fee: EventFee::Bps(0),
                 fee_receiver: Address::ZERO,
             },
             EventEffect::Payment {
@@ -112,4 +127,70 @@ fn effects() {
     for (event, effect) in cases {
         assert_eq!(event_effect(&event), effect, "{event:?}");
     }
+}
+
+#[test]
+fn logs_of_both_interface_versions_decode() {
+    use alloy::primitives::Log;
+    use alloy::sol_types::SolEvent;
+    use x402_escrow_bindings::AuthCaptureEscrow as V1_0;
+    use x402_escrow_bindings::IAuthCaptureEscrowV1_1 as V1_1;
+    let escrow = Address::repeat_byte(0xee);
+    let v1_0 = V1_0::PaymentCaptured {
+        paymentInfoHash: HASH,
+        amount: U256::from(300),
+        feeBps: 100,
+        feeReceiver: Address::repeat_byte(7),
+    };
+    let v1_1 = V1_1::PaymentCaptured {
+        paymentInfoHash: HASH,
+        amount: U256::from(300),
+        feeAmount: U256::from(3),
+        feeReceiver: Address::repeat_byte(7),
+    };
+    let charged = V1_1::PaymentCharged {
+        paymentInfoHash: HASH,
+        paymentInfo: info().into(),
+        amount: U256::from(500),
+        tokenCollector: Address::repeat_byte(6),
+        feeAmount: U256::from(5),
+        feeReceiver: Address::repeat_byte(7),
+    };
+    let log = |data| Log {
+        address: escrow,
+        data,
+    };
+    assert_eq!(
+        EscrowEvent::decode(&log(v1_0.encode_log_data())).unwrap(),
+        Some(EscrowEvent::Captured {
+            payment_hash: HASH,
+            amount: 300,
+            fee: EventFee::Bps(100),
+            fee_receiver: Address::repeat_byte(7),
+        })
+    );
+    assert_eq!(
+        EscrowEvent::decode(&log(v1_1.encode_log_data())).unwrap(),
+        Some(EscrowEvent::Captured {
+            payment_hash: HASH,
+            amount: 300,
+            fee: EventFee::Amount(3),
+            fee_receiver: Address::repeat_byte(7),
+        })
+    );
+    assert_eq!(
+        EscrowEvent::decode(&log(charged.encode_log_data())).unwrap(),
+        Some(EscrowEvent::Charged {
+            payment_hash: HASH,
+            payment_info: info(),
+            amount: 500,
+            token_collector: Address::repeat_byte(6),
+            fee: EventFee::Amount(5),
+            fee_receiver: Address::repeat_byte(7),
+        })
+    );
+    // A v1.1 topic with data that does not decode is an error, not an unknown log.
+    let mut broken = v1_1.encode_log_data();
+    broken.data = alloy::primitives::Bytes::from_static(&[1, 2, 3]);
+    assert!(EscrowEvent::decode(&log(broken)).is_err());
 }

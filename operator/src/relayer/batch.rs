@@ -32,8 +32,8 @@ use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
 use alloy::sol_types::SolCall;
 use serde_json::json;
-use x402_escrow_bindings::Deployment;
 use x402_escrow_bindings::contracts::auth_capture_escrow::AuthCaptureEscrow as Escrow;
+use x402_escrow_bindings::{Deployment, EscrowVersion};
 
 use super::execute::{
     Delegation, delegate_key, delegate_row, delegated_to, execute_row, member_json,
@@ -71,7 +71,9 @@ impl BatchOptions {
     };
 
     /// From `[batch]` and the deployment in use: the escrow (`[chain.contracts] escrow` wins)
-    /// has the batch calls; the executor is `[batch] executor`, else the deployment's, unless
+    /// has the batch calls when its record says so (`batchCalls`: ours; the canonical escrows
+    /// have none) and it takes the v1.0 fee (`captureBatch` carries `feeBps`: a v1.1 capture
+    /// never joins one); the executor is `[batch] executor`, else the deployment's, unless
     /// `[batch] use_executor = false`.
     pub fn from_config(config: &Config, deployment: &Deployment) -> BatchOptions {
         let executor = config
@@ -83,13 +85,16 @@ impl BatchOptions {
             max_size: config.batch.max_size,
             max_wait: Duration::from_millis(config.batch.max_wait_ms),
             executor,
-            batch_escrows: vec![
-                config
-                    .chain
-                    .contracts
-                    .escrow
-                    .unwrap_or(deployment.auth_capture_escrow),
-            ],
+            batch_escrows: (deployment.batch_calls && deployment.version == EscrowVersion::V1_0)
+                .then(|| {
+                    config
+                        .chain
+                        .contracts
+                        .escrow
+                        .unwrap_or(deployment.auth_capture_escrow)
+                })
+                .into_iter()
+                .collect(),
         }
     }
 
@@ -477,9 +482,11 @@ mod tests {
         let mut config = Config::default();
         config.batch.max_size = 10;
         config.batch.max_wait_ms = 7;
-        let deployment = x402_escrow_bindings::Deployment {
+        let mut deployment = x402_escrow_bindings::Deployment {
             chain_id: 31337,
+            version: EscrowVersion::V1_0,
             auth_capture_escrow: Address::repeat_byte(1),
+            batch_calls: true,
             token_store_implementation: None,
             erc3009_payment_collector: Address::repeat_byte(2),
             pre_approval_payment_collector: None,
@@ -506,5 +513,21 @@ mod tests {
         );
         assert!(b.enabled());
         assert_eq!(b.max_wait, Duration::from_millis(7));
+
+        // An escrow without the batch calls (the canonical ones), or a v1.1 one (its captures
+        // take a fee amount, `captureBatch` a rate), never gets `captureBatch` / `voidBatch`.
+        deployment.batch_calls = false;
+        assert!(
+            BatchOptions::from_config(&config, &deployment)
+                .batch_escrows
+                .is_empty()
+        );
+        deployment.batch_calls = true;
+        deployment.version = EscrowVersion::V1_1;
+        assert!(
+            BatchOptions::from_config(&config, &deployment)
+                .batch_escrows
+                .is_empty()
+        );
     }
 }

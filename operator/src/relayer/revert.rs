@@ -1,11 +1,12 @@
-//! Turning revert data into a readable reason: the escrow's (and test token's) custom errors by
-//! name and arguments, `Error(string)` and `Panic(uint256)`.
+//! Turning revert data into a readable reason: the escrow's (both interface versions') and the
+//! test token's custom errors by name and arguments, `Error(string)` and `Panic(uint256)`.
 
 use alloy::dyn_abi::{DynSolType, DynSolValue};
 use alloy::hex;
 use alloy::rpc::json_rpc::RpcError;
 use alloy::transports::TransportError;
 use x402_escrow_bindings::AuthCaptureEscrow::AuthCaptureEscrowErrors;
+use x402_escrow_bindings::IAuthCaptureEscrowV1_1::IAuthCaptureEscrowV1_1Errors;
 use x402_escrow_bindings::TestUSDC::TestUSDCErrors;
 
 /// `Error(string)`.
@@ -22,6 +23,7 @@ fn signature(selector: [u8; 4]) -> Option<&'static str> {
         return Some("Panic(uint256)");
     }
     AuthCaptureEscrowErrors::signature_by_selector(selector)
+        .or_else(|| IAuthCaptureEscrowV1_1Errors::signature_by_selector(selector))
         .or_else(|| TestUSDCErrors::signature_by_selector(selector))
 }
 

@@ -128,9 +128,39 @@ impl std::ops::Deref for Chain {
     }
 }
 
+/// Which escrow a test chain's deployments file (and so the operator) uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestEscrow {
+    /// Ours (`AuthCaptureEscrow`, v1.0 interface, with the batch calls).
+    Ours,
+    /// The public Commerce Payments v1.0 contracts themselves (`../shared/canonical/v1.0/`).
+    ReferenceV1_0,
+    /// Our `AuthCaptureEscrowV1_1`, recorded as a v1.1 deployment.
+    OursV1_1,
+}
+
 impl Chain {
     pub async fn start() -> Chain {
-        let kit = x402_escrow_testkit::Chain::start().await.expect("chain");
+        Chain::start_with(TestEscrow::Ours).await
+    }
+
+    /// A fresh chain whose deployments file names `escrow` (deployed next to ours; the token,
+    /// Multicall3 and batch executor are shared).
+    pub async fn start_with(escrow: TestEscrow) -> Chain {
+        let mut kit = x402_escrow_testkit::Chain::start().await.expect("chain");
+        match escrow {
+            TestEscrow::Ours => {}
+            TestEscrow::ReferenceV1_0 => {
+                kit.deployment = x402_escrow_testkit::deploy_reference_v1_0(&kit)
+                    .await
+                    .expect("reference v1.0 contracts");
+            }
+            TestEscrow::OursV1_1 => {
+                kit.deployment = x402_escrow_testkit::deploy_ours_v1_1(&kit)
+                    .await
+                    .expect("v1.1 escrow");
+            }
+        }
         let dir = tempfile::tempdir().expect("tempdir");
         let deployments_file = kit.save_deployment(dir.path()).expect("save deployment");
         let address = |i: usize| kit.address(i).expect("dev address");
@@ -416,12 +446,30 @@ pub async fn open_shop(url: &str, hooks: Option<&Hooks>) -> (Chain, Store, Merch
     shop_named(url, "shop", hooks).await
 }
 
+/// [`open_shop`] on a chain whose deployments file names `escrow`.
+pub async fn open_shop_on(
+    url: &str,
+    hooks: Option<&Hooks>,
+    escrow: TestEscrow,
+) -> (Chain, Store, Merchant, String) {
+    shop_on(url, "shop", hooks, escrow).await
+}
+
 async fn shop_named(
     url: &str,
     name: &str,
     hooks: Option<&Hooks>,
 ) -> (Chain, Store, Merchant, String) {
-    let chain = Chain::start().await;
+    shop_on(url, name, hooks, TestEscrow::Ours).await
+}
+
+async fn shop_on(
+    url: &str,
+    name: &str,
+    hooks: Option<&Hooks>,
+    escrow: TestEscrow,
+) -> (Chain, Store, Merchant, String) {
+    let chain = Chain::start_with(escrow).await;
     let store = test_store(url).await;
     let (merchant, key) = merchant(&store, name, chain.receiver, hooks).await;
     credit_reserve(&store, merchant.id, &chain).await;

@@ -58,7 +58,7 @@ impl Engine {
             refuse_charged(&payment, lifecycle.operation)
                 .map_err(|m| fail(REASON_CHARGED_PAYMENT, m))?;
             if lifecycle.operation == LifecycleOperation::Capture {
-                self.check_capture_fee(lifecycle, &info)
+                self.check_capture_fee(lifecycle, &info, &payment, amount)
                     .map_err(|m| fail(reasons::AUTH_CAPTURE_EXTRA, m))?;
             }
             let payment = self.settle_in_flight(payment, wait, network, payer).await?;
@@ -280,31 +280,60 @@ impl Engine {
 
     /// The fee fields of a capture payload must be what the engine will send (it computes the
     /// fee itself: its `fee_bps` clamped into the payment's range, its receiver unless the
-    /// payment names one). `feeAmount` is for v1.1 escrows; ours takes basis points.
+    /// payment names one). The escrow's version decides the field: `feeBps` for a v1.0 escrow
+    /// (ours), `feeAmount` (of the amount captured: `amount`, else all that is capturable) for
+    /// a v1.1 one; the other field is refused.
     fn check_capture_fee(
         &self,
         lifecycle: &LifecyclePayload,
         info: &x402_escrow_sdk::PaymentInfo,
+        payment: &Payment,
+        amount: Option<u128>,
     ) -> Result<(), String> {
+        use x402_escrow_sdk::escrows::FeeArgument;
         let cfg = &self.inner.config;
-        if lifecycle.settle.fee_amount.is_some() {
-            return Err(
-                "feeAmount is for v1.1 escrows; this operator's escrow takes feeBps".into(),
-            );
-        }
-        let (fee_bps, receiver) = crate::engine::calldata::capture_fee(cfg, info);
-        if let Some(bps) = lifecycle.settle.fee_bps
-            && bps != fee_bps
-        {
-            return Err(format!(
-                "feeBps {bps}: this operator captures with {fee_bps}"
-            ));
+        let fee =
+            crate::engine::calldata::capture_fee(cfg, info, self.fee_argument(payment.escrow));
+        match fee.argument {
+            FeeArgument::Bps => {
+                if lifecycle.settle.fee_amount.is_some() {
+                    return Err(
+                        "feeAmount is for v1.1 escrows; this payment's escrow takes feeBps".into(),
+                    );
+                }
+                if let Some(bps) = lifecycle.settle.fee_bps
+                    && bps != fee.bps
+                {
+                    return Err(format!(
+                        "feeBps {bps}: this operator captures with {}",
+                        fee.bps
+                    ));
+                }
+            }
+            FeeArgument::Amount => {
+                if lifecycle.settle.fee_bps.is_some() {
+                    return Err(
+                        "feeBps is for v1.0 escrows; this payment's escrow takes feeAmount".into(),
+                    );
+                }
+                let captured = amount.unwrap_or_else(|| payment.amounts.capturable());
+                let expected = fee.amount_of(captured);
+                if let Some(given) = lifecycle.settle.fee_amount
+                    && given.0 != alloy::primitives::U256::from(expected)
+                {
+                    return Err(format!(
+                        "feeAmount {}: this operator captures {captured} with a fee of {expected} ({} bps)",
+                        given.0, fee.bps
+                    ));
+                }
+            }
         }
         if let Some(r) = lifecycle.settle.fee_receiver
-            && r != receiver
+            && r != fee.receiver
         {
             return Err(format!(
-                "feeReceiver {r}: this operator captures to {receiver}"
+                "feeReceiver {r}: this operator captures to {}",
+                fee.receiver
             ));
         }
         Ok(())
