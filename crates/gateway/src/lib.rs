@@ -25,9 +25,7 @@ use x402_escrow_sdk::network::NetworkError;
 
 pub use args::{FlowArg, GatewayArgs, fetch_terms, payments_config};
 pub use proxy::{router, serve};
-pub use routes::{
-    RouteParseError, RouteSpec, layer, parse_latency_cap, parse_route, parse_routes,
-};
+pub use routes::{RouteParseError, RouteSpec, layer, parse_latency_cap, parse_route, parse_routes};
 
 /// Why the gateway could not start or stopped.
 #[derive(Debug, thiserror::Error)]

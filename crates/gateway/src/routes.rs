@@ -143,7 +143,9 @@ pub fn parse_latency_cap(cap: &str, decimals: u8) -> Result<Amount, RouteParseEr
         .resolve(decimals)
         .map_err(|e| error(e.to_string()))?;
     if amount == Amount::ZERO {
-        return Err(error("zero (leave --latency-cap out to keep latency mode off)".into()));
+        return Err(error(
+            "zero (leave --latency-cap out to keep latency mode off)".into(),
+        ));
     }
     Ok(amount)
 }

@@ -43,7 +43,9 @@ pub fn configs(
                 .refund_collector
                 .unwrap_or(deployment.operator_refund_collector),
         ),
-    );
+    )
+    // Permit2 payments are accepted where the deployment record names a Permit2 collector.
+    .with_permit2_collector(deployment.permit2_payment_collector);
     let refund_collector = contracts
         .refund_collector
         .unwrap_or(deployment.operator_refund_collector);

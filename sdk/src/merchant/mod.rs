@@ -51,4 +51,4 @@ pub use x402_escrow_types::{
     AmountsView, ErrorBody, ErrorCode, ErrorView, Flow, PaymentStatus, PaymentView, TransactionView,
 };
 
-pub use crate::schemes::auth_capture::PaymentFlow;
+pub use crate::schemes::auth_capture::{AssetTransferMethod, PaymentFlow};
