@@ -15,9 +15,16 @@
 //! 7. fees: `maxFeeBps ≤ 10000`, `min ≤ max`, our fee inside `[min, max]`, fee receiver zero
 //!    or ours;
 //! 8. the payer's ECDSA signature (smart-wallet signatures are left to the simulation);
-//! 9. on chain: ERC-3009 nonce unused (`authorizationState`), payer balance ≥ `maxAmount`,
-//!    and finally an `eth_call` of `escrow.authorize(…)` (flow `escrow`) or `escrow.charge(…)`
-//!    (flow `authorization`) from our signer.
+//! 9. on chain: the nonce unused (ERC-3009 `authorizationState`; Permit2 `nonceBitmap`), payer
+//!    balance ≥ `maxAmount`, for Permit2 the payer's ERC-20 allowance to Permit2 ≥
+//!    `maxAmount` (`permit2_allowance_missing` otherwise), and finally an `eth_call` of
+//!    `escrow.authorize(…)` (flow `escrow`) or `escrow.charge(…)` (flow `authorization`) from our
+//!    signer, with the payload's token collector (the deployment's ERC-3009 or Permit2
+//!    collector) and the payer's signature, unchanged, as `collectorData`.
+//!
+//! Both x402 `assetTransferMethod`s are accepted: `eip3009` (the default) and `permit2`, for a
+//! deployment that has a Permit2 collector (otherwise
+//! `invalid_auth_capture_evm_unsupported_asset_transfer_method`).
 //!
 //! Both x402 `paymentFlow`s are accepted. `escrow` (the default) places a hold the merchant
 //! captures or voids later, so `authorizationExpiry` must leave room for the merchant's capture
@@ -35,7 +42,8 @@ use x402_escrow_bindings::{
 };
 use x402_escrow_sdk::escrows::{EscrowRegistry, FeeArgument, fee_amount};
 use x402_escrow_sdk::schemes::auth_capture::{
-    AuthCaptureError, DerivedPayment, PaymentFlow, SignatureCheck, check_signature, check_timing,
+    AssetTransferMethod, AuthCaptureError, DerivedPayment, PaymentFlow, SignatureCheck,
+    check_payload_signature, check_timing,
 };
 use x402_escrow_sdk::wire::{PaymentPayload, PaymentRequirements, SchemePayload};
 
@@ -53,7 +61,22 @@ use crate::store::Merchant;
 mod error;
 
 use error::from_sdk;
+
+/// The one Permit2 view the verifier reads.
+mod permit2_view {
+    alloy::sol! {
+        /// Permit2's unordered-nonce bitmap.
+        #[sol(rpc)]
+        interface IPermit2Nonces {
+            /// Bit `nonce & 0xff` of word `nonce >> 8` is set once `owner` spent `nonce`.
+            function nonceBitmap(address owner, uint256 wordPos) external view returns (uint256);
+        }
+    }
+}
+
 pub use error::{VerifyCause, VerifyError};
+use permit2_view::IPermit2Nonces;
+use x402_escrow_bindings::deploy::PERMIT2;
 
 /// Our reason for a charge whose refund window closes too soon (x402 names none).
 pub const REASON_REFUND_DEADLINE_EXPIRED: &str = "refund_deadline_expired";
@@ -130,6 +153,7 @@ impl VerifierConfig {
                     escrow: d.escrow,
                     erc3009_collector: d.erc3009_collector,
                     refund_collector: d.refund_collector,
+                    permit2_collector: d.permit2_collector,
                 })
                 .collect(),
             assets,
@@ -144,7 +168,8 @@ pub struct VerifiedPayment {
     pub derived: DerivedPayment,
     /// The amount to authorize (= `maxAmount` in x402 auth-capture).
     pub amount: Amount,
-    /// The payer's signature (the collector data of `authorize`).
+    /// The payer's signature (the collector data of `authorize` / `charge`, for the collector
+    /// in `derived.token_collector`).
     pub signature: Bytes,
     /// The merchant's capture window in seconds (the auto-void comes this long after the hold;
     /// it was checked to end before `authorizationExpiry` minus the safety margin). Meaningless
@@ -274,10 +299,14 @@ impl Verifier {
                 found: derived.chain_id,
             });
         }
-        let SchemePayload::AuthCapture(payload) = &payment.payload else {
-            return Err(VerifyError::InvalidPayload(
-                "not an auth-capture payload".into(),
-            ));
+        let signature = match &payment.payload {
+            SchemePayload::AuthCapture(payload) => payload.signature.clone(),
+            SchemePayload::AuthCapturePermit2(payload) => payload.signature.clone(),
+            _ => {
+                return Err(VerifyError::InvalidPayload(
+                    "not an auth-capture payload".into(),
+                ));
+            }
         };
         let flow = match derived.flow {
             PaymentFlow::Escrow => Flow::Authorize,
@@ -394,16 +423,27 @@ impl Verifier {
         }
 
         // Signature (EOA); smart wallets are checked by the simulation.
-        match check_signature(requirements, payload).map_err(from_sdk)? {
+        match check_payload_signature(requirements, &payment.payload).map_err(from_sdk)? {
             SignatureCheck::Ecdsa | SignatureCheck::NeedsOnChainCheck => {}
         }
 
         // On chain.
-        let used = IERC3009::new(info.token, self.provider.clone())
-            .authorizationState(derived.payer, derived.payer_agnostic_hash)
-            .call()
-            .await
-            .map_err(VerifyError::chain_unavailable)?;
+        let used = match derived.transfer_method {
+            AssetTransferMethod::Eip3009 => IERC3009::new(info.token, self.provider.clone())
+                .authorizationState(derived.payer, derived.payer_agnostic_hash)
+                .call()
+                .await
+                .map_err(VerifyError::chain_unavailable)?,
+            AssetTransferMethod::Permit2 => {
+                let nonce = U256::from_be_bytes(derived.payer_agnostic_hash.0);
+                let word = IPermit2Nonces::new(PERMIT2, self.provider.clone())
+                    .nonceBitmap(derived.payer, nonce >> 8)
+                    .call()
+                    .await
+                    .map_err(VerifyError::chain_unavailable)?;
+                word.bit((nonce & U256::from(0xff)).to::<usize>())
+            }
+        };
         if used {
             return Err(VerifyError::AuthorizationUsed(derived.payer_agnostic_hash));
         }
@@ -416,6 +456,20 @@ impl Verifier {
         if balance < required {
             return Err(VerifyError::InsufficientFunds { balance, required });
         }
+        if derived.transfer_method == AssetTransferMethod::Permit2 {
+            let allowance = IERC20::new(info.token, self.provider.clone())
+                .allowance(derived.payer, PERMIT2)
+                .call()
+                .await
+                .map_err(VerifyError::chain_unavailable)?;
+            if allowance < required {
+                return Err(VerifyError::Permit2AllowanceMissing {
+                    token: info.token,
+                    allowance,
+                    required,
+                });
+            }
+        }
         let escrow = AuthCaptureEscrow::new(derived.deployment.escrow, self.provider.clone());
         let fee_bps = cfg.fee_bps;
         let fee_receiver = if info.feeReceiver != Address::ZERO {
@@ -425,8 +479,10 @@ impl Verifier {
         };
         // The escrow call the flow will send, simulated as the operator.
         let (payment_info, value) = (info.clone(), U256::from(amount));
-        let collector = derived.deployment.erc3009_collector;
-        let data = payload.signature.clone();
+        // The collector of the payload's transfer method; the signature goes as it came (an
+        // ERC-6492 envelope included: the collector unwraps it and deploys the wallet).
+        let collector = derived.token_collector;
+        let data = signature.clone();
         let simulation = match flow {
             Flow::Authorize => {
                 let call = escrow.authorize(payment_info, value, collector, data);
@@ -464,7 +520,7 @@ impl Verifier {
         Ok(VerifiedPayment {
             derived,
             amount,
-            signature: payload.signature.clone(),
+            signature,
             capture_deadline_secs: deadline_secs,
             flow,
             fee_bps,

@@ -1079,6 +1079,7 @@ async fn openapi_schemas_match_what_the_code_writes() {
             escrow: Address::repeat_byte(0xE5),
             erc3009_collector: Address::repeat_byte(0xC0),
             refund_collector: Some(Address::repeat_byte(0xC1)),
+            permit2_collector: None,
         }],
         assets: vec![TermsAsset {
             address: Address::repeat_byte(0x70),

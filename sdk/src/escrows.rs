@@ -2,7 +2,8 @@
 //!
 //! The client picks the escrow from `extra.authCaptureEscrow` (absent: the registry's default,
 //! the canonical v1.1 deployment as the official client does); the ERC-3009 nonce commits to
-//! that escrow and `authorization.to` is its ERC-3009 collector.
+//! that escrow and `authorization.to` is its ERC-3009 collector (with Permit2,
+//! `permit2Authorization.spender` is its Permit2 collector).
 
 use alloy::primitives::{Address, address};
 
@@ -10,6 +11,8 @@ use alloy::primitives::{Address, address};
 pub const ESCROW_V1_0: Address = address!("0xBdEA0D1bcC5966192B070Fdf62aB4EF5b4420cff");
 /// ERC3009PaymentCollector of the canonical v1.0 deployment.
 pub const ERC3009_COLLECTOR_V1_0: Address = address!("0x0E3dF9510de65469C4518D7843919c0b8C7A7757");
+/// Permit2PaymentCollector of the canonical v1.0 deployment.
+pub const PERMIT2_COLLECTOR_V1_0: Address = address!("0x992476B9Ee81d52a5BdA0622C333938D0Af0aB26");
 /// OperatorRefundCollector of the canonical v1.0 deployment.
 pub const REFUND_COLLECTOR_V1_0: Address = address!("0x934907bffd0901b6A21e398B9C53A4A38F02fa5d");
 /// Canonical v1.1 AuthCaptureEscrow, as the official `@x402/evm` 2.27 client knows it (its
@@ -32,6 +35,9 @@ pub fn fee_amount(amount: u128, fee_bps: u16) -> u128 {
     // amount < 2^120 on chain; saturate rather than overflow for a larger value.
     amount.saturating_mul(u128::from(fee_bps)) / u128::from(MAX_FEE_BPS)
 }
+
+/// Permit2PaymentCollector of the canonical v1.1 deployment (as `@x402/evm` 2.27 knows it).
+pub const PERMIT2_COLLECTOR_V1_1: Address = address!("0xD69831Aed5bfe262067ec4c751f4F830EcdD446e");
 
 /// How an escrow's `capture` and `charge` take the fee.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,6 +68,9 @@ pub struct EscrowDeployment {
     pub erc3009_collector: Address,
     /// Its OperatorRefundCollector, when known.
     pub refund_collector: Option<Address>,
+    /// Its Permit2PaymentCollector (`permit2Authorization.spender`); `None` where the
+    /// deployment has none, and Permit2 payments for it are refused.
+    pub permit2_collector: Option<Address>,
     /// How its `capture` / `charge` take the fee.
     pub fee_argument: FeeArgument,
 }
@@ -79,8 +88,15 @@ impl EscrowDeployment {
             escrow,
             erc3009_collector,
             refund_collector,
+            permit2_collector: None,
             fee_argument: FeeArgument::Bps,
         }
+    }
+
+    /// The same deployment with `collector` as its Permit2 collector (or none).
+    pub fn with_permit2_collector(mut self, collector: Option<Address>) -> Self {
+        self.permit2_collector = collector;
+        self
     }
 
     /// The canonical v1.0 deployment.
@@ -91,6 +107,7 @@ impl EscrowDeployment {
             ERC3009_COLLECTOR_V1_0,
             Some(REFUND_COLLECTOR_V1_0),
         )
+        .with_permit2_collector(Some(PERMIT2_COLLECTOR_V1_0))
     }
 
     /// The canonical v1.1 deployment.
@@ -100,6 +117,7 @@ impl EscrowDeployment {
             escrow: ESCROW_V1_1,
             erc3009_collector: ERC3009_COLLECTOR_V1_1,
             refund_collector: Some(REFUND_COLLECTOR_V1_1),
+            permit2_collector: Some(PERMIT2_COLLECTOR_V1_1),
             fee_argument: FeeArgument::Amount,
         }
     }
@@ -114,6 +132,7 @@ impl From<&x402_escrow_bindings::Deployment> for EscrowDeployment {
             escrow: deployment.auth_capture_escrow,
             erc3009_collector: deployment.erc3009_payment_collector,
             refund_collector: Some(deployment.operator_refund_collector),
+            permit2_collector: deployment.permit2_payment_collector,
             fee_argument: deployment.version.into(),
         }
     }

@@ -7,11 +7,14 @@ use alloy::primitives::{Address, B256, Bytes};
 use alloy::signers::local::PrivateKeySigner;
 use serde_json::json;
 use support::base_sepolia_requirements;
-use x402_escrow_sdk::escrows::{ERC3009_COLLECTOR_V1_1, ESCROW_V1_0, ESCROW_V1_1};
+use x402_escrow_sdk::escrows::{
+    ERC3009_COLLECTOR_V1_1, ESCROW_V1_0, ESCROW_V1_1, PERMIT2_COLLECTOR_V1_0,
+    PERMIT2_COLLECTOR_V1_1,
+};
 use x402_escrow_sdk::facilitator::reasons;
 use x402_escrow_sdk::schemes::auth_capture::{
-    self, AuthCaptureError, AuthCapturePayload, PaymentFlow, SignatureCheck, bound_salt,
-    payment_info_from_json,
+    self, AuthCaptureError, AuthCapturePayload, AuthCapturePermit2Payload, PaymentFlow,
+    SignatureCheck, bound_salt, payment_info_from_json,
 };
 use x402_escrow_sdk::wire::{Extra, PaymentPayload, PaymentRequirements};
 use x402_escrow_sdk::{Amount, EscrowDeployment, EscrowRegistry, Network, random_b256};
@@ -114,6 +117,7 @@ fn every_tampering_has_its_error() {
     assert_eq!(
         derive(&req, &p),
         Err(AuthCaptureError::CollectorMismatch {
+            field: "authorization.to",
             expected: ERC3009_COLLECTOR_V1_1,
             found: Address::repeat_byte(0x42)
         })
@@ -214,7 +218,10 @@ fn every_tampering_has_its_error() {
     }
     assert_eq!(
         derive(&permit2, &good),
-        Err(AuthCaptureError::UnsupportedTransferMethod)
+        Err(AuthCaptureError::PayloadMethodMismatch {
+            expected: auth_capture::AssetTransferMethod::Permit2,
+            found: "authorization"
+        })
     );
 
     // Timing: too late to authorize; captureDeadline already passed.
@@ -347,4 +354,287 @@ fn user_registered_escrows() {
         derive(&req, &payload),
         Err(AuthCaptureError::CollectorMismatch { .. })
     ));
+}
+
+/// `requirements(bound, escrow)` asking for Permit2.
+fn permit2_requirements(bound: bool, escrow: Option<&str>) -> PaymentRequirements {
+    let mut req = requirements(bound, escrow);
+    if let Some(Extra::AuthCapture(extra)) = &mut req.extra {
+        extra.asset_transfer_method = Some(auth_capture::AssetTransferMethod::Permit2);
+    }
+    req
+}
+
+fn build_permit2(req: &PaymentRequirements) -> AuthCapturePermit2Payload {
+    auth_capture::build_permit2_payload(
+        req,
+        &signer(),
+        NOW,
+        random_b256(),
+        &EscrowRegistry::canonical(),
+    )
+    .expect("build permit2")
+}
+
+fn derive_permit2(
+    req: &PaymentRequirements,
+    payload: &AuthCapturePermit2Payload,
+) -> Result<auth_capture::DerivedPayment, AuthCaptureError> {
+    auth_capture::derive_permit2_payment_info(req, payload, &EscrowRegistry::canonical())
+}
+
+#[test]
+fn permit2_payments_round_trip() {
+    for (bound, escrow, collector, escrow_address) in [
+        (false, None, PERMIT2_COLLECTOR_V1_1, ESCROW_V1_1),
+        (true, None, PERMIT2_COLLECTOR_V1_1, ESCROW_V1_1),
+        (
+            false,
+            Some("0xBdEA0D1bcC5966192B070Fdf62aB4EF5b4420cff"),
+            PERMIT2_COLLECTOR_V1_0,
+            ESCROW_V1_0,
+        ),
+    ] {
+        let req = permit2_requirements(bound, escrow);
+        let payload = build_permit2(&req);
+        let permit = &payload.permit2_authorization;
+        assert_eq!(permit.from, signer().address());
+        assert_eq!(permit.spender, collector);
+        assert_eq!(permit.permitted.token, req.asset);
+        assert_eq!(permit.permitted.amount, req.amount);
+        assert_eq!(permit.deadline, Amount::from(NOW + 60));
+        assert_eq!(payload.salt_nonce.is_some(), bound);
+        let derived = derive_permit2(&req, &payload).expect("derive");
+        assert_eq!(derived.payer, signer().address());
+        assert_eq!(derived.deployment.escrow, escrow_address);
+        assert_eq!(derived.token_collector, collector);
+        assert_eq!(
+            derived.transfer_method,
+            auth_capture::AssetTransferMethod::Permit2
+        );
+        assert_eq!(derived.payment_info.preApprovalExpiry.to::<u64>(), NOW + 60);
+        assert_eq!(
+            permit.nonce.get(),
+            auth_capture::permit2::permit2_nonce(derived.payer_agnostic_hash)
+        );
+        assert_eq!(
+            auth_capture::check_permit2_signature(&req, &payload),
+            Ok(SignatureCheck::Ecdsa)
+        );
+        assert_eq!(auth_capture::check_timing(&req, &derived, NOW), Ok(()));
+        // Through the wire: a PaymentPayload decodes to the Permit2 variant and derives alike.
+        let payment = PaymentPayload::new(req.clone(), payload.clone());
+        let text = serde_json::to_string(&payment).expect("json");
+        let decoded: PaymentPayload = serde_json::from_str(&text).expect("decode");
+        assert_eq!(decoded.payload.as_auth_capture_permit2(), Some(&payload));
+        assert_eq!(decoded.payload.payer(), Some(signer().address()));
+        assert_eq!(
+            auth_capture::derive_from_payment_payload(&req, &decoded, &EscrowRegistry::canonical()),
+            Ok(derived)
+        );
+    }
+}
+
+#[test]
+fn permit2_collect_payload_follows_the_requirements() {
+    let registry = EscrowRegistry::canonical();
+    let eip3009 = requirements(false, None);
+    let permit2 = permit2_requirements(false, None);
+    let random = random_b256();
+    let collect = auth_capture::build_collect_payload(&permit2, &signer(), NOW, random, &registry)
+        .expect("build");
+    assert!(collect.as_auth_capture_permit2().is_some());
+    let collect = auth_capture::build_collect_payload(&eip3009, &signer(), NOW, random, &registry)
+        .expect("build");
+    assert!(collect.as_auth_capture().is_some());
+    // Each single-method builder refuses the other method's requirements.
+    assert_eq!(
+        auth_capture::prepare(&permit2, signer().address(), NOW, random, &registry),
+        Err(AuthCaptureError::PayloadMethodMismatch {
+            expected: auth_capture::AssetTransferMethod::Permit2,
+            found: "authorization"
+        })
+    );
+    let error = auth_capture::prepare_permit2(&eip3009, signer().address(), NOW, random, &registry)
+        .expect_err("eip3009 requirements");
+    assert_eq!(
+        error.reason(),
+        reasons::AUTH_CAPTURE_PAYLOAD_METHOD_MISMATCH
+    );
+    // The prepared digest, signed elsewhere, gives the payload build_permit2_payload makes.
+    let prepared =
+        auth_capture::prepare_collect(&permit2, signer().address(), NOW, random, &registry)
+            .expect("prepare");
+    let signature =
+        x402_escrow_sdk::signing::sign_hash(&signer(), &prepared.signing_hash()).expect("sign");
+    let built = auth_capture::build_permit2_payload(&permit2, &signer(), NOW, random, &registry)
+        .expect("build");
+    assert_eq!(prepared.into_payload(signature), built.into());
+}
+
+#[test]
+fn permit2_tampering_is_refused_with_its_own_error() {
+    let req = permit2_requirements(false, None);
+    let good = build_permit2(&req);
+    assert!(derive_permit2(&req, &good).is_ok());
+
+    // Spender: not the escrow's Permit2 collector.
+    let mut p = good.clone();
+    p.permit2_authorization.spender = ERC3009_COLLECTOR_V1_1;
+    let error = derive_permit2(&req, &p).expect_err("wrong spender");
+    assert_eq!(
+        error,
+        AuthCaptureError::CollectorMismatch {
+            field: "permit2Authorization.spender",
+            expected: PERMIT2_COLLECTOR_V1_1,
+            found: ERC3009_COLLECTOR_V1_1,
+        }
+    );
+    assert_eq!(error.reason(), reasons::AUTH_CAPTURE_COLLECTOR_MISMATCH);
+
+    // Token: another ERC-20 than the asset.
+    let mut p = good.clone();
+    p.permit2_authorization.permitted.token = Address::repeat_byte(0x77);
+    let error = derive_permit2(&req, &p).expect_err("wrong token");
+    assert_eq!(
+        error,
+        AuthCaptureError::TokenMismatch {
+            expected: req.asset,
+            found: Address::repeat_byte(0x77)
+        }
+    );
+    assert_eq!(error.reason(), reasons::AUTH_CAPTURE_TOKEN_MISMATCH);
+
+    // Amount.
+    let mut p = good.clone();
+    p.permit2_authorization.permitted.amount = Amount::from(1_000_001u64);
+    let error = derive_permit2(&req, &p).expect_err("wrong amount");
+    assert!(matches!(error, AuthCaptureError::AmountMismatch { .. }));
+    assert_eq!(error.reason(), reasons::AUTH_CAPTURE_AMOUNT_MISMATCH);
+
+    // Nonce: not the payer-agnostic hash; a moved deadline changes the PaymentInfo it commits to.
+    let mut p = good.clone();
+    p.permit2_authorization.nonce = Amount::from(12_345u64);
+    let error = derive_permit2(&req, &p).expect_err("wrong nonce");
+    assert!(matches!(error, AuthCaptureError::NonceMismatch { .. }));
+    assert_eq!(error.reason(), reasons::AUTH_CAPTURE_NONCE_MISMATCH);
+    let mut p = good.clone();
+    p.permit2_authorization.deadline = Amount::from(NOW + 3000);
+    assert!(matches!(
+        derive_permit2(&req, &p),
+        Err(AuthCaptureError::NonceMismatch { .. })
+    ));
+    // Deadline beyond uint48.
+    let mut p = good.clone();
+    p.permit2_authorization.deadline = Amount::from(1u64 << 48);
+    assert!(matches!(
+        derive_permit2(&req, &p),
+        Err(AuthCaptureError::TimestampOutOfRange {
+            field: "permit2Authorization.deadline",
+            ..
+        })
+    ));
+    // Salt nonce on an unbound payment.
+    let mut p = good.clone();
+    p.salt_nonce = Some(B256::repeat_byte(3));
+    assert_eq!(
+        derive_permit2(&req, &p),
+        Err(AuthCaptureError::SaltNonceUnexpected)
+    );
+
+    // Expired: the deadline (= preApprovalExpiry) too close to now.
+    let derived = derive_permit2(&req, &good).expect("derive");
+    let error = auth_capture::check_timing(&req, &derived, NOW + 55).expect_err("expired");
+    assert_eq!(error.reason(), reasons::AUTH_CAPTURE_AUTHORIZATION_EXPIRED);
+
+    // Signatures: someone else's, a payload field changed after signing, a smart wallet's.
+    let mut p = good.clone();
+    let prepared = auth_capture::prepare_permit2(
+        &req,
+        signer().address(),
+        NOW,
+        good.salt,
+        &EscrowRegistry::canonical(),
+    )
+    .expect("prepare");
+    p.signature =
+        x402_escrow_sdk::signing::sign_hash(&PrivateKeySigner::random(), &prepared.signing_hash)
+            .expect("sign");
+    let error = auth_capture::check_permit2_signature(&req, &p).expect_err("other signer");
+    assert!(matches!(error, AuthCaptureError::SignerMismatch { .. }));
+    assert_eq!(error.reason(), reasons::AUTH_CAPTURE_SIGNATURE);
+    let mut p = good.clone();
+    p.permit2_authorization.spender = Address::repeat_byte(0x99);
+    assert!(matches!(
+        auth_capture::check_permit2_signature(&req, &p),
+        Err(AuthCaptureError::SignerMismatch { .. })
+    ));
+    let mut p = good.clone();
+    p.signature = Bytes::from(vec![7u8; 200]);
+    assert_eq!(
+        auth_capture::check_permit2_signature(&req, &p),
+        Ok(SignatureCheck::NeedsOnChainCheck)
+    );
+
+    // A Permit2 payload for requirements that ask for ERC-3009 (and the reverse, above).
+    let eip3009 = requirements(false, None);
+    let error = derive_permit2(&eip3009, &good).expect_err("method");
+    assert_eq!(
+        error,
+        AuthCaptureError::PayloadMethodMismatch {
+            expected: auth_capture::AssetTransferMethod::Eip3009,
+            found: "permit2Authorization"
+        }
+    );
+    assert_eq!(
+        error.reason(),
+        reasons::AUTH_CAPTURE_PAYLOAD_METHOD_MISMATCH
+    );
+}
+
+#[test]
+fn permit2_needs_a_deployment_with_a_permit2_collector() {
+    // A deployment without a Permit2 collector: nothing can be signed or accepted for it.
+    let local = EscrowDeployment::v1_0_interface(
+        "local",
+        Address::repeat_byte(0xe5),
+        Address::repeat_byte(0xc0),
+        None,
+    );
+    let registry = EscrowRegistry::only(local.clone());
+    let req = permit2_requirements(false, None);
+    let error = auth_capture::build_permit2_payload(&req, &signer(), NOW, random_b256(), &registry)
+        .expect_err("no collector");
+    assert_eq!(
+        error,
+        AuthCaptureError::Permit2CollectorMissing(local.escrow)
+    );
+    assert_eq!(
+        error.reason(),
+        reasons::AUTH_CAPTURE_UNSUPPORTED_TRANSFER_METHOD
+    );
+    // A payload made for a deployment that has one is refused by a registry where it has none.
+    let with = local
+        .clone()
+        .with_permit2_collector(Some(Address::repeat_byte(0xc2)));
+    let payload = auth_capture::build_permit2_payload(
+        &req,
+        &signer(),
+        NOW,
+        random_b256(),
+        &EscrowRegistry::only(with.clone()),
+    )
+    .expect("build");
+    assert_eq!(
+        payload.permit2_authorization.spender,
+        Address::repeat_byte(0xc2)
+    );
+    assert!(
+        auth_capture::derive_permit2_payment_info(&req, &payload, &EscrowRegistry::only(with))
+            .is_ok()
+    );
+    assert_eq!(
+        auth_capture::derive_permit2_payment_info(&req, &payload, &registry),
+        Err(AuthCaptureError::Permit2CollectorMissing(local.escrow))
+    );
 }

@@ -27,6 +27,7 @@ fn terms() -> MerchantTerms {
             escrow: Address::repeat_byte(0xE5),
             erc3009_collector: Address::repeat_byte(0xC0),
             refund_collector: None,
+            permit2_collector: None,
         }],
         assets: vec![TermsAsset {
             address: Address::repeat_byte(0xAA),

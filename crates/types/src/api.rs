@@ -286,6 +286,9 @@ pub enum ErrorCode {
     InsufficientFunds,
     /// The ERC-3009 authorization was already used or cancelled (409).
     AuthorizationUsed,
+    /// A Permit2 payment whose payer has not approved Permit2 for enough of the token (402):
+    /// the payer must `approve` Permit2 once, then pay again.
+    Permit2AllowanceMissing,
     /// `eth_call` of the transaction reverted (400; the message carries the decoded error).
     SimulationFailed,
     /// More than is capturable (400).
@@ -331,7 +334,7 @@ pub enum ErrorCode {
 impl ErrorCode {
     /// Every code, in declaration order (the published list: openapi, tests and the fuzz
     /// harness read it from here).
-    pub const ALL: [ErrorCode; 39] = [
+    pub const ALL: [ErrorCode; 40] = [
         Self::InvalidRequest,
         Self::Unauthorized,
         Self::NotFound,
@@ -352,6 +355,7 @@ impl ErrorCode {
         Self::InvalidFee,
         Self::InsufficientFunds,
         Self::AuthorizationUsed,
+        Self::Permit2AllowanceMissing,
         Self::SimulationFailed,
         Self::ExceedsCapturable,
         Self::ExceedsRefundable,
@@ -396,6 +400,7 @@ impl ErrorCode {
             Self::InvalidFee => "invalid_fee",
             Self::InsufficientFunds => "insufficient_funds",
             Self::AuthorizationUsed => "authorization_used",
+            Self::Permit2AllowanceMissing => "permit2_allowance_missing",
             Self::SimulationFailed => "simulation_failed",
             Self::ExceedsCapturable => "exceeds_capturable",
             Self::ExceedsRefundable => "exceeds_refundable",
@@ -450,7 +455,7 @@ impl ErrorCode {
             | Self::InvalidPaymentIdFilter
             | Self::InvalidEventTypeFilter => 400,
             Self::Unauthorized => 401,
-            Self::InsufficientFunds => 402,
+            Self::InsufficientFunds | Self::Permit2AllowanceMissing => 402,
             Self::PayeeNotAllowed => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,

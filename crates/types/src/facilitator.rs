@@ -81,6 +81,14 @@ pub mod reasons {
     /// `auth-capture`: `assetTransferMethod` not supported.
     pub const AUTH_CAPTURE_UNSUPPORTED_TRANSFER_METHOD: &str =
         "invalid_auth_capture_evm_unsupported_asset_transfer_method";
+    /// `auth-capture`: the payload's kind is not the `assetTransferMethod` of `extra`.
+    pub const AUTH_CAPTURE_PAYLOAD_METHOD_MISMATCH: &str =
+        "invalid_auth_capture_evm_payload_method_mismatch";
+    /// `auth-capture`: the Permit2 permit is for another token than `asset`.
+    pub const AUTH_CAPTURE_TOKEN_MISMATCH: &str = "invalid_auth_capture_evm_token_mismatch";
+    /// `auth-capture` with Permit2: the payer has not approved Permit2 for enough of the token
+    /// (the operator's own reason; the x402 list names none).
+    pub const PERMIT2_ALLOWANCE_MISSING: &str = "permit2_allowance_missing";
     /// `auth-capture`: lifecycle `payload.type` invalid.
     pub const AUTH_CAPTURE_PAYLOAD_TYPE: &str = "invalid_auth_capture_evm_payload_type";
     /// `auth-capture`: `paymentInfo.operator` is not `captureAuthorizer`.

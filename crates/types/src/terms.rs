@@ -49,6 +49,9 @@ pub struct TermsEscrow {
     /// Its `OperatorRefundCollector`, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refund_collector: Option<Address>,
+    /// Its `Permit2PaymentCollector`, when it has one (Permit2 payments are accepted only then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permit2_collector: Option<Address>,
 }
 
 /// A token the operator accepts, with its EIP-712 domain.

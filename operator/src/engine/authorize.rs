@@ -23,7 +23,7 @@ impl Engine {
         let cfg = &self.inner.config;
         let verifier = &self.inner.verifier;
         // A retry of a payment we already hold answers with that payment (the chain would
-        // refuse the second authorize anyway: the ERC-3009 nonce is spent).
+        // refuse the second authorize anyway: the ERC-3009 or Permit2 nonce is spent).
         // Derived once: the retry lookup uses it, then the verifier checks it.
         let derived = x402_escrow_sdk::schemes::auth_capture::derive_from_payment_payload(
             &request.payment_requirements,
@@ -103,14 +103,14 @@ impl Engine {
                 calldata::authorize(
                     info,
                     verified.amount,
-                    derived.deployment.erc3009_collector,
+                    derived.token_collector,
                     verified.signature.clone(),
                 ),
                 json!({
                     "call": "authorize",
                     "paymentHash": derived.payment_info_hash,
                     "amount": verified.amount.to_string(),
-                    "tokenCollector": derived.deployment.erc3009_collector,
+                    "tokenCollector": derived.token_collector,
                 }),
             ),
             Flow::Charge => {
@@ -124,7 +124,7 @@ impl Engine {
                     calldata::charge(
                         info,
                         verified.amount,
-                        derived.deployment.erc3009_collector,
+                        derived.token_collector,
                         verified.signature.clone(),
                         &fee,
                     ),
@@ -133,7 +133,7 @@ impl Engine {
                             "call": "charge",
                             "paymentHash": derived.payment_info_hash,
                             "amount": verified.amount.to_string(),
-                            "tokenCollector": derived.deployment.erc3009_collector,
+                            "tokenCollector": derived.token_collector,
                         }),
                         &fee,
                         verified.amount,

@@ -45,6 +45,8 @@ pub fn configs(
                 .refund_collector
                 .unwrap_or(deployment.operator_refund_collector),
         ),
+        // Permit2 payments are accepted where the deployment record names a Permit2 collector.
+        permit2_collector: deployment.permit2_payment_collector,
         fee_argument: deployment.version.into(),
     };
     let refund_collector = contracts

@@ -72,6 +72,19 @@ pub enum VerifyError {
         /// What the collector pulls.
         required: U256,
     },
+    /// Permit2 payment: the payer's ERC-20 allowance to Permit2 is below `maxAmount` (the payer
+    /// must `approve` Permit2 for the token once).
+    #[error(
+        "the payer has approved Permit2 for {allowance} of token {token}, below the {required} this payment pulls: the payer must approve Permit2 (0x000000000022D473030F116dDEE9F6B43aC78BA3) for the token first"
+    )]
+    Permit2AllowanceMissing {
+        /// The token.
+        token: Address,
+        /// The payer's allowance to Permit2.
+        allowance: U256,
+        /// What the collector pulls.
+        required: U256,
+    },
     /// `eth_call` of `authorize` (or `charge`) reverted.
     #[error("simulation reverted: {revert}")]
     SimulationFailed {
@@ -205,6 +218,7 @@ impl VerifyError {
             VerifyError::InvalidSignature(_) => ErrorCode::InvalidSignature,
             VerifyError::AuthorizationUsed(_) => ErrorCode::AuthorizationUsed,
             VerifyError::InsufficientFunds { .. } => ErrorCode::InsufficientFunds,
+            VerifyError::Permit2AllowanceMissing { .. } => ErrorCode::Permit2AllowanceMissing,
             VerifyError::SimulationFailed { .. } => ErrorCode::SimulationFailed,
             VerifyError::ChainUnavailable(_) => ErrorCode::ChainUnavailable,
         }
@@ -219,6 +233,9 @@ impl VerifyError {
         match self {
             Self::InvalidPayload(_) => reasons::INVALID_PAYLOAD,
             Self::WrongChain { .. } => reasons::INVALID_NETWORK,
+            Self::WrongEscrow(AuthCaptureError::Permit2CollectorMissing(_)) => {
+                reasons::AUTH_CAPTURE_UNSUPPORTED_TRANSFER_METHOD
+            }
             Self::WrongEscrow(_) => reasons::AUTH_CAPTURE_EXTRA,
             Self::WrongOperator { .. } => reasons::AUTH_CAPTURE_OPERATOR_MISMATCH,
             Self::UnsupportedAsset(_) | Self::PayeeNotAllowed(_) => {
@@ -229,6 +246,7 @@ impl VerifyError {
             Self::InvalidFee(_) => reasons::AUTH_CAPTURE_EXTRA,
             Self::InvalidSignature(_) => reasons::AUTH_CAPTURE_SIGNATURE,
             Self::InsufficientFunds { .. } => reasons::INSUFFICIENT_FUNDS,
+            Self::Permit2AllowanceMissing { .. } => reasons::PERMIT2_ALLOWANCE_MISSING,
             Self::AuthorizationUsed(_) => ErrorCode::AuthorizationUsed.as_str(),
             Self::SimulationFailed { .. } => ErrorCode::SimulationFailed.as_str(),
             Self::ChainUnavailable(_) => reasons::UNEXPECTED_VERIFY_ERROR,
@@ -245,9 +263,9 @@ impl From<VerifyError> for ServiceError {
 pub(super) fn from_sdk(e: AuthCaptureError) -> VerifyError {
     match e {
         AuthCaptureError::NetworkMismatch { .. } => VerifyError::InvalidPayload(e.into()),
-        AuthCaptureError::UnknownEscrow(_) | AuthCaptureError::CollectorMismatch { .. } => {
-            VerifyError::WrongEscrow(e)
-        }
+        AuthCaptureError::UnknownEscrow(_)
+        | AuthCaptureError::CollectorMismatch { .. }
+        | AuthCaptureError::Permit2CollectorMissing(_) => VerifyError::WrongEscrow(e),
         AuthCaptureError::AmountTooLarge(_) => VerifyError::InvalidAmount(e.into()),
         AuthCaptureError::AuthorizationExpired { .. }
         | AuthCaptureError::CaptureDeadlineExpired { .. }

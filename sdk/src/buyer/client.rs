@@ -25,7 +25,7 @@ use super::policy::{PolicyViolation, SpendPolicy, normalize_host};
 use super::receipt::{Disposition, ReceiptInfo, classify, read_receipt};
 use super::select::{PaymentOption, Rejection, RejectionReason, check_payable};
 use crate::amount::Amount;
-use crate::facilitator::SettleResponse;
+use crate::facilitator::{SettleResponse, reasons};
 use crate::network::Network;
 use crate::schemes::{AUTH_CAPTURE, auth_capture, exact};
 use crate::wire::codec::{
@@ -392,7 +392,7 @@ where
         let (payload, details): (SchemePayload, SignedDetails) = if requirements.scheme
             == AUTH_CAPTURE
         {
-            let payload = auth_capture::build_payload(
+            let payload = auth_capture::build_collect_payload(
                 requirements,
                 &*self.signer,
                 now,
@@ -400,15 +400,25 @@ where
                 &self.registry,
             )
             .map_err(|e| signing(&e))?;
-            let derived = auth_capture::derive_payment_info(requirements, &payload, &self.registry)
-                .map_err(|e| signing(&e))?;
+            let derived = match &payload {
+                SchemePayload::AuthCapture(p) => {
+                    auth_capture::derive_payment_info(requirements, p, &self.registry)
+                }
+                SchemePayload::AuthCapturePermit2(p) => {
+                    auth_capture::derive_permit2_payment_info(requirements, p, &self.registry)
+                }
+                _ => Err(auth_capture::AuthCaptureError::PayloadFormat(
+                    "the signer built no collect payload",
+                )),
+            }
+            .map_err(|e| signing(&e))?;
             let details = SignedDetails {
                 payment_hash: Some(derived.payment_info_hash),
                 escrow: Some(derived.deployment.escrow),
                 valid_before: Some(derived.payment_info.preApprovalExpiry.to::<u64>()),
                 authorization_expiry: Some(derived.payment_info.authorizationExpiry.to::<u64>()),
             };
-            (payload.into(), details)
+            (payload, details)
         } else {
             let payload = exact::build_payload(requirements, &*self.signer, now, random_b256())
                 .map_err(|e| signing(&e))?;
@@ -526,6 +536,15 @@ where
                         .await??;
                     let reason = rejection_reason(response, receipt.as_ref()).await;
                     tracing::warn!(%status, ?reason, "payment refused by the server");
+                    if reason
+                        .as_deref()
+                        .is_some_and(|r| r.starts_with(reasons::PERMIT2_ALLOWANCE_MISSING))
+                    {
+                        return Err(BuyerError::Permit2ApprovalMissing {
+                            token: chosen.option.requirements.asset,
+                            reason,
+                        });
+                    }
                     return Err(BuyerError::PaymentRejected {
                         status: status.as_u16(),
                         reason,

@@ -43,6 +43,20 @@ pub enum BuyerError {
         /// The server's reason, when it gave one.
         reason: Option<String>,
     },
+    /// The server refused a Permit2 payment because the payer has not approved Permit2 (the
+    /// canonical `0x000000000022D473030F116dDEE9F6B43aC78BA3`) to spend enough of `token`
+    /// (nothing was taken; the reservation was released). Approve Permit2 for the token once
+    /// (`approve(permit2, amount)` from the paying address), then pay again.
+    #[error(
+        "the payer has not approved Permit2 (0x000000000022D473030F116dDEE9F6B43aC78BA3) to spend token {token}: send approve(permit2, amount) from the paying address once, then retry{}",
+        reason.as_deref().map(|r| format!(" (server: {r})")).unwrap_or_default()
+    )]
+    Permit2ApprovalMissing {
+        /// The token to approve Permit2 for.
+        token: alloy::primitives::Address,
+        /// The server's reason.
+        reason: Option<String>,
+    },
     /// An internal failure (a blocking task panicked, a header could not be built).
     #[error("internal error: {0}")]
     Internal(String),

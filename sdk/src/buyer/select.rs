@@ -1,7 +1,10 @@
 //! Choosing what to pay among a challenge's options.
 //!
-//! Preference: `auth-capture` (refundable) before `exact`; among options of the same scheme the
-//! cheapest first. An option is a candidate only when this client can pay it (scheme known,
+//! Preference: `auth-capture` (refundable) before `exact`; within `auth-capture`, ERC-3009
+//! before Permit2 (a Permit2 payment also needs the payer's allowance to Permit2, which the
+//! client cannot see); among options of the same kind the cheapest first. An `auth-capture`
+//! option is signed with the transfer method its `extra.assetTransferMethod` names: a merchant
+//! whose token has no ERC-3009 offers only `permit2`, and that is what gets signed. An option is a candidate only when this client can pay it (scheme known,
 //! network matching the signer's chain id when the signer has one, escrow known, token domain
 //! present) and the policy's static rules allow it; the ledger's reservation then decides the
 //! amount-based rules, trying candidates in order.
@@ -42,10 +45,17 @@ impl PaymentOption {
         }
     }
 
-    /// Sort key: scheme preference, then amount.
+    /// Sort key: scheme preference (ERC-3009 before Permit2 within `auth-capture`), then
+    /// amount.
     pub(crate) fn rank(&self) -> (u8, Amount) {
+        let permit2 = self
+            .requirements
+            .auth_capture_extra()
+            .is_some_and(|e| e.transfer_method() == auth_capture::AssetTransferMethod::Permit2);
         (
-            scheme_preference(&self.requirements.scheme).unwrap_or(u8::MAX),
+            scheme_preference(&self.requirements.scheme)
+                .map(|p| p * 2 + u8::from(permit2))
+                .unwrap_or(u8::MAX),
             self.requirements.amount,
         )
     }
@@ -71,7 +81,8 @@ pub enum RejectionReason {
         /// The signer's chain id.
         signer_chain_id: u64,
     },
-    /// The requirements cannot be signed (unknown escrow, permit2, missing token domain, …).
+    /// The requirements cannot be signed (unknown escrow, an escrow without a Permit2 collector
+    /// for a `permit2` offer, missing token domain, …).
     Unpayable(String),
     /// The spend policy refused it.
     Policy(PolicyViolation),
@@ -149,9 +160,11 @@ pub fn check_payable(
         });
     }
     match requirements.scheme.as_str() {
-        AUTH_CAPTURE => auth_capture::prepare(requirements, payer, now, B256::ZERO, registry)
-            .map(drop)
-            .map_err(|e| RejectionReason::Unpayable(e.to_string())),
+        AUTH_CAPTURE => {
+            auth_capture::prepare_collect(requirements, payer, now, B256::ZERO, registry)
+                .map(drop)
+                .map_err(|e| RejectionReason::Unpayable(e.to_string()))
+        }
         _ => exact::authorization(requirements, payer, now, B256::ZERO)
             .and_then(|auth| exact::signing_hash(requirements, &auth))
             .map(drop)

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use super::config::{PaymentRoute, PaymentsConfig};
 use crate::DecodeError;
 use crate::amount::AmountError;
-use crate::schemes::auth_capture::{self, AuthCaptureExtra, PaymentFlow};
+use crate::schemes::auth_capture::{self, AssetTransferMethod, AuthCaptureExtra, PaymentFlow};
 use crate::schemes::exact::ExactExtra;
 use crate::schemes::{AUTH_CAPTURE, EXACT};
 use crate::wire::codec::{self, CACHE_CONTROL_402, PAYMENT_REQUIRED};
@@ -65,7 +65,22 @@ pub(crate) fn offers(
         max_timeout_seconds: config.max_timeout_seconds,
         extra: Some(extra),
     };
-    let mut offers = vec![base(AUTH_CAPTURE, Extra::AuthCapture(extra))];
+    // One auth-capture option per transfer method; `assetTransferMethod` is written only for
+    // Permit2 (absent means `eip3009`).
+    let mut offers: Vec<PaymentRequirements> = config
+        .asset_transfer_methods
+        .iter()
+        .map(|method| {
+            let extra = AuthCaptureExtra {
+                asset_transfer_method: match method {
+                    AssetTransferMethod::Eip3009 => None,
+                    AssetTransferMethod::Permit2 => Some(AssetTransferMethod::Permit2),
+                },
+                ..extra.clone()
+            };
+            base(AUTH_CAPTURE, Extra::AuthCapture(extra))
+        })
+        .collect();
     if config.offer_exact {
         offers.push(base(
             EXACT,
@@ -80,7 +95,9 @@ pub(crate) fn offers(
 
 impl PaymentsConfig {
     /// The requirements a 402 challenge for `route` carries at unix time `now` (the
-    /// `accepts` list: `auth-capture`, and `exact` when [`offer_exact`](Self::offer_exact)),
+    /// `accepts` list: `auth-capture` once per
+    /// [`asset_transfer_methods`](Self::asset_transfer_methods), and `exact` when
+    /// [`offer_exact`](Self::offer_exact)),
     /// for a caller that pays or settles without asking the route first (a facilitator client,
     /// a load driver). Times are quantized to [`EPOCH_SECS`] as in the challenge itself; the
     /// `captureAuthorizer` is the next lane's ([`PaymentsConfig::next_authorizer`]).

@@ -8,7 +8,7 @@ use alloy::primitives::Address;
 use crate::amount::{Amount, AmountError};
 use crate::escrows::EscrowRegistry;
 use crate::network::Network;
-use crate::schemes::auth_capture::PaymentFlow;
+use crate::schemes::auth_capture::{AssetTransferMethod, PaymentFlow};
 
 /// The token payments are made in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +86,12 @@ pub struct PaymentsConfig {
     /// failure; the default) or [`PaymentFlow::Authorization`] (charge at once, refund the whole
     /// amount on failure).
     pub payment_flow: PaymentFlow,
+    /// The `auth-capture` transfer methods offered, one option each, in this order (default:
+    /// `[Eip3009]`). Add [`AssetTransferMethod::Permit2`] for buyers whose approvals are on
+    /// Permit2, or offer only it for a token without ERC-3009. The escrow must have a Permit2
+    /// collector, and a Permit2 payer must have approved Permit2 for the token (the operator
+    /// refuses the payment with `permit2_allowance_missing` otherwise).
+    pub asset_transfer_methods: Vec<AssetTransferMethod>,
     /// Also offer the (non-refundable) `exact` scheme. An `exact` payment is verified before the
     /// handler runs and settled (`transferWithAuthorization`) only when it succeeds.
     pub offer_exact: bool,
@@ -133,6 +139,7 @@ impl PaymentsConfig {
             max_fee_bps: 0,
             max_timeout_seconds: super::terms::DEFAULT_MAX_TIMEOUT_SECS,
             payment_flow: PaymentFlow::Escrow,
+            asset_transfer_methods: vec![AssetTransferMethod::Eip3009],
             offer_exact: false,
             capture_mode: CaptureMode::Sync,
             handler_timeout: Duration::from_secs(30),

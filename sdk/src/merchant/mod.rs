@@ -52,4 +52,4 @@ pub use x402_escrow_types::{
     PaymentList, PaymentQuery, PaymentStatus, PaymentView, TransactionView,
 };
 
-pub use crate::schemes::auth_capture::PaymentFlow;
+pub use crate::schemes::auth_capture::{AssetTransferMethod, PaymentFlow};

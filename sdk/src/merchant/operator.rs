@@ -486,12 +486,7 @@ async fn send_once<T: DeserializeOwned>(
     })
 }
 
-/// The payer of a payment payload (ERC-3009 `from`), when the scheme carries one.
+/// The payer of a payment payload (ERC-3009 or Permit2 `from`), when the scheme carries one.
 pub(crate) fn payer_of(payload: &PaymentPayload) -> Option<Address> {
-    use crate::wire::SchemePayload;
-    match &payload.payload {
-        SchemePayload::AuthCapture(p) => Some(p.authorization.from),
-        SchemePayload::Exact(p) => Some(p.authorization.from),
-        _ => None,
-    }
+    payload.payload.payer()
 }

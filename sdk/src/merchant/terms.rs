@@ -14,6 +14,7 @@ use super::config::{AssetConfig, PaymentsConfig};
 use super::layer::X402Layer;
 use super::operator::{OperatorClient, OperatorError};
 use crate::escrows::{EscrowDeployment, EscrowRegistry};
+use crate::schemes::auth_capture::AssetTransferMethod;
 
 pub use x402_escrow_types::terms::{
     DEFAULT_CAPTURE_DEADLINE_SECS, DEFAULT_EXPIRY_MARGIN_SECS, DEFAULT_MAX_TIMEOUT_SECS,
@@ -39,6 +40,7 @@ impl MerchantTermsExt for MerchantTerms {
                 e.erc3009_collector,
                 e.refund_collector,
             )
+            .with_permit2_collector(e.permit2_collector)
         });
         let mut registry = match deployments.next() {
             Some(first) => EscrowRegistry::only(first),
@@ -153,6 +155,22 @@ impl PaymentsConfig {
             out.push(format!(
                 "PaymentsConfig::escrow {escrow} is not driven by the operator ({})",
                 join(&escrows)
+            ));
+        }
+        // Permit2 offers need a Permit2 collector on the escrow they name (or the first).
+        let offered_escrow = match self.escrow {
+            Some(escrow) => terms.escrows.iter().find(|e| e.escrow == escrow),
+            None => terms.escrows.first(),
+        };
+        if self
+            .asset_transfer_methods
+            .contains(&AssetTransferMethod::Permit2)
+            && let Some(escrow) = offered_escrow
+            && escrow.permit2_collector.is_none()
+        {
+            out.push(format!(
+                "PaymentsConfig::asset_transfer_methods offers permit2 but the operator's escrow                  {} has no Permit2 collector (its deployment record names none)",
+                escrow.escrow
             ));
         }
         if terms.fee_bps < self.min_fee_bps || terms.fee_bps > self.max_fee_bps {

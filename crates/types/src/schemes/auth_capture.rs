@@ -49,10 +49,10 @@ json::from_json_one_of!(CaptureMode, "expected \"sync\" or \"deferred\"", {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AssetTransferMethod {
-    /// ERC-3009 `receiveWithAuthorization` (the default; the only one this crate signs).
+    /// ERC-3009 `receiveWithAuthorization` (the default).
     #[default]
     Eip3009,
-    /// Uniswap Permit2 (decoded, not signed or verified by this crate).
+    /// Uniswap Permit2 `permitTransferFrom` (any ERC-20 the payer approved Permit2 for).
     Permit2,
 }
 
@@ -271,6 +271,122 @@ impl FromJson for AuthCapturePayload {
 }
 
 json::deserialize_via_from_json!(AuthCapturePayload);
+
+/// Permit2's `TokenPermissions`: the token and the most the spender may transfer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Permit2TokenPermissions {
+    /// The token (`requirements.asset`).
+    #[serde(serialize_with = "crate::primitives::serde_checksum::address")]
+    pub token: Address,
+    /// The amount in atomic units (`requirements.amount`, = `PaymentInfo.maxAmount`).
+    pub amount: Amount,
+}
+
+impl FromJson for Permit2TokenPermissions {
+    fn from_json(value: &Value, path: &str) -> Result<Self, DecodeError> {
+        let o = Obj::new(value, path)?;
+        Ok(Self {
+            token: o.req("token", json::address)?,
+            amount: o.req("amount", json::amount)?,
+        })
+    }
+}
+
+/// The payer's Permit2 `PermitTransferFrom` (no witness) as the wire carries it: spender = the
+/// escrow's Permit2 collector, nonce = the payer-agnostic PaymentInfo hash read as a `uint256`,
+/// deadline = `preApprovalExpiry`; numbers as decimal strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Permit2Authorization {
+    /// The payer (the Permit2 `owner`).
+    #[serde(serialize_with = "crate::primitives::serde_checksum::address")]
+    pub from: Address,
+    /// Token and amount.
+    pub permitted: Permit2TokenPermissions,
+    /// Who may spend the permit: the escrow's Permit2 collector.
+    #[serde(serialize_with = "crate::primitives::serde_checksum::address")]
+    pub spender: Address,
+    /// Permit2's unordered nonce (the payer-agnostic hash as a `uint256`, decimal).
+    pub nonce: Amount,
+    /// Unix seconds; the permit is good until then (inclusive, Permit2's rule).
+    pub deadline: Amount,
+}
+
+impl FromJson for Permit2Authorization {
+    fn from_json(value: &Value, path: &str) -> Result<Self, DecodeError> {
+        let o = Obj::new(value, path)?;
+        Ok(Self {
+            from: o.req("from", json::address)?,
+            permitted: o.req_t("permitted")?,
+            spender: o.req("spender", json::address)?,
+            nonce: o.req("nonce", json::amount)?,
+            deadline: o.req("deadline", json::amount)?,
+        })
+    }
+}
+
+json::deserialize_via_from_json!(Permit2Authorization);
+
+/// The client's collect payload with Permit2 (`extra.assetTransferMethod: "permit2"`): the same
+/// envelope as [`AuthCapturePayload`] with `permit2Authorization` in place of `authorization`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthCapturePermit2Payload {
+    /// The signed `PermitTransferFrom`.
+    pub permit2_authorization: Permit2Authorization,
+    /// EIP-712 signature by `permit2Authorization.from` in Permit2's domain (65-byte ECDSA,
+    /// ERC-1271 or EIP-6492).
+    pub signature: Bytes,
+    /// `PaymentInfo.salt` (random when unbound, the binding commitment when bound).
+    pub salt: B256,
+    /// The client's random value behind a bound salt; present if and only if bound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub salt_nonce: Option<B256>,
+    /// Charge completion: the amount to charge and its fee.
+    #[serde(flatten)]
+    pub charge: AmountAndFee,
+    /// Charge completion: EIP-712 `Charge` signature by the receiver authorizer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorizer_signature: Option<Bytes>,
+}
+
+impl AuthCapturePermit2Payload {
+    /// A client payload (no charge completion fields).
+    pub fn new(
+        permit2_authorization: Permit2Authorization,
+        signature: Bytes,
+        salt: B256,
+        salt_nonce: Option<B256>,
+    ) -> Self {
+        Self {
+            permit2_authorization,
+            signature,
+            salt,
+            salt_nonce,
+            charge: AmountAndFee::default(),
+            authorizer_signature: None,
+        }
+    }
+}
+
+impl FromJson for AuthCapturePermit2Payload {
+    fn from_json(value: &Value, path: &str) -> Result<Self, DecodeError> {
+        let o = Obj::new(value, path)?;
+        let payload = Self {
+            permit2_authorization: o.req_t("permit2Authorization")?,
+            signature: o.req("signature", json::signature)?,
+            salt: o.req("salt", json::b256)?,
+            salt_nonce: o.opt("saltNonce", json::b256)?,
+            charge: AmountAndFee::from_obj(&o)?,
+            authorizer_signature: o.opt("authorizerSignature", json::signature)?,
+        };
+        payload.charge.check_one_fee(&o)?;
+        Ok(payload)
+    }
+}
+
+json::deserialize_via_from_json!(AuthCapturePermit2Payload);
 
 /// A fee in basis points, at most [`MAX_FEE_BPS`].
 fn fee_bps(value: &Value, path: &str) -> Result<u16, DecodeError> {

@@ -19,7 +19,9 @@ pub use v2::{
 
 use crate::DecodeError;
 use crate::json::{self, FromJson, Obj};
-use crate::schemes::auth_capture::{AuthCaptureExtra, AuthCapturePayload, LifecyclePayload};
+use crate::schemes::auth_capture::{
+    AuthCaptureExtra, AuthCapturePayload, AuthCapturePermit2Payload, LifecyclePayload,
+};
 use crate::schemes::exact::{ExactExtra, ExactPayload};
 use crate::schemes::{AUTH_CAPTURE, EXACT};
 
@@ -77,11 +79,13 @@ impl Extra {
 pub enum SchemePayload {
     /// `auth-capture` client payload (ERC-3009).
     AuthCapture(AuthCapturePayload),
+    /// `auth-capture` client payload (Permit2: `permit2Authorization`).
+    AuthCapturePermit2(AuthCapturePermit2Payload),
     /// `auth-capture` lifecycle payload (`type`: capture, void, refund).
     AuthCaptureLifecycle(LifecyclePayload),
     /// `exact` client payload (ERC-3009).
     Exact(ExactPayload),
-    /// Any other scheme or variant (Permit2), verbatim.
+    /// Any other scheme or variant (`exact` with Permit2), verbatim.
     Other(Map<String, Value>),
 }
 
@@ -100,6 +104,9 @@ impl SchemePayload {
             AUTH_CAPTURE if o.has("authorization") || !o.has("permit2Authorization") => {
                 Self::AuthCapture(AuthCapturePayload::from_json(value, path)?)
             }
+            AUTH_CAPTURE => {
+                Self::AuthCapturePermit2(AuthCapturePermit2Payload::from_json(value, path)?)
+            }
             EXACT if o.has("authorization") || !o.has("permit2Authorization") => {
                 Self::Exact(ExactPayload::from_json(value, path)?)
             }
@@ -112,6 +119,25 @@ impl SchemePayload {
         match self {
             Self::AuthCapture(payload) => Some(payload),
             _ => None,
+        }
+    }
+
+    /// The auth-capture Permit2 client payload, if that is what this is.
+    pub fn as_auth_capture_permit2(&self) -> Option<&AuthCapturePermit2Payload> {
+        match self {
+            Self::AuthCapturePermit2(payload) => Some(payload),
+            _ => None,
+        }
+    }
+
+    /// The payer of a client payload (`authorization.from` or `permit2Authorization.from`);
+    /// `None` for lifecycle and unknown payloads.
+    pub fn payer(&self) -> Option<alloy_primitives::Address> {
+        match self {
+            Self::AuthCapture(payload) => Some(payload.authorization.from),
+            Self::AuthCapturePermit2(payload) => Some(payload.permit2_authorization.from),
+            Self::Exact(payload) => Some(payload.authorization.from),
+            Self::AuthCaptureLifecycle(_) | Self::Other(_) => None,
         }
     }
 
@@ -135,6 +161,12 @@ impl SchemePayload {
 impl From<AuthCapturePayload> for SchemePayload {
     fn from(payload: AuthCapturePayload) -> Self {
         Self::AuthCapture(payload)
+    }
+}
+
+impl From<AuthCapturePermit2Payload> for SchemePayload {
+    fn from(payload: AuthCapturePermit2Payload) -> Self {
+        Self::AuthCapturePermit2(payload)
     }
 }
 

@@ -73,6 +73,10 @@ pub const REASON_CHARGED_PAYMENT: &str = "payment_charged";
 
 /// The x402 reason of an engine refusal during `/settle`.
 pub fn service_error_reason(e: &ServiceError) -> String {
+    // A Permit2 payment for a deployment without a Permit2 collector: the x402 name says so.
+    if e.reason == Some(reasons::AUTH_CAPTURE_UNSUPPORTED_TRANSFER_METHOD) {
+        return reasons::AUTH_CAPTURE_UNSUPPORTED_TRANSFER_METHOD.to_owned();
+    }
     match e.code {
         ErrorCode::InvalidPayload => reasons::INVALID_PAYLOAD.to_owned(),
         ErrorCode::WrongChain => reasons::INVALID_NETWORK.to_owned(),
@@ -143,11 +147,7 @@ impl Engine {
         request: &VerifyRequest,
         wait: Duration,
     ) -> SettleResponse {
-        let payer = request
-            .payment_payload
-            .payload
-            .as_auth_capture()
-            .map(|p| p.authorization.from);
+        let payer = request.payment_payload.payload.payer();
         let network = request.payment_requirements.network;
         let authorize = AuthorizeRequest {
             payment_payload: request.payment_payload.clone(),

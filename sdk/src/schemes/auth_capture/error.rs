@@ -7,6 +7,7 @@ use crate::facilitator::reasons;
 use crate::network::Network;
 use crate::signing::SigningError;
 use crate::wire::RequirementsMismatch;
+use x402_escrow_types::schemes::auth_capture::AssetTransferMethod;
 
 /// Why an auth-capture payment could not be built, or is inconsistent with its requirements.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,11 +22,23 @@ pub enum AuthCaptureError {
     /// `extra.authCaptureEscrow` is not a known deployment.
     #[error("escrow {0} is not a known AuthCaptureEscrow deployment")]
     UnknownEscrow(Address),
-    /// `extra.assetTransferMethod` is `permit2` (not supported by this crate).
-    #[error("assetTransferMethod permit2 is not supported; only eip3009")]
-    UnsupportedTransferMethod,
-    /// The payload is not an ERC-3009 collect payload.
-    #[error("payload is not an auth-capture ERC-3009 payload ({0})")]
+    /// `extra.assetTransferMethod` is `permit2` but the escrow deployment has no Permit2
+    /// collector to spend the permit.
+    #[error(
+        "assetTransferMethod permit2 is not supported by escrow {0}: it has no Permit2 collector"
+    )]
+    Permit2CollectorMissing(Address),
+    /// The payload's kind (`authorization` or `permit2Authorization`) is not the one
+    /// `extra.assetTransferMethod` asks for.
+    #[error("extra.assetTransferMethod is {expected:?} but the payload carries {found}")]
+    PayloadMethodMismatch {
+        /// What the requirements ask for.
+        expected: AssetTransferMethod,
+        /// What the payload carries (`authorization` or `permit2Authorization`).
+        found: &'static str,
+    },
+    /// The payload is not an auth-capture collect payload.
+    #[error("payload is not an auth-capture collect payload ({0})")]
     PayloadFormat(&'static str),
     /// The payload's `accepted` differs from the requirements.
     #[error(transparent)]
@@ -49,20 +62,31 @@ pub enum AuthCaptureError {
         /// Its value.
         value: Amount,
     },
-    /// `authorization.value` is not `amount`.
-    #[error("authorization.value {found} is not the required amount {expected}")]
+    /// `authorization.value` (or `permit2Authorization.permitted.amount`) is not `amount`.
+    #[error("the authorized amount {found} is not the required amount {expected}")]
     AmountMismatch {
         /// `amount`.
         expected: Amount,
         /// `authorization.value`.
         found: Amount,
     },
-    /// `authorization.to` is not the escrow's ERC-3009 collector.
-    #[error("authorization.to {found} is not the escrow's ERC-3009 collector {expected}")]
+    /// `authorization.to` (or `permit2Authorization.spender`) is not the escrow's collector for
+    /// the transfer method.
+    #[error("{field} {found} is not the escrow's token collector {expected}")]
     CollectorMismatch {
+        /// `authorization.to` or `permit2Authorization.spender`.
+        field: &'static str,
         /// The collector.
         expected: Address,
-        /// `authorization.to`.
+        /// What the payload names.
+        found: Address,
+    },
+    /// `permit2Authorization.permitted.token` is not `asset`.
+    #[error("permit2Authorization.permitted.token {found} is not the asset {expected}")]
+    TokenMismatch {
+        /// `asset`.
+        expected: Address,
+        /// The permitted token.
         found: Address,
     },
     /// `authorization.validAfter` is not 0.
@@ -84,21 +108,24 @@ pub enum AuthCaptureError {
         /// `salt`.
         found: B256,
     },
-    /// `authorization.nonce` is not the payer-agnostic PaymentInfo hash.
-    #[error("authorization.nonce {found} is not the payer-agnostic PaymentInfo hash {expected}")]
+    /// The authorization's nonce is not the payer-agnostic PaymentInfo hash (for Permit2: that
+    /// hash read as a `uint256`).
+    #[error(
+        "the authorization's nonce {found} is not the payer-agnostic PaymentInfo hash {expected}"
+    )]
     NonceMismatch {
         /// The recomputed hash.
         expected: B256,
-        /// `authorization.nonce`.
+        /// The payload's nonce.
         found: B256,
     },
     /// Signing or recovery failed.
     #[error(transparent)]
     Signature(#[from] SigningError),
-    /// The signature recovers to someone other than `authorization.from`.
-    #[error("signature recovers to {recovered}, not authorization.from {from}")]
+    /// The signature recovers to someone other than the payer (`from`).
+    #[error("signature recovers to {recovered}, not the payer {from}")]
     SignerMismatch {
-        /// `authorization.from`.
+        /// The payload's `from`.
         from: Address,
         /// The recovered signer.
         recovered: Address,
@@ -133,7 +160,9 @@ impl AuthCaptureError {
             Self::MissingExtra | Self::UnknownEscrow(_) | Self::AmountTooLarge(_) => {
                 reasons::AUTH_CAPTURE_EXTRA
             }
-            Self::UnsupportedTransferMethod => reasons::AUTH_CAPTURE_UNSUPPORTED_TRANSFER_METHOD,
+            Self::Permit2CollectorMissing(_) => reasons::AUTH_CAPTURE_UNSUPPORTED_TRANSFER_METHOD,
+            Self::PayloadMethodMismatch { .. } => reasons::AUTH_CAPTURE_PAYLOAD_METHOD_MISMATCH,
+            Self::TokenMismatch { .. } => reasons::AUTH_CAPTURE_TOKEN_MISMATCH,
             Self::PayloadFormat(_)
             | Self::SaltNonceMissing
             | Self::SaltNonceUnexpected

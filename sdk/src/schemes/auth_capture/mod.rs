@@ -1,7 +1,11 @@
-//! The `auth-capture` scheme with ERC-3009: refundable payments through an AuthCaptureEscrow.
+//! The `auth-capture` scheme: refundable payments through an AuthCaptureEscrow, the payer's
+//! transfer authorized with ERC-3009 (the default) or Permit2 (`assetTransferMethod:
+//! "permit2"`, for any ERC-20 the payer approved Permit2 for).
 //!
-//! - Buyer: [`build_payload`] (or [`prepare`] + [`PreparedAuthorization::into_payload`] for
-//!   async signers) signs exactly what the official `@x402/evm` client signs.
+//! - Buyer: [`build_collect_payload`] (either method; [`build_payload`] and
+//!   [`build_permit2_payload`] for one, or [`prepare_collect`] +
+//!   [`PreparedCollect::into_payload`] for async signers) signs exactly what the official
+//!   `@x402/evm` client signs.
 //! - Operator: [`derive_payment_info`] reconstructs the escrow's `PaymentInfo` from the
 //!   requirements and the payload and checks their consistency; [`check_signature`] and
 //!   [`check_timing`] complete verification before simulating `authorize` / `charge` on chain.
@@ -9,21 +13,27 @@
 mod client;
 mod error;
 mod payment_info;
+pub mod permit2;
 mod verify;
 
 use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::sol_types::SolValue;
 
-pub use client::{PreparedAuthorization, build_payload, prepare};
+pub use client::{
+    PreparedAuthorization, PreparedCollect, PreparedPermit2, build_collect_payload, build_payload,
+    build_permit2_payload, prepare, prepare_collect, prepare_permit2,
+};
 pub use error::AuthCaptureError;
 pub use payment_info::{PaymentInfoError, payment_info_from_json, payment_info_to_json};
 pub use verify::{
     CLOCK_SKEW_TOLERANCE_SECONDS, DerivedPayment, MIN_VALIDITY_SECONDS, SignatureCheck,
-    check_signature, check_timing, derive_from_payment_payload, derive_payment_info,
+    check_payload_signature, check_permit2_signature, check_signature, check_timing,
+    derive_from_payment_payload, derive_payment_info, derive_permit2_payment_info,
 };
 pub use x402_escrow_types::schemes::auth_capture::{
-    AmountAndFee, AssetTransferMethod, AuthCaptureExtra, AuthCapturePayload, CaptureMode,
-    LifecycleOperation, LifecyclePayload, MAX_FEE_BPS, PaymentFlow, PaymentInfoJson,
+    AmountAndFee, AssetTransferMethod, AuthCaptureExtra, AuthCapturePayload,
+    AuthCapturePermit2Payload, CaptureMode, LifecycleOperation, LifecyclePayload, MAX_FEE_BPS,
+    PaymentFlow, PaymentInfoJson, Permit2Authorization, Permit2TokenPermissions,
 };
 
 /// The EIP-712-style domain tag of the salt binding.

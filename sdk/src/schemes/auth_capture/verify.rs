@@ -8,6 +8,7 @@ use alloy::primitives::{Address, B256, U256};
 use super::bound_salt;
 use super::error::AuthCaptureError;
 use super::payment_info::payment_info_to_json;
+use super::permit2::{permit2_nonce, recover_permit2_signer};
 use crate::PaymentInfo;
 use crate::amount::{Amount, UINT48_MAX};
 use crate::escrows::{EscrowDeployment, EscrowRegistry};
@@ -16,7 +17,8 @@ use crate::signing::{self, TokenDomain};
 use crate::wire::{PaymentPayload, PaymentRequirements, SchemePayload};
 use x402_escrow_bindings::hash::{payer_agnostic_hash, payment_info_hash};
 use x402_escrow_types::schemes::auth_capture::{
-    AssetTransferMethod, AuthCaptureExtra, AuthCapturePayload, PaymentFlow, PaymentInfoJson,
+    AssetTransferMethod, AuthCaptureExtra, AuthCapturePayload, AuthCapturePermit2Payload,
+    PaymentFlow, PaymentInfoJson,
 };
 
 /// An authorization must stay valid at least this many seconds after `now` (the public
@@ -32,9 +34,14 @@ pub struct DerivedPayment {
     pub payer: Address,
     /// Chain id of the network.
     pub chain_id: u64,
-    /// The escrow deployment (escrow, ERC-3009 collector, refund collector, fee argument).
+    /// The escrow deployment (escrow, collectors, fee argument).
     pub deployment: EscrowDeployment,
-    /// `getHash` with payer zeroed (= the ERC-3009 nonce).
+    /// How the payer authorized the transfer (ERC-3009 or Permit2).
+    pub transfer_method: AssetTransferMethod,
+    /// The token collector `authorize` / `charge` is called with: the deployment's ERC-3009
+    /// collector or its Permit2 collector, per [`transfer_method`](Self::transfer_method).
+    pub token_collector: Address,
+    /// `getHash` with payer zeroed (= the ERC-3009 nonce; the Permit2 nonce as a `uint256`).
     pub payer_agnostic_hash: B256,
     /// `getHash` (the escrow's `paymentState` key).
     pub payment_info_hash: B256,
@@ -72,20 +79,53 @@ pub(super) fn checked_amount(
 }
 
 /// What the client and the verifier both start from: the `auth-capture` `extra` of
-/// `requirements` (which must use ERC-3009), the escrow deployment it names (or the registry's
-/// default) and the amount (which must fit `uint120`).
-pub(super) fn eip3009_terms<'a>(
+/// `requirements`, the escrow deployment it names (or the registry's default) and the amount
+/// (which must fit `uint120`).
+pub(super) fn collect_terms<'a>(
     requirements: &'a PaymentRequirements,
     registry: &'a EscrowRegistry,
 ) -> Result<(&'a AuthCaptureExtra, &'a EscrowDeployment, Amount), AuthCaptureError> {
     let extra = typed_extra(requirements)?;
-    if extra.transfer_method() != AssetTransferMethod::Eip3009 {
-        return Err(AuthCaptureError::UnsupportedTransferMethod);
-    }
     let deployment = registry
         .resolve(extra.auth_capture_escrow)
         .map_err(|e| AuthCaptureError::UnknownEscrow(e.0))?;
     Ok((extra, deployment, checked_amount(requirements)?))
+}
+
+/// The deployment's Permit2 collector, or [`AuthCaptureError::Permit2CollectorMissing`].
+pub(super) fn permit2_collector(
+    deployment: &EscrowDeployment,
+) -> Result<Address, AuthCaptureError> {
+    deployment
+        .permit2_collector
+        .ok_or(AuthCaptureError::Permit2CollectorMissing(deployment.escrow))
+}
+
+/// Checks the salt binding: `saltNonce` present exactly when bound, and opening to `salt`.
+fn check_salt_binding(
+    extra: &AuthCaptureExtra,
+    salt: B256,
+    salt_nonce: Option<B256>,
+) -> Result<(), AuthCaptureError> {
+    match (extra.is_salt_bound(), salt_nonce) {
+        (true, None) => Err(AuthCaptureError::SaltNonceMissing),
+        (false, Some(_)) => Err(AuthCaptureError::SaltNonceUnexpected),
+        (true, Some(salt_nonce)) => {
+            let expected = bound_salt(
+                extra.receiver_authorizer_or_zero(),
+                extra.policy_or_zero(),
+                salt_nonce,
+            );
+            if expected != salt {
+                return Err(AuthCaptureError::SaltBindingMismatch {
+                    expected,
+                    found: salt,
+                });
+            }
+            Ok(())
+        }
+        (false, None) => Ok(()),
+    }
 }
 
 /// The PaymentInfo per the specification: operator = captureAuthorizer, receiver = payTo,
@@ -124,8 +164,8 @@ pub(super) fn build_payment_info(
 
 /// Reconstructs the PaymentInfo from the requirements and an ERC-3009 collect payload
 /// (payer = `authorization.from`, preApprovalExpiry = `validBefore`, salt = `payload.salt`)
-/// and checks, in order: scheme and extra, transfer method, known escrow, value == amount,
-/// to == the escrow's collector, validAfter == 0, validBefore fits uint48, the salt binding
+/// and checks, in order: scheme and extra, known escrow, transfer method (ERC-3009, else
+/// [`AuthCaptureError::PayloadMethodMismatch`]), value == amount, to == the escrow's collector, validAfter == 0, validBefore fits uint48, the salt binding
 /// (`saltNonce` present exactly when bound, and opening to `salt`), and nonce == the
 /// payer-agnostic hash. Signature and time window are separate ([`check_signature`],
 /// [`check_timing`]).
@@ -134,7 +174,13 @@ pub fn derive_payment_info(
     payload: &AuthCapturePayload,
     registry: &EscrowRegistry,
 ) -> Result<DerivedPayment, AuthCaptureError> {
-    let (extra, deployment, amount) = eip3009_terms(requirements, registry)?;
+    let (extra, deployment, amount) = collect_terms(requirements, registry)?;
+    if extra.transfer_method() != AssetTransferMethod::Eip3009 {
+        return Err(AuthCaptureError::PayloadMethodMismatch {
+            expected: extra.transfer_method(),
+            found: "authorization",
+        });
+    }
     let auth = &payload.authorization;
     if auth.value != amount {
         return Err(AuthCaptureError::AmountMismatch {
@@ -144,6 +190,7 @@ pub fn derive_payment_info(
     }
     if auth.to != deployment.erc3009_collector {
         return Err(AuthCaptureError::CollectorMismatch {
+            field: "authorization.to",
             expected: deployment.erc3009_collector,
             found: auth.to,
         });
@@ -159,24 +206,7 @@ pub fn derive_payment_info(
             field: "validBefore",
             value: auth.valid_before,
         })?;
-    match (extra.is_salt_bound(), payload.salt_nonce) {
-        (true, None) => return Err(AuthCaptureError::SaltNonceMissing),
-        (false, Some(_)) => return Err(AuthCaptureError::SaltNonceUnexpected),
-        (true, Some(salt_nonce)) => {
-            let expected = bound_salt(
-                extra.receiver_authorizer_or_zero(),
-                extra.policy_or_zero(),
-                salt_nonce,
-            );
-            if expected != payload.salt {
-                return Err(AuthCaptureError::SaltBindingMismatch {
-                    expected,
-                    found: payload.salt,
-                });
-            }
-        }
-        (false, None) => {}
-    }
+    check_salt_binding(extra, payload.salt, payload.salt_nonce)?;
     let payment_info = build_payment_info(
         requirements,
         extra,
@@ -198,15 +228,96 @@ pub fn derive_payment_info(
         payer: auth.from,
         chain_id,
         deployment: deployment.clone(),
+        transfer_method: AssetTransferMethod::Eip3009,
+        token_collector: deployment.erc3009_collector,
         payer_agnostic_hash: agnostic,
         flow: extra.flow(),
         salt_nonce: payload.salt_nonce,
     })
 }
 
-/// [`derive_payment_info`] for a whole v2 PaymentPayload: first checks that `accepted` is the
-/// server's `requirements` (network, i.e. chain id, first), and that the payload is an
-/// ERC-3009 collect payload.
+/// Reconstructs the PaymentInfo from the requirements and a Permit2 collect payload (payer =
+/// `permit2Authorization.from`, preApprovalExpiry = `deadline`, salt = `payload.salt`) and
+/// checks, in order: scheme and extra, known escrow, transfer method (Permit2, else
+/// [`AuthCaptureError::PayloadMethodMismatch`]), the deployment has a Permit2 collector
+/// ([`AuthCaptureError::Permit2CollectorMissing`]), spender == that collector, permitted token
+/// == asset, permitted amount == amount, deadline fits uint48, the salt binding, and nonce ==
+/// the payer-agnostic hash as a `uint256`. Signature and time window are separate
+/// ([`check_permit2_signature`], [`check_timing`]).
+pub fn derive_permit2_payment_info(
+    requirements: &PaymentRequirements,
+    payload: &AuthCapturePermit2Payload,
+    registry: &EscrowRegistry,
+) -> Result<DerivedPayment, AuthCaptureError> {
+    let (extra, deployment, amount) = collect_terms(requirements, registry)?;
+    if extra.transfer_method() != AssetTransferMethod::Permit2 {
+        return Err(AuthCaptureError::PayloadMethodMismatch {
+            expected: extra.transfer_method(),
+            found: "permit2Authorization",
+        });
+    }
+    let collector = permit2_collector(deployment)?;
+    let permit = &payload.permit2_authorization;
+    if permit.spender != collector {
+        return Err(AuthCaptureError::CollectorMismatch {
+            field: "permit2Authorization.spender",
+            expected: collector,
+            found: permit.spender,
+        });
+    }
+    if permit.permitted.token != requirements.asset {
+        return Err(AuthCaptureError::TokenMismatch {
+            expected: requirements.asset,
+            found: permit.permitted.token,
+        });
+    }
+    if permit.permitted.amount != amount {
+        return Err(AuthCaptureError::AmountMismatch {
+            expected: amount,
+            found: permit.permitted.amount,
+        });
+    }
+    let pre_approval_expiry = permit
+        .deadline
+        .to_u64()
+        .filter(|t| *t <= UINT48_MAX)
+        .ok_or(AuthCaptureError::TimestampOutOfRange {
+            field: "permit2Authorization.deadline",
+            value: permit.deadline,
+        })?;
+    check_salt_binding(extra, payload.salt, payload.salt_nonce)?;
+    let payment_info = build_payment_info(
+        requirements,
+        extra,
+        permit.from,
+        pre_approval_expiry,
+        payload.salt,
+    )?;
+    let chain_id = requirements.network.chain_id();
+    let agnostic = payer_agnostic_hash(&payment_info, chain_id, deployment.escrow);
+    if permit.nonce.get() != permit2_nonce(agnostic) {
+        return Err(AuthCaptureError::NonceMismatch {
+            expected: agnostic,
+            found: B256::from(permit.nonce.get().to_be_bytes::<32>()),
+        });
+    }
+    Ok(DerivedPayment {
+        payment_info_hash: payment_info_hash(&payment_info, chain_id, deployment.escrow),
+        payment_info,
+        payer: permit.from,
+        chain_id,
+        deployment: deployment.clone(),
+        transfer_method: AssetTransferMethod::Permit2,
+        token_collector: collector,
+        payer_agnostic_hash: agnostic,
+        flow: extra.flow(),
+        salt_nonce: payload.salt_nonce,
+    })
+}
+
+/// [`derive_payment_info`] or [`derive_permit2_payment_info`] for a whole v2 PaymentPayload:
+/// first checks that `accepted` is the server's `requirements` (network, i.e. chain id, first),
+/// and that the payload is a collect payload.
 pub fn derive_from_payment_payload(
     requirements: &PaymentRequirements,
     payment: &PaymentPayload,
@@ -219,20 +330,18 @@ pub fn derive_from_payment_payload(
         });
     }
     requirements.check_matches(&payment.accepted)?;
-    let payload = match &payment.payload {
-        SchemePayload::AuthCapture(payload) => payload,
-        SchemePayload::AuthCaptureLifecycle(_) => {
-            return Err(AuthCaptureError::PayloadFormat(
-                "a lifecycle payload is not a client payment",
-            ));
+    match &payment.payload {
+        SchemePayload::AuthCapture(payload) => derive_payment_info(requirements, payload, registry),
+        SchemePayload::AuthCapturePermit2(payload) => {
+            derive_permit2_payment_info(requirements, payload, registry)
         }
-        SchemePayload::Exact(_) | SchemePayload::Other(_) => {
-            return Err(AuthCaptureError::PayloadFormat(
-                "expected authorization, signature and salt",
-            ));
-        }
-    };
-    derive_payment_info(requirements, payload, registry)
+        SchemePayload::AuthCaptureLifecycle(_) => Err(AuthCaptureError::PayloadFormat(
+            "a lifecycle payload is not a client payment",
+        )),
+        SchemePayload::Exact(_) | SchemePayload::Other(_) => Err(AuthCaptureError::PayloadFormat(
+            "expected authorization (or permit2Authorization), signature and salt",
+        )),
+    }
 }
 
 /// What [`check_signature`] could establish.
@@ -273,6 +382,46 @@ pub fn check_signature(
         });
     }
     Ok(SignatureCheck::Ecdsa)
+}
+
+/// Checks the payer's Permit2 `PermitTransferFrom` signature (Permit2's domain on the
+/// requirements' chain). Like [`check_signature`], only a 65-byte ECDSA signature is checked
+/// here; a payer with code (ERC-1271) or an EIP-6492 envelope is left to the on-chain
+/// simulation, where Permit2 itself runs the check.
+pub fn check_permit2_signature(
+    requirements: &PaymentRequirements,
+    payload: &AuthCapturePermit2Payload,
+) -> Result<SignatureCheck, AuthCaptureError> {
+    typed_extra(requirements)?;
+    if payload.signature.len() != 65 {
+        return Ok(SignatureCheck::NeedsOnChainCheck);
+    }
+    let permit = &payload.permit2_authorization;
+    let recovered =
+        recover_permit2_signer(requirements.network.chain_id(), permit, &payload.signature)?;
+    if recovered != permit.from {
+        return Err(AuthCaptureError::SignerMismatch {
+            from: permit.from,
+            recovered,
+        });
+    }
+    Ok(SignatureCheck::Ecdsa)
+}
+
+/// [`check_signature`] or [`check_permit2_signature`] for a collect payload.
+pub fn check_payload_signature(
+    requirements: &PaymentRequirements,
+    payload: &SchemePayload,
+) -> Result<SignatureCheck, AuthCaptureError> {
+    match payload {
+        SchemePayload::AuthCapture(payload) => check_signature(requirements, payload),
+        SchemePayload::AuthCapturePermit2(payload) => {
+            check_permit2_signature(requirements, payload)
+        }
+        _ => Err(AuthCaptureError::PayloadFormat(
+            "expected authorization (or permit2Authorization), signature and salt",
+        )),
+    }
 }
 
 /// How far a buyer's clock may run ahead of the verifier's when checking that it did not sign a
