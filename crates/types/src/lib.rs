@@ -8,6 +8,8 @@
 //! - [`api`]: request bodies, [`PaymentView`] and its parts, [`PaymentList`], the error envelope
 //!   and [`ErrorCode`] (every code the API answers with, in one list: [`ErrorCode::ALL`]).
 //! - [`terms`]: [`MerchantTerms`] (`GET /v1/merchant`) and the time windows derived from it.
+//! - [`wallet`]: the REST types of `x402-escrow wallet` (payment keys, `POST /v1/fetch`, the
+//!   spend ledger, its error codes).
 //! - [`request_id`]: the id of an HTTP request ([`RequestId`]).
 //! - x402 building blocks (re-exported by the SDK at its old paths): [`amount`] (the protocol's
 //!   decimal-string `uint256`), [`network`] (CAIP-2 and v1 names), [`primitives`] (addresses,
@@ -36,6 +38,7 @@ pub mod primitives;
 pub mod request_id;
 pub mod schemes;
 pub mod terms;
+pub mod wallet;
 pub mod wire;
 
 pub use error::DecodeError;

@@ -42,8 +42,8 @@ impl PaymentOption {
         }
     }
 
-    /// Sort key: scheme preference, then amount.
-    pub(crate) fn rank(&self) -> (u8, Amount) {
+    /// Sort key: scheme preference (`auth-capture` first), then amount.
+    pub fn rank(&self) -> (u8, Amount) {
         (
             scheme_preference(&self.requirements.scheme).unwrap_or(u8::MAX),
             self.requirements.amount,
