@@ -183,7 +183,12 @@ async fn assert_refused(server: &WalletServer, answer: &(u16, Value), code: &str
     assert_eq!(body["error"]["rule"], rule, "{body}");
     if let Some(id) = body["error"]["paymentId"].as_str() {
         let row = server.wallet.store().payment(id).await.unwrap().unwrap();
-        assert_eq!(row.state, State::Refused);
+        let expected = if code == "approval_rejected" {
+            State::Rejected
+        } else {
+            State::Refused
+        };
+        assert_eq!(row.state, expected);
         assert_eq!(row.rule.as_deref(), Some(rule));
         assert!(
             row.header_value.is_none(),
@@ -875,6 +880,11 @@ async fn wallet_crash_between_signing_and_sending_pays_once() {
         "the same signed bytes"
     );
     assert!(matches!(resent.state, State::Authorized | State::Captured));
+    let operator_id = body["receipt"]["extensions"]["x402-escrow"]["paymentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    stack.wait_for(&operator_id, "captured").await.unwrap();
     assert_eq!(payer_balance(&stack).await, before - U256::from(WEATHER));
     // Once more: completed, nothing paid again.
     let (status, body) = client.fetch(&token, &url, Some("job-1")).await;

@@ -1110,7 +1110,7 @@ impl Wallet {
         next.state = to;
         next.updated_at = now_ms();
         if to == State::Rejected {
-            next.rule = Some("approval".to_owned());
+            next.rule = Some("approval_threshold".to_owned());
             next.detail = Some("rejected by the owner".to_owned());
         }
         tx.update_payment(&next, State::PendingApproval).await?;
