@@ -37,7 +37,7 @@ pub struct WalletArgs {
 #[derive(Debug, Clone, Subcommand)]
 pub enum WalletCommand {
     /// Run the wallet's HTTP API (migrates the database first).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create or update the database schema.
     Migrate,
     /// Manage payment keys (the token is printed once).
@@ -170,7 +170,7 @@ pub async fn run(args: WalletArgs) -> Result<(), WalletCliError> {
     let store = Store::connect(&args.database).await?;
     store.migrate().await?;
     match args.command {
-        WalletCommand::Serve(serve_args) => serve(store, serve_args).await,
+        WalletCommand::Serve(serve_args) => serve(store, *serve_args).await,
         WalletCommand::Migrate => {
             println!("wallet database is up to date");
             Ok(())

@@ -159,7 +159,7 @@ pub fn names_host_exactly(rules: &KeyRules, url: &Url) -> bool {
 pub fn check_offer(rules: &KeyRules, option: &PaymentOption) -> Result<(), Refusal> {
     let r = &option.requirements;
     if let Some(schemes) = &rules.schemes
-        && !schemes.iter().any(|s| *s == r.scheme)
+        && !schemes.contains(&r.scheme)
     {
         return Err(Refusal::new(
             "schemes",

@@ -536,7 +536,8 @@ impl Wallet {
 
     /// The offers this wallet may pay, best first (`auth-capture` before `exact`, then
     /// cheaper); or the rule that refused the best payable offer; or why none is payable.
-    #[allow(clippy::type_complexity)]
+    // The refused offer and the error are the cold path, matched once by the caller.
+    #[allow(clippy::type_complexity, clippy::result_large_err)]
     fn candidates(
         &self,
         key: &KeyRow,
