@@ -188,3 +188,92 @@ pub async fn reconcile_loop(wallet: Wallet) {
         tokio::time::sleep(interval).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::B256;
+
+    use super::*;
+
+    fn row(state: State, returned: u64) -> PaymentRow {
+        PaymentRow {
+            id: "p".into(),
+            key_id: "k".into(),
+            idempotency_key: "i".into(),
+            request_hash: "h".into(),
+            url: "http://127.0.0.1/x".into(),
+            method: "GET".into(),
+            scheme: Some(AUTH_CAPTURE.into()),
+            network: None,
+            asset: None,
+            payee: None,
+            amount: Amount::from(100u64),
+            returned: Amount::from(returned),
+            state,
+            rule: None,
+            detail: None,
+            header_name: None,
+            header_value: None,
+            payment_hash: Some(B256::ZERO),
+            escrow: None,
+            random: None,
+            payer: None,
+            valid_before: Some(1_000),
+            receipt: None,
+            tx_hash: None,
+            http_status: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn escrow(collected: bool, capturable: u64, refundable: u64) -> EscrowState {
+        EscrowState {
+            collected,
+            capturable: Amount::from(capturable),
+            refundable: Amount::from(refundable),
+        }
+    }
+
+    #[test]
+    fn money_that_comes_back_returns_to_the_budget() {
+        let a = |n: u64| Amount::from(n);
+        // Never collected: kept while the signature is valid, released after.
+        assert_eq!(
+            state_from_escrow(&row(State::Signed, 0), escrow(false, 0, 0), 999),
+            None
+        );
+        assert_eq!(
+            state_from_escrow(&row(State::Signed, 0), escrow(false, 0, 0), 1_000),
+            Some((State::Expired, a(100)))
+        );
+        // Held, captured, voided, refunded (partly, then wholly).
+        assert_eq!(
+            state_from_escrow(&row(State::Signed, 0), escrow(true, 100, 0), 0),
+            Some((State::Authorized, a(0)))
+        );
+        assert_eq!(
+            state_from_escrow(&row(State::Authorized, 0), escrow(true, 0, 100), 0),
+            Some((State::Captured, a(0)))
+        );
+        assert_eq!(
+            state_from_escrow(&row(State::Captured, 0), escrow(true, 0, 100), 0),
+            None
+        );
+        assert_eq!(
+            state_from_escrow(&row(State::Authorized, 0), escrow(true, 0, 0), 0),
+            Some((State::Voided, a(100)))
+        );
+        assert_eq!(
+            state_from_escrow(&row(State::Captured, 0), escrow(true, 0, 60), 0),
+            Some((State::Refunded, a(40)))
+        );
+        assert_eq!(
+            state_from_escrow(&row(State::Refunded, 40), escrow(true, 0, 0), 0),
+            Some((State::Refunded, a(100)))
+        );
+        let refunded = row(State::Refunded, 40);
+        assert_eq!(refunded.counted(), a(60), "a refund counts what was kept");
+        assert_eq!(row(State::Voided, 100).counted(), a(0));
+    }
+}
