@@ -216,7 +216,10 @@ async fn op_authorize(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    fake.authorize_waits.lock().expect("lock").push(query.wait);
+    fake.authorize_waits
+        .lock()
+        .expect("lock")
+        .push(query.wait);
     let key = match begin(&fake, "authorize", &headers, &body) {
         Ok(key) => key,
         Err(response) => return response,
@@ -496,13 +499,11 @@ async fn start_route(tweak: impl FnOnce(&mut PaymentsConfig), route: PaymentRout
         )
         .route(
             "/fail",
-            get(
-                move |Extension(ctx): Extension<PaymentContext>| async move {
-                    f2.event(format!("handler hold_final={}", ctx.hold_final));
-                    count(&h2);
-                    (StatusCode::INTERNAL_SERVER_ERROR, "broken")
-                },
-            ),
+            get(move |Extension(ctx): Extension<PaymentContext>| async move {
+                f2.event(format!("handler hold_final={}", ctx.hold_final));
+                count(&h2);
+                (StatusCode::INTERNAL_SERVER_ERROR, "broken")
+            }),
         )
         .route(
             "/slow",
@@ -1376,10 +1377,7 @@ async fn latency_mode_withholds_the_response_when_the_hold_fails() {
         "{error}"
     );
     let body = response.text().await.expect("body");
-    assert!(
-        !body.contains("paid content"),
-        "the handler's body leaked: {body}"
-    );
+    assert!(!body.contains("paid content"), "the handler's body leaked: {body}");
     assert_eq!(
         env.fake.events(),
         vec!["handler hold_final=false", "final failed"]
@@ -1421,11 +1419,7 @@ async fn latency_mode_voids_a_failed_handler_once_authorized() {
     let request = pay_in_background(&url, signed_payment(&url, None).await);
     assert!(until(|| env.handled.load(Ordering::SeqCst) == 1).await);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        env.fake.executed(),
-        vec!["authorize"],
-        "no void before final"
-    );
+    assert_eq!(env.fake.executed(), vec!["authorize"], "no void before final");
     env.fake.finish_hold("authorized");
     let response = request.await.expect("join");
     assert_eq!(response.status(), 500);

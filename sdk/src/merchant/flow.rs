@@ -21,10 +21,10 @@ use tower::Service;
 use super::challenge;
 use super::config::{CaptureMode, PaymentRoute, PaymentsConfig};
 use super::context::{PaymentContext, RequestId};
-use super::layer::HOLD_FAILED;
 use super::layer::Shared;
 use super::operator::{AuthorizeCall, OperatorClient, OperatorPayment, payer_of};
 use super::read::Paid;
+use super::layer::HOLD_FAILED;
 use super::read::{Read, authorize_failed, challenge_response, read_payment, refusal};
 use super::settle::{self, Finish, ReceiptFacts, Release, VoidGuard};
 use crate::amount::Amount;
@@ -153,14 +153,7 @@ pub(crate) async fn paid<S: Handler>(
     if payment.is_authorizing() {
         payment = wait_authorized(&shared.operator, payment, config).await;
     }
-    if let Some(response) = unusable(
-        &shared.operator,
-        &payment,
-        &mut guard,
-        &terms,
-        &answer,
-        false,
-    ) {
+    if let Some(response) = unusable(&shared.operator, &payment, &mut guard, &terms, &answer, false) {
         return Ok(response);
     }
     tracing::info!(%amount, "payment authorized");

@@ -111,9 +111,7 @@ impl VoidGuard {
             ))),
         };
         self.state = match &result {
-            Ok(payment) if payment.is_authorizing() => {
-                GuardState::Pending(Box::new(payment.clone()))
-            }
+            Ok(payment) if payment.is_authorizing() => GuardState::Pending(Box::new(payment.clone())),
             Ok(payment) => GuardState::Held(payment.id.to_string()),
             Err(_) => GuardState::Done,
         };
