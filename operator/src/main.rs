@@ -26,6 +26,9 @@ enum Command {
     Gateway(x402_escrow_gateway::GatewayArgs),
     /// Request a URL, paying its x402 challenge under a spend policy.
     Pay(x402_escrow_pay::PayArgs),
+    /// The spend-controlled payment service for agents: payment keys with rules,
+    /// `POST /v1/fetch`, approvals, the spend ledger (`serve`, `key create`, …).
+    Wallet(x402_escrow_wallet::WalletArgs),
     /// Deploy the contracts (CREATE2, the bindings' bytecode) and write
     /// deployments/<chainId>.json as script/Deploy.s.sol does. Key from X402_DEPLOYER_KEY or
     /// --keystore.
@@ -73,6 +76,7 @@ async fn main() -> eyre::Result<()> {
         Command::Bench(args) => cli::bench::main(args).await,
         Command::Gateway(args) => Ok(x402_escrow_gateway::run(args).await?),
         Command::Pay(args) => Ok(x402_escrow_pay::run(args).await?),
+        Command::Wallet(args) => Ok(x402_escrow_wallet::run(args).await?),
         Command::Deploy(args) => cli::deploy::run(args).await,
         Command::SampleApi(args) => cli::sample_api::run(args).await,
         Command::Serve => cli::serve::serve(&cli.config).await,

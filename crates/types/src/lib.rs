@@ -9,6 +9,8 @@
 //!   and [`ErrorCode`] (every code the API answers with, in one list: [`ErrorCode::ALL`]).
 //! - [`terms`]: [`MerchantTerms`] (`GET /v1/merchant`) and the time windows derived from it.
 //! - [`reserve`]: the refund reserve's views (`GET /v1/reserve`, `GET /v1/reserve/statement`).
+//! - [`wallet`]: the REST types of `x402-escrow wallet` (payment keys, `POST /v1/fetch`, the
+//!   spend ledger, its error codes).
 //! - [`request_id`]: the id of an HTTP request ([`RequestId`]).
 //! - x402 building blocks (re-exported by the SDK at its old paths): [`amount`] (the protocol's
 //!   decimal-string `uint256`), [`network`] (CAIP-2 and v1 names), [`primitives`] (addresses,
@@ -39,6 +41,7 @@ pub mod request_id;
 pub mod reserve;
 pub mod schemes;
 pub mod terms;
+pub mod wallet;
 pub mod wire;
 
 pub use error::DecodeError;

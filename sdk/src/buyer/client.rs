@@ -19,6 +19,7 @@ use alloy::signers::{Signer, SignerSync};
 use http::{HeaderName, HeaderValue, StatusCode};
 use tracing::Instrument as _;
 
+use super::challenge::{challenge_error, offers, sign_offer};
 use super::error::BuyerError;
 use super::ledger::{LedgerRecord, PaymentStatus, ReserveError, SignedDetails, SpendLedger};
 use super::policy::{PolicyViolation, SpendPolicy, normalize_host};
@@ -27,15 +28,11 @@ use super::select::{PaymentOption, Rejection, RejectionReason, check_payable};
 use crate::amount::Amount;
 use crate::facilitator::{SettleResponse, reasons};
 use crate::network::Network;
-use crate::schemes::{AUTH_CAPTURE, auth_capture, exact};
 use crate::wire::codec::{
-    self, IDEMPOTENCY_KEY, MAX_BODY_LEN, PAYMENT_REQUIRED, PAYMENT_SIGNATURE, X_PAYMENT,
+    self, AnyPaymentRequired, IDEMPOTENCY_KEY, MAX_BODY_LEN, PAYMENT_REQUIRED,
 };
 use crate::wire::extensions::new_payment_id;
-use crate::wire::{
-    PaymentPayload, PaymentPayloadV1, PaymentRequired, PaymentRequiredV1, SchemePayload,
-};
-use crate::{DecodeError, EscrowRegistry, random_b256};
+use crate::{DecodeError, EscrowRegistry};
 
 /// How often and how patiently a paid request is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,47 +107,17 @@ pub struct PaidResponse {
     pub payment: Option<PaymentOutcome>,
 }
 
-/// A 402 challenge of either version.
-#[derive(Debug, Clone)]
-enum Challenge {
-    V1(PaymentRequiredV1),
-    V2(PaymentRequired),
-}
-
-impl Challenge {
-    /// Reads the challenge of a 402: the v2 header when present, otherwise the v1 body.
-    async fn read(response: reqwest::Response) -> Result<Self, BuyerError> {
-        if let Some(header) = response.headers().get(PAYMENT_REQUIRED) {
-            return Ok(Self::V2(codec::decode_payment_required(header.as_bytes())?));
-        }
-        let body = read_limited(response, MAX_BODY_LEN).await?;
-        Ok(Self::V1(codec::decode_payment_required_v1_body(&body)?))
-    }
-
-    fn options(&self) -> Vec<PaymentOption> {
-        // Each entry of `accepts` in v2 form, with the v1 original for v1 challenges.
-        let accepts: Vec<_> = match self {
-            Self::V2(challenge) => challenge
-                .accepts
-                .iter()
-                .map(|requirements| (requirements.clone(), None))
-                .collect(),
-            Self::V1(challenge) => challenge
-                .accepts
-                .iter()
-                .map(|v1| (v1.to_v2().0, Some(v1.clone())))
-                .collect(),
-        };
-        accepts
-            .into_iter()
-            .enumerate()
-            .map(|(index, (requirements, v1))| PaymentOption {
-                index,
-                requirements,
-                v1,
-            })
-            .collect()
-    }
+/// Reads the challenge of a 402: the v2 header when present, otherwise the v1 body.
+async fn read_challenge(response: reqwest::Response) -> Result<AnyPaymentRequired, BuyerError> {
+    let header = response
+        .headers()
+        .get(PAYMENT_REQUIRED)
+        .map(|h| h.as_bytes().to_vec());
+    let body = match header {
+        Some(_) => Vec::new(),
+        None => read_limited(response, MAX_BODY_LEN).await?,
+    };
+    Ok(codec::decode_402(header.as_deref(), &body)?)
 }
 
 /// Reads at most `max` bytes of a body.
@@ -300,7 +267,7 @@ where
                 payment: None,
             });
         }
-        let challenge = Challenge::read(response).await?;
+        let challenge = read_challenge(response).await?;
         let now = unix_now();
         let chosen = self
             .choose_and_reserve(&challenge, &host, &url, now)
@@ -342,7 +309,7 @@ where
     /// accepts under the policy.
     async fn choose_and_reserve(
         &self,
-        challenge: &Challenge,
+        challenge: &AnyPaymentRequired,
         host: &str,
         url: &str,
         now: u64,
@@ -351,7 +318,7 @@ where
         let chain_id = self.signer.chain_id();
         let mut rejections = Vec::new();
         let mut candidates = Vec::new();
-        for option in challenge.options() {
+        for option in offers(challenge) {
             let vetted = check_payable(&option.requirements, payer, chain_id, now, &self.registry)
                 .and_then(|()| {
                     let intent = option.intent(host, Some(url.to_owned()));
@@ -386,74 +353,25 @@ where
     }
 
     /// Signs the chosen option and builds the payment header.
-    fn sign(&self, challenge: &Challenge, chosen: &Chosen, now: u64) -> Result<Signed, BuyerError> {
-        let requirements = &chosen.option.requirements;
-        let signing = |e: &dyn std::fmt::Display| BuyerError::Signing(e.to_string());
-        let (payload, details): (SchemePayload, SignedDetails) = if requirements.scheme
-            == AUTH_CAPTURE
-        {
-            let payload = auth_capture::build_collect_payload(
-                requirements,
-                &*self.signer,
-                now,
-                random_b256(),
-                &self.registry,
-            )
-            .map_err(|e| signing(&e))?;
-            let derived = match &payload {
-                SchemePayload::AuthCapture(p) => {
-                    auth_capture::derive_payment_info(requirements, p, &self.registry)
-                }
-                SchemePayload::AuthCapturePermit2(p) => {
-                    auth_capture::derive_permit2_payment_info(requirements, p, &self.registry)
-                }
-                _ => Err(auth_capture::AuthCaptureError::PayloadFormat(
-                    "the signer built no collect payload",
-                )),
-            }
-            .map_err(|e| signing(&e))?;
-            let details = SignedDetails {
-                payment_hash: Some(derived.payment_info_hash),
-                escrow: Some(derived.deployment.escrow),
-                valid_before: Some(derived.payment_info.preApprovalExpiry.to::<u64>()),
-                authorization_expiry: Some(derived.payment_info.authorizationExpiry.to::<u64>()),
-            };
-            (payload, details)
-        } else {
-            let payload = exact::build_payload(requirements, &*self.signer, now, random_b256())
-                .map_err(|e| signing(&e))?;
-            let details = SignedDetails {
-                valid_before: payload.authorization.valid_before.to_u64(),
-                ..SignedDetails::default()
-            };
-            (payload.into(), details)
-        };
-        let internal = |e: &dyn std::fmt::Display| BuyerError::Internal(e.to_string());
-        let (name, value) = match (challenge, &chosen.option.v1) {
-            (Challenge::V2(required), _) => {
-                let id = required.payment_identifier().map(|_| chosen.id.as_str());
-                let payment =
-                    PaymentPayload::answering(required, requirements.clone(), payload, id);
-                (
-                    PAYMENT_SIGNATURE,
-                    codec::encode_payment_signature(&payment).map_err(|e| internal(&e))?,
-                )
-            }
-            (Challenge::V1(_), Some(v1)) => (
-                X_PAYMENT,
-                codec::encode_x_payment(&PaymentPayloadV1::new(v1, payload))
-                    .map_err(|e| internal(&e))?,
-            ),
-            (Challenge::V1(_), None) => {
-                return Err(BuyerError::Internal(
-                    "v1 option without its original".to_owned(),
-                ));
-            }
-        };
+    fn sign(
+        &self,
+        challenge: &AnyPaymentRequired,
+        chosen: &Chosen,
+        now: u64,
+    ) -> Result<Signed, BuyerError> {
+        let signed = sign_offer(
+            challenge,
+            &chosen.option,
+            &*self.signer,
+            &self.registry,
+            now,
+            &chosen.id,
+        )?;
         Ok(Signed {
-            header_name: header_name(name)?,
-            header_value: HeaderValue::from_str(&value).map_err(|e| internal(&e))?,
-            details,
+            header_name: header_name(signed.header_name)?,
+            header_value: HeaderValue::from_str(&signed.header_value)
+                .map_err(|e| BuyerError::Internal(e.to_string()))?,
+            details: signed.details,
         })
     }
 
@@ -612,10 +530,10 @@ async fn rejection_reason(
             .or_else(|| receipt.error_reason.clone());
     }
     if response.status() == StatusCode::PAYMENT_REQUIRED {
-        return Challenge::read(response).await.ok().and_then(|c| match c {
-            Challenge::V1(c) => c.error,
-            Challenge::V2(c) => c.error,
-        });
+        return read_challenge(response)
+            .await
+            .ok()
+            .and_then(|c| challenge_error(&c).map(str::to_owned));
     }
     read_limited(response, 1024)
         .await

@@ -7,6 +7,8 @@
 //!   refunded payments return their amount to the budget.
 //! - [`BuyerClient`] ([`client`]): reqwest-based; chooses an option ([`select`]), reserves,
 //!   signs, pays, retries with the same signed payment, and reads the receipt ([`receipt`]).
+//! - [`challenge`]: a 402's offers and a signed answer to one, for services that pay on
+//!   others' behalf (the `x402-escrow wallet`).
 //! - [`reconcile()`]: corrects the ledger from the escrow's on-chain `paymentState`.
 //!
 //! ```no_run
@@ -28,6 +30,7 @@
 // callers match on them, so they are not boxed.
 #![allow(clippy::result_large_err)]
 
+pub mod challenge;
 pub mod client;
 pub mod error;
 pub mod ledger;
@@ -37,6 +40,7 @@ pub mod reconcile;
 pub mod select;
 mod serde_util;
 
+pub use challenge::{SignedPayment, challenge_error, challenge_from_json, offers, sign_offer};
 pub use client::{BuyerClient, PaidResponse, PaymentOutcome, RetryPolicy, unix_now};
 pub use error::BuyerError;
 pub use ledger::{

@@ -45,9 +45,9 @@ impl PaymentOption {
         }
     }
 
-    /// Sort key: scheme preference (ERC-3009 before Permit2 within `auth-capture`), then
-    /// amount.
-    pub(crate) fn rank(&self) -> (u8, Amount) {
+    /// Sort key: scheme preference (`auth-capture` first, ERC-3009 before Permit2 within it),
+    /// then amount.
+    pub fn rank(&self) -> (u8, Amount) {
         let permit2 = self
             .requirements
             .auth_capture_extra()
