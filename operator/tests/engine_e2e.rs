@@ -649,11 +649,7 @@ async fn refund_refused_without_float(ctx: Ctx) {
     assert_eq!(err.code, ErrorCode::RefundFloatInsufficient);
     assert_eq!(count(&env.store, "chain_txs").await, rows);
     assert_eq!(
-        env.engine
-            .get(&env.merchant, view.id, None)
-            .await
-            .unwrap()
-            .status,
+        env.engine.get(&env.merchant, view.id, None).await.unwrap().status,
         PaymentStatus::Captured
     );
 }

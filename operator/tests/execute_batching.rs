@@ -392,13 +392,9 @@ async fn member_reverting_in_company_fails_alone(backend: Backend) {
 
         let mut statuses: Vec<String> = Vec::new();
         for v in &views {
-            let latest = serde_json::to_value(
-                core.engine
-                    .get(&m, id_of(v), None)
-                    .await
-                    .expect("get payment"),
-            )
-            .expect("view json");
+            let latest =
+                serde_json::to_value(core.engine.get(&m, id_of(v), None).await.expect("get payment"))
+                    .expect("view json");
             statuses.push(latest["status"].as_str().expect("status").to_owned());
             if latest["status"] == "failed" {
                 let code = latest["lastError"]["code"].as_str().expect("error code");

@@ -22,8 +22,8 @@ use x402_escrow_sdk::facilitator::SettleResponse;
 use x402_escrow_sdk::merchant::{HOLD_FAILED, PaymentContext, PaymentRoute, Price};
 use x402_escrow_sdk::random_b256;
 use x402_escrow_sdk::schemes::auth_capture;
-use x402_escrow_sdk::wire::PaymentPayload;
 use x402_escrow_sdk::wire::codec;
+use x402_escrow_sdk::wire::PaymentPayload;
 
 const T: Duration = Duration::from_secs(30);
 
@@ -45,12 +45,10 @@ async fn shop(
     let app: Router = Router::new()
         .route(
             "/ok",
-            get(
-                move |Extension(ctx): Extension<PaymentContext>| async move {
-                    let _ = seen.send((ctx.payment_id, ctx.payment_hash, ctx.hold_final));
-                    "paid content"
-                },
-            ),
+            get(move |Extension(ctx): Extension<PaymentContext>| async move {
+                let _ = seen.send((ctx.payment_id, ctx.payment_hash, ctx.hold_final));
+                "paid content"
+            }),
         )
         .layer(layer(op, key, payments_config(chain, op)).paid(route));
     serve(app).await
@@ -95,13 +93,7 @@ fn pay_in_background(url: String, header: String) -> tokio::task::JoinHandle<req
 /// Waits until the operator has broadcast a transaction (it sits in anvil's mempool).
 async fn until_broadcast(op: &RunningOperator) {
     let deadline = Instant::now() + T;
-    while tx_statuses(&op.store)
-        .await
-        .get("broadcast")
-        .copied()
-        .unwrap_or(0)
-        == 0
-    {
+    while tx_statuses(&op.store).await.get("broadcast").copied().unwrap_or(0) == 0 {
         assert!(Instant::now() < deadline, "the authorize was not broadcast");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

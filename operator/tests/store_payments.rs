@@ -95,11 +95,7 @@ async fn merchants(ctx: Ctx) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
-    assert_eq!(
-        s.write_count(),
-        writes_before + 1,
-        "rolled back: not counted"
-    );
+    assert_eq!(s.write_count(), writes_before + 1, "rolled back: not counted");
     let m2 = s
         .create_merchant_with_key(&new_merchant("beta"), "x402_sk_other")
         .await
