@@ -394,10 +394,8 @@ impl Store {
         outbox: Option<&NewChainTx>,
     ) -> Result<(Payment, Option<ChainTx>)> {
         let (new, outbox) = (new.clone(), outbox.cloned());
-        self.grouped(move |tx| {
-            Box::pin(async move { tx.insert_payment(&new, outbox.as_ref()).await })
-        })
-        .await
+        self.grouped(move |tx| Box::pin(async move { tx.insert_payment(&new, outbox.as_ref()).await }))
+            .await
     }
 
     /// Applies a lifecycle event with an optimistic version check (see
