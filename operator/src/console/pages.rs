@@ -271,8 +271,8 @@ fn row(view: &PaymentView, decimals: Option<u8>) -> PaymentRow {
 }
 
 /// `GET /console/payments[?q=…][&limit=…][&chart=hour|day]`: the chart, a search box, and the
-/// merchant's latest payments (or those of the request id searched for; a payment id found goes
-/// straight to its page). Bad parameters are `400 invalid_request` and list nothing.
+/// merchant's latest payments (or those of the request id searched for; a payment id of this
+/// merchant goes straight to its page). Bad parameters are `400 invalid_request` and list nothing.
 pub async fn payments<S: PaymentService>(
     State(state): State<ApiState<S>>,
     signed: SignedIn,
@@ -351,13 +351,12 @@ pub async fn payments<S: PaymentService>(
         }
         return render(200, &page);
     }
+    // A UUID may be a payment id or a request id (the merchant layer makes UUID request ids):
+    // a payment of this merchant with that id goes to its page, else the request id is searched.
     if let Ok(id) = Uuid::parse_str(&q) {
         match state.service.get(merchant, id, None).await {
             Ok(_) => return Redirect::to(&format!("/console/payments/{id}")).into_response(),
-            Err(e) if e.code == ErrorCode::NotFound => {
-                page.heading = "No payment with this id".to_owned();
-                return render(200, &page);
-            }
+            Err(e) if e.code == ErrorCode::NotFound => {}
             Err(e) => return refused(signed.chrome("Payments"), &e),
         }
     }
