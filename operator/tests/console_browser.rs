@@ -114,8 +114,9 @@ async fn console_refunds_half_in_a_browser() {
             );
         }
         eprintln!(
-            "SKIPPED console_refunds_half_in_a_browser: /usr/bin/chromedriver is missing \
-             (apt-get install chromium chromium-driver, or run tools/test, which installs them)"
+            "SKIPPED console_refunds_half_in_a_browser: chromedriver is missing \
+             (/usr/bin/chromedriver, or the path in CHROMEDRIVER; apt-get install chromium \
+             chromium-driver, or run tools/test, which installs them)"
         );
         return;
     };

@@ -91,7 +91,7 @@ pub fn router<S: PaymentService>(settings: &ConsoleSettings) -> Router<ApiState<
         return Router::new();
     }
     Router::new()
-        .route("/console", get(pages::home::<S>))
+        .route("/console", get(pages::home))
         .route(
             "/console/login",
             get(pages::login_form::<S>).post(pages::login::<S>),

@@ -61,7 +61,7 @@ pub fn refused(chrome: Chrome, e: &ServiceError) -> Response {
 }
 
 /// `GET /console`: the payments, or the sign-in page.
-pub async fn home<S: PaymentService>(signed: Result<SignedIn, session::NotSignedIn>) -> Response {
+pub async fn home(signed: Result<SignedIn, session::NotSignedIn>) -> Response {
     match signed {
         Ok(_) => Redirect::to("/console/payments").into_response(),
         Err(_) => Redirect::to("/console/login").into_response(),
