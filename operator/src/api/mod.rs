@@ -236,6 +236,8 @@ pub struct ApiState<S> {
     pub metrics: Metrics,
     /// The `(chain id, signer)` whose queue `x402_tx_queue_depth` reports.
     pub tx_queue_signer: Option<(u64, Address)>,
+    /// The merchant console (`/console`, [`crate::console`]).
+    pub console: crate::console::ConsoleSettings,
 }
 
 impl<S> Clone for ApiState<S> {
@@ -247,6 +249,7 @@ impl<S> Clone for ApiState<S> {
             readiness: self.readiness.clone(),
             metrics: self.metrics.clone(),
             tx_queue_signer: self.tx_queue_signer,
+            console: self.console,
         }
     }
 }
@@ -262,6 +265,7 @@ impl<S> ApiState<S> {
             idempotency: IdempotencySettings::default(),
             metrics: Metrics::new(),
             tx_queue_signer: None,
+            console: crate::console::ConsoleSettings::default(),
         }
     }
 }
@@ -270,6 +274,7 @@ impl<S> ApiState<S> {
     /// Takes the idempotency retention and in-flight timeout from the configuration.
     pub fn with_config(mut self, config: &crate::config::Config) -> ApiState<S> {
         self.idempotency = IdempotencySettings::from(&config.idempotency);
+        self.console = crate::console::ConsoleSettings::from(&config.console);
         self
     }
 }
@@ -366,6 +371,7 @@ pub fn router<S: PaymentService>(state: ApiState<S>) -> Router {
         .route("/readyz", get(routes::readyz::<S>))
         .route("/metrics", get(routes::metrics::<S>))
         .merge(merchant)
+        .merge(crate::console::router::<S>(&state.console))
         .route_layer(from_fn(metrics::tag_route))
         .method_not_allowed_fallback(errors::fallback_method_not_allowed)
         .fallback(errors::fallback_not_found)

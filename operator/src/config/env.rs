@@ -68,6 +68,10 @@ impl Config {
         env.set("X402_BATCH_MAX_WAIT_MS", &mut self.batch.max_wait_ms)?;
         env.set("X402_BATCH_USE_EXECUTOR", &mut self.batch.use_executor)?;
         env.set("X402_AUTO_VOID", &mut self.auto_void.enabled)?;
+        env.set(
+            "X402_CONSOLE_SECURE_COOKIE",
+            &mut self.console.secure_cookie,
+        )?;
         Ok(())
     }
 }

@@ -35,6 +35,7 @@
 //! | `X402_BATCH_MAX_WAIT_MS` | `batch.max_wait_ms` |
 //! | `X402_RECEIPTS` | `chain.receipts` (`push` / `poll`) |
 //! | `X402_BATCH_USE_EXECUTOR` | `batch.use_executor` (`true` / `false`) |
+//! | `X402_CONSOLE_SECURE_COOKIE` | `console.secure_cookie` (`true` / `false`) |
 //!
 //! Secrets ([`Secret`]) print as `[redacted]` in `Debug` and `Display`.
 //!
@@ -71,7 +72,8 @@ pub use chain::{
 pub use database::DatabaseConfig;
 pub use signer::{MAX_LANES, SignerConfig, SignerConfigError, SignerSource};
 pub use tuning::{
-    AutoVoidConfig, BatchConfig, FeeConfig, IdempotencyConfig, RelayerConfig, WebhookConfig,
+    AutoVoidConfig, BatchConfig, ConsoleConfig, FeeConfig, IdempotencyConfig, RelayerConfig,
+    WebhookConfig,
 };
 
 /// A secret string: API keys, private keys, passwords, webhook secrets. `Debug` and `Display`
@@ -164,6 +166,8 @@ pub struct Config {
     pub fees: FeeConfig,
     /// Batching of captures and voids.
     pub batch: BatchConfig,
+    /// The merchant console (`/console`).
+    pub console: ConsoleConfig,
 }
 
 impl Default for Config {
@@ -180,6 +184,7 @@ impl Default for Config {
             auto_void: AutoVoidConfig::default(),
             fees: FeeConfig::default(),
             batch: BatchConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }

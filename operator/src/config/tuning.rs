@@ -129,3 +129,16 @@ section! {
         pub sweep_interval_secs: u64 = 10,
     }
 }
+
+section! {
+    /// `[console]`: the merchant console served at `/console` (`operator/src/console/`).
+    pub struct ConsoleConfig {
+        /// Whether `/console` is served.
+        pub enabled: bool = true,
+        /// Mark the session cookie `Secure` (set this when the operator is reached over https,
+        /// e.g. behind a TLS-terminating proxy).
+        pub secure_cookie: bool = false,
+        /// How long a console session lasts after sign-in, in seconds.
+        pub session_ttl_secs: u64 = 8 * 3600,
+    }
+}

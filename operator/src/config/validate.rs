@@ -25,6 +25,9 @@ impl Config {
         if self.relayer.lease_ttl_secs < 3 {
             return invalid("relayer.lease_ttl_secs must be at least 3");
         }
+        if !(60..=7 * 24 * 3600).contains(&self.console.session_ttl_secs) {
+            return invalid("console.session_ttl_secs must be between 60 and 604800 (7 days)");
+        }
         if self.database.max_connections == 0 {
             return invalid("database.max_connections must be at least 1");
         }
