@@ -164,12 +164,14 @@ pub struct PaymentView {
 }
 
 impl PaymentView {
-    /// The hash of the newest transaction of `kind` that has one.
+    /// The hash of the newest transaction that made the escrow call `kind` for this payment and
+    /// has one: a transaction of its own (`kind` is the call) or a batch (`execute`,
+    /// `capture_batch`, `void_batch`) whose `call` for this payment is `kind`.
     pub fn tx_hash(&self, kind: &str) -> Option<B256> {
         self.transactions
             .iter()
             .rev()
-            .filter(|t| t.kind == kind)
+            .filter(|t| t.kind == kind || t.call.as_deref() == Some(kind))
             .find_map(|t| t.hash)
     }
 
