@@ -6,7 +6,8 @@
 //! - refusals naming their rule with no signature made (caps, allowlists, kill switch,
 //!   revocation, expiry), a void returning budget, an approval round trip, `/v1/sign`;
 //! - 50 concurrent fetches against a cap that fits exactly 10;
-//! - a crash between signing and sending: the retry resends the same bytes, nothing is paid
+//! - a crash between signing and sending (in process, and the real binary SIGKILLed while its
+//!   paying request is in flight): the retry resends the same bytes, nothing is paid
 //!   twice, and an abandoned signature is released once the chain passes its validity;
 //! - hostile input: SSRF-style URLs, header injection, oversized bodies.
 
@@ -1034,4 +1035,222 @@ async fn wallet_cli_manages_keys_without_printing_secrets_twice() {
     assert!(!ok);
     assert!(stderr.contains("X402_WALLET_OWNER_TOKEN"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The payment header a paying request carries (x402 v2, or v1).
+fn payment_header(headers: &axum::http::HeaderMap) -> Option<String> {
+    ["payment-signature", "x-payment"]
+        .iter()
+        .find_map(|name| headers.get(*name))
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// A reverse proxy in front of the merchant that records every payment header it sees. While
+/// `hold` is set, a paying request is reported on `seen` and never forwarded (the connection
+/// stays open until its client dies): the wallet has signed and is sending when it is killed.
+#[derive(Clone)]
+struct HoldingProxy {
+    upstream: String,
+    hold: Arc<std::sync::atomic::AtomicBool>,
+    seen: Arc<std::sync::Mutex<Vec<String>>>,
+    held: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+async fn proxy_request(
+    axum::extract::State(proxy): axum::extract::State<HoldingProxy>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+    if let Some(header) = payment_header(&parts.headers) {
+        proxy.seen.lock().unwrap().push(header.clone());
+        if proxy.hold.load(Ordering::SeqCst) {
+            let _ = proxy.held.send(header);
+            std::future::pending::<()>().await;
+        }
+    }
+    let url = format!(
+        "{}{}",
+        proxy.upstream,
+        parts.uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    let mut forward = reqwest::Client::new()
+        .request(parts.method.clone(), url)
+        .body(body);
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::HOST {
+            forward = forward.header(name, value);
+        }
+    }
+    let answer = forward.send().await.unwrap();
+    let mut response = axum::response::Response::builder().status(answer.status());
+    for (name, value) in answer.headers() {
+        use axum::http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+        if ![CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING].contains(name) {
+            response = response.header(name, value);
+        }
+    }
+    response
+        .body(axum::body::Body::from(answer.bytes().await.unwrap()))
+        .unwrap()
+}
+
+/// `x402-escrow wallet serve` as a child process, SIGKILLed on drop.
+struct WalletProcess {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for WalletProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the real binary over the SQLite file `db` and waits until it answers.
+async fn spawn_wallet(stack: &Stack, db: &std::path::Path) -> WalletProcess {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let deployment = stack
+        .dir()
+        .join(format!("{}.json", stack.deployment.chain_id));
+    let child = std::process::Command::new(BIN)
+        .env("X402_WALLET_OWNER_TOKEN", OWNER)
+        .env(
+            "X402_TEST_BUYER_KEY",
+            alloy::hex::encode(stack.payer.to_bytes()),
+        )
+        .env("RUST_LOG", "warn")
+        .args(["wallet", "--database"])
+        .arg(format!("sqlite://{}?mode=rwc", db.display()))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--buyer", "main=env:X402_TEST_BUYER_KEY", "--deployment"])
+        .arg(&deployment)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let process = WalletProcess {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let health = reqwest::get(format!("{}/healthz", process.url)).await;
+        if health.is_ok_and(|r| r.status().is_success()) {
+            return process;
+        }
+        assert!(Instant::now() < deadline, "the wallet never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wallet_process_sigkilled_while_sending_pays_once_with_the_same_bytes() {
+    let stack = Stack::start(BIN.as_ref(), None, None).await.expect("stack");
+    let (plain, _, _merchants) = merchants(&stack).await;
+    let (held_tx, mut held_rx) = tokio::sync::mpsc::unbounded_channel();
+    let proxy = HoldingProxy {
+        upstream: plain,
+        hold: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        seen: Arc::default(),
+        held: held_tx,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/weather", listener.local_addr().unwrap());
+    let _proxy = serve_app(
+        listener,
+        Router::new()
+            .fallback(proxy_request)
+            .with_state(proxy.clone()),
+    );
+    let db = stack.dir().join("killed-wallet.db");
+    let before = payer_balance(&stack).await;
+
+    // First life: the wallet signs, persists, sends — and is SIGKILLed while the request is in
+    // flight (the merchant never receives it).
+    let mut first = spawn_wallet(&stack, &db).await;
+    let client = Client::new(&first.url);
+    let (key, token) = client
+        .key("cron job", rules(&stack, json!({"totalBudget": "1000000"})))
+        .await;
+    let in_flight = {
+        let client = client.clone();
+        let (token, url) = (token.clone(), url.clone());
+        tokio::spawn(async move {
+            client
+                .http
+                .post(format!("{}/v1/fetch", client.base))
+                .bearer_auth(token)
+                .header("Idempotency-Key", "nightly-report")
+                // The body `Client::fetch` sends: the retry below is the same request.
+                .json(&json!({"url": url, "method": "GET", "headers": {"Accept": "application/json"}}))
+                .send()
+                .await
+        })
+    };
+    let sent = tokio::time::timeout(Duration::from_secs(60), held_rx.recv())
+        .await
+        .expect("the wallet sent a paying request")
+        .unwrap();
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    assert!(
+        in_flight.await.unwrap().is_err(),
+        "the caller lost its answer"
+    );
+    drop(first);
+
+    // What the dead process left on disk: the reservation with the signed bytes it sent.
+    let store = Store::connect(&format!("sqlite://{}?mode=rwc", db.display()))
+        .await
+        .unwrap();
+    let left = store
+        .payment_by_idempotency(&key, "nightly-report")
+        .await
+        .unwrap()
+        .expect("the reservation survives a SIGKILL");
+    assert_eq!(left.state, State::Signed);
+    assert_eq!(left.header_value.as_deref(), Some(sent.as_str()));
+    assert_eq!(payer_balance(&stack).await, before, "nothing was paid");
+
+    // Second life on the same file; the network is back. The caller retries with its key.
+    proxy.hold.store(false, Ordering::SeqCst);
+    let second = spawn_wallet(&stack, &db).await;
+    let client = Client::new(&second.url);
+    assert_eq!(
+        client.usage(&key).await["spentTotal"],
+        WEATHER.to_string(),
+        "the reservation still counts, once"
+    );
+    let (status, body) = client.fetch(&token, &url, Some("nightly-report")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["paymentId"], left.id.as_str());
+    assert_eq!(
+        *proxy.seen.lock().unwrap(),
+        vec![sent.clone(), sent],
+        "the retry sent the same signed bytes, and nothing else was signed"
+    );
+    let operator_id = body["receipt"]["extensions"]["x402-escrow"]["paymentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    stack.wait_for(&operator_id, "captured").await.unwrap();
+    assert_eq!(payer_balance(&stack).await, before - U256::from(WEATHER));
+    assert_eq!(
+        client.usage(&key).await["spentTotal"],
+        WEATHER.to_string(),
+        "the budget counts the payment exactly once"
+    );
+    let (status, body) = client.fetch(&token, &url, Some("nightly-report")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("payment_completed")),
+        "{body}"
+    );
+    assert_eq!(payer_balance(&stack).await, before - U256::from(WEATHER));
+    stack.shutdown().await;
 }

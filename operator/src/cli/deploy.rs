@@ -179,9 +179,16 @@ pub fn record_text(mut base: Map<String, Value>, deployment: &Deployment) -> Res
     let address = |a: Address| Value::String(a.to_checksum(None));
     base.insert("chainId".into(), Value::from(deployment.chain_id));
     base.insert(
+        "version".into(),
+        Value::String(deployment.version.as_str().into()),
+    );
+    base.insert(
         "authCaptureEscrow".into(),
         address(deployment.auth_capture_escrow),
     );
+    if deployment.batch_calls {
+        base.insert("batchCalls".into(), Value::Bool(true));
+    }
     if let Some(a) = deployment.token_store_implementation {
         base.insert("tokenStoreImplementation".into(), address(a));
     }
