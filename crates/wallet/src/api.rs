@@ -40,7 +40,7 @@ impl IntoResponse for WalletError {
     }
 }
 
-/// The router over `wallet`.
+/// The router over `wallet`: the REST API and the owner's page ([`crate::owner`]).
 pub fn router(wallet: Wallet) -> Router {
     let limit = wallet.config().max_request_body;
     Router::new()
@@ -58,12 +58,13 @@ pub fn router(wallet: Wallet) -> Router {
         .route("/v1/audit", get(audit))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
-        .layer(axum::extract::DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn_with_state(
+        .with_state(wallet.clone())
+        .merge(crate::owner::router(
             wallet.clone(),
-            observe,
+            wallet.config().owner_page,
         ))
-        .with_state(wallet)
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(wallet, observe))
 }
 
 /// A span per request carrying its request id, and the HTTP counter.

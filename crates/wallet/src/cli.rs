@@ -14,6 +14,7 @@ use x402_escrow_sdk::types::wallet::{CreateKeyRequest, KeyRules, UpdateKeyReques
 
 use crate::buyers::{BuyerKeyError, BuyerSpec, Buyers};
 use crate::error::WalletError;
+use crate::owner::OwnerPageSettings;
 use crate::service::{Wallet, WalletConfig};
 use crate::store::{Store, StoreError};
 use crate::{api, keys, reconcile};
@@ -131,6 +132,12 @@ pub struct ServeArgs {
     /// Largest resource body returned by /v1/fetch, bytes.
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     pub max_response_body: usize,
+    /// Mark the owner page's session cookie `Secure` (the wallet is reached over https).
+    #[arg(long)]
+    pub secure_cookie: bool,
+    /// Hours an owner page session lasts after sign-in.
+    #[arg(long, default_value_t = 8)]
+    pub owner_session_hours: u64,
 }
 
 /// Why a wallet command failed.
@@ -293,6 +300,10 @@ async fn serve(store: Store, args: ServeArgs) -> Result<(), WalletCliError> {
     config.reconcile_interval = Duration::from_secs(args.reconcile_interval_secs.max(1));
     config.max_request_body = args.max_request_body;
     config.max_response_body = args.max_response_body;
+    config.owner_page = OwnerPageSettings {
+        secure_cookie: args.secure_cookie,
+        session_ttl: Duration::from_secs(args.owner_session_hours.clamp(1, 24 * 30) * 3600),
+    };
     let mut wallet = Wallet::new(store, buyers, registry, config)?;
     if let Some(url) = args.rpc_url {
         wallet = wallet.with_chain(ProviderBuilder::new().connect_http(url).erased());
@@ -300,6 +311,10 @@ async fn serve(store: Store, args: ServeArgs) -> Result<(), WalletCliError> {
     let reconciler = tokio::spawn(reconcile::reconcile_loop(wallet.clone()));
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     eprintln!("wallet listening on http://{}", listener.local_addr()?);
+    eprintln!(
+        "owner page: http://{}/owner (sign in with the owner token)",
+        listener.local_addr()?
+    );
     for (name, address) in wallet.buyers().addresses() {
         eprintln!("buyer {name}: {address}");
     }

@@ -10,7 +10,8 @@
 //! - [`rules`]: a key's rules, each refusal naming its rule; [`guard`]: the SSRF guard and
 //!   header checks.
 //! - [`service`]: [`Wallet`]: fetch, sign, approvals, usage; [`reconcile`]: the chain read.
-//! - [`api`]: the HTTP API (`openapi.yaml`), [`metrics`]: `/metrics`; [`cli`]: the commands.
+//! - [`api`]: the HTTP API (`openapi.yaml`), [`metrics`]: `/metrics`; [`owner`]: the owner's
+//!   page at `/owner` (keys, rules, usage, approvals); [`cli`]: the commands.
 //!
 //! The buyer's pieces come from the SDK: the offers of a 402 and the signed header
 //! (`x402_escrow_sdk::buyer::challenge`), whether an offer can be signed and the preference
@@ -62,6 +63,7 @@ pub mod error;
 pub mod guard;
 pub mod keys;
 pub mod metrics;
+pub mod owner;
 pub mod reconcile;
 pub mod rules;
 pub mod service;

@@ -59,11 +59,14 @@ pub struct WalletConfig {
     pub retry: RetryPolicy,
     /// How often the background reconcile reads the chain.
     pub reconcile_interval: Duration,
+    /// Cookies and sessions of the owner's page.
+    pub owner_page: crate::owner::OwnerPageSettings,
 }
 
 impl WalletConfig {
     /// Defaults around an owner token: 1 MiB requests, 4 MiB responses, 60 s timeout, the
-    /// SDK's retry policy, a reconcile every 30 s.
+    /// SDK's retry policy, a reconcile every 30 s, the owner's page with
+    /// plain-http cookies and 8-hour sessions.
     pub fn new(owner_token: String) -> Self {
         Self {
             owner_token,
@@ -73,6 +76,7 @@ impl WalletConfig {
             request_timeout: Duration::from_secs(60),
             retry: RetryPolicy::default(),
             reconcile_interval: Duration::from_secs(30),
+            owner_page: crate::owner::OwnerPageSettings::default(),
         }
     }
 }

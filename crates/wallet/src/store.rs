@@ -335,6 +335,64 @@ impl Store {
     }
 }
 
+/// A live session of the owner's page (see [`crate::owner`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerSession {
+    /// The token every POST form of the session carries.
+    pub csrf_token: String,
+    /// When it ends (unix ms).
+    pub expires_at: i64,
+}
+
+impl Store {
+    /// Stores a session of the owner's page under the SHA-256 of its id, deleting ended ones.
+    pub async fn insert_owner_session(&self, id_hash: &str, session: &OwnerSession) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM wallet_owner_sessions WHERE expires_at <= $1")
+            .bind(now_ms())
+            .execute(&mut *tx.tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO wallet_owner_sessions (id_hash, csrf_token, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(id_hash.to_owned())
+        .bind(session.csrf_token.clone())
+        .bind(session.expires_at)
+        .execute(&mut *tx.tx)
+        .await?;
+        tx.commit().await
+    }
+
+    /// The live (not ended) session stored under `id_hash`.
+    pub async fn owner_session(&self, id_hash: &str) -> Result<Option<OwnerSession>> {
+        let row = sqlx::query(
+            "SELECT csrf_token, expires_at FROM wallet_owner_sessions \
+             WHERE id_hash = $1 AND expires_at > $2",
+        )
+        .bind(id_hash.to_owned())
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(OwnerSession {
+                csrf_token: get(&row, "csrf_token")?,
+                expires_at: get(&row, "expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Ends the session stored under `id_hash` (sign-out).
+    pub async fn delete_owner_session(&self, id_hash: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM wallet_owner_sessions WHERE id_hash = $1")
+            .bind(id_hash.to_owned())
+            .execute(&mut *tx.tx)
+            .await?;
+        tx.commit().await
+    }
+}
+
 /// One write transaction ([`Store::begin`]). Dropping it rolls back.
 pub struct Tx {
     tx: Transaction<'static, Any>,

@@ -1,0 +1,124 @@
+//! Sessions of the owner's page and their CSRF tokens.
+//!
+//! A session id is 32 random bytes (hex) that only the browser holds, in the
+//! [`SESSION_COOKIE`] cookie; the store keeps its SHA-256 with the session's CSRF token and its
+//! end ([`crate::store::OwnerSession`]). Ended rows are never honoured and are deleted at the
+//! next sign-in; signing out deletes the row.
+
+use axum::http::{HeaderMap, HeaderValue, header};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::WalletError;
+use crate::store::{OwnerSession, Store, now_ms};
+
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "x402_wallet_owner";
+/// The sign-in form's double-submit cookie.
+pub const LOGIN_COOKIE: &str = "x402_wallet_owner_login";
+/// The code of a missing or wrong CSRF token (`403`).
+pub const CSRF_INVALID: &str = "csrf_token_invalid";
+
+/// 32 random bytes in hex: session ids, CSRF tokens and sign-in tokens.
+pub fn random_token() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+/// Whether `text` looks like a [`random_token`] (64 lower-case hex digits).
+pub fn is_token(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Compares a presented token with the expected one in constant time.
+pub fn tokens_match(expected: &str, presented: &str) -> bool {
+    expected.len() == presented.len() && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
+}
+
+fn hash_id(id: &str) -> String {
+    hex::encode(Sha256::digest(id.as_bytes()))
+}
+
+/// Starts a session lasting `ttl_ms`: the id for the cookie and the session.
+pub async fn create(store: &Store, ttl_ms: i64) -> Result<(String, OwnerSession), WalletError> {
+    let id = random_token();
+    let session = OwnerSession {
+        csrf_token: random_token(),
+        expires_at: now_ms().saturating_add(ttl_ms),
+    };
+    store.insert_owner_session(&hash_id(&id), &session).await?;
+    Ok((id, session))
+}
+
+/// The live session of the request's cookie, with its id.
+pub async fn current(
+    store: &Store,
+    headers: &HeaderMap,
+) -> Result<Option<(String, OwnerSession)>, WalletError> {
+    let Some(id) = cookie(headers, SESSION_COOKIE).filter(|id| is_token(id)) else {
+        return Ok(None);
+    };
+    Ok(store
+        .owner_session(&hash_id(id))
+        .await?
+        .map(|session| (id.to_owned(), session)))
+}
+
+/// Ends the session with this id.
+pub async fn end(store: &Store, id: &str) -> Result<(), WalletError> {
+    Ok(store.delete_owner_session(&hash_id(id)).await?)
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+/// A `Set-Cookie` value for the page's path: `value` for `max_age_secs` (0 clears it).
+pub fn set_cookie(name: &str, value: &str, max_age_secs: u64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    let text = format!(
+        "{name}={value}; Path=/owner; Max-Age={max_age_secs}; HttpOnly; SameSite=Strict{secure}"
+    );
+    // Names are constants and values hex: always a valid header value.
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_hex_and_compared_whole() {
+        let token = random_token();
+        assert!(is_token(&token));
+        assert!(!is_token(&token.to_uppercase()));
+        assert!(!is_token(&token[1..]));
+        assert!(tokens_match(&token, &token));
+        assert!(!tokens_match(&token, &token[..63]));
+        assert!(!tokens_match(&token, &random_token()));
+    }
+
+    #[test]
+    fn cookies_are_found_by_exact_name_and_set_strictly() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("x402_wallet_owner_login=aa; x402_wallet_owner=bb"),
+        );
+        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("bb"));
+        assert_eq!(cookie(&headers, LOGIN_COOKIE), Some("aa"));
+        assert_eq!(cookie(&headers, "other"), None);
+        let set = set_cookie(SESSION_COOKIE, "bb", 60, true);
+        assert_eq!(
+            set.to_str().unwrap(),
+            "x402_wallet_owner=bb; Path=/owner; Max-Age=60; HttpOnly; SameSite=Strict; Secure"
+        );
+    }
+}
