@@ -53,6 +53,13 @@ fn routes_parse_strictly() {
     ] {
         assert_eq!(kind(bad), want, "{bad}: {:?}", parse_route(bad, 6));
     }
+    // `max:PRICE`: metered, the price a maximum.
+    let metered = parse_route("GET /summarize=max:$0.50", 6).expect("valid");
+    assert!(metered.metered);
+    assert_eq!(metered.amount.to_string(), "500000");
+    assert!(!route.metered);
+    assert_eq!(kind("GET /summarize=max:"), "price");
+    assert_eq!(kind("GET /summarize=max:$0"), "price");
     let dup = parse_routes(&["GET /a=$1".into(), "GET /a=$2".into()], 6);
     assert_eq!(dup, Err(RouteParseError::Duplicate("GET /a".into())));
     let err = parse_route("GET /w=abc", 6).unwrap_err().to_string();
@@ -435,5 +442,101 @@ async fn gateway_reads_the_operators_terms_and_offers_each_flow() {
     );
 
     let _ = stop.send(());
+    stack.shutdown().await;
+}
+
+/// An upstream that prices its work: `/summarize` used a quarter of the cent it may charge,
+/// `/bad-meter` sends a price that is not an amount.
+fn metered_upstream() -> Router {
+    Router::new()
+        .route(
+            "/summarize",
+            get(|| async { ([(gateway::METERED_PRICE_HEADER, "2500")], "summary") }),
+        )
+        .route(
+            "/bad-meter",
+            get(|| async { ([(gateway::METERED_PRICE_HEADER, "lots")], "summary") }),
+        )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_metered_routes_capture_the_upstreams_price_and_release_the_rest() {
+    let stack = Stack::start(BIN.as_ref(), None, None).await.expect("stack");
+    let (upstream_url, _stop_upstream) = serve(metered_upstream()).await;
+    let routes = parse_routes(
+        &[
+            "GET /summarize=max:$0.01".into(),
+            "GET /bad-meter=max:$0.01".into(),
+        ],
+        6,
+    )
+    .unwrap();
+    let layer = gateway::layer(stack.operator_client(), stack.payments_config(), &routes).unwrap();
+    let app = gateway::router(&upstream_url, layer, Duration::from_secs(10)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway_url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(gateway::serve(listener, app, async {
+        let _ = stop_rx.await;
+    }));
+    let buyer = stack
+        .buyer(stack.policy(USDC), &stack.dir().join("ledger.json"))
+        .unwrap();
+
+    // The buyer authorizes up to $0.01; the upstream priced its work at 2,500 units: that is
+    // captured, the rest released, and the price header never reaches the buyer.
+    let before = stack.balances().await.unwrap();
+    let paid = buyer
+        .get(format!("{gateway_url}/summarize"))
+        .await
+        .expect("paid");
+    assert_eq!(paid.response.status(), 200);
+    assert!(
+        paid.response
+            .headers()
+            .get(gateway::METERED_PRICE_HEADER)
+            .is_none()
+    );
+    let id = paid
+        .payment
+        .clone()
+        .expect("a payment")
+        .merchant_payment_id
+        .expect("operator payment id");
+    assert_eq!(paid.response.text().await.unwrap(), "summary");
+    let payment = stack.wait_for(&id, "captured").await.expect("captured");
+    assert_eq!(payment.amounts.authorized.to_string(), "10000");
+    assert_eq!(payment.amounts.captured.to_string(), "2500");
+    assert_eq!(payment.amounts.capturable.to_string(), "0");
+    let after = stack.balances().await.unwrap();
+    assert_eq!(before.payer - after.payer, alloy::primitives::U256::from(2_500u64));
+    assert_eq!(
+        after.merchant - before.merchant,
+        alloy::primitives::U256::from(2_475u64),
+        "the price less the 1% fee"
+    );
+    assert_eq!(after.escrow, before.escrow, "nothing left in escrow");
+
+    // A price that is not an amount is a failed request: nothing captured, the payer whole.
+    let before = stack.balances().await.unwrap();
+    let failed = buyer
+        .get(format!("{gateway_url}/bad-meter"))
+        .await
+        .expect("sent");
+    assert_eq!(failed.response.status(), 502);
+    let id = failed
+        .payment
+        .clone()
+        .expect("a payment")
+        .merchant_payment_id
+        .expect("operator payment id");
+    let payment = stack.wait_for(&id, "voided").await.expect("voided");
+    assert_eq!(payment.amounts.captured.to_string(), "0");
+    let after = stack.balances().await.unwrap();
+    assert_eq!(after.payer, before.payer);
+    assert_eq!(after.merchant, before.merchant);
+
+    let _ = stop_tx.send(());
+    served.await.unwrap().unwrap();
     stack.shutdown().await;
 }

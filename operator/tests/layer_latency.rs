@@ -18,11 +18,7 @@ use tokio::sync::mpsc;
 use x402_escrow_bindings::TestUSDC;
 use x402_escrow_operator::runtime::RunningOperator;
 use x402_escrow_operator::store::Backend;
-use x402_escrow_sdk::facilitator::SettleResponse;
 use x402_escrow_sdk::merchant::{HOLD_FAILED, PaymentContext, PaymentRoute, Price};
-use x402_escrow_sdk::random_b256;
-use x402_escrow_sdk::schemes::auth_capture;
-use x402_escrow_sdk::wire::PaymentPayload;
 use x402_escrow_sdk::wire::codec;
 
 const T: Duration = Duration::from_secs(30);
@@ -54,31 +50,6 @@ async fn shop(
         )
         .layer(layer(op, key, payments_config(chain, op)).paid(route));
     serve(app).await
-}
-
-/// The buyer's signed payment for `url`'s challenge (key 2).
-async fn signed(chain: &Chain, url: &str) -> String {
-    let response = reqwest::get(url).await.unwrap();
-    assert_eq!(response.status(), 402);
-    let challenge = codec::decode_payment_required(
-        response
-            .headers()
-            .get(codec::PAYMENT_REQUIRED)
-            .unwrap()
-            .as_bytes(),
-    )
-    .unwrap();
-    let requirements = challenge.accepts[0].clone();
-    let payload = auth_capture::build_payload(
-        &requirements,
-        &chain.payer,
-        chain.now().await,
-        random_b256(),
-        &registry(chain),
-    )
-    .expect("sign");
-    let payment = PaymentPayload::answering(&challenge, requirements, payload, None);
-    codec::encode_payment_signature(&payment).unwrap()
 }
 
 fn pay_in_background(url: String, header: String) -> tokio::task::JoinHandle<reqwest::Response> {
@@ -113,14 +84,6 @@ async fn mine_held(chain: &Chain) {
     chain.plain.anvil_set_auto_mine(true).await.unwrap();
 }
 
-fn receipt_of(response: &reqwest::Response) -> SettleResponse {
-    let header = response
-        .headers()
-        .get(codec::PAYMENT_RESPONSE)
-        .expect("PAYMENT-RESPONSE header");
-    codec::decode_payment_response(header.as_bytes()).expect("receipt")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_mode_runs_the_handler_before_the_hold_is_on_chain_and_captures_after() {
     with_db(Backend::Sqlite, |url| async move {
@@ -133,7 +96,7 @@ async fn latency_mode_runs_the_handler_before_the_hold_is_on_chain_and_captures_
         let payer = chain.payer.address();
         let payer0 = chain.balance(payer).await;
         let url = format!("{}/ok", shop.base);
-        let header = signed(&chain, &url).await;
+        let header = signed_payment(&chain, &url).await;
 
         chain.plain.anvil_set_auto_mine(false).await.unwrap();
         let request = pay_in_background(url, header);
@@ -189,7 +152,7 @@ async fn latency_mode_withholds_the_response_when_the_hold_reverts() {
         let payer0 = chain.balance(payer).await;
         let recv0 = chain.balance(chain.receiver).await;
         let url = format!("{}/ok", shop.base);
-        let header = signed(&chain, &url).await;
+        let header = signed_payment(&chain, &url).await;
 
         chain.plain.anvil_set_auto_mine(false).await.unwrap();
         let request = pay_in_background(url, header);

@@ -20,7 +20,10 @@ pub struct GatewayArgs {
     pub upstream: String,
     /// A paid route: `"METHOD /path=PRICE"`, the price in dollars (`$0.01`) or token units
     /// (`0.01`); single-quote it in a shell (`'GET /w=$0.01'`: `$0` expands in double quotes).
-    /// Repeat for more routes; other requests pass through free.
+    /// Repeat for more routes; other requests pass through free. `=max:PRICE` makes a metered
+    /// route: the buyer authorizes up to PRICE, the upstream answers with an
+    /// `X-402-Metered-Price` header (atomic units, stripped before the buyer sees it) and the
+    /// gateway captures exactly that and releases the rest.
     #[arg(long = "route", required = true)]
     pub routes: Vec<String>,
     /// The operator's HTTP API. Everything not given below (network, token, escrow,

@@ -24,7 +24,7 @@ use x402_escrow_sdk::merchant::{
 use x402_escrow_sdk::network::NetworkError;
 
 pub use args::{FlowArg, GatewayArgs, fetch_terms, payments_config};
-pub use proxy::{router, serve};
+pub use proxy::{METERED_PRICE_HEADER, router, serve};
 pub use routes::{RouteParseError, RouteSpec, layer, parse_latency_cap, parse_route, parse_routes};
 
 /// Why the gateway could not start or stopped.

@@ -9,7 +9,8 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use x402_escrow_sdk::merchant::{RequestId, X_REQUEST_ID, X402Layer};
+use x402_escrow_sdk::Amount;
+use x402_escrow_sdk::merchant::{MeteredPrice, RequestId, X_REQUEST_ID, X402Layer};
 
 use crate::GatewayError;
 
@@ -120,11 +121,45 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
         }
     };
     let status = upstream.status();
-    let headers = strip(upstream.headers(), &[]);
+    let metered = match metered_price(upstream.headers()) {
+        Ok(price) => price,
+        Err(text) => {
+            tracing::error!(%url, value = %text, "upstream sent a malformed {METERED_PRICE_HEADER}");
+            return (
+                StatusCode::BAD_GATEWAY,
+                format!("the upstream's {METERED_PRICE_HEADER} {text:?} is not an amount\n"),
+            )
+                .into_response();
+        }
+    };
+    let headers = strip(upstream.headers(), &[METERED_PRICE_HEADER]);
     let mut response = Response::new(Body::from_stream(upstream.bytes_stream()));
     *response.status_mut() = status;
     *response.headers_mut() = headers;
+    if let Some(price) = metered {
+        response.extensions_mut().insert(MeteredPrice(price));
+    }
     response
+}
+
+/// The response header an upstream prices a metered request with (atomic units of the token,
+/// decimal digits). The gateway strips it; the buyer sees the receipt instead.
+pub const METERED_PRICE_HEADER: &str = "x-402-metered-price";
+
+/// The upstream's metered price, if it sent one; the header's text when it is not one decimal
+/// amount (a malformed price is a failed request: nothing is captured).
+fn metered_price(headers: &HeaderMap) -> Result<Option<Amount>, String> {
+    let mut values = headers.get_all(METERED_PRICE_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| "(not text)".to_owned())?;
+    if values.next().is_some() {
+        return Err(format!("{text} (sent more than once)"));
+    }
+    Amount::parse(text.trim())
+        .map(Some)
+        .map_err(|_| text.to_owned())
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves.

@@ -20,6 +20,9 @@ pub struct RouteSpec {
     /// Latency mode's cap in atomic units (`None`: off), from `--latency-cap`: the route runs in
     /// latency mode when its price is at most the cap.
     pub latency_cap: Option<Amount>,
+    /// Metered (`=max:PRICE`): the price is the most the buyer authorizes and the upstream's
+    /// [`METERED_PRICE_HEADER`](crate::METERED_PRICE_HEADER) decides what is captured.
+    pub metered: bool,
 }
 
 impl RouteSpec {
@@ -83,12 +86,18 @@ pub enum RouteParseError {
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
-/// Parses `"GET /path=$0.01"` strictly (the price converted with `decimals`).
+/// Parses `"GET /path=$0.01"` (or `"GET /path=max:$0.50"`, metered) strictly (the price
+/// converted with `decimals`).
 pub fn parse_route(spec: &str, decimals: u8) -> Result<RouteSpec, RouteParseError> {
     let shape = || RouteParseError::Shape(spec.to_owned());
     let (route, price) = spec.rsplit_once('=').ok_or_else(shape)?;
     let (method, path) = route.trim().split_once(' ').ok_or_else(shape)?;
     let (path, price) = (path.trim(), price.trim());
+    // `max:PRICE`: a metered route, the price a maximum.
+    let (metered, price) = match price.strip_prefix("max:") {
+        Some(max) => (true, max.trim()),
+        None => (false, price),
+    };
     if !METHODS.contains(&method) {
         return Err(RouteParseError::Method {
             spec: spec.to_owned(),
@@ -125,6 +134,7 @@ pub fn parse_route(spec: &str, decimals: u8) -> Result<RouteSpec, RouteParseErro
         price: price.to_owned(),
         amount,
         latency_cap: None,
+        metered,
     })
 }
 
@@ -177,6 +187,9 @@ pub fn layer(
         let mut paid = PaymentRoute::new(Price::Atomic(route.amount));
         if let Some(cap) = route.latency_cap {
             paid = paid.latency_mode(Price::Atomic(cap));
+        }
+        if route.metered {
+            paid = paid.metered();
         }
         layer = layer
             .route(&route.spec(), paid)

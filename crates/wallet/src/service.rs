@@ -856,7 +856,12 @@ impl Wallet {
                     next.returned = next.amount;
                 }
                 PaymentStatus::Refunded { amount } => {
-                    next.state = State::Refunded;
+                    // A metered capture that released the rest stays `captured`.
+                    next.state = if info.status.as_deref() == Some("captured") {
+                        State::Captured
+                    } else {
+                        State::Refunded
+                    };
                     next.returned = amount.min(next.amount);
                 }
                 PaymentStatus::Paid | PaymentStatus::Reserved => {

@@ -7,7 +7,10 @@ use std::time::Duration;
 use axum::Router;
 use x402_escrow_operator::runtime::RunningOperator;
 use x402_escrow_sdk::merchant::{AssetConfig, OperatorClient, PaymentsConfig, X402Layer};
-use x402_escrow_sdk::{EscrowDeployment, EscrowRegistry, Network};
+use x402_escrow_sdk::facilitator::SettleResponse;
+use x402_escrow_sdk::schemes::auth_capture;
+use x402_escrow_sdk::wire::{PaymentPayload, codec};
+use x402_escrow_sdk::{EscrowDeployment, EscrowRegistry, Network, random_b256};
 
 use super::{Chain, FEE_BPS};
 
@@ -75,4 +78,38 @@ pub async fn serve(app: Router) -> Shop {
         axum::serve(listener, app).await.expect("serve");
     });
     Shop { base, server }
+}
+
+/// The payer's (key 2) signed `auth-capture` payment for `url`'s 402 challenge (its first offer).
+pub async fn signed_payment(chain: &Chain, url: &str) -> String {
+    let response = reqwest::get(url).await.expect("challenge");
+    assert_eq!(response.status(), 402);
+    let challenge = codec::decode_payment_required(
+        response
+            .headers()
+            .get(codec::PAYMENT_REQUIRED)
+            .expect("PAYMENT-REQUIRED header")
+            .as_bytes(),
+    )
+    .expect("challenge decodes");
+    let requirements = challenge.accepts[0].clone();
+    let payload = auth_capture::build_payload(
+        &requirements,
+        &chain.payer,
+        chain.now().await,
+        random_b256(),
+        &registry(chain),
+    )
+    .expect("sign");
+    let payment = PaymentPayload::answering(&challenge, requirements, payload, None);
+    codec::encode_payment_signature(&payment).expect("encode")
+}
+
+/// The `PAYMENT-RESPONSE` receipt of a paid response.
+pub fn receipt_of(response: &reqwest::Response) -> SettleResponse {
+    let header = response
+        .headers()
+        .get(codec::PAYMENT_RESPONSE)
+        .expect("PAYMENT-RESPONSE header");
+    codec::decode_payment_response(header.as_bytes()).expect("receipt")
 }

@@ -5,6 +5,7 @@
 //! |---|---|---|---|
 //! | success, [`RECEIPT_EXTENSION`] status `voided` / `reclaimed` | any | voided / reclaimed | done |
 //! | success, extension status `refunded` (+ `refundedAmount`) | any | refunded | done |
+//! | success, 2xx, `releasedAmount` (a metered route captured less) | 2xx | refunded by the released amount | done |
 //! | success | 2xx | paid | done |
 //! | success | non-2xx | paid, `void_expected` | done (no retry: the payment was taken) |
 //! | `settlement_pending` | non-2xx | reserved (+ tx hash) | retry, same payment |
@@ -32,7 +33,8 @@ use crate::wire::codec::{
 };
 
 /// The receipt extension key carrying x402-escrow's view of the payment
-/// (`extensions["x402-escrow"] = {paymentId?, paymentHash?, status?, refundedAmount?}`).
+/// (`extensions["x402-escrow"] = {paymentId?, paymentHash?, status?, refundedAmount?,
+/// releasedAmount?, capturedAmount?, meteredPrice?}`).
 pub const RECEIPT_EXTENSION: &str = "x402-escrow";
 
 /// The [`RECEIPT_EXTENSION`] of a receipt (every field optional; unknown ones ignored).
@@ -46,6 +48,9 @@ pub struct ReceiptInfo {
     pub status: Option<String>,
     /// Refunded so far.
     pub refunded_amount: Option<Amount>,
+    /// Released back to the payer without being captured (a metered route that captured less
+    /// than was authorized, or a void).
+    pub released_amount: Option<Amount>,
 }
 
 impl ReceiptInfo {
@@ -65,6 +70,7 @@ impl ReceiptInfo {
             payment_hash: text("paymentHash").and_then(|h| h.parse().ok()),
             status: text("status").map(|s| s.to_ascii_lowercase()),
             refunded_amount: text("refundedAmount").and_then(|a| Amount::parse(&a).ok()),
+            released_amount: text("releasedAmount").and_then(|a| Amount::parse(&a).ok()),
         }
     }
 }
@@ -135,18 +141,77 @@ pub fn classify(status: StatusCode, receipt: Option<&SettleResponse>) -> Disposi
         status,
         void_expected: false,
     };
+    // What a metered capture released without capturing comes back like a refund.
+    let released = info.released_amount.unwrap_or(Amount::ZERO);
     match info.status.as_deref() {
         Some("voided" | "void") => settled(PaymentStatus::Voided),
         Some("reclaimed") => settled(PaymentStatus::Reclaimed),
         // Without the amount, a refund cannot be counted: stay conservative.
         Some("refunded" | "partially_refunded") => match info.refunded_amount {
-            Some(amount) => settled(PaymentStatus::Refunded { amount }),
+            Some(amount) => settled(PaymentStatus::Refunded {
+                amount: Amount(amount.0.saturating_add(released.0)),
+            }),
             None => settled(PaymentStatus::Paid),
         },
+        _ if ok && released != Amount::ZERO => settled(PaymentStatus::Refunded { amount: released }),
         _ if ok => settled(PaymentStatus::Paid),
         _ => Disposition::Settled {
             status: PaymentStatus::Paid,
             void_expected: true,
         },
+    }
+}
+
+#[cfg(test)]
+mod metered_tests {
+    use super::*;
+    use crate::facilitator::SettleResponse;
+    use crate::network::Network;
+    use alloy::primitives::Address;
+    use serde_json::json;
+
+    fn receipt(info: Value) -> SettleResponse {
+        let mut receipt =
+            SettleResponse::success(B256::repeat_byte(1), Network::eip155(8453), Address::ZERO, None);
+        let mut extensions = serde_json::Map::new();
+        extensions.insert(RECEIPT_EXTENSION.to_owned(), info);
+        receipt.extensions = Some(extensions);
+        receipt
+    }
+
+    #[test]
+    fn a_metered_capture_returns_what_it_released() {
+        let metered = receipt(json!({
+            "status": "captured", "capturedAmount": "2500", "releasedAmount": "7500"
+        }));
+        assert_eq!(
+            classify(StatusCode::OK, Some(&metered)),
+            Disposition::Settled {
+                status: PaymentStatus::Refunded {
+                    amount: Amount::from(7500u64)
+                },
+                void_expected: false
+            }
+        );
+        let refunded_too = receipt(json!({
+            "status": "partially_refunded", "refundedAmount": "1000", "releasedAmount": "7500"
+        }));
+        assert_eq!(
+            classify(StatusCode::OK, Some(&refunded_too)),
+            Disposition::Settled {
+                status: PaymentStatus::Refunded {
+                    amount: Amount::from(8500u64)
+                },
+                void_expected: false
+            }
+        );
+        let whole = receipt(json!({"status": "captured"}));
+        assert_eq!(
+            classify(StatusCode::OK, Some(&whole)),
+            Disposition::Settled {
+                status: PaymentStatus::Paid,
+                void_expected: false
+            }
+        );
     }
 }

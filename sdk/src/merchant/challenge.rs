@@ -81,7 +81,8 @@ pub(crate) fn offers(
             base(AUTH_CAPTURE, Extra::AuthCapture(extra))
         })
         .collect();
-    if config.offer_exact {
+    // A transfer cannot give back what a metered handler does not use.
+    if config.offer_exact && !route.metered {
         offers.push(base(
             EXACT,
             Extra::Exact(ExactExtra::new(

@@ -225,6 +225,9 @@ pub struct PaymentRoute {
     /// Latency mode and its amount cap (`None`: off, the default). See
     /// [`latency_mode`](Self::latency_mode).
     pub latency_cap: Option<Price>,
+    /// Whether the price is a maximum and the handler's [`MeteredPrice`](super::MeteredPrice)
+    /// decides what is captured. See [`metered`](Self::metered).
+    pub metered: bool,
 }
 
 impl PaymentRoute {
@@ -236,6 +239,7 @@ impl PaymentRoute {
             mime_type: None,
             flow: None,
             latency_cap: None,
+            metered: false,
         }
     }
 
@@ -278,6 +282,17 @@ impl PaymentRoute {
     /// asset's decimals leaves every payment on the normal path (logged as an error).
     pub fn latency_mode(mut self, cap: impl Into<Price>) -> Self {
         self.latency_cap = Some(cap.into());
+        self
+    }
+
+    /// Makes the route metered (pay for what you use): the price becomes the most the buyer
+    /// authorizes ("up to"), the handler sets the actual price after the work with a
+    /// [`MeteredPrice`](super::MeteredPrice) response extension, and the layer captures exactly
+    /// that and releases the rest in the same step — refundable like any capture, and never
+    /// more than the buyer signed. `exact` is not offered on a metered route (a transfer cannot
+    /// give anything back).
+    pub fn metered(mut self) -> Self {
+        self.metered = true;
         self
     }
 

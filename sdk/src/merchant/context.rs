@@ -32,3 +32,17 @@ pub struct PaymentContext {
     /// `exact` (verified before the handler, settled after it).
     pub hold_final: bool,
 }
+
+/// The price of a metered route's request, set by the handler after the work (tokens
+/// generated, rows returned): put it in the **response's** extensions
+/// (`(Extension(MeteredPrice(amount)), body)` in axum). On a route marked
+/// [`PaymentRoute::metered`](super::PaymentRoute::metered) the route's price is the most the
+/// buyer authorizes, and after a 2xx the layer captures exactly this amount and releases the
+/// rest of the hold in the same step (flow `authorization`: refunds the rest of the charge).
+/// Zero releases everything. An amount above the authorization is refused before any
+/// transaction: the whole hold goes back and the buyer gets `500`
+/// [`METERED_PRICE_TOO_HIGH`](super::METERED_PRICE_TOO_HIGH) instead of the response. Without
+/// it, a metered route captures the whole authorization. Ignored on routes that are not
+/// metered (their buyers were quoted a fixed price).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MeteredPrice(pub Amount);

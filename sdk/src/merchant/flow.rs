@@ -7,6 +7,11 @@
 //! | `auth-capture`, flow `escrow` | authorize (hold) | capture | void |
 //! | `auth-capture`, flow `authorization` | charge (captured at once) | nothing more | refund the whole amount |
 //! | `exact` | verify (no gas) | settle (`transferWithAuthorization`) | nothing was moved |
+//!
+//! A metered route ([`PaymentRoute::metered`]) settles a 2xx at the handler's
+//! [`MeteredPrice`]: flow `escrow` captures that much and voids the rest; flow `authorization`
+//! refunds the rest of the charge; a price above the authorization gives everything back and
+//! answers `500` [`METERED_PRICE_TOO_HIGH`] before any capture.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -20,8 +25,8 @@ use tower::Service;
 
 use super::challenge;
 use super::config::{CaptureMode, PaymentRoute, PaymentsConfig};
-use super::context::{PaymentContext, RequestId};
-use super::layer::HOLD_FAILED;
+use super::context::{MeteredPrice, PaymentContext, RequestId};
+use super::layer::{HOLD_FAILED, METERED_PRICE_TOO_HIGH};
 use super::layer::Shared;
 use super::operator::{AuthorizeCall, OperatorClient, OperatorPayment, payer_of};
 use super::read::Paid;
@@ -136,6 +141,7 @@ pub(crate) async fn paid<S: Handler>(
         network: paid.requirements.network,
         v1: paid.v1,
         capture_mode: config.capture_mode,
+        metered: route.metered,
     };
     let answer = Answer {
         config,
@@ -191,6 +197,8 @@ struct Terms {
     /// Answer in x402 v1.
     v1: bool,
     capture_mode: CaptureMode,
+    /// The route is metered: a 2xx settles at the handler's [`MeteredPrice`].
+    metered: bool,
 }
 
 /// What the 402 challenge of a refused payment is built from.
@@ -337,14 +345,71 @@ async fn overlapped<S: Handler>(
     settle_outcome(&shared.operator, &payment, outcome, terms).await
 }
 
-/// After the handler, with a usable `payment`: capture a 2xx (sync or queued), void (refund a
-/// charge) anything else, and attach the receipt.
+/// What a metered route's 2xx settles at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Metered {
+    /// Not metered, or the handler set no price (or the whole authorization): everything.
+    Whole,
+    /// Less than authorized: capture (keep) this much, give the rest back.
+    Part(Amount),
+    /// More than authorized: refused before any transaction, everything goes back.
+    TooHigh(Amount),
+}
+
+/// The settlement a successful `outcome` asks for under `terms`.
+fn metered<E>(outcome: &Outcome<E>, terms: &Terms) -> Metered {
+    let Outcome::Response(response) = outcome else {
+        return Metered::Whole;
+    };
+    let Some(MeteredPrice(price)) = response.extensions().get::<MeteredPrice>().copied() else {
+        return Metered::Whole;
+    };
+    if !terms.metered {
+        tracing::warn!(%price, "MeteredPrice on a route that is not metered: ignored");
+        return Metered::Whole;
+    }
+    if price > terms.amount {
+        Metered::TooHigh(price)
+    } else if price == terms.amount {
+        Metered::Whole
+    } else {
+        Metered::Part(price)
+    }
+}
+
+/// After the handler, with a usable `payment`: capture a 2xx (sync or queued; a metered route at
+/// the handler's price, the rest voided), void (refund a charge) anything else, and attach the
+/// receipt.
 async fn settle_outcome<E>(
     operator: &OperatorClient,
     payment: &OperatorPayment,
-    outcome: Outcome<E>,
+    mut outcome: Outcome<E>,
     terms: &Terms,
 ) -> Result<Response<Body>, E> {
+    let payment_id = payment.id.to_string();
+    let charge = terms.charge;
+    let mut success = matches!(&outcome, Outcome::Response(r) if r.status().is_success());
+    let mut price = None;
+    if success {
+        match metered(&outcome, terms) {
+            Metered::Whole => {}
+            Metered::Part(part) => price = Some(part),
+            Metered::TooHigh(asked) => {
+                tracing::error!(%asked, authorized = %terms.amount, "metered price above the authorization: everything goes back");
+                let given_back = if charge { "refunded" } else { "voided" };
+                outcome = Outcome::Response(challenge::error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    METERED_PRICE_TOO_HIGH,
+                    &format!(
+                        "the handler priced the request at {asked}, above the {} authorized; \
+                         nothing was captured and the payment was {given_back}",
+                        terms.amount
+                    ),
+                ));
+                success = false;
+            }
+        }
+    }
     let facts = |payment: &OperatorPayment, status: PaymentStatus, tx_kind: &str| {
         settle::receipt(&ReceiptFacts {
             payment,
@@ -353,29 +418,50 @@ async fn settle_outcome<E>(
             network: terms.network,
             payer: terms.payer,
             amount: terms.amount,
+            metered: price,
         })
     };
-    let payment_id = payment.id.to_string();
-    let charge = terms.charge;
-    let success = matches!(&outcome, Outcome::Response(r) if r.status().is_success());
     let receipt = if charge && success {
-        // Charged before the handler ran: nothing to capture.
-        facts(payment, payment.status, "charge")
+        match price {
+            // Charged before the handler ran: nothing to capture.
+            None => facts(payment, payment.status, "charge"),
+            // Metered: the part of the charge the handler did not use goes back.
+            Some(price) => {
+                let rest = Amount(terms.amount.0 - price.0);
+                match settle::finish(operator, &payment_id, Finish::Refund(rest)).await {
+                    Ok(refunded) => facts(&refunded, refunded.status, "refund"),
+                    Err(_) => facts(payment, payment.status, "charge"),
+                }
+            }
+        }
     } else if charge {
         // The flow's failure path: the whole amount goes back.
         match settle::finish(operator, &payment_id, terms.release.finish()).await {
             Ok(refunded) => facts(&refunded, refunded.status, "refund"),
             Err(_) => facts(payment, payment.status, "charge"),
         }
+    } else if success && price.is_some_and(|p| p.0.is_zero()) {
+        // Metered at zero: nothing used, the whole hold goes back.
+        match settle::finish(operator, &payment_id, Finish::Void).await {
+            Ok(voided) => facts(&voided, voided.status, "void"),
+            Err(_) => facts(payment, payment.status, "authorize"),
+        }
     } else if success && terms.capture_mode == CaptureMode::Queued {
-        settle::queue_capture(operator, &payment_id);
+        settle::queue_capture(operator, &payment_id, price, price.is_some());
         facts(payment, PaymentStatus::Authorized, "authorize")
     } else if success {
-        match settle::finish(operator, &payment_id, Finish::Capture).await {
+        match settle::finish(operator, &payment_id, Finish::Capture(price)).await {
+            Ok(captured) if price.is_some() => {
+                // The rest of the hold goes back to the payer now.
+                match settle::finish(operator, &payment_id, Finish::Void).await {
+                    Ok(released) => facts(&released, released.status, "capture"),
+                    Err(_) => facts(&captured, captured.status, "capture"),
+                }
+            }
             Ok(captured) => facts(&captured, captured.status, "capture"),
             Err(_) => {
                 // The hold stands; capture later in the background.
-                settle::queue_capture(operator, &payment_id);
+                settle::queue_capture(operator, &payment_id, price, price.is_some());
                 facts(payment, PaymentStatus::Authorized, "authorize")
             }
         }

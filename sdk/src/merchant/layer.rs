@@ -21,6 +21,11 @@ pub const PAYMENT_IDENTIFIER_REQUIRED: &str = "payment_identifier_required";
 /// after the handler ran: the handler's response is withheld and nothing is charged.
 pub const HOLD_FAILED: &str = "hold_failed";
 
+/// The error code (`500`) when a metered route's handler priced its request above what the
+/// buyer authorized ([`MeteredPrice`](super::MeteredPrice)): nothing is captured, the whole
+/// payment goes back, and the handler's response is withheld.
+pub const METERED_PRICE_TOO_HIGH: &str = "metered_price_exceeds_authorization";
+
 /// Which requests a [`PaymentRoute`] applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Matcher {

@@ -16,6 +16,9 @@
 //! - Latency mode ([`PaymentRoute::latency_mode`], per route, off by default): for payments up
 //!   to the route's cap the handler runs while the hold is in flight; the response is released
 //!   only once the hold is final, and a failed hold withholds it (402, [`HOLD_FAILED`]).
+//! - Metered routes ([`PaymentRoute::metered`], pay for what you use): the price is the most the
+//!   buyer authorizes; the handler sets the actual price after the work ([`MeteredPrice`], a
+//!   response extension) and the layer captures exactly that and releases the rest.
 //! - [`OperatorClient`]: the operator's REST API with idempotency keys and retries.
 //!
 //! ```ignore
@@ -38,8 +41,11 @@ mod terms;
 
 pub use challenge::EPOCH_SECS;
 pub use config::{AssetConfig, CaptureMode, PaymentRoute, PaymentsConfig, Price};
-pub use context::{PaymentContext, RequestId, X_REQUEST_ID};
-pub use layer::{HOLD_FAILED, PAYMENT_IDENTIFIER_REQUIRED, RouteSpecError, X402Layer, X402Service};
+pub use context::{MeteredPrice, PaymentContext, RequestId, X_REQUEST_ID};
+pub use layer::{
+    HOLD_FAILED, METERED_PRICE_TOO_HIGH, PAYMENT_IDENTIFIER_REQUIRED, RouteSpecError, X402Layer,
+    X402Service,
+};
 pub use operator::{AuthorizeCall, OperatorClient, OperatorError, OperatorPayment, OperatorRetry};
 pub use terms::{
     DEFAULT_CAPTURE_DEADLINE_SECS, DEFAULT_EXPIRY_MARGIN_SECS, DEFAULT_MAX_TIMEOUT_SECS,

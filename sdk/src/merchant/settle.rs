@@ -198,7 +198,8 @@ fn log_release(result: Result<OperatorPayment, OperatorError>, id: &str) {
 /// Which lifecycle call to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Finish {
-    Capture,
+    /// Capture this amount (`None`: everything held).
+    Capture(Option<Amount>),
     Void,
     /// Refund this amount (of a charged payment).
     Refund(Amount),
@@ -208,7 +209,7 @@ impl Finish {
     /// The action's name (also the transaction kind it produces).
     pub(crate) fn kind(self) -> &'static str {
         match self {
-            Self::Capture => "capture",
+            Self::Capture(_) => "capture",
             Self::Void => "void",
             Self::Refund(_) => "refund",
         }
@@ -220,7 +221,7 @@ impl Finish {
         id: &str,
     ) -> Result<OperatorPayment, OperatorError> {
         match self {
-            Self::Capture => operator.capture(id, None).await,
+            Self::Capture(amount) => operator.capture(id, amount).await,
             Self::Void => operator.void(id).await,
             Self::Refund(amount) => operator.refund(id, amount).await,
         }
@@ -250,30 +251,49 @@ pub(crate) async fn finish(
     result
 }
 
-/// Captures in the background, retrying transient failures for a few minutes.
-pub(crate) fn queue_capture(operator: &OperatorClient, payment_id: &str) {
+/// Captures in the background (`amount`: `None` for everything held), retrying transient
+/// failures for a few minutes; with `release_rest` (a metered price below the hold) the rest
+/// of the hold is then voided the same way.
+pub(crate) fn queue_capture(
+    operator: &OperatorClient,
+    payment_id: &str,
+    amount: Option<Amount>,
+    release_rest: bool,
+) {
     let operator = operator.clone();
     let id = payment_id.to_owned();
     tokio::spawn(async move {
-        let mut delay = Duration::from_secs(1);
-        for attempt in 1..=6 {
-            match operator.capture(&id, None).await {
-                Ok(p) => {
-                    tracing::info!(payment_id = %id, status = %p.status, "queued capture done");
-                    return;
-                }
-                Err(error) if error.is_transient() && attempt < 6 => {
-                    tracing::warn!(payment_id = %id, %error, attempt, "queued capture retry");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(60));
-                }
-                Err(error) => {
-                    tracing::error!(payment_id = %id, %error, "queued capture failed");
-                    return;
-                }
-            }
+        if !with_retries(&operator, &id, Finish::Capture(amount)).await {
+            return;
+        }
+        if release_rest {
+            with_retries(&operator, &id, Finish::Void).await;
         }
     });
+}
+
+/// Makes `action` in the background, retrying transient failures for a few minutes (the
+/// idempotency key makes every retry the same call); whether it was done.
+async fn with_retries(operator: &OperatorClient, id: &str, action: Finish) -> bool {
+    let mut delay = Duration::from_secs(1);
+    for attempt in 1..=6 {
+        match action.call(operator, id).await {
+            Ok(p) => {
+                tracing::info!(payment_id = %id, status = %p.status, action = action.kind(), "queued call done");
+                return true;
+            }
+            Err(error) if error.is_transient() && attempt < 6 => {
+                tracing::warn!(payment_id = %id, %error, attempt, action = action.kind(), "queued call retry");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(60));
+            }
+            Err(error) => {
+                tracing::error!(payment_id = %id, %error, action = action.kind(), "queued call failed");
+                return false;
+            }
+        }
+    }
+    false
 }
 
 /// What the receipt reports.
@@ -284,6 +304,9 @@ pub(crate) struct ReceiptFacts<'a> {
     pub network: Network,
     pub payer: Option<Address>,
     pub amount: Amount,
+    /// A metered route's price (the receipt's `amount`, `capturedAmount` and, once the rest of
+    /// the hold went back, `releasedAmount`).
+    pub metered: Option<Amount>,
 }
 
 /// The success receipt with the `x402-escrow` extension.
@@ -306,6 +329,27 @@ pub(crate) fn receipt(facts: &ReceiptFacts<'_>) -> SettleResponse {
             Value::String(p.amounts.refunded.to_string()),
         );
     }
+    if let (Some(price), Some(object)) = (facts.metered, info.as_object_mut()) {
+        object.insert("meteredPrice".to_owned(), Value::String(price.to_string()));
+        if p.amounts.captured != 0 {
+            object.insert(
+                "capturedAmount".to_owned(),
+                Value::String(p.amounts.captured.to_string()),
+            );
+        }
+        // Released: what was held and is neither captured nor still capturable.
+        let released = p
+            .amounts
+            .authorized
+            .saturating_sub(p.amounts.captured)
+            .saturating_sub(p.amounts.capturable);
+        if released != 0 {
+            object.insert(
+                "releasedAmount".to_owned(),
+                Value::String(released.to_string()),
+            );
+        }
+    }
     let mut extensions = Map::new();
     extensions.insert(RECEIPT_EXTENSION.to_owned(), info);
     SettleResponse {
@@ -315,7 +359,7 @@ pub(crate) fn receipt(facts: &ReceiptFacts<'_>) -> SettleResponse {
         payer: facts.payer,
         transaction,
         network: facts.network,
-        amount: Some(facts.amount),
+        amount: Some(facts.metered.unwrap_or(facts.amount)),
         extensions: Some(extensions),
     }
 }
