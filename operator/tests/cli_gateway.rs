@@ -509,7 +509,10 @@ async fn gateway_metered_routes_capture_the_upstreams_price_and_release_the_rest
     assert_eq!(payment.amounts.captured.to_string(), "2500");
     assert_eq!(payment.amounts.capturable.to_string(), "0");
     let after = stack.balances().await.unwrap();
-    assert_eq!(before.payer - after.payer, alloy::primitives::U256::from(2_500u64));
+    assert_eq!(
+        before.payer - after.payer,
+        alloy::primitives::U256::from(2_500u64)
+    );
     assert_eq!(
         after.merchant - before.merchant,
         alloy::primitives::U256::from(2_475u64),

@@ -115,12 +115,19 @@ async fn metered_routes_capture_what_the_handler_used_and_release_the_rest() {
 
         // A transfer cannot give back the unused part: no `exact` on a metered route.
         assert_eq!(schemes(&shop, "/metered?units=1").await, [AUTH_CAPTURE]);
-        assert_eq!(schemes(&shop, "/fixed?units=1").await, [AUTH_CAPTURE, EXACT]);
+        assert_eq!(
+            schemes(&shop, "/fixed?units=1").await,
+            [AUTH_CAPTURE, EXACT]
+        );
 
         // Used a quarter: 0.5 USDC captured, 1.5 USDC back to the payer, in one request.
         let used = MAX / 4;
-        let (status, body, info, amount) = pay(&chain, &shop, &format!("/metered?units={used}")).await;
-        assert_eq!((status, body.as_str()), (200, format!("used {used}").as_str()));
+        let (status, body, info, amount) =
+            pay(&chain, &shop, &format!("/metered?units={used}")).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (200, format!("used {used}").as_str())
+        );
         assert_eq!(info["status"], "captured", "{info}");
         assert_eq!(info["capturedAmount"], used.to_string(), "{info}");
         assert_eq!(info["releasedAmount"], (MAX - used).to_string(), "{info}");
@@ -131,7 +138,10 @@ async fn metered_routes_capture_what_the_handler_used_and_release_the_rest() {
         assert_eq!(operator_support::amount(&p, "authorized"), u128::from(MAX));
         assert_eq!(operator_support::amount(&p, "captured"), u128::from(used));
         assert_eq!(operator_support::amount(&p, "capturable"), 0);
-        assert_eq!(chain.state(hash_of(&info)).await, (true, 0, u128::from(used)));
+        assert_eq!(
+            chain.state(hash_of(&info)).await,
+            (true, 0, u128::from(used))
+        );
         let mut spent = u128::from(used);
         assert_eq!(chain.balance(payer).await, payer0 - spent);
 
@@ -150,7 +160,10 @@ async fn metered_routes_capture_what_the_handler_used_and_release_the_rest() {
             pay(&chain, &shop, &format!("/metered?units={}", MAX + 1)).await;
         assert_eq!(status, 500);
         assert!(body.contains(METERED_PRICE_TOO_HIGH), "{body}");
-        assert!(!body.contains("used"), "the handler's response is withheld: {body}");
+        assert!(
+            !body.contains("used"),
+            "the handler's response is withheld: {body}"
+        );
         assert_eq!(info["status"], "voided", "{info}");
         let id = info["paymentId"].as_str().unwrap().to_owned();
         let (_, p) = api.get(&format!("/v1/payments/{id}")).await;
@@ -175,7 +188,10 @@ async fn metered_routes_capture_what_the_handler_used_and_release_the_rest() {
         assert_eq!(info["refundedAmount"], (MAX - used).to_string(), "{info}");
         assert_eq!(info["capturedAmount"], MAX.to_string(), "{info}");
         assert_eq!(amount, Some(Amount::from(used)));
-        assert_eq!(chain.state(hash_of(&info)).await, (true, 0, u128::from(used)));
+        assert_eq!(
+            chain.state(hash_of(&info)).await,
+            (true, 0, u128::from(used))
+        );
         spent += u128::from(used);
         assert_eq!(chain.balance(payer).await, payer0 - spent);
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use axum::Router;
 use x402_escrow_operator::runtime::RunningOperator;
-use x402_escrow_sdk::merchant::{AssetConfig, OperatorClient, PaymentsConfig, X402Layer};
 use x402_escrow_sdk::facilitator::SettleResponse;
+use x402_escrow_sdk::merchant::{AssetConfig, OperatorClient, PaymentsConfig, X402Layer};
 use x402_escrow_sdk::schemes::auth_capture;
 use x402_escrow_sdk::wire::{PaymentPayload, codec};
 use x402_escrow_sdk::{EscrowDeployment, EscrowRegistry, Network, random_b256};

@@ -153,7 +153,9 @@ pub fn classify(status: StatusCode, receipt: Option<&SettleResponse>) -> Disposi
             }),
             None => settled(PaymentStatus::Paid),
         },
-        _ if ok && released != Amount::ZERO => settled(PaymentStatus::Refunded { amount: released }),
+        _ if ok && released != Amount::ZERO => {
+            settled(PaymentStatus::Refunded { amount: released })
+        }
         _ if ok => settled(PaymentStatus::Paid),
         _ => Disposition::Settled {
             status: PaymentStatus::Paid,
@@ -171,8 +173,12 @@ mod metered_tests {
     use serde_json::json;
 
     fn receipt(info: Value) -> SettleResponse {
-        let mut receipt =
-            SettleResponse::success(B256::repeat_byte(1), Network::eip155(8453), Address::ZERO, None);
+        let mut receipt = SettleResponse::success(
+            B256::repeat_byte(1),
+            Network::eip155(8453),
+            Address::ZERO,
+            None,
+        );
         let mut extensions = serde_json::Map::new();
         extensions.insert(RECEIPT_EXTENSION.to_owned(), info);
         receipt.extensions = Some(extensions);
