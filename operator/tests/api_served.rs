@@ -566,3 +566,250 @@ async fn a_renamed_or_changed_field_fails_the_check() {
     renamed["error"] = rename(&error["error"], "message", "detail");
     assert!(!spec.violations(&error_schema, &renamed).is_empty());
 }
+
+/// The merchant's own settings: the webhook endpoint, secret and key rotation, the delivery log
+/// and redelivery — each answer checked against the document, each refusal with its code and
+/// no change, another merchant's deliveries out of reach.
+#[tokio::test]
+async fn merchant_settings_endpoints_serve_what_openapi_documents() {
+    let spec = Spec::load();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = app_with(sqlite_store(&dir).await, FakeService::default(), |_| {}).await;
+    let r = &app.router;
+    let patch = |body: Value| {
+        Call::new(axum::http::Method::PATCH, "/v1/webhook")
+            .key(KEY_A)
+            .json(&body)
+    };
+
+    // The endpoint: read, change, stop and resume; bad URLs change nothing.
+    let reply = Call::get("/v1/webhook").key(KEY_A).send(r).await;
+    let endpoint = spec.check("get", "/v1/webhook", &reply);
+    assert_eq!(endpoint["url"], Value::Null);
+    assert_eq!(endpoint["enabled"], true);
+    let reply = patch(json!({"url": "https://shop.example/hooks"}))
+        .send(r)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        spec.check("patch", "/v1/webhook", &reply)["url"],
+        "https://shop.example/hooks"
+    );
+    for (body, code) in [
+        (
+            json!({"url": "ftp://shop.example/hooks"}),
+            "invalid_webhook_url",
+        ),
+        (json!({"url": "/relative"}), "invalid_webhook_url"),
+        (
+            json!({"url": format!("https://a.example/{}", "x".repeat(2048))}),
+            "invalid_webhook_url",
+        ),
+        (json!({}), "invalid_request"),
+        (json!({"enabled": "yes"}), "invalid_request"),
+        (
+            json!({"url": "https://a.example", "colour": "red"}),
+            "invalid_request",
+        ),
+    ] {
+        let reply = patch(body.clone()).send(r).await;
+        assert_eq!(reply.code(), code, "{body}");
+        spec.check("patch", "/v1/webhook", &reply);
+    }
+    let reply = patch(json!({"enabled": false})).send(r).await;
+    let endpoint = spec.check("patch", "/v1/webhook", &reply);
+    assert_eq!(endpoint["enabled"], false);
+    assert_eq!(endpoint["url"], "https://shop.example/hooks", "unchanged");
+    assert!(endpoint["disabledAt"].is_i64());
+    let reply = patch(json!({"enabled": true})).send(r).await;
+    assert_eq!(spec.check("patch", "/v1/webhook", &reply)["enabled"], true);
+    let b = Call::get("/v1/webhook").key(KEY_B).send(r).await.json();
+    assert_eq!(b["url"], Value::Null, "merchant B is untouched");
+
+    // Secret rotation: a new secret each time, the previous one signing for the grace period.
+    let rotate = "/v1/webhook/secret/rotate";
+    let reply = Call::post(rotate).key(KEY_A).send(r).await;
+    let first = spec.check("post", rotate, &reply);
+    assert!(first["secret"].as_str().unwrap().starts_with("whsec_"));
+    let reply = Call::post(rotate)
+        .key(KEY_A)
+        .json(&json!({"graceSeconds": 60}))
+        .send(r)
+        .await;
+    let second = spec.check("post", rotate, &reply);
+    assert_ne!(first["secret"], second["secret"]);
+    let until = second["previousSecretExpiresAt"]
+        .as_i64()
+        .expect("a grace period");
+    let merchant = app.store.get_merchant(app.merchant_a.id).await.unwrap();
+    assert_eq!(
+        merchant
+            .webhook_secret
+            .as_ref()
+            .map(|s| s.expose().to_owned()),
+        second["secret"].as_str().map(str::to_owned)
+    );
+    assert_eq!(
+        merchant
+            .webhook_previous_secret
+            .as_ref()
+            .map(|s| s.expose().to_owned()),
+        first["secret"].as_str().map(str::to_owned)
+    );
+    assert_eq!(merchant.signing_secrets(until - 1).len(), 2);
+    assert_eq!(merchant.signing_secrets(until).len(), 1);
+    let reply = Call::get("/v1/webhook").key(KEY_A).send(r).await;
+    assert_eq!(
+        spec.check("get", "/v1/webhook", &reply)["previousSecretExpiresAt"],
+        until
+    );
+    for body in [
+        json!({"graceSeconds": 604_801}),
+        json!({"graceSeconds": -1}),
+        json!({"grace": 1}),
+    ] {
+        let reply = Call::post(rotate).key(KEY_A).json(&body).send(r).await;
+        assert_eq!(reply.code(), "invalid_request", "{body}");
+        spec.check("post", rotate, &reply);
+    }
+    let unchanged = app.store.get_merchant(app.merchant_a.id).await.unwrap();
+    assert_eq!(
+        unchanged.webhook_secret, merchant.webhook_secret,
+        "refusals change nothing"
+    );
+
+    // The delivery log, newest first, and redelivery.
+    let deliveries = "/v1/webhook/deliveries";
+    let stored = stored_payment(&app.store, &app.merchant_a, 0x31).await;
+    stored_event(&app.store, &stored, WebhookEventType::PaymentAuthorized).await;
+    stored_event(&app.store, &stored, WebhookEventType::PaymentCaptured).await;
+    let reply = Call::get(deliveries).key(KEY_A).send(r).await;
+    let log = spec.check("get", deliveries, &reply);
+    assert_eq!(log["deliveries"].as_array().map(Vec::len), Some(2), "{log}");
+    assert_eq!(log["deliveries"][0]["eventType"], "payment.captured");
+    assert_eq!(log["deliveries"][0]["sequence"], 2);
+    assert_eq!(log["deliveries"][0]["status"], "pending");
+    let reply = Call::get(format!("{deliveries}?limit=1"))
+        .key(KEY_A)
+        .send(r)
+        .await;
+    let page = spec.check("get", deliveries, &reply);
+    let cursor = page["next_cursor"]
+        .as_str()
+        .expect("another page")
+        .to_owned();
+    let reply = Call::get(format!("{deliveries}?limit=1&cursor={cursor}"))
+        .key(KEY_A)
+        .send(r)
+        .await;
+    let last = spec.check("get", deliveries, &reply);
+    assert_eq!(last["deliveries"][0]["eventType"], "payment.authorized");
+    assert_eq!(last["next_cursor"], Value::Null);
+    let reply = Call::get(format!("{deliveries}?status=delivered"))
+        .key(KEY_A)
+        .send(r)
+        .await;
+    assert_eq!(
+        spec.check("get", deliveries, &reply)["deliveries"],
+        json!([])
+    );
+    for (query, code) in [
+        ("status=sent", "invalid_status_filter"),
+        ("limit=0", "invalid_limit"),
+        ("limit=101", "invalid_limit"),
+        ("cursor=nope", "invalid_cursor"),
+        ("colour=red", "invalid_request"),
+    ] {
+        let reply = Call::get(format!("{deliveries}?{query}"))
+            .key(KEY_A)
+            .send(r)
+            .await;
+        assert_eq!(reply.code(), code, "{query}");
+        spec.check("get", deliveries, &reply);
+    }
+    let b_log = Call::get(deliveries).key(KEY_B).send(r).await.json();
+    assert_eq!(
+        b_log["deliveries"],
+        json!([]),
+        "merchant B sees none of A's"
+    );
+    let id = log["deliveries"][1]["id"].as_str().unwrap().to_owned();
+    let redeliver = "/v1/webhook/deliveries/{id}/redeliver";
+    let reply = Call::post(format!("/v1/webhook/deliveries/{id}/redeliver"))
+        .key(KEY_A)
+        .send(r)
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    let queued = spec.check("post", redeliver, &reply);
+    assert_eq!(
+        (queued["status"].as_str(), queued["attempts"].as_i64()),
+        (Some("pending"), Some(0))
+    );
+    for (key, path, code) in [
+        (
+            KEY_B,
+            format!("/v1/webhook/deliveries/{id}/redeliver"),
+            "not_found",
+        ),
+        (
+            KEY_A,
+            format!("/v1/webhook/deliveries/{}/redeliver", uuid::Uuid::now_v7()),
+            "not_found",
+        ),
+        (
+            KEY_A,
+            "/v1/webhook/deliveries/7/redeliver".to_owned(),
+            "invalid_request",
+        ),
+    ] {
+        let reply = Call::post(path.clone()).key(key).send(r).await;
+        assert_eq!(reply.code(), code, "{path}");
+        spec.check("post", redeliver, &reply);
+    }
+
+    // API key rotation: both keys work during the grace period; none but the newest after a
+    // rotation without one.
+    let rotate_key = "/v1/merchant/api-key/rotate";
+    let reply = Call::post(rotate_key).key(KEY_A).send(r).await;
+    let rotated = spec.check("post", rotate_key, &reply);
+    let second_key = rotated["apiKey"].as_str().unwrap().to_owned();
+    assert!(second_key.starts_with("x402_sk_"));
+    assert!(rotated["previousKeyExpiresAt"].is_i64());
+    for key in [KEY_A, second_key.as_str()] {
+        let reply = Call::get("/v1/merchant").key(key).send(r).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "{key} works during the grace period"
+        );
+    }
+    let reply = Call::post(rotate_key)
+        .key(&second_key)
+        .json(&json!({"graceSeconds": 0}))
+        .send(r)
+        .await;
+    let rotated = spec.check("post", rotate_key, &reply);
+    assert_eq!(rotated["previousKeyExpiresAt"], Value::Null);
+    let third_key = rotated["apiKey"].as_str().unwrap().to_owned();
+    for (key, status) in [
+        (KEY_A, StatusCode::UNAUTHORIZED),
+        (second_key.as_str(), StatusCode::UNAUTHORIZED),
+        (third_key.as_str(), StatusCode::OK),
+        (KEY_B, StatusCode::OK),
+    ] {
+        let reply = Call::get("/v1/merchant").key(key).send(r).await;
+        assert_eq!(reply.status, status, "{key}");
+    }
+    let reply = Call::post(rotate_key)
+        .key(&third_key)
+        .json(&json!({"graceSeconds": "long"}))
+        .send(r)
+        .await;
+    assert_eq!(reply.code(), "invalid_request");
+    spec.check("post", rotate_key, &reply);
+    let reply = Call::post(rotate_key).key(KEY_A).send(r).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    spec.check("post", rotate_key, &reply);
+    let reply = Call::get("/v1/merchant").key(&third_key).send(r).await;
+    assert_eq!(reply.status, StatusCode::OK, "refusals rotate nothing");
+}

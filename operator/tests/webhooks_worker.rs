@@ -42,6 +42,8 @@ store_tests!(
     merchant_without_endpoint_is_not_sent,
     notify_wakes_an_idle_worker,
     a_payments_second_event_waits_for_its_first,
+    a_rotated_secret_signs_beside_the_old_one_until_the_grace_ends,
+    redelivery_sends_an_event_again_and_a_stopped_endpoint_gets_nothing,
 );
 
 // ---- receiver ------------------------------------------------------------------------------
@@ -669,5 +671,109 @@ async fn a_payments_second_event_waits_for_its_first(ctx: Ctx) {
     for r in &got {
         assert_eq!(r.verified, Ok(()));
     }
+    store.close().await;
+}
+
+async fn a_rotated_secret_signs_beside_the_old_one_until_the_grace_ends(ctx: Ctx) {
+    let store = wall_clock_store(&ctx).await;
+    let old = WebhookSecret::generate();
+    let new = WebhookSecret::generate();
+    // Receivers that know only the old secret, and only the new one.
+    let knows_old = receiver(&old, Plan::Always(200)).await;
+    let knows_new = receiver(&new, Plan::Always(200)).await;
+    let m = merchant_at(&store, Some(&knows_old.url), &old).await;
+    let running = start(&store, fast(&[20], 1), "w1");
+
+    // Rotated with a grace period: every delivery carries both signatures.
+    let until = store
+        .rotate_webhook_secret(m, &Secret::new(new.expose_secret()), 1_500)
+        .await
+        .unwrap()
+        .expect("a grace period");
+    let first = enqueue(&store, m, 1).await;
+    running.worker.notifier().notify_one();
+    wait_status(&store, first, DeliveryStatus::Delivered).await;
+    assert_well_formed(&knows_old.got()[0], first);
+    store
+        .update_webhook_endpoint(m, Some(knows_new.url.clone()), None)
+        .await
+        .unwrap();
+    let second = enqueue(&store, m, 2).await;
+    running.worker.notifier().notify_one();
+    wait_status(&store, second, DeliveryStatus::Delivered).await;
+    assert_well_formed(&knows_new.got()[0], second);
+
+    // Once the grace period is over, only the new secret signs.
+    eventually("the grace period to end", || async {
+        system_now_ms() > until
+    })
+    .await;
+    store
+        .update_webhook_endpoint(m, Some(knows_old.url.clone()), None)
+        .await
+        .unwrap();
+    let third = enqueue(&store, m, 3).await;
+    running.worker.notifier().notify_one();
+    let d = wait_status(&store, third, DeliveryStatus::Failed).await;
+    assert_eq!(
+        d.response_status,
+        Some(400),
+        "the old secret no longer verifies"
+    );
+    assert!(knows_old.got()[1].verified.is_err());
+    running.stop().await;
+    store.close().await;
+}
+
+async fn redelivery_sends_an_event_again_and_a_stopped_endpoint_gets_nothing(ctx: Ctx) {
+    let store = wall_clock_store(&ctx).await;
+    let secret = WebhookSecret::generate();
+    let rx = receiver(&secret, Plan::Always(200)).await;
+    let m = merchant_at(&store, Some(&rx.url), &secret).await;
+    let other = merchant_at(&store, Some(&rx.url), &secret).await;
+    let running = start(&store, fast(&[20], 3), "w1");
+    let event = enqueue(&store, m, 1).await;
+    running.worker.notifier().notify_one();
+    let delivered = wait_status(&store, event, DeliveryStatus::Delivered).await;
+
+    // Redelivered: the same event, the same webhook-id, once more.
+    let entry = store.redeliver(m, delivered.id).await.unwrap();
+    assert_eq!(
+        (entry.delivery.status, entry.delivery.attempts),
+        (DeliveryStatus::Pending, 0)
+    );
+    assert_eq!(entry.event_type, "payment.captured");
+    running.worker.notifier().notify_one();
+    eventually("the redelivery", || async { rx.count() == 2 }).await;
+    let again = wait_status(&store, event, DeliveryStatus::Delivered).await;
+    assert_eq!(again.attempts, 1);
+    let got = rx.got();
+    assert_eq!(got[0].id, got[1].id);
+    assert_well_formed(&got[1], event);
+    // Another merchant cannot touch it.
+    assert!(matches!(
+        store.redeliver(other, delivered.id).await,
+        Err(x402_escrow_operator::store::StoreError::NotFound { .. })
+    ));
+
+    // Deliveries turned off: nothing is sent until they are back on.
+    store
+        .update_webhook_endpoint(m, None, Some(false))
+        .await
+        .unwrap();
+    let quiet = enqueue(&store, m, 2).await;
+    running.worker.notifier().notify_one();
+    let d = wait_status(&store, quiet, DeliveryStatus::Failed).await;
+    assert!(d.last_error.unwrap_or_default().contains("disabled"));
+    assert_eq!(rx.count(), 2);
+    store
+        .update_webhook_endpoint(m, None, Some(true))
+        .await
+        .unwrap();
+    store.redeliver(m, d.id).await.unwrap();
+    running.worker.notifier().notify_one();
+    wait_status(&store, quiet, DeliveryStatus::Delivered).await;
+    assert_eq!(rx.count(), 3);
+    running.stop().await;
     store.close().await;
 }

@@ -331,12 +331,14 @@ pub enum ErrorCode {
     InvalidPaymentIdFilter,
     /// Events: `type` is not an event type name (400).
     InvalidEventTypeFilter,
+    /// Webhook endpoint: the URL is not an absolute `http(s)` URL of at most 2,048 bytes (400).
+    InvalidWebhookUrl,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order (the published list: openapi, tests and the fuzz
     /// harness read it from here).
-    pub const ALL: [ErrorCode; 40] = [
+    pub const ALL: [ErrorCode; 41] = [
         Self::InvalidRequest,
         Self::Unauthorized,
         Self::NotFound,
@@ -377,6 +379,7 @@ impl ErrorCode {
         Self::InvalidAmountFilter,
         Self::InvalidPaymentIdFilter,
         Self::InvalidEventTypeFilter,
+        Self::InvalidWebhookUrl,
     ];
 
     /// The stable string code.
@@ -422,6 +425,7 @@ impl ErrorCode {
             Self::InvalidAmountFilter => "invalid_amount_filter",
             Self::InvalidPaymentIdFilter => "invalid_payment_id_filter",
             Self::InvalidEventTypeFilter => "invalid_event_type_filter",
+            Self::InvalidWebhookUrl => "invalid_webhook_url",
         }
     }
 
@@ -455,7 +459,8 @@ impl ErrorCode {
             | Self::InvalidPayerFilter
             | Self::InvalidAmountFilter
             | Self::InvalidPaymentIdFilter
-            | Self::InvalidEventTypeFilter => 400,
+            | Self::InvalidEventTypeFilter
+            | Self::InvalidWebhookUrl => 400,
             Self::Unauthorized => 401,
             Self::InsufficientFunds | Self::Permit2AllowanceMissing => 402,
             Self::PayeeNotAllowed => 403,

@@ -9,6 +9,7 @@
 //!   and [`ErrorCode`] (every code the API answers with, in one list: [`ErrorCode::ALL`]).
 //! - [`terms`]: [`MerchantTerms`] (`GET /v1/merchant`) and the time windows derived from it.
 //! - [`reserve`]: the refund reserve's views (`GET /v1/reserve`, `GET /v1/reserve/statement`).
+//! - [`endpoint`]: the merchant's webhook endpoint, secret and API key rotation, the delivery log.
 //! - [`wallet`]: the REST types of `x402-escrow wallet` (payment keys, `POST /v1/fetch`, the
 //!   spend ledger, its error codes).
 //! - [`request_id`]: the id of an HTTP request ([`RequestId`]).
@@ -30,6 +31,7 @@
 
 pub mod amount;
 pub mod api;
+pub mod endpoint;
 pub mod error;
 pub mod facilitator;
 pub mod json;

@@ -2,7 +2,8 @@
 //!
 //! The key is hashed (SHA-256) and the merchant looked up by its hash, so no stored secret is
 //! compared byte by byte in SQL; the one comparison the API makes (the presented key's hash
-//! against the stored hash) is done in constant time. Anything else is `401 unauthorized` with
+//! against the stored hash, or the previous key's within a rotation's grace period) is done in
+//! constant time. Anything else is `401 unauthorized` with
 //! `WWW-Authenticate: Bearer`.
 
 use std::sync::Arc;
@@ -12,7 +13,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use subtle::ConstantTimeEq;
 
 use super::errors::ApiError;
 use crate::service::ErrorCode;
@@ -60,10 +60,7 @@ pub async fn authenticate(store: &Store, api_key: &str) -> Result<Option<Merchan
         return Ok(None);
     };
     let presented = hash_api_key(api_key);
-    let matches: bool = presented
-        .as_bytes()
-        .ct_eq(merchant.api_key_hash.as_bytes())
-        .into();
+    let matches = merchant.accepts_key_hash(&presented, store.now_ms());
     Ok(matches.then_some(merchant))
 }
 

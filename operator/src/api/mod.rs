@@ -13,6 +13,7 @@
 //! Every error is `{"error": {"code", "message"}}` (see [`errors`]).
 
 pub mod auth;
+pub mod endpoint;
 pub mod errors;
 pub mod facilitator;
 pub mod idempotency;
@@ -361,6 +362,26 @@ pub fn router<S: PaymentService>(state: ApiState<S>) -> Router {
         .route("/v1/merchant", get(routes::get_merchant::<S>))
         .route("/v1/reserve", get(reserve::get_reserve::<S>))
         .route("/v1/reserve/statement", get(reserve::get_statement::<S>))
+        .route(
+            "/v1/merchant/api-key/rotate",
+            post(endpoint::rotate_api_key::<S>),
+        )
+        .route(
+            "/v1/webhook",
+            get(endpoint::get_webhook::<S>).patch(endpoint::update_webhook::<S>),
+        )
+        .route(
+            "/v1/webhook/secret/rotate",
+            post(endpoint::rotate_webhook_secret::<S>),
+        )
+        .route(
+            "/v1/webhook/deliveries",
+            get(endpoint::list_deliveries::<S>),
+        )
+        .route(
+            "/v1/webhook/deliveries/{id}/redeliver",
+            post(endpoint::redeliver::<S>),
+        )
         .merge(posts)
         .route_layer(from_fn_with_state(
             state.store.clone(),

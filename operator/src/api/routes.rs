@@ -35,6 +35,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/reserve/statement"),
     ("get", "/v1/events"),
     ("get", "/v1/merchant"),
+    ("post", "/v1/merchant/api-key/rotate"),
+    ("get", "/v1/webhook"),
+    ("patch", "/v1/webhook"),
+    ("post", "/v1/webhook/secret/rotate"),
+    ("get", "/v1/webhook/deliveries"),
+    ("post", "/v1/webhook/deliveries/{id}/redeliver"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -55,7 +61,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 /// Parses a JSON body. `empty_ok`: an empty body (with or without a content type) reads as `{}`.
-fn parse_json<T: DeserializeOwned>(
+pub(super) fn parse_json<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: &[u8],
     empty_ok: bool,

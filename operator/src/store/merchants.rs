@@ -37,10 +37,50 @@ pub struct Merchant {
     pub settings: NewMerchant,
     /// SHA-256 hex of the API key.
     pub api_key_hash: String,
-    /// Set (unix ms) when the endpoint answered 410 Gone; deliveries stop.
+    /// Set (unix ms) when the endpoint answered 410 Gone or the merchant turned deliveries
+    /// off; deliveries stop.
     pub webhook_disabled_at: Option<i64>,
     /// Creation time (unix ms).
     pub created_at: i64,
+    /// The signing secret before the last rotation, still signing until
+    /// `webhook_previous_secret_expires_at`.
+    pub webhook_previous_secret: Option<Secret>,
+    /// When the previous secret stops signing (unix ms).
+    pub webhook_previous_secret_expires_at: Option<i64>,
+    /// SHA-256 hex of the API key before the last rotation, still accepted until
+    /// `api_key_previous_expires_at`.
+    pub api_key_previous_hash: Option<String>,
+    /// When the previous API key stops authenticating (unix ms).
+    pub api_key_previous_expires_at: Option<i64>,
+}
+
+impl Merchant {
+    /// The secrets webhooks are signed with at `now` (unix ms): the current one, then the
+    /// previous one while its grace period lasts.
+    pub fn signing_secrets(&self, now: i64) -> Vec<&Secret> {
+        let previous = self.webhook_previous_secret.as_ref().filter(|_| {
+            self.webhook_previous_secret_expires_at
+                .is_some_and(|at| at > now)
+        });
+        self.webhook_secret.iter().chain(previous).collect()
+    }
+
+    /// Whether `hash` (SHA-256 hex of a presented key) is this merchant's key at `now`: the
+    /// current one, or the previous one within its grace period. Compared in constant time.
+    pub fn accepts_key_hash(&self, hash: &str, now: i64) -> bool {
+        use subtle::ConstantTimeEq;
+        let current: bool = hash.as_bytes().ct_eq(self.api_key_hash.as_bytes()).into();
+        let previous: bool = match (
+            &self.api_key_previous_hash,
+            self.api_key_previous_expires_at,
+        ) {
+            (Some(previous), Some(until)) if until > now => {
+                hash.as_bytes().ct_eq(previous.as_bytes()).into()
+            }
+            _ => false,
+        };
+        current | previous
+    }
 }
 
 codec::deref_to!(Merchant => settings: NewMerchant);
@@ -59,7 +99,8 @@ pub fn generate_api_key() -> String {
 impl Record for Merchant {
     const TABLE: &'static str = "merchants";
     const COLUMNS: &'static str = "id, name, api_key_hash, receivers, webhook_url, webhook_secret, \
-        webhook_disabled_at, capture_deadline_secs, created_at";
+        webhook_disabled_at, capture_deadline_secs, created_at, webhook_previous_secret, \
+        webhook_previous_secret_expires_at, api_key_previous_hash, api_key_previous_expires_at";
     const ENTITY: &'static str = "merchant";
 
     fn decode(row: &AnyRow) -> Result<Merchant> {
@@ -83,6 +124,13 @@ impl Record for Merchant {
             api_key_hash: get_str(row, "api_key_hash")?,
             webhook_disabled_at: get_opt_i64(row, "webhook_disabled_at")?,
             created_at: get_i64(row, "created_at")?,
+            webhook_previous_secret: get_opt_str(row, "webhook_previous_secret")?.map(Secret::new),
+            webhook_previous_secret_expires_at: get_opt_i64(
+                row,
+                "webhook_previous_secret_expires_at",
+            )?,
+            api_key_previous_hash: get_opt_str(row, "api_key_previous_hash")?,
+            api_key_previous_expires_at: get_opt_i64(row, "api_key_previous_expires_at")?,
         })
     }
 }
@@ -153,11 +201,96 @@ impl Store {
         get(&mut *self.conn().await?, id).await
     }
 
-    /// The merchant whose API key this is, if any. The key is hashed and the hash looked up by
+    /// The merchant whose API key this is, if any: its current key, or its previous one
+    /// within the rotation's grace period. The key is hashed and the hash looked up by
     /// equality, so no stored secret is ever compared byte by byte.
     pub async fn merchant_by_api_key(&self, api_key: &str) -> Result<Option<Merchant>> {
-        let query = codec::select::<Merchant>("WHERE api_key_hash = $1");
-        codec::fetch_optional(query.bind(hash_api_key(api_key)), &self.pool).await
+        let query = codec::select::<Merchant>(
+            "WHERE api_key_hash = $1 \
+                OR (api_key_previous_hash = $1 AND api_key_previous_expires_at > $2)",
+        );
+        let hash = hash_api_key(api_key);
+        codec::fetch_optional(query.bind(hash).bind(self.now_ms()), &self.pool).await
+    }
+
+    /// Rotates the merchant's API key: a fresh key becomes current (returned, shown once) and
+    /// the old one stays valid for `grace_ms` (none when 0). Returns the key and the old key's
+    /// end, if any.
+    pub async fn rotate_api_key(&self, id: Uuid, grace_ms: i64) -> Result<(Secret, Option<i64>)> {
+        let key = generate_api_key();
+        let until = (grace_ms > 0).then(|| self.now_ms().saturating_add(grace_ms));
+        let done = sqlx::query(
+            "UPDATE merchants SET api_key_previous_hash = CASE WHEN $3 IS NULL THEN NULL \
+                 ELSE api_key_hash END, api_key_previous_expires_at = $3, api_key_hash = $2 \
+             WHERE id = $1",
+        )
+        .bind(codec::uuid(&id))
+        .bind(hash_api_key(&key))
+        .bind(until)
+        .execute(&self.pool)
+        .await
+        .map(|done| self.wrote(done))?;
+        codec::affected(&done, "merchant", id)?;
+        Ok((Secret::new(key), until))
+    }
+
+    /// Rotates the merchant's webhook signing secret to `secret`: the old one (if any) keeps
+    /// signing for `grace_ms` (not at all when 0). Returns the old secret's end, if any.
+    pub async fn rotate_webhook_secret(
+        &self,
+        id: Uuid,
+        secret: &Secret,
+        grace_ms: i64,
+    ) -> Result<Option<i64>> {
+        let merchant = self.get_merchant(id).await?;
+        let until = (grace_ms > 0 && merchant.webhook_secret.is_some())
+            .then(|| self.now_ms().saturating_add(grace_ms));
+        let done = sqlx::query(
+            "UPDATE merchants SET webhook_previous_secret = CASE WHEN $3 IS NULL THEN NULL \
+                 ELSE webhook_secret END, webhook_previous_secret_expires_at = $3, \
+                 webhook_secret = $2 \
+             WHERE id = $1",
+        )
+        .bind(codec::uuid(&id))
+        .bind(secret.expose().to_owned())
+        .bind(until)
+        .execute(&self.pool)
+        .await
+        .map(|done| self.wrote(done))?;
+        codec::affected(&done, "merchant", id)?;
+        Ok(until)
+    }
+
+    /// Changes the webhook endpoint (`url`) and turns deliveries on or off (`enabled`; on also
+    /// after a `410 Gone`); `None` leaves each as it is. Returns the merchant as stored now.
+    pub async fn update_webhook_endpoint(
+        &self,
+        id: Uuid,
+        url: Option<String>,
+        enabled: Option<bool>,
+    ) -> Result<Merchant> {
+        // 0: leave, 1: enable (clear the stop), 2: disable (stop now).
+        let switch: i64 = match enabled {
+            None => 0,
+            Some(true) => 1,
+            Some(false) => 2,
+        };
+        let done = sqlx::query(
+            "UPDATE merchants SET webhook_url = COALESCE($2, webhook_url), \
+                 webhook_disabled_at = CASE WHEN $3 = 1 THEN NULL \
+                     WHEN $3 = 2 THEN COALESCE(webhook_disabled_at, $4) \
+                     ELSE webhook_disabled_at END \
+             WHERE id = $1",
+        )
+        .bind(codec::uuid(&id))
+        .bind(url)
+        .bind(switch)
+        .bind(self.now_ms())
+        .execute(&self.pool)
+        .await
+        .map(|done| self.wrote(done))?;
+        codec::affected(&done, "merchant", id)?;
+        self.get_merchant(id).await
     }
 
     /// Every merchant, oldest first.

@@ -63,8 +63,8 @@ pub use reserve::{
     ReserveKind, ReserveReason, Topup, deposit_of,
 };
 pub use webhooks::{
-    ClaimedDelivery, DeliveryOutcome, DeliveryStatus, NewWebhookEvent, WebhookDelivery,
-    WebhookEvent,
+    ClaimedDelivery, DeliveryLogEntry, DeliveryOutcome, DeliveryStatus, NewWebhookEvent,
+    WebhookDelivery, WebhookEvent,
 };
 
 /// Which database a [`Store`] talks to.

@@ -116,6 +116,37 @@ pub struct ClaimedDelivery {
     pub event: WebhookEvent,
 }
 
+/// A delivery with what its log shows of its event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryLogEntry {
+    /// The delivery.
+    pub delivery: WebhookDelivery,
+    /// The event's type.
+    pub event_type: String,
+    /// The payment the event is about.
+    pub payment_id: Option<Uuid>,
+    /// The event's number among its payment's events.
+    pub sequence: Option<i64>,
+}
+
+/// The delivery log's rows: a delivery's columns (named as [`WebhookDelivery::decode`] reads
+/// them) and its event's type, payment and sequence.
+const DELIVERY_LOG_SELECT: &str = "SELECT d.id, d.event_id, d.merchant_id, d.status, d.attempts, \
+    d.next_attempt_at, d.locked_by, d.locked_until, d.response_status, d.last_error, \
+    d.created_at, d.updated_at, d.delivered_at, e.event_type, e.payment_id, e.sequence \
+    FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id";
+
+impl DeliveryLogEntry {
+    fn decode(row: &AnyRow) -> Result<DeliveryLogEntry> {
+        Ok(DeliveryLogEntry {
+            delivery: WebhookDelivery::decode(row)?,
+            event_type: get_str(row, "event_type")?,
+            payment_id: codec::get_opt_uuid(row, "payment_id")?,
+            sequence: get_opt_i64(row, "sequence")?,
+        })
+    }
+}
+
 /// The result of one attempt, for [`Store::record_delivery`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryOutcome {
@@ -425,6 +456,79 @@ impl Store {
             Ok(delivery)
         }))
         .await
+    }
+
+    /// One page of `merchant_id`'s delivery log, newest first by id (UUIDv7: creation order),
+    /// after `cursor` (a delivery id) and with `status` if given; reads `limit` rows.
+    pub async fn page_deliveries(
+        &self,
+        merchant_id: Uuid,
+        status: Option<DeliveryStatus>,
+        cursor: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryLogEntry>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{DELIVERY_LOG_SELECT} \
+             WHERE d.merchant_id = $1 AND ($2 = '' OR d.status = $2) AND ($3 = '' OR d.id < $3) \
+             ORDER BY d.id DESC LIMIT $4"
+        )))
+        .bind(codec::uuid(&merchant_id))
+        .bind(status.map(|s| s.as_str().to_owned()).unwrap_or_default())
+        .bind(cursor.as_ref().map(codec::uuid).unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(DeliveryLogEntry::decode).collect()
+    }
+
+    /// Queues `merchant_id`'s delivery `id` again, due now with a fresh retry schedule
+    /// (whatever its state: a delivered event is sent once more, with the same `webhook-id`).
+    /// [`StoreError::NotFound`] for another merchant's delivery; [`StoreError::Conflict`] while
+    /// a worker is attempting it.
+    pub async fn redeliver(&self, merchant_id: Uuid, id: Uuid) -> Result<DeliveryLogEntry> {
+        let now = self.now_ms();
+        let done = sqlx::query(
+            "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = $3, \
+                 locked_by = NULL, locked_until = NULL, updated_at = $3 \
+             WHERE id = $1 AND merchant_id = $2 \
+               AND NOT (status = 'pending' AND locked_until IS NOT NULL AND locked_until > $3)",
+        )
+        .bind(codec::uuid(&id))
+        .bind(codec::uuid(&merchant_id))
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map(|done| self.wrote(done))?;
+        let entry = self.delivery_log_entry(merchant_id, id).await?;
+        match entry {
+            Some(entry) if done.rows_affected() == 1 => Ok(entry),
+            // Not requeued although it is this merchant's: an attempt is in flight.
+            Some(_) => Err(StoreError::Conflict {
+                entity: "webhook delivery",
+                detail: format!("delivery {id} is being attempted now; try again shortly"),
+            }),
+            // Another merchant's delivery, or none, reads as not found.
+            None => Err(StoreError::NotFound {
+                entity: "webhook delivery",
+                key: id.to_string(),
+            }),
+        }
+    }
+
+    /// `merchant_id`'s delivery `id` with its event's facts, if it is this merchant's.
+    pub async fn delivery_log_entry(
+        &self,
+        merchant_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<DeliveryLogEntry>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{DELIVERY_LOG_SELECT} WHERE d.merchant_id = $1 AND d.id = $2"
+        )))
+        .bind(codec::uuid(&merchant_id))
+        .bind(codec::uuid(&id))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(DeliveryLogEntry::decode).transpose()
     }
 
     /// The delivery row of an event.

@@ -15,8 +15,9 @@ impl WebhookWorker {
             Ok(m) => m,
             Err(e) => return self.failed(claimed, None, format!("cannot load merchant: {e}")),
         };
-        let (url, secret) = match endpoint(&merchant) {
-            Endpoint::Ready { url, secret } => (url, secret),
+        let now = store.now_ms();
+        let (url, secrets) = match endpoint(&merchant, now) {
+            Endpoint::Ready { url, secrets } => (url, secrets),
             Endpoint::Missing(reason) => {
                 return DeliveryOutcome::GiveUp {
                     response_status: None,
@@ -35,8 +36,9 @@ impl WebhookWorker {
             }
         };
         let msg_id = claimed.event.id.to_string();
-        let timestamp = u64::try_from(store.now_ms().max(0) / 1000).unwrap_or(0);
-        let signed = sdk::headers(&secret, &msg_id, timestamp, &body);
+        let timestamp = u64::try_from(now.max(0) / 1000).unwrap_or(0);
+        // During a rotation's grace period: one signature per secret, space-separated.
+        let signed = sdk::headers_rotating(&secrets, &msg_id, timestamp, &body);
         let mut request = self
             .inner
             .client
@@ -94,23 +96,34 @@ impl WebhookWorker {
 }
 
 enum Endpoint {
-    Ready { url: String, secret: WebhookSecret },
+    /// The URL and the secrets to sign with (current first).
+    Ready {
+        url: String,
+        secrets: Vec<WebhookSecret>,
+    },
     Missing(&'static str),
     BadSecret(String),
 }
 
-fn endpoint(merchant: &Merchant) -> Endpoint {
+fn endpoint(merchant: &Merchant, now: i64) -> Endpoint {
     if merchant.webhook_disabled_at.is_some() {
-        return Endpoint::Missing("the merchant's webhook endpoint is disabled (410 Gone)");
+        return Endpoint::Missing(
+            "the merchant's webhook endpoint is disabled (it answered 410 Gone, or was turned off)",
+        );
     }
     let Some(url) = merchant.webhook_url.clone().filter(|u| !u.is_empty()) else {
         return Endpoint::Missing("the merchant has no webhook endpoint");
     };
-    let Some(secret) = &merchant.webhook_secret else {
+    let secrets = merchant.signing_secrets(now);
+    if secrets.is_empty() {
         return Endpoint::Missing("the merchant has no webhook secret");
-    };
-    match WebhookSecret::parse(secret.expose()) {
-        Ok(secret) => Endpoint::Ready { url, secret },
+    }
+    match secrets
+        .iter()
+        .map(|s| WebhookSecret::parse(s.expose()))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(secrets) => Endpoint::Ready { url, secrets },
         // The error text never contains the secret.
         Err(e) => Endpoint::BadSecret(format!("unusable webhook secret: {e}")),
     }
