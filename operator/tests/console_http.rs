@@ -506,3 +506,162 @@ fn url_encode(text: &str) -> String {
         })
         .collect()
 }
+
+/// How long a webhook may take to arrive.
+const T: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The merchant as stored now.
+async fn merchant_row(
+    store: &x402_escrow_operator::store::Store,
+    id: uuid::Uuid,
+) -> x402_escrow_operator::store::Merchant {
+    store.get_merchant(id).await.expect("merchant")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_settings_manage_webhooks_and_keys_and_show_the_reserve() {
+    with_db(Backend::Sqlite, |url| async move {
+        let hooks = Hooks::start().await;
+        let (chain, store, m, key) = open_shop(&url, Some(&hooks)).await;
+        let op = start(&config(&url, &chain)).await;
+        let api = Api::new(&op, &key);
+        let (_, p) = api
+            .authorize_payment(&chain, USDC, op.signer, "req-settings", "auth-s1")
+            .await;
+        let id = p["id"].as_str().unwrap().to_owned();
+        hooks.wait_for(&id, &["payment.authorized"], T).await;
+        let base = format!("http://{}", op.address);
+        let mut a = Browser::new(&base);
+        assert_eq!(a.sign_in(&key).await.status, 303);
+
+        // The page: the delivery log, the reserve and its statement, the endpoint form.
+        // (The receiver has the event; the worker records its answer right after.)
+        let deadline = std::time::Instant::now() + T;
+        let page = loop {
+            let page = a.get("/console/settings").await;
+            assert_eq!(page.status, 200, "{}", page.body);
+            if page
+                .body
+                .contains("<span class=\"status\">delivered</span>")
+            {
+                break page;
+            }
+            assert!(std::time::Instant::now() < deadline, "{}", page.body);
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        assert!(page.body.contains("id=\"delivery-log\""), "{}", page.body);
+        assert!(page.body.contains("payment.authorized"));
+        assert!(page.body.contains("id=\"reserve-balances\""));
+        assert!(page.body.contains("id=\"reserve-statement\""));
+        assert!(page.body.contains(&format!("value=\"{}\"", hooks.url)));
+        let csrf = field(&page.body, "csrf");
+        let marker = "<tr id=\"delivery-";
+        let start_at = page.body.find(marker).expect("a delivery") + marker.len();
+        let delivery = page.body[start_at..start_at + 36].to_owned();
+
+        // Redelivery: refused without the CSRF token, then sent again.
+        let before = hooks.deliveries();
+        let path = format!("/console/webhook/deliveries/{delivery}/redeliver");
+        let page = a.post(&path, &[("csrf", "forged")]).await;
+        assert_eq!(page.status, 403);
+        assert_eq!(refusal_code(&page.body), "csrf_token_invalid");
+        let page = a.post(&path, &[("csrf", &csrf)]).await;
+        assert_eq!(page.status, 303, "{}", page.body);
+        let deadline = std::time::Instant::now() + T;
+        while hooks.deliveries() == before {
+            assert!(std::time::Instant::now() < deadline, "not redelivered");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(hooks.rejected().is_empty(), "{:?}", hooks.rejected());
+        let page = a
+            .post(
+                &format!(
+                    "/console/webhook/deliveries/{}/redeliver",
+                    uuid::Uuid::now_v7()
+                ),
+                &[("csrf", &csrf)],
+            )
+            .await;
+        assert_eq!(page.status, 404);
+
+        // The endpoint form: a bad URL changes nothing; deliveries off, then on.
+        let page = a
+            .post(
+                "/console/webhook",
+                &[
+                    ("csrf", &csrf),
+                    ("url", "ftp://x.example"),
+                    ("enabled", "true"),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, 400);
+        assert_eq!(refusal_code(&page.body), "invalid_webhook_url");
+        assert_eq!(
+            merchant_row(&store, m.id).await.webhook_url.as_deref(),
+            Some(hooks.url.as_str())
+        );
+        let page = a
+            .post(
+                "/console/webhook",
+                &[("csrf", &csrf), ("url", ""), ("enabled", "false")],
+            )
+            .await;
+        assert_eq!(page.status, 303);
+        assert!(
+            merchant_row(&store, m.id)
+                .await
+                .webhook_disabled_at
+                .is_some()
+        );
+        let page = a
+            .post(
+                "/console/webhook",
+                &[("csrf", &csrf), ("url", ""), ("enabled", "true")],
+            )
+            .await;
+        assert_eq!(page.status, 303);
+        let now = merchant_row(&store, m.id).await;
+        assert!(now.webhook_disabled_at.is_none());
+        assert_eq!(now.webhook_url.as_deref(), Some(hooks.url.as_str()));
+
+        // Rotating the signing secret: confirmed, shown once; the receiver that still knows
+        // only the old secret keeps verifying during the grace period.
+        let page = a.get("/console/rotate/webhook-secret").await;
+        assert_eq!(page.status, 200);
+        let page = a
+            .post("/console/rotate/webhook-secret", &[("csrf", &csrf)])
+            .await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(
+            page.body.contains("id=\"new-secret\">whsec_"),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("id=\"previous-until\""));
+        let (status, p) = api.act(&id, "capture", &json!({}), "cap-s1").await;
+        assert_eq!(status, 200, "{p}");
+        hooks.wait_for(&id, &["payment.captured"], T).await;
+        assert!(hooks.rejected().is_empty(), "{:?}", hooks.rejected());
+
+        // Rotating the API key: both keys work for a day; the new one is shown once.
+        let page = a
+            .post("/console/rotate/api-key", &[("csrf", "forged")])
+            .await;
+        assert_eq!(page.status, 403);
+        let page = a.post("/console/rotate/api-key", &[("csrf", &csrf)]).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let start_at = page.body.find("id=\"new-secret\">").unwrap() + "id=\"new-secret\">".len();
+        let end = page.body[start_at..].find('<').unwrap() + start_at;
+        let new_key = page.body[start_at..end].to_owned();
+        assert!(new_key.starts_with("x402_sk_"));
+        for k in [key.as_str(), new_key.as_str()] {
+            let (status, _) = Api::new(&op, k).get("/v1/merchant").await;
+            assert_eq!(status, 200, "{k}");
+        }
+        assert_eq!(a.get("/console/rotate/everything").await.status, 404);
+        drop(hooks);
+        op.shutdown().await;
+    })
+    .await;
+}

@@ -20,9 +20,14 @@
 //!   idempotency key; the action runs under that key in the REST API's idempotency table (its own
 //!   namespace, `console<TAB>key`), so a double submit moves money once.
 //!
+//! - Settings ([`account`]): the webhook endpoint (URL, deliveries on and off), the delivery log
+//!   with redelivery, the refund reserve and its statement, and rotating the webhook secret or
+//!   the API key behind a confirmation (the new one shown once).
+//!
 //! Routes: [`ROUTES`]. The router is merged into the API router (`api::router`), so the console
 //! shares its request-id span, metrics and body limit.
 
+mod account;
 mod actions;
 mod chart;
 mod format;
@@ -55,6 +60,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/console/payments/{id}/confirm"),
     ("post", "/console/payments/{id}/act"),
     ("get", "/console/settings"),
+    ("post", "/console/webhook"),
+    ("post", "/console/webhook/deliveries/{id}/redeliver"),
+    ("get", "/console/rotate/{what}"),
+    ("post", "/console/rotate/{what}"),
     ("get", "/console/assets/{file}"),
 ];
 
@@ -102,6 +111,15 @@ pub fn router<S: PaymentService>(settings: &ConsoleSettings) -> Router<ApiState<
         .route("/console/payments/{id}/confirm", get(actions::confirm::<S>))
         .route("/console/payments/{id}/act", post(actions::act::<S>))
         .route("/console/settings", get(pages::settings::<S>))
+        .route("/console/webhook", post(account::update_webhook::<S>))
+        .route(
+            "/console/webhook/deliveries/{id}/redeliver",
+            post(account::redeliver::<S>),
+        )
+        .route(
+            "/console/rotate/{what}",
+            get(account::rotate_confirm).post(account::rotate::<S>),
+        )
         .route("/console/assets/{file}", get(asset))
         .layer(from_fn(security_headers))
 }

@@ -14,8 +14,8 @@ use super::format;
 use super::session::{self, CSRF_INVALID, LOGIN_COOKIE, SESSION_COOKIE, SignedIn};
 use super::timeline;
 use super::views::{
-    Chrome, ErrorPage, LoginPage, PaymentDetail, PaymentPage, PaymentRow, PaymentsPage, Refusal,
-    SettingsPage, render,
+    Chrome, DeliveryLogRow, ErrorPage, LoginPage, PaymentDetail, PaymentPage, PaymentRow,
+    PaymentsPage, Refusal, ReserveRow, SettingsPage, StatementRow, render,
 };
 use crate::api::ApiState;
 use crate::api::auth::authenticate;
@@ -574,12 +574,70 @@ pub async fn settings<S: PaymentService>(
             ),
         ),
     ];
+    let store = &state.store;
+    let read = async {
+        let deliveries = store
+            .page_deliveries(m.id, None, None, SETTINGS_LIST_LIMIT)
+            .await?;
+        let balances = store.reserve_balances(m.id).await?;
+        let statement = store
+            .reserve_statement(m.id, None, None, SETTINGS_LIST_LIMIT)
+            .await?;
+        Ok::<_, crate::store::StoreError>((deliveries, balances, statement))
+    };
+    let (deliveries, balances, statement) = match read.await {
+        Ok(read) => read,
+        Err(e) => return internal(e),
+    };
+    let units = |asset, value| format::amount(value, decimals(&state, m, asset));
     render(
         200,
         &SettingsPage {
-            chrome: signed.chrome("Webhook and key"),
+            chrome: signed.chrome("Settings"),
             merchant,
             terms,
+            webhook_url: m.webhook_url.clone().unwrap_or_default(),
+            webhook_enabled: m.webhook_disabled_at.is_none(),
+            deliveries: deliveries
+                .iter()
+                .map(|e| DeliveryLogRow {
+                    id: e.delivery.id.to_string(),
+                    created: format::time(e.delivery.created_at),
+                    event_type: e.event_type.clone(),
+                    payment_id: e.payment_id.map(|p| p.to_string()).unwrap_or_default(),
+                    status: e.delivery.status.as_str().to_owned(),
+                    attempts: e.delivery.attempts,
+                    last: match (&e.delivery.response_status, &e.delivery.last_error) {
+                        (Some(code), _) => format!("HTTP {code}"),
+                        (None, Some(error)) => error.clone(),
+                        (None, None) => String::new(),
+                    },
+                })
+                .collect(),
+            reserve: balances
+                .iter()
+                .map(|b| ReserveRow {
+                    asset: b.asset.to_string(),
+                    balance: units(b.asset, b.balance),
+                    credited: units(b.asset, b.credited),
+                    debited: units(b.asset, b.debited),
+                    released: units(b.asset, b.released),
+                })
+                .collect(),
+            statement: statement
+                .iter()
+                .map(|e| StatementRow {
+                    created: format::time(e.created_at),
+                    kind: e.kind.as_str().to_owned(),
+                    reason: e.reason.as_str().to_owned(),
+                    amount: units(e.asset, e.amount),
+                    balance_after: units(e.asset, e.balance_after),
+                    payment_id: e.payment_id.map(|p| p.to_string()).unwrap_or_default(),
+                })
+                .collect(),
         },
     )
 }
+
+/// How many deliveries and statement entries the settings page shows.
+const SETTINGS_LIST_LIMIT: u32 = 20;

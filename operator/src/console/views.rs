@@ -273,4 +273,91 @@ pub struct SettingsPage {
     pub merchant: Vec<(String, String)>,
     /// `(label, value)` rows of the operator's terms (`GET /v1/merchant`).
     pub terms: Vec<(String, String)>,
+    /// The webhook URL, for the endpoint form (empty: none).
+    pub webhook_url: String,
+    /// Whether deliveries are on.
+    pub webhook_enabled: bool,
+    /// The latest webhook deliveries, newest first.
+    pub deliveries: Vec<DeliveryLogRow>,
+    /// The refund reserve's balances, one row per token.
+    pub reserve: Vec<ReserveRow>,
+    /// The reserve's latest statement entries, newest first.
+    pub statement: Vec<StatementRow>,
+}
+
+/// One webhook delivery on the settings page.
+#[derive(Debug, Clone)]
+pub struct DeliveryLogRow {
+    /// The delivery id (for redelivery).
+    pub id: String,
+    /// When the event was written.
+    pub created: String,
+    /// Its type.
+    pub event_type: String,
+    /// The payment it is about (empty: none).
+    pub payment_id: String,
+    /// `pending`, `delivered`, `failed`, `disabled`.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// The last answer: HTTP status or error (empty: none yet).
+    pub last: String,
+}
+
+/// One token's reserve balance.
+#[derive(Debug, Clone)]
+pub struct ReserveRow {
+    /// The token.
+    pub asset: String,
+    /// What refunds can draw on now.
+    pub balance: String,
+    /// Credited, debited, released so far.
+    pub credited: String,
+    /// Debited so far.
+    pub debited: String,
+    /// Released so far.
+    pub released: String,
+}
+
+/// One reserve statement entry.
+#[derive(Debug, Clone)]
+pub struct StatementRow {
+    /// When.
+    pub created: String,
+    /// `credit`, `debit`, `release`.
+    pub kind: String,
+    /// Why (`deposit`, `refund`, …).
+    pub reason: String,
+    /// The amount.
+    pub amount: String,
+    /// The balance after it.
+    pub balance_after: String,
+    /// The payment (empty: none).
+    pub payment_id: String,
+}
+
+/// `GET /console/rotate/{what}`: confirm a rotation.
+#[derive(Template)]
+#[template(path = "rotate_confirm.html")]
+pub struct RotateConfirmPage {
+    /// Around the page.
+    pub chrome: Chrome,
+    /// `api-key` or `webhook-secret`.
+    pub what: String,
+    /// What is rotated, in words.
+    pub noun: String,
+}
+
+/// `POST /console/rotate/{what}`: the new secret, shown this once.
+#[derive(Template)]
+#[template(path = "rotated.html")]
+pub struct RotatedPage {
+    /// Around the page.
+    pub chrome: Chrome,
+    /// What was rotated, in words.
+    pub noun: String,
+    /// The new key or secret.
+    pub secret: String,
+    /// Until when the previous one stays valid (empty: it no longer is).
+    pub previous_until: String,
 }

@@ -817,6 +817,11 @@ impl Hooks {
             .collect()
     }
 
+    /// Requests received (every delivery, redeliveries included).
+    pub fn deliveries(&self) -> u64 {
+        *self.state.deliveries.lock().unwrap()
+    }
+
     pub fn rejected(&self) -> Vec<String> {
         self.state.rejected.lock().unwrap().clone()
     }
