@@ -155,6 +155,11 @@ pub async fn update_webhook<S: PaymentService>(
     }
 }
 
+/// The grace period a rotation's body asks for (an empty body: the default).
+fn rotation_grace(headers: &HeaderMap, body: &[u8]) -> Result<i64, ApiError> {
+    parse_json::<RotateRequest>(headers, body, true).and_then(|r| grace_ms(&r))
+}
+
 /// `POST /v1/webhook/secret/rotate` [`RotateRequest`] → [`WebhookSecretRotated`] (the new
 /// secret, shown once).
 pub async fn rotate_webhook_secret<S: PaymentService>(
@@ -163,8 +168,7 @@ pub async fn rotate_webhook_secret<S: PaymentService>(
     headers: HeaderMap,
     ApiBody(body): ApiBody,
 ) -> Response {
-    let grace = match parse_json::<RotateRequest>(&headers, &body, true).and_then(|r| grace_ms(&r))
-    {
+    let grace = match rotation_grace(&headers, &body) {
         Ok(grace) => grace,
         Err(e) => return e.into_response(),
     };
@@ -196,8 +200,7 @@ pub async fn rotate_api_key<S: PaymentService>(
     headers: HeaderMap,
     ApiBody(body): ApiBody,
 ) -> Response {
-    let grace = match parse_json::<RotateRequest>(&headers, &body, true).and_then(|r| grace_ms(&r))
-    {
+    let grace = match rotation_grace(&headers, &body) {
         Ok(grace) => grace,
         Err(e) => return e.into_response(),
     };

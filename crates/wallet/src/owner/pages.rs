@@ -601,38 +601,52 @@ pub async fn logout(
     response
 }
 
+/// An owner's decision on a payment waiting for approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Approve,
+    Reject,
+}
+
 /// `POST /owner/payments/{id}/approve`.
 pub async fn approve(
-    State(state): State<OwnerState>,
+    state: State<OwnerState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Path<String>,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    let csrf = form.ok().and_then(|Form(f)| f.csrf);
-    let session = match authorized(&state, &headers, csrf.as_deref()).await {
-        Ok(session) => session,
-        Err(page) => return page,
-    };
-    match state.wallet.approve(&id).await {
-        Ok(_) => Redirect::to("/owner?notice=approved").into_response(),
-        Err(e) => error_page(&e, Some(&session)),
-    }
+    decide(state, headers, id, form, Decision::Approve).await
 }
 
 /// `POST /owner/payments/{id}/reject`.
 pub async fn reject(
+    state: State<OwnerState>,
+    headers: HeaderMap,
+    id: Path<String>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    decide(state, headers, id, form, Decision::Reject).await
+}
+
+/// Approves or rejects through [`Wallet::approve`] / [`Wallet::reject`] (CSRF-checked).
+async fn decide(
     State(state): State<OwnerState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     form: Result<Form<CsrfForm>, FormRejection>,
+    decision: Decision,
 ) -> Response {
     let csrf = form.ok().and_then(|Form(f)| f.csrf);
     let session = match authorized(&state, &headers, csrf.as_deref()).await {
         Ok(session) => session,
         Err(page) => return page,
     };
-    match state.wallet.reject(&id).await {
-        Ok(_) => Redirect::to("/owner?notice=rejected").into_response(),
+    let (result, notice) = match decision {
+        Decision::Approve => (state.wallet.approve(&id).await, "approved"),
+        Decision::Reject => (state.wallet.reject(&id).await, "rejected"),
+    };
+    match result {
+        Ok(_) => Redirect::to(&format!("/owner?notice={notice}")).into_response(),
         Err(e) => error_page(&e, Some(&session)),
     }
 }
