@@ -660,6 +660,83 @@ async fn console_settings_manage_webhooks_and_keys_and_show_the_reserve() {
             assert_eq!(status, 200, "{k}");
         }
         assert_eq!(a.get("/console/rotate/everything").await.status, 404);
+
+        // The payments list's filters, checked by the REST list's parser.
+        let page = a.get("/console/payments?status=captured").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(
+            page.body.contains(&format!("/console/payments/{id}\"")),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("<option value=\"captured\" selected>"));
+        let page = a.get("/console/payments?status=voided").await;
+        assert!(page.body.contains("id=\"no-payments\""), "{}", page.body);
+        let payer = chain.payer.address().to_string();
+        let page = a
+            .get(&format!(
+                "/console/payments?payer={payer}&min_amount={USDC}&max_amount={USDC}"
+            ))
+            .await;
+        assert!(
+            page.body.contains(&format!("/console/payments/{id}\"")),
+            "{}",
+            page.body
+        );
+        let page = a
+            .get(&format!("/console/payments?min_amount={}", USDC + 1))
+            .await;
+        assert!(page.body.contains("id=\"no-payments\""), "{}", page.body);
+        for (query, code) in [
+            ("status=paid", "invalid_status_filter"),
+            ("created_after=soon", "invalid_time_filter"),
+            ("payer=0x1", "invalid_payer_filter"),
+            ("min_amount=2&max_amount=1", "invalid_amount_filter"),
+            ("cursor=nope", "invalid_cursor"),
+        ] {
+            let page = a.get(&format!("/console/payments?{query}")).await;
+            assert_eq!(page.status, 400, "{query}");
+            assert_eq!(refusal_code(&page.body), code, "{query}");
+        }
+        // A filtered list pages with a link carrying its filters.
+        let (_, second) = api
+            .authorize_payment(&chain, USDC, op.signer, "req-settings-2", "auth-s2")
+            .await;
+        let page = a
+            .get("/console/payments?status=authorized,captured&limit=1")
+            .await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let second_id = second["id"].as_str().unwrap();
+        assert!(
+            page.body
+                .contains(&format!("/console/payments/{second_id}\""))
+        );
+        let marker = "id=\"older\"";
+        assert!(page.body.contains(marker), "{}", page.body);
+        let href_start = page
+            .body
+            .find("<a href=\"/console/payments?status=")
+            .expect("older link")
+            + "<a href=\"".len();
+        let href_end = page.body[href_start..].find('"').unwrap() + href_start;
+        let older = page.body[href_start..href_end]
+            .replace("&#38;", "&")
+            .replace("&amp;", "&");
+        assert!(older.contains("&limit=1&cursor="), "{older}");
+        let page = a.get(&older).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(
+            page.body.contains(&format!("/console/payments/{id}\"")),
+            "{}",
+            page.body
+        );
+        assert!(
+            !page
+                .body
+                .contains(&format!("/console/payments/{second_id}\"")),
+            "the next page starts after the first: {}",
+            page.body
+        );
         drop(hooks);
         op.shutdown().await;
     })

@@ -21,6 +21,9 @@ use crate::api::ApiState;
 use crate::api::auth::authenticate;
 use crate::service::{ErrorCode, PaymentService, PaymentView, ServiceError, payment_view};
 use crate::store::{Merchant, PaymentFilter, StoreError};
+use x402_escrow_types::PaymentQuery as ListQuery;
+use x402_escrow_types::lifecycle::ALL_STATUSES;
+use x402_escrow_types::query::MAX_PAGE_LIMIT;
 
 /// Default number of payments listed.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -241,6 +244,48 @@ pub struct PaymentsQuery {
     pub limit: Option<String>,
     /// `hour` (default) or `day`.
     pub chart: Option<String>,
+    /// Filters, as `GET /v1/payments` takes them (validated by the same parser).
+    pub status: Option<String>,
+    /// RFC 3339.
+    pub created_after: Option<String>,
+    /// RFC 3339.
+    pub created_before: Option<String>,
+    /// An address.
+    pub payer: Option<String>,
+    /// Token units.
+    pub min_amount: Option<String>,
+    /// Token units.
+    pub max_amount: Option<String>,
+    /// The next page's position (`next_cursor` of the REST list).
+    pub cursor: Option<String>,
+}
+
+impl PaymentsQuery {
+    /// The non-empty filters as `(name, value)` pairs of `GET /v1/payments`.
+    fn filters(&self) -> Vec<(&'static str, String)> {
+        [
+            ("status", &self.status),
+            ("created_after", &self.created_after),
+            ("created_before", &self.created_before),
+            ("payer", &self.payer),
+            ("min_amount", &self.min_amount),
+            ("max_amount", &self.max_amount),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let value = value.as_deref().map(str::trim).filter(|v| !v.is_empty())?;
+            Some((name, value.to_owned()))
+        })
+        .collect()
+    }
+}
+
+/// `pairs` as a query string, percent-encoded.
+fn query_string(pairs: &[(&str, String)]) -> String {
+    let mut url = reqwest::Url::parse("http://console.invalid/").expect("a fixed valid URL");
+    url.query_pairs_mut()
+        .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
+    url.query().unwrap_or_default().to_owned()
 }
 
 /// The decimals of `token` among the operator's accepted assets.
@@ -290,6 +335,9 @@ pub async fn payments<S: PaymentService>(
         refusal: None,
         chart: String::new(),
         span: Span::Hour.as_str().to_owned(),
+        filters: Vec::new(),
+        statuses: ALL_STATUSES.iter().map(|s| s.as_str()).collect(),
+        next: None,
     };
     let refuse = |mut page: PaymentsPage, message: String| {
         page.refusal = Some(Refusal::new(ErrorCode::InvalidRequest.as_str(), message));
@@ -317,7 +365,7 @@ pub async fn payments<S: PaymentService>(
             }
         }
     }
-    let q = query.q.unwrap_or_default().trim().to_owned();
+    let q = query.q.as_deref().unwrap_or_default().trim().to_owned();
     if q.len() > MAX_QUERY_LEN {
         return refuse(
             page,
@@ -325,12 +373,55 @@ pub async fn payments<S: PaymentService>(
         );
     }
     page.q = q.clone();
+    let filters = query.filters();
+    page.filters = filters
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
     let now = state.store.now_ms();
     match chart::recent_outcomes(&state.store, merchant.id, chart::window_start(span, now)).await {
         Ok(points) => page.chart = chart::svg(span, now, &points),
         Err(e) => return internal(e),
     }
     let token_decimals = |token: Address| decimals(&state, merchant, token);
+    let view_row = |v: &PaymentView| {
+        let token = v
+            .payment_info
+            .get("token")
+            .and_then(|t| t.as_str())
+            .and_then(|t| t.parse::<Address>().ok());
+        row(v, token.and_then(token_decimals))
+    };
+    if q.is_empty() && (!filters.is_empty() || query.cursor.is_some()) {
+        // The REST list's filters, parsed and checked by its own parser.
+        let mut pairs = filters.clone();
+        if let Some(cursor) = query.cursor.as_deref().filter(|c| !c.is_empty()) {
+            pairs.push(("cursor", cursor.to_owned()));
+        }
+        let mut list_query = match ListQuery::parse(&query_string(&pairs)) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                page.refusal = Some(Refusal::new(e.code.as_str(), e.message));
+                page.heading = "Nothing listed".to_owned();
+                return render(e.code.http_status(), &page);
+            }
+        };
+        list_query.limit = page.limit.min(MAX_PAGE_LIMIT);
+        return match state.service.list_payments(merchant, &list_query).await {
+            Ok(list) => {
+                page.heading = "Payments matching the filters".to_owned();
+                page.rows = list.payments.iter().map(view_row).collect();
+                page.next = list.next_cursor.map(|cursor| {
+                    let mut pairs = filters.clone();
+                    pairs.push(("limit", page.limit.to_string()));
+                    pairs.push(("cursor", cursor));
+                    format!("/console/payments?{}", query_string(&pairs))
+                });
+                render(200, &page)
+            }
+            Err(e) => refused(signed.chrome("Payments"), &e),
+        };
+    }
     if q.is_empty() {
         let listed = state
             .store
@@ -366,14 +457,7 @@ pub async fn payments<S: PaymentService>(
             page.rows = views
                 .iter()
                 .take(page.limit as usize)
-                .map(|v| {
-                    let token = v
-                        .payment_info
-                        .get("token")
-                        .and_then(|t| t.as_str())
-                        .and_then(|t| t.parse::<Address>().ok());
-                    row(v, token.and_then(token_decimals))
-                })
+                .map(view_row)
                 .collect();
             render(200, &page)
         }

@@ -136,6 +136,22 @@ pub struct PaymentsPage {
     pub chart: String,
     /// `hour` or `day`.
     pub span: String,
+    /// The filters given, `(name, value)` (for the form and the next page's link).
+    pub filters: Vec<(String, String)>,
+    /// Every payment status (the status filter's options).
+    pub statuses: Vec<&'static str>,
+    /// The next (older) page of a filtered list.
+    pub next: Option<String>,
+}
+
+impl PaymentsPage {
+    /// The value given for filter `name` (empty: none).
+    pub fn filter(&self, name: &str) -> &str {
+        self.filters
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
 }
 
 /// One line of a payment's timeline.
