@@ -6,8 +6,18 @@
 //! that is, or resolves to, a non-public address (loopback, private, link-local, CGNAT,
 //! unique-local, multicast, unspecified, IPv4-mapped forms of these) is refused unless an
 //! entry of `hosts` names that host exactly: tests and local services are an explicit opt-in.
+//!
+//! **DNS rebinding.** The check above resolves the host; the connection resolves it again. A
+//! name that answered with a public address to the check and with a private one to the
+//! connection would slip through, so the wallet's HTTP client resolves through
+//! [`PublicOnlyResolver`]: at connection time it drops every non-public address of a name that
+//! no key has opted into ([`HostPins::opt_in`], recorded when [`check_destination`] lets a
+//! non-public host through because a key names it exactly), and fails the connection when none
+//! is left.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, RwLock};
 
 use reqwest::Url;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -102,9 +112,80 @@ fn non_public_v6(ip: Ipv6Addr) -> bool {
         || ip.to_ipv4().is_some_and(non_public_v4)
 }
 
+/// The host names a key has opted into although they resolve to non-public addresses (shared
+/// by the wallet's [`check_destination`] calls and its [`PublicOnlyResolver`]).
+#[derive(Debug, Clone, Default)]
+pub struct HostPins {
+    opted_in: Arc<RwLock<HashSet<String>>>,
+}
+
+impl HostPins {
+    /// Lets connections to `host` use its non-public addresses.
+    pub fn opt_in(&self, host: &str) {
+        if let Ok(mut set) = self.opted_in.write() {
+            set.insert(host.to_ascii_lowercase());
+        }
+    }
+
+    /// Whether `host` was opted into.
+    pub fn allows(&self, host: &str) -> bool {
+        self.opted_in
+            .read()
+            .map(|set| set.contains(&host.to_ascii_lowercase()))
+            .unwrap_or(false)
+    }
+}
+
+/// The wallet HTTP client's resolver: the system resolver, minus the non-public addresses of
+/// names no key opted into (see the module's "DNS rebinding").
+#[derive(Debug, Clone, Default)]
+pub struct PublicOnlyResolver {
+    pins: HostPins,
+}
+
+impl PublicOnlyResolver {
+    /// A resolver consulting `pins`.
+    pub fn new(pins: HostPins) -> Self {
+        PublicOnlyResolver { pins }
+    }
+
+    /// The addresses a connection to `host` may use.
+    pub async fn addresses(&self, host: &str) -> std::io::Result<Vec<SocketAddr>> {
+        let all: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
+        if self.pins.allows(host) {
+            return Ok(all);
+        }
+        let public: Vec<SocketAddr> = all.into_iter().filter(|a| !is_non_public(a.ip())).collect();
+        if public.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("{host} resolves only to non-public addresses, which no key names exactly"),
+            ));
+        }
+        Ok(public)
+    }
+}
+
+impl reqwest::dns::Resolve for PublicOnlyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let resolver = self.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addresses = resolver.addresses(&host).await?;
+            let addresses: reqwest::dns::Addrs = Box::new(addresses.into_iter());
+            Ok(addresses)
+        })
+    }
+}
+
 /// The SSRF guard: resolves the URL's host and refuses non-public addresses unless the key's
-/// `hosts` names the host exactly.
-pub async fn check_destination(rules: &KeyRules, url: &Url) -> Result<(), WalletError> {
+/// `hosts` names the host exactly (then the host is opted into `pins`, so connections may use
+/// its non-public addresses).
+pub async fn check_destination(
+    rules: &KeyRules,
+    url: &Url,
+    pins: &HostPins,
+) -> Result<(), WalletError> {
     let host = url.host_str().unwrap_or_default();
     let port = url.port_or_known_default().unwrap_or(80);
     let bare = host.trim_matches(['[', ']']);
@@ -119,9 +200,11 @@ pub async fn check_destination(rules: &KeyRules, url: &Url) -> Result<(), Wallet
             .map(|a| a.ip())
             .collect(),
     };
-    if let Some(ip) = addresses.iter().find(|ip| is_non_public(**ip))
-        && !names_host_exactly(rules, url)
-    {
+    if let Some(ip) = addresses.iter().find(|ip| is_non_public(**ip)) {
+        if names_host_exactly(rules, url) {
+            pins.opt_in(bare);
+            return Ok(());
+        }
         return Err(WalletError::refused(Refusal {
             rule: "hosts",
             code: "private_address",
@@ -228,22 +311,59 @@ mod tests {
 
     #[tokio::test]
     async fn ssrf_guard_needs_an_exact_entry() {
+        let pins = HostPins::default();
         let any = KeyRules::default();
         let url = parse_url("http://127.0.0.1:9/x").unwrap();
-        let err = check_destination(&any, &url).await.unwrap_err();
+        let err = check_destination(&any, &url, &pins).await.unwrap_err();
         assert_eq!(err.code(), "private_address");
         let wildcard: KeyRules =
             serde_json::from_str(r#"{"hosts": ["*.0.0.1", "127.0.0.1"]}"#).unwrap();
-        assert!(check_destination(&wildcard, &url).await.is_ok());
+        assert!(check_destination(&wildcard, &url, &pins).await.is_ok());
         let v6 = parse_url("http://[::1]:9/x").unwrap();
         assert_eq!(
-            check_destination(&wildcard, &v6).await.unwrap_err().code(),
+            check_destination(&wildcard, &v6, &pins)
+                .await
+                .unwrap_err()
+                .code(),
             "private_address"
         );
         let metadata = parse_url("http://169.254.169.254/latest/meta-data").unwrap();
         assert_eq!(
-            check_destination(&any, &metadata).await.unwrap_err().code(),
+            check_destination(&any, &metadata, &pins)
+                .await
+                .unwrap_err()
+                .code(),
             "private_address"
         );
+    }
+
+    /// A name that resolves to a loopback address: what a rebinding name answers to the
+    /// connection after answering the check with a public address.
+    #[tokio::test]
+    async fn connections_never_reach_a_private_address_no_key_named() {
+        let pins = HostPins::default();
+        let resolver = PublicOnlyResolver::new(pins.clone());
+        let err = resolver.addresses("localhost").await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+        // A key that names it exactly opts it in (through the check), for connections too.
+        let named: KeyRules = serde_json::from_str(r#"{"hosts": ["localhost"]}"#).unwrap();
+        let url = parse_url("http://localhost:9/x").unwrap();
+        assert!(!pins.allows("localhost"));
+        check_destination(&named, &url, &pins).await.unwrap();
+        assert!(pins.allows("LOCALHOST"));
+        let addresses = resolver.addresses("localhost").await.unwrap();
+        assert!(
+            addresses.iter().all(|a| a.ip().is_loopback()),
+            "{addresses:?}"
+        );
+        // The client refuses the connection before any byte is sent.
+        let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(PublicOnlyResolver::default()))
+            .build()
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let sent = client.get(format!("http://localhost:{port}/")).send().await;
+        assert!(sent.is_err(), "connected to a private address: {sent:?}");
     }
 }

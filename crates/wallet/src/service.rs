@@ -112,6 +112,8 @@ struct Inner {
     http: reqwest::Client,
     config: WalletConfig,
     owner_hash: [u8; 32],
+    /// Non-public hosts a key named exactly (the HTTP client's resolver reads them).
+    pins: guard::HostPins,
     metrics: Metrics,
     chain: Option<DynProvider>,
     crash_point: Mutex<Option<CrashPoint>>,
@@ -216,8 +218,11 @@ impl Wallet {
                 "the owner token must be at least 16 characters".to_owned(),
             ));
         }
+        let pins = guard::HostPins::default();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // Connections re-check what the name resolves to (DNS rebinding; see `guard`).
+            .dns_resolver(Arc::new(guard::PublicOnlyResolver::new(pins.clone())))
             .timeout(config.request_timeout)
             .build()
             .map_err(|e| WalletError::Internal(e.to_string()))?;
@@ -230,6 +235,7 @@ impl Wallet {
                 http,
                 config,
                 owner_hash,
+                pins,
                 metrics: Metrics::new(),
                 chain: None,
                 crash_point: Mutex::new(None),
@@ -397,7 +403,9 @@ impl Wallet {
         if let Err(refusal) = rules::check_url(&key.rules, &prepared.url) {
             return Err(self.record_refusal(key, &meta, None, refusal).await);
         }
-        if let Err(error) = guard::check_destination(&key.rules, &prepared.url).await {
+        if let Err(error) =
+            guard::check_destination(&key.rules, &prepared.url, &self.inner.pins).await
+        {
             return Err(match error {
                 WalletError::Refused { refusal, .. } => {
                     self.record_refusal(key, &meta, None, refusal).await
