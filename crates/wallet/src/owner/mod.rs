@@ -23,6 +23,7 @@
 
 mod pages;
 pub mod session;
+mod views;
 
 use std::time::Duration;
 

@@ -1,186 +1,29 @@
-//! The owner's pages: their data, their askama templates (`src/owner/templates/`) and their
-//! handlers. Reads come from the [`Store`](crate::store::Store) and [`Wallet::usage`]; every
+//! The owner's pages' handlers (their data and templates: [`super::views`]). Reads come from
+//! the [`Store`](crate::store::Store) and [`Wallet::usage`]; every
 //! change goes through the functions the REST API calls ([`Wallet::approve`],
 //! [`Wallet::reject`], [`keys::update`], [`keys::revoke`]).
 
-use std::time::{Duration, UNIX_EPOCH};
-
-use askama::Template;
 use axum::Form;
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use x402_escrow_sdk::types::wallet::{KeyRules, KeyUsage, UpdateKeyRequest};
+use x402_escrow_sdk::types::wallet::UpdateKeyRequest;
 
 use super::OwnerState;
 use super::session::{self, CSRF_INVALID, LOGIN_COOKIE, SESSION_COOKIE};
+use super::views::{
+    Chrome, ConfirmPage, ErrorPage, HomePage, KeyPage, LoginPage, PendingLine, Refusal, key_line,
+    payment_line, render, rule_lines, time,
+};
 use crate::error::WalletError;
 use crate::keys;
 use crate::service::now_secs;
-use crate::store::{KeyRow, OwnerSession, PaymentRow, State as PaymentState};
+use crate::store::{KeyRow, OwnerSession, State as PaymentState};
 
 /// At most this many pending payments and latest payments of a key are listed.
 const LIST_LIMIT: u32 = 200;
-
-/// What every page shows around its content.
-#[derive(Debug, Clone)]
-pub struct Chrome {
-    /// The page title.
-    pub title: String,
-    /// Whether the owner is signed in (the navigation and sign-out form).
-    pub signed_in: bool,
-    /// The session's CSRF token.
-    pub csrf: String,
-    /// What the last action did.
-    pub notice: Option<String>,
-}
-
-impl Chrome {
-    fn signed_in(title: impl Into<String>, session: &OwnerSession, notice: Option<&str>) -> Self {
-        Chrome {
-            title: title.into(),
-            signed_in: true,
-            csrf: session.csrf_token.clone(),
-            notice: notice.and_then(notice_text).map(str::to_owned),
-        }
-    }
-
-    fn signed_out(title: impl Into<String>) -> Self {
-        Chrome {
-            title: title.into(),
-            signed_in: false,
-            csrf: String::new(),
-            notice: None,
-        }
-    }
-}
-
-/// The fixed sentences a redirect's `?notice=` may ask for (anything else shows nothing).
-fn notice_text(code: &str) -> Option<&'static str> {
-    Some(match code {
-        "approved" => {
-            "Approved: the caller's retry with the same Idempotency-Key signs and pays it."
-        }
-        "rejected" => "Rejected: nothing was signed and its amount is back in the budget.",
-        "disabled" => "Kill switch on: this key pays nothing until it is turned off.",
-        "enabled" => "Kill switch off: this key pays again within its rules.",
-        "revoked" => "Revoked: the key's token no longer works.",
-        _ => return None,
-    })
-}
-
-/// A refusal shown on the sign-in page.
-#[derive(Debug, Clone)]
-pub struct Refusal {
-    /// The stable code.
-    pub code: String,
-    /// What went wrong.
-    pub message: String,
-}
-
-#[derive(Template)]
-#[template(path = "login.html")]
-struct LoginPage {
-    chrome: Chrome,
-    login_token: String,
-    refusal: Option<Refusal>,
-}
-
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage {
-    chrome: Chrome,
-    code: String,
-    message: String,
-}
-
-/// A key as the pages list it.
-#[derive(Debug, Clone)]
-struct KeyLine {
-    id: String,
-    name: String,
-    buyer: String,
-    status: &'static str,
-    revoked: bool,
-    disabled: bool,
-    rules_summary: String,
-    spent_24h: String,
-    spent_total: String,
-    in_flight: String,
-}
-
-#[derive(Debug, Clone)]
-struct PendingLine {
-    id: String,
-    key_id: String,
-    key_name: String,
-    method: String,
-    url: String,
-    amount: String,
-    payee: String,
-    created: String,
-}
-
-#[derive(Debug, Clone)]
-struct PaymentLine {
-    id: String,
-    created: String,
-    state: &'static str,
-    method: String,
-    url: String,
-    scheme: String,
-    amount: String,
-    returned: String,
-    rule: String,
-}
-
-#[derive(Template)]
-#[template(path = "home.html")]
-struct HomePage {
-    chrome: Chrome,
-    pending: Vec<PendingLine>,
-    keys: Vec<KeyLine>,
-}
-
-#[derive(Template)]
-#[template(path = "key.html")]
-struct KeyPage {
-    chrome: Chrome,
-    key: KeyLine,
-    created: String,
-    expires: String,
-    revoked: Option<String>,
-    rules: Vec<(&'static str, String)>,
-    returned: String,
-    counts: Vec<(String, u64)>,
-    payments: Vec<PaymentLine>,
-}
-
-#[derive(Template)]
-#[template(path = "confirm.html")]
-struct ConfirmPage {
-    chrome: Chrome,
-    id: String,
-    name: String,
-}
-
-/// Renders `page` with `status` (500 if the template fails).
-fn render<T: Template>(status: StatusCode, page: &T) -> Response {
-    match page.render() {
-        Ok(html) => (
-            status,
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            html,
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "owner page template failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
-        }
-    }
-}
 
 /// A refusal as a page, with the REST API's code and status.
 fn error_page(error: &WalletError, signed_in: Option<&OwnerSession>) -> Response {
@@ -243,121 +86,6 @@ async fn authorized(
     match csrf {
         Some(token) if session::tokens_match(&session.csrf_token, token) => Ok(session),
         _ => Err(csrf_refused(&session)),
-    }
-}
-
-/// UTC date and time of unix milliseconds (`Sun, 06 Dec 2026 17:14:02 GMT`).
-fn time(ms: i64) -> String {
-    let ms = u64::try_from(ms).unwrap_or(0);
-    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(ms))
-}
-
-fn key_status(key: &KeyRow, now_secs: i64) -> &'static str {
-    if key.revoked_at.is_some() {
-        "revoked"
-    } else if key.expires_at.is_some_and(|at| at <= now_secs) {
-        "expired"
-    } else if key.disabled {
-        "disabled"
-    } else {
-        "active"
-    }
-}
-
-fn with_limit(spent: impl std::fmt::Display, limit: Option<impl std::fmt::Display>) -> String {
-    match limit {
-        Some(limit) => format!("{spent} of {limit}"),
-        None => spent.to_string(),
-    }
-}
-
-fn list<T: std::fmt::Display>(items: &Option<Vec<T>>) -> String {
-    match items {
-        None => "any".to_owned(),
-        Some(items) if items.is_empty() => "none".to_owned(),
-        Some(items) => items
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", "),
-    }
-}
-
-fn limit(amount: Option<impl std::fmt::Display>) -> String {
-    amount.map_or_else(|| "no limit".to_owned(), |a| a.to_string())
-}
-
-/// Every rule of a key, in words.
-fn rule_lines(rules: &KeyRules) -> Vec<(&'static str, String)> {
-    vec![
-        ("Max per payment", limit(rules.max_per_payment)),
-        ("24 h cap", limit(rules.daily_cap)),
-        ("Total budget", limit(rules.total_budget)),
-        (
-            "Approval above",
-            rules
-                .approval_threshold
-                .map_or_else(|| "never asked".to_owned(), |a| a.to_string()),
-        ),
-        ("Payees", list(&rules.payees)),
-        ("Hosts", list(&rules.hosts)),
-        ("Assets", list(&rules.assets)),
-        ("Networks", list(&rules.networks)),
-        ("Schemes", list(&rules.schemes)),
-    ]
-}
-
-/// The limits of a key in one line (the list's "Rules" column).
-fn rules_summary(rules: &KeyRules) -> String {
-    let mut parts = Vec::new();
-    if let Some(a) = rules.max_per_payment {
-        parts.push(format!("≤ {a} each"));
-    }
-    if let Some(a) = rules.daily_cap {
-        parts.push(format!("{a} per 24 h"));
-    }
-    if let Some(a) = rules.total_budget {
-        parts.push(format!("budget {a}"));
-    }
-    if let Some(a) = rules.approval_threshold {
-        parts.push(format!("approval above {a}"));
-    }
-    if let Some(hosts) = &rules.hosts {
-        parts.push(format!("hosts: {}", list(&Some(hosts.clone()))));
-    }
-    if parts.is_empty() {
-        "no limit".to_owned()
-    } else {
-        parts.join("; ")
-    }
-}
-
-fn key_line(key: &KeyRow, usage: &KeyUsage, now_secs: i64) -> KeyLine {
-    KeyLine {
-        id: key.id.clone(),
-        name: key.name.clone(),
-        buyer: key.buyer.clone(),
-        status: key_status(key, now_secs),
-        revoked: key.revoked_at.is_some(),
-        disabled: key.disabled,
-        rules_summary: rules_summary(&key.rules),
-        spent_24h: with_limit(usage.spent_24h, key.rules.daily_cap),
-        spent_total: with_limit(usage.spent_total, key.rules.total_budget),
-        in_flight: usage.in_flight.to_string(),
-    }
-}
-
-fn payment_line(p: &PaymentRow) -> PaymentLine {
-    PaymentLine {
-        id: p.id.clone(),
-        created: time(p.created_at),
-        state: p.state.as_str(),
-        method: p.method.clone(),
-        url: p.url.clone(),
-        scheme: p.scheme.clone().unwrap_or_default(),
-        amount: p.amount.to_string(),
-        returned: p.returned.to_string(),
-        rule: p.rule.clone().unwrap_or_default(),
     }
 }
 
@@ -733,41 +461,5 @@ pub async fn revoke(
     match keys::revoke(state.wallet.store(), &id).await {
         Ok(key) => Redirect::to(&format!("/owner/keys/{}?notice=revoked", key.id)).into_response(),
         Err(e) => error_page(&e, Some(&session)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn notices_are_fixed_sentences() {
-        assert!(notice_text("approved").is_some());
-        assert_eq!(notice_text("<script>"), None);
-    }
-
-    #[test]
-    fn rules_read_as_words() {
-        let rules = KeyRules {
-            daily_cap: Some(x402_escrow_sdk::Amount::from(100_000u64)),
-            hosts: Some(vec!["api.example.com".to_owned()]),
-            ..KeyRules::default()
-        };
-        assert_eq!(
-            rules_summary(&rules),
-            "100000 per 24 h; hosts: api.example.com"
-        );
-        let lines = rule_lines(&rules);
-        assert_eq!(lines[0], ("Max per payment", "no limit".to_owned()));
-        assert_eq!(lines[1], ("24 h cap", "100000".to_owned()));
-        assert_eq!(lines[5], ("Hosts", "api.example.com".to_owned()));
-        assert_eq!(lines[6], ("Assets", "any".to_owned()));
-        assert_eq!(rules_summary(&KeyRules::default()), "no limit");
-    }
-
-    #[test]
-    fn times_are_utc() {
-        assert_eq!(time(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(time(1_796_577_242_000), "Sun, 06 Dec 2026 17:14:02 GMT");
     }
 }
