@@ -677,19 +677,16 @@ async fn a_payments_second_event_waits_for_its_first(ctx: Ctx) {
 async fn a_rotated_secret_signs_beside_the_old_one_until_the_grace_ends(ctx: Ctx) {
     let store = wall_clock_store(&ctx).await;
     let old = WebhookSecret::generate();
-    let new = WebhookSecret::generate();
-    // Receivers that know only the old secret, and only the new one.
     let knows_old = receiver(&old, Plan::Always(200)).await;
-    let knows_new = receiver(&new, Plan::Always(200)).await;
     let m = merchant_at(&store, Some(&knows_old.url), &old).await;
     let running = start(&store, fast(&[20], 1), "w1");
 
     // Rotated with a grace period: every delivery carries both signatures.
-    let until = store
-        .rotate_webhook_secret(m, &Secret::new(new.expose_secret()), 1_500)
-        .await
-        .unwrap()
-        .expect("a grace period");
+    let (new, until) = store.rotate_webhook_secret(m, 1_500).await.unwrap();
+    let until = until.expect("a grace period");
+    let new = WebhookSecret::parse(new.expose()).unwrap();
+    // Receivers that know only the old secret, and only the new one.
+    let knows_new = receiver(&new, Plan::Always(200)).await;
     let first = enqueue(&store, m, 1).await;
     running.worker.notifier().notify_one();
     wait_status(&store, first, DeliveryStatus::Delivered).await;

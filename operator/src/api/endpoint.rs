@@ -14,7 +14,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use uuid::Uuid;
-use x402_escrow_sdk::webhooks::WebhookSecret;
 use x402_escrow_types::endpoint::{
     ApiKeyRotated, DEFAULT_ROTATION_GRACE_SECS, MAX_DELIVERY_PAGE, MAX_ROTATION_GRACE_SECS,
     MAX_WEBHOOK_URL_LEN, RotateRequest, UpdateWebhookEndpoint, WebhookDeliveryList,
@@ -25,7 +24,6 @@ use super::ApiState;
 use super::auth::CurrentMerchant;
 use super::errors::{ApiBody, ApiError, ApiPath, ApiQuery, json};
 use super::routes::parse_json;
-use crate::config::Secret;
 use crate::service::{ErrorCode, PaymentService};
 use crate::store::{DeliveryLogEntry, DeliveryStatus, Merchant, StoreError};
 
@@ -172,13 +170,8 @@ pub async fn rotate_webhook_secret<S: PaymentService>(
         Ok(grace) => grace,
         Err(e) => return e.into_response(),
     };
-    let secret = Secret::new(WebhookSecret::generate().expose_secret());
-    match state
-        .store
-        .rotate_webhook_secret(merchant.id, &secret, grace)
-        .await
-    {
-        Ok(previous_secret_expires_at) => {
+    match state.store.rotate_webhook_secret(merchant.id, grace).await {
+        Ok((secret, previous_secret_expires_at)) => {
             tracing::info!(?previous_secret_expires_at, "webhook secret rotated");
             json(
                 StatusCode::OK,

@@ -8,7 +8,6 @@ use axum::extract::{Form, Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use uuid::Uuid;
-use x402_escrow_sdk::webhooks::WebhookSecret;
 use x402_escrow_types::endpoint::DEFAULT_ROTATION_GRACE_SECS;
 
 use super::format;
@@ -17,7 +16,6 @@ use super::session::{self, SignedIn};
 use super::views::{Refusal, RotateConfirmPage, RotatedPage, render};
 use crate::api::ApiState;
 use crate::api::endpoint::check_webhook_url;
-use crate::config::Secret;
 use crate::service::{ErrorCode, PaymentService};
 use crate::store::StoreError;
 
@@ -196,14 +194,7 @@ pub async fn rotate<S: PaymentService>(
     let id = signed.merchant.id;
     let result = match rotated {
         Rotated::ApiKey => state.store.rotate_api_key(id, grace_ms).await,
-        Rotated::WebhookSecret => {
-            let secret = Secret::new(WebhookSecret::generate().expose_secret());
-            state
-                .store
-                .rotate_webhook_secret(id, &secret, grace_ms)
-                .await
-                .map(|until| (secret, until))
-        }
+        Rotated::WebhookSecret => state.store.rotate_webhook_secret(id, grace_ms).await,
     };
     match result {
         Ok((secret, until)) => {

@@ -373,11 +373,7 @@ pub async fn payments<S: PaymentService>(
         );
     }
     page.q = q.clone();
-    let filters = query.filters();
-    page.filters = filters
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect();
+    page.filters = query.filters();
     let now = state.store.now_ms();
     match chart::recent_outcomes(&state.store, merchant.id, chart::window_start(span, now)).await {
         Ok(points) => page.chart = chart::svg(span, now, &points),
@@ -392,9 +388,9 @@ pub async fn payments<S: PaymentService>(
             .and_then(|t| t.parse::<Address>().ok());
         row(v, token.and_then(token_decimals))
     };
-    if q.is_empty() && (!filters.is_empty() || query.cursor.is_some()) {
+    if q.is_empty() && (!page.filters.is_empty() || query.cursor.is_some()) {
         // The REST list's filters, parsed and checked by its own parser.
-        let mut pairs = filters.clone();
+        let mut pairs = page.filters.clone();
         if let Some(cursor) = query.cursor.as_deref().filter(|c| !c.is_empty()) {
             pairs.push(("cursor", cursor.to_owned()));
         }
@@ -412,7 +408,7 @@ pub async fn payments<S: PaymentService>(
                 page.heading = "Payments matching the filters".to_owned();
                 page.rows = list.payments.iter().map(view_row).collect();
                 page.next = list.next_cursor.map(|cursor| {
-                    let mut pairs = filters.clone();
+                    let mut pairs = page.filters.clone();
                     pairs.push(("limit", page.limit.to_string()));
                     pairs.push(("cursor", cursor));
                     format!("/console/payments?{}", query_string(&pairs))
@@ -586,7 +582,7 @@ pub async fn settings<S: PaymentService>(
         (None, _) => "none (events are recorded, not delivered)".to_owned(),
         (Some(url), None) => format!("{url} (enabled)"),
         (Some(url), Some(at)) => format!(
-            "{url} (disabled at {}: the endpoint answered 410 Gone)",
+            "{url} (deliveries off since {}: turned off, or the endpoint answered 410 Gone)",
             format::time(at)
         ),
     };

@@ -137,7 +137,7 @@ pub struct PaymentsPage {
     /// `hour` or `day`.
     pub span: String,
     /// The filters given, `(name, value)` (for the form and the next page's link).
-    pub filters: Vec<(String, String)>,
+    pub filters: Vec<(&'static str, String)>,
     /// Every payment status (the status filter's options).
     pub statuses: Vec<&'static str>,
     /// The next (older) page of a filtered list.
@@ -149,7 +149,7 @@ impl PaymentsPage {
     pub fn filter(&self, name: &str) -> &str {
         self.filters
             .iter()
-            .find(|(k, _)| k == name)
+            .find(|(k, _)| *k == name)
             .map_or("", |(_, v)| v.as_str())
     }
 }

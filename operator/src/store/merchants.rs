@@ -8,6 +8,8 @@ use uuid::Uuid;
 
 use super::codec::{self, Record, get_i64, get_opt_i64, get_opt_str, get_str, get_uuid};
 use super::{Result, Store, StoreError, StoreTx, in_own_tx};
+use x402_escrow_sdk::webhooks::WebhookSecret;
+
 use crate::config::Secret;
 
 /// What it takes to create a merchant.
@@ -234,31 +236,28 @@ impl Store {
         Ok((Secret::new(key), until))
     }
 
-    /// Rotates the merchant's webhook signing secret to `secret`: the old one (if any) keeps
-    /// signing for `grace_ms` (not at all when 0). Returns the old secret's end, if any.
+    /// Rotates the merchant's webhook signing secret: a fresh Standard Webhooks secret becomes
+    /// current (returned, shown once) and the old one (if any) keeps signing for `grace_ms` (not
+    /// at all when 0). Returns the secret and the old secret's end, if any.
     pub async fn rotate_webhook_secret(
         &self,
         id: Uuid,
-        secret: &Secret,
         grace_ms: i64,
-    ) -> Result<Option<i64>> {
-        let merchant = self.get_merchant(id).await?;
-        let until = (grace_ms > 0 && merchant.webhook_secret.is_some())
-            .then(|| self.now_ms().saturating_add(grace_ms));
-        let done = sqlx::query(
+    ) -> Result<(Secret, Option<i64>)> {
+        let secret = Secret::new(WebhookSecret::generate().expose_secret());
+        let until = (grace_ms > 0).then(|| self.now_ms().saturating_add(grace_ms));
+        // One statement: the old secret (if there is one) becomes the previous one.
+        let query = codec::returning::<Merchant>(
             "UPDATE merchants SET webhook_previous_secret = CASE WHEN $3 IS NULL THEN NULL \
-                 ELSE webhook_secret END, webhook_previous_secret_expires_at = $3, \
-                 webhook_secret = $2 \
+                 ELSE webhook_secret END, webhook_previous_secret_expires_at = CASE \
+                 WHEN webhook_secret IS NULL THEN NULL ELSE $3 END, webhook_secret = $2 \
              WHERE id = $1",
         )
         .bind(codec::uuid(&id))
         .bind(secret.expose().to_owned())
-        .bind(until)
-        .execute(&self.pool)
-        .await
-        .map(|done| self.wrote(done))?;
-        codec::affected(&done, "merchant", id)?;
-        Ok(until)
+        .bind(until);
+        let merchant: Merchant = self.wrote(codec::fetch_found(query, &self.pool, id).await)?;
+        Ok((secret, merchant.webhook_previous_secret_expires_at))
     }
 
     /// Changes the webhook endpoint (`url`) and turns deliveries on or off (`enabled`; on also
@@ -275,7 +274,7 @@ impl Store {
             Some(true) => 1,
             Some(false) => 2,
         };
-        let done = sqlx::query(
+        let query = codec::returning::<Merchant>(
             "UPDATE merchants SET webhook_url = COALESCE($2, webhook_url), \
                  webhook_disabled_at = CASE WHEN $3 = 1 THEN NULL \
                      WHEN $3 = 2 THEN COALESCE(webhook_disabled_at, $4) \
@@ -285,12 +284,8 @@ impl Store {
         .bind(codec::uuid(&id))
         .bind(url)
         .bind(switch)
-        .bind(self.now_ms())
-        .execute(&self.pool)
-        .await
-        .map(|done| self.wrote(done))?;
-        codec::affected(&done, "merchant", id)?;
-        self.get_merchant(id).await
+        .bind(self.now_ms());
+        self.wrote(codec::fetch_found(query, &self.pool, id).await)
     }
 
     /// Every merchant, oldest first.

@@ -129,12 +129,15 @@ pub struct DeliveryLogEntry {
     pub sequence: Option<i64>,
 }
 
-/// The delivery log's rows: a delivery's columns (named as [`WebhookDelivery::decode`] reads
-/// them) and its event's type, payment and sequence.
-const DELIVERY_LOG_SELECT: &str = "SELECT d.id, d.event_id, d.merchant_id, d.status, d.attempts, \
-    d.next_attempt_at, d.locked_by, d.locked_until, d.response_status, d.last_error, \
-    d.created_at, d.updated_at, d.delivered_at, e.event_type, e.payment_id, e.sequence \
-    FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id";
+/// The delivery log's rows, filtered by `conditions`: a delivery's columns (as
+/// [`WebhookDelivery::decode`] reads them) and its event's type, payment and sequence.
+fn delivery_log_query(conditions: &str) -> String {
+    format!(
+        "SELECT {}, e.event_type, e.payment_id, e.sequence \
+         FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id {conditions}",
+        codec::qualified::<WebhookDelivery>("d")
+    )
+}
 
 impl DeliveryLogEntry {
     fn decode(row: &AnyRow) -> Result<DeliveryLogEntry> {
@@ -467,10 +470,9 @@ impl Store {
         cursor: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<DeliveryLogEntry>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{DELIVERY_LOG_SELECT} \
-             WHERE d.merchant_id = $1 AND ($2 = '' OR d.status = $2) AND ($3 = '' OR d.id < $3) \
-             ORDER BY d.id DESC LIMIT $4"
+        let rows = sqlx::query(sqlx::AssertSqlSafe(delivery_log_query(
+            "WHERE d.merchant_id = $1 AND ($2 = '' OR d.status = $2) AND ($3 = '' OR d.id < $3) \
+             ORDER BY d.id DESC LIMIT $4",
         )))
         .bind(codec::uuid(&merchant_id))
         .bind(status.map(|s| s.as_str().to_owned()).unwrap_or_default())
@@ -521,8 +523,8 @@ impl Store {
         merchant_id: Uuid,
         id: Uuid,
     ) -> Result<Option<DeliveryLogEntry>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{DELIVERY_LOG_SELECT} WHERE d.merchant_id = $1 AND d.id = $2"
+        let row = sqlx::query(sqlx::AssertSqlSafe(delivery_log_query(
+            "WHERE d.merchant_id = $1 AND d.id = $2",
         )))
         .bind(codec::uuid(&merchant_id))
         .bind(codec::uuid(&id))

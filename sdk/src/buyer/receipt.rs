@@ -165,7 +165,7 @@ pub fn classify(status: StatusCode, receipt: Option<&SettleResponse>) -> Disposi
 }
 
 #[cfg(test)]
-mod metered_tests {
+mod tests {
     use super::*;
     use crate::facilitator::SettleResponse;
     use crate::network::Network;

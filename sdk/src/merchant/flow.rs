@@ -447,7 +447,7 @@ async fn settle_outcome<E>(
             Err(_) => facts(payment, payment.status, "authorize"),
         }
     } else if success && terms.capture_mode == CaptureMode::Queued {
-        settle::queue_capture(operator, &payment_id, price, price.is_some());
+        settle::queue_capture(operator, &payment_id, price);
         facts(payment, PaymentStatus::Authorized, "authorize")
     } else if success {
         match settle::finish(operator, &payment_id, Finish::Capture(price)).await {
@@ -461,7 +461,7 @@ async fn settle_outcome<E>(
             Ok(captured) => facts(&captured, captured.status, "capture"),
             Err(_) => {
                 // The hold stands; capture later in the background.
-                settle::queue_capture(operator, &payment_id, price, price.is_some());
+                settle::queue_capture(operator, &payment_id, price);
                 facts(payment, PaymentStatus::Authorized, "authorize")
             }
         }

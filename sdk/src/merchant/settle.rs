@@ -251,22 +251,17 @@ pub(crate) async fn finish(
     result
 }
 
-/// Captures in the background (`amount`: `None` for everything held), retrying transient
-/// failures for a few minutes; with `release_rest` (a metered price below the hold) the rest
-/// of the hold is then voided the same way.
-pub(crate) fn queue_capture(
-    operator: &OperatorClient,
-    payment_id: &str,
-    amount: Option<Amount>,
-    release_rest: bool,
-) {
+/// Captures in the background, retrying transient failures for a few minutes: everything held
+/// (`amount` `None`), or a metered price below the hold (`Some`), after which the rest of the
+/// hold is voided the same way.
+pub(crate) fn queue_capture(operator: &OperatorClient, payment_id: &str, amount: Option<Amount>) {
     let operator = operator.clone();
     let id = payment_id.to_owned();
     tokio::spawn(async move {
         if !with_retries(&operator, &id, Finish::Capture(amount)).await {
             return;
         }
-        if release_rest {
+        if amount.is_some() {
             with_retries(&operator, &id, Finish::Void).await;
         }
     });

@@ -65,12 +65,9 @@ fn to_login() -> Response {
 }
 
 /// The session of a page request; without one, the sign-in page.
-async fn signed_in(
-    state: &OwnerState,
-    headers: &HeaderMap,
-) -> Result<(String, OwnerSession), Response> {
+async fn signed_in(state: &OwnerState, headers: &HeaderMap) -> Result<OwnerSession, Response> {
     match session::current(state.wallet.store(), headers).await {
-        Ok(Some(found)) => Ok(found),
+        Ok(Some((_, session))) => Ok(session),
         Ok(None) => Err(to_login()),
         Err(e) => Err(error_page(&e, None)),
     }
@@ -82,7 +79,7 @@ async fn authorized(
     headers: &HeaderMap,
     csrf: Option<&str>,
 ) -> Result<OwnerSession, Response> {
-    let (_, session) = signed_in(state, headers).await?;
+    let session = signed_in(state, headers).await?;
     match csrf {
         Some(token) if session::tokens_match(&session.csrf_token, token) => Ok(session),
         _ => Err(csrf_refused(&session)),
@@ -101,7 +98,7 @@ pub async fn home(
     headers: HeaderMap,
     query: Result<Query<NoticeQuery>, QueryRejection>,
 ) -> Response {
-    let (_, session) = match signed_in(&state, &headers).await {
+    let session = match signed_in(&state, &headers).await {
         Ok(found) => found,
         Err(page) => return page,
     };
@@ -162,7 +159,7 @@ pub async fn key(
     Path(id): Path<String>,
     query: Result<Query<NoticeQuery>, QueryRejection>,
 ) -> Response {
-    let (_, session) = match signed_in(&state, &headers).await {
+    let session = match signed_in(&state, &headers).await {
         Ok(found) => found,
         Err(page) => return page,
     };
@@ -429,7 +426,7 @@ pub async fn revoke_confirm(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let (_, session) = match signed_in(&state, &headers).await {
+    let session = match signed_in(&state, &headers).await {
         Ok(found) => found,
         Err(page) => return page,
     };
