@@ -1,334 +1,23 @@
 //! The x402 facilitator API (`/supported`, `/verify`, `/settle`) against a full operator
-//! (`runtime::start`: relayer, engine, indexer) on anvil. The runtime does not mount the
-//! facilitator routes yet, so each test serves them itself over the running engine.
+//! (`runtime::start`: relayer, engine, indexer) on anvil, the routes served over its engine
+//! (`facilitator_support`). The delegated operator's authorizer signatures have their own
+//! suite, `facilitator_delegated.rs`.
 
+mod facilitator_support;
 mod operator_support;
 mod store_support;
 
-use std::sync::Arc;
+use facilitator_support::{Env, assert_success, complete_charge};
+
 use std::time::Duration;
 
-use alloy::primitives::Address;
-use alloy::providers::ext::AnvilApi;
-use alloy::signers::local::PrivateKeySigner;
-use axum::Router;
-use operator_support::{Chain, USDC, mined};
+use operator_support::{USDC, mined};
 use serde_json::{Value, json};
 use x402_escrow_bindings::TestUSDC;
-use x402_escrow_operator::api::ApiState;
-use x402_escrow_operator::api::facilitator::{self, FacilitatorSettings};
-use x402_escrow_operator::config::Config;
-use x402_escrow_operator::engine::Engine;
-use x402_escrow_operator::runtime::{self, RunningOperator};
 use x402_escrow_sdk::facilitator::{VerifyRequest, reasons};
-use x402_escrow_sdk::schemes::auth_capture::{self, LifecycleOperation, LifecyclePayload};
-use x402_escrow_sdk::schemes::exact;
+use x402_escrow_sdk::schemes::auth_capture::LifecycleOperation;
 use x402_escrow_sdk::wire::extensions::set_payment_id;
-use x402_escrow_sdk::wire::{
-    PaymentPayload, PaymentPayloadV1, PaymentRequirements, PaymentRequirementsV1, ResourceInfo,
-    SchemePayload,
-};
-use x402_escrow_sdk::{EscrowDeployment, EscrowRegistry, random_b256};
-
-/// The shared test chain (its roles: key 1 the operator's signer, key 2 the payer, address 3
-/// the merchant's receiver, 4 the fee receiver; [`Env`] derefs to it), a full operator on a
-/// SQLite file, and the facilitator routes served over its engine.
-struct Env {
-    chain: Chain,
-    _dir: tempfile::TempDir,
-    operator: Option<RunningOperator>,
-    signer: Address,
-    /// Dev key 5: no tokens.
-    poor_payer: PrivateKeySigner,
-    api_key: String,
-    base: String,
-    http: reqwest::Client,
-    server: tokio::task::JoinHandle<()>,
-    config: Config,
-    settle_wait: Duration,
-}
-
-impl std::ops::Deref for Env {
-    type Target = Chain;
-
-    fn deref(&self) -> &Chain {
-        &self.chain
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.server.abort();
-        if let Some(op) = self.operator.take() {
-            op.abort();
-        }
-    }
-}
-
-/// Serves the facilitator routes over `op`'s engine; the base URL and the server task.
-async fn serve(
-    op: &RunningOperator,
-    settle_wait: Duration,
-) -> (String, tokio::task::JoinHandle<()>) {
-    let state = ApiState::new(Arc::new(op.engine.clone()), op.store.clone());
-    let app: Router = Router::new()
-        .merge(facilitator::routes::<Engine>(
-            op.store.clone(),
-            FacilitatorSettings::new(settle_wait),
-        ))
-        .with_state(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    (base, server)
-}
-
-impl Env {
-    async fn new(settle_wait: Duration) -> Env {
-        Env::with_config(settle_wait, |_| {}).await
-    }
-
-    /// [`Env::new`], with `adjust` applied to the operator's configuration.
-    async fn with_config(settle_wait: Duration, adjust: impl FnOnce(&mut Config)) -> Env {
-        let chain = Chain::start().await;
-        // The refund float.
-        chain.mint(chain.operator.address(), 50 * USDC).await;
-        let dir = tempfile::tempdir().unwrap();
-        let db_url = format!("sqlite://{}/operator.db?mode=rwc", dir.path().display());
-        let mut config = operator_support::config(&db_url, &chain);
-        // The relayer's and the sweeper's own timing (no fee bump while a test holds blocks
-        // back), and no webhooks.
-        config.relayer = Config::default().relayer;
-        config.auto_void = Config::default().auto_void;
-        config.auto_void.expiry_margin_secs = 60;
-        config.webhooks.enabled = false;
-        adjust(&mut config);
-        let op = runtime::start(config.clone()).await.expect("operator");
-        let (shop, api_key) =
-            operator_support::merchant(&op.store, "shop", chain.receiver, None).await;
-        operator_support::credit_reserve(&op.store, shop.id, &chain).await;
-        let (base, server) = serve(&op, settle_wait).await;
-        Env {
-            poor_payer: chain.key(5).expect("key 5"),
-            chain,
-            _dir: dir,
-            signer: op.signer,
-            operator: Some(op),
-            api_key,
-            base,
-            http: reqwest::Client::new(),
-            server,
-            config,
-            settle_wait,
-        }
-    }
-
-    /// An environment whose settlements wait 20 s, the merchant's requirements for `amount`,
-    /// and the payer's signed payment of them.
-    async fn with_payment(amount: u64) -> (Env, Value, VerifyRequest) {
-        let env = Env::new(Duration::from_secs(20)).await;
-        let requirements = env.requirements(amount).await;
-        let req = env.pay(&requirements, &env.payer).await;
-        (env, requirements, req)
-    }
-
-    /// Stops the operator (as a deploy would) and starts a new one on the same database and
-    /// chain: nothing of the old process's memory survives.
-    async fn restart(&mut self) {
-        self.server.abort();
-        if let Some(op) = self.operator.take() {
-            op.shutdown().await;
-        }
-        let op = runtime::start(self.config.clone()).await.expect("operator");
-        let (base, server) = serve(&op, self.settle_wait).await;
-        self.base = base;
-        self.server = server;
-        self.operator = Some(op);
-    }
-
-    /// How many outbox rows of `kind` the database holds.
-    async fn tx_count(&self, kind: &str) -> i64 {
-        let store = &self.operator.as_ref().unwrap().store;
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM chain_txs WHERE kind = $1")
-            .bind(kind)
-            .fetch_one(store.pool())
-            .await
-            .unwrap()
-    }
-
-    fn network(&self) -> String {
-        format!("eip155:{}", self.deployment.chain_id)
-    }
-
-    fn registry(&self) -> EscrowRegistry {
-        EscrowRegistry::only(EscrowDeployment::from(&self.deployment))
-    }
-
-    async fn requirements(&self, amount: u64) -> Value {
-        self.chain
-            .requirements(amount, self.signer, self.receiver)
-            .await
-    }
-
-    /// Holds blocks back (automine off) until [`Env::mine_held`].
-    async fn hold_blocks(&self) {
-        self.plain.anvil_set_auto_mine(false).await.unwrap();
-    }
-
-    /// Mines one block with what was held back and turns automine on again.
-    async fn mine_held(&self) {
-        self.plain.anvil_mine(Some(1), None).await.unwrap();
-        self.plain.anvil_set_auto_mine(true).await.unwrap();
-    }
-
-    /// Settles `req` again (at most `tries` times, `pause` apart) until it answers success.
-    async fn settle_until_success(
-        &self,
-        req: &VerifyRequest,
-        tries: u32,
-        pause: Duration,
-    ) -> Value {
-        let mut last = Value::Null;
-        for _ in 0..tries {
-            last = self.settle(req).await;
-            if last["success"] == true {
-                break;
-            }
-            tokio::time::sleep(pause).await;
-        }
-        last
-    }
-
-    async fn exact_requirements(&self, amount: u64) -> Value {
-        let token = self.deployment.token.as_ref().unwrap();
-        json!({
-            "scheme": "exact",
-            "network": self.network(),
-            "amount": amount.to_string(),
-            "asset": token.address,
-            "payTo": self.receiver,
-            "maxTimeoutSeconds": 300,
-            "extra": {"name": token.name, "version": token.version},
-        })
-    }
-
-    /// A signed auth-capture payment by `payer` for `requirements`.
-    async fn pay(&self, requirements: &Value, payer: &PrivateKeySigner) -> VerifyRequest {
-        let requirements: PaymentRequirements =
-            serde_json::from_value(requirements.clone()).expect("requirements");
-        let now = self.now().await;
-        let payload =
-            auth_capture::build_payload(&requirements, payer, now, random_b256(), &self.registry())
-                .expect("payload");
-        VerifyRequest::new(
-            PaymentPayload::new(requirements.clone(), payload),
-            requirements,
-        )
-    }
-
-    async fn pay_exact(&self, requirements: &Value, payer: &PrivateKeySigner) -> VerifyRequest {
-        let requirements: PaymentRequirements =
-            serde_json::from_value(requirements.clone()).expect("requirements");
-        let now = self.now().await;
-        let payload =
-            exact::build_payload(&requirements, payer, now, random_b256()).expect("payload");
-        VerifyRequest::new(
-            PaymentPayload::new(requirements.clone(), payload),
-            requirements,
-        )
-    }
-
-    /// A lifecycle settle body for the payment `original` authorized.
-    fn lifecycle(
-        &self,
-        original: &VerifyRequest,
-        op: LifecycleOperation,
-        amount: Option<u64>,
-    ) -> VerifyRequest {
-        let derived = auth_capture::derive_from_payment_payload(
-            &original.payment_requirements,
-            &original.payment_payload,
-            &self.registry(),
-        )
-        .unwrap();
-        let mut payload = LifecyclePayload::new(op, derived.payment_info_json());
-        payload.settle.amount = amount.map(x402_escrow_sdk::Amount::from);
-        let requirements = original.payment_requirements.clone();
-        VerifyRequest::new(
-            PaymentPayload::new(requirements.clone(), payload),
-            requirements,
-        )
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.api_key);
-        if let Some(body) = body {
-            req = req.json(body);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    /// POSTs `req` to `path`: the status and body.
-    async fn post(&self, path: &str, req: &VerifyRequest) -> (u16, Value) {
-        let body = serde_json::to_value(req).unwrap();
-        self.call(reqwest::Method::POST, path, Some(&body)).await
-    }
-
-    /// POSTs `req` to `path`, which must answer 200: the body.
-    async fn post_ok(&self, path: &str, req: &VerifyRequest) -> Value {
-        let (status, body) = self.post(path, req).await;
-        assert_eq!(status, 200, "{path}: {body}");
-        body
-    }
-
-    async fn verify(&self, req: &VerifyRequest) -> Value {
-        self.post_ok("/verify", req).await
-    }
-
-    async fn settle(&self, req: &VerifyRequest) -> Value {
-        self.post_ok("/settle", req).await
-    }
-
-    async fn chain_state(&self, req: &VerifyRequest) -> (u128, u128) {
-        let derived = auth_capture::derive_from_payment_payload(
-            &req.payment_requirements,
-            &req.payment_payload,
-            &self.registry(),
-        )
-        .unwrap();
-        let (_, capturable, refundable) = self.state(derived.payment_info_hash).await;
-        (capturable, refundable)
-    }
-}
-
-fn set_expected_capturable(req: &mut VerifyRequest, amount: u64) {
-    if let SchemePayload::AuthCaptureLifecycle(p) = &mut req.payment_payload.payload {
-        p.expected_capturable_amount = Some(x402_escrow_sdk::Amount::from(amount));
-    }
-}
-
-fn assert_success(body: &Value) -> String {
-    assert_eq!(body["success"], true, "{body}");
-    let tx = body["transaction"].as_str().unwrap().to_owned();
-    assert!(tx.starts_with("0x") && tx.len() == 66, "{body}");
-    tx
-}
+use x402_escrow_sdk::wire::{PaymentPayloadV1, PaymentRequirementsV1, ResourceInfo, SchemePayload};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn supported_shape_and_auth() {
@@ -406,13 +95,13 @@ async fn verify_valid_and_invalid_reasons() {
     let req = env.pay(&other, &env.payer).await;
     invalid(&env.verify(&req).await, reasons::INVALID_NETWORK);
 
-    // captureAuthorizer is not our signer.
+    // captureAuthorizer is not an address we submit from (auth-capture v1.1: not admitted).
     let mut wrong_op = requirements.clone();
     wrong_op["extra"]["captureAuthorizer"] = json!(env.fee_receiver);
     let req = env.pay(&wrong_op, &env.payer).await;
     invalid(
         &env.verify(&req).await,
-        reasons::AUTH_CAPTURE_OPERATOR_MISMATCH,
+        reasons::AUTH_CAPTURE_OPERATOR_NOT_ADMITTED,
     );
 
     // Tampered signature (signed by someone else, claimed by the payer).
@@ -480,7 +169,11 @@ async fn verify_valid_and_invalid_reasons() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settle_authorize_is_idempotent_then_lifecycle() {
-    let (env, requirements, req) = Env::with_payment(10 * USDC).await;
+    let env = Env::new(Duration::from_secs(20)).await;
+    // Consent delegated to the facilitator (`receiverAuthorizer` = the one /supported names):
+    // lifecycle calls carry no authorizer signature.
+    let requirements = env.delegated_requirements(10 * USDC).await;
+    let req = env.pay(&requirements, &env.payer).await;
 
     let first = env.settle(&req).await;
     let tx = assert_success(&first);
@@ -494,7 +187,9 @@ async fn settle_authorize_is_idempotent_then_lifecycle() {
 
     // Capture 6 through payload.type = capture.
     let before = env.balance(env.receiver).await;
-    let capture = env.lifecycle(&req, LifecycleOperation::Capture, Some(6 * USDC));
+    let capture = env
+        .lifecycle_now(&req, LifecycleOperation::Capture, Some(6 * USDC))
+        .await;
     let body = env.settle(&capture).await;
     let capture_tx = assert_success(&body);
     assert_ne!(capture_tx, tx);
@@ -504,25 +199,41 @@ async fn settle_authorize_is_idempotent_then_lifecycle() {
     );
     assert!(env.balance(env.receiver).await > before);
 
-    // The same capture again, carrying expectedCapturableAmount as it was before: answered with
-    // the original capture, nothing moves.
-    let mut guarded = env.lifecycle(&req, LifecycleOperation::Capture, Some(USDC));
-    set_expected_capturable(&mut guarded, 4 * USDC);
-    let body = env.settle(&guarded).await;
-    let guarded_tx = assert_success(&body);
+    // The same capture again: its expected balances are gone, so it is answered with the
+    // original capture and nothing moves (single-use by the payment's own state).
+    let body = env.settle(&capture).await;
+    assert_eq!(assert_success(&body), capture_tx, "{body}");
     assert_eq!(
         env.chain_state(&req).await,
-        (3 * USDC as u128, 7 * USDC as u128)
+        (4 * USDC as u128, 6 * USDC as u128)
     );
-    let body = env.settle(&guarded).await;
-    assert_eq!(assert_success(&body), guarded_tx, "{body}");
+
+    // A capture expecting balances the payment does not have: refused, nothing moves.
+    let mut stale = env.lifecycle(&req, LifecycleOperation::Capture, Some(USDC));
+    facilitator_support::set_expected(&mut stale, 10 * USDC as u128, 0);
+    let body = env.settle(&stale).await;
+    assert_eq!(
+        body["errorReason"],
+        reasons::AUTH_CAPTURE_UNEXPECTED_PAYMENT_STATE,
+        "{body}"
+    );
+    // Without the expected balances at all: the payload is incomplete.
+    let bare = env.lifecycle(&req, LifecycleOperation::Capture, Some(USDC));
+    let body = env.settle(&bare).await;
+    assert_eq!(
+        body["errorReason"],
+        reasons::AUTH_CAPTURE_PAYLOAD_FORMAT,
+        "{body}"
+    );
     assert_eq!(
         env.chain_state(&req).await,
-        (3 * USDC as u128, 7 * USDC as u128)
+        (4 * USDC as u128, 6 * USDC as u128)
     );
 
     // A capture asking for another fee than the operator's is refused before any gas.
-    let mut wrong_fee = env.lifecycle(&req, LifecycleOperation::Capture, Some(USDC));
+    let mut wrong_fee = env
+        .lifecycle_now(&req, LifecycleOperation::Capture, Some(USDC))
+        .await;
     if let SchemePayload::AuthCaptureLifecycle(p) = &mut wrong_fee.payment_payload.payload {
         p.settle.fee_bps = Some(250);
     }
@@ -534,23 +245,30 @@ async fn settle_authorize_is_idempotent_then_lifecycle() {
     let void = env.lifecycle(&req, LifecycleOperation::Void, None);
     let body = env.settle(&void).await;
     let void_tx = assert_success(&body);
-    assert_eq!(env.chain_state(&req).await, (0, 7 * USDC as u128));
+    assert_eq!(env.chain_state(&req).await, (0, 6 * USDC as u128));
     let body = env.settle(&void).await;
     assert_eq!(assert_success(&body), void_tx);
 
     // Refund 2.
     let payer_before = env.balance(env.payer.address()).await;
-    let refund = env.lifecycle(&req, LifecycleOperation::Refund, Some(2 * USDC));
+    let refund = env
+        .lifecycle_now(&req, LifecycleOperation::Refund, Some(2 * USDC))
+        .await;
     let body = env.settle(&refund).await;
     assert_success(&body);
     assert_eq!(
         env.balance(env.payer.address()).await,
         payer_before + u128::from(2 * USDC)
     );
-    assert_eq!(env.chain_state(&req).await, (0, 5 * USDC as u128));
+    assert_eq!(env.chain_state(&req).await, (0, 4 * USDC as u128));
 
     // Capturing a voided payment is a failure with a reason and no transaction.
-    let body = env.settle(&capture).await;
+    let body = env
+        .settle(
+            &env.lifecycle_now(&req, LifecycleOperation::Capture, Some(USDC))
+                .await,
+        )
+        .await;
     assert_eq!(body["success"], false, "{body}");
     assert_eq!(body["transaction"], "", "{body}");
     assert!(body["errorReason"].is_string(), "{body}");
@@ -562,6 +280,21 @@ async fn settle_authorize_is_idempotent_then_lifecycle() {
         .await;
     assert_eq!(body["success"], false, "{body}");
     assert_eq!(body["errorReason"], reasons::INVALID_PAYLOAD, "{body}");
+
+    // Requirements without a receiverAuthorizer: the delegated operator is authorize-only, its
+    // lifecycle goes through the operator's own API.
+    let plain = env.requirements(USDC).await;
+    let held = env.pay(&plain, &env.payer).await;
+    assert_success(&env.settle(&held).await);
+    let body = env
+        .settle(&env.lifecycle(&held, LifecycleOperation::Void, None))
+        .await;
+    assert_eq!(
+        body["errorReason"],
+        reasons::AUTH_CAPTURE_LIFECYCLE_NOT_RELAYED,
+        "{body}"
+    );
+    assert_eq!(env.chain_state(&held).await, (USDC as u128, 0));
 }
 
 /// Without the batch executor every call is its own transaction, sent at once: a settlement
@@ -818,17 +551,31 @@ async fn v1_bodies_verify_and_settle() {
 async fn settle_authorization_flow_charges_then_refunds() {
     let env = Env::new(Duration::from_secs(20)).await;
     let amount = 10 * USDC;
-    let mut requirements = env.requirements(amount).await;
+    let mut requirements = env.delegated_requirements(amount).await;
     requirements["extra"]["paymentFlow"] = json!("authorization");
-    let req = env.pay(&requirements, &env.payer).await;
+    let mut req = env.pay(&requirements, &env.payer).await;
     let payer0 = env.balance(env.payer.address()).await;
     let receiver0 = env.balance(env.receiver).await;
     let fee0 = env.balance(env.fee_receiver).await;
     // The operator charges 1% (fees.bps = 100).
     let fee = u128::from(amount / 100);
 
+    // /verify takes the client's raw payload; /settle the completed charge (amount, fee, fee
+    // receiver), refused in its raw form.
     let body = env.verify(&req).await;
     assert_eq!(body["isValid"], true, "{body}");
+    let body = env.settle(&req).await;
+    assert_eq!(
+        body["errorReason"],
+        reasons::AUTH_CAPTURE_PAYLOAD_FORMAT,
+        "{body}"
+    );
+    let mut wrong_fee = req.clone();
+    complete_charge(&mut wrong_fee, amount, 250, env.fee_receiver);
+    let body = env.settle(&wrong_fee).await;
+    assert_eq!(body["errorReason"], reasons::AUTH_CAPTURE_EXTRA, "{body}");
+    assert_eq!(env.balance(env.payer.address()).await, payer0);
+    complete_charge(&mut req, amount, 100, env.fee_receiver);
 
     // Settle = charge: captured at once, the merchant is paid.
     let first = env.settle(&req).await;
@@ -847,31 +594,42 @@ async fn settle_authorization_flow_charges_then_refunds() {
     // Retried: the same charge.
     assert_eq!(assert_success(&env.settle(&req).await), tx);
 
-    // Capture and void of a charged payment are refused with a reason, before any gas.
+    // Capture and void under flow "authorization" are refused with a reason, before any gas.
     for op in [LifecycleOperation::Capture, LifecycleOperation::Void] {
         let amount = (op == LifecycleOperation::Capture).then_some(USDC);
-        let body = env.settle(&env.lifecycle(&req, op, amount)).await;
+        let body = env.settle(&env.lifecycle_now(&req, op, amount).await).await;
         assert_eq!(body["success"], false, "{body}");
-        assert_eq!(body["errorReason"], "payment_charged", "{body}");
+        assert_eq!(
+            body["errorReason"],
+            reasons::AUTH_CAPTURE_PAYLOAD_TYPE,
+            "{body}"
+        );
         assert_eq!(body["transaction"], "", "{body}");
     }
     assert_eq!(env.chain_state(&req).await, (0, amount as u128));
 
     // Refund 4, then the remaining 6: the payer has everything back (from the operator's float).
-    let refund = env.lifecycle(&req, LifecycleOperation::Refund, Some(4 * USDC));
+    let refund = env
+        .lifecycle_now(&req, LifecycleOperation::Refund, Some(4 * USDC))
+        .await;
     assert_success(&env.settle(&refund).await);
     assert_eq!(env.chain_state(&req).await, (0, 6 * USDC as u128));
     assert_eq!(
         env.balance(env.payer.address()).await,
         payer0 - u128::from(6 * USDC)
     );
-    let rest = env.lifecycle(&req, LifecycleOperation::Refund, Some(6 * USDC));
+    let rest = env
+        .lifecycle_now(&req, LifecycleOperation::Refund, Some(6 * USDC))
+        .await;
     assert_success(&env.settle(&rest).await);
     assert_eq!(env.chain_state(&req).await, (0, 0));
     assert_eq!(env.balance(env.payer.address()).await, payer0);
     // More than is refundable: refused.
     let body = env
-        .settle(&env.lifecycle(&req, LifecycleOperation::Refund, Some(1)))
+        .settle(
+            &env.lifecycle_now(&req, LifecycleOperation::Refund, Some(1))
+                .await,
+        )
         .await;
     assert_eq!(body["success"], false, "{body}");
 }

@@ -93,6 +93,43 @@ pub mod reasons {
     pub const AUTH_CAPTURE_PAYLOAD_TYPE: &str = "invalid_auth_capture_evm_payload_type";
     /// `auth-capture`: `paymentInfo.operator` is not `captureAuthorizer`.
     pub const AUTH_CAPTURE_OPERATOR_MISMATCH: &str = "invalid_auth_capture_evm_operator_mismatch";
+    /// `auth-capture`: `extra.operatorType` is unknown or not implemented here.
+    pub const AUTH_CAPTURE_UNSUPPORTED_OPERATOR_TYPE: &str =
+        "invalid_auth_capture_evm_unsupported_operator_type";
+    /// `auth-capture`: the operator is not on the allowlist, or a `delegated`
+    /// `captureAuthorizer` is not an address this facilitator submits from.
+    pub const AUTH_CAPTURE_OPERATOR_NOT_ADMITTED: &str =
+        "invalid_auth_capture_evm_operator_not_admitted";
+    /// `auth-capture`: `extra.policy` does not fit the operator type (non-zero for `delegated`).
+    pub const AUTH_CAPTURE_POLICY: &str = "invalid_auth_capture_evm_policy";
+    /// `auth-capture`: a lifecycle payload for an operator whose lifecycle is not relayed
+    /// (`custom`, or `delegated` without a receiver authorizer).
+    pub const AUTH_CAPTURE_LIFECYCLE_NOT_RELAYED: &str =
+        "invalid_auth_capture_evm_lifecycle_not_relayed";
+    /// `auth-capture`: `extra.receiverAuthorizer` is absent or zero for a relayed `charge`.
+    pub const AUTH_CAPTURE_MISSING_RECEIVER_AUTHORIZER: &str =
+        "invalid_auth_capture_evm_missing_receiver_authorizer";
+    /// `auth-capture`: `authorizerSignature` does not recover to `extra.receiverAuthorizer`.
+    pub const AUTH_CAPTURE_AUTHORIZER_SIGNATURE: &str =
+        "invalid_auth_capture_evm_authorizer_signature";
+    /// `auth-capture`: `voidAuthorizerSignature` is misplaced or does not recover to
+    /// `extra.receiverAuthorizer` over the `Void` digest.
+    pub const AUTH_CAPTURE_VOID_AUTHORIZER_SIGNATURE: &str =
+        "invalid_auth_capture_evm_void_authorizer_signature";
+    /// `auth-capture`: capture-and-void whose capture takes the whole capturable amount.
+    pub const AUTH_CAPTURE_VOID_REMAINDER_FULL_CAPTURE: &str =
+        "invalid_auth_capture_evm_void_remainder_full_capture";
+    /// `auth-capture`: the escrow's `capturableAmount` / `refundableAmount` are not the ones
+    /// the authorizer signed.
+    pub const AUTH_CAPTURE_UNEXPECTED_PAYMENT_STATE: &str =
+        "invalid_auth_capture_evm_unexpected_payment_state";
+    /// `auth-capture`: a refund at or after `refundDeadline`.
+    pub const AUTH_CAPTURE_REFUND_DEADLINE_EXPIRED: &str =
+        "invalid_auth_capture_evm_refund_deadline_expired";
+    /// `auth-capture`: no refund liquidity for the operator (for us: the merchant's refund
+    /// reserve cannot fund it).
+    pub const AUTH_CAPTURE_REFUND_FUNDING_UNAVAILABLE: &str =
+        "invalid_auth_capture_evm_refund_funding_unavailable";
 }
 
 /// The body of `POST /verify` and `POST /settle` of one protocol version: the client's payment

@@ -155,6 +155,14 @@ impl AuthCaptureExtra {
         self.policy.unwrap_or(Address::ZERO)
     }
 
+    /// `operatorType` as written (absent: `delegated`, the default). Kept as text so that a
+    /// value this crate does not know reaches the facilitator, which names it in its refusal.
+    pub fn operator_type(&self) -> Option<&str> {
+        self.other
+            .get("operatorType")
+            .map(|v| v.as_str().unwrap_or("<not a string>"))
+    }
+
     /// Whether the salt is bound (`receiverAuthorizer` or `policy` non-zero), so the payload
     /// carries `saltNonce` and `salt` is the binding commitment.
     pub fn is_salt_bound(&self) -> bool {

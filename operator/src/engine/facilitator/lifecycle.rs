@@ -4,13 +4,16 @@
 
 use std::time::Duration;
 
-use alloy::primitives::{Address, B256};
+use alloy::primitives::{Address, B256, U256};
 use uuid::Uuid;
+use x402_escrow_sdk::escrows::FeeArgument;
 use x402_escrow_sdk::facilitator::{SettleResponse, VerifyRequest, reasons};
 use x402_escrow_sdk::schemes::auth_capture::{
-    LifecycleOperation, LifecyclePayload, payment_info_from_json,
+    AuthorizerMessage, ExpectedState, LifecycleOperation, LifecyclePayload, SubmittedFee,
+    payment_info_from_json,
 };
 
+use super::delegated::Refusal;
 use super::*;
 use crate::engine::Engine;
 use crate::lifecycle::Flow;
@@ -22,12 +25,15 @@ use x402_escrow_sdk::network::Network;
 type Answer = SettleResponse;
 
 impl Engine {
-    /// `POST /settle` of a lifecycle payload, step by step: read the payload
-    /// ([`Engine::lifecycle_payment`], [`lifecycle_amount`]), refuse what cannot apply
-    /// ([`refuse_charged`], [`Engine::check_capture_fee`]), let a previous action in flight
-    /// settle ([`Engine::settle_in_flight`]), answer a retry of a done action
-    /// ([`Engine::answer_retry`]), else run it ([`Engine::run_lifecycle`]) and answer from its
-    /// transaction ([`lifecycle_answer`]).
+    /// `POST /settle` of a lifecycle payload, step by step: admit it (the operator relays
+    /// lifecycle calls, the payload is consistent: [`Engine::admit_lifecycle`]), find the
+    /// payment ([`Engine::lifecycle_payment`]), refuse what cannot apply ([`refuse_charged`],
+    /// [`Engine::check_capture_fee`]), check the receiver authorizer's consent to the exact call
+    /// ([`Engine::lifecycle_consent`]), let a previous action in flight settle
+    /// ([`Engine::settle_in_flight`]), answer a retry of a done action or refuse a payment whose
+    /// balances are not the signed ones ([`Engine::answer_retry`], [`Engine::check_onchain_state`],
+    /// [`check_deadline`]), else run it ([`Engine::run_lifecycle`], then the void of a
+    /// capture-and-void) and answer from its transaction ([`lifecycle_answer`]).
     pub(super) async fn settle_lifecycle(
         &self,
         merchant: &Merchant,
@@ -51,7 +57,10 @@ impl Engine {
         let fail = |reason: &str, message: String| {
             SettleResponse::failure(reason, message, network, payer)
         };
+        let refused = |(reason, message): Refusal| fail(reason, message);
         let steps = async {
+            self.admit_lifecycle(&request.payment_requirements, lifecycle)
+                .map_err(refused)?;
             let payment = self.lifecycle_payment(merchant, request, &info).await?;
             let amount =
                 lifecycle_amount(lifecycle).map_err(|m| fail(reasons::INVALID_PAYLOAD, m))?;
@@ -61,24 +70,177 @@ impl Engine {
                 self.check_capture_fee(lifecycle, &info, &payment, amount)
                     .map_err(|m| fail(reasons::AUTH_CAPTURE_EXTRA, m))?;
             }
+            self.lifecycle_consent(request, lifecycle, &info, &payment, amount)
+                .await
+                .map_err(refused)?;
             let payment = self.settle_in_flight(payment, wait, network, payer).await?;
-            self.answer_retry(&payment, lifecycle, amount, network, info.payer)
-                .await?;
+            let expected = expected_state(lifecycle).map_err(refused)?;
+            let void_rest = lifecycle.void_authorizer_signature.is_some();
+            if let Some(done) = self
+                .answer_retry(&payment, lifecycle, amount, expected, network, info.payer)
+                .await?
+            {
+                // A capture-and-void whose capture is done: the void may still be owed.
+                if void_rest && payment.amounts.capturable() != 0 {
+                    self.void_rest(merchant, &payment).await;
+                }
+                return Ok(done);
+            }
+            let now = self
+                .inner
+                .verifier
+                .acceptance_now()
+                .await
+                .map_err(|e| fail(reasons::UNEXPECTED_SETTLE_ERROR, e.to_string()))?;
+            check_deadline(lifecycle.operation, &info, now).map_err(refused)?;
+            self.check_onchain_state(&payment, expected, amount, void_rest)
+                .await
+                .map_err(refused)?;
             let (kind, result) = self
                 .run_lifecycle(merchant, &payment, lifecycle.operation, amount)
                 .await;
-            let view = result.map_err(|e| fail(&service_error_reason(&e), e.message.clone()))?;
-            Ok::<_, Answer>(lifecycle_answer(
+            let view = result.map_err(|e| fail(&lifecycle_error_reason(&e), e.message.clone()))?;
+            let answer = lifecycle_answer(
                 &view,
                 kind,
                 lifecycle.operation,
                 amount,
                 network,
                 info.payer,
-            ))
+            );
+            if void_rest && answer.success && !view.status.is_in_flight() {
+                self.void_rest(merchant, &payment).await;
+            }
+            Ok::<_, Answer>(answer)
         };
         match steps.await {
             Ok(answer) | Err(answer) => answer,
+        }
+    }
+
+    /// The receiver authorizer's consent to the call we will make: the operation's signed
+    /// message built from the values that execute (the engine's fee, our refund collector),
+    /// and for a capture-and-void the `Void` too, which needs a remainder to void.
+    async fn lifecycle_consent(
+        &self,
+        request: &VerifyRequest,
+        lifecycle: &LifecyclePayload,
+        info: &x402_escrow_sdk::PaymentInfo,
+        payment: &Payment,
+        amount: Option<u128>,
+    ) -> Result<(), Refusal> {
+        let Some(extra) = request.payment_requirements.auth_capture_extra() else {
+            return Err((reasons::AUTH_CAPTURE_EXTRA, "no auth-capture extra".into()));
+        };
+        let expected = expected_state(lifecycle)?;
+        let message = match lifecycle.operation {
+            LifecycleOperation::Capture => {
+                let fee = crate::engine::calldata::capture_fee(
+                    &self.inner.config,
+                    info,
+                    self.fee_argument(payment.escrow),
+                );
+                let captured = amount.unwrap_or_else(|| payment.amounts.capturable());
+                AuthorizerMessage::Capture {
+                    amount: U256::from(captured),
+                    fee: match fee.argument {
+                        FeeArgument::Bps => SubmittedFee::Bps(fee.bps),
+                        FeeArgument::Amount => {
+                            SubmittedFee::Amount(U256::from(fee.amount_of(captured)))
+                        }
+                    },
+                    fee_receiver: fee.receiver,
+                    expected: expected.unwrap_or_default(),
+                }
+            }
+            LifecycleOperation::Void => AuthorizerMessage::Void,
+            LifecycleOperation::Refund => AuthorizerMessage::Refund {
+                amount: U256::from(amount.unwrap_or(0)),
+                token_collector: self.inner.config.refund_collector,
+                expected: expected.unwrap_or_default(),
+            },
+        };
+        self.check_consent(
+            extra,
+            payment.payment_hash,
+            &message,
+            lifecycle.authorizer_signature.as_ref(),
+            reasons::AUTH_CAPTURE_AUTHORIZER_SIGNATURE,
+        )
+        .await?;
+        if let Some(void) = &lifecycle.void_authorizer_signature {
+            self.check_consent(
+                extra,
+                payment.payment_hash,
+                &AuthorizerMessage::Void,
+                Some(void),
+                reasons::AUTH_CAPTURE_VOID_AUTHORIZER_SIGNATURE,
+            )
+            .await?;
+            let capturable = expected.map_or(payment.amounts.capturable(), |e| {
+                e.capturable.saturating_to::<u128>()
+            });
+            if amount.is_none_or(|a| a >= capturable) {
+                return Err((
+                    reasons::AUTH_CAPTURE_VOID_REMAINDER_FULL_CAPTURE,
+                    format!(
+                        "the capture takes all {capturable} capturable: nothing is left to void"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `paymentState` on the escrow must hold the balances the authorizer signed (the
+    /// single-use check of capture and refund).
+    async fn check_onchain_state(
+        &self,
+        payment: &Payment,
+        expected: Option<ExpectedState>,
+        amount: Option<u128>,
+        void_rest: bool,
+    ) -> Result<(), Refusal> {
+        let Some(expected) = expected else {
+            return Ok(());
+        };
+        let state = crate::indexer::read_payment_state(
+            &self.inner.provider,
+            payment.escrow,
+            payment.payment_hash,
+        )
+        .await
+        .map_err(|e| {
+            (
+                reasons::UNEXPECTED_SETTLE_ERROR,
+                format!("paymentState: {e}"),
+            )
+        })?;
+        let found = (U256::from(state.capturable), U256::from(state.refundable));
+        if found != (expected.capturable, expected.refundable) {
+            return Err(unexpected_state(found, expected));
+        }
+        if void_rest && amount.is_some_and(|a| U256::from(a) >= expected.capturable) {
+            return Err((
+                reasons::AUTH_CAPTURE_VOID_REMAINDER_FULL_CAPTURE,
+                "the capture takes everything capturable: nothing is left to void".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The void of a capture-and-void, once its capture is done. Nothing left to void (a race
+    /// emptied the hold) is not an error: the settle is a capture-only success.
+    async fn void_rest(&self, merchant: &Merchant, payment: &Payment) {
+        match PaymentService::void(self, merchant, payment.id).await {
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                payment_id = %payment.id,
+                payment_hash = %payment.payment_hash,
+                code = e.code.as_str(),
+                error = %e.message,
+                "capture-and-void: the void after the capture was refused"
+            ),
         }
     }
 
@@ -169,58 +331,63 @@ impl Engine {
     }
 
     /// `expectedCapturableAmount` / `expectedRefundableAmount` make capture and refund
-    /// single-use: a retry after success finds the amount already moved and is answered with
-    /// the transaction that moved it (`Err`); a mismatch otherwise is refused.
+    /// single-use: the stored balances equal to them let the call go on (`None`); balances that
+    /// are exactly what this call leaves, with the transaction that moved the amount on record,
+    /// answer the retry with that transaction (`Some`); anything else is refused
+    /// (`unexpected_payment_state`).
     async fn answer_retry(
         &self,
         payment: &Payment,
         lifecycle: &LifecyclePayload,
         amount: Option<u128>,
+        expected: Option<ExpectedState>,
         network: Network,
         payer: Address,
-    ) -> Result<(), Answer> {
-        let fail = |message: String| {
-            SettleResponse::failure(reasons::INVALID_PAYLOAD, message, network, Some(payer))
+    ) -> Result<Option<Answer>, Answer> {
+        let (Some(expected), Some(amount)) = (expected, amount) else {
+            return Ok(None);
         };
-        let expected = match lifecycle.operation {
-            LifecycleOperation::Capture => lifecycle.expected_capturable_amount.map(|e| {
-                (
-                    e,
-                    payment.amounts.capturable(),
-                    [TxKind::Capture, TxKind::CaptureBatch],
-                )
-            }),
-            LifecycleOperation::Refund => lifecycle.expected_refundable_amount.map(|e| {
-                (
-                    e,
-                    payment.amounts.refundable(),
-                    [TxKind::Refund, TxKind::Refund],
-                )
-            }),
-            LifecycleOperation::Void => None,
+        let fail = |(reason, message): Refusal| {
+            SettleResponse::failure(reason, message, network, Some(payer))
         };
-        let (Some((expected, current, kinds)), Some(amount)) = (expected, amount) else {
-            return Ok(());
-        };
-        let Some(expected) = to_u128(expected) else {
-            return Err(fail("expected amount out of range".into()));
-        };
-        if current == expected {
-            return Ok(());
+        let current = (
+            U256::from(payment.amounts.capturable()),
+            U256::from(payment.amounts.refundable()),
+        );
+        if current == (expected.capturable, expected.refundable) {
+            return Ok(None);
         }
-        if current == expected.saturating_sub(amount)
-            && let Some(hash) = self.previous_final(payment.id, &kinds, amount).await
-        {
-            return Err(SettleResponse::success(
+        let moved = U256::from(amount);
+        let (after, kinds) = match lifecycle.operation {
+            LifecycleOperation::Capture => (
+                (
+                    expected.capturable.saturating_sub(moved),
+                    expected.refundable.saturating_add(moved),
+                ),
+                [TxKind::Capture, TxKind::CaptureBatch],
+            ),
+            LifecycleOperation::Refund => (
+                (
+                    expected.capturable,
+                    expected.refundable.saturating_sub(moved),
+                ),
+                [TxKind::Refund, TxKind::Refund],
+            ),
+            LifecycleOperation::Void => return Ok(None),
+        };
+        // A capture-and-void may also have voided the rest already.
+        let voided = (U256::ZERO, after.1);
+        let retried = current == after
+            || (lifecycle.void_authorizer_signature.is_some() && current == voided);
+        if retried && let Some(hash) = self.previous_final(payment.id, &kinds, amount).await {
+            return Ok(Some(SettleResponse::success(
                 hash,
                 network,
                 payer,
                 Some(units(amount)),
-            ));
+            )));
         }
-        Err(fail(format!(
-            "the payment's amount is {current}, the payload expects {expected}"
-        )))
+        Err(fail(unexpected_state(current, expected)))
     }
 
     /// Runs the engine's capture / void / refund; the transaction kind to answer from, and the
@@ -356,6 +523,77 @@ impl Engine {
                     && crate::engine::requested_amount(t) == Some(amount)
             })
             .and_then(|t| t.mined_tx_hash)
+    }
+}
+
+/// The balances the payload expects (`expectedCapturableAmount`, `expectedRefundableAmount`;
+/// both present for capture and refund, see [`Engine::admit_lifecycle`]).
+fn expected_state(lifecycle: &LifecyclePayload) -> Result<Option<ExpectedState>, Refusal> {
+    match (
+        lifecycle.expected_capturable_amount,
+        lifecycle.expected_refundable_amount,
+    ) {
+        (Some(capturable), Some(refundable)) => Ok(Some(ExpectedState {
+            capturable: capturable.get(),
+            refundable: refundable.get(),
+        })),
+        (None, None) => Ok(None),
+        _ => Err((
+            reasons::AUTH_CAPTURE_PAYLOAD_FORMAT,
+            "expectedCapturableAmount and expectedRefundableAmount come together".into(),
+        )),
+    }
+}
+
+/// `unexpected_payment_state`: the balances found are not the signed ones.
+fn unexpected_state(found: (U256, U256), expected: ExpectedState) -> Refusal {
+    (
+        reasons::AUTH_CAPTURE_UNEXPECTED_PAYMENT_STATE,
+        format!(
+            "the payment holds {} capturable and {} refundable; the authorizer signed for {} and {}",
+            found.0, found.1, expected.capturable, expected.refundable
+        ),
+    )
+}
+
+/// A capture before the payment's `authorizationExpiry`, a refund before its `refundExpiry`
+/// (`now`: the time payments are judged at).
+fn check_deadline(
+    operation: LifecycleOperation,
+    info: &x402_escrow_sdk::PaymentInfo,
+    now: u64,
+) -> Result<(), Refusal> {
+    let (deadline, reason, what) = match operation {
+        LifecycleOperation::Capture => (
+            info.authorizationExpiry.to::<u64>(),
+            reasons::AUTH_CAPTURE_CAPTURE_DEADLINE_EXPIRED,
+            "capture deadline",
+        ),
+        LifecycleOperation::Refund => (
+            info.refundExpiry.to::<u64>(),
+            reasons::AUTH_CAPTURE_REFUND_DEADLINE_EXPIRED,
+            "refund deadline",
+        ),
+        LifecycleOperation::Void => return Ok(()),
+    };
+    if now >= deadline {
+        return Err((
+            reason,
+            format!("the {what} {deadline} has passed (now {now})"),
+        ));
+    }
+    Ok(())
+}
+
+/// The x402 reason of an engine refusal of a lifecycle call: a refund the merchant's reserve
+/// (or our refund float) cannot fund is the scheme's `refund_funding_unavailable`.
+fn lifecycle_error_reason(e: &ServiceError) -> String {
+    match e.code {
+        crate::service::ErrorCode::RefundReserveInsufficient
+        | crate::service::ErrorCode::RefundFloatInsufficient => {
+            reasons::AUTH_CAPTURE_REFUND_FUNDING_UNAVAILABLE.to_owned()
+        }
+        _ => service_error_reason(e),
     }
 }
 

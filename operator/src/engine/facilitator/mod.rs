@@ -14,11 +14,15 @@
 //!   its authorization in the store, also after a restart), or else from the chain (the
 //!   `AuthorizationUsed` log of a successful transfer of the same authorization).
 //!
+//! Lifecycle payloads and relayed charges follow `auth-capture` v1.1's delegated operator
+//! (`delegated.rs`, DESIGN "The delegated operator"): relayed only with a receiver authorizer,
+//! whose EIP-712 consent to the exact call is checked, as are the balances it expects.
+//!
 //! Lifecycle retries: a void of a payment with nothing capturable and a final void answers with
 //! that void; a capture / refund carrying `expectedCapturableAmount` / `expectedRefundableAmount`
 //! that finds the amount already moved answers with the transaction that moved it. A capture's
-//! `feeBps` / `feeReceiver`, when given, must be what the engine sends (`feeAmount` is refused).
-//! `authorizerSignature` (receiver authorizer) is not checked: the merchant's API key is.
+//! fee (`feeBps` on a v1.0 escrow, `feeAmount` on v1.1) and `feeReceiver`, when given, must be
+//! what the engine sends.
 //!
 //! | file | job |
 //! |---|---|
@@ -27,9 +31,11 @@
 //! | `verify.rs` | `/verify` (`auth-capture` and `exact`) |
 //! | `exact.rs` | `/settle` of `exact` transfers |
 //! | `lifecycle.rs` | `/settle` of `auth-capture` lifecycle payloads (capture, void, refund) |
+//! | `delegated.rs` | the v1.1 `delegated` operator: admission (`operatorType`, `policy`, `captureAuthorizer`), the lifecycle payload's consistency, the receiver authorizer's consent (ECDSA, ERC-1271, or delegated to us) |
 //!
 //! [`Verifier`]: crate::verify::Verifier
 
+mod delegated;
 mod exact;
 mod lifecycle;
 mod supported;
@@ -149,6 +155,9 @@ impl Engine {
     ) -> SettleResponse {
         let payer = request.payment_payload.payload.payer();
         let network = request.payment_requirements.network;
+        if let Err((reason, message)) = self.admit_collect(request).await {
+            return SettleResponse::failure(reason, message, network, payer);
+        }
         let authorize = AuthorizeRequest {
             payment_payload: request.payment_payload.clone(),
             payment_requirements: request.payment_requirements.clone(),

@@ -14,7 +14,10 @@ use crate::engine::Engine;
 
 impl Engine {
     /// `GET /supported`: auth-capture and exact on our chain (v2, plus v1 where the chain has a
-    /// v1 name), the `payment-identifier` extension, our signer.
+    /// v1 name), the `payment-identifier` extension, our signers. The auth-capture `extra` has
+    /// the v1.1 fields (`captureAuthorizer`, `receiverAuthorizer`, `feeRecipient`,
+    /// `minFeeBps` = `maxFeeBps`, `operators: []`) and our own (`feeBps`, the escrows, flows,
+    /// time windows and assets).
     pub fn facilitator_supported(&self) -> SupportedResponse {
         let cfg = &self.inner.config;
         let network = Network::eip155(cfg.chain_id);
@@ -30,7 +33,14 @@ impl Engine {
         let checksum = |a: &Address| a.to_checksum(None);
         let extra = json!({
             "captureAuthorizer": checksum(&cfg.signer),
+            // auth-capture v1.1: the receiver authorizer we stand in for (a merchant naming it
+            // needs no authorizer signature: its API key authenticates the request), our fee
+            // terms as equal bounds, and no contract operator admitted.
+            "receiverAuthorizer": checksum(&self.delegated_authorizer()),
             "feeRecipient": checksum(&cfg.fee_receiver),
+            "minFeeBps": cfg.fee_bps,
+            "maxFeeBps": cfg.fee_bps,
+            "operators": [],
             "feeBps": cfg.fee_bps,
             "authCaptureEscrows": escrows.iter().map(checksum).collect::<Vec<_>>(),
             "paymentFlows": ["escrow", "authorization"],

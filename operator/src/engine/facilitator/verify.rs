@@ -40,6 +40,11 @@ impl Engine {
                         None,
                     );
                 }
+                if let Some(extra) = requirements.auth_capture_extra()
+                    && let Err((reason, message)) = self.admit_operator(extra)
+                {
+                    return VerifyResponse::invalid(reason, message, payload.payload.payer());
+                }
                 let derived = match derive_from_payment_payload(
                     requirements,
                     payload,

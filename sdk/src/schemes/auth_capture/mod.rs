@@ -9,7 +9,12 @@
 //! - Operator: [`derive_payment_info`] reconstructs the escrow's `PaymentInfo` from the
 //!   requirements and the payload and checks their consistency; [`check_signature`] and
 //!   [`check_timing`] complete verification before simulating `authorize` / `charge` on chain.
+//! - Server and facilitator of the v1.1 `delegated` operator: [`authorizer`] — the receiver
+//!   authorizer's EIP-712 consent (`Charge`, `Capture`, `Void`, `Refund`), signed with
+//!   [`sign_authorizer`] or as a whole lifecycle payload with [`signed_lifecycle_payload`],
+//!   recovered with [`recover_authorizer`].
 
+pub mod authorizer;
 mod client;
 mod error;
 mod payment_info;
@@ -19,6 +24,10 @@ mod verify;
 use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::sol_types::SolValue;
 
+pub use authorizer::{
+    AuthorizerMessage, ExpectedState, LifecycleRequest, SubmittedFee, authorizer_domain,
+    recover_authorizer, sign_authorizer, signed_lifecycle_payload,
+};
 pub use client::{
     PreparedAuthorization, PreparedCollect, PreparedPermit2, build_collect_payload, build_payload,
     build_permit2_payload, prepare, prepare_collect, prepare_permit2,
