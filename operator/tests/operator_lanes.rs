@@ -6,7 +6,8 @@
 //! with the lane's address). When one instance is killed (SIGKILL), its lane's lease expires and
 //! the other takes it over: payments queued for that lane meanwhile complete.
 //!
-//! Also: a malformed `X402_SIGNER_KEYS` stops every command with its own error.
+//! Also: a malformed `X402_SIGNER_KEYS` stops every command with its own error, and a signer
+//! key that live payments still name cannot be retired (`retired_lane_with_live_payments…`).
 
 mod fault_support;
 mod operator_support;
@@ -349,4 +350,68 @@ async fn malformed_signer_keys_stop_every_command() {
         stderr.contains("X402_SIGNER_KEY and X402_SIGNER_KEYS are both set"),
         "{stderr}"
     );
+}
+
+/// Payments name their operator (`captureAuthorizer`) on chain: only that key can capture, void
+/// or refund them until their `refundExpiry`. Starting without it is refused, naming the address
+/// and the payments; payments whose windows closed, or that are settled, need no key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retired_lane_with_live_payments_stops_start_up() {
+    use x402_escrow_operator::runtime::{self, RuntimeError};
+    use x402_escrow_operator::store::PaymentInfoRecord;
+
+    let chain = Chain::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}/operator.db?mode=rwc", dir.path().display());
+    let config = operator_support::config(&db_url, &chain);
+    let core = runtime::open(&config).await.expect("one lane, no payments");
+    let store = core.store.clone();
+    let merchant = store_support::merchant(&store).await;
+    let retired = chain.key(7).expect("key 7").address();
+    let now = chain.now().await;
+    let chain_id = chain.deployment.chain_id;
+    let insert = |seed: u64, operator: Address, refund_expiry: u64| {
+        let store = store.clone();
+        async move {
+            let mut new = store_support::new_payment(merchant, seed);
+            new.chain_id = chain_id;
+            new.info = PaymentInfoRecord {
+                operator,
+                pre_approval_expiry: refund_expiry.min(now + 60),
+                authorization_expiry: refund_expiry,
+                refund_expiry,
+                ..new.info
+            };
+            store.insert_payment(&new, None).await.expect("insert")
+        }
+    };
+    // The other key's payments, all windows closed: no key needed.
+    insert(1, retired, now - 10).await;
+    runtime::open(&config)
+        .await
+        .expect("closed payments need no key");
+    // Two live payments naming it: refused, with the address, the count and the deadline.
+    insert(2, retired, now + 86_400).await;
+    insert(3, retired, now + 2 * 86_400).await;
+    match runtime::open(&config).await {
+        Err(RuntimeError::LaneRetired {
+            operator,
+            payments,
+            until,
+        }) => {
+            assert_eq!(operator, retired);
+            assert_eq!(payments, 2);
+            assert_eq!(until, now + 2 * 86_400);
+        }
+        Err(other) => panic!("another error: {other}"),
+        Ok(_) => panic!("started without the key live payments need"),
+    }
+    // With its key back as a lane, it starts.
+    let mut both = config.clone();
+    both.signer.private_key = None;
+    both.signer.private_keys = lane_keys(&chain)
+        .iter()
+        .map(|k| x402_escrow_operator::config::Secret::new(alloy::hex::encode(k.to_bytes())))
+        .collect();
+    runtime::open(&both).await.expect("both lanes");
 }

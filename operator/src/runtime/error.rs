@@ -40,6 +40,21 @@ pub enum RuntimeError {
         /// Its error.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// Payments still need the key of an operator address no configured lane has: it was
+    /// advertised as their `captureAuthorizer`, and only it can capture, void or refund them.
+    #[error(
+        "{payments} payment(s) name operator {operator} as their captureAuthorizer and stay \
+         capturable or refundable until {until} (unix), but no configured signer key is that \
+         address: add its key back as a lane (X402_SIGNER_KEYS) — retiring it now would strand them"
+    )]
+    LaneRetired {
+        /// The operator address without a key.
+        operator: alloy::primitives::Address,
+        /// How many payments name it.
+        payments: i64,
+        /// The latest `refundExpiry` among them (unix seconds).
+        until: u64,
+    },
     /// The HTTP listener could not be bound.
     #[error("listen on {address}: {source}")]
     Listen {

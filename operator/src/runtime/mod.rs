@@ -193,6 +193,7 @@ pub async fn open(config: &Config) -> Result<Core, RuntimeError> {
     let lanes = load_lanes(config)?;
     let addresses: Vec<Address> = lanes.iter().map(|l| l.address()).collect();
     let reader = open_reader(config, &addresses).await?;
+    check_no_lane_retired(&reader.store, config.chain.chain_id, &addresses).await?;
     Ok(Core {
         signer: lanes[0].clone(),
         lanes,
@@ -202,6 +203,26 @@ pub async fn open(config: &Config) -> Result<Core, RuntimeError> {
         engine: reader.engine,
         relayer_notify: reader.relayer_notify,
     })
+}
+
+/// Every operator address that live payments name (until their `refundExpiry`) must be one of
+/// the configured `lanes`: the escrow takes their capture, void and refund only from it, so a
+/// signing command refuses to run without its key ([`RuntimeError::LaneRetired`]).
+async fn check_no_lane_retired(
+    store: &Store,
+    chain_id: u64,
+    lanes: &[Address],
+) -> Result<(), RuntimeError> {
+    let now = x402_escrow_sdk::buyer::unix_now();
+    let in_use = store.operators_in_use(chain_id, now).await?;
+    match in_use.iter().find(|o| !lanes.contains(&o.operator)) {
+        Some(retired) => Err(RuntimeError::LaneRetired {
+            operator: retired.operator,
+            payments: retired.payments,
+            until: retired.until,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// An engine that only reads, for commands that never sign (`reconcile`): the store and a

@@ -55,8 +55,8 @@ pub use idempotency::{IdempotencyBegin, request_fingerprint};
 pub use merchants::{Merchant, NewMerchant, generate_api_key, hash_api_key};
 pub use pages::Page;
 pub use payments::{
-    NewPayment, PAYMENT_CHANNEL, Payment, PaymentFilter, PaymentInfoRecord, Transition,
-    TransitionExtras,
+    NewPayment, OperatorInUse, PAYMENT_CHANNEL, Payment, PaymentFilter, PaymentInfoRecord,
+    Transition, TransitionExtras,
 };
 pub use reserve::{
     DEPOSIT_EVENT, DepositOutcome, NewTopup, ReserveBalance, ReserveCredit, ReserveEntry,

@@ -98,6 +98,17 @@ pub struct Payment {
 
 codec::deref_to!(Payment => inserted: NewPayment);
 
+/// An operator key that live payments still need ([`Store::operators_in_use`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OperatorInUse {
+    /// The payments' `operator` (`captureAuthorizer`).
+    pub operator: Address,
+    /// How many payments.
+    pub payments: i64,
+    /// The latest `refundExpiry` among them (unix seconds).
+    pub until: u64,
+}
+
 /// Filters for [`Store::list_payments`]; unset fields do not filter. Results are newest first.
 #[derive(Debug, Clone, Default)]
 pub struct PaymentFilter {
@@ -529,6 +540,31 @@ impl Store {
         )
         .bind(i64::from(limit));
         codec::fetch_all(query, &self.pool).await
+    }
+
+    /// The operators (`captureAuthorizer`) whose key payments of `chain_id` still need at
+    /// unix time `now` — every payment before its `refundExpiry` that is not refunded, voided,
+    /// reclaimed, expired or failed — with how many payments and the latest `refundExpiry`.
+    pub async fn operators_in_use(&self, chain_id: u64, now: u64) -> Result<Vec<OperatorInUse>> {
+        let rows = sqlx::query(
+            "SELECT operator, COUNT(*) AS n, MAX(refund_expiry) AS until FROM payments \
+             WHERE chain_id = $1 AND refund_expiry > $2 \
+             AND status NOT IN ('refunded', 'voided', 'reclaimed', 'expired', 'failed') \
+             GROUP BY operator ORDER BY operator",
+        )
+        .bind(codec::int(chain_id))
+        .bind(codec::int(now))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(OperatorInUse {
+                    operator: codec::get_addr(row, "operator")?,
+                    payments: get_i64(row, "n")?,
+                    until: get_u64(row, "until")?,
+                })
+            })
+            .collect()
     }
 
     /// How many payments are in each status (metrics).

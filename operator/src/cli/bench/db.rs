@@ -227,9 +227,12 @@ async fn seed(
                     receiver,
                     token,
                     max_amount: u128::from(PRICE),
-                    pre_approval_expiry: 2_000_000_000,
-                    authorization_expiry: 2_000_000_000,
-                    refund_expiry: 2_000_000_000,
+                    // Settled history: every window closed (2023), so no live payment names
+                    // the placeholder operator (the operator refuses to start without the key
+                    // of an operator that live payments name).
+                    pre_approval_expiry: 1_700_000_000,
+                    authorization_expiry: 1_700_000_000,
+                    refund_expiry: 1_700_000_000,
                     min_fee_bps: 0,
                     max_fee_bps: FEE_BPS,
                     fee_receiver: Address::ZERO,
