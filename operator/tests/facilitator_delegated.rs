@@ -14,8 +14,10 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::ext::AnvilApi;
 use alloy::signers::local::PrivateKeySigner;
 use facilitator_support::{Env, assert_success, complete_charge, set_expected};
+use operator_support::TestEscrow;
 use operator_support::USDC;
 use serde_json::{Value, json};
+use x402_escrow_sdk::escrows::FeeArgument;
 use x402_escrow_sdk::facilitator::{VerifyRequest, reasons};
 use x402_escrow_sdk::schemes::auth_capture::{
     self, AuthorizerMessage, DerivedPayment, ExpectedState, LifecycleRequest, SubmittedFee,
@@ -38,7 +40,10 @@ struct Delegated {
 
 impl Delegated {
     async fn new(amount: u64) -> Delegated {
-        let env = Env::new(Duration::from_secs(20)).await;
+        Delegated::on(Env::new(Duration::from_secs(20)).await, amount).await
+    }
+
+    async fn on(env: Env, amount: u64) -> Delegated {
         let authorizer = env.key(6).expect("key 6");
         let forger = env.key(7).expect("key 7");
         let mut requirements = env.requirements(amount).await;
@@ -83,11 +88,18 @@ impl Delegated {
         )
     }
 
-    /// A capture of `amount` with the operator's fee, expecting the balances on chain now.
+    /// A capture of `amount` with the operator's fee (in the escrow's fee argument: basis
+    /// points on v1.0, the amount on v1.1), expecting the balances on chain now.
     async fn capture(&self, amount: u64, void_rest: bool) -> LifecycleRequest {
+        let fee = match self.env.registry().deployments()[0].fee_argument {
+            FeeArgument::Bps => SubmittedFee::Bps(FEE_BPS),
+            FeeArgument::Amount => {
+                SubmittedFee::Amount(U256::from(amount * u64::from(FEE_BPS) / 10_000))
+            }
+        };
         LifecycleRequest::Capture {
             amount: U256::from(amount),
-            fee: SubmittedFee::Bps(FEE_BPS),
+            fee,
             fee_receiver: self.env.fee_receiver,
             expected: self.expected_now().await,
             void_rest,
@@ -133,7 +145,22 @@ fn lifecycle_mut(req: &mut VerifyRequest) -> &mut auth_capture::LifecyclePayload
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_lifecycle_calls_move_exactly_what_was_signed() {
-    let t = Delegated::new(10 * USDC).await;
+    signed_lifecycle(Delegated::new(10 * USDC).await).await;
+}
+
+/// The same on the public Commerce Payments v1.0 contracts themselves, and on an escrow with
+/// the v1.1 interface (the authorizer signs `feeAmount` there, as the escrow takes it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_lifecycle_on_the_reference_and_v1_1_escrows() {
+    for escrow in [TestEscrow::ReferenceV1_0, TestEscrow::OursV1_1] {
+        let env = Env::with_escrow(escrow).await;
+        signed_lifecycle(Delegated::on(env, 10 * USDC).await).await;
+    }
+}
+
+/// Capture-and-void signed by the merchant's authorizer, its retry, a signed refund and its
+/// retry: exact balances and token movements.
+async fn signed_lifecycle(t: Delegated) {
     let env = &t.env;
     let receiver0 = env.balance(env.receiver).await;
     let payer0 = env.balance(env.payer.address()).await;

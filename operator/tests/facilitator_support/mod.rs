@@ -23,7 +23,7 @@ use x402_escrow_sdk::schemes::exact;
 use x402_escrow_sdk::wire::{PaymentPayload, PaymentRequirements, SchemePayload};
 use x402_escrow_sdk::{EscrowDeployment, EscrowRegistry, random_b256};
 
-use crate::operator_support::{self, Chain, USDC};
+use crate::operator_support::{self, Chain, TestEscrow, USDC};
 
 /// The shared test chain (its roles: key 1 the operator's signer, key 2 the payer, address 3
 /// the merchant's receiver, 4 the fee receiver; [`Env`] derefs to it), a full operator on a
@@ -87,7 +87,25 @@ impl Env {
 
     /// [`Env::new`], with `adjust` applied to the operator's configuration.
     pub async fn with_config(settle_wait: Duration, adjust: impl FnOnce(&mut Config)) -> Env {
-        let chain = Chain::start().await;
+        Env::on_chain(Chain::start().await, settle_wait, adjust).await
+    }
+
+    /// [`Env::new`] on a chain whose escrow is `escrow` (ours, the reference v1.0 contracts,
+    /// or our v1.1-interface escrow).
+    pub async fn with_escrow(escrow: TestEscrow) -> Env {
+        Env::on_chain(
+            Chain::start_with(escrow).await,
+            Duration::from_secs(20),
+            |_| {},
+        )
+        .await
+    }
+
+    async fn on_chain(
+        chain: Chain,
+        settle_wait: Duration,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Env {
         // The refund float.
         chain.mint(chain.operator.address(), 50 * USDC).await;
         let dir = tempfile::tempdir().unwrap();
