@@ -358,6 +358,47 @@ async fn gateway_reads_the_operators_terms_and_offers_each_flow() {
     let text = format!("{:#}", eyre::Report::new(error));
     assert!(text.contains("PaymentsConfig::pay_to"), "{text}");
 
+    // --transfer-method: one auth-capture offer per method, in the order given (the demo
+    // stack's escrow has a Permit2 collector).
+    use x402_escrow_sdk::schemes::auth_capture::AssetTransferMethod;
+    let config = gateway::payments_config(
+        &gateway_args(
+            &stack,
+            &upstream_url,
+            &[
+                "--transfer-method",
+                "permit2",
+                "--transfer-method",
+                "eip3009",
+            ],
+        ),
+        &terms,
+    )
+    .expect("agrees");
+    assert_eq!(
+        config.asset_transfer_methods,
+        vec![AssetTransferMethod::Permit2, AssetTransferMethod::Eip3009]
+    );
+    let routes = parse_routes(&["GET /ok=$0.01".into()], 6).unwrap();
+    let layer = gateway::layer(stack.operator_client(), config, &routes).unwrap();
+    let app = gateway::router(&upstream_url, layer, Duration::from_secs(10)).unwrap();
+    let (methods_url, stop_methods) = serve(app).await;
+    let unpaid = reqwest::get(format!("{methods_url}/ok")).await.unwrap();
+    assert_eq!(unpaid.status(), 402);
+    let header = unpaid.headers()["payment-required"].as_bytes().to_vec();
+    let challenge =
+        x402_escrow_sdk::wire::codec::decode_payment_required(header).expect("challenge");
+    let methods: Vec<AssetTransferMethod> = challenge
+        .accepts
+        .iter()
+        .map(|a| a.auth_capture_extra().expect("extra").transfer_method())
+        .collect();
+    assert_eq!(
+        methods,
+        vec![AssetTransferMethod::Permit2, AssetTransferMethod::Eip3009]
+    );
+    let _ = stop_methods.send(());
+
     // --flow authorization: charged before forwarding; a 2xx keeps it, a 500 refunds it all.
     let config = gateway::payments_config(
         &gateway_args(

@@ -334,6 +334,12 @@ async fn operator_types_and_policies_get_the_schemes_reasons() {
     );
     assert_eq!(extra["operators"], json!([]), "{extra}");
     assert_eq!(extra["minFeeBps"], extra["maxFeeBps"], "{extra}");
+    // Every test chain has Permit2 and our escrow's Permit2 collector.
+    assert_eq!(
+        extra["assetTransferMethods"],
+        json!(["eip3009", "permit2"]),
+        "{extra}"
+    );
 
     let verify_reason = |extra_key: &'static str, value: Value| {
         let mut requirements = t.requirements.clone();

@@ -9,6 +9,7 @@ use x402_escrow_sdk::escrows::{EscrowDeployment, EscrowRegistry};
 use x402_escrow_sdk::merchant::{
     AssetConfig, MerchantTerms, OperatorClient, PaymentFlow, PaymentsConfig,
 };
+use x402_escrow_sdk::schemes::auth_capture::AssetTransferMethod;
 
 use crate::GatewayError;
 
@@ -38,6 +39,11 @@ pub struct GatewayArgs {
     /// or `authorization` (charge before forwarding, refund the whole amount unless 2xx).
     #[arg(long, value_enum, default_value_t = FlowArg::Escrow)]
     pub flow: FlowArg,
+    /// How buyers may authorize the token pull, one `accepts` entry each, in this order:
+    /// `eip3009` (ERC-3009, the default) and/or `permit2` (any ERC-20 the buyer approved
+    /// Permit2 for; the escrow must have a Permit2 collector). Repeat the flag for both.
+    #[arg(long = "transfer-method", value_enum, default_values_t = [TransferMethodArg::Eip3009])]
+    pub transfer_methods: Vec<TransferMethodArg>,
     /// Also offer the (non-refundable) `exact` scheme: verified before forwarding, settled only
     /// after a 2xx.
     #[arg(long)]
@@ -105,6 +111,24 @@ pub enum FlowArg {
     Escrow,
     /// Charge at once, refund the whole amount on failure.
     Authorization,
+}
+
+/// `--transfer-method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TransferMethodArg {
+    /// ERC-3009 `receiveWithAuthorization` (USDC and other ERC-3009 tokens).
+    Eip3009,
+    /// Uniswap Permit2 `permitTransferFrom`.
+    Permit2,
+}
+
+impl From<TransferMethodArg> for AssetTransferMethod {
+    fn from(method: TransferMethodArg) -> Self {
+        match method {
+            TransferMethodArg::Eip3009 => AssetTransferMethod::Eip3009,
+            TransferMethodArg::Permit2 => AssetTransferMethod::Permit2,
+        }
+    }
 }
 
 impl From<FlowArg> for PaymentFlow {
@@ -183,6 +207,27 @@ pub fn payments_config(
         config.refund_deadline_secs = config
             .refund_deadline_secs
             .max(config.capture_deadline_secs);
+    }
+    config.asset_transfer_methods = Vec::new();
+    for method in &args.transfer_methods {
+        let method = AssetTransferMethod::from(*method);
+        if !config.asset_transfer_methods.contains(&method) {
+            config.asset_transfer_methods.push(method);
+        }
+    }
+    if config
+        .asset_transfer_methods
+        .contains(&AssetTransferMethod::Permit2)
+    {
+        let deployment = match config.escrow {
+            Some(escrow) => config.registry.get(escrow),
+            None => config.registry.deployments().first(),
+        };
+        if let Some(deployment) = deployment
+            && deployment.permit2_collector.is_none()
+        {
+            return Err(GatewayError::NoPermit2Collector(deployment.escrow));
+        }
     }
     config.payment_flow = args.flow.into();
     config.offer_exact = args.offer_exact;

@@ -23,7 +23,7 @@ use x402_escrow_sdk::merchant::{
 };
 use x402_escrow_sdk::network::NetworkError;
 
-pub use args::{FlowArg, GatewayArgs, fetch_terms, payments_config};
+pub use args::{FlowArg, GatewayArgs, TransferMethodArg, fetch_terms, payments_config};
 pub use proxy::{METERED_PRICE_HEADER, router, serve};
 pub use routes::{RouteParseError, RouteSpec, layer, parse_latency_cap, parse_route, parse_routes};
 
@@ -75,6 +75,12 @@ pub enum GatewayError {
          (the operator will still refuse it unless it drives it)"
     )]
     UnknownEscrow(Address),
+    /// `--transfer-method permit2` for an escrow deployment without a Permit2 collector.
+    #[error(
+        "--transfer-method permit2: the escrow {0} has no Permit2 collector (the operator would \
+         refuse every Permit2 payment)"
+    )]
+    NoPermit2Collector(Address),
     /// An override disagrees with the operator's terms.
     #[error("the gateway's settings disagree with the operator's (fix the flag named)")]
     Disagree(#[source] TermsError),

@@ -31,6 +31,19 @@ impl Engine {
             .map(|d| d.escrow)
             .collect();
         let checksum = |a: &Address| a.to_checksum(None);
+        // ERC-3009 always; Permit2 where a deployment has its collector.
+        let mut methods = vec!["eip3009"];
+        if self
+            .inner
+            .verifier
+            .config()
+            .registry
+            .deployments()
+            .iter()
+            .any(|d| d.permit2_collector.is_some())
+        {
+            methods.push("permit2");
+        }
         let extra = json!({
             "captureAuthorizer": checksum(&cfg.signer),
             // auth-capture v1.1: the receiver authorizer we stand in for (a merchant naming it
@@ -44,6 +57,7 @@ impl Engine {
             "feeBps": cfg.fee_bps,
             "authCaptureEscrows": escrows.iter().map(checksum).collect::<Vec<_>>(),
             "paymentFlows": ["escrow", "authorization"],
+            "assetTransferMethods": methods,
             // The time windows payments are judged by (DESIGN.md, "Clocks"); a merchant's own
             // capture deadline comes with its terms (`GET /v1/merchant`).
             "captureDeadlineSeconds": self.inner.verifier.config().default_capture_deadline_secs,
