@@ -332,6 +332,7 @@ fn make_engine(store: &Store, chain: &Chain, default_wait: Duration, wake: Arc<N
             chain_id: deployment.chain_id,
             signer: chain.operator.address(),
             refund_collector: deployment.operator_refund_collector,
+            multicall3: deployment.multicall3,
             fee_bps: FEE_BPS,
             fee_receiver: chain.fee_receiver,
             default_wait,

@@ -2,7 +2,8 @@
 //! lifecycle calls (and relayed charges) only with its receiver authorizer's EIP-712 consent to
 //! exactly the call that executes, checks the balances the authorizer signed against
 //! `paymentState`, and names every refusal with the scheme's reason — with nothing moved on
-//! chain. The merchant's authorizer is dev key 6 (an EOA) or a contract (ERC-1271).
+//! chain. The merchant's authorizer is dev key 6 (an EOA), a contract (ERC-1271) or a contract
+//! not deployed yet (ERC-6492).
 
 mod facilitator_support;
 mod operator_support;
@@ -393,17 +394,7 @@ async fn contract_authorizers_are_asked_with_erc1271() {
     // 65-byte signature with the ecrecover precompile and answers 0x1626ba7e when it is the
     // owner kept in storage slot 0, 0xffffffff otherwise.
     let wallet = Address::repeat_byte(0x71);
-    let code = hex_code(concat!(
-        "600435600052",                       // mstore(0x00, hash)
-        "60a43560f81c602052",                 // mstore(0x20, v: the signature's 65th byte)
-        "606435604052",                       // mstore(0x40, r)
-        "608435606052",                       // mstore(0x60, s)
-        "602060806080600060015afa50",         // staticcall(gas, 1, 0, 0x80, 0x80, 0x20)
-        "608051600054146042",                 // mload(0x80) == sload(0) ...
-        "57",                                 // ... jumps to 0x42
-        "63ffffffff60e01b60005260206000f3",   // return 0xffffffff
-        "5b631626ba7e60e01b60005260206000f3", // 0x42: return 0x1626ba7e
-    ));
+    let code = hex_code(WALLET_RUNTIME);
     env.plain.anvil_set_code(wallet, code).await.unwrap();
     env.plain
         .anvil_set_storage_at(
@@ -539,6 +530,112 @@ async fn relayed_charges_need_the_authorizers_consent() {
     );
 }
 
+/// A minimal ERC-1271 wallet, hand-assembled: `isValidSignature(hash, sig)` recovers the
+/// 65-byte signature with the ecrecover precompile and answers 0x1626ba7e when it is the owner
+/// kept in storage slot 0, 0xffffffff otherwise (83 bytes).
+const WALLET_RUNTIME: &str = concat!(
+    "600435600052",                       // mstore(0x00, hash)
+    "60a43560f81c602052",                 // mstore(0x20, v: the signature's 65th byte)
+    "606435604052",                       // mstore(0x40, r)
+    "608435606052",                       // mstore(0x60, s)
+    "602060806080600060015afa50",         // staticcall(gas, 1, 0, 0x80, 0x80, 0x20)
+    "608051600054146042",                 // mload(0x80) == sload(0) ...
+    "57",                                 // ... jumps to 0x42
+    "63ffffffff60e01b60005260206000f3",   // return 0xffffffff
+    "5b631626ba7e60e01b60005260206000f3", // 0x42: return 0x1626ba7e
+);
+
+/// The wallet's creation code for `owner`: `sstore(0, owner)`, then return [`WALLET_RUNTIME`]
+/// (copied from offset 0x23, 0x53 bytes).
+fn wallet_init_code(owner: Address) -> Bytes {
+    hex_code(&format!(
+        concat!(
+            "73{}600055",       // sstore(0, owner)
+            "6053806023600039", // codecopy(0, 0x23, 0x53)
+            "6000f3",           // return(0, 0x53)
+            "{}",               // the runtime
+        ),
+        alloy::primitives::hex::encode(owner),
+        WALLET_RUNTIME
+    ))
+}
+
+/// A factory, hand-assembled: `CREATE2` of its calldata as creation code, salt 0.
+const FACTORY_RUNTIME: &str = "36600060003760003660006000f500";
+
 fn hex_code(hex: &str) -> Bytes {
     Bytes::from(alloy::primitives::hex::decode(hex).expect("hex"))
+}
+
+/// A receiver authorizer that is a contract not deployed yet signs with an ERC-6492 envelope:
+/// the facilitator runs the preparation and `isValidSignature` together in one `eth_call`
+/// (nothing is deployed by the check).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counterfactual_authorizers_sign_with_erc6492() {
+    use alloy::primitives::keccak256;
+    use alloy::providers::Provider;
+    use alloy::sol_types::SolValue;
+
+    let env = Env::new(Duration::from_secs(20)).await;
+    let owner = env.key(6).expect("key 6");
+    let forger = env.key(7).expect("key 7");
+    let factory = Address::repeat_byte(0x72);
+    env.plain
+        .anvil_set_code(factory, hex_code(FACTORY_RUNTIME))
+        .await
+        .unwrap();
+    let init_code = wallet_init_code(owner.address());
+    let wallet = factory.create2(B256::ZERO, keccak256(&init_code));
+
+    let mut requirements = env.requirements(5 * USDC).await;
+    requirements["extra"]["receiverAuthorizer"] = json!(wallet);
+    let held = env.pay(&requirements, &env.payer).await;
+    assert_success(&env.settle(&held).await);
+    let derived = auth_capture::derive_from_payment_payload(
+        &held.payment_requirements,
+        &held.payment_payload,
+        &env.registry(),
+    )
+    .unwrap();
+    let void_signed = |signer: PrivateKeySigner, wrap: bool| {
+        let (derived, held, init_code) = (&derived, &held, &init_code);
+        async move {
+            let mut payload = signed_lifecycle_payload(
+                &signer,
+                derived.chain_id,
+                derived.payment_info_json(),
+                derived.payment_info_hash,
+                derived.salt_nonce,
+                &LifecycleRequest::Void,
+            )
+            .await
+            .unwrap();
+            if wrap {
+                let inner = payload.authorizer_signature.take().expect("signed");
+                let mut envelope = (factory, init_code.clone(), inner).abi_encode_params();
+                envelope.extend_from_slice(&[0x64, 0x92].repeat(16));
+                payload.authorizer_signature = Some(Bytes::from(envelope));
+            }
+            let requirements = held.payment_requirements.clone();
+            VerifyRequest::new(
+                PaymentPayload::new(requirements.clone(), payload),
+                requirements,
+            )
+        }
+    };
+    for (signer, wrap) in [(forger, true), (owner.clone(), false)] {
+        let body = env.settle(&void_signed(signer, wrap).await).await;
+        assert_eq!(
+            body["errorReason"],
+            reasons::AUTH_CAPTURE_AUTHORIZER_SIGNATURE,
+            "{body}"
+        );
+    }
+    assert_eq!(env.chain_state(&held).await, (5 * USDC as u128, 0));
+    assert_success(&env.settle(&void_signed(owner, true).await).await);
+    assert_eq!(env.chain_state(&held).await, (0, 0));
+    assert!(
+        env.plain.get_code_at(wallet).await.unwrap().is_empty(),
+        "the check deployed nothing"
+    );
 }

@@ -102,6 +102,9 @@ pub struct EngineConfig {
     pub signer: Address,
     /// The OperatorRefundCollector refunds are funded through.
     pub refund_collector: Address,
+    /// The Multicall3 of the deployment (`tryAggregate`): an ERC-6492 authorizer's preparation
+    /// and its `isValidSignature` run through it in one `eth_call`.
+    pub multicall3: Address,
     /// Our fee in basis points (clamped into each payment's `[minFeeBps, maxFeeBps]`).
     pub fee_bps: u16,
     /// Our fee receiver (used when the payment's `feeReceiver` is zero).

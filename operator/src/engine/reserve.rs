@@ -260,6 +260,7 @@ mod tests {
             chain_id: 1,
             signer,
             refund_collector: Address::repeat_byte(0xC0),
+            multicall3: Address::repeat_byte(0xCA),
             fee_bps,
             fee_receiver: Address::repeat_byte(0xFE),
             default_wait: std::time::Duration::from_secs(1),

@@ -83,6 +83,7 @@ pub fn configs(
         chain_id: config.chain.chain_id,
         signer,
         refund_collector,
+        multicall3: deployment.multicall3,
         fee_bps: fees.fee_bps,
         fee_receiver: fees.fee_receiver,
         default_wait: Duration::from_secs(30),

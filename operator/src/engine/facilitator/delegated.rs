@@ -9,13 +9,15 @@
 //!   every `paymentInfo` field what the requirements dictate.
 //! - Consent ([`Engine::check_consent`]): the `authorizerSignature` over the exact call we will
 //!   make recovers to `receiverAuthorizer` (ECDSA), or the authorizer contract accepts it
-//!   (ERC-1271 `isValidSignature`). A payment whose `receiverAuthorizer` is the one we advertise
+//!   (ERC-1271 `isValidSignature`; ERC-6492 for one not deployed yet, prepared in the same
+//!   `eth_call`). A payment whose `receiverAuthorizer` is the one we advertise
 //!   ([`Engine::delegated_authorizer`]) has delegated consent to us: the request carries no
 //!   signature and is authenticated by the merchant's API key, which every `/settle` requires.
 
 use alloy::primitives::U256;
 use alloy::primitives::{Address, B256, Bytes, FixedBytes};
 use alloy::providers::Provider;
+use alloy::sol_types::{SolCall, SolValue};
 use x402_escrow_sdk::escrows::FeeArgument;
 use x402_escrow_sdk::facilitator::{VerifyRequest, reasons};
 use x402_escrow_sdk::schemes::auth_capture::{
@@ -28,6 +30,23 @@ use x402_escrow_sdk::wire::{PaymentRequirements, SchemePayload};
 use crate::engine::Engine;
 
 alloy::sol! {
+    /// Multicall3's `tryAggregate` (the public singleton's and our dev chains' own).
+    #[sol(rpc)]
+    interface Multicall3 {
+        /// One call.
+        struct Call {
+            address target;
+            bytes callData;
+        }
+        /// One call's outcome.
+        struct Result {
+            bool success;
+            bytes returnData;
+        }
+        /// Runs `calls` in order; with `requireSuccess` any failure reverts them all.
+        function tryAggregate(bool requireSuccess, Call[] calls) external payable returns (Result[] returnData);
+    }
+
     /// ERC-1271: a contract's answer to "is this its signature of `hash`".
     #[sol(rpc)]
     interface IERC1271 {
@@ -38,6 +57,21 @@ alloy::sol! {
 
 /// ERC-1271's "valid" answer (`isValidSignature.selector`).
 const ERC1271_MAGIC: FixedBytes<4> = FixedBytes([0x16, 0x26, 0xba, 0x7e]);
+
+/// The suffix of an ERC-6492 signature envelope.
+const ERC6492_MAGIC: [u8; 32] = [
+    0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92,
+    0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92,
+];
+
+/// The gas an ERC-6492 check (preparation + `isValidSignature`) may use in its `eth_call`.
+pub const ERC6492_CALL_GAS: u64 = 2_000_000;
+
+/// `(factory, factoryCalldata, signature)` of an ERC-6492 envelope, if `signature` is one.
+fn erc6492_envelope(signature: &Bytes) -> Option<(Address, Bytes, Bytes)> {
+    let body = signature.strip_suffix(&ERC6492_MAGIC[..])?;
+    <(Address, Bytes, Bytes)>::abi_decode_params(body).ok()
+}
 
 /// A refusal: the x402 reason and a message for the merchant.
 pub(super) type Refusal = (&'static str, String);
@@ -284,7 +318,11 @@ impl Engine {
     }
 
     /// Whether the contract at `authorizer` accepts `signature` of `digest` (ERC-1271); `false`
-    /// for an account without code or a contract that reverts or answers anything else.
+    /// for an account without code or a contract that reverts or answers anything else. An
+    /// ERC-6492 envelope (`abi.encode(factory, factoryCalldata, signature) ‖ magic`) of an
+    /// authorizer not deployed yet is checked by running the preparation and the
+    /// `isValidSignature` together in one `eth_call` of Multicall3's `tryAggregate` (nothing is
+    /// sent, so the preparation costs no gas; the call is capped at [`ERC6492_CALL_GAS`]).
     async fn erc1271_accepts(
         &self,
         authorizer: Address,
@@ -292,14 +330,43 @@ impl Engine {
         signature: &Bytes,
     ) -> Result<bool, alloy::transports::TransportError> {
         let provider = &self.inner.provider;
-        if provider.get_code_at(authorizer).await?.is_empty() {
-            return Ok(false);
+        let deployed = !provider.get_code_at(authorizer).await?.is_empty();
+        let envelope = erc6492_envelope(signature);
+        let inner = envelope.as_ref().map_or(signature, |(_, _, inner)| inner);
+        if deployed {
+            let answer = IERC1271::new(authorizer, provider)
+                .isValidSignature(digest, inner.clone())
+                .call()
+                .await;
+            return Ok(answer.is_ok_and(|magic| magic == ERC1271_MAGIC));
         }
-        let answer = IERC1271::new(authorizer, provider)
-            .isValidSignature(digest, signature.clone())
+        let Some((factory, prepare, inner)) = envelope else {
+            return Ok(false);
+        };
+        let check = IERC1271::isValidSignatureCall {
+            hash: digest,
+            signature: inner,
+        };
+        let calls = vec![
+            Multicall3::Call {
+                target: factory,
+                callData: prepare,
+            },
+            Multicall3::Call {
+                target: authorizer,
+                callData: check.abi_encode().into(),
+            },
+        ];
+        let answer = Multicall3::new(self.inner.config.multicall3, provider)
+            .tryAggregate(true, calls)
+            .gas(ERC6492_CALL_GAS)
             .call()
             .await;
-        Ok(answer.is_ok_and(|magic| magic == ERC1271_MAGIC))
+        Ok(answer.is_ok_and(|results| {
+            results.get(1).is_some_and(|r| {
+                r.success && r.returnData.len() >= 4 && r.returnData[..4] == ERC1271_MAGIC[..]
+            })
+        }))
     }
 }
 
