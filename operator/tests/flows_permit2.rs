@@ -96,8 +96,22 @@ async fn signed_body(chain: &Chain, requirements: &Value, payer: &PrivateKeySign
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permit2_hold_capture_void_and_charge() {
+    permit2_lifecycle(TestEscrow::Ours).await;
+}
+
+/// The same through the public Commerce Payments v1.0 contracts themselves (their own
+/// `Permit2PaymentCollector`) and through an escrow with the v1.1 fee interface.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permit2_on_the_reference_and_v1_1_escrows() {
+    for escrow in [TestEscrow::ReferenceV1_0, TestEscrow::OursV1_1] {
+        permit2_lifecycle(escrow).await;
+    }
+}
+
+/// A Permit2 hold captured, another voided, a Permit2 charge: balances and escrow state exact.
+async fn permit2_lifecycle(escrow: TestEscrow) {
     with_db(Backend::Sqlite, |url| async move {
-        let (chain, store, _m, key) = open_shop(&url, None).await;
+        let (chain, store, _m, key) = open_shop_on(&url, None, escrow).await;
         let op = start(&config(&url, &chain)).await;
         let api = Api::new(&op, &key);
         approve_permit2(&chain, &chain.payer, U256::MAX).await;
