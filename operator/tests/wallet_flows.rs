@@ -286,6 +286,42 @@ async fn wallet_pays_refuses_by_rule_settles_and_resists_hostile_input() {
         .unwrap();
     assert_eq!(row.state, State::Captured);
 
+    // The merchant refunds a quarter on chain, long after the receipt: the wallet reads
+    // `paymentState`, records the payment `refunded` with what came back, and returns that
+    // part to the key's budget.
+    let spent = as_u64(&client.usage(&key_a).await["spentTotal"]);
+    let payer_before_refund = payer_balance(&stack).await;
+    let refund = WEATHER / 4;
+    stack
+        .operator_client()
+        .refund(&operator_id, x402_escrow_sdk::Amount::from(refund))
+        .await
+        .expect("refund");
+    stack
+        .wait_for(&operator_id, "partially_refunded")
+        .await
+        .unwrap();
+    assert_eq!(
+        payer_balance(&stack).await,
+        payer_before_refund + U256::from(refund)
+    );
+    reconcile::reconcile_once(&server.wallet).await.unwrap();
+    let row = server
+        .wallet
+        .store()
+        .payment(&weather_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.state, State::Refunded);
+    assert_eq!(row.returned, x402_escrow_sdk::Amount::from(refund));
+    let usage = client.usage(&key_a).await;
+    assert_eq!(as_u64(&usage["spentTotal"]), spent - refund, "{usage}");
+    assert_eq!(as_u64(&usage["returned"]), refund, "{usage}");
+    // Reconciling again changes nothing.
+    reconcile::reconcile_once(&server.wallet).await.unwrap();
+    assert_eq!(as_u64(&client.usage(&key_a).await["returned"]), refund);
+
     // Both schemes offered: auth-capture is preferred.
     let (status, body) = client
         .fetch(&token_a, &format!("{both}/weather"), None)
@@ -433,6 +469,7 @@ async fn wallet_pays_refuses_by_rule_settles_and_resists_hostile_input() {
 
     // A void returns the budget: /flaky fails after the hold.
     let spent_before = client.usage(&key_a).await["spentTotal"].clone();
+    let returned_before = as_u64(&client.usage(&key_a).await["returned"]);
     let (status, body) = client
         .fetch(&token_a, &format!("{plain}/flaky"), None)
         .await;
@@ -454,7 +491,11 @@ async fn wallet_pays_refuses_by_rule_settles_and_resists_hostile_input() {
     .await;
     let usage = client.usage(&key_a).await;
     assert_eq!(usage["spentTotal"], spent_before, "{usage}");
-    assert_eq!(usage["returned"], WEATHER.to_string(), "{usage}");
+    assert_eq!(
+        as_u64(&usage["returned"]),
+        returned_before + WEATHER,
+        "{usage}"
+    );
 
     // The approval round trip.
     let (key_ap, token_ap) = client
@@ -1038,6 +1079,13 @@ async fn wallet_cli_manages_keys_without_printing_secrets_twice() {
 }
 
 /// The payment header a paying request carries (x402 v2, or v1).
+/// A decimal-string amount of the wallet's API.
+fn as_u64(v: &Value) -> u64 {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not a decimal amount: {v}"))
+}
+
 fn payment_header(headers: &axum::http::HeaderMap) -> Option<String> {
     ["payment-signature", "x-payment"]
         .iter()
