@@ -45,10 +45,17 @@ impl Delegated {
     }
 
     async fn on(env: Env, amount: u64) -> Delegated {
+        let authorizer = env.key(6).expect("key 6").address();
+        Delegated::with_authorizer(env, amount, authorizer).await
+    }
+
+    /// [`Delegated::on`] with `receiver_authorizer` in the requirements (a contract whose owner
+    /// is key 6, say); `authorizer` stays key 6, the key that signs.
+    async fn with_authorizer(env: Env, amount: u64, receiver_authorizer: Address) -> Delegated {
         let authorizer = env.key(6).expect("key 6");
         let forger = env.key(7).expect("key 7");
         let mut requirements = env.requirements(amount).await;
-        requirements["extra"]["receiverAuthorizer"] = json!(authorizer.address());
+        requirements["extra"]["receiverAuthorizer"] = json!(receiver_authorizer);
         let held = env.pay(&requirements, &env.payer).await;
         assert_success(&env.settle(&held).await);
         Delegated {
@@ -389,10 +396,7 @@ async fn operator_types_and_policies_get_the_schemes_reasons() {
 async fn contract_authorizers_are_asked_with_erc1271() {
     let env = Env::new(Duration::from_secs(20)).await;
     let owner = env.key(6).expect("key 6");
-    let forger = env.key(7).expect("key 7");
-    // A minimal ERC-1271 wallet, hand-assembled: `isValidSignature(hash, sig)` recovers the
-    // 65-byte signature with the ecrecover precompile and answers 0x1626ba7e when it is the
-    // owner kept in storage slot 0, 0xffffffff otherwise.
+    // The hand-assembled ERC-1271 wallet (`WALLET_RUNTIME`), owned by key 6.
     let wallet = Address::repeat_byte(0x71);
     let code = hex_code(WALLET_RUNTIME);
     env.plain.anvil_set_code(wallet, code).await.unwrap();
@@ -405,46 +409,13 @@ async fn contract_authorizers_are_asked_with_erc1271() {
         .await
         .unwrap();
 
-    let mut requirements = env.requirements(5 * USDC).await;
-    requirements["extra"]["receiverAuthorizer"] = json!(wallet);
-    let held = env.pay(&requirements, &env.payer).await;
-    assert_success(&env.settle(&held).await);
-    let derived = auth_capture::derive_from_payment_payload(
-        &held.payment_requirements,
-        &held.payment_payload,
-        &env.registry(),
-    )
-    .unwrap();
-    let void_by = |signer: PrivateKeySigner| {
-        let derived = &derived;
-        let held = &held;
-        async move {
-            let payload = signed_lifecycle_payload(
-                &signer,
-                derived.chain_id,
-                derived.payment_info_json(),
-                derived.payment_info_hash,
-                derived.salt_nonce,
-                &LifecycleRequest::Void,
-            )
-            .await
-            .unwrap();
-            let requirements = held.payment_requirements.clone();
-            VerifyRequest::new(
-                PaymentPayload::new(requirements.clone(), payload),
-                requirements,
-            )
-        }
-    };
-    let body = env.settle(&void_by(forger).await).await;
-    assert_eq!(
-        body["errorReason"],
-        reasons::AUTH_CAPTURE_AUTHORIZER_SIGNATURE,
-        "{body}"
-    );
-    assert_eq!(env.chain_state(&held).await, (5 * USDC as u128, 0));
-    assert_success(&env.settle(&void_by(owner).await).await);
-    assert_eq!(env.chain_state(&held).await, (0, 0));
+    let t = Delegated::with_authorizer(env, 5 * USDC, wallet).await;
+    let forged = t.signed(&t.forger, &LifecycleRequest::Void).await;
+    t.refused(&forged, reasons::AUTH_CAPTURE_AUTHORIZER_SIGNATURE)
+        .await;
+    let owners = t.signed(&t.authorizer, &LifecycleRequest::Void).await;
+    assert_success(&t.env.settle(&owners).await);
+    assert_eq!(t.env.chain_state(&t.held).await, (0, 0));
 }
 
 /// A relayed charge (flow `authorization`) carries the authorizer's `Charge` consent over the
@@ -578,7 +549,6 @@ async fn counterfactual_authorizers_sign_with_erc6492() {
 
     let env = Env::new(Duration::from_secs(20)).await;
     let owner = env.key(6).expect("key 6");
-    let forger = env.key(7).expect("key 7");
     let factory = Address::repeat_byte(0x72);
     env.plain
         .anvil_set_code(factory, hex_code(FACTORY_RUNTIME))
@@ -587,55 +557,28 @@ async fn counterfactual_authorizers_sign_with_erc6492() {
     let init_code = wallet_init_code(owner.address());
     let wallet = factory.create2(B256::ZERO, keccak256(&init_code));
 
-    let mut requirements = env.requirements(5 * USDC).await;
-    requirements["extra"]["receiverAuthorizer"] = json!(wallet);
-    let held = env.pay(&requirements, &env.payer).await;
-    assert_success(&env.settle(&held).await);
-    let derived = auth_capture::derive_from_payment_payload(
-        &held.payment_requirements,
-        &held.payment_payload,
-        &env.registry(),
-    )
-    .unwrap();
-    let void_signed = |signer: PrivateKeySigner, wrap: bool| {
-        let (derived, held, init_code) = (&derived, &held, &init_code);
-        async move {
-            let mut payload = signed_lifecycle_payload(
-                &signer,
-                derived.chain_id,
-                derived.payment_info_json(),
-                derived.payment_info_hash,
-                derived.salt_nonce,
-                &LifecycleRequest::Void,
-            )
-            .await
-            .unwrap();
-            if wrap {
-                let inner = payload.authorizer_signature.take().expect("signed");
-                let mut envelope = (factory, init_code.clone(), inner).abi_encode_params();
-                envelope.extend_from_slice(&[0x64, 0x92].repeat(16));
-                payload.authorizer_signature = Some(Bytes::from(envelope));
-            }
-            let requirements = held.payment_requirements.clone();
-            VerifyRequest::new(
-                PaymentPayload::new(requirements.clone(), payload),
-                requirements,
-            )
-        }
+    let t = Delegated::with_authorizer(env, 5 * USDC, wallet).await;
+    let wrapped = |mut req: VerifyRequest| {
+        let payload = lifecycle_mut(&mut req);
+        let inner = payload.authorizer_signature.take().expect("signed");
+        let mut envelope = (factory, init_code.clone(), inner).abi_encode_params();
+        envelope.extend_from_slice(&[0x64, 0x92].repeat(16));
+        payload.authorizer_signature = Some(Bytes::from(envelope));
+        req
     };
-    for (signer, wrap) in [(forger, true), (owner.clone(), false)] {
-        let body = env.settle(&void_signed(signer, wrap).await).await;
-        assert_eq!(
-            body["errorReason"],
-            reasons::AUTH_CAPTURE_AUTHORIZER_SIGNATURE,
-            "{body}"
-        );
-    }
-    assert_eq!(env.chain_state(&held).await, (5 * USDC as u128, 0));
-    assert_success(&env.settle(&void_signed(owner, true).await).await);
-    assert_eq!(env.chain_state(&held).await, (0, 0));
+    // Wrapped but by someone else; the owner's signature without the envelope (nothing is
+    // deployed there to ask).
+    let forged = wrapped(t.signed(&t.forger, &LifecycleRequest::Void).await);
+    t.refused(&forged, reasons::AUTH_CAPTURE_AUTHORIZER_SIGNATURE)
+        .await;
+    let bare = t.signed(&t.authorizer, &LifecycleRequest::Void).await;
+    t.refused(&bare, reasons::AUTH_CAPTURE_AUTHORIZER_SIGNATURE)
+        .await;
+    let owners = wrapped(t.signed(&t.authorizer, &LifecycleRequest::Void).await);
+    assert_success(&t.env.settle(&owners).await);
+    assert_eq!(t.env.chain_state(&t.held).await, (0, 0));
     assert!(
-        env.plain.get_code_at(wallet).await.unwrap().is_empty(),
+        t.env.plain.get_code_at(wallet).await.unwrap().is_empty(),
         "the check deployed nothing"
     );
 }

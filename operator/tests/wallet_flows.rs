@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use x402_escrow_demo::{Stack, merchant_app, serve_app};
 use x402_escrow_sdk::merchant::X402Layer;
 use x402_escrow_wallet::buyers::Buyers;
-use x402_escrow_wallet::store::{State, Store};
+use x402_escrow_wallet::store::{PaymentRow, State, Store};
 use x402_escrow_wallet::{CrashPoint, Wallet, WalletConfig, api, reconcile};
 
 const OWNER: &str = "owner-token-for-the-tests-0123456789";
@@ -277,13 +277,7 @@ async fn wallet_pays_refuses_by_rule_settles_and_resists_hostile_input() {
     stack.wait_for(&operator_id, "captured").await.unwrap();
     reconcile::reconcile_once(&server.wallet).await.unwrap();
     let weather_id = body["paymentId"].as_str().unwrap().to_owned();
-    let row = server
-        .wallet
-        .store()
-        .payment(&weather_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let row = stored(&server, &weather_id).await;
     assert_eq!(row.state, State::Captured);
 
     // The merchant refunds a quarter on chain, long after the receipt: the wallet reads
@@ -306,13 +300,7 @@ async fn wallet_pays_refuses_by_rule_settles_and_resists_hostile_input() {
         payer_before_refund + U256::from(refund)
     );
     reconcile::reconcile_once(&server.wallet).await.unwrap();
-    let row = server
-        .wallet
-        .store()
-        .payment(&weather_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let row = stored(&server, &weather_id).await;
     assert_eq!(row.state, State::Refunded);
     assert_eq!(row.returned, x402_escrow_sdk::Amount::from(refund));
     let usage = client.usage(&key_a).await;
@@ -1079,6 +1067,11 @@ async fn wallet_cli_manages_keys_without_printing_secrets_twice() {
 }
 
 /// The payment header a paying request carries (x402 v2, or v1).
+/// The wallet's stored payment `id`.
+async fn stored(server: &WalletServer, id: &str) -> PaymentRow {
+    server.wallet.store().payment(id).await.unwrap().unwrap()
+}
+
 /// A decimal-string amount of the wallet's API.
 fn as_u64(v: &Value) -> u64 {
     v.as_str()

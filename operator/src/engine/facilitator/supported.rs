@@ -21,27 +21,12 @@ impl Engine {
     pub fn facilitator_supported(&self) -> SupportedResponse {
         let cfg = &self.inner.config;
         let network = Network::eip155(cfg.chain_id);
-        let escrows: Vec<Address> = self
-            .inner
-            .verifier
-            .config()
-            .registry
-            .deployments()
-            .iter()
-            .map(|d| d.escrow)
-            .collect();
+        let deployments = self.inner.verifier.config().registry.deployments();
+        let escrows: Vec<Address> = deployments.iter().map(|d| d.escrow).collect();
         let checksum = |a: &Address| a.to_checksum(None);
         // ERC-3009 always; Permit2 where a deployment has its collector.
         let mut methods = vec!["eip3009"];
-        if self
-            .inner
-            .verifier
-            .config()
-            .registry
-            .deployments()
-            .iter()
-            .any(|d| d.permit2_collector.is_some())
-        {
+        if deployments.iter().any(|d| d.permit2_collector.is_some()) {
             methods.push("permit2");
         }
         let extra = json!({
