@@ -635,6 +635,9 @@ async fn metrics_exposition() {
         .key(KEY_A)
         .send(&app.router)
         .await;
+    // The facilitator endpoints are served beside the REST API, under the same metrics layer.
+    let supported = Call::get("/supported").key(KEY_A).send(&app.router).await;
+    assert_eq!(supported.status, StatusCode::OK);
 
     let reply = Call::get("/metrics").send(&app.router).await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -709,6 +712,14 @@ async fn metrics_exposition() {
             "route=\"/v1/payments/authorize\""
         )
         .is_some()
+    );
+    assert_eq!(
+        find(
+            "x402_http_requests_total",
+            "method=\"GET\",route=\"/supported\",status=\"200\""
+        ),
+        Some(1.0),
+        "{text}"
     );
 
     // the handle others use

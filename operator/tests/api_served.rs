@@ -7,21 +7,15 @@
 
 mod api_support;
 
-use std::time::Duration;
-
 use alloy::primitives::{Address, B256, U256};
 use api_support::*;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use x402_escrow_operator::api::facilitator::{self, Facilitator, FacilitatorSettings};
-use x402_escrow_operator::api::{ApiState, router};
 use x402_escrow_operator::lifecycle::Flow;
 use x402_escrow_operator::store::{Merchant, NewPayment, Payment, PaymentInfoRecord, Store};
 use x402_escrow_operator::webhooks::new_webhook_event;
 use x402_escrow_sdk::Network;
-use x402_escrow_sdk::facilitator::{
-    SettleResponse, SupportedKind, SupportedResponse, VerifyRequest, VerifyResponse,
-};
+use x402_escrow_sdk::facilitator::{SettleResponse, VerifyResponse};
 use x402_escrow_sdk::webhooks::{PaymentAmounts, PaymentEventData, WebhookEventType};
 
 /// The OpenAPI document, as JSON.
@@ -115,42 +109,6 @@ impl Spec {
     }
 }
 
-/// The facilitator answers with the real response types (the engine's checks are tested in
-/// `facilitator_api`; here only their JSON matters).
-impl Facilitator for FakeService {
-    fn supported(&self) -> SupportedResponse {
-        SupportedResponse {
-            kinds: vec![SupportedKind {
-                x402_version: 2,
-                scheme: "auth-capture".into(),
-                network: "eip155:31337".into(),
-                extra: Some(json!({"captureAuthorizer": Address::repeat_byte(0x0A)})),
-            }],
-            extensions: vec!["payment-identifier".into()],
-            signers: [("eip155:*".to_owned(), vec![Address::repeat_byte(0x0A)])]
-                .into_iter()
-                .collect(),
-        }
-    }
-
-    async fn verify(&self, _merchant: &Merchant, _request: &VerifyRequest) -> VerifyResponse {
-        VerifyResponse::valid(Address::repeat_byte(1))
-    }
-
-    async fn settle(
-        &self,
-        _merchant: &Merchant,
-        _request: &VerifyRequest,
-        _wait: Duration,
-    ) -> SettleResponse {
-        SettleResponse::pending(
-            B256::repeat_byte(9),
-            Network::eip155(31337),
-            Address::repeat_byte(1),
-        )
-    }
-}
-
 /// Inserts one payment row for `merchant` through the store (the fake service keeps its
 /// payments in memory; events need a stored payment).
 async fn stored_payment(store: &Store, merchant: &Merchant, salt: u8) -> Payment {
@@ -218,11 +176,8 @@ async fn every_endpoint_serves_what_openapi_documents() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = sqlite_store(&dir).await;
     let app = app_with(store, FakeService::default(), |_| {}).await;
-    let state = ApiState::new(app.service.clone(), app.store.clone());
-    let facilitator =
-        facilitator::routes::<FakeService>(app.store.clone(), FacilitatorSettings::default())
-            .with_state(state.clone());
-    let full = router(state).merge(facilitator);
+    // The router the operator serves: the REST API and the facilitator endpoints.
+    let full = app.router.clone();
     let authorize_path = "/v1/payments/authorize";
 
     // Authorize: 201, 202 and the refusals.

@@ -10,6 +10,9 @@
 //! 4. on `/v1/*`: bearer authentication ([`auth::require_merchant`]);
 //! 5. on every POST: `Idempotency-Key` ([`idempotency::idempotent`]).
 //!
+//! [`router_with_facilitator`] (what `serve` runs) adds the x402 facilitator endpoints under
+//! layers 1 and 2 only.
+//!
 //! Every error is `{"error": {"code", "message"}}` (see [`errors`]).
 
 pub mod auth;
@@ -341,6 +344,24 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
 
 /// The API router.
 pub fn router<S: PaymentService>(state: ApiState<S>) -> Router {
+    layered(state, None)
+}
+
+/// [`router`] with the x402 facilitator endpoints (`/supported`, `/verify`, `/settle`, see
+/// [`facilitator::routes`]) beside the REST API: outside its body limit and `Idempotency-Key`
+/// layer (x402 middleware retries with the payment-identifier extension), but under the same
+/// request id and HTTP metrics layers, so `x402_http_requests_total` counts them too.
+pub fn router_with_facilitator<S: PaymentService + facilitator::Facilitator>(
+    state: ApiState<S>,
+    settings: facilitator::FacilitatorSettings,
+) -> Router {
+    let facilitator = facilitator::routes::<S>(state.store.clone(), settings);
+    layered(state, Some(facilitator))
+}
+
+/// The REST API's routes and layers; `beside` (routes of their own, with their own
+/// authentication) joins after the body limit, before the metrics and request id layers.
+fn layered<S: PaymentService>(state: ApiState<S>, beside: Option<Router<ApiState<S>>>) -> Router {
     let idempotency_state = idempotency::IdempotencyState {
         store: state.store.clone(),
         settings: state.idempotency,
@@ -387,7 +408,7 @@ pub fn router<S: PaymentService>(state: ApiState<S>) -> Router {
             state.store.clone(),
             auth::require_merchant,
         ));
-    Router::new()
+    let rest = Router::new()
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz::<S>))
         .route("/metrics", get(routes::metrics::<S>))
@@ -396,13 +417,17 @@ pub fn router<S: PaymentService>(state: ApiState<S>) -> Router {
         .route_layer(from_fn(metrics::tag_route))
         .method_not_allowed_fallback(errors::fallback_method_not_allowed)
         .fallback(errors::fallback_not_found)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(from_fn_with_state(
-            state.metrics.clone(),
-            metrics::track_http,
-        ))
-        .layer(from_fn(request_id))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+    let app = match beside {
+        Some(routes) => rest.merge(routes.route_layer(from_fn(metrics::tag_route))),
+        None => rest,
+    };
+    app.layer(from_fn_with_state(
+        state.metrics.clone(),
+        metrics::track_http,
+    ))
+    .layer(from_fn(request_id))
+    .with_state(state)
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish.

@@ -673,15 +673,14 @@ pub async fn start(config: Config) -> Result<RunningOperator, RuntimeError> {
         )),
     ));
     // The x402 facilitator endpoints (/supported, /verify, /settle) sit beside the REST API, outside
-    // its Idempotency-Key layer: x402 middleware retries with the payment-identifier extension.
-    // payment-identifier records are kept as long as Idempotency-Keys ([idempotency]).
+    // its Idempotency-Key layer (x402 middleware retries with the payment-identifier extension),
+    // under its request id and HTTP metrics layers. payment-identifier records are kept as long
+    // as Idempotency-Keys ([idempotency]).
     let facilitator_settings = api::facilitator::FacilitatorSettings {
         retention: Duration::from_secs(config.idempotency.retention_hours.saturating_mul(3600)),
         ..api::facilitator::FacilitatorSettings::default()
     };
-    let facilitator = api::facilitator::routes::<Engine>(store.clone(), facilitator_settings)
-        .with_state(state.clone());
-    let app = api::router(state).merge(facilitator);
+    let app = api::router_with_facilitator(state, facilitator_settings);
     let api_stop = stopped(rx.clone());
     tasks.push((
         "api",

@@ -1,5 +1,5 @@
-//! Shared by the `api_*` suites: an in-memory fake [`PaymentService`], a router over a real
-//! store, and request helpers.
+//! Shared by the `api_*` suites: an in-memory fake [`PaymentService`] (and facilitator), the
+//! router the operator serves over a real store, and request helpers.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -14,13 +14,18 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, Semaphore};
 use tower::ServiceExt;
 use uuid::Uuid;
-use x402_escrow_operator::api::{ApiState, router};
+use x402_escrow_operator::api::facilitator::{Facilitator, FacilitatorSettings};
+use x402_escrow_operator::api::{ApiState, router_with_facilitator};
 use x402_escrow_operator::lifecycle::{Flow, PaymentStatus};
 use x402_escrow_operator::service::{
     AmountsView, AuthorizeRequest, CaptureRequest, ErrorCode, PaymentList, PaymentQuery,
     PaymentService, PaymentView, RefundRequest, ServiceError,
 };
 use x402_escrow_operator::store::{Merchant, NewMerchant, Store};
+use x402_escrow_sdk::Network;
+use x402_escrow_sdk::facilitator::{
+    SettleResponse, SupportedKind, SupportedResponse, VerifyRequest, VerifyResponse,
+};
 use x402_escrow_types::PageCursor;
 
 /// An in-memory payment service. `authorize` of a request whose `requestId` is `"fail"` answers
@@ -341,6 +346,42 @@ pub fn new_merchant(name: &str) -> NewMerchant {
     }
 }
 
+/// The facilitator answers with the real response types (the engine's checks are tested in
+/// `facilitator_api`; here only their JSON matters).
+impl Facilitator for FakeService {
+    fn supported(&self) -> SupportedResponse {
+        SupportedResponse {
+            kinds: vec![SupportedKind {
+                x402_version: 2,
+                scheme: "auth-capture".into(),
+                network: "eip155:31337".into(),
+                extra: Some(json!({"captureAuthorizer": Address::repeat_byte(0x0A)})),
+            }],
+            extensions: vec!["payment-identifier".into()],
+            signers: [("eip155:*".to_owned(), vec![Address::repeat_byte(0x0A)])]
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    async fn verify(&self, _merchant: &Merchant, _request: &VerifyRequest) -> VerifyResponse {
+        VerifyResponse::valid(Address::repeat_byte(1))
+    }
+
+    async fn settle(
+        &self,
+        _merchant: &Merchant,
+        _request: &VerifyRequest,
+        _wait: std::time::Duration,
+    ) -> SettleResponse {
+        SettleResponse::pending(
+            B256::repeat_byte(9),
+            Network::eip155(31337),
+            Address::repeat_byte(1),
+        )
+    }
+}
+
 /// A router over `store` (migrated) with merchants A and B.
 pub struct App {
     pub router: Router,
@@ -367,7 +408,7 @@ pub async fn app_with(
     let mut state = ApiState::new(service.clone(), store.clone());
     tweak(&mut state);
     App {
-        router: router(state),
+        router: router_with_facilitator(state, FacilitatorSettings::default()),
         service,
         store,
         merchant_a,
