@@ -7,6 +7,7 @@
 mod operator_support;
 mod store_support;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -18,10 +19,11 @@ use alloy::sol_types::SolCall;
 use operator_support::*;
 use serde_json::{Value, json};
 use store_support::*;
+use tokio::sync::broadcast;
 use x402_escrow_bindings::TestUSDC;
 use x402_escrow_operator::config::ReceiptSource;
 use x402_escrow_operator::relayer::{
-    CrashPoint, Relayer, RelayerError, RelayerHandle, RelayerOptions, http_provider,
+    CrashPoint, Relayer, RelayerError, RelayerHandle, RelayerOptions, TxOutcome, http_provider,
 };
 use x402_escrow_operator::store::{NewChainTx, Store, TxKind, TxStatus};
 
@@ -42,25 +44,49 @@ fn push_opts() -> RelayerOptions {
     }
 }
 
-/// Waits until every row in `ids` is settled, without mining or ticking (the relayer runs on
-/// its own), for `within` at most.
+/// Waits until the relayer has announced an outcome for every row in `ids`, without mining or
+/// ticking (the relayer runs on its own), for `within` at most; then the rows as stored.
+/// `outcomes` must be subscribed before the rows can settle.
+///
+/// The announcement, not the stored status, is what a test may wait for before reading the
+/// relayer's counters: a row is announced after its write and after the counters moved, while
+/// the write is visible to the test's own reads a moment before the relayer has counted it
+/// (under load the test then read `pushed` one group short).
 async fn settled_within(
+    outcomes: &mut broadcast::Receiver<TxOutcome>,
     store: &Store,
+    chain: &Chain,
     ids: &[uuid::Uuid],
     within: Duration,
 ) -> Vec<x402_escrow_operator::store::ChainTx> {
+    let mut waiting: HashSet<uuid::Uuid> = ids.iter().copied().collect();
     let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let rows = rows(store, ids).await;
-        if rows.iter().all(|r| r.status.is_terminal()) {
-            return rows;
+    while !waiting.is_empty() {
+        match tokio::time::timeout_at(deadline, outcomes.recv()).await {
+            Ok(Ok(outcome)) => {
+                waiting.remove(&outcome.chain_tx_id);
+            }
+            Ok(Err(e)) => panic!("relayer outcomes: {e}"),
+            Err(_) => panic!(
+                "not settled within {within:?}: {:?}\n{}",
+                rows(store, ids).await,
+                node_view(chain).await
+            ),
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not settled within {within:?}: {rows:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    rows(store, ids).await
+}
+
+/// The node's side of the signer's transactions, for a failure message: its nonces and its
+/// pool. (anvil 1.7 can leave a transaction `queued` although its nonce is the account's next
+/// one, when it read the account's nonce before the predecessor's block and added the
+/// transaction to its pool after that block: no answer comes for it, nor for the later ones.)
+async fn node_view(chain: &Chain) -> String {
+    let signer = chain.operator.address();
+    let latest = chain.plain.get_transaction_count(signer).latest().await;
+    let pending = chain.plain.get_transaction_count(signer).pending().await;
+    let pool: Result<Value, _> = chain.plain.raw_request("txpool_inspect".into(), ()).await;
+    format!("node: nonce latest {latest:?}, pending {pending:?}; txpool_inspect {pool:?}")
 }
 
 fn pushed(handle: &RelayerHandle) -> u64 {
@@ -75,6 +101,7 @@ async fn pushed_receipts_wake_the_relayer_without_polling(ctx: Ctx) {
     let store = system_store(&ctx.url).await;
     let relayer = relayer(&store, &chain, "op-a", push_opts());
     let handle = relayer.handle();
+    let mut outcomes = handle.subscribe();
     let (stop_tx, task) = spawn_relayer(relayer);
     // The first pass takes the lease; later wake-ups find it held.
     let mut ids = Vec::new();
@@ -82,7 +109,7 @@ async fn pushed_receipts_wake_the_relayer_without_polling(ctx: Ctx) {
         ids.push(store.enqueue_tx(&chain.approve(i)).await.unwrap().id);
         handle.wake();
     }
-    let rows = settled_within(&store, &ids, Duration::from_secs(20)).await;
+    let rows = settled_within(&mut outcomes, &store, &chain, &ids, Duration::from_secs(20)).await;
     assert!(all_status(&rows, TxStatus::Final), "{rows:?}");
     assert_eq!(pushed(&handle), 6, "every receipt pushed");
     let nonces: Vec<u64> = rows.iter().map(|r| r.nonce.unwrap()).collect();
@@ -111,13 +138,14 @@ async fn pushed_receipts_under_interval_mining(ctx: Ctx) {
     let store = system_store(&ctx.url).await;
     let relayer = relayer(&store, &chain, "op-a", push_opts());
     let handle = relayer.handle();
+    let mut outcomes = handle.subscribe();
     let (stop_tx, task) = spawn_relayer(relayer);
     let mut ids = Vec::new();
     for i in 0..8 {
         ids.push(store.enqueue_tx(&chain.approve(i)).await.unwrap().id);
     }
     handle.wake();
-    let rows = settled_within(&store, &ids, Duration::from_secs(20)).await;
+    let rows = settled_within(&mut outcomes, &store, &chain, &ids, Duration::from_secs(20)).await;
     assert!(all_status(&rows, TxStatus::Final), "{rows:?}");
     assert_eq!(pushed(&handle), 8);
     let blocks: std::collections::BTreeSet<u64> =
@@ -268,6 +296,7 @@ async fn a_node_without_the_method_is_polled(ctx: Ctx) {
         },
     );
     let handle = relayer.handle();
+    let mut outcomes = handle.subscribe();
     let (stop_tx, task) = spawn_relayer(relayer);
     let first: Vec<_> = {
         let mut ids = Vec::new();
@@ -277,7 +306,14 @@ async fn a_node_without_the_method_is_polled(ctx: Ctx) {
         ids
     };
     handle.wake();
-    let rows = settled_within(&store, &first, Duration::from_secs(20)).await;
+    let rows = settled_within(
+        &mut outcomes,
+        &store,
+        &chain,
+        &first,
+        Duration::from_secs(20),
+    )
+    .await;
     assert!(all_status(&rows, TxStatus::Final), "{rows:?}");
     let refused = node.seen.load(Ordering::SeqCst);
     assert!((1..=3).contains(&refused), "refused {refused}");
@@ -286,7 +322,14 @@ async fn a_node_without_the_method_is_polled(ctx: Ctx) {
         later.push(store.enqueue_tx(&chain.approve(i)).await.unwrap().id);
         handle.wake();
     }
-    let rows = settled_within(&store, &later, Duration::from_secs(20)).await;
+    let rows = settled_within(
+        &mut outcomes,
+        &store,
+        &chain,
+        &later,
+        Duration::from_secs(20),
+    )
+    .await;
     assert!(all_status(&rows, TxStatus::Final), "{rows:?}");
     assert_eq!(
         node.seen.load(Ordering::SeqCst),
@@ -358,8 +401,16 @@ async fn a_call_behind_an_unmined_one_waits_for_it(ctx: Ctx) {
         .id;
     let relayer = node.relayer(&store, &chain, push_opts());
     let handle = relayer.handle();
+    let mut outcomes = handle.subscribe();
     let (stop_tx, task) = spawn_relayer(relayer);
-    let rows = settled_within(&store, &[approve, spend], Duration::from_secs(20)).await;
+    let rows = settled_within(
+        &mut outcomes,
+        &store,
+        &chain,
+        &[approve, spend],
+        Duration::from_secs(20),
+    )
+    .await;
     assert!(all_status(&rows, TxStatus::Final), "{rows:?}");
     assert_eq!(rows[1].attempts, 1, "{rows:?}");
     assert_eq!(chain.balance(to).await, 5);

@@ -15,6 +15,13 @@
 //! as it would have without push. A node that does not know the method (`-32601`, "method not
 //! found") switches push off for the relayer's life; those rows are sent the plain way by the
 //! monitor at once.
+//!
+//! A node may also take a send and never mine it. anvil (1.7) reads the sender's nonce before
+//! it adds a transaction to its pool: when the block with the predecessor is mined in between,
+//! the transaction waits in the pool's `queued` part for a predecessor that will not come, and
+//! so do the later ones (seen with the sends of one group, under CPU load). No answer comes
+//! until the node's own timeout; the row is the monitor's again after the patience, and the
+//! monitor's replacement (new fees, a new hash) gets it and the later ones mined.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
