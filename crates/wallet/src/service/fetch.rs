@@ -56,15 +56,7 @@ impl Wallet {
             )));
         }
         let challenge = read_challenge(response).await?;
-        let candidates = match self.candidates(key, &challenge) {
-            Ok(candidates) => candidates,
-            Err(Ok((option, refusal))) => {
-                return Err(self
-                    .record_refusal(key, &meta, Some(&option), refusal)
-                    .await);
-            }
-            Err(Err(error)) => return Err(error),
-        };
+        let candidates = self.payable(key, &meta, &challenge).await?;
         match self
             .reserve(key, &meta, &idempotency_key, candidates)
             .await?
@@ -163,6 +155,23 @@ impl Wallet {
                     payment_id: Some(row.id.clone()),
                 })
             }
+        }
+    }
+
+    /// [`Wallet::candidates`], with a refusal by rule recorded (audit log, refused row) and
+    /// returned as the error.
+    pub(super) async fn payable(
+        &self,
+        key: &KeyRow,
+        meta: &Meta<'_>,
+        challenge: &AnyPaymentRequired,
+    ) -> Result<Vec<PaymentOption>, WalletError> {
+        match self.candidates(key, challenge) {
+            Ok(candidates) => Ok(candidates),
+            Err(Ok((option, refusal))) => {
+                Err(self.record_refusal(key, meta, Some(&option), refusal).await)
+            }
+            Err(Err(error)) => Err(error),
         }
     }
 

@@ -60,15 +60,7 @@ impl Wallet {
                 }
             }
             None => {
-                let candidates = match self.candidates(key, &challenge) {
-                    Ok(candidates) => candidates,
-                    Err(Ok((option, refusal))) => {
-                        return Err(self
-                            .record_refusal(key, &meta, Some(&option), refusal)
-                            .await);
-                    }
-                    Err(Err(error)) => return Err(error),
-                };
+                let candidates = self.payable(key, &meta, &challenge).await?;
                 match self
                     .reserve(key, &meta, &idempotency_key, candidates)
                     .await?
