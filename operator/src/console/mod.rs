@@ -39,9 +39,9 @@ mod views;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, Request};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{Next, from_fn};
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
@@ -121,7 +121,7 @@ pub fn router<S: PaymentService>(settings: &ConsoleSettings) -> Router<ApiState<
             get(account::rotate_confirm).post(account::rotate::<S>),
         )
         .route("/console/assets/{file}", get(asset))
-        .layer(from_fn(security_headers))
+        .layer(from_fn(x402_escrow_pages::security_headers))
 }
 
 const CSS: &str = include_str!("assets/console.css");
@@ -142,32 +142,4 @@ async fn asset(Path(file): Path<String>) -> Response {
         body,
     )
         .into_response()
-}
-
-/// The policy of every console response: only this origin's scripts, styles and forms, never
-/// framed, no referrer, not cached (pages carry a merchant's data and a CSRF token).
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
-                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-/// Middleware: the security headers of every console response.
-async fn security_headers(req: Request, next: Next) -> Response {
-    let mut response = next.run(req).await;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    if !headers.contains_key(header::CACHE_CONTROL) {
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    response
 }

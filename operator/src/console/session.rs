@@ -9,13 +9,13 @@
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
+use axum::http::Method;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use sha2::{Digest, Sha256};
 use sqlx::Row;
-use subtle::ConstantTimeEq;
 use uuid::Uuid;
+use x402_escrow_pages::token_hash as hash_id;
+pub use x402_escrow_pages::{cookie, is_token, random_token, set_cookie, tokens_match};
 
 use super::views::{Chrome, ErrorPage, Refusal, render};
 use crate::api::ApiState;
@@ -38,25 +38,6 @@ pub struct Session {
     pub csrf_token: String,
     /// When it ends (unix ms).
     pub expires_at: i64,
-}
-
-/// 32 random bytes in hex: session ids, CSRF tokens, sign-in tokens, form idempotency keys.
-pub fn random_token() -> String {
-    hex::encode(rand::random::<[u8; 32]>())
-}
-
-fn hash_id(id: &str) -> String {
-    hex::encode(Sha256::digest(id.as_bytes()))
-}
-
-/// Whether `text` looks like a token made by [`random_token`] (64 lower-case hex digits).
-pub fn is_token(text: &str) -> bool {
-    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// Compares a presented token with the expected one in constant time.
-pub fn tokens_match(expected: &str, presented: &str) -> bool {
-    expected.len() == presented.len() && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
 }
 
 /// Creates a session for `merchant_id` lasting `ttl_ms` (and deletes expired ones): the id for
@@ -124,29 +105,6 @@ pub async fn delete(store: &Store, id: &str) -> Result<(), StoreError> {
         .execute(store.pool())
         .await?;
     Ok(())
-}
-
-/// The value of cookie `name` in the request's `Cookie` headers.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim())
-}
-
-/// A `Set-Cookie` value: `HttpOnly`, `SameSite=Strict`, scoped to `path`, lasting `max_age`
-/// seconds (0 clears it), `Secure` when `secure`.
-pub fn set_cookie(name: &str, value: &str, path: &str, max_age: u64, secure: bool) -> HeaderValue {
-    let secure = if secure { "; Secure" } else { "" };
-    let text = format!(
-        "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
-    );
-    // Names, values and paths are ours (hex tokens and fixed paths): always a valid header.
-    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// The signed-in merchant of a console request, with its session and session id. As an
@@ -245,6 +203,7 @@ impl<S: PaymentService> FromRequestParts<ApiState<S>> for SignedIn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::{HeaderMap, HeaderValue, header};
 
     #[test]
     fn cookies_are_found_among_others() {
@@ -267,16 +226,5 @@ mod tests {
         );
         let v = set_cookie(SESSION_COOKIE, "", "/console", 0, false);
         assert!(!v.to_str().unwrap().contains("Secure"));
-    }
-
-    #[test]
-    fn tokens_are_64_hex_and_compared_exactly() {
-        let t = random_token();
-        assert!(is_token(&t));
-        assert!(!is_token(&t[1..]));
-        assert!(!is_token(&t.to_uppercase()));
-        assert!(tokens_match(&t, &t.clone()));
-        assert!(!tokens_match(&t, &random_token()));
-        assert!(!tokens_match(&t, &t[..63]));
     }
 }

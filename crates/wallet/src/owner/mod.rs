@@ -28,9 +28,9 @@ mod views;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, Request};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{Next, from_fn};
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
@@ -94,7 +94,7 @@ pub fn router(wallet: Wallet, settings: OwnerPageSettings) -> Router {
         .route("/owner/payments/{id}/approve", post(pages::approve))
         .route("/owner/payments/{id}/reject", post(pages::reject))
         .route("/owner/assets/{file}", get(asset))
-        .layer(from_fn(security_headers))
+        .layer(from_fn(x402_escrow_pages::security_headers))
         .with_state(OwnerState { wallet, settings })
 }
 
@@ -117,32 +117,4 @@ async fn asset(Path(file): Path<String>) -> Response {
         body,
     )
         .into_response()
-}
-
-/// Only this origin's scripts, styles and forms; never framed; no referrer.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
-                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-/// Middleware: the security headers of every page (pages are never cached: they carry the
-/// ledger and a CSRF token).
-async fn security_headers(req: Request, next: Next) -> Response {
-    let mut response = next.run(req).await;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    if !headers.contains_key(header::CACHE_CONTROL) {
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    response
 }

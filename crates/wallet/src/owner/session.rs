@@ -5,9 +5,10 @@
 //! end ([`crate::store::OwnerSession`]). Ended rows are never honoured and are deleted at the
 //! next sign-in; signing out deletes the row.
 
-use axum::http::{HeaderMap, HeaderValue, header};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use axum::http::{HeaderMap, HeaderValue};
+
+use x402_escrow_pages::token_hash as hash_id;
+pub use x402_escrow_pages::{cookie, is_token, random_token, tokens_match};
 
 use crate::error::WalletError;
 use crate::store::{OwnerSession, Store, now_ms};
@@ -18,25 +19,6 @@ pub const SESSION_COOKIE: &str = "x402_wallet_owner";
 pub const LOGIN_COOKIE: &str = "x402_wallet_owner_login";
 /// The code of a missing or wrong CSRF token (`403`).
 pub const CSRF_INVALID: &str = "csrf_token_invalid";
-
-/// 32 random bytes in hex: session ids, CSRF tokens and sign-in tokens.
-pub fn random_token() -> String {
-    hex::encode(rand::random::<[u8; 32]>())
-}
-
-/// Whether `text` looks like a [`random_token`] (64 lower-case hex digits).
-pub fn is_token(text: &str) -> bool {
-    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// Compares a presented token with the expected one in constant time.
-pub fn tokens_match(expected: &str, presented: &str) -> bool {
-    expected.len() == presented.len() && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
-}
-
-fn hash_id(id: &str) -> String {
-    hex::encode(Sha256::digest(id.as_bytes()))
-}
 
 /// Starts a session lasting `ttl_ms`: the id for the cookie and the session.
 pub async fn create(store: &Store, ttl_ms: i64) -> Result<(String, OwnerSession), WalletError> {
@@ -68,42 +50,16 @@ pub async fn end(store: &Store, id: &str) -> Result<(), WalletError> {
     Ok(store.delete_owner_session(&hash_id(id)).await?)
 }
 
-/// The value of cookie `name` in the request's `Cookie` headers.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim())
-}
-
-/// A `Set-Cookie` value for the page's path: `value` for `max_age_secs` (0 clears it).
+/// A `Set-Cookie` value for the page's path (`/owner`): `value` for `max_age_secs` (0 clears
+/// it).
 pub fn set_cookie(name: &str, value: &str, max_age_secs: u64, secure: bool) -> HeaderValue {
-    let secure = if secure { "; Secure" } else { "" };
-    let text = format!(
-        "{name}={value}; Path=/owner; Max-Age={max_age_secs}; HttpOnly; SameSite=Strict{secure}"
-    );
-    // Names are constants and values hex: always a valid header value.
-    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+    x402_escrow_pages::set_cookie(name, value, "/owner", max_age_secs, secure)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_are_hex_and_compared_whole() {
-        let token = random_token();
-        assert!(is_token(&token));
-        assert!(!is_token(&token.to_uppercase()));
-        assert!(!is_token(&token[1..]));
-        assert!(tokens_match(&token, &token));
-        assert!(!tokens_match(&token, &token[..63]));
-        assert!(!tokens_match(&token, &random_token()));
-    }
+    use axum::http::{HeaderValue, header};
 
     #[test]
     fn cookies_are_found_by_exact_name_and_set_strictly() {
