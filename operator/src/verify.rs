@@ -166,7 +166,8 @@ impl VerifierConfig {
 pub struct VerifiedPayment {
     /// The reconstructed payment (PaymentInfo, hashes, deployment, flow).
     pub derived: DerivedPayment,
-    /// The amount to authorize (= `maxAmount` in x402 auth-capture).
+    /// The amount to authorize (= `maxAmount` in x402 auth-capture), or to charge (a completed
+    /// charge's own `amount`, at most `maxAmount`).
     pub amount: Amount,
     /// The payer's signature (the collector data of `authorize` / `charge`, for the collector
     /// in `derived.token_collector`).
@@ -299,9 +300,11 @@ impl Verifier {
                 found: derived.chain_id,
             });
         }
-        let signature = match &payment.payload {
-            SchemePayload::AuthCapture(payload) => payload.signature.clone(),
-            SchemePayload::AuthCapturePermit2(payload) => payload.signature.clone(),
+        let (signature, completion) = match &payment.payload {
+            SchemePayload::AuthCapture(payload) => (payload.signature.clone(), &payload.charge),
+            SchemePayload::AuthCapturePermit2(payload) => {
+                (payload.signature.clone(), &payload.charge)
+            }
             _ => {
                 return Err(VerifyError::InvalidPayload(
                     "not an auth-capture payload".into(),
@@ -326,7 +329,21 @@ impl Verifier {
             return Err(VerifyError::PayeeNotAllowed(info.receiver));
         }
         let max_amount: u128 = info.maxAmount.to::<u128>();
-        let amount = max_amount;
+        // A charge in its completed form (auth-capture v1.1) names its amount: more than zero
+        // and at most what the client authorized (charge is terminal: the rest never leaves the
+        // payer). A hold always takes the whole amount.
+        let amount = match (flow, completion.amount) {
+            (Flow::Charge, Some(charged)) => {
+                let charged = u128::try_from(charged.get()).unwrap_or(u128::MAX);
+                if charged > max_amount {
+                    return Err(VerifyError::invalid_amount(format!(
+                        "the charge's amount {charged} is above the authorized {max_amount}"
+                    )));
+                }
+                charged
+            }
+            _ => max_amount,
+        };
         if amount == 0 {
             return Err(VerifyError::InvalidAmount("amount is zero".into()));
         }

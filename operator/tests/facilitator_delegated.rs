@@ -438,10 +438,21 @@ async fn relayed_charges_need_the_authorizers_consent() {
         "{body}"
     );
 
+    // The client authorized 4; the server charges 3 (charge is terminal: the rest never leaves
+    // the payer).
+    let charged = 3 * USDC;
     let mut requirements = plain.clone();
     requirements["extra"]["receiverAuthorizer"] = json!(authorizer.address());
     let mut req = env.pay(&requirements, &env.payer).await;
-    complete_charge(&mut req, amount, FEE_BPS, env.fee_receiver);
+    let mut too_much = req.clone();
+    complete_charge(&mut too_much, amount + 1, FEE_BPS, env.fee_receiver);
+    let body = env.settle(&too_much).await;
+    assert_eq!(
+        body["errorReason"],
+        reasons::AUTH_CAPTURE_AMOUNT_MISMATCH,
+        "{body}"
+    );
+    complete_charge(&mut req, charged, FEE_BPS, env.fee_receiver);
     let derived = auth_capture::derive_from_payment_payload(
         &req.payment_requirements,
         &req.payment_payload,
@@ -453,7 +464,7 @@ async fn relayed_charges_need_the_authorizers_consent() {
         _ => panic!("an ERC-3009 payload"),
     };
     let charge = |fee_bps: u16| AuthorizerMessage::Charge {
-        amount: U256::from(amount),
+        amount: U256::from(charged),
         token_collector: derived.token_collector,
         collector_data: client_signature.clone(),
         fee: SubmittedFee::Bps(fee_bps),
@@ -494,10 +505,10 @@ async fn relayed_charges_need_the_authorizers_consent() {
     // Consent to the charge that executes: charged.
     let signed = with_signature(sign(charge(FEE_BPS)).await);
     assert_success(&env.settle(&signed).await);
-    assert_eq!(env.chain_state(&signed).await, (0, amount as u128));
+    assert_eq!(env.chain_state(&signed).await, (0, charged as u128));
     assert_eq!(
         env.balance(env.payer.address()).await,
-        payer0 - u128::from(amount)
+        payer0 - u128::from(charged)
     );
 }
 

@@ -173,8 +173,7 @@ impl Engine {
             &derived.payment_info,
             derived.deployment.fee_argument,
         );
-        let amount = requirements.amount.get();
-        let submitted = completed_charge(completion, amount, &fee)?;
+        let (amount, submitted) = completed_charge(completion, requirements.amount.get(), &fee)?;
         let message = AuthorizerMessage::Charge {
             amount,
             token_collector: derived.token_collector,
@@ -370,14 +369,14 @@ impl Engine {
     }
 }
 
-/// The completed form of a relayed charge: the whole `amount` (this operator charges what the
-/// client authorized), the fee field of the escrow's version with this operator's fee, and its
-/// fee receiver. The fee the authorizer signs is the one returned.
+/// The completed form of a relayed charge: its `amount` (more than zero, at most the
+/// `authorized` amount), the fee field of the escrow's version with this operator's fee on that
+/// amount, and its fee receiver. The amount and fee the authorizer signs are the ones returned.
 fn completed_charge(
     completion: &AmountAndFee,
-    amount: U256,
+    authorized: U256,
     fee: &crate::engine::calldata::CallFee,
-) -> Result<SubmittedFee, Refusal> {
+) -> Result<(U256, SubmittedFee), Refusal> {
     let format = |why: &str| Err((reasons::AUTH_CAPTURE_PAYLOAD_FORMAT, why.to_owned()));
     let Some(charged) = completion.amount else {
         return format(
@@ -385,12 +384,11 @@ fn completed_charge(
              escrow, feeBps on v1.0) and feeReceiver",
         );
     };
-    if charged.get() != amount {
+    let amount = charged.get();
+    if amount.is_zero() || amount > authorized {
         return Err((
             reasons::AUTH_CAPTURE_AMOUNT_MISMATCH,
-            format!(
-                "amount {charged}: this operator charges the whole authorized amount ({amount})"
-            ),
+            format!("amount {charged}: a charge takes more than 0 and at most {authorized}"),
         ));
     }
     let submitted = match (fee.argument, completion.fee_amount, completion.fee_bps) {
@@ -420,7 +418,7 @@ fn completed_charge(
         (FeeArgument::Amount, _, _) => return format("this escrow (v1.1) takes feeAmount"),
     };
     match completion.fee_receiver {
-        Some(receiver) if receiver == fee.receiver => Ok(submitted),
+        Some(receiver) if receiver == fee.receiver => Ok((amount, submitted)),
         Some(receiver) => Err((
             reasons::AUTH_CAPTURE_EXTRA,
             format!(
