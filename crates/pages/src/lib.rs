@@ -10,11 +10,12 @@
 //!   scoped to the page's path, `Secure` on request.
 //! - [`random_token`] / [`is_token`] / [`tokens_match`] / [`token_hash`]: 256-bit hex tokens
 //!   (session ids, CSRF tokens), compared in constant time, stored only as their SHA-256.
+//! - [`html_page`]: a rendered template as an HTML response (a plain 500 when rendering failed).
 
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -44,6 +45,27 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
+}
+
+/// `html` (a rendered template) as a `text/html` response with `status`; a template that
+/// failed to render is logged (naming `what` page) and answered with a plain 500.
+pub fn html_page<E: std::fmt::Display>(
+    status: StatusCode,
+    html: Result<String, E>,
+    what: &str,
+) -> Response {
+    match html {
+        Ok(html) => (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            html,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, page = what, "page template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
 }
 
 /// The value of cookie `name` (exact name) in the request's `Cookie` headers.
@@ -131,6 +153,28 @@ mod tests {
         assert!(!tokens_match(&token, &random_token()));
         assert_ne!(token_hash(&token), token);
         assert!(is_token(&token_hash(&token)));
+    }
+
+    #[test]
+    fn pages_are_html_and_failures_plain_500s() {
+        let ok = html_page(
+            StatusCode::CREATED,
+            Ok::<_, String>("<p>x</p>".into()),
+            "test",
+        );
+        assert_eq!(ok.status(), StatusCode::CREATED);
+        assert_eq!(
+            ok.headers()[header::CONTENT_TYPE],
+            "text/html; charset=utf-8"
+        );
+        let failed = html_page(StatusCode::OK, Err::<String, _>("broken"), "test");
+        assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            failed
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .is_none_or(|v| v != "text/html; charset=utf-8")
+        );
     }
 
     #[tokio::test]

@@ -3,8 +3,8 @@
 //! [`super::chart`] builds from numbers and fixed labels.
 
 use askama::Template;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 
 /// What every page shows around its content.
 #[derive(Debug, Clone)]
@@ -59,18 +59,7 @@ impl Refusal {
 /// Renders `page` with HTTP `status` (500 if the template fails).
 pub fn render<T: Template>(status: u16, page: &T) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    match page.render() {
-        Ok(html) => (
-            status,
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            html,
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "console template failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
-        }
-    }
+    x402_escrow_pages::html_page(status, page.render(), "console")
 }
 
 /// `GET /console/login`.

@@ -4,8 +4,8 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use askama::Template;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use x402_escrow_sdk::types::wallet::{KeyRules, KeyUsage};
 
 use crate::store::{KeyRow, OwnerSession, PaymentRow};
@@ -158,18 +158,7 @@ pub(super) struct ConfirmPage {
 
 /// Renders `page` with `status` (500 if the template fails).
 pub(super) fn render<T: Template>(status: StatusCode, page: &T) -> Response {
-    match page.render() {
-        Ok(html) => (
-            status,
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            html,
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "owner page template failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
-        }
-    }
+    x402_escrow_pages::html_page(status, page.render(), "owner")
 }
 /// UTC date and time of unix milliseconds (`Sun, 06 Dec 2026 17:14:02 GMT`).
 pub(super) fn time(ms: i64) -> String {
