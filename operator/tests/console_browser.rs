@@ -102,7 +102,28 @@ async fn find(c: &Client, css: &str) -> fantoccini::elements::Element {
 }
 
 async fn text(c: &Client, css: &str) -> String {
-    find(c, css).await.text().await.expect("text")
+    find(c, css).await;
+    text_until(c, css, |_| true).await
+}
+
+/// The text of `css` once `ready` holds for it (within [`STEP`]), finding the element again
+/// when a navigation replaced it between finding and reading (a page that has the same element
+/// before and after a click); the last text read otherwise.
+async fn text_until(c: &Client, css: &str, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + STEP;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        if let Ok(element) = c.find(Locator::Css(css)).await
+            && let Ok(text) = element.text().await
+        {
+            if ready(&text) {
+                return text;
+            }
+            last = text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,7 +193,8 @@ async fn console_refunds_half_in_a_browser() {
         // ---- finds the payment by its request id ---------------------------------------------
         find(&c, "#q").await.send_keys(&request_id).await.unwrap();
         find(&c, "#search").await.click().await.unwrap();
-        let heading = text(&c, "#list-heading").await;
+        // The list page has a heading before the search too: wait for the searched one.
+        let heading = text_until(&c, "#list-heading", |h| h.contains(&request_id)).await;
         assert!(heading.contains(&request_id), "{heading}");
         let rows = c
             .find_all(Locator::Css("#payments tbody tr"))
