@@ -70,11 +70,11 @@ impl Engine {
                 self.check_capture_fee(lifecycle, &info, &payment, amount)
                     .map_err(|m| fail(reasons::AUTH_CAPTURE_EXTRA, m))?;
             }
-            self.lifecycle_consent(request, lifecycle, &info, &payment, amount)
+            let expected = expected_state(lifecycle).map_err(refused)?;
+            self.lifecycle_consent(request, lifecycle, &info, &payment, amount, expected)
                 .await
                 .map_err(refused)?;
             let payment = self.settle_in_flight(payment, wait, network, payer).await?;
-            let expected = expected_state(lifecycle).map_err(refused)?;
             let void_rest = lifecycle.void_authorizer_signature.is_some();
             if let Some(done) = self
                 .answer_retry(&payment, lifecycle, amount, expected, network, info.payer)
@@ -93,7 +93,7 @@ impl Engine {
                 .await
                 .map_err(|e| fail(reasons::UNEXPECTED_SETTLE_ERROR, e.to_string()))?;
             check_deadline(lifecycle.operation, &info, now).map_err(refused)?;
-            self.check_onchain_state(&payment, expected, amount, void_rest)
+            self.check_onchain_state(&payment, expected)
                 .await
                 .map_err(refused)?;
             let (kind, result) = self
@@ -128,11 +128,11 @@ impl Engine {
         info: &x402_escrow_sdk::PaymentInfo,
         payment: &Payment,
         amount: Option<u128>,
+        expected: Option<ExpectedState>,
     ) -> Result<(), Refusal> {
         let Some(extra) = request.payment_requirements.auth_capture_extra() else {
             return Err((reasons::AUTH_CAPTURE_EXTRA, "no auth-capture extra".into()));
         };
-        let expected = expected_state(lifecycle)?;
         let message = match lifecycle.operation {
             LifecycleOperation::Capture => {
                 let fee = crate::engine::calldata::capture_fee(
@@ -193,13 +193,12 @@ impl Engine {
     }
 
     /// `paymentState` on the escrow must hold the balances the authorizer signed (the
-    /// single-use check of capture and refund).
+    /// single-use check of capture and refund; a capture-and-void's remainder against those
+    /// balances was checked with its consent).
     async fn check_onchain_state(
         &self,
         payment: &Payment,
         expected: Option<ExpectedState>,
-        amount: Option<u128>,
-        void_rest: bool,
     ) -> Result<(), Refusal> {
         let Some(expected) = expected else {
             return Ok(());
@@ -219,12 +218,6 @@ impl Engine {
         let found = (U256::from(state.capturable), U256::from(state.refundable));
         if found != (expected.capturable, expected.refundable) {
             return Err(unexpected_state(found, expected));
-        }
-        if void_rest && amount.is_some_and(|a| U256::from(a) >= expected.capturable) {
-            return Err((
-                reasons::AUTH_CAPTURE_VOID_REMAINDER_FULL_CAPTURE,
-                "the capture takes everything capturable: nothing is left to void".into(),
-            ));
         }
         Ok(())
     }
