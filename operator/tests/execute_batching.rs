@@ -12,6 +12,9 @@
 //!   one): each member alone passes the simulation, so both are merged into one `execute`; its
 //!   gas is estimated as `executeAll`, which reverts, so the `execute` is never sent and both
 //!   members are re-sent alone: the first is authorized, the second fails with its own error;
+//! * calls queued while an `execute` is in flight (mining paused) form the next `execute` during
+//!   the flight, simulated and given its gas limit then, and none goes out alone beside it: the
+//!   signer never has two transactions in flight; the next one goes once the first is mined;
 //! * with `use_executor = false` nothing is delegated and authorizations go out one by one.
 //!
 //! Deterministic: the relayer is started only once every row of a round is queued (the engine
@@ -41,6 +44,7 @@ const AMOUNT: u64 = 4 * USDC;
 
 both_backends!(
     every_kind_goes_out_in_execute,
+    calls_queued_in_flight_form_the_next_batch,
     member_reverting_in_company_fails_alone,
     executor_off_sends_singly
 );
@@ -365,6 +369,107 @@ async fn every_kind_goes_out_in_execute(backend: Backend) {
         assert_nonces(&store, &chain).await;
         let diffs = core.engine.reconcile_all(1000).await.expect("reconcile");
         assert!(diffs.is_empty(), "reconcile differences: {diffs:#?}");
+        store.close().await;
+    })
+    .await
+}
+
+/// `evm_setAutomine` on the test chain.
+async fn set_automine(chain: &Chain, on: bool) {
+    let _: Value = chain
+        .plain
+        .raw_request("evm_setAutomine".into(), (on,))
+        .await
+        .expect("evm_setAutomine");
+}
+
+async fn calls_queued_in_flight_form_the_next_batch(backend: Backend) {
+    with_db(backend, |url| async move {
+        let chain = Chain::start().await;
+        let store = test_store(&url).await;
+        let (m, _key) = merchant(&store, "shop", chain.receiver, None).await;
+        let cfg = execute_config(&url, &chain);
+        let core = runtime::open(&cfg).await.expect("open");
+        let queued = "chain_txs WHERE kind = 'authorize' AND status = 'queued'";
+
+        // Delegation and a first execute, mined as they come.
+        let first = authorize_tasks(&chain, &core, &m, &chain.payer, "a", 2).await;
+        for v in run_round(&core, &cfg, first, queued, 2).await {
+            assert_eq!(v["status"], "authorized", "{v}");
+        }
+
+        // Mining paused: the next execute stays in flight.
+        set_automine(&chain, false).await;
+        let second = authorize_tasks(&chain, &core, &m, &chain.payer, "b", 2).await;
+        wait_rows(&store, queued, 2).await;
+        let (relayer, applier) = run_relayer(&core, &cfg, "flight");
+        let in_flight =
+            "chain_txs WHERE nonce IS NOT NULL AND status IN ('reserved', 'signed', 'broadcast')";
+        wait_rows(&store, in_flight, 1).await;
+        relayer.abort();
+        applier.abort();
+
+        // Calls queued meanwhile: merged into the next execute during the flight, with the
+        // gas limit their simulation gave; none claimed alone, nothing else in flight.
+        let third = authorize_tasks(&chain, &core, &m, &chain.payer, "c", 3).await;
+        wait_rows(&store, queued, 3).await;
+        let (relayer, applier) = run_relayer(&core, &cfg, "flight");
+        wait_rows(
+            &store,
+            "chain_txs WHERE kind = 'execute' AND status = 'queued' AND gas_limit IS NOT NULL",
+            1,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            count(&store, in_flight).await,
+            1,
+            "one transaction in flight: {:#?}",
+            rows(&store).await
+        );
+        assert_eq!(
+            count(
+                &store,
+                "chain_txs WHERE kind = 'authorize' AND nonce IS NOT NULL"
+            )
+            .await,
+            0,
+            "no authorization went out alone: {:#?}",
+            rows(&store).await
+        );
+
+        // Mining again: the first goes through, then the one formed during its flight.
+        set_automine(&chain, true).await;
+        let _: Value = chain
+            .plain
+            .raw_request("evm_mine".into(), ())
+            .await
+            .expect("evm_mine");
+        let views: Vec<Value> = join_all(second)
+            .await
+            .into_iter()
+            .chain(join_all(third).await)
+            .collect();
+        for v in &views {
+            assert_eq!(v["status"], "authorized", "{v}");
+            assert_eq!(chain.state(hash_of(v)).await, (true, AMOUNT as u128, 0));
+        }
+        settle(&store, WAIT).await;
+        relayer.abort();
+        applier.abort();
+        assert_eq!(
+            count(
+                &store,
+                "chain_txs WHERE kind = 'execute' AND status = 'final'"
+            )
+            .await,
+            3,
+            "{:#?}",
+            rows(&store).await
+        );
+        assert_eq!(sent_alone(&store, "'authorize'").await, 0);
+        assert_eq!(count(&store, "chain_tx_members").await, 7);
+        assert_nonces(&store, &chain).await;
         store.close().await;
     })
     .await

@@ -100,10 +100,11 @@ section! {
         /// The most payments in one batch transaction; 1 disables batching (every call is its own
         /// transaction, sent at once).
         pub max_size: usize = 50,
-        /// How long a ready row may wait for company before it is sent (alone, or with whatever
-        /// joined it): captures and voids for `captureBatch` / `voidBatch`; with the executor, any
-        /// escrow call, and only while an earlier transaction of the signer is still in flight. A
-        /// batch that reaches `max_size` goes at once.
+        /// How long a ready capture or void may wait for company before it is sent (alone, or
+        /// with whatever joined it) in a `captureBatch` / `voidBatch`; a batch that reaches
+        /// `max_size` goes at once. With the executor, calls wait only as long as the signer's
+        /// transaction in flight makes them (see `operator/DESIGN.md`, "Grouping"), and this
+        /// bounds the wait for the signer's delegation at start-up.
         pub max_wait_ms: u64 = 25,
         /// Batch through the `OperatorBatchExecutor` (delegating the signer's account to it on
         /// start-up) when one is known (see `operator/DESIGN.md`, "The general batch path").

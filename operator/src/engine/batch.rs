@@ -76,6 +76,15 @@ impl Engine {
         } else {
             BTreeMap::new()
         };
+        // A member that reverted without revert data most likely ran out of gas (the batch is
+        // signed with an estimate made while the previous transaction was in flight, see
+        // `relayer/batch.rs`): it goes out again alone, where its own estimate decides, rather
+        // than failing for a reason of ours. (A bare `revert()` fails there with its own code.)
+        let (out_of_gas, live): (Vec<Live>, Vec<Live>) = live.into_iter().partition(|l| {
+            failed_members
+                .get(&l.member.position)
+                .is_some_and(|data| data.is_empty())
+        });
         // Events first (abandoned rows need `paymentState` reads), then one SQL transaction.
         let mut events = Vec::with_capacity(live.len());
         for l in &live {
@@ -97,6 +106,13 @@ impl Engine {
             events.push((event, message));
         }
         let mut stx = self.store().begin().await?;
+        for l in &out_of_gas {
+            tracing::warn!(payment_id = %l.payment.id, position = l.member.position, "batch member reverted without revert data (out of gas?): re-sending it alone");
+            if let Err(e) = resend_alone(&mut stx, tx, l).await {
+                stx.rollback().await?;
+                return Err(e);
+            }
+        }
         let mut last = None;
         for (l, (event, message)) in live.iter().zip(&events) {
             // Members are single `capture` / `void` rows, which always carry an outcome.
@@ -140,10 +156,13 @@ impl Engine {
         for l in &live {
             self.inner.waiters.wake(l.payment.id);
         }
-        tracing::info!(members = live.len(), status = %tx.status, last = ?last, "batch outcome applied");
+        if !out_of_gas.is_empty() {
+            self.inner.relayer.notify_one();
+        }
+        tracing::info!(members = live.len(), resent = out_of_gas.len(), status = %tx.status, last = ?last, "batch outcome applied");
         Ok(OutcomeApplied::Batch {
             settled: live.len(),
-            resent: 0,
+            resent: out_of_gas.len(),
         })
     }
 
@@ -187,43 +206,9 @@ impl Engine {
         tracing::warn!(%code, members = live.len(), kind = %tx.kind, "batch reverted: re-sending its members one by one");
         let mut stx = self.store().begin().await?;
         for l in live {
-            let mut request = l.source.request.clone();
-            if let Some(obj) = request.as_object_mut() {
-                obj.insert("fallbackOf".into(), json!(tx.id));
-            }
-            let single = NewChainTx {
-                chain_id: l.source.chain_id,
-                signer: l.source.signer,
-                kind: l.source.kind,
-                payment_id: Some(l.payment.id),
-                request,
-                to: l.source.to,
-                calldata: l.source.calldata.clone(),
-                value: l.source.value,
-                gas_limit: None,
-            };
-            tracing::info!(
-                payment_id = %l.payment.id,
-                payment_hash = %l.payment.payment_hash,
-                request_id = l.payment.request_id.as_deref().unwrap_or(""),
-                "re-sending a batch member alone"
-            );
-            if let Err(e) = stx
-                .resend_member(tx.id, l.member.position, l.payment.id, &single)
-                .await
-            {
+            if let Err(e) = resend_alone(&mut stx, tx, l).await {
                 stx.rollback().await?;
-                return Err(match e {
-                    // Raced with another applier: retried (and then found stale).
-                    StoreError::Conflict { .. } => {
-                        EngineError::Store(StoreError::VersionMismatch {
-                            id: l.payment.id,
-                            expected: l.payment.version,
-                            actual: None,
-                        })
-                    }
-                    other => other.into(),
-                });
+                return Err(e);
             }
         }
         stx.commit().await?;
@@ -233,4 +218,46 @@ impl Engine {
             resent: live.len(),
         })
     }
+}
+
+/// Queues `l`'s own call again as a single row (never batched again: it is the fallback of
+/// `batch`) and points its payment at it, in `stx`.
+async fn resend_alone(
+    stx: &mut crate::store::StoreTx,
+    batch: &ChainTx,
+    l: &Live,
+) -> Result<(), EngineError> {
+    let mut request = l.source.request.clone();
+    if let Some(obj) = request.as_object_mut() {
+        obj.insert("fallbackOf".into(), json!(batch.id));
+    }
+    let single = NewChainTx {
+        chain_id: l.source.chain_id,
+        signer: l.source.signer,
+        kind: l.source.kind,
+        payment_id: Some(l.payment.id),
+        request,
+        to: l.source.to,
+        calldata: l.source.calldata.clone(),
+        value: l.source.value,
+        gas_limit: None,
+    };
+    tracing::info!(
+        payment_id = %l.payment.id,
+        payment_hash = %l.payment.payment_hash,
+        request_id = l.payment.request_id.as_deref().unwrap_or(""),
+        "re-sending a batch member alone"
+    );
+    stx.resend_member(batch.id, l.member.position, l.payment.id, &single)
+        .await
+        .map_err(|e| match e {
+            // Raced with another applier: retried (and then found stale).
+            StoreError::Conflict { .. } => EngineError::Store(StoreError::VersionMismatch {
+                id: l.payment.id,
+                expected: l.payment.version,
+                actual: None,
+            }),
+            other => other.into(),
+        })
+        .map(drop)
 }

@@ -135,6 +135,9 @@ pub struct Relayer {
     delegation: execute::Delegation,
     /// When the next group of held single rows falls due for batching (store clock, unix ms).
     batch_due: Option<i64>,
+    /// The batch formed while a transaction was in flight would revert: no more batches are
+    /// formed until nothing is in flight (see `batch.rs`).
+    pipeline_paused: bool,
     /// The last fee suggestion and when it was fetched (see [`FEE_CACHE_TTL`]).
     fee_cache: Option<(std::time::Instant, Fees)>,
     /// Chain reads shared by every row of one monitoring round (see [`PassView`]).
@@ -197,6 +200,7 @@ impl Relayer {
             batch: BatchOptions::DISABLED,
             delegation: execute::Delegation::Unknown,
             batch_due: None,
+            pipeline_paused: false,
             fee_cache: None,
             view: PassView::default(),
             push,
@@ -460,14 +464,22 @@ impl Relayer {
                 .await?
                 .into_iter()
                 .collect(),
-            _ => {
+            delegation => {
+                // Delegated, with nothing in flight: one, or it would be the second in the
+                // pool (two `execute` rows are formed when more calls are queued than one
+                // carries).
+                let limit = if delegation == execute::Delegation::Active {
+                    1
+                } else {
+                    self.opts.max_claims_per_tick
+                };
                 self.store
                     .claim_next_txs_holding(
                         self.opts.chain_id,
                         self.address(),
                         &self.owner,
                         hold,
-                        self.opts.max_claims_per_tick,
+                        limit,
                     )
                     .await?
             }
