@@ -11,6 +11,12 @@ use x402_escrow_bindings::contracts::WORKSPACE_ROOT;
 /// `anvil` with its dev key 0, writing the deployment record to `deployments/<record>` under the
 /// workspace (the script's only writable directory).
 ///
+/// `--slow`: each transaction is sent once the previous one is mined. anvil 1.7.1 can leave a
+/// transaction `queued` for ever when the block of its predecessor is mined between its nonce
+/// check and its entry into the pool (see `operator/src/relayer/push.rs`); forge, sending the
+/// script's transactions back to back, then waited for that receipt without end (a 632 s hang of
+/// `forge_script_deploys_the_predicted_addresses` under the full test run).
+///
 /// Forge's build, cache and broadcast directories are `target/<scratch>`,
 /// `target/<scratch>-cache` and `target/<scratch>-broadcast`: a name of the caller's own, since
 /// others run forge concurrently. `DEPLOY_SALT`, `DEPLOY_TEST_TOKEN` and `DEPLOY_OVERWRITE` are
@@ -27,6 +33,7 @@ pub fn deploy_script(anvil: &AnvilInstance, record: &str, scratch: &str) -> Comm
             "script",
             "script/Deploy.s.sol",
             "--broadcast",
+            "--slow",
             "--no-storage-caching",
         ])
         .arg("--rpc-url")

@@ -190,7 +190,7 @@ pub(super) fn batch_row(chain_id: u64, signer: Address, rows: &[ChainTx]) -> Opt
 /// there while it runs (at most a fifth of the gas used, EIP-3529: +25 %), and each nested
 /// call keeps back 1/64 of what is left (EIP-150: ~6 % over the executor → escrow → collector
 /// → token → signature-wallet chain). Only the gas used is paid; the relayer's margin comes on
-/// top.
+/// top, and the block gas limit caps the sum ([`Relayer::within_block`]).
 fn limit_from_gas_used(gas_used: u64) -> u64 {
     gas_used.saturating_add(gas_used / 3)
 }
@@ -491,9 +491,13 @@ impl Relayer {
             }
         }
         let batch = if good.len() == chunk.len() {
+            let limit =
+                gas.map(|gas| super::fees::with_margin(gas, self.opts.gas_limit_margin_percent));
             NewChainTx {
-                gas_limit: gas
-                    .map(|gas| super::fees::with_margin(gas, self.opts.gas_limit_margin_percent)),
+                gas_limit: match limit {
+                    Some(limit) => Some(self.within_block(limit).await),
+                    None => None,
+                },
                 ..batch
             }
         } else if good.len() >= 2 {
@@ -514,6 +518,25 @@ impl Relayer {
             Err(e) => tracing::warn!(error = %e, kind = %batch.kind, "merging a batch failed"),
         }
         Ok(true)
+    }
+
+    /// `limit`, or the chain's block gas limit when it is lower: the third and the margin a
+    /// simulated batch gets on top of its gas used must not make a large batch (a raised
+    /// `max_size`) a transaction no block can hold, which the node would refuse on every
+    /// attempt. Uncapped when the block cannot be read.
+    async fn within_block(&mut self, limit: u64) -> u64 {
+        if self.block_gas_limit.is_none() {
+            match self
+                .provider
+                .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+                .await
+            {
+                Ok(Some(block)) => self.block_gas_limit = Some(block.header.gas_limit),
+                Ok(None) => {}
+                Err(e) => tracing::debug!(error = %e, "reading the block gas limit failed"),
+            }
+        }
+        self.block_gas_limit.map_or(limit, |cap| limit.min(cap))
     }
 
     /// Whether the signer's account delegates to the executor, so `execute` batches may go

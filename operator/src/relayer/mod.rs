@@ -138,6 +138,8 @@ pub struct Relayer {
     /// The batch formed while a transaction was in flight would revert: no more batches are
     /// formed until nothing is in flight (see `batch.rs`).
     pipeline_paused: bool,
+    /// The chain's block gas limit, read once: the most a batch row's stored gas limit may be.
+    block_gas_limit: Option<u64>,
     /// The last fee suggestion and when it was fetched (see [`FEE_CACHE_TTL`]).
     fee_cache: Option<(std::time::Instant, Fees)>,
     /// Chain reads shared by every row of one monitoring round (see [`PassView`]).
@@ -201,6 +203,7 @@ impl Relayer {
             delegation: execute::Delegation::Unknown,
             batch_due: None,
             pipeline_paused: false,
+            block_gas_limit: None,
             fee_cache: None,
             view: PassView::default(),
             push,
