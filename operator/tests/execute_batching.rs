@@ -59,6 +59,17 @@ fn execute_config(url: &str, chain: &Chain) -> Config {
     c
 }
 
+/// A fresh chain, the store on `url` with one merchant, the executor configuration and the
+/// operator's core opened on it (no relayer running).
+async fn shop(url: &str) -> (Chain, Store, Merchant, Config, Core) {
+    let chain = Chain::start().await;
+    let store = test_store(url).await;
+    let (m, _key) = merchant(&store, "shop", chain.receiver, None).await;
+    let cfg = execute_config(url, &chain);
+    let core = runtime::open(&cfg).await.expect("open");
+    (chain, store, m, cfg, core)
+}
+
 /// A relayer for `core`, its outcomes applied by the engine, running until aborted.
 fn run_relayer(core: &Core, cfg: &Config, owner: &str) -> (JoinHandle<()>, JoinHandle<()>) {
     let relayer = Relayer::from_config(
@@ -385,11 +396,7 @@ async fn set_automine(chain: &Chain, on: bool) {
 
 async fn calls_queued_in_flight_form_the_next_batch(backend: Backend) {
     with_db(backend, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (m, _key) = merchant(&store, "shop", chain.receiver, None).await;
-        let cfg = execute_config(&url, &chain);
-        let core = runtime::open(&cfg).await.expect("open");
+        let (chain, store, m, cfg, core) = shop(&url).await;
         let queued = "chain_txs WHERE kind = 'authorize' AND status = 'queued'";
 
         // Delegation and a first execute, mined as they come.
@@ -477,11 +484,7 @@ async fn calls_queued_in_flight_form_the_next_batch(backend: Backend) {
 
 async fn member_reverting_in_company_fails_alone(backend: Backend) {
     with_db(backend, |url| async move {
-        let chain = Chain::start().await;
-        let store = test_store(&url).await;
-        let (m, _key) = merchant(&store, "shop", chain.receiver, None).await;
-        let cfg = execute_config(&url, &chain);
-        let core = runtime::open(&cfg).await.expect("open");
+        let (chain, store, m, cfg, core) = shop(&url).await;
         // A payer whose balance covers one hold and a half.
         let payer = PrivateKeySigner::random();
         chain.mint(payer.address(), AMOUNT + AMOUNT / 2).await;
