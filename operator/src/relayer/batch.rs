@@ -265,14 +265,13 @@ impl Relayer {
     /// call would revert, with the gas the whole batch needs when it was measured. Only when
     /// the whole batch's simulation reverts are members simulated one by one.
     ///
-    /// The batch is simulated with `eth_estimateGas`, whose answer the batch row is then signed
-    /// with: an `execute` of tens of calls takes a node several executions to estimate (a
-    /// binary search over the gas), which at the claim step sat between one mined batch and the
-    /// next (44 of every 106 ms at 64 buyers); here it runs while the previous transaction is
-    /// still in flight. The estimate may run on a state that transaction then changes: calls of
-    /// one payment never share a batch or overlap (one action in flight per payment), the
-    /// margin absorbs the rest, and a member that runs out of gas anyway is sent again alone
-    /// (`engine/batch.rs`), never failed.
+    /// The batch is simulated by [`Relayer::simulate_with_gas`], whose gas limit the batch row
+    /// is then signed with, so the claim step does not estimate it again (that estimate sat
+    /// between one mined batch and the next: 44 of every 106 ms at 64 buyers). The simulation
+    /// may run while the previous transaction is in flight, on a state that transaction then
+    /// changes: calls of one payment never share a batch or overlap (one action in flight per
+    /// payment), the headroom absorbs the rest, and a member that runs out of gas anyway is
+    /// sent again alone (`engine/batch.rs`), never failed.
     /// With `whole_only`, a batch that would revert is not looked into: every row comes back
     /// as would-revert.
     async fn viable(
