@@ -77,9 +77,10 @@ impl Engine {
             BTreeMap::new()
         };
         // A member that reverted without revert data most likely ran out of gas (the batch is
-        // signed with an estimate made while the previous transaction was in flight, see
-        // `relayer/batch.rs`): it goes out again alone, where its own estimate decides, rather
-        // than failing for a reason of ours. (A bare `revert()` fails there with its own code.)
+        // signed with the gas limit of a simulation that may have run while the previous
+        // transaction was in flight, see `relayer/batch.rs`): it goes out again alone, where its
+        // own estimate decides, rather than failing for a reason of ours. (A bare `revert()`
+        // fails there with its own code.)
         let (out_of_gas, live): (Vec<Live>, Vec<Live>) = live.into_iter().partition(|l| {
             failed_members
                 .get(&l.member.position)
