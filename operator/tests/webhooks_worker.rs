@@ -24,7 +24,8 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 use x402_escrow_operator::config::Secret;
 use x402_escrow_operator::store::{
-    DeliveryStatus, NewMerchant, Store, WebhookDelivery, system_now_ms,
+    DeliveryStatus, ENDPOINT_DISABLED, NO_ENDPOINT, NewMerchant, Store, WebhookDelivery,
+    system_now_ms,
 };
 use x402_escrow_operator::webhooks::{WebhookWorker, WebhookWorkerConfig, new_webhook_event};
 use x402_escrow_sdk::webhooks::{
@@ -551,21 +552,53 @@ async fn gives_up_after_the_last_attempt(ctx: Ctx) {
     store.close().await;
 }
 
+/// With nowhere to deliver to, the delivery is written as given up with the event (no claim,
+/// no attempt, no further write); once the merchant has an endpoint, redelivery sends it.
 async fn merchant_without_endpoint_is_not_sent(ctx: Ctx) {
     let store = wall_clock_store(&ctx).await;
     let secret = WebhookSecret::generate();
     let m = merchant_at(&store, None, &secret).await;
     let worker = WebhookWorker::new(store.clone(), fast(&[10], 3), "w1").unwrap();
+    let writes = store.write_count();
     let event = enqueue(&store, m, 1).await;
-    assert_eq!(worker.run_once().await.unwrap(), 1);
-    let d = delivery(&store, event).await;
-    assert_eq!(d.status, DeliveryStatus::Failed);
-    assert!(
-        d.last_error
-            .unwrap_or_default()
-            .contains("no webhook endpoint")
+    assert_eq!(
+        store.write_count() - writes,
+        1,
+        "the event and its delivery: one write"
     );
+    assert_eq!(worker.run_once().await.unwrap(), 0, "nothing to claim");
+    assert_eq!(
+        store.write_count() - writes,
+        1,
+        "an empty claim is not a write"
+    );
+    let d = delivery(&store, event).await;
+    assert_eq!((d.status, d.attempts), (DeliveryStatus::Failed, 0));
+    assert_eq!(d.last_error.as_deref(), Some(NO_ENDPOINT));
     assert_eq!(worker.metrics().snapshot().attempts, 0);
+
+    // A disabled endpoint is the same, with its own reason.
+    let rx = receiver(&secret, Plan::Always(200)).await;
+    store
+        .update_webhook_endpoint(m, Some(rx.url.clone()), Some(false))
+        .await
+        .unwrap();
+    let second = enqueue(&store, m, 2).await;
+    let d = delivery(&store, second).await;
+    assert_eq!((d.status, d.attempts), (DeliveryStatus::Failed, 0));
+    assert_eq!(d.last_error.as_deref(), Some(ENDPOINT_DISABLED));
+
+    // Endpoint on: redelivery queues the first event again and it is sent.
+    store
+        .update_webhook_endpoint(m, None, Some(true))
+        .await
+        .unwrap();
+    let first = delivery(&store, event).await;
+    store.redeliver(m, first.id).await.unwrap();
+    assert_eq!(worker.run_once().await.unwrap(), 1);
+    let d = wait_status(&store, event, DeliveryStatus::Delivered).await;
+    assert_eq!(d.attempts, 1);
+    assert_eq!(rx.count(), 1);
     store.close().await;
 }
 

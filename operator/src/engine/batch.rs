@@ -48,19 +48,18 @@ impl Engine {
         &self,
         tx: &ChainTx,
     ) -> Result<OutcomeApplied, EngineError> {
-        let mut live = Vec::new();
-        for member in self.store().batch_members(tx.id).await? {
-            let payment = self.store().get_payment(member.payment_id).await?;
-            if payment.pending_tx_id != Some(tx.id) {
-                continue;
-            }
-            let source = self.store().get_tx(member.source_tx_id).await?;
-            live.push(Live {
+        let live: Vec<Live> = self
+            .store()
+            .batch_members_with_rows(tx.id)
+            .await?
+            .into_iter()
+            .filter(|(_, payment, _)| payment.pending_tx_id == Some(tx.id))
+            .map(|(member, payment, source)| Live {
                 member,
                 payment,
                 source,
-            });
-        }
+            })
+            .collect();
         if live.is_empty() {
             tracing::debug!("stale batch outcome (no member waits for it)");
             return Ok(OutcomeApplied::Ignored);

@@ -178,6 +178,9 @@ pub enum OutcomeApplied {
     Applied(PaymentStatus),
     /// Nothing to do: not terminal yet, no payment, or the payment no longer points at it.
     Ignored,
+    /// Another task of this process is applying it right now; its payments' waiters are woken
+    /// when that is done.
+    InProgress,
     /// A batch transaction's outcome reached its members: `settled` moved on (confirmed, or
     /// judged by `paymentState` when abandoned), `resent` went out again on their own (the batch
     /// reverted as a whole).
@@ -222,6 +225,8 @@ struct Inner {
     config: EngineConfig,
     relayer: Arc<Notify>,
     waiters: Waiters,
+    /// The outbox rows whose outcome a task of this process is applying now.
+    applying: outcomes::Applying,
 }
 
 /// The lifecycle engine. Cheap to clone.
@@ -256,6 +261,7 @@ impl Engine {
                 config,
                 relayer,
                 waiters: Waiters::default(),
+                applying: outcomes::Applying::default(),
             }),
         }
     }

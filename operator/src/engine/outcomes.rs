@@ -17,7 +17,14 @@ impl Engine {
     /// while the payment's `pending_tx_id` is that row and the row is `final`, `reverted` or
     /// `abandoned`. Final → the `*Confirmed` event and its webhook; reverted → `*Failed` with
     /// the decoded custom error; abandoned → whatever `paymentState` says happened.
+    ///
+    /// One task of this process applies a row's outcome at a time: a second caller meanwhile
+    /// (the waiters of a batch's members all find its row settled at once) gets
+    /// [`OutcomeApplied::InProgress`] instead of reading every member again to find them stale.
     pub async fn on_tx_outcome(&self, chain_tx_id: Uuid) -> Result<OutcomeApplied, EngineError> {
+        let Some(_turn) = self.inner.applying.enter(chain_tx_id) else {
+            return Ok(OutcomeApplied::InProgress);
+        };
         let span = tracing::info_span!("tx_outcome", chain_tx = %chain_tx_id, payment_id = tracing::field::Empty, payment_hash = tracing::field::Empty, request_id = tracing::field::Empty);
         async {
             for _ in 0..RETRIES {
@@ -129,7 +136,7 @@ impl Engine {
                 match self.on_tx_outcome(tx_id).await? {
                     OutcomeApplied::Applied(_) => applied += 1,
                     OutcomeApplied::Batch { settled, resent } => applied += settled + resent,
-                    OutcomeApplied::Ignored => {}
+                    OutcomeApplied::Ignored | OutcomeApplied::InProgress => {}
                 }
             }
         }
@@ -378,6 +385,46 @@ pub(super) fn webhook_for(
     crate::webhooks::new_webhook_event(WebhookEventType::from(event_type), now_ms, data).ok()
 }
 
+/// The outbox rows whose outcome a task of this process is applying now (see
+/// [`Engine::on_tx_outcome`]).
+#[derive(Debug, Default)]
+pub(super) struct Applying {
+    rows: std::sync::Mutex<std::collections::HashSet<Uuid>>,
+}
+
+/// A task's turn at applying one row's outcome; given back on drop.
+pub(super) struct Turn<'a> {
+    applying: &'a Applying,
+    row: Uuid,
+}
+
+impl Applying {
+    /// The turn at `row`, unless another task holds it.
+    pub(super) fn enter(&self, row: Uuid) -> Option<Turn<'_>> {
+        // The set holds plain ids, valid whatever a panicking holder was doing.
+        let mut rows = self
+            .rows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // `then`, not `then_some`: a turn built for a row already held would be dropped here,
+        // taking the lock this guard holds (and giving back another task's turn).
+        rows.insert(row).then(|| Turn {
+            applying: self,
+            row,
+        })
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.applying
+            .rows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.row);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use x402_escrow_bindings::contracts::auth_capture_escrow::AuthCaptureEscrow as Escrow;
@@ -403,5 +450,20 @@ mod tests {
         assert_eq!(revert_code(Some("")), "reverted");
         assert_eq!(revert_code(None), "reverted");
         assert_eq!(revert_code(Some("0xdeadbeef")), "reverted");
+    }
+
+    #[test]
+    fn one_turn_per_row_until_it_is_given_back() {
+        let applying = Applying::default();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let first = applying.enter(a).expect("a is free");
+        assert!(applying.enter(a).is_none(), "a is held");
+        // A refused entry neither blocks nor gives back the holder's turn.
+        assert!(applying.enter(a).is_none(), "a is still held");
+        let other = applying.enter(b).expect("b is another row");
+        drop(first);
+        let again = applying.enter(a).expect("a was given back");
+        drop((again, other));
+        assert!(applying.rows.lock().unwrap().is_empty());
     }
 }

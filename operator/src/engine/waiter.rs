@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::{Engine, EngineError};
+use super::{Engine, EngineError, OutcomeApplied};
 use crate::service::ServiceError;
 use crate::store::Payment;
 
@@ -106,7 +106,7 @@ impl Engine {
             .wait_for(
                 id,
                 deadline,
-                self.inner.config.poll_interval,
+                Fallback::backing_off(self.inner.config.poll_interval, SETTLED_POLL_MAX),
                 || async move {
                     loop {
                         let payment = self.store().get_payment(id).await?;
@@ -116,7 +116,10 @@ impl Engine {
                         if let Some(tx_id) = payment.pending_tx_id
                             && self.store().get_tx(tx_id).await?.status.is_terminal()
                         {
-                            self.on_tx_outcome(tx_id).await?;
+                            // Being applied by another task: its wake-up comes when it is done.
+                            if self.on_tx_outcome(tx_id).await? == OutcomeApplied::InProgress {
+                                return Ok(None);
+                            }
                             continue;
                         }
                         return Ok(None);
@@ -133,14 +136,14 @@ impl Engine {
     /// The one way the engine waits for something to happen to a payment or an outbox row
     /// (`key`: the payment's id or the row's id). `check` reads the row and answers `Some` once
     /// it is there; it runs at once, again whenever this process wakes `key` (the push path: an
-    /// outcome applied to the payment, the row settled, see [`Waiters::wake`]), and every `poll`
-    /// otherwise (the fallback: another instance may have observed it), until `deadline`.
-    /// `None` when the deadline came first.
+    /// outcome applied to the payment, the row settled, see [`Waiters::wake`]), and after each
+    /// `fallback` interval with no wake-up (another instance may have observed it), until
+    /// `deadline`. `None` when the deadline came first.
     pub(super) async fn wait_for<T, E, F, Fut>(
         &self,
         key: Uuid,
         deadline: tokio::time::Instant,
-        poll: Duration,
+        fallback: Fallback,
         mut check: F,
     ) -> Result<Option<T>, E>
     where
@@ -148,6 +151,7 @@ impl Engine {
         Fut: Future<Output = Result<Option<T>, E>>,
     {
         let guard = self.inner.waiters.register(key);
+        let mut poll = fallback.first;
         loop {
             let notified = guard.notify().notified();
             tokio::pin!(notified);
@@ -159,7 +163,48 @@ impl Engine {
             if now >= deadline {
                 return Ok(None);
             }
-            let _ = tokio::time::timeout((deadline - now).min(poll), notified).await;
+            if tokio::time::timeout((deadline - now).min(poll), notified)
+                .await
+                .is_err()
+            {
+                poll = (poll * 2).min(fallback.max).max(fallback.first);
+            }
+        }
+    }
+}
+
+/// The longest a request waiting for its payment to settle goes without re-reading it. The
+/// outcome wakes it (in this process; on PostgreSQL every instance through `NOTIFY`), so the
+/// re-read is only the fallback for a wake-up that did not come (the `LISTEN` connection down).
+/// Backing off matters under load: re-reading every 100 ms cost a waiting request about twenty
+/// payment and outbox reads per second of its wait, which grew with the queue it waited in
+/// (BENCHMARKS.md, "The waiters' re-reads").
+pub(super) const SETTLED_POLL_MAX: Duration = Duration::from_secs(1);
+
+/// How often a waiter re-reads its row when no wake-up comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Fallback {
+    /// The first interval.
+    first: Duration,
+    /// The longest interval, reached by doubling after each re-read that no wake-up preceded.
+    max: Duration,
+}
+
+impl Fallback {
+    /// Every `poll`: for waits no wake-up covers, which learn only by re-reading.
+    pub(super) fn every(poll: Duration) -> Fallback {
+        Fallback {
+            first: poll,
+            max: poll,
+        }
+    }
+
+    /// From `poll`, doubling up to `max` (never below `poll`): for waits the wake-up path
+    /// covers, where the re-read is a safety net.
+    pub(super) fn backing_off(poll: Duration, max: Duration) -> Fallback {
+        Fallback {
+            first: poll,
+            max: max.max(poll),
         }
     }
 }

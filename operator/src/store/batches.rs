@@ -12,13 +12,15 @@
 //! its own ([`StoreTx::resend_member`]); such a fallback row is never batched again, so one bad
 //! member cannot hold the others back twice.
 
+use std::collections::HashMap;
+
 use alloy::primitives::Address;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use super::chain::{self, ChainTx, NewChainTx, TxKind};
 use super::codec::{self, Record, get_i64, get_uuid};
-use super::{Result, Store, StoreError, StoreTx, in_own_tx, in_tx};
+use super::{Payment, Result, Store, StoreError, StoreTx, in_own_tx, in_tx};
 
 /// Which queued single rows of a payment wait for company in a batch (see
 /// [`StoreTx::claim_next_tx_holding`]).
@@ -250,19 +252,25 @@ impl Store {
     in_own_tx! {
         /// See [`StoreTx::merge_batch`].
         pub async fn merge_batch(&self, batch: &NewChainTx, members: &[Uuid]) -> Result<ChainTx>;
+    }
 
-        /// See [`StoreTx::claim_tx`].
-        pub async fn claim_tx(
-            &self,
-            chain_id: u64,
-            signer: Address,
-            owner: &str,
-            id: Uuid,
-        ) -> Result<Option<ChainTx>>;
+    /// See [`StoreTx::claim_tx`]; a row no longer queued rolls back (not a write).
+    pub async fn claim_tx(
+        &self,
+        chain_id: u64,
+        signer: Address,
+        owner: &str,
+        id: Uuid,
+    ) -> Result<Option<ChainTx>> {
+        in_tx!(
+            self,
+            claim | tx | tx.claim_tx(chain_id, signer, owner, id).await?
+        )
     }
 
     /// Up to `limit` rows of [`StoreTx::claim_next_tx_holding`] in one transaction (one write
-    /// for a group of new rows; their nonces are consecutive), oldest first.
+    /// for a group of new rows; their nonces are consecutive), oldest first. Nothing to claim
+    /// rolls back: an idle pass is not a write.
     pub async fn claim_next_txs_holding(
         &self,
         chain_id: u64,
@@ -272,19 +280,22 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<ChainTx>> {
         let hold = hold.into();
-        in_tx!(self, |tx| {
-            let mut rows = Vec::new();
-            while rows.len() < limit {
-                match tx
-                    .claim_next_tx_holding(chain_id, signer, owner, hold)
-                    .await?
-                {
-                    Some(row) => rows.push(row),
-                    None => break,
+        in_tx!(
+            self,
+            claim | tx | {
+                let mut rows = Vec::new();
+                while rows.len() < limit {
+                    match tx
+                        .claim_next_tx_holding(chain_id, signer, owner, hold)
+                        .await?
+                    {
+                        Some(row) => rows.push(row),
+                        None => break,
+                    }
                 }
+                rows
             }
-            rows
-        })
+        )
     }
 
     /// See [`StoreTx::claim_next_tx_holding`].
@@ -296,9 +307,13 @@ impl Store {
         hold: impl Into<Hold>,
     ) -> Result<Option<ChainTx>> {
         let hold = hold.into();
-        in_tx!(self, |tx| tx
-            .claim_next_tx_holding(chain_id, signer, owner, hold)
-            .await?)
+        in_tx!(
+            self,
+            claim
+                | tx
+                | tx.claim_next_tx_holding(chain_id, signer, owner, hold)
+                    .await?
+        )
     }
 
     /// For each batch transaction that carried a call of `payment_id`: the batch row's id and
@@ -384,6 +399,50 @@ impl Store {
     pub async fn batch_members(&self, batch_tx_id: Uuid) -> Result<Vec<BatchMember>> {
         self.members_where("batch_tx_id = $1 ORDER BY position", batch_tx_id)
             .await
+    }
+
+    /// The members of batch row `batch_tx_id`, by position, each with its payment and the single
+    /// row it was merged from: three reads however many members the batch has (the outcome
+    /// fan-out reads them all at once instead of two reads per member).
+    pub async fn batch_members_with_rows(
+        &self,
+        batch_tx_id: Uuid,
+    ) -> Result<Vec<(BatchMember, Payment, ChainTx)>> {
+        let members = self.batch_members(batch_tx_id).await?;
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let payments = codec::select::<Payment>(
+            "WHERE id IN (SELECT payment_id FROM chain_tx_members WHERE batch_tx_id = $1)",
+        );
+        let payments: Vec<Payment> =
+            codec::fetch_all(payments.bind(codec::uuid(&batch_tx_id)), &self.pool).await?;
+        let sources = codec::select::<ChainTx>(
+            "WHERE id IN (SELECT source_tx_id FROM chain_tx_members WHERE batch_tx_id = $1)",
+        );
+        let sources: Vec<ChainTx> =
+            codec::fetch_all(sources.bind(codec::uuid(&batch_tx_id)), &self.pool).await?;
+        let payments: HashMap<Uuid, Payment> = payments.into_iter().map(|p| (p.id, p)).collect();
+        let mut sources: HashMap<Uuid, ChainTx> = sources.into_iter().map(|t| (t.id, t)).collect();
+        members
+            .into_iter()
+            .map(|member| {
+                let payment = payments.get(&member.payment_id).cloned().ok_or_else(|| {
+                    StoreError::NotFound {
+                        entity: "payment",
+                        key: member.payment_id.to_string(),
+                    }
+                })?;
+                let source =
+                    sources
+                        .remove(&member.source_tx_id)
+                        .ok_or_else(|| StoreError::NotFound {
+                            entity: "chain tx",
+                            key: member.source_tx_id.to_string(),
+                        })?;
+                Ok((member, payment, source))
+            })
+            .collect()
     }
 
     /// Every batch membership of a payment, oldest batch first.

@@ -63,8 +63,8 @@ pub use reserve::{
     ReserveKind, ReserveReason, Topup, deposit_of,
 };
 pub use webhooks::{
-    ClaimedDelivery, DeliveryLogEntry, DeliveryOutcome, DeliveryStatus, NewWebhookEvent,
-    WebhookDelivery, WebhookEvent,
+    ClaimedDelivery, DeliveryLogEntry, DeliveryOutcome, DeliveryStatus, ENDPOINT_DISABLED,
+    NO_ENDPOINT, NewWebhookEvent, WebhookDelivery, WebhookEvent,
 };
 
 /// Which database a [`Store`] talks to.
@@ -525,14 +525,28 @@ impl StoreTx {
 /// explicitly on error. (`?` and `return` inside `$body` leave only the body.) The explicit
 /// rollback matters on PostgreSQL: a dropped transaction is rolled back only when its connection
 /// is next used, and until then it keeps its row locks, which `SKIP LOCKED` claimers would skip.
+///
+/// `in_tx!(self, claim |tx| …)` is the same for a claim, whose value is what it took
+/// ([`Claimed`]): it commits only when it took something; a claim that found nothing rolls back,
+/// so an idle poll is not a write.
 macro_rules! in_tx {
-    ($self:ident, |$tx:ident| $body:expr) => {{
+    ($self:ident, |$tx:ident| $body:expr) => {
+        $crate::store::in_tx!(@run $self, $crate::store::always_commit, |$tx| $body)
+    };
+    ($self:ident, claim |$tx:ident| $body:expr) => {
+        $crate::store::in_tx!(@run $self, $crate::store::Claimed::took_something, |$tx| $body)
+    };
+    (@run $self:ident, $commit_if:path, |$tx:ident| $body:expr) => {{
         let mut $tx = $self.begin().await?;
         #[allow(clippy::redundant_closure_call)]
         let out: $crate::store::Result<_> = async { Ok($body) }.await;
         match out {
-            Ok(value) => {
+            Ok(value) if $commit_if(&value) => {
                 $tx.commit().await?;
+                Ok(value)
+            }
+            Ok(value) => {
+                $tx.rollback().await?;
                 Ok(value)
             }
             Err(e) => {
@@ -545,6 +559,29 @@ macro_rules! in_tx {
     }};
 }
 pub(crate) use in_tx;
+
+/// [`in_tx!`]'s plain form: every successful body commits.
+pub(crate) fn always_commit<T>(_: &T) -> bool {
+    true
+}
+
+/// What a claim took: nothing is an empty list or `None` (see [`in_tx!`]'s `claim` form).
+pub(crate) trait Claimed {
+    /// Whether the claim took anything.
+    fn took_something(&self) -> bool;
+}
+
+impl<T> Claimed for Vec<T> {
+    fn took_something(&self) -> bool {
+        !self.is_empty()
+    }
+}
+
+impl<T> Claimed for Option<T> {
+    fn took_something(&self) -> bool {
+        self.is_some()
+    }
+}
 
 /// Declares, inside `impl Store`, methods that each run the [`StoreTx`] method of the same name
 /// with the same arguments in a transaction of their own ([`in_tx!`]).

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::chain::text_enum;
 use super::codec::{self, Record, get_i64, get_opt_i64, get_opt_str, get_str, get_uuid};
-use super::{Backend, Result, Store, StoreError, StoreTx, in_own_tx};
+use super::{Backend, Result, Store, StoreError, StoreTx, in_own_tx, in_tx};
 
 /// A webhook event to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,7 +230,15 @@ impl Record for WebhookDelivery {
     }
 }
 
-/// Writes an event and its first delivery (due now). An event about a payment gets the next
+/// Why a delivery was given up when its merchant has no webhook endpoint.
+pub const NO_ENDPOINT: &str = "the merchant has no webhook endpoint";
+
+/// Why a delivery was given up when its merchant's webhook endpoint is disabled.
+pub const ENDPOINT_DISABLED: &str =
+    "the merchant's webhook endpoint is disabled (it answered 410 Gone, or was turned off)";
+
+/// Writes an event and its first delivery: due now, or already given up when the merchant has
+/// no endpoint to deliver to ([`NO_ENDPOINT`], [`ENDPOINT_DISABLED`]). An event about a payment gets the next
 /// number of that payment's events (`sequence`, also written into a JSON-object payload): the
 /// transition that writes it has just updated the payment's row, which keeps out any other
 /// writer of the same payment's events until it commits (and a unique index refuses a
@@ -275,14 +283,27 @@ pub(super) async fn insert(
     .await
     .map_err(|e| codec::conflict_or(e, "webhook event", format!("id {} already exists", new.id)))?;
     let event = WebhookEvent::decode(&row)?;
+    // Nowhere to deliver to (no endpoint, or it is disabled): the delivery is written as given
+    // up, with the reason a worker would have recorded, instead of being claimed and given up
+    // in two more writes. `redeliver` queues it again once there is an endpoint.
     sqlx::query(
         "INSERT INTO webhook_deliveries (id, event_id, merchant_id, status, attempts, next_attempt_at, \
-             created_at, updated_at) VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4)",
+             last_error, created_at, updated_at) \
+         SELECT $1, $2, m.id, \
+                CASE WHEN m.webhook_disabled_at IS NOT NULL OR COALESCE(m.webhook_url, '') = '' \
+                     THEN 'failed' ELSE 'pending' END, \
+                0, $4, \
+                CASE WHEN m.webhook_disabled_at IS NOT NULL THEN $5 \
+                     WHEN COALESCE(m.webhook_url, '') = '' THEN $6 END, \
+                $4, $4 \
+         FROM merchants m WHERE m.id = $3",
     )
     .bind(codec::uuid(&Uuid::now_v7()))
     .bind(codec::uuid(&event.id))
     .bind(codec::uuid(&merchant_id))
     .bind(now)
+    .bind(ENDPOINT_DISABLED)
+    .bind(NO_ENDPOINT)
     .execute(&mut *conn)
     .await?;
     Ok(event)
@@ -366,14 +387,19 @@ impl Store {
             payment_id: Option<Uuid>,
             event: &NewWebhookEvent,
         ) -> Result<WebhookEvent>;
+    }
 
-        /// See [`StoreTx::claim_due_deliveries`].
-        pub async fn claim_due_deliveries(
-            &self,
-            worker: &str,
-            limit: u32,
-            lock_ms: i64,
-        ) -> Result<Vec<ClaimedDelivery>>;
+    /// See [`StoreTx::claim_due_deliveries`]; nothing due rolls back (not a write).
+    pub async fn claim_due_deliveries(
+        &self,
+        worker: &str,
+        limit: u32,
+        lock_ms: i64,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        in_tx!(
+            self,
+            claim | tx | tx.claim_due_deliveries(worker, limit, lock_ms).await?
+        )
     }
 
     /// Records the result of an attempt by `worker`, which must still hold the claim

@@ -3,7 +3,7 @@
 
 use x402_escrow_sdk::webhooks::{self as sdk, WebhookSecret};
 
-use crate::store::{ClaimedDelivery, DeliveryOutcome, Merchant};
+use crate::store::{ClaimedDelivery, DeliveryOutcome, ENDPOINT_DISABLED, Merchant, NO_ENDPOINT};
 
 use super::{WebhookMetrics, WebhookWorker};
 
@@ -107,12 +107,10 @@ enum Endpoint {
 
 fn endpoint(merchant: &Merchant, now: i64) -> Endpoint {
     if merchant.webhook_disabled_at.is_some() {
-        return Endpoint::Missing(
-            "the merchant's webhook endpoint is disabled (it answered 410 Gone, or was turned off)",
-        );
+        return Endpoint::Missing(ENDPOINT_DISABLED);
     }
     let Some(url) = merchant.webhook_url.clone().filter(|u| !u.is_empty()) else {
-        return Endpoint::Missing("the merchant has no webhook endpoint");
+        return Endpoint::Missing(NO_ENDPOINT);
     };
     let secrets = merchant.signing_secrets(now);
     if secrets.is_empty() {

@@ -70,7 +70,7 @@ impl Engine {
         let deadline = tokio::time::Instant::now() + wait;
         let poll = self.inner.config.poll_interval.min(EXACT_POLL);
         let answer = self
-            .wait_for(tx_id, deadline, poll, || async move {
+            .wait_for(tx_id, deadline, Fallback::every(poll), || async move {
                 let tx = self.store().get_tx(tx_id).await.map_err(unexpected)?;
                 Ok(self.exact_answer(&tx, network, payload).await)
             })

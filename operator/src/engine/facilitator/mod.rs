@@ -50,6 +50,7 @@ use x402_escrow_sdk::facilitator::{SettleResponse, VerifyRequest, reasons};
 use x402_escrow_sdk::network::Network;
 
 use crate::engine::Engine;
+use crate::engine::waiter::Fallback;
 use crate::lifecycle::{Flow, PaymentStatus};
 use crate::service::{
     AuthorizeRequest, ErrorCode, PaymentService, PaymentView, ServiceError, TransactionView,
@@ -231,15 +232,20 @@ impl Engine {
     async fn broadcast_hash(&self, payment_id: Uuid, kind: TxKind) -> Option<B256> {
         let deadline = tokio::time::Instant::now() + BROADCAST_GRACE;
         let found = self
-            .wait_for(payment_id, deadline, BROADCAST_POLL, || async move {
-                let Ok(rows) = self.store().txs_for_payment(payment_id).await else {
-                    return Ok::<_, std::convert::Infallible>(None);
-                };
-                Ok(match rows.iter().rev().find(|t| t.kind == kind) {
-                    Some(row) => self.tx_hash(row.id).await,
-                    None => None,
-                })
-            })
+            .wait_for(
+                payment_id,
+                deadline,
+                Fallback::every(BROADCAST_POLL),
+                || async move {
+                    let Ok(rows) = self.store().txs_for_payment(payment_id).await else {
+                        return Ok::<_, std::convert::Infallible>(None);
+                    };
+                    Ok(match rows.iter().rev().find(|t| t.kind == kind) {
+                        Some(row) => self.tx_hash(row.id).await,
+                        None => None,
+                    })
+                },
+            )
             .await;
         match found {
             Ok(hash) => hash,

@@ -183,15 +183,20 @@ impl StoreTx {
 }
 
 impl Store {
-    in_own_tx! {
-        /// See [`StoreTx::claim_next_tx`].
-        pub async fn claim_next_tx(
-            &self,
-            chain_id: u64,
-            signer: Address,
-            owner: &str,
-        ) -> Result<Option<ChainTx>>;
+    /// See [`StoreTx::claim_next_tx`]; nothing queued rolls back (not a write).
+    pub async fn claim_next_tx(
+        &self,
+        chain_id: u64,
+        signer: Address,
+        owner: &str,
+    ) -> Result<Option<ChainTx>> {
+        in_tx!(
+            self,
+            claim | tx | tx.claim_next_tx(chain_id, signer, owner).await?
+        )
+    }
 
+    in_own_tx! {
         /// See [`StoreTx::replace_with_nonce_fill`].
         pub async fn replace_with_nonce_fill(
             &self,

@@ -5,7 +5,7 @@ use alloy::primitives::Address;
 use sqlx::AnyConnection;
 use uuid::Uuid;
 
-use super::super::codec::{self, get_i64};
+use super::super::codec::{self, Record, get_i64};
 use super::super::{Result, Store, StoreError, StoreTx, in_own_tx, in_tx};
 use super::*;
 
@@ -88,12 +88,18 @@ pub(in crate::store) async fn for_payment(
     conn: &mut AnyConnection,
     payment_id: Uuid,
 ) -> Result<Vec<ChainTx>> {
-    let query = codec::select::<ChainTx>(
-        "WHERE (payment_id = $1 \
-                AND NOT EXISTS (SELECT 1 FROM chain_tx_members m WHERE m.source_tx_id = chain_txs.id)) \
-            OR id IN (SELECT m.batch_tx_id FROM chain_tx_members m WHERE m.payment_id = $1) \
+    // Two indexed branches joined with UNION ALL: the same condition written with OR took five
+    // times as long on SQLite (a multi-index OR and a sort of the merged rows), on a query every
+    // payment view runs. A batch row names no payment, so no row is in both branches.
+    let query = codec::select::<ChainTx>(&format!(
+        "WHERE payment_id = $1 \
+             AND NOT EXISTS (SELECT 1 FROM chain_tx_members m WHERE m.source_tx_id = chain_txs.id) \
+         UNION ALL SELECT {columns} FROM chain_txs \
+         WHERE id IN (SELECT m.batch_tx_id FROM chain_tx_members m WHERE m.payment_id = $1) \
+             AND (payment_id IS NULL OR payment_id <> $1) \
          ORDER BY id",
-    );
+        columns = <ChainTx as Record>::COLUMNS,
+    ));
     codec::fetch_all(query.bind(codec::uuid(&payment_id)), &mut *conn).await
 }
 
