@@ -102,13 +102,17 @@ async fn tx_pipeline_happy_path(ctx: Ctx) {
     assert_eq!(queued.gas_limit, Some(200_000));
     assert_eq!(s.queued_tx_count(CHAIN, signer()).await.unwrap(), 1);
 
-    // Claim: nonce reserved in the same transaction.
+    // Claim: nonce reserved in the same transaction, one write; a claim that finds nothing
+    // rolls back and is not a write.
+    let writes = s.write_count();
     let claimed = claim(s, "op-a").await.unwrap();
     assert_eq!(
         (claimed.id, claimed.status, claimed.nonce),
         (queued.id, TxStatus::Reserved, Some(0))
     );
+    assert_eq!(s.write_count(), writes + 1, "the claim is one write");
     assert_drained(s, 1).await;
+    assert_eq!(s.write_count(), writes + 1, "an empty claim is not a write");
 
     // Sign, store, broadcast.
     let a1 = s.record_attempt(claimed.id, &attempt(1)).await.unwrap();

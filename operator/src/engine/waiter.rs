@@ -167,7 +167,7 @@ impl Engine {
                 .await
                 .is_err()
             {
-                poll = (poll * 2).min(fallback.max).max(fallback.first);
+                poll = fallback.after_silence(poll);
             }
         }
     }
@@ -206,5 +206,36 @@ impl Fallback {
             first: poll,
             max: max.max(poll),
         }
+    }
+
+    /// The interval after one of `current` passed with no wake-up.
+    fn after_silence(&self, current: Duration) -> Duration {
+        current.saturating_mul(2).clamp(self.first, self.max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallback_re_reads_back_off_to_their_cap_or_stay_fixed() {
+        let ms = Duration::from_millis;
+        let backing = Fallback::backing_off(ms(100), SETTLED_POLL_MAX);
+        let mut poll = backing.first;
+        let mut seen = vec![poll];
+        for _ in 0..6 {
+            poll = backing.after_silence(poll);
+            seen.push(poll);
+        }
+        assert_eq!(
+            seen,
+            [100, 200, 400, 800, 1000, 1000, 1000].map(ms).to_vec()
+        );
+        let fixed = Fallback::every(ms(300));
+        assert_eq!(fixed.after_silence(ms(300)), ms(300));
+        // A cap below the first interval never shortens it.
+        let slow = Fallback::backing_off(ms(2000), SETTLED_POLL_MAX);
+        assert_eq!(slow.after_silence(ms(2000)), ms(2000));
     }
 }
