@@ -832,6 +832,41 @@ async fn writes_waiting_together_share_one_transaction(ctx: Ctx) {
         "two commits: the first write's group, then the four that waited"
     );
     assert_eq!(count(s, "idempotency_keys").await, 3, "first, a, b");
+
+    // A failing write alone in its group: its own error, what it wrote is undone, and nothing
+    // is committed (no savepoint, the transaction is rolled back).
+    let lone = s
+        .grouped(move |tx| {
+            Box::pin(async move {
+                tx.idempotency_begin(m, "lone", &fp, DAY, LOCK).await?;
+                Err::<(), _>(StoreError::Conflict {
+                    entity: "test write",
+                    detail: "fails after writing".into(),
+                })
+            })
+        })
+        .await;
+    assert!(matches!(lone, Err(StoreError::Conflict { .. })), "{lone:?}");
+    assert_eq!(s.write_count(), before + 2, "nothing committed");
+    assert_eq!(
+        count(s, "idempotency_keys").await,
+        3,
+        "its key was rolled back"
+    );
+    // The next lone write commits as usual.
+    assert_eq!(
+        s.idempotency_begin(
+            m,
+            "after",
+            &request_fingerprint("POST", "/x", b""),
+            DAY,
+            LOCK
+        )
+        .await
+        .expect("after"),
+        IdempotencyBegin::Started
+    );
+    assert_eq!(s.write_count(), before + 3);
 }
 
 /// `GET /v1/payments` in the store: keyset pages newest first by (created_at, id), every

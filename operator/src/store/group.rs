@@ -8,7 +8,8 @@
 //! that was answered is as durable as if it had committed alone.
 //!
 //! A write that fails is rolled back to its savepoint and its caller gets its own error; the
-//! others are unaffected. If the group's transaction itself fails (begin, a savepoint or the
+//! others are unaffected. (A write alone in its group runs without a savepoint, and its failure
+//! rolls the transaction back: nothing is committed.) If the group's transaction itself fails (begin, a savepoint or the
 //! commit), none of its writes happened and every caller gets [`StoreError::GroupCommit`].
 //!
 //! Writes of one caller keep their order (the caller awaits each one). A write runs only
@@ -130,11 +131,21 @@ async fn commit_group(store: &Store, group: Vec<Job>) {
             return;
         }
     };
+    // A write alone in its group needs no savepoint: if it fails, the whole transaction is
+    // rolled back (nothing is committed, nor counted), and it gets its own error as in a group.
+    let alone = group.len() == 1;
     let mut finishes = Vec::with_capacity(group.len());
     let mut broken = None;
+    let mut lone_failed = false;
     for job in group {
         if broken.is_some() {
             // Not run: dropping it answers its caller with an error.
+            continue;
+        }
+        if alone {
+            let (ok, finish) = job(&mut tx).await;
+            finishes.push(finish);
+            lone_failed = !ok;
             continue;
         }
         if let Err(e) = tx.savepoint().await {
@@ -151,6 +162,16 @@ async fn commit_group(store: &Store, group: Vec<Job>) {
         if let Err(e) = closed {
             broken = Some(e);
         }
+    }
+    if lone_failed {
+        if let Err(e) = tx.rollback().await {
+            tracing::warn!(error = %e, "rollback failed");
+        }
+        // The failed write answers with its own error whatever this says.
+        for finish in finishes {
+            finish(Ok(()));
+        }
+        return;
     }
     let outcome = match broken {
         Some(e) => {
