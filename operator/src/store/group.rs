@@ -142,18 +142,16 @@ async fn commit_group(store: &Store, group: Vec<Job>) {
             // Not run: dropping it answers its caller with an error.
             continue;
         }
-        if alone {
-            let (ok, finish) = job(&mut tx).await;
-            finishes.push(finish);
-            lone_failed = !ok;
-            continue;
-        }
-        if let Err(e) = tx.savepoint().await {
+        if !alone && let Err(e) = tx.savepoint().await {
             broken = Some(e);
             continue;
         }
         let (ok, finish) = job(&mut tx).await;
         finishes.push(finish);
+        if alone {
+            lone_failed = !ok;
+            continue;
+        }
         let closed = if ok {
             tx.release_savepoint().await
         } else {
