@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::chain::{self, ChainTx, NewChainTx, TxKind};
 use super::codec::{self, Record, get_i64, get_uuid};
-use super::{Payment, Result, Store, StoreError, StoreTx, in_own_tx, in_tx};
+use super::{Payment, Result, Store, StoreError, StoreTx, in_claim_tx, in_own_tx};
 
 /// Which queued single rows of a payment wait for company in a batch (see
 /// [`StoreTx::claim_next_tx_holding`]).
@@ -262,10 +262,7 @@ impl Store {
         owner: &str,
         id: Uuid,
     ) -> Result<Option<ChainTx>> {
-        in_tx!(
-            self,
-            claim | tx | tx.claim_tx(chain_id, signer, owner, id).await?
-        )
+        in_claim_tx!(self, |tx| tx.claim_tx(chain_id, signer, owner, id).await?)
     }
 
     /// Up to `limit` rows of [`StoreTx::claim_next_tx_holding`] in one transaction (one write
@@ -280,22 +277,19 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<ChainTx>> {
         let hold = hold.into();
-        in_tx!(
-            self,
-            claim | tx | {
-                let mut rows = Vec::new();
-                while rows.len() < limit {
-                    match tx
-                        .claim_next_tx_holding(chain_id, signer, owner, hold)
-                        .await?
-                    {
-                        Some(row) => rows.push(row),
-                        None => break,
-                    }
+        in_claim_tx!(self, |tx| {
+            let mut rows = Vec::new();
+            while rows.len() < limit {
+                match tx
+                    .claim_next_tx_holding(chain_id, signer, owner, hold)
+                    .await?
+                {
+                    Some(row) => rows.push(row),
+                    None => break,
                 }
-                rows
             }
-        )
+            rows
+        })
     }
 
     /// See [`StoreTx::claim_next_tx_holding`].
@@ -307,13 +301,9 @@ impl Store {
         hold: impl Into<Hold>,
     ) -> Result<Option<ChainTx>> {
         let hold = hold.into();
-        in_tx!(
-            self,
-            claim
-                | tx
-                | tx.claim_next_tx_holding(chain_id, signer, owner, hold)
-                    .await?
-        )
+        in_claim_tx!(self, |tx| tx
+            .claim_next_tx_holding(chain_id, signer, owner, hold)
+            .await?)
     }
 
     /// For each batch transaction that carried a call of `payment_id`: the batch row's id and

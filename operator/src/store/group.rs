@@ -9,8 +9,9 @@
 //!
 //! A write that fails is rolled back to its savepoint and its caller gets its own error; the
 //! others are unaffected. (A write alone in its group runs without a savepoint, and its failure
-//! rolls the transaction back: nothing is committed.) If the group's transaction itself fails (begin, a savepoint or the
-//! commit), none of its writes happened and every caller gets [`StoreError::GroupCommit`].
+//! rolls the transaction back: nothing is committed.) If the group's transaction itself fails
+//! (begin, a savepoint or the commit), none of its writes happened and every caller gets
+//! [`StoreError::GroupCommit`].
 //!
 //! Writes of one caller keep their order (the caller awaits each one). A write runs only
 //! [`StoreTx`] operations: it must not wait for anything else (the transaction holds SQLite's

@@ -525,16 +525,9 @@ impl StoreTx {
 /// explicitly on error. (`?` and `return` inside `$body` leave only the body.) The explicit
 /// rollback matters on PostgreSQL: a dropped transaction is rolled back only when its connection
 /// is next used, and until then it keeps its row locks, which `SKIP LOCKED` claimers would skip.
-///
-/// `in_tx!(self, claim |tx| …)` is the same for a claim, whose value is what it took
-/// ([`Claimed`]): it commits only when it took something; a claim that found nothing rolls back,
-/// so an idle poll is not a write.
 macro_rules! in_tx {
     ($self:ident, |$tx:ident| $body:expr) => {
         $crate::store::in_tx!(@run $self, $crate::store::always_commit, |$tx| $body)
-    };
-    ($self:ident, claim |$tx:ident| $body:expr) => {
-        $crate::store::in_tx!(@run $self, $crate::store::Claimed::took_something, |$tx| $body)
     };
     (@run $self:ident, $commit_if:path, |$tx:ident| $body:expr) => {{
         let mut $tx = $self.begin().await?;
@@ -560,12 +553,21 @@ macro_rules! in_tx {
 }
 pub(crate) use in_tx;
 
+/// [`in_tx!`] for a claim, whose value is what it took ([`Claimed`]): it commits only when it
+/// took something; a claim that found nothing rolls back, so an idle poll is not a write.
+macro_rules! in_claim_tx {
+    ($self:ident, |$tx:ident| $body:expr) => {
+        $crate::store::in_tx!(@run $self, $crate::store::Claimed::took_something, |$tx| $body)
+    };
+}
+pub(crate) use in_claim_tx;
+
 /// [`in_tx!`]'s plain form: every successful body commits.
 pub(crate) fn always_commit<T>(_: &T) -> bool {
     true
 }
 
-/// What a claim took: nothing is an empty list or `None` (see [`in_tx!`]'s `claim` form).
+/// What a claim took: nothing is an empty list or `None` (see [`in_claim_tx!`]).
 pub(crate) trait Claimed {
     /// Whether the claim took anything.
     fn took_something(&self) -> bool;

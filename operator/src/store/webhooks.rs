@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::chain::text_enum;
 use super::codec::{self, Record, get_i64, get_opt_i64, get_opt_str, get_str, get_uuid};
-use super::{Backend, Result, Store, StoreError, StoreTx, in_own_tx, in_tx};
+use super::{Backend, Result, Store, StoreError, StoreTx, in_claim_tx, in_own_tx};
 
 /// A webhook event to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -396,10 +396,9 @@ impl Store {
         limit: u32,
         lock_ms: i64,
     ) -> Result<Vec<ClaimedDelivery>> {
-        in_tx!(
-            self,
-            claim | tx | tx.claim_due_deliveries(worker, limit, lock_ms).await?
-        )
+        in_claim_tx!(self, |tx| tx
+            .claim_due_deliveries(worker, limit, lock_ms)
+            .await?)
     }
 
     /// Records the result of an attempt by `worker`, which must still hold the claim

@@ -6,7 +6,7 @@ use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use super::super::codec::{self, Record, get_u64, get_uuid};
-use super::super::{Backend, Result, Store, StoreError, StoreTx, in_own_tx, in_tx};
+use super::super::{Backend, Result, Store, StoreError, StoreTx, in_claim_tx, in_own_tx, in_tx};
 use super::outbox::{guarded, insert_with, status_update};
 use super::*;
 
@@ -190,10 +190,7 @@ impl Store {
         signer: Address,
         owner: &str,
     ) -> Result<Option<ChainTx>> {
-        in_tx!(
-            self,
-            claim | tx | tx.claim_next_tx(chain_id, signer, owner).await?
-        )
+        in_claim_tx!(self, |tx| tx.claim_next_tx(chain_id, signer, owner).await?)
     }
 
     in_own_tx! {
