@@ -112,21 +112,22 @@ async fn merge_hold_and_resend(ctx: Ctx) {
     let members_of = s.batch_members(row.id).await.unwrap();
     assert_eq!(members_of.len(), 3);
     let m1 = &members_of[1];
+    let m1_payment = m1.payment_id.expect("a payment's member");
     let single = s.get_tx(m1.source_tx_id).await.unwrap();
     let fallback = {
         let mut tx = s.begin().await.unwrap();
         let mut again = new_tx(TxKind::Capture);
         again.calldata = single.calldata.clone();
         let f = tx
-            .resend_member(row.id, 1, m1.payment_id, &again)
+            .resend_member(row.id, 1, m1_payment, &again)
             .await
             .unwrap();
         tx.commit().await.unwrap();
         f
     };
-    assert_eq!(fallback.payment_id, Some(m1.payment_id));
+    assert_eq!(fallback.payment_id, Some(m1_payment));
     assert_eq!(
-        s.get_payment(m1.payment_id).await.unwrap().pending_tx_id,
+        s.get_payment(m1_payment).await.unwrap().pending_tx_id,
         Some(fallback.id)
     );
     assert_eq!(
@@ -140,14 +141,14 @@ async fn merge_hold_and_resend(ctx: Ctx) {
     // A second re-send of the same member is refused and changes nothing.
     let mut tx = s.begin().await.unwrap();
     let err = tx
-        .resend_member(row.id, 1, m1.payment_id, &new_tx(TxKind::Capture))
+        .resend_member(row.id, 1, m1_payment, &new_tx(TxKind::Capture))
         .await
         .unwrap_err();
     tx.rollback().await.unwrap();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
     assert_eq!(count(s, "chain_txs WHERE status = 'queued'").await, 0);
     // The view of member 1: the batch and its own fallback.
-    let txs = s.txs_for_payment(m1.payment_id).await.unwrap();
+    let txs = s.txs_for_payment(m1_payment).await.unwrap();
     assert_eq!(
         txs.iter().map(|t| t.id).collect::<Vec<_>>(),
         vec![row.id, fallback.id]

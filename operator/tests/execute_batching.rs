@@ -15,6 +15,11 @@
 //! * calls queued while an `execute` is in flight (mining paused) form the next `execute` during
 //!   the flight, simulated and given its gas limit then, and none goes out alone beside it: the
 //!   signer never has two transactions in flight; the next one goes once the first is mined;
+//! * `exact` transfers (`/settle`, no payment) ride an `execute` with escrow calls: each
+//!   settle answers success with the `execute`'s hash, the outcome is written back on the
+//!   `transfer` row, a retried settle answers the same without a second transfer; two transfers
+//!   of one payer whose balance covers one: the `execute` is refused at its estimate, both are
+//!   queued again alone, one moves the tokens and the other fails with `transaction_reverted`;
 //! * with `use_executor = false` nothing is delegated and authorizations go out one by one.
 //!
 //! Deterministic: the relayer is started only once every row of a round is queued (the engine
@@ -29,7 +34,7 @@ use alloy::primitives::{Address, B256};
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use operator_support::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 use x402_escrow_operator::config::Config;
@@ -39,6 +44,10 @@ use x402_escrow_operator::service::{
     AuthorizeRequest, CaptureRequest, PaymentService, RefundRequest,
 };
 use x402_escrow_operator::store::{Backend, Merchant, Store};
+use x402_escrow_sdk::facilitator::VerifyRequest;
+use x402_escrow_sdk::random_b256;
+use x402_escrow_sdk::schemes::exact;
+use x402_escrow_sdk::wire::{PaymentPayload, PaymentRequirements};
 
 const AMOUNT: u64 = 4 * USDC;
 
@@ -46,6 +55,7 @@ both_backends!(
     every_kind_goes_out_in_execute,
     calls_queued_in_flight_form_the_next_batch,
     member_reverting_in_company_fails_alone,
+    exact_transfers_ride_an_execute,
     executor_off_sends_singly
 );
 
@@ -535,6 +545,207 @@ async fn member_reverting_in_company_fails_alone(backend: Backend) {
             2
         );
         assert_eq!(chain.balance(payer.address()).await, (AMOUNT / 2) as u128);
+        assert_nonces(&store, &chain).await;
+        store.close().await;
+    })
+    .await
+}
+
+/// Signed `exact` payments by `payer` to the receiver, one for each of `amounts`.
+async fn exact_requests(
+    chain: &Chain,
+    core: &Core,
+    payer: &PrivateKeySigner,
+    amounts: &[u64],
+) -> Vec<VerifyRequest> {
+    let token = chain.token_info().expect("token");
+    let mut requests = Vec::new();
+    for amount in amounts {
+        let requirements: PaymentRequirements = serde_json::from_value(json!({
+            "scheme": "exact",
+            "network": format!("eip155:{}", core.deployment.chain_id),
+            "amount": amount.to_string(),
+            "asset": token.address,
+            "payTo": chain.receiver,
+            "maxTimeoutSeconds": 300,
+            "extra": {"name": token.name, "version": token.version},
+        }))
+        .expect("requirements");
+        let payload = exact::build_payload(&requirements, payer, chain.now().await, random_b256())
+            .expect("payload");
+        requests.push(VerifyRequest::new(
+            PaymentPayload::new(requirements.clone(), payload),
+            requirements,
+        ));
+    }
+    requests
+}
+
+/// Starts an `exact` `/settle` through the engine for each of `amounts`, paid by `payer` to the
+/// receiver; each task returns the request and the settle answer (JSON).
+async fn exact_tasks(
+    chain: &Chain,
+    core: &Core,
+    merchant: &Merchant,
+    payer: &PrivateKeySigner,
+    amounts: &[u64],
+) -> Vec<JoinHandle<(VerifyRequest, Value)>> {
+    let mut tasks = Vec::new();
+    for request in exact_requests(chain, core, payer, amounts).await {
+        let engine = core.engine.clone();
+        let merchant = merchant.clone();
+        tasks.push(tokio::spawn(async move {
+            let answer = engine.facilitator_settle(&merchant, &request, WAIT).await;
+            (request, serde_json::to_value(answer).expect("answer json"))
+        }));
+    }
+    tasks
+}
+
+/// One `/settle` of `request` through the engine, as JSON.
+async fn settle_exact(core: &Core, merchant: &Merchant, request: &VerifyRequest) -> Value {
+    let answer = core
+        .engine
+        .facilitator_settle(merchant, request, WAIT)
+        .await;
+    serde_json::to_value(answer).expect("answer json")
+}
+
+async fn exact_transfers_ride_an_execute(backend: Backend) {
+    with_db(backend, |url| async move {
+        let (chain, store, m, cfg, core) = shop(&url).await;
+        let payer0 = chain.balance(chain.payer.address()).await;
+        let recv0 = chain.balance(chain.receiver).await;
+        let transfers = "chain_txs WHERE kind = 'transfer' AND status = 'queued'";
+
+        // ---- two authorizations and two transfers, queued together: one execute ----------
+        let auths = authorize_tasks(&chain, &core, &m, &chain.payer, "ex", 2).await;
+        let settles = exact_tasks(&chain, &core, &m, &chain.payer, &[USDC, 2 * USDC]).await;
+        wait_rows(&store, transfers, 2).await;
+        let views = run_round(
+            &core,
+            &cfg,
+            auths,
+            "chain_txs WHERE kind = 'authorize' AND status = 'queued'",
+            2,
+        )
+        .await;
+        for v in &views {
+            assert_eq!(v["status"], "authorized", "{v}");
+        }
+        let (relayer, applier) = run_relayer(&core, &cfg, "exact");
+        let mut answered = Vec::new();
+        for task in settles {
+            answered.push(task.await.expect("settle task"));
+        }
+        settle(&store, WAIT).await;
+        relayer.abort();
+        applier.abort();
+        let all_rows = rows(&store).await;
+        let execute: String = sqlx::query_scalar(
+            "SELECT mined_tx_hash FROM chain_txs WHERE kind = 'execute' AND status = 'final'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap_or_else(|e| panic!("one final execute ({e}): {all_rows:#?}"));
+        for (_, answer) in &answered {
+            assert_eq!(answer["success"], true, "{answer}");
+            assert_eq!(answer["transaction"], execute.as_str(), "{answer}");
+        }
+        assert_eq!(count(&store, "chain_tx_members WHERE payment_id IS NULL").await, 2);
+        assert_eq!(count(&store, "chain_tx_members").await, 4);
+        assert_eq!(
+            count(&store, "chain_txs WHERE kind = 'transfer' AND status = 'final' AND nonce IS NULL AND mined_tx_hash IS NULL").await,
+            2,
+            "written back on the rows, which took no nonce: {:#?}",
+            rows(&store).await
+        );
+        assert_eq!(sent_alone(&store, "'authorize', 'transfer'").await, 2, "only the written-back transfers are not abandoned");
+        assert_eq!(chain.balance(chain.payer.address()).await, payer0 - 2 * AMOUNT as u128 - 3 * USDC as u128);
+        assert_eq!(chain.balance(chain.receiver).await, recv0 + 3 * USDC as u128);
+        // Retried: the same answer from the row, no second transfer.
+        for (request, _) in &answered {
+            let again = settle_exact(&core, &m, request).await;
+            assert_eq!(again["success"], true, "{again}");
+            assert_eq!(again["transaction"], execute.as_str(), "{again}");
+        }
+        assert_eq!(count(&store, "chain_txs WHERE kind = 'transfer'").await, 2);
+        assert_eq!(chain.balance(chain.receiver).await, recv0 + 3 * USDC as u128);
+
+        // ---- two transfers of a payer whose balance covers one ----------------------------
+        let poor = PrivateKeySigner::random();
+        chain.mint(poor.address(), AMOUNT + AMOUNT / 2).await;
+        let settles = exact_tasks(&chain, &core, &m, &poor, &[AMOUNT, AMOUNT]).await;
+        wait_rows(&store, transfers, 2).await;
+        let (relayer, applier) = run_relayer(&core, &cfg, "exact-poor");
+        let mut outcomes = Vec::new();
+        for task in settles {
+            let (_, answer) = task.await.expect("settle task");
+            outcomes.push(answer);
+        }
+        settle(&store, WAIT).await;
+        relayer.abort();
+        applier.abort();
+        let ok: Vec<_> = outcomes.iter().filter(|a| a["success"] == true).collect();
+        let failed: Vec<_> = outcomes.iter().filter(|a| a["success"] == false).collect();
+        assert_eq!((ok.len(), failed.len()), (1, 1), "{outcomes:#?}");
+        assert_eq!(failed[0]["errorReason"], "transaction_reverted", "{outcomes:#?}");
+        assert_eq!(chain.balance(poor.address()).await, (AMOUNT / 2) as u128);
+        assert_eq!(chain.balance(chain.receiver).await, recv0 + 3 * USDC as u128 + AMOUNT as u128);
+        assert_eq!(
+            count(&store, "chain_tx_members WHERE payment_id IS NULL AND fallback_tx_id = source_tx_id").await,
+            2,
+            "both queued again alone as themselves: {:#?}",
+            rows(&store).await
+        );
+        assert_eq!(count(&store, "chain_txs WHERE kind = 'transfer'").await, 4);
+
+        // ---- the execute settles while nobody applies its outcome (the requests gone, the
+        // process restarted): the outcome sweep writes it back, a retried settle answers it ----
+        let requests = exact_requests(&chain, &core, &chain.payer, &[USDC, USDC]).await;
+        let mut settles = Vec::new();
+        for request in requests.clone() {
+            let (engine, merchant) = (core.engine.clone(), m.clone());
+            settles.push(tokio::spawn(async move {
+                engine.facilitator_settle(&merchant, &request, WAIT).await
+            }));
+        }
+        wait_rows(&store, transfers, 2).await;
+        for task in &settles {
+            task.abort();
+        }
+        let executed = "chain_txs WHERE kind = 'execute' AND status = 'final'";
+        let before = count(&store, executed).await;
+        let (relayer, applier) = run_relayer(&core, &cfg, "no-applier");
+        applier.abort();
+        wait_rows(&store, executed, before + 1).await;
+        relayer.abort();
+        let open = "chain_txs WHERE kind = 'transfer' AND status = 'abandoned'";
+        assert_eq!(count(&store, open).await, 2, "{:#?}", rows(&store).await);
+        let applied = core.engine.process_outcomes().await.expect("outcome sweep");
+        assert_eq!(applied, 2);
+        assert_eq!(count(&store, open).await, 0, "{:#?}", rows(&store).await);
+        assert_eq!(
+            count(&store, "chain_txs WHERE kind = 'transfer' AND status = 'final'").await,
+            5
+        );
+        assert_eq!(
+            chain.balance(chain.receiver).await,
+            recv0 + 5 * USDC as u128 + AMOUNT as u128
+        );
+        let last: String = sqlx::query_scalar(
+            "SELECT mined_tx_hash FROM chain_txs WHERE kind = 'execute' AND status = 'final' \
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .fetch_one(store.pool())
+        .await
+        .expect("the last execute");
+        for request in &requests {
+            let again = settle_exact(&core, &m, request).await;
+            assert_eq!(again["success"], true, "{again}");
+            assert_eq!(again["transaction"], last.as_str(), "{again}");
+        }
+        assert_eq!(count(&store, "chain_txs WHERE kind = 'transfer'").await, 6);
         assert_nonces(&store, &chain).await;
         store.close().await;
     })

@@ -59,8 +59,12 @@ pub struct TxKindReport {
     pub reverted: i64,
     /// Other rows (still in flight, or abandoned without being merged into a batch).
     pub other: i64,
-    /// Single rows merged into a `capture_batch` / `void_batch` row (sent as part of it).
+    /// Single rows merged into a batch row (`capture_batch`, `void_batch`, `execute`: sent as
+    /// part of it).
     pub merged: i64,
+    /// Of `merged`, the rows whose batch's outcome was written back on them as succeeded (an
+    /// `exact` transfer carried by an `execute`): done, but not a transaction of their own.
+    pub merged_final: i64,
     /// Payment operations the final rows carried: one per single row, one per member of a batch.
     pub operations: i64,
     /// Mean gas used of the final rows.

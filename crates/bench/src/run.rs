@@ -762,7 +762,7 @@ async fn facilitator_phase<D: BenchDatabase>(setup: &Setup<'_>, db: &D) -> Resul
 }
 
 /// Settles the database shows done: the merchant's `authorized` payments (`auth-capture`) or
-/// the final `transfer` rows (`exact`).
+/// the final `transfer` rows, sent alone or in an `execute` (`exact`).
 async fn confirmed<D: BenchDatabase>(db: &D, scheme: BenchScheme, merchant: &str) -> Result<u64> {
     let n = match scheme {
         BenchScheme::AuthCapture => db
@@ -778,7 +778,7 @@ async fn confirmed<D: BenchDatabase>(db: &D, scheme: BenchScheme, merchant: &str
             .step("reading the transactions")?
             .iter()
             .find(|t| t.kind == "transfer")
-            .map_or(0, |t| t.final_count),
+            .map_or(0, |t| t.final_count + t.merged_final),
     };
     Ok(u64::try_from(n).unwrap_or(0))
 }

@@ -16,8 +16,17 @@
 //!   authorization, fails alone with its own error code while the others go through;
 //! * `abandoned`: each member judged by `paymentState`, as a single abandoned row is.
 //!
-//! Idempotent: only members whose payment still points at the batch are touched, and each
-//! transition or re-send moves the pointer in the same SQL transaction.
+//! An `execute` may also carry `exact` transfers (`transfer` rows, which have no payment). A
+//! transfer member's outcome is written back on its own row: `final`, or `reverted` with its
+//! revert data (the row keeps no hash of its own: its `/settle` answer names the batch's); one
+//! that has to go again
+//! (the batch reverted, or its call ran out of gas) is queued again as itself, never batched
+//! again. The `/settle` waiting on that row (`facilitator/exact.rs`) is woken either way. In an
+//! abandoned batch it stays abandoned, as a single abandoned transfer does.
+//!
+//! Idempotent: only members whose payment still points at the batch (a transfer: whose row is
+//! still merged, without an outcome) are touched, and each transition or re-send moves the
+//! pointer in the same SQL transaction.
 
 use std::collections::BTreeMap;
 
@@ -42,32 +51,53 @@ struct Live {
     source: ChainTx,
 }
 
+/// A `transfer` member whose row still waits for the batch (merged, no outcome written).
+struct Transfer {
+    member: BatchMember,
+    source: ChainTx,
+}
+
+impl Transfer {
+    /// `source`, merged into the batch as `member`, still waits for its outcome.
+    fn waiting(member: BatchMember, source: ChainTx) -> Option<Transfer> {
+        (source.kind == TxKind::Transfer
+            && source.status == TxStatus::Abandoned
+            && member.fallback_tx_id.is_none())
+        .then_some(Transfer { member, source })
+    }
+}
+
 impl Engine {
     /// Applies a settled batch row's outcome to its members (see the module docs).
     pub(super) async fn apply_batch_outcome(
         &self,
         tx: &ChainTx,
     ) -> Result<OutcomeApplied, EngineError> {
-        let live: Vec<Live> = self
-            .store()
-            .batch_members_with_rows(tx.id)
-            .await?
-            .into_iter()
-            .filter(|(_, payment, _)| payment.pending_tx_id == Some(tx.id))
-            .map(|(member, payment, source)| Live {
-                member,
-                payment,
-                source,
-            })
-            .collect();
-        if live.is_empty() {
-            tracing::debug!("stale batch outcome (no member waits for it)");
-            return Ok(OutcomeApplied::Ignored);
+        let mut live = Vec::new();
+        let mut transfers = Vec::new();
+        for (member, payment, source) in self.store().batch_members_with_rows(tx.id).await? {
+            match payment {
+                Some(payment) if payment.pending_tx_id == Some(tx.id) => live.push(Live {
+                    member,
+                    payment,
+                    source,
+                }),
+                Some(_) => {}
+                None => transfers.extend(Transfer::waiting(member, source)),
+            }
         }
         let succeeded = tx.status == TxStatus::Final && tx.succeeded != Some(false);
         let reverted = matches!(tx.status, TxStatus::Final | TxStatus::Reverted) && !succeeded;
+        if !(succeeded || reverted) {
+            // Abandoned: a transfer stays as a single abandoned one would (see the module docs).
+            transfers.clear();
+        }
+        if live.is_empty() && transfers.is_empty() {
+            tracing::debug!("stale batch outcome (no member waits for it)");
+            return Ok(OutcomeApplied::Ignored);
+        }
         if reverted {
-            return self.resend_members(tx, &live).await;
+            return self.resend_members(tx, &live, &transfers).await;
         }
         // An `execute` that went through may still carry members whose own call reverted.
         let failed_members = if succeeded && tx.kind == TxKind::Execute {
@@ -152,17 +182,28 @@ impl Engine {
                 }
             }
         }
+        let settled_transfers =
+            match settle_transfers(&mut stx, tx, &transfers, &failed_members).await {
+                Ok(done) => done,
+                Err(e) => {
+                    stx.rollback().await?;
+                    return Err(e);
+                }
+            };
         stx.commit().await?;
         for l in &live {
             self.inner.waiters.wake(l.payment.id);
         }
-        if !out_of_gas.is_empty() {
+        for t in &transfers {
+            self.inner.waiters.wake(t.source.id);
+        }
+        if !out_of_gas.is_empty() || settled_transfers.resent > 0 {
             self.inner.relayer.notify_one();
         }
-        tracing::info!(members = live.len(), resent = out_of_gas.len(), status = %tx.status, last = ?last, "batch outcome applied");
+        tracing::info!(members = live.len(), transfers = settled_transfers.settled, resent = out_of_gas.len() + settled_transfers.resent, status = %tx.status, last = ?last, "batch outcome applied");
         Ok(OutcomeApplied::Batch {
-            settled: live.len(),
-            resent: out_of_gas.len(),
+            settled: live.len() + settled_transfers.settled,
+            resent: out_of_gas.len() + settled_transfers.resent,
         })
     }
 
@@ -196,14 +237,16 @@ impl Engine {
         Ok(failed)
     }
 
-    /// A failed batch: every live member goes out again on its own, in one SQL transaction.
+    /// A failed batch: every live member (transfers included) goes out again on its own, in one
+    /// SQL transaction.
     async fn resend_members(
         &self,
         tx: &ChainTx,
         live: &[Live],
+        transfers: &[Transfer],
     ) -> Result<OutcomeApplied, EngineError> {
         let code = revert_code(tx.revert_reason.as_deref());
-        tracing::warn!(%code, members = live.len(), kind = %tx.kind, "batch reverted: re-sending its members one by one");
+        tracing::warn!(%code, members = live.len() + transfers.len(), kind = %tx.kind, "batch reverted: re-sending its members one by one");
         let mut stx = self.store().begin().await?;
         for l in live {
             if let Err(e) = resend_alone(&mut stx, tx, l).await {
@@ -211,13 +254,65 @@ impl Engine {
                 return Err(e);
             }
         }
+        let mut resent = live.len();
+        for t in transfers {
+            match stx
+                .requeue_transfer_member(tx.id, t.member.position, t.source.id)
+                .await
+            {
+                Ok(queued) => resent += usize::from(queued),
+                Err(e) => {
+                    stx.rollback().await?;
+                    return Err(e.into());
+                }
+            }
+        }
         stx.commit().await?;
+        for t in transfers {
+            self.inner.waiters.wake(t.source.id);
+        }
         self.inner.relayer.notify_one();
-        Ok(OutcomeApplied::Batch {
-            settled: 0,
-            resent: live.len(),
-        })
+        Ok(OutcomeApplied::Batch { settled: 0, resent })
     }
+}
+
+/// What [`settle_transfers`] did.
+#[derive(Debug, Default)]
+struct TransfersSettled {
+    /// Transfers whose outcome was written on their row.
+    settled: usize,
+    /// Transfers queued again alone.
+    resent: usize,
+}
+
+/// Writes the outcome of each `transfer` member of the mined `execute` `tx` back on its row, or
+/// queues it again alone when its call ran out of gas (reverted without revert data), in `stx`.
+async fn settle_transfers(
+    stx: &mut crate::store::StoreTx,
+    tx: &ChainTx,
+    transfers: &[Transfer],
+    failed_members: &BTreeMap<u64, Bytes>,
+) -> Result<TransfersSettled, EngineError> {
+    let mut done = TransfersSettled::default();
+    for t in transfers {
+        match failed_members.get(&t.member.position) {
+            Some(data) if data.is_empty() => {
+                tracing::warn!(chain_tx = %t.source.id, position = t.member.position, "batched transfer reverted without revert data (out of gas?): re-sending it alone");
+                let queued = stx
+                    .requeue_transfer_member(tx.id, t.member.position, t.source.id)
+                    .await?;
+                done.resent += usize::from(queued);
+            }
+            failure => {
+                let failure = failure.map(|data| format!("0x{}", hex::encode(data)));
+                let settled = stx
+                    .settle_transfer_member(t.source.id, failure.as_deref())
+                    .await?;
+                done.settled += usize::from(settled);
+            }
+        }
+    }
+    Ok(done)
 }
 
 /// Queues `l`'s own call again as a single row (never batched again: it is the fallback of

@@ -124,20 +124,26 @@ impl Engine {
     }
 
     /// Applies every outcome the store holds for payments still waiting on a settled
-    /// transaction (outcomes written while the engine was down). Returns how many were applied.
+    /// transaction, and for `exact` transfers still merged into a settled batch (outcomes
+    /// written while the engine was down). Returns how many were applied.
     pub async fn process_outcomes(&self) -> Result<usize, EngineError> {
-        let mut applied = 0;
+        let mut settled_rows = Vec::new();
         for payment in self.store().payments_in_flight(1000).await? {
             let Some(tx_id) = payment.pending_tx_id else {
                 continue;
             };
             let tx = self.store().get_tx(tx_id).await?;
             if tx.status.is_terminal() {
-                match self.on_tx_outcome(tx_id).await? {
-                    OutcomeApplied::Applied(_) => applied += 1,
-                    OutcomeApplied::Batch { settled, resent } => applied += settled + resent,
-                    OutcomeApplied::Ignored | OutcomeApplied::InProgress => {}
-                }
+                settled_rows.push(tx_id);
+            }
+        }
+        settled_rows.extend(self.store().batches_with_open_transfers(1000).await?);
+        let mut applied = 0;
+        for tx_id in settled_rows {
+            match self.on_tx_outcome(tx_id).await? {
+                OutcomeApplied::Applied(_) => applied += 1,
+                OutcomeApplied::Batch { settled, resent } => applied += settled + resent,
+                OutcomeApplied::Ignored | OutcomeApplied::InProgress => {}
             }
         }
         Ok(applied)

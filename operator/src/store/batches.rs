@@ -44,11 +44,26 @@ pub enum BatchKinds {
 }
 
 impl BatchKinds {
-    /// The SQL list of the kinds (`'capture', 'void'`), from constant names only.
-    pub(in crate::store) const fn sql_list(self) -> &'static str {
+    /// The SQL list of the payment kinds (`'capture', 'void'`), from constant names only.
+    const fn sql_list(self) -> &'static str {
         match self {
             BatchKinds::CaptureVoid => "'capture', 'void'",
             BatchKinds::EscrowCalls => "'authorize', 'charge', 'capture', 'void', 'refund'",
+        }
+    }
+
+    /// The SQL condition "a row of `chain_txs` (columns qualified by `table`) is of a kind that
+    /// may join a batch of these kinds": a single call of a payment, or, with the executor, an
+    /// `exact` transfer too (a `transfer` row, which has no payment: `execute` can call the
+    /// token as well as the escrow). From constant names only.
+    pub(in crate::store) fn sql_batchable(self, table: &str) -> String {
+        let calls = format!(
+            "{table}.kind IN ({}) AND {table}.payment_id IS NOT NULL",
+            self.sql_list()
+        );
+        match self {
+            BatchKinds::CaptureVoid => format!("({calls})"),
+            BatchKinds::EscrowCalls => format!("(({calls}) OR {table}.kind = 'transfer')"),
         }
     }
 }
@@ -63,15 +78,15 @@ impl From<i64> for Hold {
     }
 }
 
-/// One payment carried by a batch row.
+/// One call carried by a batch row: a payment's, or an `exact` transfer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchMember {
-    /// The `capture_batch` / `void_batch` row.
+    /// The `capture_batch` / `void_batch` / `execute` row.
     pub batch_tx_id: Uuid,
     /// Index in the batch call's array.
     pub position: u64,
-    /// The payment.
-    pub payment_id: Uuid,
+    /// The payment; `None` for a `transfer` member (an `exact` settle, which has none).
+    pub payment_id: Option<Uuid>,
     /// The single `capture` / `void` row merged into the batch (its request and calldata are the
     /// member's).
     pub source_tx_id: Uuid,
@@ -92,7 +107,7 @@ impl Record for BatchMember {
                 column: "position",
                 message: e.to_string(),
             })?,
-            payment_id: get_uuid(row, "payment_id")?,
+            payment_id: codec::get_opt_uuid(row, "payment_id")?,
             source_tx_id: get_uuid(row, "source_tx_id")?,
             fallback_tx_id: codec::get_opt_uuid(row, "fallback_tx_id")?,
         })
@@ -128,7 +143,8 @@ impl StoreTx {
     /// Merges the queued single rows `members` (in this order) into one new queued row `batch`
     /// (its `payment_id` is ignored): members become `abandoned` ("merged into batch …"), their
     /// payments' `pending_tx_id` moves to the batch, and `chain_tx_members` lists them. Every
-    /// member must still be `queued` and its payment's pending action
+    /// member must still be `queued` and its payment's pending action, or a `transfer` row (no
+    /// payment: its outcome is written back on it, [`StoreTx::settle_transfer_member`])
     /// ([`StoreError::TxState`] / [`StoreError::VersionMismatch`] otherwise: roll back).
     pub async fn merge_batch(&mut self, batch: &NewChainTx, members: &[Uuid]) -> Result<ChainTx> {
         let now = self.now_ms();
@@ -142,15 +158,18 @@ impl StoreTx {
         for (position, member) in members.iter().enumerate() {
             let merged = sqlx::query(
                 "UPDATE chain_txs SET status = 'abandoned', revert_reason = $2, updated_at = $3 \
-                 WHERE id = $1 AND status = 'queued' AND nonce IS NULL RETURNING payment_id",
+                 WHERE id = $1 AND status = 'queued' AND nonce IS NULL RETURNING payment_id, kind",
             )
             .bind(codec::uuid(member))
             .bind(&reason)
             .bind(now)
             .fetch_optional(self.conn())
             .await?;
-            let payment_id = match merged {
-                Some(r) => codec::get_opt_uuid(&r, "payment_id")?,
+            let (payment_id, kind) = match merged {
+                Some(r) => (
+                    codec::get_opt_uuid(&r, "payment_id")?,
+                    codec::get_parsed::<TxKind>(&r, "kind")?,
+                ),
                 None => {
                     let current = chain::get(self.conn(), *member).await?;
                     return Err(StoreError::TxState {
@@ -160,20 +179,23 @@ impl StoreTx {
                     });
                 }
             };
-            let Some(payment_id) = payment_id else {
-                return Err(StoreError::Conflict {
-                    entity: "chain tx",
-                    detail: format!("{member} has no payment to batch"),
-                });
-            };
-            repoint(self, payment_id, *member, batch_id).await?;
+            match payment_id {
+                Some(payment_id) => repoint(self, payment_id, *member, batch_id).await?,
+                None if kind == TxKind::Transfer => {}
+                None => {
+                    return Err(StoreError::Conflict {
+                        entity: "chain tx",
+                        detail: format!("{member} ({kind}) has no payment to batch"),
+                    });
+                }
+            }
             sqlx::query(
                 "INSERT INTO chain_tx_members (batch_tx_id, position, payment_id, source_tx_id) \
                  VALUES ($1, $2, $3, $4)",
             )
             .bind(codec::uuid(&batch_id))
             .bind(i64::try_from(position).unwrap_or(i64::MAX))
-            .bind(codec::uuid(&payment_id))
+            .bind(payment_id.as_ref().map(codec::uuid))
             .bind(codec::uuid(member))
             .execute(self.conn())
             .await?;
@@ -217,6 +239,78 @@ impl StoreTx {
         }
         repoint(self, payment_id, batch_tx_id, id).await?;
         Ok(row)
+    }
+
+    /// Writes the outcome of `transfer` member `source_tx_id` of a mined batch back on the
+    /// `transfer` row itself: `final` when its own call succeeded, `reverted` with `failure`
+    /// (its revert data, `0x` hex) when it did not. The row keeps no transaction hash or nonce
+    /// of its own (those stay the batch's: a row with a `mined_tx_hash` is a transaction that
+    /// took a nonce); its answer names the batch's. `false` when the row is not waiting for
+    /// the batch any more (already written, or re-sent).
+    pub async fn settle_transfer_member(
+        &mut self,
+        source_tx_id: Uuid,
+        failure: Option<&str>,
+    ) -> Result<bool> {
+        let now = self.now_ms();
+        let done = sqlx::query(
+            "UPDATE chain_txs SET status = $4, succeeded = $2, revert_reason = $3, updated_at = $5 \
+             WHERE id = $1 AND kind = 'transfer' AND status = 'abandoned' AND nonce IS NULL",
+        )
+        .bind(codec::uuid(&source_tx_id))
+        .bind(i64::from(failure.is_none()))
+        .bind(failure)
+        .bind(if failure.is_none() {
+            "final"
+        } else {
+            "reverted"
+        })
+        .bind(now)
+        .execute(self.conn())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Re-sends `transfer` member `position` of the batch `batch_tx_id` on its own: its row
+    /// (never sent, so it holds no nonce) is queued again and recorded as the member's fallback,
+    /// so it is never batched again and a retried `/settle` still finds it by its key. `false`
+    /// when it is not waiting for the batch any more.
+    pub async fn requeue_transfer_member(
+        &mut self,
+        batch_tx_id: Uuid,
+        position: u64,
+        source_tx_id: Uuid,
+    ) -> Result<bool> {
+        let now = self.now_ms();
+        let done = sqlx::query(
+            "UPDATE chain_tx_members SET fallback_tx_id = source_tx_id \
+             WHERE batch_tx_id = $1 AND position = $2 AND source_tx_id = $3 \
+               AND fallback_tx_id IS NULL AND payment_id IS NULL",
+        )
+        .bind(codec::uuid(&batch_tx_id))
+        .bind(i64::try_from(position).unwrap_or(i64::MAX))
+        .bind(codec::uuid(&source_tx_id))
+        .execute(self.conn())
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let queued = sqlx::query(
+            "UPDATE chain_txs SET status = 'queued', revert_reason = NULL, updated_at = $2 \
+             WHERE id = $1 AND kind = 'transfer' AND status = 'abandoned' AND nonce IS NULL",
+        )
+        .bind(codec::uuid(&source_tx_id))
+        .bind(now)
+        .execute(self.conn())
+        .await?;
+        if queued.rows_affected() != 1 {
+            return Err(StoreError::TxState {
+                id: source_tx_id,
+                status: chain::get(self.conn(), source_tx_id).await?.status,
+                action: "re-send a transfer alone",
+            });
+        }
+        Ok(true)
     }
 
     /// See [`StoreTx::claim_next_tx`]; additionally, single rows of a payment of the held kinds
@@ -347,14 +441,15 @@ impl Store {
         kinds: BatchKinds,
         limit: u32,
     ) -> Result<Vec<ChainTx>> {
+        // A payment's row only while it is the payment's pending action; a transfer has none.
         let query = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM chain_txs t JOIN payments p ON p.id = t.payment_id AND p.pending_tx_id = t.id \
+            "SELECT {} FROM chain_txs t LEFT JOIN payments p ON p.id = t.payment_id \
              WHERE t.chain_id = $1 AND t.signer = $2 AND t.status = 'queued' AND t.nonce IS NULL \
-               AND t.kind IN ({}) \
+               AND {} AND (t.payment_id IS NULL OR p.pending_tx_id = t.id) \
                AND NOT EXISTS (SELECT 1 FROM chain_tx_members m WHERE m.fallback_tx_id = t.id) \
              ORDER BY t.created_at, t.id LIMIT $3",
             codec::qualified::<ChainTx>("t"),
-            kinds.sql_list()
+            kinds.sql_batchable("t")
         )))
         .bind(codec::int(chain_id))
         .bind(codec::addr(&signer))
@@ -362,8 +457,8 @@ impl Store {
         codec::fetch_all(query, &self.pool).await
     }
 
-    /// When the signer's oldest queued row that is not a batch candidate of `kinds` (an
-    /// `approve`, a `transfer`, a `delegate`, …) was written, if there is one. Candidates
+    /// When the signer's oldest queued row that is not of a kind batched with `kinds` (an
+    /// `approve`, a `delegate`, a fallback, …) was written, if there is one. Candidates
     /// younger than it wait for it: it may be what they depend on (a refund on the float's
     /// allowance).
     pub async fn oldest_queued_outside(
@@ -374,9 +469,8 @@ impl Store {
     ) -> Result<Option<i64>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT MIN(created_at) AS oldest FROM chain_txs \
-             WHERE chain_id = $1 AND signer = $2 AND status = 'queued' \
-               AND NOT (kind IN ({}) AND payment_id IS NOT NULL)",
-            kinds.sql_list()
+             WHERE chain_id = $1 AND signer = $2 AND status = 'queued' AND NOT {}",
+            kinds.sql_batchable("chain_txs")
         )))
         .bind(codec::int(chain_id))
         .bind(codec::addr(&signer))
@@ -391,13 +485,13 @@ impl Store {
             .await
     }
 
-    /// The members of batch row `batch_tx_id`, by position, each with its payment and the single
-    /// row it was merged from: three reads however many members the batch has (the outcome
+    /// The members of batch row `batch_tx_id`, by position, each with its payment (`None` for a
+    /// `transfer`) and the single row it was merged from: three reads however many members the batch has (the outcome
     /// fan-out reads them all at once instead of two reads per member).
     pub async fn batch_members_with_rows(
         &self,
         batch_tx_id: Uuid,
-    ) -> Result<Vec<(BatchMember, Payment, ChainTx)>> {
+    ) -> Result<Vec<(BatchMember, Option<Payment>, ChainTx)>> {
         let members = self.batch_members(batch_tx_id).await?;
         if members.is_empty() {
             return Ok(Vec::new());
@@ -417,12 +511,16 @@ impl Store {
         members
             .into_iter()
             .map(|member| {
-                let payment = payments.get(&member.payment_id).cloned().ok_or_else(|| {
-                    StoreError::NotFound {
-                        entity: "payment",
-                        key: member.payment_id.to_string(),
-                    }
-                })?;
+                let payment =
+                    match member.payment_id {
+                        Some(id) => Some(payments.get(&id).cloned().ok_or_else(|| {
+                            StoreError::NotFound {
+                                entity: "payment",
+                                key: id.to_string(),
+                            }
+                        })?),
+                        None => None,
+                    };
                 let source =
                     sources
                         .remove(&member.source_tx_id)
@@ -433,6 +531,36 @@ impl Store {
                 Ok((member, payment, source))
             })
             .collect()
+    }
+
+    /// Settled (`final` / `reverted`) batch rows with a `transfer` member whose outcome is not
+    /// written back yet (applied before a restart: `Engine::process_outcomes`), at most `limit`.
+    /// Read through the partial index of merged transfers (migration 0014), so its cost does not
+    /// grow with the transfers settled.
+    pub async fn batches_with_open_transfers(&self, limit: u32) -> Result<Vec<Uuid>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT m.batch_tx_id FROM chain_txs s \
+             JOIN chain_tx_members m ON m.source_tx_id = s.id \
+             JOIN chain_txs b ON b.id = m.batch_tx_id \
+             WHERE s.kind = 'transfer' AND s.status = 'abandoned' AND m.fallback_tx_id IS NULL \
+               AND b.status IN ('final', 'reverted') \
+             LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| get_uuid(row, "batch_tx_id"))
+            .collect()
+    }
+
+    /// The membership of `source_tx_id` in a batch, if it was merged into one.
+    pub async fn membership_of_source(&self, source_tx_id: Uuid) -> Result<Option<BatchMember>> {
+        Ok(self
+            .members_where("source_tx_id = $1", source_tx_id)
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// Every batch membership of a payment, oldest batch first.

@@ -330,13 +330,19 @@ async fn tx_kinds(store: &Store) -> Result<Vec<TxKindReport>> {
             reverted: 0,
             other: 0,
             merged: 0,
+            merged_final: 0,
             operations: 0,
             gas_mean: 0.0,
             gas_per_operation: 0.0,
             queued_to_final_ms: 0.0,
         });
         match status.as_str() {
-            _ if merged == 1 => entry.merged += n,
+            _ if merged == 1 => {
+                entry.merged += n;
+                if status == "final" {
+                    entry.merged_final += n;
+                }
+            }
             "final" => {
                 entry.final_count = n;
                 gas_by_kind.insert(kind.clone(), gas);

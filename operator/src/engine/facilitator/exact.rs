@@ -1,5 +1,7 @@
 //! `POST /settle` of `exact` payloads: the ERC-3009 transfer is sent through the outbox as a
-//! `transfer` row; a retried settle of the same authorization answers from that row.
+//! `transfer` row (alone, or with the signer's other calls in an `execute` batch, whose outcome
+//! is written back on the row: `engine/batch.rs`); a retried settle of the same authorization
+//! answers from that row.
 
 use std::time::Duration;
 
@@ -77,8 +79,18 @@ impl Engine {
             .await;
         match answer {
             Ok(Some(answer)) | Err(answer) => answer,
-            Ok(None) => pending(self.tx_hash(tx_id).await, network, Some(payer)),
+            Ok(None) => pending(self.exact_tx_hash(tx_id).await, network, Some(payer)),
         }
+    }
+
+    /// The hash of the transaction that carries `transfer` row `tx_id`: its own, or, while it is
+    /// merged into an `execute`, the batch's.
+    async fn exact_tx_hash(&self, tx_id: uuid::Uuid) -> Option<B256> {
+        if let Some(hash) = self.tx_hash(tx_id).await {
+            return Some(hash);
+        }
+        let member = self.store().membership_of_source(tx_id).await.ok()??;
+        self.tx_hash(member.batch_tx_id).await
     }
 
     /// Checks an `exact` payload and writes its `transfer` row under `key` (or finds the row a
@@ -142,10 +154,55 @@ impl Engine {
         }
     }
 
-    /// The answer an `exact` transfer's row gives now: success once mined with a successful
-    /// receipt, failure once reverted, `settlement_pending` once abandoned; `None` while in
-    /// flight.
+    /// The answer an `exact` transfer's row gives now ([`Engine::row_answer`]). A row that took
+    /// no nonce of its own and is settled may have been merged into an `execute`
+    /// (`relayer/batch.rs`): then `None` until the batch's outcome is written back on it
+    /// (applied here when the batch is settled and nobody has yet: another instance's batch, or
+    /// one settled before a restart), `settlement_pending` when the batch was abandoned, and
+    /// otherwise the row's outcome under the batch's transaction hash.
     async fn exact_answer(
+        &self,
+        tx: &ChainTx,
+        network: x402_escrow_sdk::network::Network,
+        payload: &ExactPayload,
+    ) -> Option<SettleResponse> {
+        if tx.nonce.is_some() || !tx.status.is_terminal() {
+            return self.row_answer(tx, network, payload).await;
+        }
+        let member = match self.store().membership_of_source(tx.id).await {
+            Ok(Some(member)) if member.fallback_tx_id.is_none() => member,
+            // Sent alone (refused at its estimate), or queued again after its batch failed.
+            _ => return self.row_answer(tx, network, payload).await,
+        };
+        let batch = self.store().get_tx(member.batch_tx_id).await.ok()?;
+        let mut tx = tx.clone();
+        if tx.status == TxStatus::Abandoned {
+            match batch.status {
+                TxStatus::Abandoned => {
+                    let payer = Some(payload.authorization.from);
+                    return Some(pending(self.tx_hash(batch.id).await, network, payer));
+                }
+                status if !status.is_terminal() => return None,
+                _ => {}
+            }
+            if let Err(e) = self.on_tx_outcome(batch.id).await {
+                tracing::warn!(chain_tx = %batch.id, error = %e, "applying a batch outcome for /settle failed");
+            }
+            tx = self.store().get_tx(tx.id).await.ok()?;
+            if tx.status == TxStatus::Abandoned {
+                // Being applied by another task, which wakes this request.
+                return None;
+            }
+        }
+        // Written back: the batch's transaction carried it.
+        tx.mined_tx_hash = batch.mined_tx_hash;
+        self.row_answer(&tx, network, payload).await
+    }
+
+    /// The answer a `transfer` row (sent alone, or with its batch's outcome written back) gives
+    /// now: success once mined with a successful receipt, failure once reverted,
+    /// `settlement_pending` once abandoned; `None` while in flight.
+    async fn row_answer(
         &self,
         tx: &ChainTx,
         network: x402_escrow_sdk::network::Network,

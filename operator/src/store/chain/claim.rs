@@ -70,17 +70,17 @@ impl StoreTx {
         only: Option<Uuid>,
     ) -> Result<Option<ChainTx>> {
         let now = self.now_ms();
-        // Rows waiting for company in a batch: young single rows of the held kinds of a payment
-        // that are not the fallback of a failed batch.
+        // Rows waiting for company in a batch: young single rows of the held kinds (a payment's,
+        // or with the executor a transfer) that are not the fallback of a failed batch.
         let (hold_after, held) = match only {
             // `$3` is i64::MAX here: every row qualifies.
             Some(_) => (i64::MAX, "id = $4 AND created_at <= $3".to_owned()),
             None => (
                 hold.after,
                 format!(
-                    "NOT (kind IN ({}) AND payment_id IS NOT NULL AND created_at > $3 \
+                    "NOT ({} AND created_at > $3 \
                      AND NOT EXISTS (SELECT 1 FROM chain_tx_members m WHERE m.fallback_tx_id = chain_txs.id))",
-                    hold.kinds.sql_list()
+                    hold.kinds.sql_batchable("chain_txs")
                 ),
             ),
         };
