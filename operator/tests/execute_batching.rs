@@ -20,6 +20,8 @@
 //!   `transfer` row, a retried settle answers the same without a second transfer; two transfers
 //!   of one payer whose balance covers one: the `execute` is refused at its estimate, both are
 //!   queued again alone, one moves the tokens and the other fails with `transaction_reverted`;
+//! * a batch whose simulated gas limit would not fit in a block (the block gas limit lowered to
+//!   700,000) is halved: eight authorizations go out as two `execute`s of four, none alone;
 //! * with `use_executor = false` nothing is delegated and authorizations go out one by one.
 //!
 //! Deterministic: the relayer is started only once every row of a round is queued (the engine
@@ -56,6 +58,7 @@ both_backends!(
     calls_queued_in_flight_form_the_next_batch,
     member_reverting_in_company_fails_alone,
     exact_transfers_ride_an_execute,
+    a_batch_too_big_for_a_block_is_split,
     executor_off_sends_singly
 );
 
@@ -746,6 +749,49 @@ async fn exact_transfers_ride_an_execute(backend: Backend) {
             assert_eq!(again["transaction"], last.as_str(), "{again}");
         }
         assert_eq!(count(&store, "chain_txs WHERE kind = 'transfer'").await, 6);
+        assert_nonces(&store, &chain).await;
+        store.close().await;
+    })
+    .await
+}
+
+async fn a_batch_too_big_for_a_block_is_split(backend: Backend) {
+    with_db(backend, |url| async move {
+        let (chain, store, m, cfg, core) = shop(&url).await;
+        // Blocks of 700,000 gas: eight authorizations (~87,000 gas each in an `execute`, a
+        // limit of their gas used plus a third) do not fit in one, four do.
+        let _: Value = chain
+            .plain
+            .raw_request("evm_setBlockGasLimit".into(), (format!("{:#x}", 700_000u64),))
+            .await
+            .expect("evm_setBlockGasLimit");
+        let _: Value = chain
+            .plain
+            .raw_request("evm_mine".into(), ())
+            .await
+            .expect("evm_mine");
+        let tasks = authorize_tasks(&chain, &core, &m, &chain.payer, "big", 8).await;
+        let views = run_round(
+            &core,
+            &cfg,
+            tasks,
+            "chain_txs WHERE kind = 'authorize' AND status = 'queued'",
+            8,
+        )
+        .await;
+        for v in &views {
+            assert_eq!(v["status"], "authorized", "{v}");
+            assert_eq!(chain.state(hash_of(v)).await, (true, AMOUNT as u128, 0));
+        }
+        let sizes: Vec<i64> = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM chain_tx_members m WHERE m.batch_tx_id = t.id) \
+             FROM chain_txs t WHERE t.kind = 'execute' AND t.status = 'final' ORDER BY t.created_at",
+        )
+        .fetch_all(store.pool())
+        .await
+        .expect("execute sizes");
+        assert_eq!(sizes, [4, 4], "{:#?}", rows(&store).await);
+        assert_eq!(sent_alone(&store, "'authorize'").await, 0);
         assert_nonces(&store, &chain).await;
         store.close().await;
     })

@@ -247,7 +247,7 @@ fn validation() {
     let err = keystore.signer.source().unwrap_err().to_string();
     assert!(err.contains("X402_KEYSTORE_PASSWORD"), "{err}");
     assert!(bad("[batch]\nmax_size = 0").contains("batch.max_size"));
-    assert!(bad("[batch]\nmax_size = 500").contains("batch.max_size"));
+    assert!(bad("[batch]\nmax_size = 1001").contains("batch.max_size"));
     assert!(bad("[batch]\nmax_wait_ms = 600000").contains("batch.max_wait_ms"));
 }
 

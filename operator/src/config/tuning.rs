@@ -97,9 +97,12 @@ section! {
     /// authorize, charge, capture, void and refund goes out as one `execute`; without it, captures
     /// (and voids) of our escrow are merged into one `captureBatch` (`voidBatch`).
     pub struct BatchConfig {
-        /// The most payments in one batch transaction; 1 disables batching (every call is its own
-        /// transaction, sent at once).
-        pub max_size: usize = 50,
+        /// The most calls in one batch transaction (at most 1,000; a batch whose gas would not
+        /// fit in a block is split); 1 disables batching (every call is its own transaction,
+        /// sent at once). With the executor one `execute` goes per block, so this is also what a
+        /// signer carries per block on a chain with slow blocks: 256 lets a burst of 256 buyers
+        /// be authorized in one block.
+        pub max_size: usize = 256,
         /// How long a ready capture or void may wait for company before it is sent (alone, or
         /// with whatever joined it) in a `captureBatch` / `voidBatch`; a batch that reaches
         /// `max_size` goes at once. With the executor, calls wait only as long as the signer's

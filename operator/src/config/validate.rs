@@ -2,6 +2,12 @@
 
 use super::{Config, ConfigError};
 
+/// The most calls `[batch] max_size` may allow in one batch transaction. A batch is also split
+/// when its simulated gas would not fit in a block (`relayer/batch.rs`), so this only bounds
+/// the work of forming one (its simulation, and its members checked one by one when it would
+/// revert).
+const MAX_BATCH_SIZE: usize = 1000;
+
 impl Config {
     /// Checks ranges and combinations.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -40,8 +46,8 @@ impl Config {
         if self.webhooks.max_attempts == 0 {
             return invalid("webhooks.max_attempts must be at least 1");
         }
-        if self.batch.max_size == 0 || self.batch.max_size > 200 {
-            return invalid("batch.max_size must be between 1 (no batching) and 200");
+        if self.batch.max_size == 0 || self.batch.max_size > MAX_BATCH_SIZE {
+            return invalid("batch.max_size must be between 1 (no batching) and 1000");
         }
         if self.batch.max_wait_ms > 60_000 {
             return invalid("batch.max_wait_ms must be at most 60000");

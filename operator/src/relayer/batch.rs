@@ -30,8 +30,9 @@ use alloy::network::TransactionBuilder;
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
-use alloy::sol_types::SolCall;
+use alloy::sol_types::{SolCall, SolError};
 use serde_json::json;
+use x402_escrow_bindings::contracts::OperatorBatchExecutor as Executor;
 use x402_escrow_bindings::contracts::auth_capture_escrow::AuthCaptureEscrow as Escrow;
 use x402_escrow_bindings::{Deployment, EscrowVersion};
 
@@ -112,6 +113,35 @@ impl Default for BatchOptions {
 
 /// How many queued rows one pass looks at for batching.
 const SCAN: u32 = 2_000;
+
+/// A flight (a transaction of the signer sent until its receipt is in) at least this long means
+/// the chain mines on an interval rather than on demand: the next `execute` is then formed when
+/// the receipt is in, carrying everything queued during the flight, instead of during it (see
+/// [`Relayer::batch_execute`]). Automining anvil answers in milliseconds; the slowest chain
+/// this still forms during the flight for has blocks faster than this.
+pub(super) const SLOW_FLIGHT: Duration = Duration::from_millis(400);
+
+/// What [`Relayer::merge_chunk`] did with a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Merge {
+    /// Merged (or sent alone where it had to be), or a race left it for the next pass.
+    Done,
+    /// Formed during a flight, it would revert: left queued until the flight ends.
+    Paused,
+    /// Its simulated gas limit is above the block gas limit: to be split.
+    TooBig,
+}
+
+/// The member of an `executeAll` simulation that reverted without revert data, if that is what
+/// `e` says (`CallReverted(index, "")`).
+fn member_out_of_gas(e: &alloy::transports::TransportError) -> Option<usize> {
+    let data = super::revert::revert_data_of(e)?;
+    let error = Executor::CallReverted::abi_decode(&data).ok()?;
+    if !error.revertData.is_empty() {
+        return None;
+    }
+    usize::try_from(error.index).ok()
+}
 
 /// One member's part of a batch call.
 enum Part {
@@ -201,6 +231,15 @@ enum Simulated {
     Ok(Option<u64>),
     /// It would revert (the decoded reason).
     Reverts(String),
+    /// An `executeAll` would revert because member `index` reverted without revert data: out of
+    /// gas, most likely, when the whole batch met the gas cap of the simulation (a node caps a
+    /// call at the block gas limit) — or a member that reverts so on its own.
+    MemberOutOfGas {
+        /// The member's position.
+        index: usize,
+        /// The decoded reason, as for [`Simulated::Reverts`].
+        reason: String,
+    },
     /// The node did not answer; assume it would succeed (the gas estimate checks again).
     Unknown,
 }
@@ -233,7 +272,10 @@ impl Relayer {
                 Some(error) => Simulated::Reverts(error),
             },
             Err(e) => match revert_reason_of(&e) {
-                Some(reason) => Simulated::Reverts(reason),
+                Some(reason) => match member_out_of_gas(&e) {
+                    Some(index) => Simulated::MemberOutOfGas { index, reason },
+                    None => Simulated::Reverts(reason),
+                },
                 None => match self.provider.estimate_gas(request).await {
                     Ok(gas) => Simulated::Ok(Some(gas)),
                     Err(e) => Self::simulation_failed(e),
@@ -274,25 +316,43 @@ impl Relayer {
     /// sent again alone (`engine/batch.rs`), never failed.
     /// With `whole_only`, a batch that would revert is not looked into: every row comes back
     /// as would-revert.
+    ///
+    /// `None`: the batch is too big — it ran out of gas in company (a member reverted without
+    /// revert data in the batch and passes alone), so it is to be split rather than sent.
     async fn viable(
         &self,
         rows: &[ChainTx],
         to: Address,
         simulation: &Bytes,
         whole_only: bool,
-    ) -> (Vec<ChainTx>, Vec<ChainTx>, Option<u64>) {
+    ) -> Option<(Vec<ChainTx>, Vec<ChainTx>, Option<u64>)> {
         let reason = match self.simulate_with_gas(to, simulation).await {
-            Simulated::Ok(gas) => return (rows.to_vec(), Vec::new(), gas),
-            Simulated::Unknown => return (rows.to_vec(), Vec::new(), None),
-            Simulated::Reverts(_) if whole_only => return (Vec::new(), rows.to_vec(), None),
+            Simulated::Ok(gas) => return Some((rows.to_vec(), Vec::new(), gas)),
+            Simulated::Unknown => return Some((rows.to_vec(), Vec::new(), None)),
+            Simulated::MemberOutOfGas { index, reason } => {
+                // Halves of at least two each; a member that reverts so alone is not it.
+                if rows.len() >= 4
+                    && let Some(row) = rows.get(index)
+                    && !matches!(
+                        self.simulate(row.to, &row.calldata).await,
+                        Simulated::Reverts(_) | Simulated::MemberOutOfGas { .. }
+                    )
+                {
+                    return None;
+                }
+                reason
+            }
             Simulated::Reverts(reason) => reason,
         };
+        if whole_only {
+            return Some((Vec::new(), rows.to_vec(), None));
+        }
         tracing::info!(%reason, members = rows.len(), "batch would revert: checking its members one by one");
         let mut good = Vec::new();
         let mut bad = Vec::new();
         for row in rows {
             match self.simulate(row.to, &row.calldata).await {
-                Simulated::Reverts(reason) => {
+                Simulated::Reverts(reason) | Simulated::MemberOutOfGas { reason, .. } => {
                     tracing::info!(chain_tx = %row.id, payment = ?row.payment_id, %reason, "left out of the batch: sent alone");
                     bad.push(row.clone());
                 }
@@ -300,7 +360,7 @@ impl Relayer {
             }
         }
         // The rebuilt batch is estimated when it is claimed.
-        (good, bad, None)
+        Some((good, bad, None))
     }
 
     /// Batching from now on (see the module docs); [`BatchOptions::DISABLED`] by default.
@@ -359,7 +419,9 @@ impl Relayer {
                 self.batch_due = Some(self.batch_due.map_or(at, |d: i64| d.min(at)));
                 continue;
             }
-            for chunk in rows.chunks(self.batch.max_size) {
+            // Chunks of `max_size`, in order; one whose gas would not fit in a block is halved.
+            let mut chunks: Vec<&[ChainTx]> = rows.chunks(self.batch.max_size).rev().collect();
+            while let Some(chunk) = chunks.pop() {
                 if chunk.len() < 2 {
                     continue;
                 }
@@ -370,10 +432,16 @@ impl Relayer {
                     continue;
                 };
                 let simulation = batch.calldata.clone();
-                self.merge_chunk(chunk, batch, escrow, &simulation, false, |good| {
-                    batch_row(chain_id, signer, good)
-                })
-                .await?;
+                let merged = self
+                    .merge_chunk(chunk, batch, escrow, &simulation, false, |good| {
+                        batch_row(chain_id, signer, good)
+                    })
+                    .await?;
+                if merged == Merge::TooBig {
+                    let (first, second) = chunk.split_at(chunk.len() / 2);
+                    chunks.push(second);
+                    chunks.push(first);
+                }
             }
         }
         Ok(Hold::from(hold_after))
@@ -386,9 +454,12 @@ impl Relayer {
     /// the signer is in flight (it is claimed in the same pass), otherwise while the previous
     /// transaction is in flight, so that its simulation (the gas estimate it is signed with,
     /// see [`Relayer::viable`]) overlaps the wait for that receipt, and it goes out the moment
-    /// the receipt is in. Calls queued after it wait for the batch after. (`max_wait` plays no
-    /// part here: a delegated account has one transaction in flight, so calls wait for company
-    /// exactly as long as the chain makes them wait anyway.)
+    /// the receipt is in. Calls queued after it wait for the batch after. On a chain whose
+    /// flights are slow ([`SLOW_FLIGHT`]: blocks on an interval) the simulation is small beside
+    /// the flight, and a batch formed at its start would leave out every call queued during
+    /// it (a third block for them): there the batch is formed when the receipt is in.
+    /// (`max_wait` plays no part here: a delegated account has one transaction in flight, so
+    /// calls wait for company exactly as long as the chain makes them wait anyway.)
     async fn batch_execute(&mut self, unmined: usize) -> Result<Hold, RelayerError> {
         let hold_all = Hold {
             after: i64::MIN,
@@ -414,7 +485,7 @@ impl Relayer {
             }
             return Ok(hold_all);
         }
-        if unmined > 0 && self.pipeline_paused {
+        if unmined > 0 && (self.pipeline_paused || self.slow_flights) {
             return Ok(hold_all);
         }
         let rows = self
@@ -433,7 +504,9 @@ impl Relayer {
                 kinds: BatchKinds::EscrowCalls,
             });
         }
-        for chunk in rows.chunks(self.batch.max_size) {
+        // Chunks of `max_size`, in order; one whose gas would not fit in a block is halved.
+        let mut chunks: Vec<&[ChainTx]> = rows.chunks(self.batch.max_size).rev().collect();
+        while let Some(chunk) = chunks.pop() {
             // The last of many waits for the next batch.
             if chunk.len() < 2 {
                 continue;
@@ -444,15 +517,37 @@ impl Relayer {
                     Some(execute_row(chain_id, signer, good).0)
                 })
                 .await?;
-            if !merged {
-                // A member would revert on the state before the transaction in flight: this
-                // is sorted out once it is mined (members checked one by one then), not
-                // retried on every pass meanwhile.
-                self.pipeline_paused = true;
-                return Ok(hold_all);
+            match merged {
+                Merge::Done => {}
+                Merge::TooBig => {
+                    let (first, second) = chunk.split_at(chunk.len() / 2);
+                    chunks.push(second);
+                    chunks.push(first);
+                }
+                Merge::Paused => {
+                    // A member would revert on the state before the transaction in flight:
+                    // this is sorted out once it is mined (members checked one by one then),
+                    // not retried on every pass meanwhile.
+                    self.pipeline_paused = true;
+                    return Ok(hold_all);
+                }
             }
         }
         Ok(hold_all)
+    }
+
+    /// Times the signer's flights from the passes' view of them (`unmined`: its transactions
+    /// not mined yet): a flight starts when a pass first sees one and ends when a pass sees none;
+    /// whether it took [`SLOW_FLIGHT`] decides where the next batch is formed.
+    pub(super) fn time_flight(&mut self, unmined: usize) {
+        match (unmined, self.flight_started) {
+            (0, Some(started)) => {
+                self.slow_flights = started.elapsed() >= SLOW_FLIGHT;
+                self.flight_started = None;
+            }
+            (1.., None) => self.flight_started = Some(std::time::Instant::now()),
+            _ => {}
+        }
     }
 
     /// Simulates `chunk`'s batch (`simulation` sent to `to`); members whose own call would
@@ -460,7 +555,8 @@ impl Relayer {
     /// others are merged into `batch` (rebuilt by `rebuild` when some were left out; with fewer
     /// than two left, they are sent alone too). `in_flight`: a transaction of the signer is not
     /// mined yet, so nothing may be sent now; a batch that would revert is then left as it is
-    /// (`false`; merged otherwise, or when a merge lost a race, `true`).
+    /// ([`Merge::Paused`]). A batch whose gas limit would not fit in a block is not merged
+    /// ([`Merge::TooBig`]: the caller splits it).
     async fn merge_chunk(
         &mut self,
         chunk: &[ChainTx],
@@ -469,10 +565,20 @@ impl Relayer {
         simulation: &Bytes,
         in_flight: bool,
         rebuild: impl Fn(&[ChainTx]) -> Option<NewChainTx>,
-    ) -> Result<bool, RelayerError> {
-        let (good, mut alone, gas) = self.viable(chunk, to, simulation, in_flight).await;
+    ) -> Result<Merge, RelayerError> {
+        let Some((good, mut alone, gas)) = self.viable(chunk, to, simulation, in_flight).await
+        else {
+            return Ok(Merge::TooBig);
+        };
         if in_flight && good.len() < chunk.len() {
-            return Ok(false);
+            return Ok(Merge::Paused);
+        }
+        if let Some(limit) = gas
+            && chunk.len() >= 2
+            && good.len() == chunk.len()
+            && self.block_gas_limit().await.is_some_and(|cap| limit > cap)
+        {
+            return Ok(Merge::TooBig);
         }
         if good.len() == 1 {
             // Its group is due; no company left: it goes now too.
@@ -502,10 +608,10 @@ impl Relayer {
         } else if good.len() >= 2 {
             match rebuild(&good) {
                 Some(b) => b,
-                None => return Ok(true),
+                None => return Ok(Merge::Done),
             }
         } else {
-            return Ok(true);
+            return Ok(Merge::Done);
         };
         let ids: Vec<_> = good.iter().map(|r| r.id).collect();
         self.check_lease().await?;
@@ -516,7 +622,7 @@ impl Relayer {
             // Someone acted on a member meanwhile: the next pass looks again.
             Err(e) => tracing::warn!(error = %e, kind = %batch.kind, "merging a batch failed"),
         }
-        Ok(true)
+        Ok(Merge::Done)
     }
 
     /// `limit`, or the chain's block gas limit when it is lower: the third and the margin a
@@ -524,6 +630,13 @@ impl Relayer {
     /// `max_size`) a transaction no block can hold, which the node would refuse on every
     /// attempt. Uncapped when the block cannot be read.
     async fn within_block(&mut self, limit: u64) -> u64 {
+        self.block_gas_limit()
+            .await
+            .map_or(limit, |cap| limit.min(cap))
+    }
+
+    /// The chain's block gas limit, read once (`None` while it cannot be read).
+    async fn block_gas_limit(&mut self) -> Option<u64> {
         if self.block_gas_limit.is_none() {
             match self
                 .provider
@@ -535,7 +648,7 @@ impl Relayer {
                 Err(e) => tracing::debug!(error = %e, "reading the block gas limit failed"),
             }
         }
-        self.block_gas_limit.map_or(limit, |cap| limit.min(cap))
+        self.block_gas_limit
     }
 
     /// Whether the signer's account delegates to the executor, so `execute` batches may go

@@ -138,6 +138,11 @@ pub struct Relayer {
     /// The batch formed while a transaction was in flight would revert: no more batches are
     /// formed until nothing is in flight (see `batch.rs`).
     pipeline_paused: bool,
+    /// Since when the signer has had a transaction in flight (first seen unmined by a pass).
+    flight_started: Option<std::time::Instant>,
+    /// The last flight took at least [`batch::SLOW_FLIGHT`] (slow blocks): the next batch is
+    /// formed when the receipt is in, not during the flight (see `batch.rs`).
+    slow_flights: bool,
     /// The chain's block gas limit, read once: the most a batch row's stored gas limit may be.
     block_gas_limit: Option<u64>,
     /// The last fee suggestion and when it was fetched (see [`FEE_CACHE_TTL`]).
@@ -203,6 +208,8 @@ impl Relayer {
             delegation: execute::Delegation::Unknown,
             batch_due: None,
             pipeline_paused: false,
+            flight_started: None,
+            slow_flights: false,
             block_gas_limit: None,
             fee_cache: None,
             view: PassView::default(),
@@ -450,6 +457,7 @@ impl Relayer {
                 }
             }
         }
+        self.time_flight(unmined);
         // New work: first merge due groups of single rows into batches; younger ones stay
         // queued, waiting for company.
         let hold = self.batch_queued(unmined).await?;

@@ -76,6 +76,14 @@ pub fn decode_revert(data: &[u8]) -> String {
 }
 
 /// When a JSON-RPC error is an execution revert, its reason (decoded when it carries data).
+/// The revert data a node returned with `err`, if it is a revert that carries some.
+pub fn revert_data_of(err: &TransportError) -> Option<alloy::primitives::Bytes> {
+    match err {
+        RpcError::ErrorResp(payload) => payload.as_revert_data(),
+        _ => None,
+    }
+}
+
 pub fn revert_reason_of(err: &TransportError) -> Option<String> {
     let RpcError::ErrorResp(payload) = err else {
         return None;
