@@ -107,6 +107,26 @@ fn run_relayer(core: &Core, cfg: &Config, owner: &str) -> (JoinHandle<()>, JoinH
     )
 }
 
+/// `n` authorizations by the payer queued, then a round (see [`run_round`]); each is
+/// `authorized` with its hold on chain. Returns the payment views.
+async fn authorized_round(
+    chain: &Chain,
+    core: &Core,
+    cfg: &Config,
+    merchant: &Merchant,
+    tag: &str,
+    n: usize,
+) -> Vec<Value> {
+    let tasks = authorize_tasks(chain, core, merchant, &chain.payer, tag, n).await;
+    let queued = "chain_txs WHERE kind = 'authorize' AND status = 'queued'";
+    let views = run_round(core, cfg, tasks, queued, i64::try_from(n).expect("n")).await;
+    for v in &views {
+        assert_eq!(v["status"], "authorized", "{v}");
+        assert_eq!(chain.state(hash_of(v)).await, (true, AMOUNT as u128, 0));
+    }
+    views
+}
+
 /// Waits until `n` rows match `filter` (a `chain_txs WHERE …` clause).
 async fn wait_rows(store: &Store, filter: &str, n: i64) {
     let deadline = std::time::Instant::now() + WAIT;
@@ -228,19 +248,7 @@ async fn every_kind_goes_out_in_execute(backend: Backend) {
         let recv0 = chain.balance(chain.receiver).await;
 
         // ---- round 1: six authorizations, one execute ------------------------------------
-        let tasks = authorize_tasks(&chain, &core, &m, &chain.payer, "ex", 6).await;
-        let views = run_round(
-            &core,
-            &cfg,
-            tasks,
-            "chain_txs WHERE kind = 'authorize' AND status = 'queued'",
-            6,
-        )
-        .await;
-        for v in &views {
-            assert_eq!(v["status"], "authorized", "{v}");
-            assert_eq!(chain.state(hash_of(v)).await, (true, AMOUNT as u128, 0));
-        }
+        let views = authorized_round(&chain, &core, &cfg, &m, "ex", 6).await;
         assert_delegates(&chain, core.signer.address(), executor).await;
         assert_eq!(
             count(
@@ -770,19 +778,7 @@ async fn a_batch_too_big_for_a_block_is_split(backend: Backend) {
             .raw_request("evm_mine".into(), ())
             .await
             .expect("evm_mine");
-        let tasks = authorize_tasks(&chain, &core, &m, &chain.payer, "big", 8).await;
-        let views = run_round(
-            &core,
-            &cfg,
-            tasks,
-            "chain_txs WHERE kind = 'authorize' AND status = 'queued'",
-            8,
-        )
-        .await;
-        for v in &views {
-            assert_eq!(v["status"], "authorized", "{v}");
-            assert_eq!(chain.state(hash_of(v)).await, (true, AMOUNT as u128, 0));
-        }
+        authorized_round(&chain, &core, &cfg, &m, "big", 8).await;
         let sizes: Vec<i64> = sqlx::query_scalar(
             "SELECT (SELECT COUNT(*) FROM chain_tx_members m WHERE m.batch_tx_id = t.id) \
              FROM chain_txs t WHERE t.kind = 'execute' AND t.status = 'final' ORDER BY t.created_at",

@@ -139,6 +139,26 @@ async fn repoint(tx: &mut StoreTx, payment_id: Uuid, from: Uuid, to: Uuid) -> Re
     Ok(())
 }
 
+/// Records `fallback` as the row member `position` of `batch_tx_id` is re-sent as (never
+/// batched again); `false` when the member already has one.
+async fn record_fallback(
+    tx: &mut StoreTx,
+    batch_tx_id: Uuid,
+    position: u64,
+    fallback: Uuid,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE chain_tx_members SET fallback_tx_id = $3 \
+         WHERE batch_tx_id = $1 AND position = $2 AND fallback_tx_id IS NULL",
+    )
+    .bind(codec::uuid(&batch_tx_id))
+    .bind(i64::try_from(position).unwrap_or(i64::MAX))
+    .bind(codec::uuid(&fallback))
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 impl StoreTx {
     /// Merges the queued single rows `members` (in this order) into one new queued row `batch`
     /// (its `payment_id` is ignored): members become `abandoned` ("merged into batch …"), their
@@ -222,16 +242,7 @@ impl StoreTx {
             ..single.clone()
         };
         let row = chain::insert(self.conn(), now, id, &single).await?;
-        let done = sqlx::query(
-            "UPDATE chain_tx_members SET fallback_tx_id = $3 \
-             WHERE batch_tx_id = $1 AND position = $2 AND fallback_tx_id IS NULL",
-        )
-        .bind(codec::uuid(&batch_tx_id))
-        .bind(i64::try_from(position).unwrap_or(i64::MAX))
-        .bind(codec::uuid(&id))
-        .execute(self.conn())
-        .await?;
-        if done.rows_affected() != 1 {
+        if !record_fallback(self, batch_tx_id, position, id).await? {
             return Err(StoreError::Conflict {
                 entity: "batch member",
                 detail: format!("member {position} of {batch_tx_id} was already re-sent"),
@@ -282,17 +293,7 @@ impl StoreTx {
         source_tx_id: Uuid,
     ) -> Result<bool> {
         let now = self.now_ms();
-        let done = sqlx::query(
-            "UPDATE chain_tx_members SET fallback_tx_id = source_tx_id \
-             WHERE batch_tx_id = $1 AND position = $2 AND source_tx_id = $3 \
-               AND fallback_tx_id IS NULL AND payment_id IS NULL",
-        )
-        .bind(codec::uuid(&batch_tx_id))
-        .bind(i64::try_from(position).unwrap_or(i64::MAX))
-        .bind(codec::uuid(&source_tx_id))
-        .execute(self.conn())
-        .await?;
-        if done.rows_affected() != 1 {
+        if !record_fallback(self, batch_tx_id, position, source_tx_id).await? {
             return Ok(false);
         }
         let queued = sqlx::query(
