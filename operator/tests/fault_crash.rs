@@ -5,19 +5,27 @@
 //! `fault_support::KEY_SWITCH_AFTER`, a new key with the same payment: the operator's own
 //! per-payment deduplication must then hold).
 //!
+//! Beside them a second merchant settles `exact` transfers through the facilitator (`/settle`,
+//! a quarter as many, spread over the run, asked again with the same signed transfer until it
+//! answers success), so transfers ride the same `execute` batches as the escrow calls when a
+//! kill lands.
+//!
 //! Afterwards every payment is in exactly one terminal state (captured or voided, as its order
 //! asked), none captured twice (one capture/void event per payment on chain), none lost (one row
-//! per order), balances exact, nonces without gaps, and `x402-escrow reconcile` exits 0.
+//! per order), balances exact, nonces without gaps, and `x402-escrow reconcile` exits 0; and
+//! every transfer happened once and as answered (balances, one `AuthorizationUsed` each, the
+//! answered transaction carries it, one final row each).
 //!
 //! Default run: the issue's figure, N = 1,000 paid requests (80 % captured, 20 % voided) from 24
-//! concurrent clients and 5 kills (about 70 s on 2 cores). Soak: 3,000 paid requests and 10
-//! kills:
+//! concurrent clients, 250 `exact` transfers from 8, and 5 kills (about 70 s on 2 cores).
+//! Soak: 3,000 paid requests, 750 transfers and 10 kills:
 //!
 //! ```sh
 //! cargo test -p x402-escrow-operator --test fault_crash -- --ignored --nocapture
 //! ```
 //!
-//! (`X402_FAULT_N`, `X402_FAULT_KILLS`, `X402_FAULT_SEED` change the scale and the moments.)
+//! (`X402_FAULT_N`, `X402_FAULT_EXACT`, `X402_FAULT_KILLS`, `X402_FAULT_SEED` change the scale
+//! and the moments.)
 
 mod fault_support;
 mod operator_support;
@@ -58,6 +66,7 @@ async fn soak_sigkill_3000_paid_requests() {
 
 async fn crash_run(test: &'static str, n: usize, kills: usize, default_seed: u64) {
     let seed = seed(test, default_seed);
+    let m = knob("X402_FAULT_EXACT", n / 4);
     with_db(Backend::Sqlite, move |url| async move {
         let started = Instant::now();
         let mut rng = StdRng::seed_from_u64(seed);
@@ -68,6 +77,16 @@ async fn crash_run(test: &'static str, n: usize, kills: usize, default_seed: u64
         let signer = chain.operator.address();
         let orders = orders(&chain, signer, "crash", n, &mut rng, 0.8).await;
         let before = balances(&chain).await;
+        // `exact` transfers settled through the facilitator by a second merchant, from their own
+        // payer to their own receiver (so the escrow ledger below stays the paid run's alone).
+        let (kiosk_key, _) = setup.add_merchant("kiosk", chain.other_receiver, None).await;
+        let exact_payer = chain.key(5).expect("key 5");
+        chain.mint(exact_payer.address(), 1_000 * USDC).await;
+        let exact = exact_orders(&chain, &exact_payer, chain.other_receiver, "crash", m, &mut rng).await;
+        let exact_before = (
+            chain.balance(exact_payer.address()).await,
+            chain.balance(chain.other_receiver).await,
+        );
 
         // Kill moments: after a random number of finished payments (spread over 5–90 % of the
         // run), plus a random delay, so a kill can land in any phase of a payment.
@@ -86,6 +105,8 @@ async fn crash_run(test: &'static str, n: usize, kills: usize, default_seed: u64
         let mut op = setup.start().await;
         let client = Client::new(setup.addr, &key, Duration::from_secs(240));
         let (done, load) = spawn_orders(&client, orders, 24);
+        let kiosk = Client::new(setup.addr, &kiosk_key, Duration::from_secs(240));
+        let exact_load = spawn_exact(&kiosk, exact, 8, done.clone(), n);
 
         let mut report = Vec::new();
         for (at, delay, down) in &moments {
@@ -118,6 +139,7 @@ async fn crash_run(test: &'static str, n: usize, kills: usize, default_seed: u64
             op = setup.start().await;
         }
         let paid = setup.joined(load).await;
+        let transferred = setup.joined(exact_load).await;
         let load_secs = started.elapsed().as_secs_f64();
         settle_all(&store, Duration::from_secs(60)).await;
         for line in &report {
@@ -138,6 +160,22 @@ async fn crash_run(test: &'static str, n: usize, kills: usize, default_seed: u64
             "no request ever saw the operator die"
         );
         assert_ledger(&setup, &chain, &store, &paid, before).await;
+        assert_eq!(transferred.len(), m);
+        let carried = assert_exact_ledger(
+            &chain,
+            &store,
+            &transferred,
+            exact_payer.address(),
+            chain.other_receiver,
+            exact_before,
+        )
+        .await;
+        eprintln!(
+            "[{test}] {m} exact transfers, {carried} of them carried by an execute; settle client saw {:?}",
+            kiosk.stats.summary()
+        );
+        // The point of the mix: transfers rode `execute` batches beside escrow calls.
+        assert!(carried > 0, "no transfer rode an execute");
         op.terminate().await;
         store.close().await;
         eprintln!(

@@ -21,10 +21,15 @@ use std::time::{Duration, Instant};
 use alloy::primitives::{Address, B256};
 use alloy::providers::Provider;
 use alloy::rpc::types::Filter;
+use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolEvent;
 use serde_json::{Value, json};
-use x402_escrow_bindings::AuthCaptureEscrow;
+use x402_escrow_bindings::{AuthCaptureEscrow, IERC3009};
 use x402_escrow_operator::store::Store;
+use x402_escrow_sdk::facilitator::VerifyRequest;
+use x402_escrow_sdk::random_b256;
+use x402_escrow_sdk::schemes::exact;
+use x402_escrow_sdk::wire::{PaymentPayload, PaymentRequirements};
 use x402_escrow_testkit::OperatorCommand;
 
 use crate::operator_support::{Api, Chain, FEE_BPS, count, fee, tx_statuses};
@@ -285,6 +290,8 @@ pub struct ClientStats {
     pub busy: AtomicU64,
     /// Actions found already done by an earlier attempt (`invalid_state` after a lost answer).
     pub found_done: AtomicU64,
+    /// `/settle` answers `settlement_pending` (the transfer not mined yet; asked again).
+    pub settle_pending: AtomicU64,
 }
 
 impl ClientStats {
@@ -297,6 +304,7 @@ impl ClientStats {
             ("key_switches", g(&self.key_switches)),
             ("busy", g(&self.busy)),
             ("found_done", g(&self.found_done)),
+            ("settle_pending", g(&self.settle_pending)),
         ])
     }
 }
@@ -573,6 +581,241 @@ pub async fn run_orders(
         }
     }
     out
+}
+
+// ---- `exact` transfers through the facilitator ---------------------------------------------
+
+/// One `exact` payment a buyer makes through the facilitator: the signed `/settle` body of an
+/// ERC-3009 transfer.
+#[derive(Clone)]
+pub struct ExactOrder {
+    pub rid: String,
+    pub amount: u64,
+    pub nonce: B256,
+    pub body: Value,
+}
+
+/// An `exact` settle as the client saw it end: the transaction the operator answered with.
+#[derive(Clone, Debug)]
+pub struct Transferred {
+    pub rid: String,
+    pub amount: u64,
+    pub nonce: B256,
+    pub tx: B256,
+}
+
+/// Builds `n` signed `exact` transfers of seeded random amounts (0.01–1 USDC) from `payer` to
+/// `pay_to` (a receiver of the merchant that settles them).
+pub async fn exact_orders(
+    chain: &Chain,
+    payer: &PrivateKeySigner,
+    pay_to: Address,
+    tag: &str,
+    n: usize,
+    rng: &mut impl rand::Rng,
+) -> Vec<ExactOrder> {
+    let token = chain.deployment.token.as_ref().expect("token");
+    let now = chain.now().await;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let amount = rng.random_range(10_000..=1_000_000u64);
+        let requirements: PaymentRequirements = serde_json::from_value(json!({
+            "scheme": "exact",
+            "network": format!("eip155:{}", chain.deployment.chain_id),
+            "amount": amount.to_string(),
+            "asset": token.address,
+            "payTo": pay_to,
+            "maxTimeoutSeconds": 3600,
+            "extra": {"name": token.name, "version": token.version},
+        }))
+        .expect("exact requirements");
+        let nonce = random_b256();
+        let payload = exact::build_payload(&requirements, payer, now, nonce).expect("payload");
+        let request = VerifyRequest::new(
+            PaymentPayload::new(requirements.clone(), payload),
+            requirements,
+        );
+        out.push(ExactOrder {
+            rid: format!("{tag}-exact-{i}"),
+            amount,
+            nonce,
+            body: serde_json::to_value(&request).expect("settle body"),
+        });
+    }
+    out
+}
+
+impl Client {
+    /// One `exact` payment: `POST /settle` of the same signed transfer until the operator
+    /// answers success (connection errors, 5xx and `settlement_pending` are asked again; any
+    /// other answer fails the test).
+    pub async fn settle_exact(&self, order: &ExactOrder) -> Transferred {
+        let deadline = Instant::now() + self.patience;
+        let mut attempt = 0u32;
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "settle {} still not done after {:?}",
+                order.rid,
+                self.patience
+            );
+            attempt += 1;
+            match self.api.try_post("/settle", &order.body, &order.rid).await {
+                Err(_) => {
+                    self.stats.connection_errors.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok((s, _)) if s >= 500 => {
+                    self.stats.server_errors.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok((200, b)) if b["success"] == true => {
+                    let tx = b["transaction"]
+                        .as_str()
+                        .and_then(|t| t.parse().ok())
+                        .unwrap_or_else(|| panic!("settle {}: no transaction: {b}", order.rid));
+                    return Transferred {
+                        rid: order.rid.clone(),
+                        amount: order.amount,
+                        nonce: order.nonce,
+                        tx,
+                    };
+                }
+                Ok((200, b)) if b["errorReason"] == "settlement_pending" => {
+                    self.stats.settle_pending.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok((status, b)) => panic!("settle {}: {status} {b}", order.rid),
+            }
+            tokio::time::sleep(Self::pause(attempt)).await;
+        }
+    }
+}
+
+/// Runs the `exact` `orders` through `client` (`concurrency` at a time) in its own task, spread
+/// over a paid run: order `i` of `m` starts once `paid_done` reached `i * paid_total / m`, so
+/// transfers are queued beside escrow calls (and ride the same `execute` batches) whenever a
+/// fault strikes.
+pub fn spawn_exact(
+    client: &Client,
+    orders: Vec<ExactOrder>,
+    concurrency: usize,
+    paid_done: Arc<AtomicU64>,
+    paid_total: usize,
+) -> tokio::task::JoinHandle<Vec<Transferred>> {
+    let client = client.clone();
+    tokio::spawn(async move {
+        let sem = Arc::new(tokio::sync::Semaphore::new(concurrency));
+        let m = orders.len().max(1) as u64;
+        let mut tasks = Vec::with_capacity(orders.len());
+        for (i, order) in orders.into_iter().enumerate() {
+            let start_at = i as u64 * paid_total as u64 / m;
+            while paid_done.load(Ordering::SeqCst) < start_at {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let permit = sem.clone().acquire_owned().await.expect("semaphore");
+            let client = client.clone();
+            tasks.push(tokio::spawn(async move {
+                let _permit = permit;
+                client.settle_exact(&order).await
+            }));
+        }
+        let mut out = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            match t.await {
+                Ok(done) => out.push(done),
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => panic!("settle task: {e}"),
+            }
+        }
+        out
+    })
+}
+
+/// Every `exact` transfer happened exactly once and as answered: `payer` lost and `pay_to`
+/// gained exactly their sum; the token logged one `AuthorizationUsed` per transfer and none
+/// else for `payer`; the transaction each `/settle` answered with succeeded and used that
+/// authorization; one `transfer` row per transfer, each final and succeeded. Returns how many
+/// of them an `execute` carried.
+pub async fn assert_exact_ledger(
+    chain: &Chain,
+    store: &Store,
+    done: &[Transferred],
+    payer: Address,
+    pay_to: Address,
+    before: (u128, u128),
+) -> i64 {
+    let total: u128 = done.iter().map(|t| u128::from(t.amount)).sum();
+    assert_eq!(
+        chain.balance(payer).await,
+        before.0 - total,
+        "exact payer balance"
+    );
+    assert_eq!(
+        chain.balance(pay_to).await,
+        before.1 + total,
+        "exact payTo balance"
+    );
+
+    let used = chain
+        .plain
+        .get_logs(
+            &Filter::new()
+                .address(chain.token())
+                .event_signature(IERC3009::AuthorizationUsed::SIGNATURE_HASH)
+                .topic1(payer.into_word())
+                .from_block(0),
+        )
+        .await
+        .expect("AuthorizationUsed logs");
+    let mut used_nonces: Vec<B256> = used
+        .iter()
+        .filter_map(|l| l.topics().get(2).copied())
+        .collect();
+    used_nonces.sort();
+    let mut want: Vec<B256> = done.iter().map(|t| t.nonce).collect();
+    want.sort();
+    assert_eq!(
+        used_nonces, want,
+        "one AuthorizationUsed per transfer, none else"
+    );
+
+    for t in done {
+        let receipt = chain
+            .plain
+            .get_transaction_receipt(t.tx)
+            .await
+            .expect("receipt")
+            .unwrap_or_else(|| panic!("{}: answered {} is not mined", t.rid, t.tx));
+        assert!(receipt.status(), "{}: {} reverted", t.rid, t.tx);
+        let carried = receipt.inner.logs().iter().any(|l| {
+            l.address() == chain.token()
+                && l.topics().first() == Some(&IERC3009::AuthorizationUsed::SIGNATURE_HASH)
+                && l.topics().get(2) == Some(&t.nonce)
+        });
+        assert!(carried, "{}: {} did not use its authorization", t.rid, t.tx);
+    }
+
+    assert_eq!(
+        count(store, "chain_txs WHERE kind = 'transfer'").await,
+        done.len() as i64,
+        "one transfer row per transfer"
+    );
+    assert_eq!(
+        count(
+            store,
+            "chain_txs WHERE kind = 'transfer' AND NOT (status = 'final' AND COALESCE(succeeded, 0) = 1)"
+        )
+        .await,
+        0,
+        "every transfer row final and succeeded: {:?}",
+        tx_statuses(store).await
+    );
+    count(
+        store,
+        "chain_tx_members m JOIN chain_txs s ON s.id = m.source_tx_id \
+         JOIN chain_txs b ON b.id = m.batch_tx_id \
+         WHERE s.kind = 'transfer' AND b.kind = 'execute' AND b.status = 'final' \
+         AND m.fallback_tx_id IS NULL",
+    )
+    .await
 }
 
 // ---- the ledger check ----------------------------------------------------------------------
