@@ -77,16 +77,8 @@ async fn crash_run(test: &'static str, n: usize, kills: usize, default_seed: u64
         let signer = chain.operator.address();
         let orders = orders(&chain, signer, "crash", n, &mut rng, 0.8).await;
         let before = balances(&chain).await;
-        // `exact` transfers settled through the facilitator by a second merchant, from their own
-        // payer to their own receiver (so the escrow ledger below stays the paid run's alone).
-        let (kiosk_key, _) = setup.add_merchant("kiosk", chain.other_receiver, None).await;
-        let exact_payer = chain.key(5).expect("key 5");
-        chain.mint(exact_payer.address(), 1_000 * USDC).await;
-        let exact = exact_orders(&chain, &exact_payer, chain.other_receiver, "crash", m, &mut rng).await;
-        let exact_before = (
-            chain.balance(exact_payer.address()).await,
-            chain.balance(chain.other_receiver).await,
-        );
+        // `exact` transfers settled through the facilitator by a second merchant.
+        let mut exact = ExactLoad::prepare(&setup, &chain, "crash", m, &mut rng).await;
 
         // Kill moments: after a random number of finished payments (spread over 5–90 % of the
         // run), plus a random delay, so a kill can land in any phase of a payment.
@@ -105,8 +97,7 @@ async fn crash_run(test: &'static str, n: usize, kills: usize, default_seed: u64
         let mut op = setup.start().await;
         let client = Client::new(setup.addr, &key, Duration::from_secs(240));
         let (done, load) = spawn_orders(&client, orders, 24);
-        let kiosk = Client::new(setup.addr, &kiosk_key, Duration::from_secs(240));
-        let exact_load = spawn_exact(&kiosk, exact, 8, done.clone(), n);
+        let exact_load = exact.spawn(8, done.clone(), n);
 
         let mut report = Vec::new();
         for (at, delay, down) in &moments {
@@ -160,22 +151,7 @@ async fn crash_run(test: &'static str, n: usize, kills: usize, default_seed: u64
             "no request ever saw the operator die"
         );
         assert_ledger(&setup, &chain, &store, &paid, before).await;
-        assert_eq!(transferred.len(), m);
-        let carried = assert_exact_ledger(
-            &chain,
-            &store,
-            &transferred,
-            exact_payer.address(),
-            chain.other_receiver,
-            exact_before,
-        )
-        .await;
-        eprintln!(
-            "[{test}] {m} exact transfers, {carried} of them carried by an execute; settle client saw {:?}",
-            kiosk.stats.summary()
-        );
-        // The point of the mix: transfers rode `execute` batches beside escrow calls.
-        assert!(carried > 0, "no transfer rode an execute");
+        exact.check(test, &chain, &store, &transferred).await;
         op.terminate().await;
         store.close().await;
         eprintln!(

@@ -4,10 +4,13 @@
 //! `confirmations = 4` (deeper than the reorg, as a deployment must be configured), so every
 //! dropped transaction was mined but not final: the relayer must notice, re-send it (same signed
 //! bytes or a replacement) and the indexer must drop and re-read the events of the replaced
-//! blocks. Afterwards: the full ledger check (`fault_support::assert_ledger`), every dropped
-//! transaction's nonce settled, and the indexed events equal the chain's.
+//! blocks. A second merchant settles `exact` transfers through `/settle` meanwhile (a quarter as
+//! many, riding the same `execute` batches). Afterwards: the full ledger check
+//! (`fault_support::assert_ledger`), every transfer once and as answered
+//! (`fault_support::assert_exact_ledger`), every dropped transaction's nonce settled, and the
+//! indexed events equal the chain's.
 //!
-//! `X402_FAULT_N` (default 300) payments:
+//! `X402_FAULT_N` (default 300) payments, `X402_FAULT_EXACT` (default a quarter of them) transfers:
 //!
 //! ```sh
 //! X402_FAULT_N=1000 cargo test -p x402-escrow-operator --test fault_reorg -- --nocapture
@@ -66,6 +69,7 @@ async fn ours_in_last_blocks(chain: &Chain, depth: u64) -> Vec<(B256, u64)> {
 async fn reorg_depth_three_under_load() {
     let test = "fault_reorg";
     let n: usize = knob("X402_FAULT_N", 300);
+    let m: usize = knob("X402_FAULT_EXACT", n / 4);
     let seed = seed(test, 0x4E06);
     with_db(Backend::Sqlite, move |url| async move {
         let started = Instant::now();
@@ -78,6 +82,7 @@ async fn reorg_depth_three_under_load() {
         let store = test_store(&url).await;
         let orders = orders(&chain, chain.operator.address(), "reorg", n, &mut rng, 0.7).await;
         let before = balances(&chain).await;
+        let mut exact = ExactLoad::prepare(&setup, &chain, "reorg", m, &mut rng).await;
 
         // Blocks keep coming even when no transaction arrives (confirmations need them).
         // (The lock keeps the miner's blocks out of a reorg in progress: see below.)
@@ -99,6 +104,7 @@ async fn reorg_depth_three_under_load() {
         let op = setup.start().await;
         let client = Client::new(setup.addr, &key, Duration::from_secs(180));
         let (done, load) = spawn_orders(&client, orders, 8);
+        let exact_load = exact.spawn(4, done.clone(), n);
 
         let mut dropped: Vec<(B256, u64)> = Vec::new();
         for k in 1..=REORGS {
@@ -158,6 +164,7 @@ async fn reorg_depth_three_under_load() {
         assert!(!dropped.is_empty(), "the reorgs dropped none of our transactions");
 
         let paid = setup.joined(load).await;
+        let transferred = setup.joined(exact_load).await;
         settle_all(&store, Duration::from_secs(60)).await;
         // Let the indexer read to the head.
         let head = chain.plain.get_block_number().await.expect("head");
@@ -228,6 +235,7 @@ async fn reorg_depth_three_under_load() {
         assert_eq!(indexed, on_chain as i64, "the index equals the chain's events");
         assert_eq!(paid.len(), n);
         assert_ledger(&setup, &chain, &store, &paid, before).await;
+        exact.check(test, &chain, &store, &transferred).await;
         drop(op);
         store.close().await;
     })

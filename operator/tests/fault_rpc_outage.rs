@@ -60,6 +60,7 @@ async fn chain_endpoint_blackholed_for_ten_seconds() {
 
 async fn outage_run(test: &'static str, mode: ProxyMode) {
     let n: usize = knob("X402_FAULT_N", 150);
+    let m: usize = knob("X402_FAULT_EXACT", n / 4);
     let outage = Duration::from_secs(knob("X402_FAULT_OUTAGE_SECS", 10));
     let seed = seed(test, 0x07A6E);
     with_db(Backend::Sqlite, move |url| async move {
@@ -78,6 +79,7 @@ async fn outage_run(test: &'static str, mode: ProxyMode) {
         let store = test_store(&url).await;
         let orders = orders(&chain, chain.operator.address(), "rpc", n, &mut rng, 0.7).await;
         let before = balances(&chain).await;
+        let mut exact = ExactLoad::prepare(&setup, &chain, "rpc", m, &mut rng).await;
 
         let mut op = setup.start().await;
         let http = reqwest::Client::builder()
@@ -100,6 +102,7 @@ async fn outage_run(test: &'static str, mode: ProxyMode) {
 
         let client = Client::new(setup.addr, &key, Duration::from_secs(180));
         let (done, load) = spawn_orders(&client, orders, 12);
+        let exact_load = exact.spawn(4, done.clone(), n);
         let deadline = Instant::now() + Duration::from_secs(120);
         while done.load(Ordering::SeqCst) < n as u64 / 3 {
             assert!(
@@ -168,6 +171,7 @@ async fn outage_run(test: &'static str, mode: ProxyMode) {
         }
         let ready_again = up_at.elapsed();
         let paid = setup.joined(load).await;
+        let transferred = setup.joined(exact_load).await;
         settle_all(&store, Duration::from_secs(60)).await;
         eprintln!(
             "[{test}] {n} payments in {:.1} s; {mode:?} {outage:?} after {done_at_outage} done: \
@@ -190,6 +194,7 @@ async fn outage_run(test: &'static str, mode: ProxyMode) {
             "{refused} connection attempts in the {outage:?} outage"
         );
         assert_ledger(&setup, &chain, &store, &paid, before).await;
+        exact.check(test, &chain, &store, &transferred).await;
         op.terminate().await;
         store.close().await;
     })

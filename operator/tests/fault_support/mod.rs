@@ -292,6 +292,9 @@ pub struct ClientStats {
     pub found_done: AtomicU64,
     /// `/settle` answers `settlement_pending` (the transfer not mined yet; asked again).
     pub settle_pending: AtomicU64,
+    /// `/settle` answers `unexpected_verify_error` / `unexpected_settle_error` (transient, such
+    /// as the chain being unreachable; asked again).
+    pub settle_transient: AtomicU64,
 }
 
 impl ClientStats {
@@ -305,6 +308,7 @@ impl ClientStats {
             ("busy", g(&self.busy)),
             ("found_done", g(&self.found_done)),
             ("settle_pending", g(&self.settle_pending)),
+            ("settle_transient", g(&self.settle_transient)),
         ])
     }
 }
@@ -647,8 +651,8 @@ pub async fn exact_orders(
 
 impl Client {
     /// One `exact` payment: `POST /settle` of the same signed transfer until the operator
-    /// answers success (connection errors, 5xx and `settlement_pending` are asked again; any
-    /// other answer fails the test).
+    /// answers success (connection errors, 5xx, `settlement_pending` and the transient
+    /// `unexpected_*` reasons are asked again; any other answer fails the test).
     pub async fn settle_exact(&self, order: &ExactOrder) -> Transferred {
         let deadline = Instant::now() + self.patience;
         let mut attempt = 0u32;
@@ -681,6 +685,17 @@ impl Client {
                 }
                 Ok((200, b)) if b["errorReason"] == "settlement_pending" => {
                     self.stats.settle_pending.fetch_add(1, Ordering::Relaxed);
+                }
+                // The operator's transient answers (its chain unreachable, say): "a retry
+                // should try again" (`api/facilitator.rs`).
+                Ok((200, b))
+                    if b["errorReason"] == "unexpected_verify_error"
+                        || b["errorReason"] == "unexpected_settle_error" =>
+                {
+                    self.stats.settle_transient.fetch_add(1, Ordering::Relaxed);
+                    // Each attempt costs the operator a chain call: no hurry while it is down.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
                 }
                 Ok((status, b)) => panic!("settle {}: {status} {b}", order.rid),
             }
@@ -727,6 +742,76 @@ pub fn spawn_exact(
         }
         out
     })
+}
+
+/// A second merchant ("kiosk", receiving at the chain's `other_receiver`) settling `exact`
+/// transfers through `/settle` beside a paid run, from its own payer (dev key 5, minted here),
+/// so the escrow ledger of the paid run stays its own.
+pub struct ExactLoad {
+    /// The kiosk's client (its stats: what the settles lived through).
+    pub client: Client,
+    orders: Vec<ExactOrder>,
+    planned: usize,
+    payer: Address,
+    pay_to: Address,
+    before: (u128, u128),
+}
+
+impl ExactLoad {
+    /// Adds the kiosk merchant, funds the payer and signs `m` transfers.
+    pub async fn prepare(
+        setup: &OperatorSetup,
+        chain: &Chain,
+        tag: &str,
+        m: usize,
+        rng: &mut impl rand::Rng,
+    ) -> ExactLoad {
+        let (key, _) = setup
+            .add_merchant("kiosk", chain.other_receiver, None)
+            .await;
+        let payer = chain.key(5).expect("key 5");
+        chain
+            .mint(payer.address(), 1_000 * crate::operator_support::USDC)
+            .await;
+        let orders = exact_orders(chain, &payer, chain.other_receiver, tag, m, rng).await;
+        ExactLoad {
+            client: Client::new(setup.addr, &key, Duration::from_secs(240)),
+            orders,
+            planned: m,
+            payer: payer.address(),
+            pay_to: chain.other_receiver,
+            before: (
+                chain.balance(payer.address()).await,
+                chain.balance(chain.other_receiver).await,
+            ),
+        }
+    }
+
+    /// Starts the settles, `concurrency` at a time, spread over the paid run ([`spawn_exact`]).
+    pub fn spawn(
+        &mut self,
+        concurrency: usize,
+        paid_done: Arc<AtomicU64>,
+        paid_total: usize,
+    ) -> tokio::task::JoinHandle<Vec<Transferred>> {
+        let orders = std::mem::take(&mut self.orders);
+        spawn_exact(&self.client, orders, concurrency, paid_done, paid_total)
+    }
+
+    /// Every planned transfer was answered and happened once and as answered
+    /// ([`assert_exact_ledger`]), and at least one rode an `execute` beside escrow calls (the
+    /// point of the mix). Prints what the kiosk lived through.
+    pub async fn check(&self, test: &str, chain: &Chain, store: &Store, done: &[Transferred]) {
+        assert_eq!(done.len(), self.planned, "every transfer answered");
+        let carried =
+            assert_exact_ledger(chain, store, done, self.payer, self.pay_to, self.before).await;
+        eprintln!(
+            "[{test}] {} exact transfers, {carried} of them carried by an execute; the settle client saw {:?}",
+            done.len(),
+            self.client.stats.summary()
+        );
+        assert!(carried > 0, "no transfer rode an execute");
+    }
 }
 
 /// Every `exact` transfer happened exactly once and as answered: `payer` lost and `pay_to`

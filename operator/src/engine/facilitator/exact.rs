@@ -186,7 +186,10 @@ impl Engine {
                 _ => {}
             }
             if let Err(e) = self.on_tx_outcome(batch.id).await {
-                tracing::warn!(chain_tx = %batch.id, error = %e, "applying a batch outcome for /settle failed");
+                // Retried at every poll of every waiting request, and the outcome sweep applies
+                // it too (logging its own failures): a warning here would repeat per request
+                // and poll while the chain is unreachable.
+                tracing::debug!(chain_tx = %batch.id, error = %e, "applying a batch outcome for /settle failed");
             }
             tx = self.store().get_tx(tx.id).await.ok()?;
             if tx.status == TxStatus::Abandoned {
