@@ -796,8 +796,22 @@ async fn writes_waiting_together_share_one_transaction(ctx: Ctx) {
     let before = s.write_count();
     let begin = |key: &'static str| s.idempotency_begin(m, key, &fp, DAY, LOCK);
     let missing = uuid::Uuid::now_v7();
+    // A write that writes, then fails: undone back to its own savepoint, in the middle of the
+    // group (the writes before and after it stay).
+    let doomed = s.grouped({
+        let fp = fp.clone();
+        move |tx| {
+            Box::pin(async move {
+                tx.idempotency_begin(m, "doomed", &fp, DAY, LOCK).await?;
+                Err::<(), _>(StoreError::Conflict {
+                    entity: "test write",
+                    detail: "fails after writing".into(),
+                })
+            })
+        }
+    });
     // `join!` polls each in order once before any completes: all are queued before `go`.
-    let (a, b, failing, again, ()) = tokio::join!(
+    let (a, b, failing, doomed, again, c, ()) = tokio::join!(
         begin("a"),
         begin("b"),
         s.transition_payment(
@@ -806,7 +820,9 @@ async fn writes_waiting_together_share_one_transaction(ctx: Ctx) {
             &PaymentEvent::VoidRequested,
             TransitionExtras::default()
         ),
+        doomed,
         begin("a"),
+        begin("c"),
         async {
             let _ = go.send(());
         },
@@ -821,17 +837,31 @@ async fn writes_waiting_together_share_one_transaction(ctx: Ctx) {
         matches!(failing, Err(StoreError::NotFound { .. })),
         "{failing:?}"
     );
+    assert!(
+        matches!(doomed, Err(StoreError::Conflict { .. })),
+        "{doomed:?}"
+    );
     assert_eq!(
         again.expect("a again"),
         IdempotencyBegin::InFlight,
         "the second `a` saw the first, written earlier in the same group"
     );
     assert_eq!(
+        c.expect("c"),
+        IdempotencyBegin::Started,
+        "a write after a failed one runs and commits"
+    );
+    assert_eq!(
         s.write_count(),
         before + 2,
-        "two commits: the first write's group, then the four that waited"
+        "two commits: the first write's group, then the six that waited"
     );
-    assert_eq!(count(s, "idempotency_keys").await, 3, "first, a, b");
+    assert_eq!(count(s, "idempotency_keys").await, 4, "first, a, b, c");
+    assert_eq!(
+        count(s, "idempotency_keys WHERE idem_key = 'doomed'").await,
+        0,
+        "the failed write's own row was undone"
+    );
 
     // A failing write alone in its group: its own error, what it wrote is undone, and nothing
     // is committed (no savepoint, the transaction is rolled back).
@@ -850,7 +880,7 @@ async fn writes_waiting_together_share_one_transaction(ctx: Ctx) {
     assert_eq!(s.write_count(), before + 2, "nothing committed");
     assert_eq!(
         count(s, "idempotency_keys").await,
-        3,
+        4,
         "its key was rolled back"
     );
     // The next lone write commits as usual.
