@@ -576,12 +576,17 @@ pub async fn run_orders(
             paid
         }));
     }
+    join_tasks(tasks, "payment").await
+}
+
+/// Every task's result, in order; a task's panic is the caller's (so its message is the test's).
+async fn join_tasks<T>(tasks: Vec<tokio::task::JoinHandle<T>>, what: &str) -> Vec<T> {
     let mut out = Vec::with_capacity(tasks.len());
     for t in tasks {
         match t.await {
-            Ok(p) => out.push(p),
+            Ok(done) => out.push(done),
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => panic!("payment task: {e}"),
+            Err(e) => panic!("{what} task: {e}"),
         }
     }
     out
@@ -732,15 +737,7 @@ pub fn spawn_exact(
                 client.settle_exact(&order).await
             }));
         }
-        let mut out = Vec::with_capacity(tasks.len());
-        for t in tasks {
-            match t.await {
-                Ok(done) => out.push(done),
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(e) => panic!("settle task: {e}"),
-            }
-        }
-        out
+        join_tasks(tasks, "settle").await
     })
 }
 
