@@ -215,16 +215,7 @@ impl Env {
     }
 
     pub async fn exact_requirements(&self, amount: u64) -> Value {
-        let token = self.deployment.token.as_ref().unwrap();
-        json!({
-            "scheme": "exact",
-            "network": self.network(),
-            "amount": amount.to_string(),
-            "asset": token.address,
-            "payTo": self.receiver,
-            "maxTimeoutSeconds": 300,
-            "extra": {"name": token.name, "version": token.version},
-        })
+        self.chain.exact_requirements(amount, self.receiver, 300)
     }
 
     /// A signed auth-capture payment by `payer` for `requirements`.

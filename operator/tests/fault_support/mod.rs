@@ -623,21 +623,13 @@ pub async fn exact_orders(
     n: usize,
     rng: &mut impl rand::Rng,
 ) -> Vec<ExactOrder> {
-    let token = chain.deployment.token.as_ref().expect("token");
     let now = chain.now().await;
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let amount = rng.random_range(10_000..=1_000_000u64);
-        let requirements: PaymentRequirements = serde_json::from_value(json!({
-            "scheme": "exact",
-            "network": format!("eip155:{}", chain.deployment.chain_id),
-            "amount": amount.to_string(),
-            "asset": token.address,
-            "payTo": pay_to,
-            "maxTimeoutSeconds": 3600,
-            "extra": {"name": token.name, "version": token.version},
-        }))
-        .expect("exact requirements");
+        let requirements: PaymentRequirements =
+            serde_json::from_value(chain.exact_requirements(amount, pay_to, 3600))
+                .expect("exact requirements");
         let nonce = random_b256();
         let payload = exact::build_payload(&requirements, payer, now, nonce).expect("payload");
         let request = VerifyRequest::new(

@@ -256,6 +256,21 @@ impl Chain {
         })
     }
 
+    /// `exact` requirements (an ERC-3009 transfer of the test token) for `amount` to `pay_to`,
+    /// valid for `max_timeout_secs` (JSON, so tests can alter them).
+    pub fn exact_requirements(&self, amount: u64, pay_to: Address, max_timeout_secs: u64) -> Value {
+        let token = self.deployment.token.as_ref().expect("token");
+        json!({
+            "scheme": "exact",
+            "network": format!("eip155:{}", self.deployment.chain_id),
+            "amount": amount.to_string(),
+            "asset": token.address,
+            "payTo": pay_to,
+            "maxTimeoutSeconds": max_timeout_secs,
+            "extra": {"name": token.name, "version": token.version},
+        })
+    }
+
     /// The body of `POST /v1/payments/authorize`: the buyer's payload built with the SDK for
     /// `requirements`, signed by `payer`.
     pub async fn authorize_body(
