@@ -234,17 +234,12 @@ impl Chain {
     /// `captureAuthorizer` (JSON, so tests can alter them).
     pub async fn requirements(&self, amount: u64, authorizer: Address, pay_to: Address) -> Value {
         let now = self.now().await;
-        let token = self.deployment.token.as_ref().expect("token");
-        json!({
-            "scheme": "auth-capture",
-            "network": format!("eip155:{}", self.deployment.chain_id),
-            "amount": amount.to_string(),
-            "asset": token.address,
-            "payTo": pay_to,
-            "maxTimeoutSeconds": 900,
-            "extra": {
-                "name": token.name,
-                "version": token.version,
+        self.token_requirements(
+            "auth-capture",
+            amount,
+            pay_to,
+            900,
+            json!({
                 "captureAuthorizer": authorizer,
                 "captureDeadline": now + 7200,
                 "refundDeadline": now + 30 * 86400,
@@ -252,22 +247,37 @@ impl Chain {
                 "minFeeBps": 0,
                 "maxFeeBps": 500,
                 "authCaptureEscrow": self.escrow(),
-            }
-        })
+            }),
+        )
     }
 
     /// `exact` requirements (an ERC-3009 transfer of the test token) for `amount` to `pay_to`,
     /// valid for `max_timeout_secs` (JSON, so tests can alter them).
     pub fn exact_requirements(&self, amount: u64, pay_to: Address, max_timeout_secs: u64) -> Value {
+        self.token_requirements("exact", amount, pay_to, max_timeout_secs, json!({}))
+    }
+
+    /// Requirements of `scheme` for `amount` of the test token to `pay_to`: the token's EIP-712
+    /// `name` and `version` in `extra`, beside the scheme's own `extra` fields.
+    fn token_requirements(
+        &self,
+        scheme: &str,
+        amount: u64,
+        pay_to: Address,
+        max_timeout_secs: u64,
+        mut extra: Value,
+    ) -> Value {
         let token = self.deployment.token.as_ref().expect("token");
+        extra["name"] = json!(token.name);
+        extra["version"] = json!(token.version);
         json!({
-            "scheme": "exact",
+            "scheme": scheme,
             "network": format!("eip155:{}", self.deployment.chain_id),
             "amount": amount.to_string(),
             "asset": token.address,
             "payTo": pay_to,
             "maxTimeoutSeconds": max_timeout_secs,
-            "extra": {"name": token.name, "version": token.version},
+            "extra": extra,
         })
     }
 
