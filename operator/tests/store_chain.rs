@@ -283,6 +283,39 @@ async fn tx_reverts_reorgs_and_abandons(ctx: Ctx) {
             ..
         })
     ));
+
+    // Nonce gaps: t3's nonce (2) is one, abandoned and held by no live row; t2's (1) is not, its
+    // fill holds it. A row abandoned before it ever had a nonce (a single merged into a batch)
+    // leaves none.
+    s.mark_abandoned(t4.id, "merged into a batch")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.abandoned_nonce_gaps(CHAIN, signer(), 0).await.unwrap(),
+        vec![2]
+    );
+    assert!(
+        s.abandoned_nonce_gaps(CHAIN, signer(), 3)
+            .await
+            .unwrap()
+            .is_empty(),
+        "gaps below the chain's nonce are not asked for"
+    );
+    let gap_fill = s.fill_nonce(&fill, 2).await.unwrap();
+    assert_eq!(
+        (gap_fill.kind, gap_fill.status, gap_fill.nonce),
+        (TxKind::NonceFill, TxStatus::Reserved, Some(2))
+    );
+    assert!(
+        s.abandoned_nonce_gaps(CHAIN, signer(), 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        s.fill_nonce(&fill, 2).await,
+        Err(StoreError::Conflict { .. })
+    ));
 }
 
 async fn claim_is_fenced_by_the_lease(ctx: Ctx) {

@@ -182,6 +182,16 @@ impl StoreTx {
     }
 }
 
+/// [`Store::abandoned_nonce_gaps`]: the nonces abandoned rows held that no live row holds.
+/// Every term of the partial index `chain_txs_abandoned_nonce` is in the `WHERE`, so both
+/// databases can read it instead of every abandoned row.
+const ABANDONED_NONCE_GAPS: &str = "SELECT DISTINCT a.nonce AS nonce FROM chain_txs a \
+     WHERE a.chain_id = $1 AND a.signer = $2 AND a.status = 'abandoned' \
+       AND a.nonce IS NOT NULL AND a.nonce >= $3 \
+       AND NOT EXISTS (SELECT 1 FROM chain_txs l WHERE l.chain_id = a.chain_id AND l.signer = a.signer \
+                       AND l.nonce = a.nonce AND l.status <> 'abandoned') \
+     ORDER BY a.nonce";
+
 impl Store {
     /// See [`StoreTx::claim_next_tx`]; nothing queued rolls back (not a write).
     pub async fn claim_next_tx(
@@ -212,26 +222,20 @@ impl Store {
 
     /// Nonces from `from_nonce` up that were reserved, then abandoned, and that no live row
     /// holds: gaps that stall every later nonce until filled ([`Store::fill_nonce`]). (Added for
-    /// the relayer.)
+    /// the relayer.) Read through `chain_txs_abandoned_nonce` (migration 0015): its cost does not
+    /// grow with the singles merged into batches, which stay `abandoned` without a nonce.
     pub async fn abandoned_nonce_gaps(
         &self,
         chain_id: u64,
         signer: Address,
         from_nonce: u64,
     ) -> Result<Vec<u64>> {
-        let rows = sqlx::query(
-            "SELECT DISTINCT a.nonce AS nonce FROM chain_txs a \
-             WHERE a.chain_id = $1 AND a.signer = $2 AND a.status = 'abandoned' \
-               AND a.nonce IS NOT NULL AND a.nonce >= $3 \
-               AND NOT EXISTS (SELECT 1 FROM chain_txs l WHERE l.chain_id = a.chain_id AND l.signer = a.signer \
-                               AND l.nonce = a.nonce AND l.status <> 'abandoned') \
-             ORDER BY a.nonce",
-        )
-        .bind(codec::int(chain_id))
-        .bind(codec::addr(&signer))
-        .bind(codec::int(from_nonce))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(ABANDONED_NONCE_GAPS)
+            .bind(codec::int(chain_id))
+            .bind(codec::addr(&signer))
+            .bind(codec::int(from_nonce))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(|r| get_u64(r, "nonce")).collect()
     }
 
@@ -253,5 +257,44 @@ impl Store {
             None
         )
         .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Row;
+
+    use super::*;
+
+    /// SQLite's plan for [`ABANDONED_NONCE_GAPS`]: one line per step.
+    async fn plan(store: &Store) -> Vec<String> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {ABANDONED_NONCE_GAPS}"
+        )))
+        .bind(codec::int(31337))
+        .bind(codec::addr(&Address::repeat_byte(0x0a)))
+        .bind(codec::int(0))
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        rows.iter()
+            .map(|row| row.try_get::<String, _>("detail").unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn gaps_are_read_through_the_abandoned_nonce_index() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        let plan = plan(&store).await;
+        assert!(
+            plan.iter().any(|step| step.starts_with("SEARCH a ")
+                && step.contains("INDEX chain_txs_abandoned_nonce (")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|step| step.contains("chain_txs_queue")),
+            "{plan:?}"
+        );
     }
 }
