@@ -7,8 +7,8 @@ mod store_support;
 use store_support::*;
 use x402_escrow_operator::lifecycle::{Amounts, PaymentEvent, PaymentStatus};
 use x402_escrow_operator::store::{
-    IdempotencyBegin, NewWebhookEvent, PaymentFilter, Store, StoreError, TransitionExtras, TxKind,
-    TxStatus, hash_api_key, request_fingerprint,
+    Backend, IdempotencyBegin, NewWebhookEvent, PaymentFilter, Store, StoreError, TransitionExtras,
+    TxKind, TxStatus, hash_api_key, request_fingerprint,
 };
 use x402_escrow_types::{PageCursor, PaymentQuery};
 
@@ -61,6 +61,12 @@ async fn migrations_are_idempotent(ctx: Ctx) {
     );
     ctx.store.ping().await.unwrap();
     other.close().await;
+    // A pooled connection is pinged before it is handed out only where it has a peer that can
+    // go away (a SQLite connection is a file handle in this process).
+    assert_eq!(
+        ctx.store.pool().options().get_test_before_acquire(),
+        ctx.store.backend() == Backend::Postgres
+    );
 }
 
 async fn merchants(ctx: Ctx) {

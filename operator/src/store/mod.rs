@@ -324,6 +324,12 @@ impl Store {
             pool_options = pool_options.max_connections(options.max_connections.max(1));
         }
         if backend == Backend::Sqlite {
+            // No ping before handing a connection out: a SQLite connection is a file handle in
+            // this process, with no peer to have gone away, and each ping is a round trip to the
+            // connection's worker thread (one per pool read, on every paid request). sqlx still
+            // pings when a connection comes back, which also finishes anything a dropped query
+            // left behind.
+            pool_options = pool_options.test_before_acquire(false);
             let busy_ms =
                 i64::try_from(options.sqlite_busy_timeout.as_millis()).unwrap_or(i64::MAX);
             let synchronous = options.sqlite_synchronous.pragma();
