@@ -319,6 +319,9 @@ async fn bench_on_postgres_with_two_instances_captures_all() {
     assert_eq!(holders.len(), 1, "one signer lease: {report:#}");
     assert_eq!(report["signer_lease_owner"], holders[0]["instance_id"]);
     assert_eq!(report["seed_payments"], 20);
+    // Sixteen seeded payments to an `execute`; none of the seed's rows is counted as the run's
+    // (the calls above are exactly the run's twenty).
+    assert_eq!(report["seed_batches"], 2, "{report:#}");
 }
 
 /// `--signers 2` with two instances on PostgreSQL: the merchant's challenges name the two lanes
@@ -430,6 +433,9 @@ fn bench_facilitator_exact_settles_all() {
     // No paid-mode numbers in this mode.
     assert!(report.get("paid_ok").is_none(), "{report:#}");
     assert_eq!(report["seed_payments"], 50);
+    // The seed's batches hold the signer's first nonces; the run's transfers went out after
+    // them, and none of the seed's rows is counted as the run's (six calls above).
+    assert_eq!(report["seed_batches"], 4, "{report:#}");
     let summary = &report["summary"];
     assert_eq!(summary["mode"], "facilitator");
     assert_eq!(summary["scheme"], "exact");

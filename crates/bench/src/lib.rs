@@ -2,7 +2,7 @@
 //!
 //! Starts the pinned anvil (automine, or interval mining with `--block-time`), deploys the
 //! contracts, prepares an operator database (a merchant, optionally `--seed-payments` settled
-//! payments written straight through the store), runs the operator as a **child process**
+//! payments written straight through the store, with the chain rows a run leaves), runs the operator as a **child process**
 //! (`x402-escrow serve` of the binary given, so its CPU time and peak RSS can be read from
 //! `/proc/<pid>`), serves a merchant behind the SDK's
 //! [`X402Layer`](x402_escrow_sdk::merchant::X402Layer) in this process, and drives `--buyers`
@@ -126,7 +126,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0)]
     pub block_time: u64,
     /// Store this many settled (captured) payments in the operator's database before the run,
-    /// directly through the store (for RSS and query cost with a big database).
+    /// directly through the store, with the chain rows a loaded run leaves (each payment's
+    /// single merged into a final `execute` of the signer, 16 to a batch): for RSS and query
+    /// cost with a big history.
     #[arg(long, default_value_t = 0)]
     pub seed_payments: u64,
     /// When the merchant layer captures.
@@ -211,6 +213,12 @@ pub struct Seed {
     pub chain_id: u64,
     /// Their escrow.
     pub escrow: Address,
+    /// The first lane's key: the seeded payments name it as their operator, and the seeded
+    /// batches are its transactions, as those of a run would be.
+    pub signer: Address,
+    /// The signer's next nonce on the chain before the seed: the seeded batches hold the
+    /// nonces from here on (the bench then moves the chain's nonce past them).
+    pub first_nonce: u64,
 }
 
 /// The merchant the buyers pay.
@@ -222,6 +230,9 @@ pub struct BenchMerchant {
     pub api_key: String,
     /// Seconds spent creating the seed merchant and writing the seed.
     pub seed_secs: f64,
+    /// The settled `execute` rows the seed wrote: they hold the signer's nonces
+    /// `first_nonce .. first_nonce + seed_batches`.
+    pub seed_batches: u64,
 }
 
 /// The operator's database as the bench uses it: created and prepared before the operator
@@ -233,7 +244,9 @@ pub trait BenchDatabase {
     fn create(&mut self, url: &str) -> impl Future<Output = Result<String, BoxError>> + Send;
     /// Opens and migrates the database at `url`, creates the bench merchant paid to
     /// `receiver` (capture deadline 900 s) and, with `seed.count > 0`, another merchant with
-    /// that many settled payments (no outbox rows: the operator never acts on them).
+    /// that many settled payments and the chain rows a run leaves behind (each payment's single
+    /// merged into a final `execute` of the signer), all dated in the past: the operator never
+    /// acts on them, and the bench's reads of its own run leave them out.
     fn prepare(
         &mut self,
         url: &str,

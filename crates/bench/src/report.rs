@@ -298,6 +298,8 @@ pub struct BenchReport {
     pub sqlite_synchronous: BenchSynchronous,
     /// Seconds spent seeding the database.
     pub seed_secs: f64,
+    /// The settled `execute` rows the seed wrote (their nonces are the signer's first ones).
+    pub seed_batches: u64,
     /// The paid mode's numbers.
     #[serde(flatten)]
     pub paid: Option<PaidReport>,
@@ -410,7 +412,10 @@ impl BenchReport {
             self.started_at, self.nproc, self.load_before, self.load_after
         ));
         if self.seed_payments > 0 {
-            line(format!("seeding took {:.1} s", self.seed_secs));
+            line(format!(
+                "seeding took {:.1} s ({} settled batches)",
+                self.seed_secs, self.seed_batches
+            ));
         }
         line(String::new());
         line(format!(

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, U256};
+use alloy::providers::Provider;
 use alloy::providers::ext::AnvilApi;
 use alloy::signers::local::PrivateKeySigner;
 use axum::Router;
@@ -239,6 +240,13 @@ async fn run_checked<D: BenchDatabase>(
         Some(url) => url.clone(),
         None => format!("sqlite://{}?mode=rwc", dir.join("operator.db").display()),
     };
+    // The seeded batches hold the signer's nonces from its next one on.
+    let first_nonce = chain
+        .admin
+        .get_transaction_count(operator_key.address())
+        .pending()
+        .await
+        .step("reading the signer's nonce")?;
     let db_url = db
         .create(&requested_url)
         .await
@@ -253,11 +261,23 @@ async fn run_checked<D: BenchDatabase>(
                 count: args.seed_payments,
                 chain_id: deployment.chain_id,
                 escrow: deployment.auth_capture_escrow,
+                signer: operator_key.address(),
+                first_nonce,
             },
         )
         .await
         .step("preparing the operator's database")?;
     let seed_secs = bench_merchant.seed_secs;
+    let seed_batches = bench_merchant.seed_batches;
+    if seed_batches > 0 {
+        // The chain's account nonce past the seeded batches, as if they had been sent: the
+        // operator takes the higher of its stored nonce and the chain's.
+        chain
+            .admin
+            .anvil_set_nonce(operator_key.address(), first_nonce + seed_batches)
+            .await
+            .step("moving the signer's nonce past the seeded batches")?;
+    }
 
     let deployments = dir.join(format!("{}.json", deployment.chain_id));
     deployment
@@ -510,6 +530,7 @@ expiry_margin_secs = 60
         poll_interval_ms: args.poll_interval_ms,
         sqlite_synchronous: args.sqlite_synchronous,
         seed_secs,
+        seed_batches,
         paid,
         facilitator,
         failures: phase.failures,

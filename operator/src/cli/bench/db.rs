@@ -1,5 +1,6 @@
 //! The bench's [`BenchDatabase`] over the operator's store: the database prepared (migrated, the
-//! bench merchant, the seed written through the store) and the results read back.
+//! bench merchant, the seed written through the store) and the results read back (the run's
+//! rows only: the seed's are dated in the past, [`SEED_CLOCK_MS`]).
 //!
 //! The reads are SQL of their own: the store has no per-merchant status count
 //! (`count_payments_by_status` is global) nor per-kind transaction totals.
@@ -13,7 +14,9 @@ use std::collections::BTreeMap;
 
 use std::time::Instant;
 
-use alloy::primitives::{Address, U256, keccak256};
+use std::sync::Arc;
+
+use alloy::primitives::{Address, Bytes, U256, keccak256};
 use eyre::{Context, Result};
 use sqlx::Row;
 use x402_escrow_bench::{
@@ -22,7 +25,8 @@ use x402_escrow_bench::{
 use x402_escrow_demo::FEE_BPS;
 use x402_escrow_operator::lifecycle::{Flow, PaymentEvent};
 use x402_escrow_operator::store::{
-    NewMerchant, NewPayment, PaymentInfoRecord, Store, TransitionExtras,
+    MinedReceipt, NewChainTx, NewMerchant, NewPayment, NewTxAttempt, PaymentInfoRecord, Store,
+    StoreTx, TransitionExtras, TxKind,
 };
 
 /// The operator's store, once prepared.
@@ -110,6 +114,7 @@ impl BenchDatabase for StoreDatabase {
             })
             .await?;
         let seed_started = Instant::now();
+        let mut seed_batches = 0;
         if plan.count > 0 {
             let (seed_merchant, _) = store
                 .create_merchant(&NewMerchant {
@@ -120,15 +125,9 @@ impl BenchDatabase for StoreDatabase {
                     capture_deadline_secs: 900,
                 })
                 .await?;
-            seed(
-                &store,
-                seed_merchant.id,
-                plan.chain_id,
-                plan.escrow,
-                plan.count,
-            )
-            .await
-            .wrap_err("seeding payments")?;
+            seed_batches = seed(&store, seed_merchant.id, &plan)
+                .await
+                .wrap_err("seeding payments")?;
         }
         let seed_secs = seed_started.elapsed().as_secs_f64();
         self.store = Some(store);
@@ -136,6 +135,7 @@ impl BenchDatabase for StoreDatabase {
             id: bench_merchant.id.to_string(),
             api_key: api_key.expose().to_owned(),
             seed_secs,
+            seed_batches,
         })
     }
 
@@ -165,10 +165,13 @@ impl BenchDatabase for StoreDatabase {
         let rows = sqlx::query(
             "SELECT s.address, s.lease_owner, \
                  (SELECT COUNT(*) FROM chain_txs t WHERE t.chain_id = s.chain_id AND t.signer = s.address \
-                     AND t.status IN ('final', 'reverted') AND t.mined_tx_hash IS NOT NULL) AS txs, \
-                 (SELECT COUNT(*) FROM payments p WHERE p.chain_id = s.chain_id AND p.operator = s.address) AS payments \
+                     AND t.status IN ('final', 'reverted') AND t.mined_tx_hash IS NOT NULL \
+                     AND t.created_at > $1) AS txs, \
+                 (SELECT COUNT(*) FROM payments p WHERE p.chain_id = s.chain_id AND p.operator = s.address \
+                     AND p.created_at > $1) AS payments \
              FROM signers s ORDER BY s.address",
         )
+        .bind(SEED_CLOCK_MS)
         .fetch_all(self.store()?.pool())
         .await?;
         let mut lanes = Vec::with_capacity(rows.len());
@@ -198,67 +201,165 @@ impl BenchDatabase for StoreDatabase {
 
 // ------------------------------------------------------------------------------- seeding
 
-/// Writes `count` settled (`charge` → `captured`) payments for `merchant` straight through the
-/// store, 1000 per SQL transaction. They have no outbox rows, so the operator never acts on
-/// them; they only make the database big.
-async fn seed(
-    store: &Store,
-    merchant: uuid::Uuid,
-    chain_id: u64,
-    escrow: Address,
-    count: u64,
-) -> Result<()> {
-    let payer = Address::repeat_byte(0x11);
-    let receiver = Address::repeat_byte(0x22);
-    let token = Address::repeat_byte(0x33);
+/// The seeded history's clock (unix ms, November 2023): every seeded row is dated then, so the
+/// bench's reads of its own run leave them out (`created_at > SEED_CLOCK_MS`), and the lease
+/// the seed takes to claim its batches has long expired when the operator starts.
+const SEED_CLOCK_MS: i64 = 1_700_000_000_000;
+
+/// Payments per seeded `execute` (about what a loaded run puts in one).
+const SEED_BATCH: u64 = 16;
+
+/// Seeded payments per SQL transaction.
+const SEED_PER_TRANSACTION: u64 = 1024;
+
+/// The lease owner the seed claims its batches as.
+const SEED_OWNER: &str = "bench-seed";
+
+/// Writes `plan.count` settled payments for `merchant` through the store, each as a loaded run
+/// leaves it: the payment (`charge` → `captured`) and its single `charge` row merged into an
+/// `execute` of `plan.signer` ([`SEED_BATCH`] per batch) that was claimed, signed, mined and
+/// made final with the signer's next nonce. Returns the number of batches (the nonces used from
+/// `plan.first_nonce` on). The rows are dated [`SEED_CLOCK_MS`] and every payment window closed
+/// then, so the operator never acts on them; they make the database as big as that much
+/// traffic would, in the tables and indexes the hot path reads.
+async fn seed(store: &Store, merchant: uuid::Uuid, plan: &Seed) -> Result<u64> {
+    let store = store.clone().with_clock(Arc::new(|| SEED_CLOCK_MS));
+    store
+        .upsert_signer(plan.chain_id, plan.signer, plan.first_nonce)
+        .await?;
+    store
+        .acquire_lease(plan.chain_id, plan.signer, SEED_OWNER, 60_000)
+        .await?
+        .ok_or_else(|| eyre::eyre!("the seed could not take the signer's lease"))?;
+    let mut batches = 0u64;
     let mut done = 0u64;
-    while done < count {
+    while done < plan.count {
         let mut tx = store.begin().await?;
-        let end = (done + 1000).min(count);
-        for i in done..end {
-            let new = NewPayment {
-                merchant_id: merchant,
-                payment_hash: keccak256(format!("x402-escrow bench seed {i}")),
-                chain_id,
-                escrow,
-                info: PaymentInfoRecord {
-                    operator: Address::repeat_byte(0x44),
-                    payer,
-                    receiver,
-                    token,
-                    max_amount: u128::from(PRICE),
-                    // Settled history: every window closed (2023), so no live payment names
-                    // the placeholder operator (the operator refuses to start without the key
-                    // of an operator that live payments name).
-                    pre_approval_expiry: 1_700_000_000,
-                    authorization_expiry: 1_700_000_000,
-                    refund_expiry: 1_700_000_000,
-                    min_fee_bps: 0,
-                    max_fee_bps: FEE_BPS,
-                    fee_receiver: Address::ZERO,
-                    salt: U256::from(i),
-                },
-                amount: u128::from(PRICE),
-                flow: Flow::Charge,
-                request_id: Some(format!("seed-{i}")),
-                idempotency_key: Some(format!("seed-{i}")),
-                capture_deadline_at: None,
-            };
-            let (payment, _) = tx.insert_payment(&new, None).await?;
-            tx.transition_payment(
-                payment.id,
-                payment.version,
-                &PaymentEvent::ChargeConfirmed {
-                    amount: u128::from(PRICE),
-                },
-                TransitionExtras::default(),
-            )
-            .await?;
+        let end = (done + SEED_PER_TRANSACTION).min(plan.count);
+        while done < end {
+            let next = (done + SEED_BATCH).min(end);
+            seed_batch(&mut tx, merchant, plan, done..next).await?;
+            batches += 1;
+            done = next;
         }
         tx.commit().await?;
-        done = end;
+    }
+    store
+        .release_lease(plan.chain_id, plan.signer, SEED_OWNER)
+        .await?;
+    Ok(batches)
+}
+
+/// One seeded batch: payments `range`, their singles merged into one `execute`, settled.
+async fn seed_batch(
+    tx: &mut StoreTx,
+    merchant: uuid::Uuid,
+    plan: &Seed,
+    range: std::ops::Range<u64>,
+) -> Result<()> {
+    let mut payments = Vec::new();
+    let mut singles = Vec::new();
+    for i in range.clone() {
+        let single = seed_row(plan, TxKind::Charge, plan.escrow);
+        let (payment, row) = tx
+            .insert_payment(&seed_payment(merchant, plan, i), Some(&single))
+            .await?;
+        let row = row.ok_or_else(|| eyre::eyre!("seeded payment {i} has no outbox row"))?;
+        payments.push(payment.id);
+        singles.push(row.id);
+    }
+    let batch = tx
+        .merge_batch(&seed_row(plan, TxKind::Execute, plan.signer), &singles)
+        .await?;
+    let claimed = tx
+        .claim_tx(plan.chain_id, plan.signer, SEED_OWNER, batch.id)
+        .await?
+        .ok_or_else(|| eyre::eyre!("the seeded batch {} was not claimable", batch.id))?;
+    let tx_hash = keccak256(format!("x402-escrow bench seed batch {}", range.start));
+    tx.record_attempt(
+        claimed.id,
+        &NewTxAttempt {
+            tx_hash,
+            raw_tx: Bytes::from_static(&[0x04]),
+            max_fee_per_gas: 2_000_000_000,
+            max_priority_fee_per_gas: 1_000_000_000,
+        },
+    )
+    .await?;
+    let members = u64::try_from(singles.len()).unwrap_or(u64::MAX);
+    tx.mark_mined(
+        claimed.id,
+        &MinedReceipt {
+            tx_hash,
+            block_number: claimed.nonce.unwrap_or(0) + 1,
+            block_hash: keccak256(tx_hash),
+            gas_used: 21_000 + 45_000 * members,
+            effective_gas_price: 1_000_000_000,
+            succeeded: true,
+            revert_reason: None,
+        },
+    )
+    .await?;
+    tx.mark_final(claimed.id).await?;
+    for id in payments {
+        let payment = tx.get_payment(id).await?;
+        tx.transition_payment(
+            id,
+            payment.version,
+            &PaymentEvent::ChargeConfirmed {
+                amount: u128::from(PRICE),
+            },
+            TransitionExtras::default(),
+        )
+        .await?;
     }
     Ok(())
+}
+
+/// Seeded payment `i` of `merchant`: a settled `charge` whose windows all closed in 2023.
+fn seed_payment(merchant: uuid::Uuid, plan: &Seed, i: u64) -> NewPayment {
+    NewPayment {
+        merchant_id: merchant,
+        payment_hash: keccak256(format!("x402-escrow bench seed {i}")),
+        chain_id: plan.chain_id,
+        escrow: plan.escrow,
+        info: PaymentInfoRecord {
+            operator: plan.signer,
+            payer: Address::repeat_byte(0x11),
+            receiver: Address::repeat_byte(0x22),
+            token: Address::repeat_byte(0x33),
+            max_amount: u128::from(PRICE),
+            // Settled history: every window closed (2023), so no seeded payment is one the
+            // operator must still be able to act on.
+            pre_approval_expiry: 1_700_000_000,
+            authorization_expiry: 1_700_000_000,
+            refund_expiry: 1_700_000_000,
+            min_fee_bps: 0,
+            max_fee_bps: FEE_BPS,
+            fee_receiver: Address::ZERO,
+            salt: U256::from(i),
+        },
+        amount: u128::from(PRICE),
+        flow: Flow::Charge,
+        request_id: Some(format!("seed-{i}")),
+        idempotency_key: Some(format!("seed-{i}")),
+        capture_deadline_at: None,
+    }
+}
+
+/// A seeded outbox row of `kind` to `to` (the payment, for a single, is set by the insert).
+fn seed_row(plan: &Seed, kind: TxKind, to: Address) -> NewChainTx {
+    NewChainTx {
+        chain_id: plan.chain_id,
+        signer: plan.signer,
+        kind,
+        payment_id: None,
+        request: serde_json::json!({ "seeded": true }),
+        to,
+        calldata: Bytes::from_static(&[0x5e, 0xed, 0x00, 0x00]),
+        value: U256::ZERO,
+        gas_limit: Some(200_000),
+    }
 }
 
 // ------------------------------------------------------------------------ reading results
@@ -299,16 +400,18 @@ async fn tx_kinds(store: &Store) -> Result<Vec<TxKindReport>> {
          COUNT(*) AS n, \
          CAST(COALESCE(SUM(gas_used), 0) AS BIGINT) AS gas, \
          CAST(COALESCE(SUM(updated_at - created_at), 0) AS BIGINT) AS ms \
-         FROM chain_txs GROUP BY kind, status, merged ORDER BY kind, status",
+         FROM chain_txs WHERE created_at > $1 GROUP BY kind, status, merged ORDER BY kind, status",
     )
+    .bind(SEED_CLOCK_MS)
     .fetch_all(store.pool())
     .await?;
     // Members carried by final batch rows, per kind.
     let members = sqlx::query(
         "SELECT t.kind AS kind, COUNT(*) AS n FROM chain_txs t \
          JOIN chain_tx_members m ON m.batch_tx_id = t.id \
-         WHERE t.status = 'final' GROUP BY t.kind",
+         WHERE t.status = 'final' AND t.created_at > $1 GROUP BY t.kind",
     )
+    .bind(SEED_CLOCK_MS)
     .fetch_all(store.pool())
     .await?;
     let mut carried: BTreeMap<String, i64> = BTreeMap::new();
