@@ -1,7 +1,9 @@
 //! The facilitator mode: x402 payloads signed before the timed phase, then posted to the
-//! operator's `POST /settle` as a merchant's middleware would (Bearer API key, v2 body).
+//! operator's `POST /settle` as a merchant's middleware would (Bearer API key, v2 body), then
+//! confirmed in the database.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use alloy::signers::local::PrivateKeySigner;
 use x402_escrow_sdk::buyer::unix_now;
@@ -11,8 +13,10 @@ use x402_escrow_sdk::random_b256;
 use x402_escrow_sdk::schemes::{auth_capture, exact};
 use x402_escrow_sdk::wire::PaymentPayload;
 
-use crate::report::scheme_name;
-use crate::{BenchError, BenchScheme, Result, Step};
+use crate::load::{Budget, run_phase};
+use crate::report::{FacilitatorReport, PerPaidRequest, Percentiles, scheme_name};
+use crate::run::{Phase, Setup, per_instance, sample};
+use crate::{BenchDatabase, BenchError, BenchScheme, Result, Step};
 
 /// `count` settle bodies of `scheme` for what `config` offers at `route`, payload `n` signed by
 /// `payers[n % payers.len()]`; and the seconds the signing took.
@@ -90,4 +94,106 @@ pub(crate) async fn settle(
         ));
     }
     Ok(())
+}
+
+/// Signs `--requests` payloads, then posts them to `POST /settle` from `--buyers` clients
+/// (client `b` to instance `b % instances`), then waits until the database confirms every
+/// successful settle.
+pub(crate) async fn facilitator_phase<D: BenchDatabase>(
+    setup: &Setup<'_>,
+    db: &D,
+) -> Result<Phase> {
+    let args = setup.args;
+    let count = args.requests.unwrap_or(1000);
+    let mut config = setup.payments_config.clone();
+    config.offer_exact = true;
+    let (bodies, signing_secs) = presign(
+        &config,
+        &PaymentRoute::new("$0.01"),
+        args.scheme,
+        &setup.buyer_keys,
+        count,
+    )?;
+    let bodies = Arc::new(bodies);
+    let urls: Arc<Vec<String>> = Arc::new(
+        setup
+            .instances
+            .iter()
+            .map(|i| format!("{}/settle", i.process.url()))
+            .collect(),
+    );
+    let http = setup.http.clone();
+    let before = sample(&http, setup.instances).await?;
+    let started = Instant::now();
+    let result = {
+        let http = http.clone();
+        let api_key = setup.api_key.clone();
+        let bodies = bodies.clone();
+        let urls = urls.clone();
+        run_phase(args.buyers, Budget::Requests(count), move |b, n| {
+            let http = http.clone();
+            let api_key = api_key.clone();
+            let url = urls[b % urls.len()].clone();
+            let body = usize::try_from(n).ok().and_then(|n| bodies.get(n)).cloned();
+            async move {
+                let body = body.ok_or_else(|| format!("no payload {n}"))?;
+                settle(&http, &url, &api_key, body).await
+            }
+        })
+        .await?
+    };
+    // Every successful settle in the database (they answer once final; this is a bound, not a
+    // wait in the normal case).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut confirmed = confirmed(db, args.scheme, &setup.merchant_id).await?;
+    while confirmed < result.ok && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        confirmed = self::confirmed(db, args.scheme, &setup.merchant_id).await?;
+    }
+    let window = started.elapsed();
+    let after = sample(&http, setup.instances).await?;
+    let mut latencies = result.latencies;
+    Ok(Phase {
+        paid: None,
+        facilitator: Some(FacilitatorReport {
+            scheme: args.scheme,
+            requests: count,
+            signing_secs,
+            ok: result.ok,
+            failed: result.failed,
+            secs: result.elapsed.as_secs_f64(),
+            settles_per_sec: result.ok as f64 / result.elapsed.as_secs_f64().max(1e-9),
+            latency_ms: Percentiles::of(&mut latencies),
+            confirmed,
+            per_settle: PerPaidRequest::default(),
+        }),
+        ok_per_instance: per_instance(&result.ok_per_task, setup.instances.len()),
+        failures: result.failures,
+        operations: result.ok,
+        before,
+        after,
+        window,
+    })
+}
+
+/// Settles the database shows done: the merchant's `authorized` payments (`auth-capture`) or
+/// the final `transfer` rows, sent alone or in an `execute` (`exact`).
+async fn confirmed<D: BenchDatabase>(db: &D, scheme: BenchScheme, merchant: &str) -> Result<u64> {
+    let n = match scheme {
+        BenchScheme::AuthCapture => db
+            .statuses(merchant)
+            .await
+            .step("reading the payment statuses")?
+            .get("authorized")
+            .copied()
+            .unwrap_or(0),
+        BenchScheme::Exact => db
+            .transactions()
+            .await
+            .step("reading the transactions")?
+            .iter()
+            .find(|t| t.kind == "transfer")
+            .map_or(0, |t| t.final_count + t.merged_final),
+    };
+    Ok(u64::try_from(n).unwrap_or(0))
 }

@@ -43,6 +43,7 @@
 mod ceiling;
 mod facilitator;
 mod load;
+mod paid;
 mod report;
 mod run;
 

@@ -1,34 +1,29 @@
 //! The whole run: chain, database, operator child process(es), the mode's phase, report.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
 use alloy::providers::ext::AnvilApi;
 use alloy::signers::local::PrivateKeySigner;
-use axum::Router;
-use axum::routing::get;
-use x402_escrow_sdk::buyer::{AssetLimits, SpendPolicy};
+use x402_escrow_sdk::Network;
 use x402_escrow_sdk::escrows::{EscrowDeployment, EscrowRegistry};
-use x402_escrow_sdk::merchant::{
-    AssetConfig, CaptureMode, OperatorClient, PaymentRoute, PaymentsConfig, X402Layer,
-};
-use x402_escrow_sdk::{Amount, Network};
+use x402_escrow_sdk::merchant::{AssetConfig, CaptureMode, PaymentsConfig};
 
 use crate::ceiling::anvil_ceiling;
-use crate::facilitator::{presign, settle};
-use crate::load::{Budget, Buyer, buyer_key, free_request, paid_request, run_phase};
+use crate::facilitator::facilitator_phase;
+use crate::load::buyer_key;
+use crate::paid::paid_phase;
 use crate::report::{
     BenchSummary, FacilitatorReport, InstanceReport, PaidReport, PerPaidRequest, Percentiles,
     chrono_now, load_average,
 };
 use crate::{
-    BenchArgs, BenchCaptureMode, BenchDatabase, BenchError, BenchMode, BenchReport, BenchScheme,
-    BenchSynchronous, PRICE, Result, Seed, Step, usage,
+    BenchArgs, BenchCaptureMode, BenchDatabase, BenchError, BenchMode, BenchReport,
+    BenchSynchronous, Result, Seed, Step, usage,
 };
-use x402_escrow_demo::{CHAIN_CLOCK_LEAD_SECS, FEE_BPS, USDC, serve_app};
+use x402_escrow_demo::{CHAIN_CLOCK_LEAD_SECS, FEE_BPS, USDC};
 use x402_escrow_testkit::{
     Chain, OperatorCommand, OperatorProcess, Permit2Setup, free_port, spawn_anvil,
 };
@@ -112,22 +107,22 @@ fn check_args(args: &BenchArgs) -> Result<()> {
 }
 
 /// One operator process.
-struct Instance {
-    id: String,
-    process: OperatorProcess,
-    idle_rss_mib: f64,
+pub(crate) struct Instance {
+    pub(crate) id: String,
+    pub(crate) process: OperatorProcess,
+    pub(crate) idle_rss_mib: f64,
 }
 
 /// One operator's counters at one moment.
 #[derive(Debug, Clone, Copy)]
-struct Sample {
-    cpu_secs: f64,
-    writes: Option<u64>,
-    posts: Option<u64>,
+pub(crate) struct Sample {
+    pub(crate) cpu_secs: f64,
+    pub(crate) writes: Option<u64>,
+    pub(crate) posts: Option<u64>,
 }
 
 /// Every instance's counters now.
-async fn sample(http: &reqwest::Client, instances: &[Instance]) -> Result<Vec<Sample>> {
+pub(crate) async fn sample(http: &reqwest::Client, instances: &[Instance]) -> Result<Vec<Sample>> {
     let mut out = Vec::with_capacity(instances.len());
     for i in instances {
         let (writes, posts) = counters(http, &i.process.url()).await?;
@@ -142,21 +137,21 @@ async fn sample(http: &reqwest::Client, instances: &[Instance]) -> Result<Vec<Sa
 
 /// What the phase of a mode hands back: its numbers, and the operators' counters around the
 /// measured window (the timed phase and, in the paid mode, its settlement).
-struct Phase {
-    paid: Option<PaidReport>,
-    facilitator: Option<FacilitatorReport>,
-    failures: Vec<String>,
+pub(crate) struct Phase {
+    pub(crate) paid: Option<PaidReport>,
+    pub(crate) facilitator: Option<FacilitatorReport>,
+    pub(crate) failures: Vec<String>,
     /// Successful operations (paid requests captured / settles succeeded) the costs divide by.
-    operations: u64,
+    pub(crate) operations: u64,
     /// Successful operations the bench sent through each instance.
-    ok_per_instance: Vec<u64>,
-    before: Vec<Sample>,
-    after: Vec<Sample>,
-    window: Duration,
+    pub(crate) ok_per_instance: Vec<u64>,
+    pub(crate) before: Vec<Sample>,
+    pub(crate) after: Vec<Sample>,
+    pub(crate) window: Duration,
 }
 
 /// Task `b`'s successes summed per instance `b % instances`.
-fn per_instance(ok_per_task: &[u64], instances: usize) -> Vec<u64> {
+pub(crate) fn per_instance(ok_per_task: &[u64], instances: usize) -> Vec<u64> {
     let n = instances.max(1);
     let mut out = vec![0; n];
     for (b, ok) in ok_per_task.iter().enumerate() {
@@ -166,15 +161,15 @@ fn per_instance(ok_per_task: &[u64], instances: usize) -> Vec<u64> {
 }
 
 /// What both modes share.
-struct Setup<'a> {
-    args: &'a BenchArgs,
-    http: reqwest::Client,
-    instances: &'a [Instance],
-    payments_config: PaymentsConfig,
-    api_key: String,
-    merchant_id: String,
-    dir: PathBuf,
-    buyer_keys: Vec<PrivateKeySigner>,
+pub(crate) struct Setup<'a> {
+    pub(crate) args: &'a BenchArgs,
+    pub(crate) http: reqwest::Client,
+    pub(crate) instances: &'a [Instance],
+    pub(crate) payments_config: PaymentsConfig,
+    pub(crate) api_key: String,
+    pub(crate) merchant_id: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) buyer_keys: Vec<PrivateKeySigner>,
 }
 
 async fn run_checked<D: BenchDatabase>(
@@ -553,255 +548,6 @@ expiry_margin_secs = 60
 fn database_of(url: &str) -> String {
     let head = url.split('?').next().unwrap_or(url);
     head.rsplit('/').next().unwrap_or_default().to_owned()
-}
-
-// --------------------------------------------------------------------------- paid mode
-
-/// Baseline on the free route, then the paid route, then settlement. Buyer `b` pays through
-/// the layer of instance `b % instances`.
-async fn paid_phase<D: BenchDatabase>(setup: &Setup<'_>, db: &D) -> Result<Phase> {
-    let args = setup.args;
-    let budget_requests = args.requests.unwrap_or(1000);
-    async fn handler() -> axum::Json<serde_json::Value> {
-        axum::Json(serde_json::json!({"city": "Lisbon", "forecast": "sunny", "celsius": 24}))
-    }
-    // The merchant: the same handler free and paid, one paid route per operator instance.
-    let mut app = Router::new().route("/free", get(handler));
-    for (i, instance) in setup.instances.iter().enumerate() {
-        let layer = X402Layer::new(
-            OperatorClient::new(instance.process.url(), setup.api_key.clone()),
-            setup.payments_config.clone(),
-        );
-        app = app.route(
-            &format!("/paid-{i}"),
-            get(handler).layer(layer.paid(PaymentRoute::new("$0.01").description("Benchmark"))),
-        );
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .step("binding the merchant")?;
-    let merchant_url = format!(
-        "http://{}",
-        listener.local_addr().step("binding the merchant")?
-    );
-    let stop_merchant = serve_app(listener, app);
-
-    let budget = |now: Instant| match args.duration {
-        Some(secs) => Budget::Until(now + Duration::from_secs(secs)),
-        None => Budget::Requests(budget_requests),
-    };
-
-    // Baseline: the free route.
-    let http = setup.http.clone();
-    let free_url = format!("{merchant_url}/free");
-    let baseline = {
-        let http = http.clone();
-        let url = free_url.clone();
-        run_phase(args.buyers, budget(Instant::now()), move |_, _| {
-            let http = http.clone();
-            let url = url.clone();
-            async move { free_request(&http, &url).await }
-        })
-        .await?
-    };
-
-    // Paid.
-    let mut limits = AssetLimits::new(
-        setup.payments_config.network,
-        setup.payments_config.asset.address,
-    );
-    limits.max_per_payment = Some(Amount::from(PRICE));
-    let policy = SpendPolicy::new(vec![limits]);
-    let buyers: Arc<Vec<Buyer>> = Arc::new(
-        setup
-            .buyer_keys
-            .iter()
-            .enumerate()
-            .map(|(index, signer)| Buyer {
-                signer: signer.clone(),
-                policy: policy.clone(),
-                registry: setup.payments_config.registry.clone(),
-                http: http.clone(),
-                dir: setup.dir.clone(),
-                index,
-                state: tokio::sync::Mutex::new((0, None)),
-            })
-            .collect(),
-    );
-    let before = sample(&http, setup.instances).await?;
-    let paid_started = Instant::now();
-    let urls: Arc<Vec<String>> = Arc::new(
-        (0..setup.instances.len())
-            .map(|i| format!("{merchant_url}/paid-{i}"))
-            .collect(),
-    );
-    let paid = {
-        let buyers = buyers.clone();
-        let urls = urls.clone();
-        run_phase(args.buyers, budget(paid_started), move |b, n| {
-            let buyers = buyers.clone();
-            let urls = urls.clone();
-            async move {
-                paid_request(&buyers[b], &urls[b % urls.len()], format!("bench-{n}")).await
-            }
-        })
-        .await?
-    };
-    let paid_elapsed = paid.elapsed;
-
-    // Settlement: every answered payment captured, its capture final.
-    let deadline = Instant::now() + Duration::from_secs(120 + 4 * args.block_time * 10);
-    let captured_count = || async {
-        db.captured_count(&setup.merchant_id)
-            .await
-            .step("counting captured payments")
-    };
-    let mut captured = captured_count().await?;
-    while captured < paid.ok && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        captured = captured_count().await?;
-    }
-    let settled = paid_started.elapsed();
-    let after = sample(&http, setup.instances).await?;
-    let _ = stop_merchant.send(());
-
-    let mut baseline_lat = baseline.latencies;
-    let mut paid_lat = paid.latencies;
-    let baseline_latency_ms = Percentiles::of(&mut baseline_lat);
-    let paid_latency_ms = Percentiles::of(&mut paid_lat);
-    let added_latency_ms = Percentiles {
-        count: paid_latency_ms.count,
-        mean: paid_latency_ms.mean - baseline_latency_ms.mean,
-        p50: paid_latency_ms.p50 - baseline_latency_ms.p50,
-        p95: paid_latency_ms.p95 - baseline_latency_ms.p95,
-        p99: paid_latency_ms.p99 - baseline_latency_ms.p99,
-        max: paid_latency_ms.max - baseline_latency_ms.max,
-    };
-    Ok(Phase {
-        paid: Some(PaidReport {
-            baseline_ok: baseline.ok,
-            baseline_rps: baseline.ok as f64 / baseline.elapsed.as_secs_f64().max(1e-9),
-            baseline_latency_ms,
-            paid_ok: paid.ok,
-            paid_failed: paid.failed,
-            paid_secs: paid_elapsed.as_secs_f64(),
-            paid_rps: paid.ok as f64 / paid_elapsed.as_secs_f64().max(1e-9),
-            paid_latency_ms,
-            added_latency_ms,
-            captured,
-            settled_secs: settled.as_secs_f64(),
-            settled_per_sec: captured as f64 / settled.as_secs_f64().max(1e-9),
-            per_paid_request: PerPaidRequest::default(),
-        }),
-        facilitator: None,
-        ok_per_instance: per_instance(&paid.ok_per_task, setup.instances.len()),
-        failures: paid.failures,
-        operations: captured,
-        before,
-        after,
-        window: settled,
-    })
-}
-
-// -------------------------------------------------------------------- facilitator mode
-
-/// Signs `--requests` payloads, then posts them to `POST /settle` from `--buyers` clients
-/// (client `b` to instance `b % instances`), then waits until the database confirms every
-/// successful settle.
-async fn facilitator_phase<D: BenchDatabase>(setup: &Setup<'_>, db: &D) -> Result<Phase> {
-    let args = setup.args;
-    let count = args.requests.unwrap_or(1000);
-    let mut config = setup.payments_config.clone();
-    config.offer_exact = true;
-    let (bodies, signing_secs) = presign(
-        &config,
-        &PaymentRoute::new("$0.01"),
-        args.scheme,
-        &setup.buyer_keys,
-        count,
-    )?;
-    let bodies = Arc::new(bodies);
-    let urls: Arc<Vec<String>> = Arc::new(
-        setup
-            .instances
-            .iter()
-            .map(|i| format!("{}/settle", i.process.url()))
-            .collect(),
-    );
-    let http = setup.http.clone();
-    let before = sample(&http, setup.instances).await?;
-    let started = Instant::now();
-    let result = {
-        let http = http.clone();
-        let api_key = setup.api_key.clone();
-        let bodies = bodies.clone();
-        let urls = urls.clone();
-        run_phase(args.buyers, Budget::Requests(count), move |b, n| {
-            let http = http.clone();
-            let api_key = api_key.clone();
-            let url = urls[b % urls.len()].clone();
-            let body = usize::try_from(n).ok().and_then(|n| bodies.get(n)).cloned();
-            async move {
-                let body = body.ok_or_else(|| format!("no payload {n}"))?;
-                settle(&http, &url, &api_key, body).await
-            }
-        })
-        .await?
-    };
-    // Every successful settle in the database (they answer once final; this is a bound, not a
-    // wait in the normal case).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut confirmed = confirmed(db, args.scheme, &setup.merchant_id).await?;
-    while confirmed < result.ok && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        confirmed = self::confirmed(db, args.scheme, &setup.merchant_id).await?;
-    }
-    let window = started.elapsed();
-    let after = sample(&http, setup.instances).await?;
-    let mut latencies = result.latencies;
-    Ok(Phase {
-        paid: None,
-        facilitator: Some(FacilitatorReport {
-            scheme: args.scheme,
-            requests: count,
-            signing_secs,
-            ok: result.ok,
-            failed: result.failed,
-            secs: result.elapsed.as_secs_f64(),
-            settles_per_sec: result.ok as f64 / result.elapsed.as_secs_f64().max(1e-9),
-            latency_ms: Percentiles::of(&mut latencies),
-            confirmed,
-            per_settle: PerPaidRequest::default(),
-        }),
-        ok_per_instance: per_instance(&result.ok_per_task, setup.instances.len()),
-        failures: result.failures,
-        operations: result.ok,
-        before,
-        after,
-        window,
-    })
-}
-
-/// Settles the database shows done: the merchant's `authorized` payments (`auth-capture`) or
-/// the final `transfer` rows, sent alone or in an `execute` (`exact`).
-async fn confirmed<D: BenchDatabase>(db: &D, scheme: BenchScheme, merchant: &str) -> Result<u64> {
-    let n = match scheme {
-        BenchScheme::AuthCapture => db
-            .statuses(merchant)
-            .await
-            .step("reading the payment statuses")?
-            .get("authorized")
-            .copied()
-            .unwrap_or(0),
-        BenchScheme::Exact => db
-            .transactions()
-            .await
-            .step("reading the transactions")?
-            .iter()
-            .find(|t| t.kind == "transfer")
-            .map_or(0, |t| t.final_count + t.merged_final),
-    };
-    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 /// The operator's `x402_store_write_transactions_total` and its POST requests answered (the sum
