@@ -15,7 +15,7 @@ use x402_escrow_sdk::wire::PaymentPayload;
 
 use crate::load::{Budget, run_phase};
 use crate::report::{FacilitatorReport, PerPaidRequest, Percentiles, scheme_name};
-use crate::run::{Phase, Setup, per_instance, sample};
+use crate::run::{Phase, Setup, per_instance, poll_count, sample};
 use crate::{BenchDatabase, BenchError, BenchScheme, Result, Step};
 
 /// `count` settle bodies of `scheme` for what `config` offers at `route`, payload `n` signed by
@@ -145,11 +145,10 @@ pub(crate) async fn facilitator_phase<D: BenchDatabase>(
     // Every successful settle in the database (they answer once final; this is a bound, not a
     // wait in the normal case).
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut confirmed = confirmed(db, args.scheme, &setup.merchant_id).await?;
-    while confirmed < result.ok && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        confirmed = self::confirmed(db, args.scheme, &setup.merchant_id).await?;
-    }
+    let confirmed = poll_count(result.ok, deadline, || {
+        confirmed(db, args.scheme, &setup.merchant_id)
+    })
+    .await?;
     let window = started.elapsed();
     let after = sample(&http, setup.instances).await?;
     let mut latencies = result.latencies;

@@ -2,9 +2,9 @@
 //!
 //! Starts the pinned anvil (automine, or interval mining with `--block-time`), deploys the
 //! contracts, prepares an operator database (a merchant, optionally `--seed-payments` settled
-//! payments written straight through the store, with the chain rows a run leaves), runs the operator as a **child process**
-//! (`x402-escrow serve` of the binary given, so its CPU time and peak RSS can be read from
-//! `/proc/<pid>`), serves a merchant behind the SDK's
+//! payments written straight through the store, with the chain rows a run leaves), runs the
+//! operator as a **child process** (`x402-escrow serve` of the binary given, so its CPU time and
+//! peak RSS can be read from `/proc/<pid>`), serves a merchant behind the SDK's
 //! [`X402Layer`](x402_escrow_sdk::merchant::X402Layer) in this process, and drives `--buyers`
 //! concurrent [`BuyerClient`](x402_escrow_sdk::BuyerClient)s against it:
 //!

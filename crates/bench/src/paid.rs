@@ -13,7 +13,7 @@ use x402_escrow_sdk::merchant::{OperatorClient, PaymentRoute, X402Layer};
 
 use crate::load::{Budget, Buyer, free_request, paid_request, run_phase};
 use crate::report::{PaidReport, PerPaidRequest, Percentiles};
-use crate::run::{Phase, Setup, per_instance, sample};
+use crate::run::{Phase, Setup, per_instance, poll_count, sample};
 use crate::{BenchDatabase, PRICE, Result, Step};
 
 /// Baseline on the free route, then the paid route, then settlement. Buyer `b` pays through
@@ -110,16 +110,12 @@ pub(crate) async fn paid_phase<D: BenchDatabase>(setup: &Setup<'_>, db: &D) -> R
 
     // Settlement: every answered payment captured, its capture final.
     let deadline = Instant::now() + Duration::from_secs(120 + 4 * args.block_time * 10);
-    let captured_count = || async {
+    let captured = poll_count(paid.ok, deadline, || async {
         db.captured_count(&setup.merchant_id)
             .await
             .step("counting captured payments")
-    };
-    let mut captured = captured_count().await?;
-    while captured < paid.ok && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        captured = captured_count().await?;
-    }
+    })
+    .await?;
     let settled = paid_started.elapsed();
     let after = sample(&http, setup.instances).await?;
     let _ = stop_merchant.send(());

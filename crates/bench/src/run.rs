@@ -1,7 +1,7 @@
 //! The whole run: chain, database, operator child process(es), the mode's phase, report.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
@@ -150,6 +150,20 @@ pub(crate) struct Phase {
     pub(crate) window: Duration,
 }
 
+/// Reads `count` every 20 ms until it reaches `target` or `deadline` passes; its last reading.
+pub(crate) async fn poll_count<F, Fut>(target: u64, deadline: Instant, mut count: F) -> Result<u64>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<u64>>,
+{
+    let mut n = count().await?;
+    while n < target && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        n = count().await?;
+    }
+    Ok(n)
+}
+
 /// Task `b`'s successes summed per instance `b % instances`.
 pub(crate) fn per_instance(ok_per_task: &[u64], instances: usize) -> Vec<u64> {
     let n = instances.max(1);
@@ -236,12 +250,16 @@ async fn run_checked<D: BenchDatabase>(
         None => format!("sqlite://{}?mode=rwc", dir.join("operator.db").display()),
     };
     // The seeded batches hold the signer's nonces from its next one on.
-    let first_nonce = chain
-        .admin
-        .get_transaction_count(operator_key.address())
-        .pending()
-        .await
-        .step("reading the signer's nonce")?;
+    let first_nonce = if args.seed_payments > 0 {
+        chain
+            .admin
+            .get_transaction_count(operator_key.address())
+            .pending()
+            .await
+            .step("reading the signer's nonce")?
+    } else {
+        0
+    };
     let db_url = db
         .create(&requested_url)
         .await

@@ -206,6 +206,9 @@ impl BenchDatabase for StoreDatabase {
 /// the seed takes to claim its batches has long expired when the operator starts.
 const SEED_CLOCK_MS: i64 = 1_700_000_000_000;
 
+/// [`SEED_CLOCK_MS`] in the chain's unit (seconds): when every seeded payment's windows closed.
+const SEED_CLOCK_SECS: u64 = SEED_CLOCK_MS.unsigned_abs() / 1000;
+
 /// Payments per seeded `execute` (about what a loaded run puts in one).
 const SEED_BATCH: u64 = 16;
 
@@ -331,9 +334,9 @@ fn seed_payment(merchant: uuid::Uuid, plan: &Seed, i: u64) -> NewPayment {
             max_amount: u128::from(PRICE),
             // Settled history: every window closed (2023), so no seeded payment is one the
             // operator must still be able to act on.
-            pre_approval_expiry: 1_700_000_000,
-            authorization_expiry: 1_700_000_000,
-            refund_expiry: 1_700_000_000,
+            pre_approval_expiry: SEED_CLOCK_SECS,
+            authorization_expiry: SEED_CLOCK_SECS,
+            refund_expiry: SEED_CLOCK_SECS,
             min_fee_bps: 0,
             max_fee_bps: FEE_BPS,
             fee_receiver: Address::ZERO,
