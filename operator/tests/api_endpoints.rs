@@ -659,6 +659,7 @@ async fn metrics_exposition() {
         "x402_http_requests_total",
         "x402_http_request_duration_seconds",
         "x402_store_write_transactions_total",
+        "x402_store_writer_busy_seconds_total",
     ] {
         assert!(
             text.contains(&format!("# TYPE {}", name.trim_end_matches("_total"))),
@@ -691,6 +692,14 @@ async fn metrics_exposition() {
         "{writes} vs {}",
         app.store.write_count()
     );
+    // SQLite: the payment's insert held the write turn for a while, and the scrape read the
+    // store's own total.
+    let busy = find("x402_store_writer_busy_seconds_total", "").expect("writer busy counter");
+    let held = app
+        .store
+        .writer_busy_secs()
+        .expect("a SQLite store times its write turn");
+    assert!(busy > 0.0 && busy <= held, "{busy} vs {held}");
     assert_eq!(
         find(
             "x402_http_requests_total",

@@ -208,6 +208,9 @@ pub struct InstanceReport {
     pub cpu_secs: f64,
     /// Its CPU use, % of one core.
     pub cpu_percent: f64,
+    /// SQLite: how much of the period it held the database's single write turn, %
+    /// (`x402_store_writer_busy_seconds_total`); near 100, its writes queued for the turn.
+    pub writer_busy_percent: Option<f64>,
     /// Its peak resident set (`VmHWM`), MiB.
     pub peak_rss_mib: f64,
     /// Its resident set at the end, MiB.
@@ -253,6 +256,9 @@ pub struct BenchSummary {
     pub gas_per_op: f64,
     /// The operator's CPU use (all instances), % of one core.
     pub operator_cpu_percent: f64,
+    /// SQLite: the share of the measured window the operator held the single write turn, %
+    /// (the busiest instance's; `None` on PostgreSQL).
+    pub writer_busy_percent: Option<f64>,
     /// The operator's peak RSS (all instances), MiB.
     pub operator_peak_rss_mib: f64,
     /// Load averages at the start.
@@ -471,6 +477,11 @@ impl BenchReport {
                 ""
             }
         ));
+        if let Some(busy) = self.summary.writer_busy_percent {
+            line(format!(
+                "SQLite writer    {busy:>10.1} % of the time its single write turn was held"
+            ));
+        }
         line(format!(
             "operator RSS     {:>10.1} MiB peak (VmHWM); {:.1} MiB at the end, {:.1} MiB idle after start",
             self.operator_peak_rss_mib, self.operator_rss_mib, self.operator_idle_rss_mib

@@ -119,17 +119,20 @@ pub(crate) struct Sample {
     pub(crate) cpu_secs: f64,
     pub(crate) writes: Option<u64>,
     pub(crate) posts: Option<u64>,
+    /// `x402_store_writer_busy_seconds_total` (SQLite only).
+    pub(crate) writer_busy_secs: Option<f64>,
 }
 
 /// Every instance's counters now.
 pub(crate) async fn sample(http: &reqwest::Client, instances: &[Instance]) -> Result<Vec<Sample>> {
     let mut out = Vec::with_capacity(instances.len());
     for i in instances {
-        let (writes, posts) = counters(http, &i.process.url()).await?;
+        let c = counters(http, &i.process.url()).await?;
         out.push(Sample {
             cpu_secs: i.process.cpu_secs()?,
-            writes,
-            posts,
+            writes: c.writes,
+            posts: c.posts,
+            writer_busy_secs: c.writer_busy_secs,
         });
     }
     Ok(out)
@@ -446,6 +449,12 @@ expiry_margin_secs = 60
                 .map(|(a, b)| a.saturating_sub(b)),
             cpu_secs,
             cpu_percent: 100.0 * cpu_secs / window,
+            // PostgreSQL's writers take no turns (its counter stays at zero).
+            writer_busy_percent: after
+                .writer_busy_secs
+                .zip(before.writer_busy_secs)
+                .filter(|_| !postgres)
+                .map(|(a, b)| 100.0 * (a - b).max(0.0) / window),
             peak_rss_mib,
             rss_mib,
             idle_rss_mib: i.idle_rss_mib,
@@ -501,6 +510,10 @@ expiry_margin_secs = 60
         (None, None) => (0, 0, 0.0, Percentiles::default()),
     };
     let operator_cpu_percent = 100.0 * operator_cpu_secs / window;
+    let writer_busy_percent = operator_instances
+        .iter()
+        .filter_map(|i| i.writer_busy_percent)
+        .reduce(f64::max);
     let summary = BenchSummary {
         mode: args.mode,
         scheme: facilitator.as_ref().map(|f| f.scheme),
@@ -519,6 +532,7 @@ expiry_margin_secs = 60
         transactions_per_op: per_op.transactions,
         gas_per_op: per_op.gas,
         operator_cpu_percent,
+        writer_busy_percent,
         operator_peak_rss_mib,
         load_before: load_before.clone(),
         load_after: load_after.clone(),
@@ -568,13 +582,19 @@ fn database_of(url: &str) -> String {
     head.rsplit('/').next().unwrap_or_default().to_owned()
 }
 
-/// The operator's `x402_store_write_transactions_total` and its POST requests answered (the sum
-/// of `x402_http_requests_total` over POST routes) from its `/metrics`; `None` for a counter it
-/// does not export.
-async fn counters(
-    http: &reqwest::Client,
-    operator_url: &str,
-) -> Result<(Option<u64>, Option<u64>)> {
+/// What the bench reads of one operator's `/metrics`; `None` for a counter it does not export.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counters {
+    /// `x402_store_write_transactions_total`.
+    writes: Option<u64>,
+    /// POST requests answered: the sum of `x402_http_requests_total` over POST routes.
+    posts: Option<u64>,
+    /// `x402_store_writer_busy_seconds_total` (SQLite only).
+    writer_busy_secs: Option<f64>,
+}
+
+/// Reads [`Counters`] from the operator's `/metrics`.
+async fn counters(http: &reqwest::Client, operator_url: &str) -> Result<Counters> {
     let text = http
         .get(format!("{operator_url}/metrics"))
         .send()
@@ -584,16 +604,25 @@ async fn counters(
         .text()
         .await
         .step("reading the operator's metrics")?;
-    let value = |v: &str| v.trim().parse::<f64>().ok().map(|v| v as u64);
+    Ok(parse_counters(&text))
+}
+
+/// [`Counters`] from an exposition text.
+fn parse_counters(text: &str) -> Counters {
+    let number = |v: &str| v.trim().parse::<f64>().ok();
+    let count = |v: &str| number(v).map(|v| v as u64);
     let writes = text
         .lines()
-        .find_map(|line| value(line.strip_prefix("x402_store_write_transactions_total ")?));
+        .find_map(|line| count(line.strip_prefix("x402_store_write_transactions_total ")?));
+    let writer_busy_secs = text
+        .lines()
+        .find_map(|line| number(line.strip_prefix("x402_store_writer_busy_seconds_total ")?));
     let mut posts = None;
     for line in text.lines() {
         if let Some(labels) = line.strip_prefix("x402_http_requests_total{")
             && labels.contains("method=\"POST\"")
             && let Some((_, n)) = labels.rsplit_once(' ')
-            && let Some(n) = value(n)
+            && let Some(n) = count(n)
         {
             *posts.get_or_insert(0) += n;
         }
@@ -601,5 +630,37 @@ async fn counters(
     if posts.is_none() && text.contains("x402_http_requests_total") {
         posts = Some(0);
     }
-    Ok((writes, posts))
+    Counters {
+        writes,
+        posts,
+        writer_busy_secs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_read_from_the_exposition_text() {
+        let text = "# TYPE x402_store_write_transactions counter\n\
+            x402_store_write_transactions_total 41\n\
+            x402_store_writer_busy_seconds_total 2.5\n\
+            x402_http_requests_total{method=\"POST\",route=\"/v1/payments/authorize\",status=\"201\"} 3\n\
+            x402_http_requests_total{method=\"POST\",route=\"/v1/payments/{id}/capture\",status=\"200\"} 2\n\
+            x402_http_requests_total{method=\"GET\",route=\"/v1/payments/{id}\",status=\"200\"} 7\n";
+        let c = parse_counters(text);
+        assert_eq!(c.writes, Some(41));
+        assert_eq!(c.posts, Some(5));
+        assert_eq!(c.writer_busy_secs, Some(2.5));
+        // An operator without the busy counter; no POST yet counts as zero.
+        let c = parse_counters(
+            "x402_store_write_transactions_total 0\n\
+             x402_http_requests_total{method=\"GET\",route=\"/health\",status=\"200\"} 1\n",
+        );
+        assert_eq!(
+            (c.writes, c.posts, c.writer_busy_secs),
+            (Some(0), Some(0), None)
+        );
+    }
 }

@@ -12,10 +12,12 @@
 //! | `x402_tx_confirmations` | histogram | `kind` | the relayer: confirmations when marked final |
 //! | `x402_gas_used_total` | counter | `kind` | the relayer: gas used by mined transactions |
 //! | `x402_store_write_transactions_total` | counter | | the store: SQL write transactions this process committed, on scrape |
+//! | `x402_store_writer_busy_seconds_total` | counter | | the store (SQLite only): time this process held the single write turn, on scrape; its rate near 1 means writes queue |
 //!
 //! [`Metrics`] is a cheap handle (clone it into the relayer and the engine).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::Address;
@@ -66,6 +68,7 @@ pub struct Metrics {
     tx_confirmations: HistogramFamily,
     gas_used: Family<Labels, Counter>,
     store_writes: Counter,
+    store_writer_busy: Counter<f64, AtomicU64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -94,6 +97,7 @@ impl Metrics {
             Family::new_with_constructor(confirmations_histogram);
         let gas_used = Family::<Labels, Counter>::default();
         let store_writes = Counter::default();
+        let store_writer_busy = Counter::<f64, AtomicU64>::default();
         registry.register("x402_payments", "Payments by status", payments.clone());
         registry.register(
             "x402_webhook_queue_depth",
@@ -136,6 +140,11 @@ impl Metrics {
             "SQL write transactions committed by this process",
             store_writes.clone(),
         );
+        registry.register(
+            "x402_store_writer_busy_seconds",
+            "Time this process held SQLite's single write turn",
+            store_writer_busy.clone(),
+        );
         // Every transaction kind starts at zero so the series exist before the first transaction.
         for &kind in TxKind::ALL {
             let labels = vec![("kind", kind.as_str().to_owned())];
@@ -154,6 +163,7 @@ impl Metrics {
             tx_confirmations,
             gas_used,
             store_writes,
+            store_writer_busy,
         }
     }
 
@@ -225,7 +235,14 @@ impl Metrics {
         // scrapes at once cannot count a commit twice).
         self.store_writes
             .inner()
-            .fetch_max(store.write_count(), std::sync::atomic::Ordering::Relaxed);
+            .fetch_max(store.write_count(), Ordering::Relaxed);
+        if let Some(busy) = store.writer_busy_secs() {
+            // The same, for a non-negative f64 counter stored as its bits: for such values
+            // the bits order as the numbers do, so the larger bits are the later reading.
+            self.store_writer_busy
+                .inner()
+                .fetch_max(busy.to_bits(), Ordering::Relaxed);
+        }
         let counts = store.count_payments_by_status().await?;
         self.set_payment_counts(&counts);
         self.set_webhook_queue_depth(store.pending_delivery_count().await?);

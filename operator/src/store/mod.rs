@@ -267,6 +267,9 @@ pub struct Store {
     writer: Option<WriterGate>,
     /// Write transactions this process committed (see [`Store::write_count`]).
     writes: Arc<AtomicU64>,
+    /// SQLite: how long this process has held the write turn, ns (see
+    /// [`Store::writer_busy_secs`]).
+    writer_busy_ns: Arc<AtomicU64>,
     /// The group committer of [`Store::grouped`].
     group: group::GroupCommitter,
 }
@@ -280,6 +283,22 @@ pub struct Store {
 struct WriterGate {
     permits: Arc<tokio::sync::Semaphore>,
     timeout: Duration,
+}
+
+/// SQLite: this process's write turn, held by one [`StoreTx`]. Dropping it gives the turn back
+/// and adds how long it was held to the store's busy time: the share of the time the single
+/// writer is taken is how close the store is to its ceiling.
+struct WriterTurn {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    since: std::time::Instant,
+    busy_ns: Arc<AtomicU64>,
+}
+
+impl Drop for WriterTurn {
+    fn drop(&mut self) {
+        let held = u64::try_from(self.since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.busy_ns.fetch_add(held, Ordering::Relaxed);
+    }
 }
 
 /// `Name { backend: …, .. }`: what `Debug` shows of [`Store`] and [`StoreTx`] (their clock is a
@@ -363,6 +382,7 @@ impl Store {
                 timeout: options.sqlite_busy_timeout,
             }),
             writes: Arc::new(AtomicU64::new(0)),
+            writer_busy_ns: Arc::new(AtomicU64::new(0)),
             group: group::GroupCommitter::default(),
         })
     }
@@ -373,6 +393,17 @@ impl Store {
     /// by the paid requests it made.
     pub fn write_count(&self) -> u64 {
         self.writes.load(Ordering::Relaxed)
+    }
+
+    /// SQLite: the seconds this process has held the database's single write turn (a
+    /// [`StoreTx`] from [`Store::begin`] to its commit or rollback; group commits included).
+    /// Its rate is the writer's utilisation: near 1 s per second, writes queue for the turn.
+    /// `x402_store_writer_busy_seconds_total` on `/metrics`. `None` on PostgreSQL, whose
+    /// writers do not take turns.
+    pub fn writer_busy_secs(&self) -> Option<f64> {
+        self.writer
+            .as_ref()
+            .map(|_| self.writer_busy_ns.load(Ordering::Relaxed) as f64 / 1e9)
     }
 
     /// Counts one single-statement write (autocommit) and passes its result through.
@@ -435,12 +466,14 @@ impl Store {
     /// without [`StoreTx::commit`] rolls everything back.
     pub async fn begin(&self) -> Result<StoreTx> {
         let permit = match &self.writer {
-            Some(gate) => Some(
-                tokio::time::timeout(gate.timeout, gate.permits.clone().acquire_owned())
+            Some(gate) => Some(WriterTurn {
+                _permit: tokio::time::timeout(gate.timeout, gate.permits.clone().acquire_owned())
                     .await
                     .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))?
                     .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?,
-            ),
+                since: std::time::Instant::now(),
+                busy_ns: self.writer_busy_ns.clone(),
+            }),
             None => None,
         };
         let tx = match self.backend {
@@ -472,7 +505,7 @@ pub struct StoreTx {
     /// The store's count of committed write transactions.
     writes: Arc<AtomicU64>,
     /// SQLite: this process's write turn, given back when the transaction ends.
-    _writer: Option<tokio::sync::OwnedSemaphorePermit>,
+    _writer: Option<WriterTurn>,
 }
 
 impl std::fmt::Debug for StoreTx {
