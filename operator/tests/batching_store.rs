@@ -13,7 +13,12 @@ use x402_escrow_operator::store::{ChainTx, Store, StoreError, TransitionExtras, 
 const CHAIN: u64 = 31337;
 const TTL: i64 = 60_000;
 
-store_tests!(merge_hold_and_resend, merge_is_all_or_nothing);
+store_tests!(
+    merge_hold_and_resend,
+    merge_is_all_or_nothing,
+    merge_refuses_repeats_and_moved_payments,
+    a_large_merge_keeps_its_order
+);
 
 /// A payment in `Capturing` whose pending action is a queued single `capture` row.
 async fn capturing(ctx: &Ctx, merchant: Uuid, seed: u64) -> (Uuid, Uuid) {
@@ -204,4 +209,91 @@ async fn merge_is_all_or_nothing(ctx: Ctx) {
         Err(StoreError::LeaseNotHeld { .. })
     ));
     assert_eq!(s.get_tx(c.1).await.unwrap().status, TxStatus::Queued);
+}
+
+/// The merge's set-wise statements still refuse what the row-by-row ones did, naming the
+/// member, and write nothing: a member listed twice, and a row its payment no longer waits for.
+async fn merge_refuses_repeats_and_moved_payments(ctx: Ctx) {
+    let s = &ctx.store;
+    let m = merchant(s).await;
+    s.upsert_signer(CHAIN, signer(), 0).await.unwrap();
+    let a = capturing(&ctx, m, 1).await;
+    let b = capturing(&ctx, m, 2).await;
+    let nothing_written = || async {
+        assert_eq!(count(s, "chain_txs WHERE kind = 'capture_batch'").await, 0);
+        assert_eq!(count(s, "chain_tx_members").await, 0);
+        for (payment, single) in [a, b] {
+            assert_eq!(s.get_tx(single).await.unwrap().status, TxStatus::Queued);
+            assert_eq!(
+                s.get_payment(payment).await.unwrap().pending_tx_id,
+                Some(single)
+            );
+        }
+    };
+
+    let err = s
+        .merge_batch(&new_tx(TxKind::CaptureBatch), &[a.1, b.1, a.1])
+        .await
+        .unwrap_err();
+    match err {
+        StoreError::TxState { id, status, .. } => {
+            // Seen inside the merge's own transaction, which had just abandoned it.
+            assert_eq!((id, status), (a.1, TxStatus::Abandoned));
+        }
+        other => panic!("{other:?}"),
+    }
+    nothing_written().await;
+
+    // A queued capture row of `b` that is not `b`'s pending action (that is still `b.1`).
+    let mut stray = new_tx(TxKind::Capture);
+    stray.payment_id = Some(b.0);
+    let stray = s.enqueue_tx(&stray).await.unwrap();
+    let err = s
+        .merge_batch(&new_tx(TxKind::CaptureBatch), &[a.1, stray.id])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::VersionMismatch { id, .. } if id == b.0),
+        "{err:?}"
+    );
+    nothing_written().await;
+    assert_eq!(s.get_tx(stray.id).await.unwrap().status, TxStatus::Queued);
+}
+
+/// A merge of many rows: every member listed at its position, every payment re-pointed, every
+/// single row abandoned, whatever order the rows were created in.
+async fn a_large_merge_keeps_its_order(ctx: Ctx) {
+    let s = &ctx.store;
+    let m = merchant(s).await;
+    s.upsert_signer(CHAIN, signer(), 0).await.unwrap();
+    let mut members = Vec::new();
+    for seed in 1..=40 {
+        members.push(capturing(&ctx, m, seed).await);
+    }
+    // Not the order they were written in.
+    members.reverse();
+    members.swap(3, 17);
+    let singles: Vec<Uuid> = members.iter().map(|m| m.1).collect();
+    let row = s
+        .merge_batch(&new_tx(TxKind::CaptureBatch), &singles)
+        .await
+        .unwrap();
+    let listed = s.batch_members(row.id).await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|l| (l.position, l.payment_id, l.source_tx_id))
+            .collect::<Vec<_>>(),
+        members
+            .iter()
+            .enumerate()
+            .map(|(i, (payment, single))| (i as u64, Some(*payment), *single))
+            .collect::<Vec<_>>()
+    );
+    for (payment, single) in &members {
+        let p = s.get_payment(*payment).await.unwrap();
+        assert_eq!(p.pending_tx_id, Some(row.id));
+        assert_eq!(s.get_tx(*single).await.unwrap().status, TxStatus::Abandoned);
+    }
+    assert_eq!(count(s, "chain_txs WHERE status = 'queued'").await, 1);
 }

@@ -9,7 +9,11 @@ use x402_escrow_operator::store::{
     CursorPosition, IndexedBlock, IndexerAdvance, NewChainEvent, Store,
 };
 
-store_tests!(advance_and_rewind, concurrent_advances_one_wins);
+store_tests!(
+    advance_and_rewind,
+    concurrent_advances_one_wins,
+    a_range_of_many_events
+);
 
 const CHAIN: u64 = 31337;
 
@@ -168,4 +172,30 @@ async fn concurrent_advances_one_wins(ctx: Ctx) {
     }
     assert_eq!(store.unprocessed_events(CHAIN, 100).await.unwrap().len(), 5);
     other.close().await;
+}
+
+/// A range with more events than one statement carries (500), one of them listed twice: each
+/// is stored and returned once, and reading the range again stores nothing.
+async fn a_range_of_many_events(ctx: Ctx) {
+    let store = ctx.store;
+    let mut events: Vec<_> = (0..1203u64).map(|i| event(20 + i / 100, i % 100)).collect();
+    events.push(event(25, 7));
+    assert_eq!(
+        advance(&store, pos(20, None), 32, &events).await,
+        Some(1203)
+    );
+    let stored = store.unprocessed_events(CHAIN, 5000).await.unwrap();
+    let keys: Vec<_> = stored
+        .iter()
+        .map(|e| (e.block_number, e.log_index))
+        .collect();
+    // Generated in chain order already (block, then log index).
+    let expected: Vec<_> = (0..1203u64).map(|i| (20 + i / 100, i % 100)).collect();
+    assert_eq!(keys, expected);
+    store.set_cursor(CHAIN, escrow(), 20, None).await.unwrap();
+    assert_eq!(advance(&store, pos(20, None), 32, &events).await, Some(0));
+    assert_eq!(
+        store.unprocessed_events(CHAIN, 5000).await.unwrap().len(),
+        1203
+    );
 }

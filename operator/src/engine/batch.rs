@@ -148,9 +148,8 @@ impl Engine {
             // Members are single `capture` / `void` rows, which always carry an outcome.
             let Some(event) = event else { continue };
             let result = stx
-                .transition_payment(
-                    l.payment.id,
-                    l.payment.version,
+                .transition_from(
+                    &l.payment,
                     event,
                     TransitionExtras {
                         outbox: None,

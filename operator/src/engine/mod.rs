@@ -410,7 +410,7 @@ impl Engine {
         outbox: NewChainTx,
         reserve: ReserveStep,
     ) -> Result<PaymentView, ServiceError> {
-        let (id, version, transition) = (payment.id, payment.version, event.clone());
+        let (id, current, transition) = (payment.id, payment.clone(), event.clone());
         let (merchant_id, asset) = (payment.merchant_id, payment.info.token);
         self.store()
             .grouped(move |tx| {
@@ -421,9 +421,8 @@ impl Engine {
                     // The payment row first, then the merchant's reserve row: the order every
                     // transition that touches the reserve takes its locks in.
                     let done = tx
-                        .transition_payment(
-                            id,
-                            version,
+                        .transition_from(
+                            &current,
                             &transition,
                             TransitionExtras {
                                 outbox: Some(outbox),

@@ -92,9 +92,8 @@ impl Engine {
         let webhook = webhook_for(&event, &payment, Some(&tx));
         let transition = self
             .store()
-            .transition_payment(
-                payment.id,
-                payment.version,
+            .transition_from(
+                &payment,
                 &event,
                 TransitionExtras {
                     outbox: None,

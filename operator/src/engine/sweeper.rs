@@ -80,7 +80,7 @@ impl Engine {
     ) -> Result<bool, EngineError> {
         let result = self
             .store()
-            .transition_payment(payment.id, payment.version, event, extras)
+            .transition_from(payment, event, extras)
             .instrument(span)
             .await;
         match result {

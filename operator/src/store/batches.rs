@@ -139,6 +139,96 @@ async fn repoint(tx: &mut StoreTx, payment_id: Uuid, from: Uuid, to: Uuid) -> Re
     Ok(())
 }
 
+/// Abandons the queued single rows `members` as merged ("`reason`"), in one statement, and
+/// returns each one's payment and kind, in `members`' order. Fails with
+/// [`StoreError::TxState`] naming the first member that was not a queued row without a nonce
+/// (or was listed twice).
+async fn abandon_merged(
+    tx: &mut StoreTx,
+    members: &[Uuid],
+    reason: &str,
+    now: i64,
+) -> Result<Vec<(Option<Uuid>, TxKind)>> {
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE chain_txs SET status = 'abandoned', revert_reason = $1, updated_at = $2 \
+         WHERE id IN ({}) AND status = 'queued' AND nonce IS NULL \
+         RETURNING id, payment_id, kind",
+        codec::parameters(3, members.len())
+    )))
+    .bind(reason.to_owned())
+    .bind(now);
+    for member in members {
+        query = query.bind(codec::uuid(member));
+    }
+    let mut merged = HashMap::new();
+    for row in query.fetch_all(tx.conn()).await? {
+        merged.insert(
+            get_uuid(&row, "id")?,
+            (
+                codec::get_opt_uuid(&row, "payment_id")?,
+                codec::get_parsed::<TxKind>(&row, "kind")?,
+            ),
+        );
+    }
+    let mut out = Vec::with_capacity(members.len());
+    for member in members {
+        // A member missing here, or listed a second time, was not (or no longer) queued.
+        match merged.remove(member) {
+            Some(found) => out.push(found),
+            None => {
+                let current = chain::get(tx.conn(), *member).await?;
+                return Err(StoreError::TxState {
+                    id: *member,
+                    status: current.status,
+                    action: "merge into a batch",
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// [`repoint`] for many payments at once: each `(payment, from)` moves to `to`, in one
+/// statement. Fails with [`StoreError::VersionMismatch`] naming the first payment that no longer
+/// pointed at its `from`.
+async fn repoint_all(tx: &mut StoreTx, moves: &[(Uuid, Uuid)], to: Uuid, now: i64) -> Result<()> {
+    if moves.is_empty() {
+        return Ok(());
+    }
+    // `pending_tx_id IN (froms)` alone picks the right rows (a row is the pending action of
+    // its own payment only); `id IN (payments)` keeps the statement on the primary key.
+    let n = moves.len();
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE payments SET pending_tx_id = $1, version = version + 1, updated_at = $2 \
+         WHERE id IN ({}) AND pending_tx_id IN ({}) RETURNING id",
+        codec::parameters(3, n),
+        codec::parameters(3 + n, n)
+    )))
+    .bind(codec::uuid(&to))
+    .bind(now);
+    for (payment, _) in moves {
+        query = query.bind(codec::uuid(payment));
+    }
+    for (_, from) in moves {
+        query = query.bind(codec::uuid(from));
+    }
+    let mut moved = std::collections::HashSet::new();
+    for row in query.fetch_all(tx.conn()).await? {
+        moved.insert(get_uuid(&row, "id")?);
+    }
+    for (payment, _) in moves {
+        // Listed twice: only one of its rows can have been its pending action.
+        if !moved.remove(payment) {
+            return Err(StoreError::VersionMismatch {
+                id: *payment,
+                expected: -1,
+                actual: None,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Records `fallback` as the row member `position` of `batch_tx_id` is re-sent as (never
 /// batched again); `false` when the member already has one.
 async fn record_fallback(
@@ -175,33 +265,16 @@ impl StoreTx {
         };
         let row = chain::insert(self.conn(), now, batch_id, &batch).await?;
         let reason = format!("merged into {} {batch_id}", batch.kind);
-        for (position, member) in members.iter().enumerate() {
-            let merged = sqlx::query(
-                "UPDATE chain_txs SET status = 'abandoned', revert_reason = $2, updated_at = $3 \
-                 WHERE id = $1 AND status = 'queued' AND nonce IS NULL RETURNING payment_id, kind",
-            )
-            .bind(codec::uuid(member))
-            .bind(&reason)
-            .bind(now)
-            .fetch_optional(self.conn())
-            .await?;
-            let (payment_id, kind) = match merged {
-                Some(r) => (
-                    codec::get_opt_uuid(&r, "payment_id")?,
-                    codec::get_parsed::<TxKind>(&r, "kind")?,
-                ),
-                None => {
-                    let current = chain::get(self.conn(), *member).await?;
-                    return Err(StoreError::TxState {
-                        id: *member,
-                        status: current.status,
-                        action: "merge into a batch",
-                    });
-                }
-            };
+        // Three set-wise statements, whatever the batch's size (statements in a write
+        // transaction are the SQLite writer's time): the members abandoned, their payments
+        // re-pointed, the member list written. `batch.max_size` (at most 1,000) keeps the
+        // parameters (4 per member) far below SQLite's and PostgreSQL's limits.
+        let merged = abandon_merged(self, members, &reason, now).await?;
+        let mut payments = Vec::with_capacity(members.len());
+        for (member, (payment_id, kind)) in members.iter().zip(&merged) {
             match payment_id {
-                Some(payment_id) => repoint(self, payment_id, *member, batch_id).await?,
-                None if kind == TxKind::Transfer => {}
+                Some(payment_id) => payments.push((*payment_id, *member)),
+                None if *kind == TxKind::Transfer => {}
                 None => {
                     return Err(StoreError::Conflict {
                         entity: "chain tx",
@@ -209,17 +282,27 @@ impl StoreTx {
                     });
                 }
             }
-            sqlx::query(
-                "INSERT INTO chain_tx_members (batch_tx_id, position, payment_id, source_tx_id) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(codec::uuid(&batch_id))
-            .bind(i64::try_from(position).unwrap_or(i64::MAX))
-            .bind(payment_id.as_ref().map(codec::uuid))
-            .bind(codec::uuid(member))
-            .execute(self.conn())
-            .await?;
         }
+        repoint_all(self, &payments, batch_id, now).await?;
+        let rows: Vec<_> = members
+            .iter()
+            .zip(&merged)
+            .enumerate()
+            .map(|(position, (member, (payment_id, _)))| (position, *member, *payment_id))
+            .collect();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO chain_tx_members (batch_tx_id, position, payment_id, source_tx_id) \
+             VALUES {}",
+            codec::value_rows(rows.len(), 4)
+        )));
+        for (position, member, payment_id) in &rows {
+            query = query
+                .bind(codec::uuid(&batch_id))
+                .bind(i64::try_from(*position).unwrap_or(i64::MAX))
+                .bind(payment_id.as_ref().map(codec::uuid))
+                .bind(codec::uuid(member));
+        }
+        query.execute(self.conn()).await?;
         tracing::debug!(batch = %batch_id, kind = %batch.kind, members = members.len(), "rows merged into a batch");
         Ok(row)
     }

@@ -225,6 +225,22 @@ pub(crate) fn returning<R: Record>(statement: &str) -> AnyQuery {
     )))
 }
 
+/// `$1, $2, …, $n`, starting at `$first`: a parameter list for `IN (…)`.
+pub(crate) fn parameters(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `($1, $2), ($3, $4), …`: `rows` rows of `columns` parameters, for a multi-row `VALUES`.
+pub(crate) fn value_rows(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", parameters(1 + r * columns, columns)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `R::COLUMNS`, each qualified with `alias` (`t.id, t.chain_id, …`), for joins.
 pub(crate) fn qualified<R: Record>(alias: &str) -> String {
     R::COLUMNS

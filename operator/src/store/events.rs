@@ -162,9 +162,10 @@ impl Store {
     /// Stores an event. Returns it when it is new (or was marked removed and its block is back),
     /// `None` when it was already stored and live: re-reading a range is harmless.
     pub async fn insert_chain_event(&self, new: &NewChainEvent) -> Result<Option<ChainEvent>> {
-        insert_event(&self.pool, new, self.now_ms())
+        let mut conn = self.conn().await?;
+        insert_events(&mut conn, std::slice::from_ref(new), self.now_ms())
             .await
-            .map(|event| self.wrote(event))
+            .map(|mut events| self.wrote(events.pop()))
     }
 
     /// Reorg: marks every live event of `address` at or above `from_block` as removed and returns
@@ -378,12 +379,7 @@ impl Store {
                 return Ok(None);
             }
             let now = tx.now_ms();
-            let mut stored = Vec::new();
-            for new in events {
-                if let Some(event) = insert_event(tx.conn(), new, now).await? {
-                    stored.push(event);
-                }
-            }
+            let mut stored = insert_events(tx.conn(), events, now).await?;
             for block in blocks {
                 sqlx::query(
                     "INSERT INTO indexer_blocks (chain_id, address, block_number, block_hash) \
@@ -480,38 +476,52 @@ async fn finish<T>(tx: StoreTx, out: Result<Option<T>>) -> Result<Option<T>> {
     }
 }
 
-/// Stores one event through any executor (the pool, or a transaction's connection). Returns it
-/// when it is new (or was marked removed and its block is back), `None` when it was already
-/// stored and live.
-async fn insert_event<'c, E>(
-    executor: E,
-    new: &NewChainEvent,
+/// The most events one `INSERT` carries (12 parameters each: far below SQLite's and
+/// PostgreSQL's limits).
+const EVENTS_PER_INSERT: usize = 500;
+
+/// Stores events through `conn` (a pooled one, or a transaction's), up to
+/// [`EVENTS_PER_INSERT`] per statement. Returns those that are new (or were marked removed and
+/// whose block is back); an event already stored and live, or listed twice, is left out.
+async fn insert_events(
+    conn: &mut sqlx::AnyConnection,
+    events: &[NewChainEvent],
     now: i64,
-) -> Result<Option<ChainEvent>>
-where
-    E: sqlx::Executor<'c, Database = sqlx::Any>,
-{
-    let data = codec::json("data", &new.data)?;
-    // ON CONFLICT … DO UPDATE … WHERE removed = 1 revives an event whose block came back
-    // (and then RETURNING yields it); a live duplicate updates nothing and returns no row.
-    let query = codec::returning::<ChainEvent>(
-        "INSERT INTO chain_events (id, chain_id, address, block_number, block_hash, log_index, tx_hash, \
-             event_name, payment_hash, amount, data, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-         ON CONFLICT (chain_id, block_hash, log_index) DO UPDATE \
-             SET removed = 0, processed_at = NULL WHERE chain_events.removed = 1",
-    )
-    .bind(codec::uuid(&Uuid::now_v7()))
-    .bind(codec::int(new.chain_id))
-    .bind(codec::addr(&new.address))
-    .bind(codec::int(new.block_number))
-    .bind(codec::b256(&new.block_hash))
-    .bind(codec::int(new.log_index))
-    .bind(codec::b256(&new.tx_hash))
-    .bind(new.event_name.clone())
-    .bind(new.payment_hash.as_ref().map(codec::b256))
-    .bind(new.amount.map(|a| a.to_string()))
-    .bind(data)
-    .bind(now);
-    codec::fetch_optional(query, executor).await
+) -> Result<Vec<ChainEvent>> {
+    // One row per key: a key twice in one statement is an error on PostgreSQL.
+    let mut seen = std::collections::HashSet::new();
+    let unique: Vec<_> = events
+        .iter()
+        .filter(|e| seen.insert((e.chain_id, e.block_hash, e.log_index)))
+        .collect();
+    let mut stored = Vec::new();
+    for chunk in unique.chunks(EVENTS_PER_INSERT) {
+        // ON CONFLICT … DO UPDATE … WHERE removed = 1 revives an event whose block came back
+        // (and then RETURNING yields it); a live duplicate updates nothing and returns no row.
+        let mut query = codec::returning::<ChainEvent>(&format!(
+            "INSERT INTO chain_events (id, chain_id, address, block_number, block_hash, log_index, tx_hash, \
+                 event_name, payment_hash, amount, data, created_at) \
+             VALUES {} \
+             ON CONFLICT (chain_id, block_hash, log_index) DO UPDATE \
+                 SET removed = 0, processed_at = NULL WHERE chain_events.removed = 1",
+            codec::value_rows(chunk.len(), 12)
+        ));
+        for new in chunk {
+            query = query
+                .bind(codec::uuid(&Uuid::now_v7()))
+                .bind(codec::int(new.chain_id))
+                .bind(codec::addr(&new.address))
+                .bind(codec::int(new.block_number))
+                .bind(codec::b256(&new.block_hash))
+                .bind(codec::int(new.log_index))
+                .bind(codec::b256(&new.tx_hash))
+                .bind(new.event_name.clone())
+                .bind(new.payment_hash.as_ref().map(codec::b256))
+                .bind(new.amount.map(|a| a.to_string()))
+                .bind(codec::json("data", &new.data)?)
+                .bind(now);
+        }
+        stored.extend(codec::fetch_all::<ChainEvent>(query, &mut *conn).await?);
+    }
+    Ok(stored)
 }

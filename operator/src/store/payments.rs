@@ -311,7 +311,6 @@ impl StoreTx {
         event: &PaymentEvent,
         extras: TransitionExtras,
     ) -> Result<Transition> {
-        let now = self.now_ms();
         let current = get(self.conn(), id).await?;
         if current.version != expected_version {
             return Err(StoreError::VersionMismatch {
@@ -320,6 +319,25 @@ impl StoreTx {
                 actual: Some(current.version),
             });
         }
+        self.transition_from(&current, event, extras).await
+    }
+
+    /// [`StoreTx::transition_payment`] from a payment the caller has already read: the
+    /// transition is decided on `current` and written only if the row still has
+    /// `current.version` (every write to a payment moves its version, so a row at that version
+    /// is `current`). This saves the read inside the write transaction, which on SQLite holds
+    /// the single write turn.
+    ///
+    /// Errors: [`StoreError::VersionMismatch`] (with `actual: None`) when the row has moved on
+    /// or is gone, [`StoreError::IllegalTransition`].
+    pub async fn transition_from(
+        &mut self,
+        current: &Payment,
+        event: &PaymentEvent,
+        extras: TransitionExtras,
+    ) -> Result<Transition> {
+        let now = self.now_ms();
+        let (id, expected_version) = (current.id, current.version);
         let mut amounts = current.amounts;
         let next = current.status.apply(event, &mut amounts)?;
         // A new outbox row becomes the pending action; leaving the in-flight statuses clears it.
@@ -447,6 +465,20 @@ impl Store {
                 tx.transition_payment(id, expected_version, &event, extras)
                     .await
             })
+        })
+        .await
+    }
+
+    /// [`StoreTx::transition_from`] in a group transaction ([`Store::grouped`]).
+    pub async fn transition_from(
+        &self,
+        current: &Payment,
+        event: &PaymentEvent,
+        extras: TransitionExtras,
+    ) -> Result<Transition> {
+        let (current, event) = (current.clone(), event.clone());
+        self.grouped(move |tx| {
+            Box::pin(async move { tx.transition_from(&current, &event, extras).await })
         })
         .await
     }
