@@ -193,6 +193,14 @@ fn bench_runs_two_buyers_five_requests_and_captures_all() {
     assert_eq!(instances.len(), 1, "{report:#}");
     assert_eq!(instances[0]["holds_signer_lease"], true, "{report:#}");
     assert_eq!(report["signer_lease_owner"], instances[0]["instance_id"]);
+    // SQLite's write turn was held for part of the window (every paid request wrote), never
+    // for more than all of it; the summary carries the instance's figure.
+    let busy = summary["writer_busy_percent"].as_f64().unwrap_or(-1.0);
+    assert!(busy > 0.0 && busy <= 100.0, "writer busy {busy} %");
+    assert_eq!(
+        summary["writer_busy_percent"],
+        instances[0]["writer_busy_percent"]
+    );
     assert_eq!(
         instances[0]["peak_rss_mib"], report["operator_peak_rss_mib"],
         "{report:#}"
@@ -282,6 +290,11 @@ async fn bench_on_postgres_with_two_instances_captures_all() {
     .expect("bench");
     assert_eq!(report["database"], "postgres", "{report:#}");
     assert_eq!(report["summary"]["database"], "postgres");
+    // PostgreSQL's writers take no turns: nothing to report.
+    assert!(
+        report["summary"]["writer_busy_percent"].is_null(),
+        "{report:#}"
+    );
     assert_eq!(report["instances"], 2);
     assert_eq!(report["paid_ok"], 10, "{report:#}");
     assert_eq!(report["paid_failed"], 0, "{report:#}");
