@@ -45,7 +45,7 @@ mod lanes;
 mod lease;
 mod monitor;
 mod push;
-mod revert;
+pub(crate) mod revert;
 mod sender;
 
 use std::sync::Arc;

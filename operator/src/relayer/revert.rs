@@ -75,7 +75,6 @@ pub fn decode_revert(data: &[u8]) -> String {
     }
 }
 
-/// When a JSON-RPC error is an execution revert, its reason (decoded when it carries data).
 /// The revert data a node returned with `err`, if it is a revert that carries some.
 pub fn revert_data_of(err: &TransportError) -> Option<alloy::primitives::Bytes> {
     match err {
@@ -84,6 +83,8 @@ pub fn revert_data_of(err: &TransportError) -> Option<alloy::primitives::Bytes> 
     }
 }
 
+/// When a JSON-RPC error is an execution revert, its reason (decoded when it carries data);
+/// `None` for anything else (no answer from the node, or an error that is not a revert).
 pub fn revert_reason_of(err: &TransportError) -> Option<String> {
     let RpcError::ErrorResp(payload) = err else {
         return None;

@@ -168,11 +168,61 @@ impl Engine {
         )
         .await;
         if let Err(e) = sim {
-            return Err(fail(
-                reasons::INVALID_PAYLOAD,
-                format!("simulation of transferWithAuthorization failed: {e}"),
-            ));
+            let (reason, message) = simulation_failure(&e);
+            return Err(fail(reason, message));
         }
         Ok(payer)
+    }
+}
+
+/// Why an `exact` payload's simulation failed: the token reverting the transfer is the
+/// payload's fault (`invalid_payload`); no answer from the node, or an error that is not a
+/// revert, says nothing of the payload, and a retry should try again
+/// (`unexpected_verify_error`).
+fn simulation_failure(e: &alloy::transports::TransportError) -> (&'static str, String) {
+    match crate::relayer::revert::revert_reason_of(e) {
+        Some(revert) => (
+            reasons::INVALID_PAYLOAD,
+            format!("simulation of transferWithAuthorization reverted: {revert}"),
+        ),
+        None => (
+            reasons::UNEXPECTED_VERIFY_ERROR,
+            format!("simulation of transferWithAuthorization failed: {e}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::rpc::json_rpc::{ErrorPayload, RpcError};
+    use alloy::transports::TransportErrorKind;
+
+    use super::*;
+
+    #[test]
+    fn a_revert_is_the_payload_and_no_answer_is_transient() {
+        let revert = RpcError::ErrorResp(ErrorPayload {
+            code: 3,
+            message: "execution reverted: FiatTokenV2: invalid signature".into(),
+            data: None,
+        });
+        let (reason, message) = simulation_failure(&revert);
+        assert_eq!(reason, reasons::INVALID_PAYLOAD);
+        assert!(message.contains("invalid signature"), "{message}");
+        // The node unreachable (the fault suite's RPC outage): not the payload's fault.
+        let gone = TransportErrorKind::custom_str("error sending request: connection refused");
+        let (reason, message) = simulation_failure(&gone);
+        assert_eq!(reason, reasons::UNEXPECTED_VERIFY_ERROR);
+        assert!(message.contains("connection refused"), "{message}");
+        // An error answer that is not a revert (a rate limit, say) is no verdict either.
+        let limited = RpcError::ErrorResp(ErrorPayload {
+            code: -32005,
+            message: "rate limit exceeded".into(),
+            data: None,
+        });
+        assert_eq!(
+            simulation_failure(&limited).0,
+            reasons::UNEXPECTED_VERIFY_ERROR
+        );
     }
 }
