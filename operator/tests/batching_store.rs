@@ -212,7 +212,8 @@ async fn merge_is_all_or_nothing(ctx: Ctx) {
 }
 
 /// The merge's set-wise statements still refuse what the row-by-row ones did, naming the
-/// member, and write nothing: a member listed twice, and a row its payment no longer waits for.
+/// member, and write nothing: a member listed twice, and a row its payment no longer waits for
+/// (and a batch of no members at all).
 async fn merge_refuses_repeats_and_moved_payments(ctx: Ctx) {
     let s = &ctx.store;
     let m = merchant(s).await;
@@ -242,6 +243,13 @@ async fn merge_refuses_repeats_and_moved_payments(ctx: Ctx) {
         }
         other => panic!("{other:?}"),
     }
+    nothing_written().await;
+
+    let err = s
+        .merge_batch(&new_tx(TxKind::CaptureBatch), &[])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
     nothing_written().await;
 
     // A queued capture row of `b` that is not `b`'s pending action (that is still `b.1`).

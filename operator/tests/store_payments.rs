@@ -20,6 +20,7 @@ store_tests!(
     payment_and_outbox_are_atomic,
     lifecycle_through_the_store,
     illegal_and_stale_transitions_change_nothing,
+    transitions_from_a_copy_the_caller_read,
     concurrent_transitions_exactly_one_wins,
     sweeper_queries,
     idempotency_key_states,
@@ -540,6 +541,66 @@ async fn illegal_and_stale_transitions_change_nothing(ctx: Ctx) {
     assert!(matches!(err, StoreError::NotFound { .. }));
     let now = s.get_payment(p.id).await.unwrap();
     assert_eq!((now.status, now.version), (PaymentStatus::Authorized, 1));
+}
+
+/// `transition_from` decides on the caller's copy and writes only at its version: a stale copy
+/// is a version mismatch (whether or not the event was legal for it), a current one gets the
+/// lifecycle's verdict, and none of the refusals writes anything.
+async fn transitions_from_a_copy_the_caller_read(ctx: Ctx) {
+    let s = &ctx.store;
+    let m = merchant(s).await;
+    let (stale, _) = s.insert_payment(&new_payment(m, 1), None).await.unwrap();
+    let current = confirm(s, stale.id, 10, None).await.payment;
+    let no_extras = TransitionExtras::default;
+
+    // Legal for the stale copy (authorizing → failed), but the row has moved on.
+    let failed = PaymentEvent::AuthorizeFailed { code: "x".into() };
+    let err = s
+        .transition_from(&stale, &failed, no_extras())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::VersionMismatch { expected: 0, .. }),
+        "{err:?}"
+    );
+    // Illegal for the stale copy (capture while authorizing): still a mismatch, with the row's
+    // version, not a verdict on a payment that is not like that any more.
+    let capture = PaymentEvent::CaptureRequested { amount: 4 };
+    let err = s
+        .transition_from(&stale, &capture, no_extras())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::VersionMismatch {
+                expected: 0,
+                actual: Some(1),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // The current copy: the lifecycle's own refusal, then the transition itself.
+    let err = s
+        .transition_from(
+            &current,
+            &PaymentEvent::CaptureRequested { amount: 11 },
+            no_extras(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::IllegalTransition(_)), "{err:?}");
+    assert_eq!(s.get_payment(current.id).await.unwrap(), current);
+    let done = s
+        .transition_from(&current, &capture, no_extras())
+        .await
+        .unwrap();
+    assert_eq!(
+        (done.payment.status, done.payment.version, done.from),
+        (PaymentStatus::Capturing, 2, PaymentStatus::Authorized)
+    );
+    assert_eq!(s.get_payment(current.id).await.unwrap(), done.payment);
 }
 
 async fn concurrent_transitions_exactly_one_wins(ctx: Ctx) {

@@ -255,8 +255,15 @@ impl StoreTx {
     /// payments' `pending_tx_id` moves to the batch, and `chain_tx_members` lists them. Every
     /// member must still be `queued` and its payment's pending action, or a `transfer` row (no
     /// payment: its outcome is written back on it, [`StoreTx::settle_transfer_member`])
-    /// ([`StoreError::TxState`] / [`StoreError::VersionMismatch`] otherwise: roll back).
+    /// ([`StoreError::TxState`] / [`StoreError::VersionMismatch`] otherwise: roll back; no
+    /// members at all is [`StoreError::Conflict`]).
     pub async fn merge_batch(&mut self, batch: &NewChainTx, members: &[Uuid]) -> Result<ChainTx> {
+        if members.is_empty() {
+            return Err(StoreError::Conflict {
+                entity: "chain tx",
+                detail: format!("a {} batch needs at least one member", batch.kind),
+            });
+        }
         let now = self.now_ms();
         let batch_id = Uuid::now_v7();
         let batch = NewChainTx {

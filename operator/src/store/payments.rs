@@ -328,8 +328,9 @@ impl StoreTx {
     /// is `current`). This saves the read inside the write transaction, which on SQLite holds
     /// the single write turn.
     ///
-    /// Errors: [`StoreError::VersionMismatch`] (with `actual: None`) when the row has moved on
-    /// or is gone, [`StoreError::IllegalTransition`].
+    /// Errors: [`StoreError::VersionMismatch`] when the row has moved on (or is gone: `actual:
+    /// None`), [`StoreError::IllegalTransition`] when the lifecycle refuses `event` for the row
+    /// as it is (the row is read to tell the two apart, on that path only).
     pub async fn transition_from(
         &mut self,
         current: &Payment,
@@ -339,7 +340,23 @@ impl StoreTx {
         let now = self.now_ms();
         let (id, expected_version) = (current.id, current.version);
         let mut amounts = current.amounts;
-        let next = current.status.apply(event, &mut amounts)?;
+        let next = match current.status.apply(event, &mut amounts) {
+            Ok(next) => next,
+            Err(illegal) => {
+                // Refused for the caller's copy: a verdict only if the row is still that copy;
+                // if it has moved on, the caller re-reads and decides again, as it would have
+                // had the row been read here.
+                let row = get(self.conn(), id).await?;
+                if row.version != expected_version {
+                    return Err(StoreError::VersionMismatch {
+                        id,
+                        expected: expected_version,
+                        actual: Some(row.version),
+                    });
+                }
+                return Err(illegal.into());
+            }
+        };
         // A new outbox row becomes the pending action; leaving the in-flight statuses clears it.
         let tx_id = extras.outbox.as_ref().map(|_| Uuid::now_v7());
         let pending_tx_id = match tx_id {
