@@ -515,17 +515,7 @@ async fn illegal_and_stale_transitions_change_nothing(ctx: Ctx) {
     let err = transition(s, p.id, 0, PaymentEvent::VoidRequested)
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::VersionMismatch {
-                expected: 0,
-                actual: Some(1),
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_stale_at_1(&err);
     assert!(err.is_retryable());
 
     // Over-capture is refused by the amount bookkeeping.
@@ -570,17 +560,7 @@ async fn transitions_from_a_copy_the_caller_read(ctx: Ctx) {
         .transition_from(&stale, &capture, no_extras())
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::VersionMismatch {
-                expected: 0,
-                actual: Some(1),
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_stale_at_1(&err);
     // The current copy: the lifecycle's own refusal, then the transition itself.
     let err = s
         .transition_from(
@@ -601,6 +581,21 @@ async fn transitions_from_a_copy_the_caller_read(ctx: Ctx) {
         (PaymentStatus::Capturing, 2, PaymentStatus::Authorized)
     );
     assert_eq!(s.get_payment(current.id).await.unwrap(), done.payment);
+}
+
+/// `err` is the mismatch of a copy at version 0 against a row at version 1.
+fn assert_stale_at_1(err: &StoreError) {
+    assert!(
+        matches!(
+            err,
+            StoreError::VersionMismatch {
+                expected: 0,
+                actual: Some(1),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 async fn concurrent_transitions_exactly_one_wins(ctx: Ctx) {

@@ -312,13 +312,7 @@ impl StoreTx {
         extras: TransitionExtras,
     ) -> Result<Transition> {
         let current = get(self.conn(), id).await?;
-        if current.version != expected_version {
-            return Err(StoreError::VersionMismatch {
-                id,
-                expected: expected_version,
-                actual: Some(current.version),
-            });
-        }
+        at_version(&current, expected_version)?;
         self.transition_from(&current, event, extras).await
     }
 
@@ -346,14 +340,7 @@ impl StoreTx {
                 // Refused for the caller's copy: a verdict only if the row is still that copy;
                 // if it has moved on, the caller re-reads and decides again, as it would have
                 // had the row been read here.
-                let row = get(self.conn(), id).await?;
-                if row.version != expected_version {
-                    return Err(StoreError::VersionMismatch {
-                        id,
-                        expected: expected_version,
-                        actual: Some(row.version),
-                    });
-                }
+                at_version(&get(self.conn(), id).await?, expected_version)?;
                 return Err(illegal.into());
             }
         };
@@ -444,6 +431,18 @@ impl StoreTx {
             webhook,
         })
     }
+}
+
+/// [`StoreError::VersionMismatch`] (with the row's version) unless `row` is at `expected`.
+fn at_version(row: &Payment, expected: i64) -> Result<()> {
+    if row.version == expected {
+        return Ok(());
+    }
+    Err(StoreError::VersionMismatch {
+        id: row.id,
+        expected,
+        actual: Some(row.version),
+    })
 }
 
 /// The PostgreSQL channel a payment leaving an in-flight status is announced on (`NOTIFY`,
