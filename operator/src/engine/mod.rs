@@ -410,8 +410,8 @@ impl Engine {
         outbox: NewChainTx,
         reserve: ReserveStep,
     ) -> Result<PaymentView, ServiceError> {
-        let (id, current, transition) = (payment.id, payment.clone(), event.clone());
-        let (merchant_id, asset) = (payment.merchant_id, payment.info.token);
+        let (id, merchant_id, asset) = (payment.id, payment.merchant_id, payment.info.token);
+        let transition = event.clone();
         self.store()
             .grouped(move |tx| {
                 Box::pin(async move {
@@ -422,7 +422,7 @@ impl Engine {
                     // transition that touches the reserve takes its locks in.
                     let done = tx
                         .transition_from(
-                            &current,
+                            &payment,
                             &transition,
                             TransitionExtras {
                                 outbox: Some(outbox),
@@ -446,7 +446,7 @@ impl Engine {
             .map_err(store_error)?;
         tracing::info!(event = event.name(), "action queued");
         self.inner.relayer.notify_one();
-        let payment = self.wait(payment.id, None).await?;
+        let payment = self.wait(id, None).await?;
         self.view(&payment).await
     }
 }

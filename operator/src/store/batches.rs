@@ -114,31 +114,6 @@ impl Record for BatchMember {
     }
 }
 
-/// Moves a payment's pending action from `from` to `to` (no status change; the version moves so
-/// a transition decided on the old pointer cannot overwrite it). Fails with
-/// [`StoreError::VersionMismatch`] when the payment no longer points at `from`.
-async fn repoint(tx: &mut StoreTx, payment_id: Uuid, from: Uuid, to: Uuid) -> Result<()> {
-    let now = tx.now_ms();
-    let done = sqlx::query(
-        "UPDATE payments SET pending_tx_id = $3, version = version + 1, updated_at = $4 \
-         WHERE id = $1 AND pending_tx_id = $2",
-    )
-    .bind(codec::uuid(&payment_id))
-    .bind(codec::uuid(&from))
-    .bind(codec::uuid(&to))
-    .bind(now)
-    .execute(tx.conn())
-    .await?;
-    if done.rows_affected() != 1 {
-        return Err(StoreError::VersionMismatch {
-            id: payment_id,
-            expected: -1,
-            actual: None,
-        });
-    }
-    Ok(())
-}
-
 /// Abandons the queued single rows `members` as merged ("`reason`"), in one statement, and
 /// returns each one's payment and kind, in `members`' order. Fails with
 /// [`StoreError::TxState`] naming the first member that was not a queued row without a nonce
@@ -188,10 +163,11 @@ async fn abandon_merged(
     Ok(out)
 }
 
-/// [`repoint`] for many payments at once: each `(payment, from)` moves to `to`, in one
-/// statement. Fails with [`StoreError::VersionMismatch`] naming the first payment that no longer
-/// pointed at its `from`.
-async fn repoint_all(tx: &mut StoreTx, moves: &[(Uuid, Uuid)], to: Uuid, now: i64) -> Result<()> {
+/// Moves each payment's pending action from its `from` to `to` (`moves`: `(payment, from)`), in
+/// one statement (no status change; the version moves so a transition decided on the old
+/// pointer cannot overwrite it). Fails with [`StoreError::VersionMismatch`] naming the first
+/// payment that no longer pointed at its `from`.
+async fn repoint(tx: &mut StoreTx, moves: &[(Uuid, Uuid)], to: Uuid, now: i64) -> Result<()> {
     if moves.is_empty() {
         return Ok(());
     }
@@ -290,7 +266,7 @@ impl StoreTx {
                 }
             }
         }
-        repoint_all(self, &payments, batch_id, now).await?;
+        repoint(self, &payments, batch_id, now).await?;
         let rows: Vec<_> = members
             .iter()
             .zip(&merged)
@@ -338,7 +314,7 @@ impl StoreTx {
                 detail: format!("member {position} of {batch_tx_id} was already re-sent"),
             });
         }
-        repoint(self, payment_id, batch_tx_id, id).await?;
+        repoint(self, &[(payment_id, batch_tx_id)], id, now).await?;
         Ok(row)
     }
 
